@@ -1,0 +1,364 @@
+"""A preprocessed, memory-mapped ECG cache: parse every file once, then slice arrays.
+
+Layout of a cache directory::
+
+    spec.json       preprocessing spec, its hash, sources, counts, versions
+    signals.f32     all records' float32 samples, each record leads x samples, C order, no padding
+    index.parquet   one row per record: id, dataset, offset, n_samples, labels, fold, patient, ...
+    issues.csv      records left out, with the reason
+
+A build writes shards into ``<DIR>.partial/`` (each shard renamed into place when complete, so a
+re-run skips finished shards) and renames the finished directory to ``<DIR>`` as its last step:
+an interrupted build never leaves a directory that loads as a complete cache.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ecglens import __version__
+from ecglens.classes import CLASS_NAMES
+from ecglens.io.record import ReadIssue, Record, RecordError
+from ecglens.io.refs import RecordRef
+from ecglens.io.sources import Source, read_ref, scan_sources
+from ecglens.labels.mapping import LabelMap, load_label_map
+from ecglens.leads import LEAD_NAMES
+from ecglens.preprocess import resample
+
+FORMAT_VERSION = 1
+SPEC_FILE = "spec.json"
+SIGNALS_FILE = "signals.f32"
+INDEX_FILE = "index.parquet"
+ISSUES_FILE = "issues.csv"
+LABEL_COLUMNS = tuple(f"label_{name}" for name in CLASS_NAMES)
+
+
+class CacheError(RuntimeError):
+    """A cache directory is missing, incomplete, damaged, or built with another spec."""
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """Everything that decides a cache's contents apart from its sources."""
+
+    sampling_rate_hz: float
+    lead_names: tuple[str, ...] = LEAD_NAMES
+    label_profile: str = "strict"
+    label_map_sha256: str = ""
+    min_likelihood: float = 0.0
+    dtype: str = "float32"
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the spec; a cache loads only under the spec it was built with."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CacheSpec:
+        """Inverse of `dataclasses.asdict`."""
+        data = dict(data)
+        data["lead_names"] = tuple(data["lead_names"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a cache build did."""
+
+    path: str
+    n_records: int
+    n_issues: int
+    n_shards_built: int
+    n_shards_reused: int
+    already_complete: bool = False
+    issues: tuple[ReadIssue, ...] = field(default=(), repr=False)
+
+
+def metadata_row(record: Record, label_map: LabelMap, min_likelihood: float = 0.0) -> dict:
+    """The index-table row of a record (without offset), labels mapped under ``label_map``."""
+    mapped = label_map.map(record.raw_labels, record.label_vocabulary, min_likelihood)
+    hot = mapped.multi_hot()
+    row = {
+        "record_id": record.record_id,
+        "dataset": record.dataset,
+        "n_samples": record.n_samples,
+        "source_sampling_rate_hz": record.sampling_rate_hz,
+        "classes": ";".join(mapped.classes),
+        "exclusion": mapped.exclusion,
+        "raw_labels": json.dumps(list(record.raw_labels)),
+        "label_vocabulary": record.label_vocabulary,
+        "fold": record.fold,
+        "patient_id": record.patient_id,
+        "age": record.age,
+        "sex": record.sex,
+        "source_path": record.source_path,
+    }
+    row.update({column: bool(value) for column, value in zip(LABEL_COLUMNS, hot, strict=True)})
+    return row
+
+
+def _prepare(args: tuple[RecordRef, CacheSpec, LabelMap]) -> tuple[dict, np.ndarray] | ReadIssue:
+    ref, spec, label_map = args
+    try:
+        record = read_ref(ref, spec.lead_names)
+    except RecordError as error:
+        return ReadIssue(error.path, error.reason, ref.dataset)
+    signal = resample(record.signal, record.sampling_rate_hz, spec.sampling_rate_hz)
+    row = metadata_row(record, label_map, spec.min_likelihood)
+    row["n_samples"] = int(signal.shape[1])
+    return row, signal
+
+
+def _write_shard(shard_dir: Path, shard_id: int, results: list, strict: bool) -> None:
+    rows, arrays, issues = [], [], []
+    offset = 0
+    for result in results:
+        if isinstance(result, ReadIssue):
+            if strict:
+                raise RecordError(result.path, result.reason)
+            issues.append(result)
+            continue
+        row, signal = result
+        row["offset"] = offset
+        offset += signal.size
+        rows.append(row)
+        arrays.append(signal.ravel())
+    stem = shard_dir / f"{shard_id:05d}"
+    scratch = shard_dir / f".{shard_id:05d}.tmp"
+    scratch.mkdir(exist_ok=True)
+    np.concatenate(arrays or [np.zeros(0, np.float32)]).astype(np.float32).tofile(scratch / SIGNALS_FILE)
+    pd.DataFrame(rows).to_parquet(scratch / "rows.parquet", index=False)
+    _write_issues(scratch / ISSUES_FILE, issues)
+    os.replace(scratch, stem)
+
+
+def _write_issues(path: Path, issues: Sequence[ReadIssue]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["dataset", "path", "reason"])
+        writer.writerows((issue.dataset, issue.path, issue.reason) for issue in issues)
+
+
+def read_issues(path: str | os.PathLike) -> list[ReadIssue]:
+    """Read an ``issues.csv`` written by a build."""
+    with open(path, newline="") as handle:
+        return [ReadIssue(row["path"], row["reason"], row["dataset"]) for row in csv.DictReader(handle)]
+
+
+def build_cache(
+    sources: Sequence[Source],
+    out: str | os.PathLike,
+    sampling_rate_hz: float,
+    label_profile: str = "strict",
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+    min_likelihood: float = 0.0,
+    workers: int | None = None,
+    shard_size: int = 256,
+    strict: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_shard: Callable[[int], None] | None = None,
+) -> BuildReport:
+    """Read, resample and label every record of ``sources`` once, into a cache at ``out``.
+
+    Args:
+        sources: datasets to include.
+        out: cache directory to create.
+        sampling_rate_hz: target rate; records are resampled with a polyphase filter.
+        label_profile: ``strict``, ``seed`` or a mapping CSV (see `ecglens.labels`).
+        lead_names: leads to store, in order.
+        min_likelihood: SCP likelihood threshold (see `LabelMap.map`).
+        workers: worker processes (default: all cores).
+        shard_size: records per shard (the unit of resumption).
+        strict: stop at the first bad record instead of listing it.
+        overwrite: replace an existing complete cache built from another spec or sources.
+        progress: show a progress bar.
+        on_shard: called with each shard id once it is written (tests use it to interrupt).
+
+    Raises:
+        CacheError: ``out`` holds a cache of another spec and ``overwrite`` is false.
+    """
+    out = Path(out)
+    label_map = load_label_map(label_profile)
+    spec = CacheSpec(
+        sampling_rate_hz=float(sampling_rate_hz),
+        lead_names=tuple(lead_names),
+        label_profile=label_map.name,
+        label_map_sha256=label_map.sha256,
+        min_likelihood=min_likelihood,
+    )
+    source_texts = [str(s) for s in sources]
+    if (out / SPEC_FILE).is_file():
+        existing = json.loads((out / SPEC_FILE).read_text())
+        if existing.get("spec_sha256") == spec.sha256 and existing.get("sources") == source_texts:
+            return BuildReport(str(out), existing["n_records"], existing["n_issues"], 0, 0, already_complete=True)
+        if not overwrite:
+            raise CacheError(f"{out}: holds a cache with another spec or sources; pass overwrite to replace it")
+    scan = scan_sources(sources, sampling_rate_hz)
+    partial = out.with_name(out.name + ".partial")
+    shard_dir = partial / "shards"
+    plan = {"spec_sha256": spec.sha256, "sources": source_texts, "shard_size": shard_size,
+            "refs_sha256": hashlib.sha256("\n".join(r.path for r in scan.refs).encode()).hexdigest()}
+    plan_path = partial / "plan.json"
+    if partial.exists() and (not plan_path.is_file() or json.loads(plan_path.read_text()) != plan):
+        shutil.rmtree(partial)  # leftovers of a build with another spec or file list: start over
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    plan_path.write_text(json.dumps(plan))
+    shards = [scan.refs[i : i + shard_size] for i in range(0, len(scan.refs), shard_size)]
+    todo = [i for i in range(len(shards)) if not (shard_dir / f"{i:05d}").is_dir()]
+    done_records = sum(len(shards[i]) for i in range(len(shards)) if i not in set(todo))
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(scan.refs), initial=done_records, desc=f"prepare {out.name}", unit="rec",
+               disable=not progress, file=sys.stderr)
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and todo else None
+    try:
+        for shard_id in todo:
+            jobs = [(ref, spec, label_map) for ref in shards[shard_id]]
+            results = []
+            iterator = pool.map(_prepare, jobs, chunksize=4) if pool else map(_prepare, jobs)
+            for result in iterator:
+                results.append(result)
+                bar.update(1)
+            _write_shard(shard_dir, shard_id, results, strict)
+            if on_shard is not None:
+                on_shard(shard_id)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    report = _finish(partial, out, spec, source_texts, len(shards), list(scan.issues), overwrite)
+    return BuildReport(str(out), report[0], report[1], len(todo), len(shards) - len(todo), issues=report[2])
+
+
+def _finish(partial: Path, out: Path, spec: CacheSpec, sources: list[str], n_shards: int,
+            scan_issues: list[ReadIssue], overwrite: bool) -> tuple[int, int, tuple[ReadIssue, ...]]:
+    frames, issues = [], list(scan_issues)
+    offset = 0
+    with open(partial / SIGNALS_FILE, "wb") as signals:
+        for shard_id in range(n_shards):
+            stem = partial / "shards" / f"{shard_id:05d}"
+            data = np.fromfile(stem / SIGNALS_FILE, dtype=np.float32)
+            rows = pd.read_parquet(stem / "rows.parquet")
+            if len(rows):
+                rows["offset"] = rows["offset"].astype(np.int64) + offset
+                frames.append(rows)
+            data.tofile(signals)
+            offset += data.size
+            issues.extend(read_issues(stem / ISSUES_FILE))
+    index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["record_id", "offset"])
+    index = _normalise_index(index)
+    index.to_parquet(partial / INDEX_FILE, index=False)
+    _write_issues(partial / ISSUES_FILE, issues)
+    meta = {
+        "spec": asdict(spec),
+        "spec_sha256": spec.sha256,
+        "sources": sources,
+        "n_records": len(index),
+        "n_issues": len(issues),
+        "n_values": offset,
+        "class_names": list(CLASS_NAMES),
+        "ecglens_version": __version__,
+    }
+    (partial / SPEC_FILE).write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(partial / "shards")
+    (partial / "plan.json").unlink()
+    if out.exists():
+        if not overwrite and any(out.iterdir()):
+            raise CacheError(f"{out}: exists and is not empty")
+        shutil.rmtree(out)
+    os.replace(partial, out)
+    return len(index), len(issues), tuple(issues)
+
+
+def _normalise_index(index: pd.DataFrame) -> pd.DataFrame:
+    columns = {
+        "record_id": "string", "dataset": "string", "offset": "int64", "n_samples": "int64",
+        "source_sampling_rate_hz": "float64", "classes": "string", "exclusion": "string", "raw_labels": "string",
+        "label_vocabulary": "string", "fold": "Int64", "patient_id": "string", "age": "float64", "sex": "string",
+        "source_path": "string",
+    }
+    columns.update({column: "bool" for column in LABEL_COLUMNS})
+    for column, dtype in columns.items():
+        if column not in index:
+            index[column] = pd.Series(dtype=dtype)
+        index[column] = index[column].astype(dtype)
+    return index[list(columns)]
+
+
+class EcgCache:
+    """A read-only view of a built cache: an index table and memory-mapped signals.
+
+    Loading one record is an array slice (`signal`), never a file parse.
+    """
+
+    def __init__(self, path: str | os.PathLike, expect_spec: CacheSpec | None = None):
+        self.path = Path(path)
+        spec_path = self.path / SPEC_FILE
+        if not spec_path.is_file():
+            partial = self.path.with_name(self.path.name + ".partial")
+            hint = f" (an unfinished build is in {partial}; run prepare again to finish it)" if partial.exists() else ""
+            raise CacheError(f"{self.path}: not a complete ecglens cache, {SPEC_FILE} is missing{hint}")
+        self.meta = json.loads(spec_path.read_text())
+        self.spec = CacheSpec.from_dict(self.meta["spec"])
+        if self.spec.format_version != FORMAT_VERSION:
+            raise CacheError(
+                f"{self.path}: cache format {self.spec.format_version}, this ecglens reads {FORMAT_VERSION}"
+            )
+        if expect_spec is not None and expect_spec.sha256 != self.spec.sha256:
+            built, asked = asdict(self.spec), asdict(expect_spec)
+            differences = ", ".join(f"{k} {built[k]!r} (asked {asked[k]!r})" for k in built if built[k] != asked[k])
+            raise CacheError(f"{self.path}: built with another spec: {differences}; build a new cache")
+        self.index = pd.read_parquet(self.path / INDEX_FILE)
+        n_values = int(self.meta["n_values"])
+        signals_path = self.path / SIGNALS_FILE
+        if signals_path.stat().st_size != 4 * n_values:
+            raise CacheError(f"{signals_path}: {signals_path.stat().st_size} bytes, spec announces {4 * n_values}")
+        self.signals = (np.memmap(signals_path, dtype=np.float32, mode="r", shape=(n_values,))
+                        if n_values else np.zeros(0, np.float32))
+        self._offsets = self.index["offset"].to_numpy(np.int64)
+        self._lengths = self.index["n_samples"].to_numpy(np.int64)
+        self.n_leads = len(self.spec.lead_names)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def sampling_rate_hz(self) -> float:
+        """Sampling rate of every stored record."""
+        return self.spec.sampling_rate_hz
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Samples per record."""
+        return self._lengths
+
+    def signal(self, i: int) -> np.ndarray:
+        """Record ``i`` as a read-only leads x samples view of the memory map."""
+        start, n = self._offsets[i], self._lengths[i]
+        return self.signals[start : start + self.n_leads * n].reshape(self.n_leads, n)
+
+    def labels(self) -> np.ndarray:
+        """Multi-hot targets, records x classes, float32."""
+        return self.index[list(LABEL_COLUMNS)].to_numpy(np.float32)
+
+    def has_target(self) -> np.ndarray:
+        """True for records with at least one target class (the others stay out of training)."""
+        return self.labels().any(axis=1)
+
+    def issues(self) -> list[ReadIssue]:
+        """Records left out of the build, with reasons."""
+        return read_issues(self.path / ISSUES_FILE)

@@ -1,0 +1,152 @@
+"""The `Record` every reader returns, and the errors readers raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ecglens.leads import LEAD_NAMES, lead_order
+
+VOCABULARIES = ("scp", "snomed", "cpsc", "none")
+
+
+class RecordError(ValueError):
+    """A record cannot be read; the message names the file and what is wrong with it."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ReadIssue:
+    """A record left out of a batch, with the reason (for reports)."""
+
+    path: str
+    reason: str
+    dataset: str = ""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One 12-lead ECG in physical units.
+
+    Attributes:
+        record_id: identifier unique within its dataset (file stem, or PTB-XL ecg_id).
+        dataset: name of the source (``ptbxl``, ``cpsc2018``, ``challenge/<folder>``, ...).
+        signal: float32 array, leads x samples, in millivolts, leads in ``lead_names`` order.
+        sampling_rate_hz: samples per second.
+        lead_names: canonical lead names (see `ecglens.leads.LEAD_NAMES`).
+        raw_labels: the source's own label codes with a likelihood where the source has one
+            (PTB-XL SCP statements), else None.
+        label_vocabulary: ``scp``, ``snomed``, ``cpsc`` or ``none``.
+        patient_id: patient identifier where the source gives one.
+        age: age in years, or None.
+        sex: ``"male"``, ``"female"`` or None.
+        fold: the source's own split fold (PTB-XL ``strat_fold``), or None.
+        source_path: file the signal was read from.
+    """
+
+    record_id: str
+    dataset: str
+    signal: np.ndarray = field(repr=False)
+    sampling_rate_hz: float
+    lead_names: tuple[str, ...] = LEAD_NAMES
+    raw_labels: tuple[tuple[str, float | None], ...] = ()
+    label_vocabulary: str = "none"
+    patient_id: str | None = None
+    age: float | None = None
+    sex: str | None = None
+    fold: int | None = None
+    source_path: str = ""
+
+    def __post_init__(self) -> None:
+        if self.signal.ndim != 2 or self.signal.shape[0] != len(self.lead_names):
+            raise RecordError(
+                self.source_path or self.record_id,
+                f"signal shape {self.signal.shape} does not match {len(self.lead_names)} leads",
+            )
+        if self.label_vocabulary not in VOCABULARIES:
+            raise ValueError(f"unknown label vocabulary {self.label_vocabulary!r}")
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples per lead."""
+        return int(self.signal.shape[1])
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return self.n_samples / self.sampling_rate_hz
+
+    @property
+    def label_codes(self) -> tuple[str, ...]:
+        """The raw label codes without likelihoods."""
+        return tuple(code for code, _ in self.raw_labels)
+
+
+def finish_signal(
+    path: str,
+    signal: np.ndarray,
+    lead_names: list[str] | tuple[str, ...],
+    wanted_leads: tuple[str, ...] = LEAD_NAMES,
+) -> np.ndarray:
+    """Reorder leads to ``wanted_leads`` and check the samples, as every reader must.
+
+    Args:
+        path: file named in errors.
+        signal: leads x samples array in mV.
+        lead_names: the file's own lead names, any spelling.
+        wanted_leads: canonical leads to keep, in order.
+
+    Raises:
+        RecordError: missing leads, no samples, or non-finite values.
+    """
+    try:
+        order = lead_order(list(lead_names), wanted_leads)
+    except ValueError as error:
+        raise RecordError(path, str(error)) from None
+    signal = np.ascontiguousarray(signal[order], dtype=np.float32)
+    if signal.shape[1] == 0:
+        raise RecordError(path, "signal has no samples")
+    bad = ~np.isfinite(signal)
+    if bad.any():
+        leads = [wanted_leads[i] for i in np.flatnonzero(bad.any(axis=1))]
+        raise RecordError(path, f"{int(bad.sum())} NaN/infinite sample(s) in lead(s) {', '.join(leads)}")
+    return signal
+
+
+def parse_age(path: str, text: str | float | None) -> float | None:
+    """Parse an age field; empty, 'NaN' and 'Unknown' give None, other non-numbers are errors."""
+    if text is None:
+        return None
+    if isinstance(text, float | int):
+        value = float(text)
+    else:
+        text = text.strip()
+        if text.lower() in {"", "nan", "unknown", "none", "?"}:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise RecordError(path, f"age {text!r} is not a number") from None
+    if np.isnan(value):
+        return None
+    if not 0 <= value <= 300:
+        raise RecordError(path, f"age {value:g} is out of range")
+    # PTB-XL writes 300 for every patient over 89 (privacy); it means "90 or more".
+    return min(value, 90.0)
+
+
+def parse_sex(text: str | float | None) -> str | None:
+    """Normalise sex to 'male'/'female'/None (accepts Male/M/Female/F)."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return None
+    value = str(text).strip().lower()
+    if value in {"male", "m"}:
+        return "male"
+    if value in {"female", "f"}:
+        return "female"
+    return None

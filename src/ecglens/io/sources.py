@@ -1,0 +1,225 @@
+"""Data sources: ``FORMAT:ROOT`` specs, format detection, scanning and batch reading.
+
+A source spec is ``[NAME=]FORMAT:ROOT`` (``ptbxl:/data/ptb-xl``, ``cps=cpsc2018:/data/cpsc``) or a
+bare ``ROOT`` whose format is detected. Formats:
+
+- ``ptbxl`` (native layout; its 100 or 500 Hz files, the lowest rate that covers the target rate),
+  ``ptbxl100`` and ``ptbxl500`` to force one;
+- ``cpsc2018`` (original ``.mat`` + ``REFERENCE.csv``);
+- ``challenge`` (every ``.hea`` below ROOT, PhysioNet/CinC Challenge style);
+- ``wfdb`` (a single record file, any rate).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecglens.io.cpsc2018 import is_cpsc2018_root, read_cpsc2018, scan_cpsc2018
+from ecglens.io.ptbxl import NATIVE_RATES_HZ, is_ptbxl_root, read_ptbxl, scan_ptbxl
+from ecglens.io.record import ReadIssue, Record, RecordError
+from ecglens.io.refs import RecordRef
+from ecglens.io.wfdb_files import read_wfdb
+from ecglens.leads import LEAD_NAMES
+
+FORMATS = ("ptbxl", "ptbxl100", "ptbxl500", "cpsc2018", "challenge", "wfdb")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset root and how to read it."""
+
+    format: str
+    root: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.format}:{self.root}"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Records found in sources, and the ones left out with their reasons."""
+
+    refs: tuple[RecordRef, ...]
+    issues: tuple[ReadIssue, ...] = field(default=())
+
+
+def detect_format(root: str | os.PathLike) -> str:
+    """Guess a source's format from the files in it.
+
+    Raises:
+        ValueError: when nothing recognisable is there.
+    """
+    root = Path(root)
+    if root.is_file():
+        if root.suffix == ".hea":
+            return "wfdb"
+        raise ValueError(f"{root}: cannot tell the format of a single {root.suffix or 'extensionless'} file")
+    if not root.is_dir():
+        raise ValueError(f"{root}: no such file or directory")
+    if is_ptbxl_root(root):
+        return "ptbxl"
+    if is_cpsc2018_root(root):
+        return "cpsc2018"
+    if next(root.rglob("*.hea"), None) is not None:
+        return "challenge"
+    raise ValueError(
+        f"{root}: no ptbxl_database.csv, REFERENCE.csv + .mat files, or .hea headers found; "
+        "name the format explicitly as FORMAT:PATH"
+    )
+
+
+def parse_source(spec: str) -> Source:
+    """Parse ``[NAME=]FORMAT:ROOT`` or a bare root (format detected)."""
+    name = None
+    if "=" in spec.split(":", 1)[0]:
+        name, spec = spec.split("=", 1)
+    format_name, sep, root = spec.partition(":")
+    if not sep or format_name not in FORMATS:
+        format_name, root = detect_format(spec), spec
+    root = os.path.expanduser(root)
+    if not os.path.exists(root):
+        raise ValueError(f"{root}: no such file or directory")
+    if name is None:
+        if format_name.startswith("ptbxl"):
+            name = "ptbxl"
+        elif format_name == "cpsc2018":
+            name = "cpsc2018"
+        else:
+            name = Path(root).stem if format_name == "wfdb" else Path(root).resolve().name
+    return Source(format=format_name, root=root, name=name)
+
+
+def ptbxl_rate_for(target_rate_hz: float | None) -> int:
+    """The PTB-XL native rate to read for a target rate: the lowest one not below it."""
+    if target_rate_hz is None:
+        return max(NATIVE_RATES_HZ)
+    return next((rate for rate in NATIVE_RATES_HZ if rate >= target_rate_hz), max(NATIVE_RATES_HZ))
+
+
+def scan_source(source: Source, target_rate_hz: float | None = None) -> ScanResult:
+    """List a source's records (cheap: reads index tables and checks files exist)."""
+    if source.format.startswith("ptbxl"):
+        rate = int(source.format[5:]) if source.format != "ptbxl" else ptbxl_rate_for(target_rate_hz)
+        refs, issues = scan_ptbxl(source.root, rate, dataset=source.name)
+    elif source.format == "cpsc2018":
+        refs, issues = scan_cpsc2018(source.root, dataset=source.name)
+    elif source.format == "challenge":
+        headers = sorted(Path(source.root).rglob("*.hea"))
+        refs = [RecordRef(str(p), source.name, p.stem, "wfdb") for p in headers]
+        issues = []
+    elif source.format == "wfdb":
+        path = source.root if source.root.endswith(".hea") else source.root + ".hea"
+        refs, issues = [RecordRef(path, source.name, Path(path).stem, "wfdb")], []
+    else:
+        raise ValueError(f"unknown format {source.format!r}; expected one of {', '.join(FORMATS)}")
+    return ScanResult(tuple(refs), tuple(issues))
+
+
+def scan_sources(sources: Iterable[Source], target_rate_hz: float | None = None) -> ScanResult:
+    """Scan several sources; record ids must be unique within each dataset name."""
+    refs: list[RecordRef] = []
+    issues: list[ReadIssue] = []
+    for source in sources:
+        result = scan_source(source, target_rate_hz)
+        refs.extend(result.refs)
+        issues.extend(result.issues)
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for ref in refs:
+        key = (ref.dataset, ref.record_id)
+        if key in seen:
+            issues.append(ReadIssue(ref.path, f"duplicate record id {ref.record_id!r}", ref.dataset))
+            continue
+        seen.add(key)
+        unique.append(ref)
+    return ScanResult(tuple(unique), tuple(issues))
+
+
+_READERS: dict[str, Callable[[RecordRef, tuple[str, ...]], Record]] = {
+    "ptbxl": read_ptbxl,
+    "cpsc2018": read_cpsc2018,
+    "wfdb": lambda ref, leads: read_wfdb(ref.path, dataset=ref.dataset, wanted_leads=leads),
+}
+
+
+def read_ref(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:
+    """Read the record a `RecordRef` points at.
+
+    Raises:
+        RecordError: naming the file and what is wrong with it.
+    """
+    try:
+        return _READERS[ref.reader](ref, wanted_leads)
+    except RecordError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        raise RecordError(ref.path, f"{type(error).__name__}: {error}") from None
+
+
+def read_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:
+    """Read one record file of any supported kind (WFDB ``.hea``, CPSC ``.mat`` next to REFERENCE.csv)."""
+    path = Path(path)
+    if path.suffix == ".mat" and path.with_suffix(".hea").is_file():
+        path = path.with_suffix(".hea")
+    if path.suffix == ".mat":
+        labels = ()
+        reference = path.parent / "REFERENCE.csv"
+        if reference.is_file():
+            from ecglens.io.cpsc2018 import read_reference
+
+            labels = tuple((code, None) for code in read_reference(reference).get(path.stem, ()))
+        ref = RecordRef(str(path), "cpsc2018", path.stem, "cpsc2018", labels, "cpsc" if labels else "none")
+        return read_ref(ref, wanted_leads)
+    return read_wfdb(path, dataset="wfdb", wanted_leads=wanted_leads)
+
+
+def _read_or_issue(args: tuple[RecordRef, tuple[str, ...]]) -> Record | ReadIssue:
+    ref, leads = args
+    try:
+        return read_ref(ref, leads)
+    except RecordError as error:
+        return ReadIssue(error.path, error.reason, ref.dataset)
+
+
+def read_many(
+    refs: Iterable[RecordRef],
+    workers: int = 1,
+    strict: bool = False,
+    issues: list[ReadIssue] | None = None,
+    wanted_leads: tuple[str, ...] = LEAD_NAMES,
+    chunksize: int = 8,
+) -> Iterator[Record]:
+    """Read records in order, in parallel when ``workers > 1``; bad ones go to ``issues``.
+
+    Args:
+        refs: records to read.
+        workers: worker processes (1 reads in this process).
+        strict: raise the first bad record's `RecordError` instead of listing it.
+        issues: list that receives a `ReadIssue` for every record left out.
+        wanted_leads: leads to read, in order.
+        chunksize: records handed to a worker at a time.
+    """
+    jobs = ((ref, wanted_leads) for ref in refs)
+    if workers > 1:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        results: Iterable[Record | ReadIssue] = pool.map(_read_or_issue, jobs, chunksize=chunksize)
+    else:
+        pool = None
+        results = map(_read_or_issue, jobs)
+    try:
+        for result in results:
+            if isinstance(result, ReadIssue):
+                if strict:
+                    raise RecordError(result.path, result.reason)
+                if issues is not None:
+                    issues.append(result)
+                continue
+            yield result
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)

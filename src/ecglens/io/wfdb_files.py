@@ -1,0 +1,260 @@
+"""WFDB records (``.hea`` + ``.dat``/``.mat``), including PhysioNet/CinC Challenge headers.
+
+Headers are parsed here rather than by ``wfdb.rdheader`` because real Challenge releases write
+the record name with its extension on the first line (``E07500.mat 12 500 5000``), which wfdb
+rejects, and write comments as ``#Dx:`` or ``# Dx:``. Signals in ``.dat`` files are decoded by
+``wfdb.rdrecord`` (every WFDB format); Challenge ``.mat`` files (a MATLAB v4 ``val`` matrix of
+ADC units) are read with ``scipy.io.loadmat``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import wfdb
+
+from ecglens.io.record import Record, RecordError, finish_signal, parse_age, parse_sex
+from ecglens.leads import LEAD_NAMES
+
+_BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5, "24": 3.0, "32": 4.0}
+_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
+
+
+@dataclass(frozen=True)
+class WfdbHeader:
+    """The parts of a WFDB header ecglens uses."""
+
+    path: str
+    record_name: str
+    sampling_rate_hz: float
+    n_samples: int | None
+    file_names: tuple[str, ...]
+    formats: tuple[str, ...]
+    gains: tuple[float, ...]
+    baselines: tuple[int, ...]
+    units: tuple[str, ...]
+    lead_names: tuple[str, ...]
+    comments: tuple[str, ...]
+    record_line_has_extension: bool
+
+    def comment_fields(self) -> dict[str, str]:
+        """``#Key: value`` comments as a dict with lower-case keys (``# Dx:`` and ``#Dx:`` alike)."""
+        fields: dict[str, str] = {}
+        for line in self.comments:
+            key, sep, value = line.partition(":")
+            if sep:
+                fields.setdefault(key.strip().lower(), value.strip())
+        return fields
+
+    def snomed_codes(self) -> tuple[str, ...]:
+        """SNOMED-CT codes of the ``#Dx:`` comment, in file order."""
+        dx = self.comment_fields().get("dx", "")
+        return tuple(code.strip() for code in dx.split(",") if code.strip() and code.strip().lower() != "unknown")
+
+
+def _number(path: str, text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise RecordError(path, f"header: {what} {text!r} is not a number") from None
+
+
+def read_header(path: str | os.PathLike) -> WfdbHeader:
+    """Parse a single-segment WFDB header file.
+
+    Raises:
+        RecordError: the file is missing, empty or not a valid header.
+    """
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="ascii", errors="replace")
+    except OSError as error:
+        raise RecordError(path, f"cannot read header: {error.strerror}") from None
+    lines = [line.strip() for line in text.splitlines()]
+    comments = tuple(line.lstrip("#").strip() for line in lines if line.startswith("#"))
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if not lines:
+        raise RecordError(path, "empty header (no record line)")
+    fields = lines[0].split()
+    if len(fields) < 2:
+        raise RecordError(path, f"header: record line {lines[0]!r} has no signal count")
+    name = fields[0]
+    if "/" in name:
+        raise RecordError(path, "multi-segment WFDB records are not supported")
+    has_extension = "." in name
+    name = name.split(".")[0]
+    try:
+        n_signals = int(fields[1])
+    except ValueError:
+        raise RecordError(path, f"header: signal count {fields[1]!r} is not an integer") from None
+    sampling_rate = 250.0
+    n_samples = None
+    if len(fields) > 2:
+        sampling_rate = _number(path, fields[2].split("/")[0].split("(")[0], "sampling rate")
+    if len(fields) > 3:
+        n_samples = int(_number(path, fields[3], "sample count"))
+    if sampling_rate <= 0:
+        raise RecordError(path, f"header: sampling rate {sampling_rate:g} is not positive")
+    signal_lines = lines[1 : 1 + n_signals]
+    if len(signal_lines) != n_signals:
+        raise RecordError(path, f"header announces {n_signals} signals but describes {len(signal_lines)}")
+    file_names, formats, gains, baselines, units, lead_names = [], [], [], [], [], []
+    for line in signal_lines:
+        parts = line.split()
+        if len(parts) < 2:
+            raise RecordError(path, f"header: signal line {line!r} is incomplete")
+        file_names.append(parts[0])
+        formats.append(parts[1].split("x")[0].split(":")[0].split("+")[0])
+        gain, baseline, unit = 200.0, None, "mV"
+        if len(parts) > 2:
+            gain_text, _, unit_text = parts[2].partition("/")
+            gain_text, _, baseline_text = gain_text.partition("(")
+            gain = _number(path, gain_text, "gain") or 200.0  # WFDB: gain 0 means the default 200
+            if baseline_text:
+                baseline = int(_number(path, baseline_text.rstrip(")"), "baseline"))
+            unit = unit_text or "mV"
+        adc_zero = int(_number(path, parts[4], "ADC zero")) if len(parts) > 4 else 0
+        gains.append(gain)
+        baselines.append(adc_zero if baseline is None else baseline)
+        units.append(unit)
+        lead_names.append(" ".join(parts[8:]) if len(parts) > 8 else f"signal{len(lead_names)}")
+    return WfdbHeader(
+        path=path,
+        record_name=name,
+        sampling_rate_hz=sampling_rate,
+        n_samples=n_samples,
+        file_names=tuple(file_names),
+        formats=tuple(formats),
+        gains=tuple(gains),
+        baselines=tuple(baselines),
+        units=tuple(units),
+        lead_names=tuple(lead_names),
+        comments=comments,
+        record_line_has_extension=has_extension,
+    )
+
+
+def _unit_scale(header: WfdbHeader) -> np.ndarray:
+    scales = []
+    for unit in header.units:
+        key = unit.strip().lower()
+        if key not in _UNIT_TO_MV:
+            raise RecordError(header.path, f"unknown signal unit {unit!r}")
+        scales.append(_UNIT_TO_MV[key])
+    return np.asarray(scales, dtype=np.float64)[:, None]
+
+
+def _read_mat_signal(header: WfdbHeader) -> np.ndarray:
+    directory = os.path.dirname(header.path)
+    if len(set(header.file_names)) != 1:
+        raise RecordError(header.path, "signals spread over several .mat files are not supported")
+    mat_path = os.path.join(directory, header.file_names[0])
+    try:
+        content = scipy.io.loadmat(mat_path)
+    except FileNotFoundError:
+        raise RecordError(mat_path, "signal file is missing") from None
+    except Exception as error:  # scipy raises many types for corrupt files
+        raise RecordError(mat_path, f"unreadable MATLAB file ({type(error).__name__}: {error})") from None
+    if "val" not in content:
+        raise RecordError(mat_path, "MATLAB file has no 'val' matrix")
+    values = np.asarray(content["val"], dtype=np.float64)
+    n_signals = len(header.lead_names)
+    if values.ndim != 2 or values.shape[0] != n_signals:
+        raise RecordError(mat_path, f"'val' has shape {values.shape}, header announces {n_signals} signals")
+    gains = np.asarray(header.gains)[:, None]
+    baselines = np.asarray(header.baselines, dtype=np.float64)[:, None]
+    return (values - baselines) / gains
+
+
+def _read_dat_signal(header: WfdbHeader) -> np.ndarray:
+    directory = os.path.dirname(header.path) or "."
+    for name in set(header.file_names):
+        data_path = os.path.join(directory, name)
+        if not os.path.exists(data_path):
+            raise RecordError(data_path, "signal file is missing")
+        size = os.path.getsize(data_path)
+        if size == 0:
+            raise RecordError(data_path, "signal file is empty")
+        formats = [f for f, n in zip(header.formats, header.file_names, strict=True) if n == name]
+        if header.n_samples and all(f in _BYTES_PER_SAMPLE for f in formats):
+            needed = int(header.n_samples * sum(_BYTES_PER_SAMPLE[f] for f in formats))
+            if size < needed:
+                raise RecordError(
+                    data_path, f"truncated signal file: {size} bytes, {header.n_samples} samples need {needed}"
+                )
+    base = os.path.join(directory, header.record_name)
+    try:
+        if header.record_line_has_extension or os.path.basename(header.path) != header.record_name + ".hea":
+            # wfdb insists on a clean record line and on <name>.hea: give it a corrected copy.
+            with tempfile.TemporaryDirectory() as scratch:
+                text = Path(header.path).read_text(encoding="ascii", errors="replace").splitlines()
+                first = next(i for i, line in enumerate(text) if line.strip() and not line.startswith("#"))
+                parts = text[first].split()
+                parts[0] = header.record_name
+                text[first] = " ".join(parts)
+                Path(scratch, header.record_name + ".hea").write_text("\n".join(text) + "\n")
+                for name in set(header.file_names):
+                    os.symlink(os.path.abspath(os.path.join(directory, name)), os.path.join(scratch, name))
+                record = wfdb.rdrecord(os.path.join(scratch, header.record_name), physical=True)
+        else:
+            record = wfdb.rdrecord(base, physical=True)
+    except RecordError:
+        raise
+    except Exception as error:  # wfdb raises ValueError, IndexError, ... for damaged files
+        raise RecordError(header.path, f"cannot decode signal ({type(error).__name__}: {error})") from None
+    signal = record.p_signal
+    if signal is None:
+        raise RecordError(header.path, "record has no physical signal")
+    return np.asarray(signal, dtype=np.float64).T
+
+
+def read_wfdb(
+    path: str | os.PathLike,
+    dataset: str = "wfdb",
+    wanted_leads: tuple[str, ...] = LEAD_NAMES,
+    header: WfdbHeader | None = None,
+) -> Record:
+    """Read one WFDB record (any sampling rate) with its Challenge-style comments.
+
+    Args:
+        path: the ``.hea`` file (or the record path without extension).
+        dataset: dataset name stored in the record.
+        wanted_leads: leads to return, in order; missing ones are an error that names them.
+        header: an already parsed header, to skip parsing it again.
+
+    Raises:
+        RecordError: naming the file and what is wrong with it.
+    """
+    path = str(path)
+    if not path.endswith(".hea"):
+        path += ".hea"
+    header = header or read_header(path)
+    if all(name.lower().endswith(".mat") for name in header.file_names):
+        signal = _read_mat_signal(header)
+    else:
+        signal = _read_dat_signal(header)
+    if header.n_samples is not None and signal.shape[1] != header.n_samples:
+        raise RecordError(
+            path, f"truncated or overlong signal: {signal.shape[1]} samples, header announces {header.n_samples}"
+        )
+    signal = signal * _unit_scale(header)
+    signal = finish_signal(path, signal, header.lead_names, wanted_leads)
+    fields = header.comment_fields()
+    codes = header.snomed_codes()
+    return Record(
+        record_id=header.record_name,
+        dataset=dataset,
+        signal=signal,
+        sampling_rate_hz=header.sampling_rate_hz,
+        lead_names=tuple(wanted_leads),
+        raw_labels=tuple((code, None) for code in codes),
+        label_vocabulary="snomed" if "dx" in fields else "none",
+        age=parse_age(path, fields.get("age")),
+        sex=parse_sex(fields.get("sex")),
+        source_path=path,
+    )

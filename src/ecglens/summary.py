@@ -1,0 +1,167 @@
+"""Dataset summary: the study's Table 1 per dataset, record lengths, and what was left out."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecglens.cache import LABEL_COLUMNS, metadata_row
+from ecglens.classes import CLASS_NAMES, STUDY_TABLE1_PTBXL_PERCENT
+from ecglens.io.record import ReadIssue
+from ecglens.io.sources import Source, read_many, scan_sources
+from ecglens.labels.mapping import load_label_map
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """Numbers for one dataset (render with `to_markdown`)."""
+
+    dataset: str
+    label_profile: str
+    n_records: int
+    n_with_target: int
+    table: pd.DataFrame
+    length_seconds: dict[str, float]
+    exclusions: dict[str, int]
+    issues: dict[str, int]
+    issue_examples: dict[str, str]
+
+    def to_markdown(self, compare_with_study: bool = False) -> str:
+        """A Markdown section with Table 1, lengths and what was left out."""
+        lines = [f"## {self.dataset} ({self.label_profile} mapping)", ""]
+        lines.append(
+            f"{self.n_records} records read, {self.n_with_target} with at least one target class "
+            "(the denominator of the class percentages; male % is of those with known sex)."
+        )
+        lines.append("")
+        table = self.table.copy()
+        header = ["class", "count (%)", "male (%)", "age mean (sd)"]
+        if compare_with_study:
+            header.append("study Table 1 (%)")
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for name, row in table.iterrows():
+            cells = [
+                str(name),
+                f"{int(row['count'])} ({row['percent']:.2f})",
+                f"{int(row['male'])} ({row['male_percent']:.2f})" if np.isfinite(row["male_percent"]) else "0 (-)",
+                _mean_sd(row["age_mean"], row["age_sd"]),
+            ]
+            if compare_with_study:
+                cells.append(f"{STUDY_TABLE1_PTBXL_PERCENT.get(str(name), float('nan')):.2f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        lengths = self.length_seconds
+        lines += ["", f"Record length (s): min {lengths['min']:.1f}, median {lengths['median']:.1f}, "
+                  f"mean {lengths['mean']:.1f}, max {lengths['max']:.1f}.", ""]
+        if self.exclusions:
+            lines.append("Records kept out of training (no target class):")
+            lines += [f"- {reason}: {count}" for reason, count in sorted(self.exclusions.items())]
+            lines.append("")
+        if self.issues:
+            lines.append("Records not read:")
+            lines += [f"- {reason}: {count} (e.g. {self.issue_examples[reason]})"
+                      for reason, count in sorted(self.issues.items())]
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    if not np.isfinite(mean):
+        return "-"
+    return f"{mean:.1f} ({sd:.1f})" if np.isfinite(sd) else f"{mean:.1f} (-)"
+
+
+def summarize_index(index: pd.DataFrame, issues: Sequence[ReadIssue] = (), label_profile: str = "strict",
+                    sampling_rate_hz: float | None = None) -> list[DatasetSummary]:
+    """Summaries per dataset from index rows (a cache index or `metadata_row` rows).
+
+    Args:
+        index: one row per record with the `LABEL_COLUMNS`, ``sex``, ``age``, ``exclusion``,
+            ``n_samples`` and ``source_sampling_rate_hz`` (or a fixed ``sampling_rate_hz``).
+        issues: records that could not be read (attributed to a dataset by path when possible).
+        label_profile: name shown in the headings.
+        sampling_rate_hz: rate of ``n_samples`` when all rows share one (a cache).
+    """
+    summaries = []
+    for dataset, rows in index.groupby("dataset", sort=True):
+        labels = rows[list(LABEL_COLUMNS)].to_numpy(bool)
+        with_target = labels.any(axis=1)
+        male = (rows["sex"] == "male").to_numpy(bool)
+        known_sex = rows["sex"].notna().to_numpy(bool)
+        ages = pd.to_numeric(rows["age"], errors="coerce").to_numpy(float)
+        table_rows = []
+        for k, name in enumerate(CLASS_NAMES):
+            has = labels[:, k]
+            count = int(has.sum())
+            class_ages = ages[has & np.isfinite(ages)]
+            table_rows.append({
+                "class": name,
+                "count": count,
+                "percent": 100.0 * count / max(int(with_target.sum()), 1),
+                "male": int((has & male).sum()),
+                "male_percent": 100.0 * (has & male).sum() / (has & known_sex).sum()
+                if (has & known_sex).any() else float("nan"),
+                "age_mean": float(class_ages.mean()) if class_ages.size else float("nan"),
+                "age_sd": float(class_ages.std(ddof=1)) if class_ages.size > 1 else float("nan"),
+            })
+        rate = sampling_rate_hz or rows["source_sampling_rate_hz"].to_numpy(float)
+        seconds = rows["n_samples"].to_numpy(float) / rate
+        # "only dropped statements (DIG)" and "(RVH)" are one reason here; the index keeps the codes.
+        exclusions = Counter(str(e).split(" (")[0] for e in rows["exclusion"].dropna())
+        own = [issue for issue in issues if issue.dataset == dataset]
+        summaries.append(_make(str(dataset), label_profile, rows, with_target, table_rows, seconds, exclusions, own))
+    return summaries
+
+
+def _make(dataset, label_profile, rows, with_target, table_rows, seconds, exclusions, issues) -> DatasetSummary:
+    issue_counts = Counter(issue.reason for issue in issues)
+    examples = {}
+    for issue in issues:
+        examples.setdefault(issue.reason, issue.path)
+    return DatasetSummary(
+        dataset=dataset,
+        label_profile=label_profile,
+        n_records=len(rows),
+        n_with_target=int(with_target.sum()),
+        table=pd.DataFrame(table_rows).set_index("class"),
+        length_seconds={"min": float(seconds.min()), "median": float(np.median(seconds)),
+                        "mean": float(seconds.mean()), "max": float(seconds.max())},
+        exclusions=dict(exclusions),
+        issues=dict(issue_counts),
+        issue_examples=examples,
+    )
+
+
+def summarize_sources(sources: Sequence[Source], label_profile: str = "strict", workers: int = 1,
+                      strict: bool = False, progress: bool = True) -> tuple[list[DatasetSummary], list[ReadIssue]]:
+    """Read every record of ``sources`` (in parallel) and summarise them per dataset."""
+    from tqdm.auto import tqdm
+
+    label_map = load_label_map(label_profile)
+    scan = scan_sources(sources)
+    issues = list(scan.issues)
+    rows = [metadata_row(record, label_map) for record in
+            tqdm(read_many(scan.refs, workers=workers, strict=strict, issues=issues), total=len(scan.refs),
+                 desc="summary", unit="rec", disable=not progress)]
+    if not rows:
+        return [], issues
+    return summarize_index(pd.DataFrame(rows), issues, label_map.name), issues
+
+
+def write_summaries(summaries: Sequence[DatasetSummary], out: str | os.PathLike) -> list[Path]:
+    """Write ``summary.md`` and ``table1.csv`` into ``out``; returns the paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = "# Dataset summary\n\n" + "\n".join(
+        s.to_markdown(compare_with_study=s.label_profile == "seed") for s in summaries)
+    (out / "summary.md").write_text(markdown)
+    frames = [s.table.reset_index().assign(dataset=s.dataset, label_profile=s.label_profile) for s in summaries]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    table.to_csv(out / "table1.csv", index=False)
+    return [out / "summary.md", out / "table1.csv"]

@@ -1,0 +1,69 @@
+"""Shared fixtures: files the tests write themselves, and the optional shared real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import wfdb
+
+from ecglens.leads import LEAD_NAMES
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """``$ECGLENS_DATA`` or ``../shared/data`` next to the repository, when present."""
+    candidate = Path(os.environ.get("ECGLENS_DATA", REPO_ROOT.parent / "shared" / "data"))
+    return candidate if candidate.is_dir() else None
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("real sample data absent: set ECGLENS_DATA or place it at ../shared/data")
+    return path
+
+
+def known_signal(n_samples: int = 1000, n_leads: int = 12, seed: int = 0) -> np.ndarray:
+    """A reproducible leads x samples signal in mV, quantised to 1 uV (exact in 16-bit at gain 1000)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_samples)
+    wave = 0.8 * np.sin(2 * np.pi * t[None, :] / 250 + np.arange(n_leads)[:, None])
+    signal = wave + rng.normal(0, 0.05, (n_leads, n_samples))
+    return np.round(signal, 3)
+
+
+def write_wfdb(directory: Path, name: str, signal: np.ndarray, fs: float = 500, comments=(),
+               lead_names=LEAD_NAMES) -> Path:
+    """Write a WFDB record with wfdb.wrsamp (format 16, gain 1000/mV)."""
+    wfdb.wrsamp(name, fs=fs, units=["mV"] * len(lead_names), sig_name=list(lead_names), p_signal=signal.T,
+                fmt=["16"] * len(lead_names), adc_gain=[1000.0] * len(lead_names), baseline=[0] * len(lead_names),
+                comments=list(comments), write_dir=str(directory))
+    return directory / f"{name}.hea"
+
+
+def write_challenge_mat(directory: Path, name: str, signal: np.ndarray, fs: int = 500, dx: str = "164889003",
+                        age: str = "60", sex: str = "Male", lead_names=LEAD_NAMES, extension_in_name: bool = False,
+                        gain: float = 1000.0, baseline: int = 0) -> Path:
+    """Write a Challenge-style record: MAT v4 'val' int16 matrix plus a hand-written header."""
+    values = np.round(signal * gain + baseline).astype(np.int16)
+    scipy.io.savemat(directory / f"{name}.mat", {"val": values}, format="4")
+    record_name = f"{name}.mat" if extension_in_name else name
+    lines = [f"{record_name} {len(lead_names)} {fs} {signal.shape[1]}"]
+    for lead, row in zip(lead_names, values, strict=True):
+        lines.append(f"{name}.mat 16+24 {gain:g}({baseline})/mV 16 0 {row[0]} 0 0 {lead}")
+    lines += [f"#Age: {age}", f"#Sex: {sex}", f"#Dx: {dx}", "#Rx: Unknown"]
+    (directory / f"{name}.hea").write_text("\n".join(lines) + "\n")
+    return directory / f"{name}.hea"
+
+
+def write_cpsc_mat(directory: Path, name: str, signal: np.ndarray, age=55, sex="Female") -> Path:
+    """Write an original CPSC 2018 .mat (struct ECG with sex, age, data)."""
+    struct = {"sex": np.array([sex]), "age": np.array([[age]]), "data": signal}
+    scipy.io.savemat(directory / f"{name}.mat", {"ECG": struct})
+    return directory / f"{name}.mat"

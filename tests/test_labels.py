@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from ecglens.classes import CLASS_NAMES
+from ecglens.labels import DROP, load_label_map
+
+STUDY_DROPPED = ("ISCIN", "ISCIL", "DIG", "ISCLA", "RVH", "LNGQT", "RAO/RAE", "EL", "ISCAN", "SEHYP", "STACH")
+
+
+def test_snomed_table_matches_the_issue():
+    label_map = load_label_map("strict")
+    expected = {"426783006": "SNR", "164889003": "AF", "270492004": "IAVB", "164909002": "LBBB",
+                "713427006": "RBBB", "59118001": "RBBB", "284470004": "PAC", "63593006": "PAC",
+                "164884008": "PVC", "427172004": "PVC", "429622005": "STD", "164931005": "STE"}
+    assert {code: label_map.target("snomed", code) for code in expected} == expected
+
+
+def test_cpsc_codes_map_in_order():
+    label_map = load_label_map("strict")
+    assert [label_map.target("cpsc", str(i)) for i in range(1, 10)] == list(CLASS_NAMES)
+
+
+def test_strict_is_one_to_one():
+    label_map = load_label_map("strict")
+    scp_rows = [row for row in label_map.rows if row.vocabulary == "scp"]
+    assert {row.code: row.target for row in scp_rows} == {
+        "NORM": "SNR", "AFIB": "AF", "1AVB": "IAVB", "CLBBB": "LBBB", "CRBBB": "RBBB",
+        "PAC": "PAC", "PVC": "PVC", "STD_": "STD", "STE_": "STE"}
+    assert label_map.map([("LVH", 100.0)], "scp").exclusion == "no label maps to a target class"
+
+
+@pytest.mark.parametrize("code", STUDY_DROPPED)
+def test_seed_drops_the_studys_statements(code):
+    label_map = load_label_map("seed")
+    assert label_map.target("scp", code) == DROP
+    mapped = label_map.map([(code, 100.0)], "scp")
+    assert mapped.classes == () and mapped.exclusion.startswith("only dropped statements")
+    # A dropped statement next to a mapped one does not remove the record.
+    assert label_map.map([(code, 100.0), ("SR", 0.0)], "scp").classes == ("SNR",)
+
+
+def test_seed_gives_every_other_statement_a_class_with_a_rationale():
+    rows = [row for row in load_label_map("seed").rows if row.vocabulary == "scp"]
+    assert len(rows) == 71
+    assert {row.code for row in rows if row.target == DROP} == set(STUDY_DROPPED)
+    assert all(row.rationale for row in rows)
+
+
+def test_multi_hot_and_rhythm_likelihood_zero_counts():
+    mapped = load_label_map("strict").map([("AFIB", 0.0), ("CRBBB", 100.0)], "scp", min_likelihood=50)
+    assert mapped.classes == ("AF", "RBBB")
+    np.testing.assert_array_equal(mapped.multi_hot(), [0, 1, 0, 0, 1, 0, 0, 0, 0])
+    assert load_label_map("strict").map([("CRBBB", 20.0)], "scp", min_likelihood=50).classes == ()
+
+
+def test_user_csv_replaces_a_vocabulary(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("vocabulary,code,description,target,rationale\nscp,LVH,left ventricular hypertrophy,STD,mine\n")
+    label_map = load_label_map(path)
+    assert label_map.target("scp", "LVH") == "STD" and label_map.target("scp", "NORM") is None
+    assert label_map.target("cpsc", "2") == "AF"
+    path.write_text("vocabulary,code,description,target,rationale\nscp,LVH,x,HYPER,y\n")
+    with pytest.raises(ValueError, match=r"mine\.csv:2.*HYPER"):
+        load_label_map(path)

@@ -1,0 +1,54 @@
+"""Readers and mapping against the shared real sample records (skipped when absent)."""
+
+import numpy as np
+import pytest
+
+from ecglens.io import parse_source, read_many, read_wfdb, scan_source
+from ecglens.labels import load_label_map
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.mark.parametrize(
+    "spec, min_records, rate",
+    [("ptbxl100:{d}/ptb-xl", 1499, 100), ("ptbxl500:{d}/ptb-xl", 353, 500), ("cpsc2018:{d}/cpsc2018", 10, 500),
+     ("challenge:{d}/challenge/cpsc2018", 14, 500), ("challenge:{d}/challenge/cpsc2018-extra", 36, 500),
+     ("challenge:{d}/challenge/ptb-xl", 36, 500), ("challenge:{d}/challenge/ptb", 10, 1000)],
+)
+def test_every_shared_record_loads_in_mv(shared_data, spec, min_records, rate):
+    scan = scan_source(parse_source(spec.format(d=shared_data)))
+    issues = []
+    records = list(read_many(scan.refs, workers=2, issues=issues))
+    assert issues == [] and len(records) >= min_records
+    for record in records:
+        assert record.signal.shape[0] == 12 and record.sampling_rate_hz == rate
+        assert record.duration_s >= 6.0 - 1e-9
+        # mV scale: QRS peaks of a few mV, never volts or microvolts.
+        peak = np.percentile(np.abs(record.signal), 99.9)
+        assert 0.05 < peak < 20, (record.record_id, peak)
+    if spec.startswith("ptbxl"):
+        assert all(r.duration_s == 10.0 for r in records)
+
+
+def test_challenge_hr00001_equals_native_00001_hr(shared_data):
+    challenge = read_wfdb(shared_data / "challenge" / "ptb-xl" / "HR00001.hea")
+    native = read_wfdb(shared_data / "ptb-xl" / "records500" / "00000" / "00001_hr.hea")
+    np.testing.assert_array_equal(challenge.signal, native.signal)
+
+
+def test_ptbxl_ecg_id_1_is_snr_under_strict(shared_data):
+    scan = scan_source(parse_source(f"ptbxl100:{shared_data}/ptb-xl"))
+    first = next(ref for ref in scan.refs if ref.record_id == "1")
+    assert load_label_map("strict").map(first.raw_labels, first.label_vocabulary).classes == ("SNR",)
+
+
+def test_missing_500hz_rows_are_reported_not_fatal(shared_data):
+    scan = scan_source(parse_source(f"ptbxl500:{shared_data}/ptb-xl"))
+    assert len(scan.refs) + len(scan.issues) == 1499
+    assert all("waveform file missing at 500 Hz" in issue.reason for issue in scan.issues)
+
+
+def test_cpsc_original_labels_from_reference(shared_data):
+    scan = scan_source(parse_source(f"{shared_data}/cpsc2018"))
+    labels = {ref.record_id: ref.raw_labels for ref in scan.refs}
+    assert labels["A1980"] == (("6", None),) and labels["A1983"] == (("1", None),)
