@@ -112,6 +112,85 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
                f"({report.n_shards_built} shard(s) built, {report.n_shards_reused} reused)")
 
 
+@cli.command("train")
+@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="Cache directory (repeat for several; each is split by its own rule).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
+@click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--policy", type=click.Choice(["crop", "original"]), default="crop", show_default=True,
+              help="Input length: 'crop' (random 10-s windows, whole records at evaluation) or 'original' "
+                   "(last 30 s, zero-padded at the front).")
+@click.option("--policy-seconds", type=float, default=None, help="Window length (default 10 for crop, 30 for original).")
+@click.option("--augment-probability", type=float, default=0.5, show_default=True,
+              help="Probability of each augmentation (the original code's is 0.3085).")
+@click.option("--leads", default=None, help="Comma-separated lead subset, e.g. I,II,V1 (default all 12).")
+@click.option("--val-fold", type=int, default=9, show_default=True)
+@click.option("--test-fold", type=int, default=10, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--no-amp", is_flag=True, help="Disable mixed precision on CUDA.")
+@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Start from this bundle's weights (fine-tuning, the study's Ours_1).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out exactly.")
+def train(caches, out, model, epochs, batch_size, lr, seed, policy, policy_seconds, augment_probability, leads,
+          val_fold, test_fold, device, no_amp, workers, init, resume) -> None:
+    """Train on the training split of caches; the best epoch (validation macro AUC) becomes a bundle.
+
+    Multi-process: torchrun --nproc-per-node 2 -m ecglens.cli train ...
+
+    \b
+    Example:
+      ecglens train --data caches/ptbxl100 --out runs/ptbxl --epochs 30 --batch-size 32 --lr 1e-4
+    """
+    from ecglens.data import LengthPolicy
+    from ecglens.leads import LEAD_NAMES, canonical_leads
+    from ecglens.train.loop import TrainConfig, fit
+
+    seconds = policy_seconds or (30.0 if policy == "original" else 10.0)
+    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                         policy=LengthPolicy(policy, seconds), augmentation_probability=augment_probability,
+                         lead_names=canonical_leads(leads.split(",")) if leads else LEAD_NAMES,
+                         val_fold=val_fold, test_fold=test_fold, device=device, amp=not no_amp, workers=workers)
+    try:
+        result = fit(caches, out, config, init=init, resume=resume)
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    auc = "n/a" if result.best_val_macro_auc is None else f"{result.best_val_macro_auc:.4f}"
+    click.echo(f"best epoch {result.best_epoch} (validation macro AUC {auc}); bundle: {result.best_bundle}")
+
+
+@cli.command("evaluate")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True, help="Bundle directory.")
+@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="Cache directory (repeat for several).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for evaluation.json/metrics.csv/evaluation.md (default: CHECKPOINT/evaluation).")
+@click.option("--bootstrap", type=int, default=1000, show_default=True, help="Bootstrap resamples for 95 % CIs.")
+@click.option("--device", default="auto", show_default=True)
+def evaluate(checkpoint, caches, out, bootstrap, device) -> None:
+    """Tune per-class thresholds on validation (F1-optimal), score the test split, per dataset too.
+
+    \b
+    Example:
+      ecglens evaluate --checkpoint runs/ptbxl/best --data caches/ptbxl100
+    """
+    from ecglens.train.bundle import BundleError
+    from ecglens.train.evaluate import evaluate_bundle, store_in_bundle, write_report
+
+    try:
+        report = evaluate_bundle(checkpoint, caches, n_bootstrap=bootstrap, device=device)
+    except (BundleError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(report.to_markdown())
+    paths = write_report(report, out or os.path.join(checkpoint, "evaluation"))
+    store_in_bundle(checkpoint, report)
+    click.echo(f"wrote {', '.join(str(p) for p in paths)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
     from ecglens.io.record import RecordError

@@ -1,0 +1,243 @@
+"""From cache to model: splits, input-length policies, augmentation and PyTorch datasets.
+
+Input-length policies (`LengthPolicy`):
+
+- ``original``: the study's. The last ``seconds`` (30 s) of every record at the cache's rate, zero-padded
+  at the front; training and evaluation alike.
+- ``crop`` (default, chosen from the measurements in ``benchmarks/bench_training.py``): a random
+  ``seconds``-long window (10 s) of each record for training, and the whole record, unpadded, at
+  evaluation (batches group records of equal length, so no padding is computed on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ecglens.cache import EcgCache
+from ecglens.leads import LEAD_NAMES, lead_order
+
+SPLITS = ("train", "val", "test")
+POLICIES = ("crop", "original")
+
+
+@dataclass(frozen=True)
+class LengthPolicy:
+    """How records of varying length become model inputs."""
+
+    name: str = "crop"
+    seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICIES:
+            raise ValueError(f"unknown input-length policy {self.name!r}; choose from {', '.join(POLICIES)}")
+        if self.seconds <= 0:
+            raise ValueError("policy seconds must be positive")
+
+    @classmethod
+    def original(cls) -> LengthPolicy:
+        """The study's policy: the last 30 s, zero-padded at the front."""
+        return cls("original", 30.0)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The original code's augmentation, each part applied with ``probability``.
+
+    The published code applies each part when ``np.random.randn() > 0.5``, i.e. with probability
+    0.3085; ecglens defaults to 0.5 and says so (pass 0.3085 to match the original).
+    """
+
+    probability: float = 0.5
+    scale_sigma: float = 0.1
+    shift_mv: float = 0.02
+
+    def apply(self, signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Per-lead amplitude scaling N(1, sigma) and per-lead baseline shift U(-shift, shift) mV."""
+        n_leads = signal.shape[0]
+        if rng.random() < self.probability:
+            signal = signal * rng.normal(1.0, self.scale_sigma, (n_leads, 1)).astype(np.float32)
+        if rng.random() < self.probability:
+            signal = signal + rng.uniform(-self.shift_mv, self.shift_mv, (n_leads, 1)).astype(np.float32)
+        return signal
+
+
+def assign_splits(index: pd.DataFrame, seed: int = 0, val_fold: int = 9, test_fold: int = 10) -> np.ndarray:
+    """Train / val / test per record; each dataset split by its own rule.
+
+    A dataset with official folds (PTB-XL ``strat_fold``, patient-wise) uses them: ``val_fold`` (9) for
+    validation, ``test_fold`` (10) for test, the rest for training. Any other dataset gets 10 folds
+    assigned with ``seed`` (by patient when patient ids are known, else by record): 8 train,
+    1 validation, 1 test, as the study.
+    """
+    if val_fold == test_fold:
+        raise ValueError("the validation and test folds must differ")
+    splits = np.empty(len(index), dtype=object)
+    for dataset, rows in index.groupby("dataset", sort=True):
+        positions = index.index.get_indexer(rows.index)
+        folds = rows["fold"]
+        if folds.notna().all() and folds.between(1, 10).all():
+            fold = folds.to_numpy(int)
+        else:
+            groups = rows["patient_id"].fillna(rows["record_id"]).astype(str).to_numpy()
+            unique = np.unique(groups)
+            rng = np.random.default_rng([seed, _stable_hash(str(dataset))])
+            fold_of = dict(zip(unique[rng.permutation(len(unique))], np.arange(len(unique)) % 10 + 1, strict=True))
+            fold = np.array([fold_of[g] for g in groups])
+        splits[positions] = np.where(fold == test_fold, "test", np.where(fold == val_fold, "val", "train"))
+    return splits
+
+
+def _stable_hash(text: str) -> int:
+    return int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "little")
+
+
+@dataclass(frozen=True)
+class Item:
+    """Where a dataset item comes from: a cache and a row in it."""
+
+    cache: int
+    row: int
+
+
+class CacheDataset(Dataset):
+    """Records of one or more caches as (signal tensor leads x samples, multi-hot target) pairs.
+
+    Args:
+        caches: caches sharing one sampling rate.
+        items: which rows to serve.
+        policy: the input-length policy.
+        train: training mode (random crops, augmentation) or evaluation mode (deterministic).
+        lead_names: leads to feed the model, in order (any subset of the cache's leads).
+        augmentation: training augmentation, or None.
+        seed: with the epoch (`set_epoch`) and item number, seeds each item's randomness, so results
+            do not depend on worker processes or ranks.
+    """
+
+    def __init__(self, caches: Sequence[EcgCache], items: Sequence[Item], policy: LengthPolicy, train: bool,
+                 lead_names: Sequence[str] = LEAD_NAMES, augmentation: Augmentation | None = None, seed: int = 0):
+        rates = {cache.sampling_rate_hz for cache in caches}
+        if len(rates) != 1:
+            raise ValueError(f"caches have different sampling rates: {sorted(rates)}")
+        self.caches = list(caches)
+        self.items = list(items)
+        self.policy = policy
+        self.train = train
+        self.augmentation = augmentation if train else None
+        self.seed = seed
+        self.epoch = 0
+        self.sampling_rate_hz = rates.pop()
+        self.lead_rows = [np.asarray(lead_order(cache.spec.lead_names, lead_names)) for cache in self.caches]
+        self.all_leads = [len(rows) == cache.n_leads and bool((rows == np.arange(cache.n_leads)).all())
+                          for rows, cache in zip(self.lead_rows, self.caches, strict=True)]
+        self.window = int(round(policy.seconds * self.sampling_rate_hz))
+        self._labels = np.stack([self.caches[i.cache].labels()[i.row] for i in self.items]) if self.items else \
+            np.zeros((0, 9), np.float32)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random crops and augmentation for a new epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Targets of all items, items x classes."""
+        return self._labels
+
+    def length(self, i: int) -> int:
+        """Input length of item ``i`` under the policy (for bucketing)."""
+        if self.policy.name == "original" or self.train:
+            return self.window
+        item = self.items[i]
+        return int(self.caches[item.cache].lengths[item.row])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        item = self.items[i]
+        cache = self.caches[item.cache]
+        signal = cache.signal(item.row)
+        if not self.all_leads[item.cache]:
+            signal = signal[self.lead_rows[item.cache]]
+        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
+        n = signal.shape[1]
+        if self.policy.name == "original" or (self.train and n <= self.window):
+            out = np.zeros((signal.shape[0], self.window), np.float32)
+            kept = min(n, self.window)
+            out[:, self.window - kept :] = signal[:, n - kept :]
+        elif self.train:
+            start = int(rng.integers(0, n - self.window + 1))
+            out = np.array(signal[:, start : start + self.window], dtype=np.float32)
+        else:
+            out = np.array(signal, dtype=np.float32)
+        if self.augmentation is not None:
+            out = self.augmentation.apply(out, rng)
+        return torch.from_numpy(np.ascontiguousarray(out)), torch.from_numpy(self._labels[i])
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Evaluation batches of items with equal input length (no padding), in a fixed order."""
+
+    def __init__(self, dataset: CacheDataset, batch_size: int):
+        lengths = np.array([dataset.length(i) for i in range(len(dataset))])
+        self.batches: list[list[int]] = []
+        for length in np.unique(lengths):
+            members = np.flatnonzero(lengths == length).tolist()
+            self.batches += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+@dataclass(frozen=True)
+class SplitItems:
+    """The items of each split over a list of caches, plus the table saved with a run."""
+
+    train: tuple[Item, ...]
+    val: tuple[Item, ...]
+    test: tuple[Item, ...]
+    table: pd.DataFrame
+
+    def __getitem__(self, split: str) -> tuple[Item, ...]:
+        return getattr(self, split)
+
+
+def split_caches(caches: Sequence[EcgCache], seed: int = 0, labelled_only: bool = True, val_fold: int = 9,
+                 test_fold: int = 10) -> SplitItems:
+    """Split every cache by its own rule and join the splits (see `assign_splits`).
+
+    Records without a target class are left out when ``labelled_only`` (they cannot be trained or
+    scored on); the table lists every record with its split, or ``excluded``.
+    """
+    parts: dict[str, list[Item]] = {name: [] for name in SPLITS}
+    frames = []
+    for c, cache in enumerate(caches):
+        splits = assign_splits(cache.index, seed, val_fold, test_fold)
+        keep = cache.has_target() if labelled_only else np.ones(len(cache), bool)
+        for row in range(len(cache)):
+            if keep[row]:
+                parts[splits[row]].append(Item(c, row))
+        frames.append(pd.DataFrame({
+            "cache": str(cache.path), "dataset": cache.index["dataset"], "record_id": cache.index["record_id"],
+            "split": np.where(keep, splits, "excluded"),
+        }))
+    return SplitItems(tuple(parts["train"]), tuple(parts["val"]), tuple(parts["test"]), pd.concat(frames))
+
+
+def items_from_table(caches: Sequence[EcgCache], table: pd.DataFrame, split: str) -> tuple[Item, ...]:
+    """Rebuild a split's items from a saved split table (matched by dataset and record id)."""
+    wanted = table[table["split"] == split]
+    keys = set(zip(wanted["dataset"].astype(str), wanted["record_id"].astype(str), strict=True))
+    items = []
+    for c, cache in enumerate(caches):
+        pairs = zip(cache.index["dataset"].astype(str), cache.index["record_id"].astype(str), strict=True)
+        items += [Item(c, row) for row, key in enumerate(pairs) if key in keys]
+    return tuple(items)

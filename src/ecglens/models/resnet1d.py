@@ -1,0 +1,101 @@
+"""The 1D ResNet of Zhang et al. 2020 ("Interpretable deep learning for automatic diagnosis of 12-lead ECG").
+
+Differences from the published code are only those gradient explainers need: every ReLU is its own
+non-in-place module and the residual sum is ``out + identity`` (shap and captum report wrong or failing
+attributions with in-place ReLU and ``out += identity``). Parameter count and outputs are unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """Shape of a `ResNet1d`."""
+
+    name: str = "resnet34"
+    n_leads: int = 12
+    n_classes: int = 9
+    layers: tuple[int, ...] = (3, 4, 6, 3)
+    width: int = 64
+    dropout: float = 0.2
+
+
+class BasicBlock1d(nn.Module):
+    """Two kernel-7 convolutions with batch norm, ReLU and dropout between them, plus a shortcut."""
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dropout: float = 0.2):
+        super().__init__()
+        self.conv1 = nn.Conv1d(in_channels, channels, kernel_size=7, stride=stride, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm1d(channels)
+        self.relu1 = nn.ReLU()
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv1d(channels, channels, kernel_size=7, stride=1, padding=3, bias=False)
+        self.bn2 = nn.BatchNorm1d(channels)
+        self.relu2 = nn.ReLU()
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_channels != channels:
+            self.downsample = nn.Sequential(
+                nn.Conv1d(in_channels, channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm1d(channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.dropout(self.relu1(self.bn1(self.conv1(x))))
+        out = self.bn2(self.conv2(out))
+        return self.relu2(out + identity)
+
+
+class ResNet1d(nn.Module):
+    """conv k15 s2 -> BN -> ReLU -> max-pool -> 4 stages -> [global avg ; global max] -> linear.
+
+    Input: batch x leads x samples (any length >= 32). Output: batch x classes logits.
+    ``layer4`` is the end of the 4th residual stage (the Grad-CAM layer).
+    """
+
+    def __init__(self, config: ResNetConfig):
+        super().__init__()
+        if config.n_leads < 1 or config.n_classes < 1:
+            raise ValueError(f"n_leads and n_classes must be positive, got {config.n_leads}, {config.n_classes}")
+        self.config = config
+        width = config.width
+        self.conv1 = nn.Conv1d(config.n_leads, width, kernel_size=15, stride=2, padding=7, bias=False)
+        self.bn1 = nn.BatchNorm1d(width)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool1d(kernel_size=3, stride=2, padding=1)
+        stages = []
+        in_channels = width
+        for i, n_blocks in enumerate(config.layers):
+            channels = width * 2**i
+            blocks = []
+            for j in range(n_blocks):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(BasicBlock1d(in_channels, channels, stride, config.dropout))
+                in_channels = channels
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool1d(1)
+        self.globalmaxpool = nn.AdaptiveMaxPool1d(1)
+        # The published code defines this dropout but its forward never applies it; kept for parity.
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc = nn.Linear(in_channels * 2, config.n_classes)
+        self.num_features = in_channels * 2
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Stage-4 feature map, batch x channels x time."""
+        if x.ndim != 3 or x.shape[1] != self.config.n_leads:
+            raise ValueError(f"expected batch x {self.config.n_leads} leads x samples, got {tuple(x.shape)}")
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Global average and max pooling concatenated, then the linear classifier."""
+        pooled = torch.cat((self.avgpool(features), self.globalmaxpool(features)), dim=1).flatten(1)
+        return self.fc(pooled)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,1 @@
+"""Training, evaluation, metrics and model bundles."""

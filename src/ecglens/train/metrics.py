@@ -1,0 +1,190 @@
+"""Metrics on numpy arrays: F1-optimal thresholds, per-class scores, bootstrap intervals.
+
+A class with no positive (or no negative) record in a split has no AUC; it is reported as such
+(``None`` with a note), never as 0 or NaN, and averages are taken over the classes that have one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve, roc_auc_score
+
+from ecglens.classes import CLASS_NAMES
+
+METRICS = ("precision", "recall", "f1", "auc", "accuracy")
+
+
+def tune_thresholds(y_true: np.ndarray, y_prob: np.ndarray, default: float = 0.5) -> np.ndarray:
+    """Per-class thresholds that maximise F1 on the given (validation) data.
+
+    Exact over every distinct score (``precision_recall_curve``) rather than the original's grid of
+    100 values. A class without positives keeps ``default``.
+    """
+    thresholds = np.full(y_true.shape[1], default, dtype=np.float64)
+    for k in range(y_true.shape[1]):
+        if y_true[:, k].sum() == 0:
+            continue
+        precision, recall, candidates = precision_recall_curve(y_true[:, k], y_prob[:, k])
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        thresholds[k] = float(candidates[int(np.argmax(f1[:-1]))])
+    return thresholds
+
+
+def _scores(y_true: np.ndarray, y_prob: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
+    tp = float(np.sum(y_pred & y_true))
+    fp = float(np.sum(y_pred & ~y_true))
+    fn = float(np.sum(~y_pred & y_true))
+    tn = float(np.sum(~y_pred & ~y_true))
+    has_both = 0 < y_true.sum() < len(y_true)
+    positives = bool(y_true.any())  # without positives, precision/recall/F1/AUC are undefined, not 0
+    return {
+        "precision": (tp / (tp + fp) if tp + fp else 0.0) if positives else None,
+        "recall": tp / (tp + fn) if positives else None,
+        "f1": 2 * tp / (2 * tp + fp + fn) if positives else None,
+        "auc": float(roc_auc_score(y_true, y_prob)) if has_both else None,
+        "accuracy": (tp + tn) / len(y_true) if len(y_true) else None,
+        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+    }
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Scores of one class on one split (None where undefined, with ``note`` saying why)."""
+
+    name: str
+    n_positive: int
+    threshold: float
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    auc: float | None
+    accuracy: float | None
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+    note: str = ""
+    ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Per-class and average metrics of a model on a set of records."""
+
+    name: str
+    n_records: int
+    per_class: tuple[ClassMetrics, ...]
+    average: dict[str, float | None]
+    average_ci95: dict[str, tuple[float, float]]
+    macro_auc: float | None
+    n_bootstrap: int
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON."""
+        return asdict(self)
+
+    def table_rows(self) -> list[dict]:
+        """One row per class plus the average row (for CSV)."""
+        rows = []
+        for metrics in self.per_class:
+            row = {"set": self.name, "class": metrics.name, "n_positive": metrics.n_positive,
+                   "threshold": metrics.threshold}
+            row.update({m: getattr(metrics, m) for m in METRICS})
+            row.update({f"{m}_ci_low": metrics.ci95.get(m, (None, None))[0] for m in METRICS})
+            row.update({f"{m}_ci_high": metrics.ci95.get(m, (None, None))[1] for m in METRICS})
+            row.update({"tp": metrics.tp, "fp": metrics.fp, "fn": metrics.fn, "tn": metrics.tn, "note": metrics.note})
+            rows.append(row)
+        average = {"set": self.name, "class": "average", "n_positive": sum(m.n_positive for m in self.per_class)}
+        average.update(self.average)
+        rows.append(average)
+        return rows
+
+    def to_markdown(self) -> str:
+        """The study's Table 2/3 layout: per class P, R, F1, AUC, accuracy, then the average row."""
+        def cell(value, interval=None):
+            if value is None:
+                return "n/a"
+            return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+        lines = [f"### {self.name} ({self.n_records} records; macro AUC {cell(self.macro_auc)})", "",
+                 "| class | n+ | precision | recall | F1 | AUC | accuracy |", "|---|---|---|---|---|---|---|"]
+        for m in self.per_class:
+            cells = [cell(getattr(m, k), m.ci95.get(k)) for k in METRICS]
+            note = f" ({m.note})" if m.note else ""
+            lines.append(f"| {m.name}{note} | {m.n_positive} | " + " | ".join(cells) + " |")
+        cells = [cell(self.average.get(k), self.average_ci95.get(k)) for k in METRICS]
+        lines.append("| **average** | | " + " | ".join(cells) + " |")
+        if self.n_bootstrap:
+            lines += ["", f"Brackets: bootstrap 95 % intervals over records ({self.n_bootstrap} resamples)."]
+        return "\n".join(lines)
+
+
+def _macro(per_class: list[dict[str, float | None]]) -> dict[str, float | None]:
+    out = {}
+    for metric in METRICS:
+        values = [row[metric] for row in per_class if row[metric] is not None]
+        out[metric] = float(np.mean(values)) if values else None
+    return out
+
+
+def evaluate_predictions(
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    thresholds: np.ndarray,
+    name: str = "test",
+    class_names: Sequence[str] = CLASS_NAMES,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> EvaluationResult:
+    """Score probabilities against targets under fixed thresholds.
+
+    Args:
+        y_true: records x classes, 0/1.
+        y_prob: records x classes probabilities.
+        thresholds: per-class decision thresholds (tuned on other data).
+        name: label of the evaluated set.
+        class_names: column names.
+        n_bootstrap: bootstrap resamples of records for 95 % intervals (0 for none).
+        seed: bootstrap seed.
+    """
+    truth = np.asarray(y_true) > 0.5
+    prob = np.asarray(y_prob, dtype=np.float64)
+    pred = prob >= np.asarray(thresholds)[None, :]
+    per_class_scores = [_scores(truth[:, k], prob[:, k], pred[:, k]) for k in range(truth.shape[1])]
+    intervals: list[dict[str, tuple[float, float]]] = [{} for _ in class_names]
+    average_interval: dict[str, tuple[float, float]] = {}
+    if n_bootstrap and len(truth) > 1:
+        rng = np.random.default_rng(seed)
+        samples: list[list[dict]] = []
+        for _ in range(n_bootstrap):
+            pick = rng.integers(0, len(truth), len(truth))
+            samples.append([_scores(truth[pick, k], prob[pick, k], pred[pick, k]) for k in range(truth.shape[1])])
+        for k in range(truth.shape[1]):
+            for metric in METRICS:
+                values = [s[k][metric] for s in samples if s[k][metric] is not None]
+                if len(values) >= 0.9 * n_bootstrap:
+                    intervals[k][metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+        for metric in METRICS:
+            values = [v for v in (_macro(s)[metric] for s in samples) if v is not None]
+            if values:
+                average_interval[metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+    per_class = []
+    for k, name_k in enumerate(class_names):
+        scores = per_class_scores[k]
+        n_positive = int(truth[:, k].sum())
+        note = ""
+        if n_positive == 0:
+            note = "no positives in this set"
+        elif n_positive == len(truth):
+            note = "no negatives in this set"
+        per_class.append(ClassMetrics(
+            name=name_k, n_positive=n_positive, threshold=float(thresholds[k]),
+            precision=scores["precision"], recall=scores["recall"], f1=scores["f1"], auc=scores["auc"],
+            accuracy=scores["accuracy"], tp=int(scores["tp"]), fp=int(scores["fp"]), fn=int(scores["fn"]),
+            tn=int(scores["tn"]), note=note, ci95=intervals[k],
+        ))
+    average = _macro(per_class_scores)
+    return EvaluationResult(name, len(truth), tuple(per_class), average, average_interval, average["auc"], n_bootstrap)

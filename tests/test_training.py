@@ -1,0 +1,171 @@
+"""Training, resume, fine-tuning, DDP, bundles and evaluation on a small cache the tests build."""
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from conftest import known_signal, write_challenge_mat
+from ecglens.cache import EcgCache, build_cache
+from ecglens.cli import main
+from ecglens.data import CacheDataset, LengthPolicy, assign_splits, split_caches
+from ecglens.io import parse_source
+from ecglens.train.bundle import BundleError, load_model
+from ecglens.train.evaluate import evaluate_bundle
+from ecglens.train.loop import TrainConfig, fit
+
+CONFIG = TrainConfig(model="resnet_tiny", epochs=4, batch_size=8, lr=3e-3, seed=3, policy=LengthPolicy("crop", 2.0))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    data = root / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(80):
+        af = i % 2 == 1
+        signal = known_signal(int(rng.integers(1000, 1600)), seed=i)
+        if af:  # a learnable difference: fast oscillation in every lead
+            signal = signal + 0.5 * np.sin(2 * np.pi * 8 * np.arange(signal.shape[1]) / 500)[None, :]  # 8 Hz
+        write_challenge_mat(data, f"R{i:03d}", np.round(signal, 3), dx="164889003" if af else "426783006")
+    build_cache([parse_source(f"challenge:{data}")], root / "cache", 100, workers=1, progress=False)
+    return root / "cache"
+
+
+def _weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_splits_are_seeded_and_follow_folds(cache):
+    index = EcgCache(cache).index
+    a, b = assign_splits(index, seed=1), assign_splits(index, seed=1)
+    assert (a == b).all() and set(a) == {"train", "val", "test"}
+    assert (assign_splits(index, seed=2) != a).any()
+    fixed = index.assign(fold=[(i % 10) + 1 for i in range(len(index))])
+    splits = assign_splits(fixed)
+    assert (splits[fixed["fold"] == 10] == "test").all() and (splits[fixed["fold"] == 9] == "val").all()
+
+
+def test_length_policies(cache):
+    caches = [EcgCache(cache)]
+    items = split_caches(caches).train
+    original = CacheDataset(caches, items, LengthPolicy.original(), train=False)
+    x, _ = original[0]
+    n = caches[0].lengths[items[0].row]
+    assert x.shape == (12, 3000) and torch.all(x[:, : 3000 - n] == 0)
+    np.testing.assert_array_equal(x[:, 3000 - n :].numpy(), caches[0].signal(items[0].row))
+    crop = CacheDataset(caches, items, LengthPolicy("crop", 5.0), train=True)
+    assert crop[0][0].shape == (12, 500)
+    whole = CacheDataset(caches, items, LengthPolicy("crop", 5.0), train=False)
+    assert whole[0][0].shape == (12, n)
+
+
+def test_training_learns_and_is_reproducible(cache, tmp_path):
+    first = fit([cache], tmp_path / "a", CONFIG, progress=False)
+    second = fit([cache], tmp_path / "b", CONFIG, progress=False)
+    for key, value in _weights(tmp_path / "a" / "best").items():
+        torch.testing.assert_close(value, _weights(tmp_path / "b" / "best")[key], rtol=0, atol=0)
+    assert first.best_val_macro_auc is not None and first.best_val_macro_auc > 0.8
+    assert (tmp_path / "a" / "log.csv").read_text().count("\n") == 5
+    assert not (set(json.loads((tmp_path / "a" / "config.json").read_text())) - {"config", "caches", "init"})
+
+
+def test_resume_after_a_kill_gives_identical_weights(cache, tmp_path):
+    fit([cache], tmp_path / "full", CONFIG, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(epoch):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit([cache], tmp_path / "killed", CONFIG, progress=False, on_epoch=kill_after_first)
+    with pytest.raises(FileExistsError):
+        fit([cache], tmp_path / "killed", CONFIG, progress=False)
+    fit([cache], tmp_path / "killed", CONFIG, resume=True, progress=False)
+    full, resumed = _weights(tmp_path / "full" / "state"), _weights(tmp_path / "killed" / "state")
+    for key in full:
+        torch.testing.assert_close(full[key], resumed[key], rtol=0, atol=0)
+
+
+def test_bundle_evaluate_and_finetune(cache, tmp_path):
+    result = fit([cache], tmp_path / "run", CONFIG, progress=False)
+    model, meta = load_model(result.best_bundle)
+    assert meta.sampling_rate_hz == 100 and len(meta.thresholds) == 9 and meta.versions["torch"]
+    report = evaluate_bundle(result.best_bundle, [cache], n_bootstrap=20)
+    assert report.results[0].n_records == len(split_caches([EcgCache(cache)], CONFIG.seed).test)
+    tuned = fit([cache], tmp_path / "tuned", TrainConfig(**{**CONFIG.__dict__, "epochs": 1}),
+                init=result.best_bundle, progress=False)
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["init"] == result.best_bundle
+    assert tuned.best_epoch == 1
+
+
+def test_bundle_never_unpickles_and_validates(cache, tmp_path):
+    result = fit([cache], tmp_path / "run", TrainConfig(**{**CONFIG.__dict__, "epochs": 1}), progress=False)
+    bundle = tmp_path / "run" / "best"
+    torch.save({"evil": 1}, bundle / "model.safetensors")  # a pickle where safetensors belongs
+    with pytest.raises(BundleError, match="safetensors"):
+        load_model(bundle)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    meta["thresholds"] = [0.5]
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="thresholds"):
+        load_model(result.best_bundle)
+
+
+def test_cli_train_and_evaluate(cache, tmp_path, capsys):
+    run = tmp_path / "cli"
+    assert main(["train", "--data", str(cache), "--out", str(run), "--model", "resnet_tiny", "--epochs", "1",
+                 "--policy-seconds", "2"]) == 0
+    assert main(["evaluate", "--checkpoint", str(run / "best"), "--data", str(cache), "--bootstrap", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "| **average** |" in out and (run / "best" / "evaluation" / "metrics.csv").is_file()
+    assert "test" in json.loads((run / "best" / "bundle.json").read_text())["metrics"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_ranks_end_with_identical_weights(cache, tmp_path):
+    port = _free_port()
+    mp.spawn(_ddp_rank_weights, args=(2, port, str(cache), str(tmp_path / "ddp")), nprocs=2, join=True)
+    a = load_file(str(tmp_path / "rank0.safetensors"))
+    b = load_file(str(tmp_path / "rank1.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert (tmp_path / "ddp" / "best" / "model.safetensors").is_file()
+
+
+def _ddp_rank_weights(rank, world, port, cache, out):
+    from safetensors.torch import save_file
+
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import ecglens.train.loop as loop
+
+    captured = {}
+    original = loop.create_model
+
+    def capture(*args, **kwargs):
+        captured["model"] = original(*args, **kwargs)
+        return captured["model"]
+
+    loop.create_model = capture
+    fit([cache], out, TrainConfig(**{**CONFIG.__dict__, "epochs": 1}), progress=False)
+    state = {k: v.detach().contiguous() for k, v in captured["model"].state_dict().items()}
+    save_file(state, os.path.join(os.path.dirname(out), f"rank{rank}.safetensors"))
+    torch.distributed.destroy_process_group()
