@@ -68,7 +68,7 @@ def test_length_policies(cache):
 
 def test_training_learns_and_is_reproducible(cache, tmp_path):
     first = fit([cache], tmp_path / "a", CONFIG, progress=False)
-    second = fit([cache], tmp_path / "b", CONFIG, progress=False)
+    fit([cache], tmp_path / "b", CONFIG, progress=False)
     for key, value in _weights(tmp_path / "a" / "best").items():
         torch.testing.assert_close(value, _weights(tmp_path / "b" / "best")[key], rtol=0, atol=0)
     assert first.best_val_macro_auc is not None and first.best_val_macro_auc > 0.8
@@ -98,7 +98,7 @@ def test_resume_after_a_kill_gives_identical_weights(cache, tmp_path):
 
 def test_bundle_evaluate_and_finetune(cache, tmp_path):
     result = fit([cache], tmp_path / "run", CONFIG, progress=False)
-    model, meta = load_model(result.best_bundle)
+    _, meta = load_model(result.best_bundle)
     assert meta.sampling_rate_hz == 100 and len(meta.thresholds) == 9 and meta.versions["torch"]
     report = evaluate_bundle(result.best_bundle, [cache], n_bootstrap=20)
     assert report.results[0].n_records == len(split_caches([EcgCache(cache)], CONFIG.seed).test)

@@ -124,7 +124,8 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
 @click.option("--policy", type=click.Choice(["crop", "original"]), default="crop", show_default=True,
               help="Input length: 'crop' (random 10-s windows, whole records at evaluation) or 'original' "
                    "(last 30 s, zero-padded at the front).")
-@click.option("--policy-seconds", type=float, default=None, help="Window length (default 10 for crop, 30 for original).")
+@click.option("--policy-seconds", type=float, default=None,
+              help="Window length (default 10 for crop, 30 for original).")
 @click.option("--augment-probability", type=float, default=0.5, show_default=True,
               help="Probability of each augmentation (the original code's is 0.3085).")
 @click.option("--leads", default=None, help="Comma-separated lead subset, e.g. I,II,V1 (default all 12).")

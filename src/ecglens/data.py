@@ -135,7 +135,7 @@ class CacheDataset(Dataset):
         self.lead_rows = [np.asarray(lead_order(cache.spec.lead_names, lead_names)) for cache in self.caches]
         self.all_leads = [len(rows) == cache.n_leads and bool((rows == np.arange(cache.n_leads)).all())
                           for rows, cache in zip(self.lead_rows, self.caches, strict=True)]
-        self.window = int(round(policy.seconds * self.sampling_rate_hz))
+        self.window = round(policy.seconds * self.sampling_rate_hz)
         self._labels = np.stack([self.caches[i.cache].labels()[i.row] for i in self.items]) if self.items else \
             np.zeros((0, 9), np.float32)
 

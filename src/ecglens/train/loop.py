@@ -119,7 +119,8 @@ def _save_state(directory: Path, model, optimizer, epoch: int, best: dict, log: 
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(scratch / "model.safetensors"))
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(scratch / "model.safetensors"))
     optimizer_state = optimizer.state_dict()
     tensors = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
