@@ -1,0 +1,1 @@
+"""Rendering: ECG paper figures, tables and self-contained HTML reports."""

@@ -1,0 +1,97 @@
+"""12-lead ECGs on standard paper: 25 mm/s, 10 mm/mV, 1 mm and 5 mm grid; 3x4 + rhythm strip or 12x1."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from ecglens.leads import LEAD_NAMES
+
+_LAYOUT_3X4 = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
+
+
+def _grid(ax, width_s: float, y_low: float, y_high: float) -> None:
+    for x in np.arange(0, width_s + 1e-9, 0.04):
+        major = abs(x / 0.2 - round(x / 0.2)) < 1e-6
+        ax.axvline(x, color="#f4a6a6" if major else "#fbdcdc", lw=0.8 if major else 0.4, zorder=0)
+    for y in np.arange(np.floor(y_low * 10) / 10, y_high + 1e-9, 0.1):
+        major = abs(y / 0.5 - round(y / 0.5)) < 1e-6
+        ax.axhline(y, color="#f4a6a6" if major else "#fbdcdc", lw=0.8 if major else 0.4, zorder=0)
+
+
+def plot_ecg(
+    signal: np.ndarray,
+    sampling_rate_hz: float,
+    title: str = "",
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+    layout: str = "3x4",
+    highlight: np.ndarray | None = None,
+    highlight_label: str = "",
+    seconds: float | None = None,
+) -> Figure:
+    """Draw a 12-lead ECG on paper, optionally shading a leads x samples map in [0, 1] over the traces.
+
+    Args:
+        signal: leads x samples, mV.
+        sampling_rate_hz: rate of ``signal``.
+        title: figure title (true/predicted labels, probabilities).
+        lead_names: names of the rows of ``signal``.
+        layout: ``3x4`` (four 2.5-s columns plus a lead II rhythm strip) or ``12x1``.
+        highlight: leads x samples values in [0, 1] (Grad-CAM, SHAP, evidence mask) drawn as red shading.
+        highlight_label: legend text for the shading.
+        seconds: length to draw (default: the whole record, at most 10 s).
+    """
+    n = signal.shape[1]
+    seconds = min(seconds or n / sampling_rate_hz, n / sampling_rate_hz)
+    n_draw = int(seconds * sampling_rate_hz)
+    position = {name: i for i, name in enumerate(lead_names)}
+    t = np.arange(n_draw) / sampling_rate_hz
+    if layout == "12x1":
+        panels = [[(name, 0.0, seconds)] for name in lead_names]
+        width = seconds
+    elif layout == "3x4":
+        column = seconds / 4
+        panels = [[(name, c * column, (c + 1) * column) for c, name in enumerate(row)] for row in _LAYOUT_3X4]
+        panels.append([("II", 0.0, seconds)])
+        width = seconds
+    else:
+        raise ValueError(f"unknown layout {layout!r}; choose 3x4 or 12x1")
+    rows = len(panels)
+    # 25 mm/s and 10 mm/mV: one inch is 25.4 mm, so the figure is sized from the paper scale.
+    row_height_mv = 3.0
+    fig = plt.figure(figsize=(width * 25 / 25.4 + 0.6, rows * row_height_mv * 10 / 25.4 + 0.8))
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.9 - 0.1 / rows))
+    y_low, y_high = -rows * row_height_mv + row_height_mv / 2, row_height_mv / 2
+    _grid(ax, width, y_low, y_high)
+    for r, row in enumerate(panels):
+        offset = -r * row_height_mv
+        for name, start, stop in row:
+            if name not in position:
+                continue
+            lead = position[name]
+            a, z = int(start * sampling_rate_hz), min(int(stop * sampling_rate_hz), n_draw)
+            trace = signal[lead, a:z] - np.median(signal[lead, :n_draw])
+            trace = np.clip(trace, -row_height_mv / 2 + 0.05, row_height_mv / 2 - 0.05)
+            ax.plot(t[a:z], trace + offset, color="black", lw=0.7, zorder=3)
+            if highlight is not None:
+                values = highlight[lead, a:z]
+                ax.fill_between(t[a:z], offset - row_height_mv / 2, offset + row_height_mv / 2,
+                                where=values > 0, color="red", alpha=0.25, lw=0, zorder=2, step="mid")
+            ax.text(start + 0.04, offset + row_height_mv / 2 - 0.45, name, fontsize=9, weight="bold", zorder=4)
+            if start > 0:
+                ax.plot([start, start], [offset - 0.3, offset + 0.3], color="black", lw=1.0, zorder=4)
+    ax.set_xlim(0, width)
+    ax.set_ylim(y_low, y_high)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    subtitle = "25 mm/s, 10 mm/mV"
+    if highlight is not None and highlight_label:
+        subtitle += f"; shaded: {highlight_label}"
+    fig.suptitle(f"{title}\n{subtitle}" if title else subtitle, fontsize=10, y=0.995, va="top")
+    return fig

@@ -1,0 +1,54 @@
+"""Sum-of-Gaussians beat model (after ECGSYN, McSharry et al. 2003) on 8 independent leads.
+
+Waves are Gaussians in time around each R peak, with per-lead amplitudes for I, II and V1-V6; the
+other limb leads follow from Einthoven's and Goldberger's relations (III = II - I, aVR = -(I + II)/2,
+aVL = I - II/2, aVF = II - I/2), so every 12-lead record is physically consistent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BASE_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+
+# Per-lead amplitudes (mV) of a normal beat on the base leads, in BASE_LEADS order.
+NORMAL_AMPLITUDES: dict[str, np.ndarray] = {
+    "P": np.array([0.08, 0.13, 0.06, 0.07, 0.07, 0.07, 0.07, 0.06]),
+    "Q": np.array([-0.05, -0.06, 0.0, 0.0, 0.0, -0.04, -0.08, -0.08]),
+    "R": np.array([0.75, 1.10, 0.25, 0.55, 0.85, 1.25, 1.35, 1.05]),
+    "S": np.array([-0.12, -0.20, -0.95, -1.30, -0.80, -0.45, -0.22, -0.12]),
+    "T": np.array([0.22, 0.30, 0.08, 0.35, 0.42, 0.38, 0.30, 0.24]),
+}
+
+
+def to_twelve_leads(base: np.ndarray) -> np.ndarray:
+    """8 base leads (I, II, V1-V6) x samples -> the 12 standard leads in canonical order."""
+    lead_i, lead_ii = base[0], base[1]
+    limb = np.stack([lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2,
+                     lead_ii - lead_i / 2])
+    return np.concatenate([limb, base[2:]], axis=0)
+
+
+@dataclass
+class Wave:
+    """One Gaussian wave of one beat: centre (s, absolute), width sigma (s), amplitudes on base leads."""
+
+    centre_s: float
+    sigma_s: float
+    amplitudes: np.ndarray
+
+
+def render(waves: list[Wave], n_samples: int, rate_hz: float) -> np.ndarray:
+    """Sum the waves into base leads x samples (each Gaussian evaluated on +-4 sigma only)."""
+    out = np.zeros((len(BASE_LEADS), n_samples))
+    for wave in waves:
+        start = max(int((wave.centre_s - 4 * wave.sigma_s) * rate_hz), 0)
+        stop = min(int((wave.centre_s + 4 * wave.sigma_s) * rate_hz) + 1, n_samples)
+        if stop <= start:
+            continue
+        t = np.arange(start, stop) / rate_hz
+        shape = np.exp(-0.5 * ((t - wave.centre_s) / wave.sigma_s) ** 2)
+        out[:, start:stop] += wave.amplitudes[:, None] * shape[None, :]
+    return out

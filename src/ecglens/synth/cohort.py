@@ -1,0 +1,297 @@
+"""Synthetic 12-lead ECG records with ground truth, written as Challenge-style WFDB records.
+
+Each of the nine classes is produced by its mechanism (see `CLASS_MECHANISMS`) and every record gets
+evidence masks: for each class present, a leads x samples boolean mask marking where the evidence lies.
+
+Files per record ``S00001``: ``S00001.hea`` + ``S00001.dat`` (WFDB format 16, 1000 adu/mV, comments
+``#Age``, ``#Sex``, ``#Dx`` with SNOMED-CT codes) and ``S00001.evidence.npz`` holding
+``classes`` (names of the classes present), ``masks`` (uint8, classes x 12 leads x samples, 1 where
+that class's evidence lies) and the fiducials ``r_peaks``, ``p_onsets``, ``qrs_onsets``, ``qrs_offsets``
+(sample indices, -1 where a beat has no P wave) and ``beat_kinds`` (0 sinus, 1 PAC, 2 PVC).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from ecglens.classes import CLASS_INDEX, CLASS_NAMES
+from ecglens.leads import LEAD_NAMES
+from ecglens.synth.beats import BASE_LEADS, NORMAL_AMPLITUDES, Wave, render, to_twelve_leads
+
+SNOMED_OF = {"SNR": "426783006", "AF": "164889003", "IAVB": "270492004", "LBBB": "164909002",
+             "RBBB": "59118001", "PAC": "284470004", "PVC": "427172004", "STD": "429622005", "STE": "164931005"}
+CLASS_MECHANISMS = {
+    "SNR": "regular sinus rhythm at 60-100 bpm",
+    "AF": "irregularly irregular RR (CV 0.15-0.3), no P waves, 4-8 Hz fibrillatory baseline",
+    "IAVB": "PR interval 220-320 ms",
+    "LBBB": "QRS 130-160 ms: broad notched R in I, aVL, V5-V6, deep wide QS in V1-V2, discordant T",
+    "RBBB": "QRS 120-140 ms: rsR' in V1-V2, wide S in I and V6",
+    "PAC": "early beat (60-75 % of RR) with an inverted, different P wave; sinus node reset",
+    "PVC": "early wide (140 ms) bizarre QRS without P wave, discordant T, compensatory pause",
+    "STD": "ST depression 0.1-0.25 mV in a coronary territory's leads",
+    "STE": "ST elevation 0.15-0.35 mV in a coronary territory's leads",
+}
+# Coronary territories as ST shifts on the base leads (I, II, V1-V6), sign +1 = the territory's own leads.
+TERRITORIES = {
+    "inferior": np.array([0.0, 1.0, 0, 0, 0, 0, 0, 0]),
+    "lateral": np.array([1.0, 0.3, 0, 0, 0, 0, 1.0, 1.0]),
+    "anterior": np.array([0.0, 0.0, 0.8, 1.0, 1.0, 0.9, 0, 0]),
+}
+_EXCLUSIVE = [{"SNR", "AF"}, {"LBBB", "RBBB"}, {"STD", "STE"}, {"AF", "PAC"}, {"AF", "IAVB"}]
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Cohort settings (all defaults documented in ``ecglens synth --help``)."""
+
+    n_records: int = 1000
+    sampling_rate_hz: float = 500.0
+    duration_s: float = 10.0
+    seed: int = 0
+    snr_db: float = 20.0
+    multi_label_rate: float = 0.2
+    class_weights: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in CLASS_NAMES})
+    powerline_hz: float = 50.0
+
+
+@dataclass(frozen=True)
+class SynthRecord:
+    """One generated record with its ground truth."""
+
+    name: str
+    signal: np.ndarray
+    classes: tuple[str, ...]
+    masks: np.ndarray
+    fiducials: dict[str, np.ndarray]
+    age: int
+    sex: str
+
+
+def _choose_classes(rng: np.random.Generator, config: SynthConfig) -> tuple[str, ...]:
+    names = list(CLASS_NAMES)
+    weights = np.array([config.class_weights.get(n, 0.0) for n in names], float)
+    first = names[rng.choice(len(names), p=weights / weights.sum())]
+    chosen = {first}
+    if first != "SNR" and rng.random() < config.multi_label_rate:
+        options = [n for n in names if n != "SNR" and n not in chosen
+                   and not any({n, c} <= pair for pair in _EXCLUSIVE for c in chosen)]
+        if options:
+            chosen.add(options[rng.integers(len(options))])
+    return tuple(n for n in names if n in chosen)
+
+
+def generate_record(index: int, config: SynthConfig) -> SynthRecord:
+    """Generate record number ``index`` of a cohort (deterministic in seed and index)."""
+    rng = np.random.default_rng([config.seed, index])
+    classes = _choose_classes(rng, config)
+    has = set(classes)
+    rate = config.sampling_rate_hz
+    n = round(config.duration_s * rate)
+    duration = n / rate
+    # Patient variation: amplitude scale per wave, axis (mixing of I and II), intervals.
+    scale = {w: a * rng.uniform(0.75, 1.25, a.shape) for w, a in NORMAL_AMPLITUDES.items()}
+    axis_mix = rng.uniform(-0.25, 0.25)
+    for w in scale:
+        lead_i, lead_ii = scale[w][0], scale[w][1]
+        scale[w][0], scale[w][1] = lead_i + axis_mix * lead_ii, lead_ii - axis_mix * lead_i
+    heart_rate = rng.uniform(60, 100)
+    mean_rr = 60.0 / heart_rate
+    pr = rng.uniform(0.22, 0.32) if "IAVB" in has else rng.uniform(0.13, 0.19)
+    qrs = rng.uniform(0.13, 0.16) if "LBBB" in has else rng.uniform(0.12, 0.14) if "RBBB" in has else \
+        rng.uniform(0.08, 0.10)
+    # Beat times: regular with small variability, or irregularly irregular in AF.
+    times, kinds = [], []
+    t = rng.uniform(0.2, 0.6) + pr
+    ectopic = {"PAC": 1, "PVC": 2}
+    n_ectopic = {k: rng.integers(1, 4) for k in ectopic if k in has}
+    while t < duration - 0.4:
+        times.append(t)
+        kinds.append(0)
+        rr = mean_rr * (rng.gamma(16, 1 / 16) if "AF" in has else rng.normal(1, 0.03))
+        t += max(rr, 0.3)
+    times, kinds = np.array(times), np.array(kinds)
+    for kind_name, count in n_ectopic.items():  # make some beats premature, shifting the rest
+        candidates = [i for i in range(2, len(times) - 1) if kinds[i] == 0 and kinds[i - 1] == 0]
+        for i in rng.permutation(candidates)[:count]:
+            rr = times[i] - times[i - 1]
+            early = rr * rng.uniform(0.6, 0.72)
+            shift = early - rr
+            if kind_name == "PVC":  # compensatory pause: the beat after lands where it would have
+                times[i] += shift
+            else:  # PAC resets the sinus node: everything after moves earlier
+                times[i:] += shift
+            kinds[i] = ectopic[kind_name]
+    keep = times < duration - 0.4
+    times, kinds = times[keep], kinds[keep]
+    waves: list[Wave] = []
+    fid = {k: np.full(len(times), -1) for k in ("p_onsets", "qrs_onsets", "qrs_offsets", "t_ends")}
+    st_windows = []
+    for b, (r, kind) in enumerate(zip(times, kinds, strict=True)):
+        qt = 0.40 * np.sqrt(mean_rr) + (qrs - 0.09)
+        onset, offset = r - qrs / 2, r + qrs / 2
+        if kind == 2:  # PVC: wide bizarre QRS, no P, discordant T
+            wide = rng.uniform(0.13, 0.16)
+            onset, offset = r - wide / 2, r + wide / 2
+            polarity = np.sign(rng.normal(size=len(BASE_LEADS))) * rng.uniform(0.8, 1.6, len(BASE_LEADS))
+            waves.append(Wave(r, wide / 4.5, polarity))
+            waves.append(Wave(r + 0.30, 0.06, -0.35 * polarity))
+        else:
+            if "AF" not in has:
+                p_amp = scale["P"] * (-0.9 if kind == 1 else 1.0)
+                p_centre = onset - pr + 0.05
+                waves.append(Wave(p_centre, 0.022 if kind == 0 else 0.016, p_amp))
+                fid["p_onsets"][b] = round((p_centre - 0.05) * rate)
+            waves += _qrs_waves(r, qrs, scale, has)
+            t_amp = scale["T"] * (-0.6 if "LBBB" in has else 1.0)
+            waves.append(Wave(r + qt - 0.12, 0.05, t_amp))
+            st_windows.append((offset, r + qt - 0.17))
+        fid["qrs_onsets"][b], fid["qrs_offsets"][b] = round(onset * rate), round(offset * rate)
+        fid["t_ends"][b] = round((r + qt) * rate)
+    base = render(waves, n, rate)
+    masks = {name: np.zeros((12, n), bool) for name in classes}
+    st_shift = None
+    for name, low, high in (("STD", -0.25, -0.1), ("STE", 0.15, 0.35)):
+        if name in has:
+            territory = list(TERRITORIES)[rng.integers(len(TERRITORIES))]
+            level = rng.uniform(low, high)
+            st_shift = TERRITORIES[territory] * level
+            profile = np.zeros(n)
+            for start, stop in st_windows:
+                a, z = round(start * rate), round(stop * rate)
+                if z > a:
+                    profile[a:z] = np.hanning(z - a + 2)[1:-1] ** 0.3
+            base += st_shift[:, None] * profile[None, :]
+            twelve_shift = to_twelve_leads(st_shift[:, None])[:, 0]
+            leads = np.abs(twelve_shift) >= 0.5 * abs(level)
+            masks[name][leads] = profile > 0.5
+    if "AF" in has:
+        tt = np.arange(n) / rate
+        f_wave = sum(rng.uniform(0.02, 0.05) * np.sin(2 * np.pi * rng.uniform(4, 8) * tt + rng.uniform(0, 6.3))
+                     for _ in range(3))
+        base += np.outer([0.3, 0.8, 1.0, 0.6, 0.3, 0.2, 0.2, 0.2], f_wave)
+        between = np.ones(n, bool)
+        for a, z in zip(fid["qrs_onsets"], fid["qrs_offsets"], strict=True):
+            between[max(a, 0) : z + 1] = False
+        masks["AF"][[1, 2, 5, 6]] = between  # II, III, aVF, V1: where f-waves are largest
+    signal = to_twelve_leads(base)
+    for name in classes:
+        if name == "IAVB":
+            for p, q in zip(fid["p_onsets"], fid["qrs_onsets"], strict=True):
+                if p >= 0:
+                    masks[name][:, p:q] = True
+        elif name in ("LBBB", "RBBB"):
+            leads = [0, 4, 6, 7, 10, 11] if name == "LBBB" else [0, 6, 7, 11]
+            for a, z in zip(fid["qrs_onsets"], fid["qrs_offsets"], strict=True):
+                masks[name][leads, max(a, 0) : z] = True
+        elif name in ("PAC", "PVC"):
+            kind = ectopic[name]
+            for b in np.flatnonzero(kinds == kind):
+                start = fid["p_onsets"][b] if kind == 1 else fid["qrs_onsets"][b]
+                masks[name][:, max(start, 0) : fid["qrs_offsets"][b]] = True
+        elif name == "SNR":
+            for p, z in zip(fid["p_onsets"], fid["qrs_offsets"], strict=True):
+                masks[name][[1, 6], max(p, 0) : z] = True  # P-QRS sequences in II and V1
+    signal = signal + _noise(rng, signal, rate, config)
+    fid["r_peaks"] = np.round(times * rate).astype(int)
+    fid["beat_kinds"] = kinds.astype(int)
+    order = [CLASS_INDEX[c] for c in classes]
+    mask_array = np.stack([masks[c] for c in classes]).astype(np.uint8)
+    assert order == sorted(order)
+    return SynthRecord(f"S{index + 1:05d}", signal.astype(np.float32), classes, mask_array, fid,
+                       int(rng.integers(20, 90)), "Male" if rng.random() < 0.55 else "Female")
+
+
+def _qrs_waves(r: float, qrs: float, scale: dict[str, np.ndarray], has: set[str]) -> list[Wave]:
+    q, rr, s = scale["Q"], scale["R"], scale["S"]
+    if "LBBB" in has:
+        # Broad notched R in I, V5, V6 (and aVL through I); deep wide QS in V1-V2.
+        lateral = np.array([1.0, 0.6, 0, 0, 0.2, 0.6, 1.0, 1.0])
+        septal = np.array([0, 0, 1.0, 1.0, 0.6, 0.1, 0, 0])
+        return [Wave(r - qrs * 0.18, qrs / 7, rr * lateral * 0.9), Wave(r + qrs * 0.18, qrs / 7, rr * lateral * 0.85),
+                Wave(r, qrs / 3.5, -1.5 * septal), Wave(r, qrs / 6, rr * (1 - lateral) * (1 - septal) * 0.5)]
+    waves = [Wave(r - qrs * 0.3, qrs / 12, q), Wave(r, qrs / 9, rr), Wave(r + qrs * 0.28, qrs / 11, s)]
+    if "RBBB" in has:
+        # Terminal right-ventricular activation: R' in V1-V2, wide S in I and V6.
+        terminal = np.array([-0.35, -0.1, 1.0, 0.8, 0.2, -0.1, -0.3, -0.35])
+        waves.append(Wave(r + qrs * 0.38, qrs / 7, terminal))
+    return waves
+
+
+def _noise(rng: np.random.Generator, signal: np.ndarray, rate: float, config: SynthConfig) -> np.ndarray:
+    """Baseline wander, powerline interference and muscle noise, scaled to ``config.snr_db``."""
+    n = signal.shape[1]
+    t = np.arange(n) / rate
+    wander = np.outer(rng.uniform(0.5, 1.0, 12), np.sin(2 * np.pi * rng.uniform(0.15, 0.35) * t + rng.uniform(0, 6)))
+    powerline = np.sin(2 * np.pi * min(config.powerline_hz, rate / 2.5) * t)[None, :] * rng.uniform(0.2, 0.6, (12, 1))
+    muscle = rng.normal(0, 1, (12, n))
+    kernel = np.ones(3) / 3
+    muscle = np.apply_along_axis(lambda x: np.convolve(x, kernel, "same"), 1, muscle)
+    noise = 0.5 * wander / wander.std() + 0.15 * powerline / powerline.std() + muscle / muscle.std()
+    signal_rms = np.sqrt(np.mean(signal**2))
+    return noise * (signal_rms / np.sqrt(np.mean(noise**2))) * 10 ** (-config.snr_db / 20)
+
+
+def write_record(record: SynthRecord, directory: str | os.PathLike, rate_hz: float) -> Path:
+    """Write a record as WFDB (format 16) with Challenge comments, and its evidence file."""
+    directory = Path(directory)
+    dx = ",".join(SNOMED_OF[c] for c in record.classes)
+    wfdb.wrsamp(record.name, fs=rate_hz, units=["mV"] * 12, sig_name=list(LEAD_NAMES),
+                p_signal=np.clip(record.signal.T.astype(np.float64), -32, 32), fmt=["16"] * 12,
+                adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(directory),
+                comments=[f"Age: {record.age}", f"Sex: {record.sex}", f"Dx: {dx}"])
+    np.savez_compressed(directory / f"{record.name}.evidence.npz", classes=np.array(record.classes),
+                        masks=record.masks, **record.fiducials)
+    return directory / f"{record.name}.hea"
+
+
+def _generate_and_write(args: tuple[int, SynthConfig, str]) -> tuple[str, ...]:
+    index, config, out = args
+    record = generate_record(index, config)
+    write_record(record, out, config.sampling_rate_hz)
+    return record.classes
+
+
+def write_cohort(config: SynthConfig, out: str | os.PathLike, workers: int | None = None,
+                 progress: bool = True) -> dict[str, int]:
+    """Generate and write a cohort in parallel; returns the count of records per class."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(i, config, str(out)) for i in range(config.n_records)]
+    workers = workers or os.cpu_count() or 1
+    counts = dict.fromkeys(CLASS_NAMES, 0)
+    bar = tqdm(total=len(jobs), desc="synth", unit="rec", disable=not progress)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = pool.map(_generate_and_write, jobs, chunksize=16)
+            for classes in results:
+                for c in classes:
+                    counts[c] += 1
+                bar.update()
+    else:
+        for job in jobs:
+            for c in _generate_and_write(job):
+                counts[c] += 1
+            bar.update()
+    bar.close()
+    return counts
+
+
+def read_evidence(header_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load a synthetic record's evidence file (masks per class and fiducials)."""
+    path = Path(str(header_path).removesuffix(".hea") + ".evidence.npz")
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def class_names_of(evidence: dict[str, np.ndarray]) -> Sequence[str]:
+    """Class names stored in an evidence file."""
+    return [str(c) for c in evidence["classes"]]
