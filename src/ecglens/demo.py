@@ -35,7 +35,7 @@ class DemoConfig:
     generate_rate_hz: float = 500.0
     sampling_rate_hz: float = 100.0
     duration_s: float = 10.0
-    epochs: int = 6
+    epochs: int = 14
     batch_size: int = 32
     lr: float = 1e-3
     crop_seconds: float = 5.0

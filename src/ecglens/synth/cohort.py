@@ -118,8 +118,12 @@ def generate_record(index: int, config: SynthConfig) -> SynthRecord:
         t += max(rr, 0.3)
     times, kinds = np.array(times), np.array(kinds)
     for kind_name, count in n_ectopic.items():  # make some beats premature, shifting the rest
-        candidates = [i for i in range(2, len(times) - 1) if kinds[i] == 0 and kinds[i - 1] == 0]
-        for i in rng.permutation(candidates)[:count]:
+        placed = 0
+        for i in rng.permutation(np.arange(2, len(times) - 1)):
+            # Isolated ectopics only: the beats on both sides stay sinus (so the pause is measurable).
+            if placed == count or kinds[i - 1] != 0 or kinds[i] != 0 or kinds[i + 1] != 0:
+                continue
+            placed += 1
             rr = times[i] - times[i - 1]
             early = rr * rng.uniform(0.6, 0.72)
             shift = early - rr
@@ -169,7 +173,7 @@ def generate_record(index: int, config: SynthConfig) -> SynthRecord:
                     profile[a:z] = np.hanning(z - a + 2)[1:-1] ** 0.3
             base += st_shift[:, None] * profile[None, :]
             twelve_shift = to_twelve_leads(st_shift[:, None])[:, 0]
-            leads = np.abs(twelve_shift) >= 0.5 * abs(level)
+            leads = twelve_shift * np.sign(level) >= 0.5 * abs(level)  # the territory's own leads, not reciprocal
             masks[name][leads] = profile > 0.5
     if "AF" in has:
         tt = np.arange(n) / rate
