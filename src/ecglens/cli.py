@@ -253,6 +253,248 @@ def demo(out, n_records, epochs, sampling_rate_hz, model, device, seed) -> None:
     click.echo(f"report: {path}")
 
 
+@cli.group()
+def explain() -> None:
+    """Explanations: Grad-CAM, SHAP, exact lead Shapley values, population heatmaps, faithfulness."""
+
+
+def _explain_options(function):
+    options = [
+        click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True,
+                     help="Bundle directory."),
+        click.option("--data", "caches", multiple=True, type=click.Path(exists=True, file_okay=False),
+                     help="Cache(s): records by id, the background set, and default records (test split)."),
+        click.option("--records", default=None,
+                     help="Comma-separated record ids in --data, or record files (.hea/.mat) when no --data."),
+        click.option("--n", "n_records", type=int, default=3, show_default=True,
+                     help="Test-split records to explain when --records is not given."),
+        click.option("--class", "class_name", default=None, help="Class to explain (default: each predicted one)."),
+        click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/explain", show_default=True),
+        click.option("--device", default="auto", show_default=True),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _session_and_inputs(checkpoint, caches, records, n_records):
+    from ecglens.explain.inputs import ExplainSession
+
+    try:
+        session = ExplainSession(checkpoint, caches)
+        if records and caches:
+            inputs = session.from_ids([r.strip() for r in records.split(",") if r.strip()])
+        elif records:
+            inputs = session.from_files([r.strip() for r in records.split(",") if r.strip()])
+        else:
+            if not caches:
+                raise click.UsageError("give --records FILES, or --data CACHE (with or without --records)")
+            inputs = session.from_split("test", n_records)
+    except (ValueError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    return session, inputs
+
+
+def _save_figure(fig, path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return str(path)
+
+
+def _per_record_maps(method, checkpoint, caches, records, n_records, class_name, out, device, **extra):
+    """Shared body of ``explain gradcam`` and ``explain shap``."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from ecglens.explain.jobs import attribute, targets_for
+    from ecglens.report.figures import gradcam_figure, label_title, shap_figure
+
+    session, inputs = _session_and_inputs(checkpoint, caches, records, n_records)
+    background = session.background(extra.get("background", 100)) if method == "shap" else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = []
+    for item in inputs:
+        x = torch.from_numpy(item.signal)[None].to(session.device)
+        probabilities = session.probabilities(x)[0]
+        title = label_title(item.record_id, item.labels, probabilities, session.meta.thresholds)
+        maps = {}
+        for target in targets_for(session, item, probabilities, class_name):
+            name = session.meta.class_names[target]
+            values = attribute(session, method, x, target, background, extra.get("n_samples", 8))
+            maps[name] = values
+            if method == "gradcam":
+                fig = gradcam_figure(item.signal, session.meta.sampling_rate_hz, values, title, name,
+                                     extra["percentile"], extra["layout"], session.meta.lead_names)
+            else:
+                fig = shap_figure(item.signal, session.meta.sampling_rate_hz, values, title, name,
+                                  extra["percentile"], extra["layout"], session.meta.lead_names)
+            figure = _save_figure(fig, out / f"{item.record_id}_{name}_{method}.png")
+            summary.append({"record_id": item.record_id, "class": name, "probability": float(probabilities[target]),
+                            "figure": figure, "lead_mass": dict(zip(session.meta.lead_names,
+                                                                    np.abs(values).sum(axis=1).tolist(), strict=True))})
+        np.savez_compressed(out / f"{item.record_id}_{method}.npz", **maps)
+    (out / f"{method}.json").write_text(json.dumps(summary, indent=2))
+    for row in summary:
+        click.echo(f"{row['record_id']} {row['class']} p={row['probability']:.3f}: {row['figure']}")
+    click.echo(f"wrote {out / (method + '.json')}")
+
+
+@explain.command("gradcam")
+@_explain_options
+@click.option("--percentile", type=float, default=95.0, show_default=True, help="Display threshold (the study's 95).")
+@click.option("--layout", type=click.Choice(["3x4", "12x1"]), default="3x4", show_default=True)
+def explain_gradcam(checkpoint, caches, records, n_records, class_name, out, device, percentile, layout) -> None:
+    """Grad-CAM at the end of the 4th residual stage, drawn over the 12 leads on ECG paper.
+
+    \b
+    Example:
+      ecglens explain gradcam --checkpoint runs/demo/best --data caches/demo --records S00012 --out figs
+    """
+    _per_record_maps("gradcam", checkpoint, caches, records, n_records, class_name, out, device,
+                     percentile=percentile, layout=layout)
+
+
+@explain.command("shap")
+@_explain_options
+@click.option("--background", type=int, default=100, show_default=True, help="Training records as background.")
+@click.option("--n-samples", type=int, default=8, show_default=True, help="Expected-gradients samples.")
+@click.option("--percentile", type=float, default=95.0, show_default=True)
+@click.option("--layout", type=click.Choice(["3x4", "12x1"]), default="12x1", show_default=True)
+def explain_shap(checkpoint, caches, records, n_records, class_name, out, device, background, n_samples,
+                 percentile, layout) -> None:
+    """SHAP values (expected gradients, captum GradientShap): high-SHAP segments per lead, per class.
+
+    \b
+    Example:
+      ecglens explain shap --checkpoint runs/demo/best --data caches/demo --n 5 --out figs
+    """
+    _per_record_maps("shap", checkpoint, caches, records, n_records, class_name, out, device,
+                     background=background, n_samples=n_samples, percentile=percentile, layout=layout)
+
+
+@explain.command("lead-shapley")
+@_explain_options
+@click.option("--baseline", type=click.Choice(["zeros", "mean"]), default="zeros", show_default=True,
+              help="What an absent lead becomes: zeros, or the background records' mean.")
+@click.option("--sampled", "n_permutations", type=int, default=None,
+              help="Estimate from this many lead orders instead of all 4,096 coalitions.")
+def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out, device, baseline,
+                         n_permutations) -> None:
+    """Exact Shapley values of the 12 leads for all 9 classes (probability with absent leads at a baseline).
+
+    \b
+    Example:
+      ecglens explain lead-shapley --checkpoint runs/demo/best --data caches/demo --records S00012
+    """
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ecglens.explain.jobs import lead_shapley_table
+
+    session, inputs = _session_and_inputs(checkpoint, caches, records, n_records)
+    background = session.background(100) if baseline == "mean" else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for item in inputs:
+        table = pd.DataFrame(lead_shapley_table(session, item, baseline, background, n_permutations),
+                             index=list(session.meta.lead_names), columns=list(session.meta.class_names))
+        table.to_csv(out / f"{item.record_id}_lead_shapley.csv")
+        results[item.record_id] = table.to_dict()
+        shown = [class_name] if class_name else list(session.meta.class_names)
+        click.echo(f"{item.record_id} ({'sampled' if n_permutations else 'exact'}, baseline {baseline}):")
+        click.echo(table[shown].to_string(float_format=lambda v: f"{v:+.4f}"))
+    (out / "lead_shapley.json").write_text(json.dumps(results, indent=2))
+    click.echo(f"wrote {out / 'lead_shapley.json'}")
+
+
+@explain.command("population")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--n", "n_records", type=int, default=200, show_default=True, help="Records of the split to use.")
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--background", type=int, default=100, show_default=True)
+@click.option("--n-samples", type=int, default=4, show_default=True, help="Expected-gradients samples per class.")
+@click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/explain", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def explain_population(checkpoint, caches, n_records, split, background, n_samples, out, device) -> None:
+    """Lead x class heatmap of SHAP mass, normalised per class, with an average row (the study's Figures 2-5).
+
+    \b
+    Example:
+      ecglens explain population --checkpoint runs/demo/best --data caches/demo --n 200
+    """
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ecglens.explain.inputs import ExplainSession
+    from ecglens.explain.population import population_importance
+    from ecglens.report.figures import lead_class_heatmap
+
+    session = ExplainSession(checkpoint, caches, device)
+    inputs = session.from_split(split, n_records)
+    labels = __import__("numpy").stack([item.labels for item in inputs])
+    result = population_importance(session.model, session.stack(inputs), labels, session.background(background),
+                                   n_samples, lead_names=session.meta.lead_names)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "population.json").write_text(json.dumps(result.to_dict(), indent=2))
+    table = pd.DataFrame(result.matrix * 100, index=list(result.class_names), columns=list(result.lead_names))
+    table.loc["average"] = result.average() * 100
+    table.to_csv(out / "population.csv")
+    figure = _save_figure(lead_class_heatmap(result.matrix, result.average(), result.counts,
+                                             f"SHAP mass per lead (%), {len(inputs)} {split} records",
+                                             result.class_names, result.lead_names), out / "population.png")
+    click.echo(table.round(1).to_string())
+    click.echo(f"{len(inputs)} records in {result.seconds:.0f} s; wrote {out / 'population.json'}, {figure}")
+
+
+@explain.command("faithfulness")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--n", "n_records", type=int, default=40, show_default=True, help="Test records to measure on.")
+@click.option("--methods", default="gradcam,shap", show_default=True)
+@click.option("--steps", type=int, default=10, show_default=True, help="Deletion/insertion steps.")
+@click.option("--background", type=int, default=50, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/explain", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def explain_faithfulness(checkpoint, caches, n_records, methods, steps, background, out, device) -> None:
+    """Deletion/insertion areas against random order, localisation against evidence masks, randomisation check.
+
+    \b
+    Example:
+      ecglens explain faithfulness --checkpoint runs/demo/best --data caches/demo --n 40
+    """
+    import json
+    from pathlib import Path
+
+    from ecglens.explain.inputs import ExplainSession
+    from ecglens.explain.jobs import faithfulness
+    from ecglens.report.figures import curves_figure
+
+    session = ExplainSession(checkpoint, caches, device)
+    inputs = session.from_split("test", n_records)
+    result = faithfulness(session, inputs, session.background(background), methods.split(","), steps)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "faithfulness.json").write_text(json.dumps(result.to_dict(), indent=2))
+    (out / "faithfulness.md").write_text(result.to_markdown())
+    _save_figure(curves_figure(result.fractions, result.mean_curves, "mean curves over records and classes"),
+                 out / "faithfulness_curves.png")
+    click.echo(result.to_markdown())
+    click.echo(f"wrote {out / 'faithfulness.json'}, {out / 'faithfulness.md'}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
     from ecglens.io.record import RecordError

@@ -1,0 +1,12 @@
+"""Explanations with one signature, ``fn(model, x, target) -> np.ndarray shaped like x``.
+
+``x`` is a float tensor batch x leads x samples, ``target`` a class index (or one per batch item).
+Functions never modify the model (its mode is restored) or the input. Per-lead summaries are
+leads x classes arrays.
+"""
+
+from ecglens.explain.attribution import METHODS, gradcam, gradient_shap, lead_mass, threshold_map
+from ecglens.explain.lead_shapley import exact_lead_shapley, sampled_lead_shapley
+
+__all__ = ["METHODS", "exact_lead_shapley", "gradcam", "gradient_shap", "lead_mass", "sampled_lead_shapley",
+           "threshold_map"]

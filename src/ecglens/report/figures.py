@@ -1,0 +1,82 @@
+"""Explanation figures: Grad-CAM and SHAP over ECG paper, the lead x class heatmap, faithfulness curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from ecglens.classes import CLASS_NAMES
+from ecglens.explain.attribution import threshold_map
+from ecglens.leads import LEAD_NAMES
+from ecglens.report.ecgpaper import plot_ecg
+
+
+def label_title(record_id: str, truth: np.ndarray | None, probabilities: np.ndarray, thresholds: Sequence[float],
+                class_names: Sequence[str] = CLASS_NAMES) -> str:
+    """'record: true AF | predicted AF (0.97), PVC (0.61)'."""
+    predicted = [f"{name} ({p:.2f})" for name, p, t in zip(class_names, probabilities, thresholds, strict=True)
+                 if p >= t] or ["none"]
+    true = "unknown" if truth is None else (", ".join(n for n, y in zip(class_names, truth, strict=True) if y > 0.5)
+                                            or "none")
+    return f"{record_id}: true {true} | predicted {', '.join(predicted)}"
+
+
+def gradcam_figure(signal: np.ndarray, rate_hz: float, cam: np.ndarray, title: str, class_name: str,
+                   percentile: float = 95.0, layout: str = "3x4",
+                   lead_names: tuple[str, ...] = LEAD_NAMES) -> Figure:
+    """The study's Figures 6-8: the ECG with its Grad-CAM (min-max normalised, >= percentile) shaded."""
+    shaded = threshold_map(cam[0:1], percentile)[0]
+    highlight = np.repeat(shaded[None, :], signal.shape[0], axis=0)
+    return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout, highlight=highlight,
+                    highlight_label=f"Grad-CAM for {class_name} (top {100 - percentile:g} %)")
+
+
+def shap_figure(signal: np.ndarray, rate_hz: float, values: np.ndarray, title: str, class_name: str,
+                percentile: float = 95.0, layout: str = "12x1", lead_names: tuple[str, ...] = LEAD_NAMES) -> Figure:
+    """The original's ``plot_shap``: segments of high positive SHAP value per lead, for one class."""
+    positive = np.clip(values, 0, None)
+    cut = np.percentile(positive, percentile) if positive.any() else np.inf
+    return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout,
+                    highlight=(positive >= cut) & (positive > 0),
+                    highlight_label=f"SHAP for {class_name} (top {100 - percentile:g} %)")
+
+
+def lead_class_heatmap(matrix: np.ndarray, average: np.ndarray, counts: Sequence[int], title: str,
+                       class_names: Sequence[str] = CLASS_NAMES, lead_names: Sequence[str] = LEAD_NAMES) -> Figure:
+    """The study's Figures 2-5: share of SHAP mass per lead (columns) for each class (rows), plus the average."""
+    data = np.vstack([matrix, average[None, :]]) * 100
+    rows = [f"{name} (n={count})" for name, count in zip(class_names, counts, strict=True)] + ["average"]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(lead_names), 0.9 + 0.45 * len(rows)))
+    image = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", aspect="auto")
+    for r in range(data.shape[0]):
+        for c in range(data.shape[1]):
+            if np.isfinite(data[r, c]):
+                ax.text(c, r, f"{data[r, c]:.1f}", ha="center", va="center", fontsize=7,
+                        color="white" if data[r, c] < np.nanmax(data) * 0.6 else "black")
+    ax.set_xticks(range(len(lead_names)), lead_names)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.axhline(len(rows) - 1.5, color="white", lw=2)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, label="% of the class's SHAP mass")
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(fractions: np.ndarray, curves: dict[str, dict[str, np.ndarray]], title: str) -> Figure:
+    """Mean deletion and insertion curves per method, with the random-order references."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    for axis, kind in zip(axes, ("deletion", "insertion"), strict=True):
+        for method, values in curves.items():
+            line = axis.plot(fractions, values[kind], label=method)[0]
+            axis.plot(fractions, values[f"random_{kind}"], "--", color=line.get_color(), alpha=0.6,
+                      label=f"{method}, random order")
+        axis.set_xlabel(f"fraction {'removed' if kind == 'deletion' else 'inserted'} (most attributed first)")
+        axis.set_title(kind)
+    axes[0].set_ylabel("class probability")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
