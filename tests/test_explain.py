@@ -1,0 +1,133 @@
+"""Explanations: properties (completeness, efficiency, hand-computed Grad-CAM) and faithfulness helpers."""
+
+import numpy as np
+import pytest
+import torch
+
+from ecglens.explain import exact_lead_shapley, gradcam, gradient_shap, sampled_lead_shapley, threshold_map
+from ecglens.explain.attribution import gradient_shap_all_classes
+from ecglens.explain.faithfulness import deletion_insertion, localisation, randomized_copy, rank_correlation
+from ecglens.models import create_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = create_model("resnet_tiny", n_leads=12, n_classes=9)
+    # A few training steps so BN statistics and outputs are not trivial.
+    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(3):
+        x = torch.randn(8, 12, 256)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), (torch.rand(8, 9) > 0.5).float())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def test_gradcam_equals_hand_computation(model):
+    x = torch.randn(2, 12, 256)
+    target = 4
+    captured = {}
+    handle = model.layer4.register_forward_hook(lambda m, i, o: captured.setdefault("a", o))
+    probability = torch.sigmoid(model(x))[:, target]
+    handle.remove()
+    activations = captured["a"]
+    gradients = torch.autograd.grad(probability.sum(), activations)[0]
+    weights = gradients.mean(dim=2, keepdim=True)
+    cam = torch.relu((weights * activations).sum(dim=1, keepdim=True))
+    expected = torch.nn.functional.interpolate(cam, size=256, mode="linear")[:, 0].detach().numpy()
+    result = gradcam(model, x, target)
+    assert result.shape == x.shape
+    np.testing.assert_allclose(result[:, 0], expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(result[:, 0], result[:, 11])
+
+
+def test_shap_completeness(model):
+    torch.manual_seed(1)
+    x = torch.randn(1, 12, 128)
+    background = torch.randn(4, 12, 128) * 0.5
+    values = gradient_shap(model, x, 2, background, n_samples=400, seed=3)
+    with torch.no_grad():
+        gap = float(torch.sigmoid(model(x))[0, 2] - torch.sigmoid(model(background))[:, 2].mean())
+    # Expected gradients are complete in expectation; 400 samples keep the error within 10 % + 0.005.
+    assert abs(values.sum() - gap) <= 0.1 * abs(gap) + 0.005, (values.sum(), gap)
+
+
+def test_shap_all_classes_match_per_class_calls(model):
+    x = torch.randn(1, 12, 128)
+    background = torch.randn(3, 12, 128)
+    together = gradient_shap_all_classes(model, x, background, 9, n_samples=4, seed=0)
+    assert together.shape == (1, 9, 12, 128)
+    assert np.isfinite(together).all() and np.abs(together).sum() > 0
+
+
+def test_exact_lead_shapley_efficiency_and_dummy(model):
+    x = torch.randn(12, 128)
+    values = exact_lead_shapley(model, x, batch_size=512)
+    with torch.no_grad():
+        full, empty = torch.sigmoid(model(torch.stack([x, torch.zeros_like(x)]))).numpy()
+    np.testing.assert_allclose(values.sum(axis=0), full - empty, atol=1e-6)
+    # A lead the network cannot see gets exactly zero.
+    blind = create_model("resnet_tiny")
+    blind.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        blind.conv1.weight[:, 5] = 0
+    np.testing.assert_allclose(exact_lead_shapley(blind.eval(), x)[5], 0, atol=1e-7)
+
+
+def test_sampled_lead_shapley_is_efficient_and_close(model):
+    x = torch.randn(12, 128)
+    exact = exact_lead_shapley(model, x, batch_size=512)
+    sampled = sampled_lead_shapley(model, x, n_permutations=200, seed=1)
+    np.testing.assert_allclose(sampled.sum(axis=0), exact.sum(axis=0), atol=1e-6)
+    assert np.abs(sampled - exact).max() <= 0.2 * np.abs(exact).max() + 1e-4
+
+
+def test_explainers_leave_model_and_input_unchanged(model):
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(1, 12, 128)
+    copy = x.clone()
+    gradcam(model, x, 1)
+    gradient_shap(model, x, 1, torch.randn(2, 12, 128), n_samples=2)
+    exact_lead_shapley(model, x[0])
+    assert model.training
+    model.eval()
+    assert torch.equal(x, copy)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_threshold_map_keeps_top_five_percent():
+    values = np.arange(200, dtype=float)[None]
+    shown = threshold_map(values, 95)
+    assert (shown > 0).sum() == 10 and shown.max() == 1.0
+
+
+def test_deletion_of_everything_reaches_the_baseline(model):
+    x = torch.randn(12, 128)
+    attribution = np.abs(np.random.default_rng(0).normal(size=(12, 128)))
+    curves = deletion_insertion(model, x, 3, attribution, steps=4)
+    with torch.no_grad():
+        full, empty = torch.sigmoid(model(torch.stack([x, torch.zeros_like(x)])))[:, 3].numpy()
+    assert curves.deletion[0] == pytest.approx(full, abs=1e-6)
+    assert curves.deletion[-1] == pytest.approx(empty, abs=1e-6)
+    assert curves.insertion[0] == pytest.approx(empty, abs=1e-6)
+    assert curves.insertion[-1] == pytest.approx(full, abs=1e-6)
+    leads = deletion_insertion(model, x, 3, attribution.sum(axis=1), steps=12, unit="lead")
+    assert leads.deletion.shape == (13,)
+
+
+def test_localisation_and_sanity_helpers(model):
+    mask = np.zeros((2, 10), bool)
+    mask[0, 3:5] = True
+    attribution = np.zeros((2, 10))
+    attribution[0, 4] = 1.0
+    auroc, hit = localisation(attribution, mask)
+    assert hit and auroc == pytest.approx(0.75)  # one mask point above every other point, one tied
+    assert localisation(attribution, np.zeros((2, 10), bool)) == (None, None)
+    random_model = randomized_copy(model)
+    assert not torch.equal(random_model.conv1.weight, model.conv1.weight)
+    assert rank_correlation(np.arange(10), np.arange(10)) == pytest.approx(1.0)
+    assert rank_correlation(np.ones(10), np.arange(10)) == 0.0
