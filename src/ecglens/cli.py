@@ -229,7 +229,7 @@ def synth(out, n_records, sampling_rate_hz, duration_s, snr_db, multi_label_rate
 @cli.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/demo", show_default=True)
 @click.option("--n-records", type=int, default=1200, show_default=True)
-@click.option("--epochs", type=int, default=14, show_default=True)
+@click.option("--epochs", type=int, default=12, show_default=True)
 @click.option("--sampling-rate", "sampling_rate_hz", type=float, default=100.0, show_default=True,
               help="Cache and model rate (records are generated at 500 Hz and resampled).")
 @click.option("--model", default="resnet34", show_default=True)

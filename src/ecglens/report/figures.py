@@ -28,7 +28,8 @@ def gradcam_figure(signal: np.ndarray, rate_hz: float, cam: np.ndarray, title: s
                    percentile: float = 95.0, layout: str = "3x4",
                    lead_names: tuple[str, ...] = LEAD_NAMES) -> Figure:
     """The study's Figures 6-8: the ECG with its Grad-CAM (min-max normalised, >= percentile) shaded."""
-    shaded = threshold_map(cam[0:1], percentile)[0]
+    time_map = np.asarray(cam).reshape(-1, np.shape(cam)[-1])[0]  # one map per time step (same on every lead)
+    shaded = threshold_map(time_map[None], percentile)[0]
     highlight = np.repeat(shaded[None, :], signal.shape[0], axis=0)
     return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout, highlight=highlight,
                     highlight_label=f"Grad-CAM for {class_name} (top {100 - percentile:g} %)")
