@@ -67,3 +67,28 @@ def write_cpsc_mat(directory: Path, name: str, signal: np.ndarray, age=55, sex="
     struct = {"sex": np.array([sex]), "age": np.array([[age]]), "data": signal}
     scipy.io.savemat(directory / f"{name}.mat", {"ECG": struct})
     return directory / f"{name}.mat"
+
+
+def write_bad_corpus(directory: Path) -> dict[str, str]:
+    """One good record and one of each kind of bad record; returns name -> expected reason pattern."""
+    write_challenge_mat(directory, "good", known_signal())
+    (directory / "corrupt.hea").write_text("corrupt twelve 500 abc\n")
+    write_wfdb(directory, "truncated", known_signal())
+    data = directory / "truncated.dat"
+    data.write_bytes(data.read_bytes()[:1000])
+    nan_signal = known_signal()
+    write_challenge_mat(directory, "nan", nan_signal)
+    values = scipy.io.loadmat(directory / "nan.mat")["val"].astype(float)
+    values[3, 10:20] = np.nan
+    scipy.io.savemat(directory / "nan.mat", {"val": values}, format="4")
+    write_challenge_mat(directory, "elevenleads", known_signal(n_leads=11), lead_names=LEAD_NAMES[:11])
+    write_challenge_mat(directory, "badage", known_signal(), age="sixty")
+    (directory / "empty.hea").write_text("")
+    return {
+        "corrupt": "signal count 'twelve'",
+        "truncated": "truncated signal file: 1000 bytes",
+        "nan": "NaN/infinite sample.*aVR",
+        "elevenleads": "missing lead.*V6",
+        "badage": "age 'sixty' is not a number",
+        "empty": "empty header",
+    }

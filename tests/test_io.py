@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import known_signal, write_challenge_mat, write_cpsc_mat, write_wfdb
+from conftest import known_signal, write_bad_corpus, write_challenge_mat, write_cpsc_mat, write_wfdb
 from ecglens.io import RecordError, parse_source, read_many, read_record, read_wfdb, scan_source
 from ecglens.leads import LEAD_NAMES
 
@@ -65,35 +65,8 @@ def test_cpsc_original_reader_uses_reference_labels(tmp_path):
     assert read_record(tmp_path / "A0001.mat").label_codes == ("2", "8")
 
 
-def _bad_corpus(directory: Path) -> dict[str, str]:
-    """One good record and one of each kind of bad record; returns name -> expected reason pattern."""
-    write_challenge_mat(directory, "good", known_signal())
-    (directory / "corrupt.hea").write_text("corrupt twelve 500 abc\n")
-    write_wfdb(directory, "truncated", known_signal())
-    data = directory / "truncated.dat"
-    data.write_bytes(data.read_bytes()[:1000])
-    nan_signal = known_signal()
-    write_challenge_mat(directory, "nan", nan_signal)
-    import scipy.io
-
-    values = scipy.io.loadmat(directory / "nan.mat")["val"].astype(float)
-    values[3, 10:20] = np.nan
-    scipy.io.savemat(directory / "nan.mat", {"val": values}, format="4")
-    write_challenge_mat(directory, "elevenleads", known_signal(n_leads=11), lead_names=LEAD_NAMES[:11])
-    write_challenge_mat(directory, "badage", known_signal(), age="sixty")
-    (directory / "empty.hea").write_text("")
-    return {
-        "corrupt": "signal count 'twelve'",
-        "truncated": "truncated signal file: 1000 bytes",
-        "nan": "NaN/infinite sample.*aVR",
-        "elevenleads": "missing lead.*V6",
-        "badage": "age 'sixty' is not a number",
-        "empty": "empty header",
-    }
-
-
 def test_bad_corpus_yields_good_records_and_named_issues(tmp_path):
-    expected = _bad_corpus(tmp_path)
+    expected = write_bad_corpus(tmp_path)
     scan = scan_source(parse_source(f"challenge:{tmp_path}"))
     issues = []
     records = list(read_many(scan.refs, workers=2, issues=issues))
@@ -105,7 +78,7 @@ def test_bad_corpus_yields_good_records_and_named_issues(tmp_path):
 
 
 def test_strict_stops_at_first_bad_record(tmp_path):
-    _bad_corpus(tmp_path)
+    write_bad_corpus(tmp_path)
     scan = scan_source(parse_source(f"challenge:{tmp_path}"))
     with pytest.raises(RecordError):
         list(read_many(scan.refs, strict=True))

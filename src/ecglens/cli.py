@@ -495,6 +495,127 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     click.echo(f"wrote {out / 'faithfulness.json'}, {out / 'faithfulness.md'}")
 
 
+@cli.command("predict")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True, help="Bundle directory.")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/predict", show_default=True,
+              help="Folder for predictions.jsonl, predictions.csv, issues.csv and figures.")
+@click.option("--sampling-rate", "sampling_rate_hz", type=float, default=None,
+              help="Rate of CSV/NumPy inputs (other formats carry their own).")
+@click.option("--lead-order", default=None,
+              help="Comma-separated lead order of CSV (without header) and NumPy inputs; default I,II,...,V6.")
+@click.option("--engine", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--explain", "explain_method", type=click.Choice(["gradcam", "shap"]), default=None,
+              help="Also draw each record with its explanation for the predicted classes.")
+@click.option("--background", "background_caches", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Cache for the SHAP background (default: the bundle's training caches).")
+@click.option("--device", default="auto", show_default=True)
+def predict(checkpoint, paths, out, sampling_rate_hz, lead_order, engine, batch_size, explain_method,
+            background_caches, device) -> None:
+    """Diagnose ECG files: probabilities, decisions under the bundle's thresholds, quality warnings.
+
+    Reads WFDB (any rate), Challenge .hea/.mat, CPSC .mat, EDF, and CSV/NumPy (with --sampling-rate).
+    Directories are searched recursively; unreadable files are listed and never stop the batch.
+
+    \b
+    Example:
+      ecglens predict --checkpoint runs/demo/best ../shared/data/challenge/cpsc2018 --out predictions
+    """
+    import csv as csv_module
+    from pathlib import Path
+
+    from ecglens.leads import LEAD_NAMES, canonical_leads
+    from ecglens.predict import load_bundle, predict_files
+
+    try:
+        predictor = load_bundle(checkpoint, device, engine)
+    except (FileNotFoundError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    leads = canonical_leads(lead_order.split(",")) if lead_order else LEAD_NAMES
+    predictions, issues = predict_files(predictor, paths, batch_size, sampling_rate_hz, leads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "predictions.jsonl", "w") as handle:
+        handle.writelines(p.to_json() + "\n" for p in predictions)
+    names = list(predictor.meta.class_names)
+    with open(out / "predictions.csv", "w", newline="") as handle:
+        writer = csv_module.writer(handle)
+        writer.writerow(["record_id", "source", *names, "decisions", "warnings"])
+        for p in predictions:
+            writer.writerow([p.record_id, p.source, *(f"{p.probabilities[n]:.6f}" for n in names),
+                             ";".join(p.decisions), " | ".join(p.warnings)])
+    with open(out / "issues.csv", "w", newline="") as handle:
+        writer = csv_module.writer(handle)
+        writer.writerow(["path", "reason"])
+        writer.writerows((i.path, i.reason) for i in issues)
+    width = max([len(p.record_id) for p in predictions] + [6])
+    click.echo(f"{'record':<{width}}  decisions (probability)                 warnings")
+    for p in predictions:
+        decided = ", ".join(f"{d} ({p.probabilities[d]:.2f})" for d in p.decisions) or "none"
+        click.echo(f"{p.record_id:<{width}}  {decided:<40} {'; '.join(p.warnings)}")
+    _print_issues(issues)
+    if explain_method:
+        _explain_predictions(predictor, paths, predictions, explain_method, background_caches, out / "figures",
+                             sampling_rate_hz, leads)
+    click.echo(f"{len(predictions)} predicted, {len(issues)} unreadable; wrote {out / 'predictions.jsonl'}, "
+               f"{out / 'predictions.csv'}")
+
+
+def _explain_predictions(predictor, paths, predictions, method, background_caches, out, sampling_rate_hz, leads):
+    import numpy as np
+    import torch
+
+    from ecglens.explain.inputs import ExplainSession, window_of
+    from ecglens.explain.jobs import attribute
+    from ecglens.io import read_record
+    from ecglens.preprocess import resample
+    from ecglens.report.figures import gradcam_figure, label_title, shap_figure
+
+    caches = list(background_caches) or [c for c in predictor.meta.training_data.get("caches", [])
+                                         if os.path.isdir(c)]
+    if method == "shap" and not caches:
+        raise click.ClickException("SHAP needs a background: pass --background CACHE")
+    session = ExplainSession(predictor.bundle, caches if method == "shap" else [], str(predictor.device))
+    background = session.background(100) if method == "shap" else None
+    out.mkdir(parents=True, exist_ok=True)
+    meta = predictor.meta
+    for prediction in predictions:
+        record = read_record(prediction.source, meta.lead_names, sampling_rate_hz, leads)
+        signal = window_of(resample(record.signal, record.sampling_rate_hz, meta.sampling_rate_hz), session.window)
+        x = torch.from_numpy(signal)[None].to(session.device)
+        probabilities = np.array([prediction.probabilities[n] for n in meta.class_names])
+        title = label_title(prediction.record_id, None, probabilities, meta.thresholds, meta.class_names)
+        for name in prediction.decisions or (meta.class_names[int(np.argmax(probabilities))],):
+            target = meta.class_names.index(name)
+            values = attribute(session, method, x, target, background)
+            draw = gradcam_figure if method == "gradcam" else shap_figure
+            _save_figure(draw(signal, meta.sampling_rate_hz, values, title, name, lead_names=meta.lead_names),
+                         out / f"{prediction.record_id}_{name}_{method}.png")
+    click.echo(f"figures: {out}")
+
+
+@cli.group()
+def export() -> None:
+    """Export a bundle to other runtimes."""
+
+
+@export.command("onnx")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True, help="Bundle directory.")
+@click.option("--opset", type=int, default=18, show_default=True)
+def export_onnx_command(checkpoint, opset) -> None:
+    """Write CHECKPOINT/model.onnx (input 'ecg': batch x leads x samples, batch and length dynamic).
+
+    \b
+    Example:
+      ecglens export onnx --checkpoint runs/demo/best
+      ecglens predict --engine onnx --checkpoint runs/demo/best record.hea
+    """
+    from ecglens.predict import export_onnx
+
+    click.echo(f"wrote {export_onnx(checkpoint, opset)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
     from ecglens.io.record import RecordError

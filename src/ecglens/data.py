@@ -67,6 +67,18 @@ class Augmentation:
         return signal
 
 
+def evaluation_input(signal: np.ndarray, policy: LengthPolicy, sampling_rate_hz: float) -> np.ndarray:
+    """A record as the model sees it at evaluation: the whole record (``crop``), or the last
+    ``policy.seconds`` zero-padded at the front (``original``). Float32, leads x samples."""
+    if policy.name == "original":
+        window = round(policy.seconds * sampling_rate_hz)
+        out = np.zeros((signal.shape[0], window), np.float32)
+        kept = min(signal.shape[1], window)
+        out[:, window - kept :] = signal[:, signal.shape[1] - kept :]
+        return out
+    return np.array(signal, dtype=np.float32)
+
+
 def assign_splits(index: pd.DataFrame, seed: int = 0, val_fold: int = 9, test_fold: int = 10) -> np.ndarray:
     """Train / val / test per record; each dataset split by its own rule.
 
@@ -166,15 +178,13 @@ class CacheDataset(Dataset):
             signal = signal[self.lead_rows[item.cache]]
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
         n = signal.shape[1]
-        if self.policy.name == "original" or (self.train and n <= self.window):
-            out = np.zeros((signal.shape[0], self.window), np.float32)
-            kept = min(n, self.window)
-            out[:, self.window - kept :] = signal[:, n - kept :]
-        elif self.train:
+        if not self.train:
+            out = evaluation_input(signal, self.policy, self.sampling_rate_hz)
+        elif self.policy.name == "original" or n <= self.window:
+            out = evaluation_input(signal, LengthPolicy("original", self.policy.seconds), self.sampling_rate_hz)
+        else:
             start = int(rng.integers(0, n - self.window + 1))
             out = np.array(signal[:, start : start + self.window], dtype=np.float32)
-        else:
-            out = np.array(signal, dtype=np.float32)
         if self.augmentation is not None:
             out = self.augmentation.apply(out, rng)
         return torch.from_numpy(np.ascontiguousarray(out)), torch.from_numpy(self._labels[i])

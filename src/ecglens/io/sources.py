@@ -161,9 +161,30 @@ def read_ref(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Reco
         raise RecordError(ref.path, f"{type(error).__name__}: {error}") from None
 
 
-def read_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:
-    """Read one record file of any supported kind (WFDB ``.hea``, CPSC ``.mat`` next to REFERENCE.csv)."""
+RECORD_SUFFIXES = (".hea", ".mat", ".csv", ".npy", ".edf")
+
+
+def read_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NAMES,
+                sampling_rate_hz: float | None = None, lead_names: tuple[str, ...] = LEAD_NAMES) -> Record:
+    """Read one record file of any supported kind.
+
+    WFDB ``.hea`` (any rate, Challenge comments), Challenge ``.mat`` (read through its ``.hea``), CPSC 2018
+    ``.mat`` (labels from a REFERENCE.csv beside it), EDF, and CSV / NumPy files, which need
+    ``sampling_rate_hz`` and, without a header row, ``lead_names`` (their column or row order).
+    """
+    from ecglens.io.arrays import read_csv_record, read_edf_record, read_npy_record
+
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv_record(path, sampling_rate_hz, lead_names, wanted_leads)
+    if suffix == ".npy":
+        return read_npy_record(path, sampling_rate_hz, lead_names, wanted_leads)
+    if suffix in (".edf", ".bdf"):
+        return read_edf_record(path, wanted_leads)
+    if suffix not in RECORD_SUFFIXES and not path.with_suffix(".hea").is_file():
+        expected = ", ".join(RECORD_SUFFIXES)
+        raise RecordError(str(path), f"unsupported file type {suffix or '(none)'}; expected {expected}")
     if path.suffix == ".mat" and path.with_suffix(".hea").is_file():
         path = path.with_suffix(".hea")
     if path.suffix == ".mat":

@@ -25,6 +25,16 @@ class ResNetConfig:
     dropout: float = 0.2
 
 
+class MaxPool1d(nn.MaxPool1d):
+    """``nn.MaxPool1d`` computed through ``max_pool2d`` on a unit height: the same values, but
+    ``torch.export`` keeps the length dynamic (its 1-D max-pool specialises it), so ONNX models take
+    records of any length."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.max_pool2d(x.unsqueeze(2), (1, self.kernel_size), (1, self.stride), (0, self.padding))
+        return pooled.squeeze(2)
+
+
 class BasicBlock1d(nn.Module):
     """Two kernel-7 convolutions with batch norm, ReLU and dropout between them, plus a shortcut."""
 
@@ -66,7 +76,7 @@ class ResNet1d(nn.Module):
         self.conv1 = nn.Conv1d(config.n_leads, width, kernel_size=15, stride=2, padding=7, bias=False)
         self.bn1 = nn.BatchNorm1d(width)
         self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool1d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = MaxPool1d(kernel_size=3, stride=2, padding=1)
         stages = []
         in_channels = width
         for i, n_blocks in enumerate(config.layers):
@@ -78,8 +88,6 @@ class ResNet1d(nn.Module):
                 in_channels = channels
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.avgpool = nn.AdaptiveAvgPool1d(1)
-        self.globalmaxpool = nn.AdaptiveMaxPool1d(1)
         # The published code defines this dropout but its forward never applies it; kept for parity.
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(in_channels * 2, config.n_classes)
@@ -94,7 +102,9 @@ class ResNet1d(nn.Module):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Global average and max pooling concatenated, then the linear classifier."""
-        pooled = torch.cat((self.avgpool(features), self.globalmaxpool(features)), dim=1).flatten(1)
+        # Global average and max pooling (the original's AdaptiveAvgPool1d(1)/AdaptiveMaxPool1d(1), written as
+        # reductions so ONNX export keeps the length dynamic).
+        pooled = torch.cat((features.mean(dim=2), features.amax(dim=2)), dim=1)
         return self.fc(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

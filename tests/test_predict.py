@@ -1,0 +1,131 @@
+"""Prediction on new files: every input format agrees, lead order is read, bad files are listed, ONNX agrees."""
+
+import json
+
+import numpy as np
+import pytest
+
+import ecglens
+from conftest import known_signal, write_bad_corpus, write_challenge_mat, write_cpsc_mat, write_wfdb
+from ecglens.cache import build_cache
+from ecglens.cli import main
+from ecglens.io import parse_source
+from ecglens.leads import LEAD_NAMES
+from ecglens.predict import predict_files, quality_warnings
+from ecglens.train.loop import TrainConfig, fit
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    (root / "data").mkdir()
+    for i in range(24):
+        write_challenge_mat(root / "data", f"R{i:02d}", known_signal(1000, seed=i),
+                            dx="164889003" if i % 2 else "426783006")
+    build_cache([parse_source(f"challenge:{root / 'data'}")], root / "cache", 250, workers=1, progress=False)
+    result = fit([root / "cache"], root / "run", TrainConfig(model="resnet_tiny", epochs=1, batch_size=8),
+                 progress=False)
+    return result.best_bundle
+
+
+@pytest.fixture
+def signal():
+    return known_signal(2500, seed=42)  # 5 s at 500 Hz, mV, 1-uV steps
+
+
+def _write_edf(path, signal, rate):
+    import pyedflib
+
+    writer = pyedflib.EdfWriter(str(path), len(LEAD_NAMES), file_type=pyedflib.FILETYPE_EDFPLUS)
+    headers = []
+    for name in LEAD_NAMES:
+        headers.append({"label": f"ECG {name}", "dimension": "uV", "sample_frequency": rate,
+                        "physical_max": 5000.0, "physical_min": -5000.0, "digital_max": 32767,
+                        "digital_min": -32768})
+    writer.setSignalHeaders(headers)
+    writer.writeSamples([row * 1000.0 for row in signal])
+    writer.close()
+
+
+def test_every_format_gives_the_same_prediction(bundle, signal, tmp_path):
+    write_wfdb(tmp_path, "wfdb", signal, fs=500)
+    write_challenge_mat(tmp_path, "challenge", signal)
+    write_cpsc_mat(tmp_path, "A0001", signal)
+    np.savetxt(tmp_path / "header.csv", signal.T, delimiter=",", header=",".join(LEAD_NAMES), comments="")
+    order = [5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6]
+    np.savetxt(tmp_path / "plain.csv", signal[order].T, delimiter=",")
+    np.save(tmp_path / "array.npy", signal.T)
+    _write_edf(tmp_path / "record.edf", signal, 500)
+    predictor = ecglens.load_bundle(bundle)
+    reference = predictor.predict(signal, 500, LEAD_NAMES)
+    paths = [tmp_path / n for n in ("wfdb.hea", "challenge.hea", "A0001.mat", "header.csv", "array.npy",
+                                     "record.edf")]
+    predictions, issues = predict_files(predictor, paths, sampling_rate_hz=500, progress=False)
+    assert issues == [] and len(predictions) == 6
+    plain, _ = predict_files(predictor, [tmp_path / "plain.csv"], sampling_rate_hz=500,
+                             lead_names=tuple(LEAD_NAMES[i] for i in order), progress=False)
+    for prediction in [*predictions, *plain]:
+        for name, p in reference.probabilities.items():
+            assert prediction.probabilities[name] == pytest.approx(p, abs=2e-4), (prediction.source, name)
+
+
+def test_shuffled_leads_in_a_file_give_the_same_prediction(bundle, signal, tmp_path):
+    order = np.random.default_rng(0).permutation(12)
+    write_wfdb(tmp_path, "shuffled", signal[order], lead_names=[LEAD_NAMES[i].upper() for i in order])
+    predictor = ecglens.load_bundle(bundle)
+    shuffled, _ = predict_files(predictor, [tmp_path / "shuffled.hea"], progress=False)
+    reference = predictor.predict(signal[order], 500, [LEAD_NAMES[i] for i in order])
+    direct = predictor.predict(signal, 500)
+    for name in direct.probabilities:
+        assert shuffled[0].probabilities[name] == pytest.approx(direct.probabilities[name], abs=1e-6)
+        assert reference.probabilities[name] == pytest.approx(direct.probabilities[name], abs=1e-6)
+    assert json.loads(direct.to_json())["decisions"] == list(direct.decisions)
+
+
+def test_bad_files_are_listed_and_never_stop_the_batch(bundle, tmp_path):
+    expected = write_bad_corpus(tmp_path)
+    (tmp_path / "notes.txt").write_text("not an ECG")
+    predictions, issues = predict_files(ecglens.load_bundle(bundle), [tmp_path, tmp_path / "notes.txt"],
+                                        progress=False)
+    assert [p.record_id for p in predictions] == ["good"]
+    reasons = {issue.path.rsplit("/", 1)[-1].split(".")[0]: issue.reason for issue in issues}
+    assert set(expected) | {"notes"} == set(reasons)
+    assert "unsupported file type .txt" in reasons["notes"]
+
+
+def test_quality_warnings():
+    rng = np.random.default_rng(0)
+    signal = rng.normal(0, 0.3, (12, 5000))
+    signal[3] = 0.0
+    warnings = quality_warnings(signal, 500, LEAD_NAMES, 10)
+    assert warnings == ["flat lead(s): aVR"]
+    assert any("microvolts" in w for w in quality_warnings(signal * 1000 + rng.normal(0, 1, signal.shape), 500,
+                                                           LEAD_NAMES, 10))
+    assert any("short record" in w for w in quality_warnings(signal[:, :1000] + 0.1, 500, LEAD_NAMES, 10))
+    clipped = np.clip(rng.normal(0, 1, (12, 5000)), -1, 1)
+    assert any("saturation" in w for w in quality_warnings(clipped, 500, LEAD_NAMES, 10))
+
+
+@pytest.mark.slow
+def test_onnx_export_agrees_with_pytorch(bundle, tmp_path, signal, capsys):
+    write_wfdb(tmp_path, "r1", signal, fs=500)
+    write_wfdb(tmp_path, "r2", known_signal(7000, seed=3), fs=500)  # another length: dynamic axis
+    assert main(["export", "onnx", "--checkpoint", bundle]) == 0
+    out = tmp_path / "out"
+    for engine in ("torch", "onnx"):
+        assert main(["predict", "--checkpoint", bundle, str(tmp_path), "--engine", engine,
+                     "--out", str(out / engine)]) == 0
+    rows = {engine: [json.loads(line) for line in (out / engine / "predictions.jsonl").read_text().splitlines()]
+            for engine in ("torch", "onnx")}
+    assert len(rows["torch"]) == 2
+    for a, b in zip(rows["torch"], rows["onnx"], strict=True):
+        for name in a["probabilities"]:
+            assert abs(a["probabilities"][name] - b["probabilities"][name]) < 1e-4
+
+
+def test_predict_cli_with_explanation(bundle, tmp_path, signal, capsys):
+    write_wfdb(tmp_path, "one", signal, fs=500)
+    assert main(["predict", "--checkpoint", bundle, str(tmp_path / "one.hea"), "--out", str(tmp_path / "o"),
+                 "--explain", "gradcam"]) == 0
+    assert list((tmp_path / "o" / "figures").glob("one_*_gradcam.png"))
+    assert (tmp_path / "o" / "predictions.csv").read_text().startswith("record_id,source,SNR")
