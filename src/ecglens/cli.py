@@ -616,6 +616,56 @@ def export_onnx_command(checkpoint, opset) -> None:
     click.echo(f"wrote {export_onnx(checkpoint, opset)}")
 
 
+@cli.command("reproduce")
+@click.option("--cpsc", "cpsc", multiple=True, required=True,
+              help="CPSC 2018 source(s): original (cpsc2018:ROOT) or Challenge (challenge:ROOT); repeatable.")
+@click.option("--ptbxl", "ptbxl", multiple=True, required=True,
+              help="PTB-XL source(s): native (ptbxl:ROOT) or Challenge (challenge:ROOT); repeatable.")
+@click.option("--extra", multiple=True, help="More datasets as NAME=FORMAT:ROOT (train in Ours_2, test everywhere).")
+@click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/reproduce", show_default=True)
+@click.option("--quick", is_flag=True, help="The 2-core CPU profile: 100 Hz, 6 epochs, lr 1e-3, fewer SHAP records.")
+@click.option("--cross", is_flag=True, help="Also train on each dataset alone and test on every other.")
+@click.option("--sampling-rate", "sampling_rate_hz", type=float, default=None, help="Default 500 (100 with --quick).")
+@click.option("--epochs", type=int, default=None, help="Default 30 (6 with --quick).")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--model", default=None)
+@click.option("--label-profile", default=None, help="Default 'seed' (the study's mapping).")
+@click.option("--device", default=None)
+@click.option("--study-table2", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV of the study's Table 2 (columns as our table2.csv) to show beside ours.")
+@click.option("--study-table3", type=click.Path(exists=True, dir_okay=False), default=None)
+def reproduce(cpsc, ptbxl, extra, out, quick, cross, sampling_rate_hz, epochs, batch_size, lr, model, label_profile,
+              device, study_table2, study_table3) -> None:
+    """Run the study's Original / Ours_1 / Ours_2 protocols: Tables 2 and 3, Figures 2-8, one HTML report.
+
+    Resumable: finished caches, runs and evaluations are reused; an interrupted run started again
+    finishes the rest.
+
+    \b
+    Example:
+      ecglens reproduce --quick --cpsc cpsc2018:../shared/data/cpsc2018 \\
+          --cpsc cpsc=challenge:../shared/data/challenge/cpsc2018 --ptbxl ptbxl:../shared/data/ptb-xl
+    """
+    from ecglens.experiments import quick_or_full, run_reproduce
+
+    config = quick_or_full(quick, sampling_rate_hz=sampling_rate_hz, epochs=epochs, batch_size=batch_size, lr=lr,
+                           model=model, label_profile=label_profile, device=device)
+    cpsc_sources = [_named(s, "cpsc") for s in cpsc]
+    ptbxl_sources = [_named(s, "ptbxl") for s in ptbxl]
+    study = {k: v for k, v in (("table2", study_table2), ("table3", study_table3)) if v}
+    path = run_reproduce(cpsc_sources, ptbxl_sources, out, config, _sources(extra), cross, study_tables=study)
+    click.echo(f"report: {path}")
+
+
+def _named(spec: str, name: str):
+    """A source spec forced to one dataset name (several roots of one dataset join as one)."""
+    from dataclasses import replace
+
+    (source,) = _sources([spec])
+    return replace(source, name=name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
     from ecglens.io.record import RecordError

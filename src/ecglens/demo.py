@@ -149,45 +149,19 @@ def _render(summary: dict, report, synth: SynthConfig, result) -> str:
 def explain_for_report(bundle: str, cache: Path, out: Path, config: DemoConfig, progress: bool = True) -> dict:
     """Grad-CAM figures, the population heatmap and the faithfulness table for the demo model."""
     import matplotlib.pyplot as plt
-    import torch
 
-    from ecglens.explain.attribution import gradcam
     from ecglens.explain.inputs import ExplainSession
-    from ecglens.explain.jobs import faithfulness, targets_for
-    from ecglens.explain.population import population_importance
-    from ecglens.report.figures import curves_figure, gradcam_figure, label_title, lead_class_heatmap
+    from ecglens.explain.jobs import faithfulness
+    from ecglens.report.explanations import gradcam_examples, population_heatmap
+    from ecglens.report.figures import curves_figure
 
     out.mkdir(parents=True, exist_ok=True)
     session = ExplainSession(bundle, [cache], config.device)
-    test = session.from_split("test")
-    thresholds = np.asarray(session.meta.thresholds)
-    probabilities = session.probabilities(session.stack(test))
-    correct = [i for i, item in enumerate(test) if ((probabilities[i] >= thresholds) == (item.labels > 0.5)).all()]
-    wrong = [i for i in range(len(test)) if i not in set(correct)]
-    figures = []
-    for kind, picks in (("correct", correct[:2]), ("incorrect", wrong[:2])):
-        for i in picks:
-            item = test[i]
-            x = torch.from_numpy(item.signal)[None].to(session.device)
-            target = targets_for(session, item, probabilities[i])[0]
-            name = session.meta.class_names[target]
-            fig = gradcam_figure(item.signal, session.meta.sampling_rate_hz, gradcam(session.model, x, target),
-                                 f"{kind}: " + label_title(item.record_id, item.labels, probabilities[i], thresholds),
-                                 name)
-            path = out / f"{item.record_id}_{name}_gradcam.png"
-            fig.savefig(path, dpi=60, bbox_inches="tight")
-            plt.close(fig)
-            figures.append({"kind": kind, "record_id": item.record_id, "class": name, "path": str(path)})
+    figures = gradcam_examples(session, session.from_split("test"), out)
     chosen = session.from_split("test", config.explain_population)
     background = session.background(50)
-    population = population_importance(session.model, session.stack(chosen), np.stack([c.labels for c in chosen]),
-                                       background, n_samples=4, progress=progress,
-                                       lead_names=session.meta.lead_names)
-    fig = lead_class_heatmap(population.matrix, population.average(), population.counts,
-                             f"SHAP mass per lead (%), {len(chosen)} test records", population.class_names,
-                             population.lead_names)
-    fig.savefig(out / "population.png", dpi=70, bbox_inches="tight")
-    plt.close(fig)
+    population = population_heatmap(session, chosen, background, out / "population.png",
+                                     f"SHAP mass per lead (%), {len(chosen)} test records", progress=progress)
     faith = faithfulness(session, session.from_split("test", config.explain_faithfulness, seed=1), background,
                          steps=8, n_samples=4, progress=progress)
     fig = curves_figure(faith.fractions, faith.mean_curves, "mean over test records and their classes")

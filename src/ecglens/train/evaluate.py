@@ -49,11 +49,14 @@ def evaluate_bundle(
     device: str = "auto",
     batch_size: int = 64,
     retune: bool = True,
+    threshold_cache_paths: Sequence[str | os.PathLike] | None = None,
 ) -> EvaluationReport:
     """Tune thresholds on the validation split of ``cache_paths`` and score the test split.
 
     The splits are rebuilt with the seed and folds stored in the bundle, so a record the model was
-    trained on never lands in the test split. With ``retune`` false the bundle's own thresholds are used.
+    trained on never lands in the test split. With ``retune`` false the bundle's own thresholds are used;
+    with ``threshold_cache_paths`` the thresholds come from those caches' validation split instead (the
+    study's Original protocol tunes on CPSC and tests on PTB-XL too).
     """
     torch_device = resolve_device(device)
     model, meta = load_model(bundle, torch_device)
@@ -69,8 +72,14 @@ def evaluate_bundle(
         raise ValueError("the test split of these caches is empty")
     thresholds = np.asarray(meta.thresholds)
     source = "bundle's own validation"
-    if retune and splits.val:
-        val_set = CacheDataset(caches, splits.val, meta.policy, False, meta.lead_names)
+    if threshold_cache_paths is not None:
+        threshold_caches = [EcgCache(path) for path in threshold_cache_paths]
+        val_items = split_caches(threshold_caches, int(data.get("seed", 0)), val_fold=int(data.get("val_fold", 9)),
+                                 test_fold=int(data.get("test_fold", 10))).val
+    else:
+        threshold_caches, val_items = caches, splits.val
+    if retune and val_items:
+        val_set = CacheDataset(threshold_caches, val_items, meta.policy, False, meta.lead_names)
         y_val, p_val = predict_dataset(model, val_set, batch_size, torch_device)
         thresholds = tune_thresholds(y_val, p_val)
         source = "validation"

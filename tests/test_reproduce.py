@@ -1,0 +1,69 @@
+"""A miniature reproduce on two synthetic sources posing as CPSC and PTB-XL (different rates and noise)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from ecglens.cli import main
+from ecglens.synth.cohort import SynthConfig, write_cohort
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sources")
+    write_cohort(SynthConfig(n_records=100, sampling_rate_hz=500, seed=1, snr_db=25), root / "a", workers=1,
+                 progress=False)
+    write_cohort(SynthConfig(n_records=100, sampling_rate_hz=250, seed=2, snr_db=12), root / "b", workers=1,
+                 progress=False)
+    return root
+
+
+def _args(sources, out):
+    return ["reproduce", "--quick", "--cpsc", f"challenge:{sources / 'a'}", "--ptbxl", f"challenge:{sources / 'b'}",
+            "--out", str(out), "--epochs", "2", "--model", "resnet_tiny"]
+
+
+def _tables(out):
+    return {name: pd.read_csv(out / f"{name}.csv") for name in ("table2", "table3")}
+
+
+def test_reproduce_fills_the_tables_and_resumes_after_a_kill(sources, tmp_path):
+    clean = tmp_path / "clean"
+    assert main(_args(sources, clean)) == 0
+    tables = _tables(clean)
+    assert list(tables["table2"]["class"]) == [*"SNR AF IAVB LBBB RBBB PAC PVC STD STE".split(), "average"]
+    assert tables["table3"].shape == (10, 1 + 3 * 5)
+    summary = json.loads((clean / "results.json").read_text())
+    # Every empty cell is a class without positives in that test set, and is marked so.
+    for key, value in summary["results"].items():
+        for metrics in value["results"][0]["per_class"]:
+            if metrics["auc"] is None:
+                assert metrics["note"], (key, metrics["name"])
+    assert tables["table2"].iloc[-1].drop("class").notna().all()
+    html = (clean / "report.html").read_text()
+    assert "Table 2" in html and "Table 3" in html and html.count("data:image/png") >= 4
+
+    killed = tmp_path / "killed"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "ecglens.cli", *_args(sources, killed)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "runs" / "ours1" / "state").is_dir() and time.time() < deadline:
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "report.html").exists()
+    assert main(_args(sources, killed)) == 0
+    again = _tables(killed)
+    for name in tables:
+        pd.testing.assert_frame_equal(tables[name], again[name])
