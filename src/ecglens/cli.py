@@ -438,23 +438,18 @@ def explain_population(checkpoint, caches, n_records, split, background, n_sampl
     import pandas as pd
 
     from ecglens.explain.inputs import ExplainSession
-    from ecglens.explain.population import population_importance
-    from ecglens.report.figures import lead_class_heatmap
+    from ecglens.report.explanations import population_heatmap
 
     session = ExplainSession(checkpoint, caches, device)
     inputs = session.from_split(split, n_records)
-    labels = __import__("numpy").stack([item.labels for item in inputs])
-    result = population_importance(session.model, session.stack(inputs), labels, session.background(background),
-                                   n_samples, lead_names=session.meta.lead_names)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    figure = out / "population.png"
+    result = population_heatmap(session, inputs, session.background(background), figure,
+                                f"SHAP mass per lead (%), {len(inputs)} {split} records", n_samples, dpi=90)
     (out / "population.json").write_text(json.dumps(result.to_dict(), indent=2))
     table = pd.DataFrame(result.matrix * 100, index=list(result.class_names), columns=list(result.lead_names))
     table.loc["average"] = result.average() * 100
     table.to_csv(out / "population.csv")
-    figure = _save_figure(lead_class_heatmap(result.matrix, result.average(), result.counts,
-                                             f"SHAP mass per lead (%), {len(inputs)} {split} records",
-                                             result.class_names, result.lead_names), out / "population.png")
     click.echo(table.round(1).to_string())
     click.echo(f"{len(inputs)} records in {result.seconds:.0f} s; wrote {out / 'population.json'}, {figure}")
 
