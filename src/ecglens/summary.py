@@ -92,7 +92,7 @@ def summarize_index(index: pd.DataFrame, issues: Sequence[ReadIssue] = (), label
     for dataset, rows in index.groupby("dataset", sort=True):
         labels = rows[list(LABEL_COLUMNS)].to_numpy(bool)
         with_target = labels.any(axis=1)
-        male = (rows["sex"] == "male").to_numpy(bool)
+        male = (rows["sex"] == "male").fillna(False).to_numpy(bool)  # cache indexes hold <NA> for unknown sex
         known_sex = rows["sex"].notna().to_numpy(bool)
         ages = pd.to_numeric(rows["age"], errors="coerce").to_numpy(float)
         table_rows = []
