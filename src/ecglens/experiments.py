@@ -151,6 +151,10 @@ def run_reproduce(cpsc: Sequence[Source], ptbxl: Sequence[Source], out: str | os
     figures = _explanations(out, bundles, cache_paths, config, progress)
     timings["explain"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
+    timings_path = out / "results" / "timings.json"  # summed over a run and its resumptions
+    if timings_path.is_file():
+        timings = {k: v + json.loads(timings_path.read_text()).get(k, 0.0) for k, v in timings.items()}
+    timings_path.write_text(json.dumps(timings))
     tables = build_tables(results)
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
