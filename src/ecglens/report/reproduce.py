@@ -58,7 +58,8 @@ def render_reproduce(summary: dict, tables: dict[str, pd.DataFrame], cross: pd.D
     data = "".join(f"<h3>{name}</h3><pre>{item['markdown']}</pre>" for group in summary["data"].values()
                    for name, item in group.items())
     sections.append(("Data", data))
-    sections.append(("Timings (s, summed over the run and its resumptions)", table_to_html(["step", "seconds"], list(summary["timings_s"].items()))))
+    sections.append(("Timings (s, summed over the run and its resumptions)",
+                     table_to_html(["step", "seconds"], list(summary["timings_s"].items()))))
     sections.append(("Configuration and versions",
                      f"<pre>{json.dumps({'config': summary['config'], 'versions': summary['versions']}, indent=2)}"
                      "</pre>"))
