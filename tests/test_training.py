@@ -169,3 +169,13 @@ def _ddp_rank_weights(rank, world, port, cache, out):
     state = {k: v.detach().contiguous() for k, v in captured["model"].state_dict().items()}
     save_file(state, os.path.join(os.path.dirname(out), f"rank{rank}.safetensors"))
     torch.distributed.destroy_process_group()
+
+
+def test_a_kill_between_the_state_renames_is_recovered(cache, tmp_path):
+    from ecglens.train.loop import recover_state
+
+    config = TrainConfig(**{**CONFIG.__dict__, "epochs": 1})
+    fit([cache], tmp_path / "run", config, progress=False)
+    (tmp_path / "run" / "state").rename(tmp_path / "run" / "state.old")  # as if killed mid-swap
+    assert recover_state(tmp_path / "run") and (tmp_path / "run" / "state" / "state.json").is_file()
+    fit([cache], tmp_path / "run", TrainConfig(**{**CONFIG.__dict__, "epochs": 2}), resume=True, progress=False)

@@ -24,7 +24,7 @@ from ecglens.report.html import figure_from_png, figure_to_html, page, table_to_
 from ecglens.synth.cohort import SynthConfig, write_cohort
 from ecglens.synth.plots import plot_one_per_class
 from ecglens.train.evaluate import evaluate_bundle, store_in_bundle, write_report
-from ecglens.train.loop import TrainConfig, fit
+from ecglens.train.loop import TrainConfig, fit, recover_state
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     train_config = TrainConfig(model=config.model, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                                seed=config.seed, policy=LengthPolicy("crop", config.crop_seconds),
                                device=config.device)
-    resume = (run_dir / "state").is_dir()
+    resume = recover_state(run_dir)
     _log(f"training {config.model} for {config.epochs} epochs" + (" (resuming)" if resume else ""))
     result = fit([cache], run_dir, train_config, resume=resume, progress=progress)
     timings["train"] = time.perf_counter() - step

@@ -26,7 +26,7 @@ from ecglens.classes import CLASS_NAMES
 from ecglens.data import LengthPolicy
 from ecglens.io import Source
 from ecglens.train.evaluate import evaluate_bundle
-from ecglens.train.loop import TrainConfig, fit
+from ecglens.train.loop import TrainConfig, fit, recover_state
 from ecglens.train.metrics import METRICS
 
 
@@ -71,12 +71,13 @@ def _train(name: str, caches: Sequence[Path], out: Path, config: TrainConfig, in
            progress: bool = True) -> str:
     run = out / "runs" / name
     state = run / "state"
-    done = state.is_dir() and json.loads((state / "state.json").read_text())["epoch"] >= config.epochs
+    resumable = recover_state(run)
+    done = resumable and json.loads((state / "state.json").read_text())["epoch"] >= config.epochs
     if done:
         _log(f"{name}: trained already, reusing {run / 'best'}")
         return str(run / "best")
-    _log(f"{name}: training on {', '.join(p.name for p in caches)}" + (" (resuming)" if state.is_dir() else ""))
-    return fit(caches, run, config, init=init, resume=state.is_dir(), progress=progress).best_bundle
+    _log(f"{name}: training on {', '.join(p.name for p in caches)}" + (" (resuming)" if resumable else ""))
+    return fit(caches, run, config, init=init, resume=resumable, progress=progress).best_bundle
 
 
 def _evaluation(name: str, out: Path, compute) -> dict:

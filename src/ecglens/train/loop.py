@@ -131,9 +131,26 @@ def _save_state(directory: Path, model, optimizer, epoch: int, best: dict, log: 
     save_file(tensors, str(scratch / "optimizer.safetensors"))
     (scratch / "state.json").write_text(json.dumps({
         "epoch": epoch, "best": best, "log": log, "param_groups": optimizer_state["param_groups"]}, indent=1))
+    # Swap by renames only, so a kill at any moment leaves either the old or the new state complete.
+    old = directory.with_name(directory.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
     if directory.exists():
-        shutil.rmtree(directory)
+        os.replace(directory, old)
     os.replace(scratch, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_state(run_dir: str | os.PathLike) -> bool:
+    """Put back the previous resume state if a run was killed between the two renames of a save.
+
+    Returns whether the run directory holds a resumable state.
+    """
+    state = Path(run_dir) / "state"
+    old = state.with_name("state.old")
+    if not state.is_dir() and old.is_dir():
+        os.replace(old, state)
+    return (state / "state.json").is_file()
 
 
 def _load_state(directory: Path, model, optimizer) -> tuple[int, dict, list[dict]]:
@@ -178,6 +195,7 @@ def fit(
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     caches = [EcgCache(path) for path in cache_paths]
+    recover_state(out)
     if resume and not (out / "state").is_dir():
         raise FileNotFoundError(f"{out}: nothing to resume (no state/ directory)")
     if not resume and (out / "state").exists():
