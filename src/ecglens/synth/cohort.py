@@ -13,7 +13,6 @@ that class's evidence lies) and the fiducials ``r_peaks``, ``p_onsets``, ``qrs_o
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,7 +294,3 @@ def read_evidence(header_path: str | os.PathLike) -> dict[str, np.ndarray]:
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
 
-
-def class_names_of(evidence: dict[str, np.ndarray]) -> Sequence[str]:
-    """Class names stored in an evidence file."""
-    return [str(c) for c in evidence["classes"]]
