@@ -277,11 +277,26 @@ def _explain_options(function):
     return function
 
 
-def _session_and_inputs(checkpoint, caches, records, n_records):
+def _cache_explain_options(function):
+    """Options of the explain commands that work over a cache's split (population, faithfulness)."""
+    options = [
+        click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True,
+                     help="Bundle directory."),
+        click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+                     help="Cache(s) holding the records and the background set."),
+        click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/explain", show_default=True),
+        click.option("--device", default="auto", show_default=True),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _session_and_inputs(checkpoint, caches, records, n_records, device="auto"):
     from ecglens.explain.inputs import ExplainSession
 
     try:
-        session = ExplainSession(checkpoint, caches)
+        session = ExplainSession(checkpoint, caches, device)
         if records and caches:
             inputs = session.from_ids([r.strip() for r in records.split(",") if r.strip()])
         elif records:
@@ -314,7 +329,7 @@ def _per_record_maps(method, checkpoint, caches, records, n_records, class_name,
     from ecglens.explain.jobs import attribute, targets_for
     from ecglens.report.figures import gradcam_figure, label_title, shap_figure
 
-    session, inputs = _session_and_inputs(checkpoint, caches, records, n_records)
+    session, inputs = _session_and_inputs(checkpoint, caches, records, n_records, device)
     background = session.background(extra.get("background", 100)) if method == "shap" else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -399,7 +414,7 @@ def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out
 
     from ecglens.explain.jobs import lead_shapley_table
 
-    session, inputs = _session_and_inputs(checkpoint, caches, records, n_records)
+    session, inputs = _session_and_inputs(checkpoint, caches, records, n_records, device)
     background = session.background(100) if baseline == "mean" else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -417,14 +432,11 @@ def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out
 
 
 @explain.command("population")
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True)
-@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False))
+@_cache_explain_options
 @click.option("--n", "n_records", type=int, default=200, show_default=True, help="Records of the split to use.")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--background", type=int, default=100, show_default=True)
 @click.option("--n-samples", type=int, default=4, show_default=True, help="Expected-gradients samples per class.")
-@click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/explain", show_default=True)
-@click.option("--device", default="auto", show_default=True)
 def explain_population(checkpoint, caches, n_records, split, background, n_samples, out, device) -> None:
     """Lead x class heatmap of SHAP mass, normalised per class, with an average row (the study's Figures 2-5).
 
@@ -455,14 +467,11 @@ def explain_population(checkpoint, caches, n_records, split, background, n_sampl
 
 
 @explain.command("faithfulness")
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True)
-@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False))
+@_cache_explain_options
 @click.option("--n", "n_records", type=int, default=40, show_default=True, help="Test records to measure on.")
 @click.option("--methods", default="gradcam,shap", show_default=True)
 @click.option("--steps", type=int, default=10, show_default=True, help="Deletion/insertion steps.")
 @click.option("--background", type=int, default=50, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/explain", show_default=True)
-@click.option("--device", default="auto", show_default=True)
 def explain_faithfulness(checkpoint, caches, n_records, methods, steps, background, out, device) -> None:
     """Deletion/insertion areas against random order, localisation against evidence masks, randomisation check.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from collections.abc import Sequence
@@ -151,8 +152,7 @@ def faithfulness(session: ExplainSession, inputs: Sequence[ExplainInput], backgr
 
 
 def _with_model(session: ExplainSession, model: torch.nn.Module) -> ExplainSession:
-    clone = object.__new__(ExplainSession)
-    clone.__dict__.update(session.__dict__)
+    clone = copy.copy(session)
     clone.model = model
     return clone
 
