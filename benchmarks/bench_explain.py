@@ -21,10 +21,14 @@ import time
 import numpy as np
 import torch
 
+from ecglens.classes import CLASS_NAMES
 from ecglens.explain.attribution import gradcam, gradient_shap_all_classes, lead_mass
+from ecglens.explain.inputs import Background
 from ecglens.explain.lead_shapley import exact_lead_shapley, sampled_lead_shapley
 from ecglens.explain.population import population_importance
+from ecglens.leads import LEAD_NAMES
 from ecglens.models import create_model
+from ecglens.preprocess import ModelInput
 
 
 def _time(function, repeats: int = 1) -> float:
@@ -49,41 +53,47 @@ def speed(population: int) -> None:
             exact = _time(lambda x=x: exact_lead_shapley(model, x[0]))
             print(f"  lead Shapley, exact (4,096 coalitions): {exact:6.2f}")
     if population:
-        inputs = torch.randn(population, 12, 5000)
-        labels = (np.random.default_rng(0).random((population, 9)) < 0.2).astype(np.float32)
+        rng = np.random.default_rng(0)
+        inputs = [ModelInput(str(i), rng.normal(0, 0.3, (12, 5000)).astype(np.float32),
+                             labels=(rng.random(9) < 0.2).astype(np.float32)) for i in range(population)]
+        background = Background(tuple(rng.normal(0, 0.3, (100, 12, 5000)).astype(np.float32)))
         start = time.perf_counter()
-        population_importance(model, inputs, labels, torch.randn(100, 12, 5000), n_samples=4, progress=True)
+        population_importance(model, inputs, background, CLASS_NAMES, LEAD_NAMES, n_samples=4, progress=True)
         minutes = (time.perf_counter() - start) / 60
         print(f"population analysis, {population} records of 10 s at 500 Hz, 9 classes: {minutes:.1f} min")
 
 
 def accuracy(bundle: str, cache: str, n: int) -> None:
-    from ecglens.explain.inputs import ExplainSession
+    from ecglens.explain.inputs import open_caches, split_inputs, training_background
+    from ecglens.predict import Predictor
 
-    session = ExplainSession(bundle, [cache], device="cpu")
-    inputs = session.from_split("test", n)
-    background = session.background(100)
+    loaded = Predictor(bundle, device="cpu")
+    model, meta = loaded.model, loaded.meta
+    caches = open_caches([cache], meta)
+    inputs = split_inputs(caches, meta, "test", n)
+    background = training_background(caches, meta, 100)
     fast, reference = [], []
     for item in inputs:
         x = torch.from_numpy(item.signal)[None]
-        fast.append(lead_mass(gradient_shap_all_classes(session.model, x, background, 9, 4, seed=1)[0]))
-        reference.append(lead_mass(gradient_shap_all_classes(session.model, x, background, 9, 64, seed=2)[0]))
+        base = background.tensor(item.n_samples)
+        fast.append(lead_mass(gradient_shap_all_classes(model, x, base, 9, 4, seed=1)[0]))
+        reference.append(lead_mass(gradient_shap_all_classes(model, x, base, 9, 64, seed=2)[0]))
     fast, reference = np.array(fast), np.array(reference)
     per_record = np.abs(fast - reference).sum(axis=2) / reference.sum(axis=2)
     print(f"SHAP lead mass, 4 vs 64 samples, per record and class: median relative L1 error "
           f"{np.median(per_record):.3f} (90th percentile {np.percentile(per_record, 90):.3f})")
-    labels = np.stack([item.labels for item in inputs])
-    stack = session.stack(inputs)
-    a = population_importance(session.model, stack, labels, background, 4, seed=1, progress=False)
-    b = population_importance(session.model, stack, labels, background, 64, seed=2, progress=False)
+    a = population_importance(model, inputs, background, meta.class_names, meta.lead_names, 4, seed=1,
+                              progress=False)
+    b = population_importance(model, inputs, background, meta.class_names, meta.lead_names, 64, seed=2,
+                              progress=False)
     rows = np.asarray(a.counts) > 0
     print(f"population matrix over {n} records, 4 vs 64 samples: max abs difference "
           f"{np.nanmax(np.abs(a.matrix[rows] - b.matrix[rows])) * 100:.2f} percentage points")
     errors = []
     for item in inputs[: min(3, n)]:
         x = torch.from_numpy(item.signal)
-        exact = exact_lead_shapley(session.model, x)
-        sampled = sampled_lead_shapley(session.model, x, n_permutations=16)
+        exact = exact_lead_shapley(model, x)
+        sampled = sampled_lead_shapley(model, x, n_permutations=16)
         errors.append(np.abs(sampled - exact).max() / max(np.abs(exact).max(), 1e-9))
     print(f"lead Shapley, 16 orders vs exact: max error {np.max(errors):.3f} of the largest exact value "
           f"({len(errors)} records)")

@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ecglens.data import LengthPolicy
+from ecglens.bundle import default_meta, save_bundle
 from ecglens.io import read_record
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import create_model
 from ecglens.predict import export_onnx, find_record_files, load_bundle, predict_files
+from ecglens.preprocess import LengthPolicy
 from ecglens.synth.cohort import SynthConfig, write_cohort
-from ecglens.train.bundle import default_meta, save_bundle
 
 
 def main() -> None:

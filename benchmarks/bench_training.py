@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ecglens.data import LengthPolicy
 from ecglens.models import create_model
+from ecglens.preprocess import LengthPolicy
 
 
 def matmul_flops_per_second(n: int = 2048, repeats: int = 10) -> float:
@@ -66,6 +66,7 @@ def throughput() -> None:
 
 def policies(root: str, epochs: int) -> None:
     from ecglens.cache import build_cache
+    from ecglens.data import SplitSpec
     from ecglens.io import parse_source
     from ecglens.train.evaluate import evaluate_bundle
     from ecglens.train.loop import TrainConfig, fit
@@ -74,10 +75,10 @@ def policies(root: str, epochs: int) -> None:
         cache = Path(scratch) / "ptbxl100"
         build_cache([parse_source(f"ptbxl100:{root}")], cache, 100, progress=False)
         for policy in (LengthPolicy("crop", 10.0), LengthPolicy.original()):
-            config = TrainConfig(epochs=epochs, policy=policy, val_fold=7, test_fold=8)
+            config = TrainConfig(epochs=epochs, policy=policy, split=SplitSpec(0, 7, 8))
             result = fit([cache], Path(scratch) / policy.name, config, progress=False)
             report = evaluate_bundle(result.best_bundle, [cache], n_bootstrap=0)
-            curve = ", ".join(f"{row['val_macro_auc']:.3f}" for row in result.log)
+            curve = ", ".join(f"{row.val_macro_auc:.3f}" for row in result.log)
             print(f"policy {policy.name:8s} ({policy.seconds:g} s): {result.seconds_per_epoch:.1f} s/epoch, "
                   f"best epoch {result.best_epoch}, val macro AUC per epoch [{curve}], "
                   f"test macro AUC {report.results[0].macro_auc:.3f} on {report.results[0].n_records} records")

@@ -92,3 +92,28 @@ def write_bad_corpus(directory: Path) -> dict[str, str]:
         "badage": "age 'sixty' is not a number",
         "empty": "empty header",
     }
+
+
+class TinyRun:
+    """A one-epoch resnet_tiny bundle on 24 Challenge records (cached at 250 Hz), shared by the test modules."""
+
+    def __init__(self, root: Path):
+        from ecglens.cache import build_cache
+        from ecglens.io import parse_source
+        from ecglens.train.loop import TrainConfig, fit
+
+        self.data = root / "data"
+        self.data.mkdir()
+        for i in range(24):
+            write_challenge_mat(self.data, f"R{i:02d}", known_signal(1000, seed=i),
+                                dx="164889003" if i % 2 else "426783006")
+        self.cache = root / "cache"
+        build_cache([parse_source(f"challenge:{self.data}")], self.cache, 250, workers=1, progress=False)
+        result = fit([self.cache], root / "run", TrainConfig(model="resnet_tiny", epochs=1, batch_size=8),
+                     progress=False)
+        self.bundle = result.best_bundle
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> TinyRun:
+    return TinyRun(tmp_path_factory.mktemp("tiny_run"))

@@ -1,13 +1,21 @@
 """Explanations: properties (completeness, efficiency, hand-computed Grad-CAM) and faithfulness helpers."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from conftest import known_signal, write_wfdb
+from ecglens.cli import main
 from ecglens.explain import exact_lead_shapley, gradcam, gradient_shap, sampled_lead_shapley, threshold_map
 from ecglens.explain.attribution import gradient_shap_all_classes
 from ecglens.explain.faithfulness import deletion_insertion, localisation, randomized_copy, rank_correlation
-from ecglens.models import create_model
+from ecglens.explain.inputs import open_caches, training_background
+from ecglens.explain.records import explain_inputs
+from ecglens.io import read_record
+from ecglens.models import class_probabilities, create_model
+from ecglens.predict import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +62,54 @@ def test_shap_completeness(model):
     assert abs(values.sum() - gap) <= 0.1 * abs(gap) + 0.005, (values.sum(), gap)
 
 
-def test_shap_all_classes_match_per_class_calls(model):
+def test_shap_all_classes_is_complete_for_every_class(model):
+    torch.manual_seed(2)
     x = torch.randn(1, 12, 128)
-    background = torch.randn(3, 12, 128)
-    together = gradient_shap_all_classes(model, x, background, 9, n_samples=4, seed=0)
+    background = torch.randn(4, 12, 128) * 0.5
+    together = gradient_shap_all_classes(model, x, background, 9, n_samples=400, seed=0)
     assert together.shape == (1, 9, 12, 128)
-    assert np.isfinite(together).all() and np.abs(together).sum() > 0
+    with torch.no_grad():
+        gaps = (torch.sigmoid(model(x))[0] - torch.sigmoid(model(background)).mean(dim=0)).numpy()
+    for k, gap in enumerate(gaps):
+        assert abs(together[0, k].sum() - gap) <= 0.1 * abs(gap) + 0.005, (k, together[0, k].sum(), gap)
+
+
+def _long_record(directory):
+    """A 15-s, 500-Hz record whose last 5 s differ from its first 10 (so a 10-s window scores differently)."""
+    signal = known_signal(7500, seed=5)
+    t = np.arange(2500) / 500
+    signal[:, 5000:] += np.round(1.2 * np.sin(2 * np.pi * 7 * t), 3)[None, :]
+    return write_wfdb(directory, "long", signal, fs=500)
+
+
+def test_explanations_explain_the_input_predict_scored(tiny_run, tmp_path, capsys):
+    header = _long_record(tmp_path)
+    assert main(["predict", "--checkpoint", tiny_run.bundle, str(header), "--out", str(tmp_path / "p")]) == 0
+    predicted = json.loads((tmp_path / "p" / "predictions.jsonl").read_text().splitlines()[0])["probabilities"]
+    assert main(["explain", "gradcam", "--checkpoint", tiny_run.bundle, "--records", str(header), "--class", "AF",
+                 "--out", str(tmp_path / "e")]) == 0
+    explained = json.loads((tmp_path / "e" / "gradcam.json").read_text())
+    assert explained and all(row["probability"] == pytest.approx(predicted[row["class"]], abs=1e-6)
+                             for row in explained)
+
+
+def test_shap_is_complete_against_the_predicted_probability(tiny_run, tmp_path):
+    predictor = Predictor(tiny_run.bundle, "cpu")
+    meta = predictor.meta
+    (scored,) = predictor.score_records([read_record(_long_record(tmp_path))])
+    assert scored.input.n_samples == 15 * 250  # the whole record at the model's rate, as scored
+    background = training_background(open_caches([tiny_run.cache], meta), meta, 8)
+    af = meta.class_names.index("AF")
+    (explanation,) = explain_inputs(predictor.model, meta, [scored.input], "shap", "AF", background, n_samples=300,
+                                    probabilities=scored.probabilities[None])
+    base = background.tensor(scored.input.n_samples)
+    expected = scored.probabilities[af] - class_probabilities(predictor.model, list(base.numpy()))[:, af].mean()
+    assert abs(explanation.values.sum() - expected) <= 0.1 * abs(expected) + 0.005
+    again = class_probabilities(predictor.model, [explanation.input.signal])[0]
+    np.testing.assert_allclose(again, scored.probabilities, atol=1e-6)
+    (cam,) = explain_inputs(predictor.model, meta, [scored.input], "gradcam", "AF")
+    np.testing.assert_allclose(cam.probabilities, scored.probabilities, atol=1e-6)
+    assert cam.values.shape == scored.input.signal.shape
 
 
 def test_exact_lead_shapley_efficiency_and_dummy(model):

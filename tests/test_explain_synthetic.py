@@ -9,10 +9,12 @@ import torch
 from ecglens.cache import build_cache
 from ecglens.classes import CLASS_INDEX, CLASS_NAMES
 from ecglens.cli import main
-from ecglens.data import LengthPolicy
 from ecglens.explain import gradcam
-from ecglens.explain.inputs import ExplainSession
+from ecglens.explain.inputs import open_caches, split_inputs
+from ecglens.explain.records import probabilities_of
 from ecglens.io import parse_source
+from ecglens.predict import Predictor
+from ecglens.preprocess import LengthPolicy
 from ecglens.synth.cohort import SynthConfig, write_cohort
 from ecglens.train.loop import TrainConfig, fit
 
@@ -34,16 +36,15 @@ def trained(tmp_path_factory):
 
 def test_gradcam_peak_falls_inside_the_pvc_beat(trained):
     bundle, cache = trained
-    session = ExplainSession(bundle, [cache], device="cpu")
+    loaded = Predictor(bundle, device="cpu")
+    caches = open_caches([cache], loaded.meta)
     pvc = CLASS_INDEX["PVC"]
     hits, total = 0, 0
-    for item in session.from_split("test") + session.from_split("val"):
-        if item.labels[pvc] < 0.5:
+    inputs = split_inputs(caches, loaded.meta, "test") + split_inputs(caches, loaded.meta, "val")
+    for item, probabilities in zip(inputs, probabilities_of(loaded.model, inputs), strict=True):
+        if item.labels[pvc] < 0.5 or probabilities[pvc] < 0.5:
             continue
-        x = torch.from_numpy(item.signal)[None]
-        if session.probabilities(x)[0, pvc] < 0.5:
-            continue
-        cam = gradcam(session.model, x, pvc)[0, 0]
+        cam = gradcam(loaded.model, torch.from_numpy(item.signal)[None], pvc)[0, 0]
         mask = item.evidence["PVC"].any(axis=0)
         # The PVC beat: its QRS (the mask) widened by 150 ms each side, Grad-CAM's resolution being
         # 32 input samples (320 ms at 100 Hz) at the 4th stage.

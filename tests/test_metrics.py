@@ -1,6 +1,6 @@
 import numpy as np
 
-from ecglens.train.metrics import evaluate_predictions, tune_thresholds
+from ecglens.metrics import evaluate_predictions, tune_thresholds
 
 
 def test_tuned_threshold_maximises_f1():

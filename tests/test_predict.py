@@ -7,25 +7,14 @@ import pytest
 
 import ecglens
 from conftest import known_signal, write_bad_corpus, write_challenge_mat, write_cpsc_mat, write_wfdb
-from ecglens.cache import build_cache
 from ecglens.cli import main
-from ecglens.io import parse_source
 from ecglens.leads import LEAD_NAMES
 from ecglens.predict import predict_files, quality_warnings
-from ecglens.train.loop import TrainConfig, fit
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict")
-    (root / "data").mkdir()
-    for i in range(24):
-        write_challenge_mat(root / "data", f"R{i:02d}", known_signal(1000, seed=i),
-                            dx="164889003" if i % 2 else "426783006")
-    build_cache([parse_source(f"challenge:{root / 'data'}")], root / "cache", 250, workers=1, progress=False)
-    result = fit([root / "cache"], root / "run", TrainConfig(model="resnet_tiny", epochs=1, batch_size=8),
-                 progress=False)
-    return result.best_bundle
+@pytest.fixture
+def bundle(tiny_run):
+    return tiny_run.bundle
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,13 +28,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ecglens import __version__
+from ecglens._version import __version__
 from ecglens.classes import CLASS_NAMES
 from ecglens.io.record import ReadIssue, Record, RecordError
 from ecglens.io.refs import RecordRef
 from ecglens.io.sources import Source, read_ref, scan_sources
 from ecglens.labels.mapping import LabelMap, load_label_map
 from ecglens.leads import LEAD_NAMES
+from ecglens.parallel import ordered_map
 from ecglens.preprocess import resample
 
 FORMAT_VERSION = 1
@@ -194,54 +194,72 @@ def build_cache(
     """
     out = Path(out)
     label_map = load_label_map(label_profile)
-    spec = CacheSpec(
-        sampling_rate_hz=float(sampling_rate_hz),
-        lead_names=tuple(lead_names),
-        label_profile=label_map.name,
-        label_map_sha256=label_map.sha256,
-        min_likelihood=min_likelihood,
-    )
+    spec = CacheSpec(sampling_rate_hz=float(sampling_rate_hz), lead_names=tuple(lead_names),
+                     label_profile=label_map.name, label_map_sha256=label_map.sha256, min_likelihood=min_likelihood)
     source_texts = [str(s) for s in sources]
-    if (out / SPEC_FILE).is_file():
-        existing = json.loads((out / SPEC_FILE).read_text())
-        if existing.get("spec_sha256") == spec.sha256 and existing.get("sources") == source_texts:
-            return BuildReport(str(out), existing["n_records"], existing["n_issues"], 0, 0, already_complete=True)
-        if not overwrite:
-            raise CacheError(f"{out}: holds a cache with another spec or sources; pass overwrite to replace it")
+    existing = _existing_cache(out, spec, source_texts, overwrite)
+    if existing is not None:
+        return existing
     scan = scan_sources(sources, sampling_rate_hz)
     partial = out.with_name(out.name + ".partial")
+    shards = [scan.refs[i : i + shard_size] for i in range(0, len(scan.refs), shard_size)]
+    todo = _plan_shards(partial, spec, source_texts, shard_size, scan.refs, len(shards))
+    done_records = sum(len(shards[i]) for i in range(len(shards)) if i not in set(todo))
+    with tqdm(total=len(scan.refs), initial=done_records, desc=f"prepare {out.name}", unit="rec",
+              disable=not progress, file=sys.stderr) as bar:
+        _build_shards(partial / "shards", shards, todo, spec, label_map, workers or os.cpu_count() or 1, strict,
+                      bar, on_shard)
+    report = _finish(partial, out, spec, source_texts, len(shards), list(scan.issues), overwrite)
+    return BuildReport(str(out), report[0], report[1], len(todo), len(shards) - len(todo), issues=report[2])
+
+
+def _existing_cache(out: Path, spec: CacheSpec, sources: list[str], overwrite: bool) -> BuildReport | None:
+    """The report of a complete cache of the same spec and sources at ``out`` (nothing to do), else None.
+
+    Raises:
+        CacheError: ``out`` holds a cache of another spec or sources and ``overwrite`` is false.
+    """
+    if not (out / SPEC_FILE).is_file():
+        return None
+    existing = json.loads((out / SPEC_FILE).read_text())
+    if existing.get("spec_sha256") == spec.sha256 and existing.get("sources") == sources:
+        return BuildReport(str(out), existing["n_records"], existing["n_issues"], 0, 0, already_complete=True)
+    if not overwrite:
+        raise CacheError(f"{out}: holds a cache with another spec or sources; pass --overwrite to replace it")
+    return None
+
+
+def _plan_shards(partial: Path, spec: CacheSpec, sources: list[str], shard_size: int, refs: Sequence[RecordRef],
+                 n_shards: int) -> list[int]:
+    """The shards still to build; leftovers of a build with another spec or file list are removed first."""
     shard_dir = partial / "shards"
-    plan = {"spec_sha256": spec.sha256, "sources": source_texts, "shard_size": shard_size,
-            "refs_sha256": hashlib.sha256("\n".join(r.path for r in scan.refs).encode()).hexdigest()}
+    plan = {"spec_sha256": spec.sha256, "sources": sources, "shard_size": shard_size,
+            "refs_sha256": hashlib.sha256("\n".join(r.path for r in refs).encode()).hexdigest()}
     plan_path = partial / "plan.json"
     if partial.exists() and (not plan_path.is_file() or json.loads(plan_path.read_text()) != plan):
-        shutil.rmtree(partial)  # leftovers of a build with another spec or file list: start over
+        shutil.rmtree(partial)
     shard_dir.mkdir(parents=True, exist_ok=True)
     plan_path.write_text(json.dumps(plan))
-    shards = [scan.refs[i : i + shard_size] for i in range(0, len(scan.refs), shard_size)]
-    todo = [i for i in range(len(shards)) if not (shard_dir / f"{i:05d}").is_dir()]
-    done_records = sum(len(shards[i]) for i in range(len(shards)) if i not in set(todo))
-    workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=len(scan.refs), initial=done_records, desc=f"prepare {out.name}", unit="rec",
-               disable=not progress, file=sys.stderr)
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and todo else None
+    return [i for i in range(n_shards) if not (shard_dir / f"{i:05d}").is_dir()]
+
+
+def _build_shards(shard_dir: Path, shards: Sequence[Sequence[RecordRef]], todo: Sequence[int], spec: CacheSpec,
+                  label_map: LabelMap, workers: int, strict: bool, bar: tqdm,
+                  on_shard: Callable[[int], None] | None) -> None:
+    """Read the records of the shards to build (one stream through the worker pool), writing each shard."""
+    jobs = ((ref, spec, label_map) for shard_id in todo for ref in shards[shard_id])
+    results = ordered_map(_prepare, jobs, workers if todo else 1, chunksize=4)
     try:
         for shard_id in todo:
-            jobs = [(ref, spec, label_map) for ref in shards[shard_id]]
-            results = []
-            iterator = pool.map(_prepare, jobs, chunksize=4) if pool else map(_prepare, jobs)
-            for result in iterator:
-                results.append(result)
+            shard_results = []
+            for _ in shards[shard_id]:
+                shard_results.append(next(results))
                 bar.update(1)
-            _write_shard(shard_dir, shard_id, results, strict)
+            _write_shard(shard_dir, shard_id, shard_results, strict)
             if on_shard is not None:
                 on_shard(shard_id)
     finally:
-        bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    report = _finish(partial, out, spec, source_texts, len(shards), list(scan.issues), overwrite)
-    return BuildReport(str(out), report[0], report[1], len(todo), len(shards) - len(todo), issues=report[2])
+        results.close()
 
 
 def _finish(partial: Path, out: Path, spec: CacheSpec, sources: list[str], n_shards: int,

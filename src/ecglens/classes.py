@@ -5,18 +5,6 @@ from __future__ import annotations
 CLASS_NAMES: tuple[str, ...] = ("SNR", "AF", "IAVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "STE")
 """Target classes in output order (CPSC 2018 codes 1-9)."""
 
-CLASS_DESCRIPTIONS: dict[str, str] = {
-    "SNR": "sinus rhythm (normal)",
-    "AF": "atrial fibrillation",
-    "IAVB": "first-degree atrioventricular block",
-    "LBBB": "left bundle branch block",
-    "RBBB": "right bundle branch block",
-    "PAC": "premature atrial contraction",
-    "PVC": "premature ventricular contraction",
-    "STD": "ST-segment depression",
-    "STE": "ST-segment elevation",
-}
-
 STUDY_TABLE1_PTBXL_PERCENT: dict[str, float] = {
     "SNR": 66.72, "AF": 0.96, "IAVB": 7.13, "LBBB": 10.36, "RBBB": 8.05,
     "PAC": 1.50, "PVC": 4.77, "STD": 3.38, "STE": 25.39,

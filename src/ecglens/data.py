@@ -1,12 +1,7 @@
-"""From cache to model: splits, input-length policies, augmentation and PyTorch datasets.
+"""From cache to model: splits, augmentation and PyTorch datasets.
 
-Input-length policies (`LengthPolicy`):
-
-- ``original``: the study's. The last ``seconds`` (30 s) of every record at the cache's rate, zero-padded
-  at the front; training and evaluation alike.
-- ``crop`` (default, chosen from the measurements in ``benchmarks/bench_training.py``): a random
-  ``seconds``-long window (10 s) of each record for training, and the whole record, unpadded, at
-  evaluation (batches group records of equal length, so no padding is computed on).
+Evaluation items are made by `ecglens.preprocess.model_input`'s length policy (`apply_policy`), training
+items by `ecglens.preprocess.random_window`, so the inputs scored here are those `predict` scores.
 """
 
 from __future__ import annotations
@@ -19,30 +14,26 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ecglens.cache import EcgCache
+from ecglens.cache import LABEL_COLUMNS, EcgCache
 from ecglens.leads import LEAD_NAMES, lead_order
+from ecglens.preprocess import LengthPolicy, apply_policy, batches_by_length, random_window
 
 SPLITS = ("train", "val", "test")
-POLICIES = ("crop", "original")
 
 
 @dataclass(frozen=True)
-class LengthPolicy:
-    """How records of varying length become model inputs."""
+class SplitSpec:
+    """How records are split: the seed of datasets without official folds, and the validation and test folds."""
 
-    name: str = "crop"
-    seconds: float = 10.0
+    seed: int = 0
+    val_fold: int = 9
+    test_fold: int = 10
 
     def __post_init__(self) -> None:
-        if self.name not in POLICIES:
-            raise ValueError(f"unknown input-length policy {self.name!r}; choose from {', '.join(POLICIES)}")
-        if self.seconds <= 0:
-            raise ValueError("policy seconds must be positive")
-
-    @classmethod
-    def original(cls) -> LengthPolicy:
-        """The study's policy: the last 30 s, zero-padded at the front."""
-        return cls("original", 30.0)
+        if self.val_fold == self.test_fold:
+            raise ValueError("the validation and test folds must differ")
+        if not (1 <= self.val_fold <= 10 and 1 <= self.test_fold <= 10):
+            raise ValueError("folds are numbered 1 to 10")
 
 
 @dataclass(frozen=True)
@@ -67,28 +58,14 @@ class Augmentation:
         return signal
 
 
-def evaluation_input(signal: np.ndarray, policy: LengthPolicy, sampling_rate_hz: float) -> np.ndarray:
-    """A record as the model sees it at evaluation: the whole record (``crop``), or the last
-    ``policy.seconds`` zero-padded at the front (``original``). Float32, leads x samples."""
-    if policy.name == "original":
-        window = round(policy.seconds * sampling_rate_hz)
-        out = np.zeros((signal.shape[0], window), np.float32)
-        kept = min(signal.shape[1], window)
-        out[:, window - kept :] = signal[:, signal.shape[1] - kept :]
-        return out
-    return np.array(signal, dtype=np.float32)
-
-
-def assign_splits(index: pd.DataFrame, seed: int = 0, val_fold: int = 9, test_fold: int = 10) -> np.ndarray:
+def assign_splits(index: pd.DataFrame, split: SplitSpec = SplitSpec()) -> np.ndarray:
     """Train / val / test per record; each dataset split by its own rule.
 
-    A dataset with official folds (PTB-XL ``strat_fold``, patient-wise) uses them: ``val_fold`` (9) for
-    validation, ``test_fold`` (10) for test, the rest for training. Any other dataset gets 10 folds
-    assigned with ``seed`` (by patient when patient ids are known, else by record): 8 train,
+    A dataset with official folds (PTB-XL ``strat_fold``, patient-wise) uses them: ``split.val_fold`` (9)
+    for validation, ``split.test_fold`` (10) for test, the rest for training. Any other dataset gets 10
+    folds assigned with ``split.seed`` (by patient when patient ids are known, else by record): 8 train,
     1 validation, 1 test, as the study.
     """
-    if val_fold == test_fold:
-        raise ValueError("the validation and test folds must differ")
     splits = np.empty(len(index), dtype=object)
     for dataset, rows in index.groupby("dataset", sort=True):
         positions = index.index.get_indexer(rows.index)
@@ -98,10 +75,10 @@ def assign_splits(index: pd.DataFrame, seed: int = 0, val_fold: int = 9, test_fo
         else:
             groups = rows["patient_id"].fillna(rows["record_id"]).astype(str).to_numpy()
             unique = np.unique(groups)
-            rng = np.random.default_rng([seed, _stable_hash(str(dataset))])
+            rng = np.random.default_rng([split.seed, _stable_hash(str(dataset))])
             fold_of = dict(zip(unique[rng.permutation(len(unique))], np.arange(len(unique)) % 10 + 1, strict=True))
             fold = np.array([fold_of[g] for g in groups])
-        splits[positions] = np.where(fold == test_fold, "test", np.where(fold == val_fold, "val", "train"))
+        splits[positions] = np.where(fold == split.test_fold, "test", np.where(fold == split.val_fold, "val", "train"))
     return splits
 
 
@@ -147,9 +124,9 @@ class CacheDataset(Dataset):
         self.lead_rows = [np.asarray(lead_order(cache.spec.lead_names, lead_names)) for cache in self.caches]
         self.all_leads = [len(rows) == cache.n_leads and bool((rows == np.arange(cache.n_leads)).all())
                           for rows, cache in zip(self.lead_rows, self.caches, strict=True)]
-        self.window = round(policy.seconds * self.sampling_rate_hz)
+        self.window = policy.window(self.sampling_rate_hz)
         self._labels = np.stack([self.caches[i.cache].labels()[i.row] for i in self.items]) if self.items else \
-            np.zeros((0, 9), np.float32)
+            np.zeros((0, len(LABEL_COLUMNS)), np.float32)
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random crops and augmentation for a new epoch."""
@@ -176,15 +153,11 @@ class CacheDataset(Dataset):
         signal = cache.signal(item.row)
         if not self.all_leads[item.cache]:
             signal = signal[self.lead_rows[item.cache]]
-        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
-        n = signal.shape[1]
         if not self.train:
-            out = evaluation_input(signal, self.policy, self.sampling_rate_hz)
-        elif self.policy.name == "original" or n <= self.window:
-            out = evaluation_input(signal, LengthPolicy("original", self.policy.seconds), self.sampling_rate_hz)
+            out = apply_policy(signal, self.policy, self.sampling_rate_hz)
         else:
-            start = int(rng.integers(0, n - self.window + 1))
-            out = np.array(signal[:, start : start + self.window], dtype=np.float32)
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            out = random_window(signal, self.policy, self.sampling_rate_hz, rng)
         if self.augmentation is not None:
             out = self.augmentation.apply(out, rng)
         return torch.from_numpy(np.ascontiguousarray(out)), torch.from_numpy(self._labels[i])
@@ -194,11 +167,8 @@ class LengthBucketSampler(Sampler[list[int]]):
     """Evaluation batches of items with equal input length (no padding), in a fixed order."""
 
     def __init__(self, dataset: CacheDataset, batch_size: int):
-        lengths = np.array([dataset.length(i) for i in range(len(dataset))])
-        self.batches: list[list[int]] = []
-        for length in np.unique(lengths):
-            members = np.flatnonzero(lengths == length).tolist()
-            self.batches += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
+        lengths = [dataset.length(i) for i in range(len(dataset))]
+        self.batches = [chunk.tolist() for chunk in batches_by_length(lengths, batch_size)]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches)
@@ -220,8 +190,7 @@ class SplitItems:
         return getattr(self, split)
 
 
-def split_caches(caches: Sequence[EcgCache], seed: int = 0, labelled_only: bool = True, val_fold: int = 9,
-                 test_fold: int = 10) -> SplitItems:
+def split_caches(caches: Sequence[EcgCache], split: SplitSpec = SplitSpec(), labelled_only: bool = True) -> SplitItems:
     """Split every cache by its own rule and join the splits (see `assign_splits`).
 
     Records without a target class are left out when ``labelled_only`` (they cannot be trained or
@@ -230,7 +199,7 @@ def split_caches(caches: Sequence[EcgCache], seed: int = 0, labelled_only: bool 
     parts: dict[str, list[Item]] = {name: [] for name in SPLITS}
     frames = []
     for c, cache in enumerate(caches):
-        splits = assign_splits(cache.index, seed, val_fold, test_fold)
+        splits = assign_splits(cache.index, split)
         keep = cache.has_target() if labelled_only else np.ones(len(cache), bool)
         for row in range(len(cache)):
             if keep[row]:
@@ -240,14 +209,3 @@ def split_caches(caches: Sequence[EcgCache], seed: int = 0, labelled_only: bool 
             "split": np.where(keep, splits, "excluded"),
         }))
     return SplitItems(tuple(parts["train"]), tuple(parts["val"]), tuple(parts["test"]), pd.concat(frames))
-
-
-def items_from_table(caches: Sequence[EcgCache], table: pd.DataFrame, split: str) -> tuple[Item, ...]:
-    """Rebuild a split's items from a saved split table (matched by dataset and record id)."""
-    wanted = table[table["split"] == split]
-    keys = set(zip(wanted["dataset"].astype(str), wanted["record_id"].astype(str), strict=True))
-    items = []
-    for c, cache in enumerate(caches):
-        pairs = zip(cache.index["dataset"].astype(str), cache.index["record_id"].astype(str), strict=True)
-        items += [Item(c, row) for row, key in enumerate(pairs) if key in keys]
-    return tuple(items)

@@ -1,7 +1,7 @@
 """``ecglens demo``: the whole pipeline on the built-in synthetic cohort, ending in an HTML report.
 
 synthetic WFDB records -> cache (resampled) -> ResNet-34 training -> thresholds on validation ->
-metrics on test -> report.html + report.json.
+metrics on test -> explanations -> report.html + report.json.
 """
 
 from __future__ import annotations
@@ -12,19 +12,24 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ecglens.cache import build_cache
-from ecglens.data import LengthPolicy
+from ecglens.data import SplitSpec
 from ecglens.io import parse_source
+from ecglens.preprocess import LengthPolicy
 from ecglens.report.html import figure_from_png, figure_to_html, page, table_to_html
+from ecglens.report.synth import plot_one_per_class
 from ecglens.synth.cohort import SynthConfig, write_cohort
-from ecglens.synth.plots import plot_one_per_class
-from ecglens.train.evaluate import evaluate_bundle, store_in_bundle, write_report
-from ecglens.train.loop import TrainConfig, fit, recover_state
+from ecglens.train.evaluate import EvaluationReport, evaluate_bundle, store_in_bundle, write_report
+from ecglens.train.loop import TrainConfig, TrainResult, fit
+from ecglens.train.state import recover_state
+
+DEMO_TRAINING = TrainConfig(epochs=12, lr=1e-3, policy=LengthPolicy("crop", 5.0))
+"""The demo's training: the study's ResNet-34 at lr 1e-3 for 12 epochs on 5-s crops (fits 5 minutes on 2 cores)."""
 
 
 @dataclass(frozen=True)
@@ -35,16 +40,17 @@ class DemoConfig:
     generate_rate_hz: float = 500.0
     sampling_rate_hz: float = 100.0
     duration_s: float = 10.0
-    epochs: int = 12
-    batch_size: int = 32
-    lr: float = 1e-3
-    crop_seconds: float = 5.0
-    model: str = "resnet34"
-    seed: int = 0
-    device: str = "auto"
+    train: TrainConfig = field(default_factory=lambda: DEMO_TRAINING)
     bootstrap: int = 200
     explain_population: int = 60
     explain_faithfulness: int = 20
+
+    @classmethod
+    def sized(cls, n_records: int, sampling_rate_hz: float, epochs: int, model: str, device: str,
+              seed: int) -> DemoConfig:
+        """The demo with other sizes: the cohort, split and training all follow ``seed``."""
+        training = replace(DEMO_TRAINING, epochs=epochs, model=model, device=device, seed=seed, split=SplitSpec(seed))
+        return cls(n_records=n_records, sampling_rate_hz=sampling_rate_hz, train=training)
 
 
 def _log(message: str) -> None:
@@ -58,35 +64,27 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     timings: dict[str, float] = {}
     started = time.perf_counter()
     synth = SynthConfig(n_records=config.n_records, sampling_rate_hz=config.generate_rate_hz,
-                        duration_s=config.duration_s, seed=config.seed)
-    records_dir = out / "records"
-    done_marker = records_dir / "COMPLETE"
-    if not done_marker.is_file():
-        _log(f"generating {config.n_records} synthetic records at {config.generate_rate_hz:g} Hz into {records_dir}")
-        counts = write_cohort(synth, records_dir, progress=progress)
-        done_marker.write_text(json.dumps(counts))
-    counts = json.loads(done_marker.read_text())
+                        duration_s=config.duration_s, seed=config.train.seed)
+    counts = _generate(synth, out / "records", progress)
     timings["generate"] = time.perf_counter() - started
     step = time.perf_counter()
     cache = out / f"cache{config.sampling_rate_hz:g}"
     _log(f"preparing the cache at {config.sampling_rate_hz:g} Hz")
-    build_cache([parse_source(f"synthetic=challenge:{records_dir}")], cache, config.sampling_rate_hz,
+    build_cache([parse_source(f"synthetic=challenge:{out / 'records'}")], cache, config.sampling_rate_hz,
                 progress=progress)
     timings["prepare"] = time.perf_counter() - step
     step = time.perf_counter()
     run_dir = out / "run"
-    train_config = TrainConfig(model=config.model, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                               seed=config.seed, policy=LengthPolicy("crop", config.crop_seconds),
-                               device=config.device)
     resume = recover_state(run_dir)
-    _log(f"training {config.model} for {config.epochs} epochs" + (" (resuming)" if resume else ""))
-    result = fit([cache], run_dir, train_config, resume=resume, progress=progress)
+    _log(f"training {config.train.model} for {config.train.epochs} epochs" + (" (resuming)" if resume else ""))
+    result = fit([cache], run_dir, config.train, resume=resume, progress=progress)
     timings["train"] = time.perf_counter() - step
     step = time.perf_counter()
     _log("evaluating: thresholds on validation, metrics on test")
-    report = evaluate_bundle(result.best_bundle, [cache], n_bootstrap=config.bootstrap, device=config.device)
+    report = evaluate_bundle(result.best_bundle, [cache], n_bootstrap=config.bootstrap, device=config.train.device)
     write_report(report, out / "evaluation")
     store_in_bundle(result.best_bundle, report)
+    _log(f"stored the thresholds ({report.threshold_origin.describe()}) in {result.best_bundle}")
     timings["evaluate"] = time.perf_counter() - step
     step = time.perf_counter()
     _log("explaining: Grad-CAM of right and wrong test records, population SHAP, faithfulness")
@@ -95,21 +93,47 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     timings["total"] = time.perf_counter() - started
     summary = {
         "config": asdict(config), "class_counts": counts, "timings_s": timings,
-        "training_log": list(result.log), "best_epoch": result.best_epoch,
+        "training_log": [asdict(row) for row in result.log], "best_epoch": result.best_epoch,
         "evaluation": report.to_dict(), "bundle": result.best_bundle, "explanations": explanations,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
     }
     (out / "report.json").write_text(json.dumps(summary, indent=2, default=float))
     html_path = out / "report.html"
-    html_path.write_text(_render(summary, report, synth, result))
-    _log(f"done in {timings['total']:.0f} s: test macro AUC {report.results[0].macro_auc:.3f}")
+    html_path.write_text(_render(summary, report, synth, result, config))
+    _log(f"done in {timings['total']:.0f} s: test macro AUC {report.combined.macro_auc:.3f}")
     return html_path
 
 
-def _render(summary: dict, report, synth: SynthConfig, result) -> str:
+def _generate(synth: SynthConfig, records_dir: Path, progress: bool) -> dict[str, int]:
+    """The synthetic records (reused when a previous run finished them); class counts."""
+    done_marker = records_dir / "COMPLETE"
+    if not done_marker.is_file():
+        _log(f"generating {synth.n_records} synthetic records at {synth.sampling_rate_hz:g} Hz into {records_dir}")
+        counts = write_cohort(synth, records_dir, progress=progress)
+        done_marker.write_text(json.dumps(counts))
+    return json.loads(done_marker.read_text())
+
+
+def _training_figure(result: TrainResult) -> str:
     import matplotlib.pyplot as plt
 
-    test = report.results[0]
+    log = result.log
+    fig, ax = plt.subplots(figsize=(7, 3))
+    epochs = [row.epoch for row in log]
+    ax.plot(epochs, [row.train_loss for row in log], "o-", label="train loss")
+    ax.plot(epochs, [row.val_loss for row in log], "o-", label="validation loss")
+    ax2 = ax.twinx()
+    ax2.plot(epochs, [row.val_macro_auc or np.nan for row in log], "s--", color="green", label="val macro AUC")
+    ax.set_xlabel("epoch")
+    ax.legend(loc="center left")
+    ax2.legend(loc="center right")
+    fig.tight_layout()
+    return figure_to_html(fig, "training curves")
+
+
+def _render(summary: dict, report: EvaluationReport, synth: SynthConfig, result: TrainResult,
+            config: DemoConfig) -> str:
+    test = report.combined
     metric_rows = [[m.name, m.n_positive, m.threshold, m.precision, m.recall, m.f1, m.auc, m.accuracy]
                    for m in test.per_class]
     metric_rows.append(["average", "", None, *(test.average.get(k) for k in
@@ -117,26 +141,15 @@ def _render(summary: dict, report, synth: SynthConfig, result) -> str:
     sections = [("Summary", (
         f"<p>{sum(summary['class_counts'].values())} class labels over {synth.n_records} synthetic records "
         f"({synth.duration_s:g} s at {synth.sampling_rate_hz:g} Hz, SNR {synth.snr_db:g} dB), cached at "
-        f"{summary['config']['sampling_rate_hz']:g} Hz; the study's ResNet-34 trained for "
-        f"{summary['config']['epochs']} epochs (best epoch {result.best_epoch} on validation). "
+        f"{config.sampling_rate_hz:g} Hz; the study's ResNet-34 trained for "
+        f"{config.train.epochs} epochs (best epoch {result.best_epoch} on validation). "
         f"<b>Test macro AUC {test.macro_auc:.3f}</b> on {test.n_records} records never used for training "
         f"or threshold tuning. Total time {summary['timings_s']['total']:.0f} s.</p>"))]
-    sections.append(("Test metrics (thresholds F1-optimal on validation)", table_to_html(
+    sections.append((f"Test metrics (thresholds {report.threshold_origin.describe()})", table_to_html(
         ["class", "n+", "threshold", "precision", "recall", "F1", "AUC", "accuracy"], metric_rows)))
-    log = summary["training_log"]
-    fig, ax = plt.subplots(figsize=(7, 3))
-    epochs = [row["epoch"] for row in log]
-    ax.plot(epochs, [row["train_loss"] for row in log], "o-", label="train loss")
-    ax.plot(epochs, [row["val_loss"] for row in log], "o-", label="validation loss")
-    ax2 = ax.twinx()
-    ax2.plot(epochs, [row["val_macro_auc"] or np.nan for row in log], "s--", color="green", label="val macro AUC")
-    ax.set_xlabel("epoch")
-    ax.legend(loc="center left")
-    ax2.legend(loc="center right")
-    fig.tight_layout()
-    sections.append(("Training", figure_to_html(fig, "training curves") + table_to_html(
+    sections.append(("Training", _training_figure(result) + table_to_html(
         ["epoch", "train loss", "val loss", "val macro AUC", "seconds"],
-        [[r["epoch"], r["train_loss"], r["val_loss"], r["val_macro_auc"], r["seconds"]] for r in log])))
+        [[r.epoch, r.train_loss, r.val_loss, r.val_macro_auc, r.seconds] for r in result.log])))
     with tempfile.TemporaryDirectory() as scratch:
         images = [figure_from_png(path, path.stem) for path in plot_one_per_class(synth, scratch, dpi=60)]
     sections.append(("What each synthetic class looks like", "".join(images)))
@@ -148,36 +161,34 @@ def _render(summary: dict, report, synth: SynthConfig, result) -> str:
 
 def explain_for_report(bundle: str, cache: Path, out: Path, config: DemoConfig, progress: bool = True) -> dict:
     """Grad-CAM figures, the population heatmap and the faithfulness table for the demo model."""
-    import matplotlib.pyplot as plt
-
-    from ecglens.explain.inputs import ExplainSession
-    from ecglens.explain.jobs import faithfulness
+    from ecglens.explain.faithfulness import faithfulness
+    from ecglens.explain.inputs import open_caches, split_inputs, training_background
+    from ecglens.predict import Predictor
     from ecglens.report.explanations import gradcam_examples, population_heatmap
-    from ecglens.report.figures import curves_figure
+    from ecglens.report.outputs import write_faithfulness
 
-    out.mkdir(parents=True, exist_ok=True)
-    session = ExplainSession(bundle, [cache], config.device)
-    figures = gradcam_examples(session, session.from_split("test"), out)
-    chosen = session.from_split("test", config.explain_population)
-    background = session.background(50)
-    population = population_heatmap(session, chosen, background, out / "population.png",
-                                     f"SHAP mass per lead (%), {len(chosen)} test records", progress=progress)
-    faith = faithfulness(session, session.from_split("test", config.explain_faithfulness, seed=1), background,
-                         steps=8, n_samples=4, progress=progress)
-    fig = curves_figure(faith.fractions, faith.mean_curves, "mean over test records and their classes")
-    fig.savefig(out / "faithfulness_curves.png", dpi=70, bbox_inches="tight")
-    plt.close(fig)
-    (out / "faithfulness.md").write_text(faith.to_markdown())
-    return {"gradcam": figures, "population": population.to_dict(), "population_figure": str(out / "population.png"),
-            "faithfulness": faith.to_dict(), "faithfulness_markdown": faith.to_markdown(),
+    loaded = Predictor(bundle, config.train.device)
+    model, meta = loaded.model, loaded.meta
+    caches = open_caches([cache], meta)
+    figures = gradcam_examples(model, meta, split_inputs(caches, meta, "test"), out)
+    chosen = split_inputs(caches, meta, "test", config.explain_population)
+    background = training_background(caches, meta, 50)
+    population = population_heatmap(model, meta, chosen, background, out / "population.png",
+                                    f"SHAP mass per lead (%), {len(chosen)} test records", progress=progress)
+    faith = faithfulness(model, meta, split_inputs(caches, meta, "test", config.explain_faithfulness, seed=1),
+                         background, steps=8, n_samples=4, progress=progress)
+    write_faithfulness(faith, out, "mean over test records and their classes")
+    return {"gradcam": [asdict(f) for f in figures], "population": population.to_dict(),
+            "population_figure": str(out / "population.png"), "faithfulness": faith.to_dict(),
+            "faithfulness_markdown": faith.to_markdown(),
             "faithfulness_figure": str(out / "faithfulness_curves.png")}
 
 
 def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
     gradcams = "".join(
-        f"<p>{item['kind']} ({item['record_id']}, Grad-CAM for {item['class']}):</p>"
+        f"<p>{item['kind']} ({item['record_id']}, Grad-CAM for {item['class_name']}):</p>"
         + figure_from_png(item["path"], item["record_id"]) for item in explanations["gradcam"])
-    rows = [[row["method"], row["class"], row["n"], row["deletion"], row["random_deletion"], row["insertion"],
+    rows = [[row["method"], row["class_name"], row["n"], row["deletion"], row["random_deletion"], row["insertion"],
              row["random_insertion"], row["localisation_auroc"], row["pointing_game"],
              row["sanity_rank_correlation"]] for row in explanations["faithfulness"]["rows"]]
     faith_table = table_to_html(["method", "class", "n", "deletion AUC", "random", "insertion AUC", "random",

@@ -1,12 +1,14 @@
-"""The study's protocols: Original, Ours_1 and Ours_2, the train-on-A / test-on-B matrix, and the report.
+"""The study's protocols, as data: Original, Ours_1 and Ours_2, the train-on-A / test-on-B matrix, the report.
 
 - Original: train on CPSC; thresholds on CPSC validation; test on the CPSC test split and on the PTB-XL
   test split (the generalization gap, the study's Table 2).
 - Ours_1: start from the Original bundle and train on PTB-XL; test on the combined test set.
 - Ours_2: train from scratch on CPSC + PTB-XL (+ extras); test on the combined test set (Table 3).
 
-Every stage writes its output under ``OUT`` and is reused when present, so an interrupted run started
-again finishes the rest and gives the same tables.
+`STUDY_PROTOCOLS` lists them as `Protocol` entries; adding a protocol is one entry. Every stage writes
+its output under ``OUT`` and is reused when present, so an interrupted run started again finishes the
+rest and gives the same tables. Each protocol's bundle receives, on purpose, the thresholds its
+protocol evaluates with (``store_in_bundle``), so the bundle predicts as the report says.
 """
 
 from __future__ import annotations
@@ -16,18 +18,52 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from ecglens.cache import EcgCache, build_cache
-from ecglens.classes import CLASS_NAMES
-from ecglens.data import LengthPolicy
+from ecglens.data import SplitSpec
 from ecglens.io import Source
-from ecglens.train.evaluate import evaluate_bundle
-from ecglens.train.loop import TrainConfig, fit, recover_state
-from ecglens.train.metrics import METRICS
+from ecglens.metrics import METRICS, EvaluationResult
+from ecglens.preprocess import LengthPolicy
+from ecglens.report.reproduce import Evaluation, Figures, PopulationFigure, ReproduceResults, ReproduceSummary
+from ecglens.train.evaluate import evaluate_bundle, store_in_bundle
+from ecglens.train.loop import TrainConfig, fit
+from ecglens.train.state import finished_epochs, recover_state
+
+ALL = "all"
+"""In a protocol, every dataset of the run (CPSC, PTB-XL and the extras)."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One training protocol of a reproduction.
+
+    Attributes:
+        name: the study's name (``Original``).
+        run: the folder of its run under ``OUT/runs``.
+        train_on: dataset groups trained on (``ALL`` for every dataset).
+        init_from: the protocol whose bundle starts the training (fine-tuning), or None.
+        thresholds_from: dataset groups whose validation split gives the thresholds.
+        test_on: named test sets, each a tuple of dataset groups whose test splits it joins.
+    """
+
+    name: str
+    run: str
+    train_on: tuple[str, ...]
+    init_from: str | None
+    thresholds_from: tuple[str, ...]
+    test_on: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+STUDY_PROTOCOLS = (
+    Protocol("Original", "original", ("cpsc",), None, ("cpsc",),
+             (("cpsc", ("cpsc",)), ("ptbxl", ("ptbxl",)), ("combined", (ALL,)))),
+    Protocol("Ours_1", "ours1", ("ptbxl",), "Original", (ALL,), (("combined", (ALL,)),)),
+    Protocol("Ours_2", "ours2", (ALL,), None, (ALL,), (("combined", (ALL,)),)),
+)
 
 
 @dataclass(frozen=True)
@@ -35,15 +71,8 @@ class ReproduceConfig:
     """Sizing; the defaults are the study's (500 Hz, 30 epochs, batch 32, lr 1e-4) for a GPU."""
 
     sampling_rate_hz: float = 500.0
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-4
-    model: str = "resnet34"
-    policy: str = "crop"
-    policy_seconds: float = 10.0
+    train: TrainConfig = field(default_factory=TrainConfig)
     label_profile: str = "seed"
-    seed: int = 0
-    device: str = "auto"
     bootstrap: int = 200
     shap_records: int = 100
     shap_samples: int = 4
@@ -52,36 +81,34 @@ class ReproduceConfig:
     @classmethod
     def quick(cls) -> ReproduceConfig:
         """A profile for a 2-core CPU: 100 Hz, 6 epochs, lr 1e-3, 40 records per SHAP heatmap."""
-        return cls(sampling_rate_hz=100.0, epochs=6, lr=1e-3, bootstrap=100, shap_records=40)
+        return cls(sampling_rate_hz=100.0, train=TrainConfig(epochs=6, lr=1e-3), bootstrap=100, shap_records=40)
 
 
 def _log(message: str) -> None:
     print(f"[reproduce] {message}", file=sys.stderr, flush=True)
 
 
-def _folds(caches: Sequence[EcgCache]) -> tuple[int, int]:
+def _folds(caches: Sequence[EcgCache], seed: int) -> SplitSpec:
     """Validation and test folds: 9 and 10, or the two highest folds of a dataset that lacks them."""
     present = sorted({int(f) for cache in caches for f in cache.index["fold"].dropna()})
     if not present or {9, 10} <= set(present):
-        return 9, 10
-    return present[-2], present[-1]
+        return SplitSpec(seed, 9, 10)
+    return SplitSpec(seed, present[-2], present[-1])
 
 
 def _train(name: str, caches: Sequence[Path], out: Path, config: TrainConfig, init: str | None = None,
            progress: bool = True) -> str:
     run = out / "runs" / name
-    state = run / "state"
-    resumable = recover_state(run)
-    done = resumable and json.loads((state / "state.json").read_text())["epoch"] >= config.epochs
-    if done:
+    if finished_epochs(run) >= config.epochs:
         _log(f"{name}: trained already, reusing {run / 'best'}")
         return str(run / "best")
+    resumable = recover_state(run)
     _log(f"{name}: training on {', '.join(p.name for p in caches)}" + (" (resuming)" if resumable else ""))
     return fit(caches, run, config, init=init, resume=resumable, progress=progress).best_bundle
 
 
-def _evaluation(name: str, out: Path, compute) -> dict:
-    path = out / "results" / f"{name}.json"
+def _reuse_or_compute(path: Path, compute) -> dict:
+    """The JSON at ``path`` when a previous run wrote it, else ``compute()`` written there."""
     if path.is_file():
         return json.loads(path.read_text())
     result = compute()
@@ -90,10 +117,15 @@ def _evaluation(name: str, out: Path, compute) -> dict:
     return result
 
 
+def _groups(names: Sequence[str], cache_paths: dict[str, Path]) -> list[Path]:
+    return list(cache_paths.values()) if ALL in names else [cache_paths[name] for name in names]
+
+
 def run_reproduce(cpsc: Sequence[Source], ptbxl: Sequence[Source], out: str | os.PathLike,
                   config: ReproduceConfig = ReproduceConfig(), extra: Sequence[Source] = (), cross: bool = False,
-                  progress: bool = True, study_tables: dict[str, str] | None = None) -> Path:
-    """Run the three protocols (and the cross matrix) into ``out``; returns the HTML report's path.
+                  progress: bool = True, study_tables: dict[str, str] | None = None,
+                  protocols: Sequence[Protocol] = STUDY_PROTOCOLS) -> Path:
+    """Run the protocols (and the cross matrix) into ``out``; returns the HTML report's path.
 
     ``study_tables`` maps ``table2``/``table3`` to CSV files of the study's published values (same
     columns as ours) to show beside ours.
@@ -101,77 +133,90 @@ def run_reproduce(cpsc: Sequence[Source], ptbxl: Sequence[Source], out: str | os
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    timings: dict[str, float] = {}
     (out / "config.json").write_text(json.dumps({"config": asdict(config), "cpsc": [str(s) for s in cpsc],
                                                  "ptbxl": [str(s) for s in ptbxl],
                                                  "extra": [str(s) for s in extra], "cross": cross}, indent=2))
-    groups = {"cpsc": list(cpsc), "ptbxl": list(ptbxl)}
-    for source in extra:
-        groups[source.name] = [source]
-    cache_paths: dict[str, Path] = {}
-    for name, sources in groups.items():
-        cache_paths[name] = out / "caches" / name
-        _log(f"preparing the {name} cache at {config.sampling_rate_hz:g} Hz")
-        build_cache(sources, cache_paths[name], config.sampling_rate_hz, config.label_profile, progress=progress)
-    timings["prepare"] = time.perf_counter() - started
+    cache_paths = _prepare_caches(out, {"cpsc": list(cpsc), "ptbxl": list(ptbxl),
+                                        **{s.name: [s] for s in extra}}, config, progress)
+    timings = {"prepare": time.perf_counter() - started}
     caches = {name: EcgCache(path) for name, path in cache_paths.items()}
-    val_fold, test_fold = _folds(list(caches.values()))
-    train_config = TrainConfig(model=config.model, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                               seed=config.seed, policy=LengthPolicy(config.policy, config.policy_seconds),
-                               val_fold=val_fold, test_fold=test_fold, device=config.device)
+    train_config = replace(config.train, split=_folds(list(caches.values()), config.train.seed))
     step = time.perf_counter()
-    bundles = {"Original": _train("original", [cache_paths["cpsc"]], out, train_config, progress=progress)}
-    bundles["Ours_1"] = _train("ours1", [cache_paths["ptbxl"]], out, train_config, init=bundles["Original"],
-                               progress=progress)
-    bundles["Ours_2"] = _train("ours2", list(cache_paths.values()), out, train_config, progress=progress)
+    bundles: dict[str, str] = {}
+    for protocol in protocols:
+        init = bundles[protocol.init_from] if protocol.init_from else None
+        bundles[protocol.name] = _train(protocol.run, _groups(protocol.train_on, cache_paths), out, train_config,
+                                        init, progress)
     timings["train"] = time.perf_counter() - step
     step = time.perf_counter()
-    all_caches = list(cache_paths.values())
-
-    def evaluate(bundle, tests, thresholds_from):
-        report = evaluate_bundle(bundle, tests, n_bootstrap=config.bootstrap, device=config.device,
-                                 threshold_cache_paths=thresholds_from)
-        return {"thresholds": list(report.thresholds), "results": [r.to_dict() for r in report.results]}
-
     _log("evaluating (thresholds on validation splits only)")
-    results = {
-        "Original/cpsc": _evaluation("original_cpsc", out, lambda: evaluate(bundles["Original"], [cache_paths["cpsc"]],
-                                                                          [cache_paths["cpsc"]])),
-        "Original/ptbxl": _evaluation("original_ptbxl", out, lambda: evaluate(
-            bundles["Original"], [cache_paths["ptbxl"]], [cache_paths["cpsc"]])),
-    }
-    for name in ("Original", "Ours_1", "Ours_2"):
-        thresholds_from = [cache_paths["cpsc"]] if name == "Original" else all_caches
-        results[f"{name}/combined"] = _evaluation(f"{name.lower()}_combined", out, lambda name=name, t=thresholds_from:
-                                                  evaluate(bundles[name], all_caches, t))
-    cross_matrix = None
-    if cross:
-        cross_matrix = _cross(out, cache_paths, bundles, train_config, config, progress)
+    results = ReproduceResults(tuple(_evaluate_protocols(out, protocols, bundles, cache_paths, config)))
+    cross_matrix = _cross(out, cache_paths, bundles, train_config, config, progress) if cross else None
     timings["evaluate"] = time.perf_counter() - step
     step = time.perf_counter()
     figures = _explanations(out, bundles, cache_paths, config, progress)
     timings["explain"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
-    timings_path = out / "results" / "timings.json"  # summed over a run and its resumptions
-    if timings_path.is_file():
-        timings = {k: v + json.loads(timings_path.read_text()).get(k, 0.0) for k, v in timings.items()}
-    timings_path.write_text(json.dumps(timings))
-    tables = build_tables(results)
-    for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
-    if cross_matrix is not None:
-        cross_matrix.to_csv(out / "cross.csv")
-    summary = {"config": asdict(config), "folds": {"validation": val_fold, "test": test_fold}, "results": results,
-               "bundles": bundles, "timings_s": timings, "figures": figures,
-               "data": _data_summary(caches), "versions": _versions(),
-               "cross": None if cross_matrix is None else cross_matrix.to_dict()}
-    (out / "results.json").write_text(json.dumps(summary, indent=2, default=float))
+    summary = ReproduceSummary(asdict(config), train_config.split, results, bundles, _add_timings(out, timings),
+                               figures, _data_summary(caches), _versions(), cross_matrix)
+    return _write_outputs(out, summary, study_tables)
+
+
+def _prepare_caches(out: Path, groups: dict[str, list[Source]], config: ReproduceConfig,
+                    progress: bool) -> dict[str, Path]:
+    cache_paths: dict[str, Path] = {}
+    for name, sources in groups.items():
+        cache_paths[name] = out / "caches" / name
+        _log(f"preparing the {name} cache at {config.sampling_rate_hz:g} Hz")
+        build_cache(sources, cache_paths[name], config.sampling_rate_hz, config.label_profile, progress=progress)
+    return cache_paths
+
+
+def _evaluate_protocols(out: Path, protocols: Sequence[Protocol], bundles: dict[str, str],
+                        cache_paths: dict[str, Path], config: ReproduceConfig) -> list[Evaluation]:
+    """Every protocol on each of its test sets; the last test set's thresholds are stored in its bundle."""
+    evaluations = []
+    for protocol in protocols:
+        thresholds_from = _groups(protocol.thresholds_from, cache_paths)
+        for test_set, groups in protocol.test_on:
+            def compute(protocol=protocol, groups=groups, thresholds_from=thresholds_from, test_set=test_set):
+                report = evaluate_bundle(bundles[protocol.name], _groups(groups, cache_paths),
+                                         n_bootstrap=config.bootstrap, device=config.train.device,
+                                         threshold_cache_paths=thresholds_from)
+                if test_set == "combined":
+                    store_in_bundle(bundles[protocol.name], report)
+                    _log(f"{protocol.name}: stored its thresholds ({report.threshold_origin.describe()}) in "
+                         f"{bundles[protocol.name]}")
+                return Evaluation(protocol.name, test_set, report.thresholds, report.results).to_dict()
+
+            path = out / "results" / f"{protocol.name.lower()}_{test_set}.json"
+            evaluations.append(Evaluation.from_dict(_reuse_or_compute(path, compute)))
+    return evaluations
+
+
+def _add_timings(out: Path, timings: dict[str, float]) -> dict[str, float]:
+    """This run's timings plus those of the runs it resumed (summed over resumptions)."""
+    path = out / "results" / "timings.json"
+    if path.is_file():
+        timings = {k: v + json.loads(path.read_text()).get(k, 0.0) for k, v in timings.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timings))
+    return timings
+
+
+def _write_outputs(out: Path, summary: ReproduceSummary, study_tables: dict[str, str] | None) -> Path:
     from ecglens.report.reproduce import render_reproduce
 
+    tables = build_tables(summary.results)
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    if summary.cross is not None:
+        summary.cross.to_csv(out / "cross.csv")
+    (out / "results.json").write_text(json.dumps(summary.to_dict(), indent=2, default=float))
     html = out / "report.html"
     study = {name: pd.read_csv(path) for name, path in (study_tables or {}).items()}
-    html.write_text(render_reproduce(summary, tables, cross_matrix, study))
-    _log(f"done in {timings['total']:.0f} s; report: {html}")
+    html.write_text(render_reproduce(summary, tables, study))
+    _log(f"done in {summary.timings_s['total']:.0f} s; report: {html}")
     return html
 
 
@@ -184,69 +229,73 @@ def _cross(out: Path, cache_paths: dict[str, Path], bundles: dict[str, str], tra
                                                                          train_config, progress=progress)
         for test_name, test_path in cache_paths.items():
             def compute(b=bundle, t=test_path, s=train_path):
-                report = evaluate_bundle(b, [t], n_bootstrap=0, device=config.device, threshold_cache_paths=[s])
+                report = evaluate_bundle(b, [t], n_bootstrap=0, device=config.train.device, threshold_cache_paths=[s])
                 return {"results": [r.to_dict() for r in report.results]}
 
-            result = _evaluation(f"cross_{train_name}_on_{test_name}", out, compute)
-            matrix.loc[train_name, test_name] = result["results"][0]["macro_auc"]
+            result = _reuse_or_compute(out / "results" / f"cross_{train_name}_on_{test_name}.json", compute)
+            matrix.loc[train_name, test_name] = EvaluationResult.from_dict(result["results"][0]).macro_auc
     return matrix
 
 
 def _explanations(out: Path, bundles: dict[str, str], cache_paths: dict[str, Path], config: ReproduceConfig,
-                  progress: bool) -> dict:
+                  progress: bool) -> Figures:
     """Figures 2-5 (population SHAP of Original and Ours_2 on CPSC and on PTB-XL) and 6-8 (Grad-CAM)."""
-    from ecglens.explain.inputs import ExplainSession
-    from ecglens.report.explanations import gradcam_examples, population_heatmap
+    from ecglens.explain.inputs import open_caches, split_inputs, training_background
+    from ecglens.predict import Predictor
+    from ecglens.report.explanations import ExampleFigure, gradcam_examples, population_heatmap
 
     path = out / "results" / "figures.json"
     if path.is_file():
-        return json.loads(path.read_text())
-    figures: dict = {"population": [], "gradcam": []}
+        saved = json.loads(path.read_text())
+        return Figures(tuple(PopulationFigure(**p) for p in saved["population"]),
+                       tuple(ExampleFigure(**g) for g in saved["gradcam"]))
+    population = []
     for model_name in ("Original", "Ours_2"):
+        loaded = Predictor(bundles[model_name], config.train.device)
         training = [cache_paths["cpsc"]] if model_name == "Original" else list(cache_paths.values())
-        background = ExplainSession(bundles[model_name], training, config.device).background(100, config.seed)
+        background = training_background(open_caches(training, loaded.meta), loaded.meta, 100, config.train.seed)
         for dataset in ("cpsc", "ptbxl"):
-            session = ExplainSession(bundles[model_name], [cache_paths[dataset]], config.device)
-            records = session.from_split("test", config.shap_records, config.seed)
+            records = split_inputs(open_caches([cache_paths[dataset]], loaded.meta), loaded.meta, "test",
+                                   config.shap_records, config.train.seed)
             if not records:
                 continue
             _log(f"population SHAP: {model_name} on {dataset} ({len(records)} test records)")
             figure = out / "figures" / f"population_{model_name.lower()}_{dataset}.png"
-            result = population_heatmap(session, records, background, figure,
+            result = population_heatmap(loaded.model, loaded.meta, records, background, figure,
                                         f"{model_name} on {dataset}: SHAP mass per lead (%), {len(records)} test "
                                         f"records", config.shap_samples, progress)
-            figures["population"].append({"model": model_name, "dataset": dataset, "figure": str(figure),
-                                          "result": result.to_dict()})
-    session = ExplainSession(bundles["Ours_2"], list(cache_paths.values()), config.device)
-    figures["gradcam"] = gradcam_examples(session, session.from_split("test"), out / "figures",
-                                          config.gradcam_records, config.gradcam_records)
+            population.append(PopulationFigure(model_name, dataset, str(figure), result.to_dict()))
+    loaded = Predictor(bundles["Ours_2"], config.train.device)
+    records = split_inputs(open_caches(list(cache_paths.values()), loaded.meta), loaded.meta, "test")
+    figures = Figures(tuple(population), tuple(gradcam_examples(loaded.model, loaded.meta, records, out / "figures",
+                                                                config.gradcam_records, config.gradcam_records)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2, default=float))
+    path.write_text(json.dumps(asdict(figures), indent=2, default=float))
     return figures
 
 
-def _metric_rows(result: dict) -> dict[str, dict[str, float | None]]:
-    rows = {m["name"]: {k: m[k] for k in METRICS} for m in result["per_class"]}
-    rows["average"] = {k: result["average"].get(k) for k in METRICS}
-    return rows
-
-
-def build_tables(results: dict) -> dict[str, pd.DataFrame]:
+def build_tables(results: ReproduceResults) -> dict[str, pd.DataFrame]:
     """Table 2 (Original on CPSC and PTB-XL) and Table 3 (three models on the combined test set)."""
+    def cell(result: EvaluationResult, class_name: str, metric: str) -> float | None:
+        if class_name == "average":
+            return result.average.get(metric)
+        return getattr(result.class_metrics(class_name), metric)
+
+    cpsc = results.get("Original", "cpsc").combined
+    ptbxl = results.get("Original", "ptbxl").combined
+    names = [m.name for m in cpsc.per_class]
     table2_rows = []
-    cpsc = _metric_rows(results["Original/cpsc"]["results"][0])
-    ptbxl = _metric_rows(results["Original/ptbxl"]["results"][0])
-    for name in [*CLASS_NAMES, "average"]:
-        row = {"class": name}
-        row.update({f"CPSC {k}": cpsc[name][k] for k in METRICS})
-        row.update({f"PTB-XL {k}": ptbxl[name][k] for k in METRICS})
+    for name in [*names, "average"]:
+        row: dict[str, object] = {"class": name}
+        row.update({f"CPSC {k}": cell(cpsc, name, k) for k in METRICS})
+        row.update({f"PTB-XL {k}": cell(ptbxl, name, k) for k in METRICS})
         table2_rows.append(row)
+    models = {m: results.get(m, "combined").combined for m in ("Original", "Ours_1", "Ours_2")}
     table3_rows = []
-    models = {m: _metric_rows(results[f"{m}/combined"]["results"][0]) for m in ("Original", "Ours_1", "Ours_2")}
-    for name in [*CLASS_NAMES, "average"]:
+    for name in [*names, "average"]:
         row = {"class": name}
         for metric in METRICS:
-            row.update({f"{model} {metric}": models[model][name][metric] for model in models})
+            row.update({f"{model} {metric}": cell(result, name, metric) for model, result in models.items()})
         table3_rows.append(row)
     return {"table2": pd.DataFrame(table2_rows), "table3": pd.DataFrame(table3_rows)}
 
@@ -263,15 +312,24 @@ def _data_summary(caches: dict[str, EcgCache]) -> dict:
 
 
 def _versions() -> dict:
-    from ecglens.train.bundle import package_versions
+    from ecglens.bundle import package_versions
 
     return package_versions()
 
 
-def quick_or_full(quick: bool, **overrides) -> ReproduceConfig:
-    """The --quick profile or the study's settings, with explicit options on top."""
+def quick_or_full(quick: bool, sampling_rate_hz: float | None = None, label_profile: str | None = None,
+                  **train_overrides) -> ReproduceConfig:
+    """The --quick profile or the study's settings, with explicit options on top (training options go into
+    the embedded `TrainConfig`; ``policy``/``policy_seconds`` make its `LengthPolicy`)."""
     base = ReproduceConfig.quick() if quick else ReproduceConfig()
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    train = {k: v for k, v in train_overrides.items() if v is not None}
+    if "policy" in train or "policy_seconds" in train:
+        name = train.pop("policy", base.train.policy.name)
+        train["policy"] = LengthPolicy(name, train.pop("policy_seconds", base.train.policy.seconds))
+    top = {k: v for k, v in (("sampling_rate_hz", sampling_rate_hz), ("label_profile", label_profile))
+           if v is not None}
+    return replace(base, train=replace(base.train, **train), **top)
 
 
-__all__ = ["ReproduceConfig", "build_tables", "quick_or_full", "run_reproduce"]
+__all__ = ["ALL", "STUDY_PROTOCOLS", "Protocol", "ReproduceConfig", "ReproduceResults", "build_tables",
+           "quick_or_full", "run_reproduce"]

@@ -1,5 +1,8 @@
-"""Diagnose new ECG files with a trained bundle: preprocessing as in training, batched inference,
-decisions under the bundle's thresholds and signal-quality warnings; PyTorch or ONNX Runtime.
+"""Diagnose ECG records with a trained bundle: the model input of `ecglens.preprocess.model_input`, batched
+inference, decisions under the bundle's thresholds and signal-quality warnings; PyTorch or ONNX Runtime.
+
+`Predictor` is the one loaded-bundle object of ecglens: prediction uses it, and explanations take its
+``model`` and ``meta`` explicitly.
 
 Python API::
 
@@ -15,21 +18,20 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ecglens.data import evaluation_input
+from ecglens.bundle import BundleMeta, load_model
 from ecglens.io import ReadIssue, RecordError, read_record
 from ecglens.io.record import Record, finish_signal
 from ecglens.io.sources import RECORD_SUFFIXES
 from ecglens.leads import LEAD_NAMES
-from ecglens.preprocess import resample
-from ecglens.train.bundle import BundleMeta, load_model
-from ecglens.train.loop import resolve_device
+from ecglens.models import resolve_device
+from ecglens.preprocess import ModelInput, batches_by_length, model_input
 
 ONNX_FILE = "model.onnx"
 
@@ -52,6 +54,15 @@ class Prediction:
     def to_json(self) -> str:
         """One JSON object (a JSON Lines row)."""
         return json.dumps(self.to_dict())
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A prediction with the exact input that was scored (what an explanation of it must explain)."""
+
+    prediction: Prediction
+    input: ModelInput
+    probabilities: np.ndarray
 
 
 def quality_warnings(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str],
@@ -82,9 +93,12 @@ def quality_warnings(signal: np.ndarray, sampling_rate_hz: float, lead_names: Se
 
 
 class Predictor:
-    """A bundle ready for inference with the PyTorch model or its ONNX export."""
+    """A bundle loaded for inference: its ``model`` (eval mode, on ``device``), its ``meta``, and optionally
+    the ONNX export as the engine that scores."""
 
     def __init__(self, bundle: str | os.PathLike, device: str = "auto", engine: str = "torch"):
+        if engine not in ("torch", "onnx"):
+            raise ValueError(f"engine must be 'torch' or 'onnx', not {engine!r}")
         self.bundle = Path(bundle)
         self.device = resolve_device(device)
         self.model, self.meta = load_model(bundle, self.device)
@@ -98,30 +112,28 @@ class Predictor:
             import onnxruntime
 
             self._session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        elif engine != "torch":
-            raise ValueError(f"engine must be 'torch' or 'onnx', not {engine!r}")
 
-    def prepare(self, record: Record) -> tuple[np.ndarray, list[str]]:
-        """The model input of a record (resampled, leads ordered, length policy) and its warnings."""
-        signal = resample(record.signal, record.sampling_rate_hz, self.meta.sampling_rate_hz)
+    def prepare(self, record: Record) -> tuple[ModelInput, list[str]]:
+        """The model input of a record and its quality warnings."""
+        signal = model_input(record.signal, record.sampling_rate_hz, record.lead_names, self.meta.input_spec)
         warnings_ = quality_warnings(record.signal, record.sampling_rate_hz, record.lead_names,
                                      self.meta.policy.seconds)
-        return evaluation_input(signal, self.meta.policy, self.meta.sampling_rate_hz), warnings_
+        return ModelInput(record.record_id, signal, record.source_path), warnings_
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """Class probabilities of a batch of prepared inputs (records x leads x samples)."""
+        """Class probabilities of a batch of model inputs of equal length (records x leads x samples)."""
         if self._session is not None:
             logits = self._session.run(None, {"ecg": batch.astype(np.float32)})[0]
             return 1 / (1 + np.exp(-logits))
         with torch.no_grad():
             return torch.sigmoid(self.model(torch.from_numpy(batch).to(self.device))).float().cpu().numpy()
 
-    def _result(self, record: Record, probabilities: np.ndarray, warnings_: list[str]) -> Prediction:
-        names = self.meta.class_names
-        decisions = tuple(n for n, p, t in zip(names, probabilities, self.meta.thresholds, strict=True) if p >= t)
-        return Prediction(record.record_id, record.source_path, {n: float(p) for n, p in zip(names, probabilities,
-                                                                                              strict=True)},
-                          decisions, tuple(warnings_), record.duration_s)
+    def score(self, inputs: Sequence[ModelInput], batch_size: int = 32) -> np.ndarray:
+        """Probabilities (records x classes) of model inputs of any lengths, batching equal lengths."""
+        out = np.zeros((len(inputs), len(self.meta.class_names)), np.float32)
+        for chunk in batches_by_length([item.n_samples for item in inputs], batch_size):
+            out[chunk] = self.probabilities(np.stack([inputs[i].signal for i in chunk]))
+        return out
 
     def predict(self, signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str] = LEAD_NAMES,
                 record_id: str = "signal") -> Prediction:
@@ -133,17 +145,20 @@ class Predictor:
 
     def predict_records(self, records: Sequence[Record], batch_size: int = 32) -> list[Prediction]:
         """Predict records, batching those of equal input length."""
+        return [scored.prediction for scored in self.score_records(records, batch_size)]
+
+    def score_records(self, records: Sequence[Record], batch_size: int = 32) -> list[Scored]:
+        """Predictions with the inputs they were made on."""
         prepared = [self.prepare(record) for record in records]
-        results: list[Prediction | None] = [None] * len(records)
-        lengths = np.array([p[0].shape[1] for p in prepared])
-        for length in np.unique(lengths):
-            members = np.flatnonzero(lengths == length)
-            for start in range(0, len(members), batch_size):
-                chunk = members[start : start + batch_size]
-                probabilities = self.probabilities(np.stack([prepared[i][0] for i in chunk]))
-                for i, p in zip(chunk, probabilities, strict=True):
-                    results[i] = self._result(records[i], p, prepared[i][1])
-        return [r for r in results if r is not None]
+        probabilities = self.score([item for item, _ in prepared], batch_size)
+        out = []
+        for record, (item, warnings_), p in zip(records, prepared, probabilities, strict=True):
+            names = self.meta.class_names
+            prediction = Prediction(record.record_id, record.source_path,
+                                    {n: float(v) for n, v in zip(names, p, strict=True)}, self.meta.decisions(p),
+                                    tuple(warnings_), record.duration_s)
+            out.append(Scored(prediction, item, p))
+        return out
 
 
 def load_bundle(path: str | os.PathLike, device: str = "auto", engine: str = "torch") -> Predictor:
@@ -163,45 +178,58 @@ def find_record_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
+def iter_scored_files(predictor: Predictor, paths: Sequence[str | os.PathLike], batch_size: int = 32,
+                      sampling_rate_hz: float | None = None, lead_names: tuple[str, ...] = LEAD_NAMES,
+                      progress: bool = True) -> Iterator[Scored | ReadIssue]:
+    """Read, prepare and score every record file once, a batch at a time; unreadable files come out as
+    `ReadIssue` items and never stop the batch."""
+    from tqdm.auto import tqdm
+
+    files = find_record_files(paths)
+    pending: list[Record] = []
+    with tqdm(total=len(files), desc="predict", unit="rec", disable=not progress, file=sys.stderr) as bar:
+        for path in files:
+            try:
+                if not path.exists():
+                    raise RecordError(str(path), "no such file")
+                pending.append(read_record(path, predictor.meta.lead_names, sampling_rate_hz, lead_names))
+            except RecordError as error:
+                yield ReadIssue(error.path, error.reason)
+            if len(pending) >= batch_size:
+                yield from predictor.score_records(pending, batch_size)
+                pending = []
+            bar.update()
+        yield from predictor.score_records(pending, batch_size)
+
+
 def predict_files(predictor: Predictor, paths: Sequence[str | os.PathLike], batch_size: int = 32,
                   sampling_rate_hz: float | None = None, lead_names: tuple[str, ...] = LEAD_NAMES,
                   progress: bool = True) -> tuple[list[Prediction], list[ReadIssue]]:
     """Predict every record file; unreadable ones are listed with their reason, never stop the batch."""
-    from tqdm.auto import tqdm
-
-    files = find_record_files(paths)
     predictions: list[Prediction] = []
     issues: list[ReadIssue] = []
-    pending: list[Record] = []
-    bar = tqdm(total=len(files), desc="predict", unit="rec", disable=not progress, file=sys.stderr)
-    for path in files:
-        try:
-            if not path.exists():
-                raise RecordError(str(path), "no such file")
-            pending.append(read_record(path, predictor.meta.lead_names, sampling_rate_hz, lead_names))
-        except RecordError as error:
-            issues.append(ReadIssue(error.path, error.reason))
-        if len(pending) >= batch_size:
-            predictions += predictor.predict_records(pending, batch_size)
-            pending = []
-        bar.update()
-    predictions += predictor.predict_records(pending, batch_size)
-    bar.close()
+    for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
+        if isinstance(item, ReadIssue):
+            issues.append(item)
+        else:
+            predictions.append(item.prediction)
     return predictions, issues
 
 
 def export_onnx(bundle: str | os.PathLike, opset: int = 18) -> Path:
     """Write ``model.onnx`` into the bundle: input ``ecg`` (batch x leads x samples, batch and length
-    dynamic), output ``logits``."""
+    dynamic), output ``logits``. Written under a temporary name and renamed into place."""
     model, meta = load_model(bundle, "cpu")
-    window = max(round(meta.policy.seconds * meta.sampling_rate_hz), 64)
+    window = max(meta.policy.window(meta.sampling_rate_hz), 64)
     example = torch.zeros(2, len(meta.lead_names), window)
     batch = torch.export.Dim("batch", min=1, max=4096)
     length = torch.export.Dim("length", min=64, max=10_000_000)
     path = Path(bundle) / ONNX_FILE
+    scratch = path.with_name(ONNX_FILE + ".tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.export internals, not ours
-        torch.onnx.export(model, (example,), str(path), input_names=["ecg"], output_names=["logits"], dynamo=True,
-                          dynamic_shapes={"x": {0: batch, 2: length}}, opset_version=opset, verbose=False,
-                          external_data=False)
+        torch.onnx.export(model, (example,), str(scratch), input_names=["ecg"], output_names=["logits"],
+                          dynamo=True, dynamic_shapes={"x": {0: batch, 2: length}}, opset_version=opset,
+                          verbose=False, external_data=False)
+    os.replace(scratch, path)
     return path

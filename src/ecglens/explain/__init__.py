@@ -2,11 +2,13 @@
 
 ``x`` is a float tensor batch x leads x samples, ``target`` a class index (or one per batch item).
 Functions never modify the model (its mode is restored) or the input. Per-lead summaries are
-leads x classes arrays.
+leads x classes arrays. Explanations take the model and the bundle's metadata explicitly (from
+`ecglens.predict.Predictor`), and run on the inputs of `ecglens.preprocess.model_input`: exactly what was
+scored. Nothing here imports training code.
 """
 
-from ecglens.explain.attribution import METHODS, gradcam, gradient_shap, lead_mass, threshold_map
+from ecglens.explain.attribution import EXPLANATION_METHODS, attribute, gradcam, gradient_shap, lead_mass, threshold_map
 from ecglens.explain.lead_shapley import exact_lead_shapley, sampled_lead_shapley
 
-__all__ = ["METHODS", "exact_lead_shapley", "gradcam", "gradient_shap", "lead_mass", "sampled_lead_shapley",
-           "threshold_map"]
+__all__ = ["EXPLANATION_METHODS", "attribute", "exact_lead_shapley", "gradcam", "gradient_shap", "lead_mass",
+           "sampled_lead_shapley", "threshold_map"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -116,4 +116,26 @@ def lead_mass(values: np.ndarray) -> np.ndarray:
     return np.abs(values).sum(axis=-1)
 
 
-METHODS: dict[str, Callable[..., np.ndarray]] = {"gradcam": gradcam, "shap": gradient_shap}
+EXPLANATION_METHODS = ("gradcam", "shap")
+
+
+def attribute(model: nn.Module, method: str, x: torch.Tensor, target: int, background: torch.Tensor | None = None,
+              n_samples: int = 8, seed: int = 0) -> np.ndarray:
+    """One method's attribution of one record (1 x leads x samples) for one class: leads x samples.
+
+    Args:
+        model: the classifier.
+        method: ``gradcam`` or ``shap``.
+        x: the model input, 1 x leads x samples.
+        target: class index.
+        background: SHAP background shaped like ``x`` per record (records x leads x samples).
+        n_samples: expected-gradients samples.
+        seed: expected-gradients seed.
+    """
+    if method == "gradcam":
+        return gradcam(model, x, target)[0]
+    if method == "shap":
+        if background is None:
+            raise ValueError("SHAP needs a background set")
+        return gradient_shap(model, x, target, background, n_samples, seed)[0]
+    raise ValueError(f"unknown explanation method {method!r}; choose from {', '.join(EXPLANATION_METHODS)}")

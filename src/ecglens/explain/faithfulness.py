@@ -1,17 +1,30 @@
-"""Faithfulness, measured: deletion/insertion curves, localisation against ground truth, sanity check."""
+"""Faithfulness, measured: deletion/insertion curves, localisation against ground truth, sanity check.
+
+Deletion replaces the most attributed samples by the baseline (zeros: 0 mV) step by step; insertion
+starts from the baseline and puts them back. Each curve is drawn beside the same procedure in a random
+order, so "better than random" is visible.
+"""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 from torch import nn
+from tqdm.auto import tqdm
 
-from ecglens.explain.attribution import evaluation_mode
+from ecglens.bundle import BundleMeta
+from ecglens.explain.attribution import attribute, evaluation_mode
+from ecglens.explain.inputs import Background
+from ecglens.models import model_device
+from ecglens.preprocess import ModelInput
 
 
 @dataclass(frozen=True)
@@ -120,3 +133,124 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0  # a constant map carries no ranking: no agreement with the other
     return float(spearmanr(a, b).statistic)
+
+
+@dataclass(frozen=True)
+class FaithfulnessRow:
+    """Means over the records of one class for one method (None where nothing was measured)."""
+
+    method: str
+    class_name: str
+    n: int
+    deletion: float | None
+    insertion: float | None
+    random_deletion: float | None
+    random_insertion: float | None
+    localisation_auroc: float | None
+    pointing_game: float | None
+    sanity_rank_correlation: float | None
+
+    @property
+    def deletion_worse_than_random(self) -> bool:
+        """A deletion curve above the random order's: the attribution ranks samples worse than chance."""
+        return self.deletion is not None and self.random_deletion is not None and self.deletion > self.random_deletion
+
+
+@dataclass(frozen=True)
+class FaithfulnessResult:
+    """Per method and class: deletion/insertion areas (and random references), localisation, sanity."""
+
+    rows: tuple[FaithfulnessRow, ...]
+    fractions: np.ndarray
+    mean_curves: dict[str, dict[str, np.ndarray]]
+    n_records: int
+    seconds: float
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON."""
+        return {"rows": [asdict(row) for row in self.rows], "fractions": self.fractions.tolist(),
+                "n_records": self.n_records, "seconds": self.seconds, "notes": list(self.notes),
+                "mean_curves": {m: {k: v.tolist() for k, v in c.items()} for m, c in self.mean_curves.items()}}
+
+    def to_markdown(self) -> str:
+        """The faithfulness and localisation table."""
+        def cell(value):
+            return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
+
+        lines = ["| method | class | n | deletion AUC (random) | insertion AUC (random) | localisation AUROC | "
+                 "pointing game | rank corr. with random model |", "|---|---|---|---|---|---|---|---|"]
+        for row in self.rows:
+            flag = " (worse than random)" if row.deletion_worse_than_random else ""
+            lines.append(
+                f"| {row.method} | {row.class_name} | {row.n} | {cell(row.deletion)} "
+                f"({cell(row.random_deletion)}){flag} | {cell(row.insertion)} ({cell(row.random_insertion)}) | "
+                f"{cell(row.localisation_auroc)} | {cell(row.pointing_game)} | "
+                f"{cell(row.sanity_rank_correlation)} |")
+        lines += ["", "Deletion: lower is more faithful; insertion: higher. Deleted samples become 0 mV. "
+                  "Localisation is against the synthetic ground-truth evidence masks. The last column compares "
+                  "attributions with those of the same network with re-initialised weights: near 0 means the "
+                  "explanation depends on what was learned."]
+        return "\n".join(lines + [f"- {note}" for note in self.notes])
+
+
+_CURVES = ("deletion", "insertion", "random_deletion", "random_insertion")
+
+
+def faithfulness(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput], background: Background,
+                 methods: Sequence[str] = ("gradcam", "shap"), steps: int = 10, n_samples: int = 8,
+                 progress: bool = True) -> FaithfulnessResult:
+    """Measure each method on records labelled with a class, for that class.
+
+    For every record and each of its true classes: deletion and insertion curves (against a random
+    order), localisation against the evidence mask when the record has one, and the rank correlation
+    with the attribution of a randomly re-initialised copy of the model.
+    """
+    started = time.perf_counter()
+    random_model = randomized_copy(model)
+    device = model_device(model)
+    per: dict[tuple[str, int], dict[str, list]] = {}
+    curves: dict[str, dict[str, list]] = {m: {k: [] for k in _CURVES} for m in methods}
+    fractions = np.linspace(0, 1, steps + 1)
+    for index, item in enumerate(tqdm(inputs, desc="faithfulness", unit="rec", disable=not progress,
+                                      file=sys.stderr)):
+        if item.labels is None:
+            continue
+        x = torch.from_numpy(item.signal)[None].to(device)
+        base = background.tensor(item.n_samples, device)
+        zeros = torch.zeros_like(x[0])
+        for target in np.flatnonzero(item.labels > 0.5):
+            name = meta.class_names[target]
+            for method in methods:
+                values = attribute(model, method, x, int(target), base, n_samples, seed=index)
+                shown = values if method == "gradcam" else np.abs(values)
+                result = deletion_insertion(model, x[0], int(target), shown, zeros, steps, seed=index)
+                stats = per.setdefault((method, int(target)), {k: [] for k in (*_CURVES, "auroc", "pointing",
+                                                                               "sanity")})
+                for key, area in result.areas().items():
+                    stats[key].append(area)
+                    curves[method][key].append(getattr(result, key))
+                if item.evidence is not None and name in item.evidence:
+                    auroc, hit = localisation(values, item.evidence[name])
+                    if auroc is not None:
+                        stats["auroc"].append(auroc)
+                        stats["pointing"].append(float(hit))
+                random_values = attribute(random_model, method, x, int(target), base, n_samples, seed=index)
+                stats["sanity"].append(rank_correlation(values, random_values))
+
+    def mean(values: list) -> float | None:
+        return float(np.mean(values)) if values else None
+
+    rows = tuple(FaithfulnessRow(method, meta.class_names[target], len(stats["deletion"]), mean(stats["deletion"]),
+                                 mean(stats["insertion"]), mean(stats["random_deletion"]),
+                                 mean(stats["random_insertion"]), mean(stats["auroc"]), mean(stats["pointing"]),
+                                 mean(stats["sanity"]))
+                 for (method, target), stats in sorted(per.items()))
+    mean_curves = {m: {k: _mean_curve(v, len(fractions)) for k, v in c.items()} for m, c in curves.items()}
+    notes = ("Grad-CAM maps are one value per time step, repeated over the leads; its localisation is therefore "
+             "limited to time.",)
+    return FaithfulnessResult(rows, fractions, mean_curves, len(inputs), time.perf_counter() - started, notes)
+
+
+def _mean_curve(curves: list[np.ndarray], n_points: int) -> np.ndarray:
+    return np.mean(curves, axis=0) if curves else np.full(n_points, np.nan)

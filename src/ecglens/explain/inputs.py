@@ -1,4 +1,6 @@
-"""What explanations run on: fixed-length windows of cached or file records, backgrounds, masks."""
+"""What explanations run on: the model inputs of cached or file records (made by
+`ecglens.preprocess.model_input`, exactly what `predict` scores), the SHAP background, evidence masks.
+"""
 
 from __future__ import annotations
 
@@ -10,114 +12,123 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecglens.bundle import BundleMeta
 from ecglens.cache import EcgCache
-from ecglens.data import Item, split_caches
+from ecglens.data import SPLITS, Item, split_caches
 from ecglens.io import read_record
-from ecglens.leads import lead_order
-from ecglens.preprocess import resample
-from ecglens.train.bundle import BundleMeta, load_model
-from ecglens.train.loop import resolve_device
+from ecglens.preprocess import ModelInput, fit_length, model_input
 
 
-@dataclass(frozen=True)
-class ExplainInput:
-    """One record prepared for explanation: the first ``window`` samples, zero-padded at the end."""
+def open_caches(paths: Sequence[str | os.PathLike], meta: BundleMeta) -> list[EcgCache]:
+    """Caches at the bundle's sampling rate.
 
-    record_id: str
-    signal: np.ndarray
-    labels: np.ndarray | None
-    evidence: dict[str, np.ndarray] | None = None
+    Raises:
+        ValueError: a cache at another rate.
+    """
+    caches = [EcgCache(path) for path in paths]
+    for cache in caches:
+        if cache.sampling_rate_hz != meta.sampling_rate_hz:
+            raise ValueError(f"{cache.path}: {cache.sampling_rate_hz:g} Hz, the model expects "
+                             f"{meta.sampling_rate_hz:g} Hz")
+    return caches
 
 
-def window_of(signal: np.ndarray, window: int) -> np.ndarray:
-    """The first ``window`` samples of a leads x samples array (zero-padded when shorter)."""
-    out = np.zeros((signal.shape[0], window), np.float32)
-    n = min(window, signal.shape[1])
-    out[:, :n] = signal[:, :n]
+def cache_input(caches: Sequence[EcgCache], item: Item, meta: BundleMeta) -> ModelInput:
+    """The model input of one cached record, with its labels and (synthetic records) evidence masks."""
+    cache = caches[item.cache]
+    row = cache.index.iloc[item.row]
+    signal = model_input(cache.signal(item.row), cache.sampling_rate_hz, cache.spec.lead_names, meta.input_spec)
+    evidence = _evidence(str(row["source_path"]), cache.sampling_rate_hz, float(row["source_sampling_rate_hz"]),
+                         signal.shape[1], _input_offset(int(row["n_samples"]), signal.shape[1], meta))
+    return ModelInput(str(row["record_id"]), signal, str(row["source_path"]), cache.labels()[item.row], evidence)
+
+
+def split_inputs(caches: Sequence[EcgCache], meta: BundleMeta, split: str = "test", n: int | None = None,
+                 seed: int = 0) -> list[ModelInput]:
+    """Up to ``n`` records of a split (a seeded random choice when the split is larger), split as the bundle
+    was trained."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    items = list(split_caches(caches, meta.split)[split])
+    if n is not None and n < len(items):
+        picks = np.sort(np.random.default_rng(seed).choice(len(items), n, replace=False))
+        items = [items[i] for i in picks]
+    return [cache_input(caches, item, meta) for item in items]
+
+
+def inputs_by_id(caches: Sequence[EcgCache], meta: BundleMeta, record_ids: Sequence[str]) -> list[ModelInput]:
+    """Cached records by record id.
+
+    Raises:
+        ValueError: an id in none of the caches.
+    """
+    out = []
+    for record_id in record_ids:
+        found = [Item(c, int(i)) for c, cache in enumerate(caches)
+                 for i in np.flatnonzero(cache.index["record_id"].astype(str).to_numpy() == record_id)]
+        if not found:
+            raise ValueError(f"record {record_id!r} is in none of the caches")
+        out.append(cache_input(caches, found[0], meta))
     return out
 
 
-class ExplainSession:
-    """A loaded bundle with the caches it explains, its window length and its background set."""
-
-    def __init__(self, bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike] = (),
-                 device: str = "auto"):
-        self.device = resolve_device(device)
-        self.model, self.meta = load_model(bundle, self.device)
-        self.meta: BundleMeta
-        self.caches = [EcgCache(path) for path in cache_paths]
-        for cache in self.caches:
-            if cache.sampling_rate_hz != self.meta.sampling_rate_hz:
-                raise ValueError(f"{cache.path}: {cache.sampling_rate_hz:g} Hz, the model expects "
-                                 f"{self.meta.sampling_rate_hz:g} Hz")
-        self.window = round(self.meta.policy.seconds * self.meta.sampling_rate_hz)
-        data = self.meta.training_data
-        self.splits = split_caches(self.caches, int(data.get("seed", 0)), val_fold=int(data.get("val_fold", 9)),
-                                   test_fold=int(data.get("test_fold", 10))) if self.caches else None
-
-    def _from_item(self, item: Item) -> ExplainInput:
-        cache = self.caches[item.cache]
-        rows = lead_order(cache.spec.lead_names, self.meta.lead_names)
-        signal = window_of(np.asarray(cache.signal(item.row))[rows], self.window)
-        row = cache.index.iloc[item.row]
-        return ExplainInput(str(row["record_id"]), signal, cache.labels()[item.row],
-                            _evidence(str(row["source_path"]), cache.sampling_rate_hz, row["source_sampling_rate_hz"],
-                                      self.window))
-
-    def from_split(self, split: str = "test", n: int | None = None, seed: int = 0) -> list[ExplainInput]:
-        """Up to ``n`` records of a split (a seeded random choice when the split is larger)."""
-        if self.splits is None:
-            raise ValueError("no cache given")
-        items = list(self.splits[split])
-        if n is not None and n < len(items):
-            picks = np.sort(np.random.default_rng(seed).choice(len(items), n, replace=False))
-            items = [items[i] for i in picks]
-        return [self._from_item(item) for item in items]
-
-    def from_ids(self, record_ids: Sequence[str]) -> list[ExplainInput]:
-        """Records of the caches by record id."""
-        out = []
-        for record_id in record_ids:
-            found = [Item(c, int(i)) for c, cache in enumerate(self.caches)
-                     for i in np.flatnonzero(cache.index["record_id"].astype(str).to_numpy() == record_id)]
-            if not found:
-                raise ValueError(f"record {record_id!r} is in none of the caches")
-            out.append(self._from_item(found[0]))
-        return out
-
-    def from_files(self, paths: Sequence[str | os.PathLike]) -> list[ExplainInput]:
-        """Records read from files, resampled to the model's rate."""
-        out = []
-        for path in paths:
-            record = read_record(path, self.meta.lead_names)
-            signal = resample(record.signal, record.sampling_rate_hz, self.meta.sampling_rate_hz)
-            out.append(ExplainInput(record.record_id, window_of(signal, self.window), None,
-                                    _evidence(record.source_path, self.meta.sampling_rate_hz,
-                                              record.sampling_rate_hz, self.window)))
-        return out
-
-    def background(self, n: int = 100, seed: int = 0) -> torch.Tensor:
-        """``n`` training-split windows (the SHAP background; the study used 100)."""
-        return self.stack(self.from_split("train", n, seed))
-
-    def stack(self, inputs: Sequence[ExplainInput]) -> torch.Tensor:
-        """Windows as a batch tensor on the session's device."""
-        return torch.from_numpy(np.stack([i.signal for i in inputs])).to(self.device)
-
-    def probabilities(self, x: torch.Tensor) -> np.ndarray:
-        """Class probabilities of a batch."""
-        with torch.no_grad():
-            return torch.sigmoid(self.model(x)).float().cpu().numpy()
+def file_inputs(paths: Sequence[str | os.PathLike], meta: BundleMeta) -> list[ModelInput]:
+    """Records read from files, as `predict` reads and prepares them."""
+    out = []
+    for path in paths:
+        record = read_record(path, meta.lead_names)
+        signal = model_input(record.signal, record.sampling_rate_hz, record.lead_names, meta.input_spec)
+        evidence = _evidence(record.source_path, meta.sampling_rate_hz, record.sampling_rate_hz, signal.shape[1],
+                             _input_offset(round(record.duration_s * meta.sampling_rate_hz), signal.shape[1], meta))
+        out.append(ModelInput(record.record_id, signal, record.source_path, None, evidence))
+    return out
 
 
-def _evidence(source_path: str, rate_hz: float, source_rate_hz: float, window: int) -> dict[str, np.ndarray] | None:
-    """Synthetic ground truth next to a record (``.evidence.npz``), at the model's rate, or None."""
+@dataclass(frozen=True)
+class Background:
+    """The SHAP background: model inputs of training-split records (the study used 100).
+
+    Expected gradients need baselines shaped like the input, and inputs are whole records of any length,
+    so each background record is fitted to the input's length (`ecglens.preprocess.fit_length`: cut, or
+    repeated cyclically). For 10-s records explained at 10 s this is the records themselves.
+    """
+
+    signals: tuple[np.ndarray, ...]
+
+    def __post_init__(self) -> None:
+        if not self.signals:
+            raise ValueError("the SHAP background is empty (no training-split records in these caches)")
+
+    def tensor(self, n_samples: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The background as a batch, each record fitted to ``n_samples``."""
+        return torch.from_numpy(np.stack([fit_length(s, n_samples) for s in self.signals])).to(device)
+
+    def mean(self, n_samples: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The mean background record (leads x samples): an 'absent lead' baseline."""
+        return self.tensor(n_samples, device).mean(dim=0)
+
+
+def training_background(caches: Sequence[EcgCache], meta: BundleMeta, n: int = 100, seed: int = 0) -> Background:
+    """``n`` training-split records of the caches as the SHAP background."""
+    return Background(tuple(item.signal for item in split_inputs(caches, meta, "train", n, seed)))
+
+
+def _input_offset(n_record_samples: int, n_input_samples: int, meta: BundleMeta) -> int:
+    """Record sample at the input's first sample: under ``original`` the last samples are kept (a positive
+    offset) or zeros are put in front (negative); under ``crop`` the input is the record (0)."""
+    return n_record_samples - n_input_samples if meta.policy.name == "original" else 0
+
+
+def _evidence(source_path: str, rate_hz: float, source_rate_hz: float, n_samples: int,
+              offset: int = 0) -> dict[str, np.ndarray] | None:
+    """Synthetic ground truth next to a record (``.evidence.npz``), aligned with its model input, or None."""
     path = Path(source_path.removesuffix(".hea") + ".evidence.npz")
     if not path.is_file():
         return None
-    with np.load(path) as data:
+    with np.load(path, allow_pickle=False) as data:
         classes = [str(c) for c in data["classes"]]
         masks = data["masks"].astype(bool)
-    positions = np.minimum((np.arange(window) * source_rate_hz / rate_hz).astype(int), masks.shape[2] - 1)
-    valid = np.arange(window) * source_rate_hz / rate_hz < masks.shape[2]
+    source_time = (np.arange(n_samples) + offset) * source_rate_hz / rate_hz
+    valid = (source_time >= 0) & (source_time < masks.shape[2])
+    positions = np.clip(source_time.astype(int), 0, masks.shape[2] - 1)
     return {name: masks[k][:, positions] & valid[None, :] for k, name in enumerate(classes)}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,9 +12,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ecglens.classes import CLASS_NAMES
 from ecglens.explain.attribution import gradient_shap_all_classes, lead_mass
-from ecglens.leads import LEAD_NAMES
+from ecglens.explain.inputs import Background
+from ecglens.models import model_device
+from ecglens.preprocess import ModelInput
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,8 @@ class PopulationImportance:
     matrix: np.ndarray
     counts: tuple[int, ...]
     raw_mass: np.ndarray
-    class_names: tuple[str, ...] = CLASS_NAMES
-    lead_names: tuple[str, ...] = LEAD_NAMES
+    class_names: tuple[str, ...]
+    lead_names: tuple[str, ...]
     n_samples: int = 4
     seconds: float = 0.0
 
@@ -45,37 +48,39 @@ class PopulationImportance:
                 "seconds": self.seconds}
 
 
-def population_importance(model: nn.Module, inputs: torch.Tensor, labels: np.ndarray, background: torch.Tensor,
-                          n_samples: int = 4, seed: int = 0, progress: bool = True,
-                          lead_names: tuple[str, ...] = LEAD_NAMES) -> PopulationImportance:
+def population_importance(model: nn.Module, inputs: Sequence[ModelInput], background: Background,
+                          class_names: Sequence[str], lead_names: Sequence[str], n_samples: int = 4, seed: int = 0,
+                          progress: bool = True) -> PopulationImportance:
     """Expected-gradients SHAP for every record and class, aggregated into the lead x class matrix.
 
     Args:
         model: the classifier.
-        inputs: records x leads x samples (one fixed-length window per record).
-        labels: records x classes multi-hot; a record counts for the classes it is labelled with.
-        background: background records for the expectation (same shape per record).
+        inputs: model inputs with labels (records of any length; each is explained whole, as scored).
+        background: the SHAP background (fitted to each record's length).
+        class_names: the model's classes.
+        lead_names: the model's input leads.
         n_samples: expected-gradients samples per record and class (see the benchmark for the error).
         seed: sampling seed.
         progress: show a progress bar.
-        lead_names: names of the input leads.
     """
-    import time
-
     started = time.perf_counter()
-    n_classes = labels.shape[1]
-    mass = np.zeros((len(inputs), n_classes, inputs.shape[1]))
-    for i in tqdm(range(len(inputs)), desc="SHAP", unit="rec", disable=not progress, file=sys.stderr):
-        values = gradient_shap_all_classes(model, inputs[i : i + 1], background, n_classes, n_samples, seed + i)
+    n_classes, n_leads = len(class_names), len(lead_names)
+    device = model_device(model)
+    mass = np.zeros((len(inputs), n_classes, n_leads))
+    for i, item in enumerate(tqdm(inputs, desc="SHAP", unit="rec", disable=not progress, file=sys.stderr)):
+        x = torch.from_numpy(item.signal)[None].to(device)
+        values = gradient_shap_all_classes(model, x, background.tensor(item.n_samples, device), n_classes,
+                                           n_samples, seed + i)
         mass[i] = lead_mass(values[0])
-    labels = np.asarray(labels) > 0.5
-    raw = np.full((n_classes, inputs.shape[1]), np.nan)
+    labels = np.stack([item.labels for item in inputs]) > 0.5 if inputs else np.zeros((0, n_classes), bool)
+    raw = np.full((n_classes, n_leads), np.nan)
     counts = []
     for c in range(n_classes):
         members = labels[:, c]
         counts.append(int(members.sum()))
         if members.any():
             raw[c] = mass[members, c].mean(axis=0)
-    matrix = raw / raw.sum(axis=1, keepdims=True)
-    return PopulationImportance(matrix, tuple(counts), raw, CLASS_NAMES[:n_classes], tuple(lead_names), n_samples,
+    with np.errstate(invalid="ignore"):
+        matrix = raw / raw.sum(axis=1, keepdims=True)
+    return PopulationImportance(matrix, tuple(counts), raw, tuple(class_names), tuple(lead_names), n_samples,
                                 time.perf_counter() - started)

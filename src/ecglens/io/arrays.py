@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ecglens.io.record import Record, RecordError, finish_signal
+from ecglens.io.units import unit_to_mv
 from ecglens.leads import LEAD_NAMES, normalize_lead_name
 
 
@@ -67,9 +68,6 @@ def read_npy_record(path: str | os.PathLike, sampling_rate_hz: float | None,
     return Record(Path(path).stem, "npy", signal, rate, wanted_leads, source_path=path)
 
 
-_EDF_UNITS = {"uv": 1e-3, "µv": 1e-3, "mv": 1.0, "v": 1e3}
-
-
 def read_edf_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:
     """Read an EDF/EDF+ file with pyEDFlib; leads found by their labels, scaled to mV."""
     path = str(path)
@@ -88,11 +86,12 @@ def read_edf_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEA
             name = normalize_lead_name(label.replace("ECG", "").replace("EKG", "").strip())
             if name is None:
                 continue
-            unit = reader.getPhysicalDimension(index).strip().lower()
-            if unit not in _EDF_UNITS:
-                raise RecordError(path, f"signal {label!r} has unit {unit!r}; expected uV, mV or V")
+            unit = reader.getPhysicalDimension(index)
+            scale = unit_to_mv(unit)
+            if scale is None:
+                raise RecordError(path, f"signal {label!r} has unit {unit.strip()!r}; expected uV, mV or V")
             names.append(name)
-            rows.append(reader.readSignal(index) * _EDF_UNITS[unit])
+            rows.append(reader.readSignal(index) * scale)
             rates.add(float(reader.getSampleFrequency(index)))
     finally:
         reader.close()

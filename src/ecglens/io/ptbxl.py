@@ -22,21 +22,11 @@ from ecglens.leads import LEAD_NAMES
 
 NATIVE_RATES_HZ = (100, 500)
 DATABASE_FILE = "ptbxl_database.csv"
-STATEMENTS_FILE = "scp_statements.csv"
 
 
 def is_ptbxl_root(root: str | os.PathLike) -> bool:
     """True when ``root`` holds ``ptbxl_database.csv``."""
     return Path(root, DATABASE_FILE).is_file()
-
-
-def read_scp_statements(root: str | os.PathLike) -> pd.DataFrame:
-    """The SCP statement table, indexed by statement code."""
-    path = Path(root, STATEMENTS_FILE)
-    try:
-        return pd.read_csv(path, index_col=0)
-    except FileNotFoundError:
-        raise RecordError(str(path), "scp_statements.csv is missing") from None
 
 
 def _optional(value: object) -> object | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from ecglens.io.record import ReadIssue, Record, RecordError
 from ecglens.io.refs import RecordRef
 from ecglens.io.wfdb_files import read_wfdb
 from ecglens.leads import LEAD_NAMES
+from ecglens.parallel import ordered_map
 
 FORMATS = ("ptbxl", "ptbxl100", "ptbxl500", "cpsc2018", "challenge", "wfdb")
 
@@ -73,8 +73,11 @@ def detect_format(root: str | os.PathLike) -> str:
     )
 
 
-def parse_source(spec: str) -> Source:
-    """Parse ``[NAME=]FORMAT:ROOT`` or a bare root (format detected)."""
+def parse_source(spec: str, force_name: str | None = None) -> Source:
+    """Parse ``[NAME=]FORMAT:ROOT`` or a bare root (format detected).
+
+    ``force_name`` names the dataset whatever the spec says (several roots of one dataset join as one).
+    """
     name = None
     if "=" in spec.split(":", 1)[0]:
         name, spec = spec.split("=", 1)
@@ -84,7 +87,9 @@ def parse_source(spec: str) -> Source:
     root = os.path.expanduser(root)
     if not os.path.exists(root):
         raise ValueError(f"{root}: no such file or directory")
-    if name is None:
+    if force_name is not None:
+        name = force_name
+    elif name is None:
         if format_name.startswith("ptbxl"):
             name = "ptbxl"
         elif format_name == "cpsc2018":
@@ -225,13 +230,7 @@ def read_many(
         wanted_leads: leads to read, in order.
         chunksize: records handed to a worker at a time.
     """
-    jobs = ((ref, wanted_leads) for ref in refs)
-    if workers > 1:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        results: Iterable[Record | ReadIssue] = pool.map(_read_or_issue, jobs, chunksize=chunksize)
-    else:
-        pool = None
-        results = map(_read_or_issue, jobs)
+    results = ordered_map(_read_or_issue, ((ref, wanted_leads) for ref in refs), workers, chunksize)
     try:
         for result in results:
             if isinstance(result, ReadIssue):
@@ -242,5 +241,4 @@ def read_many(
                 continue
             yield result
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        results.close()

@@ -19,10 +19,10 @@ import scipy.io
 import wfdb
 
 from ecglens.io.record import Record, RecordError, finish_signal, parse_age, parse_sex
+from ecglens.io.units import unit_to_mv
 from ecglens.leads import LEAD_NAMES
 
 _BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5, "24": 3.0, "32": 4.0}
-_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
 
 
 @dataclass(frozen=True)
@@ -142,10 +142,10 @@ def read_header(path: str | os.PathLike) -> WfdbHeader:
 def _unit_scale(header: WfdbHeader) -> np.ndarray:
     scales = []
     for unit in header.units:
-        key = unit.strip().lower()
-        if key not in _UNIT_TO_MV:
+        scale = unit_to_mv(unit, unitless_ok=True)
+        if scale is None:
             raise RecordError(header.path, f"unknown signal unit {unit!r}")
-        scales.append(_UNIT_TO_MV[key])
+        scales.append(scale)
     return np.asarray(scales, dtype=np.float64)[:, None]
 
 

@@ -2,20 +2,44 @@
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ecglens.classes import CLASS_NAMES
+from ecglens.bundle import BundleMeta
 from ecglens.explain.attribution import threshold_map
+from ecglens.explain.records import RecordExplanation
 from ecglens.leads import LEAD_NAMES
 from ecglens.report.ecgpaper import plot_ecg
 
+FIGURE_DPI = 90
+
+
+def save_figure(fig: Figure, target: str | os.PathLike | io.BytesIO, dpi: int = FIGURE_DPI, tight: bool = True,
+                image_format: str = "png") -> Path | io.BytesIO:
+    """Save a figure (to a path, written atomically, or into a buffer) and close it; the one figure writer."""
+    options = {"dpi": dpi, "format": image_format, **({"bbox_inches": "tight"} if tight else {})}
+    try:
+        if isinstance(target, io.BytesIO):
+            fig.savefig(target, **options)
+            return target
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}.tmp")
+        fig.savefig(scratch, **options)
+        os.replace(scratch, path)
+        return path
+    finally:
+        plt.close(fig)
+
 
 def label_title(record_id: str, truth: np.ndarray | None, probabilities: np.ndarray, thresholds: Sequence[float],
-                class_names: Sequence[str] = CLASS_NAMES) -> str:
+                class_names: Sequence[str]) -> str:
     """'record: true AF | predicted AF (0.97), PVC (0.61)'."""
     predicted = [f"{name} ({p:.2f})" for name, p, t in zip(class_names, probabilities, thresholds, strict=True)
                  if p >= t] or ["none"]
@@ -45,8 +69,21 @@ def shap_figure(signal: np.ndarray, rate_hz: float, values: np.ndarray, title: s
                     highlight_label=f"SHAP for {class_name} (top {100 - percentile:g} %)")
 
 
+def explanation_figure(explanation: RecordExplanation, meta: BundleMeta, percentile: float = 95.0,
+                       layout: str | None = None, title_prefix: str = "") -> Figure:
+    """A record's explanation on ECG paper, titled with the probabilities of the very input it explains."""
+    item = explanation.input
+    title = title_prefix + label_title(item.record_id, item.labels, explanation.probabilities, meta.thresholds,
+                                       meta.class_names)
+    if explanation.method == "gradcam":
+        return gradcam_figure(item.signal, meta.sampling_rate_hz, explanation.values, title, explanation.class_name,
+                              percentile, layout or "3x4", meta.lead_names)
+    return shap_figure(item.signal, meta.sampling_rate_hz, explanation.values, title, explanation.class_name,
+                       percentile, layout or "12x1", meta.lead_names)
+
+
 def lead_class_heatmap(matrix: np.ndarray, average: np.ndarray, counts: Sequence[int], title: str,
-                       class_names: Sequence[str] = CLASS_NAMES, lead_names: Sequence[str] = LEAD_NAMES) -> Figure:
+                       class_names: Sequence[str], lead_names: Sequence[str]) -> Figure:
     """The study's Figures 2-5: share of SHAP mass per lead (columns) for each class (rows), plus the average."""
     data = np.vstack([matrix, average[None, :]]) * 100
     rows = [f"{name} (n={count})" for name, count in zip(class_names, counts, strict=True)] + ["average"]

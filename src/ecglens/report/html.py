@@ -20,11 +20,9 @@ img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}code,pre{background:#f6f
 
 def figure_to_html(fig: Figure, alt: str, dpi: int = 80) -> str:
     """A figure as an inline base64 PNG ``<img>``."""
-    import matplotlib.pyplot as plt
+    from ecglens.report.figures import save_figure
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    buffer = save_figure(fig, io.BytesIO(), dpi)
     data = base64.b64encode(buffer.getvalue()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 

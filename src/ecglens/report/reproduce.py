@@ -1,12 +1,105 @@
-"""The reproduce report: the study's Tables 2 and 3, the cross-dataset matrix and Figures 2-8 in one page."""
+"""The reproduce report: its typed results (what ``results.json`` holds) and their rendering: the study's
+Tables 2 and 3, the cross-dataset matrix and Figures 2-8 in one page."""
 
 from __future__ import annotations
 
+import html
 import json
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from ecglens.data import SplitSpec
+from ecglens.metrics import EvaluationResult
+from ecglens.report.explanations import ExampleFigure
 from ecglens.report.html import figure_from_png, page, table_to_html
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One protocol on one test set: the thresholds used and the results (combined first, then per dataset)."""
+
+    protocol: str
+    test_set: str
+    thresholds: tuple[float, ...]
+    results: tuple[EvaluationResult, ...]
+
+    @property
+    def combined(self) -> EvaluationResult:
+        """The result over the whole test set."""
+        return self.results[0]
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON (the file a resumed run reads back)."""
+        return {"protocol": self.protocol, "test_set": self.test_set, "thresholds": list(self.thresholds),
+                "results": [r.to_dict() for r in self.results]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Evaluation:
+        """Inverse of `to_dict`."""
+        return cls(data["protocol"], data["test_set"], tuple(data["thresholds"]),
+                   tuple(EvaluationResult.from_dict(r) for r in data["results"]))
+
+
+@dataclass(frozen=True)
+class ReproduceResults:
+    """Every evaluation of a reproduction, looked up by protocol and test set."""
+
+    evaluations: tuple[Evaluation, ...]
+
+    def get(self, protocol: str, test_set: str) -> Evaluation:
+        """The evaluation of ``protocol`` on ``test_set``."""
+        for evaluation in self.evaluations:
+            if (evaluation.protocol, evaluation.test_set) == (protocol, test_set):
+                return evaluation
+        raise KeyError(f"{protocol} on {test_set}")
+
+    def macro_auc(self, protocol: str, test_set: str) -> float | None:
+        """Macro AUC of a protocol on a test set."""
+        return self.get(protocol, test_set).combined.macro_auc
+
+
+@dataclass(frozen=True)
+class PopulationFigure:
+    """A population SHAP heatmap of one protocol's model on one dataset's test split."""
+
+    model: str
+    dataset: str
+    figure: str
+    result: dict
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The report's figures: population heatmaps (Figures 2-5) and Grad-CAM examples (Figures 6-8)."""
+
+    population: tuple[PopulationFigure, ...] = ()
+    gradcam: tuple[ExampleFigure, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReproduceSummary:
+    """Everything the report shows, as written to ``results.json``."""
+
+    config: dict
+    folds: SplitSpec
+    results: ReproduceResults
+    bundles: dict[str, str]
+    timings_s: dict[str, float]
+    figures: Figures
+    data: dict
+    versions: dict[str, str]
+    cross: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict:
+        """Plain data for ``results.json``."""
+        return {"config": self.config, "folds": {"validation": self.folds.val_fold, "test": self.folds.test_fold},
+                "results": {f"{e.protocol}/{e.test_set}": e.to_dict() for e in self.results.evaluations},
+                "bundles": self.bundles, "timings_s": self.timings_s, "figures": asdict(self.figures),
+                "data": self.data, "versions": self.versions,
+                "cross": None if self.cross is None else self.cross.to_dict()}
+
+
 
 STUDY_NUMBERS_NOTE = (
     "The study's own Table 2/3 values are not shipped with ecglens (the paper's tables were not available "
@@ -22,46 +115,45 @@ def _table(frame: pd.DataFrame, study: pd.DataFrame | None = None) -> str:
     return table_to_html(list(frame.columns), rows)
 
 
-def render_reproduce(summary: dict, tables: dict[str, pd.DataFrame], cross: pd.DataFrame | None,
+def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame],
                      study: dict[str, pd.DataFrame] | None = None) -> str:
-    """Render the reproduce run from its numbers (results.json) into a self-contained HTML page."""
+    """Render the reproduce run from its numbers (the typed summary behind results.json) into one HTML page."""
     study = study or {}
-    combined = summary["results"]
-    gap = (combined["Original/cpsc"]["results"][0]["macro_auc"], combined["Original/ptbxl"]["results"][0]["macro_auc"])
-    closing = {m: combined[f"{m}/combined"]["results"][0]["macro_auc"] for m in ("Original", "Ours_1", "Ours_2")}
+    results = summary.results
 
-    def fmt(value):
+    def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
     sections = [("Findings", (
-        f"<p>Original (trained on CPSC): macro AUC {fmt(gap[0])} on the CPSC test split and {fmt(gap[1])} on the "
-        f"PTB-XL test split. On the combined test set: Original {fmt(closing['Original'])}, Ours_1 "
-        f"{fmt(closing['Ours_1'])}, Ours_2 {fmt(closing['Ours_2'])}. Thresholds were tuned on validation splits "
-        f"only (CPSC's for Original; the combined validation set for Ours_1/Ours_2); folds "
-        f"{summary['folds']['validation']} (validation) and {summary['folds']['test']} (test).</p>"
+        f"<p>Original (trained on CPSC): macro AUC {fmt(results.macro_auc('Original', 'cpsc'))} on the CPSC test "
+        f"split and {fmt(results.macro_auc('Original', 'ptbxl'))} on the PTB-XL test split. On the combined test "
+        f"set: Original {fmt(results.macro_auc('Original', 'combined'))}, Ours_1 "
+        f"{fmt(results.macro_auc('Ours_1', 'combined'))}, Ours_2 {fmt(results.macro_auc('Ours_2', 'combined'))}. "
+        f"Thresholds were tuned on validation splits only (CPSC's for Original; the combined validation set for "
+        f"Ours_1/Ours_2) and stored in each bundle; folds {summary.folds.val_fold} (validation) and "
+        f"{summary.folds.test_fold} (test).</p>"
         f"<p class='note'>{STUDY_NUMBERS_NOTE} Cells marked n/a are classes without positives in that test "
         "set.</p>"))]
     sections.append(("Table 2: Original on CPSC and on PTB-XL (test splits)",
                      _table(tables["table2"], study.get("table2"))))
     sections.append(("Table 3: Original, Ours_1, Ours_2 on the combined test set",
                      _table(tables["table3"], study.get("table3"))))
-    if cross is not None:
-        frame = cross.reset_index().rename(columns={"index": "trained on \\ tested on"})
+    if summary.cross is not None:
+        frame = summary.cross.reset_index().rename(columns={"index": "trained on \\ tested on"})
         sections.append(("Train-on-A / test-on-B macro AUC", _table(frame)))
-    population = "".join(f"<p>{item['model']} on {item['dataset']}</p>" + figure_from_png(item["figure"], item["model"])
-                         for item in summary["figures"]["population"])
+    population = "".join(f"<p>{html.escape(item.model)} on {html.escape(item.dataset)}</p>"
+                         + figure_from_png(item.figure, item.model) for item in summary.figures.population)
     sections.append(("Figures 2-5: population-level SHAP (share of SHAP mass per lead)", population or "<p>none</p>"))
-    gradcam = "".join(f"<p>{item['kind']}: {item['record_id']} (Grad-CAM for {item['class']})</p>"
-                      + figure_from_png(item["path"], item["record_id"]) for item in summary["figures"]["gradcam"])
+    gradcam = "".join(f"<p>{html.escape(item.kind)}: {html.escape(item.record_id)} (Grad-CAM for "
+                      f"{html.escape(item.class_name)})</p>" + figure_from_png(item.path, item.record_id)
+                      for item in summary.figures.gradcam)
     sections.append(("Figures 6-8: Grad-CAM of Ours_2 on correctly and incorrectly classified test records",
                      gradcam or "<p>none</p>"))
-    data = "".join(f"<h3>{name}</h3><pre>{item['markdown']}</pre>" for group in summary["data"].values()
-                   for name, item in group.items())
+    data = "".join(f"<h3>{html.escape(name)}</h3><pre>{html.escape(item['markdown'])}</pre>"
+                   for group in summary.data.values() for name, item in group.items())
     sections.append(("Data", data))
     sections.append(("Timings (s, summed over the run and its resumptions)",
-                     table_to_html(["step", "seconds"], list(summary["timings_s"].items()))))
-    sections.append(("Configuration and versions",
-                     f"<pre>{json.dumps({'config': summary['config'], 'versions': summary['versions']}, indent=2)}"
-                     "</pre>"))
+                     table_to_html(["step", "seconds"], list(summary.timings_s.items()))))
+    configuration = json.dumps({"config": summary.config, "versions": summary.versions}, indent=2)
+    sections.append(("Configuration and versions", f"<pre>{html.escape(configuration)}</pre>"))
     return page("ecglens reproduce: Original / Ours_1 / Ours_2", sections)
-

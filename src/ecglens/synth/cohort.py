@@ -13,15 +13,15 @@ that class's evidence lies) and the fiducials ``r_peaks``, ``p_onsets``, ``qrs_o
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import wfdb
 
-from ecglens.classes import CLASS_INDEX, CLASS_NAMES
-from ecglens.leads import LEAD_NAMES
+from ecglens.classes import CLASS_NAMES
+from ecglens.leads import LEAD_NAMES, lead_order
+from ecglens.parallel import ordered_map
 from ecglens.synth.beats import BASE_LEADS, NORMAL_AMPLITUDES, Wave, render, to_twelve_leads
 
 SNOMED_OF = {"SNR": "426783006", "AF": "164889003", "IAVB": "270492004", "LBBB": "164909002",
@@ -86,140 +86,217 @@ def _choose_classes(rng: np.random.Generator, config: SynthConfig) -> tuple[str,
     return tuple(n for n in names if n in chosen)
 
 
+@dataclass(frozen=True)
+class _Patient:
+    """One synthetic patient's variation: wave amplitudes on the base leads, rate and intervals (s)."""
+
+    scale: dict[str, np.ndarray]
+    mean_rr: float
+    pr: float
+    qrs: float
+
+
+@dataclass
+class _Beats:
+    """Beat times (s), their kinds (0 sinus, 1 PAC, 2 PVC) and fiducial sample indices."""
+
+    times: np.ndarray
+    kinds: np.ndarray
+    fiducials: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+_ECTOPIC_KIND = {"PAC": 1, "PVC": 2}
+# Leads where each class's evidence is marked (12-lead names; ST classes use their territory instead).
+_EVIDENCE_LEADS = {
+    "AF": ("II", "III", "aVF", "V1"),  # where f-waves are largest
+    "LBBB": ("I", "aVL", "V1", "V2", "V5", "V6"),
+    "RBBB": ("I", "V1", "V2", "V6"),
+    "SNR": ("II", "V1"),  # P-QRS sequences
+}
+# Fibrillatory-wave amplitude per base lead (I, II, V1-V6).
+_F_WAVE_GAIN = np.array([0.3, 0.8, 1.0, 0.6, 0.3, 0.2, 0.2, 0.2])
+
+
 def generate_record(index: int, config: SynthConfig) -> SynthRecord:
-    """Generate record number ``index`` of a cohort (deterministic in seed and index)."""
+    """Generate record number ``index`` of a cohort (deterministic in seed and index).
+
+    The steps draw from one generator in a fixed order (patient, rhythm, waves, ST shift, f-waves,
+    evidence, noise, demographics), so a record depends only on the seed and its index.
+    """
     rng = np.random.default_rng([config.seed, index])
     classes = _choose_classes(rng, config)
-    has = set(classes)
+    present = set(classes)
     rate = config.sampling_rate_hz
-    n = round(config.duration_s * rate)
-    duration = n / rate
-    # Patient variation: amplitude scale per wave, axis (mixing of I and II), intervals.
-    scale = {w: a * rng.uniform(0.75, 1.25, a.shape) for w, a in NORMAL_AMPLITUDES.items()}
+    n_samples = round(config.duration_s * rate)
+    patient = _draw_patient(rng, present)
+    beats = _beat_times(rng, patient, present, n_samples / rate)
+    waves, st_windows = _beat_waves(rng, patient, beats, present, rate)
+    base = render(waves, n_samples, rate)
+    masks = {name: np.zeros((len(LEAD_NAMES), n_samples), bool) for name in classes}
+    base = _add_st_shift(rng, base, st_windows, present, masks, rate)
+    if "AF" in present:
+        base = base + _fibrillatory_waves(rng, n_samples, rate)
+        _mark_af(masks["AF"], beats)
+    signal = to_twelve_leads(base)
+    _mark_evidence(masks, beats)
+    signal = signal + _noise(rng, signal, rate, config)
+    beats.fiducials["r_peaks"] = np.round(beats.times * rate).astype(int)
+    beats.fiducials["beat_kinds"] = beats.kinds.astype(int)
+    mask_array = np.stack([masks[name] for name in classes]).astype(np.uint8)  # classes in CLASS_NAMES order
+    return SynthRecord(f"S{index + 1:05d}", signal.astype(np.float32), classes, mask_array, beats.fiducials,
+                       int(rng.integers(20, 90)), "Male" if rng.random() < 0.55 else "Female")
+
+
+def _draw_patient(rng: np.random.Generator, present: set[str]) -> _Patient:
+    """Amplitude scale per wave, electrical axis (mixing of I and II), heart rate, PR and QRS durations."""
+    scale = {wave: amplitude * rng.uniform(0.75, 1.25, amplitude.shape)
+             for wave, amplitude in NORMAL_AMPLITUDES.items()}
     axis_mix = rng.uniform(-0.25, 0.25)
-    for w in scale:
-        lead_i, lead_ii = scale[w][0], scale[w][1]
-        scale[w][0], scale[w][1] = lead_i + axis_mix * lead_ii, lead_ii - axis_mix * lead_i
-    heart_rate = rng.uniform(60, 100)
-    mean_rr = 60.0 / heart_rate
-    pr = rng.uniform(0.22, 0.32) if "IAVB" in has else rng.uniform(0.13, 0.19)
-    qrs = rng.uniform(0.13, 0.16) if "LBBB" in has else rng.uniform(0.12, 0.14) if "RBBB" in has else \
-        rng.uniform(0.08, 0.10)
-    # Beat times: regular with small variability, or irregularly irregular in AF.
+    for wave in scale:
+        lead_i, lead_ii = scale[wave][0], scale[wave][1]
+        scale[wave][0], scale[wave][1] = lead_i + axis_mix * lead_ii, lead_ii - axis_mix * lead_i
+    heart_rate_bpm = rng.uniform(60, 100)
+    pr = rng.uniform(0.22, 0.32) if "IAVB" in present else rng.uniform(0.13, 0.19)
+    if "LBBB" in present:
+        qrs = rng.uniform(0.13, 0.16)
+    elif "RBBB" in present:
+        qrs = rng.uniform(0.12, 0.14)
+    else:
+        qrs = rng.uniform(0.08, 0.10)
+    return _Patient(scale, 60.0 / heart_rate_bpm, pr, qrs)
+
+
+def _beat_times(rng: np.random.Generator, patient: _Patient, present: set[str], duration_s: float) -> _Beats:
+    """Regular beats with small variability (irregularly irregular in AF), then isolated premature beats."""
     times, kinds = [], []
-    t = rng.uniform(0.2, 0.6) + pr
-    ectopic = {"PAC": 1, "PVC": 2}
-    n_ectopic = {k: rng.integers(1, 4) for k in ectopic if k in has}
-    while t < duration - 0.4:
+    t = rng.uniform(0.2, 0.6) + patient.pr
+    n_ectopic = {name: rng.integers(1, 4) for name in _ECTOPIC_KIND if name in present}
+    while t < duration_s - 0.4:
         times.append(t)
         kinds.append(0)
-        rr = mean_rr * (rng.gamma(16, 1 / 16) if "AF" in has else rng.normal(1, 0.03))
-        t += max(rr, 0.3)
-    times, kinds = np.array(times), np.array(kinds)
-    for kind_name, count in n_ectopic.items():  # make some beats premature, shifting the rest
+        interval = patient.mean_rr * (rng.gamma(16, 1 / 16) if "AF" in present else rng.normal(1, 0.03))
+        t += max(interval, 0.3)
+    beat_times, beat_kinds = np.array(times), np.array(kinds)
+    for name, count in n_ectopic.items():  # make some beats premature, shifting the rest
         placed = 0
-        for i in rng.permutation(np.arange(2, len(times) - 1)):
+        for i in rng.permutation(np.arange(2, len(beat_times) - 1)):
             # Isolated ectopics only: the beats on both sides stay sinus (so the pause is measurable).
-            if placed == count or kinds[i - 1] != 0 or kinds[i] != 0 or kinds[i + 1] != 0:
+            if placed == count or beat_kinds[i - 1] != 0 or beat_kinds[i] != 0 or beat_kinds[i + 1] != 0:
                 continue
             placed += 1
-            rr = times[i] - times[i - 1]
-            early = rr * rng.uniform(0.6, 0.72)
-            shift = early - rr
-            if kind_name == "PVC":  # compensatory pause: the beat after lands where it would have
-                times[i] += shift
+            interval = beat_times[i] - beat_times[i - 1]
+            shift = interval * rng.uniform(0.6, 0.72) - interval
+            if name == "PVC":  # compensatory pause: the beat after lands where it would have
+                beat_times[i] += shift
             else:  # PAC resets the sinus node: everything after moves earlier
-                times[i:] += shift
-            kinds[i] = ectopic[kind_name]
-    keep = times < duration - 0.4
-    times, kinds = times[keep], kinds[keep]
+                beat_times[i:] += shift
+            beat_kinds[i] = _ECTOPIC_KIND[name]
+    keep = beat_times < duration_s - 0.4
+    return _Beats(beat_times[keep], beat_kinds[keep])
+
+
+def _beat_waves(rng: np.random.Generator, patient: _Patient, beats: _Beats, present: set[str],
+                rate: float) -> tuple[list[Wave], list[tuple[float, float]]]:
+    """The waves of every beat, the fiducials (into ``beats``) and the ST windows (s) of conducted beats."""
     waves: list[Wave] = []
-    fid = {k: np.full(len(times), -1) for k in ("p_onsets", "qrs_onsets", "qrs_offsets", "t_ends")}
+    fiducials = {key: np.full(len(beats.times), -1) for key in ("p_onsets", "qrs_onsets", "qrs_offsets", "t_ends")}
     st_windows = []
-    for b, (r, kind) in enumerate(zip(times, kinds, strict=True)):
-        qt = 0.40 * np.sqrt(mean_rr) + (qrs - 0.09)
+    qrs = patient.qrs
+    for b, (r, kind) in enumerate(zip(beats.times, beats.kinds, strict=True)):
+        qt = 0.40 * np.sqrt(patient.mean_rr) + (qrs - 0.09)
         onset, offset = r - qrs / 2, r + qrs / 2
-        if kind == 2:  # PVC: wide bizarre QRS, no P, discordant T
+        if kind == _ECTOPIC_KIND["PVC"]:  # wide bizarre QRS, no P, discordant T
             wide = rng.uniform(0.13, 0.16)
             onset, offset = r - wide / 2, r + wide / 2
             polarity = np.sign(rng.normal(size=len(BASE_LEADS))) * rng.uniform(0.8, 1.6, len(BASE_LEADS))
             waves.append(Wave(r, wide / 4.5, polarity))
             waves.append(Wave(r + 0.30, 0.06, -0.35 * polarity))
         else:
-            if "AF" not in has:
-                p_amp = scale["P"] * (-0.9 if kind == 1 else 1.0)
-                p_centre = onset - pr + 0.05
-                waves.append(Wave(p_centre, 0.022 if kind == 0 else 0.016, p_amp))
-                fid["p_onsets"][b] = round((p_centre - 0.05) * rate)
-            waves += _qrs_waves(r, qrs, scale, has)
-            t_amp = scale["T"] * (-0.6 if "LBBB" in has else 1.0)
-            waves.append(Wave(r + qt - 0.12, 0.05, t_amp))
+            if "AF" not in present:
+                p_amplitude = patient.scale["P"] * (-0.9 if kind == _ECTOPIC_KIND["PAC"] else 1.0)
+                p_centre = onset - patient.pr + 0.05
+                waves.append(Wave(p_centre, 0.022 if kind == 0 else 0.016, p_amplitude))
+                fiducials["p_onsets"][b] = round((p_centre - 0.05) * rate)
+            waves += _qrs_waves(r, qrs, patient.scale, present)
+            t_amplitude = patient.scale["T"] * (-0.6 if "LBBB" in present else 1.0)
+            waves.append(Wave(r + qt - 0.12, 0.05, t_amplitude))
             st_windows.append((offset, r + qt - 0.17))
-        fid["qrs_onsets"][b], fid["qrs_offsets"][b] = round(onset * rate), round(offset * rate)
-        fid["t_ends"][b] = round((r + qt) * rate)
-    base = render(waves, n, rate)
-    masks = {name: np.zeros((12, n), bool) for name in classes}
-    st_shift = None
+        fiducials["qrs_onsets"][b], fiducials["qrs_offsets"][b] = round(onset * rate), round(offset * rate)
+        fiducials["t_ends"][b] = round((r + qt) * rate)
+    beats.fiducials.update(fiducials)
+    return waves, st_windows
+
+
+def _add_st_shift(rng: np.random.Generator, base: np.ndarray, st_windows: list[tuple[float, float]],
+                  present: set[str], masks: dict[str, np.ndarray], rate: float) -> np.ndarray:
+    """ST depression or elevation in a random coronary territory; marks the territory's own leads."""
+    n_samples = base.shape[1]
     for name, low, high in (("STD", -0.25, -0.1), ("STE", 0.15, 0.35)):
-        if name in has:
-            territory = list(TERRITORIES)[rng.integers(len(TERRITORIES))]
-            level = rng.uniform(low, high)
-            st_shift = TERRITORIES[territory] * level
-            profile = np.zeros(n)
-            for start, stop in st_windows:
-                a, z = round(start * rate), round(stop * rate)
-                if z > a:
-                    profile[a:z] = np.hanning(z - a + 2)[1:-1] ** 0.3
-            base += st_shift[:, None] * profile[None, :]
-            twelve_shift = to_twelve_leads(st_shift[:, None])[:, 0]
-            leads = twelve_shift * np.sign(level) >= 0.5 * abs(level)  # the territory's own leads, not reciprocal
-            masks[name][leads] = profile > 0.5
-    if "AF" in has:
-        tt = np.arange(n) / rate
-        f_wave = sum(rng.uniform(0.02, 0.05) * np.sin(2 * np.pi * rng.uniform(4, 8) * tt + rng.uniform(0, 6.3))
-                     for _ in range(3))
-        base += np.outer([0.3, 0.8, 1.0, 0.6, 0.3, 0.2, 0.2, 0.2], f_wave)
-        between = np.ones(n, bool)
-        for a, z in zip(fid["qrs_onsets"], fid["qrs_offsets"], strict=True):
-            between[max(a, 0) : z + 1] = False
-        masks["AF"][[1, 2, 5, 6]] = between  # II, III, aVF, V1: where f-waves are largest
-    signal = to_twelve_leads(base)
-    for name in classes:
+        if name not in present:
+            continue
+        territory = list(TERRITORIES)[rng.integers(len(TERRITORIES))]
+        level = rng.uniform(low, high)
+        st_shift = TERRITORIES[territory] * level
+        profile = np.zeros(n_samples)
+        for start, stop in st_windows:
+            a, z = round(start * rate), round(stop * rate)
+            if z > a:
+                profile[a:z] = np.hanning(z - a + 2)[1:-1] ** 0.3
+        base = base + st_shift[:, None] * profile[None, :]
+        twelve_shift = to_twelve_leads(st_shift[:, None])[:, 0]
+        own_leads = twelve_shift * np.sign(level) >= 0.5 * abs(level)  # the territory's own, not reciprocal
+        masks[name][own_leads] = profile > 0.5
+    return base
+
+
+def _fibrillatory_waves(rng: np.random.Generator, n_samples: int, rate: float) -> np.ndarray:
+    """AF's 4-8 Hz f-waves on the base leads."""
+    t = np.arange(n_samples) / rate
+    f_wave = sum(rng.uniform(0.02, 0.05) * np.sin(2 * np.pi * rng.uniform(4, 8) * t + rng.uniform(0, 6.3))
+                 for _ in range(3))
+    return np.outer(_F_WAVE_GAIN, f_wave)
+
+
+def _mark_af(mask: np.ndarray, beats: _Beats) -> None:
+    between = np.ones(mask.shape[1], bool)
+    for a, z in zip(beats.fiducials["qrs_onsets"], beats.fiducials["qrs_offsets"], strict=True):
+        between[max(a, 0) : z + 1] = False
+    mask[lead_order(LEAD_NAMES, _EVIDENCE_LEADS["AF"])] = between
+
+
+def _mark_evidence(masks: dict[str, np.ndarray], beats: _Beats) -> None:
+    """Evidence masks of the classes whose evidence is tied to beats (IAVB, bundle-branch blocks, ectopics, SNR)."""
+    fiducials = beats.fiducials
+    for name, mask in masks.items():
         if name == "IAVB":
-            for p, q in zip(fid["p_onsets"], fid["qrs_onsets"], strict=True):
+            for p, q in zip(fiducials["p_onsets"], fiducials["qrs_onsets"], strict=True):
                 if p >= 0:
-                    masks[name][:, p:q] = True
+                    mask[:, p:q] = True
         elif name in ("LBBB", "RBBB"):
-            leads = [0, 4, 6, 7, 10, 11] if name == "LBBB" else [0, 6, 7, 11]
-            for a, z in zip(fid["qrs_onsets"], fid["qrs_offsets"], strict=True):
-                masks[name][leads, max(a, 0) : z] = True
-        elif name in ("PAC", "PVC"):
-            kind = ectopic[name]
-            for b in np.flatnonzero(kinds == kind):
-                start = fid["p_onsets"][b] if kind == 1 else fid["qrs_onsets"][b]
-                masks[name][:, max(start, 0) : fid["qrs_offsets"][b]] = True
+            rows = lead_order(LEAD_NAMES, _EVIDENCE_LEADS[name])
+            for a, z in zip(fiducials["qrs_onsets"], fiducials["qrs_offsets"], strict=True):
+                mask[rows, max(a, 0) : z] = True
+        elif name in _ECTOPIC_KIND:
+            kind = _ECTOPIC_KIND[name]
+            for b in np.flatnonzero(beats.kinds == kind):
+                start = fiducials["p_onsets"][b] if kind == _ECTOPIC_KIND["PAC"] else fiducials["qrs_onsets"][b]
+                mask[:, max(start, 0) : fiducials["qrs_offsets"][b]] = True
         elif name == "SNR":
-            for p, z in zip(fid["p_onsets"], fid["qrs_offsets"], strict=True):
-                masks[name][[1, 6], max(p, 0) : z] = True  # P-QRS sequences in II and V1
-    signal = signal + _noise(rng, signal, rate, config)
-    fid["r_peaks"] = np.round(times * rate).astype(int)
-    fid["beat_kinds"] = kinds.astype(int)
-    order = [CLASS_INDEX[c] for c in classes]
-    mask_array = np.stack([masks[c] for c in classes]).astype(np.uint8)
-    assert order == sorted(order)
-    return SynthRecord(f"S{index + 1:05d}", signal.astype(np.float32), classes, mask_array, fid,
-                       int(rng.integers(20, 90)), "Male" if rng.random() < 0.55 else "Female")
+            rows = lead_order(LEAD_NAMES, _EVIDENCE_LEADS["SNR"])
+            for p, z in zip(fiducials["p_onsets"], fiducials["qrs_offsets"], strict=True):
+                mask[rows, max(p, 0) : z] = True
 
 
 def _qrs_waves(r: float, qrs: float, scale: dict[str, np.ndarray], has: set[str]) -> list[Wave]:
-    q, rr, s = scale["Q"], scale["R"], scale["S"]
+    q_wave, r_wave, s_wave = scale["Q"], scale["R"], scale["S"]
     if "LBBB" in has:
         # Broad notched R in I, V5, V6 (and aVL through I); deep wide QS in V1-V2.
         lateral = np.array([1.0, 0.6, 0, 0, 0.2, 0.6, 1.0, 1.0])
         septal = np.array([0, 0, 1.0, 1.0, 0.6, 0.1, 0, 0])
-        return [Wave(r - qrs * 0.18, qrs / 7, rr * lateral * 0.9), Wave(r + qrs * 0.18, qrs / 7, rr * lateral * 0.85),
-                Wave(r, qrs / 3.5, -1.5 * septal), Wave(r, qrs / 6, rr * (1 - lateral) * (1 - septal) * 0.5)]
-    waves = [Wave(r - qrs * 0.3, qrs / 12, q), Wave(r, qrs / 9, rr), Wave(r + qrs * 0.28, qrs / 11, s)]
+        return [Wave(r - qrs * 0.18, qrs / 7, r_wave * lateral * 0.9),
+                Wave(r + qrs * 0.18, qrs / 7, r_wave * lateral * 0.85),
+                Wave(r, qrs / 3.5, -1.5 * septal), Wave(r, qrs / 6, r_wave * (1 - lateral) * (1 - septal) * 0.5)]
+    waves = [Wave(r - qrs * 0.3, qrs / 12, q_wave), Wave(r, qrs / 9, r_wave), Wave(r + qrs * 0.28, qrs / 11, s_wave)]
     if "RBBB" in has:
         # Terminal right-ventricular activation: R' in V1-V2, wide S in I and V6.
         terminal = np.array([-0.35, -0.1, 1.0, 0.8, 0.2, -0.1, -0.3, -0.35])
@@ -272,18 +349,10 @@ def write_cohort(config: SynthConfig, out: str | os.PathLike, workers: int | Non
     workers = workers or os.cpu_count() or 1
     counts = dict.fromkeys(CLASS_NAMES, 0)
     bar = tqdm(total=len(jobs), desc="synth", unit="rec", disable=not progress)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(_generate_and_write, jobs, chunksize=16)
-            for classes in results:
-                for c in classes:
-                    counts[c] += 1
-                bar.update()
-    else:
-        for job in jobs:
-            for c in _generate_and_write(job):
-                counts[c] += 1
-            bar.update()
+    for classes in ordered_map(_generate_and_write, jobs, workers, chunksize=16):
+        for name in classes:
+            counts[name] += 1
+        bar.update()
     bar.close()
     return counts
 

@@ -1,1 +1,1 @@
-"""Training, evaluation, metrics and model bundles."""
+"""Training and evaluation: the loop (resume, DDP, AMP), its resume state, and evaluation of bundles."""

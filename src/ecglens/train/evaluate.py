@@ -1,4 +1,9 @@
-"""Evaluation of a bundle on caches: thresholds tuned on validation, metrics on test, per dataset."""
+"""Evaluation of a bundle on caches: thresholds tuned on validation, metrics on test, per dataset.
+
+Evaluating never changes the bundle. Its results (thresholds included) go to its own output folder;
+`store_in_bundle` writes the tuned thresholds into the bundle only when asked
+(``ecglens evaluate --store-thresholds``), and records which data they came from.
+"""
 
 from __future__ import annotations
 
@@ -11,35 +16,54 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ecglens.bundle import BundleMeta, ThresholdOrigin, load_model, store_thresholds
 from ecglens.cache import EcgCache
 from ecglens.data import CacheDataset, split_caches
-from ecglens.train.bundle import load_model, update_meta
-from ecglens.train.loop import predict_dataset, resolve_device
-from ecglens.train.metrics import EvaluationResult, evaluate_predictions, tune_thresholds
+from ecglens.metrics import EvaluationResult, evaluate_predictions, tune_thresholds
+from ecglens.models import resolve_device
+from ecglens.train.loop import predict_dataset
 
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """Test-split results: the combined set first, then each dataset on its own."""
+    """Test-split results: the combined set first, then each dataset on its own; the thresholds used."""
 
     results: tuple[EvaluationResult, ...]
     thresholds: tuple[float, ...]
-    threshold_source: str
+    threshold_origin: ThresholdOrigin
+
+    @property
+    def combined(self) -> EvaluationResult:
+        """The result on every test record together."""
+        return self.results[0]
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
-        return {"thresholds": list(self.thresholds), "threshold_source": self.threshold_source,
+        return {"thresholds": list(self.thresholds), "threshold_source": self.threshold_origin.describe(),
+                "threshold_origin": {"method": self.threshold_origin.method, "split": self.threshold_origin.split,
+                                     "datasets": list(self.threshold_origin.datasets),
+                                     "caches": list(self.threshold_origin.caches),
+                                     "n_records": self.threshold_origin.n_records},
                 "results": [r.to_dict() for r in self.results]}
 
     def to_markdown(self) -> str:
         """Tables in the study's layout plus per-class confusion counts."""
-        parts = [f"Thresholds: F1-optimal on the {self.threshold_source} split.", ""]
+        parts = [f"Thresholds: {self.threshold_origin.describe()}.", ""]
         for result in self.results:
             parts += [result.to_markdown(), "", "Confusion counts (TP / FP / FN / TN):", "",
                       "| class | TP | FP | FN | TN |", "|---|---|---|---|---|"]
             parts += [f"| {m.name} | {m.tp} | {m.fp} | {m.fn} | {m.tn} |" for m in result.per_class]
             parts.append("")
         return "\n".join(parts)
+
+
+def _open_caches(paths: Sequence[str | os.PathLike], meta: BundleMeta) -> list[EcgCache]:
+    caches = [EcgCache(path) for path in paths]
+    for cache in caches:
+        if cache.sampling_rate_hz != meta.sampling_rate_hz:
+            raise ValueError(f"{cache.path}: cache at {cache.sampling_rate_hz:g} Hz, model expects "
+                             f"{meta.sampling_rate_hz:g} Hz; prepare a cache at that rate")
+    return caches
 
 
 def evaluate_bundle(
@@ -53,46 +77,42 @@ def evaluate_bundle(
 ) -> EvaluationReport:
     """Tune thresholds on the validation split of ``cache_paths`` and score the test split.
 
-    The splits are rebuilt with the seed and folds stored in the bundle, so a record the model was
-    trained on never lands in the test split. With ``retune`` false the bundle's own thresholds are used;
-    with ``threshold_cache_paths`` the thresholds come from those caches' validation split instead (the
-    study's Original protocol tunes on CPSC and tests on PTB-XL too).
+    The splits are rebuilt with the split spec stored in the bundle, so a record the model was trained
+    on never lands in the test split. With ``retune`` false the bundle's own thresholds are used; with
+    ``threshold_cache_paths`` the thresholds come from those caches' validation split instead (the
+    study's Original protocol tunes on CPSC and tests on PTB-XL too). The bundle is not modified.
     """
     torch_device = resolve_device(device)
     model, meta = load_model(bundle, torch_device)
-    caches = [EcgCache(path) for path in cache_paths]
-    for cache in caches:
-        if cache.sampling_rate_hz != meta.sampling_rate_hz:
-            raise ValueError(f"{cache.path}: cache at {cache.sampling_rate_hz:g} Hz, model expects "
-                             f"{meta.sampling_rate_hz:g} Hz; prepare a cache at that rate")
-    data = meta.training_data
-    splits = split_caches(caches, int(data.get("seed", 0)), val_fold=int(data.get("val_fold", 9)),
-                          test_fold=int(data.get("test_fold", 10)))
+    caches = _open_caches(cache_paths, meta)
+    splits = split_caches(caches, meta.split)
     if not splits.test:
         raise ValueError("the test split of these caches is empty")
     thresholds = np.asarray(meta.thresholds)
-    source = "bundle's own validation"
+    origin = meta.threshold_origin
     if threshold_cache_paths is not None:
-        threshold_caches = [EcgCache(path) for path in threshold_cache_paths]
-        val_items = split_caches(threshold_caches, int(data.get("seed", 0)), val_fold=int(data.get("val_fold", 9)),
-                                 test_fold=int(data.get("test_fold", 10))).val
+        threshold_caches = _open_caches(threshold_cache_paths, meta)
+        val_items = split_caches(threshold_caches, meta.split).val
     else:
         threshold_caches, val_items = caches, splits.val
     if retune and val_items:
         val_set = CacheDataset(threshold_caches, val_items, meta.policy, False, meta.lead_names)
         y_val, p_val = predict_dataset(model, val_set, batch_size, torch_device)
         thresholds = tune_thresholds(y_val, p_val)
-        source = "validation"
+        datasets = sorted({str(threshold_caches[i.cache].index["dataset"].iloc[i.row]) for i in val_items})
+        origin = ThresholdOrigin("F1-optimal", "val", tuple(datasets), tuple(str(c.path) for c in threshold_caches),
+                                 len(val_items))
     test_set = CacheDataset(caches, splits.test, meta.policy, False, meta.lead_names)
     y_test, p_test = predict_dataset(model, test_set, batch_size, torch_device)
     datasets = np.array([str(caches[item.cache].index["dataset"].iloc[item.row]) for item in splits.test])
-    results = [evaluate_predictions(y_test, p_test, thresholds, "test (all)", n_bootstrap=n_bootstrap)]
+    names = meta.class_names
+    results = [evaluate_predictions(y_test, p_test, thresholds, "test (all)", names, n_bootstrap=n_bootstrap)]
     if len(set(datasets)) > 1:
         for name in sorted(set(datasets)):
             pick = datasets == name
-            results.append(evaluate_predictions(y_test[pick], p_test[pick], thresholds, f"test ({name})",
+            results.append(evaluate_predictions(y_test[pick], p_test[pick], thresholds, f"test ({name})", names,
                                                 n_bootstrap=n_bootstrap))
-    return EvaluationReport(tuple(results), tuple(float(t) for t in thresholds), source)
+    return EvaluationReport(tuple(results), tuple(float(t) for t in thresholds), origin)
 
 
 def write_report(report: EvaluationReport, out: str | os.PathLike) -> list[Path]:
@@ -106,10 +126,6 @@ def write_report(report: EvaluationReport, out: str | os.PathLike) -> list[Path]
     return [out / "evaluation.json", out / "metrics.csv", out / "evaluation.md"]
 
 
-def store_in_bundle(bundle: str | os.PathLike, report: EvaluationReport) -> None:
-    """Record the tuned thresholds and test metrics in the bundle's metadata."""
-    from ecglens.train.bundle import read_meta
-
-    metrics = dict(read_meta(bundle).metrics)
-    metrics["test"] = report.to_dict()
-    update_meta(bundle, thresholds=report.thresholds, metrics=metrics)
+def store_in_bundle(bundle: str | os.PathLike, report: EvaluationReport) -> BundleMeta:
+    """Write the report's thresholds (with their origin) and its test metrics into the bundle, on purpose."""
+    return store_thresholds(bundle, report.thresholds, report.threshold_origin, {"test": report.to_dict()})

@@ -6,10 +6,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
 from ecglens.classes import CLASS_NAMES
 from ecglens.report.ecgpaper import plot_ecg
+from ecglens.report.figures import save_figure
 from ecglens.synth.cohort import CLASS_MECHANISMS, SynthConfig, generate_record
 
 
@@ -28,7 +27,5 @@ def plot_one_per_class(config: SynthConfig, out: str | os.PathLike, dpi: int = 8
             continue
         fig = plot_ecg(record.signal, config.sampling_rate_hz, f"{record.name} {name}: {CLASS_MECHANISMS[name]}",
                        highlight=record.masks[0], highlight_label="ground-truth evidence mask")
-        paths[name] = out / f"{name}.png"
-        fig.savefig(paths[name], dpi=dpi)
-        plt.close(fig)
+        paths[name] = save_figure(fig, out / f"{name}.png", dpi, tight=False)
     return [paths[name] for name in CLASS_NAMES if name in paths]

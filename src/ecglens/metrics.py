@@ -1,4 +1,6 @@
-"""Metrics on numpy arrays: F1-optimal thresholds, per-class scores, bootstrap intervals.
+"""Evaluation metrics on numpy arrays (no torch, no training code).
+
+F1-optimal thresholds, per-class scores, bootstrap intervals.
 
 A class with no positive (or no negative) record in a split has no AUC; it is reported as such
 (``None`` with a note), never as 0 or NaN, and averages are taken over the classes that have one.
@@ -85,6 +87,24 @@ class EvaluationResult:
     def to_dict(self) -> dict:
         """Plain data for JSON."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EvaluationResult:
+        """Inverse of `to_dict` (results reused from a JSON file)."""
+        def intervals(values: dict) -> dict[str, tuple[float, float]]:
+            return {k: (float(v[0]), float(v[1])) for k, v in values.items()}
+
+        per_class = tuple(ClassMetrics(**{**m, "ci95": intervals(m.get("ci95", {}))}) for m in data["per_class"])
+        return cls(name=data["name"], n_records=int(data["n_records"]), per_class=per_class,
+                   average=dict(data["average"]), average_ci95=intervals(data.get("average_ci95", {})),
+                   macro_auc=data["macro_auc"], n_bootstrap=int(data["n_bootstrap"]))
+
+    def class_metrics(self, name: str) -> ClassMetrics:
+        """The metrics of one class by name."""
+        for metrics in self.per_class:
+            if metrics.name == name:
+                return metrics
+        raise KeyError(name)
 
     def table_rows(self) -> list[dict]:
         """One row per class plus the average row (for CSV)."""

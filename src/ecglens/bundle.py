@@ -1,0 +1,266 @@
+"""Model bundles: a directory with ``model.safetensors`` and ``bundle.json``. Loading never unpickles.
+
+``bundle.json`` holds the model configuration, class and lead names, sampling rate, input-length
+policy, decision thresholds and where they came from, a description of the training data, validation
+metrics and package versions. A bundle changes only when asked: training writes it, and
+`store_thresholds` replaces its thresholds (``ecglens evaluate --store-thresholds``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ecglens._version import __version__
+from ecglens.classes import CLASS_NAMES
+from ecglens.data import SplitSpec
+from ecglens.leads import canonical_leads
+from ecglens.models import ResNetConfig, build_model, resolve_device
+from ecglens.preprocess import InputSpec, LengthPolicy
+
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "bundle.json"
+BUNDLE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+
+class BundleError(ValueError):
+    """A bundle directory is missing files or holds inconsistent contents."""
+
+
+@dataclass(frozen=True)
+class ThresholdOrigin:
+    """Where a bundle's decision thresholds came from.
+
+    Attributes:
+        method: ``F1-optimal`` (tuned per class), ``fixed`` (0.5, never tuned) or ``unknown`` (older bundles).
+        split: the split they were tuned on (``val``), empty when fixed.
+        datasets: datasets of the records they were tuned on.
+        caches: cache directories of those records.
+        n_records: how many records.
+    """
+
+    method: str = "fixed"
+    split: str = ""
+    datasets: tuple[str, ...] = ()
+    caches: tuple[str, ...] = ()
+    n_records: int = 0
+
+    def describe(self) -> str:
+        """One line for reports: 'F1-optimal on the val split of ptbxl (170 records)'."""
+        if self.method == "fixed":
+            return "0.5 for every class (not tuned)"
+        if self.method == "unknown":
+            return "not recorded (bundle written by an older ecglens)"
+        return f"{self.method} on the {self.split} split of {', '.join(self.datasets) or 'unnamed data'} " \
+               f"({self.n_records} records)"
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a bundle was trained on: caches, datasets, split, sizes, and the resolved training configuration."""
+
+    caches: tuple[str, ...]
+    datasets: tuple[str, ...]
+    cache_specs: tuple[str, ...]
+    split: SplitSpec
+    n_train: int
+    n_val: int
+    n_test: int
+    label_profile: str
+    epoch: int
+    init: str | None = None
+    config: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """Everything about a trained model except its weights."""
+
+    model: ResNetConfig
+    class_names: tuple[str, ...]
+    lead_names: tuple[str, ...]
+    sampling_rate_hz: float
+    policy: LengthPolicy
+    thresholds: tuple[float, ...]
+    threshold_origin: ThresholdOrigin = field(default_factory=ThresholdOrigin)
+    training_data: TrainingData | None = None
+    metrics: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    bundle_version: int = BUNDLE_VERSION
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """What the model takes (for `ecglens.preprocess.model_input`)."""
+        return InputSpec(self.lead_names, self.sampling_rate_hz, self.policy)
+
+    @property
+    def split(self) -> SplitSpec:
+        """The split the model was trained under (the default split when unknown)."""
+        return self.training_data.split if self.training_data is not None else SplitSpec()
+
+    def decisions(self, probabilities: np.ndarray) -> tuple[str, ...]:
+        """Class names whose probability reaches its threshold."""
+        return tuple(name for name, p, t in zip(self.class_names, probabilities, self.thresholds, strict=True)
+                     if p >= t)
+
+    def to_json(self) -> str:
+        """JSON text of the metadata."""
+        return json.dumps(asdict(self), indent=2, default=_plain)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str) -> BundleMeta:
+        """Validate and build from parsed JSON (bundle versions 1 and 2)."""
+        if not isinstance(data, dict):
+            raise BundleError(f"{where}: bundle metadata must be a JSON object")
+        if data.get("bundle_version") not in READABLE_VERSIONS:
+            raise BundleError(f"{where}: bundle version {data.get('bundle_version')}, this ecglens reads "
+                              f"{', '.join(map(str, READABLE_VERSIONS))}")
+        try:
+            model = dict(data["model"])
+            model["layers"] = tuple(model["layers"])
+            meta = cls(
+                model=ResNetConfig(**model),
+                class_names=tuple(str(c) for c in data["class_names"]),
+                lead_names=canonical_leads(data["lead_names"]),
+                sampling_rate_hz=float(data["sampling_rate_hz"]),
+                policy=LengthPolicy(**data["policy"]),
+                thresholds=tuple(float(t) for t in data["thresholds"]),
+                threshold_origin=_threshold_origin(data),
+                training_data=_training_data(data.get("training_data")),
+                metrics=dict(data.get("metrics", {})),
+                versions=dict(data.get("versions", {})),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise BundleError(f"{where}: invalid bundle metadata ({type(error).__name__}: {error})") from None
+        if len(meta.thresholds) != len(meta.class_names) or meta.model.n_classes != len(meta.class_names):
+            raise BundleError(f"{where}: {len(meta.class_names)} classes, {len(meta.thresholds)} thresholds, "
+                              f"model outputs {meta.model.n_classes}")
+        if meta.model.n_leads != len(meta.lead_names):
+            raise BundleError(f"{where}: model takes {meta.model.n_leads} leads but {len(meta.lead_names)} are named")
+        return meta
+
+
+def _threshold_origin(data: dict) -> ThresholdOrigin:
+    origin = data.get("threshold_origin")
+    if origin is None:  # version 1 did not record it
+        return ThresholdOrigin("unknown")
+    return ThresholdOrigin(method=str(origin["method"]), split=str(origin["split"]),
+                           datasets=tuple(origin["datasets"]), caches=tuple(origin["caches"]),
+                           n_records=int(origin["n_records"]))
+
+
+def _training_data(data: dict | None) -> TrainingData | None:
+    if not data:
+        return None
+    if "split" in data:
+        split = SplitSpec(**data["split"])
+    else:  # version 1 kept the split's fields at the top level
+        split = SplitSpec(int(data.get("seed", 0)), int(data.get("val_fold", 9)), int(data.get("test_fold", 10)))
+    return TrainingData(caches=tuple(data["caches"]), datasets=tuple(data["datasets"]),
+                        cache_specs=tuple(data.get("cache_specs", ())), split=split, n_train=int(data["n_train"]),
+                        n_val=int(data["n_val"]), n_test=int(data["n_test"]),
+                        label_profile=str(data.get("label_profile", "")), epoch=int(data.get("epoch", 0)),
+                        init=data.get("init"), config=dict(data.get("config", data.get("train_config", {}))))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in bundle.json")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions recorded with every bundle."""
+    import scipy
+    import wfdb
+
+    return {"ecglens": __version__, "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "wfdb": wfdb.__version__, "python": platform.python_version()}
+
+
+def default_meta(model_config: ResNetConfig, lead_names: tuple[str, ...], sampling_rate_hz: float,
+                 policy: LengthPolicy, **extra) -> BundleMeta:
+    """Metadata with fixed 0.5 thresholds and the current package versions."""
+    return BundleMeta(model=model_config, class_names=CLASS_NAMES[: model_config.n_classes],
+                      lead_names=tuple(lead_names), sampling_rate_hz=sampling_rate_hz, policy=policy,
+                      thresholds=(0.5,) * model_config.n_classes, versions=package_versions(), **extra)
+
+
+def _write_meta(path: Path, meta: BundleMeta) -> None:
+    scratch = path / (META_FILE + ".tmp")
+    scratch.write_text(meta.to_json())
+    os.replace(scratch, path / META_FILE)
+
+
+def save_bundle(path: str | os.PathLike, model: torch.nn.Module, meta: BundleMeta) -> Path:
+    """Write weights (safetensors) and metadata (JSON) into ``path``; files are replaced atomically."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path / (WEIGHTS_FILE + ".tmp")))
+    os.replace(path / (WEIGHTS_FILE + ".tmp"), path / WEIGHTS_FILE)
+    _write_meta(path, meta)
+    return path
+
+
+def store_thresholds(path: str | os.PathLike, thresholds: tuple[float, ...], origin: ThresholdOrigin,
+                     metrics: dict | None = None) -> BundleMeta:
+    """Replace a saved bundle's thresholds (and record where they came from); the only way a bundle changes
+    after training. ``metrics`` entries are added to the bundle's metrics."""
+    meta = read_meta(path)
+    if len(thresholds) != len(meta.class_names):
+        raise BundleError(f"{path}: {len(thresholds)} thresholds for {len(meta.class_names)} classes")
+    meta = replace(meta, thresholds=tuple(float(t) for t in thresholds), threshold_origin=origin,
+                   metrics={**meta.metrics, **(metrics or {})}, bundle_version=BUNDLE_VERSION)
+    _write_meta(Path(path), meta)
+    return meta
+
+
+def read_meta(path: str | os.PathLike) -> BundleMeta:
+    """Read and validate ``bundle.json``."""
+    meta_path = Path(path) / META_FILE
+    if not meta_path.is_file():
+        raise BundleError(f"{path}: not a bundle ({META_FILE} is missing)")
+    try:
+        data = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise BundleError(f"{meta_path}: not valid JSON ({error})") from None
+    return BundleMeta.from_dict(data, str(meta_path))
+
+
+def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Build the bundle's model and load its safetensors weights, checking names and shapes."""
+    weights_path = Path(path) / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise BundleError(f"{path}: {WEIGHTS_FILE} is missing")
+    try:
+        state = load_file(str(weights_path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise BundleError(f"{weights_path}: unreadable safetensors file ({error})") from None
+    model = build_model(meta.model)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        raise BundleError(f"{weights_path}: weights do not fit {meta.model.name} "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, BundleMeta]:
+    """Load a bundle's model (in eval mode, on ``device``: a torch device or a name such as ``auto``) and metadata."""
+    meta = read_meta(path)
+    return load_weights(path, meta, resolve_device(device) if isinstance(device, str) else device), meta

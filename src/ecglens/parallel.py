@@ -1,0 +1,47 @@
+"""One worker-pool helper for every process-parallel loop (cache builds, batch reading, the synthetic cohort)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
+from typing import TypeVar
+
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+
+
+def _run_chunk(function: Callable[[Job], Result], chunk: list[Job]) -> list[Result]:
+    return [function(job) for job in chunk]
+
+
+def ordered_map(function: Callable[[Job], Result], jobs: Iterable[Job], workers: int = 1, chunksize: int = 8,
+                prefetch: int = 4) -> Iterator[Result]:
+    """``map(function, jobs)`` in order, in ``workers`` processes when more than one.
+
+    At most ``workers * prefetch`` chunks of ``chunksize`` jobs are in flight, so a long job list never
+    piles finished results up in memory (``Executor.map`` submits every job at once). The pool is shut down,
+    pending chunks cancelled, when the iterator finishes, is closed, or its consumer raises.
+    """
+    if workers <= 1:
+        yield from map(function, jobs)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers)
+    remaining = iter(jobs)
+    pending: deque[Future] = deque()
+
+    def submit_next() -> None:
+        chunk = list(islice(remaining, chunksize))
+        if chunk:
+            pending.append(pool.submit(_run_chunk, function, chunk))
+
+    try:
+        for _ in range(workers * prefetch):
+            submit_next()
+        while pending:
+            results = pending.popleft().result()
+            submit_next()
+            yield from results
+    finally:
+        pool.shutdown(cancel_futures=True)

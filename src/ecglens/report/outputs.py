@@ -1,0 +1,124 @@
+"""Writers: the files of each command, rendered from its result objects (numbers first, then views).
+
+Every file is written atomically (`ecglens.atomic`), and file names derived from record ids go through
+`ecglens.report.paths.safe_name`, so they stay inside the output folder.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecglens.atomic import atomic_open, write_json, write_text
+from ecglens.bundle import BundleMeta
+from ecglens.explain.faithfulness import FaithfulnessResult
+from ecglens.explain.population import PopulationImportance
+from ecglens.explain.records import LeadShapleyTable, RecordExplanation
+from ecglens.io import ReadIssue
+from ecglens.predict import Prediction
+from ecglens.report.figures import curves_figure, explanation_figure, lead_class_heatmap, save_figure
+from ecglens.report.paths import safe_name
+
+
+def write_predictions(predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str],
+                      out: Path) -> tuple[Path, ...]:
+    """``predictions.jsonl`` (one JSON object per record), ``predictions.csv`` and ``issues.csv``."""
+    with atomic_open(out / "predictions.jsonl") as handle:
+        handle.writelines(p.to_json() + "\n" for p in predictions)
+    with atomic_open(out / "predictions.csv", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["record_id", "source", *class_names, "decisions", "warnings"])
+        for p in predictions:
+            writer.writerow([p.record_id, p.source, *(f"{p.probabilities[n]:.6f}" for n in class_names),
+                             ";".join(p.decisions), " | ".join(p.warnings)])
+    with atomic_open(out / "issues.csv", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "reason"])
+        writer.writerows((i.path, i.reason) for i in issues)
+    return out / "predictions.jsonl", out / "predictions.csv", out / "issues.csv"
+
+
+def draw_explanations(explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path,
+                      percentile: float = 95.0, layout: str | None = None) -> list[dict]:
+    """A figure per record and class and an ``.npz`` of the maps per record; returns a summary row per figure."""
+    rows, maps = [], {}
+    for explanation in explanations:
+        stem = safe_name(explanation.input.record_id)
+        figure = save_figure(explanation_figure(explanation, meta, percentile, layout),
+                             out / f"{stem}_{explanation.class_name}_{explanation.method}.png")
+        maps.setdefault((stem, explanation.method), {})[explanation.class_name] = explanation.values
+        rows.append({"record_id": explanation.input.record_id, "class": explanation.class_name,
+                     "method": explanation.method, "probability": explanation.probability, "figure": str(figure),
+                     "lead_mass": dict(zip(meta.lead_names, np.abs(explanation.values).sum(axis=1).tolist(),
+                                           strict=True))})
+    for (stem, method), values in maps.items():
+        with atomic_open(out / f"{stem}_{method}.npz", "wb") as handle:
+            np.savez_compressed(handle, **values)
+    return rows
+
+
+def write_record_explanations(explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path,
+                              percentile: float = 95.0, layout: str | None = None) -> tuple[Path, ...]:
+    """`draw_explanations` plus ``<method>.json`` summarising every figure; returns the JSON path first."""
+    if not explanations:
+        return ()
+    rows = draw_explanations(explanations, meta, out, percentile, layout)
+    return write_json(out / f"{explanations[0].method}.json", rows), *(Path(row["figure"]) for row in rows)
+
+
+def lead_shapley_frame(table: LeadShapleyTable) -> pd.DataFrame:
+    """A record's lead Shapley values as a leads x classes table."""
+    return pd.DataFrame(table.values, index=list(table.lead_names), columns=list(table.class_names))
+
+
+def write_lead_shapley(tables: Sequence[LeadShapleyTable], out: Path) -> tuple[Path, ...]:
+    """``<record>_lead_shapley.csv`` per record and ``lead_shapley.json`` with all of them."""
+    paths = []
+    for table in tables:
+        path = out / f"{safe_name(table.input.record_id)}_lead_shapley.csv"
+        with atomic_open(path, newline="") as handle:
+            lead_shapley_frame(table).to_csv(handle)
+        paths.append(path)
+    results = {t.input.record_id: lead_shapley_frame(t).to_dict() for t in tables}
+    return write_json(out / "lead_shapley.json", results), *paths
+
+
+def population_frame(result: PopulationImportance) -> pd.DataFrame:
+    """The population matrix in percent, classes x leads, with the average row."""
+    table = pd.DataFrame(result.matrix * 100, index=list(result.class_names), columns=list(result.lead_names))
+    table.loc["average"] = result.average() * 100
+    return table
+
+
+def write_population(result: PopulationImportance, out: Path, title: str) -> tuple[Path, ...]:
+    """``population.json``, ``population.csv`` and the heatmap ``population.png``."""
+    figure = save_figure(lead_class_heatmap(result.matrix, result.average(), result.counts, title,
+                                            result.class_names, result.lead_names), out / "population.png")
+    with atomic_open(out / "population.csv", newline="") as handle:
+        population_frame(result).to_csv(handle)
+    return write_json(out / "population.json", _strict(result.to_dict())), out / "population.csv", figure
+
+
+def write_faithfulness(result: FaithfulnessResult, out: Path, title: str) -> tuple[Path, ...]:
+    """``faithfulness.json``, ``faithfulness.md``, ``faithfulness.csv`` and the mean curves figure."""
+    figure = save_figure(curves_figure(result.fractions, result.mean_curves, title), out / "faithfulness_curves.png")
+    with atomic_open(out / "faithfulness.csv", newline="") as handle:
+        pd.DataFrame([asdict(row) for row in result.rows]).to_csv(handle, index=False)
+    return (write_json(out / "faithfulness.json", _strict(result.to_dict())),
+            write_text(out / "faithfulness.md", result.to_markdown()), out / "faithfulness.csv", figure)
+
+
+def _strict(value: object) -> object:
+    """NaN and infinities as None, so the JSON is strict."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value

@@ -1,0 +1,380 @@
+"""One library call per command: each runs a whole job, writes its files and returns a result object.
+
+The CLI (and the web app) are thin shells over these: they parse options, call one function here, and
+print the result's ``lines()``. Nothing here parses arguments or prints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecglens.atomic import write_json
+from ecglens.bundle import BundleMeta
+from ecglens.cache import BuildReport, build_cache
+from ecglens.explain.faithfulness import FaithfulnessResult, faithfulness
+from ecglens.explain.inputs import (
+    Background,
+    file_inputs,
+    inputs_by_id,
+    open_caches,
+    split_inputs,
+    training_background,
+)
+from ecglens.explain.population import PopulationImportance
+from ecglens.explain.records import LeadShapleyTable, RecordExplanation, explain_inputs, lead_shapley_tables
+from ecglens.io import ReadIssue, Source
+from ecglens.leads import LEAD_NAMES, canonical_leads
+from ecglens.predict import Prediction, Predictor, iter_scored_files
+from ecglens.preprocess import ModelInput
+from ecglens.report.explanations import population_heatmap
+from ecglens.report.outputs import (
+    draw_explanations,
+    lead_shapley_frame,
+    population_frame,
+    write_faithfulness,
+    write_lead_shapley,
+    write_population,
+    write_predictions,
+    write_record_explanations,
+)
+from ecglens.report.synth import plot_one_per_class
+from ecglens.summary import DatasetSummary, summarize_sources, write_summaries
+from ecglens.synth.cohort import SynthConfig, write_cohort
+from ecglens.train.evaluate import EvaluationReport, evaluate_bundle, store_in_bundle, write_report
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a command wrote."""
+
+    paths: tuple[Path, ...]
+
+    def line(self) -> str:
+        """'wrote a, b, c'."""
+        return "wrote " + ", ".join(str(p) for p in self.paths)
+
+
+def issue_lines(issues: Sequence[ReadIssue], limit: int = 10) -> list[str]:
+    """Records left out of a batch, for the terminal (the full list is in the command's files)."""
+    if not issues:
+        return []
+    lines = [f"{len(issues)} record(s) left out:"] + [f"  {i.path}: {i.reason}" for i in issues[:limit]]
+    if len(issues) > limit:
+        lines.append(f"  ... and {len(issues) - limit} more (see issues.csv / summary.md)")
+    return lines
+
+
+# -- data ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SummaryRun:
+    """Dataset summaries (the study's Table 1 per dataset) and what was left out."""
+
+    summaries: tuple[DatasetSummary, ...]
+    issues: tuple[ReadIssue, ...]
+    written: Written
+
+    def lines(self) -> list[str]:
+        """What the CLI prints."""
+        return [s.to_markdown(compare_with_study=s.label_profile == "seed") for s in self.summaries] + \
+            [self.written.line()]
+
+    def problems(self) -> list[str]:
+        """What the CLI prints on standard error."""
+        return issue_lines(self.issues)
+
+
+def run_summary(sources: Sequence[Source], label_profile: str = "strict", out: str | os.PathLike = "summary",
+                workers: int | None = None, strict: bool = False) -> SummaryRun:
+    """``data summary``: read every record once and summarise each dataset."""
+    summaries, issues = summarize_sources(sources, label_profile, workers or os.cpu_count() or 1, strict)
+    return SummaryRun(tuple(summaries), tuple(issues), Written(tuple(write_summaries(summaries, out))))
+
+
+@dataclass(frozen=True)
+class PrepareRun:
+    """A cache build."""
+
+    out: str
+    report: BuildReport
+
+    def lines(self) -> list[str]:
+        """What the CLI prints."""
+        report = self.report
+        if report.already_complete:
+            return [f"{self.out}: already complete ({report.n_records} records); nothing to do"]
+        return [f"{self.out}: {report.n_records} records cached, {report.n_issues} left out "
+                f"({report.n_shards_built} shard(s) built, {report.n_shards_reused} reused)"]
+
+    def problems(self) -> list[str]:
+        """What the CLI prints on standard error."""
+        return issue_lines(self.report.issues)
+
+
+def run_prepare(sources: Sequence[Source], out: str | os.PathLike, sampling_rate_hz: float,
+                label_profile: str = "strict", workers: int | None = None, strict: bool = False,
+                overwrite: bool = False, shard_size: int = 256) -> PrepareRun:
+    """``data prepare``: build (or finish) a memory-mapped cache."""
+    report = build_cache(sources, out, sampling_rate_hz, label_profile, workers=workers, shard_size=shard_size,
+                         strict=strict, overwrite=overwrite)
+    return PrepareRun(str(out), report)
+
+
+@dataclass(frozen=True)
+class SynthRun:
+    """A synthetic cohort written to disk."""
+
+    out: str
+    n_records: int
+    counts: dict[str, int]
+    plots: tuple[Path, ...]
+
+    def lines(self) -> list[str]:
+        """What the CLI prints."""
+        lines = [f"{self.out}: {self.n_records} records; class counts "
+                 + ", ".join(f"{k} {v}" for k, v in self.counts.items())]
+        return lines + ([f"plots: {', '.join(str(p) for p in self.plots)}"] if self.plots else [])
+
+
+def run_synth(config: SynthConfig, out: str | os.PathLike, workers: int | None = None, plot: bool = False) -> SynthRun:
+    """``synth``: generate a cohort (and one figure per class with ``plot``)."""
+    counts = write_cohort(config, out, workers=workers)
+    plots = tuple(plot_one_per_class(config, Path(out) / "plots")) if plot else ()
+    return SynthRun(str(out), config.n_records, counts, plots)
+
+
+# -- evaluate -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvaluateRun:
+    """An evaluation, where it was written, and whether the bundle's thresholds were replaced."""
+
+    report: EvaluationReport
+    written: Written
+    stored_in: str | None
+
+    def lines(self) -> list[str]:
+        """What the CLI prints."""
+        stored = (f"stored these thresholds in {self.stored_in}" if self.stored_in else
+                  "the bundle is unchanged (pass --store-thresholds to keep these thresholds in it)")
+        return [self.report.to_markdown(), self.written.line(), stored]
+
+
+def run_evaluate(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike], out: str | os.PathLike | None,
+                 n_bootstrap: int = 1000, device: str = "auto", store_thresholds: bool = False) -> EvaluateRun:
+    """Evaluate a bundle on caches and write the results; the bundle changes only with ``store_thresholds``."""
+    report = evaluate_bundle(checkpoint, caches, n_bootstrap=n_bootstrap, device=device)
+    paths = write_report(report, out or Path(checkpoint).parent / "evaluation")
+    if store_thresholds:
+        store_in_bundle(checkpoint, report)
+    return EvaluateRun(report, Written(tuple(paths)), str(checkpoint) if store_thresholds else None)
+
+
+# -- explain --------------------------------------------------------------------------------------------------
+
+
+def select_inputs(predictor: Predictor, caches: Sequence[str | os.PathLike], records: Sequence[str] = (),
+                  n_records: int = 3) -> list[ModelInput]:
+    """The records a per-record explain command runs on: ids in the caches, record files (no caches), or a
+    seeded choice of ``n_records`` test-split records."""
+    meta = predictor.meta
+    if records and caches:
+        return inputs_by_id(open_caches(caches, meta), meta, records)
+    if records:
+        return file_inputs(records, meta)
+    if not caches:
+        raise ValueError("give --records FILES, or --data CACHE (with or without --records)")
+    return split_inputs(open_caches(caches, meta), meta, "test", n_records)
+
+
+def _background(meta: BundleMeta, caches: Sequence[str | os.PathLike], n: int) -> Background:
+    if not caches:
+        raise ValueError("SHAP needs a background: pass --data CACHE (its training split is used)")
+    return training_background(open_caches(caches, meta), meta, n)
+
+
+@dataclass(frozen=True)
+class MapsRun:
+    """Per-record explanations and the files written for them."""
+
+    explanations: tuple[RecordExplanation, ...]
+    written: Written
+
+    def lines(self) -> list[str]:
+        """What the CLI prints."""
+        rows = [f"{e.input.record_id} {e.class_name} p={e.probability:.3f}" for e in self.explanations]
+        return [*rows, self.written.line()]
+
+
+def run_record_maps(method: str, checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike] = (),
+                    records: Sequence[str] = (), n_records: int = 3, class_name: str | None = None,
+                    out: str | os.PathLike = "ecglens-out/explain", device: str = "auto", background: int = 100,
+                    n_samples: int = 8, percentile: float = 95.0, layout: str | None = None) -> MapsRun:
+    """``explain gradcam|shap``: each record's map for its predicted classes (or ``class_name``), on ECG paper."""
+    predictor = Predictor(checkpoint, device)
+    inputs = select_inputs(predictor, caches, records, n_records)
+    base = _background(predictor.meta, caches, background) if method == "shap" else None
+    explanations = explain_inputs(predictor.model, predictor.meta, inputs, method, class_name, base, n_samples)
+    written = write_record_explanations(explanations, predictor.meta, Path(out), percentile, layout)
+    return MapsRun(tuple(explanations), Written(written[:1]))
+
+
+@dataclass(frozen=True)
+class LeadShapleyRun:
+    """Lead Shapley tables and the files written for them."""
+
+    tables: tuple[LeadShapleyTable, ...]
+    shown_classes: tuple[str, ...]
+    written: Written
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: one table per record."""
+        out = []
+        for table in self.tables:
+            kind = "exact" if table.exact else "sampled"
+            out.append(f"{table.input.record_id} ({kind}, baseline {table.baseline}):")
+            out.append(lead_shapley_frame(table)[list(self.shown_classes)].to_string(
+                float_format=lambda v: f"{v:+.4f}"))
+        return [*out, self.written.line()]
+
+
+def run_lead_shapley(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike] = (),
+                     records: Sequence[str] = (), n_records: int = 3, class_name: str | None = None,
+                     out: str | os.PathLike = "ecglens-out/explain", device: str = "auto", baseline: str = "zeros",
+                     n_permutations: int | None = None) -> LeadShapleyRun:
+    """``explain lead-shapley``: exact (or sampled) Shapley values of the leads for every class."""
+    predictor = Predictor(checkpoint, device)
+    meta = predictor.meta
+    if class_name is not None and class_name not in meta.class_names:
+        raise ValueError(f"unknown class {class_name!r}; choose from {', '.join(meta.class_names)}")
+    inputs = select_inputs(predictor, caches, records, n_records)
+    background = _background(meta, caches, 100) if baseline == "mean" else None
+    tables = lead_shapley_tables(predictor.model, meta, inputs, baseline, background, n_permutations)
+    written = write_lead_shapley(tables, Path(out))
+    shown = (class_name,) if class_name else meta.class_names
+    return LeadShapleyRun(tuple(tables), shown, Written(written[:1]))
+
+
+@dataclass(frozen=True)
+class PopulationRun:
+    """The population heatmap's numbers and files."""
+
+    result: PopulationImportance
+    n_records: int
+    written: Written
+
+    def lines(self) -> list[str]:
+        """What the CLI prints."""
+        return [population_frame(self.result).round(1).to_string(),
+                f"{self.n_records} records in {self.result.seconds:.0f} s; {self.written.line()}"]
+
+
+def run_population(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike], n_records: int = 200,
+                   split: str = "test", background: int = 100, n_samples: int = 4,
+                   out: str | os.PathLike = "ecglens-out/explain", device: str = "auto",
+                   progress: bool = True) -> PopulationRun:
+    """``explain population``: the lead x class SHAP heatmap over a split's records."""
+    predictor = Predictor(checkpoint, device)
+    meta = predictor.meta
+    opened = open_caches(caches, meta)
+    inputs = split_inputs(opened, meta, split, n_records)
+    title = f"SHAP mass per lead (%), {len(inputs)} {split} records"
+    out = Path(out)
+    result = population_heatmap(predictor.model, meta, inputs, training_background(opened, meta, background),
+                                out / "population.png", title, n_samples, progress, dpi=90)
+    return PopulationRun(result, len(inputs), Written(write_population(result, out, title)))
+
+
+@dataclass(frozen=True)
+class FaithfulnessRun:
+    """Faithfulness measures and their files."""
+
+    result: FaithfulnessResult
+    written: Written
+
+    def lines(self) -> list[str]:
+        """What the CLI prints."""
+        return [self.result.to_markdown(), self.written.line()]
+
+
+def run_faithfulness(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike], n_records: int = 40,
+                     methods: Sequence[str] = ("gradcam", "shap"), steps: int = 10, background: int = 50,
+                     out: str | os.PathLike = "ecglens-out/explain", device: str = "auto",
+                     progress: bool = True) -> FaithfulnessRun:
+    """``explain faithfulness``: deletion/insertion against random order, localisation, randomisation check."""
+    predictor = Predictor(checkpoint, device)
+    meta = predictor.meta
+    opened = open_caches(caches, meta)
+    result = faithfulness(predictor.model, meta, split_inputs(opened, meta, "test", n_records),
+                          training_background(opened, meta, background), methods, steps, progress=progress)
+    return FaithfulnessRun(result, Written(write_faithfulness(result, Path(out),
+                                                              "mean curves over records and classes")))
+
+
+# -- predict --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PredictRun:
+    """Predictions, unreadable files, explanations drawn, and the files written."""
+
+    predictions: tuple[Prediction, ...]
+    issues: tuple[ReadIssue, ...]
+    figures: tuple[dict, ...]
+    written: Written
+
+    def problems(self) -> list[str]:
+        """What the CLI prints on standard error."""
+        return issue_lines(self.issues)
+
+    def lines(self) -> list[str]:
+        """The terminal table and where things went."""
+        width = max([len(p.record_id) for p in self.predictions] + [6])
+        lines = [f"{'record':<{width}}  decisions (probability)                 warnings"]
+        for p in self.predictions:
+            decided = ", ".join(f"{d} ({p.probabilities[d]:.2f})" for d in p.decisions) or "none"
+            lines.append(f"{p.record_id:<{width}}  {decided:<40} {'; '.join(p.warnings)}")
+        if self.figures:
+            lines.append(f"{len(self.figures)} explanation figure(s) in {Path(self.figures[0]['figure']).parent}")
+        lines.append(f"{len(self.predictions)} predicted, {len(self.issues)} unreadable; {self.written.line()}")
+        return lines
+
+
+def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike],
+                out: str | os.PathLike = "ecglens-out/predict", sampling_rate_hz: float | None = None,
+                lead_names: Sequence[str] | None = None, engine: str = "torch", batch_size: int = 32,
+                explain: str | None = None, background_caches: Sequence[str | os.PathLike] = (),
+                device: str = "auto", progress: bool = True) -> PredictRun:
+    """``predict``: read and score every file once; with ``explain``, explain each record's scored input
+    for its decisions (or its most probable class) and draw it under ``OUT/figures``.
+
+    ``lead_names`` is the lead order of CSV files without a header and of NumPy files (default I, ..., V6).
+    """
+    lead_names = canonical_leads(lead_names) if lead_names else LEAD_NAMES
+    predictor = Predictor(checkpoint, device, engine)
+    meta = predictor.meta
+    background = None
+    if explain == "shap":
+        caches = list(background_caches) or (
+            [c for c in meta.training_data.caches if os.path.isdir(c)] if meta.training_data else [])
+        background = _background(meta, caches, 100)
+    out = Path(out)
+    predictions, issues, figures = [], [], []
+    for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
+        if isinstance(item, ReadIssue):
+            issues.append(item)
+            continue
+        predictions.append(item.prediction)
+        if explain:  # the scored input itself, drawn now so that no batch is held in memory
+            explained = explain_inputs(predictor.model, meta, [item.input], explain, background=background,
+                                       probabilities=item.probabilities[None])
+            figures += draw_explanations(explained, meta, out / "figures")
+    written = write_predictions(predictions, issues, meta.class_names, out)
+    if figures:
+        written += (write_json(out / "figures" / f"{explain}.json", figures),)
+    return PredictRun(tuple(predictions), tuple(issues), tuple(figures), Written(written))
