@@ -117,3 +117,30 @@ class TinyRun:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> TinyRun:
     return TinyRun(tmp_path_factory.mktemp("tiny_run"))
+
+
+class RunningServer:
+    """A real uvicorn server on a free 127.0.0.1 port, in a thread (for load and browser tests)."""
+
+    def __init__(self, app):
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert self.server.started, "the server did not start"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)

@@ -380,3 +380,18 @@ class EcgCache:
     def issues(self) -> list[ReadIssue]:
         """Records left out of the build, with reasons."""
         return read_issues(self.path / ISSUES_FILE)
+
+
+def open_caches(paths: Sequence[str | os.PathLike], sampling_rate_hz: float | None = None) -> list[EcgCache]:
+    """Open caches, checking that each is at ``sampling_rate_hz`` (a model's rate) when given.
+
+    Raises:
+        CacheError: a path is not a complete cache.
+        ValueError: a cache at another rate (prepare one at the model's rate).
+    """
+    caches = [EcgCache(path) for path in paths]
+    for cache in caches:
+        if sampling_rate_hz is not None and cache.sampling_rate_hz != sampling_rate_hz:
+            raise ValueError(f"{cache.path}: cache at {cache.sampling_rate_hz:g} Hz, the model expects "
+                             f"{sampling_rate_hz:g} Hz; prepare a cache at that rate")
+    return caches

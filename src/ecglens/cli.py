@@ -466,6 +466,37 @@ def reproduce(cpsc, ptbxl, extra, out, quick, cross, sampling_rate_hz, epochs, b
     click.echo(f"report: {path}")
 
 
+@cli.command("serve")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Bundle to serve (default: the bundle 'ecglens demo' built, if any).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; any other than loopback requires a token.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port to listen on.")
+@click.option("--token", envvar="ECGLENS_TOKEN", default=None, show_envvar=True,
+              help="Require 'Authorization: Bearer TOKEN' on the API (the page reads ?token=TOKEN).")
+@click.option("--background", "background_caches", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Cache whose training records are the SHAP background (default: the bundle's training caches).")
+@click.option("--max-upload-mb", type=float, default=20.0, show_default=True, help="Largest upload accepted.")
+@click.option("--max-record-minutes", type=float, default=10.0, show_default=True, help="Longest record accepted.")
+@click.option("--max-in-flight", type=int, default=64, show_default=True,
+              help="Requests in progress at once; more get 503 with Retry-After.")
+@_DEVICE
+def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_record_minutes, max_in_flight,
+          device) -> None:
+    """Web viewer and HTTP API: drop an ECG file, see the diagnosis, the leads on ECG paper and the explanations.
+
+    API: POST /api/predict, GET /api/model, GET /api/health; documented at /docs.
+
+    \b
+    Example:
+      ecglens serve --checkpoint runs/demo/best     # then open http://127.0.0.1:8000
+    """
+    from ecglens.serve.server import run_server
+
+    run_server(checkpoint, host, port, token, background_caches, max_upload_mb, max_record_minutes, max_in_flight,
+               device)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
     import matplotlib

@@ -101,6 +101,7 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     html_path = out / "report.html"
     html_path.write_text(_render(summary, report, synth, result, config))
     _log(f"done in {timings['total']:.0f} s: test macro AUC {report.combined.macro_auc:.3f}")
+    _log(f"view the model in a browser: ecglens serve --checkpoint {result.best_bundle}")
     return html_path
 
 

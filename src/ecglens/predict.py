@@ -151,14 +151,16 @@ class Predictor:
         """Predictions with the inputs they were made on."""
         prepared = [self.prepare(record) for record in records]
         probabilities = self.score([item for item, _ in prepared], batch_size)
-        out = []
-        for record, (item, warnings_), p in zip(records, prepared, probabilities, strict=True):
-            names = self.meta.class_names
-            prediction = Prediction(record.record_id, record.source_path,
-                                    {n: float(v) for n, v in zip(names, p, strict=True)}, self.meta.decisions(p),
-                                    tuple(warnings_), record.duration_s)
-            out.append(Scored(prediction, item, p))
-        return out
+        return [self.scored(record, item, warnings_, p)
+                for record, (item, warnings_), p in zip(records, prepared, probabilities, strict=True)]
+
+    def scored(self, record: Record, item: ModelInput, warnings_: Sequence[str], probabilities: np.ndarray) -> Scored:
+        """The prediction of a record from the probabilities of its model input."""
+        names = self.meta.class_names
+        prediction = Prediction(record.record_id, record.source_path,
+                                {n: float(v) for n, v in zip(names, probabilities, strict=True)},
+                                self.meta.decisions(probabilities), tuple(warnings_), record.duration_s)
+        return Scored(prediction, item, np.asarray(probabilities))
 
 
 def load_bundle(path: str | os.PathLike, device: str = "auto", engine: str = "torch") -> Predictor:

@@ -14,23 +14,15 @@ import torch
 
 from ecglens.bundle import BundleMeta
 from ecglens.cache import EcgCache
+from ecglens.cache import open_caches as open_bundle_caches
 from ecglens.data import SPLITS, Item, split_caches
 from ecglens.io import read_record
 from ecglens.preprocess import ModelInput, fit_length, model_input
 
 
 def open_caches(paths: Sequence[str | os.PathLike], meta: BundleMeta) -> list[EcgCache]:
-    """Caches at the bundle's sampling rate.
-
-    Raises:
-        ValueError: a cache at another rate.
-    """
-    caches = [EcgCache(path) for path in paths]
-    for cache in caches:
-        if cache.sampling_rate_hz != meta.sampling_rate_hz:
-            raise ValueError(f"{cache.path}: {cache.sampling_rate_hz:g} Hz, the model expects "
-                             f"{meta.sampling_rate_hz:g} Hz")
-    return caches
+    """Caches at the bundle's sampling rate (see `ecglens.cache.open_caches`)."""
+    return open_bundle_caches(paths, meta.sampling_rate_hz)
 
 
 def cache_input(caches: Sequence[EcgCache], item: Item, meta: BundleMeta) -> ModelInput:

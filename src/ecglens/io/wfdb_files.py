@@ -258,3 +258,26 @@ def read_wfdb(
         sex=parse_sex(fields.get("sex")),
         source_path=path,
     )
+
+
+def retarget_header(text: str, record_name: str, signal_file: str) -> str:
+    """A header's text with its record name and every signal's file name replaced.
+
+    Lets a record arrive under any names (an upload) and be read from files whose names the reader chose:
+    the names written inside the header are never used as paths. Text that is not a valid header is
+    returned as it is, for `read_header` to report.
+    """
+    lines = text.splitlines()
+    body = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+    if not body:
+        return text
+    record_fields = lines[body[0]].split()
+    try:
+        n_signals = int(record_fields[1]) if len(record_fields) > 1 else 0
+    except ValueError:
+        return text
+    lines[body[0]] = " ".join([record_name, *record_fields[1:]])
+    for i in body[1 : 1 + n_signals]:
+        fields = lines[i].split()
+        lines[i] = " ".join([signal_file, *fields[1:]])
+    return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ecglens.bundle import BundleMeta, ThresholdOrigin, load_model, store_thresholds
-from ecglens.cache import EcgCache
+from ecglens.cache import open_caches
 from ecglens.data import CacheDataset, split_caches
 from ecglens.metrics import EvaluationResult, evaluate_predictions, tune_thresholds
 from ecglens.models import resolve_device
@@ -57,15 +57,6 @@ class EvaluationReport:
         return "\n".join(parts)
 
 
-def _open_caches(paths: Sequence[str | os.PathLike], meta: BundleMeta) -> list[EcgCache]:
-    caches = [EcgCache(path) for path in paths]
-    for cache in caches:
-        if cache.sampling_rate_hz != meta.sampling_rate_hz:
-            raise ValueError(f"{cache.path}: cache at {cache.sampling_rate_hz:g} Hz, model expects "
-                             f"{meta.sampling_rate_hz:g} Hz; prepare a cache at that rate")
-    return caches
-
-
 def evaluate_bundle(
     bundle: str | os.PathLike,
     cache_paths: Sequence[str | os.PathLike],
@@ -84,14 +75,14 @@ def evaluate_bundle(
     """
     torch_device = resolve_device(device)
     model, meta = load_model(bundle, torch_device)
-    caches = _open_caches(cache_paths, meta)
+    caches = open_caches(cache_paths, meta.sampling_rate_hz)
     splits = split_caches(caches, meta.split)
     if not splits.test:
         raise ValueError("the test split of these caches is empty")
     thresholds = np.asarray(meta.thresholds)
     origin = meta.threshold_origin
     if threshold_cache_paths is not None:
-        threshold_caches = _open_caches(threshold_cache_paths, meta)
+        threshold_caches = open_caches(threshold_cache_paths, meta.sampling_rate_hz)
         val_items = split_caches(threshold_caches, meta.split).val
     else:
         threshold_caches, val_items = caches, splits.val

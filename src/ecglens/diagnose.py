@@ -1,0 +1,104 @@
+"""A diagnosis with its explanations, as one result object: what the web viewer and its HTTP API return.
+
+`explain_scored` explains exactly the input `ecglens.predict.Predictor` scored: Grad-CAM as one value per
+time step (it has no lead axis), SHAP as per-lead sums (signed) and per-time maps. Inference only: nothing
+here imports training code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ecglens.bundle import BundleMeta
+from ecglens.explain.attribution import gradcam, gradient_shap
+from ecglens.explain.inputs import Background
+from ecglens.explain.records import targets_for
+from ecglens.models import model_device
+from ecglens.predict import Prediction, Scored
+
+EXPLANATIONS = ("gradcam", "shap")
+
+
+@dataclass(frozen=True)
+class ClassExplanation:
+    """One method's explanation of one class, as arrays for drawing.
+
+    Attributes:
+        method: ``gradcam`` or ``shap``.
+        class_name: the explained class.
+        probability: the class's probability on the scored input.
+        time_map: one value per input sample (Grad-CAM: the map itself, ReLU'd, upsampled; SHAP: the sum over
+            leads), never a lead-resolved map.
+        lead_values: per-lead signed sums over time (SHAP only; additive: they add up to the probability's
+            difference from the background's mean, in expectation).
+    """
+
+    method: str
+    class_name: str
+    probability: float
+    time_map: np.ndarray
+    lead_values: np.ndarray | None = None
+
+    def to_dict(self, lead_names: Sequence[str]) -> dict:
+        """Plain data for JSON (6 significant digits)."""
+        out = {"method": self.method, "class": self.class_name, "probability": self.probability,
+               "time_map": _rounded(self.time_map), "per": "time step (the same for every lead)"}
+        if self.lead_values is not None:
+            out["lead_values"] = dict(zip(lead_names, _rounded(self.lead_values), strict=True))
+        return out
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A prediction, the input it scored, and explanations of it."""
+
+    prediction: Prediction
+    scored: Scored
+    meta: BundleMeta
+    explanations: tuple[ClassExplanation, ...] = field(default=())
+
+    def to_dict(self, include_signal: bool = True) -> dict:
+        """The JSON Lines row of ``ecglens predict``, plus the thresholds, the input and the explanations."""
+        out = self.prediction.to_dict()
+        out["thresholds"] = dict(zip(self.meta.class_names, self.meta.thresholds, strict=True))
+        if include_signal:
+            out["input"] = {"sampling_rate_hz": self.meta.sampling_rate_hz, "lead_names": list(self.meta.lead_names),
+                            "unit": "mV", "signal": [_rounded(lead, 4) for lead in self.scored.input.signal]}
+        out["explanations"] = [e.to_dict(self.meta.lead_names) for e in self.explanations]
+        return out
+
+
+def _rounded(values: np.ndarray, digits: int = 6) -> list[float]:
+    return [float(f"{v:.{digits}g}") for v in np.asarray(values, dtype=np.float64)]
+
+
+def explain_scored(model: torch.nn.Module, meta: BundleMeta, scored: Scored, methods: Sequence[str],
+                   class_name: str | None = None, background: Background | None = None,
+                   n_samples: int = 16) -> tuple[ClassExplanation, ...]:
+    """Explanations of a scored record for ``class_name``, or else its decisions (else the most probable class).
+
+    Raises:
+        ValueError: an unknown method or class, or SHAP without a background.
+    """
+    unknown = set(methods) - set(EXPLANATIONS)
+    if unknown:
+        raise ValueError(f"unknown explanation {', '.join(sorted(unknown))}; choose from {', '.join(EXPLANATIONS)}")
+    if "shap" in methods and background is None:
+        raise ValueError("SHAP needs a background: start the server with --background CACHE "
+                         "(or a bundle whose training caches are present)")
+    device = model_device(model)
+    x = torch.from_numpy(scored.input.signal)[None].to(device)
+    out = []
+    for target in targets_for(meta, scored.probabilities, class_name):
+        name, probability = meta.class_names[target], float(scored.probabilities[target])
+        if "gradcam" in methods:
+            out.append(ClassExplanation("gradcam", name, probability, gradcam(model, x, target)[0, 0]))
+        if "shap" in methods:
+            base = background.tensor(scored.input.n_samples, device)
+            values = gradient_shap(model, x, target, base, n_samples)[0]
+            out.append(ClassExplanation("shap", name, probability, values.sum(axis=0), values.sum(axis=1)))
+    return tuple(out)

@@ -1,0 +1,368 @@
+"""The web viewer and HTTP API: FastAPI on uvicorn, a thin shell over `ecglens.predict` and `ecglens.diagnose`.
+
+Safety: binds to 127.0.0.1 unless told otherwise (then a token is required), limits upload size, record
+length and requests in flight (503 with Retry-After beyond), answers bad input with a 4xx JSON error that
+names the problem, never uses uploaded names as paths, never unpickles, and serves every asset itself
+(no CDN) under a Content-Security-Policy without inline scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ecglens._version import __version__
+from ecglens.diagnose import EXPLANATIONS, Diagnosis, explain_scored
+from ecglens.explain.inputs import Background, open_caches, training_background
+from ecglens.io import Record
+from ecglens.leads import canonical_leads
+from ecglens.predict import Predictor, Scored
+from ecglens.serve.batching import MicroBatcher
+from ecglens.serve.examples import Example, make_examples
+from ecglens.serve.uploads import Upload, UploadError, read_upload
+
+DEMO_BUNDLE = Path("ecglens-out/demo/run/best")
+"""Where ``ecglens demo`` (with its default --out) leaves its bundle; served when no --checkpoint is given."""
+TOKEN_ENV = "ECGLENS_TOKEN"
+STATIC = files("ecglens.serve") / "static"
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                           "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+                           "frame-ancestors 'none'; form-action 'self'")
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """What the server accepts."""
+
+    max_upload_bytes: int = 20 * 2**20
+    max_record_seconds: float = 600.0
+    max_in_flight: int = 64
+    max_files: int = 4
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How to serve a bundle."""
+
+    bundle: str
+    device: str = "auto"
+    token: str | None = None
+    limits: ServeLimits = field(default_factory=ServeLimits)
+    background_caches: tuple[str, ...] = ()
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    shap_samples: int = 16
+    results_kept: int = 64
+
+
+class _Service:
+    """The loaded bundle and what serves it: the micro-batcher, one model thread, examples, recent results."""
+
+    def __init__(self, config: ServeConfig):
+        self.config = config
+        self.predictor = Predictor(config.bundle, config.device)
+        self.meta = self.predictor.meta
+        self.background = self._background()
+        self.model_thread: ThreadPoolExecutor | None = None
+        self.batcher: MicroBatcher | None = None
+        self.examples: dict[str, Example] = {e.id: e for e in make_examples()}
+        self.results: OrderedDict[str, Scored] = OrderedDict()
+
+    def start(self) -> None:
+        """Start serving (on the running event loop): a fresh model thread and batcher for each server run."""
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecglens-model")
+        self.batcher = MicroBatcher(self.predictor.score, self.model_thread, self.config.max_batch,
+                                    self.config.max_wait_ms / 1000)
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        """Stop the batcher and the model thread."""
+        await self.batcher.stop()
+        self.model_thread.shutdown(wait=False, cancel_futures=True)
+
+    def _background(self) -> Background | None:
+        caches = list(self.config.background_caches)
+        if not caches and self.meta.training_data is not None:
+            caches = [c for c in self.meta.training_data.caches if Path(c).is_dir()]
+        if not caches:
+            return None
+        return training_background(open_caches(caches, self.meta), self.meta, 100)
+
+    async def diagnose(self, record: Record, methods: tuple[str, ...], class_name: str | None) -> dict:
+        item, warnings_ = await run_in_threadpool(self.predictor.prepare, record)
+        probabilities = await self.batcher.score(item)
+        scored = self.predictor.scored(record, item, warnings_, probabilities)
+        explanations = await self.explain(scored, methods, class_name) if methods else ()
+        result_id = uuid.uuid4().hex
+        self.results[result_id] = scored
+        while len(self.results) > self.config.results_kept:
+            self.results.popitem(last=False)
+        return {"id": result_id, **Diagnosis(scored.prediction, scored, self.meta, explanations).to_dict()}
+
+    async def explain(self, scored: Scored, methods: tuple[str, ...], class_name: str | None):
+        if class_name is not None and class_name not in self.meta.class_names:
+            raise UploadError(422, "unknown_class", f"unknown class {class_name!r}; choose from "
+                              f"{', '.join(self.meta.class_names)}")
+        bad = [m for m in methods if m not in EXPLANATIONS]
+        if bad:
+            raise UploadError(422, "unknown_explanation", f"unknown explanation {bad[0]!r}; choose from "
+                              f"{', '.join(EXPLANATIONS)}")
+        if "shap" in methods and self.background is None:
+            raise UploadError(409, "no_shap_background", "SHAP needs a background: this server has none (start it "
+                              "with --background CACHE)")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.model_thread, explain_scored, self.predictor.model, self.meta, scored,
+                                          methods, class_name, self.background, self.config.shap_samples)
+
+    def model_info(self) -> dict:
+        meta = self.meta
+        origin = meta.threshold_origin
+        data = meta.training_data
+        return {
+            "class_names": list(meta.class_names),
+            "thresholds": dict(zip(meta.class_names, meta.thresholds, strict=True)),
+            "threshold_origin": {"description": origin.describe(), "method": origin.method, "split": origin.split,
+                                 "datasets": list(origin.datasets), "n_records": origin.n_records},
+            "sampling_rate_hz": meta.sampling_rate_hz, "lead_names": list(meta.lead_names),
+            "policy": {"name": meta.policy.name, "seconds": meta.policy.seconds},
+            "model": meta.model.name,
+            "training_data": None if data is None else {
+                "datasets": list(data.datasets), "n_train": data.n_train, "n_val": data.n_val,
+                "n_test": data.n_test, "epoch": data.epoch, "label_profile": data.label_profile},
+            "explanations": [m for m in EXPLANATIONS if m != "shap" or self.background is not None],
+            "limits": {"max_upload_mb": self.config.limits.max_upload_bytes / 2**20,
+                       "max_record_seconds": self.config.limits.max_record_seconds},
+            "ecglens_version": __version__,
+        }
+
+
+def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"kind": kind, "message": message}}, status_code=status, headers=headers)
+
+
+@dataclass
+class InFlight:
+    """Requests being processed now (shared by the middleware and ``app.state.in_flight``)."""
+
+    count: int = 0
+
+
+class _Guard:
+    """ASGI middleware: the token, the in-flight bound and the upload size, before any parsing; security headers."""
+
+    def __init__(self, app, config: ServeConfig, in_flight: InFlight):
+        self.app = app
+        self.config = config
+        self.in_flight = in_flight
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        send = self._with_headers(send)
+        path, method = scope["path"], scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.config.token and path.startswith("/api/") and path != "/api/health":
+            given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), self.config.token.encode()):
+                return await _error(401, "unauthorized", "this server needs its token: send 'Authorization: "
+                                    "Bearer TOKEN' (the page reads it from ?token=TOKEN)")(scope, receive, send)
+        if method != "POST":
+            return await self.app(scope, receive, send)
+        limits = self.config.limits
+        if self.in_flight.count >= limits.max_in_flight:
+            return await _error(503, "busy", f"{self.in_flight.count} requests in flight; try again shortly",
+                                {"Retry-After": "1"})(scope, receive, send)
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_upload_bytes:
+            return await self._too_large(scope, receive, send)
+        self.in_flight.count += 1
+        try:
+            body = await self._read_body(receive, limits.max_upload_bytes)
+            if body is None:
+                return await self._too_large(scope, receive, send)
+            await self.app(scope, self._replay(body), send)
+        finally:
+            self.in_flight.count -= 1
+
+    async def _too_large(self, scope, receive, send) -> None:
+        limit = self.config.limits.max_upload_bytes / 2**20
+        await _error(413, "upload_too_large", f"upload larger than {limit:g} MB")(scope, receive, send)
+
+    @staticmethod
+    async def _read_body(receive, limit: int) -> bytes | None:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    def _replay(body: bytes) -> Callable[[], Awaitable[dict]]:
+        sent = False
+
+        async def receive() -> dict:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return receive
+
+    @staticmethod
+    def _with_headers(send):
+        async def wrapped(message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"],
+                                      (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                                      (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+            await send(message)
+        return wrapped
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    """The FastAPI application serving ``config.bundle`` (the model loads here, once)."""
+    service = _Service(config)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        service.start()
+        yield
+        await service.stop()
+
+    app = FastAPI(title="ecglens", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Diagnosis of 12-lead ECGs with explanations (research use only, not for clinical "
+                              "decisions). Errors are JSON: {\"error\": {\"kind\", \"message\"}}.")
+    app.state.service = service
+    app.state.in_flight = InFlight()
+    app.add_middleware(_Guard, config=config, in_flight=app.state.in_flight)
+    _routes(app, service, config)
+    return app
+
+
+def _methods(explain: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m.strip() for part in explain for m in part.split(",") if m.strip()))
+
+
+def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
+    @app.exception_handler(UploadError)
+    async def upload_error(_request: Request, error: UploadError) -> JSONResponse:
+        return _error(error.status, error.kind, str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}"
+                             for e in error.errors())
+        return _error(422, "invalid_request", problems)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        return _error(error.status_code, "not_found" if error.status_code == 404 else "http_error", str(error.detail))
+
+    @app.get("/api/health", summary="Liveness")
+    async def health() -> dict:
+        return {"status": "ok", "ecglens_version": __version__, "model": service.meta.model.name}
+
+    @app.get("/api/model", summary="The served model: classes, thresholds and their origin, rate, policy, data")
+    async def model() -> dict:
+        return service.model_info()
+
+    @app.get("/api/examples", summary="Synthetic example records, one per class")
+    async def examples() -> list[dict]:
+        return [{"id": e.id, "class": e.class_name, "description": e.description} for e in service.examples.values()]
+
+    @app.post("/api/examples/{example_id}", summary="Diagnose an example record")
+    async def diagnose_example(example_id: str, explain: list[str] = Form(default=[]),  # noqa: B008
+                               class_name: str | None = Form(default=None, alias="class")) -> dict:
+        example = service.examples.get(example_id)
+        if example is None:
+            raise UploadError(404, "unknown_example", f"no example {example_id!r}; see GET /api/examples")
+        return await service.diagnose(example.record, _methods(explain), class_name)
+
+    @app.post("/api/predict", summary="Diagnose one uploaded record (optionally explained)")
+    async def predict(
+        files: list[UploadFile] = File(..., description="The record's file(s): a WFDB .hea with its .dat/.mat, a "  # noqa: B008
+                                       "CPSC .mat, EDF, CSV or NumPy"),
+        sampling_rate: float | None = Form(default=None, gt=0, le=20000, description="Hz, for CSV/NumPy"),
+        lead_order: str | None = Form(default=None, description="Comma-separated lead order of CSV/NumPy"),
+        explain: list[str] = Form(default=[], description="gradcam and/or shap"),  # noqa: B008
+        class_name: str | None = Form(default=None, alias="class", description="Class to explain"),
+    ) -> dict:
+        if len(files) > config.limits.max_files:
+            raise UploadError(422, "too_many_files", f"{len(files)} files; one record is at most "
+                              f"{config.limits.max_files} files")
+        uploads = [Upload(f.filename or "record", await f.read()) for f in files]
+        try:
+            order = canonical_leads(lead_order.split(",")) if lead_order else None
+        except ValueError as error:
+            raise UploadError(422, "bad_lead_order", str(error)) from None
+        record = await run_in_threadpool(read_upload, uploads, service.meta.lead_names, sampling_rate, order,
+                                         config.limits.max_record_seconds)
+        return await service.diagnose(record, _methods(explain), class_name)
+
+    @app.get("/api/results/{result_id}/explanations", summary="Explain a recent result for a class")
+    async def explanations(result_id: str, method: list[str] = Query(default=["gradcam"]),  # noqa: B008
+                           class_name: str | None = Query(default=None, alias="class")) -> dict:
+        scored = service.results.get(result_id)
+        if scored is None:
+            raise UploadError(404, "unknown_result", "no such result (only the most recent ones are kept): "
+                              "post the record again")
+        explained = await service.explain(scored, _methods(method), class_name)
+        return {"id": result_id, "explanations": [e.to_dict(service.meta.lead_names) for e in explained]}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> Response:
+        return Response(json.dumps(app.openapi()), media_type="application/json")
+
+    _static_routes(app)
+
+
+def _static_routes(app: FastAPI) -> None:
+    """The page and its assets, all served from the installed packages (no CDN)."""
+    import plotly
+    import swagger_ui_bundle
+
+    assets = {
+        "plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+        "swagger-ui-bundle.js": Path(swagger_ui_bundle.swagger_ui_path) / "swagger-ui-bundle.js",
+        "swagger-ui.css": Path(swagger_ui_bundle.swagger_ui_path) / "swagger-ui.css",
+    }
+    for name in ("app.js", "style.css", "docs.js"):
+        assets[name] = Path(str(STATIC / name))
+    media = {".js": "text/javascript", ".css": "text/css"}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        return FileResponse(str(STATIC / "docs.html"), media_type="text/html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> FileResponse:
+        path = assets.get(name)  # a fixed table: no request text ever becomes a path
+        if path is None:
+            raise HTTPException(404, f"no asset {name!r}")
+        return FileResponse(path, media_type=media[path.suffix], headers={"Cache-Control": "max-age=3600"})

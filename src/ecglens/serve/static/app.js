@@ -1,0 +1,267 @@
+// ecglens viewer: upload or pick an example, see the diagnosis, the scored input on ECG paper, and explanations.
+// Every text from the server or a file is inserted with textContent (never as markup).
+"use strict";
+
+const token = new URLSearchParams(location.search).get("token");
+const state = {model: null, result: null, explained: {}};
+const LAYOUT = [["I", "aVR", "V1", "V4"], ["II", "aVL", "V2", "V5"], ["III", "aVF", "V3", "V6"]];
+const ROW_MV = 3.0;
+const BLUE = "#0072B2", ORANGE = "#E69F00", VERMILION = "#D55E00";
+const $ = (id) => document.getElementById(id);
+
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers || {});
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, Object.assign({}, options, {headers}));
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = null; }
+  if (!response.ok) {
+    const message = body && body.error ? body.error.message : `${response.status} ${response.statusText}`;
+    throw new Error(message);
+  }
+  return body;
+}
+
+function status(text, isError = false) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+async function init() {
+  try {
+    state.model = await api("/api/model");
+    const m = state.model;
+    const data = m.training_data ? ` trained on ${m.training_data.datasets.join(", ")} (${m.training_data.n_train} records)` : "";
+    $("model-line").textContent = `${m.model}, ${m.class_names.length} classes, ${m.sampling_rate_hz} Hz,${data}; ecglens ${m.ecglens_version}`;
+    for (const name of m.class_names) $("class-select").appendChild(element("option", name));
+    for (const example of await api("/api/examples")) {
+      const button = element("button", example.class);
+      button.type = "button";
+      button.title = example.description;
+      button.dataset.example = example.id;
+      button.addEventListener("click", () => diagnose(`/api/examples/${encodeURIComponent(example.id)}`, new FormData()));
+      $("examples").appendChild(button);
+    }
+  } catch (error) {
+    status(`cannot reach the model: ${error.message}`, true);
+  }
+}
+
+function upload(fileList) {
+  const files = Array.from(fileList);
+  if (!files.length) return;
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  if ($("sampling-rate").value) form.append("sampling_rate", $("sampling-rate").value);
+  if ($("lead-order").value.trim()) form.append("lead_order", $("lead-order").value.trim());
+  diagnose("/api/predict", form, files.map((f) => f.name).join(" + "));
+}
+
+async function diagnose(path, form, label) {
+  status(`diagnosing ${label || "the example"}…`);
+  try {
+    const result = await api(path, {method: "POST", body: form});
+    state.result = result;
+    state.explained = {};
+    render(result);
+    status(`done: ${result.record_id}`);
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+function render(result) {
+  $("result").hidden = false;
+  $("record-title").textContent = `${result.record_id} (${result.duration_s.toFixed(1)} s)`;
+  const decided = result.decisions.length ? result.decisions.map((d) => `${d} (${result.probabilities[d].toFixed(2)})`).join(", ") : "none";
+  $("decisions").textContent = `Decisions: ${decided}`;
+  $("warnings").replaceChildren(...result.warnings.map((w) => element("li", `quality: ${w}`)));
+  const names = state.model.class_names;
+  const top = result.decisions[0] || names.reduce((a, b) => (result.probabilities[a] >= result.probabilities[b] ? a : b));
+  $("class-select").value = top;
+  renderProbabilities(result);
+  drawEcg();
+  refreshExplanations();
+}
+
+function renderProbabilities(result) {
+  const table = $("probabilities");
+  const head = element("tr");
+  for (const h of ["class", "probability", "", "threshold", "decision"]) head.appendChild(element("th", h));
+  const rows = [head];
+  for (const name of state.model.class_names) {
+    const p = result.probabilities[name], t = result.thresholds[name];
+    const row = element("tr");
+    row.appendChild(element("td", name));
+    row.appendChild(element("td", p.toFixed(3)));
+    const bar = element("div", undefined, "bar");
+    const fill = element("div", undefined, p >= t ? "fill decided" : "fill");
+    fill.style.width = `${(100 * p).toFixed(1)}%`;
+    const mark = element("div", undefined, "threshold");
+    mark.style.left = `${(100 * t).toFixed(1)}%`;
+    mark.title = `threshold ${t.toFixed(3)}`;
+    bar.append(fill, mark);
+    const cell = element("td");
+    cell.appendChild(bar);
+    row.appendChild(cell);
+    row.appendChild(element("td", t.toFixed(3)));
+    row.appendChild(element("td", p >= t ? "yes" : "", p >= t ? "decision" : undefined));
+    rows.push(row);
+  }
+  table.replaceChildren(...rows);
+  $("threshold-origin").textContent = `Thresholds: ${state.model.threshold_origin.description}. Bar: probability; black tick: threshold.`;
+}
+
+function median(values) {
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function ecgTraces(result) {
+  const input = result.input, fs = input.sampling_rate_hz;
+  const n = input.signal[0].length, seconds = n / fs, column = seconds / 4;
+  const index = Object.fromEntries(input.lead_names.map((name, i) => [name, i]));
+  const panels = LAYOUT.map((row) => row.map((name, c) => [name, c * column, (c + 1) * column]));
+  panels.push([["II", 0, seconds]]);
+  const traces = [], annotations = [];
+  panels.forEach((row, r) => {
+    const offset = -r * ROW_MV;
+    traces.push({x: [-0.45, -0.4, -0.4, -0.2, -0.2, -0.15], y: [0, 0, 1, 1, 0, 0].map((v) => v + offset - 1),
+                 mode: "lines", line: {color: "black", width: 1.4}, hoverinfo: "skip", showlegend: false});
+    for (const [name, start, stop] of row) {
+      if (!(name in index)) continue;
+      const lead = input.signal[index[name]];
+      const base = median(lead);
+      const a = Math.floor(start * fs), z = Math.min(Math.floor(stop * fs), n);
+      const x = [], y = [], amplitude = [];
+      for (let i = a; i < z; i++) { x.push(i / fs); y.push(lead[i] - base + offset); amplitude.push(lead[i]); }
+      traces.push({x, y, customdata: amplitude, mode: "lines", line: {color: "black", width: 1}, name,
+                   hovertemplate: `${name}<br>t = %{x:.3f} s<br>%{customdata:.3f} mV<extra></extra>`, showlegend: false});
+      annotations.push({x: start + 0.05, y: offset + ROW_MV / 2 - 0.35, text: `<b>${name}</b>`, showarrow: false,
+                        xanchor: "left", font: {size: 13}});
+    }
+  });
+  // The paper grows to fit the highest and lowest excursions: nothing is clipped.
+  const ys = traces.flatMap((trace) => trace.y);
+  const top = Math.max(ROW_MV / 2, Math.max(...ys) + 0.2);
+  const bottom = Math.min(-(panels.length - 1) * ROW_MV - ROW_MV / 2, Math.min(...ys) - 0.2);
+  return {traces, annotations, seconds, rows: panels.length, top, bottom};
+}
+
+function gradcamTrace(explanation, seconds, top, bottom) {
+  const map = explanation.time_map, n = map.length;
+  const low = Math.min(...map), high = Math.max(...map);
+  const span = high - low;
+  if (!(span > 0) || high <= 0) return {trace: null, empty: true};
+  const normalised = map.map((v) => (v - low) / span);
+  const cut = Float64Array.from(normalised).sort()[Math.floor(0.95 * (n - 1))];
+  const shown = normalised.map((v) => (v >= cut ? v : 0));
+  const x = Array.from({length: n}, (_, i) => i * seconds / n);
+  return {empty: false, trace: {type: "heatmap", x, y: [bottom, top], z: [shown],
+    zmin: 0, zmax: 1, colorscale: [[0, "rgba(230,159,0,0)"], [0.01, "rgba(230,159,0,0.25)"], [1, "rgba(213,94,0,0.6)"]],
+    hovertemplate: "Grad-CAM %{z:.2f} at t = %{x:.2f} s<extra></extra>",
+    colorbar: {title: {text: "Grad-CAM<br>(per time)", side: "right"}, thickness: 12, len: 0.5}}};
+}
+
+function drawEcg() {
+  const result = state.result;
+  if (!result) return;
+  const {traces, annotations, seconds, top, bottom} = ecgTraces(result);
+  const className = $("class-select").value;
+  const showGradcam = $("gradcam-toggle").checked;
+  const explanation = state.explained[`gradcam:${className}`];
+  let title = `${result.record_id}: scored input`;
+  let shading = "off";
+  if (showGradcam && explanation) {
+    const {trace, empty} = gradcamTrace(explanation, seconds, top, bottom);
+    shading = empty ? "empty" : "on";
+    if (empty) {
+      title += ` — no positive Grad-CAM evidence for ${className} at p = ${explanation.probability.toFixed(2)}`;
+    } else {
+      traces.unshift(trace);
+      title += ` — Grad-CAM for ${className} (p = ${explanation.probability.toFixed(2)}), top 5 % of time steps, per time not per lead`;
+    }
+  }
+  // Paper scale: 25 mm per second across, 10 mm per mV up; the height follows the width so nothing is stretched.
+  const margin = {l: 10, r: 10, t: 40, b: 10};
+  const width = $("ecg").clientWidth || 1200;
+  const height = margin.t + margin.b + (width - margin.l - margin.r) * ((top - bottom) * 10) / ((seconds + 0.5) * 25);
+  const layout = {
+    title: {text: title, font: {size: 14}}, height, margin, annotations,
+    plot_bgcolor: "white", dragmode: "zoom", hovermode: "closest",
+    xaxis: {range: [-0.5, seconds], constrain: "domain", dtick: 0.2, showticklabels: false, gridcolor: "#f2b6b6", gridwidth: 1, zeroline: false,
+            minor: {dtick: 0.04, gridcolor: "#fbe3e3", showgrid: true}},
+    yaxis: {range: [bottom, top], dtick: 0.5, showticklabels: false, gridcolor: "#f2b6b6",
+            zeroline: false, scaleanchor: "x", scaleratio: 0.4, minor: {dtick: 0.1, gridcolor: "#fbe3e3", showgrid: true}},
+  };
+  Plotly.react("ecg", traces, layout, {responsive: true, displaylogo: false});
+  $("ecg").dataset.gradcam = shading;
+}
+
+async function explanation(method, className) {
+  const key = `${method}:${className}`;
+  if (!(key in state.explained)) {
+    const query = new URLSearchParams({method, class: className});
+    const body = await api(`/api/results/${state.result.id}/explanations?${query}`);
+    state.explained[key] = body.explanations[0];
+  }
+  return state.explained[key];
+}
+
+async function refreshExplanations() {
+  const className = $("class-select").value;
+  try {
+    if ($("gradcam-toggle").checked) await explanation("gradcam", className);
+    drawEcg();
+    if (state.model.explanations.includes("shap")) {
+      $("shap-note").textContent = `computing SHAP for ${className}…`;
+      drawShap(await explanation("shap", className));
+    } else {
+      $("shap-note").textContent = "SHAP needs a background of training records: start the server with --background CACHE.";
+    }
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+function drawShap(explanation) {
+  const leads = Object.keys(explanation.lead_values), values = leads.map((l) => explanation.lead_values[l]);
+  $("shap-title").textContent = `SHAP per lead for ${explanation.class} (p = ${explanation.probability.toFixed(2)})`;
+  Plotly.react("shap-bars", [{type: "bar", x: leads, y: values, marker: {color: values.map((v) => (v >= 0 ? ORANGE : BLUE))},
+    hovertemplate: "%{x}: %{y:.4f}<extra></extra>"}],
+    {height: 300, margin: {l: 60, r: 10, t: 10, b: 40}, yaxis: {title: {text: "sum of SHAP over time"}, zeroline: true}},
+    {displaylogo: false, responsive: true});
+  $("shap-note").textContent = "Expected-gradients SHAP of the class probability, summed over each lead's samples: "
+    + "orange pushes towards the class, blue away. Leads add up to the probability minus the background's mean.";
+}
+
+function download(name, text) {
+  const link = element("a");
+  link.href = URL.createObjectURL(new Blob([text], {type: "application/json"}));
+  link.download = name;
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const drop = $("drop");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => { event.preventDefault(); drop.classList.remove("over"); upload(event.dataTransfer.files); });
+  $("file-input").addEventListener("change", (event) => upload(event.target.files));
+  $("class-select").addEventListener("change", refreshExplanations);
+  $("gradcam-toggle").addEventListener("change", refreshExplanations);
+  $("download-json").addEventListener("click", () => state.result && download(`${state.result.record_id}.json`, JSON.stringify(state.result, null, 1)));
+  $("download-png").addEventListener("click", () => Plotly.downloadImage("ecg", {format: "png", filename: state.result.record_id, width: 1600, height: 900}));
+  $("download-svg").addEventListener("click", () => Plotly.downloadImage("ecg", {format: "svg", filename: state.result.record_id, width: 1600, height: 900}));
+  let resizing = null;
+  window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(drawEcg, 200); });
+  init();
+});

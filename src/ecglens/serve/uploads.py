@@ -1,0 +1,104 @@
+"""Uploaded files to a `Record`, safely: fixed file names in a fresh temporary folder, removed afterwards.
+
+The client's file names are never used as paths (only their extension picks the reader, and their stem
+becomes the displayed record id); a WFDB header is rewritten to point at the names written here
+(`ecglens.io.wfdb_files.retarget_header`). Nothing is unpickled (`.npy` is read with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePath
+
+from ecglens.io import Record, RecordError, read_record
+from ecglens.io.wfdb_files import retarget_header
+
+SIGNAL_SUFFIXES = (".dat", ".mat")
+SINGLE_FILE_SUFFIXES = (".mat", ".edf", ".csv", ".npy")
+ALLOWED_SUFFIXES = (".hea", *SIGNAL_SUFFIXES, ".edf", ".csv", ".npy")
+
+
+class UploadError(ValueError):
+    """An upload that cannot be read; ``status`` is the HTTP status it deserves, ``kind`` names the problem."""
+
+    def __init__(self, status: int, kind: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: the client's name (for display and its extension) and its bytes."""
+
+    name: str
+    data: bytes
+
+    @property
+    def suffix(self) -> str:
+        """The lower-case extension of the client's name."""
+        return PurePath(self.name.replace("\\", "/")).suffix.lower()
+
+    @property
+    def stem(self) -> str:
+        """The client's name without folders or extension (a display string, never a path)."""
+        return PurePath(self.name.replace("\\", "/")).stem[:120] or "record"
+
+
+def _layout(uploads: Sequence[Upload]) -> tuple[Upload, Upload | None]:
+    """The main file (a header, or a single-file record) and the signal file of a WFDB pair."""
+    if not uploads:
+        raise UploadError(422, "no_file", "no file uploaded: send the record's file(s) in the 'files' field")
+    unknown = [u.name for u in uploads if u.suffix not in ALLOWED_SUFFIXES]
+    if unknown:
+        raise UploadError(415, "unknown_format", f"unsupported file type of {unknown[0]!r}; expected one of "
+                          f"{', '.join(ALLOWED_SUFFIXES)} (WFDB .hea with its .dat/.mat, CPSC .mat, EDF, CSV, NumPy)")
+    headers = [u for u in uploads if u.suffix == ".hea"]
+    if len(headers) > 1:
+        raise UploadError(422, "several_records", "one record per request: got several .hea files")
+    if headers:
+        signals = [u for u in uploads if u.suffix in SIGNAL_SUFFIXES]
+        if len(signals) != 1 or len(uploads) != 2:
+            raise UploadError(422, "missing_signal_file", "a WFDB header needs exactly one signal file (.dat or "
+                              f".mat) uploaded with it; got {len(uploads) - 1} other file(s)")
+        return headers[0], signals[0]
+    if len(uploads) != 1:
+        raise UploadError(422, "several_records", "one record per request: send one file, or a .hea with its "
+                          "signal file")
+    if uploads[0].suffix in SIGNAL_SUFFIXES and uploads[0].suffix == ".dat":
+        raise UploadError(422, "missing_header", "a .dat signal file needs its .hea header uploaded with it")
+    return uploads[0], None
+
+
+def read_upload(uploads: Sequence[Upload], lead_names: tuple[str, ...], sampling_rate_hz: float | None = None,
+                lead_order: tuple[str, ...] | None = None, max_seconds: float = 600.0) -> Record:
+    """Read one record from its uploaded file(s).
+
+    Raises:
+        UploadError: the files do not make one readable record (with the HTTP status to answer).
+    """
+    main, signal = _layout(uploads)
+    if main.suffix in (".csv", ".npy") and not sampling_rate_hz:
+        raise UploadError(422, "sampling_rate_required", "CSV and NumPy files store no sampling rate: give the "
+                          "'sampling_rate' field (Hz)")
+    with tempfile.TemporaryDirectory(prefix="ecglens-upload-") as scratch:
+        folder = Path(scratch)
+        if signal is not None:
+            text = main.data.decode("ascii", errors="replace")
+            (folder / "record.hea").write_text(retarget_header(text, "record", f"record{signal.suffix}"))
+            (folder / f"record{signal.suffix}").write_bytes(signal.data)
+            path = folder / "record.hea"
+        else:
+            path = folder / f"record{main.suffix}"
+            path.write_bytes(main.data)
+        try:
+            kwargs = {"lead_names": lead_order} if lead_order else {}
+            record = read_record(path, lead_names, sampling_rate_hz, **kwargs)
+        except RecordError as error:
+            raise UploadError(422, "unreadable_record", f"{main.name}: {error.reason}") from None
+    if record.duration_s > max_seconds:
+        raise UploadError(422, "record_too_long", f"{main.name}: {record.duration_s:.0f} s is longer than this "
+                          f"server accepts ({max_seconds:g} s)")
+    return replace(record, record_id=main.stem, source_path=main.name)

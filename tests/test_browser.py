@@ -1,0 +1,103 @@
+"""The viewer in a real headless Chromium (Debian's package), driven by Playwright: upload, result, Grad-CAM."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, RunningServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Flags for a root user in a sandboxed machine with no network beyond 127.0.0.1.
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def artifacts() -> Path:
+    """Where screenshots go: $ECGLENS_ARTIFACTS, else test-artifacts/ in the repository (ignored by git)."""
+    path = Path(os.environ.get("ECGLENS_ARTIFACTS", REPO_ROOT / "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no Chromium: apt-get install chromium chromium-driver (Debian packages)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run):
+    from ecglens.serve import ServeConfig, create_app
+
+    running = RunningServer(create_app(ServeConfig(tiny_run.bundle, "cpu", background_caches=(str(tiny_run.cache),))))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def record(tmp_path):
+    from ecglens.synth.cohort import SynthConfig, generate_record, write_record
+
+    header = write_record(generate_record(3, SynthConfig(sampling_rate_hz=500)), tmp_path, 500)
+    return [str(header), str(header.with_suffix(".dat"))]
+
+
+def test_upload_shows_the_diagnosis_the_leads_and_grad_cam(browser, server, record):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    problems = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(server.url)
+    page.wait_for_selector("#examples button")
+    page.set_input_files("#file-input", record)
+    page.wait_for_selector("#result:not([hidden])")
+    page.locator("#ecg .annotation-text").nth(11).wait_for()
+    assert page.inner_text("#decisions").startswith("Decisions:")
+    labels = set(page.locator("#ecg .annotation-text").all_text_contents())
+    assert {"I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"} <= labels
+    traces_before = page.evaluate("document.getElementById('ecg').data.length")
+    assert page.get_attribute("#ecg", "data-gradcam") == "off"
+    page.check("#gradcam-toggle")
+    page.wait_for_selector("#ecg[data-gradcam='on'], #ecg[data-gradcam='empty']")
+    page.locator("#shap-bars .point").nth(11).wait_for()
+    title = page.text_content("#ecg .gtitle")
+    if page.get_attribute("#ecg", "data-gradcam") == "on":  # shading added as one full-height band
+        assert page.evaluate("document.getElementById('ecg').data.length") == traces_before + 1
+        assert "Grad-CAM for" in title and "per time not per lead" in title
+    else:  # a blank map is said, not drawn
+        assert "no positive Grad-CAM evidence" in title
+    page.screenshot(path=str(artifacts() / "viewer-1280.png"), full_page=True)
+    assert not problems, problems
+    page.close()
+
+
+def test_examples_and_a_narrow_window(browser, server):
+    page = browser.new_page(viewport={"width": 420, "height": 900})
+    page.goto(server.url)
+    page.click("#examples button >> text=PVC")
+    page.wait_for_selector("#result:not([hidden])")
+    page.locator("#ecg .annotation-text").nth(11).wait_for()
+    assert "example-PVC" in page.inner_text("#record-title")
+    page.screenshot(path=str(artifacts() / "viewer-420.png"), full_page=True)
+    page.set_input_files("#file-input", [])
+    page.close()
+
+
+def test_bad_files_show_one_clear_line(browser, server, tmp_path):
+    (tmp_path / "notes.txt").write_text("not an ECG")
+    page = browser.new_page()
+    page.goto(server.url)
+    page.wait_for_selector("#examples button")
+    page.set_input_files("#file-input", str(tmp_path / "notes.txt"))
+    page.wait_for_selector("#status.error")
+    assert "unsupported file type" in page.inner_text("#status")
+    page.close()

@@ -1,0 +1,268 @@
+"""The HTTP API: every format, every kind of bad input as a 4xx JSON error, limits, the token, concurrency."""
+
+import asyncio
+import json
+import time
+
+import numpy as np
+import pytest
+import scipy.io
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+import ecglens
+from conftest import (
+    RunningServer,
+    known_signal,
+    write_challenge_mat,
+    write_cpsc_mat,
+    write_wfdb,
+)
+from ecglens.cli import main
+from ecglens.leads import LEAD_NAMES
+from ecglens.serve import ServeConfig, ServeLimits, create_app
+from ecglens.serve.server import is_loopback, serve_config
+
+
+def _app(tiny_run):
+    return create_app(ServeConfig(tiny_run.bundle, "cpu", background_caches=(str(tiny_run.cache),),
+                                  limits=ServeLimits(max_upload_bytes=2 * 2**20, max_record_seconds=60)))
+
+
+@pytest.fixture(scope="module")
+def app(tiny_run):
+    return _app(tiny_run)
+
+
+@pytest.fixture
+def own_app(tiny_run):
+    """An app of its own, for a test that runs a real server (an app's lifespan belongs to one server)."""
+    return _app(tiny_run)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def signal():
+    return known_signal(2500, seed=42)  # 5 s at 500 Hz
+
+
+def _files(*paths):
+    return [("files", (p.name, p.read_bytes())) for p in paths]
+
+
+def _post(client, paths, **data):
+    return client.post("/api/predict", files=_files(*paths), data=data)
+
+
+def test_every_format_gives_the_prediction_of_the_library(client, tiny_run, signal, tmp_path):
+    from test_predict import _write_edf
+
+    reference = ecglens.load_bundle(tiny_run.bundle, "cpu").predict(signal, 500, LEAD_NAMES)
+    write_wfdb(tmp_path, "wfdb", signal)
+    write_challenge_mat(tmp_path, "chal", signal)
+    write_cpsc_mat(tmp_path, "A0001", signal)
+    np.savetxt(tmp_path / "rec.csv", signal.T, delimiter=",", header=",".join(LEAD_NAMES), comments="")
+    order = [5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6]
+    np.save(tmp_path / "rec.npy", signal[order])
+    _write_edf(tmp_path / "rec.edf", signal, 500)
+    cases = {
+        "wfdb": _post(client, [tmp_path / "wfdb.hea", tmp_path / "wfdb.dat"]),
+        "challenge": _post(client, [tmp_path / "chal.mat", tmp_path / "chal.hea"]),
+        "cpsc": _post(client, [tmp_path / "A0001.mat"]),
+        "csv": _post(client, [tmp_path / "rec.csv"], sampling_rate="500"),
+        "npy": _post(client, [tmp_path / "rec.npy"], sampling_rate="500",
+                     lead_order=",".join(LEAD_NAMES[i] for i in order)),
+        "edf": _post(client, [tmp_path / "rec.edf"]),
+    }
+    for kind, response in cases.items():
+        assert response.status_code == 200, (kind, response.text)
+        body = response.json()
+        for name, p in reference.probabilities.items():
+            assert body["probabilities"][name] == pytest.approx(p, abs=2e-4), (kind, name)
+        probabilities, thresholds = body["probabilities"], body["thresholds"]
+        assert body["decisions"] == [n for n in probabilities if probabilities[n] >= thresholds[n]]
+    assert cases["wfdb"].json()["record_id"] == "wfdb" and len(cases["wfdb"].json()["input"]["signal"]) == 12
+
+
+def test_explanations_explain_the_scored_input(client, signal, tmp_path):
+    write_wfdb(tmp_path, "r", signal)
+    body = _post(client, [tmp_path / "r.hea", tmp_path / "r.dat"], explain="gradcam", **{"class": "AF"}).json()
+    (cam,) = body["explanations"]
+    assert cam["method"] == "gradcam" and cam["class"] == "AF"
+    assert cam["probability"] == pytest.approx(body["probabilities"]["AF"])
+    assert len(cam["time_map"]) == len(body["input"]["signal"][0]) and "per" in cam
+    shap = client.get(f"/api/results/{body['id']}/explanations", params={"method": "shap", "class": "AF"}).json()
+    assert set(shap["explanations"][0]["lead_values"]) == set(LEAD_NAMES)
+
+
+def _bad_inputs(tmp_path, signal):
+    write_wfdb(tmp_path, "ok", signal)
+    write_challenge_mat(tmp_path, "eleven", known_signal(2500, n_leads=11), lead_names=LEAD_NAMES[:11])
+    write_challenge_mat(tmp_path, "nan", signal)
+    values = scipy.io.loadmat(tmp_path / "nan.mat")["val"].astype(float)
+    values[2, 5:9] = np.nan
+    scipy.io.savemat(tmp_path / "nan.mat", {"val": values}, format="4")
+    (tmp_path / "corrupt.hea").write_text("corrupt twelve 500 abc\n")
+    (tmp_path / "corrupt.dat").write_bytes(b"\0" * 100)
+    write_wfdb(tmp_path, "long", known_signal(500 * 70, seed=1))  # 70 s, over the 60-s limit of this app
+    (tmp_path / "big.csv").write_bytes(b"0," * (1_200_000))  # 2.4 MB, over the 2 MB limit
+    (tmp_path / "notes.txt").write_text("not an ECG")
+    np.save(tmp_path / "x.npy", np.array([{"evil": 1}], dtype=object), allow_pickle=True)  # a pickle inside
+    np.savetxt(tmp_path / "rate.csv", signal.T, delimiter=",")
+    d = tmp_path
+    return {
+        "corrupt header": ([d / "corrupt.hea", d / "corrupt.dat"], {}, 422, "unreadable_record"),
+        "missing signal file of a pair": ([d / "ok.hea"], {}, 422, "missing_signal_file"),
+        "signal file without its header": ([d / "ok.dat"], {}, 422, "missing_header"),
+        "wrong lead count": ([d / "eleven.hea", d / "eleven.mat"], {}, 422, "unreadable_record"),
+        "NaN samples": ([d / "nan.hea", d / "nan.mat"], {}, 422, "unreadable_record"),
+        "record too long": ([d / "long.hea", d / "long.dat"], {}, 422, "record_too_long"),
+        "oversized upload": ([d / "big.csv"], {"sampling_rate": "500"}, 413, "upload_too_large"),
+        "unknown format": ([d / "notes.txt"], {}, 415, "unknown_format"),
+        "CSV without a sampling rate": ([d / "rate.csv"], {}, 422, "sampling_rate_required"),
+        "a header with a stray file": ([d / "ok.hea", d / "ok.dat", d / "notes.txt"], {}, 415, "unknown_format"),
+        "pickled NumPy array": ([d / "x.npy"], {"sampling_rate": "500"}, 422, "unreadable_record"),
+        "bad lead order": ([d / "x.npy"], {"sampling_rate": "500", "lead_order": "I,II,V7"}, 422, "bad_lead_order"),
+        "unknown class": ([d / "ok.hea", d / "ok.dat"], {"explain": "gradcam", "class": "AFIB"}, 422, "unknown_class"),
+        "unknown explanation": ([d / "ok.hea", d / "ok.dat"], {"explain": "lime"}, 422, "unknown_explanation"),
+        "negative sampling rate": ([d / "x.npy"], {"sampling_rate": "-5"}, 422, "invalid_request"),
+        "two records": ([d / "ok.hea", d / "ok.dat", d / "nan.hea"], {}, 422, "several_records"),
+    }
+
+
+def test_bad_input_gets_a_named_4xx_json_error(client, tmp_path, signal):
+    table = []
+    for label, (paths, data, status, kind) in _bad_inputs(tmp_path, signal).items():
+        response = _post(client, paths, **data)
+        body = response.json()
+        table.append((label, response.status_code, body["error"]["message"]))
+        assert (response.status_code, body["error"]["kind"]) == (status, kind), (label, body)
+        assert "Traceback" not in response.text
+    no_files = client.post("/api/predict", data={"sampling_rate": "500"})
+    assert no_files.status_code == 422 and no_files.json()["error"]["kind"] == "invalid_request"
+    assert client.post("/api/examples/nope").status_code == 404
+    assert client.get("/api/results/nope/explanations").json()["error"]["kind"] == "unknown_result"
+    print("\n".join(f"{label} | {status} | {message}" for label, status, message in table))
+
+
+def test_uploaded_names_are_never_paths(client, signal, tmp_path):
+    write_wfdb(tmp_path, "ok", signal)
+    files = [("files", ("../../../../tmp/escaped.hea", (tmp_path / "ok.hea").read_bytes())),
+             ("files", ("/etc/passwd.dat", (tmp_path / "ok.dat").read_bytes()))]
+    response = client.post("/api/predict", files=files)
+    assert response.status_code == 200 and response.json()["record_id"] == "escaped"
+    assert not (tmp_path.parent / "escaped.hea").exists()
+
+
+def test_busy_server_answers_503_with_retry_after(app, client, signal, tmp_path):
+    write_wfdb(tmp_path, "ok", signal)
+    app.state.in_flight.count = 64
+    try:
+        response = _post(client, [tmp_path / "ok.hea", tmp_path / "ok.dat"])
+    finally:
+        app.state.in_flight.count = 0
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+
+
+def test_model_info_examples_and_page(client):
+    model = client.get("/api/model").json()
+    assert model["class_names"][0] == "SNR" and model["threshold_origin"]["method"] == "F1-optimal"
+    assert set(model["explanations"]) == {"gradcam", "shap"}
+    examples = client.get("/api/examples").json()
+    assert len(examples) == 9
+    result = client.post(f"/api/examples/{examples[0]['id']}").json()
+    assert result["record_id"] == examples[0]["id"]
+    page = client.get("/")
+    assert "script-src 'self'" in page.headers["content-security-policy"] and "<script>" not in page.text
+    for asset in ("plotly.min.js", "app.js", "style.css", "swagger-ui-bundle.js"):
+        assert client.get(f"/static/{asset}").status_code == 200
+    assert client.get("/static/..%2Fapp.py").status_code == 404
+    assert "/api/predict" in client.get("/openapi.json").json()["paths"]
+    assert "swagger-ui-bundle.js" in client.get("/docs").text
+
+
+def test_the_token(tiny_run, signal, tmp_path):
+    app = create_app(ServeConfig(tiny_run.bundle, "cpu", token="s3cret"))
+    with TestClient(app) as client:
+        assert client.get("/api/model").status_code == 401
+        assert client.get("/api/model", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/api/model", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/api/health").status_code == 200 and client.get("/").status_code == 200
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+    with pytest.raises(ValueError, match="--token"):
+        serve_config(tiny_run.bundle, "0.0.0.0", None)
+    assert serve_config(tiny_run.bundle, "0.0.0.0", "t").token == "t"
+
+
+def test_serve_command_errors_are_one_line(tiny_run, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve"]) == 1
+    assert "run 'ecglens demo' first" in capsys.readouterr().err
+    assert main(["serve", "--checkpoint", tiny_run.bundle, "--host", "0.0.0.0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--token" in err
+
+
+@pytest.mark.slow
+def test_concurrent_requests_match_sequential_ones_and_are_batched(own_app, tmp_path):
+    import httpx2 as httpx
+
+    paths = []
+    for i in range(16):
+        write_wfdb(tmp_path, f"r{i}", known_signal(2500 + 250 * (i % 3), seed=i))
+        paths.append((tmp_path / f"r{i}.hea", tmp_path / f"r{i}.dat"))
+    app = own_app
+    server = RunningServer(app)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            sequential = [client.post("/api/predict", files=_files(*p)).json()["probabilities"] for p in paths]
+        app.state.service.batcher.batch_sizes.clear()
+
+        async def together():
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                responses = await asyncio.gather(*(client.post("/api/predict", files=_files(*p)) for p in paths))
+            return [r.json()["probabilities"] for r in responses]
+
+        concurrent = asyncio.run(together())
+    finally:
+        server.stop()
+    for a, b in zip(sequential, concurrent, strict=True):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert max(app.state.service.batcher.batch_sizes) > 1
+
+
+@pytest.mark.slow
+def test_load_on_localhost_never_fails(own_app, signal, tmp_path):
+    import httpx2 as httpx
+
+    write_wfdb(tmp_path, "load", signal)
+    files = _files(tmp_path / "load.hea", tmp_path / "load.dat")
+    server = RunningServer(own_app)
+    statuses, invalid = [], 0
+
+    async def client_loop(deadline):
+        nonlocal invalid
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            while time.time() < deadline:
+                response = await client.post("/api/predict", files=files)
+                statuses.append(response.status_code)
+                try:
+                    json.loads(response.text)
+                except ValueError:
+                    invalid += 1
+
+    async def run():
+        deadline = time.time() + 3
+        await asyncio.gather(*(client_loop(deadline) for _ in range(8)))
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
+    assert statuses and invalid == 0 and all(status == 200 for status in statuses), set(statuses)
