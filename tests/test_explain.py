@@ -38,10 +38,10 @@ def test_gradcam_equals_hand_computation(model):
     target = 4
     captured = {}
     handle = model.layer4.register_forward_hook(lambda m, i, o: captured.setdefault("a", o))
-    probability = torch.sigmoid(model(x))[:, target]
+    logit = model(x)[:, target]  # Grad-CAM explains the score before the output non-linearity
     handle.remove()
     activations = captured["a"]
-    gradients = torch.autograd.grad(probability.sum(), activations)[0]
+    gradients = torch.autograd.grad(logit.sum(), activations)[0]
     weights = gradients.mean(dim=2, keepdim=True)
     cam = torch.relu((weights * activations).sum(dim=1, keepdim=True))
     expected = torch.nn.functional.interpolate(cam, size=256, mode="linear")[:, 0].detach().numpy()
@@ -181,3 +181,14 @@ def test_localisation_and_sanity_helpers(model):
     assert not torch.equal(random_model.conv1.weight, model.conv1.weight)
     assert rank_correlation(np.arange(10), np.arange(10)) == pytest.approx(1.0)
     assert rank_correlation(np.ones(10), np.arange(10)) == 0.0
+
+
+def test_gradcam_of_a_certain_prediction_is_not_blank(model):
+    x = torch.randn(1, 12, 256)
+    target = next(k for k in range(9) if gradcam(model, x, k).max() > 0)
+    certain = create_model("resnet_tiny")
+    certain.load_state_dict(model.state_dict())
+    with torch.no_grad():  # a bias shift leaves every gradient as it was but saturates the probability
+        certain.fc.bias[target] += 60
+        assert torch.sigmoid(certain.eval()(x))[0, target] == 1.0
+    np.testing.assert_allclose(gradcam(certain, x, target), gradcam(model, x, target), rtol=1e-5, atol=1e-7)

@@ -76,3 +76,21 @@ def test_predictions_are_strict_json_lines(tmp_path):
     assert json.loads(jsonl.read_text().splitlines()[0])["decisions"] == ["I"]
     assert csv_path.read_text().splitlines()[0] == "record_id,source,I,II,decisions,warnings"
     assert issues.read_text().strip() == "path,reason"
+
+
+def test_grad_cam_is_drawn_per_time_across_every_lead_and_a_blank_map_is_said():
+    from ecglens.report.figures import gradcam_figure
+
+    signal = np.random.default_rng(2).normal(0, 0.2, (12, 1000))
+    cam = np.zeros((12, 1000))
+    cam[:, 400:420] = 1.0
+    fig = gradcam_figure(signal, 100, cam, "S1", "PVC")
+    ax = fig.axes[0]
+    (band,) = [c for c in ax.collections if c.get_facecolor()[0][:3].round(2).tolist() == [0.9, 0.62, 0.0]]
+    extent = band.get_paths()[0].get_extents()
+    assert (extent.y0, extent.y1) == pytest.approx(ax.get_ylim()) and 3.9 <= extent.x0 <= extent.x1 <= 4.3
+    assert "not lead-specific" in fig._suptitle.get_text()
+    plt.close(fig)
+    blank = gradcam_figure(signal, 100, np.zeros((12, 1000)), "S1", "IAVB", probability=0.12)
+    assert "no positive Grad-CAM evidence for IAVB at p=0.12" in blank._suptitle.get_text()
+    plt.close(blank)

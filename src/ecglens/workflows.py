@@ -23,13 +23,12 @@ from ecglens.explain.inputs import (
     split_inputs,
     training_background,
 )
-from ecglens.explain.population import PopulationImportance
+from ecglens.explain.population import PopulationImportance, population_importance
 from ecglens.explain.records import LeadShapleyTable, RecordExplanation, explain_inputs, lead_shapley_tables
 from ecglens.io import ReadIssue, Source
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.predict import Prediction, Predictor, iter_scored_files
 from ecglens.preprocess import ModelInput
-from ecglens.report.explanations import population_heatmap
 from ecglens.report.outputs import (
     draw_explanations,
     lead_shapley_frame,
@@ -283,11 +282,10 @@ def run_population(checkpoint: str | os.PathLike, caches: Sequence[str | os.Path
     meta = predictor.meta
     opened = open_caches(caches, meta)
     inputs = split_inputs(opened, meta, split, n_records)
+    result = population_importance(predictor.model, inputs, training_background(opened, meta, background),
+                                   meta.class_names, meta.lead_names, n_samples, progress=progress)
     title = f"SHAP mass per lead (%), {len(inputs)} {split} records"
-    out = Path(out)
-    result = population_heatmap(predictor.model, meta, inputs, training_background(opened, meta, background),
-                                out / "population.png", title, n_samples, progress, dpi=90)
-    return PopulationRun(result, len(inputs), Written(write_population(result, out, title)))
+    return PopulationRun(result, len(inputs), Written(write_population(result, Path(out), title)))
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,10 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int], laye
     """Grad-CAM at the end of the 4th residual stage (``model.layer4``), upsampled to the input length.
 
     The map has one value per time step; it is repeated over the leads so the result is shaped like
-    ``x`` (the study drew one map over all 12 leads). Explains the class probability.
+    ``x`` (the study drew one map over all 12 leads). It explains the class logit, the score before the
+    output non-linearity, as Grad-CAM is defined (Selvaraju et al. 2017): the probability's map is the same
+    times the positive factor sigmoid'(logit), except that this factor underflows to exactly 0 in float32
+    for confident predictions, which would leave the most certain records with blank maps.
 
     Args:
         model: a `ResNet1d` (or any model with the given ``layer``).
@@ -58,7 +61,7 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int], laye
     """
     layer = layer or model.layer4
     with evaluation_mode(model):
-        explainer = LayerGradCam(ProbabilityModel(model), layer)
+        explainer = LayerGradCam(model, layer)
         inputs = x.detach().clone()
         attribution = explainer.attribute(inputs, target=_targets(target, len(x)), relu_attributions=relu)
         upsampled = LayerAttribution.interpolate(attribution, (x.shape[-1],), interpolate_mode="linear")

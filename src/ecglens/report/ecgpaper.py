@@ -43,6 +43,7 @@ def plot_ecg(
     highlight: np.ndarray | None = None,
     highlight_label: str = "",
     seconds: float | None = None,
+    time_band: np.ndarray | None = None,
 ) -> Figure:
     """Draw a 12-lead ECG on paper, optionally shading a leads x samples map in [0, 1] over the traces.
 
@@ -55,6 +56,8 @@ def plot_ecg(
         highlight: leads x samples values in [0, 1] (Grad-CAM, SHAP, evidence mask) drawn as red shading.
         highlight_label: legend text for the shading.
         seconds: length to draw (default: the whole record).
+        time_band: one value per sample in [0, 1] (a map without a lead axis, such as Grad-CAM), drawn as
+            bands across the full height wherever it is positive.
     """
     n_samples = signal.shape[1]
     seconds = min(seconds or n_samples / sampling_rate_hz, n_samples / sampling_rate_hz)
@@ -65,6 +68,10 @@ def plot_ecg(
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.9 - 0.1 / rows))
     y_low, y_high = -rows * _ROW_HEIGHT_MV + _ROW_HEIGHT_MV / 2, _ROW_HEIGHT_MV / 2
     _grid(ax, seconds, y_low, y_high)
+    if time_band is not None:
+        t = np.arange(n_samples)[: int(seconds * sampling_rate_hz)] / sampling_rate_hz
+        ax.fill_between(t, y_low, y_high, where=np.asarray(time_band)[: len(t)] > 0, color="#E69F00", alpha=0.35,
+                        lw=0, zorder=1, step="mid")
     position = {name: i for i, name in enumerate(lead_names)}
     n_draw = int(seconds * sampling_rate_hz)
     for r, row in enumerate(panels):
@@ -79,7 +86,7 @@ def plot_ecg(
     for spine in ax.spines.values():
         spine.set_visible(False)
     subtitle = "25 mm/s, 10 mm/mV"
-    if highlight is not None and highlight_label:
+    if (highlight is not None or time_band is not None) and highlight_label:
         subtitle += f"; shaded: {highlight_label}"
     fig.suptitle(f"{title}\n{subtitle}" if title else subtitle, fontsize=10, y=0.995, va="top")
     return fig

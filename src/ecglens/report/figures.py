@@ -49,14 +49,23 @@ def label_title(record_id: str, truth: np.ndarray | None, probabilities: np.ndar
 
 
 def gradcam_figure(signal: np.ndarray, rate_hz: float, cam: np.ndarray, title: str, class_name: str,
-                   percentile: float = 95.0, layout: str = "3x4",
-                   lead_names: tuple[str, ...] = LEAD_NAMES) -> Figure:
-    """The study's Figures 6-8: the ECG with its Grad-CAM (min-max normalised, >= percentile) shaded."""
+                   percentile: float = 95.0, layout: str = "3x4", lead_names: tuple[str, ...] = LEAD_NAMES,
+                   probability: float | None = None) -> Figure:
+    """The study's Figures 6-8: the ECG with its Grad-CAM (min-max normalised, >= percentile) shaded.
+
+    Grad-CAM has one value per time step, so it is drawn as bands across the full page height (every
+    lead at that time), never as shading of particular leads. A map without positive evidence is said
+    in the title, not drawn as an empty figure.
+    """
     time_map = np.asarray(cam).reshape(-1, np.shape(cam)[-1])[0]  # one map per time step (same on every lead)
+    if not (time_map > 0).any():
+        at = "" if probability is None else f" at p={probability:.2f}"
+        return plot_ecg(signal, rate_hz, f"{title}\nno positive Grad-CAM evidence for {class_name}{at}",
+                        lead_names=lead_names, layout=layout)
     shaded = threshold_map(time_map[None], percentile)[0]
-    highlight = np.repeat(shaded[None, :], signal.shape[0], axis=0)
-    return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout, highlight=highlight,
-                    highlight_label=f"Grad-CAM for {class_name} (top {100 - percentile:g} %)")
+    return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout, time_band=shaded,
+                    highlight_label=f"Grad-CAM for {class_name}, top {100 - percentile:g} % of time steps "
+                                    "(per time, across all leads: not lead-specific)")
 
 
 def shap_figure(signal: np.ndarray, rate_hz: float, values: np.ndarray, title: str, class_name: str,
@@ -77,7 +86,7 @@ def explanation_figure(explanation: RecordExplanation, meta: BundleMeta, percent
                                        meta.class_names)
     if explanation.method == "gradcam":
         return gradcam_figure(item.signal, meta.sampling_rate_hz, explanation.values, title, explanation.class_name,
-                              percentile, layout or "3x4", meta.lead_names)
+                              percentile, layout or "3x4", meta.lead_names, explanation.probability)
     return shap_figure(item.signal, meta.sampling_rate_hz, explanation.values, title, explanation.class_name,
                        percentile, layout or "12x1", meta.lead_names)
 

@@ -197,9 +197,9 @@ function drawEcg() {
     title: {text: title, font: {size: 14}}, height, margin, annotations,
     plot_bgcolor: "white", dragmode: "zoom", hovermode: "closest",
     xaxis: {range: [-0.5, seconds], constrain: "domain", dtick: 0.2, showticklabels: false, gridcolor: "#f2b6b6", gridwidth: 1, zeroline: false,
-            minor: {dtick: 0.04, gridcolor: "#fbe3e3", showgrid: true}},
+            minor: {dtick: 0.04, gridcolor: "#fbe3e3", showgrid: true, ticks: ""}},
     yaxis: {range: [bottom, top], dtick: 0.5, showticklabels: false, gridcolor: "#f2b6b6",
-            zeroline: false, scaleanchor: "x", scaleratio: 0.4, minor: {dtick: 0.1, gridcolor: "#fbe3e3", showgrid: true}},
+            zeroline: false, scaleanchor: "x", scaleratio: 0.4, minor: {dtick: 0.1, gridcolor: "#fbe3e3", showgrid: true, ticks: ""}},
   };
   Plotly.react("ecg", traces, layout, {responsive: true, displaylogo: false});
   $("ecg").dataset.gradcam = shading;
