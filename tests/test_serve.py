@@ -72,7 +72,7 @@ def test_every_format_gives_the_prediction_of_the_library(client, tiny_run, sign
     np.save(tmp_path / "rec.npy", signal[order])
     _write_edf(tmp_path / "rec.edf", signal, 500)
     cases = {
-        "wfdb": _post(client, [tmp_path / "wfdb.hea", tmp_path / "wfdb.dat"]),
+        "wfdb": _post(client, [tmp_path / "wfdb.hea", tmp_path / "wfdb.dat"], include_input="true"),
         "challenge": _post(client, [tmp_path / "chal.mat", tmp_path / "chal.hea"]),
         "cpsc": _post(client, [tmp_path / "A0001.mat"]),
         "csv": _post(client, [tmp_path / "rec.csv"], sampling_rate="500"),
@@ -88,11 +88,13 @@ def test_every_format_gives_the_prediction_of_the_library(client, tiny_run, sign
         probabilities, thresholds = body["probabilities"], body["thresholds"]
         assert body["decisions"] == [n for n in probabilities if probabilities[n] >= thresholds[n]]
     assert cases["wfdb"].json()["record_id"] == "wfdb" and len(cases["wfdb"].json()["input"]["signal"]) == 12
+    assert "input" not in cases["challenge"].json()  # the scored input only when asked (include_input)
 
 
 def test_explanations_explain_the_scored_input(client, signal, tmp_path):
     write_wfdb(tmp_path, "r", signal)
-    body = _post(client, [tmp_path / "r.hea", tmp_path / "r.dat"], explain="gradcam", **{"class": "AF"}).json()
+    body = _post(client, [tmp_path / "r.hea", tmp_path / "r.dat"], explain="gradcam", include_input="true",
+                 **{"class": "AF"}).json()
     (cam,) = body["explanations"]
     assert cam["method"] == "gradcam" and cam["class"] == "AF"
     assert cam["probability"] == pytest.approx(body["probabilities"]["AF"])

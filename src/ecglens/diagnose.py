@@ -62,18 +62,24 @@ class Diagnosis:
     explanations: tuple[ClassExplanation, ...] = field(default=())
 
     def to_dict(self, include_signal: bool = True) -> dict:
-        """The JSON Lines row of ``ecglens predict``, plus the thresholds, the input and the explanations."""
+        """The JSON Lines row of ``ecglens predict``, plus the thresholds, the explanations and (with
+        ``include_signal``) the scored input in mV to 0.1 uV."""
         out = self.prediction.to_dict()
         out["thresholds"] = dict(zip(self.meta.class_names, self.meta.thresholds, strict=True))
         if include_signal:
             out["input"] = {"sampling_rate_hz": self.meta.sampling_rate_hz, "lead_names": list(self.meta.lead_names),
-                            "unit": "mV", "signal": [_rounded(lead, 4) for lead in self.scored.input.signal]}
+                            "unit": "mV", "signal": np.round(self.scored.input.signal.astype(np.float64), 4).tolist()}
         out["explanations"] = [e.to_dict(self.meta.lead_names) for e in self.explanations]
         return out
 
 
 def _rounded(values: np.ndarray, digits: int = 6) -> list[float]:
-    return [float(f"{v:.{digits}g}") for v in np.asarray(values, dtype=np.float64)]
+    """Values to ``digits`` significant digits, vectorised (a 12 x 5000 record takes about a millisecond)."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        magnitude = np.where(values == 0, 0.0, np.floor(np.log10(np.abs(values))))
+    scale = 10.0 ** (digits - 1 - magnitude)
+    return (np.round(values * scale) / scale).tolist()
 
 
 def explain_scored(model: torch.nn.Module, meta: BundleMeta, scored: Scored, methods: Sequence[str],

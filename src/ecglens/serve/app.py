@@ -102,7 +102,8 @@ class _Service:
             return None
         return training_background(open_caches(caches, self.meta), self.meta, 100)
 
-    async def diagnose(self, record: Record, methods: tuple[str, ...], class_name: str | None) -> dict:
+    async def diagnose(self, record: Record, methods: tuple[str, ...], class_name: str | None,
+                       include_input: bool = False) -> JSONResponse:
         item, warnings_ = await run_in_threadpool(self.predictor.prepare, record)
         probabilities = await self.batcher.score(item)
         scored = self.predictor.scored(record, item, warnings_, probabilities)
@@ -111,7 +112,8 @@ class _Service:
         self.results[result_id] = scored
         while len(self.results) > self.config.results_kept:
             self.results.popitem(last=False)
-        return {"id": result_id, **Diagnosis(scored.prediction, scored, self.meta, explanations).to_dict()}
+        body = Diagnosis(scored.prediction, scored, self.meta, explanations).to_dict(include_input)
+        return JSONResponse({"id": result_id, **body})  # plain data already: no recursive re-encoding
 
     async def explain(self, scored: Scored, methods: tuple[str, ...], class_name: str | None):
         if class_name is not None and class_name not in self.meta.class_names:
@@ -294,11 +296,12 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
 
     @app.post("/api/examples/{example_id}", summary="Diagnose an example record")
     async def diagnose_example(example_id: str, explain: list[str] = Form(default=[]),  # noqa: B008
-                               class_name: str | None = Form(default=None, alias="class")) -> dict:
+                               class_name: str | None = Form(default=None, alias="class"),
+                               include_input: bool = Form(default=False)) -> JSONResponse:
         example = service.examples.get(example_id)
         if example is None:
             raise UploadError(404, "unknown_example", f"no example {example_id!r}; see GET /api/examples")
-        return await service.diagnose(example.record, _methods(explain), class_name)
+        return await service.diagnose(example.record, _methods(explain), class_name, include_input)
 
     @app.post("/api/predict", summary="Diagnose one uploaded record (optionally explained)")
     async def predict(
@@ -308,7 +311,8 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
         lead_order: str | None = Form(default=None, description="Comma-separated lead order of CSV/NumPy"),
         explain: list[str] = Form(default=[], description="gradcam and/or shap"),  # noqa: B008
         class_name: str | None = Form(default=None, alias="class", description="Class to explain"),
-    ) -> dict:
+        include_input: bool = Form(default=False, description="Also return the scored input (mV) for drawing"),
+    ) -> JSONResponse:
         if len(files) > config.limits.max_files:
             raise UploadError(422, "too_many_files", f"{len(files)} files; one record is at most "
                               f"{config.limits.max_files} files")
@@ -319,7 +323,7 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
             raise UploadError(422, "bad_lead_order", str(error)) from None
         record = await run_in_threadpool(read_upload, uploads, service.meta.lead_names, sampling_rate, order,
                                          config.limits.max_record_seconds)
-        return await service.diagnose(record, _methods(explain), class_name)
+        return await service.diagnose(record, _methods(explain), class_name, include_input)
 
     @app.get("/api/results/{result_id}/explanations", summary="Explain a recent result for a class")
     async def explanations(result_id: str, method: list[str] = Query(default=["gradcam"]),  # noqa: B008

@@ -66,6 +66,7 @@ function upload(fileList) {
 
 async function diagnose(path, form, label) {
   status(`diagnosing ${label || "the example"}…`);
+  form.append("include_input", "true");  // the page draws the scored input
   try {
     const result = await api(path, {method: "POST", body: form});
     state.result = result;
