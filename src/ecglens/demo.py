@@ -42,8 +42,8 @@ class DemoConfig:
     duration_s: float = 10.0
     train: TrainConfig = field(default_factory=lambda: DEMO_TRAINING)
     bootstrap: int = 200
-    explain_population: int = 60
-    explain_faithfulness: int = 20
+    explain_population: int = 30  # records explained (whole 10-s records since the architecture re-plan)
+    explain_faithfulness: int = 12
 
     @classmethod
     def sized(cls, n_records: int, sampling_rate_hz: float, epochs: int, model: str, device: str,

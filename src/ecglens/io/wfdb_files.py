@@ -64,6 +64,29 @@ def _number(path: str, text: str, what: str) -> float:
         raise RecordError(path, f"header: {what} {text!r} is not a number") from None
 
 
+@dataclass(frozen=True)
+class _RecordLine:
+    """The first non-comment line of a header: name, signal count, rate, sample count."""
+
+    name: str
+    has_extension: bool
+    n_signals: int
+    sampling_rate_hz: float
+    n_samples: int | None
+
+
+@dataclass(frozen=True)
+class _SignalLine:
+    """One signal line of a header: file, format, gain, baseline, unit and lead name."""
+
+    file_name: str
+    format: str
+    gain: float
+    baseline: int
+    unit: str
+    lead_name: str
+
+
 def read_header(path: str | os.PathLike) -> WfdbHeader:
     """Parse a single-segment WFDB header file.
 
@@ -80,63 +103,63 @@ def read_header(path: str | os.PathLike) -> WfdbHeader:
     lines = [line for line in lines if line and not line.startswith("#")]
     if not lines:
         raise RecordError(path, "empty header (no record line)")
-    fields = lines[0].split()
+    record = _record_line(path, lines[0])
+    signal_lines = lines[1 : 1 + record.n_signals]
+    if len(signal_lines) != record.n_signals:
+        raise RecordError(path, f"header announces {record.n_signals} signals but describes {len(signal_lines)}")
+    signals = [_signal_line(path, line, index) for index, line in enumerate(signal_lines)]
+    return WfdbHeader(
+        path=path,
+        record_name=record.name,
+        sampling_rate_hz=record.sampling_rate_hz,
+        n_samples=record.n_samples,
+        file_names=tuple(s.file_name for s in signals),
+        formats=tuple(s.format for s in signals),
+        gains=tuple(s.gain for s in signals),
+        baselines=tuple(s.baseline for s in signals),
+        units=tuple(s.unit for s in signals),
+        lead_names=tuple(s.lead_name for s in signals),
+        comments=comments,
+        record_line_has_extension=record.has_extension,
+    )
+
+
+def _record_line(path: str, line: str) -> _RecordLine:
+    fields = line.split()
     if len(fields) < 2:
-        raise RecordError(path, f"header: record line {lines[0]!r} has no signal count")
+        raise RecordError(path, f"header: record line {line!r} has no signal count")
     name = fields[0]
     if "/" in name:
         raise RecordError(path, "multi-segment WFDB records are not supported")
-    has_extension = "." in name
-    name = name.split(".")[0]
     try:
         n_signals = int(fields[1])
     except ValueError:
         raise RecordError(path, f"header: signal count {fields[1]!r} is not an integer") from None
-    sampling_rate = 250.0
-    n_samples = None
+    sampling_rate = 250.0  # WFDB's default when the record line names none
     if len(fields) > 2:
         sampling_rate = _number(path, fields[2].split("/")[0].split("(")[0], "sampling rate")
-    if len(fields) > 3:
-        n_samples = int(_number(path, fields[3], "sample count"))
+    n_samples = int(_number(path, fields[3], "sample count")) if len(fields) > 3 else None
     if sampling_rate <= 0:
         raise RecordError(path, f"header: sampling rate {sampling_rate:g} is not positive")
-    signal_lines = lines[1 : 1 + n_signals]
-    if len(signal_lines) != n_signals:
-        raise RecordError(path, f"header announces {n_signals} signals but describes {len(signal_lines)}")
-    file_names, formats, gains, baselines, units, lead_names = [], [], [], [], [], []
-    for line in signal_lines:
-        parts = line.split()
-        if len(parts) < 2:
-            raise RecordError(path, f"header: signal line {line!r} is incomplete")
-        file_names.append(parts[0])
-        formats.append(parts[1].split("x")[0].split(":")[0].split("+")[0])
-        gain, baseline, unit = 200.0, None, "mV"
-        if len(parts) > 2:
-            gain_text, _, unit_text = parts[2].partition("/")
-            gain_text, _, baseline_text = gain_text.partition("(")
-            gain = _number(path, gain_text, "gain") or 200.0  # WFDB: gain 0 means the default 200
-            if baseline_text:
-                baseline = int(_number(path, baseline_text.rstrip(")"), "baseline"))
-            unit = unit_text or "mV"
-        adc_zero = int(_number(path, parts[4], "ADC zero")) if len(parts) > 4 else 0
-        gains.append(gain)
-        baselines.append(adc_zero if baseline is None else baseline)
-        units.append(unit)
-        lead_names.append(" ".join(parts[8:]) if len(parts) > 8 else f"signal{len(lead_names)}")
-    return WfdbHeader(
-        path=path,
-        record_name=name,
-        sampling_rate_hz=sampling_rate,
-        n_samples=n_samples,
-        file_names=tuple(file_names),
-        formats=tuple(formats),
-        gains=tuple(gains),
-        baselines=tuple(baselines),
-        units=tuple(units),
-        lead_names=tuple(lead_names),
-        comments=comments,
-        record_line_has_extension=has_extension,
-    )
+    return _RecordLine(name.split(".")[0], "." in name, n_signals, sampling_rate, n_samples)
+
+
+def _signal_line(path: str, line: str, index: int) -> _SignalLine:
+    parts = line.split()
+    if len(parts) < 2:
+        raise RecordError(path, f"header: signal line {line!r} is incomplete")
+    gain, baseline, unit = 200.0, None, "mV"
+    if len(parts) > 2:
+        gain_text, _, unit_text = parts[2].partition("/")
+        gain_text, _, baseline_text = gain_text.partition("(")
+        gain = _number(path, gain_text, "gain") or 200.0  # WFDB: gain 0 means the default 200
+        if baseline_text:
+            baseline = int(_number(path, baseline_text.rstrip(")"), "baseline"))
+        unit = unit_text or "mV"
+    adc_zero = int(_number(path, parts[4], "ADC zero")) if len(parts) > 4 else 0
+    return _SignalLine(parts[0], parts[1].split("x")[0].split(":")[0].split("+")[0], gain,
+                       adc_zero if baseline is None else baseline, unit,
+                       " ".join(parts[8:]) if len(parts) > 8 else f"signal{index}")
 
 
 def _unit_scale(header: WfdbHeader) -> np.ndarray:
