@@ -350,6 +350,7 @@ class EcgCache:
         self._offsets = self.index["offset"].to_numpy(np.int64)
         self._lengths = self.index["n_samples"].to_numpy(np.int64)
         self.n_leads = len(self.spec.lead_names)
+        self._labels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -370,8 +371,11 @@ class EcgCache:
         return self.signals[start : start + self.n_leads * n].reshape(self.n_leads, n)
 
     def labels(self) -> np.ndarray:
-        """Multi-hot targets, records x classes, float32."""
-        return self.index[list(LABEL_COLUMNS)].to_numpy(np.float32)
+        """Multi-hot targets, records x classes, float32 (computed once: the cache is read-only)."""
+        if self._labels is None:
+            self._labels = self.index[list(LABEL_COLUMNS)].to_numpy(np.float32)
+            self._labels.flags.writeable = False
+        return self._labels
 
     def has_target(self) -> np.ndarray:
         """True for records with at least one target class (the others stay out of training)."""
