@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from conftest import known_signal, write_challenge_mat
 from ecglens.cache import EcgCache
 from ecglens.cli import main
@@ -27,3 +29,71 @@ def test_prepare_and_summary(tmp_path, capsys):
 def test_bad_source_is_a_clear_error(tmp_path, capsys):
     assert main(["data", "summary", str(tmp_path / "nowhere")]) == 2
     assert "nowhere: no such file or directory" in capsys.readouterr().err
+
+
+def _commands(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+def test_every_subcommand_rejects_bad_arguments_without_a_traceback(capsys):
+    from ecglens.cli import cli
+
+    for command in _commands(cli):
+        for args in ([*command, "--no-such-option"], [*command, "--help"]):
+            code = main(list(args))
+            captured = capsys.readouterr()
+            assert "Traceback" not in captured.out + captured.err, args
+            assert code == (0 if args[-1] == "--help" else 2), (args, code)
+
+
+def test_a_users_mistake_is_one_line_and_a_non_zero_exit(tiny_run, tmp_path, capsys):
+    bundle, cache, run = tiny_run.bundle, str(tiny_run.cache), str(Path(tiny_run.bundle).parent)
+    cases = [
+        (["data", "summary", str(tiny_run.data), "--label-profile", "seeed"], "label profile 'seeed'"),
+        (["explain", "gradcam", "--checkpoint", bundle, "--data", cache, "--class", "AFIB", "--out", str(tmp_path)],
+         "unknown class 'AFIB'"),
+        (["train", "--data", cache, "--out", str(tmp_path / "r"), "--leads", "I,II,V7"], "unknown lead name 'V7'"),
+        (["evaluate", "--checkpoint", bundle, "--data", str(tiny_run.data)], "ecglens data prepare"),
+        (["export", "onnx", "--checkpoint", run], f"its bundle is {run}/best"),
+        (["data", "summary", f"ptbx1:{tiny_run.data}"], "unknown source format 'ptbx1'"),
+        (["train", "--data", cache, "--out", run], "pass --resume"),
+        (["predict", "--checkpoint", bundle, "--device", "cuda:7", str(tiny_run.data)], "--device"),
+    ]
+    for args, expected in cases:
+        code = main(args)
+        err = capsys.readouterr().err
+        assert code != 0 and expected in err and "Traceback" not in err, (args, err)
+        assert len([line for line in err.splitlines() if line.lower().startswith("error")]) == 1, (args, err)
+
+
+def test_predict_exit_codes(tiny_run, tmp_path, capsys):
+    (tmp_path / "bad.hea").write_text("corrupt twelve 500 abc\n")
+    assert main(["predict", "--checkpoint", tiny_run.bundle, str(tmp_path / "bad.hea"), "--out",
+                 str(tmp_path / "o1")]) == 1
+    assert "none of the 1 record(s) could be read" in capsys.readouterr().err
+    good = sorted(tiny_run.data.glob("*.hea"))[0]
+    assert main(["predict", "--checkpoint", tiny_run.bundle, str(tmp_path / "bad.hea"), str(good), "--out",
+                 str(tmp_path / "o2")]) == 0
+    assert "1 of 2 record(s) unreadable" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", tiny_run.bundle, str(tmp_path / "empty"), "--out",
+                 str(tmp_path / "o3")]) == 1
+
+
+def test_the_api_refuses_samples_by_leads(tiny_run):
+    import numpy as np
+    import pytest
+
+    import ecglens
+
+    predictor = ecglens.load_bundle(tiny_run.bundle, "cpu")
+    signal = known_signal(2500)
+    with pytest.raises(ValueError, match="samples x leads"):
+        predictor.predict(signal.T, 500)
+    with pytest.raises(ValueError, match="12 leads as rows"):
+        predictor.predict(np.zeros((3, 100)), 500)

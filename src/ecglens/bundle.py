@@ -231,7 +231,9 @@ def read_meta(path: str | os.PathLike) -> BundleMeta:
     """Read and validate ``bundle.json``."""
     meta_path = Path(path) / META_FILE
     if not meta_path.is_file():
-        raise BundleError(f"{path}: not a bundle ({META_FILE} is missing)")
+        best = Path(path) / "best"
+        hint = f"; this is a training run: its bundle is {best}" if (best / META_FILE).is_file() else ""
+        raise BundleError(f"{path}: not a bundle ({META_FILE} is missing){hint}")
     try:
         data = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:

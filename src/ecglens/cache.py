@@ -328,8 +328,11 @@ class EcgCache:
         spec_path = self.path / SPEC_FILE
         if not spec_path.is_file():
             partial = self.path.with_name(self.path.name + ".partial")
-            hint = f" (an unfinished build is in {partial}; run prepare again to finish it)" if partial.exists() else ""
-            raise CacheError(f"{self.path}: not a complete ecglens cache, {SPEC_FILE} is missing{hint}")
+            if partial.exists():
+                hint = f"an unfinished build is in {partial}: run 'ecglens data prepare' again to finish it"
+            else:
+                hint = f"build one with 'ecglens data prepare SOURCE --out {self.path}'"
+            raise CacheError(f"{self.path}: not an ecglens cache ({SPEC_FILE} is missing); {hint}")
         self.meta = json.loads(spec_path.read_text())
         self.spec = CacheSpec.from_dict(self.meta["spec"])
         if self.spec.format_version != FORMAT_VERSION:

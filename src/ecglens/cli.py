@@ -392,14 +392,18 @@ def predict(checkpoint, paths, out, sampling_rate_hz, lead_order, engine, batch_
     """Diagnose ECG files: probabilities, decisions under the bundle's thresholds, quality warnings.
 
     Reads WFDB (any rate), Challenge .hea/.mat, CPSC .mat, EDF, and CSV/NumPy (with --sampling-rate).
-    Directories are searched recursively; unreadable files are listed and never stop the batch.
+    Directories are searched recursively; unreadable files are listed and never stop the batch. Exits 1
+    when no record could be read.
 
     \b
     Example:
       ecglens predict --checkpoint runs/demo/best ../shared/data/challenge/cpsc2018 --out predictions
     """
-    _show(_workflows().run_predict(checkpoint, paths, out, sampling_rate_hz, _ids(lead_order) or None, engine,
-                                   batch_size, explain_method, background_caches, device))
+    result = _workflows().run_predict(checkpoint, paths, out, sampling_rate_hz, _ids(lead_order) or None, engine,
+                                      batch_size, explain_method, background_caches, device)
+    _show(result)
+    if result.exit_code:
+        raise click.exceptions.Exit(result.exit_code)
 
 
 @cli.group()
@@ -503,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     matplotlib.use("Agg")  # the CLI draws to files only; a library import never switches a user's backend
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="ecglens", standalone_mode=False)
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="ecglens", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
@@ -521,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # are ValueErrors): one line, never a traceback.
         click.echo(f"error: {error}", err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0  # click returns an Exit's code instead of raising it here
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ class Predictor:
             onnx_path = self.bundle / ONNX_FILE
             if not onnx_path.is_file():
                 raise FileNotFoundError(f"{onnx_path} is missing: run 'ecglens export onnx --checkpoint {bundle}'")
+            _require("onnxruntime")
             import onnxruntime
 
             self._session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -137,9 +138,20 @@ class Predictor:
 
     def predict(self, signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str] = LEAD_NAMES,
                 record_id: str = "signal") -> Prediction:
-        """Predict one signal (leads x samples, mV) with its rate and lead names (any order)."""
-        checked = finish_signal(record_id, np.asarray(signal, dtype=np.float64), list(lead_names),
-                                self.meta.lead_names)
+        """Predict one signal (leads x samples, mV) with its rate and lead names (any order).
+
+        Raises:
+            ValueError: the array is samples x leads (wfdb's ``p_signal`` orientation), or its lead count does
+                not match ``lead_names``; it is never transposed silently.
+        """
+        signal = np.asarray(signal, dtype=np.float64)
+        n_leads = len(lead_names)
+        if signal.ndim != 2 or signal.shape[0] != n_leads:
+            if signal.ndim == 2 and signal.shape[1] == n_leads:
+                raise ValueError(f"signal is {signal.shape[0]} x {n_leads}, samples x leads (wfdb's p_signal "
+                                 "orientation): pass signal.T, leads x samples")
+            raise ValueError(f"signal of shape {signal.shape} does not have {n_leads} leads as rows (leads x samples)")
+        checked = finish_signal(record_id, signal, list(lead_names), self.meta.lead_names)
         record = Record(record_id, "array", checked, float(sampling_rate_hz), self.meta.lead_names)
         return self.predict_records([record])[0]
 
@@ -161,6 +173,15 @@ class Predictor:
                                 {n: float(v) for n, v in zip(names, probabilities, strict=True)},
                                 self.meta.decisions(probabilities), tuple(warnings_), record.duration_s)
         return Scored(prediction, item, np.asarray(probabilities))
+
+
+def _require(*modules: str) -> None:
+    """Fail with the install command when an optional part's packages are absent."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"ONNX needs {', '.join(missing)}: pip install 'ecglens[onnx]'")
 
 
 def load_bundle(path: str | os.PathLike, device: str = "auto", engine: str = "torch") -> Predictor:
@@ -221,6 +242,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str | os.PathLike], batc
 def export_onnx(bundle: str | os.PathLike, opset: int = 18) -> Path:
     """Write ``model.onnx`` into the bundle: input ``ecg`` (batch x leads x samples, batch and length
     dynamic), output ``logits``. Written under a temporary name and renamed into place."""
+    _require("onnx", "onnxscript")
     model, meta = load_model(bundle, "cpu")
     window = max(meta.policy.window(meta.sampling_rate_hz), 64)
     example = torch.zeros(2, len(meta.lead_names), window)

@@ -328,7 +328,20 @@ class PredictRun:
 
     def problems(self) -> list[str]:
         """What the CLI prints on standard error."""
-        return issue_lines(self.issues)
+        total = len(self.predictions) + len(self.issues)
+        if not total:
+            return ["error: no record files found in the given paths"]
+        if not self.predictions:
+            return [*issue_lines(self.issues), f"error: none of the {total} record(s) could be read"]
+        if self.issues:
+            return [*issue_lines(self.issues), f"{len(self.issues)} of {total} record(s) unreadable; the others "
+                    "were predicted"]
+        return []
+
+    @property
+    def exit_code(self) -> int:
+        """0 when at least one record was predicted, 1 when none could be read (or none was found)."""
+        return 0 if self.predictions else 1
 
     def lines(self) -> list[str]:
         """The terminal table and where things went."""

@@ -82,6 +82,8 @@ def parse_source(spec: str, force_name: str | None = None) -> Source:
     if "=" in spec.split(":", 1)[0]:
         name, spec = spec.split("=", 1)
     format_name, sep, root = spec.partition(":")
+    if sep and format_name not in FORMATS and format_name.isidentifier() and not os.path.exists(spec):
+        raise ValueError(f"unknown source format {format_name!r}; FORMAT is one of {', '.join(FORMATS)}")
     if not sep or format_name not in FORMATS:
         format_name, root = detect_format(spec), spec
     root = os.path.expanduser(root)
