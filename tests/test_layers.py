@@ -39,6 +39,12 @@ def test_inference_loads_no_training_code():
     assert loaded == "[]"
 
 
+def test_the_inference_commands_load_no_training_code():
+    loaded = _python("import sys, ecglens.workflows, ecglens.serve.app\n"
+                     "print(sorted(m for m in sys.modules if m.startswith('ecglens.train')))")
+    assert loaded == "[]"
+
+
 def test_the_package_api_is_lazy():
     assert _python("import sys, ecglens; print('torch' in sys.modules, ecglens.__version__)") == "False 0.1.0"
     assert _python("import ecglens; print(ecglens.load_bundle.__module__)") == "ecglens.predict"

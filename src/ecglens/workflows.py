@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecglens.atomic import write_json
 from ecglens.bundle import BundleMeta
@@ -42,7 +43,9 @@ from ecglens.report.outputs import (
 from ecglens.report.synth import plot_one_per_class
 from ecglens.summary import DatasetSummary, summarize_sources, write_summaries
 from ecglens.synth.cohort import SynthConfig, write_cohort
-from ecglens.train.evaluate import EvaluationReport, evaluate_bundle, store_in_bundle, write_report
+
+if TYPE_CHECKING:
+    from ecglens.train.evaluate import EvaluationReport
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ class EvaluateRun:
 def run_evaluate(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike], out: str | os.PathLike | None,
                  n_bootstrap: int = 1000, device: str = "auto", store_thresholds: bool = False) -> EvaluateRun:
     """Evaluate a bundle on caches and write the results; the bundle changes only with ``store_thresholds``."""
+    from ecglens.train.evaluate import evaluate_bundle, store_in_bundle, write_report  # the only training import
+
     report = evaluate_bundle(checkpoint, caches, n_bootstrap=n_bootstrap, device=device)
     paths = write_report(report, out or Path(checkpoint).parent / "evaluation")
     if store_thresholds:
