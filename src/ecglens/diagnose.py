@@ -14,11 +14,9 @@ import numpy as np
 import torch
 
 from ecglens.bundle import BundleMeta
-from ecglens.explain.attribution import gradcam, gradient_shap
 from ecglens.explain.inputs import Background
-from ecglens.explain.records import targets_for
-from ecglens.models import model_device
-from ecglens.predict import Prediction, Scored
+from ecglens.explain.records import explain_inputs
+from ecglens.predict import Scored
 
 EXPLANATIONS = ("gradcam", "shap")
 
@@ -56,7 +54,6 @@ class ClassExplanation:
 class Diagnosis:
     """A prediction, the input it scored, and explanations of it."""
 
-    prediction: Prediction
     scored: Scored
     meta: BundleMeta
     explanations: tuple[ClassExplanation, ...] = field(default=())
@@ -64,7 +61,7 @@ class Diagnosis:
     def to_dict(self, include_signal: bool = True) -> dict:
         """The JSON Lines row of ``ecglens predict``, plus the thresholds, the explanations and (with
         ``include_signal``) the scored input in mV to 0.1 uV."""
-        out = self.prediction.to_dict()
+        out = self.scored.prediction.to_dict()
         out["thresholds"] = dict(zip(self.meta.class_names, self.meta.thresholds, strict=True))
         if include_signal:
             out["input"] = {"sampling_rate_hz": self.meta.sampling_rate_hz, "lead_names": list(self.meta.lead_names),
@@ -85,7 +82,8 @@ def _rounded(values: np.ndarray, digits: int = 6) -> list[float]:
 def explain_scored(model: torch.nn.Module, meta: BundleMeta, scored: Scored, methods: Sequence[str],
                    class_name: str | None = None, background: Background | None = None,
                    n_samples: int = 16) -> tuple[ClassExplanation, ...]:
-    """Explanations of a scored record for ``class_name``, or else its decisions (else the most probable class).
+    """Explanations of a scored record for ``class_name``, or else its decisions (else the most probable class),
+    through `ecglens.explain.records.explain_inputs` (the one explanation loop), summarised for drawing.
 
     Raises:
         ValueError: an unknown method or class, or SHAP without a background.
@@ -93,18 +91,13 @@ def explain_scored(model: torch.nn.Module, meta: BundleMeta, scored: Scored, met
     unknown = set(methods) - set(EXPLANATIONS)
     if unknown:
         raise ValueError(f"unknown explanation {', '.join(sorted(unknown))}; choose from {', '.join(EXPLANATIONS)}")
-    if "shap" in methods and background is None:
-        raise ValueError("SHAP needs a background: start the server with --background CACHE "
-                         "(or a bundle whose training caches are present)")
-    device = model_device(model)
-    x = torch.from_numpy(scored.input.signal)[None].to(device)
     out = []
-    for target in targets_for(meta, scored.probabilities, class_name):
-        name, probability = meta.class_names[target], float(scored.probabilities[target])
-        if "gradcam" in methods:
-            out.append(ClassExplanation("gradcam", name, probability, gradcam(model, x, target)[0, 0]))
-        if "shap" in methods:
-            base = background.tensor(scored.input.n_samples, device)
-            values = gradient_shap(model, x, target, base, n_samples)[0]
-            out.append(ClassExplanation("shap", name, probability, values.sum(axis=0), values.sum(axis=1)))
+    for method in methods:
+        for e in explain_inputs(model, meta, [scored.input], method, class_name, background, n_samples,
+                                probabilities=scored.probabilities[None]):
+            if method == "gradcam":  # one map per time step, repeated over the leads: keep one row
+                out.append(ClassExplanation(method, e.class_name, e.probability, e.values[0]))
+            else:
+                out.append(ClassExplanation(method, e.class_name, e.probability, e.values.sum(axis=0),
+                                            e.values.sum(axis=1)))
     return tuple(out)

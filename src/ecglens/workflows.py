@@ -18,6 +18,7 @@ from ecglens.cache import BuildReport, build_cache
 from ecglens.explain.faithfulness import FaithfulnessResult, faithfulness
 from ecglens.explain.inputs import (
     Background,
+    bundle_background,
     file_inputs,
     inputs_by_id,
     open_caches,
@@ -197,9 +198,11 @@ def select_inputs(predictor: Predictor, caches: Sequence[str | os.PathLike], rec
 
 
 def _background(meta: BundleMeta, caches: Sequence[str | os.PathLike], n: int) -> Background:
-    if not caches:
-        raise ValueError("SHAP needs a background: pass --data CACHE (its training split is used)")
-    return training_background(open_caches(caches, meta), meta, n)
+    background = bundle_background(meta, caches, n)
+    if background is None:
+        raise ValueError("SHAP needs a background: pass a cache (--data, or --background for predict); its "
+                         "training split is used")
+    return background
 
 
 @dataclass(frozen=True)
@@ -374,11 +377,7 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
     lead_names = canonical_leads(lead_names) if lead_names else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine)
     meta = predictor.meta
-    background = None
-    if explain == "shap":
-        caches = list(background_caches) or (
-            [c for c in meta.training_data.caches if os.path.isdir(c)] if meta.training_data else [])
-        background = _background(meta, caches, 100)
+    background = _background(meta, background_caches, 100) if explain == "shap" else None
     out = Path(out)
     predictions, issues, figures = [], [], []
     for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):

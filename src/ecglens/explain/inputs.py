@@ -105,6 +105,14 @@ def training_background(caches: Sequence[EcgCache], meta: BundleMeta, n: int = 1
     return Background(tuple(item.signal for item in split_inputs(caches, meta, "train", n, seed)))
 
 
+def bundle_background(meta: BundleMeta, caches: Sequence[str | os.PathLike] = (), n: int = 100) -> Background | None:
+    """The SHAP background from ``caches``, else from the bundle's own training caches where they still exist;
+    None when there are none."""
+    paths = list(caches) or ([c for c in meta.training_data.caches if Path(c).is_dir()]
+                             if meta.training_data is not None else [])
+    return training_background(open_caches(paths, meta), meta, n) if paths else None
+
+
 def _input_offset(n_record_samples: int, n_input_samples: int, meta: BundleMeta) -> int:
     """Record sample at the input's first sample: under ``original`` the last samples are kept (a positive
     offset) or zeros are put in front (negative); under ``crop`` the input is the record (0)."""

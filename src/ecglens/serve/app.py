@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ecglens._version import __version__
 from ecglens.diagnose import EXPLANATIONS, Diagnosis, explain_scored
-from ecglens.explain.inputs import Background, open_caches, training_background
+from ecglens.explain.inputs import bundle_background
 from ecglens.io import Record
 from ecglens.leads import canonical_leads
 from ecglens.predict import Predictor, Scored
@@ -37,7 +37,6 @@ from ecglens.serve.uploads import Upload, UploadError, read_upload
 
 DEMO_BUNDLE = Path("ecglens-out/demo/run/best")
 """Where ``ecglens demo`` (with its default --out) leaves its bundle; served when no --checkpoint is given."""
-TOKEN_ENV = "ECGLENS_TOKEN"
 STATIC = files("ecglens.serve") / "static"
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                            "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -76,7 +75,7 @@ class _Service:
         self.config = config
         self.predictor = Predictor(config.bundle, config.device)
         self.meta = self.predictor.meta
-        self.background = self._background()
+        self.background = bundle_background(self.meta, config.background_caches)
         self.model_thread: ThreadPoolExecutor | None = None
         self.batcher: MicroBatcher | None = None
         self.examples: dict[str, Example] = {e.id: e for e in make_examples()}
@@ -94,14 +93,6 @@ class _Service:
         await self.batcher.stop()
         self.model_thread.shutdown(wait=False, cancel_futures=True)
 
-    def _background(self) -> Background | None:
-        caches = list(self.config.background_caches)
-        if not caches and self.meta.training_data is not None:
-            caches = [c for c in self.meta.training_data.caches if Path(c).is_dir()]
-        if not caches:
-            return None
-        return training_background(open_caches(caches, self.meta), self.meta, 100)
-
     async def diagnose(self, record: Record, methods: tuple[str, ...], class_name: str | None,
                        include_input: bool = False) -> JSONResponse:
         item, warnings_ = await run_in_threadpool(self.predictor.prepare, record)
@@ -112,7 +103,7 @@ class _Service:
         self.results[result_id] = scored
         while len(self.results) > self.config.results_kept:
             self.results.popitem(last=False)
-        body = Diagnosis(scored.prediction, scored, self.meta, explanations).to_dict(include_input)
+        body = Diagnosis(scored, self.meta, explanations).to_dict(include_input)
         return JSONResponse({"id": result_id, **body})  # plain data already: no recursive re-encoding
 
     async def explain(self, scored: Scored, methods: tuple[str, ...], class_name: str | None):

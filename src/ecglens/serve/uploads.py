@@ -16,7 +16,6 @@ from ecglens.io import Record, RecordError, read_record
 from ecglens.io.wfdb_files import retarget_header
 
 SIGNAL_SUFFIXES = (".dat", ".mat")
-SINGLE_FILE_SUFFIXES = (".mat", ".edf", ".csv", ".npy")
 ALLOWED_SUFFIXES = (".hea", *SIGNAL_SUFFIXES, ".edf", ".csv", ".npy")
 
 
@@ -67,7 +66,7 @@ def _layout(uploads: Sequence[Upload]) -> tuple[Upload, Upload | None]:
     if len(uploads) != 1:
         raise UploadError(422, "several_records", "one record per request: send one file, or a .hea with its "
                           "signal file")
-    if uploads[0].suffix in SIGNAL_SUFFIXES and uploads[0].suffix == ".dat":
+    if uploads[0].suffix == ".dat":
         raise UploadError(422, "missing_header", "a .dat signal file needs its .hea header uploaded with it")
     return uploads[0], None
 
