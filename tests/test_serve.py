@@ -268,3 +268,13 @@ def test_load_on_localhost_never_fails(own_app, signal, tmp_path):
     finally:
         server.stop()
     assert statuses and invalid == 0 and all(status == 200 for status in statuses), set(statuses)
+
+
+def test_oversized_uploads_are_refused_with_or_without_a_declared_length(client):
+    big = b"x" * (3 * 2**20)  # over this app's 2 MB
+    declared = client.post("/api/predict", content=big, headers={"content-type": "multipart/form-data; boundary=b"})
+    chunked = client.post("/api/predict", content=iter([big[: 2**20], big[2**20 :]]),
+                          headers={"content-type": "multipart/form-data; boundary=b"})  # no Content-Length
+    assert "content-length" not in {k.lower() for k in chunked.request.headers}
+    for response in (declared, chunked):
+        assert response.status_code == 413 and response.json()["error"]["kind"] == "upload_too_large"
