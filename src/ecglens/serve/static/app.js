@@ -165,7 +165,7 @@ function gradcamTrace(explanation, seconds, top, bottom) {
   const cut = Float64Array.from(normalised).sort()[Math.floor(0.95 * (n - 1))];
   const shown = normalised.map((v) => (v >= cut ? v : 0));
   const x = Array.from({length: n}, (_, i) => i * seconds / n);
-  return {empty: false, trace: {type: "heatmap", x, y: [bottom, top], z: [shown],
+  return {empty: false, trace: {type: "heatmap", x, y: [bottom - 100, top + 100], z: [shown],  // clipped to the sheet
     zmin: 0, zmax: 1, colorscale: [[0, "rgba(230,159,0,0)"], [0.01, "rgba(230,159,0,0.25)"], [1, "rgba(213,94,0,0.6)"]],
     hovertemplate: "Grad-CAM %{z:.2f} at t = %{x:.2f} s<extra></extra>",
     colorbar: {title: {text: "Grad-CAM<br>(per time)", side: "right"}, thickness: 12, len: 0.5}}};
@@ -197,9 +197,9 @@ function drawEcg() {
   const layout = {
     title: {text: title, font: {size: 14}}, height, margin, annotations,
     plot_bgcolor: "white", dragmode: "zoom", hovermode: "closest",
-    xaxis: {range: [-0.5, seconds], constrain: "domain", dtick: 0.2, showticklabels: false, gridcolor: "#f2b6b6", gridwidth: 1, zeroline: false,
+    xaxis: {range: [-0.5, seconds], constrain: "domain", dtick: 0.2, ticks: "", showticklabels: false, gridcolor: "#f2b6b6", gridwidth: 1, zeroline: false,
             minor: {dtick: 0.04, gridcolor: "#fbe3e3", showgrid: true, ticks: ""}},
-    yaxis: {range: [bottom, top], dtick: 0.5, showticklabels: false, gridcolor: "#f2b6b6",
+    yaxis: {range: [bottom, top], dtick: 0.5, ticks: "", showticklabels: false, gridcolor: "#f2b6b6",
             zeroline: false, scaleanchor: "x", scaleratio: 0.4, minor: {dtick: 0.1, gridcolor: "#fbe3e3", showgrid: true, ticks: ""}},
   };
   Plotly.react("ecg", traces, layout, {responsive: true, displaylogo: false});
