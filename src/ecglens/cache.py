@@ -19,14 +19,13 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ecglens._version import __version__
 from ecglens.classes import CLASS_NAMES
@@ -37,6 +36,7 @@ from ecglens.labels.mapping import LabelMap, load_label_map
 from ecglens.leads import LEAD_NAMES
 from ecglens.parallel import ordered_map
 from ecglens.preprocess import resample
+from ecglens.progress import bar
 
 FORMAT_VERSION = 1
 SPEC_FILE = "spec.json"
@@ -205,10 +205,10 @@ def build_cache(
     shards = [scan.refs[i : i + shard_size] for i in range(0, len(scan.refs), shard_size)]
     todo = _plan_shards(partial, spec, source_texts, shard_size, scan.refs, len(shards))
     done_records = sum(len(shards[i]) for i in range(len(shards)) if i not in set(todo))
-    with tqdm(total=len(scan.refs), initial=done_records, desc=f"prepare {out.name}", unit="rec",
-              disable=not progress, file=sys.stderr) as bar:
+    with bar(total=len(scan.refs), initial=done_records, desc=f"prepare {out.name}", unit="rec",
+             enabled=progress) as counter:
         _build_shards(partial / "shards", shards, todo, spec, label_map, workers or os.cpu_count() or 1, strict,
-                      bar, on_shard)
+                      counter, on_shard)
     report = _finish(partial, out, spec, source_texts, len(shards), list(scan.issues), overwrite)
     return BuildReport(str(out), report[0], report[1], len(todo), len(shards) - len(todo), issues=report[2])
 
@@ -244,7 +244,7 @@ def _plan_shards(partial: Path, spec: CacheSpec, sources: list[str], shard_size:
 
 
 def _build_shards(shard_dir: Path, shards: Sequence[Sequence[RecordRef]], todo: Sequence[int], spec: CacheSpec,
-                  label_map: LabelMap, workers: int, strict: bool, bar: tqdm,
+                  label_map: LabelMap, workers: int, strict: bool, counter: Any,
                   on_shard: Callable[[int], None] | None) -> None:
     """Read the records of the shards to build (one stream through the worker pool), writing each shard."""
     jobs = ((ref, spec, label_map) for shard_id in todo for ref in shards[shard_id])
@@ -254,7 +254,7 @@ def _build_shards(shard_dir: Path, shards: Sequence[Sequence[RecordRef]], todo: 
             shard_results = []
             for _ in shards[shard_id]:
                 shard_results.append(next(results))
-                bar.update(1)
+                counter.update(1)
             _write_shard(shard_dir, shard_id, shard_results, strict)
             if on_shard is not None:
                 on_shard(shard_id)

@@ -54,12 +54,23 @@ def _ids(text: str | None) -> list[str]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ecglens")
-def cli() -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or stage lines; warnings and results only.")
+@click.option("-v", "--verbose", count=True, help="More detail in the log (debug lines).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, show_default="the cores this process may use",
+              help="CPU threads for torch (OpenMP waits passively, so a busy machine is shared fairly).")
+def cli(quiet: bool, verbose: int, threads: int | None) -> None:
     """Interpretable deep-learning diagnosis of 12-lead ECGs (SNR, AF, IAVB, LBBB, RBBB, PAC, PVC, STD, STE).
 
     A SOURCE is [NAME=]FORMAT:ROOT with FORMAT one of ptbxl, ptbxl100, ptbxl500, cpsc2018, challenge,
     wfdb, or a bare ROOT whose format is detected.
+
+    Progress: bars on a terminal; one line per stage or epoch when standard error is a file or pipe.
     """
+    from ecglens.progress import configure
+    from ecglens.runtime import configure_cpu
+
+    configure(-1 if quiet else verbose)
+    configure_cpu(threads)
 
 
 @cli.group()
@@ -267,8 +278,20 @@ _per_record = _options(
                  help="Test-split records to explain when --records is not given."),
     click.option("--class", "class_name", default=None, help="Class to explain (default: each predicted one)."),
     _OUT, _DEVICE)
-_PERCENTILE = click.option("--percentile", type=float, default=95.0, show_default=True,
-                           help="Shade the map above this percentile (the study's 95).")
+_PERCENTILE = click.option("--percentile", type=click.FloatRange(0, 100, max_open=True), default=95.0,
+                           show_default=True, help="Shade Grad-CAM's time steps at and above this percentile "
+                                                   "(the study's 95).")
+_look = _options(
+    click.option("--style", type=click.Choice(["color", "bw"]), default="color", show_default=True,
+                 help="ECG paper in colour, or black and white for print."),
+    click.option("--format", "image_format", type=click.Choice(["png", "svg"]), default="png", show_default=True,
+                 help="Figure file format (PNG at 150 dpi, or SVG)."))
+
+
+def _figures(percentile: float = 95.0, layout: str | None = None, style: str = "color", image_format: str = "png"):
+    from ecglens.report.figures import FigureOptions
+
+    return FigureOptions(percentile, layout, style, image_format)
 
 
 def _background(default: int):
@@ -290,33 +313,54 @@ _over_cache = _options(
 
 @explain.command("gradcam")
 @_per_record
-@_options(_PERCENTILE, _layout("3x4"))
-def explain_gradcam(checkpoint, caches, records, n_records, class_name, out, device, percentile, layout) -> None:
+@_options(_PERCENTILE, _layout("3x4"), _look)
+def explain_gradcam(checkpoint, caches, records, n_records, class_name, out, device, percentile, layout, style,
+                    image_format) -> None:
     """Grad-CAM at the end of the 4th residual stage, drawn over the 12 leads on ECG paper.
+
+    Grad-CAM has one value per time step: it is drawn as bands across all leads, and it does not say
+    which lead carries the evidence (see 'explain guided-gradcam' and 'explain shap' for that).
 
     \b
     Example:
       ecglens explain gradcam --checkpoint runs/demo/best --data caches/demo --records S00012 --out figs
     """
     _show(_workflows().run_record_maps("gradcam", checkpoint, caches, _ids(records), n_records, class_name, out,
-                                       device, percentile=percentile, layout=layout))
+                                       device, figures=_figures(percentile, layout, style, image_format)))
+
+
+@explain.command("guided-gradcam")
+@_per_record
+@_options(_layout("12x1"), _look)
+def explain_guided_gradcam(checkpoint, caches, records, n_records, class_name, out, device, layout, style,
+                           image_format) -> None:
+    """Guided Grad-CAM (Grad-CAM x guided backpropagation): a lead-resolved map, per lead and 40 ms.
+
+    \b
+    Example:
+      ecglens explain guided-gradcam --checkpoint runs/demo/best --data caches/demo --records S00012
+    """
+    _show(_workflows().run_record_maps("guided-gradcam", checkpoint, caches, _ids(records), n_records, class_name,
+                                       out, device, figures=_figures(layout=layout, style=style,
+                                                                     image_format=image_format)))
 
 
 @explain.command("shap")
 @_per_record
 @_background(100)
 @click.option("--n-samples", type=int, default=8, show_default=True, help="Expected-gradients samples.")
-@_options(_PERCENTILE, _layout("12x1"))
+@_options(_layout("12x1"), _look)
 def explain_shap(checkpoint, caches, records, n_records, class_name, out, device, background, n_samples,
-                 percentile, layout) -> None:
-    """SHAP values (expected gradients, captum GradientShap): high-SHAP segments per lead, per class.
+                 layout, style, image_format) -> None:
+    """SHAP values (expected gradients, captum GradientShap) per lead and 40 ms, signed, for each class.
 
     \b
     Example:
       ecglens explain shap --checkpoint runs/demo/best --data caches/demo --n 5 --out figs
     """
     _show(_workflows().run_record_maps("shap", checkpoint, caches, _ids(records), n_records, class_name, out,
-                                       device, background, n_samples, percentile, layout))
+                                       device, background, n_samples, _figures(layout=layout, style=style,
+                                                                               image_format=image_format)))
 
 
 @explain.command("lead-shapley")
@@ -382,13 +426,14 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
 @click.option("--engine", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
               help="Score with PyTorch or with the bundle's ONNX export.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Records per inference batch.")
-@click.option("--explain", "explain_method", type=click.Choice(["gradcam", "shap"]), default=None,
+@click.option("--explain", "explain_method", type=click.Choice(["gradcam", "guided-gradcam", "shap"]), default=None,
               help="Also draw each record, as scored, with its explanation for the predicted classes.")
 @click.option("--background", "background_caches", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Cache for the SHAP background (default: the bundle's training caches).")
+@_look
 @_DEVICE
 def predict(checkpoint, paths, out, sampling_rate_hz, lead_order, engine, batch_size, explain_method,
-            background_caches, device) -> None:
+            background_caches, style, image_format, device) -> None:
     """Diagnose ECG files: probabilities, decisions under the bundle's thresholds, quality warnings.
 
     Reads WFDB (any rate), Challenge .hea/.mat, CPSC .mat, EDF, and CSV/NumPy (with --sampling-rate).
@@ -400,7 +445,8 @@ def predict(checkpoint, paths, out, sampling_rate_hz, lead_order, engine, batch_
       ecglens predict --checkpoint runs/demo/best ../shared/data/challenge/cpsc2018 --out predictions
     """
     result = _workflows().run_predict(checkpoint, paths, out, sampling_rate_hz, _ids(lead_order) or None, engine,
-                                      batch_size, explain_method, background_caches, device)
+                                      batch_size, explain_method, background_caches, device,
+                                      figures=_figures(style=style, image_format=image_format))
     _show(result)
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
@@ -444,13 +490,11 @@ def export_onnx_command(checkpoint, opset) -> None:
 @click.option("--model", default=None, help="Registered model name (default resnet34).")
 @click.option("--label-profile", default=None, help="Default 'seed' (the study's mapping).")
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
-@click.option("--study-table2", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="CSV of the study's Table 2 (columns as our table2.csv) to show beside ours.")
-@click.option("--study-table3", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="CSV of the study's Table 3 (columns as our table3.csv) to show beside ours.")
 def reproduce(cpsc, ptbxl, extra, out, quick, cross, sampling_rate_hz, epochs, batch_size, lr, model, label_profile,
-              device, study_table2, study_table3) -> None:
+              device) -> None:
     """Run the study's Original / Ours_1 / Ours_2 protocols: Tables 2 and 3, Figures 2-8, one HTML report.
+
+    The report shows the study's published Tables 2 and 3 (shipped with ecglens) under our values.
 
     Resumable: finished caches, runs and evaluations are reused; an interrupted run started again
     finishes the rest. Each protocol's bundle keeps the thresholds its protocol evaluates with.
@@ -464,9 +508,7 @@ def reproduce(cpsc, ptbxl, extra, out, quick, cross, sampling_rate_hz, epochs, b
 
     config = quick_or_full(quick, sampling_rate_hz=sampling_rate_hz, label_profile=label_profile, epochs=epochs,
                            batch_size=batch_size, lr=lr, model=model, device=device)
-    study = {k: v for k, v in (("table2", study_table2), ("table3", study_table3)) if v}
-    path = run_reproduce(_sources(cpsc, "cpsc"), _sources(ptbxl, "ptbxl"), out, config, _sources(extra), cross,
-                         study_tables=study)
+    path = run_reproduce(_sources(cpsc, "cpsc"), _sources(ptbxl, "ptbxl"), out, config, _sources(extra), cross)
     click.echo(f"report: {path}")
 
 

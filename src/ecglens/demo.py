@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -21,7 +20,8 @@ from ecglens.cache import build_cache
 from ecglens.data import SplitSpec
 from ecglens.io import parse_source
 from ecglens.preprocess import LengthPolicy
-from ecglens.report.html import figure_from_png, figure_to_html, page, table_to_html
+from ecglens.progress import note
+from ecglens.report.html import evaluation_table, figure_from_png, figure_to_html, page, table_to_html
 from ecglens.report.synth import plot_one_per_class
 from ecglens.synth.cohort import SynthConfig, write_cohort
 from ecglens.train.evaluate import EvaluationReport, evaluate_bundle, store_in_bundle, write_report
@@ -54,7 +54,7 @@ class DemoConfig:
 
 
 def _log(message: str) -> None:
-    print(f"[demo] {message}", file=sys.stderr, flush=True)
+    note(message, "demo")
 
 
 def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress: bool = True) -> Path:
@@ -119,15 +119,20 @@ def _training_figure(result: TrainResult) -> str:
     import matplotlib.pyplot as plt
 
     log = result.log
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3))
     epochs = [row.epoch for row in log]
-    ax.plot(epochs, [row.train_loss for row in log], "o-", label="train loss")
-    ax.plot(epochs, [row.val_loss for row in log], "o-", label="validation loss")
-    ax2 = ax.twinx()
-    ax2.plot(epochs, [row.val_macro_auc or np.nan for row in log], "s--", color="green", label="val macro AUC")
-    ax.set_xlabel("epoch")
-    ax.legend(loc="center left")
-    ax2.legend(loc="center right")
+    ax.plot(epochs, [row.train_loss for row in log], "o-", label="training")
+    ax.plot(epochs, [row.val_loss for row in log], "s--", label="validation")
+    ax.set_ylabel("loss (binary cross-entropy)")
+    ax.legend(frameon=False)
+    ax2.plot(epochs, [row.val_macro_auc or np.nan for row in log], "o-", color="green")
+    ax2.axvline(result.best_epoch, color="grey", lw=0.8, ls=":")
+    ax2.annotate("best epoch", (result.best_epoch, 0.02), xycoords=("data", "axes fraction"), fontsize=8,
+                 color="grey", ha="right", rotation=90, va="bottom")
+    ax2.set_ylabel("validation macro AUC")
+    for axis in (ax, ax2):
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
     fig.tight_layout()
     return figure_to_html(fig, "training curves")
 
@@ -135,10 +140,6 @@ def _training_figure(result: TrainResult) -> str:
 def _render(summary: dict, report: EvaluationReport, synth: SynthConfig, result: TrainResult,
             config: DemoConfig) -> str:
     test = report.combined
-    metric_rows = [[m.name, m.n_positive, m.threshold, m.precision, m.recall, m.f1, m.auc, m.accuracy]
-                   for m in test.per_class]
-    metric_rows.append(["average", "", None, *(test.average.get(k) for k in
-                                               ("precision", "recall", "f1", "auc", "accuracy"))])
     sections = [("Summary", (
         f"<p>{sum(summary['class_counts'].values())} class labels over {synth.n_records} synthetic records "
         f"({synth.duration_s:g} s at {synth.sampling_rate_hz:g} Hz, SNR {synth.snr_db:g} dB), cached at "
@@ -146,13 +147,12 @@ def _render(summary: dict, report: EvaluationReport, synth: SynthConfig, result:
         f"{config.train.epochs} epochs (best epoch {result.best_epoch} on validation). "
         f"<b>Test macro AUC {test.macro_auc:.3f}</b> on {test.n_records} records never used for training "
         f"or threshold tuning. Total time {summary['timings_s']['total']:.0f} s.</p>"))]
-    sections.append((f"Test metrics (thresholds {report.threshold_origin.describe()})", table_to_html(
-        ["class", "n+", "threshold", "precision", "recall", "F1", "AUC", "accuracy"], metric_rows)))
+    sections.append(("Test metrics", evaluation_table(test, report.threshold_origin.describe())))
     sections.append(("Training", _training_figure(result) + table_to_html(
         ["epoch", "train loss", "val loss", "val macro AUC", "seconds"],
         [[r.epoch, r.train_loss, r.val_loss, r.val_macro_auc, r.seconds] for r in result.log])))
     with tempfile.TemporaryDirectory() as scratch:
-        images = [figure_from_png(path, path.stem) for path in plot_one_per_class(synth, scratch, dpi=60)]
+        images = [figure_from_png(path, path.stem) for path in plot_one_per_class(synth, scratch)]
     sections.append(("What each synthetic class looks like", "".join(images)))
     sections += _explanation_sections(summary["explanations"])
     sections.append(("Timings (s)", table_to_html(["step", "seconds"], list(summary["timings_s"].items()))))
@@ -189,19 +189,32 @@ def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
     gradcams = "".join(
         f"<p>{item['kind']} ({item['record_id']}, Grad-CAM for {item['class_name']}):</p>"
         + figure_from_png(item["path"], item["record_id"]) for item in explanations["gradcam"])
+    def worse(row: dict) -> str:
+        worse_than_random = None not in (row["deletion"], row["random_deletion"]) and \
+            row["deletion"] > row["random_deletion"]
+        return "deletion worse than random" if worse_than_random else ""
+
     rows = [[row["method"], row["class_name"], row["n"], row["deletion"], row["random_deletion"], row["insertion"],
              row["random_insertion"], row["localisation_auroc"], row["pointing_game"],
-             row["sanity_rank_correlation"]] for row in explanations["faithfulness"]["rows"]]
+             row["sanity_rank_correlation"], worse(row)] for row in explanations["faithfulness"]["rows"]]
     faith_table = table_to_html(["method", "class", "n", "deletion AUC", "random", "insertion AUC", "random",
-                                 "localisation AUROC", "pointing game", "rank corr. vs random model"], rows)
+                                 "localisation AUROC", "pointing game", "rank corr. vs random model", "flag"], rows)
     return [
-        ("Grad-CAM (end of the 4th residual stage, top 5 % shaded)", gradcams or "<p>no test records</p>"),
+        ("Grad-CAM (end of the 4th residual stage, top 5 % of time steps shaded)",
+         "<p class='note'>Grad-CAM has one value per time step: a band marks a time, across all leads. It does "
+         "not say which lead carries the evidence; for that, see <code>ecglens explain guided-gradcam</code> "
+         "or <code>ecglens explain shap</code>.</p>" + (gradcams or "<p>no test records</p>")),
         ("Population lead importance (SHAP, expected gradients)",
-         "<p class='note'>Share of each class's absolute SHAP mass per lead, over test records labelled with the "
-         "class; the last row averages the classes.</p>" + figure_from_png(explanations["population_figure"],
+         "<p class='note'>Left (the study's view): share of each class's absolute SHAP mass per lead, over test "
+         "records labelled with the class (n per row); the last row averages the classes. Absolute mass grows "
+         "with a lead's amplitude, so large leads lead every class. Right (normalised): each share divided by "
+         "the lead's average share over the classes; above 1, the class relies on the lead more than the "
+         "classes do on average.</p>" + figure_from_png(explanations["population_figure"],
                                                                             "population heatmap")),
         ("Faithfulness of the explanations",
-         "<p class='note'>Deletion: lower is better; insertion: higher; each beside a random order. Localisation "
+         "<p class='note'>Deletion replaces the most attributed samples with 0 mV, step by step (lower area is "
+         "better); insertion restores them into a 0-mV record (higher is better); each beside the same procedure "
+         "in a random order, and a deletion worse than random is flagged. Localisation "
          "against the synthetic ground-truth evidence masks. Sanity: rank correlation with the attributions of "
          "the same network re-initialised (near 0 is good).</p>" + faith_table
          + figure_from_png(explanations["faithfulness_figure"], "deletion and insertion curves")),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -28,6 +27,7 @@ from ecglens.data import SplitSpec
 from ecglens.io import Source
 from ecglens.metrics import METRICS, EvaluationResult
 from ecglens.preprocess import LengthPolicy
+from ecglens.progress import note
 from ecglens.report.reproduce import Evaluation, Figures, PopulationFigure, ReproduceResults, ReproduceSummary
 from ecglens.train.evaluate import evaluate_bundle, store_in_bundle
 from ecglens.train.loop import TrainConfig, fit
@@ -85,7 +85,7 @@ class ReproduceConfig:
 
 
 def _log(message: str) -> None:
-    print(f"[reproduce] {message}", file=sys.stderr, flush=True)
+    note(message, "reproduce")
 
 
 def _folds(caches: Sequence[EcgCache], seed: int) -> SplitSpec:
@@ -123,12 +123,10 @@ def _groups(names: Sequence[str], cache_paths: dict[str, Path]) -> list[Path]:
 
 def run_reproduce(cpsc: Sequence[Source], ptbxl: Sequence[Source], out: str | os.PathLike,
                   config: ReproduceConfig = ReproduceConfig(), extra: Sequence[Source] = (), cross: bool = False,
-                  progress: bool = True, study_tables: dict[str, str] | None = None,
-                  protocols: Sequence[Protocol] = STUDY_PROTOCOLS) -> Path:
+                  progress: bool = True, protocols: Sequence[Protocol] = STUDY_PROTOCOLS) -> Path:
     """Run the protocols (and the cross matrix) into ``out``; returns the HTML report's path.
 
-    ``study_tables`` maps ``table2``/``table3`` to CSV files of the study's published values (same
-    columns as ours) to show beside ours.
+    The report shows the study's published Tables 2 and 3 (`ecglens.study`) beside ours.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +157,7 @@ def run_reproduce(cpsc: Sequence[Source], ptbxl: Sequence[Source], out: str | os
     timings["total"] = time.perf_counter() - started
     summary = ReproduceSummary(asdict(config), train_config.split, results, bundles, _add_timings(out, timings),
                                figures, _data_summary(caches), _versions(), cross_matrix)
-    return _write_outputs(out, summary, study_tables)
+    return _write_outputs(out, summary)
 
 
 def _prepare_caches(out: Path, groups: dict[str, list[Source]], config: ReproduceConfig,
@@ -187,7 +185,8 @@ def _evaluate_protocols(out: Path, protocols: Sequence[Protocol], bundles: dict[
                     store_in_bundle(bundles[protocol.name], report)
                     _log(f"{protocol.name}: stored its thresholds ({report.threshold_origin.describe()}) in "
                          f"{bundles[protocol.name]}")
-                return Evaluation(protocol.name, test_set, report.thresholds, report.results).to_dict()
+                return Evaluation(protocol.name, test_set, report.thresholds, report.results,
+                                  report.threshold_origin.describe()).to_dict()
 
             path = out / "results" / f"{protocol.name.lower()}_{test_set}.json"
             evaluations.append(Evaluation.from_dict(_reuse_or_compute(path, compute)))
@@ -204,7 +203,7 @@ def _add_timings(out: Path, timings: dict[str, float]) -> dict[str, float]:
     return timings
 
 
-def _write_outputs(out: Path, summary: ReproduceSummary, study_tables: dict[str, str] | None) -> Path:
+def _write_outputs(out: Path, summary: ReproduceSummary) -> Path:
     from ecglens.report.reproduce import render_reproduce
 
     tables = build_tables(summary.results)
@@ -214,8 +213,7 @@ def _write_outputs(out: Path, summary: ReproduceSummary, study_tables: dict[str,
         summary.cross.to_csv(out / "cross.csv")
     (out / "results.json").write_text(json.dumps(summary.to_dict(), indent=2, default=float))
     html = out / "report.html"
-    study = {name: pd.read_csv(path) for name, path in (study_tables or {}).items()}
-    html.write_text(render_reproduce(summary, tables, study))
+    html.write_text(render_reproduce(summary, tables))
     _log(f"done in {summary.timings_s['total']:.0f} s; report: {html}")
     return html
 

@@ -17,6 +17,38 @@ from sklearn.metrics import precision_recall_curve, roc_auc_score
 from ecglens.classes import CLASS_NAMES
 
 METRICS = ("precision", "recall", "f1", "auc", "accuracy")
+PROPORTIONS = ("precision", "recall", "accuracy")
+"""Metrics that are proportions of counts: their 95 % intervals are Wilson score intervals."""
+MIN_POSITIVES = 10
+"""Below this many positives a class's metrics (AUC above all) rest on too few records: they are flagged."""
+LOW_THRESHOLD = 0.05
+"""Thresholds below this (or at 0 or 1) are flagged: decisions at such probabilities are fragile."""
+CI_NOTE = ("95 % intervals: Wilson score intervals for precision, recall and accuracy (not degenerate on "
+           "small sets); bootstrap percentile intervals over records for F1 and AUC.")
+
+
+def wilson_interval(successes: float, n: float, z: float = 1.959964) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion ``successes / n`` (None when ``n`` is 0).
+
+    Unlike the bootstrap, it does not collapse to a point for 0 of 3 or 3 of 3.
+    """
+    if n <= 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def threshold_flag(threshold: float) -> str:
+    """Why a decision threshold deserves a second look, or an empty string."""
+    if threshold <= 0.0:
+        return "threshold at 0: every record is positive"
+    if threshold >= 1.0:
+        return "threshold at 1: no record can be positive"
+    if threshold < LOW_THRESHOLD:
+        return f"threshold below {LOW_THRESHOLD:g}: decisions at near-zero probability"
+    return ""
 
 
 def tune_thresholds(y_true: np.ndarray, y_prob: np.ndarray, default: float = 0.5) -> np.ndarray:
@@ -71,6 +103,16 @@ class ClassMetrics:
     note: str = ""
     ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
 
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Warnings a reader must see beside the numbers: few positives, a fragile threshold."""
+        flags = []
+        if 0 < self.n_positive < MIN_POSITIVES:
+            flags.append(f"only {self.n_positive} positives: metrics and AUC interval unreliable")
+        if flag := threshold_flag(self.threshold):
+            flags.append(flag)
+        return tuple(flags)
+
 
 @dataclass(frozen=True)
 class EvaluationResult:
@@ -115,7 +157,8 @@ class EvaluationResult:
             row.update({m: getattr(metrics, m) for m in METRICS})
             row.update({f"{m}_ci_low": metrics.ci95.get(m, (None, None))[0] for m in METRICS})
             row.update({f"{m}_ci_high": metrics.ci95.get(m, (None, None))[1] for m in METRICS})
-            row.update({"tp": metrics.tp, "fp": metrics.fp, "fn": metrics.fn, "tn": metrics.tn, "note": metrics.note})
+            row.update({"tp": metrics.tp, "fp": metrics.fp, "fn": metrics.fn, "tn": metrics.tn, "note": metrics.note,
+                        "flags": "; ".join(metrics.flags)})
             rows.append(row)
         average = {"set": self.name, "class": "average", "n_positive": sum(m.n_positive for m in self.per_class)}
         average.update(self.average)
@@ -133,12 +176,13 @@ class EvaluationResult:
                  "| class | n+ | precision | recall | F1 | AUC | accuracy |", "|---|---|---|---|---|---|---|"]
         for m in self.per_class:
             cells = [cell(getattr(m, k), m.ci95.get(k)) for k in METRICS]
-            note = f" ({m.note})" if m.note else ""
+            note = "".join(f" ({text})" for text in (m.note, *m.flags) if text)
             lines.append(f"| {m.name}{note} | {m.n_positive} | " + " | ".join(cells) + " |")
         cells = [cell(self.average.get(k), self.average_ci95.get(k)) for k in METRICS]
         lines.append("| **average** | | " + " | ".join(cells) + " |")
         if self.n_bootstrap:
-            lines += ["", f"Brackets: bootstrap 95 % intervals over records ({self.n_bootstrap} resamples)."]
+            lines += ["", f"Brackets: {CI_NOTE} ({self.n_bootstrap} bootstrap resamples; the average row's are "
+                          "all bootstrap)."]
         return "\n".join(lines)
 
 
@@ -183,7 +227,7 @@ def evaluate_predictions(
             pick = rng.integers(0, len(truth), len(truth))
             samples.append([_scores(truth[pick, k], prob[pick, k], pred[pick, k]) for k in range(truth.shape[1])])
         for k in range(truth.shape[1]):
-            for metric in METRICS:
+            for metric in ("f1", "auc"):
                 values = [s[k][metric] for s in samples if s[k][metric] is not None]
                 if len(values) >= 0.9 * n_bootstrap:
                     intervals[k][metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
@@ -194,6 +238,12 @@ def evaluate_predictions(
     per_class = []
     for k, name_k in enumerate(class_names):
         scores = per_class_scores[k]
+        tp, fp, fn, tn = (scores[c] for c in ("tp", "fp", "fn", "tn"))
+        for metric, (hits, n) in {"precision": (tp, tp + fp), "recall": (tp, tp + fn),
+                                  "accuracy": (tp + tn, tp + fp + fn + tn)}.items():
+            wilson = wilson_interval(hits, n)
+            if wilson is not None and scores[metric] is not None and n_bootstrap:
+                intervals[k][metric] = wilson
         n_positive = int(truth[:, k].sum())
         note = ""
         if n_positive == 0:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -206,11 +205,11 @@ def iter_scored_files(predictor: Predictor, paths: Sequence[str | os.PathLike], 
                       progress: bool = True) -> Iterator[Scored | ReadIssue]:
     """Read, prepare and score every record file once, a batch at a time; unreadable files come out as
     `ReadIssue` items and never stop the batch."""
-    from tqdm.auto import tqdm
+    from ecglens.progress import bar
 
     files = find_record_files(paths)
     pending: list[Record] = []
-    with tqdm(total=len(files), desc="predict", unit="rec", disable=not progress, file=sys.stderr) as bar:
+    with bar(total=len(files), desc="predict", unit="rec", enabled=progress) as counter:
         for path in files:
             try:
                 if not path.exists():
@@ -221,7 +220,7 @@ def iter_scored_files(predictor: Predictor, paths: Sequence[str | os.PathLike], 
             if len(pending) >= batch_size:
                 yield from predictor.score_records(pending, batch_size)
                 pending = []
-            bar.update()
+            counter.update()
         yield from predictor.score_records(pending, batch_size)
 
 

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from ecglens.cache import LABEL_COLUMNS, metadata_row
-from ecglens.classes import CLASS_NAMES, STUDY_TABLE1_PTBXL_PERCENT
+from ecglens.classes import CLASS_NAMES
 from ecglens.io.record import ReadIssue
 from ecglens.io.sources import Source, read_many, scan_sources
 from ecglens.labels.mapping import load_label_map
+from ecglens.study import CITATION, table1_percent
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,17 @@ class DatasetSummary:
     exclusions: dict[str, int]
     issues: dict[str, int]
     issue_examples: dict[str, str]
+    vocabulary: str = ""
 
-    def to_markdown(self, compare_with_study: bool = False) -> str:
+    @property
+    def comparable_with_study(self) -> bool:
+        """Whether the study's Table 1 describes this dataset: PTB-XL read natively (SCP statements) under
+        the study's own mapping (the ``seed`` profile). Other datasets are never compared with it."""
+        return self.vocabulary == "scp" and self.label_profile == "seed"
+
+    def to_markdown(self) -> str:
         """A Markdown section with Table 1, lengths and what was left out."""
+        compare_with_study = self.comparable_with_study
         lines = [f"## {self.dataset} ({self.label_profile} mapping)", ""]
         lines.append(
             f"{self.n_records} records read, {self.n_with_target} with at least one target class "
@@ -44,6 +53,7 @@ class DatasetSummary:
         header = ["class", "count (%)", "male (%)", "age mean (sd)"]
         if compare_with_study:
             header.append("study Table 1 (%)")
+            study = table1_percent()
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for name, row in table.iterrows():
@@ -54,8 +64,11 @@ class DatasetSummary:
                 _mean_sd(row["age_mean"], row["age_sd"]),
             ]
             if compare_with_study:
-                cells.append(f"{STUDY_TABLE1_PTBXL_PERCENT.get(str(name), float('nan')):.2f}")
+                cells.append(f"{study.get(str(name), float('nan')):.2f}")
             lines.append("| " + " | ".join(cells) + " |")
+        if compare_with_study:
+            lines += ["", f"Study column: {CITATION}, Table 1 (all 21,541 mapped PTB-XL records; a sample's "
+                      "percentages differ by chance)."]
         lengths = self.length_seconds
         lines += ["", f"Record length (s): min {lengths['min']:.1f}, median {lengths['median']:.1f}, "
                   f"mean {lengths['mean']:.1f}, max {lengths['max']:.1f}.", ""]
@@ -89,7 +102,7 @@ def summarize_index(index: pd.DataFrame, issues: Sequence[ReadIssue] = (), label
         sampling_rate_hz: rate of ``n_samples`` when all rows share one (a cache).
     """
     summaries = []
-    for dataset, rows in index.groupby("dataset", sort=True):
+    for dataset, rows in index.groupby("dataset", sort=False):  # in the order the sources were given
         labels = rows[list(LABEL_COLUMNS)].to_numpy(bool)
         with_target = labels.any(axis=1)
         male = (rows["sex"] == "male").fillna(False).to_numpy(bool)  # cache indexes hold <NA> for unknown sex
@@ -115,11 +128,14 @@ def summarize_index(index: pd.DataFrame, issues: Sequence[ReadIssue] = (), label
         # "only dropped statements (DIG)" and "(RVH)" are one reason here; the index keeps the codes.
         exclusions = Counter(str(e).split(" (")[0] for e in rows["exclusion"].dropna())
         own = [issue for issue in issues if issue.dataset == dataset]
-        summaries.append(_make(str(dataset), label_profile, rows, with_target, table_rows, seconds, exclusions, own))
+        vocabularies = set(rows["label_vocabulary"].dropna()) if "label_vocabulary" in rows else set()
+        summaries.append(_make(str(dataset), label_profile, rows, with_target, table_rows, seconds, exclusions, own,
+                               vocabularies.pop() if len(vocabularies) == 1 else ""))
     return summaries
 
 
-def _make(dataset, label_profile, rows, with_target, table_rows, seconds, exclusions, issues) -> DatasetSummary:
+def _make(dataset, label_profile, rows, with_target, table_rows, seconds, exclusions, issues,
+          vocabulary) -> DatasetSummary:
     issue_counts = Counter(issue.reason for issue in issues)
     examples = {}
     for issue in issues:
@@ -135,20 +151,21 @@ def _make(dataset, label_profile, rows, with_target, table_rows, seconds, exclus
         exclusions=dict(exclusions),
         issues=dict(issue_counts),
         issue_examples=examples,
+        vocabulary=vocabulary,
     )
 
 
 def summarize_sources(sources: Sequence[Source], label_profile: str = "strict", workers: int = 1,
                       strict: bool = False, progress: bool = True) -> tuple[list[DatasetSummary], list[ReadIssue]]:
     """Read every record of ``sources`` (in parallel) and summarise them per dataset."""
-    from tqdm.auto import tqdm
+    from ecglens.progress import bar
 
     label_map = load_label_map(label_profile)
     scan = scan_sources(sources)
     issues = list(scan.issues)
     rows = [metadata_row(record, label_map) for record in
-            tqdm(read_many(scan.refs, workers=workers, strict=strict, issues=issues), total=len(scan.refs),
-                 desc="summary", unit="rec", disable=not progress)]
+            bar(read_many(scan.refs, workers=workers, strict=strict, issues=issues), total=len(scan.refs),
+                desc="summary", unit="rec", enabled=progress)]
     if not rows:
         return [], issues
     return summarize_index(pd.DataFrame(rows), issues, label_map.name), issues
@@ -158,8 +175,7 @@ def write_summaries(summaries: Sequence[DatasetSummary], out: str | os.PathLike)
     """Write ``summary.md`` and ``table1.csv`` into ``out``; returns the paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    markdown = "# Dataset summary\n\n" + "\n".join(
-        s.to_markdown(compare_with_study=s.label_profile == "seed") for s in summaries)
+    markdown = "# Dataset summary\n\n" + "\n".join(s.to_markdown() for s in summaries)
     (out / "summary.md").write_text(markdown)
     frames = [s.table.reset_index().assign(dataset=s.dataset, label_profile=s.label_profile) for s in summaries]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

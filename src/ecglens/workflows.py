@@ -31,6 +31,7 @@ from ecglens.io import ReadIssue, Source
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.predict import Prediction, Predictor, iter_scored_files
 from ecglens.preprocess import ModelInput
+from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions
 from ecglens.report.outputs import (
     draw_explanations,
     lead_shapley_frame,
@@ -83,7 +84,7 @@ class SummaryRun:
 
     def lines(self) -> list[str]:
         """What the CLI prints."""
-        return [s.to_markdown(compare_with_study=s.label_profile == "seed") for s in self.summaries] + \
+        return [s.to_markdown() for s in self.summaries] + \
             [self.written.line()]
 
     def problems(self) -> list[str]:
@@ -221,13 +222,13 @@ class MapsRun:
 def run_record_maps(method: str, checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike] = (),
                     records: Sequence[str] = (), n_records: int = 3, class_name: str | None = None,
                     out: str | os.PathLike = "ecglens-out/explain", device: str = "auto", background: int = 100,
-                    n_samples: int = 8, percentile: float = 95.0, layout: str | None = None) -> MapsRun:
-    """``explain gradcam|shap``: each record's map for its predicted classes (or ``class_name``), on ECG paper."""
+                    n_samples: int = 8, figures: FigureOptions = DEFAULT_FIGURES) -> MapsRun:
+    """``explain gradcam|shap|guided-gradcam``: each record's map for its predicted classes (or ``class_name``)."""
     predictor = Predictor(checkpoint, device)
     inputs = select_inputs(predictor, caches, records, n_records)
     base = _background(predictor.meta, caches, background) if method == "shap" else None
     explanations = explain_inputs(predictor.model, predictor.meta, inputs, method, class_name, base, n_samples)
-    written = write_record_explanations(explanations, predictor.meta, Path(out), percentile, layout)
+    written = write_record_explanations(explanations, predictor.meta, Path(out), figures)
     return MapsRun(tuple(explanations), Written(written[:1]))
 
 
@@ -368,7 +369,7 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
                 out: str | os.PathLike = "ecglens-out/predict", sampling_rate_hz: float | None = None,
                 lead_names: Sequence[str] | None = None, engine: str = "torch", batch_size: int = 32,
                 explain: str | None = None, background_caches: Sequence[str | os.PathLike] = (),
-                device: str = "auto", progress: bool = True) -> PredictRun:
+                device: str = "auto", progress: bool = True, figures: FigureOptions = DEFAULT_FIGURES) -> PredictRun:
     """``predict``: read and score every file once; with ``explain``, explain each record's scored input
     for its decisions (or its most probable class) and draw it under ``OUT/figures``.
 
@@ -379,7 +380,7 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
     meta = predictor.meta
     background = _background(meta, background_caches, 100) if explain == "shap" else None
     out = Path(out)
-    predictions, issues, figures = [], [], []
+    predictions, issues, drawn = [], [], []
     for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
         if isinstance(item, ReadIssue):
             issues.append(item)
@@ -388,8 +389,8 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
         if explain:  # the scored input itself, drawn now so that no batch is held in memory
             explained = explain_inputs(predictor.model, meta, [item.input], explain, background=background,
                                        probabilities=item.probabilities[None])
-            figures += draw_explanations(explained, meta, out / "figures")
+            drawn += draw_explanations(explained, meta, out / "figures", figures)
     written = write_predictions(predictions, issues, meta.class_names, out)
-    if figures:
-        written += (write_json(out / "figures" / f"{explain}.json", figures),)
-    return PredictRun(tuple(predictions), tuple(issues), tuple(figures), Written(written))
+    if drawn:
+        written += (write_json(out / "figures" / f"{explain}.json", drawn),)
+    return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from captum.attr import GradientShap, LayerAttribution, LayerGradCam
+from captum.attr import GradientShap, GuidedGradCam, LayerAttribution, LayerGradCam
 from torch import nn
 
 
@@ -68,6 +68,22 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int], laye
     return upsampled.detach().expand(-1, x.shape[1], -1).cpu().numpy().copy()
 
 
+def guided_gradcam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int],
+                   layer: nn.Module | None = None) -> np.ndarray:
+    """Guided Grad-CAM (captum ``GuidedGradCam``): Grad-CAM times guided backpropagation, per lead.
+
+    Grad-CAM alone has one value per time step. Multiplying it, upsampled, by the guided gradient of
+    each input sample (Selvaraju et al. 2017, section 3.1) gives a leads x samples map: where in time
+    the layer-4 evidence lies and, within it, which leads' samples the class score is sensitive to.
+    Like Grad-CAM, it explains the class logit.
+    """
+    layer = layer or model.layer4
+    with evaluation_mode(model):
+        explainer = GuidedGradCam(model, layer)
+        values = explainer.attribute(x.detach().clone(), target=_targets(target, len(x)), interpolate_mode="linear")
+    return values.detach().cpu().numpy().copy()
+
+
 def gradient_shap(model: nn.Module, x: torch.Tensor, target: int | Sequence[int], background: torch.Tensor,
                   n_samples: int = 8, seed: int = 0) -> np.ndarray:
     """SHAP values by expected gradients (captum ``GradientShap``) against a background set.
@@ -119,7 +135,8 @@ def lead_mass(values: np.ndarray) -> np.ndarray:
     return np.abs(values).sum(axis=-1)
 
 
-EXPLANATION_METHODS = ("gradcam", "shap")
+EXPLANATION_METHODS = ("gradcam", "guided-gradcam", "shap")
+"""Per-record maps: Grad-CAM is per time step; guided Grad-CAM and SHAP are per lead and time."""
 
 
 def attribute(model: nn.Module, method: str, x: torch.Tensor, target: int, background: torch.Tensor | None = None,
@@ -128,7 +145,7 @@ def attribute(model: nn.Module, method: str, x: torch.Tensor, target: int, backg
 
     Args:
         model: the classifier.
-        method: ``gradcam`` or ``shap``.
+        method: one of `EXPLANATION_METHODS`.
         x: the model input, 1 x leads x samples.
         target: class index.
         background: SHAP background shaped like ``x`` per record (records x leads x samples).
@@ -137,6 +154,8 @@ def attribute(model: nn.Module, method: str, x: torch.Tensor, target: int, backg
     """
     if method == "gradcam":
         return gradcam(model, x, target)[0]
+    if method == "guided-gradcam":
+        return guided_gradcam(model, x, target)[0]
     if method == "shap":
         if background is None:
             raise ValueError("SHAP needs a background set")

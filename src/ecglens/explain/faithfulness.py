@@ -8,7 +8,6 @@ order, so "better than random" is visible.
 from __future__ import annotations
 
 import copy
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,13 +17,13 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 from torch import nn
-from tqdm.auto import tqdm
 
 from ecglens.bundle import BundleMeta
 from ecglens.explain.attribution import attribute, evaluation_mode
 from ecglens.explain.inputs import Background
 from ecglens.models import model_device
 from ecglens.preprocess import ModelInput
+from ecglens.progress import bar
 
 
 @dataclass(frozen=True)
@@ -212,8 +211,7 @@ def faithfulness(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput
     per: dict[tuple[str, int], dict[str, list]] = {}
     curves: dict[str, dict[str, list]] = {m: {k: [] for k in _CURVES} for m in methods}
     fractions = np.linspace(0, 1, steps + 1)
-    for index, item in enumerate(tqdm(inputs, desc="faithfulness", unit="rec", disable=not progress,
-                                      file=sys.stderr)):
+    for index, item in enumerate(bar(inputs, desc="faithfulness", unit="rec", enabled=progress)):
         if item.labels is None:
             continue
         x = torch.from_numpy(item.signal)[None].to(device)

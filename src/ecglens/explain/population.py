@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,12 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ecglens.explain.attribution import gradient_shap_all_classes, lead_mass
 from ecglens.explain.inputs import Background
 from ecglens.models import model_device
 from ecglens.preprocess import ModelInput
+from ecglens.progress import bar
 
 
 @dataclass(frozen=True)
@@ -40,10 +39,22 @@ class PopulationImportance:
         rows = self.matrix[np.asarray(self.counts) > 0]
         return rows.mean(axis=0) if len(rows) else np.full(len(self.lead_names), np.nan)
 
+    def relative(self) -> np.ndarray:
+        """Each class's lead shares divided by the average share of the same lead over all classes.
+
+        Absolute SHAP mass grows with a lead's amplitude, so large leads (aVR, V1-V2) lead every class
+        in `matrix`. The ratio removes what is common to all classes: above 1, the class relies on the
+        lead more than the classes do on average.
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.matrix / self.average()[None, :]
+
     def to_dict(self) -> dict:
         """Plain data for JSON."""
+        relative = self.relative()
         return {"class_names": list(self.class_names), "lead_names": list(self.lead_names),
                 "matrix": np.where(np.isnan(self.matrix), None, self.matrix).tolist(),
+                "relative_to_average": np.where(np.isfinite(relative), relative, None).tolist(),
                 "average": self.average().tolist(), "counts": list(self.counts), "n_samples": self.n_samples,
                 "seconds": self.seconds}
 
@@ -67,7 +78,7 @@ def population_importance(model: nn.Module, inputs: Sequence[ModelInput], backgr
     n_classes, n_leads = len(class_names), len(lead_names)
     device = model_device(model)
     mass = np.zeros((len(inputs), n_classes, n_leads))
-    for i, item in enumerate(tqdm(inputs, desc="SHAP", unit="rec", disable=not progress, file=sys.stderr)):
+    for i, item in enumerate(bar(inputs, desc="SHAP", unit="rec", enabled=progress)):
         x = torch.from_numpy(item.signal)[None].to(device)
         values = gradient_shap_all_classes(model, x, background.tensor(item.n_samples, device), n_classes,
                                            n_samples, seed + i)

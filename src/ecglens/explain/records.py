@@ -1,6 +1,6 @@
 """Explaining records: probabilities, the classes to explain, and the attributions, in one loop.
 
-Every per-record explanation in ecglens (``explain gradcam|shap``, ``predict --explain``, the report's
+Every per-record explanation in ecglens (``explain gradcam|guided-gradcam|shap``, ``predict --explain``, the report's
 Grad-CAM examples, the web viewer) comes from `explain_inputs`, on `ecglens.preprocess.ModelInput`s.
 """
 
@@ -27,7 +27,7 @@ class RecordExplanation:
 
     Attributes:
         input: the model input that was scored and explained.
-        method: ``gradcam`` or ``shap``.
+        method: ``gradcam``, ``guided-gradcam`` or ``shap``.
         class_index: index of the explained class among the bundle's classes.
         class_name: the explained class.
         probabilities: the model's class probabilities on ``input`` (all classes).
@@ -75,7 +75,7 @@ def explain_inputs(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInp
         model: the bundle's model (as loaded by `ecglens.predict.Predictor`).
         meta: the bundle's metadata (class names, thresholds).
         inputs: model inputs, exactly as scored.
-        method: ``gradcam`` or ``shap``.
+        method: ``gradcam``, ``guided-gradcam`` or ``shap``.
         class_name: explain this class only.
         background: SHAP background (required for ``shap``).
         n_samples: expected-gradients samples per class.

@@ -1,26 +1,65 @@
-"""12-lead ECGs on standard paper: 25 mm/s, 10 mm/mV, 1 mm and 5 mm grid; 3x4 + rhythm strip or 12x1."""
+"""12-lead ECGs on standard paper: 25 mm/s, 10 mm/mV, 1 mm and 5 mm grid; 3x4 + rhythm strip or 12x1.
+
+Every row starts with the 1-mV, 200-ms calibration pulse of a clinical printout. Rows grow with the
+record's amplitude (at least 3 mV, at most 2 x `MAX_HALF_MV`); a trace beyond that is clipped *visibly*:
+clipped samples carry a triangle on the clip line and the subtitle says so. Three kinds of overlay:
+
+- ``highlight``: a leads x samples mask (the synthetic evidence), shaded on its lead;
+- ``time_band``: one value per time step (Grad-CAM), a band across the full page height, because such
+  a map says nothing about leads;
+- ``segments``: signed leads x samples values (SHAP, guided Grad-CAM) summed over 40-ms segments and
+  drawn with a diverging colour map and a colour bar, on every lead.
+
+Styles: ``color`` (red grid) and ``bw`` (grey grid, grey overlays; only positive segment values).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 
 from ecglens.leads import LEAD_NAMES
 
 _LAYOUT_3X4 = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
+MIN_HALF_MV = 1.5
+"""Half the height of a row (mV) when the record is small: rows are at least 3 mV (30 mm) tall."""
+MAX_HALF_MV = 4.0
+"""Half the height of the tallest row (mV); a trace beyond it is clipped and marked."""
+LEAD_IN_S = 0.3
+"""Time before each row's trace, holding the calibration pulse."""
+SEGMENT_S = 0.04
+"""Length of the segments that signed attributions are summed over (one small box, 40 ms)."""
+_MM_PER_INCH = 25.4
 
 
-def _grid(ax, width_s: float, y_low: float, y_high: float) -> None:
+@dataclass(frozen=True)
+class PaperStyle:
+    """Colours of one paper style."""
+
+    minor: str
+    major: str
+    band: str
+    mask: str
+    diverging: bool
+
+
+STYLES = {
+    "color": PaperStyle(minor="#fbdcdc", major="#f4a6a6", band="#E69F00", mask="red", diverging=True),
+    "bw": PaperStyle(minor="#e8e8e8", major="#b8b8b8", band="#9a9a9a", mask="#777777", diverging=False),
+}
+
+
+def _grid(ax, width_s: float, y_low: float, y_high: float, style: PaperStyle) -> None:
     for x in np.arange(0, width_s + 1e-9, 0.04):
         major = abs(x / 0.2 - round(x / 0.2)) < 1e-6
-        ax.axvline(x, color="#f4a6a6" if major else "#fbdcdc", lw=0.8 if major else 0.4, zorder=0)
-    for y in np.arange(np.floor(y_low * 10) / 10, y_high + 1e-9, 0.1):
+        ax.axvline(x, color=style.major if major else style.minor, lw=0.8 if major else 0.4, zorder=0)
+    for y in np.arange(np.ceil(y_low * 10) / 10, y_high + 1e-9, 0.1):
         major = abs(y / 0.5 - round(y / 0.5)) < 1e-6
-        ax.axhline(y, color="#f4a6a6" if major else "#fbdcdc", lw=0.8 if major else 0.4, zorder=0)
-
-
-_ROW_HEIGHT_MV = 3.0
+        ax.axhline(y, color=style.major if major else style.minor, lw=0.8 if major else 0.4, zorder=0)
 
 
 def _panels(layout: str, lead_names: tuple[str, ...], seconds: float) -> list[list[tuple[str, float, float]]]:
@@ -34,6 +73,41 @@ def _panels(layout: str, lead_names: tuple[str, ...], seconds: float) -> list[li
     raise ValueError(f"unknown layout {layout!r}; choose 3x4 or 12x1")
 
 
+def segment_sums(values: np.ndarray, rate_hz: float, segment_s: float = SEGMENT_S) -> np.ndarray:
+    """Signed values summed over consecutive segments of ``segment_s``, repeated back to sample resolution."""
+    values = np.asarray(values, dtype=np.float64)
+    width = max(1, round(segment_s * rate_hz))
+    n = values.shape[-1]
+    padded = np.pad(values, [(0, 0)] * (values.ndim - 1) + [(0, (-n) % width)])
+    sums = padded.reshape(*values.shape[:-1], -1, width).sum(axis=-1)
+    return np.repeat(sums, width, axis=-1)[..., :n]
+
+
+@dataclass(frozen=True)
+class _Row:
+    offset: float
+    half_up: float
+    half_down: float
+
+
+def _rows(signal: np.ndarray, panels, position: dict[str, int], rate: float) -> list[_Row]:
+    """Each row's baseline and extent, sized to the largest deflection of its panels (within the cap)."""
+    rows, top = [], 0.0
+    for row in panels:
+        up, down = MIN_HALF_MV, MIN_HALF_MV
+        for name, start, stop in row:
+            if name in position:
+                lead = signal[position[name]]
+                part = lead[int(start * rate): max(int(stop * rate), int(start * rate) + 1)] - np.median(lead)
+                if part.size and np.isfinite(part).all():
+                    up = max(up, min(float(part.max()) + 0.3, MAX_HALF_MV))
+                    down = max(down, min(-float(part.min()) + 0.3, MAX_HALF_MV))
+        offset = top - up
+        rows.append(_Row(offset, up, down))
+        top = offset - down
+    return rows
+
+
 def plot_ecg(
     signal: np.ndarray,
     sampling_rate_hz: float,
@@ -44,8 +118,11 @@ def plot_ecg(
     highlight_label: str = "",
     seconds: float | None = None,
     time_band: np.ndarray | None = None,
+    segments: np.ndarray | None = None,
+    segments_label: str = "",
+    style: str = "color",
 ) -> Figure:
-    """Draw a 12-lead ECG on paper, optionally shading a leads x samples map in [0, 1] over the traces.
+    """Draw a 12-lead ECG on paper with at most one kind of overlay.
 
     Args:
         signal: leads x samples, mV.
@@ -53,56 +130,114 @@ def plot_ecg(
         title: figure title (true/predicted labels, probabilities).
         lead_names: names of the rows of ``signal``.
         layout: ``3x4`` (four 2.5-s columns plus a lead II rhythm strip) or ``12x1``.
-        highlight: leads x samples values in [0, 1] (Grad-CAM, SHAP, evidence mask) drawn as red shading.
-        highlight_label: legend text for the shading.
+        highlight: leads x samples mask (values > 0 shaded on their own lead).
+        highlight_label: what the shading or band shows (in the subtitle).
         seconds: length to draw (default: the whole record).
-        time_band: one value per sample in [0, 1] (a map without a lead axis, such as Grad-CAM), drawn as
-            bands across the full height wherever it is positive.
+        time_band: one value per sample (a map without a lead axis, such as Grad-CAM), drawn as bands
+            across the full height wherever it is positive.
+        segments: leads x samples signed attributions, summed over 40-ms segments and coloured on every lead.
+        segments_label: the colour bar's label.
+        style: ``color`` or ``bw`` (black and white).
     """
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
+    paper = STYLES[style]
     n_samples = signal.shape[1]
     seconds = min(seconds or n_samples / sampling_rate_hz, n_samples / sampling_rate_hz)
+    n_draw = round(seconds * sampling_rate_hz)
     panels = _panels(layout, lead_names, seconds)
-    rows = len(panels)
-    # 25 mm/s and 10 mm/mV: one inch is 25.4 mm, so the figure is sized from the paper scale.
-    fig = plt.figure(figsize=(seconds * 25 / 25.4 + 0.6, rows * _ROW_HEIGHT_MV * 10 / 25.4 + 0.8))
-    ax = fig.add_axes((0.02, 0.02, 0.96, 0.9 - 0.1 / rows))
-    y_low, y_high = -rows * _ROW_HEIGHT_MV + _ROW_HEIGHT_MV / 2, _ROW_HEIGHT_MV / 2
-    _grid(ax, seconds, y_low, y_high)
-    if time_band is not None:
-        t = np.arange(n_samples)[: int(seconds * sampling_rate_hz)] / sampling_rate_hz
-        ax.fill_between(t, y_low, y_high, where=np.asarray(time_band)[: len(t)] > 0, color="#E69F00", alpha=0.35,
-                        lw=0, zorder=1, step="mid")
     position = {name: i for i, name in enumerate(lead_names)}
-    n_draw = int(seconds * sampling_rate_hz)
-    for r, row in enumerate(panels):
-        for name, start, stop in row:
-            if name in position:
-                _draw_panel(ax, signal[position[name], :n_draw], sampling_rate_hz, name, start, stop,
-                            -r * _ROW_HEIGHT_MV, None if highlight is None else highlight[position[name], :n_draw])
-    ax.set_xlim(0, seconds)
+    rows = _rows(signal[:, :n_draw], panels, position, sampling_rate_hz)
+    y_high, y_low = 0.0, rows[-1].offset - rows[-1].half_down
+    width_s = seconds + LEAD_IN_S
+    # 25 mm/s and 10 mm/mV: the axes are sized in inches from the paper scale, margins around them.
+    axes_w, axes_h = width_s * 25 / _MM_PER_INCH, (y_high - y_low) * 10 / _MM_PER_INCH
+    top, bottom, side = 0.8, (0.75 if segments is not None else 0.1), 0.15
+    fig = plt.figure(figsize=(axes_w + 2 * side, axes_h + top + bottom))
+    fig_w, fig_h = fig.get_size_inches()
+    ax = fig.add_axes((side / fig_w, bottom / fig_h, axes_w / fig_w, axes_h / fig_h))
+    _grid(ax, width_s, y_low, y_high, paper)
+    t = LEAD_IN_S + np.arange(n_draw) / sampling_rate_hz
+    if time_band is not None:
+        ax.fill_between(t, y_low, y_high, where=np.asarray(time_band)[:n_draw] > 0, color=paper.band, alpha=0.35,
+                        lw=0, zorder=1, step="mid")
+    image, norm, cmap = None, None, None
+    if segments is not None:
+        sums = segment_sums(np.asarray(segments)[:, :n_draw], sampling_rate_hz)
+        if not paper.diverging:
+            sums = np.clip(sums, 0, None)
+        peak = float(np.abs(sums).max()) or 1.0
+        norm = Normalize(-peak, peak) if paper.diverging else Normalize(0, peak)
+        cmap = _fading("RdBu_r" if paper.diverging else "Greys", paper.diverging)
+    clipped = False
+    for row, layout_row in zip(rows, panels, strict=True):
+        for name, start, stop in layout_row:
+            if name not in position:
+                continue
+            lead = signal[position[name], :n_draw]
+            a, z = round(start * sampling_rate_hz), min(round(stop * sampling_rate_hz), n_draw)
+            trace = lead[a:z] - np.median(lead)
+            low, high = row.offset - row.half_down, row.offset + row.half_up
+            if segments is not None:
+                image = ax.imshow(sums[position[name], a:z][None], extent=(t[a], t[z - 1], low, high), cmap=cmap,
+                                  norm=norm, aspect="auto", zorder=1, interpolation="nearest")
+            if highlight is not None:
+                ax.fill_between(t[a:z], low, high, where=np.asarray(highlight)[position[name], a:z] > 0,
+                                color=paper.mask, alpha=0.25, lw=0, zorder=2, step="mid")
+            clipped |= _trace(ax, t[a:z], trace, row)
+            ax.text(start + LEAD_IN_S + 0.04, high - 0.45, name, fontsize=9, weight="bold", zorder=4)
+            if start > 0:
+                ax.plot([start + LEAD_IN_S] * 2, [row.offset - 0.3, row.offset + 0.3], color="black", lw=1.0,
+                        zorder=4)
+        _calibration_pulse(ax, row.offset)
+    ax.set_xlim(0, width_s)
     ax.set_ylim(y_low, y_high)
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
-    subtitle = "25 mm/s, 10 mm/mV"
+    subtitle = "25 mm/s, 10 mm/mV, 1-mV calibration pulse"
+    if clipped:
+        subtitle += f"; clipped at {MAX_HALF_MV:g} mV from baseline where marked with triangles"
     if (highlight is not None or time_band is not None) and highlight_label:
-        subtitle += f"; shaded: {highlight_label}"
-    fig.suptitle(f"{title}\n{subtitle}" if title else subtitle, fontsize=10, y=0.995, va="top")
+        subtitle += f"\nshaded: {highlight_label}"
+    fig.text(0.5, 1 - 0.08 / fig_h, f"{title}\n{subtitle}" if title else subtitle, ha="center", va="top",
+             fontsize=10)
+    if image is not None:
+        bar_ax = fig.add_axes((0.3, 0.3 / fig_h, 0.4, 0.12 / fig_h))
+        fig.colorbar(image, cax=bar_ax, orientation="horizontal").set_label(segments_label, fontsize=9)
     return fig
 
 
-def _draw_panel(ax, lead: np.ndarray, rate: float, name: str, start: float, stop: float, offset: float,
-                highlight: np.ndarray | None) -> None:
-    """One lead's trace (its median at the row's baseline) from ``start`` to ``stop`` s, with its shading."""
-    t = np.arange(len(lead)) / rate
-    a, z = int(start * rate), min(int(stop * rate), len(lead))
-    trace = lead[a:z] - np.median(lead)
-    trace = np.clip(trace, -_ROW_HEIGHT_MV / 2 + 0.05, _ROW_HEIGHT_MV / 2 - 0.05)
-    ax.plot(t[a:z], trace + offset, color="black", lw=0.7, zorder=3)
-    if highlight is not None:
-        ax.fill_between(t[a:z], offset - _ROW_HEIGHT_MV / 2, offset + _ROW_HEIGHT_MV / 2, where=highlight[a:z] > 0,
-                        color="red", alpha=0.25, lw=0, zorder=2, step="mid")
-    ax.text(start + 0.04, offset + _ROW_HEIGHT_MV / 2 - 0.45, name, fontsize=9, weight="bold", zorder=4)
-    if start > 0:
-        ax.plot([start, start], [offset - 0.3, offset + 0.3], color="black", lw=1.0, zorder=4)
+def _fading(name: str, diverging: bool) -> ListedColormap:
+    """A colour map whose opacity grows with the magnitude it encodes, so near-zero segments leave the
+    paper grid readable (the colour bar shows the same colours)."""
+    colours = plt.get_cmap(name)(np.linspace(0, 1, 256))
+    position = np.linspace(-1, 1, 256) if diverging else np.linspace(0, 1, 256)
+    colours[:, 3] = 0.8 * np.abs(position) ** 0.7
+    return ListedColormap(colours)
+
+
+def _trace(ax, t: np.ndarray, trace: np.ndarray, row: _Row) -> bool:
+    """Draw one trace at its row's baseline, clipping visibly; returns whether anything was clipped."""
+    finite = np.where(np.isfinite(trace), trace, 0.0)
+    high_clip, low_clip = finite > row.half_up - 0.05, finite < -row.half_down + 0.05
+    drawn = np.clip(finite, -row.half_down + 0.05, row.half_up - 0.05)
+    ax.plot(t, drawn + row.offset, color="black", lw=0.7, zorder=3)
+    hit = False
+    if row.half_up >= MAX_HALF_MV and high_clip.any():
+        ax.plot(t[high_clip], np.full(high_clip.sum(), row.offset + row.half_up - 0.12), "^", color="black",
+                ms=3, zorder=4)
+        hit = True
+    if row.half_down >= MAX_HALF_MV and low_clip.any():
+        ax.plot(t[low_clip], np.full(low_clip.sum(), row.offset - row.half_down + 0.12), "v", color="black",
+                ms=3, zorder=4)
+        hit = True
+    return hit
+
+
+def _calibration_pulse(ax, offset: float) -> None:
+    """The 1-mV, 200-ms standardisation pulse at the start of a row."""
+    x = [0.02, 0.06, 0.06, 0.26, 0.26, LEAD_IN_S - 0.01]
+    y = [offset, offset, offset + 1.0, offset + 1.0, offset, offset]
+    ax.plot(x, y, color="black", lw=0.9, zorder=3)

@@ -29,7 +29,7 @@ class ExampleFigure:
 
 
 def gradcam_examples(model: nn.Module, meta: BundleMeta, records: Sequence[ModelInput], out: Path,
-                     n_correct: int = 2, n_wrong: int = 2, dpi: int = 60) -> list[ExampleFigure]:
+                     n_correct: int = 2, n_wrong: int = 2) -> list[ExampleFigure]:
     """Grad-CAM figures (the study's Figures 6-8) for the first right and wrong records of a set."""
     if not records:
         return []
@@ -43,19 +43,17 @@ def gradcam_examples(model: nn.Module, meta: BundleMeta, records: Sequence[Model
             explanation = explain_inputs(model, meta, [records[i]], "gradcam",
                                          probabilities=probabilities[i : i + 1])[0]
             fig = explanation_figure(explanation, meta, title_prefix=f"{kind}: ")
-            path = save_figure(fig, out / f"{safe_name(records[i].record_id)}_{explanation.class_name}_gradcam.png",
-                               dpi)
+            path = save_figure(fig, out / f"{safe_name(records[i].record_id)}_{explanation.class_name}_gradcam.png")
             figures.append(ExampleFigure(kind, records[i].record_id, explanation.class_name, str(path)))
     return figures
 
 
 def population_heatmap(model: nn.Module, meta: BundleMeta, records: Sequence[ModelInput], background: Background,
-                       path: Path, title: str, n_samples: int = 4, progress: bool = True,
-                       dpi: int = 70) -> PopulationImportance:
+                       path: Path, title: str, n_samples: int = 4, progress: bool = True) -> PopulationImportance:
     """The study's Figures 2-5 for one model and record set; the figure is written to ``path``."""
     result = population_importance(model, records, background, meta.class_names, meta.lead_names, n_samples,
                                    progress=progress)
     fig = lead_class_heatmap(result.matrix, result.average(), result.counts, title, result.class_names,
                              result.lead_names)
-    save_figure(fig, path, dpi)
+    save_figure(fig, path)
     return result

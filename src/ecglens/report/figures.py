@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from ecglens.bundle import BundleMeta
@@ -17,12 +19,46 @@ from ecglens.explain.records import RecordExplanation
 from ecglens.leads import LEAD_NAMES
 from ecglens.report.ecgpaper import plot_ecg
 
-FIGURE_DPI = 90
+FIGURE_DPI = 150
+"""Resolution of every PNG ecglens writes (SVG is resolution-free)."""
+FIGURE_FORMATS = ("png", "svg")
+
+
+@dataclass(frozen=True)
+class FigureOptions:
+    """How record figures are drawn and written.
+
+    Attributes:
+        percentile: Grad-CAM is shaded at and above this percentile of its time steps (the study's 95).
+        layout: ``3x4`` or ``12x1``; None for each method's default (Grad-CAM 3x4, lead-resolved maps 12x1).
+        style: ``color`` or ``bw``.
+        image_format: ``png`` (at `FIGURE_DPI`) or ``svg``.
+    """
+
+    percentile: float = 95.0
+    layout: str | None = None
+    style: str = "color"
+    image_format: str = "png"
+
+    def __post_init__(self) -> None:
+        if self.image_format not in FIGURE_FORMATS:
+            raise ValueError(f"unknown figure format {self.image_format!r}; choose from {', '.join(FIGURE_FORMATS)}")
+        if not 0 <= self.percentile < 100:
+            raise ValueError(f"--percentile must be in [0, 100), got {self.percentile:g}")
+
+
+DEFAULT_FIGURES = FigureOptions()
 
 
 def save_figure(fig: Figure, target: str | os.PathLike | io.BytesIO, dpi: int = FIGURE_DPI, tight: bool = True,
-                image_format: str = "png") -> Path | io.BytesIO:
-    """Save a figure (to a path, written atomically, or into a buffer) and close it; the one figure writer."""
+                image_format: str | None = None) -> Path | io.BytesIO:
+    """Save a figure (to a path, written atomically, or into a buffer) and close it; the one figure writer.
+
+    The format is ``image_format``, else the path's suffix when it is one of `FIGURE_FORMATS`, else PNG.
+    """
+    if image_format is None:
+        suffix = "" if isinstance(target, io.BytesIO) else Path(target).suffix.lstrip(".").lower()
+        image_format = suffix if suffix in FIGURE_FORMATS else "png"
     options = {"dpi": dpi, "format": image_format, **({"bbox_inches": "tight"} if tight else {})}
     try:
         if isinstance(target, io.BytesIO):
@@ -50,7 +86,7 @@ def label_title(record_id: str, truth: np.ndarray | None, probabilities: np.ndar
 
 def gradcam_figure(signal: np.ndarray, rate_hz: float, cam: np.ndarray, title: str, class_name: str,
                    percentile: float = 95.0, layout: str = "3x4", lead_names: tuple[str, ...] = LEAD_NAMES,
-                   probability: float | None = None) -> Figure:
+                   probability: float | None = None, style: str = "color") -> Figure:
     """The study's Figures 6-8: the ECG with its Grad-CAM (min-max normalised, >= percentile) shaded.
 
     Grad-CAM has one value per time step, so it is drawn as bands across the full page height (every
@@ -61,69 +97,115 @@ def gradcam_figure(signal: np.ndarray, rate_hz: float, cam: np.ndarray, title: s
     if not (time_map > 0).any():
         at = "" if probability is None else f" at p={probability:.2f}"
         return plot_ecg(signal, rate_hz, f"{title}\nno positive Grad-CAM evidence for {class_name}{at}",
-                        lead_names=lead_names, layout=layout)
+                        lead_names=lead_names, layout=layout, style=style)
     shaded = threshold_map(time_map[None], percentile)[0]
-    return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout, time_band=shaded,
+    return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout, time_band=shaded, style=style,
                     highlight_label=f"Grad-CAM for {class_name}, top {100 - percentile:g} % of time steps "
                                     "(per time, across all leads: not lead-specific)")
 
 
-def shap_figure(signal: np.ndarray, rate_hz: float, values: np.ndarray, title: str, class_name: str,
-                percentile: float = 95.0, layout: str = "12x1", lead_names: tuple[str, ...] = LEAD_NAMES) -> Figure:
-    """The original's ``plot_shap``: segments of high positive SHAP value per lead, for one class."""
-    positive = np.clip(values, 0, None)
-    cut = np.percentile(positive, percentile) if positive.any() else np.inf
-    return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout,
-                    highlight=(positive >= cut) & (positive > 0),
-                    highlight_label=f"SHAP for {class_name} (top {100 - percentile:g} %)")
+ATTRIBUTION_LABELS = {
+    "shap": "SHAP value per 40 ms for {cls} (change in probability; lead-resolved)",
+    "guided-gradcam": "guided Grad-CAM per 40 ms for {cls} (Grad-CAM x guided gradient; lead-resolved)",
+}
 
 
-def explanation_figure(explanation: RecordExplanation, meta: BundleMeta, percentile: float = 95.0,
-                       layout: str | None = None, title_prefix: str = "") -> Figure:
+def attribution_figure(signal: np.ndarray, rate_hz: float, values: np.ndarray, title: str, class_name: str,
+                       method: str = "shap", layout: str = "12x1", lead_names: tuple[str, ...] = LEAD_NAMES,
+                       style: str = "color") -> Figure:
+    """A lead-resolved attribution (SHAP, guided Grad-CAM) on every lead, summed over 40-ms segments.
+
+    Sign and magnitude are shown with a diverging colour map (red for evidence for the class, blue
+    against it) and a colour bar in the attribution's units; the black-and-white style shows positive
+    evidence only, in grey, and says so.
+    """
+    label = ATTRIBUTION_LABELS[method].format(cls=class_name)
+    if style == "bw":
+        label += "; positive values only"
+    values = np.asarray(values)
+    if not np.any(values):
+        return plot_ecg(signal, rate_hz, f"{title}\nall-zero {method} attribution for {class_name}",
+                        lead_names=lead_names, layout=layout, style=style)
+    return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout, segments=values,
+                    segments_label=label, style=style)
+
+
+def explanation_figure(explanation: RecordExplanation, meta: BundleMeta, options: FigureOptions = DEFAULT_FIGURES,
+                       title_prefix: str = "") -> Figure:
     """A record's explanation on ECG paper, titled with the probabilities of the very input it explains."""
+    percentile, layout, style = options.percentile, options.layout, options.style
     item = explanation.input
     title = title_prefix + label_title(item.record_id, item.labels, explanation.probabilities, meta.thresholds,
                                        meta.class_names)
     if explanation.method == "gradcam":
         return gradcam_figure(item.signal, meta.sampling_rate_hz, explanation.values, title, explanation.class_name,
-                              percentile, layout or "3x4", meta.lead_names, explanation.probability)
-    return shap_figure(item.signal, meta.sampling_rate_hz, explanation.values, title, explanation.class_name,
-                       percentile, layout or "12x1", meta.lead_names)
+                              percentile, layout or "3x4", meta.lead_names, explanation.probability, style)
+    return attribution_figure(item.signal, meta.sampling_rate_hz, explanation.values, title, explanation.class_name,
+                              explanation.method, layout or "12x1", meta.lead_names, style)
 
 
 def lead_class_heatmap(matrix: np.ndarray, average: np.ndarray, counts: Sequence[int], title: str,
                        class_names: Sequence[str], lead_names: Sequence[str]) -> Figure:
-    """The study's Figures 2-5: share of SHAP mass per lead (columns) for each class (rows), plus the average."""
-    data = np.vstack([matrix, average[None, :]]) * 100
-    rows = [f"{name} (n={count})" for name, count in zip(class_names, counts, strict=True)] + ["average"]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(lead_names), 0.9 + 0.45 * len(rows)))
-    image = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", aspect="auto")
-    for r in range(data.shape[0]):
-        for c in range(data.shape[1]):
-            if np.isfinite(data[r, c]):
-                ax.text(c, r, f"{data[r, c]:.1f}", ha="center", va="center", fontsize=7,
-                        color="white" if data[r, c] < np.nanmax(data) * 0.6 else "black")
-    ax.set_xticks(range(len(lead_names)), lead_names)
-    ax.set_yticks(range(len(rows)), rows)
-    ax.axhline(len(rows) - 1.5, color="white", lw=2)
-    ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, label="% of the class's SHAP mass")
+    """The study's Figures 2-5 and a normalised view, side by side.
+
+    Left: share of each class's absolute SHAP mass per lead (%, rows sum to 100), plus the average row.
+    Right: the same share divided by the lead's average share over the classes (x; above 1 the class
+    uses the lead more than the classes do on average), which removes the amplitude effect common to
+    all classes. Rows carry n, the records explained per class.
+    """
+    shares = np.vstack([matrix, average[None, :]]) * 100
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.asarray(matrix) / np.asarray(average)[None, :]
+    rows = [f"{name} (n={count})" for name, count in zip(class_names, counts, strict=True)]
+    width = 0.55 * len(lead_names)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * width + 3.6, 1.3 + 0.42 * len(rows)),
+                             gridspec_kw={"width_ratios": [1, 1]})
+    image = _heat(axes[0], shares, [*rows, "average"], lead_names, "viridis", None, "{:.1f}")
+    axes[0].axhline(len(rows) - 0.5, color="white", lw=2)
+    axes[0].set_title("absolute: % of the class's SHAP mass", fontsize=9)
+    fig.colorbar(image, ax=axes[0], label="% of SHAP mass", shrink=0.8)
+    finite = relative[np.isfinite(relative) & (relative > 0)]
+    spread = float(np.max(np.abs(np.log2(finite)))) if finite.size else 1.0
+    image = _heat(axes[1], relative, rows, lead_names, "PuOr_r",
+                  LogNorm(2 ** -max(spread, 0.1), 2 ** max(spread, 0.1)), "{:.2f}")
+    axes[1].set_title("normalised: share / the lead's average share", fontsize=9)
+    fig.colorbar(image, ax=axes[1], label="x the average over classes", shrink=0.8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
+def _heat(ax, data: np.ndarray, rows: Sequence[str], columns: Sequence[str], cmap: str, norm, text: str):
+    """One annotated heatmap panel; NaN cells stay blank."""
+    masked = np.ma.masked_invalid(np.where(np.asarray(data) > 0, data, np.nan) if norm is not None else data)
+    image = ax.imshow(masked, cmap=cmap, norm=norm, aspect="auto")
+    for r in range(data.shape[0]):
+        for c in range(data.shape[1]):
+            if np.isfinite(data[r, c]):
+                red, green, blue, _ = image.cmap(image.norm(data[r, c]))
+                light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+                ax.text(c, r, text.format(data[r, c]), ha="center", va="center", fontsize=7,
+                        color="black" if light else "white")
+    ax.set_xticks(range(len(columns)), columns, fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    return image
+
+
 def curves_figure(fractions: np.ndarray, curves: dict[str, dict[str, np.ndarray]], title: str) -> Figure:
     """Mean deletion and insertion curves per method, with the random-order references."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for axis, kind in zip(axes, ("deletion", "insertion"), strict=True):
         for method, values in curves.items():
-            line = axis.plot(fractions, values[kind], label=method)[0]
-            axis.plot(fractions, values[f"random_{kind}"], "--", color=line.get_color(), alpha=0.6,
-                      label=f"{method}, random order")
-        axis.set_xlabel(f"fraction {'removed' if kind == 'deletion' else 'inserted'} (most attributed first)")
-        axis.set_title(kind)
+            line = axis.plot(fractions, values[kind], "o-", lw=2, ms=4, label=f"{method}, most attributed first")[0]
+            axis.plot(fractions, values[f"random_{kind}"], ":", marker="x", ms=5, lw=1.2, color=line.get_color(),
+                      alpha=0.8, label=f"{method}, random order")
+        action = "replaced by 0 mV" if kind == "deletion" else "restored from 0 mV"
+        axis.set_xlabel(f"fraction of samples {action}")
+        axis.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} is more faithful)", fontsize=9)
+        axis.grid(alpha=0.3)
     axes[0].set_ylabel("class probability")
-    axes[1].legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig

@@ -21,7 +21,14 @@ from ecglens.explain.population import PopulationImportance
 from ecglens.explain.records import LeadShapleyTable, RecordExplanation
 from ecglens.io import ReadIssue
 from ecglens.predict import Prediction
-from ecglens.report.figures import curves_figure, explanation_figure, lead_class_heatmap, save_figure
+from ecglens.report.figures import (
+    DEFAULT_FIGURES,
+    FigureOptions,
+    curves_figure,
+    explanation_figure,
+    lead_class_heatmap,
+    save_figure,
+)
 from ecglens.report.paths import safe_name
 
 
@@ -44,13 +51,13 @@ def write_predictions(predictions: Sequence[Prediction], issues: Sequence[ReadIs
 
 
 def draw_explanations(explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path,
-                      percentile: float = 95.0, layout: str | None = None) -> list[dict]:
+                      options: FigureOptions = DEFAULT_FIGURES) -> list[dict]:
     """A figure per record and class and an ``.npz`` of the maps per record; returns a summary row per figure."""
     rows, maps = [], {}
     for explanation in explanations:
         stem = safe_name(explanation.input.record_id)
-        figure = save_figure(explanation_figure(explanation, meta, percentile, layout),
-                             out / f"{stem}_{explanation.class_name}_{explanation.method}.png")
+        figure = save_figure(explanation_figure(explanation, meta, options),
+                             out / f"{stem}_{explanation.class_name}_{explanation.method}.{options.image_format}")
         maps.setdefault((stem, explanation.method), {})[explanation.class_name] = explanation.values
         rows.append({"record_id": explanation.input.record_id, "class": explanation.class_name,
                      "method": explanation.method, "probability": explanation.probability, "figure": str(figure),
@@ -63,11 +70,11 @@ def draw_explanations(explanations: Sequence[RecordExplanation], meta: BundleMet
 
 
 def write_record_explanations(explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path,
-                              percentile: float = 95.0, layout: str | None = None) -> tuple[Path, ...]:
+                              options: FigureOptions = DEFAULT_FIGURES) -> tuple[Path, ...]:
     """`draw_explanations` plus ``<method>.json`` summarising every figure; returns the JSON path first."""
     if not explanations:
         return ()
-    rows = draw_explanations(explanations, meta, out, percentile, layout)
+    rows = draw_explanations(explanations, meta, out, options)
     return write_json(out / f"{explanations[0].method}.json", rows), *(Path(row["figure"]) for row in rows)
 
 

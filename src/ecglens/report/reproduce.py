@@ -12,7 +12,8 @@ import pandas as pd
 from ecglens.data import SplitSpec
 from ecglens.metrics import EvaluationResult
 from ecglens.report.explanations import ExampleFigure
-from ecglens.report.html import figure_from_png, page, table_to_html
+from ecglens.report.html import evaluation_table, figure_from_png, page, table_to_html
+from ecglens.study import CITATION, study_cells
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Evaluation:
     test_set: str
     thresholds: tuple[float, ...]
     results: tuple[EvaluationResult, ...]
+    threshold_origin: str = "not recorded"
 
     @property
     def combined(self) -> EvaluationResult:
@@ -32,13 +34,14 @@ class Evaluation:
     def to_dict(self) -> dict:
         """Plain data for JSON (the file a resumed run reads back)."""
         return {"protocol": self.protocol, "test_set": self.test_set, "thresholds": list(self.thresholds),
-                "results": [r.to_dict() for r in self.results]}
+                "threshold_origin": self.threshold_origin, "results": [r.to_dict() for r in self.results]}
 
     @classmethod
     def from_dict(cls, data: dict) -> Evaluation:
         """Inverse of `to_dict`."""
         return cls(data["protocol"], data["test_set"], tuple(data["thresholds"]),
-                   tuple(EvaluationResult.from_dict(r) for r in data["results"]))
+                   tuple(EvaluationResult.from_dict(r) for r in data["results"]),
+                   data.get("threshold_origin", "not recorded"))
 
 
 @dataclass(frozen=True)
@@ -101,24 +104,29 @@ class ReproduceSummary:
 
 
 
-STUDY_NUMBERS_NOTE = (
-    "The study's own Table 2/3 values are not shipped with ecglens (the paper's tables were not available "
-    "where this was built); transcribe them into CSVs shaped like table2.csv / table3.csv and pass "
-    "<code>--study-table2</code> / <code>--study-table3</code> to show them beside these.")
+def _table(frame: pd.DataFrame, study: dict[tuple[str, str], float] | None = None) -> str:
+    """Our table; with ``study``, each cell shows the study's published value under ours."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for _, row in frame.iterrows():
+        cells = []
+        for column, value in row.items():
+            text = "n/a" if value is None or (isinstance(value, float) and pd.isna(value)) else (
+                f"{value:.3f}" if isinstance(value, float) else html.escape(str(value)))
+            reference = (study or {}).get((str(row.iloc[0]), str(column)))
+            if reference is not None:
+                text += f"<br><small class='study'>study {reference:.3f}</small>"
+            cells.append(f"<td>{text}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _table(frame: pd.DataFrame, study: pd.DataFrame | None = None) -> str:
-    if study is not None:
-        frame = frame.merge(study.add_prefix("study ").rename(columns={"study class": "class"}), on="class",
-                            how="left")
-    rows = frame.astype(object).where(frame.notna(), None).values.tolist()
-    return table_to_html(list(frame.columns), rows)
+def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame]) -> str:
+    """Render the reproduce run from its numbers (the typed summary behind results.json) into one HTML page.
 
-
-def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame],
-                     study: dict[str, pd.DataFrame] | None = None) -> str:
-    """Render the reproduce run from its numbers (the typed summary behind results.json) into one HTML page."""
-    study = study or {}
+    The study's published Tables 2 and 3 (shipped in `ecglens.study`) appear under our values, cell by
+    cell; each evaluation follows in full with its intervals, thresholds and flags.
+    """
     results = summary.results
 
     def fmt(value: float | None) -> str:
@@ -132,12 +140,18 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame],
         f"Thresholds were tuned on validation splits only (CPSC's for Original; the combined validation set for "
         f"Ours_1/Ours_2) and stored in each bundle; folds {summary.folds.val_fold} (validation) and "
         f"{summary.folds.test_fold} (test).</p>"
-        f"<p class='note'>{STUDY_NUMBERS_NOTE} Cells marked n/a are classes without positives in that test "
-        "set.</p>"))]
+        f"<p class='note'>Under each of our values, in grey: the study's published value ({html.escape(CITATION)}; "
+        "the study trained on the full databases at 500 Hz for 30 epochs, so a smaller run differs in level). "
+        "Cells marked n/a are classes without positives in that test set. Per-class intervals, thresholds "
+        "and flags are in the sections after the tables.</p>"))]
     sections.append(("Table 2: Original on CPSC and on PTB-XL (test splits)",
-                     _table(tables["table2"], study.get("table2"))))
+                     _table(tables["table2"], study_cells("table2"))))
     sections.append(("Table 3: Original, Ours_1, Ours_2 on the combined test set",
-                     _table(tables["table3"], study.get("table3"))))
+                     _table(tables["table3"], study_cells("table3"))))
+    details = "".join(f"<h3>{html.escape(e.protocol)} on {html.escape(e.test_set)}</h3>"
+                      + "".join(evaluation_table(result, e.threshold_origin) for result in e.results)
+                      for e in results.evaluations)
+    sections.append(("Every evaluation with 95 % intervals, thresholds and flags", details))
     if summary.cross is not None:
         frame = summary.cross.reset_index().rename(columns={"index": "trained on \\ tested on"})
         sections.append(("Train-on-A / test-on-B macro AUC", _table(frame)))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from ecglens.classes import CLASS_NAMES
 from ecglens.report.ecgpaper import plot_ecg
-from ecglens.report.figures import save_figure
+from ecglens.report.figures import FIGURE_DPI, save_figure
 from ecglens.synth.cohort import CLASS_MECHANISMS, SynthConfig, generate_record
 
 
-def plot_one_per_class(config: SynthConfig, out: str | os.PathLike, dpi: int = 80) -> list[Path]:
+def plot_one_per_class(config: SynthConfig, out: str | os.PathLike, dpi: int = FIGURE_DPI) -> list[Path]:
     """Write ``<CLASS>.png`` for each class (single-label records of the cohort's settings)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -341,19 +341,19 @@ def _generate_and_write(args: tuple[int, SynthConfig, str]) -> tuple[str, ...]:
 def write_cohort(config: SynthConfig, out: str | os.PathLike, workers: int | None = None,
                  progress: bool = True) -> dict[str, int]:
     """Generate and write a cohort in parallel; returns the count of records per class."""
-    from tqdm.auto import tqdm
+    from ecglens.progress import bar
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(i, config, str(out)) for i in range(config.n_records)]
     workers = workers or os.cpu_count() or 1
     counts = dict.fromkeys(CLASS_NAMES, 0)
-    bar = tqdm(total=len(jobs), desc="synth", unit="rec", disable=not progress)
+    counter = bar(total=len(jobs), desc="synth", unit="rec", enabled=progress)
     for classes in ordered_map(_generate_and_write, jobs, workers, chunksize=16):
         for name in classes:
             counts[name] += 1
-        bar.update()
-    bar.close()
+        counter.update()
+    counter.close()
     return counts
 
 

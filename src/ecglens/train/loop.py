@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -20,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm.auto import tqdm
 
 from ecglens.bundle import ThresholdOrigin, TrainingData, default_meta, load_model, save_bundle
 from ecglens.cache import EcgCache
@@ -30,6 +28,7 @@ from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.metrics import evaluate_predictions, tune_thresholds
 from ecglens.models import create_model, resolve_device
 from ecglens.preprocess import LengthPolicy
+from ecglens.progress import bar, note
 from ecglens.train.state import STATE_DIR, BestEpoch, EpochLog, RunState, load_state, recover_state, save_state
 
 
@@ -232,9 +231,9 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> float:
     run.train_model.train()
     loss_fn = torch.nn.BCEWithLogitsLoss()
     total, count = 0.0, 0
-    bar = tqdm(run.loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-               disable=not progress or run.rank != 0, file=sys.stderr, leave=False)
-    for x, y in bar:
+    counter = bar(run.loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+                  enabled=progress and run.rank == 0, leave=False)
+    for x, y in counter:
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         with _autocast(run.device, config.amp):
             loss = loss_fn(run.train_model(x).float(), y)
@@ -244,8 +243,8 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> float:
         run.scaler.update()
         total += float(loss.detach()) * len(x)
         count += len(x)
-        bar.set_postfix(loss=f"{total / count:.4f}")
-    bar.close()
+        counter.set_postfix(loss=f"{total / count:.4f}")
+    counter.close()
     return total / max(count, 1)
 
 
@@ -270,10 +269,10 @@ def _validate_and_keep_best(run: _Run, epoch: int, train_loss: float, started: f
     run.state = RunState(epoch, best, (*run.state.log, row))
     _write_log(run.out / "log.csv", run.state.log)
     save_state(run.out / STATE_DIR, run.model, run.optimizer, run.state)
-    if progress:
+    if progress and run.rank == 0:
         auc = "n/a" if row.val_macro_auc is None else f"{row.val_macro_auc:.4f}"
-        tqdm.write(f"epoch {epoch}: train loss {row.train_loss:.4f}, val loss {row.val_loss:.4f}, "
-                   f"val macro AUC {auc}, {row.seconds:.1f} s", file=sys.stderr)
+        note(f"epoch {epoch}: train loss {row.train_loss:.4f}, val loss {row.val_loss:.4f}, "
+             f"val macro AUC {auc}, {row.seconds:.1f} s", "train")
 
 
 def _epoch_log(epoch: int, train_loss: float, y_true: np.ndarray, y_prob: np.ndarray, seconds: float) -> EpochLog:

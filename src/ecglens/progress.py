@@ -1,0 +1,111 @@
+"""Progress and stage logging: bars on a terminal, one line per stage everywhere else.
+
+Every long loop in ecglens goes through `bar`. On a terminal it is a tqdm bar on standard error. When
+standard error is not a terminal (a log file, CI, ``nohup``), no bar is drawn: the stage writes one
+line when it ends (``[ecglens] prepare cache100: 1200 rec in 5.1 s``) through the ``ecglens`` logger.
+`note` writes the other stage lines (``[demo] training ...``). `configure` sets the verbosity
+(``--quiet`` and ``-v`` of the command line); without it, library callers see nothing below warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+LOGGER = logging.getLogger("ecglens")
+_STATE = {"bars": True}
+
+
+def configure(verbosity: int = 0) -> None:
+    """Stage lines to standard error: -1 quiet (warnings only, no bars), 0 stage lines, 1 debug lines too."""
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    LOGGER.setLevel(level)
+    LOGGER.propagate = False
+    for handler in list(LOGGER.handlers):
+        LOGGER.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    LOGGER.addHandler(handler)
+    _STATE["bars"] = verbosity >= 0
+
+
+def note(message: str, stage: str = "ecglens", level: int = logging.INFO) -> None:
+    """One stage line, ``[stage] message``, to the ``ecglens`` logger."""
+    LOGGER.log(level, "[%s] %s", stage, message)
+
+
+def _interactive() -> bool:
+    stream = sys.stderr
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
+
+
+class StageLine:
+    """A progress counter without a bar: one log line when the stage ends (for non-terminal output)."""
+
+    def __init__(self, iterable: Iterable | None, total: int | None, desc: str, unit: str, initial: int,
+                 enabled: bool) -> None:
+        self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
+        self.n, self.initial, self.enabled = initial, initial, enabled
+        self.postfix: dict[str, Any] = {}
+        self.started = time.perf_counter()
+        self.closed = False
+
+    def __iter__(self) -> Iterator:
+        try:
+            for item in self.iterable or ():
+                yield item
+                self.n += 1
+        finally:
+            self.close()
+
+    def __enter__(self) -> StageLine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more items."""
+        self.n += n
+
+    def set_postfix(self, **values: Any) -> None:
+        """Values shown at the end of the stage line (a running loss)."""
+        self.postfix = values
+
+    def close(self) -> None:
+        """Write the stage's one line (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        if not self.enabled:
+            return
+        done = self.n - self.initial
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        resumed = f" (+{self.initial} done before)" if self.initial else ""
+        note(f"{self.desc}: {done} {self.unit}{resumed} in {time.perf_counter() - self.started:.1f} s{extra}")
+
+
+def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
+        enabled: bool = True, initial: int = 0, leave: bool = True) -> Any:
+    """A tqdm bar on an interactive standard error, else a `StageLine` (one line when the stage ends).
+
+    Args:
+        iterable: items to iterate (or None and call ``update``).
+        total: item count when known.
+        desc: the stage's name.
+        unit: what one item is.
+        enabled: false for no output at all (library callers, non-zero ranks).
+        initial: items already done (a resumed stage).
+        leave: keep the finished bar on screen.
+    """
+    enabled = enabled and _STATE["bars"]
+    if enabled and _interactive():
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=sys.stderr)
+    if total is None and iterable is not None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    return StageLine(iterable, total, desc, unit, initial, enabled and LOGGER.isEnabledFor(logging.INFO))
