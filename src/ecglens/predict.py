@@ -28,6 +28,7 @@ from ecglens.bundle import BundleMeta, load_model
 from ecglens.io import ReadIssue, RecordError, read_record
 from ecglens.io.record import Record, finish_signal
 from ecglens.io.sources import RECORD_SUFFIXES
+from ecglens.labels.mapping import LabelMap, load_label_map
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import resolve_device
 from ecglens.preprocess import ModelInput, batches_by_length, model_input
@@ -45,6 +46,9 @@ class Prediction:
     decisions: tuple[str, ...]
     warnings: tuple[str, ...] = field(default=())
     duration_s: float = 0.0
+    true_labels: tuple[str, ...] | None = None
+    """The record's own diagnoses mapped to the bundle's classes (Challenge ``#Dx``, CPSC REFERENCE.csv),
+    under the bundle's label profile; None when the file carries none."""
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
@@ -104,6 +108,7 @@ class Predictor:
         self.meta: BundleMeta
         self.engine = engine
         self._session = None
+        self._label_map: LabelMap | None = None
         if engine == "onnx":
             onnx_path = self.bundle / ONNX_FILE
             if not onnx_path.is_file():
@@ -114,11 +119,25 @@ class Predictor:
             self._session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
 
     def prepare(self, record: Record) -> tuple[ModelInput, list[str]]:
-        """The model input of a record and its quality warnings."""
+        """The model input of a record (with its true labels when it carries any) and its quality warnings."""
         signal = model_input(record.signal, record.sampling_rate_hz, record.lead_names, self.meta.input_spec)
         warnings_ = quality_warnings(record.signal, record.sampling_rate_hz, record.lead_names,
                                      self.meta.policy.seconds)
-        return ModelInput(record.record_id, signal, record.source_path), warnings_
+        return ModelInput(record.record_id, signal, record.source_path, self.true_labels(record)), warnings_
+
+    def true_labels(self, record: Record) -> np.ndarray | None:
+        """A record's own labels as multi-hot over the bundle's classes, mapped under the bundle's label
+        profile (``strict`` when it names a mapping file that is not here); None without labels."""
+        if record.label_vocabulary == "none" or not record.raw_labels:
+            return None
+        if self._label_map is None:
+            profile = self.meta.training_data.label_profile if self.meta.training_data else "strict"
+            try:
+                self._label_map = load_label_map(profile)
+            except (OSError, ValueError):
+                self._label_map = load_label_map("strict")
+        mapped = self._label_map.map(record.raw_labels, record.label_vocabulary)
+        return np.array([name in mapped.classes for name in self.meta.class_names], dtype=np.float32)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities of a batch of model inputs of equal length (records x leads x samples)."""
@@ -168,9 +187,10 @@ class Predictor:
     def scored(self, record: Record, item: ModelInput, warnings_: Sequence[str], probabilities: np.ndarray) -> Scored:
         """The prediction of a record from the probabilities of its model input."""
         names = self.meta.class_names
+        truth = None if item.labels is None else tuple(n for n, y in zip(names, item.labels, strict=True) if y > 0.5)
         prediction = Prediction(record.record_id, record.source_path,
                                 {n: float(v) for n, v in zip(names, probabilities, strict=True)},
-                                self.meta.decisions(probabilities), tuple(warnings_), record.duration_s)
+                                self.meta.decisions(probabilities), tuple(warnings_), record.duration_s, truth)
         return Scored(prediction, item, np.asarray(probabilities))
 
 

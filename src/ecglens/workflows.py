@@ -355,14 +355,21 @@ class PredictRun:
     def lines(self) -> list[str]:
         """The terminal table and where things went."""
         width = max([len(p.record_id) for p in self.predictions] + [6])
-        lines = [f"{'record':<{width}}  decisions (probability)                 warnings"]
+        truth = any(p.true_labels is not None for p in self.predictions)
+        truth_head = "true (file)     " if truth else ""
+        lines = [f"{'record':<{width}}  {'decisions (probability)':<40} {truth_head}warnings"]
         for p in self.predictions:
             decided = ", ".join(f"{d} ({p.probabilities[d]:.2f})" for d in p.decisions) or "none"
-            lines.append(f"{p.record_id:<{width}}  {decided:<40} {'; '.join(p.warnings)}")
+            known = "" if not truth else f"{_truth_text(p.true_labels):<15} "
+            lines.append(f"{p.record_id:<{width}}  {decided:<40} {known}{'; '.join(p.warnings)}")
         if self.figures:
             lines.append(f"{len(self.figures)} explanation figure(s) in {Path(self.figures[0]['figure']).parent}")
         lines.append(f"{len(self.predictions)} predicted, {len(self.issues)} unreadable; {self.written.line()}")
         return lines
+
+
+def _truth_text(labels: tuple[str, ...] | None) -> str:
+    return "unknown" if labels is None else ", ".join(labels) or "none"
 
 
 def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike],

@@ -10,6 +10,7 @@ ADC units) are read with ``scipy.io.loadmat``.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,7 +271,7 @@ def read_wfdb(
     fields = header.comment_fields()
     codes = header.snomed_codes()
     return Record(
-        record_id=header.record_name,
+        record_id=ptbxl_ecg_id(path) or header.record_name,
         dataset=dataset,
         signal=signal,
         sampling_rate_hz=header.sampling_rate_hz,
@@ -281,6 +282,19 @@ def read_wfdb(
         sex=parse_sex(fields.get("sex")),
         source_path=path,
     )
+
+
+_PTBXL_FILE = re.compile(r"^(\d{5})_(lr|hr)$")
+
+
+def ptbxl_ecg_id(path: str | os.PathLike) -> str | None:
+    """The PTB-XL ``ecg_id`` of a waveform file in PTB-XL's layout (``records100/00000/00001_lr.hea`` -> ``1``),
+    the id the PTB-XL reader and the caches use, so a record keeps one id across commands; else None."""
+    path = Path(path)
+    match = _PTBXL_FILE.match(path.name.removesuffix(".hea"))
+    if match is None or not {"records100", "records500"} & set(path.parts):
+        return None
+    return str(int(match.group(1)))
 
 
 def retarget_header(text: str, record_name: str, signal_file: str) -> str:

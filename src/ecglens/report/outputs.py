@@ -39,10 +39,11 @@ def write_predictions(predictions: Sequence[Prediction], issues: Sequence[ReadIs
         handle.writelines(p.to_json() + "\n" for p in predictions)
     with atomic_open(out / "predictions.csv", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["record_id", "source", *class_names, "decisions", "warnings"])
+        writer.writerow(["record_id", "source", *class_names, "decisions", "true_labels", "warnings"])
         for p in predictions:
             writer.writerow([p.record_id, p.source, *(f"{p.probabilities[n]:.6f}" for n in class_names),
-                             ";".join(p.decisions), " | ".join(p.warnings)])
+                             ";".join(p.decisions), "" if p.true_labels is None else ";".join(p.true_labels),
+                             " | ".join(p.warnings)])
     with atomic_open(out / "issues.csv", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "reason"])

@@ -231,9 +231,9 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> float:
     run.train_model.train()
     loss_fn = torch.nn.BCEWithLogitsLoss()
     total, count = 0.0, 0
-    counter = bar(run.loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+    counter = bar(total=len(run.loader), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                   enabled=progress and run.rank == 0, leave=False)
-    for x, y in counter:
+    for x, y in run.loader:
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         with _autocast(run.device, config.amp):
             loss = loss_fn(run.train_model(x).float(), y)
@@ -243,6 +243,7 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> float:
         run.scaler.update()
         total += float(loss.detach()) * len(x)
         count += len(x)
+        counter.update()
         counter.set_postfix(loss=f"{total / count:.4f}")
     counter.close()
     return total / max(count, 1)
