@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 from conftest import known_signal, write_challenge_mat
@@ -97,3 +98,25 @@ def test_the_api_refuses_samples_by_leads(tiny_run):
         predictor.predict(signal.T, 500)
     with pytest.raises(ValueError, match="12 leads as rows"):
         predictor.predict(np.zeros((3, 100)), 500)
+
+
+def test_progress_off_a_terminal_is_one_line_per_stage_and_quiet_is_silent(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "a"), "--n-records", "12", "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and [line for line in err.splitlines() if "synth: 12 rec in" in line]
+    assert main(["-q", "synth", "--out", str(tmp_path / "b"), "--n-records", "12", "--workers", "1"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_threads_option_sets_passive_waiting_and_the_thread_count(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    before = torch.get_num_threads()
+    try:
+        assert main(["--threads", "1", "data", "--help"]) == 0
+        assert torch.get_num_threads() == 1 and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    finally:
+        torch.set_num_threads(before)
+    assert main(["--threads", "0", "synth", "--out", "x"]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -23,3 +23,24 @@ def test_reduced_demo_writes_a_full_report(tmp_path, capsys):
     assert (out / "evaluation" / "metrics.csv").is_file()
     # A second run reuses every finished step.
     assert main(["demo", "--out", str(out), "--n-records", "160", "--epochs", "1", "--model", "resnet_tiny"]) == 0
+
+
+def test_the_readmes_demo_figures_match_the_demo_defaults():
+    import re
+
+    import numpy as np
+    import pandas as pd
+
+    from conftest import REPO_ROOT
+    from ecglens.data import assign_splits
+    from ecglens.demo import DemoConfig
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    config = DemoConfig()
+    index = pd.DataFrame({"record_id": [f"S{i:05d}" for i in range(1, config.n_records + 1)], "dataset": "synthetic",
+                          "fold": np.nan, "patient_id": None})
+    n_test = int((assign_splits(index, config.train.split) == "test").sum())
+    assert f"generate {config.n_records:,} records" in readme
+    assert re.search(rf"on {n_test} test records", readme), n_test
+    assert f"for {config.train.epochs} epochs" in readme
+    assert f"{config.explain_population} records (population) and {config.explain_faithfulness} (faithfulness)" in readme

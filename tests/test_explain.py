@@ -192,3 +192,26 @@ def test_gradcam_of_a_certain_prediction_is_not_blank(model):
         certain.fc.bias[target] += 60
         assert torch.sigmoid(certain.eval()(x))[0, target] == 1.0
     np.testing.assert_allclose(gradcam(certain, x, target), gradcam(model, x, target), rtol=1e-5, atol=1e-7)
+
+
+def test_guided_gradcam_is_gradcam_times_the_guided_gradient_per_lead(model):
+    from ecglens.explain.attribution import guided_gradcam
+
+    x = torch.randn(1, 12, 256, generator=torch.Generator().manual_seed(3))
+    target = int(np.argmax([gradcam(model, x, k).max() for k in range(9)]))  # a class with positive evidence
+    values = guided_gradcam(model, x, target)
+    cam = gradcam(model, x, target)
+    assert values.shape == x.shape and cam.max() > 0
+    assert not np.allclose(values[0, 0], values[0, 5])  # lead-resolved, unlike Grad-CAM
+    assert np.all(values[cam == 0] == 0)  # zero wherever Grad-CAM is zero: it only refines Grad-CAM's times
+
+
+def test_population_normalised_view_is_relative_to_the_class_average():
+    from ecglens.explain.population import PopulationImportance
+
+    matrix = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [np.nan] * 3])
+    result = PopulationImportance(matrix, (4, 6, 0), matrix, ("A", "B", "C"), ("I", "II", "V1"))
+    relative = result.relative()
+    np.testing.assert_allclose(np.nanmean(relative[:2], axis=0), 1.0)  # the average over classes is 1
+    np.testing.assert_allclose(relative[0], [0.5 / 0.35, 1.0, 0.2 / 0.35])
+    assert result.to_dict()["relative_to_average"][2] == [None, None, None]

@@ -64,11 +64,14 @@ def test_explain_commands_write_their_outputs(trained, tmp_path, capsys):
     bundle, cache = trained
     common = ["--checkpoint", bundle, "--data", str(cache), "--out", str(tmp_path)]
     assert main(["explain", "gradcam", *common, "--n", "2"]) == 0
+    assert main(["explain", "guided-gradcam", *common, "--n", "1", "--class", "PVC", "--format", "svg",
+                 "--style", "bw"]) == 0
     assert main(["explain", "shap", *common, "--n", "1", "--background", "8", "--n-samples", "2"]) == 0
     assert main(["explain", "lead-shapley", *common, "--n", "1", "--sampled", "4", "--class", "PVC"]) == 0
     assert main(["explain", "population", *common, "--n", "8", "--background", "8", "--n-samples", "2"]) == 0
     assert main(["explain", "faithfulness", *common, "--n", "4", "--background", "8", "--steps", "4"]) == 0
     assert len(list(tmp_path.glob("*_gradcam.png"))) >= 2 and list(tmp_path.glob("*_shap.png"))
+    assert list(tmp_path.glob("*_PVC_guided-gradcam.svg"))
     population = json.loads((tmp_path / "population.json").read_text())
     rows = [row for row, n in zip(population["matrix"], population["counts"], strict=True) if n]
     assert all(abs(sum(row) - 1) < 1e-6 for row in rows)

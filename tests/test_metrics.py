@@ -22,3 +22,41 @@ def test_hand_computed_scores_and_no_positive_class():
     assert "n/a" in result.to_markdown() and "no positives" in result.to_markdown()
     low, high = a.ci95["accuracy"]
     assert 0 <= low <= 0.5 <= high <= 1
+
+
+def test_wilson_interval_against_hand_values_and_small_sets():
+    from ecglens.metrics import wilson_interval
+
+    low, high = wilson_interval(8, 10)  # Wilson 1927 / Newcombe 1998: 8 of 10 -> 0.490 to 0.943
+    assert round(low, 3) == 0.490 and round(high, 3) == 0.943
+    assert wilson_interval(3, 3)[0] < 0.5 and wilson_interval(3, 3)[1] == 1.0  # not the bootstrap's [1, 1]
+    assert wilson_interval(0, 0) is None
+
+
+def test_small_classes_and_fragile_thresholds_are_flagged():
+    from ecglens.metrics import threshold_flag
+
+    y = np.zeros((40, 2))
+    y[:3, 0] = 1
+    y[:20, 1] = 1
+    p = np.random.default_rng(0).uniform(size=(40, 2))
+    result = evaluate_predictions(y, p, np.array([0.01, 0.5]), n_bootstrap=20, class_names=("A", "B"))
+    a, b = result.per_class
+    assert any("only 3 positives" in f for f in a.flags) and any("below 0.05" in f for f in a.flags)
+    assert b.flags == ()
+    assert a.ci95["recall"][0] > 0 or a.recall == 0  # Wilson: a 3-positive recall is an interval, not a point
+    assert threshold_flag(0.0).startswith("threshold at 0") and threshold_flag(1.0).startswith("threshold at 1")
+    assert "only 3 positives" in result.to_markdown() and result.table_rows()[0]["flags"]
+
+
+def test_the_html_table_shows_intervals_thresholds_their_origin_and_flags():
+    from ecglens.report.html import evaluation_table
+
+    y = np.zeros((30, 1))
+    y[:4, 0] = 1
+    p = np.linspace(0, 1, 30)[:, None]
+    result = evaluate_predictions(y, p, np.array([0.02]), n_bootstrap=20, class_names=("A",))
+    table = evaluation_table(result, "F1-optimal on the val split of x (12 records)")
+    assert "F1-optimal on the val split of x (12 records)" in table and "0.020" in table
+    assert "only 4 positives" in table and "below 0.05" in table and "Wilson" in table
+    assert table.count("<small>[") >= 4  # precision, recall, accuracy (Wilson) and the average's intervals

@@ -118,3 +118,21 @@ def test_predict_cli_with_explanation(bundle, tmp_path, signal, capsys):
                  "--explain", "gradcam"]) == 0
     assert list((tmp_path / "o" / "figures").glob("one_*_gradcam.png"))
     assert (tmp_path / "o" / "predictions.csv").read_text().startswith("record_id,source,SNR")
+
+
+def test_predict_reports_the_labels_a_file_carries(bundle, signal, tmp_path):
+    write_challenge_mat(tmp_path, "A1", signal, dx="164889003")  # AF in the Challenge's SNOMED codes
+    write_wfdb(tmp_path, "W1", signal, fs=500)  # no diagnoses in the header
+    predictions, _ = predict_files(ecglens.load_bundle(bundle), [tmp_path], progress=False)
+    truth = {p.record_id: p.true_labels for p in predictions}
+    assert truth == {"A1": ("AF",), "W1": None}
+
+
+@pytest.mark.realdata
+def test_a_ptbxl_file_keeps_the_id_the_cache_gives_it(bundle, shared_data, tmp_path):
+    from ecglens.io import read_record
+    from ecglens.io.ptbxl import scan_ptbxl
+
+    path = shared_data / "ptb-xl" / "records100" / "00000" / "00001_lr.hea"
+    refs, _ = scan_ptbxl(shared_data / "ptb-xl", 100)
+    assert read_record(path).record_id == "1" == next(r.record_id for r in refs if "00001_lr" in r.path)

@@ -12,7 +12,7 @@ from ecglens.explain.records import RecordExplanation
 from ecglens.leads import LEAD_NAMES
 from ecglens.predict import Prediction
 from ecglens.preprocess import ModelInput
-from ecglens.report.ecgpaper import plot_ecg
+from ecglens.report.ecgpaper import LEAD_IN_S, MAX_HALF_MV, plot_ecg, segment_sums
 from ecglens.report.figures import explanation_figure, save_figure
 from ecglens.report.outputs import write_predictions, write_record_explanations
 from ecglens.report.paths import safe_name
@@ -74,7 +74,7 @@ def test_predictions_are_strict_json_lines(tmp_path):
     prediction = Prediction("r1", "r1.hea", dict.fromkeys(LEAD_NAMES[:2], 0.25), ("I",), ("short record",), 5.0)
     jsonl, csv_path, issues = write_predictions([prediction], [], LEAD_NAMES[:2], tmp_path)
     assert json.loads(jsonl.read_text().splitlines()[0])["decisions"] == ["I"]
-    assert csv_path.read_text().splitlines()[0] == "record_id,source,I,II,decisions,warnings"
+    assert csv_path.read_text().splitlines()[0] == "record_id,source,I,II,decisions,true_labels,warnings"
     assert issues.read_text().strip() == "path,reason"
 
 
@@ -88,9 +88,67 @@ def test_grad_cam_is_drawn_per_time_across_every_lead_and_a_blank_map_is_said():
     ax = fig.axes[0]
     (band,) = [c for c in ax.collections if c.get_facecolor()[0][:3].round(2).tolist() == [0.9, 0.62, 0.0]]
     extent = band.get_paths()[0].get_extents()
-    assert (extent.y0, extent.y1) == pytest.approx(ax.get_ylim()) and 3.9 <= extent.x0 <= extent.x1 <= 4.3
+    start = LEAD_IN_S  # the calibration pulse comes first
+    assert (extent.y0, extent.y1) == pytest.approx(ax.get_ylim()) and start + 3.9 <= extent.x0 <= extent.x1 <= start + 4.3
     assert "not lead-specific" in fig._suptitle.get_text()
     plt.close(fig)
     blank = gradcam_figure(signal, 100, np.zeros((12, 1000)), "S1", "IAVB", probability=0.12)
     assert "no positive Grad-CAM evidence for IAVB at p=0.12" in blank._suptitle.get_text()
     plt.close(blank)
+
+
+def _traces(fig):
+    """The drawn ECG traces (black lines longer than the calibration pulse), as (x, y) arrays."""
+    return [line.get_xydata() for line in fig.axes[0].lines if line.get_color() == "black" and len(line.get_xdata()) > 10]
+
+
+def test_rows_grow_with_the_amplitude_and_clipping_beyond_the_cap_is_marked():
+    signal = np.zeros((12, 1000))
+    signal[7, 500] = -2.51  # PTB-XL 1677's V2 S wave: drawn whole, no longer cut at about -1.45 mV
+    fig = plot_ecg(signal, 100, "deep S", layout="12x1")
+    v2 = _traces(fig)[7]
+    assert v2[:, 1].max() - v2[:, 1].min() == pytest.approx(2.51, abs=1e-6)
+    assert "clipped" not in fig._suptitle.get_text()
+    plt.close(fig)
+    signal[7, 500] = -9.0  # beyond the cap: clipped, with a marker and a word in the subtitle
+    fig = plot_ecg(signal, 100, "huge S", layout="12x1")
+    markers = [line for line in fig.axes[0].lines if line.get_marker() == "v"]
+    assert markers and "clipped at 4 mV" in fig._suptitle.get_text()
+    assert np.ptp(_traces(fig)[7][:, 1]) == pytest.approx(MAX_HALF_MV - 0.05, abs=1e-6)
+    plt.close(fig)
+
+
+def test_every_row_starts_with_a_one_millivolt_calibration_pulse():
+    fig = plot_ecg(np.zeros((12, 1000)), 100, layout="3x4")
+    pulses = [line.get_xydata() for line in fig.axes[0].lines if len(line.get_xdata()) == 6]
+    assert len(pulses) == 4  # three rows of four leads and the rhythm strip
+    assert all(np.ptp(p[:, 1]) == pytest.approx(1.0) and p[:, 0].max() < LEAD_IN_S for p in pulses)
+    plt.close(fig)
+
+
+def test_signed_attributions_are_summed_over_40_ms_with_a_colour_bar():
+    values = np.zeros((12, 1000))
+    values[1, 300:304] = [0.01, 0.01, 0.01, 0.01]
+    values[6, 500] = -0.02
+    sums = segment_sums(values, 100)
+    assert sums[1, 300] == pytest.approx(0.04) and sums[6, 500] == pytest.approx(-0.02) and sums[6, 504] == 0
+    from ecglens.report.figures import attribution_figure
+
+    fig = attribution_figure(np.zeros((12, 1000)), 100, values, "S1", "AF")
+    assert len(fig.axes) == 2 and "SHAP value per 40 ms for AF" in fig.axes[1].get_xlabel()
+    images = fig.axes[0].get_images()
+    assert len(images) == 12 and images[0].norm.vmin == pytest.approx(-0.04)  # symmetric: sign is visible
+    plt.close(fig)
+    bw = attribution_figure(np.zeros((12, 1000)), 100, values, "S1", "AF", style="bw")
+    assert "positive values only" in bw.axes[1].get_xlabel() and bw.axes[0].get_images()[0].norm.vmin == 0
+    plt.close(bw)
+
+
+def test_figures_are_written_at_150_dpi_or_as_svg(tmp_path):
+    from ecglens.report.figures import save_figure
+    from ecglens.report.html import _png_dpi
+
+    png = save_figure(plot_ecg(np.zeros((12, 1000)), 100), tmp_path / "a.png")
+    assert _png_dpi(png.read_bytes()) == pytest.approx(150, abs=0.5)
+    svg = save_figure(plot_ecg(np.zeros((12, 1000)), 100, style="bw"), tmp_path / "a.svg")
+    assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()[:1000]

@@ -1,3 +1,5 @@
+import pytest
+
 from conftest import known_signal, write_challenge_mat
 from ecglens.cache import EcgCache, build_cache
 from ecglens.io import parse_source
@@ -18,3 +20,30 @@ def test_summary_from_a_cache_index_with_unknown_sex_and_age(tmp_path):
     assert summary.length_seconds["max"] == 4.0 and summary.n_with_target == 3
     paths = write_summaries([summary], tmp_path / "out")
     assert "| AF | 2 (66.67) | 1 (100.00) | 70.0 (-) |" in paths[0].read_text()
+
+
+def test_datasets_keep_the_given_order_and_only_ptbxl_is_compared_with_the_study(tmp_path):
+    from ecglens.summary import summarize_sources
+
+    for name in ("zeta", "alpha"):
+        (tmp_path / name).mkdir()
+        write_challenge_mat(tmp_path / name, "R1", known_signal(), dx="164889003")
+    sources = [parse_source(f"zeta=challenge:{tmp_path / 'zeta'}"), parse_source(f"alpha=challenge:{tmp_path / 'alpha'}")]
+    summaries, _ = summarize_sources(sources, "seed", workers=1, progress=False)
+    assert [s.dataset for s in summaries] == ["zeta", "alpha"]
+    # Challenge records (SNOMED codes) are not what the study's Table 1 describes, even under its mapping.
+    assert not any(s.comparable_with_study for s in summaries) and "study" not in summaries[0].to_markdown()
+
+
+@pytest.mark.realdata
+def test_ptbxl_alone_is_shown_beside_the_studys_table1(shared_data):
+    from ecglens.study import CITATION, table1_percent
+    from ecglens.summary import summarize_sources
+
+    sources = [parse_source(f"cpsc2018:{shared_data / 'cpsc2018'}"), parse_source(f"ptbxl100:{shared_data / 'ptb-xl'}")]
+    cpsc, ptbxl = summarize_sources(sources, "seed", workers=2, progress=False)[0]
+    assert (cpsc.dataset, ptbxl.dataset) == ("cpsc2018", "ptbxl")
+    assert not cpsc.comparable_with_study and "study Table 1" not in cpsc.to_markdown()
+    text = ptbxl.to_markdown()
+    assert ptbxl.comparable_with_study and "study Table 1 (%)" in text and CITATION in text
+    assert table1_percent()['SNR'] == 66.72 and '| 66.72 |' in text

@@ -67,8 +67,8 @@ class DatasetSummary:
                 cells.append(f"{study.get(str(name), float('nan')):.2f}")
             lines.append("| " + " | ".join(cells) + " |")
         if compare_with_study:
-            lines += ["", f"Study column: {CITATION}, Table 1 (all 21,541 mapped PTB-XL records; a sample's "
-                      "percentages differ by chance)."]
+            lines += ["", f"Study column: {CITATION}, Table 1 (all 21,541 mapped PTB-XL records; a subset's "
+                      "percentages differ with how it was drawn)."]
         lengths = self.length_seconds
         lines += ["", f"Record length (s): min {lengths['min']:.1f}, median {lengths['median']:.1f}, "
                   f"mean {lengths['mean']:.1f}, max {lengths['max']:.1f}.", ""]

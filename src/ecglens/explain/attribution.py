@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -80,7 +81,10 @@ def guided_gradcam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int
     layer = layer or model.layer4
     with evaluation_mode(model):
         explainer = GuidedGradCam(model, layer)
-        values = explainer.attribute(x.detach().clone(), target=_targets(target, len(x)), interpolate_mode="linear")
+        inputs = x.detach().clone().requires_grad_()
+        with warnings.catch_warnings():  # captum announces its temporary ReLU hooks, which it removes itself
+            warnings.filterwarnings("ignore", "Setting backward hooks on ReLU", UserWarning)
+            values = explainer.attribute(inputs, target=_targets(target, len(x)), interpolate_mode="linear")
     return values.detach().cpu().numpy().copy()
 
 

@@ -201,8 +201,7 @@ def plot_ecg(
         subtitle += f"; clipped at {MAX_HALF_MV:g} mV from baseline where marked with triangles"
     if (highlight is not None or time_band is not None) and highlight_label:
         subtitle += f"\nshaded: {highlight_label}"
-    fig.text(0.5, 1 - 0.08 / fig_h, f"{title}\n{subtitle}" if title else subtitle, ha="center", va="top",
-             fontsize=10)
+    fig.suptitle(f"{title}\n{subtitle}" if title else subtitle, y=1 - 0.08 / fig_h, va="top", fontsize=10)
     if image is not None:
         bar_ax = fig.add_axes((0.3, 0.3 / fig_h, 0.4, 0.12 / fig_h))
         fig.colorbar(image, cax=bar_ax, orientation="horizontal").set_label(segments_label, fontsize=9)
