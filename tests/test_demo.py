@@ -43,4 +43,5 @@ def test_the_readmes_demo_figures_match_the_demo_defaults():
     assert f"generate {config.n_records:,} records" in readme
     assert re.search(rf"on {n_test} test records", readme), n_test
     assert f"for {config.train.epochs} epochs" in readme
-    assert f"{config.explain_population} records (population) and {config.explain_faithfulness} (faithfulness)" in readme
+    explained = f"{config.explain_population} records (population) and {config.explain_faithfulness} (faithfulness)"
+    assert explained in readme

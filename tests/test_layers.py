@@ -64,3 +64,10 @@ def test_the_cli_writes_no_files():
     calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
     names = {getattr(func, "attr", getattr(func, "id", None)) for func in calls}
     assert not names & _WRITERS, names & _WRITERS
+
+
+def test_help_loads_no_heavy_library():
+    loaded = _python("import sys; from ecglens.cli import main; main(['--help']); main(['predict', '--help']); "
+                     "print(sorted(m for m in ('pandas', 'wfdb', 'scipy', 'torch', 'matplotlib', 'numpy') "
+                     "if m in sys.modules))")
+    assert loaded.splitlines()[-1] == "[]"

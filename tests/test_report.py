@@ -89,7 +89,8 @@ def test_grad_cam_is_drawn_per_time_across_every_lead_and_a_blank_map_is_said():
     (band,) = [c for c in ax.collections if c.get_facecolor()[0][:3].round(2).tolist() == [0.9, 0.62, 0.0]]
     extent = band.get_paths()[0].get_extents()
     start = LEAD_IN_S  # the calibration pulse comes first
-    assert (extent.y0, extent.y1) == pytest.approx(ax.get_ylim()) and start + 3.9 <= extent.x0 <= extent.x1 <= start + 4.3
+    assert (extent.y0, extent.y1) == pytest.approx(ax.get_ylim())
+    assert start + 3.9 <= extent.x0 <= extent.x1 <= start + 4.3
     assert "not lead-specific" in fig._suptitle.get_text()
     plt.close(fig)
     blank = gradcam_figure(signal, 100, np.zeros((12, 1000)), "S1", "IAVB", probability=0.12)
@@ -99,7 +100,8 @@ def test_grad_cam_is_drawn_per_time_across_every_lead_and_a_blank_map_is_said():
 
 def _traces(fig):
     """The drawn ECG traces (black lines longer than the calibration pulse), as (x, y) arrays."""
-    return [line.get_xydata() for line in fig.axes[0].lines if line.get_color() == "black" and len(line.get_xdata()) > 10]
+    lines = fig.axes[0].lines
+    return [line.get_xydata() for line in lines if line.get_color() == "black" and len(line.get_xdata()) > 10]
 
 
 def test_rows_grow_with_the_amplitude_and_clipping_beyond_the_cap_is_marked():

@@ -28,7 +28,7 @@ def test_datasets_keep_the_given_order_and_only_ptbxl_is_compared_with_the_study
     for name in ("zeta", "alpha"):
         (tmp_path / name).mkdir()
         write_challenge_mat(tmp_path / name, "R1", known_signal(), dx="164889003")
-    sources = [parse_source(f"zeta=challenge:{tmp_path / 'zeta'}"), parse_source(f"alpha=challenge:{tmp_path / 'alpha'}")]
+    sources = [parse_source(f"{name}=challenge:{tmp_path / name}") for name in ("zeta", "alpha")]
     summaries, _ = summarize_sources(sources, "seed", workers=1, progress=False)
     assert [s.dataset for s in summaries] == ["zeta", "alpha"]
     # Challenge records (SNOMED codes) are not what the study's Table 1 describes, even under its mapping.

@@ -66,9 +66,16 @@ def cli(quiet: bool, verbose: int, threads: int | None) -> None:
 
     Progress: bars on a terminal; one line per stage or epoch when standard error is a file or pipe.
     """
+    import os
+
     from ecglens.progress import configure
     from ecglens.runtime import configure_cpu
 
+    # Commands draw to files only (a library import never switches a user's backend); set before matplotlib
+    # loads, without loading it, so --help stays fast.
+    os.environ["MPLBACKEND"] = "Agg"
+    if "matplotlib" in sys.modules:
+        sys.modules["matplotlib"].use("Agg")
     configure(-1 if quiet else verbose)
     configure_cpu(threads)
 
@@ -545,9 +552,6 @@ def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_r
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # the CLI draws to files only; a library import never switches a user's backend
     try:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="ecglens", standalone_mode=False)
     except click.exceptions.Abort:

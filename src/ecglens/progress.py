@@ -89,7 +89,7 @@ class StageLine:
 
 
 def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
-        enabled: bool = True, initial: int = 0, leave: bool = True) -> Any:
+        enabled: bool = True, initial: int = 0, leave: bool = True, line: bool = True) -> Any:
     """A tqdm bar on an interactive standard error, else a `StageLine` (one line when the stage ends).
 
     Args:
@@ -100,6 +100,8 @@ def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = 
         enabled: false for no output at all (library callers, non-zero ranks).
         initial: items already done (a resumed stage).
         leave: keep the finished bar on screen.
+        line: write the stage's line off a terminal (False when the caller writes its own, as training's
+            epoch line).
     """
     enabled = enabled and _STATE["bars"]
     if enabled and _interactive():
@@ -108,4 +110,4 @@ def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = 
         return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=sys.stderr)
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)
-    return StageLine(iterable, total, desc, unit, initial, enabled and LOGGER.isEnabledFor(logging.INFO))
+    return StageLine(iterable, total, desc, unit, initial, enabled and line and LOGGER.isEnabledFor(logging.INFO))

@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import NullLocator
 from matplotlib.figure import Figure
 
 from ecglens.bundle import BundleMeta
@@ -166,10 +167,13 @@ def lead_class_heatmap(matrix: np.ndarray, average: np.ndarray, counts: Sequence
     fig.colorbar(image, ax=axes[0], label="% of SHAP mass", shrink=0.8)
     finite = relative[np.isfinite(relative) & (relative > 0)]
     spread = float(np.max(np.abs(np.log2(finite)))) if finite.size else 1.0
-    image = _heat(axes[1], relative, rows, lead_names, "PuOr_r",
-                  LogNorm(2 ** -max(spread, 0.1), 2 ** max(spread, 0.1)), "{:.2f}")
+    spread = max(spread, 0.1)
+    image = _heat(axes[1], relative, rows, lead_names, "PuOr_r", LogNorm(2 ** -spread, 2 ** spread), "{:.2f}")
     axes[1].set_title("normalised: share / the lead's average share", fontsize=9)
-    fig.colorbar(image, ax=axes[1], label="x the average over classes", shrink=0.8)
+    bar = fig.colorbar(image, ax=axes[1], label="x the average over classes", shrink=0.8)
+    ticks = [t for t in (0.25, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 4.0) if 2 ** -spread <= t <= 2 ** spread]
+    bar.ax.yaxis.set_minor_locator(NullLocator())
+    bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
@@ -195,10 +199,16 @@ def curves_figure(fractions: np.ndarray, curves: dict[str, dict[str, np.ndarray]
     """Mean deletion and insertion curves per method, with the random-order references."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for axis, kind in zip(axes, ("deletion", "insertion"), strict=True):
+        randoms = [values[f"random_{kind}"] for values in curves.values()]
+        shared = all(np.allclose(r, randoms[0], equal_nan=True) for r in randoms)  # one random order for all
         for method, values in curves.items():
             line = axis.plot(fractions, values[kind], "o-", lw=2, ms=4, label=f"{method}, most attributed first")[0]
-            axis.plot(fractions, values[f"random_{kind}"], ":", marker="x", ms=5, lw=1.2, color=line.get_color(),
-                      alpha=0.8, label=f"{method}, random order")
+            if not shared:
+                axis.plot(fractions, values[f"random_{kind}"], ":", marker="x", ms=5, lw=1.2,
+                          color=line.get_color(), alpha=0.8, label=f"{method}, random order")
+        if shared and randoms:
+            axis.plot(fractions, randoms[0], ":", marker="x", ms=5, lw=1.4, color="black",
+                      label="random order (the same for every method)")
         action = "replaced by 0 mV" if kind == "deletion" else "restored from 0 mV"
         axis.set_xlabel(f"fraction of samples {action}")
         axis.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} is more faithful)", fontsize=9)

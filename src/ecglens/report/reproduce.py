@@ -140,7 +140,8 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame])
         f"Thresholds were tuned on validation splits only (CPSC's for Original; the combined validation set for "
         f"Ours_1/Ours_2) and stored in each bundle; folds {summary.folds.val_fold} (validation) and "
         f"{summary.folds.test_fold} (test).</p>"
-        f"<p class='note'>Under each of our values, in grey: the study's published value ({html.escape(CITATION)}, Tables 2 and 3; "
+        f"<p class='note'>Under each of our values, in grey: the study's published value "
+        f"({html.escape(CITATION)}, Tables 2 and 3; "
         "the study trained on the full databases at 500 Hz for 30 epochs, so a smaller run differs in level). "
         "Cells marked n/a are classes without positives in that test set. Per-class intervals, thresholds "
         "and flags are in the sections after the tables.</p>"))]

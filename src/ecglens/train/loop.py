@@ -232,7 +232,7 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> float:
     loss_fn = torch.nn.BCEWithLogitsLoss()
     total, count = 0.0, 0
     counter = bar(total=len(run.loader), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-                  enabled=progress and run.rank == 0, leave=False)
+                  enabled=progress and run.rank == 0, leave=False, line=False)
     for x, y in run.loader:
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         with _autocast(run.device, config.amp):
