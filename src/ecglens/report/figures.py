@@ -11,8 +11,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
-from matplotlib.ticker import NullLocator
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from ecglens.bundle import BundleMeta
 from ecglens.explain.attribution import threshold_map

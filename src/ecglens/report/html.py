@@ -18,7 +18,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px soli
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}code,pre{background:#f6f6f6;padding:2px 4px}
 .note{color:#555;font-size:14px}caption{text-align:left;font-size:13px;color:#444;padding:4px 0;caption-side:bottom}
-tr.flag td{background:#fff4e0}td.flags{text-align:left;font-size:12px;color:#8a4b00;max-width:260px}
+tr.flag td{background:#fff4e0}td.flags,th.flags{text-align:left;font-size:12px;color:#8a4b00;max-width:260px}
 """
 
 
@@ -102,5 +102,6 @@ def evaluation_table(result: EvaluationResult, threshold_origin: str) -> str:
     caption = (f"{html.escape(result.name)}: {result.n_records} records, macro AUC "
                f"{'n/a' if result.macro_auc is None else f'{result.macro_auc:.3f}'}. Thresholds: "
                f"{html.escape(threshold_origin)}. {html.escape(CI_NOTE)}")
-    return (f"<table><caption>{caption}</caption><thead><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr></thead>"
+    heads = "".join(f"<th class='flags'>{h}</th>" if h == "flags" else f"<th>{h}</th>" for h in head)
+    return (f"<table><caption>{caption}</caption><thead><tr>{heads}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>")
