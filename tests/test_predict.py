@@ -117,7 +117,7 @@ def test_predict_cli_with_explanation(bundle, tmp_path, signal, capsys):
     assert main(["predict", "--checkpoint", bundle, str(tmp_path / "one.hea"), "--out", str(tmp_path / "o"),
                  "--explain", "gradcam"]) == 0
     assert list((tmp_path / "o" / "figures").glob("one_*_gradcam.png"))
-    assert (tmp_path / "o" / "predictions.csv").read_text().startswith("record_id,source,SNR")
+    assert (tmp_path / "o" / "predictions.csv").read_text().startswith("record_id,source,status,SNR")
 
 
 def test_predict_reports_the_labels_a_file_carries(bundle, signal, tmp_path):

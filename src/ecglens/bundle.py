@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ecglens._version import __version__
 from ecglens.classes import CLASS_NAMES
 from ecglens.data import SplitSpec
+from ecglens.io.limits import MAX_RATE_HZ, MAX_SECONDS, MIN_RATE_HZ, MIN_SECONDS
 from ecglens.leads import canonical_leads
 from ecglens.models import ResNetConfig, build_model, resolve_device
 from ecglens.preprocess import InputSpec, LengthPolicy
@@ -139,14 +140,40 @@ class BundleMeta:
                 metrics=dict(data.get("metrics", {})),
                 versions=dict(data.get("versions", {})),
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise BundleError(f"{where}: invalid bundle metadata ({type(error).__name__}: {error})") from None
         if len(meta.thresholds) != len(meta.class_names) or meta.model.n_classes != len(meta.class_names):
             raise BundleError(f"{where}: {len(meta.class_names)} classes, {len(meta.thresholds)} thresholds, "
                               f"model outputs {meta.model.n_classes}")
         if meta.model.n_leads != len(meta.lead_names):
             raise BundleError(f"{where}: model takes {meta.model.n_leads} leads but {len(meta.lead_names)} are named")
+        _check_ranges(meta, where)
         return meta
+
+
+def _check_ranges(meta: BundleMeta, where: str) -> None:
+    """Every number of a bundle within the ranges ecglens can build and run, before anything is allocated
+    from it (a bundle is input too: a width of 4096 or a 1e6-s policy would allocate gigabytes)."""
+    config = meta.model
+    problems = []
+    if not (1 <= len(config.layers) <= 8 and all(isinstance(n, int) and 1 <= n <= 32 for n in config.layers)):
+        problems.append(f"layers {list(config.layers)} (1-8 stages of 1-32 blocks)")
+    if not (isinstance(config.width, int) and 1 <= config.width <= 256):
+        problems.append(f"width {config.width} (1-256)")
+    if not (isinstance(config.n_classes, int) and 1 <= config.n_classes <= 1000):
+        problems.append(f"{config.n_classes} classes (1-1000)")
+    if not (isinstance(config.dropout, int | float) and 0 <= config.dropout < 1):
+        problems.append(f"dropout {config.dropout} ([0, 1))")
+    if not (np.isfinite(meta.sampling_rate_hz) and MIN_RATE_HZ <= meta.sampling_rate_hz <= MAX_RATE_HZ):
+        problems.append(f"sampling rate {meta.sampling_rate_hz} Hz ({MIN_RATE_HZ:g}-{MAX_RATE_HZ:g})")
+    if not (np.isfinite(meta.policy.seconds) and MIN_SECONDS <= meta.policy.seconds <= MAX_SECONDS):
+        problems.append(f"policy length {meta.policy.seconds} s ({MIN_SECONDS:g}-{MAX_SECONDS:g})")
+    if not all(np.isfinite(t) and 0 <= t <= 1 for t in meta.thresholds):
+        problems.append(f"thresholds {list(meta.thresholds)} (finite, 0-1)")
+    if len(set(meta.class_names)) != len(meta.class_names) or not all(meta.class_names):
+        problems.append(f"class names {list(meta.class_names)} (distinct, non-empty)")
+    if problems:
+        raise BundleError(f"{where}: out of range: {'; '.join(problems)}")
 
 
 def _threshold_origin(data: dict) -> ThresholdOrigin:
@@ -246,18 +273,27 @@ def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.
     weights_path = Path(path) / WEIGHTS_FILE
     if not weights_path.is_file():
         raise BundleError(f"{path}: {WEIGHTS_FILE} is missing")
+    with torch.device("meta"):  # the configuration's shapes, without allocating any memory
+        expected = {k: tuple(v.shape) for k, v in build_model(meta.model).state_dict().items()}
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:  # reads the header only
+            declared = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as error:
+        raise BundleError(f"{weights_path}: unreadable safetensors file ({error})") from None
+    missing = sorted(set(expected) - set(declared))
+    unexpected = sorted(set(declared) - set(expected))
+    wrong = [k for k in expected if k in declared and declared[k] != expected[k]]
+    if missing or unexpected or wrong:
+        raise BundleError(f"{weights_path}: weights do not fit {meta.model.name} "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
     try:
         state = load_file(str(weights_path), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise BundleError(f"{weights_path}: unreadable safetensors file ({error})") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise BundleError(f"{weights_path}: non-finite weights (NaN or infinite) in {', '.join(bad[:3])}")
     model = build_model(meta.model)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        raise BundleError(f"{weights_path}: weights do not fit {meta.model.name} "
-                          f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
     model.load_state_dict(state)
     return model.to(device).eval()
 

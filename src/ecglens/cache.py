@@ -19,7 +19,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import pandas as pd
 
 from ecglens._version import __version__
 from ecglens.classes import CLASS_NAMES
-from ecglens.io.record import ReadIssue, Record, RecordError
+from ecglens.io.record import ReadIssue, Record, RecordError, issue_from
 from ecglens.io.refs import RecordRef
 from ecglens.io.sources import Source, read_ref, scan_sources
 from ecglens.labels.mapping import LabelMap, load_label_map
@@ -43,6 +44,7 @@ SPEC_FILE = "spec.json"
 SIGNALS_FILE = "signals.f32"
 INDEX_FILE = "index.parquet"
 ISSUES_FILE = "issues.csv"
+SHARD_FILE = "shard.json"
 LABEL_COLUMNS = tuple(f"label_{name}" for name in CLASS_NAMES)
 
 
@@ -115,15 +117,15 @@ def _prepare(args: tuple[RecordRef, CacheSpec, LabelMap]) -> tuple[dict, np.ndar
     ref, spec, label_map = args
     try:
         record = read_ref(ref, spec.lead_names)
-    except RecordError as error:
-        return ReadIssue(error.path, error.reason, ref.dataset)
-    signal = resample(record.signal, record.sampling_rate_hz, spec.sampling_rate_hz)
-    row = metadata_row(record, label_map, spec.min_likelihood)
+        signal = resample(record.signal, record.sampling_rate_hz, spec.sampling_rate_hz)
+        row = metadata_row(record, label_map, spec.min_likelihood)
+    except Exception as error:  # one bad file is that record's issue, whatever raised
+        return issue_from(error, ref.path, ref.dataset)
     row["n_samples"] = int(signal.shape[1])
     return row, signal
 
 
-def _write_shard(shard_dir: Path, shard_id: int, results: list, strict: bool) -> None:
+def _write_shard(shard_dir: Path, shard_id: int, results: list, strict: bool, spec_sha256: str) -> None:
     rows, arrays, issues = [], [], []
     offset = 0
     for result in results:
@@ -139,11 +141,29 @@ def _write_shard(shard_dir: Path, shard_id: int, results: list, strict: bool) ->
         arrays.append(signal.ravel())
     stem = shard_dir / f"{shard_id:05d}"
     scratch = shard_dir / f".{shard_id:05d}.tmp"
-    scratch.mkdir(exist_ok=True)
-    np.concatenate(arrays or [np.zeros(0, np.float32)]).astype(np.float32).tofile(scratch / SIGNALS_FILE)
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir()
+    values = np.concatenate(arrays or [np.zeros(0, np.float32)]).astype(np.float32)
+    values.tofile(scratch / SIGNALS_FILE)
     pd.DataFrame(rows).to_parquet(scratch / "rows.parquet", index=False)
     _write_issues(scratch / ISSUES_FILE, issues)
+    (scratch / SHARD_FILE).write_text(json.dumps({"spec_sha256": spec_sha256, "n_values": int(values.size),
+                                                  "n_rows": len(rows)}))
     os.replace(scratch, stem)
+
+
+def _shard_ok(stem: Path, spec_sha256: str) -> bool:
+    """Whether a finished shard is whole and of this spec (else it is rebuilt): its spec hash, its signal
+    file's size and its row table are checked against what it recorded when written."""
+    try:
+        meta = json.loads((stem / SHARD_FILE).read_text())
+        rows = pd.read_parquet(stem / "rows.parquet")
+        read_issues(stem / ISSUES_FILE)
+        return (meta["spec_sha256"] == spec_sha256 and (stem / SIGNALS_FILE).stat().st_size == 4 * meta["n_values"]
+                and len(rows) == meta["n_rows"])
+    except (OSError, ValueError, KeyError, TypeError, csv.Error):
+        return False
 
 
 def _write_issues(path: Path, issues: Sequence[ReadIssue]) -> None:
@@ -190,9 +210,37 @@ def build_cache(
         on_shard: called with each shard id once it is written (tests use it to interrupt).
 
     Raises:
-        CacheError: ``out`` holds a cache of another spec and ``overwrite`` is false.
+        CacheError: ``out`` holds a cache of another spec and ``overwrite`` is false, or another build is
+            writing ``out`` (one writer at a time: an OS lock on a lock file beside ``out``).
     """
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _build(sources, out, sampling_rate_hz, label_profile, lead_names, min_likelihood, workers, shard_size,
+                      strict, overwrite, progress, on_shard)
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold the OS lock of ``out`` (``.<name>.lock`` beside it) or fail at once naming the other writer's target."""
+    import fcntl
+
+    lock_path = out.with_name(f".{out.name}.lock")
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CacheError(f"{out}: another 'ecglens data prepare' is writing this cache (lock {lock_path}); "
+                             "wait for it to finish or choose another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(sources, out, sampling_rate_hz, label_profile, lead_names, min_likelihood, workers, shard_size, strict,
+           overwrite, progress, on_shard) -> BuildReport:
+    """`build_cache` under its lock."""
     label_map = load_label_map(label_profile)
     spec = CacheSpec(sampling_rate_hz=float(sampling_rate_hz), lead_names=tuple(lead_names),
                      label_profile=label_map.name, label_map_sha256=label_map.sha256, min_likelihood=min_likelihood)
@@ -240,7 +288,14 @@ def _plan_shards(partial: Path, spec: CacheSpec, sources: list[str], shard_size:
         shutil.rmtree(partial)
     shard_dir.mkdir(parents=True, exist_ok=True)
     plan_path.write_text(json.dumps(plan))
-    return [i for i in range(n_shards) if not (shard_dir / f"{i:05d}").is_dir()]
+    todo = []
+    for i in range(n_shards):
+        stem = shard_dir / f"{i:05d}"
+        if stem.is_dir() and not _shard_ok(stem, spec.sha256):
+            shutil.rmtree(stem)  # damaged, or of another spec: rebuilt below
+        if not stem.is_dir():
+            todo.append(i)
+    return todo
 
 
 def _build_shards(shard_dir: Path, shards: Sequence[Sequence[RecordRef]], todo: Sequence[int], spec: CacheSpec,
@@ -255,7 +310,7 @@ def _build_shards(shard_dir: Path, shards: Sequence[Sequence[RecordRef]], todo: 
             for _ in shards[shard_id]:
                 shard_results.append(next(results))
                 counter.update(1)
-            _write_shard(shard_dir, shard_id, shard_results, strict)
+            _write_shard(shard_dir, shard_id, shard_results, strict, spec.sha256)
             if on_shard is not None:
                 on_shard(shard_id)
     finally:
@@ -269,6 +324,10 @@ def _finish(partial: Path, out: Path, spec: CacheSpec, sources: list[str], n_sha
     with open(partial / SIGNALS_FILE, "wb") as signals:
         for shard_id in range(n_shards):
             stem = partial / "shards" / f"{shard_id:05d}"
+            if not _shard_ok(stem, spec.sha256):
+                shutil.rmtree(stem, ignore_errors=True)
+                raise CacheError(f"{partial}: shard {shard_id} changed or belongs to another spec; run the same "
+                                 "command again to rebuild it")
             data = np.fromfile(stem / SIGNALS_FILE, dtype=np.float32)
             rows = pd.read_parquet(stem / "rows.parquet")
             if len(rows):

@@ -7,6 +7,7 @@ console script wraps it. Errors a user can cause end in one line and a non-zero 
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +20,9 @@ _WORKERS = click.option("--workers", type=int, default=None, show_default="all c
 _PROFILE = click.option("--label-profile", default="strict", show_default=True,
                         help="Label mapping: 'strict', 'seed' (the study's) or a mapping CSV file.")
 _STRICT = click.option("--strict", is_flag=True, help="Stop at the first bad record instead of listing it.")
+_OUTSIDE = click.option("--allow-outside-root", is_flag=True,
+                        help="Read signal files that a metadata table (PTB-XL's filename_lr/hr) places outside the "
+                             "dataset root; refused by default.")
 _DEVICE = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 _CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True,
                            help="Bundle directory (a run's best/).")
@@ -39,11 +43,13 @@ def _show(result) -> None:
         click.echo(line)
 
 
-def _sources(specs: Sequence[str], name: str | None = None):
+def _sources(specs: Sequence[str], name: str | None = None, allow_outside_root: bool = False):
+    from dataclasses import replace
+
     from ecglens.io import parse_source
 
     try:
-        return [parse_source(spec, name) for spec in specs]
+        return [replace(parse_source(spec, name), allow_outside_root=allow_outside_root) for spec in specs]
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="SOURCE") from None
 
@@ -92,14 +98,16 @@ def data() -> None:
               help="Folder for summary.md and table1.csv.")
 @_WORKERS
 @_STRICT
-def data_summary(sources, label_profile, out, workers, strict) -> None:
+@_OUTSIDE
+def data_summary(sources, label_profile, out, workers, strict, allow_outside_root) -> None:
     """Print the study's Table 1 per dataset (count, male, age per class), lengths and what was dropped.
 
     \b
     Example:
       ecglens data summary ptbxl100:../shared/data/ptb-xl cpsc2018:../shared/data/cpsc2018 --label-profile seed
     """
-    _show(_workflows().run_summary(_sources(sources), label_profile, out, workers, strict))
+    _show(_workflows().run_summary(_sources(sources, allow_outside_root=allow_outside_root), label_profile, out,
+                                   workers, strict))
 
 
 @data.command("prepare")
@@ -112,7 +120,9 @@ def data_summary(sources, label_profile, out, workers, strict) -> None:
 @_STRICT
 @click.option("--overwrite", is_flag=True, help="Replace a cache built with another spec or sources.")
 @click.option("--shard-size", type=int, default=256, show_default=True, help="Records per resumable shard.")
-def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict, overwrite, shard_size) -> None:
+@_OUTSIDE
+def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict, overwrite, shard_size,
+                 allow_outside_root) -> None:
     """Build a memory-mapped cache: read every record once, resample, map labels.
 
     Resumable (a re-run skips finished shards) and atomic (the cache appears only when complete).
@@ -121,8 +131,8 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
     Example:
       ecglens data prepare ptbxl:../shared/data/ptb-xl --sampling-rate 100 --out caches/ptbxl100
     """
-    _show(_workflows().run_prepare(_sources(sources), out, sampling_rate_hz, label_profile, workers, strict,
-                                   overwrite, shard_size))
+    _show(_workflows().run_prepare(_sources(sources, allow_outside_root=allow_outside_root), out, sampling_rate_hz,
+                                   label_profile, workers, strict, overwrite, shard_size))
 
 
 @cli.command("train")
@@ -437,15 +447,18 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
               help="Also draw each record, as scored, with its explanation for the predicted classes.")
 @click.option("--background", "background_caches", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Cache for the SHAP background (default: the bundle's training caches).")
+@click.option("--force", is_flag=True,
+              help="Report the probabilities of records that are not interpretable (they still get no decisions).")
 @_look
 @_DEVICE
 def predict(checkpoint, paths, out, sampling_rate_hz, lead_order, engine, batch_size, explain_method,
-            background_caches, style, image_format, device) -> None:
+            background_caches, force, style, image_format, device) -> None:
     """Diagnose ECG files: probabilities, decisions under the bundle's thresholds, quality warnings.
 
     Reads WFDB (any rate), Challenge .hea/.mat, CPSC .mat, EDF, and CSV/NumPy (with --sampling-rate).
     Directories are searched recursively; unreadable files are listed and never stop the batch. Exits 1
-    when no record could be read.
+    when no record could be read. A record flat in half its leads, of the wrong amplitude scale or
+    shorter than 2 s is 'not interpretable': no decisions, and probabilities only with --force.
 
     \b
     Example:
@@ -453,7 +466,7 @@ def predict(checkpoint, paths, out, sampling_rate_hz, lead_order, engine, batch_
     """
     result = _workflows().run_predict(checkpoint, paths, out, sampling_rate_hz, _ids(lead_order) or None, engine,
                                       batch_size, explain_method, background_caches, device,
-                                      figures=_figures(style=style, image_format=image_format))
+                                      figures=_figures(style=style, image_format=image_format), force=force)
     _show(result)
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
@@ -550,6 +563,11 @@ def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_r
                device)
 
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM, errno.EFBIG, errno.ENOENT,
+                errno.EEXIST, errno.ENOTDIR, errno.EISDIR}
+"""Operating-system errors that are the disk's or the user's (full, read-only, no permission, wrong path)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
     try:
@@ -562,9 +580,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except click.exceptions.Exit as done:
         return done.exit_code
+    except OSError as error:
+        if error.errno is not None and error.errno not in _DISK_ERRORS:
+            raise  # a fault of ecglens, not of the disk or the input: keep its traceback
+        # ecglens's own FileNotFoundError/FileExistsError messages carry no errno
+        where = f" ({error.filename})" if error.filename else ""
+        click.echo(f"error: {error.strerror or error}{where}", err=True)
+        return 1
     except Exception as error:
+        from safetensors import SafetensorError
+
         from ecglens.cache import CacheError
 
+        if isinstance(error, SafetensorError):  # writing weights or resume state failed (a full disk)
+            click.echo(f"error: could not write a weights file ({error})", err=True)
+            return 1
         if not isinstance(error, ValueError | FileNotFoundError | FileExistsError | CacheError):
             raise  # a fault of ecglens, not of the input: keep its traceback
         # A user's mistake or bad input, named by the library (BundleError, RecordError and the option checks

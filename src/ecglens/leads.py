@@ -31,12 +31,15 @@ def lead_order(names: Sequence[str], wanted: Iterable[str] = LEAD_NAMES) -> list
     """Indices into ``names`` that put the ``wanted`` leads in order.
 
     Raises:
-        LeadError: naming every wanted lead that ``names`` lacks.
+        LeadError: naming every wanted lead that ``names`` lacks, or a lead that appears twice (which copy
+            is the lead is unknowable, so neither is used silently).
     """
     position: dict[str, int] = {}
     for index, name in enumerate(names):
         canonical = normalize_lead_name(name)
-        if canonical is not None and canonical not in position:
+        if canonical is not None and canonical in position:
+            raise LeadError(f"lead {canonical} appears more than once (found: {', '.join(names)})")
+        if canonical is not None:
             position[canonical] = index
     wanted = [normalize_lead_name(w) or w for w in wanted]
     missing = [w for w in wanted if w not in position]
@@ -46,11 +49,13 @@ def lead_order(names: Sequence[str], wanted: Iterable[str] = LEAD_NAMES) -> list
 
 
 def canonical_leads(names: Iterable[str]) -> tuple[str, ...]:
-    """Normalise a user-given lead list, keeping its order; raise for unknown names."""
-    out = []
+    """Normalise a user-given lead list, keeping its order; raise for unknown or repeated names."""
+    out: list[str] = []
     for name in names:
         canonical = normalize_lead_name(name)
         if canonical is None:
             raise LeadError(f"unknown lead name {name!r}; expected one of {', '.join(LEAD_NAMES)}")
+        if canonical in out:
+            raise LeadError(f"lead {canonical} is listed more than once")
         out.append(canonical)
     return tuple(out)

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from ecglens.bundle import BundleMeta, load_model
-from ecglens.io import ReadIssue, RecordError, read_record
-from ecglens.io.record import Record, finish_signal
+from ecglens.io import ReadIssue, read_record
+from ecglens.io.record import Record, finish_signal, issue_from
 from ecglens.io.sources import RECORD_SUFFIXES
 from ecglens.labels.mapping import LabelMap, load_label_map
 from ecglens.leads import LEAD_NAMES
@@ -46,6 +46,11 @@ class Prediction:
     decisions: tuple[str, ...]
     warnings: tuple[str, ...] = field(default=())
     duration_s: float = 0.0
+    status: str = "ok"
+    """``ok``, or ``not interpretable`` when the record fails the quality rules badly (`quality_problems`):
+    then it has no decisions, and its probabilities are withheld (empty) unless asked for (``--force``)."""
+    reasons: tuple[str, ...] = field(default=())
+    """Why a record is not interpretable."""
     true_labels: tuple[str, ...] | None = None
     """The record's own diagnoses mapped to the bundle's classes (Challenge ``#Dx``, CPSC REFERENCE.csv),
     under the bundle's label profile; None when the file carries none."""
@@ -55,8 +60,8 @@ class Prediction:
         return asdict(self)
 
     def to_json(self) -> str:
-        """One JSON object (a JSON Lines row)."""
-        return json.dumps(self.to_dict())
+        """One strict JSON object (a JSON Lines row; NaN or infinity would be a fault and raise)."""
+        return json.dumps(self.to_dict(), allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,32 @@ class Scored:
     prediction: Prediction
     input: ModelInput
     probabilities: np.ndarray
+
+
+NOT_INTERPRETABLE = "not interpretable"
+MIN_INTERPRETABLE_SECONDS = 2.0
+"""Shorter than this, a record cannot hold two beats at 60 bpm: no rhythm can be judged."""
+
+
+def quality_problems(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str]) -> list[str]:
+    """Why a record cannot be interpreted at all (empty when it can). The rules:
+
+    - flat (peak-to-peak under 0.02 mV) in half of its leads or more;
+    - amplitudes of the wrong scale: a 99.5th percentile of |x| above 20 mV (microvolts or ADC units)
+      or below 0.02 mV (volts);
+    - shorter than `MIN_INTERPRETABLE_SECONDS`.
+    """
+    out = []
+    flat = int(np.sum(np.ptp(signal, axis=1) < 0.02))
+    if flat * 2 >= len(lead_names):
+        out.append(f"flat in {flat} of {len(lead_names)} leads")
+    peak = float(np.percentile(np.abs(signal), 99.5)) if signal.size else 0.0
+    if peak > 20 or peak < 0.02:
+        out.append(f"amplitudes of the wrong scale for mV (99.5th percentile {peak:.3g})")
+    duration = signal.shape[1] / sampling_rate_hz
+    if duration < MIN_INTERPRETABLE_SECONDS:
+        out.append(f"{duration:.2g} s is too short to hold two beats")
+    return out
 
 
 def quality_warnings(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str],
@@ -99,7 +130,9 @@ class Predictor:
     """A bundle loaded for inference: its ``model`` (eval mode, on ``device``), its ``meta``, and optionally
     the ONNX export as the engine that scores."""
 
-    def __init__(self, bundle: str | os.PathLike, device: str = "auto", engine: str = "torch"):
+    def __init__(self, bundle: str | os.PathLike, device: str = "auto", engine: str = "torch", force: bool = False):
+        """Load ``bundle`` on ``device``; ``force`` reports probabilities of records that are not interpretable
+        (they still get no decisions)."""
         if engine not in ("torch", "onnx"):
             raise ValueError(f"engine must be 'torch' or 'onnx', not {engine!r}")
         self.bundle = Path(bundle)
@@ -107,6 +140,7 @@ class Predictor:
         self.model, self.meta = load_model(bundle, self.device)
         self.meta: BundleMeta
         self.engine = engine
+        self.force = force
         self._session = None
         self._label_map: LabelMap | None = None
         if engine == "onnx":
@@ -188,9 +222,11 @@ class Predictor:
         """The prediction of a record from the probabilities of its model input."""
         names = self.meta.class_names
         truth = None if item.labels is None else tuple(n for n, y in zip(names, item.labels, strict=True) if y > 0.5)
-        prediction = Prediction(record.record_id, record.source_path,
-                                {n: float(v) for n, v in zip(names, probabilities, strict=True)},
-                                self.meta.decisions(probabilities), tuple(warnings_), record.duration_s, truth)
+        problems = quality_problems(record.signal, record.sampling_rate_hz, record.lead_names)
+        shown = {n: float(v) for n, v in zip(names, probabilities, strict=True)}
+        prediction = Prediction(record.record_id, record.source_path, shown if self.force or not problems else {},
+                                () if problems else self.meta.decisions(probabilities), tuple(warnings_),
+                                record.duration_s, NOT_INTERPRETABLE if problems else "ok", tuple(problems), truth)
         return Scored(prediction, item, np.asarray(probabilities))
 
 
@@ -232,11 +268,9 @@ def iter_scored_files(predictor: Predictor, paths: Sequence[str | os.PathLike], 
     with bar(total=len(files), desc="predict", unit="rec", enabled=progress) as counter:
         for path in files:
             try:
-                if not path.exists():
-                    raise RecordError(str(path), "no such file")
                 pending.append(read_record(path, predictor.meta.lead_names, sampling_rate_hz, lead_names))
-            except RecordError as error:
-                yield ReadIssue(error.path, error.reason)
+            except Exception as error:  # one bad file is that record's issue, whatever raised
+                yield issue_from(error, str(path))
             if len(pending) >= batch_size:
                 yield from predictor.score_records(pending, batch_size)
                 pending = []

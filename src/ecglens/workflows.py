@@ -33,6 +33,7 @@ from ecglens.predict import Prediction, Predictor, iter_scored_files
 from ecglens.preprocess import ModelInput
 from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions
 from ecglens.report.outputs import (
+    PredictionLog,
     draw_explanations,
     lead_shapley_frame,
     population_frame,
@@ -359,7 +360,8 @@ class PredictRun:
         truth_head = "true (file)     " if truth else ""
         lines = [f"{'record':<{width}}  {'decisions (probability)':<40} {truth_head}warnings"]
         for p in self.predictions:
-            decided = ", ".join(f"{d} ({p.probabilities[d]:.2f})" for d in p.decisions) or "none"
+            decided = ", ".join(f"{d} ({p.probabilities[d]:.2f})" for d in p.decisions) or (
+                "none" if p.status == "ok" else f"{p.status}: {'; '.join(p.reasons)}")
             known = "" if not truth else f"{_truth_text(p.true_labels):<15} "
             lines.append(f"{p.record_id:<{width}}  {decided:<40} {known}{'; '.join(p.warnings)}")
         if self.figures:
@@ -376,27 +378,30 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
                 out: str | os.PathLike = "ecglens-out/predict", sampling_rate_hz: float | None = None,
                 lead_names: Sequence[str] | None = None, engine: str = "torch", batch_size: int = 32,
                 explain: str | None = None, background_caches: Sequence[str | os.PathLike] = (),
-                device: str = "auto", progress: bool = True, figures: FigureOptions = DEFAULT_FIGURES) -> PredictRun:
+                device: str = "auto", progress: bool = True, figures: FigureOptions = DEFAULT_FIGURES,
+                force: bool = False) -> PredictRun:
     """``predict``: read and score every file once; with ``explain``, explain each record's scored input
     for its decisions (or its most probable class) and draw it under ``OUT/figures``.
 
     ``lead_names`` is the lead order of CSV files without a header and of NumPy files (default I, ..., V6).
     """
     lead_names = canonical_leads(lead_names) if lead_names else LEAD_NAMES
-    predictor = Predictor(checkpoint, device, engine)
+    predictor = Predictor(checkpoint, device, engine, force)
     meta = predictor.meta
     background = _background(meta, background_caches, 100) if explain == "shap" else None
     out = Path(out)
     predictions, issues, drawn = [], [], []
-    for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
-        if isinstance(item, ReadIssue):
-            issues.append(item)
-            continue
-        predictions.append(item.prediction)
-        if explain:  # the scored input itself, drawn now so that no batch is held in memory
-            explained = explain_inputs(predictor.model, meta, [item.input], explain, background=background,
-                                       probabilities=item.probabilities[None])
-            drawn += draw_explanations(explained, meta, out / "figures", figures)
+    with PredictionLog(out) as log:  # rows reach the disk as they come: a failure keeps those already written
+        for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
+            if isinstance(item, ReadIssue):
+                issues.append(item)
+                continue
+            predictions.append(item.prediction)
+            log.add(item.prediction)
+            if explain and item.prediction.status == "ok":  # the scored input, drawn now: no batch held in memory
+                explained = explain_inputs(predictor.model, meta, [item.input], explain, background=background,
+                                           probabilities=item.probabilities[None])
+                drawn += draw_explanations(explained, meta, out / "figures", figures)
     written = write_predictions(predictions, issues, meta.class_names, out)
     if drawn:
         written += (write_json(out / "figures" / f"{explain}.json", drawn),)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecglens.io.record import Record, RecordError, finish_signal
+from ecglens.io.record import Record, RecordError, finish_signal, numeric_samples
 from ecglens.io.units import unit_to_mv
 from ecglens.leads import LEAD_NAMES, normalize_lead_name
 
@@ -56,8 +56,9 @@ def read_npy_record(path: str | os.PathLike, sampling_rate_hz: float | None,
     """Read a ``.npy`` array (leads x samples or samples x leads) in mV; never unpickles."""
     path = str(path)
     rate = _need_rate(path, sampling_rate_hz)
+    _check_npy_header(path)
     try:
-        values = np.load(path, allow_pickle=False)
+        values = numeric_samples(path, np.load(path, allow_pickle=False), "the array")
     except (OSError, ValueError) as error:
         raise RecordError(path, f"not a plain NumPy array file ({error})") from None
     if values.ndim != 2 or len(lead_names) not in values.shape:
@@ -66,6 +67,26 @@ def read_npy_record(path: str | os.PathLike, sampling_rate_hz: float | None,
         values = values.T
     signal = finish_signal(path, values.astype(np.float64), list(lead_names), wanted_leads)
     return Record(Path(path).stem, "npy", signal, rate, wanted_leads, source_path=path)
+
+
+def _check_npy_header(path: str) -> None:
+    """Refuse a ``.npy`` whose header declares an object dtype or more data than the file holds, before
+    anything is allocated from it."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(handle)
+            offset = handle.tell()
+    except (OSError, ValueError) as error:
+        raise RecordError(path, f"not a plain NumPy array file ({error})") from None
+    if dtype.hasobject:
+        raise RecordError(path, "the array holds Python objects (it would need unpickling)")
+    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    available = os.path.getsize(path) - offset
+    if declared > available:
+        raise RecordError(path, f"header declares {shape} {dtype} ({declared} bytes) but the file holds "
+                                f"{available} bytes")
 
 
 def read_edf_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from ecglens.io.record import ReadIssue, Record, RecordError, finish_signal, parse_age, parse_sex
+from ecglens.io.limits import regular_file
+from ecglens.io.record import ReadIssue, Record, RecordError, finish_signal, numeric_samples, parse_age, parse_sex
 from ecglens.io.refs import RecordRef
 from ecglens.leads import LEAD_NAMES
 
@@ -33,15 +34,20 @@ def read_reference(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
     """REFERENCE.csv as record name -> label codes ('1'..'9'), first label first."""
     labels: dict[str, tuple[str, ...]] = {}
     try:
-        with open(path, newline="") as handle:
+        regular_file(path)
+        # Undecodable bytes become U+FFFD: the rows they damage name no file here (or carry a label outside
+        # 1-9) and so become those records' issues, instead of the whole table failing.
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
             for row in csv.DictReader(handle):
                 name = (row.get("Recording") or "").strip()
                 if not name:
                     continue
                 codes = [row.get(k, "") or "" for k in ("First_label", "Second_label", "Third_label")]
                 labels[name] = tuple(c.strip() for c in codes if c.strip())
-    except FileNotFoundError:
-        raise RecordError(str(path), "REFERENCE.csv is missing") from None
+    except (FileNotFoundError, RecordError):
+        raise RecordError(str(path), "REFERENCE.csv is missing or not a regular file") from None
+    except csv.Error as error:
+        raise RecordError(str(path), f"REFERENCE.csv is not a CSV table ({error})") from None
     return labels
 
 
@@ -88,10 +94,9 @@ def _field(struct: np.ndarray, name: str) -> object:
 def read_cpsc2018(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:
     """Read one original CPSC 2018 ``.mat`` record."""
     path = ref.path
+    regular_file(path)
     try:
         content = scipy.io.loadmat(path)
-    except FileNotFoundError:
-        raise RecordError(path, "file is missing") from None
     except Exception as error:
         raise RecordError(path, f"unreadable MATLAB file ({type(error).__name__}: {error})") from None
     if "ECG" not in content:
@@ -100,12 +105,12 @@ def read_cpsc2018(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) ->
     for name in ("data", "age", "sex"):
         if name not in (struct.dtype.names or ()):
             raise RecordError(path, f"'ECG' struct has no '{name}' field")
-    data = np.asarray(_field(struct, "data"))
+    data = numeric_samples(path, _field(struct, "data"), "'ECG.data'")
     if data.ndim != 2 or data.shape[0] != 12:
         raise RecordError(path, f"'ECG.data' has shape {data.shape}, expected 12 x samples")
     age = _field(struct, "age")
     sex = _field(struct, "sex")
-    signal = finish_signal(path, data.astype(np.float64), LEAD_NAMES, wanted_leads)
+    signal = finish_signal(path, data, LEAD_NAMES, wanted_leads)
     record = ref.with_signal(signal, SAMPLING_RATE_HZ, wanted_leads)
     return replace(
         record,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ecglens.io.limits import inside, integer, number
 from ecglens.io.record import ReadIssue, Record, RecordError, parse_age
 from ecglens.io.refs import RecordRef
 from ecglens.io.wfdb_files import read_wfdb
@@ -33,11 +34,13 @@ def _optional(value: object) -> object | None:
     return None if value is None or (isinstance(value, float) and value != value) else value
 
 
-def scan_ptbxl(root: str | os.PathLike, sampling_rate_hz: int = 500, dataset: str = "ptbxl"
-               ) -> tuple[list[RecordRef], list[ReadIssue]]:
+def scan_ptbxl(root: str | os.PathLike, sampling_rate_hz: int = 500, dataset: str = "ptbxl",
+               allow_outside_root: bool = False) -> tuple[list[RecordRef], list[ReadIssue]]:
     """List the records of a PTB-XL root at one of its native rates (100 or 500 Hz).
 
-    Rows whose waveform files are missing are returned as issues, not raised.
+    Every row is checked on its own: a row whose waveform files are missing, whose file name points
+    outside ``root`` (unless ``allow_outside_root``), or whose fields do not parse (``strat_fold``,
+    ``patient_id``, ``sex``, ``age``, ``scp_codes``) is returned as that row's issue, never raised.
     """
     if sampling_rate_hz not in NATIVE_RATES_HZ:
         raise ValueError(f"PTB-XL comes at 100 or 500 Hz, not {sampling_rate_hz}")
@@ -55,40 +58,51 @@ def scan_ptbxl(root: str | os.PathLike, sampling_rate_hz: int = 500, dataset: st
             raise RecordError(str(database_path), f"column {needed!r} is missing")
     refs, issues = [], []
     for ecg_id, row in table.iterrows():
-        base = root / str(row[column])
         where = f"{database_path}#ecg_id={ecg_id}"
-        if not base.with_suffix(".hea").is_file() or not base.with_suffix(".dat").is_file():
-            issues.append(ReadIssue(str(base) + ".hea", f"waveform file missing at {sampling_rate_hz} Hz", dataset))
-            continue
         try:
-            codes = ast.literal_eval(str(row["scp_codes"]))
-            if not isinstance(codes, dict):
-                raise ValueError
-        except (ValueError, SyntaxError):
-            issues.append(ReadIssue(where, f"scp_codes {row['scp_codes']!r} is not a dict", dataset))
-            continue
-        patient = _optional(row.get("patient_id"))
-        sex = _optional(row.get("sex"))
-        try:
-            age = parse_age(where, _optional(row.get("age")))
+            refs.append(_row_ref(root, ecg_id, row, column, where, dataset, sampling_rate_hz, allow_outside_root))
         except RecordError as error:
-            issues.append(ReadIssue(where, error.reason, dataset))
-            continue
-        refs.append(
-            RecordRef(
-                path=str(base) + ".hea",
-                dataset=dataset,
-                record_id=str(ecg_id),
-                reader="ptbxl",
-                raw_labels=tuple((str(k), float(v)) for k, v in codes.items()),
-                label_vocabulary="scp",
-                patient_id=None if patient is None else str(int(float(patient))),
-                age=age,
-                sex=None if sex is None else ("male" if int(float(sex)) == 0 else "female"),
-                fold=int(row["strat_fold"]),
-            )
-        )
+            issues.append(ReadIssue(error.path, error.reason, dataset))
     return refs, issues
+
+
+def _row_ref(root: Path, ecg_id: object, row: pd.Series, column: str, where: str, dataset: str, rate: int,
+             allow_outside_root: bool) -> RecordRef:
+    """One database row as a `RecordRef`, every field checked.
+
+    Raises:
+        RecordError: naming the row and the field.
+    """
+    record_id = str(integer(where, ecg_id, "ecg_id", low=0))
+    base = root / str(row[column])
+    if not allow_outside_root and not inside(base, root):
+        raise RecordError(where, f"{column} {row[column]!r} points outside the dataset root "
+                                 "(pass --allow-outside-root to read it)")
+    if not base.with_suffix(".hea").is_file() or not base.with_suffix(".dat").is_file():
+        raise RecordError(str(base) + ".hea", f"waveform file missing at {rate} Hz")
+    try:
+        codes = ast.literal_eval(str(row["scp_codes"]))
+        if not isinstance(codes, dict):
+            raise ValueError
+        labels = tuple((str(k), number(where, v, f"scp_codes likelihood of {k}")) for k, v in codes.items())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise RecordError(where, f"scp_codes {str(row['scp_codes'])[:80]!r} is not a dict of numbers") from None
+    patient = _optional(row.get("patient_id"))
+    sex = _optional(row.get("sex"))
+    if sex is not None:  # PTB-XL: 0 male, 1 female
+        sex = "male" if integer(where, sex, "sex", 0, 1) == 0 else "female"
+    return RecordRef(
+        path=str(base) + ".hea",
+        dataset=dataset,
+        record_id=record_id,
+        reader="ptbxl",
+        raw_labels=labels,
+        label_vocabulary="scp",
+        patient_id=None if patient is None else str(integer(where, patient, "patient_id", low=0)),
+        age=parse_age(where, _optional(row.get("age"))),
+        sex=sex,
+        fold=integer(where, row["strat_fold"], "strat_fold", 1, 10),
+    )
 
 
 def read_ptbxl(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:

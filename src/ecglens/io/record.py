@@ -70,6 +70,15 @@ class Record:
             )
         if self.label_vocabulary not in VOCABULARIES:
             raise ValueError(f"unknown label vocabulary {self.label_vocabulary!r}")
+        from ecglens.io.limits import MAX_ABS_MV, check_length, check_rate
+
+        where = self.source_path or self.record_id
+        check_rate(where, self.sampling_rate_hz)
+        check_length(where, self.n_samples, self.sampling_rate_hz)
+        peak = float(np.max(np.abs(self.signal))) if self.signal.size else 0.0
+        if not peak <= MAX_ABS_MV:  # NaN fails too
+            raise RecordError(where, f"sample of {peak:.3g} mV is beyond {MAX_ABS_MV:g} mV: wrong units or a "
+                                     "damaged file")
 
     @property
     def n_samples(self) -> int:
@@ -85,6 +94,21 @@ class Record:
     def label_codes(self) -> tuple[str, ...]:
         """The raw label codes without likelihoods."""
         return tuple(code for code, _ in self.raw_labels)
+
+
+def numeric_samples(path: str, values: object, what: str = "signal") -> np.ndarray:
+    """Samples from a file as float64, refusing what is not a real numeric array (strings, cell arrays,
+    structured or complex values), never converting them silently.
+
+    Raises:
+        RecordError: naming the array and its type.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind == "c":
+        raise RecordError(path, f"{what} holds complex numbers; an ECG is real (the imaginary part would be lost)")
+    if array.dtype.kind not in "biuf" or array.dtype.names:
+        raise RecordError(path, f"{what} is not a numeric array (dtype {array.dtype})")
+    return array.astype(np.float64)
 
 
 def finish_signal(
@@ -150,3 +174,11 @@ def parse_sex(text: str | float | None) -> str | None:
     if value in {"female", "f"}:
         return "female"
     return None
+
+
+def issue_from(error: Exception, path: str, dataset: str = "") -> ReadIssue:
+    """The named issue of one record that could not be read: its `RecordError`, or any other failure of
+    a reader or library on that file (a damaged file must cost that record, never the batch)."""
+    if isinstance(error, RecordError):
+        return ReadIssue(error.path, error.reason, dataset)
+    return ReadIssue(path, f"unreadable ({type(error).__name__}: {error})", dataset)

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecglens.io.cpsc2018 import is_cpsc2018_root, read_cpsc2018, scan_cpsc2018
+from ecglens.io.limits import regular_file
 from ecglens.io.ptbxl import NATIVE_RATES_HZ, is_ptbxl_root, read_ptbxl, scan_ptbxl
-from ecglens.io.record import ReadIssue, Record, RecordError
+from ecglens.io.record import ReadIssue, Record, RecordError, issue_from
 from ecglens.io.refs import RecordRef
 from ecglens.io.wfdb_files import read_wfdb
 from ecglens.leads import LEAD_NAMES
@@ -35,6 +36,8 @@ class Source:
     format: str
     root: str
     name: str
+    allow_outside_root: bool = False
+    """Read signal files that a metadata table places outside ``root`` (refused by default)."""
 
     def __str__(self) -> str:
         return f"{self.name}={self.format}:{self.root}"
@@ -112,7 +115,8 @@ def scan_source(source: Source, target_rate_hz: float | None = None) -> ScanResu
     """List a source's records (cheap: reads index tables and checks files exist)."""
     if source.format.startswith("ptbxl"):
         rate = int(source.format[5:]) if source.format != "ptbxl" else ptbxl_rate_for(target_rate_hz)
-        refs, issues = scan_ptbxl(source.root, rate, dataset=source.name)
+        refs, issues = scan_ptbxl(source.root, rate, dataset=source.name,
+                                  allow_outside_root=source.allow_outside_root)
     elif source.format == "cpsc2018":
         refs, issues = scan_cpsc2018(source.root, dataset=source.name)
     elif source.format == "challenge":
@@ -182,6 +186,7 @@ def read_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NA
     from ecglens.io.arrays import read_csv_record, read_edf_record, read_npy_record
 
     path = Path(path)
+    regular_file(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return read_csv_record(path, sampling_rate_hz, lead_names, wanted_leads)
@@ -210,8 +215,8 @@ def _read_or_issue(args: tuple[RecordRef, tuple[str, ...]]) -> Record | ReadIssu
     ref, leads = args
     try:
         return read_ref(ref, leads)
-    except RecordError as error:
-        return ReadIssue(error.path, error.reason, ref.dataset)
+    except Exception as error:  # one bad file is that record's issue, whatever raised
+        return issue_from(error, ref.path, ref.dataset)
 
 
 def read_many(

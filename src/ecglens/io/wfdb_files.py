@@ -19,7 +19,8 @@ import numpy as np
 import scipy.io
 import wfdb
 
-from ecglens.io.record import Record, RecordError, finish_signal, parse_age, parse_sex
+from ecglens.io.limits import check_gain, check_length, check_rate, integer, number, regular_file
+from ecglens.io.record import Record, RecordError, finish_signal, numeric_samples, parse_age, parse_sex
 from ecglens.io.units import unit_to_mv
 from ecglens.leads import LEAD_NAMES
 
@@ -59,10 +60,7 @@ class WfdbHeader:
 
 
 def _number(path: str, text: str, what: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise RecordError(path, f"header: {what} {text!r} is not a number") from None
+    return number(path, text, f"header: {what}")
 
 
 @dataclass(frozen=True)
@@ -95,6 +93,7 @@ def read_header(path: str | os.PathLike) -> WfdbHeader:
         RecordError: the file is missing, empty or not a valid header.
     """
     path = str(path)
+    regular_file(path)
     try:
         text = Path(path).read_text(encoding="ascii", errors="replace")
     except OSError as error:
@@ -136,13 +135,16 @@ def _record_line(path: str, line: str) -> _RecordLine:
         n_signals = int(fields[1])
     except ValueError:
         raise RecordError(path, f"header: signal count {fields[1]!r} is not an integer") from None
+    if not 1 <= n_signals <= 64:
+        raise RecordError(path, f"header: signal count {n_signals} is outside 1 to 64")
     sampling_rate = 250.0  # WFDB's default when the record line names none
     if len(fields) > 2:
         sampling_rate = _number(path, fields[2].split("/")[0].split("(")[0], "sampling rate")
-    n_samples = int(_number(path, fields[3], "sample count")) if len(fields) > 3 else None
-    if sampling_rate <= 0:
-        raise RecordError(path, f"header: sampling rate {sampling_rate:g} is not positive")
-    return _RecordLine(name.split(".")[0], "." in name, n_signals, sampling_rate, n_samples)
+    check_rate(path, sampling_rate)
+    n_samples = integer(path, fields[3], "header: sample count", low=0) if len(fields) > 3 else None
+    if n_samples:  # 0 or absent: not stated
+        check_length(path, n_samples, sampling_rate)
+    return _RecordLine(name.split(".")[0], "." in name, n_signals, sampling_rate, n_samples or None)
 
 
 def _signal_line(path: str, line: str, index: int) -> _SignalLine:
@@ -153,11 +155,13 @@ def _signal_line(path: str, line: str, index: int) -> _SignalLine:
     if len(parts) > 2:
         gain_text, _, unit_text = parts[2].partition("/")
         gain_text, _, baseline_text = gain_text.partition("(")
-        gain = _number(path, gain_text, "gain") or 200.0  # WFDB: gain 0 means the default 200
+        gain = check_gain(path, _number(path, gain_text, "gain"))  # WFDB: gain 0 means the default 200
         if baseline_text:
-            baseline = int(_number(path, baseline_text.rstrip(")"), "baseline"))
+            baseline = integer(path, baseline_text.rstrip(")"), "header: baseline")
         unit = unit_text or "mV"
-    adc_zero = int(_number(path, parts[4], "ADC zero")) if len(parts) > 4 else 0
+    adc_zero = integer(path, parts[4], "header: ADC zero") if len(parts) > 4 else 0
+    if os.path.isabs(parts[0]) or os.sep in parts[0] or "/" in parts[0] or parts[0] in (".", ".."):
+        raise RecordError(path, f"header: signal file {parts[0]!r} is not a file beside the header")
     return _SignalLine(parts[0], parts[1].split("x")[0].split(":")[0].split("+")[0], gain,
                        adc_zero if baseline is None else baseline, unit,
                        " ".join(parts[8:]) if len(parts) > 8 else f"signal{index}")
@@ -178,15 +182,14 @@ def _read_mat_signal(header: WfdbHeader) -> np.ndarray:
     if len(set(header.file_names)) != 1:
         raise RecordError(header.path, "signals spread over several .mat files are not supported")
     mat_path = os.path.join(directory, header.file_names[0])
+    regular_file(mat_path)
     try:
         content = scipy.io.loadmat(mat_path)
-    except FileNotFoundError:
-        raise RecordError(mat_path, "signal file is missing") from None
     except Exception as error:  # scipy raises many types for corrupt files
         raise RecordError(mat_path, f"unreadable MATLAB file ({type(error).__name__}: {error})") from None
     if "val" not in content:
         raise RecordError(mat_path, "MATLAB file has no 'val' matrix")
-    values = np.asarray(content["val"], dtype=np.float64)
+    values = numeric_samples(mat_path, content["val"], "'val'")
     n_signals = len(header.lead_names)
     if values.ndim != 2 or values.shape[0] != n_signals:
         raise RecordError(mat_path, f"'val' has shape {values.shape}, header announces {n_signals} signals")
@@ -201,6 +204,7 @@ def _read_dat_signal(header: WfdbHeader) -> np.ndarray:
         data_path = os.path.join(directory, name)
         if not os.path.exists(data_path):
             raise RecordError(data_path, "signal file is missing")
+        regular_file(data_path)
         size = os.path.getsize(data_path)
         if size == 0:
             raise RecordError(data_path, "signal file is empty")
@@ -271,7 +275,7 @@ def read_wfdb(
     fields = header.comment_fields()
     codes = header.snomed_codes()
     return Record(
-        record_id=ptbxl_ecg_id(path) or header.record_name,
+        record_id=ptbxl_ecg_id(path) or Path(path).stem,  # the file's name, never the header's record line
         dataset=dataset,
         signal=signal,
         sampling_rate_hz=header.sampling_rate_hz,

@@ -7,6 +7,7 @@ Every file is written atomically (`ecglens.atomic`), and file names derived from
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -32,23 +33,72 @@ from ecglens.report.figures import (
 from ecglens.report.paths import safe_name
 
 
+class PredictionLog:
+    """``predictions.jsonl`` written row by row while a batch runs.
+
+    Rows go to a hidden partial file, flushed one by one, which becomes ``predictions.jsonl`` when the
+    batch ends. When the batch fails (a full disk, a fault), the rows written so far are kept as
+    ``predictions.partial.jsonl`` and the error says how many and where; nothing half-written ever takes
+    the final name.
+    """
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.path = self.out / "predictions.jsonl"
+        self.partial = self.out / ".predictions.jsonl.partial"
+        self.handle = open(self.partial, "w")  # noqa: SIM115 (closed by __exit__)
+        self.count = 0
+
+    def add(self, prediction: Prediction) -> None:
+        """Append one row and flush it."""
+        self.handle.write(prediction.to_json() + "\n")
+        self.handle.flush()
+        self.count += 1
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            self.handle.close()
+        except OSError as closing:  # the last buffered rows could not be written
+            error = error or closing
+        if error is None:
+            os.replace(self.partial, self.path)
+            return
+        kept = self.out / "predictions.partial.jsonl"
+        os.replace(self.partial, kept)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, f"{error.strerror or error}; stopped after {self.count} record(s), whose "
+                                       f"rows are in {kept}", error.filename) from error
+
+
 def write_predictions(predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str],
                       out: Path) -> tuple[Path, ...]:
-    """``predictions.jsonl`` (one JSON object per record), ``predictions.csv`` and ``issues.csv``."""
-    with atomic_open(out / "predictions.jsonl") as handle:
-        handle.writelines(p.to_json() + "\n" for p in predictions)
+    """``predictions.jsonl`` (one JSON object per record, unless `PredictionLog` wrote it already),
+    ``predictions.csv`` and ``issues.csv``."""
+    if not (out / "predictions.jsonl").is_file() or len(predictions) != _count_lines(out / "predictions.jsonl"):
+        with atomic_open(out / "predictions.jsonl") as handle:
+            handle.writelines(p.to_json() + "\n" for p in predictions)
     with atomic_open(out / "predictions.csv", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["record_id", "source", *class_names, "decisions", "true_labels", "warnings"])
+        writer.writerow(["record_id", "source", "status", *class_names, "decisions", "true_labels", "warnings"])
         for p in predictions:
-            writer.writerow([p.record_id, p.source, *(f"{p.probabilities[n]:.6f}" for n in class_names),
-                             ";".join(p.decisions), "" if p.true_labels is None else ";".join(p.true_labels),
-                             " | ".join(p.warnings)])
+            shown = [f"{p.probabilities[n]:.6f}" if n in p.probabilities else "" for n in class_names]
+            writer.writerow([p.record_id, p.source, p.status, *shown, ";".join(p.decisions),
+                             "" if p.true_labels is None else ";".join(p.true_labels),
+                             " | ".join([*p.reasons, *p.warnings])])
     with atomic_open(out / "issues.csv", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "reason"])
         writer.writerows((i.path, i.reason) for i in issues)
     return out / "predictions.jsonl", out / "predictions.csv", out / "issues.csv"
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
 
 
 def draw_explanations(explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path,

@@ -1,0 +1,106 @@
+"""What a record may be: the one place where numbers read from files and metadata are checked.
+
+Every value a header, a metadata table or a signal file declares passes through these checks before
+anything is allocated from it. Out of range is a `RecordError` naming the file and the value; the
+batch goes on without that record. The ranges, documented in the README:
+
+- sampling rate: finite, `MIN_RATE_HZ` to `MAX_RATE_HZ` (50 Hz to 10 kHz);
+- length: `MIN_SECONDS` (1 s: shorter records cannot hold a beat) to `MAX_SECONDS` (1 hour);
+- gains: finite, positive, `MIN_GAIN` to `MAX_GAIN` ADC units per physical unit (0 is WFDB's
+  "default 200");
+- baselines and ADC zeros: integers within 32 bits;
+- samples: finite and within `MAX_ABS_MV` (10 V; an ECG is a few mV, so larger is a unit or file fault);
+- files: regular files only (a FIFO or a device named like a record would block or never end).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+
+from ecglens.io.record import RecordError
+
+MIN_RATE_HZ = 50.0
+MAX_RATE_HZ = 10_000.0
+MIN_SECONDS = 1.0
+MAX_SECONDS = 3600.0
+MIN_GAIN = 1e-6
+MAX_GAIN = 1e9
+MAX_ABS_MV = 10_000.0
+_INT32 = 2**31
+
+
+def number(path: str, text: object, what: str) -> float:
+    """A finite number parsed from header or table text.
+
+    Raises:
+        RecordError: not a number, NaN or infinite.
+    """
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise RecordError(path, f"{what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise RecordError(path, f"{what} {text!r} is not finite")
+    return value
+
+
+def integer(path: str, text: object, what: str, low: int = -_INT32, high: int = _INT32 - 1) -> int:
+    """A whole number within ``[low, high]`` parsed from text (``12.0`` is accepted, ``12.5`` is not)."""
+    value = number(path, text, what)
+    if value != int(value):
+        raise RecordError(path, f"{what} {text!r} is not an integer")
+    if not low <= value <= high:
+        raise RecordError(path, f"{what} {value:g} is outside {low:g} to {high:g}")
+    return int(value)
+
+
+def check_rate(path: str, rate_hz: float) -> float:
+    """A sampling rate within the documented range."""
+    if not (math.isfinite(rate_hz) and MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ):
+        raise RecordError(path, f"sampling rate {rate_hz:g} Hz is outside {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz")
+    return float(rate_hz)
+
+
+def check_length(path: str, n_samples: int, rate_hz: float) -> int:
+    """A record length between `MIN_SECONDS` and `MAX_SECONDS` at ``rate_hz``."""
+    seconds = n_samples / rate_hz
+    if seconds < MIN_SECONDS:
+        raise RecordError(path, f"{n_samples} samples at {rate_hz:g} Hz is {seconds:.3g} s, shorter than "
+                                f"{MIN_SECONDS:g} s")
+    if seconds > MAX_SECONDS:
+        raise RecordError(path, f"{n_samples} samples at {rate_hz:g} Hz is {seconds:.3g} s, longer than "
+                                f"{MAX_SECONDS:g} s")
+    return n_samples
+
+
+def check_gain(path: str, gain: float) -> float:
+    """An ADC gain: finite and within range (0 stands for WFDB's default of 200)."""
+    if gain == 0:
+        return 200.0
+    if not (MIN_GAIN <= gain <= MAX_GAIN):
+        raise RecordError(path, f"gain {gain:g} is outside {MIN_GAIN:g} to {MAX_GAIN:g}")
+    return gain
+
+
+def regular_file(path: str | os.PathLike) -> None:
+    """Refuse anything but an existing regular file (never open a FIFO, socket or device).
+
+    Raises:
+        RecordError: missing, or not a regular file.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise RecordError(str(path), "no such file") from None
+    except OSError as error:
+        raise RecordError(str(path), f"cannot read: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise RecordError(str(path), "not a regular file (a FIFO, socket, device or directory)")
+
+
+def inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether ``path`` resolves to a place under ``root`` (symbolic links followed)."""
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
