@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from markupsafe import Markup
 
 from ecglens.cache import build_cache
 from ecglens.data import SplitSpec
@@ -140,23 +141,23 @@ def _training_figure(result: TrainResult) -> str:
 def _render(summary: dict, report: EvaluationReport, synth: SynthConfig, result: TrainResult,
             config: DemoConfig) -> str:
     test = report.combined
-    sections = [("Summary", (
-        f"<p>{sum(summary['class_counts'].values())} class labels over {synth.n_records} synthetic records "
-        f"({synth.duration_s:g} s at {synth.sampling_rate_hz:g} Hz, SNR {synth.snr_db:g} dB), cached at "
-        f"{config.sampling_rate_hz:g} Hz; the study's ResNet-34 trained for "
-        f"{config.train.epochs} epochs (best epoch {result.best_epoch} on validation). "
-        f"<b>Test macro AUC {test.macro_auc:.3f}</b> on {test.n_records} records never used for training "
-        f"or threshold tuning. Total time {summary['timings_s']['total']:.0f} s.</p>"))]
+    sections = [("Summary", Markup(
+        "<p>{} class labels over {} synthetic records ({:g} s at {:g} Hz, SNR {:g} dB), cached at {:g} Hz; the "
+        "study's ResNet-34 trained for {} epochs (best epoch {} on validation). <b>Test macro AUC {:.3f}</b> on {} "
+        "records never used for training or threshold tuning. Total time {:.0f} s.</p>").format(
+        sum(summary["class_counts"].values()), synth.n_records, synth.duration_s, synth.sampling_rate_hz,
+        synth.snr_db, config.sampling_rate_hz, config.train.epochs, result.best_epoch, test.macro_auc,
+        test.n_records, summary["timings_s"]["total"]))]
     sections.append(("Test metrics", evaluation_table(test, report.threshold_origin.describe())))
     sections.append(("Training", _training_figure(result) + table_to_html(
         ["epoch", "train loss", "val loss", "val macro AUC", "seconds"],
         [[r.epoch, r.train_loss, r.val_loss, r.val_macro_auc, r.seconds] for r in result.log])))
     with tempfile.TemporaryDirectory() as scratch:
         images = [figure_from_png(path, path.stem) for path in plot_one_per_class(synth, scratch)]
-    sections.append(("What each synthetic class looks like", "".join(images)))
+    sections.append(("What each synthetic class looks like", Markup("").join(images)))
     sections += _explanation_sections(summary["explanations"])
     sections.append(("Timings (s)", table_to_html(["step", "seconds"], list(summary["timings_s"].items()))))
-    sections.append(("Configuration", f"<pre>{json.dumps(summary['config'], indent=2)}</pre>"))
+    sections.append(("Configuration", Markup("<pre>{}</pre>").format(json.dumps(summary["config"], indent=2))))
     return page("ecglens demo report", sections)
 
 
@@ -186,8 +187,8 @@ def explain_for_report(bundle: str, cache: Path, out: Path, config: DemoConfig, 
 
 
 def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
-    gradcams = "".join(
-        f"<p>{item['kind']} ({item['record_id']}, Grad-CAM for {item['class_name']}):</p>"
+    gradcams = Markup("").join(
+        Markup("<p>{} ({}, Grad-CAM for {}):</p>").format(item["kind"], item["record_id"], item["class_name"])
         + figure_from_png(item["path"], item["record_id"]) for item in explanations["gradcam"])
     def worse(row: dict) -> str:
         worse_than_random = None not in (row["deletion"], row["random_deletion"]) and \
@@ -201,21 +202,21 @@ def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
                                  "localisation AUROC", "pointing game", "rank corr. vs random model", "flag"], rows)
     return [
         ("Grad-CAM (end of the 4th residual stage, top 5 % of time steps shaded)",
-         "<p class='note'>Grad-CAM has one value per time step: a band marks a time, across all leads. It does "
-         "not say which lead carries the evidence; for that, see <code>ecglens explain guided-gradcam</code> "
-         "or <code>ecglens explain shap</code>.</p>" + (gradcams or "<p>no test records</p>")),
+         Markup("<p class='note'>Grad-CAM has one value per time step: a band marks a time, across all leads. It "
+                "does not say which lead carries the evidence; for that, see <code>ecglens explain guided-gradcam"
+                "</code> or <code>ecglens explain shap</code>.</p>") + (gradcams or Markup("<p>no test records</p>"))),
         ("Population lead importance (SHAP, expected gradients)",
-         "<p class='note'>Left (the study's view): share of each class's absolute SHAP mass per lead, over test "
-         "records labelled with the class (n per row); the last row averages the classes. Absolute mass grows "
-         "with a lead's amplitude, so large leads lead every class. Right (normalised): each share divided by "
-         "the lead's average share over the classes; above 1, the class relies on the lead more than the "
-         "classes do on average.</p>" + figure_from_png(explanations["population_figure"],
+         Markup("<p class='note'>Left (the study's view): share of each class's absolute SHAP mass per lead, over "
+                "test records labelled with the class (n per row); the last row averages the classes. Absolute mass "
+                "grows with a lead's amplitude, so large leads lead every class. Right (normalised): each share "
+                "divided by the lead's average share over the classes; above 1, the class relies on the lead more "
+                "than the classes do on average.</p>") + figure_from_png(explanations["population_figure"],
                                                                             "population heatmap")),
         ("Faithfulness of the explanations",
-         "<p class='note'>Deletion replaces the most attributed samples with 0 mV, step by step (lower area is "
-         "better); insertion restores them into a 0-mV record (higher is better); each beside the same procedure "
-         "in a random order, and a deletion worse than random is flagged. Localisation "
-         "against the synthetic ground-truth evidence masks. Sanity: rank correlation with the attributions of "
-         "the same network re-initialised (near 0 is good).</p>" + faith_table
+         Markup("<p class='note'>Deletion replaces the most attributed samples with 0 mV, step by step (lower area "
+                "is better); insertion restores them into a 0-mV record (higher is better); each beside the same "
+                "procedure in a random order, and a deletion worse than random is flagged. Localisation against "
+                "the synthetic ground-truth evidence masks. Sanity: rank correlation with the attributions of the "
+                "same network re-initialised (near 0 is good).</p>") + faith_table
          + figure_from_png(explanations["faithfulness_figure"], "deletion and insertion curves")),
     ]

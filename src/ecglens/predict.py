@@ -15,6 +15,7 @@ Python API::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -303,10 +304,17 @@ def export_onnx(bundle: str | os.PathLike, opset: int = 18) -> Path:
     length = torch.export.Dim("length", min=64, max=10_000_000)
     path = Path(bundle) / ONNX_FILE
     scratch = path.with_name(ONNX_FILE + ".tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.export internals, not ours
-        torch.onnx.export(model, (example,), str(scratch), input_names=["ecg"], output_names=["logits"],
-                          dynamo=True, dynamic_shapes={"x": {0: batch, 2: length}}, opset_version=opset,
-                          verbose=False, external_data=False)
-    os.replace(scratch, path)
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and such: not the user's concern
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.export internals, not ours
+            torch.onnx.export(model, (example,), str(scratch), input_names=["ecg"], output_names=["logits"],
+                              dynamo=True, dynamic_shapes={"x": {0: batch, 2: length}}, opset_version=opset,
+                              verbose=False, external_data=False)
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)  # a failed export (a full disk) leaves nothing behind
+        exporter_log.setLevel(level)
     return path

@@ -1,13 +1,18 @@
-"""Self-contained HTML reports: Markdown-like sections, tables and embedded PNG figures."""
+"""Self-contained HTML reports: sections, tables and embedded PNG figures, rendered with autoescaping.
+
+Data never becomes markup: every fragment is `markupsafe.Markup` built from escaped values, and the page
+template escapes anything else.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import struct
 from collections.abc import Sequence
 
+import jinja2
+from markupsafe import Markup
 from matplotlib.figure import Figure
 
 from ecglens.metrics import CI_NOTE, METRICS, EvaluationResult
@@ -22,14 +27,16 @@ tr.flag td{background:#fff4e0}td.flags,th.flags{text-align:left;font-size:12px;c
 """
 
 
-def _png_img(png: bytes, alt: str) -> str:
+def _png_img(png: bytes, alt: str) -> Markup:
     """An inline base64 ``<img>`` shown at the figure's physical size (96 CSS px per inch), so ECG paper
     keeps 25 mm/s on a standard display; pages narrower than that scale it down (``max-width``)."""
     width, _ = struct.unpack(">II", png[16:24])  # the IHDR chunk
     dpi = _png_dpi(png)
-    size = f' width="{round(width * 96 / dpi)}"' if dpi else ""
     data = base64.b64encode(png).decode()
-    return f'<img alt="{html.escape(alt)}"{size} src="data:image/png;base64,{data}">'
+    if dpi:
+        return Markup('<img alt="{}" width="{}" src="data:image/png;base64,{}">').format(alt, round(width * 96 / dpi),
+                                                                                       data)
+    return Markup('<img alt="{}" src="data:image/png;base64,{}">').format(alt, data)
 
 
 def _png_dpi(png: bytes) -> float | None:
@@ -41,67 +48,78 @@ def _png_dpi(png: bytes) -> float | None:
     return per_metre * 0.0254 if unit == 1 and per_metre else None
 
 
-def figure_to_html(fig: Figure, alt: str) -> str:
+def figure_to_html(fig: Figure, alt: str) -> Markup:
     """A figure as an inline base64 PNG ``<img>`` (at ecglens's PNG resolution)."""
     from ecglens.report.figures import save_figure
 
     return _png_img(save_figure(fig, io.BytesIO()).getvalue(), alt)
 
 
-def figure_from_png(path, alt: str) -> str:
+def figure_from_png(path, alt: str) -> Markup:
     """A PNG file as an inline base64 ``<img>``."""
     with open(path, "rb") as handle:
         return _png_img(handle.read(), alt)
 
 
-def table_to_html(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def table_to_html(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Markup:
     """A plain HTML table (cells escaped; None shown as n/a, floats with 3 decimals)."""
-    def cell(value: object) -> str:
+    def cell(value: object) -> object:
         if value is None:
             return "n/a"
         if isinstance(value, float):
             return f"{value:.3f}"
-        return html.escape(str(value))
+        return value
 
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return _TABLE.render(header=header, rows=[[cell(v) for v in row] for row in rows])
 
 
-def page(title: str, sections: Sequence[tuple[str, str]]) -> str:
-    """A complete HTML page from (heading, inner HTML) sections."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
-    for heading, content in sections:
-        parts.append(f"<section><h2>{html.escape(heading)}</h2>{content}</section>")
-    parts.append("</body></html>")
-    return "".join(parts)
+def page(title: str, sections: Sequence[tuple[str, Markup | str]]) -> str:
+    """A complete HTML page from (heading, content) sections.
+
+    Rendered by Jinja2 with autoescaping: content is inserted as markup only when it is `Markup` (built
+    by the functions here, or by ``Markup(...).format(...)``, which escapes every argument); any plain
+    string (a record id, a header comment, a file name) is escaped and shows as text. The page forbids
+    every script and every resource but inline styles and embedded images (Content-Security-Policy).
+    """
+    return _PAGE.render(title=title, style=Markup(_STYLE), sections=sections)
 
 
-def evaluation_table(result: EvaluationResult, threshold_origin: str) -> str:
-    """One evaluation as an HTML table: each metric with its 95 % interval, each class's threshold, and the
-    flags a reader must not miss (fewer than 10 positives, a threshold at 0, 1 or below 0.05)."""
-    def cell(value: float | None, interval: tuple[float, float] | None) -> str:
-        if value is None:
-            return "n/a"
-        text = f"{value:.3f}"
-        return text + (f"<br><small>[{interval[0]:.2f}, {interval[1]:.2f}]</small>" if interval else "")
+def evaluation_table(result: EvaluationResult, threshold_origin: str) -> Markup:
+    """One evaluation as an HTML table: each metric with its 95 % interval, each class's threshold and
+    where it came from, and the flags a reader must not miss (fewer than 10 positives, a threshold at 0,
+    1 or below 0.05)."""
+    def cell(value: float | None, interval: tuple[float, float] | None) -> dict:
+        return {"value": "n/a" if value is None else f"{value:.3f}",
+                "interval": None if value is None or not interval else f"[{interval[0]:.2f}, {interval[1]:.2f}]"}
 
-    head = ["class", "n+", "threshold", "precision", "recall", "F1", "AUC", "accuracy", "flags"]
-    body = []
-    for m in result.per_class:
-        flags = [m.note] if m.note else []
-        flags += list(m.flags)
-        warn = " class='flag'" if m.flags else ""
-        body.append(f"<tr{warn}><td>{html.escape(m.name)}</td><td>{m.n_positive}</td><td>{m.threshold:.3f}</td>"
-                    + "".join(f"<td>{cell(getattr(m, k), m.ci95.get(k))}</td>" for k in METRICS)
-                    + f"<td class='flags'>{html.escape('; '.join(flags))}</td></tr>")
-    body.append("<tr><td><b>average</b></td><td></td><td></td>"
-                + "".join(f"<td>{cell(result.average.get(k), result.average_ci95.get(k))}</td>" for k in METRICS)
-                + "<td></td></tr>")
-    caption = (f"{html.escape(result.name)}: {result.n_records} records, macro AUC "
-               f"{'n/a' if result.macro_auc is None else f'{result.macro_auc:.3f}'}. Thresholds: "
-               f"{html.escape(threshold_origin)}. {html.escape(CI_NOTE)}")
-    heads = "".join(f"<th class='flags'>{h}</th>" if h == "flags" else f"<th>{h}</th>" for h in head)
-    return (f"<table><caption>{caption}</caption><thead><tr>{heads}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+    rows = [{"name": m.name, "n": m.n_positive, "threshold": f"{m.threshold:.3f}", "flagged": bool(m.flags),
+             "cells": [cell(getattr(m, k), m.ci95.get(k)) for k in METRICS],
+             "flags": "; ".join([m.note] * bool(m.note) + list(m.flags))} for m in result.per_class]
+    average = [cell(result.average.get(k), result.average_ci95.get(k)) for k in METRICS]
+    auc = "n/a" if result.macro_auc is None else f"{result.macro_auc:.3f}"
+    return _EVALUATION.render(result=result, auc=auc, origin=threshold_origin, note=CI_NOTE, rows=rows,
+                              average=average)
+
+
+_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+_PAGE = _ENV.from_string(
+    "<!doctype html><html><head><meta charset='utf-8'>"
+    "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
+    "style-src 'unsafe-inline'\">"
+    "<title>{{ title }}</title><style>{{ style }}</style></head><body><h1>{{ title }}</h1>"
+    "{% for heading, content in sections %}<section><h2>{{ heading }}</h2>{{ content }}</section>{% endfor %}"
+    "</body></html>")
+_TABLE = _ENV.from_string(
+    "<table><thead><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>"
+    "{% for row in rows %}<tr>{% for value in row %}<td>{{ value }}</td>{% endfor %}</tr>{% endfor %}"
+    "</tbody></table>")
+_EVALUATION = _ENV.from_string(
+    "<table><caption>{{ result.name }}: {{ result.n_records }} records, macro AUC {{ auc }}. Thresholds: "
+    "{{ origin }}. {{ note }}</caption><thead><tr><th>class</th><th>n+</th><th>threshold</th><th>precision</th>"
+    "<th>recall</th><th>F1</th><th>AUC</th><th>accuracy</th><th class='flags'>flags</th></tr></thead><tbody>"
+    "{% for row in rows %}<tr{% if row.flagged %} class='flag'{% endif %}><td>{{ row.name }}</td>"
+    "<td>{{ row.n }}</td><td>{{ row.threshold }}</td>{% for c in row.cells %}<td>{{ c.value }}"
+    "{% if c.interval %}<br><small>{{ c.interval }}</small>{% endif %}</td>{% endfor %}"
+    "<td class='flags'>{{ row.flags }}</td></tr>{% endfor %}<tr><td><b>average</b></td><td></td><td></td>"
+    "{% for c in average %}<td>{{ c.value }}{% if c.interval %}<br><small>{{ c.interval }}</small>{% endif %}"
+    "</td>{% endfor %}<td></td></tr></tbody></table>")

@@ -3,11 +3,11 @@ Tables 2 and 3, the cross-dataset matrix and Figures 2-8 in one page."""
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import asdict, dataclass
 
 import pandas as pd
+from markupsafe import Markup
 
 from ecglens.data import SplitSpec
 from ecglens.metrics import EvaluationResult
@@ -104,21 +104,21 @@ class ReproduceSummary:
 
 
 
-def _table(frame: pd.DataFrame, study: dict[tuple[str, str], float] | None = None) -> str:
+def _table(frame: pd.DataFrame, study: dict[tuple[str, str], float] | None = None) -> Markup:
     """Our table; with ``study``, each cell shows the study's published value under ours."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    head = Markup("").join(Markup("<th>{}</th>").format(c) for c in frame.columns)
     body = []
     for _, row in frame.iterrows():
         cells = []
         for column, value in row.items():
             text = "n/a" if value is None or (isinstance(value, float) and pd.isna(value)) else (
-                f"{value:.3f}" if isinstance(value, float) else html.escape(str(value)))
+                f"{value:.3f}" if isinstance(value, float) else str(value))
             reference = (study or {}).get((str(row.iloc[0]), str(column)))
-            if reference is not None:
-                text += f"<br><small class='study'>study {reference:.3f}</small>"
-            cells.append(f"<td>{text}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            under = "" if reference is None else Markup("<br><small class='study'>study {:.3f}</small>")
+            under = under.format(reference) if under else under
+            cells.append(Markup("<td>{}{}</td>").format(text, under))
+        body.append(Markup("<tr>{}</tr>").format(Markup("").join(cells)))
+    return Markup("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>").format(head, Markup("").join(body))
 
 
 def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame]) -> str:
@@ -132,43 +132,42 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame])
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
-    sections = [("Findings", (
-        f"<p>Original (trained on CPSC): macro AUC {fmt(results.macro_auc('Original', 'cpsc'))} on the CPSC test "
-        f"split and {fmt(results.macro_auc('Original', 'ptbxl'))} on the PTB-XL test split. On the combined test "
-        f"set: Original {fmt(results.macro_auc('Original', 'combined'))}, Ours_1 "
-        f"{fmt(results.macro_auc('Ours_1', 'combined'))}, Ours_2 {fmt(results.macro_auc('Ours_2', 'combined'))}. "
-        f"Thresholds were tuned on validation splits only (CPSC's for Original; the combined validation set for "
-        f"Ours_1/Ours_2) and stored in each bundle; folds {summary.folds.val_fold} (validation) and "
-        f"{summary.folds.test_fold} (test).</p>"
-        f"<p class='note'>Under each of our values, in grey: the study's published value "
-        f"({html.escape(CITATION)}, Tables 2 and 3; "
-        "the study trained on the full databases at 500 Hz for 30 epochs, so a smaller run differs in level). "
-        "Cells marked n/a are classes without positives in that test set. Per-class intervals, thresholds "
-        "and flags are in the sections after the tables.</p>"))]
+    sections = [("Findings", Markup(
+        "<p>Original (trained on CPSC): macro AUC {} on the CPSC test split and {} on the PTB-XL test split. On the "
+        "combined test set: Original {}, Ours_1 {}, Ours_2 {}. Thresholds were tuned on validation splits only "
+        "(CPSC's for Original; the combined validation set for Ours_1/Ours_2) and stored in each bundle; folds {} "
+        "(validation) and {} (test).</p><p class='note'>Under each of our values, in grey: the study's published "
+        "value ({}, Tables 2 and 3; the study trained on the full databases at 500 Hz for 30 epochs, so a smaller "
+        "run differs in level). Cells marked n/a are classes without positives in that test set. Per-class "
+        "intervals, thresholds and flags are in the sections after the tables.</p>").format(
+        fmt(results.macro_auc("Original", "cpsc")), fmt(results.macro_auc("Original", "ptbxl")),
+        fmt(results.macro_auc("Original", "combined")), fmt(results.macro_auc("Ours_1", "combined")),
+        fmt(results.macro_auc("Ours_2", "combined")), summary.folds.val_fold, summary.folds.test_fold, CITATION))]
     sections.append(("Table 2: Original on CPSC and on PTB-XL (test splits)",
                      _table(tables["table2"], study_cells("table2"))))
     sections.append(("Table 3: Original, Ours_1, Ours_2 on the combined test set",
                      _table(tables["table3"], study_cells("table3"))))
-    details = "".join(f"<h3>{html.escape(e.protocol)} on {html.escape(e.test_set)}</h3>"
-                      + "".join(evaluation_table(result, e.threshold_origin) for result in e.results)
-                      for e in results.evaluations)
+    details = Markup("").join(Markup("<h3>{} on {}</h3>").format(e.protocol, e.test_set)
+                              + Markup("").join(evaluation_table(result, e.threshold_origin) for result in e.results)
+                              for e in results.evaluations)
     sections.append(("Every evaluation with 95 % intervals, thresholds and flags", details))
     if summary.cross is not None:
         frame = summary.cross.reset_index().rename(columns={"index": "trained on \\ tested on"})
         sections.append(("Train-on-A / test-on-B macro AUC", _table(frame)))
-    population = "".join(f"<p>{html.escape(item.model)} on {html.escape(item.dataset)}</p>"
-                         + figure_from_png(item.figure, item.model) for item in summary.figures.population)
-    sections.append(("Figures 2-5: population-level SHAP (share of SHAP mass per lead)", population or "<p>none</p>"))
-    gradcam = "".join(f"<p>{html.escape(item.kind)}: {html.escape(item.record_id)} (Grad-CAM for "
-                      f"{html.escape(item.class_name)})</p>" + figure_from_png(item.path, item.record_id)
-                      for item in summary.figures.gradcam)
+    none = Markup("<p>none</p>")
+    population = Markup("").join(Markup("<p>{} on {}</p>").format(item.model, item.dataset)
+                                 + figure_from_png(item.figure, item.model) for item in summary.figures.population)
+    sections.append(("Figures 2-5: population-level SHAP (share of SHAP mass per lead)", population or none))
+    gradcam = Markup("").join(Markup("<p>{}: {} (Grad-CAM for {})</p>").format(item.kind, item.record_id,
+                                                                               item.class_name)
+                              + figure_from_png(item.path, item.record_id) for item in summary.figures.gradcam)
     sections.append(("Figures 6-8: Grad-CAM of Ours_2 on correctly and incorrectly classified test records",
-                     gradcam or "<p>none</p>"))
-    data = "".join(f"<h3>{html.escape(name)}</h3><pre>{html.escape(item['markdown'])}</pre>"
-                   for group in summary.data.values() for name, item in group.items())
+                     gradcam or none))
+    data = Markup("").join(Markup("<h3>{}</h3><pre>{}</pre>").format(name, item["markdown"])
+                           for group in summary.data.values() for name, item in group.items())
     sections.append(("Data", data))
     sections.append(("Timings (s, summed over the run and its resumptions)",
                      table_to_html(["step", "seconds"], list(summary.timings_s.items()))))
     configuration = json.dumps({"config": summary.config, "versions": summary.versions}, indent=2)
-    sections.append(("Configuration and versions", f"<pre>{html.escape(configuration)}</pre>"))
+    sections.append(("Configuration and versions", Markup("<pre>{}</pre>").format(configuration)))
     return page("ecglens reproduce: Original / Ours_1 / Ours_2", sections)
