@@ -309,6 +309,7 @@ def test_markup_in_record_ids_and_headers_is_text_in_every_html_report(tmp_path)
                 ("eval", evaluation_table(result, MARKUP)), (MARKUP, MARKUP)]
     html = page(MARKUP, sections)
     assert MARKUP not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert html.count("<table>") == 3 and "&lt;table" not in html and "&lt;td" not in html  # markup stays markup
     assert "Content-Security-Policy" in html and "default-src 'none'" in html and "<script" not in html
 
 

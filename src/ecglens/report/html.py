@@ -22,7 +22,7 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}code,pre{background:#f6f6f6;padding:2px 4px}
-.note{color:#555;font-size:14px}caption{text-align:left;font-size:13px;color:#444;padding:4px 0;caption-side:bottom}
+section{overflow-x:auto}.note{color:#555;font-size:14px}caption{text-align:left;font-size:13px;color:#444;padding:4px 0;caption-side:bottom}
 tr.flag td{background:#fff4e0}td.flags,th.flags{text-align:left;font-size:12px;color:#8a4b00;max-width:260px}
 """
 
@@ -70,7 +70,7 @@ def table_to_html(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Ma
             return f"{value:.3f}"
         return value
 
-    return _TABLE.render(header=header, rows=[[cell(v) for v in row] for row in rows])
+    return Markup(_TABLE.render(header=header, rows=[[cell(v) for v in row] for row in rows]))  # autoescaped
 
 
 def page(title: str, sections: Sequence[tuple[str, Markup | str]]) -> str:
@@ -97,8 +97,8 @@ def evaluation_table(result: EvaluationResult, threshold_origin: str) -> Markup:
              "flags": "; ".join([m.note] * bool(m.note) + list(m.flags))} for m in result.per_class]
     average = [cell(result.average.get(k), result.average_ci95.get(k)) for k in METRICS]
     auc = "n/a" if result.macro_auc is None else f"{result.macro_auc:.3f}"
-    return _EVALUATION.render(result=result, auc=auc, origin=threshold_origin, note=CI_NOTE, rows=rows,
-                              average=average)
+    return Markup(_EVALUATION.render(result=result, auc=auc, origin=threshold_origin, note=CI_NOTE, rows=rows,
+                                     average=average))  # rendered with autoescaping
 
 
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)

@@ -104,6 +104,9 @@ class ReproduceSummary:
 
 
 
+_STUDY_NOTE = Markup("<br><small class='study'>study {:.3f}</small>")
+
+
 def _table(frame: pd.DataFrame, study: dict[tuple[str, str], float] | None = None) -> Markup:
     """Our table; with ``study``, each cell shows the study's published value under ours."""
     head = Markup("").join(Markup("<th>{}</th>").format(c) for c in frame.columns)
@@ -114,8 +117,7 @@ def _table(frame: pd.DataFrame, study: dict[tuple[str, str], float] | None = Non
             text = "n/a" if value is None or (isinstance(value, float) and pd.isna(value)) else (
                 f"{value:.3f}" if isinstance(value, float) else str(value))
             reference = (study or {}).get((str(row.iloc[0]), str(column)))
-            under = "" if reference is None else Markup("<br><small class='study'>study {:.3f}</small>")
-            under = under.format(reference) if under else under
+            under = "" if reference is None else _STUDY_NOTE.format(reference)
             cells.append(Markup("<td>{}{}</td>").format(text, under))
         body.append(Markup("<tr>{}</tr>").format(Markup("").join(cells)))
     return Markup("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>").format(head, Markup("").join(body))
