@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -54,14 +53,6 @@ print(json.dumps({"median_s": statistics.median(times[1:]), "threads": torch.get
 """
 
 
-def _spin(stop) -> None:
-    """A CPU-bound competitor on one core."""
-    x = 0
-    while not stop.is_set():
-        for _ in range(100_000):
-            x += 1
-
-
 def _clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
 
@@ -75,18 +66,11 @@ def _run(settings: dict) -> dict:
 def _beside(settings: dict, competitor: str) -> dict:
     """``settings`` run while a competitor runs: a busy loop, or a second training job of the same settings."""
     if competitor == "busy loop":
-        stop = multiprocessing.Event()
-        process = multiprocessing.Process(target=_spin, args=(stop,))
-        process.start()
-        time.sleep(0.5)
-        try:
-            return _run(settings)
-        finally:
-            stop.set()
-            process.join()
-    other = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps({**settings, "steps": 10_000})],
-                             env=_clean_env(), stdout=subprocess.DEVNULL)
-    time.sleep(3.0)
+        command, warm_up = ["-c", "while True: pass"], 0.5
+    else:
+        command, warm_up = ["-c", _CHILD, json.dumps({**settings, "steps": 10_000})], 3.0
+    other = subprocess.Popen([sys.executable, *command], env=_clean_env(), stdout=subprocess.DEVNULL)
+    time.sleep(warm_up)
     try:
         return _run(settings)
     finally:
