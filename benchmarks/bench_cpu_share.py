@@ -10,8 +10,9 @@ job), and then beside a second training job of the same setting (two ecglens run
 Settings:
 
 - ``torch default``: what torch does without ecglens (threads = cores, OpenMP's default active wait);
-- ``ecglens default``: what the ``ecglens`` command sets (`ecglens.runtime.configure_cpu`: passive
-  OpenMP wait, threads from the cores this process may use);
+- ``ecglens default``: what the ``ecglens`` command sets (`ecglens.runtime.configure_cpu`: idle OpenMP
+  threads spin 10,000 times before sleeping, threads from the cores this process may use);
+- ``passive wait``: OpenMP's fully passive policy (``OMP_WAIT_POLICY=PASSIVE``), for comparison;
 - ``1 thread``: ``--threads 1``.
 
 Run it alone: anything else on the machine changes the figures.
@@ -48,17 +49,22 @@ for step in range(settings["steps"] + 1):
     loss_fn(model(x), y).backward()
     optimizer.step()
     times.append(time.perf_counter() - start)
-print(json.dumps({"median_s": statistics.median(times[1:]), "threads": torch.get_num_threads(),
-                  "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)")}))
+wait = os.environ.get("OMP_WAIT_POLICY") or ("spin " + os.environ["GOMP_SPINCOUNT"]
+                                             if "GOMP_SPINCOUNT" in os.environ else "(unset)")
+print(json.dumps({"median_s": statistics.median(times[1:]), "threads": torch.get_num_threads(), "wait_policy": wait}))
 """
 
 
-def _clean_env() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+_OPENMP = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+
+def _clean_env(settings: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in _OPENMP}
+    return {**env, **(settings or {}).get("env", {})}
 
 
 def _run(settings: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(settings)], env=_clean_env(), check=True,
+    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(settings)], env=_clean_env(settings), check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -69,7 +75,7 @@ def _beside(settings: dict, competitor: str) -> dict:
         command, warm_up = ["-c", "while True: pass"], 0.5
     else:
         command, warm_up = ["-c", _CHILD, json.dumps({**settings, "steps": 10_000})], 3.0
-    other = subprocess.Popen([sys.executable, *command], env=_clean_env(), stdout=subprocess.DEVNULL)
+    other = subprocess.Popen([sys.executable, *command], env=_clean_env(settings), stdout=subprocess.DEVNULL)
     time.sleep(warm_up)
     try:
         return _run(settings)
@@ -84,10 +90,11 @@ def main() -> None:
     args = parser.parse_args()
     settings = {"torch default": {"ecglens": False, "threads": None},
                 "ecglens default": {"ecglens": True, "threads": None},
+                "passive wait": {"ecglens": True, "threads": None, "env": {"OMP_WAIT_POLICY": "PASSIVE"}},
                 "1 thread": {"ecglens": True, "threads": 1}}
     print(f"cores usable: {len(os.sched_getaffinity(0))}; ResNet-34 training step, batch 32, 12 x 1000 samples")
     print("median s/step; slowdown = beside / idle")
-    print(f"{'setting':<16} {'threads':>7} {'wait':>8} {'idle':>7} {'busy loop':>10} {'ratio':>6} "
+    print(f"{'setting':<16} {'threads':>7} {'wait':>10} {'idle':>7} {'busy loop':>10} {'ratio':>6} "
           f"{'2nd job':>8} {'ratio':>6} {'idle vs torch':>13}")
     idle_default = None
     for name, setting in settings.items():
@@ -95,7 +102,7 @@ def main() -> None:
         idle = _run(setting)
         loop, job = _beside(setting, "busy loop"), _beside(setting, "same job")
         idle_default = idle_default or idle["median_s"]
-        print(f"{name:<16} {idle['threads']:>7} {idle['wait_policy']:>8} {idle['median_s']:>7.3f} "
+        print(f"{name:<16} {idle['threads']:>7} {idle['wait_policy']:>10} {idle['median_s']:>7.3f} "
               f"{loop['median_s']:>10.3f} {loop['median_s'] / idle['median_s']:>5.2f}x "
               f"{job['median_s']:>8.3f} {job['median_s'] / idle['median_s']:>5.2f}x "
               f"{idle['median_s'] / idle_default:>12.2f}x")

@@ -108,14 +108,15 @@ def test_progress_off_a_terminal_is_one_line_per_stage_and_quiet_is_silent(tmp_p
     assert capsys.readouterr().err == ""
 
 
-def test_threads_option_sets_passive_waiting_and_the_thread_count(monkeypatch, capsys):
+def test_threads_option_bounds_spinning_and_sets_the_thread_count(monkeypatch, capsys):
     import torch
 
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
+        monkeypatch.delenv(name, raising=False)
     before = torch.get_num_threads()
     try:
         assert main(["--threads", "1", "data", "--help"]) == 0
-        assert torch.get_num_threads() == 1 and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+        assert torch.get_num_threads() == 1 and os.environ["GOMP_SPINCOUNT"] == "10000"
     finally:
         torch.set_num_threads(before)
     assert main(["--threads", "0", "synth", "--out", "x"]) == 2

@@ -63,7 +63,8 @@ def _ids(text: str | None) -> list[str]:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or stage lines; warnings and results only.")
 @click.option("-v", "--verbose", count=True, help="More detail in the log (debug lines).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default="the cores this process may use",
-              help="CPU threads for torch (OpenMP waits passively, so a busy machine is shared fairly).")
+              help="CPU threads for torch (idle OpenMP threads spin briefly, then sleep, so a busy machine is "
+                   "shared fairly).")
 def cli(quiet: bool, verbose: int, threads: int | None) -> None:
     """Interpretable deep-learning diagnosis of 12-lead ECGs (SNR, AF, IAVB, LBBB, RBBB, PAC, PVC, STD, STE).
 

@@ -22,7 +22,8 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}code,pre{background:#f6f6f6;padding:2px 4px}
-section{overflow-x:auto}.note{color:#555;font-size:14px}caption{text-align:left;font-size:13px;color:#444;padding:4px 0;caption-side:bottom}
+section{overflow-x:auto}.note{color:#555;font-size:14px}
+caption{text-align:left;font-size:13px;color:#444;padding:4px 0;caption-side:bottom}
 tr.flag td{background:#fff4e0}td.flags,th.flags{text-align:left;font-size:12px;color:#8a4b00;max-width:260px}
 """
 
