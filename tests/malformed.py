@@ -86,7 +86,9 @@ def _files(root: Path) -> list[Case]:
         "missing_dat": (_header("missing_dat"), None),
         "escape_dat": (_header("escape_dat", file="../escape_dat.dat"), good),
         "absolute_dat": (_header("absolute_dat", file="/etc/hostname"), good),
-        "duplicate_lead": (_header("duplicate_lead", leads=("I", "I", *LEADS[2:])), good),
+        # every lead present, and lead I twice with different data: which copy is lead I is unknowable
+        "duplicate_lead": (_header("duplicate_lead", leads=(*LEADS, "I")),
+                           _dat(np.vstack([_signal(), _signal(9)[:1]]))),
         "no_signals": (_header("no_signals", n_signals="0"), good),
         "many_signals": (_header("many_signals", n_signals="100000"), good),
         "empty_header": ("", good),
