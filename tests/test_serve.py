@@ -278,3 +278,11 @@ def test_oversized_uploads_are_refused_with_or_without_a_declared_length(client)
     assert "content-length" not in {k.lower() for k in chunked.request.headers}
     for response in (declared, chunked):
         assert response.status_code == 413 and response.json()["error"]["kind"] == "upload_too_large"
+
+
+def test_a_record_that_cannot_be_interpreted_gets_no_decisions(client, tmp_path):
+    write_wfdb(tmp_path, "flat", np.zeros((12, 2500)), fs=500)
+    response = _post(client, [tmp_path / "flat.hea", tmp_path / "flat.dat"])
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "not interpretable" and body["decisions"] == []
+    assert body["reasons"] and body["probabilities"]  # the viewer shows them, never a decision

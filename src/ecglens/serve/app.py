@@ -73,7 +73,8 @@ class _Service:
 
     def __init__(self, config: ServeConfig):
         self.config = config
-        self.predictor = Predictor(config.bundle, config.device)
+        # force: the viewer shows a record that is not interpretable with its probabilities, never a decision
+        self.predictor = Predictor(config.bundle, config.device, force=True)
         self.meta = self.predictor.meta
         self.background = bundle_background(self.meta, config.background_caches)
         self.model_thread: ThreadPoolExecutor | None = None

@@ -81,7 +81,8 @@ async function diagnose(path, form, label) {
 function render(result) {
   $("result").hidden = false;
   $("record-title").textContent = `${result.record_id} (${result.duration_s.toFixed(1)} s)`;
-  const decided = result.decisions.length ? result.decisions.map((d) => `${d} (${result.probabilities[d].toFixed(2)})`).join(", ") : "none";
+  const decided = result.status && result.status !== "ok" ? `none: ${result.status} (${result.reasons.join("; ")})`
+    : result.decisions.length ? result.decisions.map((d) => `${d} (${result.probabilities[d].toFixed(2)})`).join(", ") : "none";
   $("decisions").textContent = `Decisions: ${decided}`;
   $("warnings").replaceChildren(...result.warnings.map((w) => element("li", `quality: ${w}`)));
   const names = state.model.class_names;
