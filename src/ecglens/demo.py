@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from markupsafe import Markup
 
+from ecglens.atomic import write_text
 from ecglens.cache import build_cache
 from ecglens.data import SplitSpec
 from ecglens.io import parse_source
@@ -98,9 +99,9 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
         "evaluation": report.to_dict(), "bundle": result.best_bundle, "explanations": explanations,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
     }
-    (out / "report.json").write_text(json.dumps(summary, indent=2, default=float))
+    write_text(out / "report.json", json.dumps(summary, indent=2, default=float))
     html_path = out / "report.html"
-    html_path.write_text(_render(summary, report, synth, result, config))
+    write_text(html_path, _render(summary, report, synth, result, config))
     _log(f"done in {timings['total']:.0f} s: test macro AUC {report.combined.macro_auc:.3f}")
     _log(f"view the model in a browser: ecglens serve --checkpoint {result.best_bundle}")
     return html_path
@@ -112,7 +113,7 @@ def _generate(synth: SynthConfig, records_dir: Path, progress: bool) -> dict[str
     if not done_marker.is_file():
         _log(f"generating {synth.n_records} synthetic records at {synth.sampling_rate_hz:g} Hz into {records_dir}")
         counts = write_cohort(synth, records_dir, progress=progress)
-        done_marker.write_text(json.dumps(counts))
+        write_text(done_marker, json.dumps(counts))
     return json.loads(done_marker.read_text())
 
 

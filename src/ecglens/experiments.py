@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ecglens.atomic import atomic_open, write_text
 from ecglens.cache import EcgCache, build_cache
 from ecglens.data import SplitSpec
 from ecglens.io import Source
@@ -112,8 +113,7 @@ def _reuse_or_compute(path: Path, compute) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
     result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
+    write_text(path, json.dumps(result, indent=2))
     return result
 
 
@@ -131,9 +131,9 @@ def run_reproduce(cpsc: Sequence[Source], ptbxl: Sequence[Source], out: str | os
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    (out / "config.json").write_text(json.dumps({"config": asdict(config), "cpsc": [str(s) for s in cpsc],
-                                                 "ptbxl": [str(s) for s in ptbxl],
-                                                 "extra": [str(s) for s in extra], "cross": cross}, indent=2))
+    write_text(out / "config.json", json.dumps({"config": asdict(config), "cpsc": [str(s) for s in cpsc],
+                                                "ptbxl": [str(s) for s in ptbxl],
+                                                "extra": [str(s) for s in extra], "cross": cross}, indent=2))
     cache_paths = _prepare_caches(out, {"cpsc": list(cpsc), "ptbxl": list(ptbxl),
                                         **{s.name: [s] for s in extra}}, config, progress)
     timings = {"prepare": time.perf_counter() - started}
@@ -198,8 +198,7 @@ def _add_timings(out: Path, timings: dict[str, float]) -> dict[str, float]:
     path = out / "results" / "timings.json"
     if path.is_file():
         timings = {k: v + json.loads(path.read_text()).get(k, 0.0) for k, v in timings.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(timings))
+    write_text(path, json.dumps(timings))
     return timings
 
 
@@ -208,12 +207,13 @@ def _write_outputs(out: Path, summary: ReproduceSummary) -> Path:
 
     tables = build_tables(summary.results)
     for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
+        with atomic_open(out / f"{name}.csv", newline="") as handle:
+            table.to_csv(handle, index=False)
     if summary.cross is not None:
-        summary.cross.to_csv(out / "cross.csv")
-    (out / "results.json").write_text(json.dumps(summary.to_dict(), indent=2, default=float))
-    html = out / "report.html"
-    html.write_text(render_reproduce(summary, tables))
+        with atomic_open(out / "cross.csv", newline="") as handle:
+            summary.cross.to_csv(handle)
+    write_text(out / "results.json", json.dumps(summary.to_dict(), indent=2, default=float))
+    html = write_text(out / "report.html", render_reproduce(summary, tables))
     _log(f"done in {summary.timings_s['total']:.0f} s; report: {html}")
     return html
 
@@ -267,8 +267,7 @@ def _explanations(out: Path, bundles: dict[str, str], cache_paths: dict[str, Pat
     records = split_inputs(open_caches(list(cache_paths.values()), loaded.meta), loaded.meta, "test")
     figures = Figures(tuple(population), tuple(gradcam_examples(loaded.model, loaded.meta, records, out / "figures",
                                                                 config.gradcam_records, config.gradcam_records)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(figures), indent=2, default=float))
+    write_text(path, json.dumps(asdict(figures), indent=2, default=float))
     return figures
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ecglens.atomic import atomic_open, write_text
 from ecglens.cache import LABEL_COLUMNS, metadata_row
 from ecglens.classes import CLASS_NAMES
 from ecglens.io.record import ReadIssue
@@ -176,8 +177,9 @@ def write_summaries(summaries: Sequence[DatasetSummary], out: str | os.PathLike)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     markdown = "# Dataset summary\n\n" + "\n".join(s.to_markdown() for s in summaries)
-    (out / "summary.md").write_text(markdown)
+    write_text(out / "summary.md", markdown)
     frames = [s.table.reset_index().assign(dataset=s.dataset, label_profile=s.label_profile) for s in summaries]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    table.to_csv(out / "table1.csv", index=False)
+    with atomic_open(out / "table1.csv", newline="") as handle:
+        table.to_csv(handle, index=False)
     return [out / "summary.md", out / "table1.csv"]

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ecglens.atomic import atomic_open, write_text
 from ecglens.bundle import BundleMeta, ThresholdOrigin, load_model, store_thresholds
 from ecglens.cache import open_caches
 from ecglens.data import CacheDataset, split_caches
@@ -110,10 +111,11 @@ def write_report(report: EvaluationReport, out: str | os.PathLike) -> list[Path]
     """Write ``evaluation.json``, ``metrics.csv`` and ``evaluation.md`` into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.json").write_text(json.dumps(report.to_dict(), indent=2))
+    write_text(out / "evaluation.json", json.dumps(report.to_dict(), indent=2))
     rows = [row for result in report.results for row in result.table_rows()]
-    pd.DataFrame(rows).to_csv(out / "metrics.csv", index=False)
-    (out / "evaluation.md").write_text("# Evaluation\n\n" + report.to_markdown())
+    with atomic_open(out / "metrics.csv", newline="") as handle:
+        pd.DataFrame(rows).to_csv(handle, index=False)
+    write_text(out / "evaluation.md", "# Evaluation\n\n" + report.to_markdown())
     return [out / "evaluation.json", out / "metrics.csv", out / "evaluation.md"]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ecglens.atomic import atomic_open, write_text
 from ecglens.bundle import ThresholdOrigin, TrainingData, default_meta, load_model, save_bundle
 from ecglens.cache import EcgCache
 from ecglens.classes import CLASS_NAMES
@@ -207,9 +208,10 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
         state = load_state(out / STATE_DIR, model, optimizer)
     elif rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(
+        write_text(out / "config.json", json.dumps(
             {"config": config.to_dict(), "caches": [str(c.path) for c in caches], "init": init}, indent=2))
-        splits.table.to_csv(out / "splits.csv", index=False)
+        with atomic_open(out / "splits.csv", newline="") as handle:
+            splits.table.to_csv(handle, index=False)
     train_model = model
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
@@ -284,7 +286,7 @@ def _epoch_log(epoch: int, train_loss: float, y_true: np.ndarray, y_prob: np.nda
 
 
 def _write_log(path: Path, log: Sequence[EpochLog]) -> None:
-    with open(path, "w", newline="") as handle:
+    with atomic_open(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(asdict(log[0])))
         writer.writeheader()
         writer.writerows(asdict(row) for row in log)
