@@ -4,6 +4,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, RunningServer
@@ -100,4 +101,23 @@ def test_bad_files_show_one_clear_line(browser, server, tmp_path):
     page.set_input_files("#file-input", str(tmp_path / "notes.txt"))
     page.wait_for_selector("#status.error")
     assert "unsupported file type" in page.inner_text("#status")
+    page.close()
+
+
+def test_a_record_that_cannot_be_interpreted_says_so(browser, server, tmp_path):
+    from conftest import write_wfdb
+
+    write_wfdb(tmp_path, "flat", np.zeros((12, 2500)), fs=500)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(server.url)
+    page.wait_for_selector("#examples button")
+    page.set_input_files("#file-input", [str(tmp_path / "flat.hea"), str(tmp_path / "flat.dat")])
+    page.wait_for_selector("#result:not([hidden])")
+    page.locator("#ecg .annotation-text").nth(11).wait_for()
+    assert "none: not interpretable (flat in 12 of 12 leads" in page.inner_text("#decisions")
+    assert "yes" not in page.inner_text("#probabilities")  # the table shows the server's decisions: none
+    page.screenshot(path=str(artifacts() / "viewer-not-interpretable.png"), full_page=True)
+    assert not problems, problems
     page.close()

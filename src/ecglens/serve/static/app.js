@@ -100,11 +100,12 @@ function renderProbabilities(result) {
   const rows = [head];
   for (const name of state.model.class_names) {
     const p = result.probabilities[name], t = result.thresholds[name];
+    const decided = result.decisions.includes(name);  // the server's decisions: none for a record it cannot interpret
     const row = element("tr");
     row.appendChild(element("td", name));
     row.appendChild(element("td", p.toFixed(3)));
     const bar = element("div", undefined, "bar");
-    const fill = element("div", undefined, p >= t ? "fill decided" : "fill");
+    const fill = element("div", undefined, decided ? "fill decided" : "fill");
     fill.style.width = `${(100 * p).toFixed(1)}%`;
     const mark = element("div", undefined, "threshold");
     mark.style.left = `${(100 * t).toFixed(1)}%`;
@@ -114,7 +115,7 @@ function renderProbabilities(result) {
     cell.appendChild(bar);
     row.appendChild(cell);
     row.appendChild(element("td", t.toFixed(3)));
-    row.appendChild(element("td", p >= t ? "yes" : "", p >= t ? "decision" : undefined));
+    row.appendChild(element("td", decided ? "yes" : "", decided ? "decision" : undefined));
     rows.push(row);
   }
   table.replaceChildren(...rows);
