@@ -153,16 +153,26 @@ def _write_shard(shard_dir: Path, shard_id: int, results: list, strict: bool, sp
     os.replace(scratch, stem)
 
 
-def _shard_ok(stem: Path, spec_sha256: str) -> bool:
-    """Whether a finished shard is whole and of this spec (else it is rebuilt): its spec hash, its signal
-    file's size and its row table are checked against what it recorded when written."""
+def _shard_meta(stem: Path, spec_sha256: str) -> dict | None:
+    """What a finished shard recorded when written, if it is of this spec and its signal file has the size
+    recorded; else None (it is rebuilt)."""
     try:
         meta = json.loads((stem / SHARD_FILE).read_text())
-        rows = pd.read_parquet(stem / "rows.parquet")
+        whole = (stem / SIGNALS_FILE).stat().st_size == 4 * meta["n_values"]
+        return meta if meta["spec_sha256"] == spec_sha256 and whole else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _shard_ok(stem: Path, spec_sha256: str) -> bool:
+    """Whether a shard left by an earlier build can be reused: `_shard_meta`, and its tables read whole."""
+    meta = _shard_meta(stem, spec_sha256)
+    if meta is None:
+        return False
+    try:
         read_issues(stem / ISSUES_FILE)
-        return (meta["spec_sha256"] == spec_sha256 and (stem / SIGNALS_FILE).stat().st_size == 4 * meta["n_values"]
-                and len(rows) == meta["n_rows"])
-    except (OSError, ValueError, KeyError, TypeError, csv.Error):
+        return len(pd.read_parquet(stem / "rows.parquet")) == meta["n_rows"]
+    except (OSError, ValueError, KeyError, csv.Error):
         return False
 
 
@@ -324,12 +334,13 @@ def _finish(partial: Path, out: Path, spec: CacheSpec, sources: list[str], n_sha
     with open(partial / SIGNALS_FILE, "wb") as signals:
         for shard_id in range(n_shards):
             stem = partial / "shards" / f"{shard_id:05d}"
-            if not _shard_ok(stem, spec.sha256):
+            meta = _shard_meta(stem, spec.sha256)
+            rows = pd.read_parquet(stem / "rows.parquet") if meta is not None else None
+            if rows is None or len(rows) != meta["n_rows"]:  # checked again at assembly: never mix specs
                 shutil.rmtree(stem, ignore_errors=True)
                 raise CacheError(f"{partial}: shard {shard_id} changed or belongs to another spec; run the same "
                                  "command again to rebuild it")
             data = np.fromfile(stem / SIGNALS_FILE, dtype=np.float32)
-            rows = pd.read_parquet(stem / "rows.parquet")
             if len(rows):
                 rows["offset"] = rows["offset"].astype(np.int64) + offset
                 frames.append(rows)

@@ -191,14 +191,10 @@ def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
     gradcams = Markup("").join(
         Markup("<p>{} ({}, Grad-CAM for {}):</p>").format(item["kind"], item["record_id"], item["class_name"])
         + figure_from_png(item["path"], item["record_id"]) for item in explanations["gradcam"])
-    def worse(row: dict) -> str:
-        worse_than_random = None not in (row["deletion"], row["random_deletion"]) and \
-            row["deletion"] > row["random_deletion"]
-        return "deletion worse than random" if worse_than_random else ""
-
     rows = [[row["method"], row["class_name"], row["n"], row["deletion"], row["random_deletion"], row["insertion"],
              row["random_insertion"], row["localisation_auroc"], row["pointing_game"],
-             row["sanity_rank_correlation"], worse(row)] for row in explanations["faithfulness"]["rows"]]
+             row["sanity_rank_correlation"], "deletion worse than random" if row["deletion_worse_than_random"] else ""]
+            for row in explanations["faithfulness"]["rows"]]
     faith_table = table_to_html(["method", "class", "n", "deletion AUC", "random", "insertion AUC", "random",
                                  "localisation AUROC", "pointing game", "rank corr. vs random model", "flag"], rows)
     return [

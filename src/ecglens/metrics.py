@@ -17,8 +17,6 @@ from sklearn.metrics import precision_recall_curve, roc_auc_score
 from ecglens.classes import CLASS_NAMES
 
 METRICS = ("precision", "recall", "f1", "auc", "accuracy")
-PROPORTIONS = ("precision", "recall", "accuracy")
-"""Metrics that are proportions of counts: their 95 % intervals are Wilson score intervals."""
 MIN_POSITIVES = 10
 """Below this many positives a class's metrics (AUC above all) rest on too few records: they are flagged."""
 LOW_THRESHOLD = 0.05

@@ -48,7 +48,7 @@ class Prediction:
     warnings: tuple[str, ...] = field(default=())
     duration_s: float = 0.0
     status: str = "ok"
-    """``ok``, or ``not interpretable`` when the record fails the quality rules badly (`quality_problems`):
+    """``ok``, or ``not interpretable`` when the record fails the quality rules badly (`assess_quality`):
     then it has no decisions, and its probabilities are withheld (empty) unless asked for (``--force``)."""
     reasons: tuple[str, ...] = field(default=())
     """Why a record is not interpretable."""
@@ -79,35 +79,31 @@ MIN_INTERPRETABLE_SECONDS = 2.0
 """Shorter than this, a record cannot hold two beats at 60 bpm: no rhythm can be judged."""
 
 
-def quality_problems(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str]) -> list[str]:
-    """Why a record cannot be interpreted at all (empty when it can). The rules:
+@dataclass(frozen=True)
+class Quality:
+    """A record's signal quality: warnings shown beside its decisions, and problems that leave it with none."""
+
+    warnings: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+def assess_quality(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str],
+                   expected_seconds: float) -> Quality:
+    """Warnings (flat leads, saturation, short records, implausible amplitude units) and the problems that
+    make a record not interpretable at all:
 
     - flat (peak-to-peak under 0.02 mV) in half of its leads or more;
     - amplitudes of the wrong scale: a 99.5th percentile of |x| above 20 mV (microvolts or ADC units)
       or below 0.02 mV (volts);
     - shorter than `MIN_INTERPRETABLE_SECONDS`.
     """
-    out = []
-    flat = int(np.sum(np.ptp(signal, axis=1) < 0.02))
-    if flat * 2 >= len(lead_names):
-        out.append(f"flat in {flat} of {len(lead_names)} leads")
-    peak = float(np.percentile(np.abs(signal), 99.5)) if signal.size else 0.0
-    if peak > 20 or peak < 0.02:
-        out.append(f"amplitudes of the wrong scale for mV (99.5th percentile {peak:.3g})")
-    duration = signal.shape[1] / sampling_rate_hz
-    if duration < MIN_INTERPRETABLE_SECONDS:
-        out.append(f"{duration:.2g} s is too short to hold two beats")
-    return out
-
-
-def quality_warnings(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str],
-                     expected_seconds: float) -> list[str]:
-    """Signal-quality warnings: flat leads, saturation, short records, implausible amplitude units."""
-    out = []
+    warnings_, problems = [], []
     span = np.ptp(signal, axis=1)
     flat = [name for name, s in zip(lead_names, span, strict=True) if s < 0.02]
     if flat:
-        out.append(f"flat lead(s): {', '.join(flat)}")
+        warnings_.append(f"flat lead(s): {', '.join(flat)}")
+    if len(flat) * 2 >= len(lead_names):
+        problems.append(f"flat in {len(flat)} of {len(lead_names)} leads")
     saturated = []
     for name, lead, s in zip(lead_names, signal, span, strict=True):
         if s >= 0.02:
@@ -115,16 +111,26 @@ def quality_warnings(signal: np.ndarray, sampling_rate_hz: float, lead_names: Se
             if at_edges > 0.02:
                 saturated.append(name)
     if saturated:
-        out.append(f"possible saturation (clipped samples) in {', '.join(saturated)}")
+        warnings_.append(f"possible saturation (clipped samples) in {', '.join(saturated)}")
     duration = signal.shape[1] / sampling_rate_hz
     if duration < min(expected_seconds, 10.0) * 0.8:
-        out.append(f"short record: {duration:.1f} s (the model was trained on {expected_seconds:g}-s inputs)")
+        warnings_.append(f"short record: {duration:.1f} s (the model was trained on {expected_seconds:g}-s inputs)")
+    if duration < MIN_INTERPRETABLE_SECONDS:
+        problems.append(f"{duration:.2g} s is too short to hold two beats")
     peak = float(np.percentile(np.abs(signal), 99.5)) if signal.size else 0.0
     if peak > 20:
-        out.append(f"implausible amplitudes (99.5th percentile {peak:.0f}): microvolts or ADC units, not mV?")
+        warnings_.append(f"implausible amplitudes (99.5th percentile {peak:.0f}): microvolts or ADC units, not mV?")
     elif 0 < peak < 0.02:
-        out.append(f"implausible amplitudes (99.5th percentile {peak:.4f}): volts, not mV?")
-    return out
+        warnings_.append(f"implausible amplitudes (99.5th percentile {peak:.4f}): volts, not mV?")
+    if peak > 20 or peak < 0.02:
+        problems.append(f"amplitudes of the wrong scale for mV (99.5th percentile {peak:.3g})")
+    return Quality(tuple(warnings_), tuple(problems))
+
+
+def quality_warnings(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str],
+                     expected_seconds: float) -> list[str]:
+    """The warnings of `assess_quality`."""
+    return list(assess_quality(signal, sampling_rate_hz, lead_names, expected_seconds).warnings)
 
 
 class Predictor:
@@ -153,12 +159,11 @@ class Predictor:
 
             self._session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
 
-    def prepare(self, record: Record) -> tuple[ModelInput, list[str]]:
-        """The model input of a record (with its true labels when it carries any) and its quality warnings."""
+    def prepare(self, record: Record) -> tuple[ModelInput, Quality]:
+        """The model input of a record (with its true labels when it carries any) and its signal quality."""
         signal = model_input(record.signal, record.sampling_rate_hz, record.lead_names, self.meta.input_spec)
-        warnings_ = quality_warnings(record.signal, record.sampling_rate_hz, record.lead_names,
-                                     self.meta.policy.seconds)
-        return ModelInput(record.record_id, signal, record.source_path, self.true_labels(record)), warnings_
+        quality = assess_quality(record.signal, record.sampling_rate_hz, record.lead_names, self.meta.policy.seconds)
+        return ModelInput(record.record_id, signal, record.source_path, self.true_labels(record)), quality
 
     def true_labels(self, record: Record) -> np.ndarray | None:
         """A record's own labels as multi-hot over the bundle's classes, mapped under the bundle's label
@@ -216,18 +221,18 @@ class Predictor:
         """Predictions with the inputs they were made on."""
         prepared = [self.prepare(record) for record in records]
         probabilities = self.score([item for item, _ in prepared], batch_size)
-        return [self.scored(record, item, warnings_, p)
-                for record, (item, warnings_), p in zip(records, prepared, probabilities, strict=True)]
+        return [self.scored(record, item, quality, p)
+                for record, (item, quality), p in zip(records, prepared, probabilities, strict=True)]
 
-    def scored(self, record: Record, item: ModelInput, warnings_: Sequence[str], probabilities: np.ndarray) -> Scored:
+    def scored(self, record: Record, item: ModelInput, quality: Quality, probabilities: np.ndarray) -> Scored:
         """The prediction of a record from the probabilities of its model input."""
         names = self.meta.class_names
         truth = None if item.labels is None else tuple(n for n, y in zip(names, item.labels, strict=True) if y > 0.5)
-        problems = quality_problems(record.signal, record.sampling_rate_hz, record.lead_names)
+        problems = quality.problems
         shown = {n: float(v) for n, v in zip(names, probabilities, strict=True)}
         prediction = Prediction(record.record_id, record.source_path, shown if self.force or not problems else {},
-                                () if problems else self.meta.decisions(probabilities), tuple(warnings_),
-                                record.duration_s, NOT_INTERPRETABLE if problems else "ok", tuple(problems), truth)
+                                () if problems else self.meta.decisions(probabilities), quality.warnings,
+                                record.duration_s, NOT_INTERPRETABLE if problems else "ok", problems, truth)
         return Scored(prediction, item, np.asarray(probabilities))
 
 

@@ -55,7 +55,7 @@ class StageLine:
 
     def __iter__(self) -> Iterator:
         try:
-            for item in self.iterable or ():
+            for item in () if self.iterable is None else self.iterable:
                 yield item
                 self.n += 1
         finally:

@@ -40,7 +40,7 @@ from ecglens.report.outputs import (
     write_faithfulness,
     write_lead_shapley,
     write_population,
-    write_predictions,
+    write_prediction_tables,
     write_record_explanations,
 )
 from ecglens.report.synth import plot_one_per_class
@@ -402,7 +402,7 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
                 explained = explain_inputs(predictor.model, meta, [item.input], explain, background=background,
                                            probabilities=item.probabilities[None])
                 drawn += draw_explanations(explained, meta, out / "figures", figures)
-    written = write_predictions(predictions, issues, meta.class_names, out)
+    written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, out))
     if drawn:
         written += (write_json(out / "figures" / f"{explain}.json", drawn),)
     return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))

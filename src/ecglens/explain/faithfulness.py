@@ -168,7 +168,8 @@ class FaithfulnessResult:
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
-        return {"rows": [asdict(row) for row in self.rows], "fractions": self.fractions.tolist(),
+        return {"rows": [{**asdict(row), "deletion_worse_than_random": row.deletion_worse_than_random}
+                         for row in self.rows], "fractions": self.fractions.tolist(),
                 "n_records": self.n_records, "seconds": self.seconds, "notes": list(self.notes),
                 "mean_curves": {m: {k: v.tolist() for k, v in c.items()} for m, c in self.mean_curves.items()}}
 

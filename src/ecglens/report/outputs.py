@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +75,16 @@ class PredictionLog:
 
 def write_predictions(predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str],
                       out: Path) -> tuple[Path, ...]:
-    """``predictions.jsonl`` (one JSON object per record, unless `PredictionLog` wrote it already),
-    ``predictions.csv`` and ``issues.csv``."""
-    if not (out / "predictions.jsonl").is_file() or len(predictions) != _count_lines(out / "predictions.jsonl"):
-        with atomic_open(out / "predictions.jsonl") as handle:
-            handle.writelines(p.to_json() + "\n" for p in predictions)
+    """``predictions.jsonl`` (through `PredictionLog`), ``predictions.csv`` and ``issues.csv``."""
+    with PredictionLog(out) as log:
+        for prediction in predictions:
+            log.add(prediction)
+    return log.path, *write_prediction_tables(predictions, issues, class_names, out)
+
+
+def write_prediction_tables(predictions: Sequence[Prediction], issues: Sequence[ReadIssue],
+                            class_names: Sequence[str], out: Path) -> tuple[Path, ...]:
+    """``predictions.csv`` and ``issues.csv`` (the JSON Lines come from `PredictionLog` as the batch runs)."""
     with atomic_open(out / "predictions.csv", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["record_id", "source", "status", *class_names, "decisions", "true_labels", "warnings"])
@@ -93,12 +97,7 @@ def write_predictions(predictions: Sequence[Prediction], issues: Sequence[ReadIs
         writer = csv.writer(handle)
         writer.writerow(["path", "reason"])
         writer.writerows((i.path, i.reason) for i in issues)
-    return out / "predictions.jsonl", out / "predictions.csv", out / "issues.csv"
-
-
-def _count_lines(path: Path) -> int:
-    with open(path, "rb") as handle:
-        return sum(1 for _ in handle)
+    return out / "predictions.csv", out / "issues.csv"
 
 
 def draw_explanations(explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path,
@@ -166,7 +165,7 @@ def write_faithfulness(result: FaithfulnessResult, out: Path, title: str) -> tup
     """``faithfulness.json``, ``faithfulness.md``, ``faithfulness.csv`` and the mean curves figure."""
     figure = save_figure(curves_figure(result.fractions, result.mean_curves, title), out / "faithfulness_curves.png")
     with atomic_open(out / "faithfulness.csv", newline="") as handle:
-        pd.DataFrame([asdict(row) for row in result.rows]).to_csv(handle, index=False)
+        pd.DataFrame(result.to_dict()["rows"]).to_csv(handle, index=False)
     return (write_json(out / "faithfulness.json", _strict(result.to_dict())),
             write_text(out / "faithfulness.md", result.to_markdown()), out / "faithfulness.csv", figure)
 

@@ -96,9 +96,9 @@ class _Service:
 
     async def diagnose(self, record: Record, methods: tuple[str, ...], class_name: str | None,
                        include_input: bool = False) -> JSONResponse:
-        item, warnings_ = await run_in_threadpool(self.predictor.prepare, record)
+        item, quality = await run_in_threadpool(self.predictor.prepare, record)
         probabilities = await self.batcher.score(item)
-        scored = self.predictor.scored(record, item, warnings_, probabilities)
+        scored = self.predictor.scored(record, item, quality, probabilities)
         explanations = await self.explain(scored, methods, class_name) if methods else ()
         result_id = uuid.uuid4().hex
         self.results[result_id] = scored
