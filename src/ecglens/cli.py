@@ -111,6 +111,40 @@ def data_summary(sources, label_profile, out, workers, strict, allow_outside_roo
                                    workers, strict))
 
 
+@data.command("download")
+@click.argument("dataset")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the dataset (created).")
+@click.option("--rate", type=click.Choice(["100", "500", "both"]), default="both", show_default=True,
+              help="PTB-XL only: its 100 Hz files, its 500 Hz files, or both.")
+@click.option("--base-url", default="https://physionet.org/files", show_default=True,
+              help="Where PhysioNet's files/ tree is; a mirror's URL.")
+@click.option("--version", "version", default=None, show_default="ptb-xl 1.0.3, challenge-2021 1.0.3",
+              help="Project version.")
+@click.option("--workers", type=click.IntRange(1, 32), default=4, show_default=True, help="Files fetched at once.")
+@click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True,
+              help="Retries of a transient failure (connection, timeout, HTTP 429/5xx), with exponential backoff.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds to wait for a connection or the next bytes.")
+def data_download(dataset, out, rate, base_url, version, workers, retries, timeout) -> None:
+    """Fetch a PhysioNet dataset, every file verified against the project's SHA256SUMS.txt.
+
+    DATASET is ptbxl (PTB-XL, native layout) or a source of the PhysioNet/CinC Challenge 2021 training set:
+    cpsc_2018 (alias cpsc2018), cpsc_2018_extra, georgia, chapman_shaoxing, ningbo, ptb, ptb-xl,
+    st_petersburg_incart. A file appears under its name only once its SHA-256 matches; an interrupted
+    run continues partial files with HTTP range requests, and a re-run fetches nothing already verified.
+    Files that still fail are listed with their URLs (exit 1) while the rest completes.
+
+    \b
+    Example:
+      ecglens data download ptbxl --rate 500 --out data/ptb-xl
+      ecglens data download cpsc2018 --out data/cpsc_2018
+    """
+    result = _workflows().run_download(dataset, out, base_url, rate, version, workers, retries, timeout)
+    _show(result)
+    if result.exit_code:
+        raise click.exceptions.Exit(result.exit_code)
+
+
 @data.command("prepare")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Cache directory to create.")

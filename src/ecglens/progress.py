@@ -46,8 +46,9 @@ class StageLine:
     """A progress counter without a bar: one log line when the stage ends (for non-terminal output)."""
 
     def __init__(self, iterable: Iterable | None, total: int | None, desc: str, unit: str, initial: int,
-                 enabled: bool) -> None:
+                 enabled: bool, unit_scale: bool = False) -> None:
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
+        self.unit_scale = unit_scale
         self.n, self.initial, self.enabled = initial, initial, enabled
         self.postfix: dict[str, Any] = {}
         self.started = time.perf_counter()
@@ -85,11 +86,23 @@ class StageLine:
         done = self.n - self.initial
         extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
         resumed = f" (+{self.initial} done before)" if self.initial else ""
-        note(f"{self.desc}: {done} {self.unit}{resumed} in {time.perf_counter() - self.started:.1f} s{extra}")
+        seconds = time.perf_counter() - self.started
+        amount = _scaled(done, self.unit) if self.unit_scale else f"{done} {self.unit}"
+        rate = f" ({_scaled(done / seconds, self.unit)}/s)" if self.unit_scale and seconds > 0 else ""
+        note(f"{self.desc}: {amount}{resumed} in {seconds:.1f} s{rate}{extra}")
+
+
+def _scaled(value: float, unit: str) -> str:
+    """``12.3 MB``: a count in decimal multiples (as tqdm's ``unit_scale``)."""
+    for prefix in ("", "k", "M", "G", "T"):
+        if abs(value) < 1000 or prefix == "T":
+            return f"{value:.0f} {prefix}{unit}" if not prefix else f"{value:.1f} {prefix}{unit}"
+        value /= 1000
+    return f"{value} {unit}"
 
 
 def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
-        enabled: bool = True, initial: int = 0, leave: bool = True, line: bool = True) -> Any:
+        enabled: bool = True, initial: int = 0, leave: bool = True, line: bool = True, unit_scale: bool = False) -> Any:
     """A tqdm bar on an interactive standard error, else a `StageLine` (one line when the stage ends).
 
     Args:
@@ -102,12 +115,15 @@ def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = 
         leave: keep the finished bar on screen.
         line: write the stage's line off a terminal (False when the caller writes its own, as training's
             epoch line).
+        unit_scale: show counts in k/M/G multiples (bytes), with a rate.
     """
     enabled = enabled and _STATE["bars"]
     if enabled and _interactive():
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=sys.stderr)
+        return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=sys.stderr,
+                    unit_scale=unit_scale)
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)
-    return StageLine(iterable, total, desc, unit, initial, enabled and line and LOGGER.isEnabledFor(logging.INFO))
+    return StageLine(iterable, total, desc, unit, initial, enabled and line and LOGGER.isEnabledFor(logging.INFO),
+                     unit_scale)

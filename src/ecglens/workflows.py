@@ -28,6 +28,7 @@ from ecglens.explain.inputs import (
 from ecglens.explain.population import PopulationImportance, population_importance
 from ecglens.explain.records import LeadShapleyTable, RecordExplanation, explain_inputs, lead_shapley_tables
 from ecglens.io import ReadIssue, Source
+from ecglens.io.download import PHYSIONET, DownloadResult, download
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.predict import Prediction, Predictor, iter_scored_files
 from ecglens.preprocess import ModelInput
@@ -127,6 +128,40 @@ def run_prepare(sources: Sequence[Source], out: str | os.PathLike, sampling_rate
     report = build_cache(sources, out, sampling_rate_hz, label_profile, workers=workers, shard_size=shard_size,
                          strict=strict, overwrite=overwrite)
     return PrepareRun(str(out), report)
+
+
+@dataclass(frozen=True)
+class DownloadRun:
+    """A dataset download."""
+
+    result: DownloadResult
+
+    def lines(self) -> list[str]:
+        """What the CLI prints."""
+        r = self.result
+        return [f"{r.out}: {r.n_files} files from {r.base_url}: {r.downloaded} downloaded "
+                f"({r.bytes_downloaded / 1e6:.1f} MB in {r.seconds:.1f} s), {r.already_verified} already verified, "
+                f"{len(r.failures)} failed",
+                f"read it as the source {r.source_spec}"]
+
+    def problems(self) -> list[str]:
+        """What the CLI prints on standard error: every file that failed, with its URL and reason."""
+        failures = self.result.failures
+        lines = [f"error: {f.reason}" for f in failures[:20]]
+        if len(failures) > 20:
+            lines.append(f"... and {len(failures) - 20} more; run the same command again to retry them")
+        return lines
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any file failed (a re-run fetches only those)."""
+        return 1 if self.result.failures else 0
+
+
+def run_download(dataset: str, out: str | os.PathLike, base_url: str = PHYSIONET, rate: str = "both",
+                 version: str | None = None, workers: int = 4, retries: int = 4, timeout: float = 30.0) -> DownloadRun:
+    """``data download``: fetch and verify a PhysioNet dataset."""
+    return DownloadRun(download(dataset, out, base_url, rate, version, workers, retries, timeout))
 
 
 @dataclass(frozen=True)
