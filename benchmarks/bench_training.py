@@ -2,11 +2,21 @@
 
 Usage:
   python benchmarks/bench_training.py throughput            # samples/s at batch 32, FLOP/s ceiling
+  python benchmarks/bench_training.py scale [--device cuda] # 10 s at 500 Hz, batch 32 and 256 (fp32, AMP)
+  python benchmarks/bench_training.py loader [PTBXL_ROOT]   # DataLoader alone, 0/1/2/4 workers
   python benchmarks/bench_training.py policies [PTBXL_ROOT] [--epochs 8]
 
 ``throughput`` measures ResNet-34 training steps (forward + backward + Adam) at batch 32 for 10 s at
 100 Hz, 10 s at 500 Hz and 30 s at 500 Hz, with model FLOPs from torch's flop counter, against this
 machine's measured fp32 matrix-multiply FLOP/s.
+
+``scale`` is the full-scale setting (the study's 500 Hz, 10-s inputs) at batch 32 and 256 on the chosen
+device, as ``ecglens train`` runs it there (on CUDA: mixed precision and cuDNN autotuning, and fp32 for
+comparison); its samples/s is what the data loader must feed.
+
+``loader`` times the training DataLoader alone (10-s random crops and augmentation from a 500 Hz cache of
+the shared PTB-XL sample's 500 Hz records, batch 32, pinned memory when CUDA is present) with 0, 1, 2
+and 4 worker processes.
 
 ``policies`` trains the study's ResNet-34 on the shared PTB-XL sample at 100 Hz (strat_fold 1-6 train,
 7 validation, 8 test: the sample holds folds 1-8 only) once with the ``crop`` policy and once with
@@ -20,6 +30,7 @@ import argparse
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -64,6 +75,87 @@ def throughput() -> None:
               f"(fwd+bwd), {achieved / 1e9:.1f} GFLOP/s = {100 * achieved / ceiling:.0f} % of the matmul ceiling")
 
 
+def _step_rate(model, x, y, optimizer, scaler, device, amp: bool, steps: int) -> float:
+    from ecglens.train.loop import _autocast
+
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def step() -> None:
+        with _autocast(device, amp):
+            loss = loss_fn(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    step()  # warm-up (cuDNN autotuning happens here)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return len(x) * steps / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def scale(device_name: str, batch_sizes: list[int]) -> None:
+    from ecglens.models import resolve_device
+
+    device = resolve_device(device_name)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model = create_model("resnet34")
+    x = torch.randn(1, 12, 5000)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.BCEWithLogitsLoss()(model(x), torch.zeros(1, 9)).backward()
+    flops = counter.get_total_flops()
+    print(f"{name}: ResNet-34, 10 s at 500 Hz, {flops / 1e9:.2f} GFLOP/sample (fwd+bwd)")
+    for batch in batch_sizes:
+        for amp in ((False, True) if device.type == "cuda" else (False,)):
+            model = create_model("resnet34").to(device)
+            optimizer = torch.optim.Adam(model.parameters(), 1e-4)
+            bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+            scaler = torch.amp.GradScaler("cuda", enabled=amp and not bf16)
+            x = torch.randn(batch, 12, 5000, device=device)
+            y = torch.randint(0, 2, (batch, 9), device=device).float()
+            steps = 20 if device.type == "cuda" else max(1, 64 // batch)
+            rate = _step_rate(model, x, y, optimizer, scaler, device, amp, steps)
+            precision = ("bf16" if bf16 else "fp16") if amp else "fp32"
+            print(f"batch {batch:>3} {precision}: {rate:8.1f} samples/s, {rate * flops / 1e12:6.2f} TFLOP/s achieved")
+
+
+def loader(root: str) -> None:
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from ecglens.cache import EcgCache, build_cache
+    from ecglens.data import Augmentation, CacheDataset, EpochSampler, SplitSpec, split_caches
+    from ecglens.io import parse_source
+
+    with tempfile.TemporaryDirectory() as scratch:
+        cache_path = Path(scratch) / "ptbxl500"
+        build_cache([parse_source(f"ptbxl500:{root}")], cache_path, 500, progress=False)
+        cache = EcgCache(cache_path)
+        items = [i for split in ("train", "val", "test") for i in split_caches([cache], SplitSpec(0, 7, 8))[split]]
+        dataset = CacheDataset([cache], items, LengthPolicy("crop", 10.0), True, augmentation=Augmentation(0.5))
+        print(f"DataLoader alone: {len(dataset)} PTB-XL records at 500 Hz, 10-s crops + augmentation, batch 32, "
+              f"{len(os.sched_getaffinity(0))} cores")
+        warnings.filterwarnings("ignore", message="This DataLoader will create")  # 4 workers on 2 cores: on purpose
+        for workers in (0, 1, 2, 4):
+            sampler = EpochSampler(RandomSampler(dataset, num_samples=4 * len(dataset)))
+            data = DataLoader(dataset, batch_size=32, sampler=sampler, num_workers=workers,
+                              pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+                              prefetch_factor=4 if workers else None)
+            next(iter(data))  # start the workers
+            start = time.perf_counter()
+            count = sum(len(x) for x, _ in data)
+            print(f"{workers} worker(s): {count / (time.perf_counter() - start):8.0f} samples/s")
+
+
 def policies(root: str, epochs: int) -> None:
     from ecglens.cache import build_cache
     from ecglens.data import SplitSpec
@@ -86,12 +178,21 @@ def policies(root: str, epochs: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("throughput", "policies"))
+    parser.add_argument("what", choices=("throughput", "scale", "loader", "policies"))
     default_root = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb-xl"
     parser.add_argument("root", nargs="?", default=os.environ.get("ECGLENS_PTBXL", str(default_root)))
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-sizes", default="32,256")
     args = parser.parse_args()
-    throughput() if args.what == "throughput" else policies(args.root, args.epochs)
+    if args.what == "throughput":
+        throughput()
+    elif args.what == "scale":
+        scale(args.device, [int(b) for b in args.batch_sizes.split(",")])
+    elif args.what == "loader":
+        loader(args.root)
+    else:
+        policies(args.root, args.epochs)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ metrics and package versions. A bundle changes only when asked: training writes 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -252,6 +253,16 @@ def store_thresholds(path: str | os.PathLike, thresholds: tuple[float, ...], ori
                    metrics={**meta.metrics, **(metrics or {})}, bundle_version=BUNDLE_VERSION)
     _write_meta(Path(path), meta)
     return meta
+
+
+def bundle_digest(path: str | os.PathLike) -> str:
+    """SHA-256 over a bundle's metadata and weights files: what identifies the model a result came from."""
+    digest = hashlib.sha256()
+    for name in (META_FILE, WEIGHTS_FILE):
+        with open(Path(path) / name, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_meta(path: str | os.PathLike) -> BundleMeta:

@@ -191,16 +191,23 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
 @click.option("--val-fold", type=int, default=9, show_default=True, help="Fold (1-10) used for validation.")
 @click.option("--test-fold", type=int, default=10, show_default=True, help="Fold (1-10) held out for testing.")
 @_DEVICE
-@click.option("--no-amp", is_flag=True, help="Disable mixed precision on CUDA.")
-@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--no-amp", is_flag=True,
+              help="Disable mixed precision on CUDA (bf16 where the GPU supports it, else fp16 with a grad scaler).")
+@click.option("--workers", type=click.IntRange(min=0), default=None, show_default="0 on CPU, up to 4 on CUDA",
+              help="DataLoader worker processes (persistent across epochs).")
+@click.option("--compile", "compile_model", is_flag=True,
+              help="torch.compile the model for training (slower first epoch; faster after, mostly on CUDA).")
 @click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
               help="Start from this bundle's weights (fine-tuning, the study's Ours_1).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out exactly.")
 def train(caches, out, model, epochs, batch_size, lr, seed, policy, policy_seconds, augment_probability, leads,
-          val_fold, test_fold, device, no_amp, workers, init, resume) -> None:
+          val_fold, test_fold, device, no_amp, workers, compile_model, init, resume) -> None:
     """Train on the training split of caches; the best epoch (validation macro AUC) becomes a bundle.
 
     Multi-process: torchrun --nproc-per-node 2 -m ecglens.cli train ...
+
+    On CUDA: mixed precision, pinned memory with non-blocking copies, persistent loader workers and cuDNN
+    autotuning (its kernel choice can make a resumed run differ from an uninterrupted one by float rounding).
 
     \b
     Example:
@@ -215,7 +222,7 @@ def train(caches, out, model, epochs, batch_size, lr, seed, policy, policy_secon
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                          policy=LengthPolicy(policy, seconds), augmentation_probability=augment_probability,
                          lead_names=tuple(_ids(leads)) or LEAD_NAMES, split=SplitSpec(seed, val_fold, test_fold),
-                         device=device, amp=not no_amp, workers=workers)
+                         device=device, amp=not no_amp, workers=workers, compile=compile_model)
     result = fit(caches, out, config, init=init, resume=resume)
     auc = "n/a" if result.best_val_macro_auc is None else f"{result.best_val_macro_auc:.4f}"
     click.echo(f"best epoch {result.best_epoch} (validation macro AUC {auc}); bundle: {result.best_bundle}")
@@ -435,7 +442,8 @@ def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out
 
 @explain.command("population")
 @_over_cache
-@click.option("--n", "n_records", type=int, default=200, show_default=True, help="Records of the split to use.")
+@click.option("--n", "--records", "n_records", type=int, default=200, show_default=True,
+              help="Records of the split to use (--records under torchrun, whose parser takes --n for its own).")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
               help="Split whose records are explained.")
 @_background(100)
@@ -443,21 +451,29 @@ def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out
 def explain_population(checkpoint, caches, n_records, split, background, n_samples, out, device) -> None:
     """Lead x class heatmap of SHAP mass, normalised per class, with an average row (the study's Figures 2-5).
 
+    Resumable: finished shards of 16 records wait in OUT/.shards until the result is written, so a killed
+    run started again continues. Under torchrun the records are spread over the processes and rank 0
+    writes the result, identical to a single-process run.
+
     \b
     Example:
       ecglens explain population --checkpoint runs/demo/best --data caches/demo --n 200
+      torchrun --standalone --nproc-per-node 4 -m ecglens.cli explain population --checkpoint ... --records 5000
     """
     _show(_workflows().run_population(checkpoint, caches, n_records, split, background, n_samples, out, device))
 
 
 @explain.command("faithfulness")
 @_over_cache
-@click.option("--n", "n_records", type=int, default=40, show_default=True, help="Test records to measure on.")
+@click.option("--n", "--records", "n_records", type=int, default=40, show_default=True,
+              help="Test records to measure on (--records under torchrun).")
 @click.option("--methods", default="gradcam,shap", show_default=True, help="Comma-separated methods to measure.")
 @click.option("--steps", type=int, default=10, show_default=True, help="Deletion/insertion steps.")
 @_background(50)
 def explain_faithfulness(checkpoint, caches, n_records, methods, steps, background, out, device) -> None:
     """Deletion/insertion areas against random order, localisation against evidence masks, randomisation check.
+
+    Resumable and spread over torchrun processes as 'explain population'.
 
     \b
     Example:

@@ -147,7 +147,9 @@ class CacheDataset(Dataset):
         item = self.items[i]
         return int(self.caches[item.cache].lengths[item.row])
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``i`` (of the current epoch), or ``(epoch, i)`` as `EpochSampler` yields it."""
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         item = self.items[i]
         cache = self.caches[item.cache]
         signal = cache.signal(item.row)
@@ -156,11 +158,37 @@ class CacheDataset(Dataset):
         if not self.train:
             out = apply_policy(signal, self.policy, self.sampling_rate_hz)
         else:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
+            rng = np.random.default_rng([self.seed, epoch, i])
             out = random_window(signal, self.policy, self.sampling_rate_hz, rng)
         if self.augmentation is not None:
             out = self.augmentation.apply(out, rng)
         return torch.from_numpy(np.ascontiguousarray(out)), torch.from_numpy(self._labels[i])
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """A sampler's indices paired with the epoch: ``(epoch, i)``.
+
+    DataLoader workers that live across epochs (``persistent_workers``) hold their own copy of the
+    dataset, which `CacheDataset.set_epoch` in the main process never reaches; the epoch travels with
+    each index instead, so every epoch draws its own crops whatever the number of workers.
+    """
+
+    def __init__(self, sampler: Sampler[int]):
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch of the next pass (passed on to a distributed sampler's shuffle)."""
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return ((epoch, int(i)) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 class LengthBucketSampler(Sampler[list[int]]):

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecglens.atomic import write_json
-from ecglens.bundle import BundleMeta
+from ecglens.bundle import BundleMeta, bundle_digest, read_meta
 from ecglens.cache import BuildReport, build_cache
+from ecglens.distributed import rank_device
 from ecglens.explain.faithfulness import FaithfulnessResult, faithfulness
 from ecglens.explain.inputs import (
     Background,
+    CachedInputs,
     bundle_background,
     file_inputs,
     inputs_by_id,
@@ -27,9 +29,11 @@ from ecglens.explain.inputs import (
 )
 from ecglens.explain.population import PopulationImportance, population_importance
 from ecglens.explain.records import LeadShapleyTable, RecordExplanation, explain_inputs, lead_shapley_tables
+from ecglens.explain.shards import finish
 from ecglens.io import ReadIssue, Source
 from ecglens.io.download import PHYSIONET, DownloadResult, download
 from ecglens.leads import LEAD_NAMES, canonical_leads
+from ecglens.models import resolve_device
 from ecglens.predict import Prediction, Predictor, iter_scored_files
 from ecglens.preprocess import ModelInput
 from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions
@@ -306,57 +310,88 @@ def run_lead_shapley(checkpoint: str | os.PathLike, caches: Sequence[str | os.Pa
 
 @dataclass(frozen=True)
 class PopulationRun:
-    """The population heatmap's numbers and files."""
+    """The population heatmap's numbers and files (None on the other ranks of a torchrun job)."""
 
-    result: PopulationImportance
+    result: PopulationImportance | None
     n_records: int
     written: Written
 
     def lines(self) -> list[str]:
-        """What the CLI prints."""
+        """What the CLI prints (nothing on ranks other than 0)."""
+        if self.result is None:
+            return []
         return [population_frame(self.result).round(1).to_string(),
                 f"{self.n_records} records in {self.result.seconds:.0f} s; {self.written.line()}"]
+
+
+SHARDS_DIR = ".shards"
+"""Where ``explain population`` and ``explain faithfulness`` keep finished shards under ``--out`` until done."""
+
+
+def _sharded_job(checkpoint: str | os.PathLike, device: str, inputs: CachedInputs, **options) -> tuple[Predictor, dict]:
+    """The model on this process's device, and what identifies a sharded explanation job."""
+    predictor = Predictor(checkpoint, str(rank_device(resolve_device(device))))
+    job = {"checkpoint": bundle_digest(checkpoint), "records": inputs.record_ids, **options}
+    return predictor, job
 
 
 def run_population(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike], n_records: int = 200,
                    split: str = "test", background: int = 100, n_samples: int = 4,
                    out: str | os.PathLike = "ecglens-out/explain", device: str = "auto",
                    progress: bool = True) -> PopulationRun:
-    """``explain population``: the lead x class SHAP heatmap over a split's records."""
-    predictor = Predictor(checkpoint, device)
-    meta = predictor.meta
+    """``explain population``: the lead x class SHAP heatmap over a split's records.
+
+    Resumable (finished shards of records are kept in ``out/.shards`` until the result is written) and
+    spread over processes under ``torchrun`` (rank 0 writes the result).
+    """
+    meta = read_meta(checkpoint)
     opened = open_caches(caches, meta)
-    inputs = split_inputs(opened, meta, split, n_records)
+    inputs = split_inputs(opened, meta, split, n_records, lazy=True)
+    predictor, job = _sharded_job(checkpoint, device, inputs, background=background)
+    store = Path(out) / SHARDS_DIR
     result = population_importance(predictor.model, inputs, training_background(opened, meta, background),
-                                   meta.class_names, meta.lead_names, n_samples, progress=progress)
+                                   meta.class_names, meta.lead_names, n_samples, progress=progress, store=store,
+                                   job=job)
+    if result is None:
+        return PopulationRun(None, len(inputs), Written(()))
     title = f"SHAP mass per lead (%), {len(inputs)} {split} records"
-    return PopulationRun(result, len(inputs), Written(write_population(result, Path(out), title)))
+    written = write_population(result, Path(out), title)
+    finish(store, job)
+    return PopulationRun(result, len(inputs), Written(written))
 
 
 @dataclass(frozen=True)
 class FaithfulnessRun:
-    """Faithfulness measures and their files."""
+    """Faithfulness measures and their files (None on the other ranks of a torchrun job)."""
 
-    result: FaithfulnessResult
+    result: FaithfulnessResult | None
     written: Written
 
     def lines(self) -> list[str]:
-        """What the CLI prints."""
-        return [self.result.to_markdown(), self.written.line()]
+        """What the CLI prints (nothing on ranks other than 0)."""
+        return [] if self.result is None else [self.result.to_markdown(), self.written.line()]
 
 
 def run_faithfulness(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike], n_records: int = 40,
                      methods: Sequence[str] = ("gradcam", "shap"), steps: int = 10, background: int = 50,
                      out: str | os.PathLike = "ecglens-out/explain", device: str = "auto",
                      progress: bool = True) -> FaithfulnessRun:
-    """``explain faithfulness``: deletion/insertion against random order, localisation, randomisation check."""
-    predictor = Predictor(checkpoint, device)
-    meta = predictor.meta
+    """``explain faithfulness``: deletion/insertion against random order, localisation, randomisation check.
+
+    Resumable and spread over ``torchrun`` processes as `run_population`.
+    """
+    meta = read_meta(checkpoint)
     opened = open_caches(caches, meta)
-    result = faithfulness(predictor.model, meta, split_inputs(opened, meta, "test", n_records),
-                          training_background(opened, meta, background), methods, steps, progress=progress)
-    return FaithfulnessRun(result, Written(write_faithfulness(result, Path(out),
-                                                              "mean curves over records and classes")))
+    inputs = split_inputs(opened, meta, "test", n_records, lazy=True)
+    predictor, job = _sharded_job(checkpoint, device, inputs, background=background)
+    store = Path(out) / SHARDS_DIR
+    result = faithfulness(predictor.model, meta, inputs, training_background(opened, meta, background), methods,
+                          steps, progress=progress, store=store, job=job)
+    if result is None:
+        return FaithfulnessRun(None, Written(()))
+    written = write_faithfulness(result, Path(out), "mean curves over records and classes")
+    finish(store, job)
+    return FaithfulnessRun(result, Written(written))
 
 
 # -- predict --------------------------------------------------------------------------------------------------

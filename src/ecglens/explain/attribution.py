@@ -97,8 +97,11 @@ def gradient_shap(model: nn.Module, x: torch.Tensor, target: int | Sequence[int]
     """
     if background.shape[1:] != x.shape[1:]:
         raise ValueError(f"background shape {tuple(background.shape[1:])} differs from input {tuple(x.shape[1:])}")
-    state = torch.random.get_rng_state()
+    # captum draws the background records from torch's generator and the interpolation points from NumPy's
+    # global one: seed both, and give the caller's streams back untouched
+    state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
     torch.manual_seed(seed)
+    np.random.seed(seed)
     try:
         with evaluation_mode(model):
             explainer = GradientShap(ProbabilityModel(model))
@@ -106,6 +109,7 @@ def gradient_shap(model: nn.Module, x: torch.Tensor, target: int | Sequence[int]
                                          target=_targets(target, len(x)))
     finally:
         torch.random.set_rng_state(state)
+        np.random.set_state(numpy_state)
     return values.detach().cpu().numpy()
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,9 +22,9 @@ from torch import nn
 from ecglens.bundle import BundleMeta
 from ecglens.explain.attribution import attribute, evaluation_mode
 from ecglens.explain.inputs import Background
+from ecglens.explain.shards import map_shards
 from ecglens.models import model_device
 from ecglens.preprocess import ModelInput
-from ecglens.progress import bar
 
 
 @dataclass(frozen=True)
@@ -199,56 +200,98 @@ _CURVES = ("deletion", "insertion", "random_deletion", "random_insertion")
 
 def faithfulness(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput], background: Background,
                  methods: Sequence[str] = ("gradcam", "shap"), steps: int = 10, n_samples: int = 8,
-                 progress: bool = True) -> FaithfulnessResult:
+                 progress: bool = True, store: str | Path | None = None,
+                 job: Mapping | None = None) -> FaithfulnessResult | None:
     """Measure each method on records labelled with a class, for that class.
 
     For every record and each of its true classes: deletion and insertion curves (against a random
     order), localisation against the evidence mask when the record has one, and the rank correlation
     with the attribution of a randomly re-initialised copy of the model.
+
+    Args:
+        model: the classifier.
+        meta: its bundle's metadata (class names).
+        inputs: model inputs with labels.
+        background: the SHAP background.
+        methods: attribution methods to measure.
+        steps: points of each deletion/insertion curve, beyond the first.
+        n_samples: expected-gradients samples of SHAP.
+        progress: show a progress bar.
+        store: folder for finished shards: resumable, and required under ``torchrun`` (records are spread
+            over the processes; see `ecglens.explain.shards`).
+        job: what identifies this job's shards besides the options above (checkpoint, records, background);
+            `ecglens.explain.shards.finish` with the same ``store`` and ``job`` removes them.
+
+    Returns:
+        The result on rank 0 (always, outside torchrun); None on the other ranks.
     """
     started = time.perf_counter()
     random_model = randomized_copy(model)
     device = model_device(model)
-    per: dict[tuple[str, int], dict[str, list]] = {}
-    curves: dict[str, dict[str, list]] = {m: {k: [] for k in _CURVES} for m in methods}
-    fractions = np.linspace(0, 1, steps + 1)
-    for index, item in enumerate(bar(inputs, desc="faithfulness", unit="rec", enabled=progress)):
-        if item.labels is None:
-            continue
-        x = torch.from_numpy(item.signal)[None].to(device)
-        base = background.tensor(item.n_samples, device)
-        zeros = torch.zeros_like(x[0])
-        for target in np.flatnonzero(item.labels > 0.5):
-            name = meta.class_names[target]
-            for method in methods:
-                values = attribute(model, method, x, int(target), base, n_samples, seed=index)
-                shown = values if method == "gradcam" else np.abs(values)
-                result = deletion_insertion(model, x[0], int(target), shown, zeros, steps, seed=index)
-                stats = per.setdefault((method, int(target)), {k: [] for k in (*_CURVES, "auroc", "pointing",
-                                                                               "sanity")})
-                for key, area in result.areas().items():
-                    stats[key].append(area)
-                    curves[method][key].append(getattr(result, key))
-                if item.evidence is not None and name in item.evidence:
-                    auroc, hit = localisation(values, item.evidence[name])
-                    if auroc is not None:
-                        stats["auroc"].append(auroc)
-                        stats["pointing"].append(float(hit))
-                random_values = attribute(random_model, method, x, int(target), base, n_samples, seed=index)
-                stats["sanity"].append(rank_correlation(values, random_values))
+    n_points = steps + 1
 
-    def mean(values: list) -> float | None:
-        return float(np.mean(values)) if values else None
+    def compute(first: int, items: Sequence[ModelInput]) -> dict[str, np.ndarray]:
+        rows: dict[str, list] = {key: [] for key in ("record", "method", "target", "areas", "curves", "auroc",
+                                                     "pointing", "sanity")}
+        for index, item in enumerate(items, first):
+            if item.labels is None:
+                continue
+            x = torch.from_numpy(item.signal)[None].to(device)
+            base = background.tensor(item.n_samples, device)
+            zeros = torch.zeros_like(x[0])
+            for target in np.flatnonzero(item.labels > 0.5):
+                name = meta.class_names[target]
+                for m, method in enumerate(methods):
+                    values = attribute(model, method, x, int(target), base, n_samples, seed=index)
+                    shown = values if method == "gradcam" else np.abs(values)
+                    curves = deletion_insertion(model, x[0], int(target), shown, zeros, steps, seed=index)
+                    auroc, hit = None, None
+                    if item.evidence is not None and name in item.evidence:
+                        auroc, hit = localisation(values, item.evidence[name])
+                    random_values = attribute(random_model, method, x, int(target), base, n_samples, seed=index)
+                    areas = curves.areas()
+                    rows["record"].append(index)
+                    rows["method"].append(m)
+                    rows["target"].append(int(target))
+                    rows["areas"].append([areas[key] for key in _CURVES])
+                    rows["curves"].append([getattr(curves, key) for key in _CURVES])
+                    rows["auroc"].append(np.nan if auroc is None else auroc)
+                    rows["pointing"].append(np.nan if hit is None else float(hit))
+                    rows["sanity"].append(rank_correlation(values, random_values))
+        return {"record": np.asarray(rows["record"], np.int64), "method": np.asarray(rows["method"], np.int64),
+                "target": np.asarray(rows["target"], np.int64),
+                "areas": np.asarray(rows["areas"], np.float64).reshape(-1, len(_CURVES)),
+                "curves": np.asarray(rows["curves"], np.float64).reshape(-1, len(_CURVES), n_points),
+                "auroc": np.asarray(rows["auroc"], np.float64), "pointing": np.asarray(rows["pointing"], np.float64),
+                "sanity": np.asarray(rows["sanity"], np.float64)}
 
-    rows = tuple(FaithfulnessRow(method, meta.class_names[target], len(stats["deletion"]), mean(stats["deletion"]),
-                                 mean(stats["insertion"]), mean(stats["random_deletion"]),
-                                 mean(stats["random_insertion"]), mean(stats["auroc"]), mean(stats["pointing"]),
-                                 mean(stats["sanity"]))
-                 for (method, target), stats in sorted(per.items()))
-    mean_curves = {m: {k: _mean_curve(v, len(fractions)) for k, v in c.items()} for m, c in curves.items()}
+    job = None if store is None else {"method": "faithfulness", "methods": list(methods), "steps": steps,
+                                      "n_samples": n_samples, **(job or {})}
+    arrays = map_shards(compute, inputs, store, job, desc="faithfulness", progress=progress)
+    if arrays is None:
+        return None
+    fractions = np.linspace(0, 1, n_points)
+    rows = []
+    method_of = arrays.get("method", np.zeros(0, np.int64))
+    target_of = arrays.get("target", np.zeros(0, np.int64))
+    for m, target in sorted({(methods[m], t) for m, t in zip(method_of.tolist(), target_of.tolist(), strict=True)}):
+        chosen = (method_of == methods.index(m)) & (target_of == target)
+        areas = arrays["areas"][chosen]
+        auroc, pointing = arrays["auroc"][chosen], arrays["pointing"][chosen]
+        located = ~np.isnan(auroc)
+        rows.append(FaithfulnessRow(m, meta.class_names[target], int(chosen.sum()), *(_mean(a) for a in areas.T),
+                                    _mean(auroc[located]), _mean(pointing[located]),
+                                    _mean(arrays["sanity"][chosen])))
+    mean_curves = {method: {key: _mean_curve(list(arrays["curves"][method_of == m, k]) if len(method_of) else [],
+                                             n_points) for k, key in enumerate(_CURVES)}
+                   for m, method in enumerate(methods)}
     notes = ("Grad-CAM maps are one value per time step, repeated over the leads; its localisation is therefore "
              "limited to time.",)
-    return FaithfulnessResult(rows, fractions, mean_curves, len(inputs), time.perf_counter() - started, notes)
+    return FaithfulnessResult(tuple(rows), fractions, mean_curves, len(inputs), time.perf_counter() - started, notes)
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(np.mean(values)) if len(values) else None
 
 
 def _mean_curve(curves: list[np.ndarray], n_points: int) -> np.ndarray:

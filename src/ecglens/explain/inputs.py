@@ -35,17 +35,38 @@ def cache_input(caches: Sequence[EcgCache], item: Item, meta: BundleMeta) -> Mod
     return ModelInput(str(row["record_id"]), signal, str(row["source_path"]), cache.labels()[item.row], evidence)
 
 
+class CachedInputs(Sequence[ModelInput]):
+    """Cached records' model inputs, each made when it is asked for (a shard reads only its own records)."""
+
+    def __init__(self, caches: Sequence[EcgCache], items: Sequence[Item], meta: BundleMeta):
+        self.caches, self.items, self.meta = caches, list(items), meta
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return CachedInputs(self.caches, self.items[index], self.meta)
+        return cache_input(self.caches, self.items[index], self.meta)
+
+    @property
+    def record_ids(self) -> list[str]:
+        """The records' ids, in order, read from the cache indexes only."""
+        return [str(self.caches[i.cache].index["record_id"].iloc[i.row]) for i in self.items]
+
+
 def split_inputs(caches: Sequence[EcgCache], meta: BundleMeta, split: str = "test", n: int | None = None,
-                 seed: int = 0) -> list[ModelInput]:
+                 seed: int = 0, lazy: bool = False) -> list[ModelInput] | CachedInputs:
     """Up to ``n`` records of a split (a seeded random choice when the split is larger), split as the bundle
-    was trained."""
+    was trained; ``lazy`` gives a `CachedInputs` that makes each input when used."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     items = list(split_caches(caches, meta.split)[split])
     if n is not None and n < len(items):
         picks = np.sort(np.random.default_rng(seed).choice(len(items), n, replace=False))
         items = [items[i] for i in picks]
-    return [cache_input(caches, item, meta) for item in items]
+    inputs = CachedInputs(caches, items, meta)
+    return inputs if lazy else list(inputs)
 
 
 def inputs_by_id(caches: Sequence[EcgCache], meta: BundleMeta, record_ids: Sequence[str]) -> list[ModelInput]:

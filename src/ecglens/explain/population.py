@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,9 +13,9 @@ from torch import nn
 
 from ecglens.explain.attribution import gradient_shap_all_classes, lead_mass
 from ecglens.explain.inputs import Background
+from ecglens.explain.shards import map_shards
 from ecglens.models import model_device
 from ecglens.preprocess import ModelInput
-from ecglens.progress import bar
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class PopulationImportance:
 
 def population_importance(model: nn.Module, inputs: Sequence[ModelInput], background: Background,
                           class_names: Sequence[str], lead_names: Sequence[str], n_samples: int = 4, seed: int = 0,
-                          progress: bool = True) -> PopulationImportance:
+                          progress: bool = True, store: str | Path | None = None,
+                          job: Mapping | None = None) -> PopulationImportance | None:
     """Expected-gradients SHAP for every record and class, aggregated into the lead x class matrix.
 
     Args:
@@ -71,19 +73,36 @@ def population_importance(model: nn.Module, inputs: Sequence[ModelInput], backgr
         class_names: the model's classes.
         lead_names: the model's input leads.
         n_samples: expected-gradients samples per record and class (see the benchmark for the error).
-        seed: sampling seed.
+        seed: sampling seed (record i uses ``seed + i``, whichever process explains it).
         progress: show a progress bar.
+        store: folder for finished shards: resumable, and required under ``torchrun`` (records are
+            spread over the processes; see `ecglens.explain.shards`).
+        job: what identifies this job's shards besides ``n_samples`` and ``seed`` (checkpoint, records,
+            background); `ecglens.explain.shards.finish` with the same ``store`` and ``job`` removes them.
+
+    Returns:
+        The result on rank 0 (always, outside torchrun); None on the other ranks.
     """
     started = time.perf_counter()
     n_classes, n_leads = len(class_names), len(lead_names)
     device = model_device(model)
-    mass = np.zeros((len(inputs), n_classes, n_leads))
-    for i, item in enumerate(bar(inputs, desc="SHAP", unit="rec", enabled=progress)):
-        x = torch.from_numpy(item.signal)[None].to(device)
-        values = gradient_shap_all_classes(model, x, background.tensor(item.n_samples, device), n_classes,
-                                           n_samples, seed + i)
-        mass[i] = lead_mass(values[0])
-    labels = np.stack([item.labels for item in inputs]) > 0.5 if inputs else np.zeros((0, n_classes), bool)
+
+    def compute(first: int, items: Sequence[ModelInput]) -> dict[str, np.ndarray]:
+        mass = np.zeros((len(items), n_classes, n_leads))
+        for j, item in enumerate(items):
+            x = torch.from_numpy(item.signal)[None].to(device)
+            values = gradient_shap_all_classes(model, x, background.tensor(item.n_samples, device), n_classes,
+                                               n_samples, seed + first + j)
+            mass[j] = lead_mass(values[0])
+        labels = np.stack([item.labels for item in items]) > 0.5
+        return {"mass": mass, "labels": labels}
+
+    job = None if store is None else {"method": "population-shap", "n_samples": n_samples, "seed": seed, **(job or {})}
+    arrays = map_shards(compute, inputs, store, job, desc="SHAP", progress=progress)
+    if arrays is None:
+        return None
+    mass = arrays.get("mass", np.zeros((0, n_classes, n_leads)))
+    labels = arrays.get("labels", np.zeros((0, n_classes), bool))
     raw = np.full((n_classes, n_leads), np.nan)
     counts = []
     for c in range(n_classes):

@@ -24,7 +24,16 @@ from ecglens.atomic import atomic_open, write_text
 from ecglens.bundle import ThresholdOrigin, TrainingData, default_meta, load_model, save_bundle
 from ecglens.cache import EcgCache
 from ecglens.classes import CLASS_NAMES
-from ecglens.data import Augmentation, CacheDataset, LengthBucketSampler, SplitItems, SplitSpec, split_caches
+from ecglens.data import (
+    Augmentation,
+    CacheDataset,
+    EpochSampler,
+    LengthBucketSampler,
+    SplitItems,
+    SplitSpec,
+    split_caches,
+)
+from ecglens.distributed import barrier, process_group, rank_device
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.metrics import evaluate_predictions, tune_thresholds
 from ecglens.models import create_model, resolve_device
@@ -52,7 +61,10 @@ class TrainConfig:
     split: SplitSpec | None = None
     device: str = "auto"
     amp: bool = True
-    workers: int = 0
+    workers: int | None = None
+    """DataLoader worker processes; None: 0 on CPU (the cores train), up to 4 on CUDA (`default_workers`)."""
+    compile: bool = False
+    """Run the training forward and backward through ``torch.compile``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lead_names", canonical_leads(self.lead_names))
@@ -90,7 +102,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     train_set: CacheDataset
     val_set: CacheDataset
-    sampler: DistributedSampler
+    sampler: EpochSampler
     loader: DataLoader
     scaler: torch.amp.GradScaler
     device: torch.device
@@ -100,14 +112,13 @@ class _Run:
     state: RunState
 
 
-def _distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend=backend)
-    if world > 1:
-        return torch.distributed.get_rank(), world
-    return 0, 1
+def default_workers(device: torch.device) -> int:
+    """DataLoader workers when not given: none on CPU, where every core already computes the model; on CUDA,
+    up to 4 (one core left for the main process), which the loader benchmark shows is enough to feed a GPU."""
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(4, cores - 1))
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -165,8 +176,7 @@ def fit(
         _sync_buffers(run)
         if run.rank == 0:
             _validate_and_keep_best(run, epoch, train_loss, started, progress)
-        if run.world > 1:
-            torch.distributed.barrier()
+        barrier()
         if on_epoch is not None:
             on_epoch(epoch)
     log = run.state.log
@@ -178,10 +188,8 @@ def fit(
 def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: TrainConfig, init: str | None,
                  resume: bool) -> _Run:
     """Caches, splits, model (from ``init`` or resumed), optimizer and data loaders of a run."""
-    rank, world = _distributed()
-    device = resolve_device(config.device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    rank, world = process_group()
+    device = rank_device(resolve_device(config.device))
     caches = [EcgCache(path) for path in cache_paths]
     recover_state(out)
     if resume and not (out / STATE_DIR).is_dir():
@@ -216,9 +224,17 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
                                                                  else None)
-    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
-    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                        pin_memory=device.type == "cuda", drop_last=False)
+    if config.compile:
+        train_model = torch.compile(train_model)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels once
+    sampler = EpochSampler(DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                              seed=config.seed))
+    workers = default_workers(device) if config.workers is None else config.workers
+    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
+                        pin_memory=device.type == "cuda", drop_last=False, persistent_workers=workers > 0,
+                        prefetch_factor=4 if workers > 0 else None,
+                        generator=torch.Generator().manual_seed(config.seed))  # never draws on dropout's stream
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp
                                   and not torch.cuda.is_bf16_supported())
     return _Run(out, config, caches, splits, model, train_model, optimizer, train_set, val_set, sampler, loader,
@@ -229,7 +245,6 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> float:
     """One pass over the training split; returns the mean training loss."""
     config = run.config
     run.sampler.set_epoch(epoch)
-    run.train_set.set_epoch(epoch)
     run.train_model.train()
     loss_fn = torch.nn.BCEWithLogitsLoss()
     total, count = 0.0, 0
