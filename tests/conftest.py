@@ -114,6 +114,22 @@ class TinyRun:
         self.bundle = result.best_bundle
 
 
+class Killed(Exception):
+    """Stands for a kill at the end of an epoch."""
+
+
+def fit_killed_after_first_epoch(cache, out, config):
+    """Train until the end of epoch 1, then stop as a kill would (the run directory keeps its resume state)."""
+    from ecglens.train.loop import fit
+
+    def kill(epoch):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit([cache], out, config, progress=False, on_epoch=kill)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> TinyRun:
     return TinyRun(tmp_path_factory.mktemp("tiny_run"))

@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import known_signal, write_challenge_mat
+from conftest import fit_killed_after_first_epoch, known_signal, write_challenge_mat
 from ecglens.cache import build_cache
 from ecglens.cli import main
 from ecglens.io import parse_source
@@ -73,15 +73,7 @@ def test_amp_logits_agree_with_fp32():
 def test_resume_on_cuda_matches_within_rounding(cache500, tmp_path):
     fit([cache500], tmp_path / "full", CONFIG, progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def kill(epoch):
-        if epoch == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        fit([cache500], tmp_path / "cut", CONFIG, progress=False, on_epoch=kill)
+    fit_killed_after_first_epoch(cache500, tmp_path / "cut", CONFIG)
     fit([cache500], tmp_path / "cut", CONFIG, resume=True, progress=False)
     full = load_file(str(tmp_path / "full" / "state" / "model.safetensors"))
     resumed = load_file(str(tmp_path / "cut" / "state" / "model.safetensors"))

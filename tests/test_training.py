@@ -11,7 +11,7 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from conftest import known_signal, write_challenge_mat
+from conftest import fit_killed_after_first_epoch, known_signal, write_challenge_mat
 from ecglens.bundle import load_model
 from ecglens.cache import EcgCache, build_cache
 from ecglens.cli import main
@@ -59,15 +59,7 @@ def test_training_learns_and_is_reproducible(cache, tmp_path):
 def test_resume_after_a_kill_gives_identical_weights(cache, tmp_path):
     fit([cache], tmp_path / "full", CONFIG, progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(epoch):
-        if epoch == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        fit([cache], tmp_path / "killed", CONFIG, progress=False, on_epoch=kill_after_first)
+    fit_killed_after_first_epoch(cache, tmp_path / "killed", CONFIG)
     with pytest.raises(FileExistsError):
         fit([cache], tmp_path / "killed", CONFIG, progress=False)
     fit([cache], tmp_path / "killed", CONFIG, resume=True, progress=False)
