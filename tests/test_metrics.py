@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from ecglens.metrics import evaluate_predictions, tune_thresholds
 
@@ -60,3 +61,26 @@ def test_the_html_table_shows_intervals_thresholds_their_origin_and_flags():
     assert "F1-optimal on the val split of x (12 records)" in table and "0.020" in table
     assert "only 4 positives" in table and "below 0.05" in table and "Wilson" in table
     assert table.count("<small>[") >= 4  # precision, recall, accuracy (Wilson) and the average's intervals
+
+
+def test_calibration_error_and_brier_by_hand():
+    from ecglens.metrics import brier_scores, expected_calibration_error
+
+    y = np.array([[1], [0], [1], [0]])
+    p = np.array([[0.9], [0.9], [0.2], [0.2]])  # two bins: 0.9 with half positive, 0.2 with half positive
+    # |0.5 - 0.9| * 2/4 + |0.5 - 0.2| * 2/4 = 0.2 + 0.15
+    assert expected_calibration_error(y, p)[0] == pytest.approx(0.35)
+    assert brier_scores(y, p)[0] == pytest.approx((0.01 + 0.81 + 0.64 + 0.04) / 4)
+    perfect = np.array([[1.0], [0.0], [1.0], [0.0]])
+    assert expected_calibration_error(y, perfect)[0] == 0 and brier_scores(y, perfect)[0] == 0
+
+
+def test_fitted_temperature_recovers_a_known_one():
+    from ecglens.train.calibrate import fit_temperatures
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, (20000, 2))
+    y = rng.random((20000, 2)) < 1 / (1 + np.exp(-logits / np.array([2.5, 1.0])))  # over-confident by 2.5, exact
+    temperatures = fit_temperatures(y, logits)
+    assert temperatures[0] == pytest.approx(2.5, rel=0.05) and temperatures[1] == pytest.approx(1.0, rel=0.05)
+    assert fit_temperatures(np.zeros((10, 1)), rng.normal(size=(10, 1)))[0] == 1.0  # nothing to fit

@@ -52,3 +52,14 @@ def test_cpsc_original_labels_from_reference(shared_data):
     scan = scan_source(parse_source(f"{shared_data}/cpsc2018"))
     labels = {ref.record_id: ref.raw_labels for ref in scan.refs}
     assert labels["A1980"] == (("6", None),) and labels["A1983"] == (("1", None),)
+
+
+def test_a_recording_held_in_two_formats_is_kept_once(shared_data):
+    from ecglens.io.sources import scan_sources
+
+    scan = scan_sources([parse_source(f"ptbxl100:{shared_data}/ptb-xl"),
+                         parse_source(f"challenge:{shared_data}/challenge/ptb-xl")])
+    dropped = sorted(i.path.rsplit("/", 1)[-1] for i in scan.issues if "same recording" in i.reason)
+    # HR00001-HR00007 and HR00599 are ecg_ids of the native sample; HR06000 and later are not
+    assert dropped == [f"HR{n:05d}.hea" for n in (1, 2, 3, 4, 5, 6, 7, 599)]
+    assert len(scan.refs) == 1499 + 36 - 8

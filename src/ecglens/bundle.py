@@ -98,6 +98,8 @@ class BundleMeta:
     metrics: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     bundle_version: int = BUNDLE_VERSION
+    temperatures: tuple[float, ...] | None = None
+    """Per-class temperature scaling fitted on validation (None: uncalibrated); applied inside the model."""
 
     @property
     def input_spec(self) -> InputSpec:
@@ -140,6 +142,8 @@ class BundleMeta:
                 training_data=_training_data(data.get("training_data")),
                 metrics=dict(data.get("metrics", {})),
                 versions=dict(data.get("versions", {})),
+                temperatures=None if data.get("temperatures") is None else
+                tuple(float(t) for t in data["temperatures"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise BundleError(f"{where}: invalid bundle metadata ({type(error).__name__}: {error})") from None
@@ -171,6 +175,9 @@ def _check_ranges(meta: BundleMeta, where: str) -> None:
         problems.append(f"policy length {meta.policy.seconds} s ({MIN_SECONDS:g}-{MAX_SECONDS:g})")
     if not all(np.isfinite(t) and 0 <= t <= 1 for t in meta.thresholds):
         problems.append(f"thresholds {list(meta.thresholds)} (finite, 0-1)")
+    if meta.temperatures is not None and (len(meta.temperatures) != len(meta.class_names) or
+                                          not all(np.isfinite(t) and 0.01 <= t <= 100 for t in meta.temperatures)):
+        problems.append(f"temperatures {list(meta.temperatures)} (one per class, 0.01-100)")
     if len(set(meta.class_names)) != len(meta.class_names) or not all(meta.class_names):
         problems.append(f"class names {list(meta.class_names)} (distinct, non-empty)")
     if problems:
@@ -243,14 +250,16 @@ def save_bundle(path: str | os.PathLike, model: torch.nn.Module, meta: BundleMet
 
 
 def store_thresholds(path: str | os.PathLike, thresholds: tuple[float, ...], origin: ThresholdOrigin,
-                     metrics: dict | None = None) -> BundleMeta:
-    """Replace a saved bundle's thresholds (and record where they came from); the only way a bundle changes
-    after training. ``metrics`` entries are added to the bundle's metrics."""
+                     metrics: dict | None = None, temperatures: tuple[float, ...] | None = None) -> BundleMeta:
+    """Replace a saved bundle's thresholds (and record where they came from), and its temperatures when given;
+    the only way a bundle changes after training. ``metrics`` entries are added to the bundle's metrics."""
     meta = read_meta(path)
     if len(thresholds) != len(meta.class_names):
         raise BundleError(f"{path}: {len(thresholds)} thresholds for {len(meta.class_names)} classes")
     meta = replace(meta, thresholds=tuple(float(t) for t in thresholds), threshold_origin=origin,
-                   metrics={**meta.metrics, **(metrics or {})}, bundle_version=BUNDLE_VERSION)
+                   metrics={**meta.metrics, **(metrics or {})}, bundle_version=BUNDLE_VERSION,
+                   temperatures=meta.temperatures if temperatures is None else tuple(map(float, temperatures)))
+    _check_ranges(meta, str(path))
     _write_meta(Path(path), meta)
     return meta
 
@@ -306,6 +315,8 @@ def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.
         raise BundleError(f"{weights_path}: non-finite weights (NaN or infinite) in {', '.join(bad[:3])}")
     model = build_model(meta.model)
     model.load_state_dict(state)
+    if meta.temperatures is not None:
+        model.set_temperature(meta.temperatures)
     return model.to(device).eval()
 
 

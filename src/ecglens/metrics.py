@@ -49,6 +49,24 @@ def threshold_flag(threshold: float) -> str:
     return ""
 
 
+def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """Per-class expected calibration error: over equal-width probability bins, the record-weighted mean of
+    |fraction positive - mean probability| (Guo et al. 2017, for each class's binary decision)."""
+    y_true, y_prob = np.asarray(y_true, np.float64), np.asarray(y_prob, np.float64)
+    bins = np.minimum((y_prob * n_bins).astype(int), n_bins - 1)
+    errors = np.zeros(y_true.shape[1])
+    for c in range(y_true.shape[1]):
+        positives = np.bincount(bins[:, c], weights=y_true[:, c], minlength=n_bins)
+        confidence = np.bincount(bins[:, c], weights=y_prob[:, c], minlength=n_bins)
+        errors[c] = np.abs(positives - confidence).sum() / max(len(y_true), 1)
+    return errors
+
+
+def brier_scores(y_true: np.ndarray, y_prob: np.ndarray) -> np.ndarray:
+    """Per-class Brier score: mean squared difference of probability and label (0 is perfect)."""
+    return np.mean((np.asarray(y_prob, np.float64) - np.asarray(y_true, np.float64)) ** 2, axis=0)
+
+
 def tune_thresholds(y_true: np.ndarray, y_prob: np.ndarray, default: float = 0.5) -> np.ndarray:
     """Per-class thresholds that maximise F1 on the given (validation) data.
 

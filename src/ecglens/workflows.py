@@ -53,6 +53,7 @@ from ecglens.summary import DatasetSummary, summarize_sources, write_summaries
 from ecglens.synth.cohort import SynthConfig, write_cohort
 
 if TYPE_CHECKING:
+    from ecglens.train.calibrate import CalibrationReport
     from ecglens.train.evaluate import EvaluationReport
 
 
@@ -219,6 +220,26 @@ def run_evaluate(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLi
     if store_thresholds:
         store_in_bundle(checkpoint, report)
     return EvaluateRun(report, Written(tuple(paths)), str(checkpoint) if store_thresholds else None)
+
+
+@dataclass(frozen=True)
+class CalibrateRun:
+    """A bundle calibrated in place."""
+
+    bundle: str
+    report: CalibrationReport
+
+    def lines(self) -> list[str]:
+        """What the CLI prints."""
+        return [self.report.to_markdown(), f"stored the temperatures and thresholds in {self.bundle}"]
+
+
+def run_calibrate(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike],
+                  device: str = "auto") -> CalibrateRun:
+    """``calibrate``: temperature scaling on the validation split, stored in the bundle."""
+    from ecglens.train.calibrate import calibrate_bundle  # a training step: imported when this command runs
+
+    return CalibrateRun(str(checkpoint), calibrate_bundle(checkpoint, caches, device))
 
 
 # -- explain --------------------------------------------------------------------------------------------------

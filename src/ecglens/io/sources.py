@@ -13,6 +13,7 @@ bare ``ROOT`` whose format is detected. Formats:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +132,31 @@ def scan_source(source: Source, target_rate_hz: float | None = None) -> ScanResu
     return ScanResult(tuple(refs), tuple(issues))
 
 
+_CHALLENGE_IDS = re.compile(r"^(HR|A)(\d+)$")
+"""Challenge 2020/2021 file names that are recordings of a database ecglens also reads natively: ``HR`` + PTB-XL's
+ecg_id (its 500 Hz files), ``A`` + the CPSC 2018 record number (the same names as the original release)."""
+
+
+def recording_key(ref: RecordRef) -> str | None:
+    """What identifies a recording across formats: PTB-XL's ecg_id or the CPSC 2018 record name; None for
+    records that exist in one format only (Challenge sources other than PTB-XL and CPSC, single files)."""
+    if ref.reader == "ptbxl":
+        return f"ptbxl/{int(ref.record_id)}"
+    if ref.reader == "cpsc2018":
+        return f"cpsc2018/{ref.record_id}"
+    match = _CHALLENGE_IDS.match(Path(ref.path).stem) if ref.reader == "wfdb" else None
+    if match is None:
+        return None
+    return f"ptbxl/{int(match.group(2))}" if match.group(1) == "HR" else f"cpsc2018/A{int(match.group(2)):04d}"
+
+
 def scan_sources(sources: Iterable[Source], target_rate_hz: float | None = None) -> ScanResult:
-    """Scan several sources; record ids must be unique within each dataset name."""
+    """Scan several sources; record ids must be unique within each dataset name.
+
+    A recording that two sources hold in different formats (a PTB-XL record native and as the Challenge's
+    ``HR`` file, a CPSC 2018 record original and in the Challenge's form) is kept once, from the first
+    source that has it; the later copies are listed as issues.
+    """
     refs: list[RecordRef] = []
     issues: list[ReadIssue] = []
     for source in sources:
@@ -140,13 +164,22 @@ def scan_sources(sources: Iterable[Source], target_rate_hz: float | None = None)
         refs.extend(result.refs)
         issues.extend(result.issues)
     seen: set[tuple[str, str]] = set()
+    recordings: dict[str, RecordRef] = {}
     unique = []
     for ref in refs:
         key = (ref.dataset, ref.record_id)
         if key in seen:
             issues.append(ReadIssue(ref.path, f"duplicate record id {ref.record_id!r}", ref.dataset))
             continue
+        recording = recording_key(ref)
+        if recording is not None and recording in recordings:
+            first = recordings[recording]
+            issues.append(ReadIssue(ref.path, f"the same recording as {first.dataset} record {first.record_id} "
+                                              f"({recording}), kept from that source", ref.dataset))
+            continue
         seen.add(key)
+        if recording is not None:
+            recordings[recording] = ref
         unique.append(ref)
     return ScanResult(tuple(unique), tuple(issues))
 

@@ -92,6 +92,17 @@ class ResNet1d(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(in_channels * 2, config.n_classes)
         self.num_features = in_channels * 2
+        # Per-class temperature scaling (1: uncalibrated). Not a weight: a bundle's metadata carries it, so the
+        # safetensors file of a calibrated model is that of the trained one.
+        self.register_buffer("temperature", torch.ones(config.n_classes), persistent=False)
+
+    def set_temperature(self, temperatures) -> None:
+        """Divide each class's logit by its temperature from now on (fitted on validation; see
+        `ecglens.train.calibrate`); every output of the model, ONNX export included, is then calibrated."""
+        values = torch.as_tensor(temperatures, dtype=self.temperature.dtype, device=self.temperature.device)
+        if values.shape != self.temperature.shape or not bool((values > 0).all()):
+            raise ValueError(f"need {self.temperature.numel()} positive temperatures, got {values.tolist()}")
+        self.temperature.copy_(values)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stage-4 feature map, batch x channels x time."""
@@ -105,7 +116,7 @@ class ResNet1d(nn.Module):
         # Global average and max pooling (the original's AdaptiveAvgPool1d(1)/AdaptiveMaxPool1d(1), written as
         # reductions so ONNX export keeps the length dynamic).
         pooled = torch.cat((features.mean(dim=2), features.amax(dim=2)), dim=1)
-        return self.fc(pooled)
+        return self.fc(pooled) / self.temperature
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -130,8 +130,10 @@ def _autocast(device: torch.device, enabled: bool):
 
 @torch.no_grad()
 def predict_dataset(model: torch.nn.Module, dataset: CacheDataset, batch_size: int = 64,
-                    device: torch.device | str = "cpu", amp: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities for every item of an evaluation dataset, in item order: (targets, probabilities)."""
+                    device: torch.device | str = "cpu", amp: bool = True,
+                    logits: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (or, with ``logits``, the logits) for every item of an evaluation dataset, in item order:
+    (targets, outputs)."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -141,9 +143,9 @@ def predict_dataset(model: torch.nn.Module, dataset: CacheDataset, batch_size: i
     position = 0
     for x, _ in loader:
         with _autocast(device, amp):
-            logits = model(x.to(device, non_blocking=True))
+            output = model(x.to(device, non_blocking=True)).float()
         n = len(x)
-        probabilities[order[position : position + n]] = torch.sigmoid(logits.float()).cpu().numpy()
+        probabilities[order[position : position + n]] = (output if logits else torch.sigmoid(output)).cpu().numpy()
         position += n
     model.train(was_training)
     return dataset.labels.copy(), probabilities
