@@ -139,3 +139,22 @@ def test_a_kill_between_the_state_renames_is_recovered(cache, tmp_path):
     (tmp_path / "run" / "state").rename(tmp_path / "run" / "state.old")  # as if killed mid-swap
     assert recover_state(tmp_path / "run") and (tmp_path / "run" / "state" / "state.json").is_file()
     fit([cache], tmp_path / "run", TrainConfig(**{**CONFIG.__dict__, "epochs": 2}), resume=True, progress=False)
+
+
+def test_calibrate_stores_temperatures_that_every_output_applies(cache, tmp_path):
+    from ecglens.bundle import read_meta
+    from ecglens.train.calibrate import calibrate_bundle
+
+    result = fit([cache], tmp_path / "run", CONFIG, progress=False)
+    raw_model, _ = load_model(result.best_bundle)
+    x = torch.from_numpy(known_signal(500, seed=99).astype(np.float32))[None]
+    assert main(["calibrate", "--checkpoint", result.best_bundle, "--data", str(cache)]) == 0
+    meta = read_meta(result.best_bundle)
+    assert meta.temperatures is not None and len(meta.temperatures) == 9
+    assert meta.threshold_origin.method.startswith("F1-optimal on calibrated")
+    assert "calibration" in meta.metrics and meta.metrics["calibration"]["n_val"] > 0
+    calibrated, _ = load_model(result.best_bundle)
+    with torch.no_grad():
+        torch.testing.assert_close(calibrated(x), raw_model(x) / torch.tensor(meta.temperatures, dtype=torch.float32))
+    again = calibrate_bundle(result.best_bundle, [cache])  # fitted from the raw logits again: the same
+    np.testing.assert_allclose(again.temperatures, meta.temperatures)
