@@ -8,7 +8,9 @@ metrics and package versions. A bundle changes only when asked: training writes 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.resources
 import json
 import os
 import platform
@@ -274,8 +276,53 @@ def bundle_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+STARTER = "starter"
+"""The name of the model shipped inside the package (``src/ecglens/starter/``, see its ``MODEL_CARD.md``)."""
+STARTER_MANIFEST = "starter.json"
+
+
+def starter_path() -> Path:
+    """Where the installed package keeps the starter model."""
+    return Path(str(importlib.resources.files("ecglens") / STARTER))
+
+
+@functools.lru_cache(maxsize=4)
+def _verified(weights: Path, size: int, mtime_ns: int) -> str:
+    """SHA-256 of the starter's weights, checked once per process and file version."""
+    manifest = json.loads((weights.parent / STARTER_MANIFEST).read_text())
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    if digest != manifest["weights_sha256"]:
+        raise BundleError(f"{weights}: SHA-256 {digest} does not match {STARTER_MANIFEST} "
+                          f"({manifest['weights_sha256']}); reinstall ecglens")
+    return digest
+
+
+def starter_manifest() -> dict:
+    """The starter model's manifest (name, training data, checksum, build, reference predictions).
+
+    Raises:
+        BundleError: this installation has no starter model, or its weights do not match their checksum.
+    """
+    path = starter_path()
+    if not (path / STARTER_MANIFEST).is_file() or not (path / WEIGHTS_FILE).is_file():
+        raise BundleError(f"this ecglens installation has no starter model ({path}); give --checkpoint")
+    stat = (path / WEIGHTS_FILE).stat()
+    _verified(path / WEIGHTS_FILE, stat.st_size, stat.st_mtime_ns)
+    return json.loads((path / STARTER_MANIFEST).read_text())
+
+
+def resolve_bundle(bundle: str | os.PathLike) -> Path:
+    """A bundle's directory: the path itself, or for the name ``starter`` (when no such directory exists here)
+    the starter model shipped with ecglens, its weights checked against their SHA-256."""
+    if str(bundle) == STARTER and not Path(bundle).is_dir():
+        starter_manifest()
+        return starter_path()
+    return Path(bundle)
+
+
 def read_meta(path: str | os.PathLike) -> BundleMeta:
-    """Read and validate ``bundle.json``."""
+    """Read and validate ``bundle.json`` (``path`` may be ``starter``: see `resolve_bundle`)."""
+    path = resolve_bundle(path)
     meta_path = Path(path) / META_FILE
     if not meta_path.is_file():
         best = Path(path) / "best"
@@ -290,6 +337,7 @@ def read_meta(path: str | os.PathLike) -> BundleMeta:
 
 def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Build the bundle's model and load its safetensors weights, checking names and shapes."""
+    path = resolve_bundle(path)
     weights_path = Path(path) / WEIGHTS_FILE
     if not weights_path.is_file():
         raise BundleError(f"{path}: {WEIGHTS_FILE} is missing")

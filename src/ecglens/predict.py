@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecglens.bundle import BundleMeta, load_model
+from ecglens.bundle import BundleMeta, load_model, resolve_bundle
 from ecglens.io import ReadIssue, read_record
 from ecglens.io.record import Record, finish_signal, issue_from
 from ecglens.io.sources import RECORD_SUFFIXES
@@ -142,7 +142,7 @@ class Predictor:
         (they still get no decisions)."""
         if engine not in ("torch", "onnx"):
             raise ValueError(f"engine must be 'torch' or 'onnx', not {engine!r}")
-        self.bundle = Path(bundle)
+        self.bundle = resolve_bundle(bundle)
         self.device = resolve_device(device)
         self.model, self.meta = load_model(bundle, self.device)
         self.meta: BundleMeta
