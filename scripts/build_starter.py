@@ -115,6 +115,7 @@ def package(built: dict, out: Path) -> dict:
     state = load_file(str(Path(built["bundle"]) / WEIGHTS_FILE))
     half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     save_file(half, str(out / WEIGHTS_FILE), metadata={"format": "pt", "model": NAME})
+    (out / WEIGHTS_FILE).chmod(0o644)  # package data every user can read
     shutil.copyfile(Path(built["bundle"]) / META_FILE, out / META_FILE)
     digest = hashlib.sha256((out / WEIGHTS_FILE).read_bytes()).hexdigest()
     manifest = {"name": NAME, "weights_sha256": digest, "weights_dtype": "float16",

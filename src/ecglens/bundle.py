@@ -311,6 +311,25 @@ def starter_manifest() -> dict:
     return json.loads((path / STARTER_MANIFEST).read_text())
 
 
+def starter_notice() -> str:
+    """The one line a command prints when it uses the starter model."""
+    manifest = starter_manifest()
+    return (f"using the starter model {manifest['name']} ({manifest['summary']}); {manifest['notice']}. "
+            "See: ecglens models --card starter")
+
+
+def model_card(bundle: str | os.PathLike) -> str:
+    """A bundle's ``MODEL_CARD.md`` (the starter's is shipped with it).
+
+    Raises:
+        BundleError: the bundle has no model card.
+    """
+    path = resolve_bundle(bundle) / "MODEL_CARD.md"
+    if not path.is_file():
+        raise BundleError(f"{bundle}: no model card (MODEL_CARD.md); 'ecglens models {bundle}' shows its metadata")
+    return path.read_text()
+
+
 def resolve_bundle(bundle: str | os.PathLike) -> Path:
     """A bundle's directory: the path itself, or for the name ``starter`` (when no such directory exists here)
     the starter model shipped with ecglens, its weights checked against their SHA-256."""

@@ -28,6 +28,26 @@ _CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True, file_oka
                            help="Bundle directory (a run's best/).")
 
 
+def _bundle_or_starter(ctx, param, value):
+    """``--checkpoint`` of predict and serve: a bundle directory, or the starter model when none is given."""
+    from pathlib import Path
+
+    if value is None or value == "starter":
+        from ecglens.bundle import STARTER, starter_notice
+
+        if not (ctx.resilient_parsing or ctx.find_root().params.get("quiet")):
+            click.echo(starter_notice(), err=True)
+        return STARTER
+    if not Path(value).is_dir():
+        raise click.BadParameter(f"{value!r} is not a bundle directory", param_hint="--checkpoint")
+    return value
+
+
+_MODEL = click.option("--checkpoint", default=None, callback=_bundle_or_starter,
+                      show_default="the starter model shipped with ecglens (ecglens models --card starter)",
+                      help="Bundle directory (a run's best/), or 'starter'.")
+
+
 def _workflows():
     """The library's command functions (`ecglens.workflows`), imported when a command runs: --help stays fast."""
     from ecglens import workflows
@@ -501,7 +521,7 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
 
 
 @cli.command("predict")
-@_CHECKPOINT
+@_MODEL
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/predict", show_default=True,
               help="Folder for predictions.jsonl, predictions.csv, issues.csv and figures.")
@@ -601,9 +621,22 @@ def reproduce(cpsc, ptbxl, extra, out, quick, cross, sampling_rate_hz, epochs, b
     click.echo(f"report: {path}")
 
 
+@cli.command("models")
+@click.argument("bundles", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.option("--card", default=None, help="Print a model card instead: 'starter' or a bundle with a MODEL_CARD.md.")
+def models(bundles, card) -> None:
+    """List the models: the starter model shipped with ecglens and the BUNDLES named, with their classes and data.
+
+    \b
+    Example:
+      ecglens models runs/demo/best
+      ecglens models --card starter
+    """
+    _show(_workflows().run_models(bundles, card))
+
+
 @cli.command("serve")
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Bundle to serve (default: the bundle 'ecglens demo' built, if any).")
+@_MODEL
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; any other than loopback requires a token.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port to listen on.")
@@ -624,7 +657,8 @@ def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_r
 
     \b
     Example:
-      ecglens serve --checkpoint runs/demo/best     # then open http://127.0.0.1:8000
+      ecglens serve                                 # the starter model; then open http://127.0.0.1:8000
+      ecglens serve --checkpoint runs/demo/best
     """
     from ecglens.serve.server import run_server
 

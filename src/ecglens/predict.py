@@ -245,8 +245,9 @@ def _require(*modules: str) -> None:
         raise ValueError(f"ONNX needs {', '.join(missing)}: pip install 'ecglens[onnx]'")
 
 
-def load_bundle(path: str | os.PathLike, device: str = "auto", engine: str = "torch") -> Predictor:
-    """Load a bundle for prediction (the package's public entry point)."""
+def load_bundle(path: str | os.PathLike = "starter", device: str = "auto", engine: str = "torch") -> Predictor:
+    """Load a bundle for prediction (the package's public entry point); ``"starter"``, the default, is the model
+    shipped with ecglens (see ``ecglens models --card starter``)."""
     return Predictor(path, device, engine)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecglens.atomic import write_json
-from ecglens.bundle import BundleMeta, bundle_digest, read_meta
+from ecglens.bundle import STARTER, BundleMeta, bundle_digest, model_card, read_meta, starter_manifest, starter_path
 from ecglens.cache import BuildReport, build_cache
 from ecglens.distributed import rank_device
 from ecglens.explain.faithfulness import FaithfulnessResult, faithfulness
@@ -240,6 +240,62 @@ def run_calibrate(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathL
     from ecglens.train.calibrate import calibrate_bundle  # a training step: imported when this command runs
 
     return CalibrateRun(str(checkpoint), calibrate_bundle(checkpoint, caches, device))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One bundle as ``ecglens models`` lists it."""
+
+    name: str
+    path: str
+    classes: tuple[str, ...]
+    sampling_rate_hz: float
+    leads: int
+    trained_on: str
+    calibrated: bool
+    thresholds: str
+
+
+@dataclass(frozen=True)
+class ModelsRun:
+    """The bundles available: the starter model and those named."""
+
+    models: tuple[ModelInfo, ...]
+    card: str | None = None
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: the card when asked for, else one block per bundle."""
+        if self.card is not None:
+            return [self.card]
+        lines = []
+        for m in self.models:
+            lines += [f"{m.name}  ({m.path})", f"  classes: {', '.join(m.classes)}",
+                      f"  input: {m.leads} leads at {m.sampling_rate_hz:g} Hz; probabilities "
+                      f"{'calibrated' if m.calibrated else 'not calibrated'}; thresholds: {m.thresholds}",
+                      f"  trained on: {m.trained_on}", ""]
+        return lines
+
+
+def _model_info(bundle: str) -> ModelInfo:
+    meta = read_meta(bundle)
+    data = meta.training_data
+    if bundle == STARTER:
+        manifest = starter_manifest()
+        name, path, trained_on = manifest["name"], str(starter_path()), f"{manifest['summary']}; {manifest['notice']}"
+    else:
+        name, path = Path(bundle).name if Path(bundle).name != "best" else Path(bundle).parent.name, str(bundle)
+        trained_on = "unknown" if data is None else (
+            f"{', '.join(data.datasets)}: {data.n_train} training, {data.n_val} validation records "
+            f"(label profile {data.label_profile or 'unknown'}, epoch {data.epoch})")
+    return ModelInfo(name, path, meta.class_names, meta.sampling_rate_hz, len(meta.lead_names), trained_on,
+                     meta.temperatures is not None, meta.threshold_origin.describe())
+
+
+def run_models(bundles: Sequence[str] = (), card: str | None = None) -> ModelsRun:
+    """``models``: the starter model and the named bundles, or one bundle's model card."""
+    if card is not None:
+        return ModelsRun((), model_card(card))
+    return ModelsRun(tuple(_model_info(b) for b in (STARTER, *bundles)))
 
 
 # -- explain --------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ecglens._version import __version__
+from ecglens.bundle import STARTER, starter_manifest
 from ecglens.diagnose import EXPLANATIONS, Diagnosis, explain_scored
 from ecglens.explain.inputs import bundle_background
 from ecglens.io import Record
@@ -35,8 +36,6 @@ from ecglens.serve.batching import MicroBatcher
 from ecglens.serve.examples import Example, make_examples
 from ecglens.serve.uploads import Upload, UploadError, read_upload
 
-DEMO_BUNDLE = Path("ecglens-out/demo/run/best")
-"""Where ``ecglens demo`` (with its default --out) leaves its bundle; served when no --checkpoint is given."""
 STATIC = files("ecglens.serve") / "static"
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                            "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -76,6 +75,10 @@ class _Service:
         # force: the viewer shows a record that is not interpretable with its probabilities, never a decision
         self.predictor = Predictor(config.bundle, config.device, force=True)
         self.meta = self.predictor.meta
+        self.notice = None
+        if config.bundle == STARTER:
+            manifest = starter_manifest()
+            self.notice = f"{manifest['name']}, the starter model: {manifest['notice']}"
         self.background = bundle_background(self.meta, config.background_caches)
         self.model_thread: ThreadPoolExecutor | None = None
         self.batcher: MicroBatcher | None = None
@@ -140,6 +143,8 @@ class _Service:
             "explanations": [m for m in EXPLANATIONS if m != "shap" or self.background is not None],
             "limits": {"max_upload_mb": self.config.limits.max_upload_bytes / 2**20,
                        "max_record_seconds": self.config.limits.max_record_seconds},
+            "calibrated": meta.temperatures is not None,
+            "notice": self.notice,
             "ecglens_version": __version__,
         }
 

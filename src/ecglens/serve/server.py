@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from pathlib import Path
 
-from ecglens.serve.app import DEMO_BUNDLE, ServeConfig, ServeLimits, create_app
+from ecglens.bundle import STARTER, starter_notice
+from ecglens.serve.app import ServeConfig, ServeLimits, create_app
 
 
 def is_loopback(host: str) -> bool:
@@ -19,18 +19,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def resolve_bundle(checkpoint: str | None) -> str:
-    """The bundle to serve: the one given, else the demo's.
-
-    Raises:
-        FileNotFoundError: none given and the demo has not been run here (says how to get one).
-    """
-    if checkpoint:
-        return checkpoint
-    if (DEMO_BUNDLE / "bundle.json").is_file():
-        return str(DEMO_BUNDLE)
-    raise FileNotFoundError("no bundle to serve: pass --checkpoint BUNDLE (a run's best/), or run 'ecglens demo' "
-                            f"first to build one at {DEMO_BUNDLE}")
+def serve_bundle(checkpoint: str | None) -> str:
+    """The bundle to serve: the one given, else the starter model shipped with ecglens (trained on real ECGs)."""
+    return checkpoint or STARTER
 
 
 def serve_config(checkpoint: str | None, host: str, token: str | None, background_caches: Sequence[str] = (),
@@ -46,7 +37,7 @@ def serve_config(checkpoint: str | None, host: str, token: str | None, backgroun
     if max_upload_mb <= 0 or max_record_minutes <= 0 or max_in_flight <= 0:
         raise ValueError("--max-upload-mb, --max-record-minutes and --max-in-flight must be positive")
     limits = ServeLimits(int(max_upload_mb * 2**20), max_record_minutes * 60, max_in_flight)
-    return ServeConfig(resolve_bundle(checkpoint), device, token, limits, tuple(background_caches))
+    return ServeConfig(serve_bundle(checkpoint), device, token, limits, tuple(background_caches))
 
 
 def run_server(checkpoint: str | None, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
@@ -58,6 +49,7 @@ def run_server(checkpoint: str | None, host: str = "127.0.0.1", port: int = 8000
     config = serve_config(checkpoint, host, token, background_caches, max_upload_mb, max_record_minutes,
                           max_in_flight, device)
     app = create_app(config)
-    print(f"serving {Path(config.bundle)} at http://{host}:{port} (API docs at /docs); Ctrl-C stops",
-          flush=True)
+    if config.bundle == STARTER:
+        print(starter_notice(), flush=True)
+    print(f"serving {config.bundle} at http://{host}:{port} (API docs at /docs); Ctrl-C stops", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

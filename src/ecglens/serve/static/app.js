@@ -39,7 +39,8 @@ async function init() {
     state.model = await api("/api/model");
     const m = state.model;
     const data = m.training_data ? ` trained on ${m.training_data.datasets.join(", ")} (${m.training_data.n_train} records)` : "";
-    $("model-line").textContent = `${m.model}, ${m.class_names.length} classes, ${m.sampling_rate_hz} Hz,${data}; ecglens ${m.ecglens_version}`;
+    const notice = m.notice ? `${m.notice}. ` : "";
+    $("model-line").textContent = `${notice}${m.model}, ${m.class_names.length} classes, ${m.sampling_rate_hz} Hz,${data}${m.calibrated ? ", calibrated probabilities" : ""}; ecglens ${m.ecglens_version}`;
     for (const name of m.class_names) $("class-select").appendChild(element("option", name));
     for (const example of await api("/api/examples")) {
       const button = element("button", example.class);
