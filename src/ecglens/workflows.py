@@ -283,7 +283,7 @@ def _model_info(bundle: str) -> ModelInfo:
         manifest = starter_manifest()
         name, path, trained_on = manifest["name"], str(starter_path()), f"{manifest['summary']}; {manifest['notice']}"
     else:
-        name, path = Path(bundle).name if Path(bundle).name != "best" else Path(bundle).parent.name, str(bundle)
+        name, path = str(bundle), str(Path(bundle).resolve())
         trained_on = "unknown" if data is None else (
             f"{', '.join(data.datasets)}: {data.n_train} training, {data.n_val} validation records "
             f"(label profile {data.label_profile or 'unknown'}, epoch {data.epoch})")
