@@ -18,8 +18,9 @@ thread count):
 4. per-class temperature scaling on validation, thresholds F1-optimal on the calibrated validation
    probabilities;
 5. the test part (never seen by training or tuning): per-class AUC and F1 with bootstrap CIs, ECE;
-6. the package files: fp16 weights (safetensors), ``bundle.json``, ``starter.json`` (checksum, data,
-   build, reference predictions of three shared records) and ``MODEL_CARD.md``.
+6. the package files: fp16 weights (safetensors), ``bundle.json``, a SHAP background of 32 training records
+   (``background.safetensors``, fp16), ``starter.json`` (checksum, data, build, reference predictions of
+   three shared records) and ``MODEL_CARD.md``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ SOURCES = ("ptbxl=ptbxl100:{d}/ptb-xl", "cpsc2018=cpsc2018:{d}/cpsc2018", "cpsc2
 REFERENCE_RECORDS = ("ptb-xl/records100/00000/00001_lr.hea", "challenge/cpsc2018/A0001.hea",
                      "challenge/cpsc2018-extra/Q0001.hea")
 NAME = "ecglens-starter-1"
+BACKGROUND_RECORDS = 32
 LICENCES = ("PTB-XL 1.0.3 (Wagner et al. 2020, PhysioNet): CC BY 4.0", "PhysioNet/CinC Challenge 2020/2021 training "
             "data (Perez Alday et al. 2020; Reyna et al. 2021): CC BY 4.0", "CPSC 2018 (Liu et al. 2018): free for "
             "research use")
@@ -83,7 +85,7 @@ def build(args: argparse.Namespace) -> dict:
     y_test, p_test = predict_dataset(model, CacheDataset([cache], test_items, config.policy, False), 64, "cpu")
     seconds = time.perf_counter() - started
     counts = _counts(cache, split)
-    return {"bundle": bundle, "meta": model_meta, "evaluation": evaluation, "calibration": calibration,
+    return {"bundle": bundle, "cache": str(cache.path), "meta": model_meta, "evaluation": evaluation, "calibration": calibration,
             "test_ece": expected_calibration_error(y_test, p_test).tolist(),
             "test_brier": brier_scores(y_test, p_test).tolist(), "counts": counts, "cache_report": report,
             "train": result, "config": config, "seconds": seconds}
@@ -109,6 +111,8 @@ def _counts(cache, split) -> dict:
 def package(built: dict, out: Path) -> dict:
     """Write the package files: fp16 weights, bundle.json, starter.json; returns the manifest."""
     from ecglens.bundle import META_FILE, STARTER_MANIFEST, WEIGHTS_FILE
+    from ecglens.cache import EcgCache
+    from ecglens.explain.inputs import save_background, training_background
     from ecglens.predict import Predictor
 
     out.mkdir(parents=True, exist_ok=True)
@@ -117,6 +121,8 @@ def package(built: dict, out: Path) -> dict:
     save_file(half, str(out / WEIGHTS_FILE), metadata={"format": "pt", "model": NAME})
     (out / WEIGHTS_FILE).chmod(0o644)  # package data every user can read
     shutil.copyfile(Path(built["bundle"]) / META_FILE, out / META_FILE)
+    background = training_background([EcgCache(built["cache"])], built["meta"], BACKGROUND_RECORDS, built["config"].seed)
+    save_background(background, out, int(built["config"].policy.window(100)))  # SHAP without the training cache
     digest = hashlib.sha256((out / WEIGHTS_FILE).read_bytes()).hexdigest()
     manifest = {"name": NAME, "weights_sha256": digest, "weights_dtype": "float16",
                 "weights_bytes": (out / WEIGHTS_FILE).stat().st_size,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecglens.atomic import write_json
-from ecglens.bundle import STARTER, BundleMeta, bundle_digest, model_card, read_meta, starter_manifest, starter_path
+from ecglens.bundle import STARTER, bundle_digest, model_card, read_meta, starter_manifest, starter_path
 from ecglens.cache import BuildReport, build_cache
 from ecglens.distributed import rank_device
 from ecglens.explain.faithfulness import FaithfulnessResult, faithfulness
@@ -315,8 +315,8 @@ def select_inputs(predictor: Predictor, caches: Sequence[str | os.PathLike], rec
     return split_inputs(open_caches(caches, meta), meta, "test", n_records)
 
 
-def _background(meta: BundleMeta, caches: Sequence[str | os.PathLike], n: int) -> Background:
-    background = bundle_background(meta, caches, n)
+def _background(predictor: Predictor, caches: Sequence[str | os.PathLike], n: int) -> Background:
+    background = bundle_background(predictor.meta, caches, n, predictor.bundle)
     if background is None:
         raise ValueError("SHAP needs a background: pass a cache (--data, or --background for predict); its "
                          "training split is used")
@@ -343,7 +343,7 @@ def run_record_maps(method: str, checkpoint: str | os.PathLike, caches: Sequence
     """``explain gradcam|shap|guided-gradcam``: each record's map for its predicted classes (or ``class_name``)."""
     predictor = Predictor(checkpoint, device)
     inputs = select_inputs(predictor, caches, records, n_records)
-    base = _background(predictor.meta, caches, background) if method == "shap" else None
+    base = _background(predictor, caches, background) if method == "shap" else None
     explanations = explain_inputs(predictor.model, predictor.meta, inputs, method, class_name, base, n_samples)
     written = write_record_explanations(explanations, predictor.meta, Path(out), figures)
     return MapsRun(tuple(explanations), Written(written[:1]))
@@ -378,7 +378,7 @@ def run_lead_shapley(checkpoint: str | os.PathLike, caches: Sequence[str | os.Pa
     if class_name is not None and class_name not in meta.class_names:
         raise ValueError(f"unknown class {class_name!r}; choose from {', '.join(meta.class_names)}")
     inputs = select_inputs(predictor, caches, records, n_records)
-    background = _background(meta, caches, 100) if baseline == "mean" else None
+    background = _background(predictor, caches, 100) if baseline == "mean" else None
     tables = lead_shapley_tables(predictor.model, meta, inputs, baseline, background, n_permutations)
     written = write_lead_shapley(tables, Path(out))
     shown = (class_name,) if class_name else meta.class_names
@@ -535,7 +535,7 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
     lead_names = canonical_leads(lead_names) if lead_names else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine, force)
     meta = predictor.meta
-    background = _background(meta, background_caches, 100) if explain == "shap" else None
+    background = _background(predictor, background_caches, 100) if explain == "shap" else None
     out = Path(out)
     predictions, issues, drawn = [], [], []
     with PredictionLog(out) as log:  # rows reach the disk as they come: a failure keeps those already written

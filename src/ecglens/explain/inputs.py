@@ -126,9 +126,30 @@ def training_background(caches: Sequence[EcgCache], meta: BundleMeta, n: int = 1
     return Background(tuple(item.signal for item in split_inputs(caches, meta, "train", n, seed)))
 
 
-def bundle_background(meta: BundleMeta, caches: Sequence[str | os.PathLike] = (), n: int = 100) -> Background | None:
-    """The SHAP background from ``caches``, else from the bundle's own training caches where they still exist;
-    None when there are none."""
+BACKGROUND_FILE = "background.safetensors"
+"""A bundle's own SHAP background (training-split model inputs, fp16), shipped with the starter model."""
+
+
+def save_background(background: Background, path: str | os.PathLike, n_samples: int) -> Path:
+    """Write a background into a bundle as ``background.safetensors`` (fp16), each record fitted to ``n_samples``
+    (its records are then refitted to each input's length, as any background's)."""
+    from safetensors.numpy import save_file
+
+    path = Path(path) / BACKGROUND_FILE
+    save_file({"signals": background.tensor(n_samples).numpy().astype(np.float16)}, str(path))
+    path.chmod(0o644)
+    return path
+
+
+def bundle_background(meta: BundleMeta, caches: Sequence[str | os.PathLike] = (), n: int = 100,
+                      bundle: str | os.PathLike | None = None) -> Background | None:
+    """The SHAP background: from ``caches`` when given, else the bundle's own ``background.safetensors``, else its
+    training caches where they still exist; None when there is none."""
+    if not caches and bundle is not None and (Path(bundle) / BACKGROUND_FILE).is_file():
+        from safetensors.numpy import load_file
+
+        signals = load_file(str(Path(bundle) / BACKGROUND_FILE))["signals"][:n].astype(np.float32)
+        return Background(tuple(signals))
     paths = list(caches) or ([c for c in meta.training_data.caches if Path(c).is_dir()]
                              if meta.training_data is not None else [])
     return training_background(open_caches(paths, meta), meta, n) if paths else None
