@@ -1,6 +1,7 @@
 """Screenshot of the web viewer (for the README): serve a bundle on 127.0.0.1, open an example in Chromium.
 
 Usage: python scripts/viewer_screenshot.py BUNDLE [--background CACHE] [--example PVC] [--out docs/figures/viewer.png]
+       python scripts/viewer_screenshot.py starter --record FILE.hea --record FILE.dat --class SNR --out ...
 
 Needs Debian's chromium and the playwright Python package (both installed by .ci/run).
 """
@@ -20,6 +21,8 @@ def main() -> None:
     parser.add_argument("bundle")
     parser.add_argument("--background", action="append", default=[])
     parser.add_argument("--example", default="PVC")
+    parser.add_argument("--record", action="append", default=[], help="upload these files instead of an example")
+    parser.add_argument("--class", dest="class_name", default=None, help="class to explain (default: --example)")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--out", default="docs/figures/viewer.png")
     args = parser.parse_args()
@@ -35,9 +38,12 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=FLAGS)
             page = browser.new_page(viewport={"width": args.width, "height": 900})
             page.goto(server.url)
-            page.click(f"#examples button >> text={args.example}")
+            if args.record:
+                page.set_input_files("#file-input", args.record)
+            else:
+                page.click(f"#examples button >> text={args.example}")
             page.locator("#ecg .annotation-text").nth(11).wait_for()
-            page.select_option("#class-select", args.example)
+            page.select_option("#class-select", args.class_name or args.example)
             page.check("#gradcam-toggle")
             page.wait_for_selector("#ecg[data-gradcam='on'], #ecg[data-gradcam='empty']")
             page.locator("#shap-bars .point").nth(11).wait_for()

@@ -204,8 +204,8 @@ def test_the_token(tiny_run, signal, tmp_path):
 
 def test_serve_command_errors_are_one_line(tiny_run, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    assert main(["serve"]) == 1
-    assert "run 'ecglens demo' first" in capsys.readouterr().err
+    assert main(["serve", "--checkpoint", str(tmp_path / "nope")]) == 2
+    assert "is not a bundle directory" in capsys.readouterr().err
     assert main(["serve", "--checkpoint", tiny_run.bundle, "--host", "0.0.0.0"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--token" in err

@@ -83,6 +83,7 @@ def test_predict_serve_and_the_api_default_to_the_starter(shared_data, tmp_path,
     with TestClient(create_app(config)) as client:
         model = client.get("/api/model").json()
     assert model["class_names"][0] == "SNR" and config.bundle == "starter"
+    assert "shap" in model["explanations"] and "not for clinical decisions" in model["notice"]  # its own background
     assert ecglens.load_bundle().meta == load_model("starter")[1]
     assert main(["models"]) == 0 and starter_manifest()["name"] in capsys.readouterr().out
     assert main(["models", "--card", "starter"]) == 0 and "# Model card" in capsys.readouterr().out

@@ -270,7 +270,7 @@ def bundle_digest(path: str | os.PathLike) -> str:
     """SHA-256 over a bundle's metadata and weights files: what identifies the model a result came from."""
     digest = hashlib.sha256()
     for name in (META_FILE, WEIGHTS_FILE):
-        with open(Path(path) / name, "rb") as handle:
+        with open(resolve_bundle(path) / name, "rb") as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
     return digest.hexdigest()
