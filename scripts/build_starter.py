@@ -118,7 +118,8 @@ def package(built: dict, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     state = load_file(str(Path(built["bundle"]) / WEIGHTS_FILE))
     half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
-    save_file(half, str(out / WEIGHTS_FILE), metadata={"format": "pt", "model": NAME})
+    # one metadata key: safetensors writes its metadata map in an order that changes from run to run
+    save_file(half, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
     (out / WEIGHTS_FILE).chmod(0o644)  # package data every user can read
     shutil.copyfile(Path(built["bundle"]) / META_FILE, out / META_FILE)
     background = training_background([EcgCache(built["cache"])], built["meta"], BACKGROUND_RECORDS, built["config"].seed)
