@@ -80,26 +80,35 @@ def map_shards(compute: Callable[[int, Sequence[Item]], Arrays], items: Sequence
         raise ValueError("a multi-process run needs a folder for its shards (store)")
     starts = list(range(0, len(items), shard_size))
     if store is None:
-        parts = [compute(start, items[start:start + shard_size])
-                 for start in bar(starts, desc=desc, unit="shard", enabled=progress)]
+        parts = []
+        with bar(total=len(items), desc=desc, unit="rec", enabled=progress) as counter:
+            for start in starts:
+                parts.append(compute(start, items[start:start + shard_size]))
+                counter.update(min(shard_size, len(items) - start))
         return _join(parts)
     folder = job_folder(store, job or {})
     if rank == 0 and not (folder / "job.json").is_file():
         write_text(folder / "job.json", _canonical(job or {}))
-    mine = [(k, start) for k, start in enumerate(starts) if k % world == rank]
-    todo = [(k, start) for k, start in mine if _load(folder, k) is None]
-    counter = bar(total=len(mine), initial=len(mine) - len(todo), desc=desc, unit="shard",
+    def size(start: int) -> int:
+        return min(shard_size, len(items) - start)
+
+    mine = {k: start for k, start in enumerate(starts) if k % world == rank}
+    finished = {k: part for k in mine if (part := _load(folder, k)) is not None}  # a damaged shard: computed again
+    total = sum(size(start) for start in mine.values())
+    counter = bar(total=total, initial=sum(size(mine[k]) for k in finished), desc=desc, unit="rec",
                   enabled=progress and rank == 0)
-    for k, start in todo:
-        arrays = compute(start, items[start:start + shard_size])
+    for k, start in mine.items():
+        if k in finished:
+            continue
+        finished[k] = compute(start, items[start:start + size(start)])
         with atomic_open(folder / f"{k:05d}.npz", "wb") as handle:
-            np.savez(handle, **arrays)
-        counter.update()
+            np.savez(handle, **finished[k])
+        counter.update(size(start))
     counter.close()
     barrier()
     if rank != 0:
         return None
-    parts = [_load(folder, k) for k in range(len(starts))]
+    parts = [finished[k] if k in finished else _load(folder, k) for k in range(len(starts))]
     if any(part is None for part in parts):
         raise RuntimeError(f"{folder}: a shard is missing after every rank finished")
     return _join(parts)
