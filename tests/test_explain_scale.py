@@ -92,11 +92,11 @@ def test_torchrun_two_processes_equal_one(tiny_run, tmp_path: Path) -> None:
               "--device", "cpu", "--background", "10"]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                 "-m", "ecglens.cli", "-q", "--threads", "1", "explain"]
-    done = subprocess.run([*torchrun, "population", *common, "--records", "20", "--split", "train", "--n-samples", "2"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    population = ["population", *common, "--n-records", "20", "--split", "train", "--n-samples", "2"]
+    done = subprocess.run([*torchrun, *population], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("records in") == 1  # rank 0 alone reports
-    done = subprocess.run([*torchrun, "faithfulness", *common, "--records", "20", "--steps", "4"],
+    done = subprocess.run([*torchrun, "faithfulness", *common, "--n-records", "20", "--steps", "4"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     two = json.loads((tmp_path / "two" / "population.json").read_text())

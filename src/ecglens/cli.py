@@ -480,8 +480,8 @@ def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out
 
 @explain.command("population")
 @_over_cache
-@click.option("--n", "--records", "n_records", type=int, default=200, show_default=True,
-              help="Records of the split to use (--records under torchrun, whose parser takes --n for its own).")
+@click.option("--n", "--n-records", "n_records", type=int, default=200, show_default=True,
+              help="Records of the split to use (--n-records under torchrun, whose parser takes --n for its own).")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
               help="Split whose records are explained.")
 @_background(100)
@@ -496,15 +496,15 @@ def explain_population(checkpoint, caches, n_records, split, background, n_sampl
     \b
     Example:
       ecglens explain population --checkpoint runs/demo/best --data caches/demo --n 200
-      torchrun --standalone --nproc-per-node 4 -m ecglens.cli explain population --checkpoint ... --records 5000
+      torchrun --standalone --nproc-per-node 4 -m ecglens.cli explain population --checkpoint ... --n-records 5000
     """
     _show(_workflows().run_population(checkpoint, caches, n_records, split, background, n_samples, out, device))
 
 
 @explain.command("faithfulness")
 @_over_cache
-@click.option("--n", "--records", "n_records", type=int, default=40, show_default=True,
-              help="Test records to measure on (--records under torchrun).")
+@click.option("--n", "--n-records", "n_records", type=int, default=40, show_default=True,
+              help="Test records to measure on (--n-records under torchrun).")
 @click.option("--methods", default="gradcam,shap", show_default=True, help="Comma-separated methods to measure.")
 @click.option("--steps", type=int, default=10, show_default=True, help="Deletion/insertion steps.")
 @_background(50)
