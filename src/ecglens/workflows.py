@@ -424,7 +424,7 @@ def run_population(checkpoint: str | os.PathLike, caches: Sequence[str | os.Path
     meta = read_meta(checkpoint)
     opened = open_caches(caches, meta)
     inputs = split_inputs(opened, meta, split, n_records, lazy=True)
-    predictor, job = _sharded_job(checkpoint, device, inputs, background=background)
+    predictor, job = _sharded_job(checkpoint, device, inputs, command="population", background=background)
     store = Path(out) / SHARDS_DIR
     result = population_importance(predictor.model, inputs, training_background(opened, meta, background),
                                    meta.class_names, meta.lead_names, n_samples, progress=progress, store=store,
@@ -460,7 +460,7 @@ def run_faithfulness(checkpoint: str | os.PathLike, caches: Sequence[str | os.Pa
     meta = read_meta(checkpoint)
     opened = open_caches(caches, meta)
     inputs = split_inputs(opened, meta, "test", n_records, lazy=True)
-    predictor, job = _sharded_job(checkpoint, device, inputs, background=background)
+    predictor, job = _sharded_job(checkpoint, device, inputs, command="faithfulness", background=background)
     store = Path(out) / SHARDS_DIR
     result = faithfulness(predictor.model, meta, inputs, training_background(opened, meta, background), methods,
                           steps, progress=progress, store=store, job=job)
