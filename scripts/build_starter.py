@@ -179,7 +179,7 @@ this card. **Research and education only; not for clinical decisions.**
 - The study's 34-layer 1D ResNet (Zhang et al. 2020; Habeeb & Goyal), 12 leads, 9 outputs: {', '.join(classes)}.
 - Input: 100 Hz, every record scored whole (10-s random crops in training). 100 Hz because the 500 Hz
   files cover only a third of the shared PTB-XL sample, and 100 Hz trains five times faster on a CPU;
-  the PTB-XL benchmark (Strodthoff et al. 2021) found no gain from 500 Hz for its tasks.
+  the PTB-XL benchmark (Strodthoff et al. 2021) also reports its models at 100 Hz.
 - Weights in fp16 safetensors ({manifest['weights_bytes'] / 1e6:.0f} MB), SHA-256 `{manifest['weights_sha256']}`
   (checked when loaded).
 - Probabilities calibrated by per-class temperature scaling on validation; thresholds F1-optimal on the
