@@ -79,30 +79,25 @@ def map_shards(compute: Callable[[int, Sequence[Item]], Arrays], items: Sequence
     if world > 1 and store is None:
         raise ValueError("a multi-process run needs a folder for its shards (store)")
     starts = list(range(0, len(items), shard_size))
-    if store is None:
-        parts = []
-        with bar(total=len(items), desc=desc, unit="rec", enabled=progress) as counter:
-            for start in starts:
-                parts.append(compute(start, items[start:start + shard_size]))
-                counter.update(min(shard_size, len(items) - start))
-        return _join(parts)
-    folder = job_folder(store, job or {})
-    if rank == 0 and not (folder / "job.json").is_file():
-        write_text(folder / "job.json", _canonical(job or {}))
+
     def size(start: int) -> int:
         return min(shard_size, len(items) - start)
 
+    folder = None if store is None else job_folder(store, job or {})
+    if folder is not None and rank == 0 and not (folder / "job.json").is_file():
+        write_text(folder / "job.json", _canonical(job or {}))
     mine = {k: start for k, start in enumerate(starts) if k % world == rank}
-    finished = {k: part for k in mine if (part := _load(folder, k)) is not None}  # a damaged shard: computed again
-    total = sum(size(start) for start in mine.values())
-    counter = bar(total=total, initial=sum(size(mine[k]) for k in finished), desc=desc, unit="rec",
-                  enabled=progress and rank == 0)
+    # shards a killed run finished (a damaged one is computed again); none without a folder
+    finished = {} if folder is None else {k: part for k in mine if (part := _load(folder, k)) is not None}
+    counter = bar(total=sum(size(start) for start in mine.values()), desc=desc, unit="rec",
+                  initial=sum(size(mine[k]) for k in finished), enabled=progress and rank == 0)
     for k, start in mine.items():
         if k in finished:
             continue
         finished[k] = compute(start, items[start:start + size(start)])
-        with atomic_open(folder / f"{k:05d}.npz", "wb") as handle:
-            np.savez(handle, **finished[k])
+        if folder is not None:
+            with atomic_open(folder / f"{k:05d}.npz", "wb") as handle:
+                np.savez(handle, **finished[k])
         counter.update(size(start))
     counter.close()
     barrier()
