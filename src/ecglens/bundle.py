@@ -26,6 +26,7 @@ from ecglens._version import __version__
 from ecglens.classes import CLASS_NAMES
 from ecglens.data import SplitSpec
 from ecglens.io.limits import MAX_RATE_HZ, MAX_SECONDS, MIN_RATE_HZ, MIN_SECONDS
+from ecglens.labels.mapping import PROFILES, LabelMap, MappingRow, load_label_map
 from ecglens.leads import canonical_leads
 from ecglens.models import ResNetConfig, build_model, resolve_device
 from ecglens.preprocess import InputSpec, LengthPolicy
@@ -102,6 +103,20 @@ class BundleMeta:
     bundle_version: int = BUNDLE_VERSION
     temperatures: tuple[float, ...] | None = None
     """Per-class temperature scaling fitted on validation (None: uncalibrated); applied inside the model."""
+    label_space: LabelMap | None = None
+    """The label space the model was trained on, tables included (None: a bundle from before label spaces)."""
+
+    @property
+    def label_map(self) -> LabelMap:
+        """The label space of the outputs: the stored one, or for older bundles the nine classes under the
+        profile they were trained with (strict when unknown)."""
+        if self.label_space is not None:
+            return self.label_space
+        profile = self.training_data.label_profile if self.training_data else ""
+        try:
+            return load_label_map(profile if profile in PROFILES else "strict")
+        except ValueError:  # pragma: no cover - built-in profiles always load
+            return load_label_map("strict")
 
     @property
     def input_spec(self) -> InputSpec:
@@ -146,12 +161,16 @@ class BundleMeta:
                 versions=dict(data.get("versions", {})),
                 temperatures=None if data.get("temperatures") is None else
                 tuple(float(t) for t in data["temperatures"]),
+                label_space=_label_space(data.get("label_space")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise BundleError(f"{where}: invalid bundle metadata ({type(error).__name__}: {error})") from None
         if len(meta.thresholds) != len(meta.class_names) or meta.model.n_classes != len(meta.class_names):
             raise BundleError(f"{where}: {len(meta.class_names)} classes, {len(meta.thresholds)} thresholds, "
                               f"model outputs {meta.model.n_classes}")
+        if meta.label_space is not None and meta.label_space.classes != meta.class_names:
+            raise BundleError(f"{where}: label space {meta.label_space.space} has classes "
+                              f"{', '.join(meta.label_space.classes)}, the model {', '.join(meta.class_names)}")
         if meta.model.n_leads != len(meta.lead_names):
             raise BundleError(f"{where}: model takes {meta.model.n_leads} leads but {len(meta.lead_names)} are named")
         _check_ranges(meta, where)
@@ -195,6 +214,14 @@ def _threshold_origin(data: dict) -> ThresholdOrigin:
                            n_records=int(origin["n_records"]))
 
 
+def _label_space(data: dict | None) -> LabelMap | None:
+    if not data:
+        return None
+    rows = tuple(MappingRow(**{k: str(v) for k, v in row.items()}) for row in data["rows"])
+    return LabelMap(str(data["name"]), rows, str(data["space"]), tuple(str(c) for c in data["classes"]),
+                    tuple(str(c) for c in data.get("snomed", ())), str(data.get("source", "")))
+
+
 def _training_data(data: dict | None) -> TrainingData | None:
     if not data:
         return None
@@ -227,9 +254,11 @@ def package_versions() -> dict[str, str]:
 
 
 def default_meta(model_config: ResNetConfig, lead_names: tuple[str, ...], sampling_rate_hz: float,
-                 policy: LengthPolicy, **extra) -> BundleMeta:
-    """Metadata with fixed 0.5 thresholds and the current package versions."""
-    return BundleMeta(model=model_config, class_names=CLASS_NAMES[: model_config.n_classes],
+                 policy: LengthPolicy, label_space: LabelMap | None = None, **extra) -> BundleMeta:
+    """Metadata with fixed 0.5 thresholds and the current package versions; the classes are the label space's
+    (without one, the first ``n_classes`` of the nine)."""
+    names = label_space.classes if label_space is not None else CLASS_NAMES[: model_config.n_classes]
+    return BundleMeta(model=model_config, class_names=names, label_space=label_space,
                       lead_names=tuple(lead_names), sampling_rate_hz=sampling_rate_hz, policy=policy,
                       thresholds=(0.5,) * model_config.n_classes, versions=package_versions(), **extra)
 

@@ -423,7 +423,7 @@ class EcgCache:
         self._offsets = self.index["offset"].to_numpy(np.int64)
         self._lengths = self.index["n_samples"].to_numpy(np.int64)
         self.n_leads = len(self.spec.lead_names)
-        self._labels: np.ndarray | None = None
+        self._labels: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.index)
@@ -443,16 +443,29 @@ class EcgCache:
         start, n = self._offsets[i], self._lengths[i]
         return self.signals[start : start + self.n_leads * n].reshape(self.n_leads, n)
 
-    def labels(self) -> np.ndarray:
-        """Multi-hot targets, records x classes, float32 (computed once: the cache is read-only)."""
-        if self._labels is None:
-            self._labels = self.index[list(LABEL_COLUMNS)].to_numpy(np.float32)
-            self._labels.flags.writeable = False
-        return self._labels
+    def labels(self, label_map: LabelMap | None = None) -> np.ndarray:
+        """Multi-hot targets, records x classes, float32, computed once per label space.
 
-    def has_target(self) -> np.ndarray:
-        """True for records with at least one target class (the others stay out of training)."""
-        return self.labels().any(axis=1)
+        Without ``label_map``, or with the mapping the cache was prepared under, the stored nine-class
+        columns; under any other label space, each record's raw labels (stored as read) mapped anew, so one
+        cache serves every label space without preparing again.
+        """
+        key = "" if label_map is None or label_map.sha256 == self.spec.label_map_sha256 else label_map.sha256
+        if key not in self._labels:
+            if not key:
+                targets = self.index[list(LABEL_COLUMNS)].to_numpy(np.float32)
+            else:
+                rows = zip(self.index["raw_labels"], self.index["label_vocabulary"], strict=True)
+                targets = np.stack([label_map.encode(label_map.map(
+                    (tuple(pair) for pair in json.loads(raw)), vocabulary, self.spec.min_likelihood))
+                    for raw, vocabulary in rows]) if len(self) else np.zeros((0, len(label_map.classes)), np.float32)
+            targets.flags.writeable = False
+            self._labels[key] = targets
+        return self._labels[key]
+
+    def has_target(self, label_map: LabelMap | None = None) -> np.ndarray:
+        """True for records with at least one target class of the label space (the others stay out of training)."""
+        return self.labels(label_map).any(axis=1)
 
     def issues(self) -> list[ReadIssue]:
         """Records left out of the build, with reasons."""

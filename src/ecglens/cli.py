@@ -131,6 +131,34 @@ def data_summary(sources, label_profile, out, workers, strict, allow_outside_roo
                                    workers, strict))
 
 
+@data.command("label-spaces")
+@click.argument("space", required=False)
+def data_label_spaces(space) -> None:
+    """List the built-in label spaces, or the classes of one (with their Challenge 2021 SNOMED-CT codes).
+
+    Any cache serves any label space: choose one with 'ecglens train --label-space'.
+
+    \b
+    Examples:
+      ecglens data label-spaces
+      ecglens data label-spaces ptbxl-superdiagnostic
+    """
+    from ecglens.labels import builtin_spaces, challenge_scoring, load_label_space
+
+    if space is None:
+        for info in builtin_spaces():
+            label_map = load_label_space(f"{info.space}:{info.profile}")
+            click.echo(f"{label_map.label:<22} {len(label_map.classes):>3} classes  {info.description} "
+                       f"[{info.source}]")
+        return
+    label_map = load_label_space(space)
+    click.echo(f"{label_map.label}: {len(label_map.classes)} classes; vocabularies "
+               f"{', '.join(label_map.vocabularies)}; source {label_map.source}")
+    for name, code in zip(label_map.classes, label_map.snomed, strict=True):
+        click.echo(f"  {name:<12} {code or '-'}")
+    click.echo(f"Challenge 2021 score: {challenge_scoring(label_map).note}")
+
+
 @data.command("download")
 @click.argument("dataset")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the dataset (created).")
@@ -191,9 +219,16 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
 
 
 @cli.command("train")
-@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML, TOML or JSON file of these options (a run's own config.json repeats that run); "
+                   "flags given here override it.")
+@click.option("--data", "caches", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Cache directory (repeat for several; each is split by its own rule).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
+@click.option("--label-space", default=None, show_default="cpsc9 under the cache's profile",
+              help="Classes to train on: cpsc9[:strict|:seed], ptbxl-all, ptbxl-diagnostic, ptbxl-subdiagnostic, "
+                   "ptbxl-superdiagnostic, ptbxl-form, ptbxl-rhythm, challenge2021, or a mapping CSV "
+                   "(see 'ecglens data label-spaces'). Any cache serves any space: no new prepare.")
 @click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
 @click.option("--epochs", type=int, default=30, show_default=True, help="Training epochs (the study's 30).")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Records per batch (the study's 32).")
@@ -217,12 +252,18 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
               help="DataLoader worker processes (persistent across epochs).")
 @click.option("--compile", "compile_model", is_flag=True,
               help="torch.compile the model for training (slower first epoch; faster after, mostly on CUDA).")
+@click.option("--tensorboard", is_flag=True,
+              help="Also write TensorBoard event files to RUN/tensorboard (needs the 'tensorboard' extra).")
 @click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
               help="Start from this bundle's weights (fine-tuning, the study's Ours_1).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out exactly.")
-def train(caches, out, model, epochs, batch_size, lr, seed, policy, policy_seconds, augment_probability, leads,
-          val_fold, test_fold, device, no_amp, workers, compile_model, init, resume) -> None:
+@click.pass_context
+def train(ctx, config_file, out, resume, **options) -> None:
     """Train on the training split of caches; the best epoch (validation macro AUC) becomes a bundle.
+
+    The run writes config.json (every option, resolved), splits.csv, log.csv (loss, validation macro AUC,
+    AUPRC and Fmax, learning rate per epoch) and best/ (the bundle, with its label space and tables).
+    'ecglens train --config RUN/config.json --out NEW' repeats a run exactly.
 
     Multi-process: torchrun --nproc-per-node 2 -m ecglens.cli train ...
 
@@ -230,20 +271,22 @@ def train(caches, out, model, epochs, batch_size, lr, seed, policy, policy_secon
     autotuning (its kernel choice can make a resumed run differ from an uninterrupted one by float rounding).
 
     \b
-    Example:
+    Examples:
       ecglens train --data caches/ptbxl100 --out runs/ptbxl --epochs 30 --batch-size 32 --lr 1e-4
+      ecglens train --data caches/ptbxl100 --out runs/super --label-space ptbxl-superdiagnostic
+      ecglens train --config runs/super/config.json --out runs/super-again
     """
-    from ecglens.data import SplitSpec
-    from ecglens.leads import LEAD_NAMES
-    from ecglens.preprocess import LengthPolicy
-    from ecglens.train.loop import TrainConfig, fit
+    from click.core import ParameterSource
 
-    seconds = policy_seconds or (30.0 if policy == "original" else 10.0)
-    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                         policy=LengthPolicy(policy, seconds), augmentation_probability=augment_probability,
-                         lead_names=tuple(_ids(leads)) or LEAD_NAMES, split=SplitSpec(seed, val_fold, test_fold),
-                         device=device, amp=not no_amp, workers=workers, compile=compile_model)
-    result = fit(caches, out, config, init=init, resume=resume)
+    from ecglens.train.config import train_request
+    from ecglens.train.loop import fit
+
+    given = {name: value for name, value in options.items()
+             if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    if "caches" in given:
+        given["data"] = list(given.pop("caches"))
+    request = train_request(config_file, **given)
+    result = fit(request.caches, out, request.config, init=request.init, resume=resume)
     auc = "n/a" if result.best_val_macro_auc is None else f"{result.best_val_macro_auc:.4f}"
     click.echo(f"best epoch {result.best_epoch} (validation macro AUC {auc}); bundle: {result.best_bundle}")
 

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ecglens.cache import LABEL_COLUMNS, EcgCache
+from ecglens.labels.mapping import LabelMap
 from ecglens.leads import LEAD_NAMES, lead_order
 from ecglens.preprocess import LengthPolicy, apply_policy, batches_by_length, random_window
 
@@ -106,10 +107,12 @@ class CacheDataset(Dataset):
         augmentation: training augmentation, or None.
         seed: with the epoch (`set_epoch`) and item number, seeds each item's randomness, so results
             do not depend on worker processes or ranks.
+        label_map: the label space of the targets (None: the caches' own nine classes).
     """
 
     def __init__(self, caches: Sequence[EcgCache], items: Sequence[Item], policy: LengthPolicy, train: bool,
-                 lead_names: Sequence[str] = LEAD_NAMES, augmentation: Augmentation | None = None, seed: int = 0):
+                 lead_names: Sequence[str] = LEAD_NAMES, augmentation: Augmentation | None = None, seed: int = 0,
+                 label_map: LabelMap | None = None):
         rates = {cache.sampling_rate_hz for cache in caches}
         if len(rates) != 1:
             raise ValueError(f"caches have different sampling rates: {sorted(rates)}")
@@ -125,8 +128,9 @@ class CacheDataset(Dataset):
         self.all_leads = [len(rows) == cache.n_leads and bool((rows == np.arange(cache.n_leads)).all())
                           for rows, cache in zip(self.lead_rows, self.caches, strict=True)]
         self.window = policy.window(self.sampling_rate_hz)
-        self._labels = np.stack([self.caches[i.cache].labels()[i.row] for i in self.items]) if self.items else \
-            np.zeros((0, len(LABEL_COLUMNS)), np.float32)
+        n_classes = len(LABEL_COLUMNS) if label_map is None else len(label_map.classes)
+        self._labels = np.stack([self.caches[i.cache].labels(label_map)[i.row] for i in self.items]) if self.items \
+            else np.zeros((0, n_classes), np.float32)
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random crops and augmentation for a new epoch."""
@@ -218,17 +222,19 @@ class SplitItems:
         return getattr(self, split)
 
 
-def split_caches(caches: Sequence[EcgCache], split: SplitSpec = SplitSpec(), labelled_only: bool = True) -> SplitItems:
+def split_caches(caches: Sequence[EcgCache], split: SplitSpec = SplitSpec(), labelled_only: bool = True,
+                 label_map: LabelMap | None = None) -> SplitItems:
     """Split every cache by its own rule and join the splits (see `assign_splits`).
 
-    Records without a target class are left out when ``labelled_only`` (they cannot be trained or
-    scored on); the table lists every record with its split, or ``excluded``.
+    Records without a target class of the label space (``label_map``; None: the caches' own) are left out
+    when ``labelled_only`` (they cannot be trained or scored on); the table lists every record with its
+    split, or ``excluded``. A record's split never depends on the label space.
     """
     parts: dict[str, list[Item]] = {name: [] for name in SPLITS}
     frames = []
     for c, cache in enumerate(caches):
         splits = assign_splits(cache.index, split)
-        keep = cache.has_target() if labelled_only else np.ones(len(cache), bool)
+        keep = cache.has_target(label_map) if labelled_only else np.ones(len(cache), bool)
         for row in range(len(cache)):
             if keep[row]:
                 parts[splits[row]].append(Item(c, row))

@@ -1,6 +1,9 @@
 """Evaluation metrics on numpy arrays (no torch, no training code).
 
-F1-optimal thresholds, per-class scores, bootstrap intervals.
+F1-optimal thresholds, per-class scores (precision, recall, F1, AUC, AUPRC, accuracy, expected calibration
+error, Brier score) with intervals, and the set-level scores the field compares models with: macro AUC and
+AUPRC, Fmax (the PTB-XL benchmark's sample-centred maximum F1) and the PhysioNet/CinC Challenge 2021 score
+(restricted to the classes a label space shares with the Challenge, see `ecglens.labels.challenge`).
 
 A class with no positive (or no negative) record in a split has no AUC; it is reported as such
 (``None`` with a note), never as 0 or NaN, and averages are taken over the classes that have one.
@@ -12,17 +15,27 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve, roc_auc_score
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from ecglens.classes import CLASS_NAMES
+from ecglens.labels.challenge import ChallengeScoring
 
-METRICS = ("precision", "recall", "f1", "auc", "accuracy")
+METRICS = ("precision", "recall", "f1", "auc", "auprc", "accuracy")
 MIN_POSITIVES = 10
 """Below this many positives a class's metrics (AUC above all) rest on too few records: they are flagged."""
 LOW_THRESHOLD = 0.05
 """Thresholds below this (or at 0 or 1) are flagged: decisions at such probabilities are fragile."""
+CALIBRATION_GAP = 0.2
+"""A threshold whose calibrated meaning (the positive rate of records scored near it) differs from it by more
+than this is flagged: the score there is not the probability it looks like."""
+MIN_NEAR_THRESHOLD = 10
+"""Records needed near a threshold (in its reliability bin) before its calibrated meaning is judged."""
+RELIABILITY_BINS = 10
 CI_NOTE = ("95 % intervals: Wilson score intervals for precision, recall and accuracy (not degenerate on "
-           "small sets); bootstrap percentile intervals over records for F1 and AUC.")
+           "small sets); bootstrap percentile intervals over records for F1, AUC and AUPRC.")
+FMAX_NOTE = ("Fmax: the PTB-XL benchmark's sample-centred maximum F1 over thresholds 0, 0.01, ..., 1 shared by "
+             "all classes (precision averaged over records with a positive call, recall over records with a "
+             "label); it needs no tuned threshold.")
 
 
 def wilson_interval(successes: float, n: float, z: float = 1.959964) -> tuple[float, float] | None:
@@ -95,6 +108,7 @@ def _scores(y_true: np.ndarray, y_prob: np.ndarray, y_pred: np.ndarray) -> dict[
         "recall": tp / (tp + fn) if positives else None,
         "f1": 2 * tp / (2 * tp + fp + fn) if positives else None,
         "auc": float(roc_auc_score(y_true, y_prob)) if has_both else None,
+        "auprc": float(average_precision_score(y_true, y_prob)) if positives else None,
         "accuracy": (tp + tn) / len(y_true) if len(y_true) else None,
         "tp": tp, "fp": fp, "fn": fn, "tn": tn,
     }
@@ -118,21 +132,120 @@ class ClassMetrics:
     tn: int
     note: str = ""
     ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
+    auprc: float | None = None
+    ece: float | None = None
+    """Expected calibration error over 15 equal-width bins."""
+    brier: float | None = None
+    positive_rate_at_threshold: float | None = None
+    """Fraction positive among the records scored in the threshold's reliability bin (its calibrated meaning)."""
+    n_at_threshold: int = 0
 
     @property
     def flags(self) -> tuple[str, ...]:
-        """Warnings a reader must see beside the numbers: few positives, a fragile threshold."""
+        """Warnings a reader must see beside the numbers: few positives, a fragile threshold, a threshold whose
+        calibrated meaning is far from its value."""
         flags = []
         if 0 < self.n_positive < MIN_POSITIVES:
             flags.append(f"only {self.n_positive} positives: metrics and AUC interval unreliable")
         if flag := threshold_flag(self.threshold):
             flags.append(flag)
+        rate = self.positive_rate_at_threshold
+        if rate is not None and self.n_at_threshold >= MIN_NEAR_THRESHOLD and \
+                abs(rate - self.threshold) > CALIBRATION_GAP:
+            flags.append(f"threshold {self.threshold:.2f} is not a calibrated probability: {rate:.0%} of the "
+                         f"{self.n_at_threshold} records scored near it are positive")
         return tuple(flags)
 
 
 @dataclass(frozen=True)
+class ReliabilityCurve:
+    """One class's reliability diagram: per equal-width probability bin, how many records fell in it, their
+    mean predicted probability and the fraction that were positive (None for an empty bin)."""
+
+    name: str
+    threshold: float
+    counts: tuple[int, ...]
+    mean_probability: tuple[float | None, ...]
+    fraction_positive: tuple[float | None, ...]
+
+    def at_threshold(self) -> dict[str, float | int | None]:
+        """The positive rate and record count of the bin the threshold falls in (`ClassMetrics` fields)."""
+        k = min(int(self.threshold * len(self.counts)), len(self.counts) - 1) if 0 <= self.threshold <= 1 else None
+        if k is None:
+            return {"positive_rate_at_threshold": None, "n_at_threshold": 0}
+        return {"positive_rate_at_threshold": self.fraction_positive[k], "n_at_threshold": self.counts[k]}
+
+
+def reliability_curves(y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str],
+                       thresholds: Sequence[float], n_bins: int = RELIABILITY_BINS) -> tuple[ReliabilityCurve, ...]:
+    """Per-class reliability diagrams over ``n_bins`` equal-width bins of predicted probability."""
+    y_true, y_prob = np.asarray(y_true, np.float64), np.asarray(y_prob, np.float64)
+    bins = np.minimum((y_prob * n_bins).astype(int), n_bins - 1)
+    curves = []
+    for c, name in enumerate(class_names):
+        counts = np.bincount(bins[:, c], minlength=n_bins)
+        sums = np.bincount(bins[:, c], weights=y_prob[:, c], minlength=n_bins)
+        hits = np.bincount(bins[:, c], weights=y_true[:, c], minlength=n_bins)
+        curves.append(ReliabilityCurve(
+            name, float(thresholds[c]), tuple(int(n) for n in counts),
+            tuple(float(s / n) if n else None for s, n in zip(sums, counts, strict=True)),
+            tuple(float(h / n) if n else None for h, n in zip(hits, counts, strict=True))))
+    return tuple(curves)
+
+
+def fmax_score(y_true: np.ndarray, y_prob: np.ndarray, steps: int = 101) -> tuple[float | None, float | None]:
+    """The sample-centred F-max of the PTB-XL benchmark (Strodthoff et al. 2021, after CAFA): the best, over
+    thresholds shared by all classes, harmonic mean of precision averaged over records with at least one
+    positive call and recall averaged over records with at least one label. Returns (Fmax, its threshold);
+    (None, None) when no record has a label."""
+    truth = np.asarray(y_true) > 0.5
+    prob = np.asarray(y_prob, np.float64)
+    labelled = truth.any(axis=1)
+    if not labelled.any():
+        return None, None
+    best, best_threshold = 0.0, None
+    for threshold in np.linspace(0.0, 1.0, steps):
+        pred = prob >= threshold
+        called = pred.any(axis=1)
+        if not called.any():
+            continue
+        hits = (pred & truth).sum(axis=1)
+        precision = float(np.mean(hits[called] / pred[called].sum(axis=1)))
+        recall = float(np.mean(hits[labelled] / truth[labelled].sum(axis=1)))
+        if precision + recall > 0 and (f := 2 * precision * recall / (precision + recall)) > best:
+            best, best_threshold = f, float(threshold)
+    return float(best), best_threshold
+
+
+def challenge_score(y_true: np.ndarray, y_pred: np.ndarray, scoring: ChallengeScoring) -> float | None:
+    """The PhysioNet/CinC Challenge 2021 score of binary decisions on the classes ``scoring`` covers.
+
+    Each record spreads one unit of credit over the classes positive in its labels or decisions; the reward
+    matrix weighs each (label, decision) pair. Normalised so that always deciding sinus rhythm only scores 0
+    and deciding exactly the labels scores 1 (Reyna et al. 2021). None where the space has no such score.
+    """
+    if not scoring.defined:
+        return None
+    columns = list(scoring.columns)
+    labels = np.asarray(y_true)[:, columns] > 0.5
+    outputs = np.asarray(y_pred)[:, columns].astype(bool)
+
+    def reward(decisions: np.ndarray) -> float:
+        spread = np.maximum((labels | decisions).sum(axis=1), 1)
+        confusion = (labels / spread[:, None]).T @ decisions.astype(np.float64)
+        return float(np.sum(scoring.weights * confusion))
+
+    normal_only = np.zeros_like(labels)
+    normal_only[:, scoring.normal] = True
+    correct, inactive = reward(labels), reward(normal_only)
+    if correct == inactive:
+        return 0.0
+    return (reward(outputs) - inactive) / (correct - inactive)
+
+
+@dataclass(frozen=True)
 class EvaluationResult:
-    """Per-class and average metrics of a model on a set of records."""
+    """Per-class and average metrics of a model on a set of records, plus the set-level scores."""
 
     name: str
     n_records: int
@@ -141,6 +254,16 @@ class EvaluationResult:
     average_ci95: dict[str, tuple[float, float]]
     macro_auc: float | None
     n_bootstrap: int
+    fmax: float | None = None
+    fmax_threshold: float | None = None
+    challenge_score: float | None = None
+    challenge_note: str = ""
+    reliability: tuple[ReliabilityCurve, ...] = ()
+
+    @property
+    def macro_auprc(self) -> float | None:
+        """Macro average of the per-class AUPRC (classes with positives)."""
+        return self.average.get("auprc")
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
@@ -153,9 +276,19 @@ class EvaluationResult:
             return {k: (float(v[0]), float(v[1])) for k, v in values.items()}
 
         per_class = tuple(ClassMetrics(**{**m, "ci95": intervals(m.get("ci95", {}))}) for m in data["per_class"])
+        reliability = tuple(ReliabilityCurve(c["name"], c["threshold"], tuple(c["counts"]),
+                                             tuple(c["mean_probability"]), tuple(c["fraction_positive"]))
+                            for c in data.get("reliability", ()))
         return cls(name=data["name"], n_records=int(data["n_records"]), per_class=per_class,
                    average=dict(data["average"]), average_ci95=intervals(data.get("average_ci95", {})),
-                   macro_auc=data["macro_auc"], n_bootstrap=int(data["n_bootstrap"]))
+                   macro_auc=data["macro_auc"], n_bootstrap=int(data["n_bootstrap"]), fmax=data.get("fmax"),
+                   fmax_threshold=data.get("fmax_threshold"), challenge_score=data.get("challenge_score"),
+                   challenge_note=data.get("challenge_note", ""), reliability=reliability)
+
+    def set_scores(self) -> dict[str, float | None]:
+        """The set-level scores: macro AUC and AUPRC, Fmax, Challenge score (None where undefined)."""
+        return {"macro_auc": self.macro_auc, "macro_auprc": self.macro_auprc, "fmax": self.fmax,
+                "challenge_score": self.challenge_score}
 
     def class_metrics(self, name: str) -> ClassMetrics:
         """The metrics of one class by name."""
@@ -173,11 +306,12 @@ class EvaluationResult:
             row.update({m: getattr(metrics, m) for m in METRICS})
             row.update({f"{m}_ci_low": metrics.ci95.get(m, (None, None))[0] for m in METRICS})
             row.update({f"{m}_ci_high": metrics.ci95.get(m, (None, None))[1] for m in METRICS})
-            row.update({"tp": metrics.tp, "fp": metrics.fp, "fn": metrics.fn, "tn": metrics.tn, "note": metrics.note,
-                        "flags": "; ".join(metrics.flags)})
+            row.update({"ece": metrics.ece, "brier": metrics.brier, "tp": metrics.tp, "fp": metrics.fp,
+                        "fn": metrics.fn, "tn": metrics.tn, "note": metrics.note, "flags": "; ".join(metrics.flags)})
             rows.append(row)
         average = {"set": self.name, "class": "average", "n_positive": sum(m.n_positive for m in self.per_class)}
         average.update(self.average)
+        average.update({"fmax": self.fmax, "challenge_score": self.challenge_score})
         rows.append(average)
         return rows
 
@@ -188,14 +322,19 @@ class EvaluationResult:
                 return "n/a"
             return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
-        lines = [f"### {self.name} ({self.n_records} records; macro AUC {cell(self.macro_auc)})", "",
-                 "| class | n+ | precision | recall | F1 | AUC | accuracy |", "|---|---|---|---|---|---|---|"]
+        lines = [f"### {self.name} ({self.n_records} records; macro AUC {cell(self.macro_auc)}, macro AUPRC "
+                 f"{cell(self.macro_auprc)}, Fmax {cell(self.fmax)}, Challenge score {cell(self.challenge_score)})",
+                 "", "| class | n+ | threshold | precision | recall | F1 | AUC | AUPRC | accuracy | ECE | Brier |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
         for m in self.per_class:
-            cells = [cell(getattr(m, k), m.ci95.get(k)) for k in METRICS]
+            cells = [cell(getattr(m, k), m.ci95.get(k)) for k in METRICS] + [cell(m.ece), cell(m.brier)]
             note = "".join(f" ({text})" for text in (m.note, *m.flags) if text)
-            lines.append(f"| {m.name}{note} | {m.n_positive} | " + " | ".join(cells) + " |")
+            lines.append(f"| {m.name}{note} | {m.n_positive} | {m.threshold:.3f} | " + " | ".join(cells) + " |")
         cells = [cell(self.average.get(k), self.average_ci95.get(k)) for k in METRICS]
-        lines.append("| **average** | | " + " | ".join(cells) + " |")
+        lines.append("| **average** | | | " + " | ".join(cells) + " | | |")
+        lines += ["", FMAX_NOTE]
+        if self.challenge_note:
+            lines.append(f"Challenge score: {self.challenge_note}.")
         if self.n_bootstrap:
             lines += ["", f"Brackets: {CI_NOTE} ({self.n_bootstrap} bootstrap resamples; the average row's are "
                           "all bootstrap)."]
@@ -215,9 +354,10 @@ def evaluate_predictions(
     y_prob: np.ndarray,
     thresholds: np.ndarray,
     name: str = "test",
-    class_names: Sequence[str] = CLASS_NAMES,
+    class_names: Sequence[str] | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    challenge: ChallengeScoring | None = None,
 ) -> EvaluationResult:
     """Score probabilities against targets under fixed thresholds.
 
@@ -226,13 +366,19 @@ def evaluate_predictions(
         y_prob: records x classes probabilities.
         thresholds: per-class decision thresholds (tuned on other data).
         name: label of the evaluated set.
-        class_names: column names.
+        class_names: column names (default: the nine CPSC classes for nine columns, else ``class 1``, ...).
         n_bootstrap: bootstrap resamples of records for 95 % intervals (0 for none).
         seed: bootstrap seed.
+        challenge: how the label space maps onto the Challenge 2021 classes (no Challenge score without it).
     """
     truth = np.asarray(y_true) > 0.5
     prob = np.asarray(y_prob, dtype=np.float64)
     pred = prob >= np.asarray(thresholds)[None, :]
+    if class_names is None:
+        n = truth.shape[1]
+        class_names = CLASS_NAMES if n == len(CLASS_NAMES) else tuple(f"class {k + 1}" for k in range(n))
+    if len(class_names) != truth.shape[1]:
+        raise ValueError(f"{len(class_names)} class names for {truth.shape[1]} columns")
     per_class_scores = [_scores(truth[:, k], prob[:, k], pred[:, k]) for k in range(truth.shape[1])]
     intervals: list[dict[str, tuple[float, float]]] = [{} for _ in class_names]
     average_interval: dict[str, tuple[float, float]] = {}
@@ -243,7 +389,7 @@ def evaluate_predictions(
             pick = rng.integers(0, len(truth), len(truth))
             samples.append([_scores(truth[pick, k], prob[pick, k], pred[pick, k]) for k in range(truth.shape[1])])
         for k in range(truth.shape[1]):
-            for metric in ("f1", "auc"):
+            for metric in ("f1", "auc", "auprc"):
                 values = [s[k][metric] for s in samples if s[k][metric] is not None]
                 if len(values) >= 0.9 * n_bootstrap:
                     intervals[k][metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
@@ -251,6 +397,9 @@ def evaluate_predictions(
             values = [v for v in (_macro(s)[metric] for s in samples) if v is not None]
             if values:
                 average_interval[metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+    ece = expected_calibration_error(truth, prob)
+    brier = brier_scores(truth, prob)
+    curves = reliability_curves(truth, prob, class_names, thresholds)
     per_class = []
     for k, name_k in enumerate(class_names):
         scores = per_class_scores[k]
@@ -270,7 +419,13 @@ def evaluate_predictions(
             name=name_k, n_positive=n_positive, threshold=float(thresholds[k]),
             precision=scores["precision"], recall=scores["recall"], f1=scores["f1"], auc=scores["auc"],
             accuracy=scores["accuracy"], tp=int(scores["tp"]), fp=int(scores["fp"]), fn=int(scores["fn"]),
-            tn=int(scores["tn"]), note=note, ci95=intervals[k],
+            tn=int(scores["tn"]), note=note, ci95=intervals[k], auprc=scores["auprc"],
+            ece=float(ece[k]) if len(truth) else None, brier=float(brier[k]) if len(truth) else None,
+            **curves[k].at_threshold(),
         ))
     average = _macro(per_class_scores)
-    return EvaluationResult(name, len(truth), tuple(per_class), average, average_interval, average["auc"], n_bootstrap)
+    fmax, fmax_threshold = fmax_score(truth, prob)
+    return EvaluationResult(
+        name, len(truth), tuple(per_class), average, average_interval, average["auc"], n_bootstrap, fmax,
+        fmax_threshold, None if challenge is None else challenge_score(truth, pred, challenge),
+        "" if challenge is None else challenge.note, curves)

@@ -29,7 +29,6 @@ from ecglens.bundle import BundleMeta, load_model, resolve_bundle
 from ecglens.io import ReadIssue, read_record
 from ecglens.io.record import Record, finish_signal, issue_from
 from ecglens.io.sources import RECORD_SUFFIXES
-from ecglens.labels.mapping import LabelMap, load_label_map
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import resolve_device
 from ecglens.preprocess import ModelInput, batches_by_length, model_input
@@ -149,7 +148,6 @@ class Predictor:
         self.engine = engine
         self.force = force
         self._session = None
-        self._label_map: LabelMap | None = None
         if engine == "onnx":
             onnx_path = self.bundle / ONNX_FILE
             if not onnx_path.is_file():
@@ -166,18 +164,12 @@ class Predictor:
         return ModelInput(record.record_id, signal, record.source_path, self.true_labels(record)), quality
 
     def true_labels(self, record: Record) -> np.ndarray | None:
-        """A record's own labels as multi-hot over the bundle's classes, mapped under the bundle's label
-        profile (``strict`` when it names a mapping file that is not here); None without labels."""
+        """A record's own labels as multi-hot over the bundle's classes, mapped under the bundle's label space
+        and its tables; None without labels."""
         if record.label_vocabulary == "none" or not record.raw_labels:
             return None
-        if self._label_map is None:
-            profile = self.meta.training_data.label_profile if self.meta.training_data else "strict"
-            try:
-                self._label_map = load_label_map(profile)
-            except (OSError, ValueError):
-                self._label_map = load_label_map("strict")
-        mapped = self._label_map.map(record.raw_labels, record.label_vocabulary)
-        return np.array([name in mapped.classes for name in self.meta.class_names], dtype=np.float32)
+        label_map = self.meta.label_map
+        return label_map.encode(label_map.map(record.raw_labels, record.label_vocabulary))
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities of a batch of model inputs of equal length (records x leads x samples)."""

@@ -42,6 +42,7 @@ from ecglens.report.outputs import (
     draw_explanations,
     lead_shapley_frame,
     population_frame,
+    write_evaluation_views,
     write_faithfulness,
     write_lead_shapley,
     write_population,
@@ -216,7 +217,9 @@ def run_evaluate(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLi
     from ecglens.train.evaluate import evaluate_bundle, store_in_bundle, write_report  # the only training import
 
     report = evaluate_bundle(checkpoint, caches, n_bootstrap=n_bootstrap, device=device)
-    paths = write_report(report, out or Path(checkpoint).parent / "evaluation")
+    folder = Path(out or Path(checkpoint).parent / "evaluation")
+    paths = [*write_report(report, folder), *write_evaluation_views(
+        report.results, report.threshold_origin.describe(), folder, f"Evaluation of {checkpoint}")]
     if store_thresholds:
         store_in_bundle(checkpoint, report)
     return EvaluateRun(report, Written(tuple(paths)), str(checkpoint) if store_thresholds else None)

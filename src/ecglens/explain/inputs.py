@@ -32,7 +32,8 @@ def cache_input(caches: Sequence[EcgCache], item: Item, meta: BundleMeta) -> Mod
     signal = model_input(cache.signal(item.row), cache.sampling_rate_hz, cache.spec.lead_names, meta.input_spec)
     evidence = _evidence(str(row["source_path"]), cache.sampling_rate_hz, float(row["source_sampling_rate_hz"]),
                          signal.shape[1], _input_offset(int(row["n_samples"]), signal.shape[1], meta))
-    return ModelInput(str(row["record_id"]), signal, str(row["source_path"]), cache.labels()[item.row], evidence)
+    return ModelInput(str(row["record_id"]), signal, str(row["source_path"]), cache.labels(meta.label_map)[item.row],
+                      evidence)
 
 
 class CachedInputs(Sequence[ModelInput]):
@@ -61,7 +62,7 @@ def split_inputs(caches: Sequence[EcgCache], meta: BundleMeta, split: str = "tes
     was trained; ``lazy`` gives a `CachedInputs` that makes each input when used."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    items = list(split_caches(caches, meta.split)[split])
+    items = list(split_caches(caches, meta.split, label_map=meta.label_map)[split])
     if n is not None and n < len(items):
         picks = np.sort(np.random.default_rng(seed).choice(len(items), n, replace=False))
         items = [items[i] for i in picks]

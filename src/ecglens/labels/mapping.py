@@ -1,36 +1,43 @@
-"""Label mapping: each source vocabulary's codes onto the nine target classes.
+"""Label spaces as data: each source vocabulary's codes onto a label space's classes.
 
-The tables are versioned CSV files in ``ecglens/labels/tables`` with the columns
-``vocabulary, code, description, target, rationale``; ``target`` is a class name or ``drop``.
-A profile is one table per vocabulary:
+A label space is a name, its classes (in output order) and mapping tables, all versioned CSV files in
+``ecglens/labels/tables``:
 
-- ``strict`` (default): PTB-XL SCP statements with a one-to-one equivalent only.
-- ``seed``: the study's approach, every SCP statement to its closest class and its 11 statements
-  without counterpart dropped (records labelled only by dropped statements are removed).
-- a path to a user CSV: its rows replace the built-in tables of the vocabularies it names.
+- ``spaces.csv``: one row per (space, profile) with its tables, description and source; a space's first
+  row is its default profile.
+- ``classes.csv``: each space's classes in order, with the PhysioNet/CinC Challenge 2021 scored class
+  (SNOMED-CT codes, equivalents joined by ``|``) each one is the same diagnosis as, where there is one.
+- mapping tables with the columns ``vocabulary, code, description, target, rationale``; ``target`` is a
+  class of the space or ``drop``; ``rationale`` cites the source.
+
+Built in: ``cpsc9`` (the default: the study's nine CPSC 2018 classes, profiles ``strict`` and ``seed``),
+the six PTB-XL benchmark tasks ``ptbxl-all``, ``-diagnostic``, ``-subdiagnostic``, ``-superdiagnostic``,
+``-form``, ``-rhythm`` (Strodthoff et al. 2021) and ``challenge2021`` (the Challenge's 26 scored classes).
+For ``cpsc9`` a user CSV given as the profile replaces the built-in tables of the vocabularies it names; a
+user CSV given as the space defines a new one, its classes in the order the table first names them.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from ecglens.classes import CLASS_INDEX, CLASS_NAMES
+from ecglens.classes import CLASS_NAMES
 
+DEFAULT_SPACE = "cpsc9"
 PROFILES = ("strict", "seed")
+"""The built-in profiles of the default space."""
 DROP = "drop"
-_BUILTIN_TABLES = {
-    "strict": ("snomed.csv", "cpsc.csv", "scp_strict.csv"),
-    "seed": ("snomed.csv", "cpsc.csv", "scp_seed.csv"),
-}
 _COLUMNS = ("vocabulary", "code", "description", "target", "rationale")
+_TABLES = resources.files("ecglens.labels") / "tables"
 
 
 @dataclass(frozen=True)
@@ -51,28 +58,50 @@ class MappedLabels:
     classes: tuple[str, ...]
     exclusion: str | None = None
 
-    def multi_hot(self) -> np.ndarray:
-        """The classes as a float32 vector in `CLASS_NAMES` order."""
-        vector = np.zeros(len(CLASS_NAMES), dtype=np.float32)
-        for name in self.classes:
-            vector[CLASS_INDEX[name]] = 1.0
-        return vector
+    def multi_hot(self, class_names: Sequence[str] = CLASS_NAMES) -> np.ndarray:
+        """The classes as a float32 vector in ``class_names`` order (a label space's `LabelMap.classes`)."""
+        return np.isin(np.asarray(class_names), self.classes).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class LabelMap:
-    """A complete mapping profile (all vocabularies)."""
+    """A label space under one profile: its classes in output order and every vocabulary's table.
+
+    Attributes:
+        name: the profile (``strict``, ``seed``, ``default``, or a user CSV's stem).
+        rows: the mapping rows of all vocabularies.
+        space: the label space's name.
+        classes: class names in output order.
+        snomed: per class, the Challenge 2021 scored class it equals (SNOMED-CT codes joined by ``|``) or "".
+        source: where the space comes from (shown in reports).
+    """
 
     name: str
     rows: tuple[MappingRow, ...]
+    space: str = DEFAULT_SPACE
+    classes: tuple[str, ...] = CLASS_NAMES
+    snomed: tuple[str, ...] = ()
+    source: str = ""
 
     @property
     def sha256(self) -> str:
-        """Hash of the table contents (stored with caches and bundles)."""
+        """Hash of the classes and table contents (stored with caches and bundles)."""
         digest = hashlib.sha256()
+        if self.classes != CLASS_NAMES:  # the nine classes hash as they always have, so older caches still load
+            digest.update(("\t".join(self.classes) + "\n").encode())
         for row in sorted(self.rows, key=lambda r: (r.vocabulary, r.code)):
             digest.update(f"{row.vocabulary}\t{row.code}\t{row.target}\n".encode())
         return digest.hexdigest()
+
+    @property
+    def label(self) -> str:
+        """``space`` or ``space:profile`` for a space's non-default profile (how ``--label-space`` names it)."""
+        return self.space if self.name == default_profile(self.space) else f"{self.space}:{self.name}"
+
+    @property
+    def vocabularies(self) -> tuple[str, ...]:
+        """The vocabularies the tables cover."""
+        return tuple(sorted({row.vocabulary for row in self.rows}))
 
     def target(self, vocabulary: str, code: str) -> str | None:
         """Target class, ``drop``, or None for a code the table does not list."""
@@ -115,13 +144,20 @@ class LabelMap:
             elif target is not None:
                 classes.add(target)
         if classes:
-            return MappedLabels(tuple(name for name in CLASS_NAMES if name in classes))
+            return MappedLabels(tuple(name for name in self.classes if name in classes))
         if dropped:
             return MappedLabels((), f"only dropped statements ({', '.join(dropped)})")
+        if vocabulary not in self.vocabularies:
+            return MappedLabels((), f"label space {self.space} has no table for {vocabulary} codes")
         return MappedLabels((), "no label maps to a target class")
 
+    def encode(self, mapped: MappedLabels) -> np.ndarray:
+        """A record's mapped classes as a multi-hot float32 vector in this space's class order."""
+        return mapped.multi_hot(self.classes)
 
-def _read_table(handle: Iterable[str], where: str) -> list[MappingRow]:
+
+def _read_table(handle: Iterable[str], where: str, classes: Sequence[str] | None) -> list[MappingRow]:
+    """Rows of one mapping table; with ``classes``, every target must be one of them or ``drop``."""
     reader = csv.DictReader(handle)
     missing = [c for c in _COLUMNS if c not in (reader.fieldnames or ())]
     if missing:
@@ -129,33 +165,105 @@ def _read_table(handle: Iterable[str], where: str) -> list[MappingRow]:
     rows = []
     for line_number, row in enumerate(reader, start=2):
         target = (row["target"] or "").strip()
-        if target != DROP and target not in CLASS_INDEX:
+        if not target or (classes is not None and target != DROP and target not in classes):
             raise ValueError(
-                f"{where}:{line_number}: target {target!r} is neither 'drop' nor one of {', '.join(CLASS_NAMES)}"
-            )
+                f"{where}:{line_number}: target {target!r} is neither 'drop' nor one of {', '.join(classes or ())}")
         rows.append(MappingRow(*(str(row[c] or "").strip() for c in _COLUMNS[:3]), target, (row["rationale"] or "")))
     return rows
 
 
-def load_label_map(profile: str | os.PathLike = "strict") -> LabelMap:
-    """Load a built-in profile (``strict``, ``seed``) or a user CSV that replaces tables.
+@dataclass(frozen=True)
+class SpaceInfo:
+    """One row of ``spaces.csv``: a built-in label space under one profile."""
 
-    A user CSV replaces the built-in rows of every vocabulary it contains and keeps the
-    ``strict`` tables for the others.
+    space: str
+    profile: str
+    tables: tuple[str, ...]
+    description: str
+    source: str
+
+
+def _csv_rows(file_name: str) -> list[dict[str, str]]:
+    with (_TABLES / file_name).open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def builtin_spaces() -> tuple[SpaceInfo, ...]:
+    """Every built-in (space, profile), the default profile of each space first."""
+    return tuple(SpaceInfo(r["space"], r["profile"], tuple(r["tables"].split(";")), r["description"], r["source"])
+                 for r in _csv_rows("spaces.csv"))
+
+
+def space_names() -> tuple[str, ...]:
+    """The built-in label spaces' names."""
+    return tuple(dict.fromkeys(info.space for info in builtin_spaces()))
+
+
+def default_profile(space: str) -> str:
+    """A built-in space's default profile (the first listed), or ``default`` for a user space."""
+    return next((info.profile for info in builtin_spaces() if info.space == space), "default")
+
+
+def space_classes(space: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A built-in space's classes in order and their Challenge 2021 SNOMED-CT classes."""
+    rows = [r for r in _csv_rows("classes.csv") if r["space"] == space]
+    return tuple(r["class"] for r in rows), tuple(r["snomed"] for r in rows)
+
+
+def load_label_map(profile: str | os.PathLike = "strict", space: str = DEFAULT_SPACE) -> LabelMap:
+    """A built-in space under a profile, or under a user CSV that replaces some of its tables.
+
+    Args:
+        profile: a built-in profile of ``space`` (``strict``/``seed`` for ``cpsc9``; ``default`` for the
+            others), or a CSV whose rows replace the space's built-in rows of the vocabularies it names.
+        space: a built-in label space.
     """
-    tables = resources.files("ecglens.labels") / "tables"
+    infos = {info.profile: info for info in builtin_spaces() if info.space == space}
+    if not infos:
+        raise ValueError(f"unknown label space {space!r}; built in: {', '.join(space_names())}")
+    classes, snomed = space_classes(space)
     profile_text = str(profile)
-    if profile_text in PROFILES:
-        rows: list[MappingRow] = []
-        for file_name in _BUILTIN_TABLES[profile_text]:
-            with (tables / file_name).open(encoding="utf-8") as handle:
-                rows.extend(_read_table(handle, file_name))
-        return LabelMap(profile_text, tuple(rows))
+    if profile_text in infos:
+        return _builtin(space, profile_text)
     path = Path(profile)
     if not path.is_file():
-        raise ValueError(f"label profile {profile_text!r} is neither one of {', '.join(PROFILES)} nor a CSV file")
+        raise ValueError(f"label profile {profile_text!r} is neither one of {', '.join(infos)} nor a CSV file")
     with path.open(encoding="utf-8", newline="") as handle:
-        user_rows = _read_table(handle, str(path))
+        user_rows = _read_table(handle, str(path), classes)
     vocabularies = {row.vocabulary for row in user_rows}
-    base = [row for row in load_label_map("strict").rows if row.vocabulary not in vocabularies]
-    return LabelMap(path.stem, tuple(base + user_rows))
+    base = load_label_map(default_profile(space), space)
+    kept = [row for row in base.rows if row.vocabulary not in vocabularies]
+    return LabelMap(path.stem, tuple(kept + user_rows), space, classes, snomed, f"{path} over {base.source}")
+
+
+@functools.cache
+def _builtin(space: str, profile: str) -> LabelMap:
+    """A built-in space under a built-in profile (read once per process: the tables ship with the package)."""
+    info = next(info for info in builtin_spaces() if (info.space, info.profile) == (space, profile))
+    classes, snomed = space_classes(space)
+    rows: list[MappingRow] = []
+    for file_name in info.tables:
+        with (_TABLES / file_name).open(encoding="utf-8") as handle:
+            rows.extend(_read_table(handle, file_name, classes))
+    return LabelMap(profile, tuple(rows), space, classes, snomed, info.source)
+
+
+def load_label_space(spec: str | os.PathLike) -> LabelMap:
+    """A label space named as ``--label-space`` takes it: ``NAME``, ``NAME:PROFILE`` or a CSV file.
+
+    A CSV defines a new space named after the file: its classes are the targets in the order the table
+    first names them; it has no Challenge 2021 correspondence.
+    """
+    text = str(spec)
+    name, _, profile = text.partition(":")
+    if name in space_names():
+        return load_label_map(profile or default_profile(name), name)
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(f"label space {text!r} is neither one of {', '.join(space_names())} nor a CSV file")
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = _read_table(handle, str(path), None)
+    classes = tuple(dict.fromkeys(row.target for row in rows if row.target != DROP))
+    if not classes:
+        raise ValueError(f"{path}: the table maps no code to a class")
+    return LabelMap("default", tuple(rows), path.stem, classes, ("",) * len(classes), str(path))

@@ -1,4 +1,4 @@
-"""Explanation figures: Grad-CAM and SHAP over ECG paper, the lead x class heatmap, faithfulness curves."""
+"""Figures: Grad-CAM and SHAP over ECG paper, the lead x class heatmap, faithfulness curves, reliability diagrams."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ecglens.bundle import BundleMeta
 from ecglens.explain.attribution import threshold_map
 from ecglens.explain.records import RecordExplanation
 from ecglens.leads import LEAD_NAMES
+from ecglens.metrics import EvaluationResult
 from ecglens.report.ecgpaper import plot_ecg
 
 FIGURE_DPI = 150
@@ -218,4 +219,56 @@ def curves_figure(fractions: np.ndarray, curves: dict[str, dict[str, np.ndarray]
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+
+MAX_RELIABILITY_PANELS = 30
+
+
+def reliability_figure(result: EvaluationResult, title: str) -> Figure:
+    """Per-class reliability diagrams: observed fraction positive against mean predicted probability in each
+    of 10 equal-width bins (marker area ~ records in the bin), the diagonal of perfect calibration, and the
+    class's decision threshold as a dashed line, so a threshold far from what its score means is seen.
+
+    Classes without positives are left out; beyond `MAX_RELIABILITY_PANELS` the most frequent are drawn and
+    the title says so.
+    """
+    metrics = {m.name: m for m in result.per_class}
+    curves = [c for c in result.reliability if metrics[c.name].n_positive > 0]
+    curves.sort(key=lambda c: -metrics[c.name].n_positive)
+    shown = curves[:MAX_RELIABILITY_PANELS]
+    order = {m.name: k for k, m in enumerate(result.per_class)}
+    shown.sort(key=lambda c: order[c.name])
+    columns = min(5, max(len(shown), 1))
+    rows = max(1, -(-len(shown) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows + 0.6), squeeze=False)
+    for axis in axes.flat[len(shown):]:
+        axis.set_visible(False)
+    for axis, curve in zip(axes.flat, shown, strict=False):
+        m = metrics[curve.name]
+        points = [(p, f, n) for p, f, n in zip(curve.mean_probability, curve.fraction_positive, curve.counts,
+                                                strict=True) if n]
+        axis.plot([0, 1], [0, 1], color="0.6", lw=1, ls=":")
+        if points:
+            p, f, n = (np.array(v, float) for v in zip(*points, strict=True))
+            axis.plot(p, f, "-", color="C0", lw=1.2)
+            axis.scatter(p, f, s=8 + 120 * n / n.max(), color="C0", zorder=3)
+        axis.axvline(curve.threshold, color="C3", ls="--", lw=1.2)
+        axis.text(min(curve.threshold + 0.02, 0.62), 0.92, f"threshold {curve.threshold:.2f}", color="C3",
+                  fontsize=7, transform=axis.transData)
+        ece = "n/a" if m.ece is None else f"{m.ece:.3f}"
+        axis.set_title(f"{curve.name} (n+ {m.n_positive}, ECE {ece})", fontsize=8,
+                       color="C3" if any("calibrated" in flag for flag in m.flags) else "black")
+        axis.set_xlim(-0.03, 1.03)
+        axis.set_ylim(-0.03, 1.03)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+    for axis in axes[-1]:
+        axis.set_xlabel("mean predicted probability", fontsize=8)
+    for axis in axes[:, 0]:
+        axis.set_ylabel("fraction positive", fontsize=8)
+    more = "" if len(curves) <= len(shown) else f"; the {len(shown)} most frequent of {len(curves)} classes"
+    fig.suptitle(f"{title}: reliability per class ({result.n_records} records{more}; dotted: perfect calibration, "
+                 "dashed: decision threshold)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig

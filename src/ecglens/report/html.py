@@ -15,7 +15,7 @@ import jinja2
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
-from ecglens.metrics import CI_NOTE, METRICS, EvaluationResult
+from ecglens.metrics import CI_NOTE, FMAX_NOTE, METRICS, EvaluationResult
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -87,19 +87,25 @@ def page(title: str, sections: Sequence[tuple[str, Markup | str]]) -> str:
 
 def evaluation_table(result: EvaluationResult, threshold_origin: str) -> Markup:
     """One evaluation as an HTML table: each metric with its 95 % interval, each class's threshold and
-    where it came from, and the flags a reader must not miss (fewer than 10 positives, a threshold at 0,
-    1 or below 0.05)."""
-    def cell(value: float | None, interval: tuple[float, float] | None) -> dict:
+    where it came from, calibration (ECE, Brier), the set-level scores (macro AUC and AUPRC, Fmax, Challenge
+    score with what it covers) and the flags a reader must not miss (fewer than 10 positives, a threshold at
+    0, 1, below 0.05 or far from 0.5)."""
+    def cell(value: float | None, interval: tuple[float, float] | None = None) -> dict:
         return {"value": "n/a" if value is None else f"{value:.3f}",
                 "interval": None if value is None or not interval else f"[{interval[0]:.2f}, {interval[1]:.2f}]"}
 
     rows = [{"name": m.name, "n": m.n_positive, "threshold": f"{m.threshold:.3f}", "flagged": bool(m.flags),
-             "cells": [cell(getattr(m, k), m.ci95.get(k)) for k in METRICS],
+             "cells": [cell(getattr(m, k), m.ci95.get(k)) for k in METRICS] + [cell(m.ece), cell(m.brier)],
              "flags": "; ".join([m.note] * bool(m.note) + list(m.flags))} for m in result.per_class]
-    average = [cell(result.average.get(k), result.average_ci95.get(k)) for k in METRICS]
-    auc = "n/a" if result.macro_auc is None else f"{result.macro_auc:.3f}"
-    return Markup(_EVALUATION.render(result=result, auc=auc, origin=threshold_origin, note=CI_NOTE, rows=rows,
-                                     average=average))  # rendered with autoescaping
+    def mean(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return sum(present) / len(present) if present else None
+
+    average = [cell(result.average.get(k), result.average_ci95.get(k)) for k in METRICS] + [
+        cell(mean([m.ece for m in result.per_class])), cell(mean([m.brier for m in result.per_class]))]
+    scores = {name: cell(value)["value"] for name, value in result.set_scores().items()}
+    return Markup(_EVALUATION.render(result=result, scores=scores, origin=threshold_origin, note=CI_NOTE, rows=rows,
+                                     average=average, fmax_note=FMAX_NOTE))  # rendered with autoescaping
 
 
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -115,9 +121,12 @@ _TABLE = _ENV.from_string(
     "{% for row in rows %}<tr>{% for value in row %}<td>{{ value }}</td>{% endfor %}</tr>{% endfor %}"
     "</tbody></table>")
 _EVALUATION = _ENV.from_string(
-    "<table><caption>{{ result.name }}: {{ result.n_records }} records, macro AUC {{ auc }}. Thresholds: "
-    "{{ origin }}. {{ note }}</caption><thead><tr><th>class</th><th>n+</th><th>threshold</th><th>precision</th>"
-    "<th>recall</th><th>F1</th><th>AUC</th><th>accuracy</th><th class='flags'>flags</th></tr></thead><tbody>"
+    "<table><caption>{{ result.name }}: {{ result.n_records }} records; macro AUC {{ scores.macro_auc }}, macro "
+    "AUPRC {{ scores.macro_auprc }}, Fmax {{ scores.fmax }}, Challenge score {{ scores.challenge_score }}"
+    "{% if result.challenge_note %} ({{ result.challenge_note }}){% endif %}. Thresholds: {{ origin }}. "
+    "{{ note }} {{ fmax_note }} ECE: expected calibration error (15 bins).</caption><thead><tr><th>class</th>"
+    "<th>n+</th><th>threshold</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>AUPRC</th>"
+    "<th>accuracy</th><th>ECE</th><th>Brier</th><th class='flags'>flags</th></tr></thead><tbody>"
     "{% for row in rows %}<tr{% if row.flagged %} class='flag'{% endif %}><td>{{ row.name }}</td>"
     "<td>{{ row.n }}</td><td>{{ row.threshold }}</td>{% for c in row.cells %}<td>{{ c.value }}"
     "{% if c.interval %}<br><small>{{ c.interval }}</small>{% endif %}</td>{% endfor %}"

@@ -20,6 +20,7 @@ from ecglens.explain.faithfulness import FaithfulnessResult
 from ecglens.explain.population import PopulationImportance
 from ecglens.explain.records import LeadShapleyTable, RecordExplanation
 from ecglens.io import ReadIssue
+from ecglens.metrics import EvaluationResult
 from ecglens.predict import Prediction
 from ecglens.report.figures import (
     DEFAULT_FIGURES,
@@ -27,8 +28,10 @@ from ecglens.report.figures import (
     curves_figure,
     explanation_figure,
     lead_class_heatmap,
+    reliability_figure,
     save_figure,
 )
+from ecglens.report.html import evaluation_table, figure_from_png, page
 from ecglens.report.paths import safe_name
 
 
@@ -179,3 +182,14 @@ def _strict(value: object) -> object:
     if isinstance(value, list | tuple):
         return [_strict(v) for v in value]
     return value
+
+
+def write_evaluation_views(results: Sequence[EvaluationResult], threshold_origin: str, out: Path,
+                           title: str) -> tuple[Path, ...]:
+    """``reliability.png`` (per-class reliability diagrams of the first, combined result) and ``evaluation.html``
+    (every result's table with intervals, calibration, set-level scores and flags, then the diagrams)."""
+    figure = reliability_figure(results[0], title)
+    png = save_figure(figure, out / "reliability.png")
+    sections = [(result.name, evaluation_table(result, threshold_origin)) for result in results]
+    sections.append(("Calibration: reliability per class", figure_from_png(png, "reliability diagrams")))
+    return png, write_text(out / "evaluation.html", page(title, sections))

@@ -18,10 +18,10 @@ from scipy.optimize import minimize_scalar
 
 from ecglens.bundle import ThresholdOrigin, load_model, store_thresholds
 from ecglens.cache import open_caches
-from ecglens.data import CacheDataset, split_caches
+from ecglens.data import split_caches
 from ecglens.metrics import brier_scores, expected_calibration_error, tune_thresholds
 from ecglens.models import resolve_device
-from ecglens.train.loop import predict_dataset
+from ecglens.train.evaluate import predict_items
 
 T_RANGE = (0.05, 20.0)
 
@@ -98,11 +98,10 @@ def calibrate_bundle(bundle: str | os.PathLike, cache_paths: Sequence[str | os.P
     model, meta = load_model(bundle, torch_device)
     model.set_temperature(np.ones(len(meta.class_names)))  # fit from the raw logits, whatever is stored
     caches = open_caches(cache_paths, meta.sampling_rate_hz)
-    val_items = split_caches(caches, meta.split).val
+    val_items = split_caches(caches, meta.split, label_map=meta.label_map).val
     if not val_items:
         raise ValueError("the validation split of these caches is empty: nothing to calibrate on")
-    val_set = CacheDataset(caches, val_items, meta.policy, False, meta.lead_names)
-    y_val, logits = predict_dataset(model, val_set, batch_size, torch_device, logits=True)
+    y_val, logits = predict_items(model, meta, caches, val_items, batch_size, torch_device, logits=True)
     temperatures = fit_temperatures(y_val, logits)
     before = 1 / (1 + np.exp(-logits.astype(np.float64)))
     after = 1 / (1 + np.exp(-logits.astype(np.float64) / temperatures))

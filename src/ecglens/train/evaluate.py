@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ecglens.atomic import atomic_open, write_text
 from ecglens.bundle import BundleMeta, ThresholdOrigin, load_model, store_thresholds
-from ecglens.cache import open_caches
-from ecglens.data import CacheDataset, split_caches
+from ecglens.cache import EcgCache, open_caches
+from ecglens.data import CacheDataset, Item, split_caches
+from ecglens.labels.challenge import challenge_scoring
 from ecglens.metrics import EvaluationResult, evaluate_predictions, tune_thresholds
 from ecglens.models import resolve_device
 from ecglens.train.loop import predict_dataset
@@ -58,6 +60,14 @@ class EvaluationReport:
         return "\n".join(parts)
 
 
+def predict_items(model: torch.nn.Module, meta: BundleMeta, caches: Sequence[EcgCache], items: Sequence[Item],
+                  batch_size: int, device: torch.device, logits: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Targets (in the bundle's label space) and probabilities (or logits) of cache items, as the bundle
+    takes its input."""
+    dataset = CacheDataset(caches, items, meta.policy, False, meta.lead_names, label_map=meta.label_map)
+    return predict_dataset(model, dataset, batch_size, device, logits=logits)
+
+
 def evaluate_bundle(
     bundle: str | os.PathLike,
     cache_paths: Sequence[str | os.PathLike],
@@ -77,33 +87,33 @@ def evaluate_bundle(
     torch_device = resolve_device(device)
     model, meta = load_model(bundle, torch_device)
     caches = open_caches(cache_paths, meta.sampling_rate_hz)
-    splits = split_caches(caches, meta.split)
+    label_map = meta.label_map
+    splits = split_caches(caches, meta.split, label_map=label_map)
     if not splits.test:
         raise ValueError("the test split of these caches is empty")
     thresholds = np.asarray(meta.thresholds)
     origin = meta.threshold_origin
     if threshold_cache_paths is not None:
         threshold_caches = open_caches(threshold_cache_paths, meta.sampling_rate_hz)
-        val_items = split_caches(threshold_caches, meta.split).val
+        val_items = split_caches(threshold_caches, meta.split, label_map=label_map).val
     else:
         threshold_caches, val_items = caches, splits.val
     if retune and val_items:
-        val_set = CacheDataset(threshold_caches, val_items, meta.policy, False, meta.lead_names)
-        y_val, p_val = predict_dataset(model, val_set, batch_size, torch_device)
+        y_val, p_val = predict_items(model, meta, threshold_caches, val_items, batch_size, torch_device)
         thresholds = tune_thresholds(y_val, p_val)
         datasets = sorted({str(threshold_caches[i.cache].index["dataset"].iloc[i.row]) for i in val_items})
         origin = ThresholdOrigin("F1-optimal", "val", tuple(datasets), tuple(str(c.path) for c in threshold_caches),
                                  len(val_items))
-    test_set = CacheDataset(caches, splits.test, meta.policy, False, meta.lead_names)
-    y_test, p_test = predict_dataset(model, test_set, batch_size, torch_device)
+    y_test, p_test = predict_items(model, meta, caches, splits.test, batch_size, torch_device)
     datasets = np.array([str(caches[item.cache].index["dataset"].iloc[item.row]) for item in splits.test])
-    names = meta.class_names
-    results = [evaluate_predictions(y_test, p_test, thresholds, "test (all)", names, n_bootstrap=n_bootstrap)]
+    names, challenge = meta.class_names, challenge_scoring(label_map)
+    results = [evaluate_predictions(y_test, p_test, thresholds, "test (all)", names, n_bootstrap=n_bootstrap,
+                                    challenge=challenge)]
     if len(set(datasets)) > 1:
         for name in sorted(set(datasets)):
             pick = datasets == name
             results.append(evaluate_predictions(y_test[pick], p_test[pick], thresholds, f"test ({name})", names,
-                                                n_bootstrap=n_bootstrap))
+                                                n_bootstrap=n_bootstrap, challenge=challenge))
     return EvaluationReport(tuple(results), tuple(float(t) for t in thresholds), origin)
 
 

@@ -34,12 +34,15 @@ from ecglens.data import (
     split_caches,
 )
 from ecglens.distributed import barrier, process_group, rank_device
+from ecglens.labels.mapping import PROFILES, LabelMap, load_label_map, load_label_space
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.metrics import evaluate_predictions, tune_thresholds
 from ecglens.models import create_model, resolve_device
 from ecglens.preprocess import LengthPolicy
 from ecglens.progress import bar, note
 from ecglens.train.state import STATE_DIR, BestEpoch, EpochLog, RunState, load_state, recover_state, save_state
+
+TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,11 @@ class TrainConfig:
     """DataLoader worker processes; None: 0 on CPU (the cores train), up to 4 on CUDA (`default_workers`)."""
     compile: bool = False
     """Run the training forward and backward through ``torch.compile``."""
+    label_space: str | None = None
+    """``NAME``, ``NAME:PROFILE`` or a mapping CSV (`ecglens.labels.load_label_space`); None: the nine classes
+    under the profile the first cache was prepared with."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files (loss, validation metrics, learning rate) to ``RUN/tensorboard``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lead_names", canonical_leads(self.lead_names))
@@ -96,6 +104,7 @@ class _Run:
     out: Path
     config: TrainConfig
     caches: list[EcgCache]
+    label_map: LabelMap | None
     splits: SplitItems
     model: torch.nn.Module
     train_model: torch.nn.Module
@@ -110,6 +119,11 @@ class _Run:
     world: int
     init: str | None
     state: RunState
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes the model outputs, in order."""
+        return CLASS_NAMES if self.label_map is None else self.label_map.classes
 
 
 def default_workers(device: torch.device) -> int:
@@ -198,11 +212,16 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
         raise FileNotFoundError(f"{out}: nothing to resume (no state/ directory)")
     if not resume and (out / STATE_DIR).exists():
         raise FileExistsError(f"{out}: holds a run already; pass --resume to continue it or choose another --out")
-    splits = split_caches(caches, config.split)
+    if config.tensorboard:
+        _summary_writer()  # fail before training, not after the first epoch
+    label_map = training_label_map(config, caches)
+    splits = split_caches(caches, config.split, label_map=label_map)
     if not splits.train:
-        raise ValueError("the training split is empty (no labelled records in folds other than val/test)")
+        raise ValueError("the training split is empty (no record with a class of the label space in folds other "
+                         "than val/test)")
     torch.manual_seed(config.seed)
-    model = create_model(config.model, len(config.lead_names), len(CLASS_NAMES))
+    n_classes = len(CLASS_NAMES) if label_map is None else len(label_map.classes)
+    model = create_model(config.model, len(config.lead_names), n_classes)
     if init is not None:
         source, source_meta = load_model(init)
         if source_meta.model != model.config:
@@ -211,8 +230,8 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     train_set = CacheDataset(caches, splits.train, config.policy, True, config.lead_names,
-                             Augmentation(config.augmentation_probability), config.seed)
-    val_set = CacheDataset(caches, splits.val, config.policy, False, config.lead_names)
+                             Augmentation(config.augmentation_probability), config.seed, label_map)
+    val_set = CacheDataset(caches, splits.val, config.policy, False, config.lead_names, label_map=label_map)
     state = RunState(0, BestEpoch(), ())
     if resume:
         state = load_state(out / STATE_DIR, model, optimizer)
@@ -239,8 +258,17 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
                         generator=torch.Generator().manual_seed(config.seed))  # never draws on dropout's stream
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp
                                   and not torch.cuda.is_bf16_supported())
-    return _Run(out, config, caches, splits, model, train_model, optimizer, train_set, val_set, sampler, loader,
-                scaler, device, rank, world, init, state)
+    return _Run(out, config, caches, label_map, splits, model, train_model, optimizer, train_set, val_set, sampler,
+                loader, scaler, device, rank, world, init, state)
+
+
+def training_label_map(config: TrainConfig, caches: Sequence[EcgCache]) -> LabelMap | None:
+    """The label space a run trains on: ``config.label_space``, else the nine classes under the first cache's
+    profile; None only for a cache prepared with a mapping file (its stored nine-class columns are used)."""
+    if config.label_space:
+        return load_label_space(config.label_space)
+    profile = caches[0].spec.label_profile
+    return load_label_map(profile) if profile in PROFILES else None
 
 
 def _train_epoch(run: _Run, epoch: int, progress: bool) -> float:
@@ -280,7 +308,8 @@ def _validate_and_keep_best(run: _Run, epoch: int, train_loss: float, started: f
     """Score the validation split, keep the best epoch as a bundle, append to the log and save resume state."""
     config = run.config
     y_true, y_prob = predict_dataset(run.model, run.val_set, 2 * config.batch_size, run.device, config.amp)
-    row = _epoch_log(epoch, train_loss, y_true, y_prob, time.perf_counter() - started)
+    row = _epoch_log(epoch, train_loss, y_true, y_prob, time.perf_counter() - started, run.class_names,
+                     float(run.optimizer.param_groups[0]["lr"]))
     score = row.val_macro_auc if row.val_macro_auc is not None else -row.val_loss
     best = run.state.best
     if best.score is None or score > best.score:
@@ -288,6 +317,8 @@ def _validate_and_keep_best(run: _Run, epoch: int, train_loss: float, started: f
         _save_best(run, y_true, y_prob, row)
     run.state = RunState(epoch, best, (*run.state.log, row))
     _write_log(run.out / "log.csv", run.state.log)
+    if config.tensorboard:
+        log_tensorboard(run.out / TENSORBOARD_DIR, row)
     save_state(run.out / STATE_DIR, run.model, run.optimizer, run.state)
     if progress and run.rank == 0:
         auc = "n/a" if row.val_macro_auc is None else f"{row.val_macro_auc:.4f}"
@@ -295,11 +326,33 @@ def _validate_and_keep_best(run: _Run, epoch: int, train_loss: float, started: f
              f"val macro AUC {auc}, {row.seconds:.1f} s", "train")
 
 
-def _epoch_log(epoch: int, train_loss: float, y_true: np.ndarray, y_prob: np.ndarray, seconds: float) -> EpochLog:
+def _epoch_log(epoch: int, train_loss: float, y_true: np.ndarray, y_prob: np.ndarray, seconds: float,
+               class_names: Sequence[str], lr: float) -> EpochLog:
     probabilities = np.clip(y_prob.astype(np.float64), 1e-7, 1 - 1e-7)
     val_loss = float(-np.mean(y_true * np.log(probabilities) + (1 - y_true) * np.log(1 - probabilities)))
-    scored = evaluate_predictions(y_true, y_prob, np.full(y_true.shape[1], 0.5), "val", n_bootstrap=0)
-    return EpochLog(epoch, train_loss, val_loss, scored.macro_auc, seconds)
+    scored = evaluate_predictions(y_true, y_prob, np.full(y_true.shape[1], 0.5), "val", class_names, n_bootstrap=0)
+    return EpochLog(epoch, train_loss, val_loss, scored.macro_auc, seconds, scored.macro_auprc, scored.fmax, lr)
+
+
+def _summary_writer() -> type:
+    """TensorBoard's event writer; a clear error when the ``tensorboard`` extra is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise ValueError("--tensorboard needs the tensorboard package: pip install 'ecglens[tensorboard]'") from None \
+            if isinstance(error, ModuleNotFoundError) else error
+    return SummaryWriter
+
+
+def log_tensorboard(directory: Path, row: EpochLog) -> None:
+    """Append one epoch to TensorBoard event files (the ``tensorboard`` extra). A resumed run appends to the
+    same folder; TensorBoard shows the last value written for a step."""
+    with _summary_writer()(str(directory)) as writer:
+        for tag, value in (("loss/train", row.train_loss), ("loss/val", row.val_loss),
+                           ("val/macro_auc", row.val_macro_auc), ("val/macro_auprc", row.val_macro_auprc),
+                           ("val/fmax", row.val_fmax), ("lr", row.lr), ("time/epoch_s", row.seconds)):
+            if value is not None:
+                writer.add_scalar(tag, value, row.epoch)
 
 
 def _write_log(path: Path, log: Sequence[EpochLog]) -> None:
@@ -313,15 +366,17 @@ def _save_best(run: _Run, y_true: np.ndarray, y_prob: np.ndarray, row: EpochLog)
     """The epoch's bundle, its thresholds F1-optimal on the validation split."""
     config, caches, splits = run.config, run.caches, run.splits
     thresholds = tune_thresholds(y_true, y_prob)
-    val = evaluate_predictions(y_true, y_prob, thresholds, "val", n_bootstrap=0)
+    val = evaluate_predictions(y_true, y_prob, thresholds, "val", run.class_names, n_bootstrap=0)
     datasets = tuple(sorted({str(d) for c in caches for d in c.index["dataset"].unique()}))
     cache_names = tuple(str(c.path) for c in caches)
     training_data = TrainingData(
         caches=cache_names, datasets=datasets, cache_specs=tuple(c.meta["spec_sha256"] for c in caches),
         split=config.split, n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test),
-        label_profile=caches[0].spec.label_profile, epoch=row.epoch, init=run.init, config=config.to_dict())
+        label_profile=caches[0].spec.label_profile if run.label_map is None else run.label_map.label,
+        epoch=row.epoch, init=run.init, config=config.to_dict())
     origin = ThresholdOrigin("F1-optimal", "val", datasets, cache_names, len(splits.val))
     meta = default_meta(run.model.config, config.lead_names, caches[0].sampling_rate_hz, config.policy,
-                        training_data=training_data, metrics={"val": val.to_dict(), "epoch_log": asdict(row)})
+                        label_space=run.label_map, training_data=training_data,
+                        metrics={"val": val.to_dict(), "epoch_log": asdict(row)})
     save_bundle(run.out / "best", run.model,
                 replace(meta, thresholds=tuple(float(t) for t in thresholds), threshold_origin=origin))

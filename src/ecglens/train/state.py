@@ -20,13 +20,17 @@ STATE_DIR = "state"
 
 @dataclass(frozen=True)
 class EpochLog:
-    """One epoch of a run: losses, validation macro AUC (None when undefined) and wall time."""
+    """One epoch of a run: losses, validation macro AUC, AUPRC and Fmax (None when undefined), the learning
+    rate and wall time."""
 
     epoch: int
     train_loss: float
     val_loss: float
     val_macro_auc: float | None
     seconds: float
+    val_macro_auprc: float | None = None
+    val_fmax: float | None = None
+    lr: float | None = None
 
 
 @dataclass(frozen=True)
