@@ -41,7 +41,7 @@ def test_reproduce_fills_the_tables_and_resumes_after_a_kill(sources, tmp_path):
     assert main(_args(sources, clean)) == 0
     tables = _tables(clean)
     assert list(tables["table2"]["class"]) == [*CLASS_NAMES, "average"]
-    assert tables["table3"].shape == (10, 1 + 3 * 5)
+    assert tables["table3"].shape == (10, 1 + 3 * 6)
     summary = json.loads((clean / "results.json").read_text())
     # Every empty cell is a class without positives in that test set, and is marked so.
     for key, value in summary["results"].items():

@@ -511,7 +511,7 @@ def explain_shap(checkpoint, caches, records, n_records, class_name, out, device
               help="Estimate from this many lead orders instead of all 4,096 coalitions.")
 def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out, device, baseline,
                          n_permutations) -> None:
-    """Exact Shapley values of the 12 leads for all 9 classes (probability with absent leads at a baseline).
+    """Exact Shapley values of the 12 leads for every class (probability with absent leads at a baseline).
 
     \b
     Example:

@@ -10,7 +10,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from ecglens.data import SplitSpec
-from ecglens.metrics import EvaluationResult
+from ecglens.metrics import FMAX_NOTE, EvaluationResult
 from ecglens.report.explanations import ExampleFigure
 from ecglens.report.html import evaluation_table, figure_from_png, page, table_to_html
 from ecglens.study import CITATION, study_cells
@@ -149,6 +149,11 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame])
                      _table(tables["table2"], study_cells("table2"))))
     sections.append(("Table 3: Original, Ours_1, Ours_2 on the combined test set",
                      _table(tables["table3"], study_cells("table3"))))
+    challenge_note = next((r.challenge_note for e in results.evaluations for r in e.results if r.challenge_note),
+                          "")
+    sections.append(("Set-level scores of every evaluation", _table(tables["set_scores"]) + Markup(
+        "<p class='note'>{} Challenge score: the PhysioNet/CinC Challenge 2021 score, {}. The study reports "
+        "neither.</p>").format(FMAX_NOTE, challenge_note or "not computed")))
     details = Markup("").join(Markup("<h3>{} on {}</h3>").format(e.protocol, e.test_set)
                               + Markup("").join(evaluation_table(result, e.threshold_origin) for result in e.results)
                               for e in results.evaluations)
