@@ -51,6 +51,10 @@ def test_reproduce_fills_the_tables_and_resumes_after_a_kill(sources, tmp_path):
     assert tables["table2"].iloc[-1].drop("class").notna().all()
     html = (clean / "report.html").read_text()
     assert "Table 2" in html and "Table 3" in html and html.count("data:image/png") >= 4
+    scores = pd.read_csv(clean / "set_scores.csv")  # the field's set-level scores, for every evaluation
+    assert {"macro_auc", "macro_auprc", "fmax", "challenge_score"} <= set(scores.columns)
+    assert scores["fmax"].notna().all() and scores["challenge_score"].notna().all()
+    assert "Set-level scores" in html and "restricted to the 7 classes cpsc9 shares" in html
 
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONUNBUFFERED="1")

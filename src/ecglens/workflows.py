@@ -251,6 +251,7 @@ class ModelInfo:
 
     name: str
     path: str
+    label_space: str
     classes: tuple[str, ...]
     sampling_rate_hz: float
     leads: int
@@ -272,7 +273,7 @@ class ModelsRun:
             return [self.card]
         lines = []
         for m in self.models:
-            lines += [f"{m.name}  ({m.path})", f"  classes: {', '.join(m.classes)}",
+            lines += [f"{m.name}  ({m.path})", f"  label space {m.label_space}: {', '.join(m.classes)}",
                       f"  input: {m.leads} leads at {m.sampling_rate_hz:g} Hz; probabilities "
                       f"{'calibrated' if m.calibrated else 'not calibrated'}; thresholds: {m.thresholds}",
                       f"  trained on: {m.trained_on}", ""]
@@ -289,8 +290,8 @@ def _model_info(bundle: str) -> ModelInfo:
         name, path = str(bundle), str(Path(bundle).resolve())
         trained_on = "unknown" if data is None else (
             f"{', '.join(data.datasets)}: {data.n_train} training, {data.n_val} validation records "
-            f"(label profile {data.label_profile or 'unknown'}, epoch {data.epoch})")
-    return ModelInfo(name, path, meta.class_names, meta.sampling_rate_hz, len(meta.lead_names), trained_on,
+            f"(epoch {data.epoch})")
+    return ModelInfo(name, path, meta.label_map.label, meta.class_names, meta.sampling_rate_hz, len(meta.lead_names), trained_on,
                      meta.temperatures is not None, meta.threshold_origin.describe())
 
 

@@ -131,6 +131,7 @@ class _Service:
         data = meta.training_data
         return {
             "class_names": list(meta.class_names),
+            "label_space": {"name": meta.label_map.label, "source": meta.label_map.source},
             "thresholds": dict(zip(meta.class_names, meta.thresholds, strict=True)),
             "threshold_origin": {"description": origin.describe(), "method": origin.method, "split": origin.split,
                                  "datasets": list(origin.datasets), "n_records": origin.n_records},
