@@ -291,8 +291,9 @@ def _model_info(bundle: str) -> ModelInfo:
         trained_on = "unknown" if data is None else (
             f"{', '.join(data.datasets)}: {data.n_train} training, {data.n_val} validation records "
             f"(epoch {data.epoch})")
-    return ModelInfo(name, path, meta.label_map.label, meta.class_names, meta.sampling_rate_hz, len(meta.lead_names), trained_on,
-                     meta.temperatures is not None, meta.threshold_origin.describe())
+    return ModelInfo(name, path, meta.label_map.label, meta.class_names, meta.sampling_rate_hz,
+                     len(meta.lead_names), trained_on, meta.temperatures is not None,
+                     meta.threshold_origin.describe())
 
 
 def run_models(bundles: Sequence[str] = (), card: str | None = None) -> ModelsRun:
