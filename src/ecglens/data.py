@@ -17,6 +17,7 @@ from torch.utils.data import Dataset, Sampler
 from ecglens.cache import LABEL_COLUMNS, EcgCache
 from ecglens.labels.mapping import LabelMap
 from ecglens.leads import LEAD_NAMES, lead_order
+from ecglens.perturb import Perturbation, RandomPerturbation
 from ecglens.preprocess import LengthPolicy, apply_policy, batches_by_length, random_window
 
 SPLITS = ("train", "val", "test")
@@ -108,11 +109,14 @@ class CacheDataset(Dataset):
         seed: with the epoch (`set_epoch`) and item number, seeds each item's randomness, so results
             do not depend on worker processes or ranks.
         label_map: the label space of the targets (None: the caches' own nine classes).
+        perturbation: applied to each signal (at the cache's rate, in ``lead_names`` order) with a generator
+            seeded by ``seed``, the epoch and the item: `ecglens.perturb.Perturbation` for robustness
+            evaluation, `ecglens.perturb.RandomPerturbation` as training augmentation.
     """
 
     def __init__(self, caches: Sequence[EcgCache], items: Sequence[Item], policy: LengthPolicy, train: bool,
                  lead_names: Sequence[str] = LEAD_NAMES, augmentation: Augmentation | None = None, seed: int = 0,
-                 label_map: LabelMap | None = None):
+                 label_map: LabelMap | None = None, perturbation: Perturbation | RandomPerturbation | None = None):
         rates = {cache.sampling_rate_hz for cache in caches}
         if len(rates) != 1:
             raise ValueError(f"caches have different sampling rates: {sorted(rates)}")
@@ -122,6 +126,8 @@ class CacheDataset(Dataset):
         self.train = train
         self.augmentation = augmentation if train else None
         self.seed = seed
+        self.perturbation = perturbation
+        self.lead_names = tuple(lead_names)
         self.epoch = 0
         self.sampling_rate_hz = rates.pop()
         self.lead_rows = [np.asarray(lead_order(cache.spec.lead_names, lead_names)) for cache in self.caches]
@@ -159,11 +165,15 @@ class CacheDataset(Dataset):
         signal = cache.signal(item.row)
         if not self.all_leads[item.cache]:
             signal = signal[self.lead_rows[item.cache]]
+        rng = np.random.default_rng([self.seed, epoch, i])
         if not self.train:
+            if self.perturbation is not None:
+                signal = self.perturbation.apply(signal, self.sampling_rate_hz, self.lead_names, rng)
             out = apply_policy(signal, self.policy, self.sampling_rate_hz)
         else:
-            rng = np.random.default_rng([self.seed, epoch, i])
             out = random_window(signal, self.policy, self.sampling_rate_hz, rng)
+            if self.perturbation is not None:
+                out = self.perturbation.apply(out, self.sampling_rate_hz, self.lead_names, rng)
         if self.augmentation is not None:
             out = self.augmentation.apply(out, rng)
         return torch.from_numpy(np.ascontiguousarray(out)), torch.from_numpy(self._labels[i])

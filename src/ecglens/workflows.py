@@ -34,6 +34,7 @@ from ecglens.io import ReadIssue, Source
 from ecglens.io.download import PHYSIONET, DownloadResult, download
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.models import resolve_device
+from ecglens.perturb import default_suite
 from ecglens.predict import Prediction, Predictor, iter_scored_files
 from ecglens.preprocess import ModelInput
 from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions
@@ -49,7 +50,9 @@ from ecglens.report.outputs import (
     write_prediction_tables,
     write_record_explanations,
 )
+from ecglens.report.robustness import write_robustness
 from ecglens.report.synth import plot_one_per_class
+from ecglens.robustness import LINF_BUDGETS_UV, RobustnessResult, run_robustness
 from ecglens.summary import DatasetSummary, summarize_sources, write_summaries
 from ecglens.synth.cohort import SynthConfig, write_cohort
 
@@ -558,3 +561,39 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
     if drawn:
         written += (write_json(out / "figures" / f"{explain}.json", drawn),)
     return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))
+
+
+@dataclass(frozen=True)
+class RobustnessRun:
+    """``robustness``: what was measured and where it was written."""
+
+    result: RobustnessResult
+    written: Written
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: one line per condition, the flipping budgets, the files."""
+        r = self.result
+
+        def fmt(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.3f}"
+
+        lines = [f"{r.n_records} {r.split} records; macro AUC / F1 at the bundle's thresholds / decisions changed:"]
+        for c in (*r.conditions, *r.transfer):
+            changed = "" if c.changed is None else f"{c.changed:6.0%}"
+            lines.append(f"  {c.family:<11} {c.label:<40} {fmt(c.macro_auc)}  {fmt(c.macro_f1)}  {changed} {c.note}")
+        if r.flip_budgets:
+            lines.append("median smallest PGD L-inf budget that flips a decision: " + ", ".join(
+                f"{f.name} {'n/a' if f.median_uv is None else f'{f.median_uv:g} uV'}" for f in r.flip_budgets))
+        return [*lines, self.written.line()]
+
+
+def run_robustness_report(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike],
+                          out: str | os.PathLike, split: str = "test", n_records: int | None = 200,
+                          quick: bool = False, n_flip: int = 20, transfer: str | None = None, device: str = "auto",
+                          seed: int = 0) -> RobustnessRun:
+    """``robustness``: the bundle under noise, faults and attacks, written as JSON, CSV, figures and HTML."""
+    result = run_robustness(checkpoint, caches, split, n_records, default_suite(quick), n_flip=n_flip,
+                            pgd_steps=5 if quick else 10, transfer_bundle=transfer, device=device, seed=seed,
+                            budgets_uv=(10.0, 50.0) if quick else LINF_BUDGETS_UV)
+    paths = write_robustness(result, Path(out), read_meta(checkpoint).lead_names)
+    return RobustnessRun(result, Written(paths))

@@ -53,7 +53,8 @@ STYLES = {
 }
 
 
-def _grid(ax, width_s: float, y_low: float, y_high: float, style: PaperStyle) -> None:
+def paper_grid(ax, width_s: float, y_low: float, y_high: float, style: PaperStyle = STYLES["color"]) -> None:
+    """ECG paper's 1-mm (40 ms, 0.1 mV) and 5-mm grid on an axis in seconds and millivolts."""
     for x in np.arange(0, width_s + 1e-9, 0.04):
         major = abs(x / 0.2 - round(x / 0.2)) < 1e-6
         ax.axvline(x, color=style.major if major else style.minor, lw=0.8 if major else 0.4, zorder=0)
@@ -156,7 +157,7 @@ def plot_ecg(
     fig = plt.figure(figsize=(axes_w + 2 * side, axes_h + top + bottom))
     fig_w, fig_h = fig.get_size_inches()
     ax = fig.add_axes((side / fig_w, bottom / fig_h, axes_w / fig_w, axes_h / fig_h))
-    _grid(ax, width_s, y_low, y_high, paper)
+    paper_grid(ax, width_s, y_low, y_high, paper)
     t = LEAD_IN_S + np.arange(n_draw) / sampling_rate_hz
     if time_band is not None:
         ax.fill_between(t, y_low, y_high, where=np.asarray(time_band)[:n_draw] > 0, color=paper.band, alpha=0.35,

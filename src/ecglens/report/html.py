@@ -12,6 +12,7 @@ import struct
 from collections.abc import Sequence
 
 import jinja2
+import numpy as np
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
@@ -133,3 +134,15 @@ _EVALUATION = _ENV.from_string(
     "<td class='flags'>{{ row.flags }}</td></tr>{% endfor %}<tr><td><b>average</b></td><td></td><td></td>"
     "{% for c in average %}<td>{{ c.value }}{% if c.interval %}<br><small>{{ c.interval }}</small>{% endif %}"
     "</td>{% endfor %}<td></td></tr></tbody></table>")
+
+
+def strict_json(value: object) -> object:
+    """NaN and infinities as None, so the JSON is strict."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
+

@@ -31,7 +31,7 @@ from ecglens.report.figures import (
     reliability_figure,
     save_figure,
 )
-from ecglens.report.html import evaluation_table, figure_from_png, page
+from ecglens.report.html import evaluation_table, figure_from_png, page, strict_json
 from ecglens.report.paths import safe_name
 
 
@@ -161,7 +161,7 @@ def write_population(result: PopulationImportance, out: Path, title: str) -> tup
                                             result.class_names, result.lead_names), out / "population.png")
     with atomic_open(out / "population.csv", newline="") as handle:
         population_frame(result).to_csv(handle)
-    return write_json(out / "population.json", _strict(result.to_dict())), out / "population.csv", figure
+    return write_json(out / "population.json", strict_json(result.to_dict())), out / "population.csv", figure
 
 
 def write_faithfulness(result: FaithfulnessResult, out: Path, title: str) -> tuple[Path, ...]:
@@ -169,19 +169,8 @@ def write_faithfulness(result: FaithfulnessResult, out: Path, title: str) -> tup
     figure = save_figure(curves_figure(result.fractions, result.mean_curves, title), out / "faithfulness_curves.png")
     with atomic_open(out / "faithfulness.csv", newline="") as handle:
         pd.DataFrame(result.to_dict()["rows"]).to_csv(handle, index=False)
-    return (write_json(out / "faithfulness.json", _strict(result.to_dict())),
+    return (write_json(out / "faithfulness.json", strict_json(result.to_dict())),
             write_text(out / "faithfulness.md", result.to_markdown()), out / "faithfulness.csv", figure)
-
-
-def _strict(value: object) -> object:
-    """NaN and infinities as None, so the JSON is strict."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
-    return value
 
 
 def write_evaluation_views(results: Sequence[EvaluationResult], threshold_origin: str, out: Path,

@@ -21,6 +21,7 @@ import wfdb
 
 from ecglens.classes import CLASS_NAMES
 from ecglens.leads import LEAD_NAMES, lead_order
+from ecglens.noise import baseline_wander, muscle, powerline, scale_to_snr
 from ecglens.parallel import ordered_map
 from ecglens.synth.beats import BASE_LEADS, NORMAL_AMPLITUDES, Wave, render, to_twelve_leads
 
@@ -305,17 +306,13 @@ def _qrs_waves(r: float, qrs: float, scale: dict[str, np.ndarray], has: set[str]
 
 
 def _noise(rng: np.random.Generator, signal: np.ndarray, rate: float, config: SynthConfig) -> np.ndarray:
-    """Baseline wander, powerline interference and muscle noise, scaled to ``config.snr_db``."""
+    """Baseline wander, powerline interference and muscle noise (`ecglens.noise`), scaled to ``config.snr_db``."""
     n = signal.shape[1]
-    t = np.arange(n) / rate
-    wander = np.outer(rng.uniform(0.5, 1.0, 12), np.sin(2 * np.pi * rng.uniform(0.15, 0.35) * t + rng.uniform(0, 6)))
-    powerline = np.sin(2 * np.pi * min(config.powerline_hz, rate / 2.5) * t)[None, :] * rng.uniform(0.2, 0.6, (12, 1))
-    muscle = rng.normal(0, 1, (12, n))
-    kernel = np.ones(3) / 3
-    muscle = np.apply_along_axis(lambda x: np.convolve(x, kernel, "same"), 1, muscle)
-    noise = 0.5 * wander / wander.std() + 0.15 * powerline / powerline.std() + muscle / muscle.std()
-    signal_rms = np.sqrt(np.mean(signal**2))
-    return noise * (signal_rms / np.sqrt(np.mean(noise**2))) * 10 ** (-config.snr_db / 20)
+    wander = baseline_wander(rng, 12, n, rate)
+    mains = powerline(rng, 12, n, rate, config.powerline_hz)
+    emg = muscle(rng, 12, n, rate)
+    noise = 0.5 * wander / wander.std() + 0.15 * mains / mains.std() + emg / emg.std()
+    return scale_to_snr(signal, noise, config.snr_db)
 
 
 def write_record(record: SynthRecord, directory: str | os.PathLike, rate_hz: float) -> Path:

@@ -1,0 +1,110 @@
+"""Adversarial perturbations of a multi-label ECG model: FGSM and PGD under L-infinity or L2 budgets.
+
+Neither torchattacks nor the Adversarial Robustness Toolbox fits this model as it is: torchattacks' PGD and
+FGSM take single-label class indices with a softmax cross-entropy and clamp inputs to [0, 1] (an image's
+range, not millivolts); this model has independent sigmoid outputs and signed mV inputs. So ecglens has a
+short PGD (Madry et al. 2018) on the multi-label loss, tested for the properties such an attack must have:
+the perturbation stays within its budget, a zero budget changes nothing, and the loss it climbs does not
+decrease (each record keeps its best iterate, as APGD does; Croce & Hein 2020).
+
+The loss is the binary cross-entropy of the logits against reference decisions (the model's own clean
+decisions, or labels), summed over the attacked classes: raising it pushes every attacked class away from
+its reference. Flipping one class's decision is the same attack restricted to that class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+NORMS = ("linf", "l2")
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """Adversarial inputs and the loss each iteration reached (mean over the batch; index 0 is the start)."""
+
+    inputs: torch.Tensor
+    loss_history: tuple[float, ...]
+
+
+def attack_loss(model: nn.Module, x: torch.Tensor, reference: torch.Tensor,
+                classes: Sequence[int] | None = None) -> torch.Tensor:
+    """Per-record BCE of the logits against ``reference`` (0/1), summed over ``classes`` (default all)."""
+    logits = model(x).float()
+    loss = nn.functional.binary_cross_entropy_with_logits(logits, reference.float(), reduction="none")
+    if classes is not None:
+        loss = loss[:, list(classes)]
+    return loss.sum(dim=1)
+
+
+def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return delta * (eps / norms).clamp(max=1.0).view(-1, *([1] * (delta.dim() - 1)))
+
+
+def pgd(model: nn.Module, x: torch.Tensor, reference: torch.Tensor, eps: float, norm: str = "linf",
+        steps: int = 10, step_size: float | None = None, classes: Sequence[int] | None = None,
+        random_start: bool = False, generator: torch.Generator | None = None, keep_best: bool = True
+        ) -> AttackResult:
+    """Projected gradient ascent on `attack_loss` within an ``eps`` ball around ``x``.
+
+    Args:
+        model: the model (put in eval mode for the attack; its mode is restored).
+        x: inputs, batch x leads x samples, in mV.
+        reference: batch x classes, 0/1: the decisions the attack pushes away from.
+        eps: the budget in mV (L-infinity: per sample; L2: over the whole record).
+        norm: ``linf`` or ``l2``.
+        steps: iterations (1 with ``step_size = eps`` and L-infinity is FGSM).
+        step_size: per-iteration step (default 2.5 eps / steps, Madry et al.).
+        classes: the classes attacked (default all).
+        random_start: start from a uniform point in the L-infinity ball (else from ``x``).
+        generator: seeds the random start.
+        keep_best: return each record's best iterate (so the loss never decreases); False returns the last.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose from {', '.join(NORMS)}")
+    if eps < 0 or steps < 1:
+        raise ValueError("eps must be >= 0 and steps >= 1")
+    was_training = model.training
+    model.eval()
+    x = x.detach()
+    reference = reference.detach().to(x.device)
+    alpha = 2.5 * eps / steps if step_size is None else step_size
+    delta = torch.zeros_like(x)
+    if random_start and eps > 0:
+        delta = _project((torch.rand(x.shape, generator=generator, device="cpu").to(x) * 2 - 1) * eps, eps, norm)
+    try:
+        with torch.no_grad():
+            best_loss = attack_loss(model, x + delta, reference, classes)
+        best = delta.clone()
+        history = [float(best_loss.mean())]
+        for _ in range(steps if eps > 0 else 0):
+            delta.requires_grad_(True)
+            loss = attack_loss(model, x + delta, reference, classes)
+            (grad,) = torch.autograd.grad(loss.sum(), delta)
+            with torch.no_grad():
+                if norm == "linf":
+                    step = alpha * grad.sign()
+                else:
+                    step = alpha * grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
+                delta = _project(delta.detach() + step, eps, norm)
+                current = attack_loss(model, x + delta, reference, classes)
+                improved = current > best_loss if keep_best else torch.ones_like(current, dtype=torch.bool)
+                best[improved] = delta[improved]
+                best_loss = torch.where(improved, current, best_loss)
+                history.append(float(best_loss.mean()))
+    finally:
+        model.train(was_training)
+    return AttackResult((x + best).detach(), tuple(history))
+
+
+def fgsm(model: nn.Module, x: torch.Tensor, reference: torch.Tensor, eps: float,
+         classes: Sequence[int] | None = None) -> AttackResult:
+    """The fast gradient sign method (Goodfellow et al. 2015): one L-infinity step of size ``eps``."""
+    return pgd(model, x, reference, eps, "linf", steps=1, step_size=eps, classes=classes, keep_best=False)

@@ -1,0 +1,176 @@
+"""The robustness report: curves of the bundle's scores against severity, an adversarial example on ECG paper,
+and the HTML section that ``ecglens robustness``, the demo and the reproduce reports include."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+from matplotlib.figure import Figure
+
+from ecglens.atomic import atomic_open, write_json, write_text
+from ecglens.report.ecgpaper import paper_grid
+from ecglens.report.figures import save_figure
+from ecglens.report.html import figure_from_png, page, strict_json, table_to_html
+from ecglens.robustness import AdversarialExample, ConditionResult, RobustnessResult
+
+
+def _auc(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
+def curves_figure(result: RobustnessResult) -> Figure:
+    """Macro AUC against severity: noise kinds against SNR, faults one bar each, attacks against budget."""
+    clean = _auc(result.clean.macro_auc)
+    families = {f: [c for c in result.conditions if c.family == f] for f in ("noise", "faults", "adversarial")}
+    shown = [f for f, rows in families.items() if rows]
+    fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(5.2 * max(len(shown), 1), 4.2), squeeze=False)
+    for axis, family in zip(axes[0], shown, strict=False):
+        rows = families[family]
+        if family == "faults":
+            labels = [c.label for c in rows]
+            values = [_auc(c.macro_auc) for c in rows]
+            axis.barh(range(len(rows)), values, color=["0.7" if np.isnan(v) else "C1" for v in values])
+            axis.set_yticks(range(len(rows)), labels, fontsize=7)
+            axis.invert_yaxis()
+            axis.axvline(clean, color="black", ls="--", lw=1, label=f"clean {clean:.3f}")
+            axis.set_xlabel("macro AUC")
+            axis.set_xlim(min(0.4, np.nanmin([*values, clean]) - 0.05), 1.0)
+        else:
+            kinds = list(dict.fromkeys(c.kind for c in rows))
+            for kind in kinds:
+                points = sorted((c.level, _auc(c.macro_auc)) for c in rows if c.kind == kind)
+                axis.plot(*zip(*points, strict=True), "o-", ms=4, lw=1.5,
+                          label=kind if family == "noise" else {"random": "random sign noise (same L-inf)",
+                                                                "fgsm": "FGSM", "pgd": "PGD L-inf",
+                                                                "pgd-l2": "PGD L2 (same RMS)"}.get(kind, kind))
+            axis.axhline(clean, color="black", ls="--", lw=1, label=f"clean {clean:.3f}")
+            axis.set_ylabel("macro AUC")
+            if family == "noise":
+                axis.set_xlabel("signal-to-noise ratio (dB)")
+                axis.invert_xaxis()
+            else:
+                axis.set_xscale("log")
+                axis.set_xlabel("budget (microvolts)")
+            axis.axhline(0.5, color="0.5", ls=":", lw=1)
+        axis.set_title(family, fontsize=10)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="lower left" if family != "faults" else "lower right")
+    fig.suptitle(f"{result.bundle}: macro AUC under perturbation ({result.n_records} {result.split} records)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def adversarial_figure(example: AdversarialExample, rate_hz: float, lead_names: Sequence[str]) -> Figure:
+    """The attacked record on ECG paper, original and perturbed overlaid on the three leads the attack changed
+    most, and their difference in microvolts on its own scale, so a reader sees how small it is."""
+    delta_uv = (example.perturbed - example.original) * 1000.0
+    leads = np.argsort(-np.abs(delta_uv).max(axis=1))[:3]
+    t = np.arange(example.original.shape[1]) / rate_hz
+    seconds = min(t[-1] if len(t) else 0.0, 5.0)
+    shown = t <= seconds
+    fig, axes = plt.subplots(4, 1, figsize=(10, 8.5), gridspec_kw={"height_ratios": [1, 1, 1, 1.1]})
+    for axis, lead in zip(axes[:3], leads, strict=True):
+        original, perturbed = example.original[lead][shown], example.perturbed[lead][shown]
+        low = float(min(original.min(), perturbed.min(), -0.5)) - 0.1
+        high = float(max(original.max(), perturbed.max(), 0.5)) + 0.1
+        paper_grid(axis, seconds, low, high)
+        axis.plot(t[shown], original, color="black", lw=1.0, label="original")
+        axis.plot(t[shown], perturbed, color="C3", lw=0.9, ls="--", label="adversarial")
+        axis.set_xlim(0, seconds)
+        axis.set_ylim(low, high)
+        axis.set_aspect(0.4)  # 25 mm/s and 10 mm/mV: 1 s is 2.5 x 1 mV
+        axis.set_ylabel(f"{lead_names[lead]} (mV)", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.legend(fontsize=7, loc="upper right")
+    for k, lead in enumerate(leads):
+        axes[3].plot(t[shown], delta_uv[lead][shown], lw=0.6, alpha=0.85, color=f"C{k}", label=lead_names[lead])
+    axes[3].legend(fontsize=7, loc="upper right", ncol=3)
+    axes[3].set_ylim(-1.2 * example.eps_uv, 1.2 * example.eps_uv)
+    axes[3].axhline(example.eps_uv, color="0.4", ls=":", lw=1)
+    axes[3].axhline(-example.eps_uv, color="0.4", ls=":", lw=1)
+    axes[3].set_xlim(0, seconds)
+    axes[3].set_ylabel("difference (uV)", fontsize=8)
+    axes[3].set_xlabel("time (s)", fontsize=8)
+    axes[3].set_title(f"adversarial minus original in the leads above (dotted: the budget, "
+                      f"+-{example.eps_uv:g} uV; one small box of the paper above is 100 uV)", fontsize=8)
+    fig.suptitle(f"Record {example.record_id}: PGD with an L-inf budget of {example.eps_uv:g} uV on "
+                 f"{example.class_name}: probability {example.probability_before:.2f} -> "
+                 f"{example.probability_after:.2f} (first {seconds:g} s)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def robustness_section(result: RobustnessResult, curves_png: Path | None, example_png: Path | None) -> Markup:
+    """The report section: the key numbers, the curves, the adversarial example, the tables."""
+    clean = result.clean.macro_auc
+
+    def worst(family: str) -> ConditionResult | None:
+        rows = [c for c in result.conditions if c.family == family and c.macro_auc is not None]
+        return min(rows, key=lambda c: c.macro_auc) if rows else None
+
+    lines = [Markup("<p>Clean macro AUC {} on {} {} records. ").format(_fmt(clean), result.n_records, result.split)]
+    for family in ("noise", "faults", "adversarial"):
+        if (row := worst(family)) is not None:
+            lines.append(Markup("Worst {}: {} (macro AUC {}, {:.0%} of decisions changed). ").format(
+                family, row.label, _fmt(row.macro_auc), row.changed or 0.0))
+    flips = [f for f in result.flip_budgets if f.median_uv is not None]
+    if flips:
+        lines.append(Markup("Median smallest PGD budget that flips a decision: {}.").format(
+            ", ".join(f"{f.name} {f.median_uv:g} uV ({f.n_flipped}/{f.n_records})" for f in result.flip_budgets
+                      if f.median_uv is not None)))
+    parts = [Markup("").join(lines) + Markup("</p>")]
+    parts.append(Markup("<p class='note'>Perturbations enter before the bundle's length policy, where real noise "
+                        "or a fault would; AUC and F1 use the bundle's stored thresholds; attacks push away from the "
+                        "model's own clean decisions. Random sign noise has the same L-inf norm as the attacks: the "
+                        "gap between the two is what the gradient buys. 1 small box of ECG paper is 100 uV.</p>"))
+    if curves_png is not None:
+        parts.append(figure_from_png(curves_png, "macro AUC against severity"))
+    if example_png is not None:
+        parts.append(figure_from_png(example_png, "an adversarial example on ECG paper"))
+    header = ["family", "condition", "macro AUC", "macro F1", "decisions changed", "note"]
+    rows = [[c.family, c.label, _fmt(c.macro_auc), _fmt(c.macro_f1),
+             "" if c.changed is None else f"{c.changed:.0%}", c.note] for c in result.conditions]
+    parts.append(table_to_html(header, rows))
+    if result.flip_budgets:
+        parts.append(table_to_html(["class", "records", "flipped within 250 uV", "median budget (uV)"],
+                                   [[f.name, f.n_records, f.n_flipped,
+                                     "n/a" if f.median_uv is None else f"{f.median_uv:g}"]
+                                    for f in result.flip_budgets]))
+    if result.transfer:
+        parts.append(Markup("<p>Transfer to {}: its macro AUC on the first model's PGD inputs.</p>").format(
+            result.transfer_bundle))
+        parts.append(table_to_html(["condition", "macro AUC", "decisions changed"],
+                                   [[c.label, _fmt(c.macro_auc), "" if c.changed is None else f"{c.changed:.0%}"]
+                                    for c in result.transfer]))
+    return Markup("").join(parts)
+
+
+def write_robustness(result: RobustnessResult, out: Path, lead_names: Sequence[str]) -> tuple[Path, ...]:
+    """``robustness.json``, ``robustness.csv``, ``robustness_curves.png``, ``adversarial_example.png`` and
+    ``robustness.html`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [write_json(out / "robustness.json", strict_json(result.to_dict()))]
+    with atomic_open(out / "robustness.csv", newline="") as handle:
+        pd.DataFrame(result.rows()).to_csv(handle, index=False)
+    paths.append(out / "robustness.csv")
+    curves = save_figure(curves_figure(result), out / "robustness_curves.png")
+    paths.append(curves)
+    example = None
+    if result.example is not None:
+        example = save_figure(adversarial_figure(result.example, result.sampling_rate_hz, lead_names),
+                              out / "adversarial_example.png")
+        paths.append(example)
+    paths.append(write_text(out / "robustness.html", page(f"ecglens robustness: {result.bundle}", [
+        ("Robustness to noise, faults and adversarial perturbations", robustness_section(result, curves, example))])))
+    return tuple(paths)
+

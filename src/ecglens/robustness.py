@@ -1,0 +1,315 @@
+"""How a bundle's decisions hold up: noise, acquisition faults and adversarial perturbations (``ecglens
+robustness``), the study's first open question.
+
+Each perturbation (`ecglens.perturb`) is applied to every chosen record of a split at the cache's rate,
+before the bundle's length policy, exactly where real noise or a real fault would enter; the metrics are the
+bundle's own (macro AUC, per-class AUC, F1 at its stored thresholds), so a curve starts at the clean score.
+Adversarial inputs are made on the model input (`ecglens.models.attacks`) with budgets in microvolts, the
+scale of real ECG noise, and compared with random noise of the same L-infinity norm.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ecglens.bundle import BundleMeta, load_model
+from ecglens.cache import EcgCache, open_caches
+from ecglens.data import SPLITS, CacheDataset, split_caches
+from ecglens.metrics import evaluate_predictions
+from ecglens.models.attacks import fgsm, pgd
+from ecglens.models.inference import class_probabilities
+from ecglens.perturb import NotApplicable, Perturbation, default_suite
+from ecglens.preprocess import batches_by_length
+from ecglens.progress import bar, note
+
+UV = 1e-3
+"""One microvolt in the signals' unit (mV)."""
+LINF_BUDGETS_UV = (5.0, 10.0, 25.0, 50.0)
+FLIP_GRID_UV = (1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0)
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One class under one condition: AUC and F1 at the bundle's threshold (None where undefined)."""
+
+    name: str
+    auc: float | None
+    f1: float | None
+
+
+@dataclass(frozen=True)
+class ConditionResult:
+    """The bundle's scores under one condition (clean, a perturbation at a severity, an attack at a budget).
+
+    Attributes:
+        family: ``clean``, ``noise``, ``faults`` or ``adversarial``.
+        kind: the perturbation or attack (``gaussian``, ``reversal``, ``pgd``, ``random``, ...).
+        level: its severity (dB, factor, leads, %, s, or microvolts for attacks).
+        label: how reports name it.
+        macro_auc: macro AUC over classes with positives and negatives.
+        macro_f1: macro F1 at the bundle's thresholds.
+        changed: fraction of (record, class) decisions that differ from the clean decisions.
+        per_class: AUC and F1 per class.
+        note: why a condition was not applicable, if it was not.
+    """
+
+    family: str
+    kind: str
+    level: float
+    label: str
+    macro_auc: float | None
+    macro_f1: float | None
+    changed: float | None
+    per_class: tuple[ClassScore, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class FlipBudget:
+    """The smallest L-infinity budget (from `FLIP_GRID_UV`) at which PGD flips a class's decision, per record."""
+
+    name: str
+    n_records: int
+    n_flipped: int
+    median_uv: float | None
+    budgets_uv: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class AdversarialExample:
+    """One record before and after an attack, for the figure (arrays stay out of the JSON)."""
+
+    record_id: str
+    class_name: str
+    eps_uv: float
+    probability_before: float
+    probability_after: float
+    original: np.ndarray = field(repr=False)
+    perturbed: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RobustnessResult:
+    """Everything ``ecglens robustness`` measured."""
+
+    bundle: str
+    split: str
+    n_records: int
+    class_names: tuple[str, ...]
+    sampling_rate_hz: float
+    conditions: tuple[ConditionResult, ...]
+    flip_budgets: tuple[FlipBudget, ...]
+    transfer: tuple[ConditionResult, ...]
+    transfer_bundle: str | None
+    example: AdversarialExample | None
+    seconds: float
+
+    @property
+    def clean(self) -> ConditionResult:
+        """The unperturbed scores."""
+        return self.conditions[0]
+
+    def to_dict(self) -> dict:
+        """Plain data for ``robustness.json`` (without the example's arrays)."""
+        data = asdict(self)
+        if self.example is not None:
+            data["example"] = {k: v for k, v in data["example"].items() if k not in ("original", "perturbed")}
+        return data
+
+    def rows(self) -> list[dict]:
+        """One row per condition and class (``class`` = ``macro`` for the averages), for ``robustness.csv``."""
+        rows = []
+        for group, conditions in (("model", self.conditions), ("transfer", self.transfer)):
+            for c in conditions:
+                base = {"evaluated": group, "family": c.family, "kind": c.kind, "level": c.level, "label": c.label}
+                rows.append({**base, "class": "macro", "auc": c.macro_auc, "f1": c.macro_f1, "changed": c.changed,
+                             "note": c.note})
+                rows += [{**base, "class": s.name, "auc": s.auc, "f1": s.f1} for s in c.per_class]
+        return rows
+
+
+def _score(kind: str, family: str, level: float, label: str, y_true: np.ndarray, probabilities: np.ndarray,
+           meta: BundleMeta, clean_decisions: np.ndarray | None) -> ConditionResult:
+    result = evaluate_predictions(y_true, probabilities, np.asarray(meta.thresholds), label, meta.class_names,
+                                  n_bootstrap=0)
+    decisions = probabilities >= np.asarray(meta.thresholds)[None, :]
+    changed = None if clean_decisions is None else float(np.mean(decisions != clean_decisions))
+    return ConditionResult(family, kind, level, label, result.macro_auc, result.average.get("f1"), changed,
+                           tuple(ClassScore(m.name, m.auc, m.f1) for m in result.per_class))
+
+
+def _inputs(dataset: CacheDataset) -> list[np.ndarray]:
+    return [dataset[i][0].numpy() for i in range(len(dataset))]
+
+
+def _attack_batches(model: torch.nn.Module, inputs: Sequence[np.ndarray], reference: np.ndarray, eps_mv: float,
+                    method: str, batch_size: int, device: torch.device, classes: Sequence[int] | None = None,
+                    steps: int = 10, seed: int = 0) -> list[np.ndarray]:
+    """Adversarial (or, for ``random``, random-sign) versions of every input, batched by equal length."""
+    out: list[np.ndarray] = [np.empty(0)] * len(inputs)
+    generator = torch.Generator().manual_seed(seed)
+    for chunk in batches_by_length([x.shape[-1] for x in inputs], batch_size):
+        x = torch.from_numpy(np.stack([inputs[i] for i in chunk])).to(device)
+        if method == "random":
+            signs = torch.randint(0, 2, x.shape, generator=generator).to(x) * 2 - 1
+            adversarial = x + eps_mv * signs
+        elif method == "fgsm":
+            adversarial = fgsm(model, x, torch.from_numpy(reference[chunk]), eps_mv, classes).inputs
+        else:
+            norm = "l2" if method == "pgd-l2" else "linf"
+            budget = eps_mv * float(np.sqrt(x[0].numel())) if norm == "l2" else eps_mv
+            adversarial = pgd(model, x, torch.from_numpy(reference[chunk]), budget, norm, steps, classes=classes).inputs
+        for i, row in zip(chunk, adversarial.detach().cpu().numpy(), strict=True):
+            out[i] = row
+    return out
+
+
+def run_robustness(
+    bundle: str | os.PathLike,
+    cache_paths: Sequence[str | os.PathLike],
+    split: str = "test",
+    n_records: int | None = 200,
+    suite: Sequence[Perturbation] | None = None,
+    budgets_uv: Sequence[float] = LINF_BUDGETS_UV,
+    n_flip: int = 20,
+    pgd_steps: int = 10,
+    transfer_bundle: str | os.PathLike | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+) -> RobustnessResult:
+    """Score a bundle on a split under every perturbation of ``suite`` and under attacks.
+
+    Args:
+        bundle: the bundle.
+        cache_paths: caches at the bundle's rate (split as the bundle was trained).
+        split: ``test`` (default), ``val`` or ``train``.
+        n_records: at most this many records of the split (a seeded choice), None for all.
+        suite: perturbations (default `ecglens.perturb.default_suite`).
+        budgets_uv: L-infinity budgets for FGSM, PGD, random sign noise and (scaled to the same RMS) L2 PGD.
+        n_flip: records on which the smallest flipping budget is searched per class (0 to skip).
+        pgd_steps: PGD iterations.
+        transfer_bundle: a second bundle (another seed) scored on the first one's PGD inputs.
+        device: torch device name.
+        batch_size: records per batch.
+        seed: record choice and random noise.
+        progress: progress bar and stage lines.
+    """
+    started = time.perf_counter()
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    model, meta = load_model(bundle, device)
+    torch_device = next(model.parameters()).device
+    caches: list[EcgCache] = open_caches(cache_paths, meta.sampling_rate_hz)
+    items = list(split_caches(caches, meta.split, label_map=meta.label_map)[split])
+    if not items:
+        raise ValueError(f"the {split} split of these caches is empty")
+    if n_records is not None and n_records < len(items):
+        picks = np.sort(np.random.default_rng(seed).choice(len(items), n_records, replace=False))
+        items = [items[i] for i in picks]
+    suite = default_suite() if suite is None else tuple(suite)
+
+    def dataset(perturbation: Perturbation | None = None) -> CacheDataset:
+        return CacheDataset(caches, items, meta.policy, False, meta.lead_names, seed=seed, label_map=meta.label_map,
+                            perturbation=perturbation)
+
+    clean_set = dataset()
+    y_true = clean_set.labels
+    clean_inputs = _inputs(clean_set)
+    clean_probabilities = class_probabilities(model, clean_inputs, batch_size)
+    clean_decisions = clean_probabilities >= np.asarray(meta.thresholds)[None, :]
+    conditions = [_score("clean", "clean", 0.0, "clean", y_true, clean_probabilities, meta, None)]
+    counter = bar(total=len(suite) + 4 * len(budgets_uv), desc="robustness", unit="condition", enabled=progress)
+    for perturbation in suite:
+        try:
+            inputs = _inputs(dataset(perturbation))
+        except NotApplicable as reason:
+            conditions.append(ConditionResult(perturbation.family, perturbation.kind, perturbation.level,
+                                              perturbation.label, None, None, None, note=f"not applicable: {reason}"))
+        else:
+            conditions.append(_score(perturbation.kind, perturbation.family, perturbation.level, perturbation.label,
+                                     y_true, class_probabilities(model, inputs, batch_size), meta, clean_decisions))
+        counter.update()
+    reference = clean_decisions.astype(np.float32)  # attacks push away from the model's own clean decisions
+    pgd_inputs: dict[float, list[np.ndarray]] = {}
+    for eps in budgets_uv:
+        for method, name in (("random", "random sign noise"), ("fgsm", "FGSM"), ("pgd", "PGD"), ("pgd-l2", "PGD L2")):
+            adversarial = _attack_batches(model, clean_inputs, reference, eps * UV, method, batch_size, torch_device,
+                                          steps=pgd_steps, seed=seed)
+            if method == "pgd":
+                pgd_inputs[eps] = adversarial
+            label = f"{name}, {eps:g} uV" + (" RMS" if method == "pgd-l2" else " L-inf")
+            conditions.append(_score(method, "adversarial", eps, label, y_true,
+                                     class_probabilities(model, adversarial, batch_size), meta, clean_decisions))
+            counter.update()
+    counter.close()
+    transfer: list[ConditionResult] = []
+    if transfer_bundle is not None:
+        other, other_meta = load_model(transfer_bundle, device)
+        if other_meta.class_names != meta.class_names or other_meta.input_spec != meta.input_spec:
+            raise ValueError(f"{transfer_bundle}: another label space or input than {bundle}: attacks do not transfer")
+        other_clean = class_probabilities(other, clean_inputs, batch_size)
+        other_decisions = other_clean >= np.asarray(other_meta.thresholds)[None, :]
+        transfer.append(_score("clean", "clean", 0.0, "clean (second model)", y_true, other_clean, other_meta, None))
+        for eps, adversarial in pgd_inputs.items():
+            transfer.append(_score("pgd", "adversarial", eps, f"PGD {eps:g} uV made on the first model", y_true,
+                                   class_probabilities(other, adversarial, batch_size), other_meta, other_decisions))
+    flips = _flip_budgets(model, meta, clean_inputs[:n_flip], reference[:n_flip], batch_size, torch_device,
+                          pgd_steps) if n_flip else ()
+    example = _example(model, meta, clean_set, clean_inputs, clean_probabilities, reference, budgets_uv, torch_device,
+                       pgd_steps)
+    if progress:
+        seconds = time.perf_counter() - started
+        note(f"{len(items)} records, {len(conditions)} conditions in {seconds:.0f} s", "robustness")
+    return RobustnessResult(str(bundle), split, len(items), meta.class_names, meta.sampling_rate_hz, tuple(conditions),
+                            tuple(flips), tuple(transfer), None if transfer_bundle is None else str(transfer_bundle),
+                            example, time.perf_counter() - started)
+
+
+def _flip_budgets(model: torch.nn.Module, meta: BundleMeta, inputs: Sequence[np.ndarray], reference: np.ndarray,
+                  batch_size: int, device: torch.device, steps: int) -> list[FlipBudget]:
+    """Per class, the smallest budget of `FLIP_GRID_UV` at which PGD on that class alone flips its decision."""
+    budgets = []
+    thresholds = np.asarray(meta.thresholds)
+    for c, name in enumerate(meta.class_names):
+        found: list[float | None] = [None] * len(inputs)
+        for eps in FLIP_GRID_UV:
+            todo = [i for i, value in enumerate(found) if value is None]
+            if not todo:
+                break
+            adversarial = _attack_batches(model, [inputs[i] for i in todo], reference[todo], eps * UV, "pgd",
+                                          batch_size, device, classes=[c], steps=steps)
+            after = class_probabilities(model, adversarial, batch_size)[:, c] >= thresholds[c]
+            for i, flipped in zip(todo, after != reference[todo, c].astype(bool), strict=True):
+                if flipped:
+                    found[i] = eps
+        flipped = [v for v in found if v is not None]
+        budgets.append(FlipBudget(name, len(inputs), len(flipped), float(np.median(flipped)) if flipped else None,
+                                  tuple(found)))
+    return budgets
+
+
+def _example(model, meta, clean_set, inputs, probabilities, reference, budgets_uv, device, steps
+             ) -> AdversarialExample | None:
+    """The record and class whose decision the smallest PGD budget flips (else the largest budget's change)."""
+    if not inputs:
+        return None
+    c = int(np.argmax(reference.sum(axis=0))) if reference.any() else int(np.argmax(probabilities.mean(axis=0)))
+    i = int(np.argmax(np.where(reference[:, c] > 0, probabilities[:, c], -1)))
+    thresholds = np.asarray(meta.thresholds)
+    for eps in sorted(budgets_uv):
+        adversarial = _attack_batches(model, [inputs[i]], reference[[i]], eps * UV, "pgd", 1, device, classes=[c],
+                                      steps=steps)[0]
+        after = float(class_probabilities(model, [adversarial], 1)[0, c])
+        if (after >= thresholds[c]) != bool(reference[i, c]) or eps == max(budgets_uv):
+            record_id = str(clean_set.caches[clean_set.items[i].cache].index["record_id"].iloc[clean_set.items[i].row])
+            return AdversarialExample(record_id, meta.class_names[c], eps, float(probabilities[i, c]), after,
+                                      inputs[i], adversarial)
+    return None
