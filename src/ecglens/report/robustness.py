@@ -39,7 +39,8 @@ def curves_figure(result: RobustnessResult) -> Figure:
             axis.invert_yaxis()
             axis.axvline(clean, color="black", ls="--", lw=1, label=f"clean {clean:.3f}")
             axis.set_xlabel("macro AUC")
-            axis.set_xlim(min(0.4, np.nanmin([*values, clean]) - 0.05), 1.0)
+            known = [v for v in (*values, clean) if not np.isnan(v)]
+            axis.set_xlim(min([0.4, *(v - 0.05 for v in known)]), 1.0)
         else:
             kinds = list(dict.fromkeys(c.kind for c in rows))
             for kind in kinds:

@@ -1,0 +1,140 @@
+"""Perturbations and attacks: each has the documented effect on a known signal; attacks respect budgets,
+climb their loss and hurt a model more than random noise of the same norm; ``ecglens robustness`` end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ecglens.cli import main
+from ecglens.leads import LEAD_NAMES
+from ecglens.models import create_model
+from ecglens.models.attacks import attack_loss, fgsm, pgd
+from ecglens.noise import snr_db
+from ecglens.perturb import NOISE_KINDS, SNR_LEVELS_DB, NotApplicable, Perturbation, RandomPerturbation
+
+
+def _leads_from_electrodes(ra, la, ll, chest):
+    """The 12 leads from electrode potentials (Einthoven, Goldberger; precordials against Wilson's terminal)."""
+    wilson = (ra + la + ll) / 3
+    return np.stack([la - ra, ll - ra, ll - la, ra - (la + ll) / 2, la - (ra + ll) / 2, ll - (ra + la) / 2,
+                     *(v - wilson for v in chest)])
+
+
+@pytest.fixture
+def electrodes():
+    rng = np.random.default_rng(0)
+    return [rng.normal(0, 0.5, 500) for _ in range(3)], [rng.normal(0, 1, 500) for _ in range(6)]
+
+
+@pytest.mark.parametrize("variant,swap", [("LA/RA", (0, 1)), ("LA/LL", (1, 2)), ("RA/LL", (0, 2))])
+def test_a_limb_reversal_maps_leads_exactly_as_swapping_the_electrodes(electrodes, variant, swap):
+    limbs, chest = electrodes
+    signal = _leads_from_electrodes(*limbs, chest)
+    swapped = list(limbs)
+    swapped[swap[0]], swapped[swap[1]] = limbs[swap[1]], limbs[swap[0]]
+    expected = _leads_from_electrodes(*swapped, chest)
+    got = Perturbation("reversal", 0, variant).apply(signal, 500, LEAD_NAMES, np.random.default_rng(0))
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_a_precordial_swap_exchanges_two_leads_only(electrodes):
+    signal = _leads_from_electrodes(*electrodes[0], electrodes[1]).astype(np.float32)
+    got = Perturbation("swap", 0, "V2/V3").apply(signal, 500, LEAD_NAMES, np.random.default_rng(0))
+    np.testing.assert_array_equal(got[7], signal[8])
+    np.testing.assert_array_equal(got[8], signal[7])
+    np.testing.assert_array_equal(np.delete(got, [7, 8], 0), np.delete(signal, [7, 8], 0))
+    with pytest.raises(NotApplicable, match="needs lead"):
+        Perturbation("reversal", 0, "LA/RA").apply(signal[:2], 500, ("I", "II"), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+def test_every_noise_kind_meets_its_snr_within_half_a_db(kind):
+    rng = np.random.default_rng(1)
+    signal = np.sin(np.linspace(0, 60, 5000))[None, :].repeat(12, 0) * rng.uniform(0.5, 1.5, (12, 1))
+    for level in SNR_LEVELS_DB:
+        noisy = Perturbation(kind, level).apply(signal, 500, LEAD_NAMES, np.random.default_rng(2))
+        assert abs(snr_db(signal, noisy - signal) - level) < 0.5, (kind, level)
+
+
+def test_faults_flat_leads_gain_rate_shift_and_crop():
+    rng = np.random.default_rng(3)
+    signal = rng.normal(0, 1, (12, 5000)).astype(np.float32)
+    flat = Perturbation("missing", 4).apply(signal, 500, LEAD_NAMES, np.random.default_rng(4))
+    zero = ~flat.any(axis=1)
+    assert zero.sum() == 4 and np.array_equal(flat[~zero], signal[~zero])
+    np.testing.assert_allclose(Perturbation("gain", 0.5).apply(signal, 500, LEAD_NAMES, rng), signal * 0.5)
+    slow = Perturbation("rate", 10.0).apply(signal, 500, LEAD_NAMES, rng)  # declared 550 Hz: read as shorter
+    assert abs(slow.shape[1] - 5000 / 1.1) <= 2
+    assert Perturbation("shift", 2.0).apply(signal, 500, LEAD_NAMES, rng).shape == (12, 4000)
+    assert Perturbation("crop", 2.5).apply(signal, 500, LEAD_NAMES, rng).shape == (12, 1250)
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        Perturbation("hum", 3)
+
+
+def test_random_perturbation_keeps_the_length_and_is_seeded():
+    signal = np.random.default_rng(5).normal(0, 1, (12, 1000)).astype(np.float32)
+    augment = RandomPerturbation(("noise", "faults"), probability=1.0)
+    outputs = [augment.apply(signal, 100, LEAD_NAMES, np.random.default_rng([7, i])) for i in range(20)]
+    assert all(o.shape == signal.shape for o in outputs)
+    assert sum(not np.array_equal(o, signal) for o in outputs) >= 15
+    again = augment.apply(signal, 100, LEAD_NAMES, np.random.default_rng([7, 3]))
+    np.testing.assert_array_equal(again, outputs[3])
+    with pytest.raises(ValueError, match="unknown augmentation family"):
+        RandomPerturbation(("blur",))
+
+
+@pytest.fixture(scope="module")
+def model_and_input():
+    torch.manual_seed(0)
+    model = create_model("resnet_tiny", 12, 3).eval()
+    x = torch.randn(4, 12, 500) * 0.3
+    with torch.no_grad():
+        reference = (torch.sigmoid(model(x)) > 0.5).float()
+    return model, x, reference
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_pgd_respects_its_budget_and_never_lowers_its_loss(model_and_input, norm):
+    model, x, reference = model_and_input
+    eps = 0.01 if norm == "linf" else 0.5
+    result = pgd(model, x, reference, eps, norm, steps=8)
+    delta = (result.inputs - x).flatten(1)
+    size = delta.abs().max(dim=1).values if norm == "linf" else delta.norm(dim=1)
+    assert float(size.max()) <= eps * (1 + 1e-5)
+    assert all(b >= a - 1e-7 for a, b in zip(result.loss_history, result.loss_history[1:], strict=False))
+    assert result.loss_history[-1] > result.loss_history[0]  # it climbs
+    with torch.no_grad():
+        reached = float(attack_loss(model, result.inputs, reference).mean())
+    assert reached == pytest.approx(result.loss_history[-1], rel=1e-4)
+
+
+def test_a_zero_budget_changes_nothing_and_fgsm_is_one_signed_step(model_and_input):
+    model, x, reference = model_and_input
+    assert torch.equal(pgd(model, x, reference, 0.0).inputs, x)
+    step = fgsm(model, x, reference, 0.005).inputs - x
+    assert torch.allclose(step.abs()[step != 0], torch.tensor(0.005), atol=1e-7)
+    with pytest.raises(ValueError, match="unknown norm"):
+        pgd(model, x, reference, 0.1, "l1")
+
+
+def test_robustness_end_to_end_attacks_hurt_more_than_random_noise(tiny_run, tmp_path, capsys):
+    out = tmp_path / "rob"
+    assert main(["-q", "robustness", "--checkpoint", tiny_run.bundle, "--data", str(tiny_run.cache), "--split",
+                 "train", "--quick", "--n", "12", "--n-flip", "3", "--out", str(out)]) == 0
+    result = json.loads((out / "robustness.json").read_text())  # strict JSON: no NaN
+    conditions = {(c["kind"], c["level"]): c for c in result["conditions"]}
+    for eps in (10.0, 50.0):
+        assert conditions[("pgd", eps)]["changed"] > conditions[("random", eps)]["changed"]
+    assert conditions[("reversal", 0.0)]["label"] == "LA/RA electrode reversal"
+    assert {f["name"] for f in result["flip_budgets"]} == {"SNR", "AF", "IAVB", "LBBB", "RBBB", "PAC", "PVC",
+                                                           "STD", "STE"}
+    for name in ("robustness.csv", "robustness_curves.png", "adversarial_example.png", "robustness.html"):
+        assert (out / name).stat().st_size > 0
+    assert "Worst adversarial" in (out / "robustness.html").read_text()
+    assert "PGD, 50 uV L-inf" in capsys.readouterr().out
+    empty = tmp_path / "not-a-cache"
+    empty.mkdir()
+    assert main(["robustness", "--checkpoint", tiny_run.bundle, "--data", str(empty), "--out", str(tmp_path / "x")]) == 1
+    assert capsys.readouterr().err.strip().count("\n") == 0
