@@ -138,3 +138,26 @@ def test_robustness_end_to_end_attacks_hurt_more_than_random_noise(tiny_run, tmp
     empty.mkdir()
     assert main(["robustness", "--checkpoint", tiny_run.bundle, "--data", str(empty), "--out", str(tmp_path / "x")]) == 1
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_training_with_perturbation_augmentation_and_pgd_adversarial_training(tiny_run, tmp_path):
+    from ecglens.cache import EcgCache
+    from ecglens.data import CacheDataset, split_caches
+    from ecglens.preprocess import LengthPolicy
+    from ecglens.train.loop import TrainConfig, fit
+
+    cache = EcgCache(tiny_run.cache)
+    items = split_caches([cache]).train[:6]
+    plain = CacheDataset([cache], items, LengthPolicy("crop", 2.0), True, seed=1)
+    augmented = CacheDataset([cache], items, LengthPolicy("crop", 2.0), True, seed=1,
+                             perturbation=RandomPerturbation(("noise", "faults"), probability=1.0))
+    assert sum(not torch.equal(plain[i][0], augmented[i][0]) for i in range(len(items))) >= 5
+    assert all(plain[i][0].shape == augmented[i][0].shape for i in range(len(items)))
+    config = TrainConfig(model="resnet_tiny", epochs=1, batch_size=8, augment=("noise", "faults"),
+                         adversarial="pgd:25")
+    result = fit([tiny_run.cache], tmp_path / "run", config, progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert saved["augment"] == ["noise", "faults"] and saved["adversarial"] == "pgd:25"
+    assert result.epochs_run == 1
+    with pytest.raises(ValueError, match="pgd:EPS"):
+        TrainConfig(adversarial="pgd:-3")

@@ -252,6 +252,12 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
               help="DataLoader worker processes (persistent across epochs).")
 @click.option("--compile", "compile_model", is_flag=True,
               help="torch.compile the model for training (slower first epoch; faster after, mostly on CUDA).")
+@click.option("--augment", default=None,
+              help="Perturbation families as training augmentation: noise, faults or noise,faults (each record "
+                   "perturbed with probability 0.5, at a random severity; see 'ecglens robustness').")
+@click.option("--adversarial", default=None,
+              help="pgd:EPS: PGD adversarial training at an L-inf budget of EPS microvolts (3 steps; loss = mean "
+                   "of clean and adversarial). About 4x the time per epoch.")
 @click.option("--tensorboard", is_flag=True,
               help="Also write TensorBoard event files to RUN/tensorboard (needs the 'tensorboard' extra).")
 @click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,

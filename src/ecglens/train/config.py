@@ -74,9 +74,11 @@ def config_from_dict(data: Mapping[str, Any], where: str = "config") -> TrainCon
             values["policy"] = LengthPolicy(**values["policy"])
         if isinstance(values.get("split"), Mapping):
             values["split"] = SplitSpec(**values["split"])
-        if "lead_names" in values:
-            leads = values["lead_names"]
-            values["lead_names"] = tuple(leads.split(",") if isinstance(leads, str) else leads)
+        for key in ("lead_names", "augment"):
+            if key in values:
+                listed = values[key]
+                values[key] = tuple(p.strip() for p in listed.split(",") if p.strip()) if isinstance(listed, str) \
+                    else tuple(listed)
         return TrainConfig(**values)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: {error}") from None

@@ -38,11 +38,14 @@ from ecglens.labels.mapping import PROFILES, LabelMap, load_label_map, load_labe
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.metrics import evaluate_predictions, tune_thresholds
 from ecglens.models import create_model, resolve_device
+from ecglens.models.attacks import pgd
+from ecglens.perturb import RandomPerturbation
 from ecglens.preprocess import LengthPolicy
 from ecglens.progress import bar, note
 from ecglens.train.state import STATE_DIR, BestEpoch, EpochLog, RunState, load_state, recover_state, save_state
 
 TENSORBOARD_DIR = "tensorboard"
+ADVERSARIAL_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -73,15 +76,39 @@ class TrainConfig:
     under the profile the first cache was prepared with."""
     tensorboard: bool = False
     """Also write TensorBoard event files (loss, validation metrics, learning rate) to ``RUN/tensorboard``."""
+    augment: tuple[str, ...] = ()
+    """Perturbation families used as augmentation (``noise``, ``faults``; `ecglens.perturb.RandomPerturbation`)."""
+    adversarial: str | None = None
+    """``pgd:EPS``: PGD adversarial training at an L-inf budget of EPS microvolts (3 steps; the loss is the mean
+    of the clean and the adversarial batch's)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lead_names", canonical_leads(self.lead_names))
+        object.__setattr__(self, "augment", tuple(self.augment))
+        RandomPerturbation(self.augment)  # names the unknown family, if any
+        if self.adversarial is not None:
+            self.adversarial_budget_mv  # noqa: B018 - validates the spec
         if self.split is None:
             object.__setattr__(self, "split", SplitSpec(self.seed))
 
     def to_dict(self) -> dict:
         """Plain data for ``config.json``."""
         return asdict(self)
+
+    @property
+    def adversarial_budget_mv(self) -> float | None:
+        """The adversarial-training budget in mV (None without adversarial training)."""
+        if self.adversarial is None:
+            return None
+        method, _, value = self.adversarial.partition(":")
+        try:
+            budget = float(value)
+        except ValueError:
+            budget = -1.0
+        if method != "pgd" or not budget > 0:
+            raise ValueError(f"--adversarial takes pgd:EPS with EPS in microvolts, e.g. pgd:25 "
+                             f"(got {self.adversarial!r})")
+        return budget * 1e-3
 
 
 @dataclass(frozen=True)
@@ -230,7 +257,8 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     train_set = CacheDataset(caches, splits.train, config.policy, True, config.lead_names,
-                             Augmentation(config.augmentation_probability), config.seed, label_map)
+                             Augmentation(config.augmentation_probability), config.seed, label_map,
+                             RandomPerturbation(config.augment) if config.augment else None)
     val_set = CacheDataset(caches, splits.val, config.policy, False, config.lead_names, label_map=label_map)
     state = RunState(0, BestEpoch(), ())
     if resume:
@@ -280,10 +308,15 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> float:
     total, count = 0.0, 0
     counter = bar(total=len(run.loader), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
                   enabled=progress and run.rank == 0, leave=False, line=False)
+    budget = config.adversarial_budget_mv
     for x, y in run.loader:
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
+        if budget is not None:  # the attack itself in full precision, on the unwrapped model
+            adversarial = pgd(run.model, x, y, budget, "linf", steps=ADVERSARIAL_STEPS).inputs
         with _autocast(run.device, config.amp):
             loss = loss_fn(run.train_model(x).float(), y)
+            if budget is not None:
+                loss = 0.5 * (loss + loss_fn(run.train_model(adversarial).float(), y))
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.step(run.optimizer)
