@@ -13,7 +13,8 @@ def test_reduced_demo_writes_a_full_report(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--n-records", "160", "--epochs", "1", "--model", "resnet_tiny"]) == 0
     html = (out / "report.html").read_text()
     for heading in ("Summary", "Test metrics", "Training", "What each synthetic class looks like", "Grad-CAM",
-                    "Population lead importance", "Faithfulness of the explanations", "Timings", "Configuration"):
+                    "Population lead importance", "Faithfulness of the explanations", "Robustness", "Timings",
+                    "Configuration"):
         assert f"<h2>{heading}" in html
     # training curve, one ECG per class, Grad-CAM figures, the heatmap and the faithfulness curves
     assert html.count("data:image/png;base64") >= 1 + 9 + 1 + 2
@@ -22,6 +23,9 @@ def test_reduced_demo_writes_a_full_report(tmp_path, capsys):
     summary = json.loads((out / "report.json").read_text())
     assert summary["evaluation"]["results"][0]["n_records"] > 0
     assert (out / "evaluation" / "metrics.csv").is_file()
+    kinds = [c["kind"] for c in summary["robustness"]["conditions"]]
+    assert kinds == ["clean", "gaussian", "muscle", "missing", "reversal", "crop", "random", "fgsm", "pgd"]
+    assert (out / "robustness" / "adversarial_example.png").is_file()
     # A second run reuses every finished step.
     assert main(["demo", "--out", str(out), "--n-records", "160", "--epochs", "1", "--model", "resnet_tiny"]) == 0
 

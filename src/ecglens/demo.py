@@ -18,19 +18,25 @@ import numpy as np
 from markupsafe import Markup
 
 from ecglens.atomic import write_text
+from ecglens.bundle import read_meta
 from ecglens.cache import build_cache
 from ecglens.data import SplitSpec
 from ecglens.io import parse_source
+from ecglens.perturb import Perturbation
 from ecglens.preprocess import LengthPolicy
 from ecglens.progress import note
-from ecglens.report.html import evaluation_table, figure_from_png, figure_to_html, page, table_to_html
+from ecglens.report.html import evaluation_table, figure_from_png, figure_to_html, page, strict_json, table_to_html
+from ecglens.report.robustness import robustness_section, write_robustness
 from ecglens.report.synth import plot_one_per_class
+from ecglens.robustness import run_robustness
 from ecglens.synth.cohort import SynthConfig, write_cohort
 from ecglens.train.evaluate import EvaluationReport, evaluate_bundle, store_in_bundle, write_report
 from ecglens.train.loop import TrainConfig, TrainResult, fit
 from ecglens.train.state import recover_state
 
 DEMO_TRAINING = TrainConfig(epochs=12, lr=1e-3, policy=LengthPolicy("crop", 5.0))
+DEMO_PERTURBATIONS = (Perturbation("gaussian", 6.0), Perturbation("muscle", 6.0), Perturbation("missing", 3),
+                      Perturbation("reversal", 0, "LA/RA"), Perturbation("crop", 5.0))
 """The demo's training: the study's ResNet-34 at lr 1e-3 for 12 epochs on 5-s crops (fits 5 minutes on 2 cores)."""
 
 
@@ -46,6 +52,7 @@ class DemoConfig:
     bootstrap: int = 200
     explain_population: int = 30  # records explained (whole 10-s records since the architecture re-plan)
     explain_faithfulness: int = 12
+    robustness_records: int = 30  # test records under a few perturbations and one attack budget
 
     @classmethod
     def sized(cls, n_records: int, sampling_rate_hz: float, epochs: int, model: str, device: str,
@@ -92,16 +99,28 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     _log("explaining: Grad-CAM of right and wrong test records, population SHAP, faithfulness")
     explanations = explain_for_report(result.best_bundle, cache, out / "explain", config, progress)
     timings["explain"] = time.perf_counter() - step
+    step = time.perf_counter()
+    _log(f"robustness: {len(DEMO_PERTURBATIONS)} perturbations and a 25-uV attack on {config.robustness_records} test "
+         "records")
+    robustness = run_robustness(result.best_bundle, [cache], "test", config.robustness_records, DEMO_PERTURBATIONS,
+                                budgets_uv=(25.0,), n_flip=0, pgd_steps=3, attacks=("random", "fgsm", "pgd"),
+                                device=config.train.device, progress=progress)
+    robustness_files = write_robustness(robustness, out / "robustness", read_meta(result.best_bundle).lead_names)
+    timings["robustness"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
     summary = {
         "config": asdict(config), "class_counts": counts, "timings_s": timings,
         "training_log": [asdict(row) for row in result.log], "best_epoch": result.best_epoch,
         "evaluation": report.to_dict(), "bundle": result.best_bundle, "explanations": explanations,
+        "robustness": strict_json(robustness.to_dict()),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
     }
     write_text(out / "report.json", json.dumps(summary, indent=2, default=float))
     html_path = out / "report.html"
-    write_text(html_path, _render(summary, report, synth, result, config))
+    figures = {p.name: p for p in robustness_files}
+    section = robustness_section(robustness, figures.get("robustness_curves.png"),
+                                 figures.get("adversarial_example.png"))
+    write_text(html_path, _render(summary, report, synth, result, config, section))
     _log(f"done in {timings['total']:.0f} s: test macro AUC {report.combined.macro_auc:.3f}")
     _log(f"view the model in a browser: ecglens serve --checkpoint {result.best_bundle}")
     return html_path
@@ -140,7 +159,7 @@ def _training_figure(result: TrainResult) -> str:
 
 
 def _render(summary: dict, report: EvaluationReport, synth: SynthConfig, result: TrainResult,
-            config: DemoConfig) -> str:
+            config: DemoConfig, robustness: Markup) -> str:
     test = report.combined
     sections = [("Summary", Markup(
         "<p>{} class labels over {} synthetic records ({:g} s at {:g} Hz, SNR {:g} dB), cached at {:g} Hz; the "
@@ -157,6 +176,7 @@ def _render(summary: dict, report: EvaluationReport, synth: SynthConfig, result:
         images = [figure_from_png(path, path.stem) for path in plot_one_per_class(synth, scratch)]
     sections.append(("What each synthetic class looks like", Markup("").join(images)))
     sections += _explanation_sections(summary["explanations"])
+    sections.append(("Robustness: a few perturbations (full set: ecglens robustness)", robustness))
     sections.append(("Timings (s)", table_to_html(["step", "seconds"], list(summary["timings_s"].items()))))
     sections.append(("Configuration", Markup("<pre>{}</pre>").format(json.dumps(summary["config"], indent=2))))
     return page("ecglens demo report", sections)

@@ -31,6 +31,7 @@ from ecglens.progress import bar, note
 UV = 1e-3
 """One microvolt in the signals' unit (mV)."""
 LINF_BUDGETS_UV = (5.0, 10.0, 25.0, 50.0)
+ATTACKS = {"random": "random sign noise", "fgsm": "FGSM", "pgd": "PGD", "pgd-l2": "PGD L2"}
 FLIP_GRID_UV = (1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0)
 
 
@@ -180,6 +181,7 @@ def run_robustness(
     n_flip: int = 20,
     pgd_steps: int = 10,
     transfer_bundle: str | os.PathLike | None = None,
+    attacks: Sequence[str] = tuple(ATTACKS),
     device: str = "auto",
     batch_size: int = 32,
     seed: int = 0,
@@ -197,6 +199,7 @@ def run_robustness(
         n_flip: records on which the smallest flipping budget is searched per class (0 to skip).
         pgd_steps: PGD iterations.
         transfer_bundle: a second bundle (another seed) scored on the first one's PGD inputs.
+        attacks: which of `ATTACKS` to run at each budget.
         device: torch device name.
         batch_size: records per batch.
         seed: record choice and random noise.
@@ -226,7 +229,11 @@ def run_robustness(
     clean_probabilities = class_probabilities(model, clean_inputs, batch_size)
     clean_decisions = clean_probabilities >= np.asarray(meta.thresholds)[None, :]
     conditions = [_score("clean", "clean", 0.0, "clean", y_true, clean_probabilities, meta, None)]
-    counter = bar(total=len(suite) + 4 * len(budgets_uv), desc="robustness", unit="condition", enabled=progress)
+    unknown = sorted(set(attacks) - set(ATTACKS))
+    if unknown:
+        raise ValueError(f"unknown attack {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
+    counter = bar(total=len(suite) + len(attacks) * len(budgets_uv), desc="robustness", unit="condition",
+                  enabled=progress)
     for perturbation in suite:
         try:
             inputs = _inputs(dataset(perturbation))
@@ -240,7 +247,8 @@ def run_robustness(
     reference = clean_decisions.astype(np.float32)  # attacks push away from the model's own clean decisions
     pgd_inputs: dict[float, list[np.ndarray]] = {}
     for eps in budgets_uv:
-        for method, name in (("random", "random sign noise"), ("fgsm", "FGSM"), ("pgd", "PGD"), ("pgd-l2", "PGD L2")):
+        for method in attacks:
+            name = ATTACKS[method]
             adversarial = _attack_batches(model, clean_inputs, reference, eps * UV, method, batch_size, torch_device,
                                           steps=pgd_steps, seed=seed)
             if method == "pgd":

@@ -80,13 +80,22 @@ def pgd(model: nn.Module, x: torch.Tensor, reference: torch.Tensor, eps: float, 
     if random_start and eps > 0:
         delta = _project((torch.rand(x.shape, generator=generator, device="cpu").to(x) * 2 - 1) * eps, eps, norm)
     try:
-        with torch.no_grad():
-            best_loss = attack_loss(model, x + delta, reference, classes)
-        best = delta.clone()
-        history = [float(best_loss.mean())]
-        for _ in range(steps if eps > 0 else 0):
-            delta.requires_grad_(True)
-            loss = attack_loss(model, x + delta, reference, classes)
+        best, best_loss, history = delta.clone(), None, []
+        for step_index in range(steps + 1 if eps > 0 else 1):
+            last = step_index == steps or eps == 0
+            delta.requires_grad_(not last)
+            with torch.set_grad_enabled(not last):
+                loss = attack_loss(model, x + delta, reference, classes)  # the loss at this iterate, once
+            with torch.no_grad():
+                if best_loss is None:
+                    best_loss = loss.detach()
+                else:
+                    improved = loss > best_loss if keep_best else torch.ones_like(loss, dtype=torch.bool)
+                    best[improved] = delta.detach()[improved]
+                    best_loss = torch.where(improved, loss.detach(), best_loss)
+                history.append(float(best_loss.mean()))
+            if last:
+                break
             (grad,) = torch.autograd.grad(loss.sum(), delta)
             with torch.no_grad():
                 if norm == "linf":
@@ -94,11 +103,6 @@ def pgd(model: nn.Module, x: torch.Tensor, reference: torch.Tensor, eps: float, 
                 else:
                     step = alpha * grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
                 delta = _project(delta.detach() + step, eps, norm)
-                current = attack_loss(model, x + delta, reference, classes)
-                improved = current > best_loss if keep_best else torch.ones_like(current, dtype=torch.bool)
-                best[improved] = delta[improved]
-                best_loss = torch.where(improved, current, best_loss)
-                history.append(float(best_loss.mean()))
     finally:
         model.train(was_training)
     return AttackResult((x + best).detach(), tuple(history))
