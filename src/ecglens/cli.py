@@ -360,6 +360,58 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, transfe
                                               device, seed))
 
 
+@cli.command("leads")
+@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="Cache directory (repeat for several): every subset trains and tests on the same split.")
+@click.option("--out", type=click.Path(file_okay=False), default="leads", show_default=True,
+              help="Study folder (each subset's run in runs/NAME; a finished subset is reused).")
+@click.option("--subsets", default="12,limb6,4,3,2,singles", show_default=True,
+              help="Named sets: 12, limb6, 4 (I,II,III,V2), 3 (I,II,V2), 2 (I,II), singles (each lead alone).")
+@click.option("--subset", "custom", multiple=True, help="A lead list of your own, e.g. I,II,V1 (repeatable).")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The 12-lead bundle to explain (default: the '12' subset trained here).")
+@click.option("--no-train", is_flag=True, help="Only the Shapley ranking of --checkpoint: minutes, no training.")
+@click.option("--n-shapley", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Test records explained (16 sampled lead orders each).")
+@click.option("--label-space", default=None, help="As for 'ecglens train'.")
+@click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val-fold", type=int, default=9, show_default=True)
+@click.option("--test-fold", type=int, default=10, show_default=True)
+@click.option("--bootstrap", type=int, default=200, show_default=True, help="Bootstrap resamples for the intervals.")
+@_DEVICE
+def leads(caches, out, subsets, custom, checkpoint, no_train, n_shapley, label_space, model, epochs, batch_size, lr,
+          seed, val_fold, test_fold, bootstrap, device) -> None:
+    """Which leads suffice: reduced-lead models measured, and the 12-lead model's Shapley ranking of the leads.
+
+    Trains the PhysioNet/CinC 2021 lead sets, single leads and your own lists on the same split and seed;
+    reports per-class AUC/F1 with bootstrap intervals; ranks the leads per class by population lead Shapley
+    values; correlates the two (Spearman) and trains the Shapley-guided best 2 and 3 leads against the best
+    measured subsets of those sizes. Says where the study's readings (lead II for AF, the bundle-branch
+    blocks, PAC and PVC; aVF for PAC; V1 for RBBB) rank.
+
+    \b
+    Examples:
+      ecglens leads --data caches/ptbxl100 --val-fold 7 --test-fold 8 --epochs 10
+      ecglens leads --data caches/ptbxl100 --checkpoint starter --no-train --val-fold 7 --test-fold 8
+    """
+    from ecglens.data import SplitSpec
+    from ecglens.lead_subsets import parse_subsets, run_leads
+    from ecglens.train.loop import TrainConfig
+
+    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                         split=SplitSpec(seed, val_fold, test_fold), label_space=label_space)
+    if checkpoint == "starter":
+        from ecglens.bundle import starter_path
+
+        checkpoint = str(starter_path())
+    _show(run_leads(caches, out, subsets=parse_subsets(subsets, custom), config=config, checkpoint=checkpoint,
+                    train=not no_train, n_shapley=n_shapley, n_bootstrap=bootstrap))
+
+
 @cli.command("calibrate")
 @_CHECKPOINT
 @click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),

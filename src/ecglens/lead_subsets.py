@@ -1,0 +1,355 @@
+"""Which leads suffice (``ecglens leads``), the study's second open question.
+
+Two answers side by side:
+
+- **measured**: reduced-lead models trained and evaluated on the same caches, split and seed as the 12-lead
+  model (`ecglens.train.loop.fit` with ``lead_names``), for the PhysioNet/CinC 2021 sets (12; 6 limb; 4:
+  I, II, III, V2; 3: I, II, V2; 2: I, II), single leads and user lists; per-class AUC and F1 with bootstrap
+  intervals;
+- **explained**: the 12-lead model's population lead Shapley values (sampled permutations; each lead's mean
+  contribution to each class's probability on the records of that class), with no training at all
+  (``--no-train``).
+
+Does the explanation predict the measurement? The Spearman correlation between each subset's Shapley share
+(the share of each class's total attribution its leads carry, averaged over classes) and its measured macro
+AUC, and a greedy subset (the k leads with the largest mean share) against the best measured subset of size k.
+
+III, aVR, aVL and aVF are linear combinations of I and II (Einthoven: III = II - I; Goldberger: aVR =
+-(I + II)/2, aVL = I - II/2, aVF = II - I/2), so a model given I and II sees all six limb leads' information;
+the report compares ``2`` with ``limb6`` as a check of that fact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from markupsafe import Markup
+from scipy.stats import spearmanr
+
+from ecglens.atomic import atomic_open, write_json, write_text
+from ecglens.bundle import load_model
+from ecglens.cache import open_caches
+from ecglens.explain.inputs import split_inputs
+from ecglens.explain.lead_shapley import sampled_lead_shapley
+from ecglens.leads import LEAD_NAMES, canonical_leads
+from ecglens.metrics import EvaluationResult
+from ecglens.progress import bar, note
+from ecglens.report.figures import save_figure
+from ecglens.report.html import figure_from_png, page, strict_json, table_to_html
+from ecglens.train.evaluate import evaluate_bundle
+from ecglens.train.loop import TrainConfig, fit
+
+NAMED_SUBSETS: dict[str, tuple[str, ...]] = {
+    "12": LEAD_NAMES,
+    "limb6": ("I", "II", "III", "aVR", "aVL", "aVF"),
+    "4": ("I", "II", "III", "V2"),
+    "3": ("I", "II", "V2"),
+    "2": ("I", "II"),
+}
+"""The PhysioNet/CinC Challenge 2021 lead sets."""
+STUDY_READINGS: tuple[tuple[str, str], ...] = (
+    ("AF", "II"), ("LBBB", "II"), ("RBBB", "II"), ("PAC", "II"), ("PVC", "II"), ("PAC", "aVF"), ("RBBB", "V1"))
+"""What the study reads from its population SHAP figures: lead II for AF, the bundle-branch blocks, PAC and
+PVC; aVF for PAC; V1 for RBBB."""
+EINTHOVEN_NOTE = ("III, aVR, aVL and aVF are linear combinations of I and II (Einthoven: III = II - I; "
+                  "Goldberger: aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2): a model given I and II sees all "
+                  "six limb leads' information, so '2' and 'limb6' should score alike up to training noise.")
+
+
+def parse_subsets(named: str = "12,limb6,4,3,2,singles", custom: Sequence[str] = ()) -> tuple[
+        tuple[str, tuple[str, ...]], ...]:
+    """(name, leads) of every subset asked for: named sets, ``singles`` (each lead alone), custom lists."""
+    subsets: dict[str, tuple[str, ...]] = {}
+    for name in (part.strip() for part in named.split(",") if part.strip()):
+        if name == "singles":
+            subsets.update({lead: (lead,) for lead in LEAD_NAMES})
+        elif name in NAMED_SUBSETS:
+            subsets[name] = NAMED_SUBSETS[name]
+        else:
+            raise ValueError(f"unknown lead set {name!r}; choose from {', '.join(NAMED_SUBSETS)}, singles")
+    for text in custom:
+        leads = canonical_leads(part.strip() for part in text.split(",") if part.strip())
+        subsets["+".join(leads)] = leads
+    return tuple(subsets.items())
+
+
+@dataclass(frozen=True)
+class LeadRanking:
+    """One class's mean lead Shapley values (probability units) over its positive records, and the leads by
+    value."""
+
+    class_name: str
+    n_records: int
+    values: tuple[float, ...]
+    order: tuple[str, ...]
+
+    def rank(self, lead: str) -> int:
+        """1 for the lead that matters most for this class."""
+        return self.order.index(lead) + 1
+
+
+@dataclass(frozen=True)
+class SubsetResult:
+    """A reduced-lead model on the test split: per-class and macro scores with intervals."""
+
+    name: str
+    leads: tuple[str, ...]
+    bundle: str
+    result: EvaluationResult
+    shapley_share: float | None
+
+
+@dataclass(frozen=True)
+class LeadStudy:
+    """Everything ``ecglens leads`` found."""
+
+    rankings: tuple[LeadRanking, ...]
+    shares: dict[str, float]
+    subsets: tuple[SubsetResult, ...]
+    spearman: float | None
+    spearman_p: float | None
+    greedy: tuple[dict, ...]
+    n_shapley_records: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        """Plain data for ``leads.json``."""
+        return {"rankings": [asdict(r) for r in self.rankings], "shares": self.shares,
+                "subsets": [{"name": s.name, "leads": list(s.leads), "bundle": s.bundle,
+                             "shapley_share": s.shapley_share, "result": s.result.to_dict()} for s in self.subsets],
+                "spearman": self.spearman, "spearman_p": self.spearman_p, "greedy": list(self.greedy),
+                "n_shapley_records": self.n_shapley_records, "seconds": self.seconds}
+
+
+def shapley_rankings(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], split: str = "test",
+                     n_records: int = 40, n_permutations: int = 16, device: str = "auto", progress: bool = True
+                     ) -> tuple[tuple[LeadRanking, ...], dict[str, float]]:
+    """Population lead Shapley values of a 12-lead bundle: per class, each lead's mean value over the records
+    labelled with the class; and each lead's share of the attribution averaged over classes."""
+    model, meta = load_model(bundle, device)
+    if meta.lead_names != LEAD_NAMES:
+        raise ValueError(f"{bundle}: the Shapley ranking needs a 12-lead model (it takes {', '.join(meta.lead_names)})")
+    inputs = split_inputs(open_caches(cache_paths, meta.sampling_rate_hz), meta, split, n_records)
+    device_ = next(model.parameters()).device
+    values, labels = [], []
+    for item in bar(inputs, desc="lead Shapley", unit="record", enabled=progress):
+        values.append(sampled_lead_shapley(model, torch.from_numpy(item.signal).to(device_), None, n_permutations))
+        labels.append(item.labels)
+    phi, truth = np.stack(values), np.stack(labels) > 0.5  # records x leads x classes, records x classes
+    rankings, shares = [], []
+    for c, name in enumerate(meta.class_names):
+        if not truth[:, c].any():
+            continue
+        mean = phi[truth[:, c], :, c].mean(axis=0)
+        rankings.append(LeadRanking(name, int(truth[:, c].sum()), tuple(float(v) for v in mean),
+                                    tuple(LEAD_NAMES[i] for i in np.argsort(-mean))))
+        total = np.abs(mean).sum()
+        if total > 0:
+            shares.append(np.clip(mean, 0, None) / total)
+    share = np.mean(shares, axis=0) if shares else np.zeros(len(LEAD_NAMES))
+    return tuple(rankings), {lead: float(v) for lead, v in zip(LEAD_NAMES, share, strict=True)}
+
+
+def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
+                   subsets: Sequence[tuple[str, tuple[str, ...]]] = (), config: TrainConfig | None = None,
+                   checkpoint: str | os.PathLike | None = None, train: bool = True, n_shapley: int = 40,
+                   n_bootstrap: int = 200, greedy_sizes: Sequence[int] = (2, 3), progress: bool = True) -> LeadStudy:
+    """Train and evaluate the subsets, rank the leads by Shapley value, and compare (see the module doc).
+
+    Args:
+        cache_paths: caches to train and test on.
+        out: the study folder (each subset's run in ``runs/NAME``; a finished subset is reused).
+        subsets: (name, leads) pairs (`parse_subsets`).
+        config: training settings shared by every subset (its ``lead_names`` are replaced).
+        checkpoint: the 12-lead bundle to explain (default: the ``12`` subset's, trained here).
+        train: False for the Shapley ranking alone (needs ``checkpoint``).
+        n_shapley: test records explained.
+        n_bootstrap: bootstrap resamples for the intervals.
+        greedy_sizes: sizes of the Shapley-guided subsets trained and compared with the best measured ones.
+    """
+    started = time.perf_counter()
+    config = TrainConfig() if config is None else config
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    subsets = list(subsets)
+    if not train and checkpoint is None:
+        raise ValueError("--no-train needs --checkpoint (a 12-lead bundle to explain)")
+    trained: dict[str, SubsetResult] = {}
+
+    def train_subset(name: str, leads: tuple[str, ...]) -> None:
+        run = out / "runs" / name.replace("/", "_")
+        done = run / "evaluation.json"
+        if not done.is_file():
+            note(f"training {name} ({', '.join(leads)})", "leads")
+            resume = (run / "state").is_dir()
+            fit(cache_paths, run, replace(config, lead_names=leads), resume=resume, progress=progress)
+            report = evaluate_bundle(run / "best", cache_paths, n_bootstrap=n_bootstrap, device=config.device,
+                                     retune=False)
+            write_text(done, json.dumps(strict_json(report.combined.to_dict())))
+        result = EvaluationResult.from_dict(json.loads(done.read_text()))
+        trained[name] = SubsetResult(name, leads, str(run / "best"), result, None)
+
+    if train and checkpoint is None:
+        train_subset("12", LEAD_NAMES)
+        checkpoint = trained["12"].bundle
+    rankings, shares = shapley_rankings(checkpoint, cache_paths, "test", n_shapley, device=config.device,
+                                        progress=progress)
+    greedy_sets = {f"greedy{k}": tuple(sorted(sorted(shares, key=lambda lead: -shares[lead])[:k],
+                                              key=LEAD_NAMES.index)) for k in greedy_sizes}
+    if train:
+        for name, leads in [*subsets, *greedy_sets.items()]:
+            if name not in trained:
+                train_subset(name, leads)
+    results = tuple(replace(s, shapley_share=float(sum(shares[lead] for lead in s.leads))) for s in trained.values())
+    measured = [(s.shapley_share, s.result.macro_auc) for s in results if s.result.macro_auc is not None]
+    rho = p = None
+    if len(measured) >= 3:
+        rho, p = (float(v) for v in spearmanr(*zip(*measured, strict=True)))
+    greedy = []
+    for name, leads in greedy_sets.items():
+        same_size = [s for s in results if len(s.leads) == len(leads) and not s.name.startswith("greedy")]
+        best = max(same_size, key=lambda s: s.result.macro_auc or -1, default=None)
+        mine = trained.get(name)
+        greedy.append({"size": len(leads), "greedy_leads": list(leads),
+                       "greedy_macro_auc": None if mine is None else mine.result.macro_auc,
+                       "best_measured": None if best is None else best.name,
+                       "best_measured_macro_auc": None if best is None else best.result.macro_auc})
+    return LeadStudy(rankings, shares, results, rho, p, tuple(greedy), n_shapley, time.perf_counter() - started)
+
+
+def write_lead_study(study: LeadStudy, out: str | os.PathLike) -> tuple[Path, ...]:
+    """``leads.json``, ``leads.csv``, ``lead_ranking.csv``, ``leads.png`` and ``leads.html``."""
+    out = Path(out)
+    paths = [write_json(out / "leads.json", strict_json(study.to_dict()))]
+    rows = []
+    for s in study.subsets:
+        for m in (*s.result.per_class, None):
+            metrics = {"class": "macro", "auc": s.result.macro_auc, "f1": s.result.average.get("f1"),
+                       "auc_ci": s.result.average_ci95.get("auc")} if m is None else \
+                {"class": m.name, "auc": m.auc, "f1": m.f1, "auc_ci": m.ci95.get("auc")}
+            ci = metrics.pop("auc_ci") or (None, None)
+            rows.append({"subset": s.name, "leads": " ".join(s.leads), "n_leads": len(s.leads), **metrics,
+                         "auc_ci_low": ci[0], "auc_ci_high": ci[1], "shapley_share": s.shapley_share})
+    with atomic_open(out / "leads.csv", newline="") as handle:
+        pd.DataFrame(rows).to_csv(handle, index=False)
+    ranking = pd.DataFrame([{"class": r.class_name, "records": r.n_records,
+                             **{lead: v for lead, v in zip(LEAD_NAMES, r.values, strict=True)}}
+                            for r in study.rankings])
+    with atomic_open(out / "lead_ranking.csv", newline="") as handle:
+        ranking.to_csv(handle, index=False)
+    paths += [out / "leads.csv", out / "lead_ranking.csv"]
+    figure = save_figure(_figure(study), out / "leads.png") if study.subsets else None
+    if figure is not None:
+        paths.append(figure)
+    paths.append(write_text(out / "leads.html", page("ecglens leads: which leads suffice", _sections(study, figure))))
+    return tuple(paths)
+
+
+def _figure(study: LeadStudy):
+    subsets = sorted(study.subsets, key=lambda s: (-len(s.leads), -(s.result.macro_auc or 0)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.32 * len(subsets) + 1.8),
+                                      gridspec_kw={"width_ratios": [2, 1]})
+    y = np.arange(len(subsets))
+    auc = np.array([np.nan if s.result.macro_auc is None else s.result.macro_auc for s in subsets])
+    ci = np.array([s.result.average_ci95.get("auc", (np.nan, np.nan)) for s in subsets])
+    errors = np.abs(np.stack([auc - ci[:, 0], ci[:, 1] - auc]))
+    colours = ["C3" if s.name.startswith("greedy") else f"C{min(len(s.leads), 12) % 10}" for s in subsets]
+    left.barh(y, auc, xerr=errors, color=colours, alpha=0.8, error_kw={"lw": 0.8})
+    left.set_yticks(y, [f"{s.name} ({len(s.leads)})" for s in subsets], fontsize=7)
+    left.invert_yaxis()
+    left.set_xlabel("test macro AUC (95 % bootstrap interval)")
+    left.set_xlim(0.4, 1.0)
+    left.axvline(0.5, color="0.5", ls=":", lw=1)
+    left.grid(alpha=0.3, axis="x")
+    share = np.array([s.shapley_share or 0 for s in subsets])
+    right.scatter(share, auc, color=colours)
+    for s, x_value, y_value in zip(subsets, share, auc, strict=True):
+        right.annotate(s.name, (x_value, y_value), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    rho = "n/a" if study.spearman is None else f"{study.spearman:.2f}"
+    right.set_xlabel("Shapley share of the subset's leads (12-lead model)")
+    right.set_ylabel("measured macro AUC")
+    right.set_title(f"Spearman rho {rho}", fontsize=9)
+    right.grid(alpha=0.3)
+    fig.suptitle("Reduced-lead models on the same split and seed (red: Shapley-guided greedy subsets)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _sections(study: LeadStudy, figure: Path | None) -> list[tuple[str, Markup]]:
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    sections = [("Linear dependence of the limb leads", Markup("<p>{}</p>").format(EINTHOVEN_NOTE))]
+    by_name = {s.name: s for s in study.subsets}
+    if "2" in by_name and "limb6" in by_name:
+        two, six = by_name["2"].result, by_name["limb6"].result
+        sections[0] = (sections[0][0], sections[0][1] + Markup(
+            "<p>Measured: I, II macro AUC {} {}; the six limb leads {} {}.</p>").format(
+            fmt(two.macro_auc), two.average_ci95.get("auc", ""), fmt(six.macro_auc), six.average_ci95.get("auc", "")))
+    if study.subsets:
+        body = figure_from_png(figure, "macro AUC per lead subset") if figure is not None else Markup("")
+        header = ["subset", "leads", "macro AUC [95 % CI]", "macro F1", "Shapley share"] + \
+            [m.name for m in study.subsets[0].result.per_class]
+        rows = [[s.name, " ".join(s.leads), f"{fmt(s.result.macro_auc)} {_ci(s.result.average_ci95.get('auc'))}",
+                 fmt(s.result.average.get("f1")), fmt(s.shapley_share)] + [fmt(m.auc) for m in s.result.per_class]
+                for s in study.subsets]
+        rho = "n/a (fewer than 3 subsets)" if study.spearman is None else \
+            f"{study.spearman:.2f} (p = {study.spearman_p:.3f}, {len(study.subsets)} subsets)"
+        body += Markup("<p>Spearman correlation of Shapley share and measured macro AUC: {}.</p>").format(rho)
+        body += table_to_html(header, rows)
+        body += table_to_html(["size", "greedy (Shapley) leads", "its macro AUC", "best measured subset", "its AUC"],
+                              [[g["size"], " ".join(g["greedy_leads"]), fmt(g["greedy_macro_auc"]),
+                                g["best_measured"] or "none of that size", fmt(g["best_measured_macro_auc"])]
+                               for g in study.greedy])
+        sections.append(("Measured: reduced-lead models (test split, the bundles' own thresholds)", body))
+    ranking = table_to_html(["class", "records", "leads by mean Shapley value (most first)"],
+                            [[r.class_name, r.n_records, " > ".join(r.order)] for r in study.rankings])
+    sections.append((f"Explained: lead ranking of the 12-lead model ({study.n_shapley_records} test records)",
+                     ranking))
+    ranks = {r.class_name: r for r in study.rankings}
+    study_rows = [[c, lead, f"{ranks[c].rank(lead)} of 12" if c in ranks else "class absent",
+                   " ".join(ranks[c].order[:3]) if c in ranks else ""] for c, lead in STUDY_READINGS]
+    sections.append(("Beside the study's readings of its SHAP figures", table_to_html(
+        ["class", "the study reads", "ecglens's rank of that lead", "ecglens's top 3"], study_rows)))
+    return sections
+
+
+def _ci(interval) -> str:
+    return "" if not interval else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+@dataclass(frozen=True)
+class LeadsRun:
+    """``leads``: the study and the files written."""
+
+    study: LeadStudy
+    paths: tuple[Path, ...]
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: the ranking per class, the subsets' macro AUC, the comparison, the files."""
+        lines = ["lead ranking of the 12-lead model (mean Shapley value on each class's test records, most first):"]
+        lines += [f"  {r.class_name:<8} ({r.n_records:>3} records) {' > '.join(r.order[:6])} ..." for r in
+                  self.study.rankings]
+        for s in sorted(self.study.subsets, key=lambda s: -len(s.leads)):
+            auc = "n/a" if s.result.macro_auc is None else f"{s.result.macro_auc:.3f}"
+            interval = _ci(s.result.average_ci95.get("auc"))
+            lines.append(f"  {s.name:<14} {len(s.leads):>2} leads: macro AUC {auc} {interval}  Shapley share "
+                         f"{s.shapley_share:.2f}")
+        if self.study.spearman is not None:
+            lines.append(f"Spearman rho (Shapley share vs measured macro AUC): {self.study.spearman:.2f}")
+        return [*lines, "wrote " + ", ".join(str(p) for p in self.paths)]
+
+
+def run_leads(cache_paths: Sequence[str | os.PathLike], out: str | os.PathLike, **options) -> LeadsRun:
+    """`run_lead_study` then `write_lead_study`."""
+    study = run_lead_study(cache_paths, out, **options)
+    return LeadsRun(study, write_lead_study(study, out))
