@@ -368,8 +368,8 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, transfe
 @click.option("--subsets", default="12,limb6,4,3,2,singles", show_default=True,
               help="Named sets: 12, limb6, 4 (I,II,III,V2), 3 (I,II,V2), 2 (I,II), singles (each lead alone).")
 @click.option("--subset", "custom", multiple=True, help="A lead list of your own, e.g. I,II,V1 (repeatable).")
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None,
-              help="The 12-lead bundle to explain (default: the '12' subset trained here).")
+@click.option("--checkpoint", default=None,
+              help="The 12-lead bundle to explain, or 'starter' (default: the '12' subset trained here).")
 @click.option("--no-train", is_flag=True, help="Only the Shapley ranking of --checkpoint: minutes, no training.")
 @click.option("--n-shapley", type=click.IntRange(min=1), default=40, show_default=True,
               help="Test records explained (16 sampled lead orders each).")
@@ -404,10 +404,10 @@ def leads(caches, out, subsets, custom, checkpoint, no_train, n_shapley, label_s
 
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                          split=SplitSpec(seed, val_fold, test_fold), label_space=label_space)
-    if checkpoint == "starter":
-        from ecglens.bundle import starter_path
+    if checkpoint is not None:
+        from ecglens.bundle import resolve_bundle
 
-        checkpoint = str(starter_path())
+        checkpoint = str(resolve_bundle(checkpoint))
     _show(run_leads(caches, out, subsets=parse_subsets(subsets, custom), config=config, checkpoint=checkpoint,
                     train=not no_train, n_shapley=n_shapley, n_bootstrap=bootstrap))
 
