@@ -136,7 +136,8 @@ def test_robustness_end_to_end_attacks_hurt_more_than_random_noise(tiny_run, tmp
     assert "PGD, 50 uV L-inf" in capsys.readouterr().out
     empty = tmp_path / "not-a-cache"
     empty.mkdir()
-    assert main(["robustness", "--checkpoint", tiny_run.bundle, "--data", str(empty), "--out", str(tmp_path / "x")]) == 1
+    assert main(["robustness", "--checkpoint", tiny_run.bundle, "--data", str(empty),
+                 "--out", str(tmp_path / "x")]) == 1
     assert capsys.readouterr().err.strip().count("\n") == 0
 
 
