@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from ecglens.atomic import atomic_open, write_json, write_text
 from ecglens.report.ecgpaper import paper_grid
@@ -56,6 +57,9 @@ def curves_figure(result: RobustnessResult) -> Figure:
                 axis.invert_xaxis()
             else:
                 axis.set_xscale("log")
+                budgets = sorted({c.level for c in rows})
+                axis.set_xticks(budgets, [f"{b:g}" for b in budgets])
+                axis.xaxis.set_minor_locator(NullLocator())
                 axis.set_xlabel("budget (microvolts)")
             axis.axhline(0.5, color="0.5", ls=":", lw=1)
         axis.set_title(family, fontsize=10)
