@@ -1,9 +1,9 @@
 """``ecglens leads`` on the shared PTB-XL sample at 100 Hz, sized to about 30 CPU-minutes.
 
 Usage:
-  python benchmarks/bench_leads.py --data CACHE [--model resnet18] [--epochs 4] [--work DIR]
+  python benchmarks/bench_leads.py --data CACHE [--model resnet18] [--epochs 3] [--work DIR]
 
-Sized down from the study's setting to fit: ResNet-18 instead of ResNet-34, 4 epochs at lr 1e-3 instead of
+Sized down from the study's setting to fit: ResNet-18 instead of ResNet-34, 3 epochs at lr 1e-3 instead of
 30 at 1e-4, 60 explained test records; every subset (12, limb6, 4, 3, 2, the 12 single leads, and the
 Shapley-guided best 2 and 3) on strat_fold 1-6 / 7 / 8 with seed 0. Prints the wall and CPU time, the lead
 ranking per class beside the study's readings, each subset's macro AUC and the rank correlation.
@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", default="resnet18")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--work", default="bench-leads")
     args = parser.parse_args()
