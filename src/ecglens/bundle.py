@@ -113,10 +113,7 @@ class BundleMeta:
         if self.label_space is not None:
             return self.label_space
         profile = self.training_data.label_profile if self.training_data else ""
-        try:
-            return load_label_map(profile if profile in PROFILES else "strict")
-        except ValueError:  # pragma: no cover - built-in profiles always load
-            return load_label_map("strict")
+        return load_label_map(profile if profile in PROFILES else "strict")
 
     @property
     def input_spec(self) -> InputSpec:

@@ -22,10 +22,8 @@ from ecglens.data import SplitSpec
 from ecglens.preprocess import LengthPolicy
 from ecglens.train.loop import TrainConfig
 
-_FLAG_FIELDS = {"batch_size": "batch_size", "augment_probability": "augmentation_probability",
-                "leads": "lead_names", "label_space": "label_space"}
-"""Flags whose TrainConfig field has another name."""
-_FLAT_ONLY = ("data", "init", "policy_seconds", "val_fold", "test_fold", "no_amp")
+_FLAG_FIELDS = {"augment_probability": "augmentation_probability", "leads": "lead_names", "compile_model": "compile"}
+"""Flags whose TrainConfig field has another name (the others share it)."""
 
 
 @dataclass(frozen=True)
@@ -124,8 +122,6 @@ def _apply(config: TrainConfig, caches: tuple, init: str | None, options: Mappin
     changes: dict[str, Any] = {}
     if "no_amp" in options:
         changes["amp"] = not options.pop("no_amp")
-    if "compile_model" in options:
-        changes["compile"] = options.pop("compile_model")
     seconds = options.pop("policy_seconds", None)
     if "policy" in options or seconds is not None:
         name = options.pop("policy", config.policy.name)
