@@ -162,3 +162,13 @@ def test_training_with_perturbation_augmentation_and_pgd_adversarial_training(ti
     assert result.epochs_run == 1
     with pytest.raises(ValueError, match="pgd:EPS"):
         TrainConfig(adversarial="pgd:-3")
+
+
+def test_mains_hum_does_not_exist_below_twice_its_frequency():
+    signal = np.random.default_rng(8).normal(0, 1, (12, 1000))
+    for kind in ("powerline50", "powerline60"):
+        with pytest.raises(NotApplicable, match="Nyquist"):
+            Perturbation(kind, 12.0).apply(signal, 100, LEAD_NAMES, np.random.default_rng(0))
+    hum = Perturbation("powerline60", 12.0).apply(signal, 500, LEAD_NAMES, np.random.default_rng(0)) - signal
+    spectrum = np.abs(np.fft.rfft(hum[0]))
+    assert np.argmax(spectrum) * 500 / 1000 == pytest.approx(60.0)

@@ -89,6 +89,10 @@ class Perturbation:
         x = np.asarray(signal, np.float64)
         k, n = x.shape
         if self.family == "noise":
+            mains = {"powerline50": 50.0, "powerline60": 60.0}.get(self.kind)
+            if mains is not None and mains >= rate_hz / 2:
+                raise NotApplicable(f"{mains:g} Hz is at or above the Nyquist frequency of a {rate_hz:g}-Hz input: "
+                                    "the anti-aliased resampling to the model's rate removes it")
             return (x + noise.scale_to_snr(x, _NOISE[self.kind](rng, k, n, rate_hz), self.level)).astype(np.float32)
         if self.kind == "gain":
             return (x * self.level).astype(np.float32)
