@@ -83,7 +83,7 @@ def defences(args: argparse.Namespace) -> None:
                               pgd_steps=10, attacks=("pgd",), transfer_bundle=bundles["seed 1"], device="cpu",
                               progress=False)
     print("transfer (PGD made on the default model, seed 0; scored by the same training with seed 1): " + "; ".join(
-        f"{c.label}: macro AUC {c.macro_auc:.3f}, {'' if c.changed is None else f'{c.changed:.0%} changed'}"
+        f"{c.label}: macro AUC {c.macro_auc:.3f}" + ("" if c.changed is None else f", {c.changed:.0%} changed")
         for c in transfer.transfer))
 
 
