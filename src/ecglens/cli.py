@@ -43,6 +43,8 @@ def _bundle_or_starter(ctx, param, value):
     return value
 
 
+_BUNDLE_OR_STARTER = click.option("--checkpoint", required=True, callback=_bundle_or_starter,
+                                  help="Bundle directory (a run's best/), or 'starter' (the shipped model).")
 _MODEL = click.option("--checkpoint", default=None, callback=_bundle_or_starter,
                       show_default="the starter model shipped with ecglens (ecglens models --card starter)",
                       help="Bundle directory (a run's best/), or 'starter'.")
@@ -322,7 +324,7 @@ def evaluate(checkpoint, caches, out, bootstrap, store_thresholds, device) -> No
 
 
 @cli.command("robustness")
-@_CHECKPOINT
+@_BUNDLE_OR_STARTER
 @click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
               help="Cache directory at the bundle's rate (repeat for several); split as the bundle was trained.")
 @click.option("--out", type=click.Path(file_okay=False), default="robustness", show_default=True,

@@ -262,7 +262,8 @@ def _figure(study: LeadStudy):
     auc = np.array([np.nan if s.result.macro_auc is None else s.result.macro_auc for s in subsets])
     ci = np.array([s.result.average_ci95.get("auc", (np.nan, np.nan)) for s in subsets])
     errors = np.abs(np.stack([auc - ci[:, 0], ci[:, 1] - auc]))
-    colours = ["C3" if s.name.startswith("greedy") else f"C{min(len(s.leads), 12) % 10}" for s in subsets]
+    by_size = {12: "C2", 6: "C6", 4: "C4", 3: "C0", 2: "C9", 1: "C1"}  # red is kept for the greedy subsets
+    colours = ["C3" if s.name.startswith("greedy") else by_size.get(len(s.leads), "C7") for s in subsets]
     left.barh(y, auc, xerr=errors, color=colours, alpha=0.8, error_kw={"lw": 0.8})
     left.set_yticks(y, [f"{s.name} ({len(s.leads)})" for s in subsets], fontsize=7)
     left.invert_yaxis()

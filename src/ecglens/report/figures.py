@@ -269,6 +269,6 @@ def reliability_figure(result: EvaluationResult, title: str) -> Figure:
         axis.set_ylabel("fraction positive", fontsize=8)
     more = "" if len(curves) <= len(shown) else f"; the {len(shown)} most frequent of {len(curves)} classes"
     fig.suptitle(f"{title}: reliability per class ({result.n_records} records{more}; dotted: perfect calibration, "
-                 "dashed: decision threshold)", fontsize=9)
+                 "dashed: decision threshold; a red title: that threshold is not a calibrated probability)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
