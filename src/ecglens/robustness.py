@@ -233,7 +233,7 @@ def run_robustness(
     if unknown:
         raise ValueError(f"unknown attack {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
     counter = bar(total=len(suite) + len(attacks) * len(budgets_uv), desc="robustness", unit="condition",
-                  enabled=progress)
+                  enabled=progress, line=False)  # the one stage line is the summary below
     for perturbation in suite:
         try:
             inputs = _inputs(dataset(perturbation))
