@@ -306,12 +306,15 @@ def _flip_budgets(model: torch.nn.Module, meta: BundleMeta, inputs: Sequence[np.
 
 def _example(model, meta, clean_set, inputs, probabilities, reference, budgets_uv, device, steps
              ) -> AdversarialExample | None:
-    """The record and class whose decision the smallest PGD budget flips (else the largest budget's change)."""
-    if not inputs:
+    """An attack a reader can see: the most common decided class, on the record decided for it with the smallest
+    margin over its threshold, at the smallest budget that flips that decision (else the largest budget)."""
+    if not inputs or not budgets_uv:
         return None
-    c = int(np.argmax(reference.sum(axis=0))) if reference.any() else int(np.argmax(probabilities.mean(axis=0)))
-    i = int(np.argmax(np.where(reference[:, c] > 0, probabilities[:, c], -1)))
     thresholds = np.asarray(meta.thresholds)
+    c = int(np.argmax(reference.sum(axis=0))) if reference.any() else int(np.argmax(probabilities.mean(axis=0)))
+    margin = np.abs(probabilities[:, c] - thresholds[c])
+    i = int(np.argmin(np.where(reference[:, c] > 0, margin, np.inf))) if reference[:, c].any() else int(
+        np.argmin(margin))
     for eps in sorted(budgets_uv):
         adversarial = _attack_batches(model, [inputs[i]], reference[[i]], eps * UV, "pgd", 1, device, classes=[c],
                                       steps=steps)[0]

@@ -32,8 +32,9 @@ def curves_figure(result: RobustnessResult) -> Figure:
     fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(5.2 * max(len(shown), 1), 4.2), squeeze=False)
     for axis, family in zip(axes[0], shown, strict=False):
         rows = families[family]
-        if family == "faults":
-            labels = [c.label for c in rows]
+        bars = family == "faults" or len({c.level for c in rows}) < 2  # one severity: a bar per condition
+        if bars:
+            labels = [c.label.replace(" noise at ", " ") for c in rows]
             values = [_auc(c.macro_auc) for c in rows]
             axis.barh(range(len(rows)), values, color=["0.7" if np.isnan(v) else "C1" for v in values])
             axis.set_yticks(range(len(rows)), labels, fontsize=7)
@@ -64,7 +65,7 @@ def curves_figure(result: RobustnessResult) -> Figure:
             axis.axhline(0.5, color="0.5", ls=":", lw=1)
         axis.set_title(family, fontsize=10)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="lower left" if family != "faults" else "lower right")
+        axis.legend(fontsize=7, loc="lower right" if bars else "lower left")
     fig.suptitle(f"{result.bundle}: macro AUC under perturbation ({result.n_records} {result.split} records)",
                  fontsize=10)
     fig.tight_layout()
