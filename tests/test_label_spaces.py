@@ -233,6 +233,9 @@ def ptbxl_cache(tmp_path_factory):
 def test_superdiagnostic_end_to_end_has_five_outputs_everywhere(ptbxl_cache, shared_data, tmp_path, capsys):
     import onnx
 
+    # The sample holds folds 1-8: the default validation fold 9 is empty, and that is one line before training.
+    assert main(["train", "--data", str(ptbxl_cache), "--out", str(tmp_path / "x"), "--model", "resnet_tiny"]) == 1
+    assert "validation split is empty: fold 9" in capsys.readouterr().err
     run = tmp_path / "run"
     assert main(["-q", "train", "--data", str(ptbxl_cache), "--out", str(run), "--label-space",
                  "ptbxl-superdiagnostic", "--model", "resnet_tiny", "--epochs", "1", "--val-fold", "7",

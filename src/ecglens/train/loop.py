@@ -246,6 +246,9 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
     if not splits.train:
         raise ValueError("the training split is empty (no record with a class of the label space in folds other "
                          "than val/test)")
+    if not splits.val:  # no epoch could be chosen and no threshold tuned: say so before training, not with NaNs
+        raise ValueError(f"the validation split is empty: fold {config.split.val_fold} holds no record with a class "
+                         "of the label space (the shared PTB-XL sample has folds 1-8: --val-fold 7 --test-fold 8)")
     torch.manual_seed(config.seed)
     n_classes = len(CLASS_NAMES) if label_map is None else len(label_map.classes)
     model = create_model(config.model, len(config.lead_names), n_classes)
