@@ -2,6 +2,7 @@
 first, the reduced-lead models train on one split, and the report says what it compares."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -51,18 +52,21 @@ def test_the_shapley_ranking_puts_the_evidence_leads_first(v1_v2_cohort, tmp_pat
 def test_reduced_lead_models_train_on_the_same_split_and_are_compared(v1_v2_cohort, tmp_path, capsys):
     cache, bundle, _ = v1_v2_cohort
     out = tmp_path / "study"
-    assert main(["-q", "leads", "--data", str(cache), "--out", str(out), "--subsets", "2", "--subset", "V1,V2",
+    assert main(["-q", "leads", "--data", str(cache), "--out", str(out), "--subsets", "2,limb6", "--subset", "V1,V2",
                  "--checkpoint", bundle, "--model", "resnet_tiny", "--epochs", "4", "--batch-size", "16",
                  "--lr", "3e-3", "--n-shapley", "12", "--bootstrap", "20"]) == 0
     study = json.loads((out / "leads.json").read_text())
     names = {s["name"]: s for s in study["subsets"]}
-    assert set(names) == {"2", "V1+V2", "greedy2", "greedy3"}
+    assert set(names) == {"2", "limb6", "V1+V2", "greedy2", "greedy3"}
     assert names["greedy2"]["leads"] in (["V1", "V2"], ["V2", "V1"])
     splits = {name: (out / "runs" / name / "splits.csv").read_text() for name in ("2", "V1+V2")}
     assert splits["2"] == splits["V1+V2"]  # one split for every subset
     # The evidence is in V1/V2: the model given V1, V2 beats the one given I, II.
     assert names["V1+V2"]["result"]["macro_auc"] > names["2"]["result"]["macro_auc"]
     assert study["greedy"][0]["size"] == 2 and "Spearman rho" in capsys.readouterr().out
+    html = (out / "leads.html").read_text()
+    assert "Measured: I, II macro AUC" in html
+    assert not re.search(r"\d\.\d{5,}", html)  # every number on the page is rounded for a reader
     assert main(["leads", "--data", str(cache), "--out", str(tmp_path / "x"), "--no-train"]) == 1
     assert "--no-train needs --checkpoint" in capsys.readouterr().err
 

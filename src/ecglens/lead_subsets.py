@@ -295,7 +295,7 @@ def _sections(study: LeadStudy, figure: Path | None) -> list[tuple[str, Markup]]
         two, six = by_name["2"].result, by_name["limb6"].result
         sections[0] = (sections[0][0], sections[0][1] + Markup(
             "<p>Measured: I, II macro AUC {} {}; the six limb leads {} {}.</p>").format(
-            fmt(two.macro_auc), two.average_ci95.get("auc", ""), fmt(six.macro_auc), six.average_ci95.get("auc", "")))
+            fmt(two.macro_auc), _ci(two.average_ci95.get("auc")), fmt(six.macro_auc), _ci(six.average_ci95.get("auc"))))
     if study.subsets:
         body = figure_from_png(figure, "macro AUC per lead subset") if figure is not None else Markup("")
         header = ["subset", "leads", "macro AUC [95 % CI]", "macro F1", "Shapley share"] + \
