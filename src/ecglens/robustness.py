@@ -251,7 +251,7 @@ def run_robustness(
             name = ATTACKS[method]
             adversarial = _attack_batches(model, clean_inputs, reference, eps * UV, method, batch_size, torch_device,
                                           steps=pgd_steps, seed=seed)
-            if method == "pgd":
+            if method == "pgd" and transfer_bundle is not None:  # kept only for the second model
                 pgd_inputs[eps] = adversarial
             label = f"{name}, {eps:g} uV" + (" RMS" if method == "pgd-l2" else " L-inf")
             conditions.append(_score(method, "adversarial", eps, label, y_true,

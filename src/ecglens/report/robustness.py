@@ -45,7 +45,11 @@ def curves_figure(result: RobustnessResult) -> Figure:
             axis.set_xlim(min([0.4, *(v - 0.05 for v in known)]), 1.0)
         else:
             kinds = list(dict.fromkeys(c.kind for c in rows))
-            for kind in kinds:
+            absent = [k for k in kinds if all(c.macro_auc is None for c in rows if c.kind == k)]
+            if absent:  # no line and no legend entry for what could not be measured: say so on the axis
+                axis.text(0.98, 0.02, f"not applicable here: {', '.join(absent)}", transform=axis.transAxes,
+                          fontsize=7, ha="right", va="bottom", color="0.3")
+            for kind in (k for k in kinds if k not in absent):
                 points = sorted((c.level, _auc(c.macro_auc)) for c in rows if c.kind == kind)
                 axis.plot(*zip(*points, strict=True), "o-", ms=4, lw=1.5,
                           label=kind if family == "noise" else {"random": "random sign noise (same L-inf)",
