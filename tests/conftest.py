@@ -9,10 +9,20 @@ import numpy as np
 import pytest
 import scipy.io
 import wfdb
+from hypothesis import settings
+
 
 from ecglens.leads import LEAD_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests keep no example database: a failure found once is not replayed from a hidden `.hypothesis/`
+# folder on every later run; what a fuzzer finds becomes an `@example` beside its test once fixed. CI (CI=true)
+# also derandomizes, so a clean checkout passes or fails the same way every time; a developer's run draws fresh
+# examples (`pytest --hypothesis-seed=N` repeats one).
+settings.register_profile("ecglens", database=None, print_blob=True)
+settings.register_profile("ci", settings.get_profile("ecglens"), derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "ecglens"))
 
 
 def shared_data_dir() -> Path | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from malformed import LEADS, PTBXL_COLUMNS, Case, _dat, _header, _signal, write_corpus
@@ -160,6 +160,7 @@ _cell = st.one_of(st.text(max_size=12), st.sampled_from(["nan", "", "1e400", "-1
 
 @_FUZZ
 @given(values=st.fixed_dictionaries({c: _cell for c in PTBXL_COLUMNS.split(",")}))
+@example(values={**dict.fromkeys(PTBXL_COLUMNS.split(","), "0"), "strat_fold": "1", "filename_lr": "\x00"})
 def test_fuzzed_ptbxl_rows_raise_only_named_errors(tmp_path, values):
     import pandas as pd
 

@@ -10,7 +10,9 @@ batch goes on without that record. The ranges, documented in the README:
   "default 200");
 - baselines and ADC zeros: integers within 32 bits;
 - samples: finite and within `MAX_ABS_MV` (10 V; an ECG is a few mV, so larger is a unit or file fault);
-- files: regular files only (a FIFO or a device named like a record would block or never end).
+- files: regular files only (a FIFO or a device named like a record would block or never end);
+- file names: no NUL byte, valid UTF-8 (a name that is neither is that record's issue, never the batch's),
+  at most `MAX_NAME_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ MIN_GAIN = 1e-6
 MAX_GAIN = 1e9
 MAX_ABS_MV = 10_000.0
 _INT32 = 2**31
+MAX_NAME_CHARS = 4096
 
 
 def number(path: str, text: object, what: str) -> float:
@@ -84,23 +87,54 @@ def check_gain(path: str, gain: float) -> float:
     return gain
 
 
+def shown(text: object) -> str:
+    """Text safe to print, log or write as UTF-8: undecodable bytes of a file name as ``\\xNN`` escapes and
+    control characters (terminal escape codes, NUL, newlines) as ``\\x1b``-style escapes."""
+    text = str(text)
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in text):  # os.fsdecode's surrogate escapes of undecodable bytes
+        text = os.fsencode(text).decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def file_name(where: str, name: object, what: str = "file name") -> str:
+    """A file name from a table, a header, a folder listing or the command line, checked before any use.
+
+    Raises:
+        RecordError: a NUL byte, bytes that are not UTF-8, or more than `MAX_NAME_CHARS` characters.
+    """
+    text = str(name)
+    if "\x00" in text:
+        raise RecordError(shown(where), f"{what} {shown(text)[:80]!r} contains a NUL byte")
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in text):
+        raise RecordError(shown(where), f"{what} {shown(text)[:80]!r} is not valid UTF-8")
+    if len(text) > MAX_NAME_CHARS:
+        raise RecordError(shown(where), f"{what} of {len(text)} characters is longer than {MAX_NAME_CHARS}")
+    return text
+
+
 def regular_file(path: str | os.PathLike) -> None:
     """Refuse anything but an existing regular file (never open a FIFO, socket or device).
 
     Raises:
-        RecordError: missing, or not a regular file.
+        RecordError: missing, a bad name (see `file_name`), or not a regular file.
     """
+    file_name(str(path), os.fspath(path))
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise RecordError(str(path), "no such file") from None
     except OSError as error:
-        raise RecordError(str(path), f"cannot read: {error.strerror}") from None
+        raise RecordError(shown(path), f"cannot read: {error.strerror}") from None
     if not stat.S_ISREG(mode):
         raise RecordError(str(path), "not a regular file (a FIFO, socket, device or directory)")
 
 
 def inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
-    """Whether ``path`` resolves to a place under ``root`` (symbolic links followed)."""
+    """Whether ``path`` resolves to a place under ``root`` (symbolic links followed; a name holding a NUL byte
+    is nowhere)."""
+    if "\x00" in os.fspath(path) or "\x00" in os.fspath(root):
+        return False
     real, base = os.path.realpath(path), os.path.realpath(root)
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)

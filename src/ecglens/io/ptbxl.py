@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecglens.io.limits import inside, integer, number
+from ecglens.io.limits import file_name, inside, integer, number
 from ecglens.io.record import ReadIssue, Record, RecordError, parse_age
 from ecglens.io.refs import RecordRef
 from ecglens.io.wfdb_files import read_wfdb
@@ -74,7 +74,7 @@ def _row_ref(root: Path, ecg_id: object, row: pd.Series, column: str, where: str
         RecordError: naming the row and the field.
     """
     record_id = str(integer(where, ecg_id, "ecg_id", low=0))
-    base = root / str(row[column])
+    base = root / file_name(where, row[column], column)
     if not allow_outside_root and not inside(base, root):
         raise RecordError(where, f"{column} {row[column]!r} points outside the dataset root "
                                  "(pass --allow-outside-root to read it)")
