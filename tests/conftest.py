@@ -11,7 +11,6 @@ import scipy.io
 import wfdb
 from hypothesis import settings
 
-
 from ecglens.leads import LEAD_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

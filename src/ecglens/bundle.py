@@ -32,6 +32,11 @@ from ecglens.models import ResNetConfig, build_model, resolve_device
 from ecglens.preprocess import InputSpec, LengthPolicy
 
 WEIGHTS_FILE = "model.safetensors"
+MAX_PARAMETERS = 200_000_000
+"""The most parameters a bundle's configuration may build (the study's ResNet-34 has 16.6 million): a bundle is
+input too, and a configuration in range stage by stage could still ask for gigabytes."""
+_FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
+_INT_DTYPES = frozenset({"I64", "I32"})
 META_FILE = "bundle.json"
 BUNDLE_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -387,10 +392,17 @@ def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.
     if not weights_path.is_file():
         raise BundleError(f"{path}: {WEIGHTS_FILE} is missing")
     with torch.device("meta"):  # the configuration's shapes, without allocating any memory
-        expected = {k: tuple(v.shape) for k, v in build_model(meta.model).state_dict().items()}
+        reference = build_model(meta.model).state_dict()
+    expected = {k: tuple(v.shape) for k, v in reference.items()}
+    n_values = sum(v.numel() for v in reference.values())
+    if n_values > MAX_PARAMETERS:
+        raise BundleError(f"{path}: {meta.model.name} as configured has {n_values:,} parameters, more than the "
+                          f"{MAX_PARAMETERS:,} ecglens loads")
     try:
         with safe_open(str(weights_path), framework="pt") as handle:  # reads the header only
-            declared = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
+            slices = {k: handle.get_slice(k) for k in handle.keys()}  # noqa: SIM118
+            declared = {k: tuple(v.get_shape()) for k, v in slices.items()}
+            dtypes = {k: v.get_dtype() for k, v in slices.items()}
     except (SafetensorError, OSError, ValueError) as error:
         raise BundleError(f"{weights_path}: unreadable safetensors file ({error})") from None
     missing = sorted(set(expected) - set(declared))
@@ -399,6 +411,12 @@ def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.
     if missing or unexpected or wrong:
         raise BundleError(f"{weights_path}: weights do not fit {meta.model.name} "
                           f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
+    kinds = [k for k, v in reference.items()
+             if (dtypes[k] in _FLOAT_DTYPES) != v.is_floating_point() or dtypes[k] not in _FLOAT_DTYPES | _INT_DTYPES]
+    if kinds:
+        named = ", ".join(f"{k} is {dtypes[k]}" for k in kinds[:3])
+        raise BundleError(f"{weights_path}: tensors of the wrong kind: {named}"
+                          " (weights are floating point; integers or booleans would be cast silently)")
     try:
         state = load_file(str(weights_path), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecglens.bundle import BundleMeta
+from ecglens.bundle import BundleError, BundleMeta
 from ecglens.cache import EcgCache
 from ecglens.cache import open_caches as open_bundle_caches
 from ecglens.data import SPLITS, Item, split_caches
-from ecglens.io import read_record
+from ecglens.io import RecordError, read_record
+from ecglens.io.limits import check_values
 from ecglens.preprocess import ModelInput, fit_length, model_input
 
 
@@ -142,15 +143,43 @@ def save_background(background: Background, path: str | os.PathLike, n_samples: 
     return path
 
 
+def read_background(path: Path, meta: BundleMeta, n: int = 100) -> np.ndarray:
+    """The first ``n`` records of a ``background.safetensors``, checked before use.
+
+    Raises:
+        BundleError: no ``signals`` tensor, not records x leads x samples at the bundle's lead count, not floating
+            point, too large, or holding NaN or infinite values.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as handle:  # the header first: nothing is allocated yet
+            if "signals" not in handle.keys():  # noqa: SIM118
+                raise BundleError(f"{path}: no 'signals' tensor (records x leads x samples)")
+            piece = handle.get_slice("signals")
+            shape, dtype = tuple(piece.get_shape()), piece.get_dtype()
+            if len(shape) != 3 or shape[1] != len(meta.lead_names) or shape[2] < 1:
+                raise BundleError(f"{path}: 'signals' has shape {shape}; expected records x "
+                                  f"{len(meta.lead_names)} leads x samples")
+            if dtype not in ("F16", "BF16", "F32", "F64"):
+                raise BundleError(f"{path}: 'signals' holds {dtype}, not floating-point samples")
+            check_values(str(path), min(shape[0], n) * shape[1] * shape[2], "the background declares")
+            signals = np.asarray(piece[: min(shape[0], n)], dtype=np.float32)
+    except (SafetensorError, OSError) as error:
+        raise BundleError(f"{path}: unreadable safetensors file ({error})") from None
+    except RecordError as error:
+        raise BundleError(str(error)) from None
+    if not np.isfinite(signals).all():
+        raise BundleError(f"{path}: 'signals' holds NaN or infinite values")
+    return signals
+
+
 def bundle_background(meta: BundleMeta, caches: Sequence[str | os.PathLike] = (), n: int = 100,
                       bundle: str | os.PathLike | None = None) -> Background | None:
     """The SHAP background: from ``caches`` when given, else the bundle's own ``background.safetensors``, else its
     training caches where they still exist; None when there is none."""
     if not caches and bundle is not None and (Path(bundle) / BACKGROUND_FILE).is_file():
-        from safetensors.numpy import load_file
-
-        signals = load_file(str(Path(bundle) / BACKGROUND_FILE))["signals"][:n].astype(np.float32)
-        return Background(tuple(signals))
+        return Background(tuple(read_background(Path(bundle) / BACKGROUND_FILE, meta, n)))
     paths = list(caches) or ([c for c in meta.training_data.caches if Path(c).is_dir()]
                              if meta.training_data is not None else [])
     return training_background(open_caches(paths, meta), meta, n) if paths else None

@@ -15,15 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ecglens.io.record import Record, RecordError, finish_signal, numeric_samples
+from ecglens.io.limits import MAX_SECONDS, check_rate, check_values
+from ecglens.io.record import Record, RecordError, RecordTooLarge, finish_signal, numeric_samples
 from ecglens.io.units import unit_to_mv
 from ecglens.leads import LEAD_NAMES, normalize_lead_name
 
+MAX_CSV_BYTES = 32 * 2**20
+"""CSV is parsed as text into Python numbers first: 32 MiB (about 4 million samples) keeps that under 1 GB."""
+
 
 def _need_rate(path: str, sampling_rate_hz: float | None) -> float:
-    if not sampling_rate_hz or sampling_rate_hz <= 0:
+    if sampling_rate_hz is None:
         raise RecordError(path, "this format stores no sampling rate: give --sampling-rate")
-    return float(sampling_rate_hz)
+    return check_rate(path, float(sampling_rate_hz))
 
 
 def read_csv_record(path: str | os.PathLike, sampling_rate_hz: float | None,
@@ -31,6 +35,10 @@ def read_csv_record(path: str | os.PathLike, sampling_rate_hz: float | None,
     """Read a CSV of samples x leads in mV."""
     path = str(path)
     rate = _need_rate(path, sampling_rate_hz)
+    size = os.path.getsize(path)
+    if size > MAX_CSV_BYTES:
+        raise RecordTooLarge(path, f"a CSV of {size / 2**20:.0f} MiB is larger than the {MAX_CSV_BYTES // 2**20} MiB "
+                                   "ecglens parses as text; store long records as NumPy, WFDB or EDF")
     try:
         with open(path, newline="") as handle:
             rows = list(csv.reader(handle))
@@ -82,6 +90,7 @@ def _check_npy_header(path: str) -> None:
         raise RecordError(path, f"not a plain NumPy array file ({error})") from None
     if dtype.hasobject:
         raise RecordError(path, "the array holds Python objects (it would need unpickling)")
+    check_values(path, float(np.prod(shape, dtype=np.float64)), f"the array header declares {shape}:")
     declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     available = os.path.getsize(path) - offset
     if declared > available:
@@ -101,6 +110,7 @@ def read_edf_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEA
     except OSError as error:
         raise RecordError(path, f"unreadable EDF file ({error})") from None
     try:
+        _check_edf_size(path, reader)
         labels = reader.getSignalLabels()
         names, rows, rates = [], [], set()
         for index, label in enumerate(labels):
@@ -123,3 +133,11 @@ def read_edf_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEA
     length = min(len(r) for r in rows)
     signal = finish_signal(path, np.stack([r[:length] for r in rows]), names, wanted_leads)
     return Record(Path(path).stem, "edf", signal, rates.pop(), wanted_leads, source_path=path)
+
+
+def _check_edf_size(path: str, reader) -> None:
+    """Refuse an EDF whose header declares more than a record may hold, before any signal is read."""
+    duration = float(reader.getFileDuration())
+    if duration > MAX_SECONDS:
+        raise RecordTooLarge(path, f"EDF of {duration:.0f} s is longer than {MAX_SECONDS:g} s")
+    check_values(path, float(sum(reader.getNSamples())), "the EDF header declares")

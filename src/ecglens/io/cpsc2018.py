@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 from ecglens.io.limits import regular_file
+from ecglens.io.matfile import load_mat
 from ecglens.io.record import ReadIssue, Record, RecordError, finish_signal, numeric_samples, parse_age, parse_sex
 from ecglens.io.refs import RecordRef
 from ecglens.leads import LEAD_NAMES
@@ -94,11 +94,7 @@ def _field(struct: np.ndarray, name: str) -> object:
 def read_cpsc2018(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:
     """Read one original CPSC 2018 ``.mat`` record."""
     path = ref.path
-    regular_file(path)
-    try:
-        content = scipy.io.loadmat(path)
-    except Exception as error:
-        raise RecordError(path, f"unreadable MATLAB file ({type(error).__name__}: {error})") from None
+    content = load_mat(path)
     if "ECG" not in content:
         raise RecordError(path, "no 'ECG' struct (is this a Challenge .mat? give its .hea instead)")
     struct = content["ECG"][0, 0]

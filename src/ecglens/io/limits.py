@@ -10,6 +10,11 @@ batch goes on without that record. The ranges, documented in the README:
   "default 200");
 - baselines and ADC zeros: integers within 32 bits;
 - samples: finite and within `MAX_ABS_MV` (10 V; an ECG is a few mV, so larger is a unit or file fault);
+- size, checked from what a file declares before anything is decoded: at most `MAX_VALUES` samples in all
+  (43.2 million: 12 leads for an hour at 1 kHz; a 1-hour 10-kHz record is refused although its rate and length
+  are each in range), and at most `MAX_DECODED_BYTES` (256 MiB) of decompressed MATLAB data, so no file of
+  any size or compression ratio makes a reader allocate more than about a gigabyte. A caller (the web server)
+  may lower the sample budget for its own reads with `value_budget`;
 - files: regular files only (a FIFO or a device named like a record would block or never end);
 - file names: no NUL byte, valid UTF-8 (a name that is neither is that record's issue, never the batch's),
   at most `MAX_NAME_CHARS` characters.
@@ -20,8 +25,11 @@ from __future__ import annotations
 import math
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
-from ecglens.io.record import RecordError
+from ecglens.io.record import RecordError, RecordTooLarge
 
 MIN_RATE_HZ = 50.0
 MAX_RATE_HZ = 10_000.0
@@ -32,6 +40,32 @@ MAX_GAIN = 1e9
 MAX_ABS_MV = 10_000.0
 _INT32 = 2**31
 MAX_NAME_CHARS = 4096
+MAX_VALUES = 12 * 3600 * 1000
+MAX_DECODED_BYTES = 256 * 2**20
+_budget: ContextVar[int] = ContextVar("ecglens_value_budget", default=MAX_VALUES)
+
+
+@contextmanager
+def value_budget(n_values: int) -> Iterator[None]:
+    """Lower the sample budget of `check_values` for reads in this context (never above `MAX_VALUES`)."""
+    token = _budget.set(min(int(n_values), MAX_VALUES))
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+def check_values(path: str, n_values: float, what: str = "the file declares") -> int:
+    """A total sample count (leads x samples) within the budget, checked before anything is decoded.
+
+    Raises:
+        RecordTooLarge: more samples than the budget (`MAX_VALUES`, or less under `value_budget`).
+    """
+    limit = _budget.get()
+    if not n_values <= limit:  # NaN fails too
+        raise RecordTooLarge(path, f"{what} {n_values:,.0f} samples in all, more than the {limit:,} ecglens "
+                                   "decodes for one record")
+    return int(n_values)
 
 
 def number(path: str, text: object, what: str) -> float:

@@ -20,6 +20,11 @@ class RecordError(ValueError):
         self.reason = reason
 
 
+class RecordTooLarge(RecordError):
+    """A record that declares more data than ecglens decodes (`ecglens.io.limits.check_values`); refused before
+    anything is allocated from it."""
+
+
 @dataclass(frozen=True)
 class ReadIssue:
     """A record left out of a batch, with the reason (for reports)."""
@@ -103,11 +108,16 @@ def numeric_samples(path: str, values: object, what: str = "signal") -> np.ndarr
     Raises:
         RecordError: naming the array and its type.
     """
+    from ecglens.io.limits import check_values
+
     array = np.asarray(values)
     if array.dtype.kind == "c":
         raise RecordError(path, f"{what} holds complex numbers; an ECG is real (the imaginary part would be lost)")
-    if array.dtype.kind not in "biuf" or array.dtype.names:
+    if array.dtype.kind == "b":
+        raise RecordError(path, f"{what} holds booleans, not samples (an ECG is a voltage)")
+    if array.dtype.kind not in "iuf" or array.dtype.names:
         raise RecordError(path, f"{what} is not a numeric array (dtype {array.dtype})")
+    check_values(path, array.size, f"{what} holds")  # before the float64 copy
     return array.astype(np.float64)
 
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 import wfdb
 
-from ecglens.io.limits import check_gain, check_length, check_rate, integer, number, regular_file
+from ecglens.io.limits import check_gain, check_length, check_rate, check_values, integer, number, regular_file
+from ecglens.io.matfile import load_mat
 from ecglens.io.record import Record, RecordError, finish_signal, numeric_samples, parse_age, parse_sex
 from ecglens.io.units import unit_to_mv
 from ecglens.leads import LEAD_NAMES
@@ -182,11 +182,7 @@ def _read_mat_signal(header: WfdbHeader) -> np.ndarray:
     if len(set(header.file_names)) != 1:
         raise RecordError(header.path, "signals spread over several .mat files are not supported")
     mat_path = os.path.join(directory, header.file_names[0])
-    regular_file(mat_path)
-    try:
-        content = scipy.io.loadmat(mat_path)
-    except Exception as error:  # scipy raises many types for corrupt files
-        raise RecordError(mat_path, f"unreadable MATLAB file ({type(error).__name__}: {error})") from None
+    content = load_mat(mat_path)
     if "val" not in content:
         raise RecordError(mat_path, "MATLAB file has no 'val' matrix")
     values = numeric_samples(mat_path, content["val"], "'val'")
@@ -209,12 +205,19 @@ def _read_dat_signal(header: WfdbHeader) -> np.ndarray:
         if size == 0:
             raise RecordError(data_path, "signal file is empty")
         formats = [f for f, n in zip(header.formats, header.file_names, strict=True) if n == name]
-        if header.n_samples and all(f in _BYTES_PER_SAMPLE for f in formats):
-            needed = int(header.n_samples * sum(_BYTES_PER_SAMPLE[f] for f in formats))
+        known = all(f in _BYTES_PER_SAMPLE for f in formats)
+        frame = sum(_BYTES_PER_SAMPLE[f] for f in formats) if known else 1.0
+        if header.n_samples and known:
+            needed = int(header.n_samples * frame)
             if size < needed:
                 raise RecordError(
                     data_path, f"truncated signal file: {size} bytes, {header.n_samples} samples need {needed}"
                 )
+        # Before decoding: the samples the header declares, or (no sample count) the ones the file's size holds.
+        n_samples = header.n_samples or size / frame
+        if not header.n_samples:
+            check_length(data_path, int(n_samples), header.sampling_rate_hz)
+        check_values(data_path, n_samples * len(formats), "the header and file size declare")
     base = os.path.join(directory, header.record_name)
     try:
         if header.record_line_has_extension or os.path.basename(header.path) != header.record_name + ".hea":
