@@ -111,6 +111,11 @@ def _files(root: Path) -> list[Case]:
     cases.append(Case("files", "fifo_signal", "fifo_signal"))
     os.mkfifo(d / "fifo_array.npy")
     cases.append(Case("files", "fifo_array", "fifo_array"))
+    # A name that is not UTF-8 (bytes \xff\xfe) and one holding a terminal escape: named, printable issues.
+    bad = os.fsdecode(b"name_\xff\xfe")
+    (d / f"{bad}.hea").write_text(_header(bad), errors="surrogateescape")
+    (d / f"{bad}.dat").write_bytes(good)
+    cases.append(Case("files", bad, "name_\\xff\\xfe"))
     cases += _mat_cases(d)
     cases += _array_cases(d)
     return cases
@@ -150,6 +155,7 @@ def _array_cases(d: Path) -> list[Case]:
         "npy_inf": np.where(np.arange(N) % 7 == 0, np.inf, _signal()),
         "npy_short": _signal()[:, :1],
         "npy_absurd": _signal() * 2e15,
+        "npy_boolean": _signal() > 0,
     }
     for name, value in arrays.items():
         np.save(d / f"{name}.npy", value)
@@ -232,11 +238,13 @@ def _cpsc(root: Path) -> list[Case]:
         ecg = {"data": data, "age": 50, "sex": "Male"} if name != "A0004" else {"age": 50, "sex": "Male"}
         scipy.io.savemat(d / f"{name}.mat", {"ECG": ecg})
     # A0002's row carries undecodable bytes; A0003 has a label outside 1-9; A0006 has a file but no row.
+    # A0007 is listed twice with different labels (a conflict, named); a 200-kB field costs its own row only.
     reference = (b"Recording,First_label,Second_label,Third_label\nA0001,1,,\nA0002\xff\xfe,1,,\nA0003,12,,\n"
-                 b"A0004,2,,\nA0005,3,,\n")
+                 b"A0004,2,,\nA0005,3,,\nA0007,2,,\n" + b"A0008," + b"9" * 200_000 + b",,\nA0007,7,,\n")
     (d / "REFERENCE.csv").write_bytes(reference)
-    scipy.io.savemat(d / "A0006.mat", {"ECG": {"data": _signal() * 1000, "age": 40, "sex": "Female"}})
-    return [Case("cpsc", n, n) for n in ("A0002", "A0003", "A0004", "A0005", "A0006")]
+    for name in ("A0006", "A0007", "A0008"):
+        scipy.io.savemat(d / f"{name}.mat", {"ECG": {"data": _signal() * 1000, "age": 40, "sex": "Female"}})
+    return [Case("cpsc", n, n) for n in ("A0002", "A0003", "A0004", "A0005", "A0006", "A0007", "A0008")]
 
 
 def write_corpus(root: str | os.PathLike) -> list[Case]:

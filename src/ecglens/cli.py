@@ -59,10 +59,12 @@ def _workflows():
 
 def _show(result) -> None:
     """Print a command's result object: its problems on standard error, its lines on standard output."""
+    from ecglens.progress import printable
+
     for line in result.problems() if hasattr(result, "problems") else ():
-        click.echo(line, err=True)
+        click.echo(printable(line), err=True)
     for line in result.lines():
-        click.echo(line)
+        click.echo(printable(line))
 
 
 def _sources(specs: Sequence[str], name: str | None = None, allow_outside_root: bool = False):
@@ -815,12 +817,15 @@ _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPE
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
+    from ecglens.progress import printable
+
     try:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="ecglens", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
     except click.ClickException as error:
+        error.message = printable(error.message)
         error.show()
         return error.exit_code
     except click.exceptions.Exit as done:
@@ -830,7 +835,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a fault of ecglens, not of the disk or the input: keep its traceback
         # ecglens's own FileNotFoundError/FileExistsError messages carry no errno
         where = f" ({error.filename})" if error.filename else ""
-        click.echo(f"error: {error.strerror or error}{where}", err=True)
+        click.echo(printable(f"error: {error.strerror or error}{where}"), err=True)
         return 1
     except Exception as error:
         from safetensors import SafetensorError
@@ -844,7 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a fault of ecglens, not of the input: keep its traceback
         # A user's mistake or bad input, named by the library (BundleError, RecordError and the option checks
         # are ValueErrors): one line, never a traceback.
-        click.echo(f"error: {error}", err=True)
+        click.echo(printable(f"error: {error}"), err=True)
         return 1
     return code if isinstance(code, int) else 0  # click returns an Exit's code instead of raising it here
 

@@ -12,7 +12,14 @@ LEAD_NAMES: tuple[str, ...] = (
 _ALIASES: dict[str, str] = {name.upper(): name for name in LEAD_NAMES}
 # Spellings seen in real files (PTB-XL writes AVR/AVL/AVF; some exports use roman numerals in
 # lower case or 'MLII'-style prefixes are not 12-lead names and stay unknown on purpose).
-_ALIASES.update({"AVR": "aVR", "AVL": "aVL", "AVF": "aVF", "-AVR": "aVR"})
+_ALIASES.update({"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"})
+
+
+def inverted_lead(name: str) -> str | None:
+    """The standard lead an inverted lead name stands for (``-aVR``, the Cabrera display's lead, is aVR x -1),
+    or None for any other name. Readers multiply such a lead by -1 and say so; it is never read as the lead."""
+    text = name.strip()
+    return _ALIASES.get(text[1:].strip().upper()) if text.startswith("-") else None
 
 
 class LeadError(ValueError):

@@ -10,6 +10,7 @@ line when it ends (``[ecglens] prepare cache100: 1200 rec in 5.1 s``) through th
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,23 @@ from typing import Any
 
 LOGGER = logging.getLogger("ecglens")
 _STATE = {"bars": True}
+
+
+def printable(text: object) -> str:
+    """Text safe to print, log or write as UTF-8: undecodable bytes of a file name as ``\\xNN`` escapes and
+    control characters (terminal escape codes, NUL, newlines) as ``\\x1b``-style escapes, so a file's name can
+    neither clear a terminal nor forge a log line."""
+    text = str(text)
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in text):  # os.fsdecode's surrogate escapes of undecodable bytes
+        text = os.fsencode(text).decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 def configure(verbosity: int = 0) -> None:
@@ -27,7 +45,7 @@ def configure(verbosity: int = 0) -> None:
     for handler in list(LOGGER.handlers):
         LOGGER.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(_PrintableFormatter("%(message)s"))
     LOGGER.addHandler(handler)
     _STATE["bars"] = verbosity >= 0
 

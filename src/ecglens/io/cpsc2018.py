@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecglens.io.limits import regular_file
+from ecglens.io.limits import MAX_NAME_CHARS, regular_file
 from ecglens.io.matfile import load_mat
 from ecglens.io.record import ReadIssue, Record, RecordError, finish_signal, numeric_samples, parse_age, parse_sex
 from ecglens.io.refs import RecordRef
@@ -31,24 +31,45 @@ def is_cpsc2018_root(root: str | os.PathLike) -> bool:
 
 
 def read_reference(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
-    """REFERENCE.csv as record name -> label codes ('1'..'9'), first label first."""
+    """REFERENCE.csv as record name -> label codes ('1'..'9'), first label first.
+
+    A row that cannot be parsed (a field over the CSV module's size limit, a stray quote) costs that row only; a
+    record listed twice with different labels maps to `CONFLICT` with both rows' labels, for its scan to name.
+    """
     labels: dict[str, tuple[str, ...]] = {}
     try:
         regular_file(path)
         # Undecodable bytes become U+FFFD: the rows they damage name no file here (or carry a label outside
         # 1-9) and so become those records' issues, instead of the whole table failing.
         with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-            for row in csv.DictReader(handle):
-                name = (row.get("Recording") or "").strip()
+            lines = iter(handle)
+            header = _row(next(lines, ""))
+            for line in lines:
+                row = dict(zip(header, _row(line), strict=False))
+                name = (row.get("Recording") or "").strip()[:MAX_NAME_CHARS]
                 if not name:
                     continue
                 codes = [row.get(k, "") or "" for k in ("First_label", "Second_label", "Third_label")]
-                labels[name] = tuple(c.strip() for c in codes if c.strip())
+                found = tuple(c.strip() for c in codes if c.strip())
+                if name in labels and labels[name] != found:
+                    first = labels[name] if labels[name][:1] != (CONFLICT,) else labels[name][1:]
+                    found = (CONFLICT, *first, "/", *found)
+                labels[name] = found
     except (FileNotFoundError, RecordError):
         raise RecordError(str(path), "REFERENCE.csv is missing or not a regular file") from None
-    except csv.Error as error:
-        raise RecordError(str(path), f"REFERENCE.csv is not a CSV table ({error})") from None
     return labels
+
+
+CONFLICT = "conflict"
+"""Marks a record that REFERENCE.csv lists twice with different labels (`read_reference`)."""
+
+
+def _row(line: str) -> list[str]:
+    """One line of a CSV table; a line the csv module cannot parse is an empty row (that row's loss only)."""
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error:
+        return []
 
 
 def scan_cpsc2018(root: str | os.PathLike, dataset: str = "cpsc2018") -> tuple[list[RecordRef], list[ReadIssue]]:
@@ -64,6 +85,11 @@ def scan_cpsc2018(root: str | os.PathLike, dataset: str = "cpsc2018") -> tuple[l
         name = mat_path.stem
         if name not in reference:
             issues.append(ReadIssue(str(mat_path), "no row in REFERENCE.csv", dataset))
+            continue
+        if reference[name][:1] == (CONFLICT,):
+            listed = " ".join(reference[name][1:])
+            issues.append(ReadIssue(str(mat_path), f"REFERENCE.csv lists it twice with different labels ({listed})",
+                                    dataset))
             continue
         bad = [c for c in reference[name] if c not in {str(i) for i in range(1, 10)}]
         if bad:

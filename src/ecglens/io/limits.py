@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from ecglens.io.record import RecordError, RecordTooLarge
+from ecglens.progress import printable
 
 MIN_RATE_HZ = 50.0
 MAX_RATE_HZ = 10_000.0
@@ -121,15 +122,8 @@ def check_gain(path: str, gain: float) -> float:
     return gain
 
 
-def shown(text: object) -> str:
-    """Text safe to print, log or write as UTF-8: undecodable bytes of a file name as ``\\xNN`` escapes and
-    control characters (terminal escape codes, NUL, newlines) as ``\\x1b``-style escapes."""
-    text = str(text)
-    if any(0xDC80 <= ord(c) <= 0xDCFF for c in text):  # os.fsdecode's surrogate escapes of undecodable bytes
-        text = os.fsencode(text).decode("utf-8", "backslashreplace")
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+shown = printable
+"""See `ecglens.progress.printable`."""
 
 
 def file_name(where: str, name: object, what: str = "file name") -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecglens.io.limits import file_name, inside, integer, number
+from ecglens.io.limits import file_name, inside, integer, number, regular_file
 from ecglens.io.record import ReadIssue, Record, RecordError, parse_age
 from ecglens.io.refs import RecordRef
 from ecglens.io.wfdb_files import read_wfdb
@@ -46,6 +46,9 @@ def scan_ptbxl(root: str | os.PathLike, sampling_rate_hz: int = 500, dataset: st
         raise ValueError(f"PTB-XL comes at 100 or 500 Hz, not {sampling_rate_hz}")
     root = Path(root)
     database_path = root / DATABASE_FILE
+    if not database_path.exists():
+        raise RecordError(str(database_path), "ptbxl_database.csv is missing")
+    regular_file(database_path)  # a FIFO in its place would block the read forever
     try:
         table = pd.read_csv(database_path, index_col="ecg_id")
     except FileNotFoundError:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ecglens.leads import LEAD_NAMES, lead_order
+from ecglens.leads import LEAD_NAMES, inverted_lead, lead_order
+
+logger = logging.getLogger(__name__)
 
 VOCABULARIES = ("scp", "snomed", "cpsc", "none")
 
@@ -32,6 +35,13 @@ class ReadIssue:
     path: str
     reason: str
     dataset: str = ""
+
+    def __post_init__(self) -> None:
+        from ecglens.progress import printable
+
+        # A file name with undecodable bytes or control characters must not stop the report that lists it.
+        for name in ("path", "reason", "dataset"):
+            object.__setattr__(self, name, printable(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -135,14 +145,27 @@ def finish_signal(
         lead_names: the file's own lead names, any spelling.
         wanted_leads: canonical leads to keep, in order.
 
+    An inverted lead (``-aVR``: see `ecglens.leads.inverted_lead`) is multiplied by -1 and read as its lead, with
+    a warning naming the file.
+
     Raises:
         RecordError: missing leads, no samples, or non-finite values.
     """
+    from ecglens.io.limits import shown
+
+    names, signs = list(lead_names), np.ones(len(lead_names))
+    for index, name in enumerate(names):
+        lead = inverted_lead(str(name))
+        if lead is not None:  # -aVR is aVR upside down: invert it back, never read it as aVR
+            names[index], signs[index] = lead, -1.0
+            logger.warning("%s: lead %s inverted and read as %s", shown(path), name.strip(), lead)
     try:
-        order = lead_order(list(lead_names), wanted_leads)
+        order = lead_order(names, wanted_leads)
     except ValueError as error:
         raise RecordError(path, str(error)) from None
     signal = np.ascontiguousarray(signal[order], dtype=np.float32)
+    if (signs < 0).any():
+        signal *= signs[order, None].astype(np.float32)
     if signal.shape[1] == 0:
         raise RecordError(path, "signal has no samples")
     bad = ~np.isfinite(signal)

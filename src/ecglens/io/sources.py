@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecglens.io.cpsc2018 import is_cpsc2018_root, read_cpsc2018, scan_cpsc2018
-from ecglens.io.limits import regular_file
+from ecglens.io.limits import file_name, regular_file
 from ecglens.io.ptbxl import NATIVE_RATES_HZ, is_ptbxl_root, read_ptbxl, scan_ptbxl
 from ecglens.io.record import ReadIssue, Record, RecordError, issue_from
 from ecglens.io.refs import RecordRef
@@ -121,9 +121,12 @@ def scan_source(source: Source, target_rate_hz: float | None = None) -> ScanResu
     elif source.format == "cpsc2018":
         refs, issues = scan_cpsc2018(source.root, dataset=source.name)
     elif source.format == "challenge":
-        headers = sorted(Path(source.root).rglob("*.hea"))
-        refs = [RecordRef(str(p), source.name, p.stem, "wfdb") for p in headers]
-        issues = []
+        refs, issues = [], []
+        for header in sorted(Path(source.root).rglob("*.hea")):
+            try:  # a name that is not UTF-8 is that record's issue: it could be written nowhere
+                refs.append(RecordRef(file_name(str(header), str(header)), source.name, header.stem, "wfdb"))
+            except RecordError as error:
+                issues.append(ReadIssue(error.path, error.reason, source.name))
     elif source.format == "wfdb":
         path = source.root if source.root.endswith(".hea") else source.root + ".hea"
         refs, issues = [RecordRef(path, source.name, Path(path).stem, "wfdb")], []
@@ -236,9 +239,13 @@ def read_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NA
         labels = ()
         reference = path.parent / "REFERENCE.csv"
         if reference.is_file():
-            from ecglens.io.cpsc2018 import read_reference
+            from ecglens.io.cpsc2018 import CONFLICT, read_reference
 
-            labels = tuple((code, None) for code in read_reference(reference).get(path.stem, ()))
+            codes = read_reference(reference).get(path.stem, ())
+            if codes[:1] == (CONFLICT,):
+                raise RecordError(str(path), f"{reference.name} lists it twice with different labels "
+                                             f"({' '.join(codes[1:])})")
+            labels = tuple((code, None) for code in codes)
         ref = RecordRef(str(path), "cpsc2018", path.stem, "cpsc2018", labels, "cpsc" if labels else "none")
         return read_ref(ref, wanted_leads)
     return read_wfdb(path, dataset="wfdb", wanted_leads=wanted_leads)

@@ -42,7 +42,14 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         ValueError: the file cannot be parsed or does not hold a mapping.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():  # never open a FIFO or device: the read would block
+        raise ValueError(f"{path}: no such file, or not a regular file")
+    if path.stat().st_size > 2**20:
+        raise ValueError(f"{path}: a config file of {path.stat().st_size:,} bytes is larger than 1 MiB")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
