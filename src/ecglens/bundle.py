@@ -184,8 +184,8 @@ def _check_ranges(meta: BundleMeta, where: str) -> None:
     from it (a bundle is input too: a width of 4096 or a 1e6-s policy would allocate gigabytes)."""
     config = meta.model
     problems = []
-    if not (1 <= len(config.layers) <= 8 and all(isinstance(n, int) and 1 <= n <= 32 for n in config.layers)):
-        problems.append(f"layers {list(config.layers)} (1-8 stages of 1-32 blocks)")
+    if not (len(config.layers) == 4 and all(isinstance(n, int) and 1 <= n <= 32 for n in config.layers)):
+        problems.append(f"layers {list(config.layers)} (4 stages of 1-32 blocks)")
     if not (isinstance(config.width, int) and 1 <= config.width <= 256):
         problems.append(f"width {config.width} (1-256)")
     if not (isinstance(config.n_classes, int) and 1 <= config.n_classes <= 1000):

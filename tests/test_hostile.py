@@ -1,0 +1,249 @@
+"""Hostile input found by an independent campaign: bombs read within bounded memory, data never altered silently,
+inputs of the wrong kind refused with a named error.
+
+The memory tests read each bomb in a fresh process and assert its peak resident size (``ru_maxrss``) stays under
+1 GB: a bomb must be refused from what it declares, before anything is decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+from conftest import known_signal, write_challenge_mat, write_wfdb
+from ecglens.leads import LEAD_NAMES
+
+PEAK_LIMIT_MB = 1024
+
+
+def _mat_bomb(path: Path, name: str, shape: tuple[int, int]) -> Path:
+    """A MATLAB v5 file whose one zlib element inflates to an int16 array of ``shape`` (zeros): a few hundred kB
+    on disk, written as a stream so the test itself never holds the array."""
+    n_bytes = shape[0] * shape[1] * 2
+    name_bytes = name.encode().ljust(8, b"\0")
+    body = (struct.pack("<II", 6, 8) + struct.pack("<II", 10, 0)  # array flags: mxINT16_CLASS
+            + struct.pack("<II", 5, 8) + struct.pack("<ii", *shape)  # dimensions
+            + struct.pack("<II", 1, len(name)) + name_bytes  # array name
+            + struct.pack("<II", 3, n_bytes))  # int16 data follows
+    matrix = struct.pack("<II", 14, len(body) + n_bytes + (-n_bytes % 8)) + body
+    packer, chunk = zlib.compressobj(9), bytes(1 << 22)
+    parts = [packer.compress(matrix)]
+    left = n_bytes + (-n_bytes % 8)
+    while left:
+        parts.append(packer.compress(chunk[: min(left, len(chunk))]))
+        left -= min(left, len(chunk))
+    parts.append(packer.flush())
+    data = b"".join(parts)
+    header = b"MATLAB 5.0 MAT-file, bomb".ljust(116, b" ") + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
+    path.write_bytes(header + struct.pack("<II", 15, len(data)) + data)
+    return path
+
+
+def _peak_read(path: Path, extra: str = "") -> tuple[str, float]:
+    """Read ``path`` with `ecglens.io.read_record` in a fresh process: the error (or 'read') and the peak MB."""
+    code = f"""
+import resource, sys
+from ecglens.io import RecordError, read_record
+try:
+    read_record(sys.argv[1]{extra})
+    outcome = "read"
+except RecordError as error:
+    outcome = f"{{type(error).__name__}}: {{error.reason}}"
+print(outcome)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    outcome, peak = run.stdout.strip().splitlines()
+    return outcome, float(peak)
+
+
+def test_a_zlib_bomb_in_a_challenge_mat_is_refused_before_it_inflates(tmp_path):
+    # 12 x 25 M int16 (600 MB once inflated) in a file of well under a megabyte
+    (tmp_path / "bomb.hea").write_text("\n".join(
+        ["bomb 12 500 5000"] + [f"bomb.mat 16+24 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n")
+    mat = _mat_bomb(tmp_path / "bomb.mat", "val", (12, 25_000_000))
+    assert mat.stat().st_size < 2 * 2**20
+    outcome, peak = _peak_read(tmp_path / "bomb.hea")
+    assert outcome.startswith("RecordTooLarge") and "decompressed" in outcome, outcome
+    assert peak < PEAK_LIMIT_MB
+
+
+def test_a_zlib_bomb_in_a_cpsc_mat_is_refused_before_it_inflates(tmp_path):
+    (tmp_path / "REFERENCE.csv").write_text("Recording,First_label,Second_label,Third_label\nA0001,1,,\n")
+    _mat_bomb(tmp_path / "A0001.mat", "ECG", (12, 25_000_000))
+    outcome, peak = _peak_read(tmp_path / "A0001.mat")
+    assert outcome.startswith("RecordTooLarge"), outcome
+    assert peak < PEAK_LIMIT_MB
+
+
+def _sparse(path: Path, size: int) -> None:
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+
+
+def test_a_header_without_a_sample_count_and_a_huge_sparse_dat_is_refused_from_the_file_size(tmp_path):
+    (tmp_path / "sparse.hea").write_text("\n".join(
+        ["sparse 12 500"] + [f"sparse.dat 16 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n")
+    _sparse(tmp_path / "sparse.dat", 2**30)
+    outcome, peak = _peak_read(tmp_path / "sparse.hea")
+    assert outcome.startswith("RecordError") and "longer than 3600 s" in outcome, outcome
+    assert peak < PEAK_LIMIT_MB
+
+
+def test_an_hour_at_10_khz_is_inside_each_limit_but_over_the_sample_budget(tmp_path):
+    n = 3600 * 10_000
+    (tmp_path / "long.hea").write_text("\n".join(
+        [f"long 12 10000 {n}"] + [f"long.dat 16 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n")
+    _sparse(tmp_path / "long.dat", n * 24)
+    outcome, peak = _peak_read(tmp_path / "long.hea")
+    assert outcome.startswith("RecordTooLarge") and "432,000,000 samples" in outcome, outcome
+    assert peak < PEAK_LIMIT_MB
+
+
+def test_a_day_long_edf_is_refused_from_its_header(tmp_path):
+    pyedflib = pytest.importorskip("pyedflib")
+    path = tmp_path / "day.edf"
+    writer = pyedflib.EdfWriter(str(path), 12, file_type=pyedflib.FILETYPE_EDF)
+    writer.setSignalHeaders([{"label": f"ECG {lead}", "dimension": "mV", "sample_frequency": 500,
+                              "physical_max": 10.0, "physical_min": -10.0, "digital_max": 32767,
+                              "digital_min": -32768} for lead in LEAD_NAMES])
+    writer.writeSamples([row.astype(np.float64) for row in known_signal(1000)])
+    writer.close()
+    data = bytearray(path.read_bytes())
+    n_records = 86_400
+    data[236:244] = str(n_records).ljust(8).encode()  # the header's "number of data records": a day of 1-s records
+    header_bytes = 256 + 256 * 12
+    path.write_bytes(bytes(data[:header_bytes]))
+    _sparse_extend = header_bytes + n_records * 12 * 500 * 2
+    with open(path, "r+b") as handle:
+        handle.truncate(_sparse_extend)
+    outcome, peak = _peak_read(path)
+    assert outcome.startswith("RecordTooLarge") and "86400 s" in outcome, outcome
+    assert peak < PEAK_LIMIT_MB
+
+
+def test_a_numpy_header_over_the_budget_is_refused_before_loading(tmp_path):
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((12, 10), "<i2"))
+    header["shape"] = (12, 50_000_000)
+    path = tmp_path / "big.npy"
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.truncate(handle.tell() + 12 * 50_000_000 * 2)
+    outcome, peak = _peak_read(path, ", sampling_rate_hz=500")
+    assert outcome.startswith("RecordTooLarge"), outcome
+    assert peak < PEAK_LIMIT_MB
+
+
+def test_a_csv_over_its_size_limit_is_refused_unparsed(tmp_path):
+    path = tmp_path / "big.csv"
+    _sparse(path, 40 * 2**20)
+    outcome, _ = _peak_read(path, ", sampling_rate_hz=500")
+    assert outcome.startswith("RecordTooLarge") and "NumPy, WFDB or EDF" in outcome, outcome
+
+
+# -- data never altered silently ------------------------------------------------------------------------------------
+
+def test_minus_avr_is_inverted_back_into_avr_and_named(tmp_path, caplog):
+    from ecglens.io import read_record
+
+    signal = known_signal()
+    names = list(LEAD_NAMES)
+    names[3] = "-aVR"
+    flipped = signal.copy()
+    flipped[3] *= -1
+    path = write_wfdb(tmp_path, "cabrera", flipped, lead_names=names)
+    with caplog.at_level("WARNING"):
+        record = read_record(path)
+    np.testing.assert_allclose(record.signal[3], signal[3], atol=1e-6)
+    assert np.corrcoef(record.signal[3], signal[3])[0, 1] > 0.999
+    assert "-aVR inverted and read as aVR" in caplog.text
+
+
+def test_a_record_listed_twice_with_different_labels_is_a_named_conflict(tmp_path):
+    from ecglens.io import RecordError, read_record
+    from ecglens.io.cpsc2018 import scan_cpsc2018
+
+    scipy.io.savemat(tmp_path / "A0001.mat", {"ECG": {"data": known_signal() * 1, "age": 50, "sex": "Male"}})
+    scipy.io.savemat(tmp_path / "A0002.mat", {"ECG": {"data": known_signal() * 1, "age": 50, "sex": "Male"}})
+    (tmp_path / "REFERENCE.csv").write_text("Recording,First_label,Second_label,Third_label\n"
+                                            "A0001,2,,\nA0002,1,,\nA0001,7,,\nA0002,1,,\n")
+    refs, issues = scan_cpsc2018(tmp_path)
+    assert [r.record_id for r in refs] == ["A0002"]  # an identical repeat is no conflict
+    assert len(issues) == 1 and "twice with different labels (2 / 7)" in issues[0].reason
+    with pytest.raises(RecordError, match="twice with different labels"):
+        read_record(tmp_path / "A0001.mat")
+
+
+# -- bundles and backgrounds ----------------------------------------------------------------------------------------
+
+def _copy_bundle(tiny_run, tmp_path: Path) -> Path:
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_run.bundle, bundle)
+    return bundle
+
+
+def test_integer_weights_are_refused(tiny_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from ecglens.bundle import BundleError, load_model
+
+    bundle = _copy_bundle(tiny_run, tmp_path)
+    state = load_file(str(bundle / "model.safetensors"))
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first] = state[first].to(dtype=__import__("torch").int8)
+    save_file(state, str(bundle / "model.safetensors"))
+    with pytest.raises(BundleError, match=f"{first} is I8"):
+        load_model(bundle)
+
+
+def test_a_configuration_in_range_stage_by_stage_but_huge_in_all_is_refused(tiny_run, tmp_path):
+    from ecglens.bundle import BundleError, load_model
+
+    bundle = _copy_bundle(tiny_run, tmp_path)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    meta["model"].update(layers=[32] * 4, width=256)
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="parameters, more than"):
+        load_model(bundle)
+
+
+@pytest.mark.parametrize("tensors, message", [
+    ({"other": np.zeros((2, 12, 100), np.float16)}, "no 'signals' tensor"),
+    ({"signals": np.zeros(100, np.float16)}, "has shape"),
+    ({"signals": np.full((2, 12, 100), np.nan, np.float16)}, "NaN or infinite"),
+    ({"signals": np.zeros((2, 12, 100), bool)}, "holds BOOL"),
+])
+def test_a_damaged_shap_background_is_a_named_error_at_start_up(tiny_run, tmp_path, tensors, message):
+    from safetensors.numpy import save_file
+
+    from ecglens.bundle import BundleError, read_meta
+    from ecglens.explain.inputs import bundle_background
+
+    bundle = _copy_bundle(tiny_run, tmp_path)
+    save_file(tensors, str(bundle / "background.safetensors"))
+    with pytest.raises(BundleError, match=message):
+        bundle_background(read_meta(bundle), bundle=bundle)
+
+
+# -- names ----------------------------------------------------------------------------------------------------------
+
+def test_a_name_with_terminal_escapes_is_printed_escaped(tiny_run, tmp_path):
+    name = "evil\x1b[2J\x1b[H"
+    write_challenge_mat(tmp_path, name, known_signal()[:, :100])  # too short: an issue that names the file
+    run = subprocess.run([sys.executable, "-m", "ecglens.cli", "-q", "predict", "--checkpoint", tiny_run.bundle,
+                          str(tmp_path / f"{name}.hea"), "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=240, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert "\x1b" not in run.stderr + run.stdout
+    assert "evil\\x1b[2J" in run.stderr + (tmp_path / "out" / "issues.csv").read_text()
