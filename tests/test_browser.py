@@ -89,6 +89,10 @@ def test_examples_and_a_narrow_window(browser, server):
     page.locator("#ecg .annotation-text").nth(11).wait_for()
     assert "example-PVC" in page.inner_text("#record-title")
     page.screenshot(path=str(artifacts() / "viewer-420.png"), full_page=True)
+    # Nothing wider than the window: the decisions column stays on screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420
+    box = page.locator("#probabilities").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 420
     page.set_input_files("#file-input", [])
     page.close()
 
@@ -120,4 +124,22 @@ def test_a_record_that_cannot_be_interpreted_says_so(browser, server, tmp_path):
     assert "yes" not in page.inner_text("#probabilities")  # the table shows the server's decisions: none
     page.screenshot(path=str(artifacts() / "viewer-not-interpretable.png"), full_page=True)
     assert not problems, problems
+    page.close()
+
+
+def test_a_file_name_with_markup_stays_text_in_the_chart(browser, server, tmp_path):
+    from conftest import known_signal, write_wfdb
+
+    write_wfdb(tmp_path, "r", known_signal(2500), fs=500)
+    name = "<a href='https:x'>x"
+    for suffix in (".hea", ".dat"):
+        (tmp_path / f"{name}{suffix}").write_bytes((tmp_path / f"r{suffix}").read_bytes())
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server.url)
+    page.wait_for_selector("#examples button")
+    page.set_input_files("#file-input", [str(tmp_path / f"{name}.hea"), str(tmp_path / f"{name}.dat")])
+    page.wait_for_selector("#result:not([hidden])")
+    page.locator("#ecg .gtitle").wait_for()
+    assert page.locator("#ecg .gtitle a").count() == 0  # no link made from the name
+    assert name in page.text_content("#ecg .gtitle")
     page.close()

@@ -43,7 +43,7 @@ def own_app(tiny_run):
 
 @pytest.fixture(scope="module")
 def client(app):
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client
 
 
@@ -191,7 +191,7 @@ def test_model_info_examples_and_page(client):
 
 def test_the_token(tiny_run, signal, tmp_path):
     app = create_app(ServeConfig(tiny_run.bundle, "cpu", token="s3cret"))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/api/model").status_code == 401
         assert client.get("/api/model", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/api/model", headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -286,3 +286,74 @@ def test_a_record_that_cannot_be_interpreted_gets_no_decisions(client, tmp_path)
     body = response.json()
     assert response.status_code == 200 and body["status"] == "not interpretable" and body["decisions"] == []
     assert body["reasons"] and body["probabilities"]  # the viewer shows them, never a decision
+
+
+# -- a hostile page, a slow client, a bomb: what an independent attack on the server found ---------------------------
+
+def test_other_sites_pages_and_foreign_host_names_are_refused(client, tiny_run, signal, tmp_path):
+    write_wfdb(tmp_path, "r", signal)
+    files = _files(tmp_path / "r.hea", tmp_path / "r.dat")
+    evil = client.post("/api/predict", files=files, headers={"Origin": "http://evil.example"})
+    assert evil.status_code == 403 and evil.json()["error"]["kind"] == "forbidden_origin"
+    rebound = client.get("/api/model", headers={"Host": "attacker.example:8000"})
+    assert rebound.status_code == 403 and rebound.json()["error"]["kind"] == "forbidden_host"
+    own = client.post("/api/predict", files=files, headers={"Origin": "http://127.0.0.1"})
+    assert own.status_code == 200
+    with TestClient(create_app(serve_config(tiny_run.bundle, "127.0.0.1", None, allowed_hosts=["ecg.lan"])),
+                    base_url="http://ecg.lan:8000") as named:
+        assert named.get("/api/model").status_code == 200
+        assert named.get("/api/model", headers={"Origin": "http://other.lan:8000"}).status_code == 403
+
+
+def test_malformed_multipart_and_a_thousand_files_answer_in_the_documented_shape(client):
+    broken = client.post("/api/predict", content=b"--x\r\nnot a part", headers={
+        "Content-Type": "multipart/form-data; boundary=x"})
+    many = client.post("/api/predict", files=[("files", (f"f{i}.csv", b"1")) for i in range(1001)])
+    for response in (broken, many):
+        assert 400 <= response.status_code < 500
+        body = response.json()
+        assert set(body) == {"error"} and set(body["error"]) == {"kind", "message"}, body
+
+
+def test_a_zlib_bomb_upload_is_refused_before_it_inflates(client, tmp_path):
+    import resource
+
+    from test_hostile import _mat_bomb
+
+    (tmp_path / "bomb.hea").write_text("\n".join(
+        ["bomb 12 500 5000"] + [f"bomb.mat 16+24 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n")
+    # 12 x 8 M int16: 192 MB once inflated, under the readers' own limit but over this server's budget
+    _mat_bomb(tmp_path / "bomb.mat", "val", (12, 8_000_000))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    response = _post(client, [tmp_path / "bomb.hea", tmp_path / "bomb.mat"])
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    assert response.status_code == 413 and response.json()["error"]["kind"] == "record_too_large", response.text
+    assert grown < 300, f"peak memory grew by {grown:.0f} MB"
+
+
+def test_slow_uploads_time_out_and_free_their_slots(tiny_run):
+    import socket
+
+    config = serve_config(tiny_run.bundle, "127.0.0.1", None, max_in_flight=2, body_timeout_s=1.0)
+    server = RunningServer(create_app(config))
+    try:
+        tricklers = []
+        for _ in range(2):  # both slots taken by clients that announce a body and send a byte of it
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                         b"boundary=x\r\nContent-Length: 100000\r\n\r\n-")
+            tricklers.append(sock)
+        time.sleep(0.3)
+        import httpx
+
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            assert http.post("/api/predict", files={"files": ("a.csv", b"1")}).status_code == 503  # slots held
+            time.sleep(1.5)  # past the body timeout: both slots are free again
+            answer = http.post("/api/predict", files={"files": ("a.csv", b"1")}, data={"sampling_rate": "500"})
+            assert answer.status_code == 422 and answer.json()["error"]["kind"] == "unreadable_record"
+        replies = [sock.recv(4096) for sock in tricklers]
+        assert all(b" 408 " in reply.split(b"\r\n")[0] for reply in replies), replies
+        for sock in tricklers:
+            sock.close()
+    finally:
+        server.stop()

@@ -80,7 +80,7 @@ def test_predict_serve_and_the_api_default_to_the_starter(shared_data, tmp_path,
     line = json.loads((tmp_path / "predictions.jsonl").read_text().splitlines()[0])
     assert "SNR" in line["decisions"]
     config = serve_config(None, "127.0.0.1", None)
-    with TestClient(create_app(config)) as client:
+    with TestClient(create_app(config), base_url="http://127.0.0.1") as client:
         model = client.get("/api/model").json()
     assert model["class_names"][0] == "SNR" and config.bundle == "starter"
     assert "shap" in model["explanations"] and "not for clinical decisions" in model["notice"]  # its own background

@@ -783,18 +783,26 @@ def models(bundles, card) -> None:
 @_MODEL
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; any other than loopback requires a token.")
-@click.option("--port", type=int, default=8000, show_default=True, help="Port to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--token", envvar="ECGLENS_TOKEN", default=None, show_envvar=True,
               help="Require 'Authorization: Bearer TOKEN' on the API (the page reads ?token=TOKEN).")
 @click.option("--background", "background_caches", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Cache whose training records are the SHAP background (default: the bundle's training caches).")
-@click.option("--max-upload-mb", type=float, default=20.0, show_default=True, help="Largest upload accepted.")
-@click.option("--max-record-minutes", type=float, default=10.0, show_default=True, help="Longest record accepted.")
-@click.option("--max-in-flight", type=int, default=64, show_default=True,
+@click.option("--max-upload-mb", type=click.FloatRange(0, 1024, min_open=True), default=20.0, show_default=True,
+              help="Largest upload accepted (compressed bytes as sent).")
+@click.option("--max-record-minutes", type=click.FloatRange(0, 60, min_open=True), default=10.0, show_default=True,
+              help="Longest record accepted; a record may also decode to at most 12 leads x this long at 1 kHz "
+                   "(413 beyond, checked before decoding).")
+@click.option("--max-in-flight", type=click.IntRange(1, 4096), default=64, show_default=True,
               help="Requests in progress at once; more get 503 with Retry-After.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A name clients reach the server by (Host header, a browser's Origin), beside 127.0.0.1, localhost, "
+                   "::1 and --host; other names get 403 (against DNS rebinding and other sites' pages). '*': any.")
+@click.option("--body-timeout", type=click.FloatRange(0, 3600, min_open=True), default=30.0, show_default=True,
+              help="Seconds a client has to send its request body; slower ones get 408 and free their slot.")
 @_DEVICE
 def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_record_minutes, max_in_flight,
-          device) -> None:
+          device, allowed_hosts, body_timeout) -> None:
     """Web viewer and HTTP API: drop an ECG file, see the diagnosis, the leads on ECG paper and the explanations.
 
     API: POST /api/predict, GET /api/model, GET /api/health; documented at /docs.
@@ -806,8 +814,9 @@ def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_r
     """
     from ecglens.serve.server import run_server
 
-    run_server(checkpoint, host, port, token, background_caches, max_upload_mb, max_record_minutes, max_in_flight,
-               device)
+    run_server(checkpoint, host, port, token, background_caches=background_caches, max_upload_mb=max_upload_mb,
+               max_record_minutes=max_record_minutes, max_in_flight=max_in_flight, device=device,
+               allowed_hosts=allowed_hosts, body_timeout_s=body_timeout)
 
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM, errno.EFBIG, errno.ENOENT,

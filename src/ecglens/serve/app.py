@@ -19,11 +19,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ecglens._version import __version__
 from ecglens.bundle import STARTER, starter_manifest
@@ -50,6 +52,14 @@ class ServeLimits:
     max_record_seconds: float = 600.0
     max_in_flight: int = 64
     max_files: int = 4
+    max_decoded_values: int = 12 * 600 * 1000
+    """Samples a request's record may decode to, in all (12 leads x 10 min at 1 kHz: 58 MB as float64); refused
+    from what the files declare, before decoding (413)."""
+    body_timeout_s: float = 30.0
+    """Time a client has to send its whole request body; a slower one gets 408 and frees its slot."""
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    """Names the Host header (and a browser's Origin) may carry: a page on another site, or a DNS-rebinding name,
+    gets 403. ``*`` allows any."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,14 @@ class _Service:
         }
 
 
+def _hostname(netloc: str) -> str:
+    """The host name of a Host header or URL authority, without port or IPv6 brackets, lower-case."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):
+        return netloc[1 : netloc.find("]")] if "]" in netloc else netloc
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"kind": kind, "message": message}}, status_code=status, headers=headers)
 
@@ -175,6 +193,9 @@ class _Guard:
         send = self._with_headers(send)
         path, method = scope["path"], scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self._foreign(headers)
+        if refusal is not None:
+            return await _error(403, *refusal)(scope, receive, send)
         if self.config.token and path.startswith("/api/") and path != "/api/health":
             given = headers.get("authorization", "").removeprefix("Bearer ").strip()
             if not hmac.compare_digest(given.encode(), self.config.token.encode()):
@@ -191,12 +212,32 @@ class _Guard:
             return await self._too_large(scope, receive, send)
         self.in_flight.count += 1
         try:
-            body = await self._read_body(receive, limits.max_upload_bytes)
+            try:
+                body = await asyncio.wait_for(self._read_body(receive, limits.max_upload_bytes),
+                                              limits.body_timeout_s)
+            except asyncio.TimeoutError:
+                return await _error(408, "request_timeout", f"the request body did not arrive within "
+                                    f"{limits.body_timeout_s:g} s")(scope, receive, send)
             if body is None:
                 return await self._too_large(scope, receive, send)
             await self.app(scope, self._replay(body), send)
         finally:
             self.in_flight.count -= 1
+
+    def _foreign(self, headers: dict[str, str]) -> tuple[str, str] | None:
+        """Why a request from another site or under another name is refused (kind, message), or None."""
+        allowed = self.config.limits.allowed_hosts
+        if "*" in allowed:
+            return None
+        host = headers.get("host", "")
+        if _hostname(host) not in allowed:
+            return ("forbidden_host", f"Host {host!r} is not one this server answers to (allowed: "
+                    f"{', '.join(allowed)}; see --allowed-host)")
+        origin = headers.get("origin")
+        if origin is not None and (urlsplit(origin).netloc.lower() != host.lower()
+                                   or _hostname(urlsplit(origin).netloc) not in allowed):
+            return ("forbidden_origin", f"a page from {origin!r} may not use this server: only its own pages may")
+        return None
 
     async def _too_large(self, scope, receive, send) -> None:
         limit = self.config.limits.max_upload_bytes / 2**20
@@ -276,9 +317,10 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
                              for e in error.errors())
         return _error(422, "invalid_request", problems)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
-        return _error(error.status_code, "not_found" if error.status_code == 404 else "http_error", str(error.detail))
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's and Starlette's own (a malformed multipart body)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 400: "bad_request", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return _error(error.status_code, kind, str(error.detail))
 
     @app.get("/api/health", summary="Liveness")
     async def health() -> dict:
@@ -320,7 +362,7 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
         except ValueError as error:
             raise UploadError(422, "bad_lead_order", str(error)) from None
         record = await run_in_threadpool(read_upload, uploads, service.meta.lead_names, sampling_rate, order,
-                                         config.limits.max_record_seconds)
+                                         config.limits.max_record_seconds, config.limits.max_decoded_values)
         return await service.diagnose(record, _methods(explain), class_name, include_input)
 
     @app.get("/api/results/{result_id}/explanations", summary="Explain a recent result for a class")

@@ -26,28 +26,34 @@ def serve_bundle(checkpoint: str | None) -> str:
 
 def serve_config(checkpoint: str | None, host: str, token: str | None, background_caches: Sequence[str] = (),
                  max_upload_mb: float = 20.0, max_record_minutes: float = 10.0, max_in_flight: int = 64,
-                 device: str = "auto") -> ServeConfig:
+                 device: str = "auto", allowed_hosts: Sequence[str] = (), body_timeout_s: float = 30.0) -> ServeConfig:
     """The server's configuration from the command's options.
+
+    The Host header (and a browser's Origin) may name the loopback addresses, ``host`` itself unless it is a
+    wildcard address, and ``allowed_hosts`` (``*``: any).
 
     Raises:
         ValueError: a non-loopback address without a token, or a non-positive limit.
     """
     if not is_loopback(host) and not token:
         raise ValueError(f"--host {host} exposes the server beyond this machine: give --token (or ECGLENS_TOKEN)")
-    if max_upload_mb <= 0 or max_record_minutes <= 0 or max_in_flight <= 0:
-        raise ValueError("--max-upload-mb, --max-record-minutes and --max-in-flight must be positive")
-    limits = ServeLimits(int(max_upload_mb * 2**20), max_record_minutes * 60, max_in_flight)
+    if not all(v > 0 for v in (max_upload_mb, max_record_minutes, max_in_flight, body_timeout_s)):
+        raise ValueError("--max-upload-mb, --max-record-minutes, --max-in-flight and --body-timeout must be positive")
+    names = [*ServeLimits.allowed_hosts, *(h.strip().lower().strip("[]") for h in allowed_hosts)]
+    if host not in ("0.0.0.0", "::", ""):
+        names.append(host.lower().strip("[]"))
+    limits = ServeLimits(int(max_upload_mb * 2**20), max_record_minutes * 60, max_in_flight,
+                         max_decoded_values=int(12 * max_record_minutes * 60 * 1000), body_timeout_s=body_timeout_s,
+                         allowed_hosts=tuple(dict.fromkeys(names)))
     return ServeConfig(serve_bundle(checkpoint), device, token, limits, tuple(background_caches))
 
 
 def run_server(checkpoint: str | None, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-               background_caches: Sequence[str] = (), max_upload_mb: float = 20.0, max_record_minutes: float = 10.0,
-               max_in_flight: int = 64, device: str = "auto") -> None:
-    """Serve until interrupted."""
+               **options) -> None:
+    """Serve until interrupted; ``options`` are `serve_config`'s."""
     import uvicorn
 
-    config = serve_config(checkpoint, host, token, background_caches, max_upload_mb, max_record_minutes,
-                          max_in_flight, device)
+    config = serve_config(checkpoint, host, token, **options)
     app = create_app(config)
     if config.bundle == STARTER:
         print(starter_notice(), flush=True)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
 from ecglens.io import Record, RecordError, read_record
+from ecglens.io.limits import MAX_VALUES, value_budget
+from ecglens.io.record import RecordTooLarge
 from ecglens.io.wfdb_files import retarget_header
 
 SIGNAL_SUFFIXES = (".dat", ".mat")
@@ -72,8 +74,10 @@ def _layout(uploads: Sequence[Upload]) -> tuple[Upload, Upload | None]:
 
 
 def read_upload(uploads: Sequence[Upload], lead_names: tuple[str, ...], sampling_rate_hz: float | None = None,
-                lead_order: tuple[str, ...] | None = None, max_seconds: float = 600.0) -> Record:
-    """Read one record from its uploaded file(s).
+                lead_order: tuple[str, ...] | None = None, max_seconds: float = 600.0,
+                max_values: int = MAX_VALUES) -> Record:
+    """Read one record from its uploaded file(s), decoding at most ``max_values`` samples in all (checked from what
+    the files declare, before decoding).
 
     Raises:
         UploadError: the files do not make one readable record (with the HTTP status to answer).
@@ -94,7 +98,10 @@ def read_upload(uploads: Sequence[Upload], lead_names: tuple[str, ...], sampling
             path.write_bytes(main.data)
         try:
             kwargs = {"lead_names": lead_order} if lead_order else {}
-            record = read_record(path, lead_names, sampling_rate_hz, **kwargs)
+            with value_budget(max_values):
+                record = read_record(path, lead_names, sampling_rate_hz, **kwargs)
+        except RecordTooLarge as error:
+            raise UploadError(413, "record_too_large", f"{main.name}: {error.reason}") from None
         except RecordError as error:
             raise UploadError(422, "unreadable_record", f"{main.name}: {error.reason}") from None
     if record.duration_s > max_seconds:

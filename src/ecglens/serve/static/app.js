@@ -9,6 +9,11 @@ const ROW_MV = 3.0;
 const BLUE = "#0072B2", ORANGE = "#E69F00", VERMILION = "#D55E00";
 const $ = (id) => document.getElementById(id);
 
+// Plotly reads titles as its own markup (<a>, <b>, <br>): text from a file is escaped before it gets there.
+function plotlyText(text) {
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -181,16 +186,16 @@ function drawEcg() {
   const className = $("class-select").value;
   const showGradcam = $("gradcam-toggle").checked;
   const explanation = state.explained[`gradcam:${className}`];
-  let title = `${result.record_id}: scored input`;
+  let title = `${plotlyText(result.record_id)}: scored input`;
   let shading = "off";
   if (showGradcam && explanation) {
     const {trace, empty} = gradcamTrace(explanation, seconds, top, bottom);
     shading = empty ? "empty" : "on";
     if (empty) {
-      title += ` — no positive Grad-CAM evidence for ${className} at p = ${explanation.probability.toFixed(2)}`;
+      title += ` — no positive Grad-CAM evidence for ${plotlyText(className)} at p = ${explanation.probability.toFixed(2)}`;
     } else {
       traces.unshift(trace);
-      title += ` — Grad-CAM for ${className} (p = ${explanation.probability.toFixed(2)}), top 5 % of time steps, per time not per lead`;
+      title += ` — Grad-CAM for ${plotlyText(className)} (p = ${explanation.probability.toFixed(2)}), top 5 % of time steps, per time not per lead`;
     }
   }
   // Paper scale: 25 mm per second across, 10 mm per mV up; the height follows the width so nothing is stretched.
