@@ -155,3 +155,29 @@ def test_cli_download_lines_and_exit_codes(mirror: Mirror, tmp_path: Path, capsy
     assert "HTTP 404" in err and "00004_lr.hea" in err and "Traceback" not in err
     assert main(["-q", "data", "download", "nosuch", "--out", str(tmp_path / "x")]) == 1
     assert "unknown dataset" in capsys.readouterr().err
+
+
+def test_entries_that_cannot_be_files_here_fail_one_by_one(tmp_path: Path) -> None:
+    from ecglens.io.download import RemoteDataset
+
+    project = "proj/1.0"
+    good = {f"{project}/g1/s{i:04d}.hea": f"header {i}\n".encode() for i in range(3)}
+    hostile = {
+        f"{project}/g1/{'x' * 300}.hea": b"a name longer than the file system allows",
+        f"{project}/{PARTIAL_DIR}": b"a name of ecglens's own",
+        f"{project}/g2": b"a file here, and a folder of the same name below",
+        f"{project}/g2/inner.hea": b"inside the folder that clashes",
+    }
+    files = {**good, **hostile}
+    listing = checksum_list(files, project) + f"{'0' * 64}  .\n".encode()  # an entry that names the folder
+    files[f"{project}/SHA256SUMS.txt"] = listing
+    dataset = RemoteDataset("proj", "proj", "1.0", "", "challenge", "a project of hostile entry names")
+    with Mirror(files) as server:
+        result = download(dataset, tmp_path / "proj", base_url=server.url, **FAST)
+    assert result.downloaded == len(good) + 1  # the good files, and one side of the file/folder clash
+    reasons = " | ".join(f.reason for f in result.failures)
+    assert len(result.failures) == 4, reasons
+    assert "longer than 255 bytes" in reasons and "ecglens's own" in reasons and "names no file" in reasons
+    assert "cannot be written as" in reasons
+    for path in good:
+        assert (tmp_path / "proj" / path.removeprefix(f"{project}/")).read_bytes() == good[path]

@@ -247,3 +247,71 @@ def test_a_name_with_terminal_escapes_is_printed_escaped(tiny_run, tmp_path):
                          capture_output=True, text=True, timeout=240, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert "\x1b" not in run.stderr + run.stdout
     assert "evil\\x1b[2J" in run.stderr + (tmp_path / "out" / "issues.csv").read_text()
+
+
+# -- options and the Python API: wrong kinds and ranges are refused before any work ---------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["predict", "--batch-size", "-1", "x.hea"],
+    ["predict", "--batch-size", "0", "x.hea"],
+    ["data", "prepare", "x", "--out", "o", "--shard-size", "0"],
+    ["data", "prepare", "x", "--out", "o", "--shard-size", "-1"],
+    ["data", "prepare", "x", "--out", "o", "--workers", "-3"],
+    ["data", "prepare", "x", "--out", "o", "--sampling-rate", "nan"],
+    ["data", "prepare", "x", "--out", "o", "--sampling-rate", "inf"],
+    ["data", "prepare", "x", "--out", "o", "--sampling-rate", "0"],
+    ["data", "prepare", "x", "--out", "o", "--sampling-rate", "-100"],
+    ["data", "prepare", "x", "--out", "o", "--sampling-rate", "1e9"],
+    ["evaluate", "--checkpoint", ".", "--data", ".", "--bootstrap", "0"],
+    ["train", "--data", ".", "--out", "o", "--lr", "nan"],
+    ["train", "--data", ".", "--out", "o", "--epochs", "0"],
+    ["serve", "--max-in-flight", "0"],
+])
+def test_out_of_range_options_are_usage_errors_before_any_work(args, tmp_path, monkeypatch):
+    from ecglens.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_command_lines_rate_limits_are_the_readers(monkeypatch):
+    from ecglens import cli
+    from ecglens.io import limits
+
+    assert (cli.RATE.min, cli.RATE.max) == (limits.MIN_RATE_HZ, limits.MAX_RATE_HZ)
+    assert (cli.SECONDS.min, cli.SECONDS.max) == (limits.MIN_SECONDS, limits.MAX_SECONDS)
+
+
+def test_a_config_file_is_held_to_the_same_ranges(tmp_path):
+    from ecglens.train.config import train_request
+
+    for text in ("batch_size: -1", "epochs: 0", "lr: .nan", "augmentation_probability: 2", "batch_size: true"):
+        (tmp_path / "c.yaml").write_text(f"data: [x]\n{text}\n")
+        with pytest.raises(ValueError, match=text.split(":")[0]):
+            train_request(tmp_path / "c.yaml")
+
+
+def test_a_fifo_config_file_is_refused_without_blocking(tmp_path):
+    from ecglens.train.config import read_config_file
+
+    os.mkfifo(tmp_path / "c.yaml")
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_config_file(tmp_path / "c.yaml")
+
+
+@pytest.mark.parametrize("signal, rate, leads, error", [
+    (np.zeros((12, 2500), bool), 500, LEAD_NAMES, TypeError),
+    (np.zeros((12, 2500), complex), 500, LEAD_NAMES, TypeError),
+    (np.zeros((12, 2500)).astype(str), 500, LEAD_NAMES, TypeError),
+    (np.zeros((12, 2500)).astype(object), 500, LEAD_NAMES, TypeError),
+    (np.zeros((12, 2500)), None, LEAD_NAMES, TypeError),
+    (np.zeros((12, 2500)), float("nan"), LEAD_NAMES, ValueError),
+    (np.zeros((12, 2500)), 500, list(range(12)), TypeError),
+])
+def test_the_python_api_refuses_what_it_would_convert_silently(tiny_run, signal, rate, leads, error):
+    import ecglens
+
+    predictor = ecglens.load_bundle(tiny_run.bundle, "cpu")
+    with pytest.raises(error, match=r"signal|sampling_rate_hz|lead_names"):
+        predictor.predict(signal, rate, leads)

@@ -8,6 +8,7 @@ console script wraps it. Errors a user can cause end in one line and a non-zero 
 from __future__ import annotations
 
 import errno
+import math
 import sys
 from collections.abc import Sequence
 
@@ -15,7 +16,30 @@ import click
 
 from ecglens._version import __version__
 
-_WORKERS = click.option("--workers", type=int, default=None, show_default="all cores",
+
+class _Finite(click.FloatRange):
+    """A finite number within a range (click's FloatRange lets NaN through: every comparison with it is false)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+COUNT = click.IntRange(min=1)
+"""Batch sizes, shard sizes, epochs, records, samples, resamples: whole numbers of at least 1."""
+RATE = _Finite(50.0, 10_000.0)
+"""A sampling rate in Hz: `ecglens.io.limits.MIN_RATE_HZ` to `MAX_RATE_HZ` (tests check they agree)."""
+SECONDS = _Finite(1.0, 3600.0)
+"""A record or input length in seconds: `ecglens.io.limits.MIN_SECONDS` to `MAX_SECONDS`."""
+SEED = click.IntRange(min=0)
+FOLD = click.IntRange(1, 10)
+SHARE = _Finite(0.0, 1.0)
+
+_WORKERS = click.option("--workers", type=click.IntRange(1, 1024), default=None, show_default="all cores",
                         help="Worker processes for reading files.")
 _PROFILE = click.option("--label-profile", default="strict", show_default=True,
                         help="Label mapping: 'strict', 'seed' (the study's) or a mapping CSV file.")
@@ -200,13 +224,13 @@ def data_download(dataset, out, rate, base_url, version, workers, retries, timeo
 @data.command("prepare")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Cache directory to create.")
-@click.option("--sampling-rate", "sampling_rate_hz", type=float, default=500.0, show_default=True,
+@click.option("--sampling-rate", "sampling_rate_hz", type=RATE, default=500.0, show_default=True,
               help="Target rate in Hz (anti-aliased polyphase resampling).")
 @_PROFILE
 @_WORKERS
 @_STRICT
 @click.option("--overwrite", is_flag=True, help="Replace a cache built with another spec or sources.")
-@click.option("--shard-size", type=int, default=256, show_default=True, help="Records per resumable shard.")
+@click.option("--shard-size", type=COUNT, default=256, show_default=True, help="Records per resumable shard.")
 @_OUTSIDE
 def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict, overwrite, shard_size,
                  allow_outside_root) -> None:
@@ -234,21 +258,22 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
                    "ptbxl-superdiagnostic, ptbxl-form, ptbxl-rhythm, challenge2021, or a mapping CSV "
                    "(see 'ecglens data label-spaces'). Any cache serves any space: no new prepare.")
 @click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
-@click.option("--epochs", type=int, default=30, show_default=True, help="Training epochs (the study's 30).")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Records per batch (the study's 32).")
-@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate (the study's 1e-4).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--epochs", type=COUNT, default=30, show_default=True, help="Training epochs (the study's 30).")
+@click.option("--batch-size", type=COUNT, default=32, show_default=True, help="Records per batch (the study's 32).")
+@click.option("--lr", type=_Finite(0.0, 10.0, min_open=True), default=1e-4, show_default=True,
+              help="Adam learning rate (the study's 1e-4).")
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the weights, batch order, augmentation and of the split of datasets without folds.")
 @click.option("--policy", type=click.Choice(["crop", "original"]), default="crop", show_default=True,
               help="Input length: 'crop' (random 10-s windows, whole records at evaluation) or 'original' "
                    "(last 30 s, zero-padded at the front).")
-@click.option("--policy-seconds", type=float, default=None,
+@click.option("--policy-seconds", type=SECONDS, default=None,
               help="Window length (default 10 for crop, 30 for original).")
-@click.option("--augment-probability", type=float, default=0.5, show_default=True,
+@click.option("--augment-probability", type=SHARE, default=0.5, show_default=True,
               help="Probability of each augmentation (the original code's is 0.3085).")
 @click.option("--leads", default=None, help="Comma-separated lead subset, e.g. I,II,V1 (default all 12).")
-@click.option("--val-fold", type=int, default=9, show_default=True, help="Fold (1-10) used for validation.")
-@click.option("--test-fold", type=int, default=10, show_default=True, help="Fold (1-10) held out for testing.")
+@click.option("--val-fold", type=FOLD, default=9, show_default=True, help="Fold (1-10) used for validation.")
+@click.option("--test-fold", type=FOLD, default=10, show_default=True, help="Fold (1-10) held out for testing.")
 @_DEVICE
 @click.option("--no-amp", is_flag=True,
               help="Disable mixed precision on CUDA (bf16 where the GPU supports it, else fp16 with a grad scaler).")
@@ -307,7 +332,7 @@ def train(ctx, config_file, out, resume, **options) -> None:
               help="Cache directory (repeat for several).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for evaluation.json/metrics.csv/evaluation.md (default: evaluation/ beside the bundle).")
-@click.option("--bootstrap", type=int, default=1000, show_default=True, help="Bootstrap resamples for 95 % CIs.")
+@click.option("--bootstrap", type=COUNT, default=1000, show_default=True, help="Bootstrap resamples for 95 % CIs.")
 @click.option("--store-thresholds", is_flag=True,
               help="Also write the thresholds tuned here into the bundle (with the data they came from); "
                    "without it the bundle is never changed.")
@@ -340,7 +365,7 @@ def evaluate(checkpoint, caches, out, bootstrap, store_thresholds, device) -> No
               help="Records on which the smallest decision-flipping PGD budget is searched, per class (0: skip).")
 @click.option("--transfer", type=click.Path(exists=True, file_okay=False), default=None,
               help="A second bundle (another seed) scored on the first one's PGD inputs.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Record choice and random noise.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Record choice and random noise.")
 @_DEVICE
 def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, transfer, seed, device) -> None:
     """How decisions hold up under noise, acquisition faults and adversarial perturbations.
@@ -379,13 +404,13 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, transfe
               help="Test records explained (16 sampled lead orders each).")
 @click.option("--label-space", default=None, help="As for 'ecglens train'.")
 @click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
-@click.option("--epochs", type=int, default=30, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--val-fold", type=int, default=9, show_default=True)
-@click.option("--test-fold", type=int, default=10, show_default=True)
-@click.option("--bootstrap", type=int, default=200, show_default=True, help="Bootstrap resamples for the intervals.")
+@click.option("--epochs", type=COUNT, default=30, show_default=True)
+@click.option("--batch-size", type=COUNT, default=32, show_default=True)
+@click.option("--lr", type=_Finite(0.0, 10.0, min_open=True), default=1e-4, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--val-fold", type=FOLD, default=9, show_default=True)
+@click.option("--test-fold", type=FOLD, default=10, show_default=True)
+@click.option("--bootstrap", type=COUNT, default=200, show_default=True, help="Bootstrap resamples for the intervals.")
 @_DEVICE
 def leads(caches, out, subsets, custom, checkpoint, no_train, n_shapley, label_space, model, epochs, batch_size, lr,
           seed, val_fold, test_fold, bootstrap, device) -> None:
@@ -436,14 +461,15 @@ def calibrate(checkpoint, caches, device) -> None:
 
 @cli.command("synth")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the WFDB records.")
-@click.option("--n-records", type=int, default=1000, show_default=True, help="Records to generate.")
-@click.option("--sampling-rate", "sampling_rate_hz", type=float, default=500.0, show_default=True,
+@click.option("--n-records", type=COUNT, default=1000, show_default=True, help="Records to generate.")
+@click.option("--sampling-rate", "sampling_rate_hz", type=RATE, default=500.0, show_default=True,
               help="Sampling rate of the written records (Hz).")
-@click.option("--duration", "duration_s", type=float, default=10.0, show_default=True, help="Seconds per record.")
-@click.option("--snr-db", type=float, default=20.0, show_default=True, help="Signal-to-noise ratio of added noise.")
-@click.option("--multi-label-rate", type=float, default=0.2, show_default=True,
+@click.option("--duration", "duration_s", type=SECONDS, default=10.0, show_default=True, help="Seconds per record.")
+@click.option("--snr-db", type=_Finite(-40.0, 120.0), default=20.0, show_default=True,
+              help="Signal-to-noise ratio of added noise.")
+@click.option("--multi-label-rate", type=SHARE, default=0.2, show_default=True,
               help="Probability that an abnormal record gets a second compatible class.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Cohort seed (records are deterministic).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Cohort seed (records are deterministic).")
 @_WORKERS
 @click.option("--plot", is_flag=True, help="Also draw one record per class on ECG paper (PNG) into OUT/plots.")
 def synth(out, n_records, sampling_rate_hz, duration_s, snr_db, multi_label_rate, seed, workers, plot) -> None:
@@ -466,13 +492,13 @@ def synth(out, n_records, sampling_rate_hz, duration_s, snr_db, multi_label_rate
 @cli.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/demo", show_default=True,
               help="Folder for records, cache, run, evaluation, explanations and report.html.")
-@click.option("--n-records", type=int, default=1200, show_default=True, help="Synthetic records to generate.")
-@click.option("--epochs", type=int, default=12, show_default=True, help="Training epochs.")
-@click.option("--sampling-rate", "sampling_rate_hz", type=float, default=100.0, show_default=True,
+@click.option("--n-records", type=COUNT, default=1200, show_default=True, help="Synthetic records to generate.")
+@click.option("--epochs", type=COUNT, default=12, show_default=True, help="Training epochs.")
+@click.option("--sampling-rate", "sampling_rate_hz", type=RATE, default=100.0, show_default=True,
               help="Cache and model rate (records are generated at 500 Hz and resampled).")
 @click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
 @_DEVICE
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the cohort, split and training.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the cohort, split and training.")
 def demo(out, n_records, epochs, sampling_rate_hz, model, device, seed) -> None:
     """Run the whole pipeline on a built-in synthetic cohort and write an HTML report (no data needed).
 
@@ -515,7 +541,7 @@ _per_record = _options(
                  help="Cache(s): records by id, the background set, and default records (test split)."),
     click.option("--records", default=None,
                  help="Comma-separated record ids in --data, or record files (.hea/.mat) when no --data."),
-    click.option("--n", "n_records", type=int, default=3, show_default=True,
+    click.option("--n", "n_records", type=COUNT, default=3, show_default=True,
                  help="Test-split records to explain when --records is not given."),
     click.option("--class", "class_name", default=None, help="Class to explain (default: each predicted one)."),
     _OUT, _DEVICE)
@@ -536,7 +562,7 @@ def _figures(percentile: float = 95.0, layout: str | None = None, style: str = "
 
 
 def _background(default: int):
-    return click.option("--background", type=int, default=default, show_default=True,
+    return click.option("--background", type=COUNT, default=default, show_default=True,
                         help="Training-split records used as the SHAP background.")
 
 
@@ -589,7 +615,7 @@ def explain_guided_gradcam(checkpoint, caches, records, n_records, class_name, o
 @explain.command("shap")
 @_per_record
 @_background(100)
-@click.option("--n-samples", type=int, default=8, show_default=True, help="Expected-gradients samples.")
+@click.option("--n-samples", type=COUNT, default=8, show_default=True, help="Expected-gradients samples.")
 @_options(_layout("12x1"), _look)
 def explain_shap(checkpoint, caches, records, n_records, class_name, out, device, background, n_samples,
                  layout, style, image_format) -> None:
@@ -608,7 +634,7 @@ def explain_shap(checkpoint, caches, records, n_records, class_name, out, device
 @_per_record
 @click.option("--baseline", type=click.Choice(["zeros", "mean"]), default="zeros", show_default=True,
               help="What an absent lead becomes: zeros, or the background records' mean.")
-@click.option("--sampled", "n_permutations", type=int, default=None,
+@click.option("--sampled", "n_permutations", type=COUNT, default=None,
               help="Estimate from this many lead orders instead of all 4,096 coalitions.")
 def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out, device, baseline,
                          n_permutations) -> None:
@@ -624,12 +650,12 @@ def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out
 
 @explain.command("population")
 @_over_cache
-@click.option("--n", "--n-records", "n_records", type=int, default=200, show_default=True,
+@click.option("--n", "--n-records", "n_records", type=COUNT, default=200, show_default=True,
               help="Records of the split to use (--n-records under torchrun, whose parser takes --n for its own).")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
               help="Split whose records are explained.")
 @_background(100)
-@click.option("--n-samples", type=int, default=4, show_default=True, help="Expected-gradients samples per class.")
+@click.option("--n-samples", type=COUNT, default=4, show_default=True, help="Expected-gradients samples per class.")
 def explain_population(checkpoint, caches, n_records, split, background, n_samples, out, device) -> None:
     """Lead x class heatmap of SHAP mass, normalised per class, with an average row (the study's Figures 2-5).
 
@@ -647,10 +673,10 @@ def explain_population(checkpoint, caches, n_records, split, background, n_sampl
 
 @explain.command("faithfulness")
 @_over_cache
-@click.option("--n", "--n-records", "n_records", type=int, default=40, show_default=True,
+@click.option("--n", "--n-records", "n_records", type=COUNT, default=40, show_default=True,
               help="Test records to measure on (--n-records under torchrun).")
 @click.option("--methods", default="gradcam,shap", show_default=True, help="Comma-separated methods to measure.")
-@click.option("--steps", type=int, default=10, show_default=True, help="Deletion/insertion steps.")
+@click.option("--steps", type=COUNT, default=10, show_default=True, help="Deletion/insertion steps.")
 @_background(50)
 def explain_faithfulness(checkpoint, caches, n_records, methods, steps, background, out, device) -> None:
     """Deletion/insertion areas against random order, localisation against evidence masks, randomisation check.
@@ -669,13 +695,13 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/predict", show_default=True,
               help="Folder for predictions.jsonl, predictions.csv, issues.csv and figures.")
-@click.option("--sampling-rate", "sampling_rate_hz", type=float, default=None,
+@click.option("--sampling-rate", "sampling_rate_hz", type=RATE, default=None,
               help="Rate of CSV/NumPy inputs (other formats carry their own).")
 @click.option("--lead-order", default=None,
               help="Comma-separated lead order of CSV (without header) and NumPy inputs; default I,II,...,V6.")
 @click.option("--engine", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
               help="Score with PyTorch or with the bundle's ONNX export.")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Records per inference batch.")
+@click.option("--batch-size", type=COUNT, default=32, show_default=True, help="Records per inference batch.")
 @click.option("--explain", "explain_method", type=click.Choice(["gradcam", "guided-gradcam", "shap"]), default=None,
               help="Also draw each record, as scored, with its explanation for the predicted classes.")
 @click.option("--background", "background_caches", multiple=True, type=click.Path(exists=True, file_okay=False),
@@ -712,7 +738,7 @@ def export() -> None:
 
 @export.command("onnx")
 @_CHECKPOINT
-@click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset version.")
+@click.option("--opset", type=click.IntRange(7, 30), default=18, show_default=True, help="ONNX opset version.")
 def export_onnx_command(checkpoint, opset) -> None:
     """Write CHECKPOINT/model.onnx (input 'ecg': batch x leads x samples, batch and length dynamic).
 
@@ -736,10 +762,10 @@ def export_onnx_command(checkpoint, opset) -> None:
               help="Output folder (caches, runs, results, figures, report.html).")
 @click.option("--quick", is_flag=True, help="The 2-core CPU profile: 100 Hz, 6 epochs, lr 1e-3, fewer SHAP records.")
 @click.option("--cross", is_flag=True, help="Also train on each dataset alone and test on every other.")
-@click.option("--sampling-rate", "sampling_rate_hz", type=float, default=None, help="Default 500 (100 with --quick).")
-@click.option("--epochs", type=int, default=None, help="Default 30 (6 with --quick).")
-@click.option("--batch-size", type=int, default=None, help="Default 32.")
-@click.option("--lr", type=float, default=None, help="Default 1e-4 (1e-3 with --quick).")
+@click.option("--sampling-rate", "sampling_rate_hz", type=RATE, default=None, help="Default 500 (100 with --quick).")
+@click.option("--epochs", type=COUNT, default=None, help="Default 30 (6 with --quick).")
+@click.option("--batch-size", type=COUNT, default=None, help="Default 32.")
+@click.option("--lr", type=_Finite(0.0, 10.0, min_open=True), default=None, help="Default 1e-4 (1e-3 with --quick).")
 @click.option("--model", default=None, help="Registered model name (default resnet34).")
 @click.option("--label-profile", default=None, help="Default 'seed' (the study's mapping).")
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")

@@ -191,10 +191,15 @@ class Predictor:
         """Predict one signal (leads x samples, mV) with its rate and lead names (any order).
 
         Raises:
+            TypeError: ``signal`` does not hold real numbers (booleans, complex numbers, strings or objects are
+                never converted silently), ``sampling_rate_hz`` is not a number, or ``lead_names`` are not strings.
             ValueError: the array is samples x leads (wfdb's ``p_signal`` orientation), or its lead count does
-                not match ``lead_names``; it is never transposed silently.
+                not match ``lead_names``; it is never transposed silently. A rate outside the documented range.
         """
-        signal = np.asarray(signal, dtype=np.float64)
+        signal = _real_samples(signal)
+        rate = _rate(sampling_rate_hz)
+        if isinstance(lead_names, str) or not all(isinstance(name, str) for name in lead_names):
+            raise TypeError(f"lead_names must be a sequence of lead names as strings, not {lead_names!r}")
         n_leads = len(lead_names)
         if signal.ndim != 2 or signal.shape[0] != n_leads:
             if signal.ndim == 2 and signal.shape[1] == n_leads:
@@ -202,7 +207,7 @@ class Predictor:
                                  "orientation): pass signal.T, leads x samples")
             raise ValueError(f"signal of shape {signal.shape} does not have {n_leads} leads as rows (leads x samples)")
         checked = finish_signal(record_id, signal, list(lead_names), self.meta.lead_names)
-        record = Record(record_id, "array", checked, float(sampling_rate_hz), self.meta.lead_names)
+        record = Record(record_id, "array", checked, rate, self.meta.lead_names)
         return self.predict_records([record])[0]
 
     def predict_records(self, records: Sequence[Record], batch_size: int = 32) -> list[Prediction]:
@@ -226,6 +231,26 @@ class Predictor:
                                 () if problems else self.meta.decisions(probabilities), quality.warnings,
                                 record.duration_s, NOT_INTERPRETABLE if problems else "ok", problems, truth)
         return Scored(prediction, item, np.asarray(probabilities))
+
+
+def _real_samples(signal: object) -> np.ndarray:
+    """``signal`` as float64 when it holds real numbers (integers or floats), else a `TypeError` naming it."""
+    array = np.asarray(signal)
+    if array.dtype.kind not in "iuf":
+        kind = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes", "O": "Python objects"}.get(
+            array.dtype.kind, f"dtype {array.dtype}")
+        raise TypeError(f"signal must hold real numbers in mV, not {kind} (dtype {array.dtype}); it is never "
+                        "converted silently")
+    return array.astype(np.float64)
+
+
+def _rate(sampling_rate_hz: object) -> float:
+    """A sampling rate given to the Python API, checked (`ecglens.io.limits.check_rate`)."""
+    from ecglens.io.limits import check_rate
+
+    if isinstance(sampling_rate_hz, bool) or not isinstance(sampling_rate_hz, int | float | np.integer | np.floating):
+        raise TypeError(f"sampling_rate_hz must be a number of samples per second, not {sampling_rate_hz!r}")
+    return check_rate("sampling_rate_hz", float(sampling_rate_hz))
 
 
 def _require(*modules: str) -> None:

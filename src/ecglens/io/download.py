@@ -13,6 +13,7 @@ with its URL and the rest of the dataset continues.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -219,7 +220,23 @@ class _Fetcher:
         return attempt + 1
 
     def fetch(self, remote: RemoteFile) -> int:
-        """Make ``remote`` present and verified under ``out``; returns the bytes downloaded (0: it was there)."""
+        """Make ``remote`` present and verified under ``out``; returns the bytes downloaded (0: it was there).
+
+        Raises:
+            DownloadError: for this file only: it could not be fetched, verified, or written under its name (too
+                long a name, a name of ecglens's own, a file where the list also needs a folder, or the reverse).
+        """
+        problem = _local_problem(remote.path)
+        if problem is not None:
+            raise DownloadError(f"{remote.url}: {problem}")
+        try:
+            return self._fetch(remote)
+        except OSError as error:
+            if isinstance(error, DownloadError) or error.errno not in _NAME_ERRORS:
+                raise
+            raise DownloadError(f"{remote.url}: cannot be written as {remote.path!r} ({error.strerror})") from None
+
+    def _fetch(self, remote: RemoteFile) -> int:
         final = self.out / remote.path
         if final.is_file() and _sha256_file(final) == remote.sha256:
             return 0
@@ -266,6 +283,24 @@ class _Fetcher:
                 except (requests.ConnectionError, requests.Timeout,
                         requests.exceptions.ChunkedEncodingError) as error:
                     attempt = self._wait(url, _reason(error), attempt)
+
+
+_NAME_ERRORS = {errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENOTEMPTY}
+"""Errors of one file's name or place (its name, or a clash between a file and a folder of the list): that file's
+failure, never the download's."""
+_NAME_MAX = 255
+
+
+def _local_problem(path: str) -> str | None:
+    """Why a checksum list's path cannot be a file of the dataset's folder, or None."""
+    parts = PurePosixPath(path).parts
+    if not parts or path.strip("/.") == "":
+        return f"entry {path!r} names no file"
+    if parts[0] == PARTIAL_DIR or path == CHECKSUMS:
+        return f"entry {path!r} would overwrite ecglens's own {parts[0]}"
+    if any(len(os.fsencode(part)) > _NAME_MAX for part in parts):
+        return f"entry {path[:60]!r}... has a name longer than {_NAME_MAX} bytes"
+    return None
 
 
 def _reason(error: Exception) -> str:

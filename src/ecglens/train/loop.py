@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +49,30 @@ TENSORBOARD_DIR = "tensorboard"
 ADVERSARIAL_STEPS = 3
 
 
+def _whole(value: object, low: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{what} must be a whole number of at least {low}, not {value!r}")
+
+
+def _check_numbers(config: TrainConfig) -> None:
+    """Every number of a configuration in range, whether it came from flags or from a file.
+
+    Raises:
+        ValueError: naming the option and the value.
+    """
+    _whole(config.epochs, 1, "epochs")
+    _whole(config.batch_size, 1, "batch_size")
+    _whole(config.seed, 0, "seed")
+    if config.workers is not None:
+        _whole(config.workers, 0, "workers")
+    for name, low, high in (("lr", 0.0, 10.0), ("augmentation_probability", 0.0, 1.0)):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                or not low <= value <= high or (name == "lr" and value == 0):
+            raise ValueError(f"{name} must be a number in {'(' if name == 'lr' else '['}{low:g}, {high:g}], "
+                             f"not {value!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Training settings; the defaults are the study's (Adam, lr 1e-4, batch 32, 30 epochs).
@@ -83,6 +108,7 @@ class TrainConfig:
     of the clean and the adversarial batch's)."""
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         object.__setattr__(self, "lead_names", canonical_leads(self.lead_names))
         object.__setattr__(self, "augment", tuple(self.augment))
         RandomPerturbation(self.augment)  # names the unknown family, if any
