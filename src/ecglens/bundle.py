@@ -89,6 +89,9 @@ class TrainingData:
     epoch: int
     init: str | None = None
     config: dict = field(default_factory=dict)
+    synthetic_only: bool = False
+    """Every training record came from ecglens's synthetic cohort (`is_synthetic_source`): the model has never seen
+    a real ECG, and says so beside every prediction it makes on a real file."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,15 @@ def _label_space(data: dict | None) -> LabelMap | None:
                     tuple(str(c) for c in data.get("snomed", ())), str(data.get("source", "")))
 
 
+SYNTHETIC_WARNING = ("this model was trained only on synthetic ECGs: its output on a real recording is not a "
+                     "diagnosis of anything")
+
+
+def is_synthetic_source(source_path: str) -> bool:
+    """Whether a record file comes from ecglens's synthetic cohort (it writes a ``.evidence.npz`` beside each)."""
+    return bool(source_path) and Path(source_path.removesuffix(".hea") + ".evidence.npz").is_file()
+
+
 def _training_data(data: dict | None) -> TrainingData | None:
     if not data:
         return None
@@ -235,7 +247,8 @@ def _training_data(data: dict | None) -> TrainingData | None:
                         cache_specs=tuple(data.get("cache_specs", ())), split=split, n_train=int(data["n_train"]),
                         n_val=int(data["n_val"]), n_test=int(data["n_test"]),
                         label_profile=str(data.get("label_profile", "")), epoch=int(data.get("epoch", 0)),
-                        init=data.get("init"), config=dict(data.get("config", data.get("train_config", {}))))
+                        init=data.get("init"), config=dict(data.get("config", data.get("train_config", {}))),
+                        synthetic_only=bool(data.get("synthetic_only", False)))
 
 
 def _plain(value: object) -> object:

@@ -327,7 +327,7 @@ def train(ctx, config_file, out, resume, **options) -> None:
 
 
 @cli.command("evaluate")
-@_CHECKPOINT
+@_BUNDLE_OR_STARTER
 @click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
               help="Cache directory (repeat for several).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -536,7 +536,7 @@ def _options(*options):
 _OUT = click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/explain", show_default=True,
                     help="Output folder.")
 _per_record = _options(
-    _CHECKPOINT,
+    _BUNDLE_OR_STARTER,
     click.option("--data", "caches", multiple=True, type=click.Path(exists=True, file_okay=False),
                  help="Cache(s): records by id, the background set, and default records (test split)."),
     click.option("--records", default=None,
@@ -572,7 +572,7 @@ def _layout(default: str):
 
 
 _over_cache = _options(
-    _CHECKPOINT,
+    _BUNDLE_OR_STARTER,
     click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
                  help="Cache(s) holding the records and the background set."),
     _OUT, _DEVICE)
@@ -737,10 +737,13 @@ def export() -> None:
 
 
 @export.command("onnx")
-@_CHECKPOINT
+@_BUNDLE_OR_STARTER
 @click.option("--opset", type=click.IntRange(7, 30), default=18, show_default=True, help="ONNX opset version.")
 def export_onnx_command(checkpoint, opset) -> None:
     """Write CHECKPOINT/model.onnx (input 'ecg': batch x leads x samples, batch and length dynamic).
+
+    The starter model's export goes to the user's cache folder (~/.cache/ecglens/starter-*/), never into the
+    installed package; `predict --engine onnx` finds it there.
 
     \b
     Example:
@@ -824,11 +827,15 @@ def models(bundles, card) -> None:
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="A name clients reach the server by (Host header, a browser's Origin), beside 127.0.0.1, localhost, "
                    "::1 and --host; other names get 403 (against DNS rebinding and other sites' pages). '*': any.")
+@click.option("--examples", type=click.Path(exists=True, file_okay=False), default=None,
+              show_default="$ECGLENS_DATA/ptb-xl when present",
+              help="A PTB-XL folder: one real record per class becomes a 'try an example' button, its known labels "
+                   "shown beside the decisions (PTB-XL is CC BY 4.0; read in place, never copied).")
 @click.option("--body-timeout", type=click.FloatRange(0, 3600, min_open=True), default=30.0, show_default=True,
               help="Seconds a client has to send its request body; slower ones get 408 and free their slot.")
 @_DEVICE
 def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_record_minutes, max_in_flight,
-          device, allowed_hosts, body_timeout) -> None:
+          device, allowed_hosts, body_timeout, examples) -> None:
     """Web viewer and HTTP API: drop an ECG file, see the diagnosis, the leads on ECG paper and the explanations.
 
     API: POST /api/predict, GET /api/model, GET /api/health; documented at /docs.
@@ -842,7 +849,7 @@ def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_r
 
     run_server(checkpoint, host, port, token, background_caches=background_caches, max_upload_mb=max_upload_mb,
                max_record_minutes=max_record_minutes, max_in_flight=max_in_flight, device=device,
-               allowed_hosts=allowed_hosts, body_timeout_s=body_timeout)
+               allowed_hosts=allowed_hosts, body_timeout_s=body_timeout, examples=examples)
 
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM, errno.EFBIG, errno.ENOENT,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -10,6 +11,20 @@ from typing import TypeVar
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker start-up on Linux: the kernel kills this worker when the process that started it dies, so a
+    ``kill -9`` of a command takes its pool with it (elsewhere, workers end when their next task finds no parent)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _run_chunk(function: Callable[[Job], Result], chunk: list[Job]) -> list[Result]:
@@ -27,7 +42,7 @@ def ordered_map(function: Callable[[Job], Result], jobs: Iterable[Job], workers:
     if workers <= 1:
         yield from map(function, jobs)
         return
-    pool = ProcessPoolExecutor(max_workers=workers)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
     remaining = iter(jobs)
     pending: deque[Future] = deque()
 

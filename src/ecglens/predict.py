@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecglens.bundle import BundleMeta, load_model, resolve_bundle
+from ecglens.bundle import SYNTHETIC_WARNING, BundleMeta, is_synthetic_source, load_model, resolve_bundle
 from ecglens.io import ReadIssue, read_record
 from ecglens.io.record import Record, finish_signal, issue_from
 from ecglens.io.sources import RECORD_SUFFIXES
@@ -149,7 +149,7 @@ class Predictor:
         self.force = force
         self._session = None
         if engine == "onnx":
-            onnx_path = self.bundle / ONNX_FILE
+            onnx_path = onnx_file(self.bundle)
             if not onnx_path.is_file():
                 raise FileNotFoundError(f"{onnx_path} is missing: run 'ecglens export onnx --checkpoint {bundle}'")
             _require("onnxruntime")
@@ -227,8 +227,13 @@ class Predictor:
         truth = None if item.labels is None else tuple(n for n, y in zip(names, item.labels, strict=True) if y > 0.5)
         problems = quality.problems
         shown = {n: float(v) for n, v in zip(names, probabilities, strict=True)}
+        warnings_ = quality.warnings
+        data = self.meta.training_data
+        if data is not None and data.synthetic_only and record.dataset != "synthetic" \
+                and not is_synthetic_source(record.source_path):
+            warnings_ = (SYNTHETIC_WARNING, *warnings_)
         prediction = Prediction(record.record_id, record.source_path, shown if self.force or not problems else {},
-                                () if problems else self.meta.decisions(probabilities), quality.warnings,
+                                () if problems else self.meta.decisions(probabilities), warnings_,
                                 record.duration_s, NOT_INTERPRETABLE if problems else "ok", problems, truth)
         return Scored(prediction, item, np.asarray(probabilities))
 
@@ -275,9 +280,11 @@ def find_record_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
         if path.is_dir():
             candidates = sorted(p for p in path.rglob("*") if p.suffix.lower() in RECORD_SUFFIXES)
             found += [p for p in candidates if not (p.suffix.lower() == ".mat" and p.with_suffix(".hea").is_file())]
+        elif path.suffix.lower() in (".dat", ".mat") and path.with_suffix(".hea").is_file():
+            found.append(path.with_suffix(".hea"))  # a signal file named on its own or beside its header: once
         else:
             found.append(path)
-    return found
+    return list(dict.fromkeys(found))
 
 
 def iter_scored_files(predictor: Predictor, paths: Sequence[str | os.PathLike], batch_size: int = 32,
@@ -316,16 +323,31 @@ def predict_files(predictor: Predictor, paths: Sequence[str | os.PathLike], batc
     return predictions, issues
 
 
+def onnx_file(bundle: str | os.PathLike) -> Path:
+    """Where a bundle's ONNX export lives: ``model.onnx`` inside the bundle, except for the starter model, whose
+    folder belongs to the installed package: its export goes to the user's cache folder
+    (``$XDG_CACHE_HOME/ecglens`` or ``~/.cache/ecglens``), under the starter's weights checksum."""
+    from ecglens.bundle import starter_manifest, starter_path
+
+    folder = resolve_bundle(bundle)
+    if folder.resolve() == starter_path().resolve():
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecglens"
+        return cache / f"starter-{starter_manifest()['weights_sha256'][:16]}" / ONNX_FILE
+    return folder / ONNX_FILE
+
+
 def export_onnx(bundle: str | os.PathLike, opset: int = 18) -> Path:
-    """Write ``model.onnx`` into the bundle: input ``ecg`` (batch x leads x samples, batch and length
-    dynamic), output ``logits``. Written under a temporary name and renamed into place."""
+    """Write the bundle's ONNX export (`onnx_file`: ``model.onnx`` in the bundle, or the user's cache folder for
+    the starter): input ``ecg`` (batch x leads x samples, batch and length dynamic), output ``logits``. Written
+    under a temporary name and renamed into place."""
     _require("onnx", "onnxscript")
     model, meta = load_model(bundle, "cpu")
     window = max(meta.policy.window(meta.sampling_rate_hz), 64)
     example = torch.zeros(2, len(meta.lead_names), window)
     batch = torch.export.Dim("batch", min=1, max=4096)
     length = torch.export.Dim("length", min=64, max=10_000_000)
-    path = Path(bundle) / ONNX_FILE
+    path = onnx_file(bundle)
+    path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(ONNX_FILE + ".tmp")
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level

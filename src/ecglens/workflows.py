@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ecglens.atomic import write_json
+from ecglens.atomic import StagedFolder, write_json
 from ecglens.bundle import STARTER, bundle_digest, model_card, read_meta, starter_manifest, starter_path
 from ecglens.cache import BuildReport, build_cache
 from ecglens.distributed import rank_device
@@ -320,7 +320,11 @@ def select_inputs(predictor: Predictor, caches: Sequence[str | os.PathLike], rec
         return file_inputs(records, meta)
     if not caches:
         raise ValueError("give --records FILES, or --data CACHE (with or without --records)")
-    return split_inputs(open_caches(caches, meta), meta, "test", n_records)
+    inputs = split_inputs(open_caches(caches, meta), meta, "test", n_records)
+    if not inputs:
+        raise ValueError(f"{', '.join(map(str, caches))}: no test-split record to explain (under the bundle's split);"
+                         " name records with --records")
+    return inputs
 
 
 def _background(predictor: Predictor, caches: Sequence[str | os.PathLike], n: int) -> Background:
@@ -546,21 +550,35 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
     background = _background(predictor, background_caches, 100) if explain == "shap" else None
     out = Path(out)
     predictions, issues, drawn = [], [], []
-    with PredictionLog(out) as log:  # rows reach the disk as they come: a failure keeps those already written
-        for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
-            if isinstance(item, ReadIssue):
-                issues.append(item)
-                continue
-            predictions.append(item.prediction)
-            log.add(item.prediction)
-            if explain and item.prediction.status == "ok":  # the scored input, drawn now: no batch held in memory
-                explained = explain_inputs(predictor.model, meta, [item.input], explain, background=background,
-                                           probabilities=item.probabilities[None])
-                drawn += draw_explanations(explained, meta, out / "figures", figures)
-    written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, out))
-    if drawn:
-        written += (write_json(out / "figures" / f"{explain}.json", drawn),)
+    # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
+    # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
+    with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
+        with PredictionLog(stage.path, kept_in=stage.path) as log:  # rows reach the disk as they come
+            for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
+                if isinstance(item, ReadIssue):
+                    issues.append(item)
+                    continue
+                predictions.append(item.prediction)
+                log.add(item.prediction)
+                if explain and item.prediction.status == "ok":  # the scored input, drawn now: no batch held
+                    explained = explain_inputs(predictor.model, meta, [item.input], explain, background=background,
+                                               probabilities=item.probabilities[None])
+                    drawn += draw_explanations(explained, meta, stage.path / "figures", figures)
+        drawn = [_rerooted(d, stage) for d in drawn]  # the paths the figures will have in OUT
+        written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, stage.path))
+        if drawn:
+            written += (write_json(stage.path / "figures" / f"{explain}.json", drawn),)
+        if predictions:
+            stage.commit()
+    written = tuple(stage.final(p) for p in written) if predictions else ()
     return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))
+
+
+def _rerooted(figure: dict, stage: StagedFolder) -> dict:
+    """A drawn figure's entry with its file paths moved from the staging folder to the output folder."""
+    prefix = str(stage.path)
+    return {k: str(stage.out) + v[len(prefix):] if isinstance(v, str) and v.startswith(prefix) else v
+            for k, v in figure.items()}
 
 
 @dataclass(frozen=True)

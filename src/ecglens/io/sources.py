@@ -233,8 +233,10 @@ def read_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NA
     if suffix not in RECORD_SUFFIXES and not path.with_suffix(".hea").is_file():
         expected = ", ".join(RECORD_SUFFIXES)
         raise RecordError(str(path), f"unsupported file type {suffix or '(none)'}; expected {expected}")
-    if path.suffix == ".mat" and path.with_suffix(".hea").is_file():
-        path = path.with_suffix(".hea")
+    if path.suffix.lower() in (".mat", ".dat") and path.with_suffix(".hea").is_file():
+        path = path.with_suffix(".hea")  # a WFDB record's signal file: read it through its header
+    elif suffix == ".dat":
+        raise RecordError(str(path), "a WFDB signal file needs its header: no .hea beside it")
     if path.suffix == ".mat":
         labels = ()
         reference = path.parent / "REFERENCE.csv"

@@ -7,6 +7,7 @@ Every file is written atomically (`ecglens.atomic`), and file names derived from
 from __future__ import annotations
 
 import csv
+import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,24 +39,39 @@ from ecglens.report.paths import safe_name
 class PredictionLog:
     """``predictions.jsonl`` written row by row while a batch runs.
 
-    Rows go to a hidden partial file, flushed one by one, which becomes ``predictions.jsonl`` when the
-    batch ends. When the batch fails (a full disk, a fault), the rows written so far are kept as
-    ``predictions.partial.jsonl`` and the error says how many and where; nothing half-written ever takes
-    the final name.
+    Rows go to a hidden partial file, each written whole or not at all (a short write on a full disk is cut back
+    to the last complete row), which becomes ``predictions.jsonl`` when the batch ends. When the batch fails (a
+    full disk, a fault), the rows written so far are kept as ``predictions.partial.jsonl`` in ``kept_in`` (default:
+    ``out``) and the error says how many and where; nothing half-written ever takes the final name, and the partial
+    file never ends in half a row.
     """
 
-    def __init__(self, out: Path):
+    PARTIAL_NAME = "predictions.partial.jsonl"
+
+    def __init__(self, out: Path, kept_in: Path | None = None):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
+        self.kept_in = Path(kept_in) if kept_in is not None else self.out
         self.path = self.out / "predictions.jsonl"
         self.partial = self.out / ".predictions.jsonl.partial"
-        self.handle = open(self.partial, "w")  # noqa: SIM115 (closed by __exit__)
+        self.handle = open(self.partial, "wb", buffering=0)  # noqa: SIM115 (closed by __exit__)
         self.count = 0
+        self.size = 0
 
     def add(self, prediction: Prediction) -> None:
-        """Append one row and flush it."""
-        self.handle.write(prediction.to_json() + "\n")
-        self.handle.flush()
+        """Append one whole row (unbuffered: it is on disk when this returns)."""
+        row = (prediction.to_json() + "\n").encode()
+        done = 0
+        try:
+            while done < len(row):
+                written = self.handle.write(row[done:])
+                if not written:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += written
+        except OSError:
+            self.handle.truncate(self.size)  # never half a row
+            raise
+        self.size += len(row)
         self.count += 1
 
     def __enter__(self) -> PredictionLog:
@@ -64,12 +80,13 @@ class PredictionLog:
     def __exit__(self, kind, error, trace) -> None:
         try:
             self.handle.close()
-        except OSError as closing:  # the last buffered rows could not be written
+        except OSError as closing:
             error = error or closing
         if error is None:
             os.replace(self.partial, self.path)
             return
-        kept = self.out / "predictions.partial.jsonl"
+        self.kept_in.mkdir(parents=True, exist_ok=True)
+        kept = self.kept_in / self.PARTIAL_NAME
         os.replace(self.partial, kept)
         if isinstance(error, OSError):
             raise OSError(error.errno, f"{error.strerror or error}; stopped after {self.count} record(s), whose "

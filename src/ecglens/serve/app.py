@@ -75,6 +75,8 @@ class ServeConfig:
     max_wait_ms: float = 5.0
     shap_samples: int = 16
     results_kept: int = 64
+    examples_root: str | None = None
+    """A PTB-XL folder whose records are the viewer's examples (`ecglens.serve.examples`)."""
 
 
 class _Service:
@@ -92,7 +94,7 @@ class _Service:
         self.background = bundle_background(self.meta, config.background_caches, bundle=self.predictor.bundle)
         self.model_thread: ThreadPoolExecutor | None = None
         self.batcher: MicroBatcher | None = None
-        self.examples: dict[str, Example] = {e.id: e for e in make_examples()}
+        self.examples: dict[str, Example] = {e.id: e for e in make_examples(self.meta, config.examples_root)}
         self.results: OrderedDict[str, Scored] = OrderedDict()
 
     def start(self) -> None:
@@ -330,9 +332,11 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
     async def model() -> dict:
         return service.model_info()
 
-    @app.get("/api/examples", summary="Synthetic example records, one per class")
+    @app.get("/api/examples", summary="Example records with their known class: real PTB-XL records where the server "
+                                       "has them (serve --examples), synthetic ones for a synthetic-only model")
     async def examples() -> list[dict]:
-        return [{"id": e.id, "class": e.class_name, "description": e.description} for e in service.examples.values()]
+        return [{"id": e.id, "class": e.class_name, "description": e.description, "source": e.source,
+                 "real": e.source != "synthetic"} for e in service.examples.values()]
 
     @app.post("/api/examples/{example_id}", summary="Diagnose an example record")
     async def diagnose_example(example_id: str, explain: list[str] = Form(default=[]),  # noqa: B008

@@ -1,26 +1,89 @@
-"""Example records for the viewer's "try an example" button: one synthetic record per class, made at start."""
+"""Example records for the viewer's "try an example" buttons.
+
+Real records when a PTB-XL folder is at hand (``serve --examples PTBXL_ROOT``, or ``$ECGLENS_DATA/ptb-xl``): for
+each of the bundle's classes, the first record (of the bundle's held-out test fold first) whose statements map to
+that class alone, shown with its known labels beside the model's decisions. PTB-XL is openly licensed (CC BY 4.0;
+Wagner et al., Sci Data 2020, doi:10.1038/s41597-020-0495-6); its records are read from that folder, never copied
+into ecglens.
+
+Without real records, a bundle trained only on synthetic data (the demo's) gets one synthetic record per class,
+labelled as synthetic; a bundle trained on real ECGs gets none, since synthetic records would only show it misreading
+a kind of ECG it never saw.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from ecglens.bundle import BundleMeta
 from ecglens.classes import CLASS_NAMES
-from ecglens.io import Record
+from ecglens.io import Record, RecordError
+from ecglens.io.ptbxl import read_ptbxl, scan_ptbxl
 from ecglens.leads import LEAD_NAMES
 from ecglens.synth.cohort import CLASS_MECHANISMS, SynthConfig, generate_record
+
+PTBXL_CITATION = ("PTB-XL 1.0.3 (Wagner et al., Sci Data 2020; CC BY 4.0), read from {root}")
 
 
 @dataclass(frozen=True)
 class Example:
-    """A synthetic record with its known class."""
+    """A record with its known class, where it comes from, and whether it is real."""
 
     id: str
     class_name: str
     description: str
     record: Record
+    source: str = "synthetic"
+    """``synthetic``, or the real dataset's citation."""
 
 
-def make_examples(seed: int = 11, sampling_rate_hz: float = 500.0) -> tuple[Example, ...]:
+def default_examples_root() -> Path | None:
+    """``$ECGLENS_DATA/ptb-xl`` when it holds PTB-XL, else None."""
+    data = os.environ.get("ECGLENS_DATA")
+    candidate = Path(data) / "ptb-xl" if data else None
+    return candidate if candidate is not None and (candidate / "ptbxl_database.csv").is_file() else None
+
+
+def make_examples(meta: BundleMeta, root: str | os.PathLike | None = None) -> tuple[Example, ...]:
+    """The viewer's examples for a bundle: real PTB-XL records from ``root`` (see the module), else synthetic ones
+    for a synthetic-only bundle, else none."""
+    if root is not None:
+        return real_examples(meta, root)
+    data = meta.training_data
+    return synthetic_examples() if data is not None and data.synthetic_only else ()
+
+
+def real_examples(meta: BundleMeta, root: str | os.PathLike, per_class: int = 1) -> tuple[Example, ...]:
+    """One PTB-XL record per class of the bundle whose statements map to that class alone.
+
+    Raises:
+        ValueError: ``root`` is not a PTB-XL folder.
+    """
+    try:
+        refs, _ = scan_ptbxl(root, 100 if meta.sampling_rate_hz <= 100 else 500)
+    except RecordError as error:
+        raise ValueError(f"--examples {root}: not a PTB-XL folder ({error.reason})") from None
+    test_fold = meta.split.test_fold
+    label_map = meta.label_map
+    found: dict[str, list[Example]] = {}
+    for ref in sorted(refs, key=lambda r: (r.fold != test_fold, int(r.record_id))):
+        classes = label_map.map(ref.raw_labels, ref.label_vocabulary).classes
+        if len(classes) != 1 or len(found.get(classes[0], ())) >= per_class:
+            continue
+        try:
+            record = read_ptbxl(ref, meta.lead_names)
+        except RecordError:
+            continue
+        statements = ", ".join(code for code, _ in ref.raw_labels)
+        found.setdefault(classes[0], []).append(Example(
+            f"ptbxl-{ref.record_id}", classes[0], f"PTB-XL record {ref.record_id} (fold {ref.fold}): {statements}",
+            record, PTBXL_CITATION.format(root=root)))
+    return tuple(e for name in meta.class_names for e in found.get(name, ()))
+
+
+def synthetic_examples(seed: int = 11, sampling_rate_hz: float = 500.0) -> tuple[Example, ...]:
     """One single-label synthetic record per class (10 s), generated deterministically."""
     config = replace(SynthConfig(sampling_rate_hz=sampling_rate_hz, seed=seed), multi_label_rate=0.0)
     found: dict[str, Example] = {}
@@ -33,5 +96,5 @@ def make_examples(seed: int = 11, sampling_rate_hz: float = 500.0) -> tuple[Exam
             continue
         record = Record(f"example-{name}", "synthetic", synthetic.signal, sampling_rate_hz, LEAD_NAMES,
                         source_path=f"synthetic example ({name})")
-        found[name] = Example(f"example-{name}", name, CLASS_MECHANISMS[name], record)
+        found[name] = Example(f"example-{name}", name, f"synthetic: {CLASS_MECHANISMS[name]}", record)
     return tuple(found[name] for name in CLASS_NAMES if name in found)

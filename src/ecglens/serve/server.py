@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from ecglens.bundle import STARTER, starter_notice
 from ecglens.serve.app import ServeConfig, ServeLimits, create_app
+from ecglens.serve.examples import default_examples_root
 
 
 def is_loopback(host: str) -> bool:
@@ -26,7 +27,8 @@ def serve_bundle(checkpoint: str | None) -> str:
 
 def serve_config(checkpoint: str | None, host: str, token: str | None, background_caches: Sequence[str] = (),
                  max_upload_mb: float = 20.0, max_record_minutes: float = 10.0, max_in_flight: int = 64,
-                 device: str = "auto", allowed_hosts: Sequence[str] = (), body_timeout_s: float = 30.0) -> ServeConfig:
+                 device: str = "auto", allowed_hosts: Sequence[str] = (), body_timeout_s: float = 30.0,
+                 examples: str | None = None) -> ServeConfig:
     """The server's configuration from the command's options.
 
     The Host header (and a browser's Origin) may name the loopback addresses, ``host`` itself unless it is a
@@ -45,7 +47,9 @@ def serve_config(checkpoint: str | None, host: str, token: str | None, backgroun
     limits = ServeLimits(int(max_upload_mb * 2**20), max_record_minutes * 60, max_in_flight,
                          max_decoded_values=int(12 * max_record_minutes * 60 * 1000), body_timeout_s=body_timeout_s,
                          allowed_hosts=tuple(dict.fromkeys(names)))
-    return ServeConfig(serve_bundle(checkpoint), device, token, limits, tuple(background_caches))
+    root = examples if examples is not None else default_examples_root()
+    return ServeConfig(serve_bundle(checkpoint), device, token, limits, tuple(background_caches),
+                       examples_root=None if root is None else str(root))
 
 
 def run_server(checkpoint: str | None, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,

@@ -22,7 +22,14 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ecglens.atomic import atomic_open, write_text
-from ecglens.bundle import ThresholdOrigin, TrainingData, default_meta, load_model, save_bundle
+from ecglens.bundle import (
+    ThresholdOrigin,
+    TrainingData,
+    default_meta,
+    is_synthetic_source,
+    load_model,
+    save_bundle,
+)
 from ecglens.cache import EcgCache
 from ecglens.classes import CLASS_NAMES
 from ecglens.data import (
@@ -47,6 +54,12 @@ from ecglens.train.state import STATE_DIR, BestEpoch, EpochLog, RunState, load_s
 
 TENSORBOARD_DIR = "tensorboard"
 ADVERSARIAL_STEPS = 3
+
+
+def _synthetic_only(caches: Sequence[EcgCache], per_cache: int = 8) -> bool:
+    """Whether the caches hold synthetic records only (judged on a few records of each: a cache is one cohort)."""
+    paths = [str(p) for c in caches for p in c.index["source_path"].head(per_cache)]
+    return bool(paths) and all(is_synthetic_source(p) for p in paths)
 
 
 def _whole(value: object, low: int, what: str) -> None:
@@ -435,7 +448,7 @@ def _save_best(run: _Run, y_true: np.ndarray, y_prob: np.ndarray, row: EpochLog)
         caches=cache_names, datasets=datasets, cache_specs=tuple(c.meta["spec_sha256"] for c in caches),
         split=config.split, n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test),
         label_profile=caches[0].spec.label_profile if run.label_map is None else run.label_map.label,
-        epoch=row.epoch, init=run.init, config=config.to_dict())
+        epoch=row.epoch, init=run.init, config=config.to_dict(), synthetic_only=_synthetic_only(caches))
     origin = ThresholdOrigin("F1-optimal", "val", datasets, cache_names, len(splits.val))
     meta = default_meta(run.model.config, config.lead_names, caches[0].sampling_rate_hz, config.policy,
                         label_space=run.label_map, training_data=training_data,

@@ -3,7 +3,7 @@
 "use strict";
 
 const token = new URLSearchParams(location.search).get("token");
-const state = {model: null, result: null, explained: {}};
+const state = {model: null, result: null, explained: {}, known: null};
 const LAYOUT = [["I", "aVR", "V1", "V4"], ["II", "aVL", "V2", "V5"], ["III", "aVF", "V3", "V6"]];
 const ROW_MV = 3.0;
 const BLUE = "#0072B2", ORANGE = "#E69F00", VERMILION = "#D55E00";
@@ -47,12 +47,19 @@ async function init() {
     const notice = m.notice ? `${m.notice}. ` : "";
     $("model-line").textContent = `${notice}${m.model}, ${m.class_names.length} classes, ${m.sampling_rate_hz} Hz,${data}${m.calibrated ? ", calibrated probabilities" : ""}; ecglens ${m.ecglens_version}`;
     for (const name of m.class_names) $("class-select").appendChild(element("option", name));
-    for (const example of await api("/api/examples")) {
+    const examples = await api("/api/examples");
+    $("examples").hidden = examples.length === 0;
+    $("examples-label").textContent = examples.some((e) => e.real)
+      ? `Try a real record (${examples[0].source}), known class:` : "Try a synthetic example (known class):";
+    for (const example of examples) {
       const button = element("button", example.class);
       button.type = "button";
       button.title = example.description;
       button.dataset.example = example.id;
-      button.addEventListener("click", () => diagnose(`/api/examples/${encodeURIComponent(example.id)}`, new FormData()));
+      button.addEventListener("click", () => {
+        state.known = example.real ? null : [example.class];  // a real record's own labels come with its result
+        diagnose(`/api/examples/${encodeURIComponent(example.id)}`, new FormData(), example.description);
+      });
       $("examples").appendChild(button);
     }
   } catch (error) {
@@ -67,6 +74,7 @@ function upload(fileList) {
   for (const file of files) form.append("files", file, file.name);
   if ($("sampling-rate").value) form.append("sampling_rate", $("sampling-rate").value);
   if ($("lead-order").value.trim()) form.append("lead_order", $("lead-order").value.trim());
+  state.known = null;
   diagnose("/api/predict", form, files.map((f) => f.name).join(" + "));
 }
 
@@ -90,7 +98,9 @@ function render(result) {
   const decided = result.status && result.status !== "ok" ? `none: ${result.status} (${result.reasons.join("; ")})`
     : result.decisions.length ? result.decisions.map((d) => `${d} (${result.probabilities[d].toFixed(2)})`).join(", ") : "none";
   $("decisions").textContent = `Decisions: ${decided}`;
-  $("warnings").replaceChildren(...result.warnings.map((w) => element("li", `quality: ${w}`)));
+  const known = result.true_labels || state.known;
+  $("known").textContent = known ? `Known (the record's own labels): ${known.length ? known.join(", ") : "none of these classes"}` : "";
+  $("warnings").replaceChildren(...result.warnings.map((w) => element("li", w)));
   const names = state.model.class_names;
   const top = result.decisions[0] || names.reduce((a, b) => (result.probabilities[a] >= result.probabilities[b] ? a : b));
   $("class-select").value = top;
