@@ -1,6 +1,7 @@
 """Explanations of a model trained on the synthetic cohort, where the evidence is known."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,3 +79,21 @@ def test_explain_commands_write_their_outputs(trained, tmp_path, capsys):
     faith = json.loads((tmp_path / "faithfulness.json").read_text())
     assert {row["method"] for row in faith["rows"]} == {"gradcam", "shap"}
     assert (tmp_path / "population.png").is_file() and (tmp_path / "faithfulness_curves.png").is_file()
+
+
+def test_a_synthetic_only_bundle_says_so_on_real_files_and_shows_synthetic_examples(trained, tmp_path):
+    from conftest import known_signal, write_wfdb
+    from ecglens.bundle import SYNTHETIC_WARNING, read_meta
+    from ecglens.predict import predict_files
+    from ecglens.serve.examples import make_examples
+
+    bundle, cache = trained
+    assert read_meta(bundle).training_data.synthetic_only
+    predictor = Predictor(bundle, device="cpu")
+    real = write_wfdb(tmp_path, "real", known_signal(1000), fs=100)  # no .evidence.npz: not from the cohort
+    synthetic = next(Path(str(cache)).parent.joinpath("records").glob("*.hea"))
+    predictions, _ = predict_files(predictor, [real, synthetic], progress=False)
+    assert predictions[0].warnings[0] == SYNTHETIC_WARNING
+    assert SYNTHETIC_WARNING not in predictions[1].warnings
+    examples = make_examples(read_meta(bundle))
+    assert examples and all(e.source == "synthetic" and e.description.startswith("synthetic") for e in examples)

@@ -388,3 +388,61 @@ def test_a_failed_predict_leaves_earlier_results_in_place(tiny_run, tmp_path):
     assert main(["-q", "predict", "--checkpoint", tiny_run.bundle, str(tmp_path / "bad.hea"), "--out", str(out)]) == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not list(tmp_path.glob(".out.staging-*"))
+
+
+# -- first contact --------------------------------------------------------------------------------------------------
+
+def test_explain_on_a_cache_without_test_records_is_one_clear_line(tiny_run, tmp_path, capsys):
+    from ecglens.bundle import read_meta
+    from ecglens.cache import build_cache, open_caches
+    from ecglens.cli import main
+    from ecglens.data import split_caches
+    from ecglens.io import parse_source
+
+    (tmp_path / "records").mkdir()
+    write_challenge_mat(tmp_path / "records", "only", known_signal(1000))
+    build_cache([parse_source(f"challenge:{tmp_path / 'records'}")], tmp_path / "cache", 250, workers=1,
+                progress=False)
+    meta = read_meta(tiny_run.bundle)
+    assert not split_caches(open_caches([tmp_path / "cache"], 250), meta.split).test  # one record: not in test
+    code = main(["-q", "explain", "gradcam", "--checkpoint", tiny_run.bundle, "--data", str(tmp_path / "cache"),
+                 "--out", str(tmp_path / "o"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and "no test-split record to explain" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_predict_reads_a_dat_through_its_header_once(tiny_run, tmp_path):
+    from ecglens.predict import find_record_files
+
+    header = write_wfdb(tmp_path, "rec", known_signal(2500))
+    dat = header.with_suffix(".dat")
+    assert find_record_files([dat]) == [header]
+    assert find_record_files([header, dat]) == [header]
+    from ecglens.io import RecordError, read_record
+
+    assert read_record(dat).record_id == "rec"
+    (tmp_path / "lonely.dat").write_bytes(b"\0" * 100)
+    with pytest.raises(RecordError, match="needs its header"):
+        read_record(tmp_path / "lonely.dat")
+
+
+def test_the_starters_onnx_export_lives_in_the_users_cache(monkeypatch, tmp_path):
+    from ecglens.bundle import starter_path
+    from ecglens.predict import Predictor, onnx_file
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    target = onnx_file("starter")
+    assert target.parent.parent == tmp_path / "cache" / "ecglens" and target.name == "model.onnx"
+    assert not str(target).startswith(str(starter_path()))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "cache")):
+        Predictor("starter", "cpu", engine="onnx")
+
+
+def test_explain_evaluate_and_export_take_the_starter(tmp_path):
+    from ecglens.cli import main
+
+    record = write_wfdb(tmp_path, "rec", known_signal(5000), fs=500)
+    assert main(["-q", "explain", "gradcam", "--checkpoint", "starter", "--records", str(record), "--out",
+                 str(tmp_path / "o"), "--device", "cpu"]) == 0
+    assert list((tmp_path / "o").glob("rec_*_gradcam.png"))

@@ -230,13 +230,14 @@ def read_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NA
         return read_npy_record(path, sampling_rate_hz, lead_names, wanted_leads)
     if suffix in (".edf", ".bdf"):
         return read_edf_record(path, wanted_leads)
+    if suffix == ".dat" and not path.with_suffix(".hea").is_file():
+        raise RecordError(str(path), "a WFDB signal file needs its header: no .hea beside it")
     if suffix not in RECORD_SUFFIXES and not path.with_suffix(".hea").is_file():
         expected = ", ".join(RECORD_SUFFIXES)
         raise RecordError(str(path), f"unsupported file type {suffix or '(none)'}; expected {expected}")
     if path.suffix.lower() in (".mat", ".dat") and path.with_suffix(".hea").is_file():
         path = path.with_suffix(".hea")  # a WFDB record's signal file: read it through its header
-    elif suffix == ".dat":
-        raise RecordError(str(path), "a WFDB signal file needs its header: no .hea beside it")
+
     if path.suffix == ".mat":
         labels = ()
         reference = path.parent / "REFERENCE.csv"
