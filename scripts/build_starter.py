@@ -5,8 +5,8 @@ Usage (from the repository root, with ``../shared/data`` beside it):
   python scripts/build_starter.py --work /tmp/s --out /tmp/s/starter --sources challenge:../shared/data/challenge/ptb \\
       --model resnet_tiny --epochs 1                  # a small rebuild (the test does this)
 
-What it does, with every choice fixed here so a rebuild on this CPU gives the same bits (same seed, same
-thread count):
+What it does, with every choice fixed here so a rebuild on this CPU gives the same bits (same seed, and one
+thread: ``--threads 1``; at two, CPU kernels sometimes sum gradients in another order, see the README):
 1. one cache at 100 Hz, label profile ``strict``, from every labelled real record of the shared data, in
    this order: PTB-XL native, CPSC 2018 original, then the Challenge-format CPSC 2018, CPSC-Extra,
    PTB-XL and PTB records. A recording held in two formats (the Challenge's ``HR`` files are PTB-XL

@@ -176,10 +176,7 @@ def test_model_info_examples_and_page(client):
     model = client.get("/api/model").json()
     assert model["class_names"][0] == "SNR" and model["threshold_origin"]["method"] == "F1-optimal"
     assert set(model["explanations"]) == {"gradcam", "shap"}
-    examples = client.get("/api/examples").json()
-    assert len(examples) == 9
-    result = client.post(f"/api/examples/{examples[0]['id']}").json()
-    assert result["record_id"] == examples[0]["id"]
+    assert client.get("/api/examples").json() == []  # not trained on synthetic records: no synthetic examples
     page = client.get("/")
     assert "script-src 'self'" in page.headers["content-security-policy"] and "<script>" not in page.text
     for asset in ("plotly.min.js", "app.js", "style.css", "swagger-ui-bundle.js"):
@@ -357,3 +354,16 @@ def test_slow_uploads_time_out_and_free_their_slots(tiny_run):
             sock.close()
     finally:
         server.stop()
+
+
+@pytest.mark.realdata
+def test_real_examples_come_with_their_own_labels(tiny_run, shared_data):
+    config = serve_config(tiny_run.bundle, "127.0.0.1", None, examples=str(shared_data / "ptb-xl"))
+    with TestClient(create_app(config), base_url="http://127.0.0.1") as client:
+        examples = client.get("/api/examples").json()
+        assert {e["class"] for e in examples} >= {"SNR", "AF", "LBBB", "RBBB"}
+        assert all(e["real"] and "CC BY 4.0" in e["source"] for e in examples)
+        for example in examples[:3]:
+            result = client.post(f"/api/examples/{example['id']}").json()
+            assert result["record_id"] == example["id"].removeprefix("ptbxl-")
+            assert result["true_labels"] == [example["class"]]  # the record's own statements, mapped

@@ -94,7 +94,9 @@ def _build(out: Path, shared: Path) -> dict:
             "--out", str(out / "starter"), "--card", str(out / "CARD.md"),
             "--sources", f"challenge:{shared}/challenge/cpsc2018-extra",
             "--sources", f"challenge:{shared}/challenge/ptb-xl",
-            "--model", "resnet_tiny", "--epochs", "2", "--bootstrap", "20"]
+            "--model", "resnet_tiny", "--epochs", "2", "--bootstrap", "20", "--threads", "1"]
+    # One thread: at two, CPU kernels summed gradients in a varying order in about 1 of 6 builds (the epoch-1 loss
+    # differed in its 8th digit), so bit-for-bit is promised, and tested, for one thread.
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
     return json.loads((out / "starter" / STARTER_MANIFEST).read_text())

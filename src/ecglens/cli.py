@@ -714,9 +714,10 @@ def predict(checkpoint, paths, out, sampling_rate_hz, lead_order, engine, batch_
             background_caches, force, style, image_format, device) -> None:
     """Diagnose ECG files: probabilities, decisions under the bundle's thresholds, quality warnings.
 
-    Reads WFDB (any rate), Challenge .hea/.mat, CPSC .mat, EDF, and CSV/NumPy (with --sampling-rate).
-    Directories are searched recursively; unreadable files are listed and never stop the batch. Exits 1
-    when no record could be read. A record flat in half its leads, of the wrong amplitude scale or
+    Reads WFDB (any rate; a .dat through its .hea), Challenge .hea/.mat, CPSC .mat, EDF, and CSV/NumPy (with
+    --sampling-rate). Directories are searched recursively; unreadable files are listed and never stop the batch.
+    Exits 1 when no record could be read, leaving --out as it was (results replace earlier ones only when at
+    least one record was predicted). A record flat in half its leads, of the wrong amplitude scale or
     shorter than 2 s is 'not interpretable': no decisions, and probabilities only with --force.
 
     \b
@@ -839,6 +840,11 @@ def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_r
     """Web viewer and HTTP API: drop an ECG file, see the diagnosis, the leads on ECG paper and the explanations.
 
     API: POST /api/predict, GET /api/model, GET /api/health; documented at /docs.
+
+    Protections: loopback only unless --host with a token; pages of other sites (Origin) and foreign Host names
+    get 403; uploads are capped before reading (--max-upload-mb), decoded size from what the files declare
+    before decoding (12 leads x --max-record-minutes at 1 kHz, 413), slow bodies time out (--body-timeout, 408);
+    every error is JSON {"error": {"kind", "message"}}.
 
     \b
     Example:
