@@ -219,6 +219,11 @@ def test_a_configuration_in_range_stage_by_stage_but_huge_in_all_is_refused(tiny
     (bundle / "bundle.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="parameters, more than"):
         load_model(bundle)
+    code = ("import sys\nfrom ecglens.bundle import BundleError, load_model\ntry:\n    load_model(sys.argv[1])\n"
+            "except BundleError:\n    pass\nstatus = open('/proc/self/status').read()\n"
+            "print(int(status.split('VmHWM:')[1].split()[0]) / 1024)")
+    run = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and float(run.stdout) < PEAK_LIMIT_MB, run.stderr[-2000:]
 
 
 @pytest.mark.parametrize("tensors, message", [

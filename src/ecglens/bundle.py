@@ -32,7 +32,7 @@ from ecglens.models import ResNetConfig, build_model, resolve_device
 from ecglens.preprocess import InputSpec, LengthPolicy
 
 WEIGHTS_FILE = "model.safetensors"
-MAX_PARAMETERS = 200_000_000
+MAX_PARAMETERS = 100_000_000
 """The most parameters a bundle's configuration may build (the study's ResNet-34 has 16.6 million): a bundle is
 input too, and a configuration in range stage by stage could still ask for gigabytes."""
 _FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
