@@ -451,3 +451,13 @@ def test_explain_evaluate_and_export_take_the_starter(tmp_path):
     assert main(["-q", "explain", "gradcam", "--checkpoint", "starter", "--records", str(record), "--out",
                  str(tmp_path / "o"), "--device", "cpu"]) == 0
     assert list((tmp_path / "o").glob("rec_*_gradcam.png"))
+
+
+def test_a_fifo_in_place_of_the_ptbxl_table_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "ptbxl_database.csv")
+    for command in (["data", "prepare", f"ptbxl:{tmp_path}", "--out", str(tmp_path / "c"), "--sampling-rate", "100"],
+                    ["data", "summary", f"ptbxl:{tmp_path}", "--out", str(tmp_path / "s")]):
+        run = subprocess.run([sys.executable, "-m", "ecglens.cli", "-q", *command], capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 1 and "not a regular file" in run.stderr and "Traceback" not in run.stderr, \
+            run.stderr
