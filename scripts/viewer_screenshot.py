@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("bundle")
     parser.add_argument("--background", action="append", default=[])
     parser.add_argument("--example", default="PVC")
+    parser.add_argument("--examples", default=None, help="a PTB-XL folder: real examples (serve --examples)")
     parser.add_argument("--record", action="append", default=[], help="upload these files instead of an example")
     parser.add_argument("--class", dest="class_name", default=None, help="class to explain (default: --example)")
     parser.add_argument("--width", type=int, default=1280)
@@ -32,7 +33,8 @@ def main() -> None:
     from ecglens.serve import ServeConfig, create_app
     from test_browser import FLAGS
 
-    server = RunningServer(create_app(ServeConfig(args.bundle, "cpu", background_caches=tuple(args.background))))
+    server = RunningServer(create_app(ServeConfig(args.bundle, "cpu", background_caches=tuple(args.background),
+                                                  examples_root=args.examples)))
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=FLAGS)

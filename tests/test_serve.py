@@ -362,7 +362,7 @@ def test_real_examples_come_with_their_own_labels(tiny_run, shared_data):
     with TestClient(create_app(config), base_url="http://127.0.0.1") as client:
         examples = client.get("/api/examples").json()
         assert {e["class"] for e in examples} >= {"SNR", "AF", "LBBB", "RBBB"}
-        assert all(e["real"] and "CC BY 4.0" in e["source"] for e in examples)
+        assert all(e["real"] and "CC BY 4.0" in e["source"] and e["statements"] for e in examples)
         for example in examples[:3]:
             result = client.post(f"/api/examples/{example['id']}").json()
             assert result["record_id"] == example["id"].removeprefix("ptbxl-")

@@ -27,7 +27,7 @@ import torch
 
 from ecglens.bundle import SYNTHETIC_WARNING, BundleMeta, is_synthetic_source, load_model, resolve_bundle
 from ecglens.io import ReadIssue, read_record
-from ecglens.io.record import Record, finish_signal, issue_from
+from ecglens.io.record import Record, finish_signal, issue_from, not_samples
 from ecglens.io.sources import RECORD_SUFFIXES
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import resolve_device
@@ -241,11 +241,9 @@ class Predictor:
 def _real_samples(signal: object) -> np.ndarray:
     """``signal`` as float64 when it holds real numbers (integers or floats), else a `TypeError` naming it."""
     array = np.asarray(signal)
-    if array.dtype.kind not in "iuf":
-        kind = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes", "O": "Python objects"}.get(
-            array.dtype.kind, f"dtype {array.dtype}")
-        raise TypeError(f"signal must hold real numbers in mV, not {kind} (dtype {array.dtype}); it is never "
-                        "converted silently")
+    problem = not_samples(array.dtype)
+    if problem is not None:
+        raise TypeError(f"signal {problem}: it is never converted silently; pass real numbers in mV")
     return array.astype(np.float64)
 
 

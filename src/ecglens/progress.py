@@ -20,12 +20,17 @@ LOGGER = logging.getLogger("ecglens")
 _STATE = {"bars": True}
 
 
+def undecodable(text: str) -> bool:
+    """Whether a name holds bytes that were not UTF-8 (``os.fsdecode`` turns each into a lone surrogate)."""
+    return any(0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
 def printable(text: object) -> str:
     """Text safe to print, log or write as UTF-8: undecodable bytes of a file name as ``\\xNN`` escapes and
     control characters (terminal escape codes, NUL, newlines) as ``\\x1b``-style escapes, so a file's name can
     neither clear a terminal nor forge a log line."""
     text = str(text)
-    if any(0xDC80 <= ord(c) <= 0xDCFF for c in text):  # os.fsdecode's surrogate escapes of undecodable bytes
+    if undecodable(text):
         text = os.fsencode(text).decode("utf-8", "backslashreplace")
     if text.isprintable():
         return text

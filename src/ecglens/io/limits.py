@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from ecglens.io.record import RecordError, RecordTooLarge
-from ecglens.progress import printable
+from ecglens.progress import printable, undecodable
 
 MIN_RATE_HZ = 50.0
 MAX_RATE_HZ = 10_000.0
@@ -122,10 +122,6 @@ def check_gain(path: str, gain: float) -> float:
     return gain
 
 
-shown = printable
-"""See `ecglens.progress.printable`."""
-
-
 def file_name(where: str, name: object, what: str = "file name") -> str:
     """A file name from a table, a header, a folder listing or the command line, checked before any use.
 
@@ -134,11 +130,11 @@ def file_name(where: str, name: object, what: str = "file name") -> str:
     """
     text = str(name)
     if "\x00" in text:
-        raise RecordError(shown(where), f"{what} {shown(text)[:80]!r} contains a NUL byte")
-    if any(0xDC80 <= ord(c) <= 0xDCFF for c in text):
-        raise RecordError(shown(where), f"{what} {shown(text)[:80]!r} is not valid UTF-8")
+        raise RecordError(printable(where), f"{what} {printable(text)[:80]!r} contains a NUL byte")
+    if undecodable(text):
+        raise RecordError(printable(where), f"{what} {printable(text)[:80]!r} is not valid UTF-8")
     if len(text) > MAX_NAME_CHARS:
-        raise RecordError(shown(where), f"{what} of {len(text)} characters is longer than {MAX_NAME_CHARS}")
+        raise RecordError(printable(where), f"{what} of {len(text)} characters is longer than {MAX_NAME_CHARS}")
     return text
 
 
@@ -154,7 +150,7 @@ def regular_file(path: str | os.PathLike) -> None:
     except FileNotFoundError:
         raise RecordError(str(path), "no such file") from None
     except OSError as error:
-        raise RecordError(shown(path), f"cannot read: {error.strerror}") from None
+        raise RecordError(printable(path), f"cannot read: {error.strerror}") from None
     if not stat.S_ISREG(mode):
         raise RecordError(str(path), "not a regular file (a FIFO, socket, device or directory)")
 

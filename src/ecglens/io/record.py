@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ecglens.leads import LEAD_NAMES, inverted_lead, lead_order
+from ecglens.progress import printable
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ class ReadIssue:
     dataset: str = ""
 
     def __post_init__(self) -> None:
-        from ecglens.progress import printable
-
         # A file name with undecodable bytes or control characters must not stop the report that lists it.
         for name in ("path", "reason", "dataset"):
             object.__setattr__(self, name, printable(getattr(self, name)))
@@ -111,6 +110,17 @@ class Record:
         return tuple(code for code, _ in self.raw_labels)
 
 
+_KINDS = {"b": "booleans", "c": "complex numbers (the imaginary part would be lost)", "U": "text", "S": "bytes",
+          "O": "Python objects"}
+
+
+def not_samples(dtype: np.dtype) -> str | None:
+    """Why an array of ``dtype`` cannot be samples of an ECG (a voltage: real integers or floats), or None."""
+    if dtype.kind in "iuf" and not dtype.names:
+        return None
+    return f"holds {_KINDS.get(dtype.kind, 'structured or non-numeric values')} (dtype {dtype}), not real samples"
+
+
 def numeric_samples(path: str, values: object, what: str = "signal") -> np.ndarray:
     """Samples from a file as float64, refusing what is not a real numeric array (strings, cell arrays,
     structured or complex values), never converting them silently.
@@ -121,12 +131,9 @@ def numeric_samples(path: str, values: object, what: str = "signal") -> np.ndarr
     from ecglens.io.limits import check_values
 
     array = np.asarray(values)
-    if array.dtype.kind == "c":
-        raise RecordError(path, f"{what} holds complex numbers; an ECG is real (the imaginary part would be lost)")
-    if array.dtype.kind == "b":
-        raise RecordError(path, f"{what} holds booleans, not samples (an ECG is a voltage)")
-    if array.dtype.kind not in "iuf" or array.dtype.names:
-        raise RecordError(path, f"{what} is not a numeric array (dtype {array.dtype})")
+    problem = not_samples(array.dtype)
+    if problem is not None:
+        raise RecordError(path, f"{what} {problem}")
     check_values(path, array.size, f"{what} holds")  # before the float64 copy
     return array.astype(np.float64)
 
@@ -151,14 +158,13 @@ def finish_signal(
     Raises:
         RecordError: missing leads, no samples, or non-finite values.
     """
-    from ecglens.io.limits import shown
 
     names, signs = list(lead_names), np.ones(len(lead_names))
     for index, name in enumerate(names):
         lead = inverted_lead(str(name))
         if lead is not None:  # -aVR is aVR upside down: invert it back, never read it as aVR
             names[index], signs[index] = lead, -1.0
-            logger.warning("%s: lead %s inverted and read as %s", shown(path), name.strip(), lead)
+            logger.warning("%s: lead %s inverted and read as %s", printable(path), name.strip(), lead)
     try:
         order = lead_order(names, wanted_leads)
     except ValueError as error:

@@ -336,7 +336,7 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
                                        "has them (serve --examples), synthetic ones for a synthetic-only model")
     async def examples() -> list[dict]:
         return [{"id": e.id, "class": e.class_name, "description": e.description, "source": e.source,
-                 "real": e.source != "synthetic"} for e in service.examples.values()]
+                 "real": e.source != "synthetic", "statements": list(e.statements)} for e in service.examples.values()]
 
     @app.post("/api/examples/{example_id}", summary="Diagnose an example record")
     async def diagnose_example(example_id: str, explain: list[str] = Form(default=[]),  # noqa: B008

@@ -1,10 +1,11 @@
 """Example records for the viewer's "try an example" buttons.
 
 Real records when a PTB-XL folder is at hand (``serve --examples PTBXL_ROOT``, or ``$ECGLENS_DATA/ptb-xl``): for
-each of the bundle's classes, the first record (of the bundle's held-out test fold first) whose statements map to
-that class alone, shown with its known labels beside the model's decisions. PTB-XL is openly licensed (CC BY 4.0;
-Wagner et al., Sci Data 2020, doi:10.1038/s41597-020-0495-6); its records are read from that folder, never copied
-into ecglens.
+each of the bundle's classes, a record whose statements map to that class alone (of the bundle's held-out test fold
+first, then the one with the fewest statements, so the example shows the class rather than a crowd of other
+findings), shown with its own statements and their mapping beside the model's decisions. PTB-XL is openly
+licensed (CC BY 4.0; Wagner et al., Sci Data 2020, doi:10.1038/s41597-020-0495-6); its records are read from that
+folder, never copied into ecglens.
 
 Without real records, a bundle trained only on synthetic data (the demo's) gets one synthetic record per class,
 labelled as synthetic; a bundle trained on real ECGs gets none, since synthetic records would only show it misreading
@@ -37,6 +38,8 @@ class Example:
     record: Record
     source: str = "synthetic"
     """``synthetic``, or the real dataset's citation."""
+    statements: tuple[str, ...] = ()
+    """The record's own statements (PTB-XL SCP codes), all of them, mapped to the bundle's classes or not."""
 
 
 def default_examples_root() -> Path | None:
@@ -68,7 +71,7 @@ def real_examples(meta: BundleMeta, root: str | os.PathLike, per_class: int = 1)
     test_fold = meta.split.test_fold
     label_map = meta.label_map
     found: dict[str, list[Example]] = {}
-    for ref in sorted(refs, key=lambda r: (r.fold != test_fold, int(r.record_id))):
+    for ref in sorted(refs, key=lambda r: (r.fold != test_fold, len(r.raw_labels), int(r.record_id))):
         classes = label_map.map(ref.raw_labels, ref.label_vocabulary).classes
         if len(classes) != 1 or len(found.get(classes[0], ())) >= per_class:
             continue
@@ -76,10 +79,11 @@ def real_examples(meta: BundleMeta, root: str | os.PathLike, per_class: int = 1)
             record = read_ptbxl(ref, meta.lead_names)
         except RecordError:
             continue
-        statements = ", ".join(code for code, _ in ref.raw_labels)
+        statements = tuple(code for code, _ in ref.raw_labels)
         found.setdefault(classes[0], []).append(Example(
-            f"ptbxl-{ref.record_id}", classes[0], f"PTB-XL record {ref.record_id} (fold {ref.fold}): {statements}",
-            record, PTBXL_CITATION.format(root=root)))
+            f"ptbxl-{ref.record_id}", classes[0],
+            f"PTB-XL record {ref.record_id} (fold {ref.fold}): {', '.join(statements)}", record,
+            PTBXL_CITATION.format(root=root), statements))
     return tuple(e for name in meta.class_names for e in found.get(name, ()))
 
 

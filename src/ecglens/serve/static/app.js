@@ -3,7 +3,7 @@
 "use strict";
 
 const token = new URLSearchParams(location.search).get("token");
-const state = {model: null, result: null, explained: {}, known: null};
+const state = {model: null, result: null, explained: {}, known: null, statements: []};
 const LAYOUT = [["I", "aVR", "V1", "V4"], ["II", "aVL", "V2", "V5"], ["III", "aVF", "V3", "V6"]];
 const ROW_MV = 3.0;
 const BLUE = "#0072B2", ORANGE = "#E69F00", VERMILION = "#D55E00";
@@ -57,7 +57,9 @@ async function init() {
       button.title = example.description;
       button.dataset.example = example.id;
       button.addEventListener("click", () => {
-        state.known = example.real ? null : [example.class];  // a real record's own labels come with its result
+        // a real record's mapped labels come with its result; its own statements, all of them, from the example
+        state.known = example.real ? null : [example.class];
+        state.statements = example.statements;
         diagnose(`/api/examples/${encodeURIComponent(example.id)}`, new FormData(), example.description);
       });
       $("examples").appendChild(button);
@@ -75,6 +77,7 @@ function upload(fileList) {
   if ($("sampling-rate").value) form.append("sampling_rate", $("sampling-rate").value);
   if ($("lead-order").value.trim()) form.append("lead_order", $("lead-order").value.trim());
   state.known = null;
+  state.statements = [];
   diagnose("/api/predict", form, files.map((f) => f.name).join(" + "));
 }
 
@@ -99,7 +102,8 @@ function render(result) {
     : result.decisions.length ? result.decisions.map((d) => `${d} (${result.probabilities[d].toFixed(2)})`).join(", ") : "none";
   $("decisions").textContent = `Decisions: ${decided}`;
   const known = result.true_labels || state.known;
-  $("known").textContent = known ? `Known (the record's own labels): ${known.length ? known.join(", ") : "none of these classes"}` : "";
+  const own = state.statements && state.statements.length ? ` (the record's own statements: ${state.statements.join(", ")})` : "";
+  $("known").textContent = known ? `Known, mapped to this model's classes: ${known.length ? known.join(", ") : "none of them"}${own}` : "";
   $("warnings").replaceChildren(...result.warnings.map((w) => element("li", w)));
   const names = state.model.class_names;
   const top = result.decisions[0] || names.reduce((a, b) => (result.probabilities[a] >= result.probabilities[b] ? a : b));
