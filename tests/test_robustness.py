@@ -276,6 +276,7 @@ def test_a_full_disk_ends_in_one_line_and_keeps_what_was_written(small_disk, tin
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "No space left on device" in run.stderr and "stopped after" in run.stderr
     kept = disk / "o" / "predictions.partial.jsonl"
+    assert f"rows are in {kept}" in run.stderr  # the file where it is, not where it was written
     rows = [json.loads(line) for line in kept.read_text().splitlines()]  # every row whole: never half a row
     assert rows and not (disk / "o" / "predictions.jsonl").exists()
     # An export into a disk that holds the bundle but not the ONNX file leaves no truncated model behind.

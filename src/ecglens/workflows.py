@@ -553,7 +553,7 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
     # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
     with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
-        with PredictionLog(stage.path, kept_in=stage.path) as log:  # rows reach the disk as they come
+        with PredictionLog(stage.path, moved_to=out) as log:  # rows reach the disk as they come
             for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
                 if isinstance(item, ReadIssue):
                     issues.append(item)

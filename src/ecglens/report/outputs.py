@@ -41,19 +41,19 @@ class PredictionLog:
 
     Rows go to a hidden partial file, each written whole or not at all (a short write on a full disk is cut back
     to the last complete row), which becomes ``predictions.jsonl`` when the batch ends. When the batch fails (a
-    full disk, a fault), the rows written so far are kept as ``predictions.partial.jsonl`` in ``kept_in`` (default:
-    ``out``) and the error says how many and where; nothing half-written ever takes the final name, and the partial
-    file never ends in half a row.
+    full disk, a fault), the rows written so far are kept as ``predictions.partial.jsonl`` and the error says how
+    many and where (``moved_to``: the folder a caller moves that file into, as `ecglens.atomic.StagedFolder` does);
+    nothing half-written ever takes the final name, and the partial file never ends in half a row.
     """
 
     PARTIAL_NAME = "predictions.partial.jsonl"
 
-    def __init__(self, out: Path, kept_in: Path | None = None):
+    def __init__(self, out: Path, moved_to: Path | None = None):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.kept_in = Path(kept_in) if kept_in is not None else self.out
         self.path = self.out / "predictions.jsonl"
         self.partial = self.out / ".predictions.jsonl.partial"
+        self.moved_to = Path(moved_to) if moved_to is not None else self.out
         self.handle = open(self.partial, "wb", buffering=0)  # noqa: SIM115 (closed by __exit__)
         self.count = 0
         self.size = 0
@@ -85,12 +85,11 @@ class PredictionLog:
         if error is None:
             os.replace(self.partial, self.path)
             return
-        self.kept_in.mkdir(parents=True, exist_ok=True)
-        kept = self.kept_in / self.PARTIAL_NAME
+        kept = self.out / self.PARTIAL_NAME
         os.replace(self.partial, kept)
         if isinstance(error, OSError):
             raise OSError(error.errno, f"{error.strerror or error}; stopped after {self.count} record(s), whose "
-                                       f"rows are in {kept}", error.filename) from error
+                                       f"rows are in {self.moved_to / self.PARTIAL_NAME}", error.filename) from error
 
 
 def write_predictions(predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str],
