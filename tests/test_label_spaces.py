@@ -34,7 +34,7 @@ def test_each_built_in_space_has_its_published_class_count_and_cites_its_source(
     label_map = load_label_space(space)
     assert len(label_map.classes) == BENCHMARK_SIZES[space]
     assert label_map.source and all(row.rationale for row in label_map.rows)
-    assert {row.target for row in label_map.rows} - {DROP} <= set(label_map.classes)
+    assert {row.target for row in label_map.rows} - {DROP, "companion"} <= set(label_map.classes)
     assert set(space_names()) == set(BENCHMARK_SIZES)
 
 
@@ -51,13 +51,14 @@ def test_challenge_weights_are_the_published_symmetric_matrix():
     assert "713427006|59118001" in codes  # an equivalence pair scored as one class
 
 
-def test_cpsc9_is_unchanged_and_its_hash_keeps_older_caches_loading():
+def test_cpsc9_hash_covers_rows_and_conditions_so_caches_of_older_tables_map_anew():
     label_map = load_label_map("strict")
     assert label_map.space == "cpsc9" and label_map.label == "cpsc9"
     assert load_label_space("cpsc9:seed").name == "seed"
-    digest = hashlib.sha256()  # the hash caches were built with before label spaces: rows only
+    digest = hashlib.sha256()  # rows only, as before label spaces, plus a row's condition where it has one
     for row in sorted(label_map.rows, key=lambda r: (r.vocabulary, r.code)):
-        digest.update(f"{row.vocabulary}\t{row.code}\t{row.target}\n".encode())
+        when = f"\t{row.when}" if row.when else ""
+        digest.update(f"{row.vocabulary}\t{row.code}\t{row.target}{when}\n".encode())
     assert label_map.sha256 == digest.hexdigest()
     other = load_label_space("ptbxl-superdiagnostic")
     assert other.sha256 != label_map.sha256

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from ecglens.classes import CLASS_NAMES
-from ecglens.labels import DROP, load_label_map
+from ecglens.labels import DROP, builtin_spaces, load_label_map
+from ecglens.labels.mapping import COMPANION
 
 STUDY_DROPPED = ("ISCIN", "ISCIL", "DIG", "ISCLA", "RVH", "LNGQT", "RAO/RAE", "EL", "ISCAN", "SEHYP", "STACH")
 
@@ -11,8 +12,26 @@ def test_snomed_table_matches_the_issue():
     label_map = load_label_map("strict")
     expected = {"426783006": "SNR", "164889003": "AF", "270492004": "IAVB", "164909002": "LBBB",
                 "713427006": "RBBB", "59118001": "RBBB", "284470004": "PAC", "63593006": "PAC",
-                "164884008": "PVC", "427172004": "PVC", "429622005": "STD", "164931005": "STE"}
+                "164884008": "PVC", "427172004": "PVC", "429622005": "STD", "164931005": "STE",
+                "733534002": "LBBB", "17338001": "PVC"}
     assert {code: label_map.target("snomed", code) for code in expected} == expected
+    assert "17338001" in label_map.row("snomed", "427172004").rationale
+
+
+@pytest.mark.parametrize("profile", ["strict", "broad", "seed"])
+def test_snr_means_a_normal_ecg_in_every_vocabulary(profile):
+    label_map = load_label_map(profile)
+    snomed = [("426783006", None), ("426177001", None)]  # sinus rhythm, sinus bradycardia
+    scp = [("NORM", 100.0), ("SBRAD", 0.0)]
+    assert label_map.map(snomed, "snomed").classes == label_map.map(scp, "scp").classes == ("SNR",)
+    # beside a finding of a class, or one the space does not name, it is not normal
+    assert label_map.map(snomed + [("284470004", None)], "snomed").classes == ("PAC",)
+    assert label_map.map(scp + [("PAC", 100.0)], "scp").classes == ("PAC",)
+    infarct = label_map.map([("426783006", None), ("164865005", None)], "snomed")
+    assert "SNR" not in infarct.classes and infarct.labelled
+    assert "SNR" not in label_map.map([("NORM", 100.0), ("IMI", 50.0)], "scp").classes
+    # a low-likelihood statement left out by --min-likelihood no longer stops NORM
+    assert label_map.map([("NORM", 80.0), ("IMI", 15.0)], "scp", min_likelihood=50).classes == ("SNR",)
 
 
 def test_cpsc_codes_map_in_order():
@@ -25,24 +44,30 @@ def test_strict_is_one_to_one():
     scp_rows = [row for row in label_map.rows if row.vocabulary == "scp"]
     assert {row.code: row.target for row in scp_rows} == {
         "NORM": "SNR", "AFIB": "AF", "1AVB": "IAVB", "CLBBB": "LBBB", "CRBBB": "RBBB",
-        "PAC": "PAC", "PVC": "PVC", "STD_": "STD", "STE_": "STE"}
-    assert label_map.map([("LVH", 100.0)], "scp").exclusion == "no label maps to a target class"
+        "PAC": "PAC", "PVC": "PVC", "STD_": "STD", "STE_": "STE", "SR": "SNR", "SBRAD": COMPANION,
+        "STACH": COMPANION, "SARRH": COMPANION}
+    out_of_scope = label_map.map([("LVH", 100.0)], "scp")
+    assert out_of_scope.classes == () and out_of_scope.labelled and out_of_scope.exclusion.startswith("out of scope")
+    assert not label_map.map([], "scp").labelled and not label_map.map([("X", None)], "none").labelled
 
 
 @pytest.mark.parametrize("code", STUDY_DROPPED)
 def test_seed_drops_the_studys_statements(code):
     label_map = load_label_map("seed")
-    assert label_map.target("scp", code) == DROP
+    # the study's sinus tachycardia is a companion of a normal ECG, as in every profile
+    assert label_map.target("scp", code) == (COMPANION if code == "STACH" else DROP)
     mapped = label_map.map([(code, 100.0)], "scp")
-    assert mapped.classes == () and mapped.exclusion.startswith("only dropped statements")
-    # A dropped statement next to a mapped one does not remove the record.
-    assert label_map.map([(code, 100.0), ("SR", 0.0)], "scp").classes == ("SNR",)
+    assert mapped.classes == () and mapped.labelled
+    # A dropped statement next to a mapped one does not remove the record's class.
+    assert label_map.map([(code, 100.0), ("AFIB", 0.0)], "scp").classes == ("AF",)
 
 
 def test_seed_gives_every_other_statement_a_class_with_a_rationale():
     rows = [row for row in load_label_map("seed").rows if row.vocabulary == "scp"]
     assert len(rows) == 71
-    assert {row.code for row in rows if row.target == DROP} == set(STUDY_DROPPED)
+    assert {row.code for row in rows if row.target == DROP} == set(STUDY_DROPPED) - {"STACH"}
+    seed = next(info for info in builtin_spaces() if info.profile == "seed")
+    assert "reconstruction" in seed.description and "did not publish" in seed.description
     assert all(row.rationale for row in rows)
 
 

@@ -7,10 +7,19 @@ A label space is a name, its classes (in output order) and mapping tables, all v
   row is its default profile.
 - ``classes.csv``: each space's classes in order, with the PhysioNet/CinC Challenge 2021 scored class
   (SNOMED-CT codes, equivalents joined by ``|``) each one is the same diagnosis as, where there is one.
-- mapping tables with the columns ``vocabulary, code, description, target, rationale``; ``target`` is a
-  class of the space or ``drop``; ``rationale`` cites the source.
+- mapping tables with the columns ``vocabulary, code, description, target, rationale`` and an optional
+  ``when``; ``target`` is a class of the space, ``drop`` (a finding the space leaves out, as the study
+  dropped 11 statements) or ``companion`` (a finding a normal ECG may carry: a sinus rate variant, the
+  axis; it maps to nothing and does not stop an ``alone`` row); ``when`` is empty or ``alone``: the row
+  counts only when every other code of the record is an ``alone`` row or a ``companion``, so a class
+  that means "a normal ECG" (SNR) is never given beside another finding; ``rationale`` cites the source.
 
-Built in: ``cpsc9`` (the default: the study's nine CPSC 2018 classes, profiles ``strict`` and ``seed``),
+A record with no class is *out of scope* (its statements are findings the space does not name, e.g. a
+myocardial infarction for the nine classes): a negative for every class by default (`MappedLabels.labelled`).
+A record with no statements, or in a vocabulary the space has no table for, is *unlabelled*.
+
+Built in: ``cpsc9`` (the default: the study's nine CPSC 2018 classes, profiles ``strict``, ``broad`` and
+``seed``),
 the six PTB-XL benchmark tasks ``ptbxl-all``, ``-diagnostic``, ``-subdiagnostic``, ``-superdiagnostic``,
 ``-form``, ``-rhythm`` (Strodthoff et al. 2021) and ``challenge2021`` (the Challenge's 26 scored classes).
 For ``cpsc9`` a user CSV given as the profile replaces the built-in tables of the vocabularies it names; a
@@ -33,10 +42,16 @@ import numpy as np
 from ecglens.classes import CLASS_NAMES
 
 DEFAULT_SPACE = "cpsc9"
-PROFILES = ("strict", "seed")
+PROFILES = ("strict", "broad", "seed")
 """The built-in profiles of the default space."""
 DROP = "drop"
+COMPANION = "companion"
+"""Target of a finding that a normal ECG may carry: it maps to no class and does not stop an ``alone`` row."""
+ALONE = "alone"
+_RESERVED = (DROP, COMPANION)
 _COLUMNS = ("vocabulary", "code", "description", "target", "rationale")
+UNLABELLED = ("no labels", "label space has no table")
+"""How the exclusion of an unlabelled record begins (every other record without a class is out of scope)."""
 _TABLES = resources.files("ecglens.labels") / "tables"
 
 
@@ -49,6 +64,7 @@ class MappingRow:
     description: str
     target: str
     rationale: str
+    when: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,11 @@ class MappedLabels:
 
     classes: tuple[str, ...]
     exclusion: str | None = None
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the record's truth is known: it has a class, or statements that name none (out of scope)."""
+        return not (self.exclusion or "").startswith(UNLABELLED)
 
     def multi_hot(self, class_names: Sequence[str] = CLASS_NAMES) -> np.ndarray:
         """The classes as a float32 vector in ``class_names`` order (a label space's `LabelMap.classes`)."""
@@ -90,7 +111,8 @@ class LabelMap:
         if self.classes != CLASS_NAMES:  # the nine classes hash as they always have, so older caches still load
             digest.update(("\t".join(self.classes) + "\n").encode())
         for row in sorted(self.rows, key=lambda r: (r.vocabulary, r.code)):
-            digest.update(f"{row.vocabulary}\t{row.code}\t{row.target}\n".encode())
+            when = f"\t{row.when}" if row.when else ""  # tables without conditions hash as they always have
+            digest.update(f"{row.vocabulary}\t{row.code}\t{row.target}{when}\n".encode())
         return digest.hexdigest()
 
     @property
@@ -104,13 +126,18 @@ class LabelMap:
         return tuple(sorted({row.vocabulary for row in self.rows}))
 
     def target(self, vocabulary: str, code: str) -> str | None:
-        """Target class, ``drop``, or None for a code the table does not list."""
+        """Target class, ``drop``, ``companion``, or None for a code the table does not list."""
+        row = self.row(vocabulary, code)
+        return None if row is None else row.target
+
+    def row(self, vocabulary: str, code: str) -> MappingRow | None:
+        """The table row of a code, or None (a later table's row replaces an earlier one's)."""
         return self._lookup().get((vocabulary, code.strip()))
 
-    def _lookup(self) -> dict[tuple[str, str], str]:
+    def _lookup(self) -> dict[tuple[str, str], MappingRow]:
         cache = self.__dict__.get("_lookup_cache")
         if cache is None:
-            cache = {(row.vocabulary, row.code): row.target for row in self.rows}
+            cache = {(row.vocabulary, row.code): row for row in self.rows}
             object.__setattr__(self, "_lookup_cache", cache)
         return cache
 
@@ -135,21 +162,22 @@ class LabelMap:
             codes.append(code)
         if not codes:
             return MappedLabels((), "no labels")
+        if vocabulary not in self.vocabularies:
+            return MappedLabels((), f"label space has no table for {vocabulary} codes")
+        rows = [self.row(vocabulary, code) for code in codes]
+        alone = all(row is not None and (row.target == COMPANION or row.when == ALONE) for row in rows)
         classes: set[str] = set()
         dropped = []
-        for code in codes:
-            target = self.target(vocabulary, code)
-            if target == DROP:
+        for code, row in zip(codes, rows, strict=True):
+            if row is not None and row.target == DROP:
                 dropped.append(code)
-            elif target is not None:
-                classes.add(target)
+            elif row is not None and row.target != COMPANION and (alone or row.when != ALONE):
+                classes.add(row.target)
         if classes:
             return MappedLabels(tuple(name for name in self.classes if name in classes))
-        if dropped:
+        if len(dropped) == len(codes):
             return MappedLabels((), f"only dropped statements ({', '.join(dropped)})")
-        if vocabulary not in self.vocabularies:
-            return MappedLabels((), f"label space {self.space} has no table for {vocabulary} codes")
-        return MappedLabels((), "no label maps to a target class")
+        return MappedLabels((), f"out of scope: no code maps to a class ({', '.join(codes)})")
 
     def encode(self, mapped: MappedLabels) -> np.ndarray:
         """A record's mapped classes as a multi-hot float32 vector in this space's class order."""
@@ -165,10 +193,15 @@ def _read_table(handle: Iterable[str], where: str, classes: Sequence[str] | None
     rows = []
     for line_number, row in enumerate(reader, start=2):
         target = (row["target"] or "").strip()
-        if not target or (classes is not None and target != DROP and target not in classes):
-            raise ValueError(
-                f"{where}:{line_number}: target {target!r} is neither 'drop' nor one of {', '.join(classes or ())}")
-        rows.append(MappingRow(*(str(row[c] or "").strip() for c in _COLUMNS[:3]), target, (row["rationale"] or "")))
+        if not target or (classes is not None and target not in _RESERVED and target not in classes):
+            raise ValueError(f"{where}:{line_number}: target {target!r} is neither 'drop', 'companion' nor one of "
+                             f"{', '.join(classes or ())}")
+        when = (row.get("when") or "").strip()
+        if when not in ("", ALONE) or (when and target in _RESERVED):
+            raise ValueError(f"{where}:{line_number}: 'when' is empty or 'alone' (and only for a class), "
+                             f"not {when!r}")
+        rows.append(MappingRow(*(str(row[c] or "").strip() for c in _COLUMNS[:3]), target,
+                               (row["rationale"] or ""), when))
     return rows
 
 
@@ -263,7 +296,7 @@ def load_label_space(spec: str | os.PathLike) -> LabelMap:
         raise ValueError(f"label space {text!r} is neither one of {', '.join(space_names())} nor a CSV file")
     with path.open(encoding="utf-8", newline="") as handle:
         rows = _read_table(handle, str(path), None)
-    classes = tuple(dict.fromkeys(row.target for row in rows if row.target != DROP))
+    classes = tuple(dict.fromkeys(row.target for row in rows if row.target not in _RESERVED))
     if not classes:
         raise ValueError(f"{path}: the table maps no code to a class")
     return LabelMap("default", tuple(rows), path.stem, classes, ("",) * len(classes), str(path))
