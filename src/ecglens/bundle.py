@@ -113,6 +113,9 @@ class BundleMeta:
     """Per-class temperature scaling fitted on validation (None: uncalibrated); applied inside the model."""
     label_space: LabelMap | None = None
     """The label space the model was trained on, tables included (None: a bundle from before label spaces)."""
+    not_validated: tuple[tuple[str, str], ...] = ()
+    """Classes the model cannot know, each with its reason (too few training or validation positives, see
+    `not_validated_classes`): their probabilities are shown, greyed, and never decided."""
 
     @property
     def label_map(self) -> LabelMap:
@@ -134,9 +137,10 @@ class BundleMeta:
         return self.training_data.split if self.training_data is not None else SplitSpec()
 
     def decisions(self, probabilities: np.ndarray) -> tuple[str, ...]:
-        """Class names whose probability reaches its threshold."""
+        """Class names whose probability reaches its threshold, never a class that is not validated."""
+        skip = dict(self.not_validated)
         return tuple(name for name, p, t in zip(self.class_names, probabilities, self.thresholds, strict=True)
-                     if p >= t)
+                     if p >= t and name not in skip)
 
     def to_json(self) -> str:
         """JSON text of the metadata."""
@@ -167,6 +171,7 @@ class BundleMeta:
                 temperatures=None if data.get("temperatures") is None else
                 tuple(float(t) for t in data["temperatures"]),
                 label_space=_label_space(data.get("label_space")),
+                not_validated=tuple((str(name), str(reason)) for name, reason in data.get("not_validated", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise BundleError(f"{where}: invalid bundle metadata ({type(error).__name__}: {error})") from None
@@ -176,10 +181,30 @@ class BundleMeta:
         if meta.label_space is not None and meta.label_space.classes != meta.class_names:
             raise BundleError(f"{where}: label space {meta.label_space.space} has classes "
                               f"{', '.join(meta.label_space.classes)}, the model {', '.join(meta.class_names)}")
+        if not {name for name, _ in meta.not_validated} <= set(meta.class_names):
+            raise BundleError(f"{where}: not_validated names a class the model does not have")
         if meta.model.n_leads != len(meta.lead_names):
             raise BundleError(f"{where}: model takes {meta.model.n_leads} leads but {len(meta.lead_names)} are named")
         _check_ranges(meta, where)
         return meta
+
+
+MIN_TRAIN_POSITIVES = 20
+"""Below this many training positives a class is not validated: too few to learn it."""
+MIN_VAL_POSITIVES = 5
+"""Below this many validation positives a class is not validated: its threshold and temperature are guesses."""
+
+
+def not_validated_classes(class_names: Sequence[str], train_positives: Sequence[int],
+                          val_positives: Sequence[int]) -> tuple[tuple[str, str], ...]:
+    """The classes with fewer than `MIN_TRAIN_POSITIVES` training or `MIN_VAL_POSITIVES` validation positives,
+    each with its reason."""
+    out = []
+    for name, train, val in zip(class_names, train_positives, val_positives, strict=True):
+        if train < MIN_TRAIN_POSITIVES or val < MIN_VAL_POSITIVES:
+            out.append((name, f"not validated: {int(train)} training and {int(val)} validation positives (needs "
+                              f"{MIN_TRAIN_POSITIVES} and {MIN_VAL_POSITIVES}); never decided"))
+    return tuple(out)
 
 
 def _check_ranges(meta: BundleMeta, where: str) -> None:
@@ -240,7 +265,7 @@ def _training_data(data: dict | None) -> TrainingData | None:
     if not data:
         return None
     if "split" in data:
-        split = SplitSpec(**data["split"])
+        split = SplitSpec.from_dict(data["split"])
     else:  # version 1 kept the split's fields at the top level
         split = SplitSpec(int(data.get("seed", 0)), int(data.get("val_fold", 9)), int(data.get("test_fold", 10)))
     return TrainingData(caches=tuple(data["caches"]), datasets=tuple(data["datasets"]),

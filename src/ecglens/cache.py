@@ -33,7 +33,7 @@ from ecglens.classes import CLASS_NAMES
 from ecglens.io.record import ReadIssue, Record, RecordError, issue_from
 from ecglens.io.refs import RecordRef
 from ecglens.io.sources import Source, read_ref, scan_sources
-from ecglens.labels.mapping import LabelMap, load_label_map
+from ecglens.labels.mapping import UNLABELLED, LabelMap, load_label_map
 from ecglens.leads import LEAD_NAMES
 from ecglens.parallel import ordered_map
 from ecglens.preprocess import resample
@@ -45,6 +45,7 @@ SIGNALS_FILE = "signals.f32"
 INDEX_FILE = "index.parquet"
 ISSUES_FILE = "issues.csv"
 SHARD_FILE = "shard.json"
+PATIENTS_FILE = "ptbxl_patients.csv"
 LABEL_COLUMNS = tuple(f"label_{name}" for name in CLASS_NAMES)
 
 
@@ -267,8 +268,21 @@ def _build(sources, out, sampling_rate_hz, label_profile, lead_names, min_likeli
              enabled=progress) as counter:
         _build_shards(partial / "shards", shards, todo, spec, label_map, workers or os.cpu_count() or 1, strict,
                       counter, on_shard)
+    _write_ptbxl_patients(partial / PATIENTS_FILE, sources)
     report = _finish(partial, out, spec, source_texts, len(shards), list(scan.issues), overwrite)
     return BuildReport(str(out), report[0], report[1], len(todo), len(shards) - len(todo), issues=report[2])
+
+
+def _write_ptbxl_patients(path: Path, sources: Sequence[Source]) -> None:
+    """Every row of the native PTB-XL sources' databases as ``ecg_id, patient_id, strat_fold`` (rows whose files
+    are absent too), so a run can give a Challenge ``HR`` file its patient and fold."""
+    frames = []
+    for source in sources:
+        if source.format.startswith("ptbxl"):
+            table = pd.read_csv(Path(source.root) / "ptbxl_database.csv", usecols=["ecg_id", "patient_id", "strat_fold"])
+            frames.append(table.dropna())
+    if frames:
+        pd.concat(frames).drop_duplicates("ecg_id").astype("int64").to_csv(path, index=False)
 
 
 def _existing_cache(out: Path, spec: CacheSpec, sources: list[str], overwrite: bool) -> BuildReport | None:
@@ -466,6 +480,26 @@ class EcgCache:
     def has_target(self, label_map: LabelMap | None = None) -> np.ndarray:
         """True for records with at least one target class of the label space (the others stay out of training)."""
         return self.labels(label_map).any(axis=1)
+
+    def labelled(self, label_map: LabelMap | None = None) -> np.ndarray:
+        """True for records whose truth is known in the label space: a class, or statements that name none
+        (out of scope: a negative for every class); False for records without statements."""
+        key = "" if label_map is None or label_map.sha256 == self.spec.label_map_sha256 else label_map.sha256
+        if f"labelled {key}" not in self._labels:
+            if not key:  # the mapping the cache was prepared under: its stored reasons
+                flags = ~self.index["exclusion"].fillna("").str.startswith(UNLABELLED).to_numpy(bool)
+            else:
+                rows = zip(self.index["raw_labels"], self.index["label_vocabulary"], strict=True)
+                flags = np.array([label_map.map((tuple(pair) for pair in json.loads(raw)), vocabulary,
+                                                self.spec.min_likelihood).labelled for raw, vocabulary in rows], bool)
+            flags.flags.writeable = False
+            self._labels[f"labelled {key}"] = flags
+        return self._labels[f"labelled {key}"]
+
+    def ptbxl_patients(self) -> pd.DataFrame:
+        """``ecg_id, patient_id, strat_fold`` of every row of the PTB-XL databases this cache was built from."""
+        path = self.path / PATIENTS_FILE
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["ecg_id", "patient_id", "strat_fold"])
 
     def issues(self) -> list[ReadIssue]:
         """Records left out of the build, with reasons."""

@@ -41,6 +41,11 @@ SHARE = _Finite(0.0, 1.0)
 
 _WORKERS = click.option("--workers", type=click.IntRange(1, 1024), default=None, show_default="all cores",
                         help="Worker processes for reading files.")
+_IN_SCOPE_ONLY = click.option(
+    "--in-scope-only", is_flag=True,
+    help="Leave out records whose statements name none of the classes (the study's reproduction). By default "
+         "they are kept as negatives for every class, so a model learns that an infarction is not normal, and "
+         "reports measure them (the out-of-scope table).")
 _PROFILE = click.option("--label-profile", default="strict", show_default=True,
                         help="Label mapping: 'strict', 'seed' (the study's) or a mapping CSV file.")
 _STRICT = click.option("--strict", is_flag=True, help="Stop at the first bad record instead of listing it.")
@@ -251,7 +256,8 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
               help="YAML, TOML or JSON file of these options (a run's own config.json repeats that run); "
                    "flags given here override it.")
 @click.option("--data", "caches", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Cache directory (repeat for several; each is split by its own rule).")
+              help="Cache directory (repeat for several: split together, a recording two caches hold used once, "
+                   "from its native source, and a patient's records on one side).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
 @click.option("--label-space", default=None, show_default="cpsc9 under the cache's profile",
               help="Classes to train on: cpsc9[:strict|:seed], ptbxl-all, ptbxl-diagnostic, ptbxl-subdiagnostic, "
@@ -274,6 +280,7 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
 @click.option("--leads", default=None, help="Comma-separated lead subset, e.g. I,II,V1 (default all 12).")
 @click.option("--val-fold", type=FOLD, default=9, show_default=True, help="Fold (1-10) used for validation.")
 @click.option("--test-fold", type=FOLD, default=10, show_default=True, help="Fold (1-10) held out for testing.")
+@_IN_SCOPE_ONLY
 @_DEVICE
 @click.option("--no-amp", is_flag=True,
               help="Disable mixed precision on CUDA (bf16 where the GPU supports it, else fp16 with a grad scaler).")

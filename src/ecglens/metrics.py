@@ -429,3 +429,73 @@ def evaluate_predictions(
         name, len(truth), tuple(per_class), average, average_interval, average["auc"], n_bootstrap, fmax,
         fmax_threshold, None if challenge is None else challenge_score(truth, pred, challenge),
         "" if challenge is None else challenge.note, curves)
+
+
+NORMAL_CLASSES = ("SNR", "NORM", "NSR")
+"""Names a label space gives its normal class (cpsc9, the PTB-XL benchmark, the Challenge 2021)."""
+
+
+@dataclass(frozen=True)
+class OutOfScopeTable:
+    """What a model decides on records with none of its classes (e.g. an infarction for the nine classes).
+
+    Attributes:
+        n_records: out-of-scope records scored.
+        decided: per class, (records decided as it, share, 95 % Wilson interval or None).
+        normal: the normal class's name, or None when the space has none.
+        any_class: records with at least one decision.
+    """
+
+    n_records: int
+    decided: tuple[tuple[str, int, float | None, tuple[float, float] | None], ...]
+    normal: str | None
+    any_class: int
+
+    @property
+    def false_normal(self) -> tuple[int, float | None, tuple[float, float] | None] | None:
+        """Records called normal, their share and interval: the false-normal rate (None without a normal class)."""
+        return next(((k, share, ci) for name, k, share, ci in self.decided if name == self.normal), None)
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON."""
+        rate = self.false_normal
+        return {"n_records": self.n_records, "normal_class": self.normal, "any_class": self.any_class,
+                "false_normal_rate": None if rate is None else rate[1],
+                "false_normal_interval": None if rate is None or rate[2] is None else list(rate[2]),
+                "decided": [{"class": name, "records": k, "share": share, "interval": None if ci is None else list(ci)}
+                            for name, k, share, ci in self.decided]}
+
+    def to_markdown(self) -> str:
+        """The table, its false-normal rate first."""
+        if not self.n_records:
+            return "No out-of-scope records were scored (none in the test split, or left out by --in-scope-only)."
+        def cell(k: int, share: float | None, ci: tuple[float, float] | None) -> str:
+            text = f"{k} ({share:.1%})" if share is not None else str(k)
+            return text + (f" [{ci[0]:.1%}-{ci[1]:.1%}]" if ci is not None else "")
+        lines = [f"Out-of-scope records (statements that name none of the classes): {self.n_records}; decided as "
+                 f"some class: {self.any_class} ({self.any_class / self.n_records:.1%}).", ""]
+        rate = self.false_normal
+        if rate is not None:
+            lines += [f"**False-normal rate** (out-of-scope records called {self.normal}): {cell(*rate)}", ""]
+        lines += ["| class | records decided as it (share) [95 % Wilson] |", "|---|---|"]
+        lines += [f"| {name} | {cell(k, share, ci)} |" for name, k, share, ci in self.decided]
+        return "\n".join(lines)
+
+
+def out_of_scope_table(y_true: np.ndarray, decisions: np.ndarray, class_names: Sequence[str]) -> OutOfScopeTable:
+    """The `OutOfScopeTable` of the records of ``y_true`` (records x classes) with no positive class.
+
+    Args:
+        y_true: targets.
+        decisions: boolean decisions, records x classes (a class that is not validated never decided).
+        class_names: the classes in order.
+    """
+    outside = ~np.asarray(y_true).astype(bool).any(axis=1)
+    picked = np.asarray(decisions).astype(bool)[outside]
+    n = int(outside.sum())
+    rows = []
+    for k, name in enumerate(class_names):
+        hits = int(picked[:, k].sum()) if n else 0
+        rows.append((str(name), hits, hits / n if n else None, wilson_interval(hits, n)))
+    normal = next((name for name in class_names if name in NORMAL_CLASSES), None)
+    return OutOfScopeTable(n, tuple(rows), normal, int(picked.any(axis=1).sum()) if n else 0)

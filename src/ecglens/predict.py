@@ -54,6 +54,13 @@ class Prediction:
     true_labels: tuple[str, ...] | None = None
     """The record's own diagnoses mapped to the bundle's classes (Challenge ``#Dx``, CPSC REFERENCE.csv),
     under the bundle's label profile; None when the file carries none."""
+    not_validated: dict[str, str] = field(default_factory=dict)
+    """Classes the model cannot know (too few training or validation positives), with why: their probabilities
+    are shown, never a decision."""
+
+    def top(self, n: int = 3) -> tuple[tuple[str, float], ...]:
+        """The ``n`` highest probabilities (shown even when nothing reaches its threshold)."""
+        return tuple(sorted(self.probabilities.items(), key=lambda item: -item[1])[:n])
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
@@ -234,7 +241,8 @@ class Predictor:
             warnings_ = (SYNTHETIC_WARNING, *warnings_)
         prediction = Prediction(record.record_id, record.source_path, shown if self.force or not problems else {},
                                 () if problems else self.meta.decisions(probabilities), warnings_,
-                                record.duration_s, NOT_INTERPRETABLE if problems else "ok", problems, truth)
+                                record.duration_s, NOT_INTERPRETABLE if problems else "ok", problems, truth,
+                                dict(self.meta.not_validated))
         return Scored(prediction, item, np.asarray(probabilities))
 
 

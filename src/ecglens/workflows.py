@@ -520,11 +520,17 @@ class PredictRun:
         lines = [f"{'record':<{width}}  {'decisions (probability)':<40} {truth_head}warnings"]
         for p in self.predictions:
             decided = ", ".join(f"{d} ({p.probabilities[d]:.2f})" for d in p.decisions) or (
-                "none" if p.status == "ok" else f"{p.status}: {'; '.join(p.reasons)}")
+                "none; highest " + ", ".join(f"{n} {v:.2f}" + (" (not validated)" if n in p.not_validated else "")
+                                             for n, v in p.top(2)) if p.status == "ok"
+                else f"{p.status}: {'; '.join(p.reasons)}")
             known = "" if not truth else f"{_truth_text(p.true_labels):<15} "
             lines.append(f"{p.record_id:<{width}}  {decided:<40} {known}{'; '.join(p.warnings)}")
         if self.figures:
             lines.append(f"{len(self.figures)} explanation figure(s) in {Path(self.figures[0]['figure']).parent}")
+        unknown = next((p.not_validated for p in self.predictions if p.not_validated), {})
+        if unknown:
+            lines.append(f"never decided (not validated: too few training or validation positives): "
+                         f"{', '.join(unknown)}")
         lines.append(f"{len(self.predictions)} predicted, {len(self.issues)} unreadable; {self.written.line()}")
         return lines
 

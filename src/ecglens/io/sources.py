@@ -143,11 +143,16 @@ ecg_id (its 500 Hz files), ``A`` + the CPSC 2018 record number (the same names a
 def recording_key(ref: RecordRef) -> str | None:
     """What identifies a recording across formats: PTB-XL's ecg_id or the CPSC 2018 record name; None for
     records that exist in one format only (Challenge sources other than PTB-XL and CPSC, single files)."""
-    if ref.reader == "ptbxl":
-        return f"ptbxl/{int(ref.record_id)}"
-    if ref.reader == "cpsc2018":
-        return f"cpsc2018/{ref.record_id}"
-    match = _CHALLENGE_IDS.match(Path(ref.path).stem) if ref.reader == "wfdb" else None
+    return recording_key_for(ref.reader, ref.record_id, ref.path)
+
+
+def recording_key_for(reader: str, record_id: str, path: str) -> str | None:
+    """`recording_key` from a record's reader (``ptbxl``, ``cpsc2018``, ``wfdb``), id and file path."""
+    if reader == "ptbxl":
+        return f"ptbxl/{int(record_id)}"
+    if reader == "cpsc2018":
+        return f"cpsc2018/{record_id}"
+    match = _CHALLENGE_IDS.match(Path(path).stem) if reader == "wfdb" else None
     if match is None:
         return None
     return f"ptbxl/{int(match.group(2))}" if match.group(1) == "HR" else f"cpsc2018/A{int(match.group(2)):04d}"
@@ -157,8 +162,9 @@ def scan_sources(sources: Iterable[Source], target_rate_hz: float | None = None)
     """Scan several sources; record ids must be unique within each dataset name.
 
     A recording that two sources hold in different formats (a PTB-XL record native and as the Challenge's
-    ``HR`` file, a CPSC 2018 record original and in the Challenge's form) is kept once, from the first
-    source that has it; the later copies are listed as issues.
+    ``HR`` file, a CPSC 2018 record original and in the Challenge's form) is kept once, from the native
+    source (PTB-XL's or CPSC 2018's own files), else the first source that has it; the other copies are
+    listed as issues.
     """
     refs: list[RecordRef] = []
     issues: list[ReadIssue] = []
@@ -177,6 +183,11 @@ def scan_sources(sources: Iterable[Source], target_rate_hz: float | None = None)
         recording = recording_key(ref)
         if recording is not None and recording in recordings:
             first = recordings[recording]
+            if ref.reader != "wfdb" and first.reader == "wfdb":  # the native copy replaces the Challenge's
+                unique[unique.index(first)] = ref
+                recordings[recording] = ref
+                seen.add(key)
+                ref, first = first, ref
             issues.append(ReadIssue(ref.path, f"the same recording as {first.dataset} record {first.record_id} "
                                               f"({recording}), kept from that source", ref.dataset))
             continue

@@ -138,15 +138,17 @@ def _apply(config: TrainConfig, caches: tuple, init: str | None, options: Mappin
             default = config.policy.seconds if name == config.policy.name else (30.0 if name == "original" else 10.0)
             changes["policy"] = LengthPolicy(name, float(seconds) if seconds is not None else default)
     val_fold, test_fold = options.pop("val_fold", None), options.pop("test_fold", None)
+    in_scope_only = options.pop("in_scope_only", None)
     for flag, value in options.items():
         changes[_FLAG_FIELDS.get(flag, flag)] = value
     merged = config_from_dict({**config.to_dict(), **{k: v for k, v in changes.items()
                                                       if k not in ("policy", "split")}}, where)
     merged = replace(merged, policy=changes.get("policy", merged.policy), split=changes.get("split", config.split))
-    if "seed" in changes or val_fold is not None or test_fold is not None:
+    if "seed" in changes or val_fold is not None or test_fold is not None or in_scope_only is not None:
         split = merged.split
+        scope = split.out_of_scope if in_scope_only is None else ("excluded" if in_scope_only else "negative")
         merged = replace(merged, split=SplitSpec(merged.seed, split.val_fold if val_fold is None else int(val_fold),
-                                                 split.test_fold if test_fold is None else int(test_fold)))
+                                                 split.test_fold if test_fold is None else int(test_fold), scope))
     return merged, caches, init
 
 

@@ -22,7 +22,13 @@ from ecglens.bundle import BundleMeta, ThresholdOrigin, load_model, store_thresh
 from ecglens.cache import EcgCache, open_caches
 from ecglens.data import CacheDataset, Item, split_caches
 from ecglens.labels.challenge import challenge_scoring
-from ecglens.metrics import EvaluationResult, evaluate_predictions, tune_thresholds
+from ecglens.metrics import (
+    EvaluationResult,
+    OutOfScopeTable,
+    evaluate_predictions,
+    out_of_scope_table,
+    tune_thresholds,
+)
 from ecglens.models import resolve_device
 from ecglens.train.loop import predict_dataset
 
@@ -34,6 +40,10 @@ class EvaluationReport:
     results: tuple[EvaluationResult, ...]
     thresholds: tuple[float, ...]
     threshold_origin: ThresholdOrigin
+    out_of_scope: OutOfScopeTable | None = None
+    """Decisions on the test records outside the label space (negatives for every class)."""
+    not_validated: tuple[tuple[str, str], ...] = ()
+    """The bundle's classes that are never decided, with why."""
 
     @property
     def combined(self) -> EvaluationResult:
@@ -47,11 +57,16 @@ class EvaluationReport:
                                      "datasets": list(self.threshold_origin.datasets),
                                      "caches": list(self.threshold_origin.caches),
                                      "n_records": self.threshold_origin.n_records},
-                "results": [r.to_dict() for r in self.results]}
+                "results": [r.to_dict() for r in self.results],
+                "out_of_scope": None if self.out_of_scope is None else self.out_of_scope.to_dict(),
+                "not_validated": dict(self.not_validated)}
 
     def to_markdown(self) -> str:
         """Tables in the study's layout plus per-class confusion counts."""
         parts = [f"Thresholds: {self.threshold_origin.describe()}.", ""]
+        parts += [f"- {name}: {reason}" for name, reason in self.not_validated]
+        if self.out_of_scope is not None:
+            parts += ["", "## Records outside the label space", "", self.out_of_scope.to_markdown(), ""]
         for result in self.results:
             parts += [result.to_markdown(), "", "Confusion counts (TP / FP / FN / TN):", "",
                       "| class | TP | FP | FN | TN |", "|---|---|---|---|---|"]
@@ -114,7 +129,10 @@ def evaluate_bundle(
             pick = datasets == name
             results.append(evaluate_predictions(y_test[pick], p_test[pick], thresholds, f"test ({name})", names,
                                                 n_bootstrap=n_bootstrap, challenge=challenge))
-    return EvaluationReport(tuple(results), tuple(float(t) for t in thresholds), origin)
+    skip = np.isin(np.asarray(names), [name for name, _ in meta.not_validated])
+    decided = (p_test >= thresholds) & ~skip
+    return EvaluationReport(tuple(results), tuple(float(t) for t in thresholds), origin,
+                            out_of_scope_table(y_test, decided, names), meta.not_validated)
 
 
 def write_report(report: EvaluationReport, out: str | os.PathLike) -> list[Path]:

@@ -26,6 +26,7 @@ from ecglens.bundle import (
     ThresholdOrigin,
     TrainingData,
     default_meta,
+    not_validated_classes,
     is_synthetic_source,
     load_model,
     save_bundle,
@@ -282,6 +283,9 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
         _summary_writer()  # fail before training, not after the first epoch
     label_map = training_label_map(config, caches)
     splits = split_caches(caches, config.split, label_map=label_map)
+    if rank == 0:
+        for message in _split_lines(splits, config.split):
+            note(message, "split")
     if not splits.train:
         raise ValueError("the training split is empty (no record with a class of the label space in folds other "
                          "than val/test)")
@@ -311,6 +315,9 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
             {"config": config.to_dict(), "caches": [str(c.path) for c in caches], "init": init}, indent=2))
         with atomic_open(out / "splits.csv", newline="") as handle:
             splits.table.to_csv(handle, index=False)
+        if len(splits.twins):
+            with atomic_open(out / "twins.csv", newline="") as handle:
+                splits.twins.to_csv(handle, index=False)
     train_model = model
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
@@ -339,6 +346,21 @@ def training_label_map(config: TrainConfig, caches: Sequence[EcgCache]) -> Label
         return load_label_space(config.label_space)
     profile = caches[0].spec.label_profile
     return load_label_map(profile) if profile in PROFILES else None
+
+
+def _split_lines(splits: SplitItems, split: SplitSpec) -> list[str]:
+    """What the log says about a run's records: counts, out-of-scope records, copies, twins and notes."""
+    scope = ("kept as negatives for every class" if split.out_of_scope == "negative"
+             else "left out (--in-scope-only, the study's reproduction)")
+    out = sum(splits.out_of_scope(name) for name in ("train", "val", "test"))
+    left_out = int(((splits.table["scope"] == "out") & (splits.table["split"] == "excluded")).sum())
+    lines = [f"train {len(splits.train)}, val {len(splits.val)}, test {len(splits.test)} records; out of the label "
+             f"space: {out + left_out}, {scope}"]
+    copies = int((splits.table["split"] == "duplicate").sum())
+    if copies:
+        lines.append(f"{copies} recording(s) held twice, used once from the native source; {len(splits.twins)} "
+                     "with classes that differ between the copies (twins.csv)")
+    return lines + list(splits.notes)
 
 
 def _train_epoch(run: _Run, epoch: int, progress: bool) -> float:
@@ -450,8 +472,10 @@ def _save_best(run: _Run, y_true: np.ndarray, y_prob: np.ndarray, row: EpochLog)
         label_profile=caches[0].spec.label_profile if run.label_map is None else run.label_map.label,
         epoch=row.epoch, init=run.init, config=config.to_dict(), synthetic_only=_synthetic_only(caches))
     origin = ThresholdOrigin("F1-optimal", "val", datasets, cache_names, len(splits.val))
+    unknown = not_validated_classes(run.class_names, run.train_set.labels.sum(axis=0).astype(int),
+                                    run.val_set.labels.sum(axis=0).astype(int))
     meta = default_meta(run.model.config, config.lead_names, caches[0].sampling_rate_hz, config.policy,
-                        label_space=run.label_map, training_data=training_data,
+                        label_space=run.label_map, training_data=training_data, not_validated=unknown,
                         metrics={"val": val.to_dict(), "epoch_log": asdict(row)})
     save_bundle(run.out / "best", run.model,
                 replace(meta, thresholds=tuple(float(t) for t in thresholds), threshold_origin=origin))

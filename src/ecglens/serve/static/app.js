@@ -99,7 +99,8 @@ function render(result) {
   $("result").hidden = false;
   $("record-title").textContent = `${result.record_id} (${result.duration_s.toFixed(1)} s)`;
   const decided = result.status && result.status !== "ok" ? `none: ${result.status} (${result.reasons.join("; ")})`
-    : result.decisions.length ? result.decisions.map((d) => `${d} (${result.probabilities[d].toFixed(2)})`).join(", ") : "none";
+    : result.decisions.length ? result.decisions.map((d) => `${d} (${result.probabilities[d].toFixed(2)})`).join(", ")
+    : `none reaches its threshold; highest ${highest(result, 2)}`;
   $("decisions").textContent = `Decisions: ${decided}`;
   const known = result.true_labels || state.known;
   const own = state.statements && state.statements.length ? ` (the record's own statements: ${state.statements.join(", ")})` : "";
@@ -113,6 +114,12 @@ function render(result) {
   refreshExplanations();
 }
 
+function highest(result, n) {
+  const unknown = result.not_validated || {};
+  return Object.entries(result.probabilities).sort((a, b) => b[1] - a[1]).slice(0, n)
+    .map(([name, p]) => `${name} ${p.toFixed(2)}${name in unknown ? " (not validated)" : ""}`).join(", ");
+}
+
 function renderProbabilities(result) {
   const table = $("probabilities");
   const head = element("tr");
@@ -121,7 +128,9 @@ function renderProbabilities(result) {
   for (const name of state.model.class_names) {
     const p = result.probabilities[name], t = result.thresholds[name];
     const decided = result.decisions.includes(name);  // the server's decisions: none for a record it cannot interpret
-    const row = element("tr");
+    const unknown = (result.not_validated || {})[name];  // a class the model cannot know: greyed, never decided
+    const row = element("tr", undefined, unknown ? "not-validated" : undefined);
+    if (unknown) row.title = unknown;
     row.appendChild(element("td", name));
     row.appendChild(element("td", p.toFixed(3)));
     const bar = element("div", undefined, "bar");
@@ -135,7 +144,7 @@ function renderProbabilities(result) {
     cell.appendChild(bar);
     row.appendChild(cell);
     row.appendChild(element("td", t.toFixed(3)));
-    row.appendChild(element("td", decided ? "yes" : "", decided ? "decision" : undefined));
+    row.appendChild(element("td", decided ? "yes" : unknown ? "not validated" : "", decided ? "decision" : undefined));
     rows.push(row);
   }
   table.replaceChildren(...rows);
