@@ -67,51 +67,53 @@ def build(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     work = Path(args.work)
-    if work.exists():
+    if work.exists() and not args.keep_work:
         shutil.rmtree(work)
     sources = [parse_source(spec.format(d=DATA)) for spec in (args.sources or SOURCES)]
-    report = build_cache(sources, work / "cache", 100, "strict", workers=args.threads, progress=False)
-    cache = EcgCache(work / "cache")
+    reports = [build_cache([source], work / f"cache-{i}", 100, args.label_profile, workers=args.threads,
+                           progress=False) for i, source in enumerate(sources)]
+    caches = [EcgCache(work / f"cache-{i}") for i in range(len(sources))]
+    paths = [cache.path for cache in caches]
     split = SplitSpec(args.seed, 7, 8)
     config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=32, lr=args.lr, seed=args.seed,
                          policy=LengthPolicy("crop", 10.0), split=split, device="cpu", workers=0)
-    result = fit([cache.path], work / "run", config, progress=False)
+    run = work / "run"
+    result = fit(paths, run, config, progress=False, resume=(run / "state").is_dir())
     bundle = result.best_bundle
-    calibration = calibrate_bundle(bundle, [cache.path], device="cpu")
-    evaluation = evaluate_bundle(bundle, [cache.path], n_bootstrap=args.bootstrap, device="cpu", retune=False)
+    calibration = calibrate_bundle(bundle, paths, device="cpu")
+    evaluation = evaluate_bundle(bundle, paths, n_bootstrap=args.bootstrap, device="cpu", retune=False)
     model_meta = read_meta(bundle)
     model, _ = load_model(bundle)
-    test_items = split_caches([cache], split).test
-    y_test, p_test = predict_dataset(model, CacheDataset([cache], test_items, config.policy, False), 64, "cpu")
+    splits = split_caches(caches, split, label_map=model_meta.label_map)
+    dataset = CacheDataset(caches, splits.test, config.policy, False, label_map=model_meta.label_map)
+    y_test, p_test = predict_dataset(model, dataset, 64, "cpu")
     seconds = time.perf_counter() - started
-    counts = _counts(cache, split)
-    return {"bundle": bundle, "cache": str(cache.path), "meta": model_meta, "evaluation": evaluation, "calibration": calibration,
-            "test_ece": expected_calibration_error(y_test, p_test).tolist(),
-            "test_brier": brier_scores(y_test, p_test).tolist(), "counts": counts, "cache_report": report,
-            "train": result, "config": config, "seconds": seconds}
+    return {"sources": list(args.sources or SOURCES), "label_profile": args.label_profile,
+            "bundle": bundle, "caches": caches, "meta": model_meta, "evaluation": evaluation,
+            "calibration": calibration, "test_ece": expected_calibration_error(y_test, p_test).tolist(),
+            "test_brier": brier_scores(y_test, p_test).tolist(), "counts": _counts(splits, model_meta.class_names),
+            "splits": splits, "cache_reports": reports, "train": result, "config": config, "seconds": seconds,
+            "log": list(result.log)}
 
 
-def _counts(cache, split) -> dict:
-    """Records and positives per class, per split and dataset."""
-    from ecglens.classes import CLASS_NAMES
-    from ecglens.data import split_caches
-
-    splits = split_caches([cache], split)
-    labels = cache.labels()
-    datasets = cache.index["dataset"].astype(str).to_numpy()
+def _counts(splits, class_names) -> dict:
+    """Records, out-of-scope records and positives per class, per split and dataset."""
+    table = splits.table
     out = {}
     for name in ("train", "val", "test"):
-        rows = np.array([item.row for item in splits[name]], int)
-        out[name] = {"records": len(rows), "by_dataset": {d: int((datasets[rows] == d).sum())
-                                                          for d in sorted(set(datasets[rows]))},
-                     "positives": {c: int(labels[rows, i].sum()) for i, c in enumerate(CLASS_NAMES)}}
+        rows = table[table["split"] == name]
+        classes = rows["classes"].fillna("").str.split(";")
+        out[name] = {"records": len(rows), "by_dataset": rows["dataset"].value_counts().sort_index().to_dict(),
+                     "out_of_scope": int((rows["scope"] == "out").sum()),
+                     "positives": {c: int(classes.map(lambda cs, c=c: c in cs).sum()) for c in class_names}}
+    out["duplicates"] = int((table["split"] == "duplicate").sum())
+    out["unlabelled"] = int((table["scope"] == "unlabelled").sum())
     return out
 
 
 def package(built: dict, out: Path) -> dict:
     """Write the package files: fp16 weights, bundle.json, starter.json; returns the manifest."""
     from ecglens.bundle import META_FILE, STARTER_MANIFEST, WEIGHTS_FILE
-    from ecglens.cache import EcgCache
     from ecglens.explain.inputs import save_background, training_background
     from ecglens.predict import Predictor
 
@@ -122,7 +124,7 @@ def package(built: dict, out: Path) -> dict:
     save_file(half, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
     (out / WEIGHTS_FILE).chmod(0o644)  # package data every user can read
     shutil.copyfile(Path(built["bundle"]) / META_FILE, out / META_FILE)
-    background = training_background([EcgCache(built["cache"])], built["meta"], BACKGROUND_RECORDS, built["config"].seed)
+    background = training_background(built["caches"], built["meta"], BACKGROUND_RECORDS, built["config"].seed)
     save_background(background, out, int(built["config"].policy.window(100)))  # SHAP without the training cache
     digest = hashlib.sha256((out / WEIGHTS_FILE).read_bytes()).hexdigest()
     manifest = {"name": NAME, "weights_sha256": digest, "weights_dtype": "float16",
@@ -130,6 +132,7 @@ def package(built: dict, out: Path) -> dict:
                 "summary": f"ResNet-34 (Zhang et al. 2020), 9 CPSC classes, 100 Hz, trained on "
                            f"{built['counts']['train']['records']:,} real ECGs of the PTB-XL and CPSC 2018 samples",
                 "notice": "research use only, not for clinical decisions", "licences": list(LICENCES),
+                "sources": list(built["sources"]), "label_profile": built["label_profile"],
                 "counts": built["counts"], "build": {
                     "command": "python scripts/build_starter.py", "seconds": round(built["seconds"], 1),
                     "epochs": built["config"].epochs, "lr": built["config"].lr, "seed": built["config"].seed,
@@ -260,6 +263,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--label-profile", default="strict")
+    parser.add_argument("--keep-work", action="store_true",
+                        help="reuse the caches and finish (or reuse) the training run already in --work")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"error: no shared data at {DATA} (set ECGLENS_DATA)", file=sys.stderr)

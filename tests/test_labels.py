@@ -25,8 +25,8 @@ def test_snr_means_a_normal_ecg_in_every_vocabulary(profile):
     scp = [("NORM", 100.0), ("SBRAD", 0.0)]
     assert label_map.map(snomed, "snomed").classes == label_map.map(scp, "scp").classes == ("SNR",)
     # beside a finding of a class, or one the space does not name, it is not normal
-    assert label_map.map(snomed + [("284470004", None)], "snomed").classes == ("PAC",)
-    assert label_map.map(scp + [("PAC", 100.0)], "scp").classes == ("PAC",)
+    assert label_map.map([*snomed, ("284470004", None)], "snomed").classes == ("PAC",)
+    assert label_map.map([*scp, ("PAC", 100.0)], "scp").classes == ("PAC",)
     infarct = label_map.map([("426783006", None), ("164865005", None)], "snomed")
     assert "SNR" not in infarct.classes and infarct.labelled
     assert "SNR" not in label_map.map([("NORM", 100.0), ("IMI", 50.0)], "scp").classes

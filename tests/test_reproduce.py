@@ -42,6 +42,10 @@ def test_reproduce_fills_the_tables_and_resumes_after_a_kill(sources, tmp_path):
     tables = _tables(clean)
     assert list(tables["table2"]["class"]) == [*CLASS_NAMES, "average"]
     assert tables["table3"].shape == (10, 1 + 3 * 6)
+    # like with like: Table 3's Original column is Original on CPSC's test split, as in the study's Table 3
+    for metric in ("auc", "f1"):
+        pd.testing.assert_series_equal(tables["table3"][f"Original {metric}"], tables["table2"][f"CPSC {metric}"],
+                                       check_names=False)
     summary = json.loads((clean / "results.json").read_text())
     # Every empty cell is a class without positives in that test set, and is marked so.
     for key, value in summary["results"].items():

@@ -279,7 +279,8 @@ def _write_ptbxl_patients(path: Path, sources: Sequence[Source]) -> None:
     frames = []
     for source in sources:
         if source.format.startswith("ptbxl"):
-            table = pd.read_csv(Path(source.root) / "ptbxl_database.csv", usecols=["ecg_id", "patient_id", "strat_fold"])
+            table = pd.read_csv(Path(source.root) / "ptbxl_database.csv",
+                                usecols=["ecg_id", "patient_id", "strat_fold"])
             frames.append(table.dropna())
     if frames:
         pd.concat(frames).drop_duplicates("ecg_id").astype("int64").to_csv(path, index=False)

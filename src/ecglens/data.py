@@ -316,9 +316,10 @@ def _join_twins(table: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
         duplicate[table.index.get_indexer(order.index[1:])] = True
         for _, other in order.iloc[1:].iterrows():
             if other["classes"] != kept["classes"]:
-                disagreements.append({"recording": recording, "kept": f"{kept['dataset']}/{kept['record_id']}",
-                                      "kept_classes": kept["classes"], "other": f"{other['dataset']}/{other['record_id']}",
-                                      "other_classes": other["classes"]})
+                disagreements.append({
+                    "recording": recording, "kept": f"{kept['dataset']}/{kept['record_id']}",
+                    "kept_classes": kept["classes"], "other": f"{other['dataset']}/{other['record_id']}",
+                    "other_classes": other["classes"]})
     return duplicate, pd.DataFrame(disagreements, columns=["recording", "kept", "kept_classes", "other",
                                                            "other_classes"])
 

@@ -17,6 +17,7 @@ from ecglens.classes import CLASS_NAMES
 from ecglens.io.record import ReadIssue
 from ecglens.io.sources import Source, read_many, scan_sources
 from ecglens.labels.mapping import load_label_map
+from ecglens.labels.mapping import PROFILES
 from ecglens.study import CITATION, table1_percent
 
 
@@ -37,9 +38,10 @@ class DatasetSummary:
 
     @property
     def comparable_with_study(self) -> bool:
-        """Whether the study's Table 1 describes this dataset: PTB-XL read natively (SCP statements) under
-        the study's own mapping (the ``seed`` profile). Other datasets are never compared with it."""
-        return self.vocabulary == "scp" and self.label_profile == "seed"
+        """Whether the study's Table 1 describes this dataset: PTB-XL read natively (SCP statements) under a
+        built-in profile of the nine classes, whose gap to the study's shares it shows. Other datasets are never
+        compared with it."""
+        return self.vocabulary == "scp" and self.label_profile in PROFILES
 
     def to_markdown(self) -> str:
         """A Markdown section with Table 1, lengths and what was left out."""
@@ -53,7 +55,7 @@ class DatasetSummary:
         table = self.table.copy()
         header = ["class", "count (%)", "male (%)", "age mean (sd)"]
         if compare_with_study:
-            header.append("study Table 1 (%)")
+            header += ["study Table 1 (%)", "gap (points)"]
             study = table1_percent()
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
@@ -65,16 +67,21 @@ class DatasetSummary:
                 _mean_sd(row["age_mean"], row["age_sd"]),
             ]
             if compare_with_study:
-                cells.append(f"{study.get(str(name), float('nan')):.2f}")
+                reference = study.get(str(name), float("nan"))
+                cells += [f"{reference:.2f}", f"{row['percent'] - reference:+.1f}"]
             lines.append("| " + " | ".join(cells) + " |")
         if compare_with_study:
+            what = ("a reconstruction of the study's mapping (the study did not publish its table)"
+                    if self.label_profile == "seed" else f"ecglens's {self.label_profile} profile, not the study's mapping")
             lines += ["", f"Study column: {CITATION}, Table 1 (all 21,541 mapped PTB-XL records; a subset's "
-                      "percentages differ with how it was drawn)."]
+                      f"percentages differ with how it was drawn). These shares come from {what}; the gap is ours "
+                      "minus the study's."]
         lengths = self.length_seconds
         lines += ["", f"Record length (s): min {lengths['min']:.1f}, median {lengths['median']:.1f}, "
                   f"mean {lengths['mean']:.1f}, max {lengths['max']:.1f}.", ""]
         if self.exclusions:
-            lines.append("Records kept out of training (no target class):")
+            lines.append("Records with no target class (out of scope: negatives for every class by default, left out "
+                         "with --in-scope-only; unlabelled: left out):")
             lines += [f"- {reason}: {count}" for reason, count in sorted(self.exclusions.items())]
             lines.append("")
         if self.issues:

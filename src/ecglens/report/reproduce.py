@@ -147,7 +147,8 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame])
         fmt(results.macro_auc("Ours_2", "combined")), summary.folds.val_fold, summary.folds.test_fold, CITATION))]
     sections.append(("Table 2: Original on CPSC and on PTB-XL (test splits)",
                      _table(tables["table2"], study_cells("table2"))))
-    sections.append(("Table 3: Original, Ours_1, Ours_2 on the combined test set",
+    sections.append(("Table 3: Original on the CPSC test split, Ours_1 and Ours_2 on the combined test set "
+                     "(the study's test sets)",
                      _table(tables["table3"], study_cells("table3"))))
     challenge_note = next((r.challenge_note for e in results.evaluations for r in e.results if r.challenge_note),
                           "")

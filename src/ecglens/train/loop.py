@@ -26,9 +26,9 @@ from ecglens.bundle import (
     ThresholdOrigin,
     TrainingData,
     default_meta,
-    not_validated_classes,
     is_synthetic_source,
     load_model,
+    not_validated_classes,
     save_bundle,
 )
 from ecglens.cache import EcgCache
