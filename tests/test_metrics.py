@@ -84,3 +84,16 @@ def test_fitted_temperature_recovers_a_known_one():
     temperatures = fit_temperatures(y, logits)
     assert temperatures[0] == pytest.approx(2.5, rel=0.05) and temperatures[1] == pytest.approx(1.0, rel=0.05)
     assert fit_temperatures(np.zeros((10, 1)), rng.normal(size=(10, 1)))[0] == 1.0  # nothing to fit
+
+
+def test_out_of_scope_table_counts_decisions_on_records_with_no_class():
+    from ecglens.metrics import out_of_scope_table
+
+    y = np.array([[1, 0], [0, 0], [0, 0], [0, 0], [0, 1]])
+    decided = np.array([[1, 0], [1, 0], [0, 1], [0, 0], [1, 1]], bool)
+    table = out_of_scope_table(y, decided, ("SNR", "AF"))
+    assert table.n_records == 3 and table.any_class == 2 and table.normal == "SNR"
+    called, share, interval = table.false_normal
+    assert (called, share) == (1, 1 / 3) and interval[0] < 1 / 3 < interval[1]
+    assert table.to_dict()["false_normal_rate"] == 1 / 3
+    assert out_of_scope_table(y[:1], decided[:1], ("SNR", "AF")).n_records == 0

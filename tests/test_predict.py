@@ -136,3 +136,40 @@ def test_a_ptbxl_file_keeps_the_id_the_cache_gives_it(bundle, shared_data, tmp_p
     path = shared_data / "ptb-xl" / "records100" / "00000" / "00001_lr.hea"
     refs, _ = scan_ptbxl(shared_data / "ptb-xl", 100)
     assert read_record(path).record_id == "1" == next(r.record_id for r in refs if "00001_lr" in r.path)
+
+
+def test_a_class_that_is_not_validated_is_never_decided(tiny_run, tmp_path, signal):
+    """The tiny bundle saw no STE positive: STE is not validated. With its threshold forced to 0 it would be
+    decided for every record; predict (PyTorch and ONNX) and serve show its probability and never decide it."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from ecglens.serve import ServeConfig, create_app
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_run.bundle, bundle)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    unknown = dict(meta["not_validated"])
+    assert "STE" in unknown and "0 training" in unknown["STE"]
+    k = meta["class_names"].index("STE")
+    meta["thresholds"][k] = 0.0
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    (tmp_path / "in").mkdir()
+    write_wfdb(tmp_path / "in", "r1", signal, fs=500)
+    assert main(["export", "onnx", "--checkpoint", str(bundle)]) == 0
+    for engine in ("torch", "onnx"):
+        assert main(["predict", "--checkpoint", str(bundle), str(tmp_path / "in"), "--engine", engine,
+                     "--out", str(tmp_path / engine)]) == 0
+        (row,) = [json.loads(line) for line in (tmp_path / engine / "predictions.jsonl").read_text().splitlines()]
+        assert "STE" not in row["decisions"] and row["probabilities"]["STE"] >= 0.0
+        assert row["not_validated"]["STE"] == unknown["STE"]
+    with TestClient(create_app(ServeConfig(str(bundle), "cpu")), base_url="http://127.0.0.1") as client:
+        body = client.post("/api/predict", files=[("files", ("r1.hea", (tmp_path / "in" / "r1.hea").read_bytes())),
+                                                  ("files", ("r1.dat", (tmp_path / "in" / "r1.dat").read_bytes()))]
+                           ).json()
+    assert "STE" not in body["decisions"] and "STE" in body["not_validated"]
+    # with the class validated (as an older bundle without the field), threshold 0 decides it: the test can fail
+    del meta["not_validated"]
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    assert "STE" in ecglens.load_bundle(str(bundle)).predict(signal, 500).decisions

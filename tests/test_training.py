@@ -36,6 +36,8 @@ def cache(tmp_path_factory):
         if af:  # a learnable difference: fast oscillation in every lead
             signal = signal + 0.5 * np.sin(2 * np.pi * 8 * np.arange(signal.shape[1]) / 500)[None, :]  # 8 Hz
         write_challenge_mat(data, f"R{i:03d}", np.round(signal, 3), dx="164889003" if af else "426783006")
+    for i in range(80, 100):  # myocardial infarction: none of the nine classes, a negative for every one
+        write_challenge_mat(data, f"R{i:03d}", np.round(known_signal(1200, seed=i), 3), dx="164865005")
     build_cache([parse_source(f"challenge:{data}")], root / "cache", 100, workers=1, progress=False)
     return root / "cache"
 
@@ -73,7 +75,12 @@ def test_bundle_evaluate_and_finetune(cache, tmp_path):
     _, meta = load_model(result.best_bundle)
     assert meta.sampling_rate_hz == 100 and len(meta.thresholds) == 9 and meta.versions["torch"]
     report = evaluate_bundle(result.best_bundle, [cache], n_bootstrap=20)
-    assert report.combined.n_records == len(split_caches([EcgCache(cache)], SplitSpec(CONFIG.seed)).test)
+    splits = split_caches([EcgCache(cache)], SplitSpec(CONFIG.seed))
+    assert report.combined.n_records == len(splits.test)
+    # the infarctions are scored as negatives and measured: the out-of-scope table, its false-normal rate
+    assert report.out_of_scope.n_records == splits.out_of_scope("test") > 0
+    called_normal, share, _ = report.out_of_scope.false_normal
+    assert share == called_normal / report.out_of_scope.n_records and "False-normal rate" in report.to_markdown()
     assert meta.split == SplitSpec(CONFIG.seed) == CONFIG.split
     tuned = fit([cache], tmp_path / "tuned", TrainConfig(**{**CONFIG.__dict__, "epochs": 1}),
                 init=result.best_bundle, progress=False)
