@@ -60,7 +60,8 @@ def main() -> int:
         if m.auc is not None and "auc" in m.ci95:
             auc += f" ({m.ci95['auc'][0]:.2f}-{m.ci95['auc'][1]:.2f})"
         recall = "n/a" if m.recall is None else f"{m.recall:.3f}"
-        print(f"| {m.name} | {m.n_positive} | {auc} | {recall} | {'never (not validated)' if m.name in unknown else 'yes'} |")
+        decided = "never (not validated)" if m.name in unknown else "yes"
+        print(f"| {m.name} | {m.n_positive} | {auc} | {recall} | {decided} |")
     rate = outside.false_normal
     snr = result.class_metrics("SNR")
     if rate is not None and rate[1] is not None:

@@ -97,3 +97,13 @@ def test_out_of_scope_table_counts_decisions_on_records_with_no_class():
     assert (called, share) == (1, 1 / 3) and interval[0] < 1 / 3 < interval[1]
     assert table.to_dict()["false_normal_rate"] == 1 / 3
     assert out_of_scope_table(y[:1], decided[:1], ("SNR", "AF")).n_records == 0
+
+
+def test_sensitivity_threshold_is_the_most_specific_point_with_that_recall():
+    from ecglens.metrics import sensitivity_threshold
+
+    y = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0])
+    p = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.1, 0.88, 0.2])
+    t = sensitivity_threshold(y, p, 0.9)
+    assert t == 0.3 and ((p >= t) & (y == 1)).sum() / 10 >= 0.9 and ((p >= 0.31) & (y == 1)).sum() / 10 < 0.9
+    assert sensitivity_threshold(np.zeros(3), np.ones(3), 0.9) is None

@@ -165,3 +165,27 @@ def test_calibrate_stores_temperatures_that_every_output_applies(cache, tmp_path
         torch.testing.assert_close(calibrated(x), raw_model(x) / torch.tensor(meta.temperatures, dtype=torch.float32))
     again = calibrate_bundle(result.best_bundle, [cache])  # fitted from the raw logits again: the same
     np.testing.assert_allclose(again.temperatures, meta.temperatures)
+
+
+def test_an_ensemble_bundle_is_its_members_mean_logit_and_reports_their_spread(cache, tmp_path, capsys):
+    from ecglens.explain.attribution import gradcam
+    from ecglens.predict import load_bundle
+
+    members = [fit([cache], tmp_path / f"s{seed}", replace(CONFIG, seed=seed, epochs=2, split=SplitSpec(3)),
+                   progress=False).best_bundle for seed in (3, 4)]
+    assert main(["ensemble", *members, "--out", str(tmp_path / "ens"), "--data", str(cache),
+                 "--normal-sensitivity", "0.9"]) == 0
+    assert "fused 2 bundles" in capsys.readouterr().out
+    model, meta = load_model(tmp_path / "ens")
+    assert meta.model.members == 2 and "validation sensitivity >= 0.9" in meta.threshold_origin.method
+    x = torch.from_numpy(known_signal(300, seed=5)[None].astype(np.float32))
+    with torch.no_grad():
+        raw = [load_model(m)[0] for m in members]
+        for one in raw:
+            one.set_temperature(np.ones(9))
+        mean = torch.stack([one(x) for one in raw]).mean(0) / model.temperature
+        assert torch.allclose(model(x), mean, atol=1e-5)
+    assert gradcam(model, x, 0).shape == x.shape  # the fused stage 4 explains the mean logit
+    prediction = load_bundle(tmp_path / "ens", "cpu").predict(known_signal(300, seed=5), 100)
+    assert set(prediction.spread) == set(meta.class_names) and max(prediction.spread.values()) > 0
+    assert load_bundle(members[0], "cpu").predict(known_signal(300, seed=5), 100).spread is None

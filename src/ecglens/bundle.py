@@ -219,6 +219,8 @@ def _check_ranges(meta: BundleMeta, where: str) -> None:
         problems.append(f"width {config.width} (1-256)")
     if not (isinstance(config.n_classes, int) and 1 <= config.n_classes <= 1000):
         problems.append(f"{config.n_classes} classes (1-1000)")
+    if not (isinstance(config.members, int) and 1 <= config.members <= 8):
+        problems.append(f"{config.members} members (1-8)")
     if not (isinstance(config.dropout, int | float) and 0 <= config.dropout < 1):
         problems.append(f"dropout {config.dropout} ([0, 1))")
     if not (np.isfinite(meta.sampling_rate_hz) and MIN_RATE_HZ <= meta.sampling_rate_hz <= MAX_RATE_HZ):
@@ -319,6 +321,40 @@ def save_bundle(path: str | os.PathLike, model: torch.nn.Module, meta: BundleMet
     os.replace(path / (WEIGHTS_FILE + ".tmp"), path / WEIGHTS_FILE)
     _write_meta(path, meta)
     return path
+
+
+def save_ensemble(bundles: Sequence[str | os.PathLike], out: str | os.PathLike) -> BundleMeta:
+    """Fuse bundles trained alike (same classes, leads, rate, input policy and split; other seeds) into one
+    ensemble bundle whose output is their mean logit (`ecglens.models.resnet1d.fuse_members`).
+
+    The ensemble starts uncalibrated, with the first member's thresholds: calibrate it on validation
+    (``ecglens calibrate``) before use. A class not validated in any member is not validated in it.
+    """
+    from ecglens.models.resnet1d import fuse_members
+
+    loaded = [load_model(path) for path in bundles]
+    metas = [meta for _, meta in loaded]
+    first = metas[0]
+    for path, meta in zip(bundles, metas, strict=True):
+        same = (meta.class_names, meta.lead_names, meta.sampling_rate_hz, meta.policy, meta.split) == (
+            first.class_names, first.lead_names, first.sampling_rate_hz, first.policy, first.split)
+        if not same:
+            raise ValueError(f"{path}: classes, leads, rate, input policy or split differ from {bundles[0]}'s; "
+                             "an ensemble's members are trained alike")
+    models = []
+    for model, _ in loaded:
+        model.set_temperature(np.ones(len(first.class_names)))  # members' raw logits; the ensemble is calibrated
+        models.append(model.cpu())
+    fused = fuse_members(models)
+    unknown = dict(item for meta in metas for item in meta.not_validated)
+    members = [{"bundle": str(path), "epoch": meta.training_data.epoch if meta.training_data else None,
+                "seed": (meta.training_data.config or {}).get("seed") if meta.training_data else None,
+                "val_macro_auc": (meta.metrics.get("epoch_log") or {}).get("val_macro_auc")}
+               for path, meta in zip(bundles, metas, strict=True)]
+    meta = replace(first, model=fused.config, temperatures=None, not_validated=tuple(unknown.items()),
+                   metrics={"members": members}, threshold_origin=first.threshold_origin)
+    save_bundle(out, fused, meta)
+    return meta
 
 
 def store_thresholds(path: str | os.PathLike, thresholds: tuple[float, ...], origin: ThresholdOrigin,

@@ -452,18 +452,45 @@ def leads(caches, out, subsets, custom, checkpoint, no_train, n_shapley, label_s
 @_CHECKPOINT
 @click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
               help="Cache directory (repeat for several); its validation split, as the bundle was trained.")
+@click.option("--normal-sensitivity", type=_Finite(0.0, 1.0, min_open=True), default=None,
+              help="Set the normal class's (SNR) threshold to the highest with at least this validation "
+                   "sensitivity, e.g. 0.9, instead of F1-optimal: fewer abnormal ECGs called normal.")
 @_DEVICE
-def calibrate(checkpoint, caches, device) -> None:
+def calibrate(checkpoint, caches, normal_sensitivity, device) -> None:
     """Calibrate a bundle's probabilities: per-class temperature scaling fitted on validation, stored in the bundle.
 
-    The thresholds are tuned again (F1-optimal) on the calibrated validation probabilities; AUCs do not
-    change. Prints expected calibration error and Brier score before and after, per class.
+    The thresholds are tuned again (F1-optimal, or for SNR by --normal-sensitivity) on the calibrated
+    validation probabilities; AUCs do not change. Prints expected calibration error and Brier score before
+    and after, per class.
 
     \b
     Example:
       ecglens calibrate --checkpoint runs/ptbxl/best --data caches/ptbxl100
     """
-    _show(_workflows().run_calibrate(checkpoint, caches, device))
+    _show(_workflows().run_calibrate(checkpoint, caches, device, normal_sensitivity))
+
+
+@cli.command("ensemble")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder of the ensemble bundle.")
+@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="Cache directory (repeat for several): the members' validation split, to calibrate on.")
+@click.option("--normal-sensitivity", type=_Finite(0.0, 1.0, min_open=True), default=None,
+              help="As for 'ecglens calibrate'.")
+@_DEVICE
+def ensemble(bundles, out, caches, normal_sensitivity, device) -> None:
+    """Fuse BUNDLES trained alike (other seeds) into one ensemble bundle, calibrated on validation.
+
+    Its output is the members' mean logit; every command takes it as one model (Grad-CAM, SHAP, ONNX), and
+    'predict' reports the members' spread per class (PyTorch engine).
+
+    \b
+    Example:
+      ecglens ensemble runs/s0/best runs/s1/best runs/s2/best --out runs/ensemble --data caches/ptbxl100
+    """
+    if len(bundles) < 2:
+        raise click.UsageError("an ensemble needs two or more bundles")
+    _show(_workflows().run_ensemble(bundles, out, caches, device, normal_sensitivity))
 
 
 @cli.command("synth")

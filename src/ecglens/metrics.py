@@ -96,6 +96,16 @@ def tune_thresholds(y_true: np.ndarray, y_prob: np.ndarray, default: float = 0.5
     return thresholds
 
 
+def sensitivity_threshold(y_true: np.ndarray, y_prob: np.ndarray, floor: float) -> float | None:
+    """The highest threshold whose sensitivity on the given (validation) data is at least ``floor``: the most
+    specific operating point that still finds that share of the positives. None without positives."""
+    positives = np.sort(np.asarray(y_prob)[np.asarray(y_true) > 0.5])[::-1]
+    if not len(positives):
+        return None
+    needed = int(np.ceil(floor * len(positives)))
+    return float(positives[max(needed, 1) - 1])
+
+
 def _scores(y_true: np.ndarray, y_prob: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
     tp = float(np.sum(y_pred & y_true))
     fp = float(np.sum(y_pred & ~y_true))

@@ -57,6 +57,9 @@ class Prediction:
     not_validated: dict[str, str] = field(default_factory=dict)
     """Classes the model cannot know (too few training or validation positives), with why: their probabilities
     are shown, never a decision."""
+    spread: dict[str, float] | None = None
+    """For an ensemble bundle (PyTorch engine): per class, the standard deviation of its members' probabilities,
+    a measure of how much they disagree; None for a single network or the ONNX engine."""
 
     def top(self, n: int = 3) -> tuple[tuple[str, float], ...]:
         """The ``n`` highest probabilities (shown even when nothing reaches its threshold)."""
@@ -180,18 +183,37 @@ class Predictor:
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities of a batch of model inputs of equal length (records x leads x samples)."""
+        return self._forward(batch)[0]
+
+    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and, for an ensemble bundle on PyTorch, the members' spread (their probabilities'
+        standard deviation), in one pass."""
         if self._session is not None:
             logits = self._session.run(None, {"ecg": batch.astype(np.float32)})[0]
-            return 1 / (1 + np.exp(-logits))
+            return 1 / (1 + np.exp(-logits)), None
         with torch.no_grad():
-            return torch.sigmoid(self.model(torch.from_numpy(batch).to(self.device))).float().cpu().numpy()
+            x = torch.from_numpy(batch).to(self.device)
+            if self.meta.model.members == 1:
+                return torch.sigmoid(self.model(x)).float().cpu().numpy(), None
+            members = self.model.member_logits(x).float()  # the ensemble's output is their mean logit
+            spread = torch.sigmoid(members).std(dim=1, unbiased=False)
+            return torch.sigmoid(members.mean(dim=1)).cpu().numpy(), spread.cpu().numpy()
 
     def score(self, inputs: Sequence[ModelInput], batch_size: int = 32) -> np.ndarray:
         """Probabilities (records x classes) of model inputs of any lengths, batching equal lengths."""
+        return self.score_with_spread(inputs, batch_size)[0]
+
+    def score_with_spread(self, inputs: Sequence[ModelInput],
+                          batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
+        """`score`, with the members' spread (records x classes) of an ensemble bundle on PyTorch, else None."""
         out = np.zeros((len(inputs), len(self.meta.class_names)), np.float32)
+        spread = np.zeros_like(out)
+        known = False
         for chunk in batches_by_length([item.n_samples for item in inputs], batch_size):
-            out[chunk] = self.probabilities(np.stack([inputs[i].signal for i in chunk]))
-        return out
+            out[chunk], part = self._forward(np.stack([inputs[i].signal for i in chunk]))
+            if part is not None:
+                spread[chunk], known = part, True
+        return out, spread if known else None
 
     def predict(self, signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str] = LEAD_NAMES,
                 record_id: str = "signal") -> Prediction:
@@ -224,12 +246,13 @@ class Predictor:
     def score_records(self, records: Sequence[Record], batch_size: int = 32) -> list[Scored]:
         """Predictions with the inputs they were made on."""
         prepared = [self.prepare(record) for record in records]
-        probabilities = self.score([item for item, _ in prepared], batch_size)
-        return [self.scored(record, item, quality, p)
-                for record, (item, quality), p in zip(records, prepared, probabilities, strict=True)]
+        probabilities, spread = self.score_with_spread([item for item, _ in prepared], batch_size)
+        return [self.scored(record, item, quality, p, None if spread is None else spread[i])
+                for i, (record, (item, quality), p) in enumerate(zip(records, prepared, probabilities, strict=True))]
 
-    def scored(self, record: Record, item: ModelInput, quality: Quality, probabilities: np.ndarray) -> Scored:
-        """The prediction of a record from the probabilities of its model input."""
+    def scored(self, record: Record, item: ModelInput, quality: Quality, probabilities: np.ndarray,
+               spread: np.ndarray | None = None) -> Scored:
+        """The prediction of a record from the probabilities of its model input (and an ensemble's spread)."""
         names = self.meta.class_names
         truth = None if item.labels is None else tuple(n for n, y in zip(names, item.labels, strict=True) if y > 0.5)
         problems = quality.problems
@@ -242,7 +265,9 @@ class Predictor:
         prediction = Prediction(record.record_id, record.source_path, shown if self.force or not problems else {},
                                 () if problems else self.meta.decisions(probabilities), warnings_,
                                 record.duration_s, NOT_INTERPRETABLE if problems else "ok", problems, truth,
-                                dict(self.meta.not_validated))
+                                dict(self.meta.not_validated),
+                                None if spread is None or problems else {
+                                    n: float(v) for n, v in zip(names, spread, strict=True)})
         return Scored(prediction, item, np.asarray(probabilities))
 
 

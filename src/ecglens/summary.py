@@ -16,8 +16,7 @@ from ecglens.cache import LABEL_COLUMNS, metadata_row
 from ecglens.classes import CLASS_NAMES
 from ecglens.io.record import ReadIssue
 from ecglens.io.sources import Source, read_many, scan_sources
-from ecglens.labels.mapping import load_label_map
-from ecglens.labels.mapping import PROFILES
+from ecglens.labels.mapping import PROFILES, load_label_map
 from ecglens.study import CITATION, table1_percent
 
 
@@ -72,7 +71,8 @@ class DatasetSummary:
             lines.append("| " + " | ".join(cells) + " |")
         if compare_with_study:
             what = ("a reconstruction of the study's mapping (the study did not publish its table)"
-                    if self.label_profile == "seed" else f"ecglens's {self.label_profile} profile, not the study's mapping")
+                    if self.label_profile == "seed"
+                    else f"ecglens's {self.label_profile} profile, not the study's mapping")
             lines += ["", f"Study column: {CITATION}, Table 1 (all 21,541 mapped PTB-XL records; a subset's "
                       f"percentages differ with how it was drawn). These shares come from {what}; the gap is ours "
                       "minus the study's."]

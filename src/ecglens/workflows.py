@@ -241,11 +241,37 @@ class CalibrateRun:
 
 
 def run_calibrate(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike],
-                  device: str = "auto") -> CalibrateRun:
+                  device: str = "auto", normal_sensitivity: float | None = None) -> CalibrateRun:
     """``calibrate``: temperature scaling on the validation split, stored in the bundle."""
     from ecglens.train.calibrate import calibrate_bundle  # a training step: imported when this command runs
 
-    return CalibrateRun(str(checkpoint), calibrate_bundle(checkpoint, caches, device))
+    return CalibrateRun(str(checkpoint), calibrate_bundle(checkpoint, caches, device,
+                                                          normal_sensitivity=normal_sensitivity))
+
+
+@dataclass(frozen=True)
+class EnsembleRun:
+    """An ensemble bundle fused from trained bundles, calibrated on validation."""
+
+    bundle: str
+    members: tuple[str, ...]
+    report: CalibrationReport
+
+    def lines(self) -> list[str]:
+        """What the CLI prints."""
+        return [f"fused {len(self.members)} bundles into {self.bundle} (output: their mean logit)",
+                self.report.to_markdown(), f"stored the temperatures and thresholds in {self.bundle}"]
+
+
+def run_ensemble(bundles: Sequence[str | os.PathLike], out: str | os.PathLike, caches: Sequence[str | os.PathLike],
+                 device: str = "auto", normal_sensitivity: float | None = None) -> EnsembleRun:
+    """``ensemble``: fuse bundles into one and calibrate it on the validation split of ``caches``."""
+    from ecglens.bundle import save_ensemble
+    from ecglens.train.calibrate import calibrate_bundle
+
+    save_ensemble(bundles, out)
+    report = calibrate_bundle(out, caches, device, normal_sensitivity=normal_sensitivity)
+    return EnsembleRun(str(out), tuple(str(b) for b in bundles), report)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,13 @@ from scipy.optimize import minimize_scalar
 from ecglens.bundle import ThresholdOrigin, load_model, store_thresholds
 from ecglens.cache import open_caches
 from ecglens.data import split_caches
-from ecglens.metrics import brier_scores, expected_calibration_error, tune_thresholds
+from ecglens.metrics import (
+    NORMAL_CLASSES,
+    brier_scores,
+    expected_calibration_error,
+    sensitivity_threshold,
+    tune_thresholds,
+)
 from ecglens.models import resolve_device
 from ecglens.train.evaluate import predict_items
 
@@ -87,9 +93,13 @@ class CalibrationReport:
 
 
 def calibrate_bundle(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], device: str = "auto",
-                     batch_size: int = 64) -> CalibrationReport:
+                     batch_size: int = 64, normal_sensitivity: float | None = None) -> CalibrationReport:
     """Fit temperatures on the bundle's validation split of ``cache_paths``, retune its thresholds on the
     calibrated probabilities, and store both in the bundle (with the report in its metrics).
+
+    Thresholds are F1-optimal; with ``normal_sensitivity``, the normal class's (SNR) is instead the highest
+    with at least that validation sensitivity: "normal" is said as rarely as that floor allows, so fewer
+    abnormal ECGs (those outside the classes above all) are called normal.
 
     Raises:
         ValueError: the validation split of these caches is empty.
@@ -106,6 +116,14 @@ def calibrate_bundle(bundle: str | os.PathLike, cache_paths: Sequence[str | os.P
     before = 1 / (1 + np.exp(-logits.astype(np.float64)))
     after = 1 / (1 + np.exp(-logits.astype(np.float64) / temperatures))
     thresholds = tune_thresholds(y_val, after)
+    method = "F1-optimal on calibrated probabilities"
+    normal = next((k for k, name in enumerate(meta.class_names) if name in NORMAL_CLASSES), None)
+    if normal_sensitivity is not None and normal is not None:
+        chosen = sensitivity_threshold(y_val[:, normal], after[:, normal], normal_sensitivity)
+        if chosen is not None:
+            thresholds[normal] = chosen
+            method += (f"; {meta.class_names[normal]}: the highest with validation sensitivity >= "
+                       f"{normal_sensitivity:g}")
     report = CalibrationReport(
         meta.class_names, tuple(map(float, temperatures)),
         tuple(map(float, expected_calibration_error(y_val, before))),
@@ -113,7 +131,7 @@ def calibrate_bundle(bundle: str | os.PathLike, cache_paths: Sequence[str | os.P
         tuple(map(float, brier_scores(y_val, before))), tuple(map(float, brier_scores(y_val, after))),
         tuple(map(float, meta.thresholds)), tuple(map(float, thresholds)), len(val_items))
     datasets = sorted({str(caches[i.cache].index["dataset"].iloc[i.row]) for i in val_items})
-    origin = ThresholdOrigin("F1-optimal on calibrated probabilities", "val", tuple(datasets),
+    origin = ThresholdOrigin(method, "val", tuple(datasets),
                              tuple(str(c.path) for c in caches), len(val_items))
     store_thresholds(bundle, report.thresholds_after, origin, {"calibration": report.to_dict()}, temperatures=tuple(
         report.temperatures))
