@@ -372,6 +372,6 @@ def split_caches(caches: Sequence[EcgCache], split: SplitSpec = SplitSpec(), lab
     notes = ()
     if len(unknown):
         counts = ", ".join(f"{d} {n}" for d, n in unknown["dataset"].value_counts().sort_index().items())
-        notes = (f"split by record, not by patient: no patient id for {len(unknown)} records ({counts})",)
+        notes = (f"Split by record, not by patient, where no patient id is known: {len(unknown)} records ({counts}).",)
     return SplitItems(parts["train"], parts["val"], parts["test"],
                       table.drop(columns=["cache_number", "row", "native"]), twins, notes)
