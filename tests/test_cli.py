@@ -1,7 +1,7 @@
 import os
 from pathlib import Path
 
-from conftest import known_signal, write_challenge_mat
+from conftest import known_signal, write_challenge_mat, write_wfdb
 from ecglens.cache import EcgCache
 from ecglens.cli import main
 
@@ -121,3 +121,20 @@ def test_threads_option_bounds_spinning_and_sets_the_thread_count(monkeypatch, c
         torch.set_num_threads(before)
     assert main(["--threads", "0", "synth", "--out", "x"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_min_likelihood_reaches_the_cache(tmp_path):
+    import pandas as pd
+
+    root = tmp_path / "ptbxl"
+    (root / "records100" / "00000").mkdir(parents=True)
+    write_wfdb(root / "records100" / "00000", "00001_lr", known_signal(1000), fs=100)
+    pd.DataFrame({"ecg_id": [1], "patient_id": [7.0], "scp_codes": ["{'NORM': 80.0, 'IMI': 15.0, 'SR': 0.0}"],
+                  "strat_fold": [1], "filename_lr": ["records100/00000/00001_lr"],
+                  "filename_hr": ["records500/00000/00001_hr"]}).to_csv(root / "ptbxl_database.csv", index=False)
+    for threshold, expected in (("0", ""), ("50", "SNR")):
+        out = tmp_path / f"cache{threshold}"
+        assert main(["data", "prepare", f"ptbxl100:{root}", "--sampling-rate", "100", "--out", str(out),
+                     "--min-likelihood", threshold, "--workers", "1"]) == 0
+        assert (EcgCache(out).index["classes"].fillna("").tolist(), EcgCache(out).spec.min_likelihood) == (
+            [expected], float(threshold))

@@ -62,7 +62,7 @@ def test_predictions_on_shared_records_equal_the_stored_references(shared_data):
         (scored,) = predictor.score_records([read_record(shared_data / reference["record"])])
         np.testing.assert_allclose(scored.probabilities, reference["probabilities"], rtol=0, atol=1e-5)
         assert list(scored.prediction.decisions) == reference["decisions"]
-    normal = next(r for r in references if r["record"].endswith("00001_lr.hea"))  # PTB-XL ecg_id 1: NORM, SR
+    normal = next(r for r in references if r["record"].endswith("00004_lr.hea"))  # PTB-XL ecg_id 4: NORM, SR
     assert "SNR" in normal["decisions"]
 
 
@@ -73,7 +73,7 @@ def test_predict_serve_and_the_api_default_to_the_starter(shared_data, tmp_path,
     from ecglens.serve.app import create_app
     from ecglens.serve.server import serve_config
 
-    record = shared_data / "ptb-xl" / "records100" / "00000" / "00001_lr.hea"
+    record = shared_data / "ptb-xl" / "records100" / "00000" / "00004_lr.hea"
     assert main(["predict", str(record), "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert captured.err.count("using the starter model") == 1 and "not for clinical decisions" in captured.err

@@ -132,10 +132,10 @@ class PrepareRun:
 
 def run_prepare(sources: Sequence[Source], out: str | os.PathLike, sampling_rate_hz: float,
                 label_profile: str = "strict", workers: int | None = None, strict: bool = False,
-                overwrite: bool = False, shard_size: int = 256) -> PrepareRun:
+                overwrite: bool = False, shard_size: int = 256, min_likelihood: float = 0.0) -> PrepareRun:
     """``data prepare``: build (or finish) a memory-mapped cache."""
-    report = build_cache(sources, out, sampling_rate_hz, label_profile, workers=workers, shard_size=shard_size,
-                         strict=strict, overwrite=overwrite)
+    report = build_cache(sources, out, sampling_rate_hz, label_profile, min_likelihood=min_likelihood,
+                         workers=workers, shard_size=shard_size, strict=strict, overwrite=overwrite)
     return PrepareRun(str(out), report)
 
 
