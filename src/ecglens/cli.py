@@ -267,9 +267,9 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
                    "from its native source, and a patient's records on one side).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
 @click.option("--label-space", default=None, show_default="cpsc9 under the cache's profile",
-              help="Classes to train on: cpsc9[:strict|:broad|:seed], ptbxl-all, ptbxl-diagnostic, ptbxl-subdiagnostic, "
-                   "ptbxl-superdiagnostic, ptbxl-form, ptbxl-rhythm, challenge2021, or a mapping CSV "
-                   "(see 'ecglens data label-spaces'). Any cache serves any space: no new prepare.")
+              help="Classes to train on: cpsc9[:strict|:broad|:seed], ptbxl-all, ptbxl-diagnostic, "
+                   "ptbxl-subdiagnostic, ptbxl-superdiagnostic, ptbxl-form, ptbxl-rhythm, challenge2021, or a "
+                   "mapping CSV (see 'ecglens data label-spaces'). Any cache serves any space: no new prepare.")
 @click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
 @click.option("--epochs", type=COUNT, default=30, show_default=True, help="Training epochs (the study's 30).")
 @click.option("--batch-size", type=COUNT, default=32, show_default=True, help="Records per batch (the study's 32).")

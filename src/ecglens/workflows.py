@@ -222,7 +222,8 @@ def run_evaluate(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLi
     report = evaluate_bundle(checkpoint, caches, n_bootstrap=n_bootstrap, device=device)
     folder = Path(out or Path(checkpoint).parent / "evaluation")
     paths = [*write_report(report, folder), *write_evaluation_views(
-        report.results, report.threshold_origin.describe(), folder, f"Evaluation of {checkpoint}")]
+        report.results, report.threshold_origin.describe(), folder, f"Evaluation of {checkpoint}",
+        report.out_of_scope)]
     if store_thresholds:
         store_in_bundle(checkpoint, report)
     return EvaluateRun(report, Written(tuple(paths)), str(checkpoint) if store_thresholds else None)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from ecglens.atomic import atomic_open, write_json, write_text
 from ecglens.bundle import BundleMeta
@@ -21,7 +22,7 @@ from ecglens.explain.faithfulness import FaithfulnessResult
 from ecglens.explain.population import PopulationImportance
 from ecglens.explain.records import LeadShapleyTable, RecordExplanation
 from ecglens.io import ReadIssue
-from ecglens.metrics import EvaluationResult
+from ecglens.metrics import EvaluationResult, OutOfScopeTable
 from ecglens.predict import Prediction
 from ecglens.report.figures import (
     DEFAULT_FIGURES,
@@ -32,7 +33,7 @@ from ecglens.report.figures import (
     reliability_figure,
     save_figure,
 )
-from ecglens.report.html import evaluation_table, figure_from_png, page, strict_json
+from ecglens.report.html import evaluation_table, figure_from_png, page, strict_json, table_to_html
 from ecglens.report.paths import safe_name
 
 
@@ -190,11 +191,22 @@ def write_faithfulness(result: FaithfulnessResult, out: Path, title: str) -> tup
 
 
 def write_evaluation_views(results: Sequence[EvaluationResult], threshold_origin: str, out: Path,
-                           title: str) -> tuple[Path, ...]:
+                           title: str, out_of_scope: OutOfScopeTable | None = None) -> tuple[Path, ...]:
     """``reliability.png`` (per-class reliability diagrams of the first, combined result) and ``evaluation.html``
-    (every result's table with intervals, calibration, set-level scores and flags, then the diagrams)."""
+    (every result's table with intervals, calibration, set-level scores and flags, the decisions on records
+    outside the label space, then the diagrams)."""
     figure = reliability_figure(results[0], title)
     png = save_figure(figure, out / "reliability.png")
     sections = [(result.name, evaluation_table(result, threshold_origin)) for result in results]
+    if out_of_scope is not None:
+        rate = out_of_scope.false_normal
+        lead = (f"{out_of_scope.n_records} test records name none of the classes (negatives for every class). "
+                + ("" if rate is None or rate[1] is None else
+                   f"False-normal rate (called {out_of_scope.normal}): {rate[1]:.1%}"
+                   + ("" if rate[2] is None else f" (95 % Wilson {rate[2][0]:.1%}-{rate[2][1]:.1%})") + "."))
+        rows = [[name, k, "n/a" if share is None else f"{share:.1%}",
+                 "" if ci is None else f"{ci[0]:.1%}-{ci[1]:.1%}"] for name, k, share, ci in out_of_scope.decided]
+        sections.append(("Records outside the label space", Markup("<p>{}</p>").format(lead) + table_to_html(
+            ["class", "records decided as it", "share", "95 % Wilson"], rows)))
     sections.append(("Calibration: reliability per class", figure_from_png(png, "reliability diagrams")))
     return png, write_text(out / "evaluation.html", page(title, sections))

@@ -145,6 +145,7 @@ class _Service:
             "class_names": list(meta.class_names),
             "label_space": {"name": meta.label_map.label, "source": meta.label_map.source},
             "thresholds": dict(zip(meta.class_names, meta.thresholds, strict=True)),
+            "not_validated": dict(meta.not_validated),
             "threshold_origin": {"description": origin.describe(), "method": origin.method, "split": origin.split,
                                  "datasets": list(origin.datasets), "n_records": origin.n_records},
             "sampling_rate_hz": meta.sampling_rate_hz, "lead_names": list(meta.lead_names),

@@ -136,7 +136,7 @@ def evaluate_bundle(
 
 
 def write_report(report: EvaluationReport, out: str | os.PathLike) -> list[Path]:
-    """Write ``evaluation.json``, ``metrics.csv`` and ``evaluation.md`` into ``out``."""
+    """Write ``evaluation.json``, ``metrics.csv``, ``evaluation.md`` and ``out_of_scope.csv`` into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "evaluation.json", json.dumps(report.to_dict(), indent=2))
@@ -144,7 +144,12 @@ def write_report(report: EvaluationReport, out: str | os.PathLike) -> list[Path]
     with atomic_open(out / "metrics.csv", newline="") as handle:
         pd.DataFrame(rows).to_csv(handle, index=False)
     write_text(out / "evaluation.md", "# Evaluation\n\n" + report.to_markdown())
-    return [out / "evaluation.json", out / "metrics.csv", out / "evaluation.md"]
+    written = [out / "evaluation.json", out / "metrics.csv", out / "evaluation.md"]
+    if report.out_of_scope is not None:
+        with atomic_open(out / "out_of_scope.csv", newline="") as handle:
+            pd.DataFrame(report.out_of_scope.to_dict()["decided"]).to_csv(handle, index=False)
+        written.append(out / "out_of_scope.csv")
+    return written
 
 
 def store_in_bundle(bundle: str | os.PathLike, report: EvaluationReport) -> BundleMeta:

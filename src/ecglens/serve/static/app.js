@@ -148,7 +148,9 @@ function renderProbabilities(result) {
     rows.push(row);
   }
   table.replaceChildren(...rows);
-  $("threshold-origin").textContent = `Thresholds: ${state.model.threshold_origin.description}. Bar: probability; black tick: threshold.`;
+  const unknown = Object.keys(state.model.not_validated || {});
+  const grey = unknown.length ? ` Grey rows (${unknown.join(", ")}): not validated, too few training or validation positives; never decided.` : "";
+  $("threshold-origin").textContent = `Thresholds: ${state.model.threshold_origin.description}. Bar: probability; black tick: threshold.${grey}`;
 }
 
 function median(values) {
