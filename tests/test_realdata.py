@@ -81,3 +81,33 @@ def test_a_recording_held_in_two_formats_is_kept_once(shared_data):
     # HR00001-HR00007 and HR00599 are ecg_ids of the native sample; HR06000 and later are not
     assert dropped == [f"HR{n:05d}.hea" for n in (1, 2, 3, 4, 5, 6, 7, 599)]
     assert len(scan.refs) == 1499 + 36 - 8
+
+
+def test_ludb_diagnoses_map_to_the_nine_classes_and_score_as_an_external_set(shared_data, tiny_run, tmp_path):
+    """LUDB's free-text diagnoses (its headers' comments) are a vocabulary of their own; no model trains on LUDB,
+    so it is an external test set: ``evaluate --external`` scores every labelled record, out-of-scope ones too."""
+    import json
+
+    from ecglens.cli import main
+
+    record = read_wfdb(shared_data / "ludb" / "data" / "7.hea")  # sinus rhythm, single PAC, LVH, STEMI ...
+    assert record.label_vocabulary == "ludb" and ("Atrial extrasystole", None) in record.raw_labels
+    assert load_label_map("strict").map(record.raw_labels, "ludb").classes == ("PAC", "STE")
+    counts: dict[str, int] = {}
+    for header in sorted((shared_data / "ludb" / "data").glob("*.hea")):
+        mapped = load_label_map("strict").map(read_wfdb(header).raw_labels, "ludb")
+        for name in mapped.classes or ("out of scope",):
+            counts[name] = counts.get(name, 0) + 1
+    assert counts == {"out of scope": 66, "SNR": 11, "AF": 8, "IAVB": 6, "STE": 5, "PVC": 4, "LBBB": 2, "RBBB": 1,
+                      "PAC": 1}
+    data = tmp_path / "ludb"
+    data.mkdir()
+    for n in range(1, 40, 2):
+        for suffix in (".hea", ".dat"):
+            (data / f"{n}{suffix}").symlink_to(shared_data / "ludb" / "data" / f"{n}{suffix}")
+    assert main(["data", "prepare", f"ludb=challenge:{data}", "--sampling-rate", "250", "--out",
+                 str(tmp_path / "cache"), "--workers", "1"]) == 0
+    assert main(["evaluate", "--checkpoint", tiny_run.bundle, "--data", str(tmp_path / "cache"), "--external",
+                 "--out", str(tmp_path / "eval"), "--bootstrap", "10"]) == 0
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert report["results"][0]["n_records"] == 20 and report["out_of_scope"]["n_records"] > 0

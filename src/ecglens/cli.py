@@ -350,18 +350,26 @@ def train(ctx, config_file, out, resume, **options) -> None:
 @click.option("--store-thresholds", is_flag=True,
               help="Also write the thresholds tuned here into the bundle (with the data they came from); "
                    "without it the bundle is never changed.")
+@click.option("--external", is_flag=True,
+              help="The caches are a dataset the bundle never saw (e.g. LUDB): score every labelled record at the "
+                   "bundle's own thresholds, no split, no tuning.")
 @_DEVICE
-def evaluate(checkpoint, caches, out, bootstrap, store_thresholds, device) -> None:
+def evaluate(checkpoint, caches, out, bootstrap, store_thresholds, external, device) -> None:
     """Tune per-class thresholds on validation (F1-optimal), score the test split, per dataset too.
 
     The results, thresholds included, go to --out; the bundle keeps its own thresholds unless
-    --store-thresholds is given.
+    --store-thresholds is given. Records outside the label space are scored as negatives and get their own
+    table (the share called each class; the false-normal rate).
 
     \b
-    Example:
+    Examples:
       ecglens evaluate --checkpoint runs/ptbxl/best --data caches/ptbxl100
+      ecglens data prepare ludb=challenge:../shared/data/ludb/data --sampling-rate 100 --out caches/ludb100
+      ecglens evaluate --checkpoint starter --data caches/ludb100 --external --out ludb-evaluation
     """
-    _show(_workflows().run_evaluate(checkpoint, caches, out, bootstrap, device, store_thresholds))
+    if external and store_thresholds:
+        raise click.UsageError("--external scores at the bundle's own thresholds: there is nothing to store")
+    _show(_workflows().run_evaluate(checkpoint, caches, out, bootstrap, device, store_thresholds, external))
 
 
 @cli.command("robustness")

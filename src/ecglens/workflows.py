@@ -215,11 +215,12 @@ class EvaluateRun:
 
 
 def run_evaluate(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike], out: str | os.PathLike | None,
-                 n_bootstrap: int = 1000, device: str = "auto", store_thresholds: bool = False) -> EvaluateRun:
+                 n_bootstrap: int = 1000, device: str = "auto", store_thresholds: bool = False,
+                 external: bool = False) -> EvaluateRun:
     """Evaluate a bundle on caches and write the results; the bundle changes only with ``store_thresholds``."""
     from ecglens.train.evaluate import evaluate_bundle, store_in_bundle, write_report  # the only training import
 
-    report = evaluate_bundle(checkpoint, caches, n_bootstrap=n_bootstrap, device=device)
+    report = evaluate_bundle(checkpoint, caches, n_bootstrap=n_bootstrap, device=device, external=external)
     folder = Path(out or Path(checkpoint).parent / "evaluation")
     paths = [*write_report(report, folder), *write_evaluation_views(
         report.results, report.threshold_origin.describe(), folder, f"Evaluation of {checkpoint}",

@@ -12,7 +12,7 @@ from ecglens.progress import printable
 
 logger = logging.getLogger(__name__)
 
-VOCABULARIES = ("scp", "snomed", "cpsc", "none")
+VOCABULARIES = ("scp", "snomed", "cpsc", "ludb", "none")
 
 
 class RecordError(ValueError):

@@ -53,6 +53,23 @@ class WfdbHeader:
                 fields.setdefault(key.strip().lower(), value.strip())
         return fields
 
+    def ludb_statements(self) -> tuple[str, ...] | None:
+        """LUDB's diagnoses (the comment lines after ``<diagnoses>:``) as statement codes, or None for a header
+        without them: ``Rhythm: Sinus rhythm`` -> ``Sinus rhythm``, ``STEMI: septal`` -> ``STEMI``,
+        ``Ventricular extrasystole, type: couplet`` -> ``Ventricular extrasystole`` (the family; its detail
+        names no other class)."""
+        marker = next((i for i, line in enumerate(self.comments) if line.lower().startswith("<diagnoses>")), None)
+        if marker is None:
+            return None
+        codes = []
+        for line in self.comments[marker + 1:]:
+            text = line.strip().rstrip(".").strip()
+            text = text[len("Rhythm:"):].strip() if text.startswith("Rhythm:") else text
+            code = re.split(r"[:,]", text, maxsplit=1)[0].strip()
+            if code and code not in codes:
+                codes.append(code)
+        return tuple(codes)
+
     def snomed_codes(self) -> tuple[str, ...]:
         """SNOMED-CT codes of the ``#Dx:`` comment, in file order."""
         dx = self.comment_fields().get("dx", "")
@@ -277,6 +294,11 @@ def read_wfdb(
     signal = finish_signal(path, signal, header.lead_names, wanted_leads)
     fields = header.comment_fields()
     codes = header.snomed_codes()
+    vocabulary = "snomed" if "dx" in fields else "none"
+    ludb = header.ludb_statements()
+    if ludb is not None and vocabulary == "none":
+        codes, vocabulary = ludb, "ludb"
+        fields = {"age": fields.get("<age>"), "sex": fields.get("<sex>")}
     return Record(
         record_id=ptbxl_ecg_id(path) or Path(path).stem,  # the file's name, never the header's record line
         dataset=dataset,
@@ -284,7 +306,7 @@ def read_wfdb(
         sampling_rate_hz=header.sampling_rate_hz,
         lead_names=tuple(wanted_leads),
         raw_labels=tuple((code, None) for code in codes),
-        label_vocabulary="snomed" if "dx" in fields else "none",
+        label_vocabulary=vocabulary,
         age=parse_age(path, fields.get("age")),
         sex=parse_sex(fields.get("sex")),
         source_path=path,

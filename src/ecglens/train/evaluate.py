@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,19 +91,25 @@ def evaluate_bundle(
     batch_size: int = 64,
     retune: bool = True,
     threshold_cache_paths: Sequence[str | os.PathLike] | None = None,
+    external: bool = False,
 ) -> EvaluationReport:
     """Tune thresholds on the validation split of ``cache_paths`` and score the test split.
 
     The splits are rebuilt with the split spec stored in the bundle, so a record the model was trained
     on never lands in the test split. With ``retune`` false the bundle's own thresholds are used; with
     ``threshold_cache_paths`` the thresholds come from those caches' validation split instead (the
-    study's Original protocol tunes on CPSC and tests on PTB-XL too). The bundle is not modified.
+    study's Original protocol tunes on CPSC and tests on PTB-XL too). With ``external``, the caches are a
+    dataset the bundle never saw: every labelled record is scored, at the bundle's own thresholds. The bundle
+    is not modified.
     """
     torch_device = resolve_device(device)
     model, meta = load_model(bundle, torch_device)
     caches = open_caches(cache_paths, meta.sampling_rate_hz)
     label_map = meta.label_map
     splits = split_caches(caches, meta.split, label_map=label_map)
+    if external:
+        splits = replace(splits, test=splits.train + splits.val + splits.test, val=())
+        retune = False
     if not splits.test:
         raise ValueError("the test split of these caches is empty")
     thresholds = np.asarray(meta.thresholds)
