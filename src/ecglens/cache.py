@@ -276,14 +276,16 @@ def _build(sources, out, sampling_rate_hz, label_profile, lead_names, min_likeli
 def _write_ptbxl_patients(path: Path, sources: Sequence[Source]) -> None:
     """Every row of the native PTB-XL sources' databases as ``ecg_id, patient_id, strat_fold`` (rows whose files
     are absent too), so a run can give a Challenge ``HR`` file its patient and fold."""
+    columns = ["ecg_id", "patient_id", "strat_fold"]
     frames = []
     for source in sources:
-        if source.format.startswith("ptbxl"):
-            table = pd.read_csv(Path(source.root) / "ptbxl_database.csv",
-                                usecols=["ecg_id", "patient_id", "strat_fold"])
-            frames.append(table.dropna())
+        if source.format.startswith("ptbxl"):  # scanned already: a regular file with the columns it needs
+            table = pd.read_csv(Path(source.root) / "ptbxl_database.csv", usecols=lambda c: c in columns)
+            if set(columns) <= set(table.columns):  # patient_id is optional; a row that does not parse is skipped
+                numbers = table[columns].apply(pd.to_numeric, errors="coerce").dropna()
+                frames.append(numbers[(numbers == numbers.round()).all(axis=1)].astype("int64"))
     if frames:
-        pd.concat(frames).drop_duplicates("ecg_id").astype("int64").to_csv(path, index=False)
+        pd.concat(frames).drop_duplicates("ecg_id").to_csv(path, index=False)
 
 
 def _existing_cache(out: Path, spec: CacheSpec, sources: list[str], overwrite: bool) -> BuildReport | None:

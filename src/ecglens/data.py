@@ -307,10 +307,8 @@ def _join_twins(table: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     recordings whose copies disagree on their classes."""
     duplicate = np.zeros(len(table), bool)
     disagreements = []
-    keyed = table[table["recording"].notna()]
+    keyed = table[table["recording"].notna() & table["recording"].duplicated(keep=False)]
     for recording, rows in keyed.groupby("recording", sort=True):
-        if len(rows) < 2:
-            continue
         order = rows.sort_values(["native", "cache_number", "row"], ascending=[False, True, True], kind="stable")
         kept = order.iloc[0]
         duplicate[table.index.get_indexer(order.index[1:])] = True

@@ -50,8 +50,9 @@ COMPANION = "companion"
 ALONE = "alone"
 _RESERVED = (DROP, COMPANION)
 _COLUMNS = ("vocabulary", "code", "description", "target", "rationale")
-UNLABELLED = ("no labels", "label space has no table")
-"""How the exclusion of an unlabelled record begins (every other record without a class is out of scope)."""
+UNLABELLED = ("no labels", "label space ")
+"""How the exclusion of an unlabelled record begins ("label space has no table for ..."; caches of older
+ecglens wrote "label space NAME has no table ..."); every other record without a class is out of scope."""
 _TABLES = resources.files("ecglens.labels") / "tables"
 
 
