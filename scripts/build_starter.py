@@ -51,7 +51,7 @@ EXTERNAL = "ludb=challenge:{d}/ludb/data"
 """LUDB: never trained on; scored whole as the cross-dataset estimate (its diagnoses mapped by ``ludb.csv``)."""
 REFERENCE_RECORDS = ("ptb-xl/records100/00000/00004_lr.hea", "challenge/cpsc2018/A0001.hea",
                      "challenge/cpsc2018-extra/Q0001.hea")
-NAME = "ecglens-starter-1"
+NAME = "ecglens-starter-2"
 BACKGROUND_RECORDS = 32
 LICENCES = ("PTB-XL 1.0.3 (Wagner et al. 2020, PhysioNet): CC BY 4.0", "PhysioNet/CinC Challenge 2020/2021 training "
             "data (Perez Alday et al. 2020; Reyna et al. 2021): CC BY 4.0", "CPSC 2018 (Liu et al. 2018): free for "
@@ -165,6 +165,7 @@ def package(built: dict, out: Path) -> dict:
                     "epochs": built["config"].epochs, "lr": built["config"].lr, "seed": built["config"].seed,
                     "members": built["meta"].model.members, "chosen": built["chosen"],
                     "best_epochs": [r.best_epoch for r in built["runs"]], "threads": torch.get_num_threads(),
+                    "train_seconds": round(sum(row.seconds for r in built["runs"] for row in r.log), 1),
                     "cpu": platform.processor() or platform.machine(), "torch": torch.__version__},
                 "reference_predictions": []}
     (out / STARTER_MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -183,7 +184,7 @@ def package(built: dict, out: Path) -> dict:
 
 def _architecture(meta) -> str:
     name = "ResNet-34 (Zhang et al. 2020)" if meta.model.name == "resnet34" else meta.model.name
-    return name if meta.model.members == 1 else f"an ensemble of {meta.model.members} {name} networks"
+    return name if meta.model.members == 1 else f"An ensemble of {meta.model.members} {name} networks"
 
 
 def _cell(value, interval=None) -> str:
@@ -328,9 +329,11 @@ Calibration on validation (in-sample: the temperatures were fitted there): mean 
 
 {_external(built)}
 
-Built on a 2-core CPU ({build['threads']} threads, torch {build['torch']}) in {build['seconds'] / 60:.0f} min
-({build['epochs']} epochs per network, lr {build['lr']:g}, seeds from {build['seed']}, best epochs
-{', '.join(map(str, build['best_epochs']))}).
+Built on a 2-core CPU ({build['threads']} threads, torch {build['torch']}): {build['train_seconds'] / 60:.0f} min of
+training ({build['epochs']} epochs per network, lr {build['lr']:g}, seeds from {build['seed']}, best epochs
+{', '.join(map(str, build['best_epochs']))}; the epochs' times from the runs' logs), and
+{build['seconds'] / 60:.0f} min for the invocation that wrote this card (with `--keep-work` it reuses the
+finished runs and repeats the rest).
 
 ## What was tried, and how it was chosen
 Candidates, each calibrated on validation with the same threshold rule; the one with the best validation macro
@@ -340,8 +343,14 @@ AUC is shipped (bold). The test part was scored for each but chose nothing.
 |---|---|---|---|---|
 {chr(10).join(tried)}
 
-Not tried, for this CPU's time: the PTB-XL benchmark's xresnet1d101 and inception1d, multi-task training on
-all PTB-XL statements, 500 Hz input. LUDB was kept out of training: it is the external test above (and the
+Issue #23's goals on the test part: macro AUC >= 0.93 ({goal_auc}); a false-normal rate <= 10 % at SNR
+sensitivity >= 0.90 ({goal_rate}). The false-normal rate is the weak point: SNR against
+everything else is the hardest distinction to learn from about 1,200 records, and a threshold cannot buy it
+(at a sensitivity of 0.90 the model still calls a third of the abnormal ECGs outside its classes normal).
+What would help most, and was not tried for this CPU's time: the whole of PTB-XL (21,799 records);
+multi-task training on all PTB-XL statements, which would teach the infarctions and hypertrophies the nine
+classes leave out; the PTB-XL benchmark's xresnet1d101 and inception1d; 500 Hz input; a third member (a
+3-member fp16 ensemble is about 100 MB, PyPI's file limit). LUDB was kept out of training: it is the external test above (and the
 held-out set of the wave delineation checks).
 
 ## Limitations
