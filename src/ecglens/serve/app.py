@@ -150,7 +150,8 @@ class _Service:
                                  "datasets": list(origin.datasets), "n_records": origin.n_records},
             "sampling_rate_hz": meta.sampling_rate_hz, "lead_names": list(meta.lead_names),
             "policy": {"name": meta.policy.name, "seconds": meta.policy.seconds},
-            "model": meta.model.name,
+            "model": meta.model.name if meta.model.members == 1 else
+            f"ensemble of {meta.model.members} {meta.model.name}",
             "training_data": None if data is None else {
                 "datasets": list(data.datasets), "n_train": data.n_train, "n_val": data.n_val,
                 "n_test": data.n_test, "epoch": data.epoch, "label_profile": data.label_profile},
