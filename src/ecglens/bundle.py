@@ -137,6 +137,11 @@ class BundleMeta:
         """The split the model was trained under (the default split when unknown)."""
         return self.training_data.split if self.training_data is not None else SplitSpec()
 
+    def decided(self, probabilities: np.ndarray) -> np.ndarray:
+        """Decisions of records x classes probabilities at the thresholds, False for a class not validated."""
+        skip = np.isin(np.asarray(self.class_names), [name for name, _ in self.not_validated])
+        return (np.asarray(probabilities) >= np.asarray(self.thresholds)) & ~skip
+
     def decisions(self, probabilities: np.ndarray) -> tuple[str, ...]:
         """Class names whose probability reaches its threshold, never a class that is not validated."""
         skip = dict(self.not_validated)

@@ -139,7 +139,7 @@ def _score(kind: str, family: str, level: float, label: str, y_true: np.ndarray,
            meta: BundleMeta, clean_decisions: np.ndarray | None) -> ConditionResult:
     result = evaluate_predictions(y_true, probabilities, np.asarray(meta.thresholds), label, meta.class_names,
                                   n_bootstrap=0)
-    decisions = probabilities >= np.asarray(meta.thresholds)[None, :]
+    decisions = meta.decided(probabilities)
     changed = None if clean_decisions is None else float(np.mean(decisions != clean_decisions))
     return ConditionResult(family, kind, level, label, result.macro_auc, result.average.get("f1"), changed,
                            tuple(ClassScore(m.name, m.auc, m.f1) for m in result.per_class))
@@ -227,7 +227,7 @@ def run_robustness(
     y_true = clean_set.labels
     clean_inputs = _inputs(clean_set)
     clean_probabilities = class_probabilities(model, clean_inputs, batch_size)
-    clean_decisions = clean_probabilities >= np.asarray(meta.thresholds)[None, :]
+    clean_decisions = meta.decided(clean_probabilities)
     conditions = [_score("clean", "clean", 0.0, "clean", y_true, clean_probabilities, meta, None)]
     unknown = sorted(set(attacks) - set(ATTACKS))
     if unknown:
@@ -264,7 +264,7 @@ def run_robustness(
         if other_meta.class_names != meta.class_names or other_meta.input_spec != meta.input_spec:
             raise ValueError(f"{transfer_bundle}: another label space or input than {bundle}: attacks do not transfer")
         other_clean = class_probabilities(other, clean_inputs, batch_size)
-        other_decisions = other_clean >= np.asarray(other_meta.thresholds)[None, :]
+        other_decisions = other_meta.decided(other_clean)
         transfer.append(_score("clean", "clean", 0.0, "clean (second model)", y_true, other_clean, other_meta, None))
         for eps, adversarial in pgd_inputs.items():
             transfer.append(_score("pgd", "adversarial", eps, f"PGD {eps:g} uV made on the first model", y_true,
@@ -283,10 +283,14 @@ def run_robustness(
 
 def _flip_budgets(model: torch.nn.Module, meta: BundleMeta, inputs: Sequence[np.ndarray], reference: np.ndarray,
                   batch_size: int, device: torch.device, steps: int) -> list[FlipBudget]:
-    """Per class, the smallest budget of `FLIP_GRID_UV` at which PGD on that class alone flips its decision."""
+    """Per class, the smallest budget of `FLIP_GRID_UV` at which PGD on that class alone flips its decision (a class
+    that is not validated has no decision to flip and is left out)."""
     budgets = []
     thresholds = np.asarray(meta.thresholds)
+    unknown = dict(meta.not_validated)
     for c, name in enumerate(meta.class_names):
+        if name in unknown:
+            continue
         found: list[float | None] = [None] * len(inputs)
         for eps in FLIP_GRID_UV:
             todo = [i for i, value in enumerate(found) if value is None]

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from torch import nn
 
 from ecglens.bundle import BundleMeta
@@ -33,9 +32,9 @@ def gradcam_examples(model: nn.Module, meta: BundleMeta, records: Sequence[Model
     """Grad-CAM figures (the study's Figures 6-8) for the first right and wrong records of a set."""
     if not records:
         return []
-    thresholds = np.asarray(meta.thresholds)
     probabilities = probabilities_of(model, records)
-    right = [i for i, item in enumerate(records) if ((probabilities[i] >= thresholds) == (item.labels > 0.5)).all()]
+    decided = meta.decided(probabilities)  # a class that is not validated is never decided, so never "right"
+    right = [i for i, item in enumerate(records) if (decided[i] == (item.labels > 0.5)).all()]
     wrong = [i for i in range(len(records)) if i not in set(right)]
     figures = []
     for kind, picks in (("correct", right[:n_correct]), ("incorrect", wrong[:n_wrong])):
