@@ -93,8 +93,9 @@ def _show(result) -> None:
 
     for line in result.problems() if hasattr(result, "problems") else ():
         click.echo(printable(line), err=True)
-    for line in result.lines():
-        click.echo(printable(line))
+    for line in result.lines():  # a multi-line block (a Markdown table) prints as its lines, each made printable
+        for part in str(line).split("\n"):
+            click.echo(printable(part))
 
 
 def _sources(specs: Sequence[str], name: str | None = None, allow_outside_root: bool = False):
