@@ -55,6 +55,9 @@ def test_reproduce_fills_the_tables_and_resumes_after_a_kill(sources, tmp_path):
     assert tables["table2"].iloc[-1].drop("class").notna().all()
     html = (clean / "report.html").read_text()
     assert "Table 2" in html and "Table 3" in html and html.count("data:image/png") >= 4
+    # every evaluation carries its out-of-scope table (the synthetic cohort has no record outside the classes)
+    assert all(value["out_of_scope"]["n_records"] == 0 for value in summary["results"].values())
+    assert "records name none of the classes" in html
     scores = pd.read_csv(clean / "set_scores.csv")  # the field's set-level scores, for every evaluation
     assert {"macro_auc", "macro_auprc", "fmax", "challenge_score"} <= set(scores.columns)
     assert scores["fmax"].notna().all() and scores["challenge_score"].notna().all()

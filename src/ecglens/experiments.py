@@ -188,7 +188,7 @@ def _evaluate_protocols(out: Path, protocols: Sequence[Protocol], bundles: dict[
                     _log(f"{protocol.name}: stored its thresholds ({report.threshold_origin.describe()}) in "
                          f"{bundles[protocol.name]}")
                 return Evaluation(protocol.name, test_set, report.thresholds, report.results,
-                                  report.threshold_origin.describe()).to_dict()
+                                  report.threshold_origin.describe(), report.out_of_scope).to_dict()
 
             path = out / "results" / f"{protocol.name.lower()}_{test_set}.json"
             evaluations.append(Evaluation.from_dict(_reuse_or_compute(path, compute)))

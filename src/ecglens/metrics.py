@@ -475,6 +475,13 @@ class OutOfScopeTable:
                 "decided": [{"class": name, "records": k, "share": share, "interval": None if ci is None else list(ci)}
                             for name, k, share, ci in self.decided]}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> OutOfScopeTable:
+        """Inverse of `to_dict`."""
+        rows = tuple((str(r["class"]), int(r["records"]), r["share"], None if r["interval"] is None else
+                      (float(r["interval"][0]), float(r["interval"][1]))) for r in data["decided"])
+        return cls(int(data["n_records"]), rows, data.get("normal_class"), int(data.get("any_class", 0)))
+
     def to_markdown(self) -> str:
         """The table, its false-normal rate first."""
         if not self.n_records:

@@ -16,7 +16,7 @@ import numpy as np
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
-from ecglens.metrics import CI_NOTE, FMAX_NOTE, METRICS, EvaluationResult
+from ecglens.metrics import CI_NOTE, FMAX_NOTE, METRICS, EvaluationResult, OutOfScopeTable
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -146,3 +146,16 @@ def strict_json(value: object) -> object:
         return [strict_json(v) for v in value]
     return value
 
+
+
+def out_of_scope_html(table: OutOfScopeTable) -> Markup:
+    """What a model decided on records outside its label space: the false-normal rate, then every class's share."""
+    rate = table.false_normal
+    lead = f"{table.n_records} records name none of the classes (negatives for every class)."
+    if rate is not None and rate[1] is not None:
+        lead += f" False-normal rate (called {table.normal}): {rate[1]:.1%}" + (
+            "" if rate[2] is None else f" (95 % Wilson {rate[2][0]:.1%}-{rate[2][1]:.1%})") + "."
+    rows = [[name, k, "n/a" if share is None else f"{share:.1%}", "" if ci is None else f"{ci[0]:.1%}-{ci[1]:.1%}"]
+            for name, k, share, ci in table.decided]
+    return Markup("<p>{}</p>").format(lead) + table_to_html(["class", "records decided as it", "share",
+                                                             "95 % Wilson"], rows)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
 
 from ecglens.atomic import atomic_open, write_json, write_text
 from ecglens.bundle import BundleMeta
@@ -33,7 +32,7 @@ from ecglens.report.figures import (
     reliability_figure,
     save_figure,
 )
-from ecglens.report.html import evaluation_table, figure_from_png, page, strict_json, table_to_html
+from ecglens.report.html import evaluation_table, figure_from_png, out_of_scope_html, page, strict_json
 from ecglens.report.paths import safe_name
 
 
@@ -199,14 +198,6 @@ def write_evaluation_views(results: Sequence[EvaluationResult], threshold_origin
     png = save_figure(figure, out / "reliability.png")
     sections = [(result.name, evaluation_table(result, threshold_origin)) for result in results]
     if out_of_scope is not None:
-        rate = out_of_scope.false_normal
-        lead = (f"{out_of_scope.n_records} test records name none of the classes (negatives for every class). "
-                + ("" if rate is None or rate[1] is None else
-                   f"False-normal rate (called {out_of_scope.normal}): {rate[1]:.1%}"
-                   + ("" if rate[2] is None else f" (95 % Wilson {rate[2][0]:.1%}-{rate[2][1]:.1%})") + "."))
-        rows = [[name, k, "n/a" if share is None else f"{share:.1%}",
-                 "" if ci is None else f"{ci[0]:.1%}-{ci[1]:.1%}"] for name, k, share, ci in out_of_scope.decided]
-        sections.append(("Records outside the label space", Markup("<p>{}</p>").format(lead) + table_to_html(
-            ["class", "records decided as it", "share", "95 % Wilson"], rows)))
+        sections.append(("Records outside the label space", out_of_scope_html(out_of_scope)))
     sections.append(("Calibration: reliability per class", figure_from_png(png, "reliability diagrams")))
     return png, write_text(out / "evaluation.html", page(title, sections))

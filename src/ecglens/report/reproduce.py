@@ -10,9 +10,9 @@ import pandas as pd
 from markupsafe import Markup
 
 from ecglens.data import SplitSpec
-from ecglens.metrics import FMAX_NOTE, EvaluationResult
+from ecglens.metrics import FMAX_NOTE, EvaluationResult, OutOfScopeTable
 from ecglens.report.explanations import ExampleFigure
-from ecglens.report.html import evaluation_table, figure_from_png, page, table_to_html
+from ecglens.report.html import evaluation_table, figure_from_png, out_of_scope_html, page, table_to_html
 from ecglens.study import CITATION, study_cells
 
 
@@ -25,6 +25,7 @@ class Evaluation:
     thresholds: tuple[float, ...]
     results: tuple[EvaluationResult, ...]
     threshold_origin: str = "not recorded"
+    out_of_scope: OutOfScopeTable | None = None
 
     @property
     def combined(self) -> EvaluationResult:
@@ -34,14 +35,17 @@ class Evaluation:
     def to_dict(self) -> dict:
         """Plain data for JSON (the file a resumed run reads back)."""
         return {"protocol": self.protocol, "test_set": self.test_set, "thresholds": list(self.thresholds),
-                "threshold_origin": self.threshold_origin, "results": [r.to_dict() for r in self.results]}
+                "threshold_origin": self.threshold_origin, "results": [r.to_dict() for r in self.results],
+                "out_of_scope": None if self.out_of_scope is None else self.out_of_scope.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Evaluation:
         """Inverse of `to_dict`."""
+        outside = data.get("out_of_scope")
         return cls(data["protocol"], data["test_set"], tuple(data["thresholds"]),
                    tuple(EvaluationResult.from_dict(r) for r in data["results"]),
-                   data.get("threshold_origin", "not recorded"))
+                   data.get("threshold_origin", "not recorded"),
+                   None if outside is None else OutOfScopeTable.from_dict(outside))
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame])
         "neither.</p>").format(FMAX_NOTE, challenge_note or "not computed")))
     details = Markup("").join(Markup("<h3>{} on {}</h3>").format(e.protocol, e.test_set)
                               + Markup("").join(evaluation_table(result, e.threshold_origin) for result in e.results)
+                              + (out_of_scope_html(e.out_of_scope) if e.out_of_scope is not None else Markup(""))
                               for e in results.evaluations)
     sections.append(("Every evaluation with 95 % intervals, thresholds and flags", details))
     if summary.cross is not None:
