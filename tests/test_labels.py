@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecglens.classes import CLASS_NAMES
 from ecglens.labels import DROP, builtin_spaces, load_label_map
-from ecglens.labels.mapping import COMPANION
+from ecglens.labels.mapping import ALONE, COMPANION
 
 STUDY_DROPPED = ("ISCIN", "ISCIL", "DIG", "ISCLA", "RVH", "LNGQT", "RAO/RAE", "EL", "ISCAN", "SEHYP", "STACH")
 
@@ -87,3 +89,24 @@ def test_user_csv_replaces_a_vocabulary(tmp_path):
     path.write_text("vocabulary,code,description,target,rationale\nscp,LVH,x,HYPER,y\n")
     with pytest.raises(ValueError, match=r"mine\.csv:2.*HYPER"):
         load_label_map(path)
+
+
+@pytest.mark.parametrize("vocabulary", ["scp", "snomed", "ludb"])
+@pytest.mark.parametrize("profile", ["strict", "broad", "seed"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_snr_is_given_exactly_when_nothing_but_companions_stand_beside_a_normal_code(profile, vocabulary, data):
+    """A property over random sets of a vocabulary's codes (and codes no table lists): the classes do not depend on
+    the order, and SNR is given iff every code is an 'alone' row or a companion and one is an 'alone' row."""
+    label_map = load_label_map(profile)
+    rows = {row.code: row for row in label_map.rows if row.vocabulary == vocabulary}
+    chosen = data.draw(st.lists(st.sampled_from([*rows, "NOT-A-CODE", "999999"]), min_size=1, max_size=6,
+                                unique=True))
+    shuffled = data.draw(st.permutations(chosen))
+    mapped = label_map.map([(code, None) for code in chosen], vocabulary)
+    assert label_map.map([(code, None) for code in shuffled], vocabulary).classes == mapped.classes
+    kinds = [rows.get(code) for code in chosen]
+    quiet = all(row is not None and (row.target == COMPANION or row.when == ALONE) for row in kinds)
+    normal = any(row is not None and row.when == ALONE for row in kinds)
+    assert ("SNR" in mapped.classes) == (quiet and normal)
+    assert mapped.labelled
