@@ -79,3 +79,34 @@ def test_lead_sets_are_parsed_and_the_einthoven_fact_is_stated():
     with pytest.raises(ValueError, match="unknown lead set"):
         parse_subsets("5")
     assert "aVF = II - I/2" in EINTHOVEN_NOTE
+
+
+def test_the_lead_study_never_chooses_on_the_test_split(v1_v2_cohort, tmp_path, monkeypatch):
+    """Run the study twice, the second time with test scores turned upside down: nothing it chooses (the best
+    subset of a size, the Spearman correlation) changes, and it never explains test records."""
+    from dataclasses import replace
+
+    import ecglens.lead_subsets as lead_subsets
+
+    cache, bundle, config = v1_v2_cohort
+    asked = []
+    explain_inputs = lead_subsets.split_inputs
+    monkeypatch.setattr(lead_subsets, "split_inputs", lambda caches, meta, split, *rest, **options: (
+        asked.append(split), explain_inputs(caches, meta, split, *rest, **options))[1])
+    evaluate = lead_subsets.evaluate_bundle
+
+    def upside_down(*args, **kwargs):  # each test macro AUC x becomes 1 - x: the test ranking inverted
+        report = evaluate(*args, **kwargs)
+        combined = replace(report.combined, macro_auc=1 - report.combined.macro_auc)
+        return replace(report, results=(combined, *report.results[1:]))
+
+    options = {"subsets": parse_subsets("2", ["V1,V2"]), "config": replace(config, epochs=3), "checkpoint": bundle,
+               "n_shapley": 8, "n_bootstrap": 10, "greedy_sizes": (2,), "progress": False}
+    plain = run_lead_study([cache], tmp_path / "plain", **options)
+    monkeypatch.setattr(lead_subsets, "evaluate_bundle", upside_down)
+    inverted = run_lead_study([cache], tmp_path / "inverted", **options)
+    assert asked and "test" not in asked
+    tested = {s.name: s.result.macro_auc for s in plain.subsets}
+    assert {s.name: s.result.macro_auc for s in inverted.subsets} != tested  # the test scores did change
+    assert plain.greedy[0]["best_measured"] == inverted.greedy[0]["best_measured"]
+    assert plain.spearman == inverted.spearman

@@ -424,7 +424,7 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, transfe
               help="The 12-lead bundle to explain, or 'starter' (default: the '12' subset trained here).")
 @click.option("--no-train", is_flag=True, help="Only the Shapley ranking of --checkpoint: minutes, no training.")
 @click.option("--n-shapley", type=click.IntRange(min=1), default=40, show_default=True,
-              help="Test records explained (16 sampled lead orders each).")
+              help="Validation records explained (16 sampled lead orders each).")
 @click.option("--label-space", default=None, help="As for 'ecglens train'.")
 @click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
 @click.option("--epochs", type=COUNT, default=30, show_default=True)
@@ -442,8 +442,9 @@ def leads(caches, out, subsets, custom, checkpoint, no_train, n_shapley, label_s
     Trains the PhysioNet/CinC 2021 lead sets, single leads and your own lists on the same split and seed;
     reports per-class AUC/F1 with bootstrap intervals; ranks the leads per class by population lead Shapley
     values; correlates the two (Spearman) and trains the Shapley-guided best 2 and 3 leads against the best
-    measured subsets of those sizes. Says where the study's readings (lead II for AF, the bundle-branch
-    blocks, PAC and PVC; aVF for PAC; V1 for RBBB) rank.
+    measured subsets of those sizes. Every choice (the ranking, the best subset) is made on the validation
+    split; the test split is scored once and chooses nothing. Says where the study's readings (lead II for AF,
+    the bundle-branch blocks, PAC and PVC; aVF for PAC; V1 for RBBB) rank.
 
     \b
     Examples:

@@ -11,8 +11,11 @@ Two answers side by side:
   (``--no-train``).
 
 Does the explanation predict the measurement? The Spearman correlation between each subset's Shapley share
-(the share of each class's total attribution its leads carry, averaged over classes) and its measured macro
-AUC, and a greedy subset (the k leads with the largest mean share) against the best measured subset of size k.
+(the share of each class's total attribution its leads carry, averaged over classes) and its measured
+validation macro AUC, and a greedy subset (the k leads with the largest mean share) against the best measured
+subset of size k. **Every choice is made on the validation split**: the Shapley ranking explains validation
+records, and the best subset of a size is the one with the best validation macro AUC (its best epoch's); the
+test split is scored once, for the report, and chooses nothing.
 
 III, aVR, aVL and aVF are linear combinations of I and II (Einthoven: III = II - I; Goldberger: aVR =
 -(I + II)/2, aVL = I - II/2, aVF = II - I/2), so a model given I and II sees all six limb leads' information;
@@ -36,7 +39,7 @@ from markupsafe import Markup
 from scipy.stats import spearmanr
 
 from ecglens.atomic import atomic_open, write_json, write_text
-from ecglens.bundle import load_model
+from ecglens.bundle import load_model, read_meta
 from ecglens.cache import open_caches
 from ecglens.explain.inputs import split_inputs
 from ecglens.explain.lead_shapley import sampled_lead_shapley
@@ -99,13 +102,14 @@ class LeadRanking:
 
 @dataclass(frozen=True)
 class SubsetResult:
-    """A reduced-lead model on the test split: per-class and macro scores with intervals."""
+    """A reduced-lead model: its validation macro AUC (what chooses) and its test scores with intervals."""
 
     name: str
     leads: tuple[str, ...]
     bundle: str
     result: EvaluationResult
     shapley_share: float | None
+    val_macro_auc: float | None = None
 
 
 @dataclass(frozen=True)
@@ -125,12 +129,13 @@ class LeadStudy:
         """Plain data for ``leads.json``."""
         return {"rankings": [asdict(r) for r in self.rankings], "shares": self.shares,
                 "subsets": [{"name": s.name, "leads": list(s.leads), "bundle": s.bundle,
-                             "shapley_share": s.shapley_share, "result": s.result.to_dict()} for s in self.subsets],
+                             "shapley_share": s.shapley_share, "val_macro_auc": s.val_macro_auc,
+                             "result": s.result.to_dict()} for s in self.subsets],
                 "spearman": self.spearman, "spearman_p": self.spearman_p, "greedy": list(self.greedy),
                 "n_shapley_records": self.n_shapley_records, "seconds": self.seconds}
 
 
-def shapley_rankings(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], split: str = "test",
+def shapley_rankings(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], split: str = "val",
                      n_records: int = 40, n_permutations: int = 16, device: str = "auto", progress: bool = True
                      ) -> tuple[tuple[LeadRanking, ...], dict[str, float]]:
     """Population lead Shapley values of a 12-lead bundle: per class, each lead's mean value over the records
@@ -172,7 +177,7 @@ def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathL
         config: training settings shared by every subset (its ``lead_names`` are replaced).
         checkpoint: the 12-lead bundle to explain (default: the ``12`` subset's, trained here).
         train: False for the Shapley ranking alone (needs ``checkpoint``).
-        n_shapley: test records explained.
+        n_shapley: validation records explained.
         n_bootstrap: bootstrap resamples for the intervals.
         greedy_sizes: sizes of the Shapley-guided subsets trained and compared with the best measured ones.
     """
@@ -196,12 +201,13 @@ def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathL
                                      retune=False)
             write_text(done, json.dumps(strict_json(report.combined.to_dict())))
         result = EvaluationResult.from_dict(json.loads(done.read_text()))
-        trained[name] = SubsetResult(name, leads, str(run / "best"), result, None)
+        val_auc = (read_meta(run / "best").metrics.get("epoch_log") or {}).get("val_macro_auc")
+        trained[name] = SubsetResult(name, leads, str(run / "best"), result, None, val_auc)
 
     if train and checkpoint is None:
         train_subset("12", LEAD_NAMES)
         checkpoint = trained["12"].bundle
-    rankings, shares = shapley_rankings(checkpoint, cache_paths, "test", n_shapley, device=config.device,
+    rankings, shares = shapley_rankings(checkpoint, cache_paths, "val", n_shapley, device=config.device,
                                         progress=progress)
     greedy_sets = {f"greedy{k}": tuple(sorted(sorted(shares, key=lambda lead: -shares[lead])[:k],
                                               key=LEAD_NAMES.index)) for k in greedy_sizes}
@@ -210,18 +216,20 @@ def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathL
             if name not in trained:
                 train_subset(name, leads)
     results = tuple(replace(s, shapley_share=float(sum(shares[lead] for lead in s.leads))) for s in trained.values())
-    measured = [(s.shapley_share, s.result.macro_auc) for s in results if s.result.macro_auc is not None]
+    measured = [(s.shapley_share, s.val_macro_auc) for s in results if s.val_macro_auc is not None]
     rho = p = None
     if len(measured) >= 3:
         rho, p = (float(v) for v in spearmanr(*zip(*measured, strict=True)))
     greedy = []
     for name, leads in greedy_sets.items():
         same_size = [s for s in results if len(s.leads) == len(leads) and not s.name.startswith("greedy")]
-        best = max(same_size, key=lambda s: s.result.macro_auc or -1, default=None)
+        best = max(same_size, key=lambda s: s.val_macro_auc or -1, default=None)  # chosen on validation
         mine = trained.get(name)
         greedy.append({"size": len(leads), "greedy_leads": list(leads),
+                       "greedy_val_macro_auc": None if mine is None else mine.val_macro_auc,
                        "greedy_macro_auc": None if mine is None else mine.result.macro_auc,
                        "best_measured": None if best is None else best.name,
+                       "best_measured_val_macro_auc": None if best is None else best.val_macro_auc,
                        "best_measured_macro_auc": None if best is None else best.result.macro_auc})
     return LeadStudy(rankings, shares, results, rho, p, tuple(greedy), n_shapley, time.perf_counter() - started)
 
@@ -298,23 +306,29 @@ def _sections(study: LeadStudy, figure: Path | None) -> list[tuple[str, Markup]]
             fmt(two.macro_auc), _ci(two.average_ci95.get("auc")), fmt(six.macro_auc), _ci(six.average_ci95.get("auc"))))
     if study.subsets:
         body = figure_from_png(figure, "macro AUC per lead subset") if figure is not None else Markup("")
-        header = ["subset", "leads", "macro AUC [95 % CI]", "macro F1", "Shapley share"] + \
-            [m.name for m in study.subsets[0].result.per_class]
-        rows = [[s.name, " ".join(s.leads), f"{fmt(s.result.macro_auc)} {_ci(s.result.average_ci95.get('auc'))}",
+        header = ["subset", "leads", "validation macro AUC", "test macro AUC [95 % CI]", "test macro F1",
+                  "Shapley share"] + [m.name for m in study.subsets[0].result.per_class]
+        rows = [[s.name, " ".join(s.leads), fmt(s.val_macro_auc),
+                 f"{fmt(s.result.macro_auc)} {_ci(s.result.average_ci95.get('auc'))}",
                  fmt(s.result.average.get("f1")), fmt(s.shapley_share)] + [fmt(m.auc) for m in s.result.per_class]
                 for s in study.subsets]
         rho = "n/a (fewer than 3 subsets)" if study.spearman is None else \
             f"{study.spearman:.2f} (p = {study.spearman_p:.3f}, {len(study.subsets)} subsets)"
-        body += Markup("<p>Spearman correlation of Shapley share and measured macro AUC: {}.</p>").format(rho)
+        body += Markup("<p>Spearman correlation of Shapley share and validation macro AUC: {}. Every choice here "
+                       "(the Shapley ranking, the best subset of a size) is made on the validation split; the test "
+                       "split is scored once and chooses nothing.</p>").format(rho)
         body += table_to_html(header, rows)
-        body += table_to_html(["size", "greedy (Shapley) leads", "its macro AUC", "best measured subset", "its AUC"],
-                              [[g["size"], " ".join(g["greedy_leads"]), fmt(g["greedy_macro_auc"]),
-                                g["best_measured"] or "none of that size", fmt(g["best_measured_macro_auc"])]
+        body += table_to_html(["size", "greedy (Shapley) leads", "its validation / test macro AUC",
+                               "best measured subset (on validation)", "its validation / test macro AUC"],
+                              [[g["size"], " ".join(g["greedy_leads"]),
+                                f"{fmt(g.get('greedy_val_macro_auc'))} / {fmt(g['greedy_macro_auc'])}",
+                                g["best_measured"] or "none of that size",
+                                f"{fmt(g.get('best_measured_val_macro_auc'))} / {fmt(g['best_measured_macro_auc'])}"]
                                for g in study.greedy])
-        sections.append(("Measured: reduced-lead models (test split, the bundles' own thresholds)", body))
+        sections.append(("Measured: reduced-lead models (the bundles' own thresholds)", body))
     ranking = table_to_html(["class", "records", "leads by mean Shapley value (most first)"],
                             [[r.class_name, r.n_records, " > ".join(r.order)] for r in study.rankings])
-    sections.append((f"Explained: lead ranking of the 12-lead model ({study.n_shapley_records} test records)",
+    sections.append((f"Explained: lead ranking of the 12-lead model ({study.n_shapley_records} validation records)",
                      ranking))
     ranks = {r.class_name: r for r in study.rankings}
     study_rows = [[c, lead, f"{ranks[c].rank(lead)} of 12" if c in ranks else "class absent",
@@ -337,16 +351,18 @@ class LeadsRun:
 
     def lines(self) -> list[str]:
         """What the CLI prints: the ranking per class, the subsets' macro AUC, the comparison, the files."""
-        lines = ["lead ranking of the 12-lead model (mean Shapley value on each class's test records, most first):"]
+        lines = ["lead ranking of the 12-lead model (mean Shapley value on each class's validation records, most "
+                 "first):"]
         lines += [f"  {r.class_name:<8} ({r.n_records:>3} records) {' > '.join(r.order[:6])} ..." for r in
                   self.study.rankings]
         for s in sorted(self.study.subsets, key=lambda s: -len(s.leads)):
             auc = "n/a" if s.result.macro_auc is None else f"{s.result.macro_auc:.3f}"
             interval = _ci(s.result.average_ci95.get("auc"))
-            lines.append(f"  {s.name:<14} {len(s.leads):>2} leads: macro AUC {auc} {interval}  Shapley share "
-                         f"{s.shapley_share:.2f}")
+            val = "n/a" if s.val_macro_auc is None else f"{s.val_macro_auc:.3f}"
+            lines.append(f"  {s.name:<14} {len(s.leads):>2} leads: validation macro AUC {val}, test {auc} {interval}  "
+                         f"Shapley share {s.shapley_share:.2f}")
         if self.study.spearman is not None:
-            lines.append(f"Spearman rho (Shapley share vs measured macro AUC): {self.study.spearman:.2f}")
+            lines.append(f"Spearman rho (Shapley share vs validation macro AUC): {self.study.spearman:.2f}")
         return [*lines, "wrote " + ", ".join(str(p) for p in self.paths)]
 
 
