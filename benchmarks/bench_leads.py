@@ -43,10 +43,11 @@ def main() -> None:
             print(f"| {name} ({ranks[name].n_records} records) | {lead} | {ranks[name].rank(lead)} of 12 | "
                   f"{' '.join(ranks[name].order[:3])} |")
         else:
-            print(f"| {name} | {lead} | no test record of the class | |")
-    for g in run.study.greedy:
-        print(f"greedy {g['size']}: {g['greedy_leads']} macro AUC {g['greedy_macro_auc']}; best measured "
-              f"{g['best_measured']} {g['best_measured_macro_auc']}")
+            print(f"| {name} | {lead} | no validation record of the class | |")
+    for g in run.study.greedy:  # chosen on validation; the test macro AUC is reported once
+        print(f"greedy {g['size']}: {g['greedy_leads']} validation / test macro AUC {g['greedy_val_macro_auc']} / "
+              f"{g['greedy_macro_auc']}; best measured on validation {g['best_measured']} "
+              f"{g['best_measured_val_macro_auc']} / {g['best_measured_macro_auc']}")
 
 
 if __name__ == "__main__":
