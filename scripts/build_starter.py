@@ -131,7 +131,7 @@ def _counts(splits, class_names) -> dict:
         rows = table[table["split"] == name]
         classes = rows["classes"].fillna("").str.split(";")
         out[name] = {"records": len(rows), "by_dataset": rows["dataset"].value_counts().sort_index().to_dict(),
-                     "out_of_scope": int((rows["scope"] == "out").sum()),
+                     "out_of_scope": splits.out_of_scope(name),
                      "positives": {c: int(classes.map(lambda cs, c=c: c in cs).sum()) for c in class_names}}
     out["duplicates"] = int((table["split"] == "duplicate").sum())
     out["unlabelled"] = int((table["scope"] == "unlabelled").sum())

@@ -34,7 +34,7 @@ def test_cache_values_equal_the_reader_after_resampling(corpus, tmp_path):
     labels = cache.labels()
     assert labels.shape == (11, 9)
     assert cache.index.loc[cache.index.record_id == "R003", "classes"].item() == "PVC;STD"
-    assert not cache.has_target()[4] and cache.index.exclusion[4].startswith("out of scope")
+    assert not cache.labels()[4].any() and cache.index.exclusion[4].startswith("out of scope")
     assert cache.labelled()[4]  # out of scope: a negative for every class, not unlabelled
     assert "broken.hea" in cache.issues()[0].path
 

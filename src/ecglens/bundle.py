@@ -137,16 +137,16 @@ class BundleMeta:
         """The split the model was trained under (the default split when unknown)."""
         return self.training_data.split if self.training_data is not None else SplitSpec()
 
-    def decided(self, probabilities: np.ndarray) -> np.ndarray:
-        """Decisions of records x classes probabilities at the thresholds, False for a class not validated."""
+    def decided(self, probabilities: np.ndarray, thresholds: Sequence[float] | None = None) -> np.ndarray:
+        """Decisions of probabilities (records x classes, or one record's classes) at the bundle's thresholds (or
+        the ``thresholds`` given, e.g. retuned ones); always False for a class that is not validated."""
         skip = np.isin(np.asarray(self.class_names), [name for name, _ in self.not_validated])
-        return (np.asarray(probabilities) >= np.asarray(self.thresholds)) & ~skip
+        cut = np.asarray(self.thresholds if thresholds is None else thresholds)
+        return (np.asarray(probabilities) >= cut) & ~skip
 
     def decisions(self, probabilities: np.ndarray) -> tuple[str, ...]:
         """Class names whose probability reaches its threshold, never a class that is not validated."""
-        skip = dict(self.not_validated)
-        return tuple(name for name, p, t in zip(self.class_names, probabilities, self.thresholds, strict=True)
-                     if p >= t and name not in skip)
+        return tuple(name for name, yes in zip(self.class_names, self.decided(probabilities), strict=True) if yes)
 
     def to_json(self) -> str:
         """JSON text of the metadata."""

@@ -440,7 +440,7 @@ class EcgCache:
         self._offsets = self.index["offset"].to_numpy(np.int64)
         self._lengths = self.index["n_samples"].to_numpy(np.int64)
         self.n_leads = len(self.spec.lead_names)
-        self._labels: dict[str, np.ndarray] = {}
+        self._labels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.index)
@@ -467,37 +467,32 @@ class EcgCache:
         columns; under any other label space, each record's raw labels (stored as read) mapped anew, so one
         cache serves every label space without preparing again.
         """
-        key = "" if label_map is None or label_map.sha256 == self.spec.label_map_sha256 else label_map.sha256
-        if key not in self._labels:
-            if not key:
-                targets = self.index[list(LABEL_COLUMNS)].to_numpy(np.float32)
-            else:
-                rows = zip(self.index["raw_labels"], self.index["label_vocabulary"], strict=True)
-                targets = np.stack([label_map.encode(label_map.map(
-                    (tuple(pair) for pair in json.loads(raw)), vocabulary, self.spec.min_likelihood))
-                    for raw, vocabulary in rows]) if len(self) else np.zeros((0, len(label_map.classes)), np.float32)
-            targets.flags.writeable = False
-            self._labels[key] = targets
-        return self._labels[key]
-
-    def has_target(self, label_map: LabelMap | None = None) -> np.ndarray:
-        """True for records with at least one target class of the label space (the others stay out of training)."""
-        return self.labels(label_map).any(axis=1)
+        return self._mapped(label_map)[0]
 
     def labelled(self, label_map: LabelMap | None = None) -> np.ndarray:
         """True for records whose truth is known in the label space: a class, or statements that name none
         (out of scope: a negative for every class); False for records without statements."""
+        return self._mapped(label_map)[1]
+
+    def _mapped(self, label_map: LabelMap | None) -> tuple[np.ndarray, np.ndarray]:
+        """Targets and labelled flags under a label space, from one mapping of the raw labels (or the stored
+        columns and reasons of the mapping the cache was prepared under)."""
         key = "" if label_map is None or label_map.sha256 == self.spec.label_map_sha256 else label_map.sha256
-        if f"labelled {key}" not in self._labels:
-            if not key:  # the mapping the cache was prepared under: its stored reasons
+        if key not in self._labels:
+            if not key:
+                targets = self.index[list(LABEL_COLUMNS)].to_numpy(np.float32)
                 flags = ~self.index["exclusion"].fillna("").str.startswith(UNLABELLED).to_numpy(bool)
             else:
                 rows = zip(self.index["raw_labels"], self.index["label_vocabulary"], strict=True)
-                flags = np.array([label_map.map((tuple(pair) for pair in json.loads(raw)), vocabulary,
-                                                self.spec.min_likelihood).labelled for raw, vocabulary in rows], bool)
+                mapped = [label_map.map((tuple(pair) for pair in json.loads(raw)), vocabulary,
+                                        self.spec.min_likelihood) for raw, vocabulary in rows]
+                targets = np.stack([label_map.encode(m) for m in mapped]) if mapped \
+                    else np.zeros((0, len(label_map.classes)), np.float32)
+                flags = np.array([m.labelled for m in mapped], bool)
+            targets.flags.writeable = False
             flags.flags.writeable = False
-            self._labels[f"labelled {key}"] = flags
-        return self._labels[f"labelled {key}"]
+            self._labels[key] = (targets, flags)
+        return self._labels[key]
 
     def ptbxl_patients(self) -> pd.DataFrame:
         """``ecg_id, patient_id, strat_fold`` of every row of the PTB-XL databases this cache was built from."""

@@ -135,10 +135,8 @@ def evaluate_bundle(
             pick = datasets == name
             results.append(evaluate_predictions(y_test[pick], p_test[pick], thresholds, f"test ({name})", names,
                                                 n_bootstrap=n_bootstrap, challenge=challenge))
-    skip = np.isin(np.asarray(names), [name for name, _ in meta.not_validated])
-    decided = (p_test >= thresholds) & ~skip
     return EvaluationReport(tuple(results), tuple(float(t) for t in thresholds), origin,
-                            out_of_scope_table(y_test, decided, names), meta.not_validated)
+                            out_of_scope_table(y_test, meta.decided(p_test, thresholds), names), meta.not_validated)
 
 
 def write_report(report: EvaluationReport, out: str | os.PathLike) -> list[Path]:
