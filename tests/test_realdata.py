@@ -111,3 +111,4 @@ def test_ludb_diagnoses_map_to_the_nine_classes_and_score_as_an_external_set(sha
                  "--out", str(tmp_path / "eval"), "--bootstrap", "10"]) == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["results"][0]["n_records"] == 20 and report["out_of_scope"]["n_records"] > 0
+    assert report["results"][0]["name"] == "external, every record (all)"  # never called a test split

@@ -368,6 +368,7 @@ def evaluate_predictions(
     n_bootstrap: int = 1000,
     seed: int = 0,
     challenge: ChallengeScoring | None = None,
+    never: Sequence[str] = (),
 ) -> EvaluationResult:
     """Score probabilities against targets under fixed thresholds.
 
@@ -380,6 +381,8 @@ def evaluate_predictions(
         n_bootstrap: bootstrap resamples of records for 95 % intervals (0 for none).
         seed: bootstrap seed.
         challenge: how the label space maps onto the Challenge 2021 classes (no Challenge score without it).
+        never: classes that are not validated: never decided, so their decision metrics are those of no
+            decision at all (AUC still measures their probabilities), and their note says so.
     """
     truth = np.asarray(y_true) > 0.5
     prob = np.asarray(y_prob, dtype=np.float64)
@@ -387,6 +390,7 @@ def evaluate_predictions(
     if class_names is None:
         n = truth.shape[1]
         class_names = CLASS_NAMES if n == len(CLASS_NAMES) else tuple(f"class {k + 1}" for k in range(n))
+    pred[:, np.isin(np.asarray(class_names), list(never))] = False
     if len(class_names) != truth.shape[1]:
         raise ValueError(f"{len(class_names)} class names for {truth.shape[1]} columns")
     per_class_scores = [_scores(truth[:, k], prob[:, k], pred[:, k]) for k in range(truth.shape[1])]
@@ -425,6 +429,8 @@ def evaluate_predictions(
             note = "no positives in this set"
         elif n_positive == len(truth):
             note = "no negatives in this set"
+        if name_k in never:
+            note = "; ".join(filter(None, ["not validated: never decided", note]))
         per_class.append(ClassMetrics(
             name=name_k, n_positive=n_positive, threshold=float(thresholds[k]),
             precision=scores["precision"], recall=scores["recall"], f1=scores["f1"], auc=scores["auc"],

@@ -138,7 +138,7 @@ class RobustnessResult:
 def _score(kind: str, family: str, level: float, label: str, y_true: np.ndarray, probabilities: np.ndarray,
            meta: BundleMeta, clean_decisions: np.ndarray | None) -> ConditionResult:
     result = evaluate_predictions(y_true, probabilities, np.asarray(meta.thresholds), label, meta.class_names,
-                                  n_bootstrap=0)
+                                  n_bootstrap=0, never=[name for name, _ in meta.not_validated])
     decisions = meta.decided(probabilities)
     changed = None if clean_decisions is None else float(np.mean(decisions != clean_decisions))
     return ConditionResult(family, kind, level, label, result.macro_auc, result.average.get("f1"), changed,

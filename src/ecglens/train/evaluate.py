@@ -128,13 +128,15 @@ def evaluate_bundle(
     y_test, p_test = predict_items(model, meta, caches, splits.test, batch_size, torch_device)
     datasets = np.array([str(caches[item.cache].index["dataset"].iloc[item.row]) for item in splits.test])
     names, challenge = meta.class_names, challenge_scoring(label_map)
-    results = [evaluate_predictions(y_test, p_test, thresholds, "test (all)", names, n_bootstrap=n_bootstrap,
-                                    challenge=challenge)]
+    part = "external, every record" if external else "test"  # what the records are, in every table's title
+    never = [name for name, _ in meta.not_validated]
+    results = [evaluate_predictions(y_test, p_test, thresholds, f"{part} (all)", names, n_bootstrap=n_bootstrap,
+                                    challenge=challenge, never=never)]
     if len(set(datasets)) > 1:
         for name in sorted(set(datasets)):
             pick = datasets == name
-            results.append(evaluate_predictions(y_test[pick], p_test[pick], thresholds, f"test ({name})", names,
-                                                n_bootstrap=n_bootstrap, challenge=challenge))
+            results.append(evaluate_predictions(y_test[pick], p_test[pick], thresholds, f"{part} ({name})", names,
+                                                n_bootstrap=n_bootstrap, challenge=challenge, never=never))
     return EvaluationReport(tuple(results), tuple(float(t) for t in thresholds), origin,
                             out_of_scope_table(y_test, meta.decided(p_test, thresholds), names), meta.not_validated)
 
