@@ -16,7 +16,7 @@ from torch import nn
 from ecglens.bundle import BundleMeta
 from ecglens.explain.attribution import attribute
 from ecglens.explain.inputs import Background
-from ecglens.explain.lead_shapley import exact_lead_shapley, sampled_lead_shapley
+from ecglens.explain.lead_shapley import LeadGame, exact_lead_shapley, sampled_lead_shapley
 from ecglens.models import class_probabilities, model_device
 from ecglens.preprocess import ModelInput
 
@@ -100,8 +100,8 @@ def explain_inputs(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInp
 
 @dataclass(frozen=True)
 class LeadShapleyTable:
-    """Lead Shapley values of one record: ``values[lead, class]`` (efficiency: columns add up to
-    f(all leads) - f(no lead))."""
+    """Lead Shapley values of one record: ``values[player, class]`` (efficiency: columns add up to
+    f(all leads) - f(no lead)). ``lead_names`` are the players: the leads, or `LIMB_PLAYER` and the others."""
 
     input: ModelInput
     values: np.ndarray
@@ -112,24 +112,25 @@ class LeadShapleyTable:
 
 
 def lead_shapley_tables(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput], baseline: str = "zeros",
-                        background: Background | None = None,
-                        n_permutations: int | None = None) -> list[LeadShapleyTable]:
-    """Lead Shapley values (leads x classes) of each record: exact, or sampled with ``n_permutations`` orders.
+                        background: Background | None = None, n_permutations: int | None = None,
+                        limb_as_one: bool = False) -> list[LeadShapleyTable]:
+    """Lead Shapley values (players x classes) of each record: exact, or sampled with ``n_permutations`` orders.
 
     Args:
-        baseline: what an absent lead becomes: ``zeros``, or ``mean`` (the background's mean record).
+        baseline: what an absent lead becomes, one of `BASELINES` (see `ecglens.explain.lead_shapley`):
+            ``conditional`` and ``mean`` need the background.
+        limb_as_one: the model's limb leads are one player.
     """
-    if baseline not in ("zeros", "mean"):
-        raise ValueError(f"baseline must be 'zeros' or 'mean', not {baseline!r}")
-    if baseline == "mean" and background is None:
-        raise ValueError("the 'mean' baseline needs a background set")
+    game = LeadGame.of(meta.lead_names, baseline, limb_as_one)
+    if baseline != "zeros" and background is None:
+        raise ValueError(f"the {baseline!r} baseline needs a background set")
     device = model_device(model)
     tables = []
     for item in inputs:
         x = torch.from_numpy(item.signal).to(device)
-        base = background.mean(item.n_samples, device) if baseline == "mean" and background is not None else None
-        values = sampled_lead_shapley(model, x, base, n_permutations) if n_permutations else \
-            exact_lead_shapley(model, x, base)
-        tables.append(LeadShapleyTable(item, values, meta.lead_names, meta.class_names, not n_permutations,
+        mean = None if background is None else background.mean(item.n_samples, device)
+        values = sampled_lead_shapley(model, x, mean, n_permutations, game=game) if n_permutations else \
+            exact_lead_shapley(model, x, mean, game=game)
+        tables.append(LeadShapleyTable(item, values, game.player_names, meta.class_names, not n_permutations,
                                        baseline))
     return tables
