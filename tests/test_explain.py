@@ -155,18 +155,57 @@ def test_threshold_map_keeps_top_five_percent():
     assert (shown > 0).sum() == 10 and shown.max() == 1.0
 
 
-def test_deletion_of_everything_reaches_the_baseline(model):
-    x = torch.randn(12, 128)
-    attribution = np.abs(np.random.default_rng(0).normal(size=(12, 128)))
-    curves = deletion_insertion(model, x, 3, attribution, steps=4)
+class _Recorder(torch.nn.Module):
+    """Passes inputs to a model and keeps them, to see what deletion fed it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.model(x)
+
+
+def test_segment_deletion_reaches_the_median_baseline_and_stays_within_the_record(model):
+    from ecglens.explain.faithfulness import median_baseline
+
+    x = torch.randn(12, 128) * 0.5 + torch.linspace(-1, 1, 12)[:, None]  # leads at different levels
+    attribution = np.random.default_rng(0).normal(size=(12, 128))
+    recorder = _Recorder(model).eval()
+    curves = deletion_insertion(recorder, x, 3, attribution, steps=4, segment=6)
+    flat = median_baseline(x)
     with torch.no_grad():
-        full, empty = torch.sigmoid(model(torch.stack([x, torch.zeros_like(x)])))[:, 3].numpy()
-    assert curves.deletion[0] == pytest.approx(full, abs=1e-6)
-    assert curves.deletion[-1] == pytest.approx(empty, abs=1e-6)
-    assert curves.insertion[0] == pytest.approx(empty, abs=1e-6)
-    assert curves.insertion[-1] == pytest.approx(full, abs=1e-6)
-    leads = deletion_insertion(model, x, 3, attribution.sum(axis=1), steps=12, unit="lead")
-    assert leads.deletion.shape == (13,)
+        full, empty = torch.sigmoid(model(torch.stack([x, flat])))[:, 3].numpy()
+    np.testing.assert_allclose([curves.deletion[0], curves.insertion[-1]], full, atol=1e-6)
+    np.testing.assert_allclose([curves.deletion[-1], curves.insertion[0]], empty, atol=1e-6)
+    low, high = x.min(dim=1).values[:, None], x.max(dim=1).values[:, None]
+    for batch in recorder.seen:  # every lead of every input stays within that lead's own range
+        assert bool(((batch >= low) & (batch <= high)).all())
+    halfway = recorder.seen[0][2]  # deletion at 50 %: whole 6-sample segments replaced, never single samples
+    kept = replaced = 0
+    for lead in range(12):
+        for start in range(0, 126, 6):
+            part = slice(start, start + 6)
+            kept += bool(torch.equal(halfway[lead, part], x[lead, part]))
+            replaced += bool(torch.equal(halfway[lead, part], flat[lead, part]))
+    assert kept + replaced == 12 * 21 and kept > 0 and replaced > 0
+
+
+def test_units_are_ranked_by_positive_evidence_with_random_ties_not_in_lead_order():
+    from ecglens.explain.faithfulness import rank_units, segment_units
+
+    cam = np.repeat(np.r_[np.zeros(60), np.linspace(0, 1, 60)][None], 12, axis=0)
+    scores, unit_of, time_only = segment_units(cam, 6)
+    assert time_only and len(scores) == 20 and unit_of.shape == cam.shape  # Grad-CAM: time segments, all leads
+    shap = np.zeros((12, 60))
+    shap[5, :6], shap[2, 6:12], shap[7, :6] = 1.0, -5.0, 0.5  # negative evidence counts as none
+    scores, _, time_only = segment_units(shap, 6)
+    order = rank_units(scores, seed=0)
+    assert not time_only and list(order[:2]) == [5 * 10, 7 * 10]
+    ties = [rank_units(np.zeros(120), seed) for seed in range(3)]
+    assert all(not np.array_equal(t, np.arange(120)) for t in ties)  # an all-zero map is not deleted I -> V6
+    assert not np.array_equal(ties[0], ties[1]) and np.array_equal(ties[0], rank_units(np.zeros(120), 0))
 
 
 def test_localisation_and_sanity_helpers(model):
@@ -206,12 +245,116 @@ def test_guided_gradcam_is_gradcam_times_the_guided_gradient_per_lead(model):
     assert np.all(values[cam == 0] == 0)  # zero wherever Grad-CAM is zero: it only refines Grad-CAM's times
 
 
-def test_population_normalised_view_is_relative_to_the_class_average():
-    from ecglens.explain.population import PopulationImportance
+def test_signed_lead_sums_add_up_to_the_output_gap_and_their_error_shrinks_as_one_over_root_n(model):
+    """Additivity: the signed per-lead sums of a class add up to f(x) - E f(background), within the reported
+    error; the standard error falls as 1/sqrt(n)."""
+    from ecglens.explain.population import expected_gradient_samples
 
-    matrix = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [np.nan] * 3])
-    result = PopulationImportance(matrix, (4, 6, 0), matrix, ("A", "B", "C"), ("I", "II", "V1"))
-    relative = result.relative()
-    np.testing.assert_allclose(np.nanmean(relative[:2], axis=0), 1.0)  # the average over classes is 1
-    np.testing.assert_allclose(relative[0], [0.5 / 0.35, 1.0, 0.2 / 0.35])
-    assert result.to_dict()["relative_to_average"][2] == [None, None, None]
+    torch.manual_seed(2)
+    x, background = torch.randn(12, 128), torch.randn(6, 12, 128) * 0.5
+    with torch.no_grad():
+        gap = (torch.sigmoid(model(x[None]))[0] - torch.sigmoid(model(background)).mean(0)).numpy()
+    errors = {}
+    for n in (16, 256):
+        sums = expected_gradient_samples(model, x, background, n, np.random.default_rng(n))
+        mean = sums.total / n
+        se = np.sqrt(np.maximum(sums.squares / n - mean**2, 0) / (n - 1))
+        errors[n] = se.mean()
+        assert np.all(np.abs(mean.sum(axis=1) - gap) <= 4 * se.sum(axis=1))  # sd of a sum <= the sum of sds
+    assert 3.0 < errors[16] / errors[256] < 5.3  # sqrt(256 / 16) = 4
+
+
+def test_population_is_signed_grouped_by_decision_with_errors_and_reaches_its_target(model):
+    from ecglens.explain.inputs import Background
+    from ecglens.explain.population import population_importance
+    from ecglens.preprocess import ModelInput
+
+    rng = np.random.default_rng(0)
+    inputs = [ModelInput(str(i), rng.normal(0, 0.5, (12, 128)).astype(np.float32),
+                         labels=np.eye(9, dtype=np.float32)[i % 3]) for i in range(6)]
+    background = Background(tuple(rng.normal(0, 0.5, (4, 12, 128)).astype(np.float32)))
+    decided = lambda p: np.arange(9)[None, :] == np.argmax(p, axis=1)[:, None]  # noqa: E731
+    classes, leads = [f"C{i}" for i in range(9)], [f"L{i}" for i in range(12)]
+    result = population_importance(model, inputs, background, classes, leads, progress=False, decide=decided,
+                                   target_error=0.15, first_samples=4, max_samples=1024)
+    assert result.relative_error() <= 0.15 and result.samples > 4  # more samples were drawn to reach it
+    assert result.absolute_samples == 4 and result.target_error == 0.15 and not result.notes
+    assert sum(result.counts) == 6  # one decided class per record
+    shares, errors = result.shares("signed")
+    rows = np.asarray(result.counts) > 0
+    np.testing.assert_allclose(np.abs(shares[rows]).sum(axis=1), 1.0)
+    assert (shares[rows] < 0).any() and np.isnan(shares[~rows]).all()  # signed; empty groups have no row
+    assert np.isfinite(errors[rows]).all() and np.isfinite(result.absolute_se[rows]).all()
+    by_label = population_importance(model, inputs, background, classes, leads, 8, progress=False, grouping="true")
+    assert by_label.counts[:3] == (2, 2, 2) and by_label.samples == 8 and by_label.target_error is None
+    data = json.loads(json.dumps(by_label.to_dict()))
+    assert set(data["views"]) == {"signed", "absolute"} and data["views"]["signed"]["relative_error"] > 0
+
+
+def test_the_control_variate_lowers_the_error_and_keeps_the_estimate(model):
+    """c = sum_l phi_l - (f(x) - f(b)) has mean 0, so regressing it out keeps the lead values' expectation and
+    lowers their variance: the adjusted estimate from 64 samples agrees with a plain 2048-sample one."""
+    from ecglens.explain.population import expected_gradient_samples
+
+    torch.manual_seed(4)
+    x, background = torch.randn(12, 128), torch.randn(8, 12, 128) * 0.5
+    with torch.no_grad():
+        reference = torch.sigmoid(model(background)).numpy()
+    with_cv = expected_gradient_samples(model, x, background, 64, np.random.default_rng(1),
+                                        background_probabilities=reference)
+    plain = expected_gradient_samples(model, x, background, 64, np.random.default_rng(1))
+    long = expected_gradient_samples(model, x, background, 2048, np.random.default_rng(2))
+    (adjusted, adjusted_var), (mean, var), (truth, _) = with_cv.estimate(), plain.estimate(), long.estimate()
+    assert np.array_equal(with_cv.total, plain.total)  # the same samples
+    assert adjusted_var.mean() < 0.95 * var.mean()  # 30-70 % lower on the trained starter model
+    scale = np.abs(truth[0]).mean()
+    assert np.abs(adjusted[0] - truth[0]).mean() < np.abs(mean[0] - truth[0]).mean() + 0.1 * scale
+
+
+@pytest.mark.realdata
+def test_the_conditional_baseline_rebuilds_the_limb_leads_from_i_and_ii_on_real_records(shared_data):
+    """Einthoven and Goldberger on PTB-XL's own recordings: III, aVR, aVL and aVF rebuilt from I and II (as an
+    absent limb lead is in the lead game) match the recorded leads within 2 uV; a zero baseline would not."""
+    from ecglens.explain.lead_shapley import LeadGame, rebuild_limb_leads
+
+    folder = shared_data / "ptb-xl" / "records500" / "00000"
+    headers = sorted(folder.glob("*.hea"))[:5]
+    if not headers:
+        pytest.skip(f"no PTB-XL 500 Hz records in {folder}")
+    game = LeadGame.of(baseline="conditional")
+    kept = np.array([[1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]], np.float32)  # I, II and the precordial leads
+    for header in headers:
+        signal = read_record(header).signal  # mV, the 12 leads in the standard order
+        rebuilt = rebuild_limb_leads(signal[:2], ["I", "II"], ["III", "aVR", "aVL", "aVF"])
+        assert np.abs(rebuilt - signal[2:6]).max() <= 0.002, header.name
+        x = torch.from_numpy(signal.astype(np.float32))
+        played = game.inputs(x, kept, torch.zeros_like(x))[0].numpy()
+        assert np.abs(played - signal).max() <= 0.002 and np.abs(signal[2:6]).max() > 0.05
+
+
+def test_lead_games_limb_leads_as_one_player_and_efficiency(model):
+    from ecglens.explain.lead_shapley import LIMB_PLAYER, LeadGame
+
+    torch.manual_seed(5)
+    i, ii = torch.randn(128), torch.randn(128)
+    limbs = torch.stack([i, ii, ii - i, -(i + ii) / 2, i - ii / 2, ii - i / 2])  # a consistent frontal plane
+    x, mean = torch.cat([limbs, torch.randn(6, 128)]), torch.randn(12, 128) * 0.1
+    with torch.no_grad():
+        full, none = torch.sigmoid(model(torch.stack([x, mean])))
+    for limb_as_one, players in ((False, 12), (True, 7)):
+        game = LeadGame.of(baseline="conditional", limb_as_one=limb_as_one)
+        values = exact_lead_shapley(model, x, mean, game=game)
+        assert values.shape == (players, 9)
+        np.testing.assert_allclose(values.sum(axis=0), (full - none).numpy(), atol=1e-5)  # efficiency
+    assert LeadGame.of(limb_as_one=True).player_names[0] == LIMB_PLAYER
+    # any two limb leads give all six: once I and II are there, adding III (or aVR, aVL, aVF) changes no input
+    game = LeadGame.of(baseline="conditional")
+    with_i_ii = np.array([[1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]], np.float32)
+    plus = with_i_ii.copy()
+    for lead in range(2, 6):
+        plus[0, lead] = 1
+        np.testing.assert_allclose(game.inputs(x, plus, mean), game.inputs(x, with_i_ii, mean), atol=1e-5)
+    alone = game.inputs(x, np.array([[1] + [0] * 11], np.float32), mean)[0]  # one limb lead: the rest at the mean
+    assert torch.equal(alone[1], mean[1]) and torch.equal(alone[0], x[0])
+    with pytest.raises(ValueError, match="unknown baseline"):
+        LeadGame.of(baseline="flat")

@@ -64,11 +64,13 @@ def test_population_with_shards_equals_in_memory_and_cleans_up(tiny_run, tmp_pat
     eager = split_inputs(caches, meta, "train", 20)
     lazy = split_inputs(caches, meta, "train", 20, lazy=True)
     assert [i.record_id for i in eager] == lazy.record_ids
-    plain = population_importance(predictor.model, eager, background, meta.class_names, meta.lead_names, 2,
-                                  progress=False)
-    sharded = population_importance(predictor.model, lazy, background, meta.class_names, meta.lead_names, 2,
-                                    progress=False, store=tmp_path / "s", job={"k": 1})
-    np.testing.assert_array_equal(sharded.raw_mass, plain.raw_mass)
+    options = {"progress": False, "grouping": "true", "first_samples": 2, "target_error": 0.01, "max_samples": 4}
+    plain = population_importance(predictor.model, eager, background, meta.class_names, meta.lead_names, **options)
+    sharded = population_importance(predictor.model, lazy, background, meta.class_names, meta.lead_names,
+                                    store=tmp_path / "s", job={"k": 1}, **options)
+    assert plain.samples == sharded.samples == 4  # a second round was drawn, from shards too
+    np.testing.assert_array_equal(sharded.signed, plain.signed)
+    np.testing.assert_array_equal(sharded.absolute_se, plain.absolute_se)
     assert sharded.counts == plain.counts
     run = run_population(tiny_run.bundle, [tiny_run.cache], 20, "train", 10, 2, tmp_path / "out", "cpu",
                          progress=False)
@@ -100,7 +102,8 @@ def test_torchrun_two_processes_equal_one(tiny_run, tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     two = json.loads((tmp_path / "two" / "population.json").read_text())
-    np.testing.assert_allclose(np.asarray(two["matrix"], float), single.result.matrix, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(np.asarray(two["views"]["signed"]["values"], float), single.result.signed, rtol=1e-12,
+                               atol=0)
     assert two["counts"] == list(single.result.counts)
     rows = json.loads((tmp_path / "two" / "faithfulness.json").read_text())["rows"]
     assert len(rows) == len(faith.result.rows) > 0

@@ -69,13 +69,16 @@ def test_explain_commands_write_their_outputs(trained, tmp_path, capsys):
                  "--style", "bw"]) == 0
     assert main(["explain", "shap", *common, "--n", "1", "--background", "8", "--n-samples", "2"]) == 0
     assert main(["explain", "lead-shapley", *common, "--n", "1", "--sampled", "4", "--class", "PVC"]) == 0
-    assert main(["explain", "population", *common, "--n", "8", "--background", "8", "--n-samples", "2"]) == 0
+    assert main(["explain", "population", *common, "--n", "8", "--background", "8", "--n-samples", "2",
+                 "--group-by", "true", "--check-records", "1"]) == 0
     assert main(["explain", "faithfulness", *common, "--n", "4", "--background", "8", "--steps", "4"]) == 0
     assert len(list(tmp_path.glob("*_gradcam.png"))) >= 2 and list(tmp_path.glob("*_shap.png"))
     assert list(tmp_path.glob("*_PVC_guided-gradcam.svg"))
     population = json.loads((tmp_path / "population.json").read_text())
-    rows = [row for row, n in zip(population["matrix"], population["counts"], strict=True) if n]
-    assert all(abs(sum(row) - 1) < 1e-6 for row in rows)
+    rows = [row for row, n in zip(population["views"]["signed"]["shares"], population["counts"], strict=True) if n]
+    assert rows and all(abs(sum(abs(v) for v in row) - 1) < 1e-6 for row in rows)
+    assert population["grouping"] == "true" and population["shapley_agreement"]["n_records"] == 1
+    assert "rank agreement with exact lead Shapley" in capsys.readouterr().out
     faith = json.loads((tmp_path / "faithfulness.json").read_text())
     assert {row["method"] for row in faith["rows"]} == {"gradcam", "shap"}
     assert (tmp_path / "population.png").is_file() and (tmp_path / "faithfulness_curves.png").is_file()

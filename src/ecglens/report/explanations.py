@@ -48,11 +48,39 @@ def gradcam_examples(model: nn.Module, meta: BundleMeta, records: Sequence[Model
 
 
 def population_heatmap(model: nn.Module, meta: BundleMeta, records: Sequence[ModelInput], background: Background,
-                       path: Path, title: str, n_samples: int = 4, progress: bool = True) -> PopulationImportance:
-    """The study's Figures 2-5 for one model and record set; the figure is written to ``path``."""
-    result = population_importance(model, records, background, meta.class_names, meta.lead_names, n_samples,
-                                   progress=progress)
-    fig = lead_class_heatmap(result.matrix, result.average(), result.counts, title, result.class_names,
-                             result.lead_names)
-    save_figure(fig, path)
+                       path: Path, title: str, samples: int | None = None, progress: bool = True,
+                       check_records: int = 2, max_samples: int = 64) -> PopulationImportance:
+    """The study's Figures 2-5 for one model and record set, signed with its error (grouped by the decided class);
+    the figure is written to ``path``."""
+    result = population_importance(model, records, background, meta.class_names, meta.lead_names, samples,
+                                   progress=progress, decide=meta.decided, agreement_records=check_records,
+                                   max_samples=max_samples, never=dict(meta.not_validated))
+    save_figure(lead_class_heatmap(result, title), path)
     return result
+
+
+POPULATION_NOTE = (
+    "<p class='note'>Left: each class's signed SHAP value per lead (expected gradients; a lead's value for a class is "
+    "its attribution, and the leads add up to f(x) - E f(background)), averaged over the test records the model "
+    "decides as the class, as % of the row's total absolute value, with the Monte-Carlo standard error under each "
+    "value; red is evidence for the class, blue against; the last row averages the classes. Right: the absolute "
+    "mass (sum over time of |SHAP|), which grows with a lead's amplitude and with sampling noise: not an "
+    "attribution, shown for comparison with the study's figures.</p>")
+"""How every report introduces the population heatmap."""
+
+
+def population_summary(result: dict) -> str:
+    """One sentence on a population result's error and its check against exact lead Shapley (from ``to_dict``)."""
+    if "views" not in result:
+        return "absolute SHAP mass, from a result saved before signed SHAP; run again for the signed view"
+    signed = result["views"]["signed"]
+    parts = [f"{result['samples_per_record']} samples per record"]
+    if signed["relative_error"] is not None:
+        parts.append(f"mean Monte-Carlo SE {signed['relative_error']:.1%} of the mean |cell|"
+                     + ("" if result["target_error"] is None else f" (target {result['target_error']:.0%})"))
+    agreement = result.get("shapley_agreement")
+    if agreement and agreement["mean_spearman"] is not None:
+        parts.append(f"rank agreement with exact lead Shapley ({len(agreement['players'])} players, limb leads as "
+                     f"one, conditional baseline): mean Spearman {agreement['mean_spearman']:.2f} over "
+                     f"{agreement['n_pairs']} (record, class) pairs")
+    return "; ".join(parts) + "." + "".join(f" {note}." for note in result.get("notes", []))

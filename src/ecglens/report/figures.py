@@ -10,12 +10,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
 
 from ecglens.bundle import BundleMeta
 from ecglens.explain.attribution import threshold_map
+from ecglens.explain.population import PopulationImportance
 from ecglens.explain.records import RecordExplanation
 from ecglens.leads import LEAD_NAMES
 from ecglens.metrics import EvaluationResult
@@ -146,50 +145,53 @@ def explanation_figure(explanation: RecordExplanation, meta: BundleMeta, options
                               explanation.method, layout or "12x1", meta.lead_names, style)
 
 
-def lead_class_heatmap(matrix: np.ndarray, average: np.ndarray, counts: Sequence[int], title: str,
-                       class_names: Sequence[str], lead_names: Sequence[str]) -> Figure:
-    """The study's Figures 2-5 and a normalised view, side by side.
+def lead_class_heatmap(result: PopulationImportance, title: str) -> Figure:
+    """The study's Figures 2-5 as signed shares with their errors, beside the absolute view.
 
-    Left: share of each class's absolute SHAP mass per lead (%, rows sum to 100), plus the average row.
-    Right: the same share divided by the lead's average share over the classes (x; above 1 the class
-    uses the lead more than the classes do on average), which removes the amplitude effect common to
-    all classes. Rows carry n, the records explained per class.
+    Left: each class's signed SHAP per lead, as % of the row's total absolute value (red: evidence for the
+    class, blue: against), with the Monte-Carlo standard error under each value, and the average row. Right:
+    the absolute mass (sum_t |phi_t|) as % of the row, which grows with a lead's amplitude and with sampling
+    noise, at the stated samples per record. Rows carry n, the records in the class's group.
     """
-    shares = np.vstack([matrix, average[None, :]]) * 100
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.asarray(matrix) / np.asarray(average)[None, :]
-    rows = [f"{name} (n={count})" for name, count in zip(class_names, counts, strict=True)]
-    width = 0.55 * len(lead_names)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * width + 3.6, 1.3 + 0.42 * len(rows)),
+    signed, signed_se = result.shares("signed")
+    absolute, _ = result.shares("absolute")
+    rows = [f"{name} (n={count})" for name, count in zip(result.class_names, result.counts, strict=True)]
+    width = 0.62 * len(result.lead_names)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * width + 3.6, 1.5 + 0.5 * (len(rows) + 1)),
                              gridspec_kw={"width_ratios": [1, 1]})
-    image = _heat(axes[0], shares, [*rows, "average"], lead_names, "viridis", None, "{:.1f}")
+    shares = np.vstack([signed, result.average("signed")[None, :]]) * 100
+    errors = np.vstack([signed_se, np.full((1, signed.shape[1]), np.nan)]) * 100
+    limit = float(np.nanmax(np.abs(shares))) if np.isfinite(shares).any() else 1.0
+    image = _heat(axes[0], shares, [*rows, "average"], result.lead_names, "RdBu_r", "{:+.0f}",
+                  (-limit, limit), errors)
     axes[0].axhline(len(rows) - 0.5, color="white", lw=2)
-    axes[0].set_title("absolute: % of the class's SHAP mass", fontsize=9)
-    fig.colorbar(image, ax=axes[0], label="% of SHAP mass", shrink=0.8)
-    finite = relative[np.isfinite(relative) & (relative > 0)]
-    spread = float(np.max(np.abs(np.log2(finite)))) if finite.size else 1.0
-    spread = max(spread, 0.1)
-    image = _heat(axes[1], relative, rows, lead_names, "PuOr_r", LogNorm(2 ** -spread, 2 ** spread), "{:.2f}")
-    axes[1].set_title("normalised: share / the lead's average share", fontsize=9)
-    bar = fig.colorbar(image, ax=axes[1], label="x the average over classes", shrink=0.8)
-    ticks = [t for t in (0.25, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 4.0) if 2 ** -spread <= t <= 2 ** spread]
-    bar.ax.yaxis.set_minor_locator(NullLocator())
-    bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
+    grouped = "decided as" if result.grouping == "predicted" else "labelled with"
+    axes[0].set_title(f"signed SHAP, % of the row's |total| (± Monte-Carlo SE), {result.samples} samples/record; "
+                      f"records {grouped} the class", fontsize=8)
+    fig.colorbar(image, ax=axes[0], label="% (red: for the class, blue: against)", shrink=0.8)
+    image = _heat(axes[1], absolute * 100, rows, result.lead_names, "viridis", "{:.0f}")
+    axes[1].set_title(f"absolute mass, % of the row: not an attribution; grows with amplitude and noise "
+                      f"({result.absolute_samples} samples/record)", fontsize=8)
+    fig.colorbar(image, ax=axes[1], label="% of sum |SHAP|", shrink=0.8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def _heat(ax, data: np.ndarray, rows: Sequence[str], columns: Sequence[str], cmap: str, norm, text: str):
-    """One annotated heatmap panel; NaN cells stay blank."""
-    masked = np.ma.masked_invalid(np.where(np.asarray(data) > 0, data, np.nan) if norm is not None else data)
-    image = ax.imshow(masked, cmap=cmap, norm=norm, aspect="auto")
+def _heat(ax, data: np.ndarray, rows: Sequence[str], columns: Sequence[str], cmap: str, text: str,
+          limits: tuple[float, float] | None = None, errors: np.ndarray | None = None):
+    """One annotated heatmap panel (with ``errors``: ± under each value); NaN cells stay blank."""
+    vmin, vmax = limits if limits is not None else (None, None)
+    image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
     for r in range(data.shape[0]):
         for c in range(data.shape[1]):
             if np.isfinite(data[r, c]):
                 red, green, blue, _ = image.cmap(image.norm(data[r, c]))
                 light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
-                ax.text(c, r, text.format(data[r, c]), ha="center", va="center", fontsize=7,
+                label = text.format(data[r, c])
+                if errors is not None and np.isfinite(errors[r, c]):
+                    label += f"\n±{errors[r, c]:.0f}" if errors[r, c] >= 0.5 else "\n±<1"
+                ax.text(c, r, label, ha="center", va="center", fontsize=6.5, linespacing=0.95,
                         color="black" if light else "white")
     ax.set_xticks(range(len(columns)), columns, fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)

@@ -164,20 +164,45 @@ def write_lead_shapley(tables: Sequence[LeadShapleyTable], out: Path) -> tuple[P
     return write_json(out / "lead_shapley.json", results), *paths
 
 
-def population_frame(result: PopulationImportance) -> pd.DataFrame:
-    """The population matrix in percent, classes x leads, with the average row."""
-    table = pd.DataFrame(result.matrix * 100, index=list(result.class_names), columns=list(result.lead_names))
-    table.loc["average"] = result.average() * 100
-    return table
+def population_frame(result: PopulationImportance, view: str = "signed") -> pd.DataFrame:
+    """One view of the population as % of each row's total absolute value, classes x leads, with the average row,
+    then each cell's Monte-Carlo standard error (``<lead> SE`` columns)."""
+    shares, errors = result.shares(view)
+    leads = list(result.lead_names)
+    table = pd.DataFrame(shares * 100, index=list(result.class_names), columns=leads)
+    table.loc["average"] = result.average(view) * 100
+    table.insert(0, "n", [*result.counts, sum(result.counts)])
+    se = pd.DataFrame(errors * 100, index=list(result.class_names), columns=[f"{lead} SE" for lead in leads])
+    return table.join(se)
+
+
+def population_lines(result: PopulationImportance) -> list[str]:
+    """What a terminal shows: the signed table in %, its error, and the agreement with exact lead Shapley."""
+    table = population_frame(result)[["n", *result.lead_names]].round(0)
+    lines = [f"signed SHAP per lead, % of each row's |total|; records grouped by {result.grouping} class; "
+             f"{result.samples} samples per record", table.to_string()]
+    error = result.relative_error()
+    if error is not None:
+        lines.append(f"Monte-Carlo error: mean SE {error:.1%} of the mean |cell|"
+                     + ("" if result.target_error is None else f" (target {result.target_error:.0%})"))
+    agreement = result.agreement
+    if agreement is not None and agreement.mean_spearman is not None:
+        lines.append(f"rank agreement with exact lead Shapley ({len(agreement.players)} players, limb leads as one, "
+                     f"conditional baseline): mean Spearman {agreement.mean_spearman:.2f} over {agreement.n_pairs} "
+                     f"(record, class) pairs of {agreement.n_records} records")
+    return lines + [f"note: {note}" for note in result.notes]
 
 
 def write_population(result: PopulationImportance, out: Path, title: str) -> tuple[Path, ...]:
-    """``population.json``, ``population.csv`` and the heatmap ``population.png``."""
-    figure = save_figure(lead_class_heatmap(result.matrix, result.average(), result.counts, title,
-                                            result.class_names, result.lead_names), out / "population.png")
-    with atomic_open(out / "population.csv", newline="") as handle:
-        population_frame(result).to_csv(handle)
-    return write_json(out / "population.json", strict_json(result.to_dict())), out / "population.csv", figure
+    """``population.json``, ``population.csv`` (signed), ``population_absolute.csv`` and the heatmap
+    ``population.png``."""
+    figure = save_figure(lead_class_heatmap(result, title), out / "population.png")
+    paths = []
+    for view, name in (("signed", "population.csv"), ("absolute", "population_absolute.csv")):
+        with atomic_open(out / name, newline="") as handle:
+            population_frame(result, view).to_csv(handle)
+        paths.append(out / name)
+    return write_json(out / "population.json", strict_json(result.to_dict())), *paths, figure
 
 
 def write_faithfulness(result: FaithfulnessResult, out: Path, title: str) -> tuple[Path, ...]:
