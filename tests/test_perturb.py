@@ -10,7 +10,7 @@ import torch
 from ecglens.cli import main
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import create_model
-from ecglens.models.attacks import attack_loss, fgsm, pgd
+from ecglens.models.attacks import attack_loss, band_limiter, fgsm, gaussian_smoother, pgd, shaped_pgd
 from ecglens.noise import snr_db
 from ecglens.perturb import NOISE_KINDS, SNR_LEVELS_DB, NotApplicable, Perturbation, RandomPerturbation
 
@@ -119,6 +119,46 @@ def test_a_zero_budget_changes_nothing_and_fgsm_is_one_signed_step(model_and_inp
         pgd(model, x, reference, 0.1, "l1")
 
 
+@pytest.mark.parametrize("rate", [100.0, 500.0])
+def test_smooth_and_band_limited_attacks_keep_their_power_below_40_hz_and_their_budget(model_and_input, rate):
+    """Han et al.'s point, measured: plain PGD puts much of its power above 40 Hz, the smooth and band-limited
+    attacks at most 5 %; all stay within the L-inf budget and climb their loss."""
+    from ecglens.robustness import SMOOTH_SIGMA_MS, attack_spectrum
+
+    model, x, reference = model_and_input
+    eps = 0.025
+    clean = list(x.numpy())
+    shares = {}
+    for name, shape in (("smooth", gaussian_smoother(SMOOTH_SIGMA_MS / 1000 * rate)),
+                        ("pgd-band", band_limiter(rate, 0.5, 40.0))):
+        result = shaped_pgd(model, x, reference, eps, shape, steps=6)
+        delta = result.inputs - x
+        assert float(delta.abs().max()) <= eps * (1 + 1e-5) and float(delta.abs().max()) > eps / 4
+        assert result.loss_history[-1] > result.loss_history[0]
+        assert all(b >= a - 1e-7 for a, b in zip(result.loss_history, result.loss_history[1:], strict=False))
+        shares[name] = attack_spectrum(name, 25.0, clean, list(result.inputs.numpy()), rate).share_above_40hz
+    plain = attack_spectrum("pgd", 25.0, clean, list(pgd(model, x, reference, eps, steps=6).inputs.numpy()), rate)
+    assert shares["smooth"] <= 0.05 and shares["pgd-band"] <= 0.05, shares
+    assert plain.share_above_40hz > 0.15  # the high-frequency attack, for contrast
+    assert torch.equal(shaped_pgd(model, x, reference, 0.0, band_limiter(rate)).inputs, x)
+
+
+def test_flipping_budgets_are_survival_curves_with_censored_records():
+    from ecglens.robustness import FLIP_GRID_UV, FlipBudget
+
+    budgets = (5.0, None, 25.0, None, None, 1.0)
+    flip = FlipBudget("STD", "smooth", 0.01, FLIP_GRID_UV, (True, True, True, False, False, False), budgets)
+    assert flip.n_records == 6 and flip.n_positive == 3 and flip.n_flipped == 3
+    curve = dict(zip(FLIP_GRID_UV, flip.survival(), strict=True))
+    assert curve[1.0] == 5 / 6 and curve[25.0] == 3 / 6 and curve[250.0] == 3 / 6  # censored stay at the end
+    assert flip.median_text() == "25 uV" and flip.median_text(True) == "25 uV"
+    assert flip.median_uv(False) is None and flip.median_text(False) == ">250 uV"  # never reached one half
+    data = flip.to_dict()
+    assert data["survival_negative"][-1] == 2 / 3 and data["median_negative"] == ">250 uV"
+    empty = FlipBudget("PAC", "smooth", 0.3, FLIP_GRID_UV, (False,), (None,))
+    assert empty.median_text(True) == "n/a"
+
+
 def test_robustness_end_to_end_attacks_hurt_more_than_random_noise(tiny_run, tmp_path, capsys):
     import shutil
 
@@ -133,15 +173,26 @@ def test_robustness_end_to_end_attacks_hurt_more_than_random_noise(tiny_run, tmp
     assert main(["-q", "robustness", "--checkpoint", str(bundle), "--data", str(tiny_run.cache), "--split",
                  "train", "--quick", "--n", "12", "--n-flip", "3", "--out", str(out)]) == 0
     result = json.loads((out / "robustness.json").read_text())  # strict JSON: no NaN
-    conditions = {(c["kind"], c["level"]): c for c in result["conditions"]}
+    conditions = {(c["kind"], c["level"]): c for c in result["conditions"]
+                  if c["family"] != "adversarial, then filtered"}
     for eps in (10.0, 50.0):
         assert conditions[("pgd", eps)]["changed"] > conditions[("random", eps)]["changed"]
     assert conditions[("reversal", 0.0)]["label"] == "LA/RA electrode reversal"
     assert {f["name"] for f in result["flip_budgets"]} == {"SNR", "AF", "IAVB", "LBBB", "RBBB", "PAC", "PVC", "STD"}
-    for name in ("robustness.csv", "robustness_curves.png", "adversarial_example.png", "robustness.html"):
+    assert result["left_out"] and result["left_out"][0].startswith("STE: ")
+    for flip in result["flip_budgets"]:  # positives and negatives drawn separately, at most 3 of each
+        assert flip["attack"] == "smooth" and flip["n_positive"] <= 3 and flip["n_records"] - flip["n_positive"] <= 3
+        assert len(flip["survival"]) == len(flip["grid_uv"]) and flip["median"].endswith("uV")
+    assert ("smooth", 50.0) in conditions and ("pgd-band", 50.0) in conditions
+    filtered = [c for c in result["conditions"] if c["family"] == "adversarial, then filtered"]
+    assert len(filtered) == 2 * 6 and all("then the 0.5-40 Hz filter" in c["label"] for c in filtered)
+    spectra = {s["kind"]: s["share_above_40hz"] for s in result["spectra"]}
+    assert spectra["smooth"] <= 0.05 and spectra["pgd-band"] <= 0.05
+    for name in ("robustness.csv", "robustness_curves.png", "adversarial_example.png", "robustness.html",
+                 "attack_spectra.png", "flipping_budgets.png"):
         assert (out / name).stat().st_size > 0
     assert "Worst adversarial" in (out / "robustness.html").read_text()
-    assert "PGD, 50 uV L-inf" in capsys.readouterr().out
+    assert "PGD (high-frequency), 50 uV L-inf" in capsys.readouterr().out
     empty = tmp_path / "not-a-cache"
     empty.mkdir()
     assert main(["robustness", "--checkpoint", tiny_run.bundle, "--data", str(empty),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
+from scipy.signal import butter, resample_poly, sosfiltfilt
 
 from ecglens.leads import lead_order
 
@@ -165,3 +165,15 @@ class ModelInput:
     def n_samples(self) -> int:
         """Samples per lead of the input."""
         return int(self.signal.shape[1])
+
+
+CLINICAL_BAND_HZ = (0.5, 40.0)
+"""The pass band of an ECG machine's diagnostic filter as ecglens applies it."""
+
+
+def clinical_filter(signal: np.ndarray, sampling_rate_hz: float, band_hz: tuple[float, float] = CLINICAL_BAND_HZ
+                    ) -> np.ndarray:
+    """A zero-phase 4th-order Butterworth band-pass (the upper edge clipped to 0.45 x the rate), per lead."""
+    low, high = band_hz[0], min(band_hz[1], 0.45 * sampling_rate_hz)
+    sos = butter(4, [low, high], btype="bandpass", fs=sampling_rate_hz, output="sos")
+    return sosfiltfilt(sos, np.asarray(signal, np.float64), axis=-1).astype(np.float32)

@@ -5,7 +5,11 @@ Each perturbation (`ecglens.perturb`) is applied to every chosen record of a spl
 before the bundle's length policy, exactly where real noise or a real fault would enter; the metrics are the
 bundle's own (macro AUC, per-class AUC, F1 at its stored thresholds), so a curve starts at the clean score.
 Adversarial inputs are made on the model input (`ecglens.models.attacks`) with budgets in microvolts, the
-scale of real ECG noise, and compared with random noise of the same L-infinity norm.
+scale of real ECG noise, and compared with random noise of the same L-infinity norm. Plain PGD and FGSM are
+high-frequency attacks; the smooth and band-limited attacks are ones an ECG could carry, and every attack is
+also scored after the clinical 0.5-40 Hz filter, with each attack's spectrum. The flipping budgets are
+survival curves: per class, positives and negatives sampled separately, the records never flipped censored
+at the largest budget tried.
 """
 
 from __future__ import annotations
@@ -22,17 +26,23 @@ from ecglens.bundle import BundleMeta, load_model
 from ecglens.cache import EcgCache, open_caches
 from ecglens.data import SPLITS, CacheDataset, split_caches
 from ecglens.metrics import evaluate_predictions
-from ecglens.models.attacks import fgsm, pgd
+from ecglens.models.attacks import band_limiter, fgsm, gaussian_smoother, pgd, shaped_pgd
 from ecglens.models.inference import class_probabilities
 from ecglens.perturb import NotApplicable, Perturbation, default_suite
-from ecglens.preprocess import batches_by_length
+from ecglens.preprocess import CLINICAL_BAND_HZ, batches_by_length, clinical_filter
 from ecglens.progress import bar, note
 
 UV = 1e-3
 """One microvolt in the signals' unit (mV)."""
 LINF_BUDGETS_UV = (5.0, 10.0, 25.0, 50.0)
-ATTACKS = {"random": "random sign noise", "fgsm": "FGSM", "pgd": "PGD", "pgd-l2": "PGD L2"}
+SMOOTH_SIGMA_MS = 10.0
+"""The smooth attack's Gaussian kernel: its gain is 4 % at 40 Hz and 0.2 % at 50 Hz."""
+ATTACKS = {"random": "random sign noise", "fgsm": "FGSM (high-frequency)", "pgd": "PGD (high-frequency)",
+           "pgd-l2": "PGD L2 (high-frequency)", "smooth": f"smooth PGD (Gaussian, sigma {SMOOTH_SIGMA_MS:g} ms)",
+           "pgd-band": "band-limited PGD (0.5-40 Hz)"}
 FLIP_GRID_UV = (1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0)
+FLIP_ATTACKS = ("smooth", "pgd-band", "pgd")
+"""Attacks whose flipping budgets can be searched (restricted to one class)."""
 
 
 @dataclass(frozen=True)
@@ -73,13 +83,85 @@ class ConditionResult:
 
 @dataclass(frozen=True)
 class FlipBudget:
-    """The smallest L-infinity budget (from `FLIP_GRID_UV`) at which PGD flips a class's decision, per record."""
+    """How much one attack needs to flip one class's decision: a survival curve over `FLIP_GRID_UV`.
+
+    Records are drawn separately among those the model decides positive and negative for the class (clean),
+    so a rare class is measured on its positives too. A record's budget is the smallest on the grid at which
+    the attack flips its decision; None means not flipped at the largest budget tried (censored there).
+
+    Attributes:
+        name: the class.
+        attack: the attack (a key of `ATTACKS`).
+        threshold: the class's decision threshold (a jump over a tiny threshold is cheap).
+        grid_uv: the budgets tried.
+        decided: per record, whether the clean decision was positive.
+        budgets_uv: per record, the flipping budget or None (censored).
+    """
 
     name: str
-    n_records: int
-    n_flipped: int
-    median_uv: float | None
+    attack: str
+    threshold: float
+    grid_uv: tuple[float, ...]
+    decided: tuple[bool, ...]
     budgets_uv: tuple[float | None, ...]
+
+    @property
+    def n_records(self) -> int:
+        """Records searched."""
+        return len(self.budgets_uv)
+
+    @property
+    def n_positive(self) -> int:
+        """Records decided positive (clean)."""
+        return sum(self.decided)
+
+    @property
+    def n_flipped(self) -> int:
+        """Records flipped within the largest budget."""
+        return sum(b is not None for b in self.budgets_uv)
+
+    def survival(self, decided: bool | None = None) -> tuple[float, ...]:
+        """Share of records still unflipped at each budget of the grid (all records, or one side)."""
+        chosen = [b for b, d in zip(self.budgets_uv, self.decided, strict=True) if decided is None or d == decided]
+        if not chosen:
+            return tuple(np.nan for _ in self.grid_uv)
+        return tuple(float(np.mean([b is None or b > eps for b in chosen])) for eps in self.grid_uv)
+
+    def median_uv(self, decided: bool | None = None) -> float | None:
+        """The median read from the curve: the smallest budget with at most half the records unflipped; None
+        when the curve stays above one half (the median is beyond the largest budget) or there are no records."""
+        for eps, alive in zip(self.grid_uv, self.survival(decided), strict=True):
+            if alive <= 0.5:
+                return eps
+        return None
+
+    def median_text(self, decided: bool | None = None) -> str:
+        """The median as a report prints it: ``25 uV``, ``>250 uV``, or ``n/a`` without records."""
+        if not any(decided is None or d == decided for d in self.decided):
+            return "n/a"
+        median = self.median_uv(decided)
+        return f">{self.grid_uv[-1]:g} uV" if median is None else f"{median:g} uV"
+
+    def to_dict(self) -> dict:
+        """Plain data, with the curves and medians."""
+        return {**asdict(self), "n_records": self.n_records, "n_positive": self.n_positive,
+                "n_flipped": self.n_flipped, "survival": list(self.survival()),
+                "survival_positive": list(self.survival(True)), "survival_negative": list(self.survival(False)),
+                "median": self.median_text(), "median_positive": self.median_text(True),
+                "median_negative": self.median_text(False)}
+
+
+@dataclass(frozen=True)
+class AttackSpectrum:
+    """Where an attack's perturbation puts its power: the mean power spectral density (Welch) over records and
+    leads of adversarial minus clean, at one budget, and its share above the clinical filter's upper edge."""
+
+    kind: str
+    label: str
+    eps_uv: float
+    frequencies_hz: tuple[float, ...]
+    power: tuple[float, ...]
+    share_above_40hz: float
 
 
 @dataclass(frozen=True)
@@ -110,6 +192,9 @@ class RobustnessResult:
     transfer_bundle: str | None
     example: AdversarialExample | None
     seconds: float
+    spectra: tuple[AttackSpectrum, ...] = ()
+    left_out: tuple[str, ...] = ()
+    """Classes left out of the flipping budgets, with the reason."""
 
     @property
     def clean(self) -> ConditionResult:
@@ -119,6 +204,7 @@ class RobustnessResult:
     def to_dict(self) -> dict:
         """Plain data for ``robustness.json`` (without the example's arrays)."""
         data = asdict(self)
+        data["flip_budgets"] = [f.to_dict() for f in self.flip_budgets]
         if self.example is not None:
             data["example"] = {k: v for k, v in data["example"].items() if k not in ("original", "perturbed")}
         return data
@@ -150,25 +236,48 @@ def _inputs(dataset: CacheDataset) -> list[np.ndarray]:
 
 
 def _attack_batches(model: torch.nn.Module, inputs: Sequence[np.ndarray], reference: np.ndarray, eps_mv: float,
-                    method: str, batch_size: int, device: torch.device, classes: Sequence[int] | None = None,
-                    steps: int = 10, seed: int = 0) -> list[np.ndarray]:
+                    method: str, batch_size: int, device: torch.device, rate_hz: float,
+                    classes: Sequence[int] | None = None, steps: int = 10, seed: int = 0) -> list[np.ndarray]:
     """Adversarial (or, for ``random``, random-sign) versions of every input, batched by equal length."""
     out: list[np.ndarray] = [np.empty(0)] * len(inputs)
     generator = torch.Generator().manual_seed(seed)
     for chunk in batches_by_length([x.shape[-1] for x in inputs], batch_size):
         x = torch.from_numpy(np.stack([inputs[i] for i in chunk])).to(device)
+        target = torch.from_numpy(reference[chunk])
         if method == "random":
             signs = torch.randint(0, 2, x.shape, generator=generator).to(x) * 2 - 1
             adversarial = x + eps_mv * signs
         elif method == "fgsm":
-            adversarial = fgsm(model, x, torch.from_numpy(reference[chunk]), eps_mv, classes).inputs
+            adversarial = fgsm(model, x, target, eps_mv, classes).inputs
+        elif method == "smooth":
+            shape = gaussian_smoother(SMOOTH_SIGMA_MS / 1000 * rate_hz)
+            adversarial = shaped_pgd(model, x, target, eps_mv, shape, steps, classes=classes).inputs
+        elif method == "pgd-band":
+            shape = band_limiter(rate_hz, *CLINICAL_BAND_HZ)
+            adversarial = shaped_pgd(model, x, target, eps_mv, shape, steps, classes=classes).inputs
         else:
             norm = "l2" if method == "pgd-l2" else "linf"
             budget = eps_mv * float(np.sqrt(x[0].numel())) if norm == "l2" else eps_mv
-            adversarial = pgd(model, x, torch.from_numpy(reference[chunk]), budget, norm, steps, classes=classes).inputs
+            adversarial = pgd(model, x, target, budget, norm, steps, classes=classes).inputs
         for i, row in zip(chunk, adversarial.detach().cpu().numpy(), strict=True):
             out[i] = row
     return out
+
+
+def attack_spectrum(kind: str, eps_uv: float, clean: Sequence[np.ndarray], adversarial: Sequence[np.ndarray],
+                    rate_hz: float) -> AttackSpectrum:
+    """The mean Welch power spectral density of adversarial minus clean over records and leads."""
+    from scipy.signal import welch
+
+    powers, frequencies = [], None
+    for before, after in zip(clean, adversarial, strict=True):
+        frequencies, power = welch(np.asarray(after, np.float64) - before, fs=rate_hz,
+                                   nperseg=min(256, before.shape[-1]), axis=-1)
+        powers.append(power.mean(axis=0))
+    mean = np.mean(powers, axis=0)
+    total = float(mean.sum())
+    above = float(mean[frequencies > CLINICAL_BAND_HZ[1]].sum() / total) if total > 0 else 0.0
+    return AttackSpectrum(kind, ATTACKS[kind], eps_uv, tuple(frequencies.tolist()), tuple(mean.tolist()), above)
 
 
 def run_robustness(
@@ -178,7 +287,7 @@ def run_robustness(
     n_records: int | None = 200,
     suite: Sequence[Perturbation] | None = None,
     budgets_uv: Sequence[float] = LINF_BUDGETS_UV,
-    n_flip: int = 20,
+    n_flip: int = 10,
     pgd_steps: int = 10,
     transfer_bundle: str | os.PathLike | None = None,
     attacks: Sequence[str] = tuple(ATTACKS),
@@ -186,6 +295,8 @@ def run_robustness(
     batch_size: int = 32,
     seed: int = 0,
     progress: bool = True,
+    flip_attack: str = "smooth",
+    filtered: bool = True,
 ) -> RobustnessResult:
     """Score a bundle on a split under every perturbation of ``suite`` and under attacks.
 
@@ -195,8 +306,9 @@ def run_robustness(
         split: ``test`` (default), ``val`` or ``train``.
         n_records: at most this many records of the split (a seeded choice), None for all.
         suite: perturbations (default `ecglens.perturb.default_suite`).
-        budgets_uv: L-infinity budgets for FGSM, PGD, random sign noise and (scaled to the same RMS) L2 PGD.
-        n_flip: records on which the smallest flipping budget is searched per class (0 to skip).
+        budgets_uv: L-infinity budgets of every attack and of random sign noise (L2 PGD: scaled to the same RMS).
+        n_flip: per class, records decided positive, and as many decided negative, on which the smallest
+            flipping budget is searched (0 to skip).
         pgd_steps: PGD iterations.
         transfer_bundle: a second bundle (another seed) scored on the first one's PGD inputs.
         attacks: which of `ATTACKS` to run at each budget.
@@ -204,8 +316,12 @@ def run_robustness(
         batch_size: records per batch.
         seed: record choice and random noise.
         progress: progress bar and stage lines.
+        flip_attack: the attack of the flipping budgets, one of `FLIP_ATTACKS`.
+        filtered: also score every attack, and the clean records, after the clinical 0.5-40 Hz filter.
     """
     started = time.perf_counter()
+    if flip_attack not in FLIP_ATTACKS:
+        raise ValueError(f"unknown flipping attack {flip_attack!r}; choose from {', '.join(FLIP_ATTACKS)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     model, meta = load_model(bundle, device)
@@ -244,18 +360,34 @@ def run_robustness(
             conditions.append(_score(perturbation.kind, perturbation.family, perturbation.level, perturbation.label,
                                      y_true, class_probabilities(model, inputs, batch_size), meta, clean_decisions))
         counter.update()
+    rate = meta.sampling_rate_hz
+    band = f"{CLINICAL_BAND_HZ[0]:g}-{CLINICAL_BAND_HZ[1]:g} Hz filter"
+
+    def filtered_probabilities(inputs: Sequence[np.ndarray]) -> np.ndarray:
+        return class_probabilities(model, [clinical_filter(x, rate) for x in inputs], batch_size)
+
+    if filtered and attacks:
+        conditions.append(_score("clean", "filtered", 0.0, f"clean, then the {band}", y_true,
+                                 filtered_probabilities(clean_inputs), meta, clean_decisions))
     reference = clean_decisions.astype(np.float32)  # attacks push away from the model's own clean decisions
     pgd_inputs: dict[float, list[np.ndarray]] = {}
+    spectra: list[AttackSpectrum] = []
+    shown_budget = min(budgets_uv, key=lambda b: abs(np.log(b / 25.0))) if budgets_uv else None
     for eps in budgets_uv:
         for method in attacks:
             name = ATTACKS[method]
             adversarial = _attack_batches(model, clean_inputs, reference, eps * UV, method, batch_size, torch_device,
-                                          steps=pgd_steps, seed=seed)
+                                          rate, steps=pgd_steps, seed=seed)
             if method == "pgd" and transfer_bundle is not None:  # kept only for the second model
                 pgd_inputs[eps] = adversarial
+            if eps == shown_budget:
+                spectra.append(attack_spectrum(method, eps, clean_inputs, adversarial, rate))
             label = f"{name}, {eps:g} uV" + (" RMS" if method == "pgd-l2" else " L-inf")
             conditions.append(_score(method, "adversarial", eps, label, y_true,
                                      class_probabilities(model, adversarial, batch_size), meta, clean_decisions))
+            if filtered:
+                conditions.append(_score(method, "adversarial, then filtered", eps, f"{label}, then the {band}",
+                                         y_true, filtered_probabilities(adversarial), meta, clean_decisions))
             counter.update()
     counter.close()
     transfer: list[ConditionResult] = []
@@ -269,8 +401,8 @@ def run_robustness(
         for eps, adversarial in pgd_inputs.items():
             transfer.append(_score("pgd", "adversarial", eps, f"PGD {eps:g} uV made on the first model", y_true,
                                    class_probabilities(other, adversarial, batch_size), other_meta, other_decisions))
-    flips = _flip_budgets(model, meta, clean_inputs[:n_flip], reference[:n_flip], batch_size, torch_device,
-                          pgd_steps) if n_flip else ()
+    flips, left_out = _flip_budgets(model, meta, clean_inputs, reference, n_flip, flip_attack, batch_size,
+                                    torch_device, pgd_steps, seed) if n_flip else ((), ())
     example = _example(model, meta, clean_set, clean_inputs, clean_probabilities, reference, budgets_uv, torch_device,
                        pgd_steps)
     if progress:
@@ -278,34 +410,41 @@ def run_robustness(
         note(f"{len(items)} records, {len(conditions)} conditions in {seconds:.0f} s", "robustness")
     return RobustnessResult(str(bundle), split, len(items), meta.class_names, meta.sampling_rate_hz, tuple(conditions),
                             tuple(flips), tuple(transfer), None if transfer_bundle is None else str(transfer_bundle),
-                            example, time.perf_counter() - started)
+                            example, time.perf_counter() - started, tuple(spectra), tuple(left_out))
 
 
 def _flip_budgets(model: torch.nn.Module, meta: BundleMeta, inputs: Sequence[np.ndarray], reference: np.ndarray,
-                  batch_size: int, device: torch.device, steps: int) -> list[FlipBudget]:
-    """Per class, the smallest budget of `FLIP_GRID_UV` at which PGD on that class alone flips its decision (a class
-    that is not validated has no decision to flip and is left out)."""
-    budgets = []
+                  n_side: int, attack: str, batch_size: int, device: torch.device, steps: int, seed: int
+                  ) -> tuple[list[FlipBudget], list[str]]:
+    """Per class, the smallest budget of `FLIP_GRID_UV` at which ``attack`` on that class alone flips its decision,
+    on up to ``n_side`` records decided positive and ``n_side`` decided negative (a seeded draw per class). A class
+    that is not validated has no decision to flip and is left out, with the reason."""
+    budgets, left_out = [], []
     thresholds = np.asarray(meta.thresholds)
     unknown = dict(meta.not_validated)
     for c, name in enumerate(meta.class_names):
         if name in unknown:
+            left_out.append(f"{name}: {unknown[name]}")
             continue
-        found: list[float | None] = [None] * len(inputs)
+        rng = np.random.default_rng([seed, c])
+        chosen = []
+        for side in (True, False):
+            pool = np.flatnonzero(reference[:, c].astype(bool) == side)
+            chosen += sorted(rng.choice(pool, min(n_side, len(pool)), replace=False).tolist())
+        found: dict[int, float | None] = dict.fromkeys(chosen)
         for eps in FLIP_GRID_UV:
-            todo = [i for i, value in enumerate(found) if value is None]
+            todo = [i for i in chosen if found[i] is None]
             if not todo:
                 break
-            adversarial = _attack_batches(model, [inputs[i] for i in todo], reference[todo], eps * UV, "pgd",
-                                          batch_size, device, classes=[c], steps=steps)
+            adversarial = _attack_batches(model, [inputs[i] for i in todo], reference[todo], eps * UV, attack,
+                                          batch_size, device, meta.sampling_rate_hz, classes=[c], steps=steps)
             after = class_probabilities(model, adversarial, batch_size)[:, c] >= thresholds[c]
             for i, flipped in zip(todo, after != reference[todo, c].astype(bool), strict=True):
                 if flipped:
                     found[i] = eps
-        flipped = [v for v in found if v is not None]
-        budgets.append(FlipBudget(name, len(inputs), len(flipped), float(np.median(flipped)) if flipped else None,
-                                  tuple(found)))
-    return budgets
+        budgets.append(FlipBudget(name, attack, float(thresholds[c]), FLIP_GRID_UV,
+                                  tuple(bool(reference[i, c]) for i in chosen), tuple(found[i] for i in chosen)))
+    return budgets, left_out
 
 
 def _example(model, meta, clean_set, inputs, probabilities, reference, budgets_uv, device, steps
@@ -320,8 +459,8 @@ def _example(model, meta, clean_set, inputs, probabilities, reference, budgets_u
     i = int(np.argmin(np.where(reference[:, c] > 0, margin, np.inf))) if reference[:, c].any() else int(
         np.argmin(margin))
     for eps in sorted(budgets_uv):
-        adversarial = _attack_batches(model, [inputs[i]], reference[[i]], eps * UV, "pgd", 1, device, classes=[c],
-                                      steps=steps)[0]
+        adversarial = _attack_batches(model, [inputs[i]], reference[[i]], eps * UV, "pgd", 1, device,
+                                      meta.sampling_rate_hz, classes=[c], steps=steps)[0]
         after = float(class_probabilities(model, [adversarial], 1)[0, c])
         if (after >= thresholds[c]) != bool(reference[i, c]) or eps == max(budgets_uv):
             record_id = str(clean_set.caches[clean_set.items[i].cache].index["record_id"].iloc[clean_set.items[i].row])

@@ -17,7 +17,7 @@ from ecglens.atomic import atomic_open, write_json, write_text
 from ecglens.report.ecgpaper import paper_grid
 from ecglens.report.figures import save_figure
 from ecglens.report.html import figure_from_png, page, strict_json, table_to_html
-from ecglens.robustness import AdversarialExample, ConditionResult, RobustnessResult
+from ecglens.robustness import ATTACKS, AdversarialExample, ConditionResult, RobustnessResult
 
 
 def _auc(value: float | None) -> float:
@@ -49,13 +49,20 @@ def curves_figure(result: RobustnessResult) -> Figure:
             if absent:  # no line and no legend entry for what could not be measured: say so on the axis
                 axis.text(0.98, 0.02, f"not applicable here: {', '.join(absent)}", transform=axis.transAxes,
                           fontsize=7, ha="right", va="bottom", color="0.3")
-            for kind in (k for k in kinds if k not in absent):
+            for k, kind in enumerate(k for k in kinds if k not in absent):
                 points = sorted((c.level, _auc(c.macro_auc)) for c in rows if c.kind == kind)
-                axis.plot(*zip(*points, strict=True), "o-", ms=4, lw=1.5,
-                          label=kind if family == "noise" else {"random": "random sign noise (same L-inf)",
-                                                                "fgsm": "FGSM", "pgd": "PGD L-inf",
-                                                                "pgd-l2": "PGD L2 (same RMS)"}.get(kind, kind))
+                axis.plot(*zip(*points, strict=True), "o-", ms=4, lw=1.5, color=f"C{k}",
+                          label=kind if family == "noise" else ATTACKS.get(kind, kind))
+                after = sorted((c.level, _auc(c.macro_auc)) for c in result.conditions
+                               if c.family == "adversarial, then filtered" and c.kind == kind)
+                if family == "adversarial" and after:
+                    axis.plot(*zip(*after, strict=True), "s--", ms=3, lw=1, color=f"C{k}", alpha=0.7,
+                              label="    then the 0.5-40 Hz filter")
             axis.axhline(clean, color="black", ls="--", lw=1, label=f"clean {clean:.3f}")
+            filtered = [c for c in result.conditions if c.family == "filtered" and c.macro_auc is not None]
+            if family == "adversarial" and filtered:
+                axis.axhline(filtered[0].macro_auc, color="0.4", ls=":", lw=1,
+                             label=f"clean, then the filter {filtered[0].macro_auc:.3f}")
             axis.set_ylabel("macro AUC")
             if family == "noise":
                 axis.set_xlabel("signal-to-noise ratio (dB)")
@@ -69,9 +76,60 @@ def curves_figure(result: RobustnessResult) -> Figure:
             axis.axhline(0.5, color="0.5", ls=":", lw=1)
         axis.set_title(family, fontsize=10)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="lower right" if bars else "lower left")
+        axis.legend(fontsize=6 if family == "adversarial" else 7, loc="lower right" if bars else "lower left")
     fig.suptitle(f"{result.bundle}: macro AUC under perturbation ({result.n_records} {result.split} records)",
                  fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def spectra_figure(result: RobustnessResult) -> Figure:
+    """Each attack's mean power spectral density (adversarial minus clean), with the share above 40 Hz."""
+    fig, axis = plt.subplots(figsize=(7.5, 4.2))
+    for k, spectrum in enumerate(result.spectra):
+        power = np.maximum(np.asarray(spectrum.power), 1e-30)
+        axis.semilogy(spectrum.frequencies_hz, power, color=f"C{k}", lw=1.4,
+                      label=f"{spectrum.label}: {spectrum.share_above_40hz:.1%} above 40 Hz")
+    axis.axvspan(40, result.sampling_rate_hz / 2, color="0.85", zorder=0, label="removed by the 0.5-40 Hz filter")
+    axis.set_xlim(0, result.sampling_rate_hz / 2)
+    floor = max((min(s.power) for s in result.spectra if max(s.power) > 0), default=1e-12)
+    axis.set_ylim(bottom=max(floor, max((max(s.power) for s in result.spectra), default=1.0) * 1e-6))
+    axis.set_xlabel("frequency (Hz)")
+    axis.set_ylabel("power (mV^2/Hz)")
+    budget = result.spectra[0].eps_uv if result.spectra else 0
+    axis.set_title(f"Where each attack puts its power: mean spectrum of the perturbation at {budget:g} uV",
+                   fontsize=9)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=6.5, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def survival_figure(result: RobustnessResult) -> Figure:
+    """Per class, the share of records still unflipped against the budget (records decided positive solid,
+    negative dashed), censored at the largest budget."""
+    budgets = result.flip_budgets
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    for axis, side, name in ((axes[0], True, "decided positive"), (axes[1], False, "decided negative")):
+        for k, flip in enumerate(budgets):
+            n = sum(d == side for d in flip.decided)
+            if n:
+                axis.step(flip.grid_uv, flip.survival(side), where="post", color=f"C{k % 10}", lw=1.4,
+                          label=f"{flip.name} (n={n}, threshold {flip.threshold:.2f})")
+        axis.axhline(0.5, color="0.5", ls=":", lw=1)
+        axis.set_xscale("log")
+        grid = budgets[0].grid_uv if budgets else ()
+        axis.set_xticks(grid, [f"{g:g}" for g in grid])
+        axis.xaxis.set_minor_locator(NullLocator())
+        axis.set_ylim(-0.02, 1.02)
+        axis.set_xlabel("L-inf budget (uV)")
+        axis.set_title(f"records {name} for the class", fontsize=9)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=6.5, loc="lower left")
+    axes[0].set_ylabel("share of records not yet flipped")
+    attack = ATTACKS.get(budgets[0].attack, budgets[0].attack) if budgets else ""
+    fig.suptitle(f"Flipping budgets, {attack}: records not flipped at {budgets[0].grid_uv[-1]:g} uV stay at the "
+                 f"right edge (censored)" if budgets else "no flipping budgets", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -120,7 +178,8 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def robustness_section(result: RobustnessResult, curves_png: Path | None, example_png: Path | None) -> Markup:
+def robustness_section(result: RobustnessResult, curves_png: Path | None, example_png: Path | None,
+                       spectra_png: Path | None = None, survival_png: Path | None = None) -> Markup:
     """The report section: the key numbers, the curves, the adversarial example, the tables."""
     clean = result.clean.macro_auc
 
@@ -133,18 +192,21 @@ def robustness_section(result: RobustnessResult, curves_png: Path | None, exampl
         if (row := worst(family)) is not None:
             lines.append(Markup("Worst {}: {} (macro AUC {}, {:.0%} of decisions changed). ").format(
                 family, row.label, _fmt(row.macro_auc), row.changed or 0.0))
-    flips = [f for f in result.flip_budgets if f.median_uv is not None]
-    if flips:
-        lines.append(Markup("Median smallest PGD budget that flips a decision: {}.").format(
-            ", ".join(f"{f.name} {f.median_uv:g} uV ({f.n_flipped}/{f.n_records})" for f in result.flip_budgets
-                      if f.median_uv is not None)))
+    if result.flip_budgets:
+        attack = ATTACKS.get(result.flip_budgets[0].attack, result.flip_budgets[0].attack)
+        lines.append(Markup("Median budget that flips a decision ({}, read from the survival curves): {}.").format(
+            attack, ", ".join(f"{f.name} {f.median_text()}" for f in result.flip_budgets)))
     parts = [Markup("").join(lines) + Markup("</p>")]
     parts.append(Markup("<p class='note'>Perturbations enter before the bundle's length policy, where real noise "
                         "or a fault would; AUC and F1 use the bundle's stored thresholds; attacks push away from the "
                         "model's own clean decisions. Random sign noise has the same L-inf norm as the attacks: the "
-                        "gap between the two is what the gradient buys. 1 small box of ECG paper is 100 uV.</p>"))
+                        "gap between the two is what the gradient buys. PGD and FGSM put much of their power above "
+                        "40 Hz, where the clinical 0.5-40 Hz filter removes it; the smooth and band-limited attacks "
+                        "do not (see the spectra). 1 small box of ECG paper is 100 uV.</p>"))
     if curves_png is not None:
         parts.append(figure_from_png(curves_png, "macro AUC against severity"))
+    if spectra_png is not None:
+        parts.append(figure_from_png(spectra_png, "each attack's spectrum"))
     if example_png is not None:
         parts.append(figure_from_png(example_png, "an adversarial example on ECG paper"))
     header = ["family", "condition", "macro AUC", "macro F1", "decisions changed", "note"]
@@ -152,10 +214,16 @@ def robustness_section(result: RobustnessResult, curves_png: Path | None, exampl
              "" if c.changed is None else f"{c.changed:.0%}", c.note] for c in result.conditions]
     parts.append(table_to_html(header, rows))
     if result.flip_budgets:
-        parts.append(table_to_html(["class", "records", "flipped within 250 uV", "median budget (uV)"],
-                                   [[f.name, f.n_records, f.n_flipped,
-                                     "n/a" if f.median_uv is None else f"{f.median_uv:g}"]
-                                    for f in result.flip_budgets]))
+        if survival_png is not None:
+            parts.append(figure_from_png(survival_png, "flipping budgets as survival curves"))
+        parts.append(table_to_html(
+            ["class", "threshold", "records (+/-)", "flipped within 250 uV", "median, all", "median, decided +",
+             "median, decided -"],
+            [[f.name, f"{f.threshold:.3f}", f"{f.n_positive}/{f.n_records - f.n_positive}", f.n_flipped,
+              f.median_text(), f.median_text(True), f.median_text(False)] for f in result.flip_budgets]))
+    if result.left_out:
+        parts.append(Markup("<p class='note'>Left out of the flipping budgets: {}</p>").format("; ".join(
+            result.left_out)))
     if result.transfer:
         parts.append(Markup("<p>Transfer to {}: its macro AUC on the first model's PGD inputs.</p>").format(
             result.transfer_bundle))
@@ -175,12 +243,20 @@ def write_robustness(result: RobustnessResult, out: Path, lead_names: Sequence[s
     paths.append(out / "robustness.csv")
     curves = save_figure(curves_figure(result), out / "robustness_curves.png")
     paths.append(curves)
+    spectra = survival = None
+    if result.spectra:
+        spectra = save_figure(spectra_figure(result), out / "attack_spectra.png")
+        paths.append(spectra)
+    if result.flip_budgets:
+        survival = save_figure(survival_figure(result), out / "flipping_budgets.png")
+        paths.append(survival)
     example = None
     if result.example is not None:
         example = save_figure(adversarial_figure(result.example, result.sampling_rate_hz, lead_names),
                               out / "adversarial_example.png")
         paths.append(example)
     paths.append(write_text(out / "robustness.html", page(f"ecglens robustness: {result.bundle}", [
-        ("Robustness to noise, faults and adversarial perturbations", robustness_section(result, curves, example))])))
+        ("Robustness to noise, faults and adversarial perturbations",
+         robustness_section(result, curves, example, spectra, survival))])))
     return tuple(paths)
 
