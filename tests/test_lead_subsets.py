@@ -109,4 +109,4 @@ def test_the_lead_study_never_chooses_on_the_test_split(v1_v2_cohort, tmp_path, 
     tested = {s.name: s.result.macro_auc for s in plain.subsets}
     assert {s.name: s.result.macro_auc for s in inverted.subsets} != tested  # the test scores did change
     assert plain.greedy[0]["best_measured"] == inverted.greedy[0]["best_measured"]
-    assert plain.spearman == inverted.spearman
+    assert plain.spearman == inverted.spearman and plain.coalition_spearman == inverted.coalition_spearman

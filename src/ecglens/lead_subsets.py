@@ -8,14 +8,19 @@ Two answers side by side:
   intervals;
 - **explained**: the 12-lead model's population lead Shapley values (sampled permutations; each lead's mean
   contribution to each class's probability on the records of that class), with no training at all
-  (``--no-train``).
+  (``--no-train``). An absent lead follows the **conditional baseline** (`ecglens.explain.lead_shapley`): an
+  absent limb lead is rebuilt from two present ones, anything else becomes the background's mean record. The
+  limb leads are then redundant players, so the limb leads' joint value is reported too (limb leads as one
+  player).
 
-Does the explanation predict the measurement? The Spearman correlation between each subset's Shapley share
-(the share of each class's total attribution its leads carry, averaged over classes) and its measured
-validation macro AUC, and a greedy subset (the k leads with the largest mean share) against the best measured
-subset of size k. **Every choice is made on the validation split**: the Shapley ranking explains validation
-records, and the best subset of a size is the one with the best validation macro AUC (its best epoch's); the
-test split is scored once, for the report, and chooses nothing.
+Does the explanation predict the measurement? Two agreements with the retrained models' validation macro AUC:
+each subset's Shapley share (the share of each class's total attribution its leads carry, averaged over
+classes), and the **coalition AUC**: the 12-lead model's own validation macro AUC with the leads outside the
+subset made absent as in the game, which is what the Shapley values average over. And a greedy subset (the k
+leads with the largest mean share) against the best measured subset of size k. **Every choice is made on the
+validation split**: the Shapley ranking explains validation records, and the best subset of a size is the one
+with the best validation macro AUC (its best epoch's); the test split is scored once, for the report, and
+chooses nothing.
 
 III, aVR, aVL and aVF are linear combinations of I and II (Einthoven: III = II - I; Goldberger: aVR =
 -(I + II)/2, aVL = I - II/2, aVF = II - I/2), so a model given I and II sees all six limb leads' information;
@@ -41,8 +46,8 @@ from scipy.stats import spearmanr
 from ecglens.atomic import atomic_open, write_json, write_text
 from ecglens.bundle import load_model, read_meta
 from ecglens.cache import open_caches
-from ecglens.explain.inputs import split_inputs
-from ecglens.explain.lead_shapley import sampled_lead_shapley
+from ecglens.explain.inputs import split_inputs, training_background
+from ecglens.explain.lead_shapley import LeadGame, sampled_lead_shapley
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.metrics import EvaluationResult
 from ecglens.progress import bar, note
@@ -110,6 +115,8 @@ class SubsetResult:
     result: EvaluationResult
     shapley_share: float | None
     val_macro_auc: float | None = None
+    coalition_val_auc: float | None = None
+    """The 12-lead model's validation macro AUC with the other leads absent (conditional baseline)."""
 
 
 @dataclass(frozen=True)
@@ -124,44 +131,98 @@ class LeadStudy:
     greedy: tuple[dict, ...]
     n_shapley_records: int
     seconds: float
+    joint_shares: dict[str, float] | None = None
+    """Shares with the limb leads as one player (``limb leads``) and the six precordial leads."""
+    coalition_spearman: float | None = None
+    """Spearman correlation of the coalition AUC with the retrained subsets' validation macro AUC."""
+    baseline: str = "conditional"
 
     def to_dict(self) -> dict:
         """Plain data for ``leads.json``."""
         return {"rankings": [asdict(r) for r in self.rankings], "shares": self.shares,
+                "joint_shares": self.joint_shares, "baseline": self.baseline,
                 "subsets": [{"name": s.name, "leads": list(s.leads), "bundle": s.bundle,
                              "shapley_share": s.shapley_share, "val_macro_auc": s.val_macro_auc,
-                             "result": s.result.to_dict()} for s in self.subsets],
-                "spearman": self.spearman, "spearman_p": self.spearman_p, "greedy": list(self.greedy),
+                             "coalition_val_auc": s.coalition_val_auc, "result": s.result.to_dict()}
+                            for s in self.subsets],
+                "spearman": self.spearman, "spearman_p": self.spearman_p,
+                "coalition_spearman": self.coalition_spearman, "greedy": list(self.greedy),
                 "n_shapley_records": self.n_shapley_records, "seconds": self.seconds}
 
 
 def shapley_rankings(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], split: str = "val",
-                     n_records: int = 40, n_permutations: int = 16, device: str = "auto", progress: bool = True
-                     ) -> tuple[tuple[LeadRanking, ...], dict[str, float]]:
+                     n_records: int = 40, n_permutations: int = 16, device: str = "auto", progress: bool = True,
+                     baseline: str = "conditional"
+                     ) -> tuple[tuple[LeadRanking, ...], dict[str, float], dict[str, float]]:
     """Population lead Shapley values of a 12-lead bundle: per class, each lead's mean value over the records
-    labelled with the class; and each lead's share of the attribution averaged over classes."""
+    labelled with the class; each lead's share of the attribution averaged over classes; and the same shares
+    with the limb leads as one player."""
     model, meta = load_model(bundle, device)
     if meta.lead_names != LEAD_NAMES:
         raise ValueError(f"{bundle}: the Shapley ranking needs a 12-lead model (it takes {', '.join(meta.lead_names)})")
-    inputs = split_inputs(open_caches(cache_paths, meta.sampling_rate_hz), meta, split, n_records)
+    caches = open_caches(cache_paths, meta.sampling_rate_hz)
+    inputs = split_inputs(caches, meta, split, n_records)
     device_ = next(model.parameters()).device
-    values, labels = [], []
+    background = None if baseline == "zeros" else training_background(caches, meta, 100)
+    games = (LeadGame.of(LEAD_NAMES, baseline), LeadGame.of(LEAD_NAMES, baseline, limb_as_one=True))
+    values: tuple[list, list] = ([], [])
+    labels = []
     for item in bar(inputs, desc="lead Shapley", unit="record", enabled=progress):
-        values.append(sampled_lead_shapley(model, torch.from_numpy(item.signal).to(device_), None, n_permutations))
+        x = torch.from_numpy(item.signal).to(device_)
+        mean = None if background is None else background.mean(item.n_samples, device_)
+        for game, out in zip(games, values, strict=True):
+            out.append(sampled_lead_shapley(model, x, mean, n_permutations, game=game))
         labels.append(item.labels)
-    phi, truth = np.stack(values), np.stack(labels) > 0.5  # records x leads x classes, records x classes
-    rankings, shares = [], []
+    truth = np.stack(labels) > 0.5  # records x classes
+    rankings = []
+    shares: tuple[list, list] = ([], [])
     for c, name in enumerate(meta.class_names):
         if not truth[:, c].any():
             continue
-        mean = phi[truth[:, c], :, c].mean(axis=0)
-        rankings.append(LeadRanking(name, int(truth[:, c].sum()), tuple(float(v) for v in mean),
-                                    tuple(LEAD_NAMES[i] for i in np.argsort(-mean))))
-        total = np.abs(mean).sum()
-        if total > 0:
-            shares.append(np.clip(mean, 0, None) / total)
-    share = np.mean(shares, axis=0) if shares else np.zeros(len(LEAD_NAMES))
-    return tuple(rankings), {lead: float(v) for lead, v in zip(LEAD_NAMES, share, strict=True)}
+        for k, phi in enumerate(values):  # records x players x classes
+            mean = np.stack(phi)[truth[:, c], :, c].mean(axis=0)
+            if k == 0:
+                rankings.append(LeadRanking(name, int(truth[:, c].sum()), tuple(float(v) for v in mean),
+                                            tuple(LEAD_NAMES[i] for i in np.argsort(-mean))))
+            total = np.abs(mean).sum()
+            if total > 0:
+                shares[k].append(np.clip(mean, 0, None) / total)
+    out = []
+    for game, found in zip(games, shares, strict=True):
+        share = np.mean(found, axis=0) if found else np.zeros(len(game.players))
+        out.append({player: float(v) for player, v in zip(game.player_names, share, strict=True)})
+    return tuple(rankings), out[0], out[1]
+
+
+def coalition_auc(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], subsets: Sequence[
+        tuple[str, ...]], split: str = "val", baseline: str = "conditional", device: str = "auto",
+                  batch_size: int = 64) -> list[float | None]:
+    """The 12-lead model's macro AUC on a split with the leads outside each subset made absent as in the lead
+    game (`LeadGame`): the value the Shapley values average over, in the metric the retrained models report."""
+    from sklearn.metrics import roc_auc_score
+
+    model, meta = load_model(bundle, device)
+    caches = open_caches(cache_paths, meta.sampling_rate_hz)
+    inputs = split_inputs(caches, meta, split)
+    device_ = next(model.parameters()).device
+    background = None if baseline == "zeros" else training_background(caches, meta, 100)
+    game = LeadGame.of(LEAD_NAMES, baseline)
+    truth = np.stack([item.labels for item in inputs]) > 0.5
+    masks = np.array([[lead in leads for lead in LEAD_NAMES] for leads in subsets], np.float32)
+    probabilities = np.zeros((len(subsets), len(inputs), len(meta.class_names)))
+    with torch.no_grad():
+        for i, item in enumerate(inputs):
+            x = torch.from_numpy(item.signal).to(device_)
+            mean = None if background is None else background.mean(item.n_samples, device_)
+            for start in range(0, len(masks), batch_size):
+                batch = game.inputs(x, masks[start : start + batch_size], mean)
+                probabilities[start : start + len(batch), i] = torch.sigmoid(model(batch)).float().cpu().numpy()
+    scores: list[float | None] = []
+    for k in range(len(subsets)):
+        aucs = [roc_auc_score(truth[:, c], probabilities[k, :, c]) for c in range(truth.shape[1])
+                if 0 < truth[:, c].sum() < len(truth)]
+        scores.append(float(np.mean(aucs)) if aucs else None)
+    return scores
 
 
 def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
@@ -207,19 +268,26 @@ def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathL
     if train and checkpoint is None:
         train_subset("12", LEAD_NAMES)
         checkpoint = trained["12"].bundle
-    rankings, shares = shapley_rankings(checkpoint, cache_paths, "val", n_shapley, device=config.device,
-                                        progress=progress)
+    rankings, shares, joint = shapley_rankings(checkpoint, cache_paths, "val", n_shapley, device=config.device,
+                                               progress=progress)
     greedy_sets = {f"greedy{k}": tuple(sorted(sorted(shares, key=lambda lead: -shares[lead])[:k],
                                               key=LEAD_NAMES.index)) for k in greedy_sizes}
     if train:
         for name, leads in [*subsets, *greedy_sets.items()]:
             if name not in trained:
                 train_subset(name, leads)
-    results = tuple(replace(s, shapley_share=float(sum(shares[lead] for lead in s.leads))) for s in trained.values())
+    coalitions = coalition_auc(checkpoint, cache_paths, [s.leads for s in trained.values()], "val",
+                               device=config.device) if trained else []
+    results = tuple(replace(s, shapley_share=float(sum(shares[lead] for lead in s.leads)), coalition_val_auc=auc)
+                    for s, auc in zip(trained.values(), coalitions, strict=True))
     measured = [(s.shapley_share, s.val_macro_auc) for s in results if s.val_macro_auc is not None]
-    rho = p = None
+    rho = p = coalition_rho = None
     if len(measured) >= 3:
         rho, p = (float(v) for v in spearmanr(*zip(*measured, strict=True)))
+    paired = [(s.coalition_val_auc, s.val_macro_auc) for s in results
+              if s.val_macro_auc is not None and s.coalition_val_auc is not None]
+    if len(paired) >= 3:
+        coalition_rho = float(spearmanr(*zip(*paired, strict=True)).statistic)
     greedy = []
     for name, leads in greedy_sets.items():
         same_size = [s for s in results if len(s.leads) == len(leads) and not s.name.startswith("greedy")]
@@ -231,7 +299,8 @@ def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathL
                        "best_measured": None if best is None else best.name,
                        "best_measured_val_macro_auc": None if best is None else best.val_macro_auc,
                        "best_measured_macro_auc": None if best is None else best.result.macro_auc})
-    return LeadStudy(rankings, shares, results, rho, p, tuple(greedy), n_shapley, time.perf_counter() - started)
+    return LeadStudy(rankings, shares, results, rho, p, tuple(greedy), n_shapley, time.perf_counter() - started,
+                     joint, coalition_rho)
 
 
 def write_lead_study(study: LeadStudy, out: str | os.PathLike) -> tuple[Path, ...]:
@@ -306,17 +375,23 @@ def _sections(study: LeadStudy, figure: Path | None) -> list[tuple[str, Markup]]
             fmt(two.macro_auc), _ci(two.average_ci95.get("auc")), fmt(six.macro_auc), _ci(six.average_ci95.get("auc"))))
     if study.subsets:
         body = figure_from_png(figure, "macro AUC per lead subset") if figure is not None else Markup("")
-        header = ["subset", "leads", "validation macro AUC", "test macro AUC [95 % CI]", "test macro F1",
-                  "Shapley share"] + [m.name for m in study.subsets[0].result.per_class]
-        rows = [[s.name, " ".join(s.leads), fmt(s.val_macro_auc),
+        header = ["subset", "leads", "validation macro AUC", "coalition AUC (12-lead model, validation)",
+                  "test macro AUC [95 % CI]", "test macro F1", "Shapley share"] + [
+            m.name for m in study.subsets[0].result.per_class]
+        rows = [[s.name, " ".join(s.leads), fmt(s.val_macro_auc), fmt(s.coalition_val_auc),
                  f"{fmt(s.result.macro_auc)} {_ci(s.result.average_ci95.get('auc'))}",
                  fmt(s.result.average.get("f1")), fmt(s.shapley_share)] + [fmt(m.auc) for m in s.result.per_class]
                 for s in study.subsets]
         rho = "n/a (fewer than 3 subsets)" if study.spearman is None else \
             f"{study.spearman:.2f} (p = {study.spearman_p:.3f}, {len(study.subsets)} subsets)"
-        body += Markup("<p>Spearman correlation of Shapley share and validation macro AUC: {}. Every choice here "
-                       "(the Shapley ranking, the best subset of a size) is made on the validation split; the test "
-                       "split is scored once and chooses nothing.</p>").format(rho)
+        coalition = "n/a" if study.coalition_spearman is None else f"{study.coalition_spearman:.2f}"
+        body += Markup("<p>Agreement of the explanation with the retrained models' validation macro AUC: Spearman "
+                       "{} for the Shapley share, {} for the coalition AUC (the 12-lead model with the other leads "
+                       "absent: {} baseline). Under the conditional baseline the limb leads are redundant players "
+                       "(two give all six), so each limb lead's share is small however much the limb leads matter "
+                       "together; their joint share is in the ranking section. Every choice here (the Shapley "
+                       "ranking, the best subset of a size) is made on the validation split; the test split is "
+                       "scored once and chooses nothing.</p>").format(rho, coalition, study.baseline)
         body += table_to_html(header, rows)
         body += table_to_html(["size", "greedy (Shapley) leads", "its validation / test macro AUC",
                                "best measured subset (on validation)", "its validation / test macro AUC"],
@@ -328,8 +403,11 @@ def _sections(study: LeadStudy, figure: Path | None) -> list[tuple[str, Markup]]
         sections.append(("Measured: reduced-lead models (the bundles' own thresholds)", body))
     ranking = table_to_html(["class", "records", "leads by mean Shapley value (most first)"],
                             [[r.class_name, r.n_records, " > ".join(r.order)] for r in study.rankings])
-    sections.append((f"Explained: lead ranking of the 12-lead model ({study.n_shapley_records} validation records)",
-                     ranking))
+    if study.joint_shares:
+        ranking += Markup("<p>With the limb leads as one player: {}.</p>").format(", ".join(
+            f"{player} {share:.0%}" for player, share in study.joint_shares.items()))
+    sections.append((f"Explained: lead ranking of the 12-lead model ({study.n_shapley_records} validation records, "
+                     f"{study.baseline} baseline)", ranking))
     ranks = {r.class_name: r for r in study.rankings}
     study_rows = [[c, lead, f"{ranks[c].rank(lead)} of 12" if c in ranks else "class absent",
                    " ".join(ranks[c].order[:3]) if c in ranks else ""] for c, lead in STUDY_READINGS]
@@ -361,8 +439,14 @@ class LeadsRun:
             val = "n/a" if s.val_macro_auc is None else f"{s.val_macro_auc:.3f}"
             lines.append(f"  {s.name:<14} {len(s.leads):>2} leads: validation macro AUC {val}, test {auc} {interval}  "
                          f"Shapley share {s.shapley_share:.2f}")
+        if self.study.joint_shares:
+            lines.append("shares with the limb leads as one player: " + ", ".join(
+                f"{player} {share:.0%}" for player, share in self.study.joint_shares.items()))
         if self.study.spearman is not None:
             lines.append(f"Spearman rho (Shapley share vs validation macro AUC): {self.study.spearman:.2f}")
+        if self.study.coalition_spearman is not None:
+            lines.append(f"Spearman rho (coalition AUC of the 12-lead model vs retrained validation macro AUC): "
+                         f"{self.study.coalition_spearman:.2f}")
         return [*lines, "wrote " + ", ".join(str(p) for p in self.paths)]
 
 
