@@ -384,13 +384,16 @@ def evaluate(checkpoint, caches, out, bootstrap, store_thresholds, external, dev
               help="Records of the split (a seeded choice when it has more).")
 @click.option("--quick", is_flag=True, help="Three noise kinds at 18 and 6 dB, one severity per fault, attacks at "
                                             "10 and 50 uV with 5 PGD steps.")
-@click.option("--n-flip", type=click.IntRange(min=0), default=20, show_default=True,
-              help="Records on which the smallest decision-flipping PGD budget is searched, per class (0: skip).")
+@click.option("--n-flip", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Per class, records decided positive and as many decided negative on which the smallest "
+                   "decision-flipping budget is searched (0: skip).")
+@click.option("--flip-attack", type=click.Choice(["smooth", "pgd-band", "pgd"]), default="smooth",
+              show_default=True, help="The attack of the flipping budgets.")
 @click.option("--transfer", type=click.Path(exists=True, file_okay=False), default=None,
               help="A second bundle (another seed) scored on the first one's PGD inputs.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Record choice and random noise.")
 @_DEVICE
-def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, transfer, seed, device) -> None:
+def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, flip_attack, transfer, seed, device) -> None:
     """How decisions hold up under noise, acquisition faults and adversarial perturbations.
 
     \b
@@ -398,8 +401,13 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, transfe
                  harmonics, electrode motion; at 24, 18, 12, 6, 0 dB SNR (the synthetic cohort's generators)
     faults:      gain x0.5-x2; 1-6 leads flat; LA/RA, LA/LL, RA/LL reversals; V1/V2, V2/V3 swaps; declared
                  rate -10..+10 %; start 0.5-2 s late; only 8-2.5 s kept
-    adversarial: FGSM and PGD under L-inf budgets of 5, 10, 25, 50 uV, L2 PGD of the same RMS, random sign
-                 noise of the same L-inf norm; the median smallest budget that flips each class's decision;
+    adversarial: under L-inf budgets of 5, 10, 25, 50 uV: smooth PGD (Gaussian kernel, sigma 10 ms) and
+                 band-limited PGD (0.5-40 Hz), which an ECG could carry; PGD and FGSM, named
+                 high-frequency attacks; L2 PGD of the same RMS; random sign noise of the same L-inf norm;
+                 each also after the clinical 0.5-40 Hz filter; each attack's spectrum
+    flipping:    per class, a survival curve of the records still unflipped against the budget, positives
+                 and negatives drawn separately, censored at 250 uV; the median read from the curve;
+                 classes that are not validated left out
                  with --transfer, the first model's PGD inputs scored by a second model
 
     Metrics: macro and per-class AUC, F1 at the bundle's thresholds, the share of decisions changed.
@@ -409,7 +417,7 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, transfe
       ecglens robustness --checkpoint runs/super/best --data caches/ptbxl100 --out robustness
     """
     _show(_workflows().run_robustness_report(checkpoint, caches, out, split, n_records, quick, n_flip, transfer,
-                                              device, seed))
+                                              device, seed, flip_attack))
 
 
 @cli.command("leads")
@@ -683,20 +691,28 @@ def explain_shap(checkpoint, caches, records, n_records, class_name, out, device
 
 @explain.command("lead-shapley")
 @_per_record
-@click.option("--baseline", type=click.Choice(["zeros", "mean"]), default="zeros", show_default=True,
-              help="What an absent lead becomes: zeros, or the background records' mean.")
+@click.option("--baseline", type=click.Choice(["conditional", "mean", "zeros"]), default="conditional",
+              show_default=True,
+              help="What an absent lead becomes. conditional: an absent limb lead is rebuilt from two present "
+                   "ones (Einthoven/Goldberger), otherwise the background's mean record; mean: the background's "
+                   "mean record; zeros: a flat 0 mV lead (an impossible ECG when some limb leads stay).")
+@click.option("--limb-as-one", is_flag=True,
+              help="The six limb leads are one player (7 players), their joint value.")
 @click.option("--sampled", "n_permutations", type=COUNT, default=None,
-              help="Estimate from this many lead orders instead of all 4,096 coalitions.")
-def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out, device, baseline,
+              help="Estimate from this many player orders instead of all 4,096 coalitions.")
+def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out, device, baseline, limb_as_one,
                          n_permutations) -> None:
     """Exact Shapley values of the 12 leads for every class (probability with absent leads at a baseline).
+
+    Under the conditional baseline the limb leads are redundant players (two of them give all six), so each
+    has a small value however much they matter together: --limb-as-one reads their joint value.
 
     \b
     Example:
       ecglens explain lead-shapley --checkpoint runs/demo/best --data caches/demo --records S00012
     """
     _show(_workflows().run_lead_shapley(checkpoint, caches, _ids(records), n_records, class_name, out, device,
-                                        baseline, n_permutations))
+                                        baseline, n_permutations, limb_as_one))
 
 
 @explain.command("population")
@@ -706,9 +722,27 @@ def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
               help="Split whose records are explained.")
 @_background(100)
-@click.option("--n-samples", type=COUNT, default=4, show_default=True, help="Expected-gradients samples per class.")
-def explain_population(checkpoint, caches, n_records, split, background, n_samples, out, device) -> None:
-    """Lead x class heatmap of SHAP mass, normalised per class, with an average row (the study's Figures 2-5).
+@click.option("--group-by", "grouping", type=click.Choice(["predicted", "true"]), default="predicted",
+              show_default=True, help="Rows average the records the model decides as the class (Zhang et al.), or "
+                                      "those labelled with it.")
+@click.option("--n-samples", type=COUNT, default=None,
+              help="Expected-gradients samples per record, fixed (the error is reported). Default: chosen to reach "
+                   "--target-error.")
+@click.option("--target-error", type=click.FloatRange(0, 1, min_open=True), default=0.05, show_default=True,
+              help="Mean Monte-Carlo standard error over the mean |cell| to reach, drawing more samples per record "
+                   "(8, then as needed, at most --max-samples).")
+@click.option("--max-samples", type=COUNT, default=64, show_default=True, help="The most samples per record.")
+@click.option("--check-records", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Records on which the lead ranking is checked against exact lead Shapley values (0: no check).")
+def explain_population(checkpoint, caches, n_records, split, background, grouping, n_samples, target_error,
+                       max_samples, check_records, out, device) -> None:
+    """Lead x class SHAP, signed, with each cell's Monte-Carlo error (the study's Figures 2-5).
+
+    Each cell is the mean, over the records of the class's group, of the lead's signed SHAP value for the
+    class (its attribution: the leads add up to f(x) - E f(background)), drawn as % of the row's total
+    absolute value with its standard error. The absolute mass, which grows with a lead's amplitude and with
+    sampling noise, is drawn beside it, named so. The lead ranking is checked against exact lead Shapley
+    values on a few records (limb leads as one player, conditional baseline).
 
     Resumable: finished shards of 16 records wait in OUT/.shards until the result is written, so a killed
     run started again continues. Under torchrun the records are spread over the processes and rank 0
@@ -719,7 +753,9 @@ def explain_population(checkpoint, caches, n_records, split, background, n_sampl
       ecglens explain population --checkpoint runs/demo/best --data caches/demo --n 200
       torchrun --standalone --nproc-per-node 4 -m ecglens.cli explain population --checkpoint ... --n-records 5000
     """
-    _show(_workflows().run_population(checkpoint, caches, n_records, split, background, n_samples, out, device))
+    _show(_workflows().run_population(checkpoint, caches, n_records, split, background, n_samples, out, device,
+                                      grouping=grouping, target_error=target_error, max_samples=max_samples,
+                                      check_records=check_records))
 
 
 @explain.command("faithfulness")

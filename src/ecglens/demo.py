@@ -25,6 +25,7 @@ from ecglens.io import parse_source
 from ecglens.perturb import Perturbation
 from ecglens.preprocess import LengthPolicy
 from ecglens.progress import note
+from ecglens.report.explanations import POPULATION_NOTE, population_summary
 from ecglens.report.html import evaluation_table, figure_from_png, figure_to_html, page, strict_json, table_to_html
 from ecglens.report.robustness import robustness_section, write_robustness
 from ecglens.report.synth import plot_one_per_class
@@ -51,6 +52,7 @@ class DemoConfig:
     train: TrainConfig = field(default_factory=lambda: DEMO_TRAINING)
     bootstrap: int = 200
     explain_population: int = 30  # records explained (whole 10-s records since the architecture re-plan)
+    shap_max_samples: int = 32  # expected-gradients samples per record at most, to reach a 5 % error
     explain_faithfulness: int = 12
     robustness_records: int = 30  # test records under a few perturbations and one attack budget
 
@@ -103,7 +105,8 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     _log(f"robustness: {len(DEMO_PERTURBATIONS)} perturbations and a 25-uV attack on {config.robustness_records} test "
          "records")
     robustness = run_robustness(result.best_bundle, [cache], "test", config.robustness_records, DEMO_PERTURBATIONS,
-                                budgets_uv=(25.0,), n_flip=0, pgd_steps=3, attacks=("random", "fgsm", "pgd"),
+                                budgets_uv=(25.0,), n_flip=0, pgd_steps=3,
+                                attacks=("random", "pgd", "smooth", "pgd-band"),
                                 device=config.train.device, progress=progress)
     robustness_files = write_robustness(robustness, out / "robustness", read_meta(result.best_bundle).lead_names)
     timings["robustness"] = time.perf_counter() - step
@@ -119,7 +122,7 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     html_path = out / "report.html"
     figures = {p.name: p for p in robustness_files}
     section = robustness_section(robustness, figures.get("robustness_curves.png"),
-                                 figures.get("adversarial_example.png"))
+                                 figures.get("adversarial_example.png"), figures.get("attack_spectra.png"))
     write_text(html_path, _render(summary, report, synth, result, config, section))
     _log(f"done in {timings['total']:.0f} s: test macro AUC {report.combined.macro_auc:.3f}")
     _log(f"view the model in a browser: ecglens serve --checkpoint {result.best_bundle}")
@@ -197,7 +200,8 @@ def explain_for_report(bundle: str, cache: Path, out: Path, config: DemoConfig, 
     chosen = split_inputs(caches, meta, "test", config.explain_population)
     background = training_background(caches, meta, 50)
     population = population_heatmap(model, meta, chosen, background, out / "population.png",
-                                    f"SHAP mass per lead (%), {len(chosen)} test records", progress=progress)
+                                    f"SHAP per lead, {len(chosen)} test records", progress=progress,
+                                    max_samples=config.shap_max_samples)
     faith = faithfulness(model, meta, split_inputs(caches, meta, "test", config.explain_faithfulness, seed=1),
                          background, steps=8, n_samples=4, progress=progress)
     write_faithfulness(faith, out, "mean over test records and their classes")
@@ -208,32 +212,32 @@ def explain_for_report(bundle: str, cache: Path, out: Path, config: DemoConfig, 
 
 
 def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
+    from ecglens.explain.faithfulness import DELETION_NOTE
+
     gradcams = Markup("").join(
         Markup("<p>{} ({}, Grad-CAM for {}):</p>").format(item["kind"], item["record_id"], item["class_name"])
         + figure_from_png(item["path"], item["record_id"]) for item in explanations["gradcam"])
-    rows = [[row["method"], row["class_name"], row["n"], row["deletion"], row["random_deletion"], row["insertion"],
-             row["random_insertion"], row["localisation_auroc"], row["pointing_game"],
-             row["sanity_rank_correlation"], "deletion worse than random" if row["deletion_worse_than_random"] else ""]
+    def gain(value) -> str:
+        return "n/a" if value is None else f"{value[0]:+.3f} [{value[1]:+.3f}, {value[2]:+.3f}]"
+
+    rows = [[row["method"], row["class_name"], row["n"], row["deletion"], row["random_deletion"],
+             gain(row["deletion_gain"]), row["insertion"], row["random_insertion"], gain(row["insertion_gain"]),
+             row["localisation_auroc"], row["pointing_game"], row["sanity_rank_correlation"],
+             "deletion worse than random" if row["deletion_worse_than_random"] else ""]
             for row in explanations["faithfulness"]["rows"]]
-    faith_table = table_to_html(["method", "class", "n", "deletion AUC", "random", "insertion AUC", "random",
-                                 "localisation AUROC", "pointing game", "rank corr. vs random model", "flag"], rows)
+    faith_table = table_to_html(["method", "class", "n", "deletion AUC", "random", "gain [95 % CI]", "insertion AUC",
+                                 "random", "gain [95 % CI]", "localisation AUROC", "pointing game",
+                                 "rank corr. vs random model", "flag"], rows)
     return [
         ("Grad-CAM (end of the 4th residual stage, top 5 % of time steps shaded)",
          Markup("<p class='note'>Grad-CAM has one value per time step: a band marks a time, across all leads. It "
                 "does not say which lead carries the evidence; for that, see <code>ecglens explain guided-gradcam"
                 "</code> or <code>ecglens explain shap</code>.</p>") + (gradcams or Markup("<p>no test records</p>"))),
         ("Population lead importance (SHAP, expected gradients)",
-         Markup("<p class='note'>Left (the study's view): share of each class's absolute SHAP mass per lead, over "
-                "test records labelled with the class (n per row); the last row averages the classes. Absolute mass "
-                "grows with a lead's amplitude, so large leads lead every class. Right (normalised): each share "
-                "divided by the lead's average share over the classes; above 1, the class relies on the lead more "
-                "than the classes do on average.</p>") + figure_from_png(explanations["population_figure"],
-                                                                            "population heatmap")),
+         Markup(POPULATION_NOTE) + Markup("<p class='note'>{}</p>").format(population_summary(
+             explanations["population"])) + figure_from_png(explanations["population_figure"], "population heatmap")),
         ("Faithfulness of the explanations",
-         Markup("<p class='note'>Deletion replaces the most attributed samples with 0 mV, step by step (lower area "
-                "is better); insertion restores them into a 0-mV record (higher is better); each beside the same "
-                "procedure in a random order, and a deletion worse than random is flagged. Localisation against "
-                "the synthetic ground-truth evidence masks. Sanity: rank correlation with the attributions of the "
-                "same network re-initialised (near 0 is good).</p>") + faith_table
+         Markup("<p class='note'>{} Notes: {}</p>").format(DELETION_NOTE, " ".join(
+             explanations["faithfulness"]["notes"])) + faith_table
          + figure_from_png(explanations["faithfulness_figure"], "deletion and insertion curves")),
     ]

@@ -78,7 +78,9 @@ class ReproduceConfig:
     """``negative``: records outside the nine classes kept as negatives; ``excluded``: left out, as the study."""
     bootstrap: int = 200
     shap_records: int = 100
-    shap_samples: int = 4
+    shap_samples: int | None = None
+    """Expected-gradients samples per record; None: as many as a 5 % Monte-Carlo error needs (at most 32)."""
+    shap_max_samples: int = 32
     gradcam_records: int = 2
 
     @classmethod
@@ -262,8 +264,8 @@ def _explanations(out: Path, bundles: dict[str, str], cache_paths: dict[str, Pat
             _log(f"population SHAP: {model_name} on {dataset} ({len(records)} test records)")
             figure = out / "figures" / f"population_{model_name.lower()}_{dataset}.png"
             result = population_heatmap(loaded.model, loaded.meta, records, background, figure,
-                                        f"{model_name} on {dataset}: SHAP mass per lead (%), {len(records)} test "
-                                        f"records", config.shap_samples, progress)
+                                        f"{model_name} on {dataset}: SHAP per lead, {len(records)} test records",
+                                        config.shap_samples, progress, max_samples=config.shap_max_samples)
             population.append(PopulationFigure(model_name, dataset, str(figure), result.to_dict()))
     loaded = Predictor(bundles["Ours_2"], config.train.device)
     records = split_inputs(open_caches(list(cache_paths.values()), loaded.meta), loaded.meta, "test")

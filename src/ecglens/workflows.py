@@ -42,7 +42,7 @@ from ecglens.report.outputs import (
     PredictionLog,
     draw_explanations,
     lead_shapley_frame,
-    population_frame,
+    population_lines,
     write_evaluation_views,
     write_faithfulness,
     write_lead_shapley,
@@ -410,16 +410,17 @@ class LeadShapleyRun:
 
 def run_lead_shapley(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike] = (),
                      records: Sequence[str] = (), n_records: int = 3, class_name: str | None = None,
-                     out: str | os.PathLike = "ecglens-out/explain", device: str = "auto", baseline: str = "zeros",
-                     n_permutations: int | None = None) -> LeadShapleyRun:
+                     out: str | os.PathLike = "ecglens-out/explain", device: str = "auto",
+                     baseline: str = "conditional", n_permutations: int | None = None,
+                     limb_as_one: bool = False) -> LeadShapleyRun:
     """``explain lead-shapley``: exact (or sampled) Shapley values of the leads for every class."""
     predictor = Predictor(checkpoint, device)
     meta = predictor.meta
     if class_name is not None and class_name not in meta.class_names:
         raise ValueError(f"unknown class {class_name!r}; choose from {', '.join(meta.class_names)}")
     inputs = select_inputs(predictor, caches, records, n_records)
-    background = _background(predictor, caches, 100) if baseline == "mean" else None
-    tables = lead_shapley_tables(predictor.model, meta, inputs, baseline, background, n_permutations)
+    background = _background(predictor, caches, 100) if baseline != "zeros" else None
+    tables = lead_shapley_tables(predictor.model, meta, inputs, baseline, background, n_permutations, limb_as_one)
     written = write_lead_shapley(tables, Path(out))
     shown = (class_name,) if class_name else meta.class_names
     return LeadShapleyRun(tuple(tables), shown, Written(written[:1]))
@@ -437,7 +438,7 @@ class PopulationRun:
         """What the CLI prints (nothing on ranks other than 0)."""
         if self.result is None:
             return []
-        return [population_frame(self.result).round(1).to_string(),
+        return [*population_lines(self.result),
                 f"{self.n_records} records in {self.result.seconds:.0f} s; {self.written.line()}"]
 
 
@@ -453,10 +454,11 @@ def _sharded_job(checkpoint: str | os.PathLike, device: str, inputs: CachedInput
 
 
 def run_population(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike], n_records: int = 200,
-                   split: str = "test", background: int = 100, n_samples: int = 4,
+                   split: str = "test", background: int = 100, n_samples: int | None = None,
                    out: str | os.PathLike = "ecglens-out/explain", device: str = "auto",
-                   progress: bool = True) -> PopulationRun:
-    """``explain population``: the lead x class SHAP heatmap over a split's records.
+                   progress: bool = True, *, grouping: str = "predicted", target_error: float = 0.05,
+                   max_samples: int = 64, check_records: int = 3) -> PopulationRun:
+    """``explain population``: the lead x class SHAP heatmap over a split's records, signed, with its error.
 
     Resumable (finished shards of records are kept in ``out/.shards`` until the result is written) and
     spread over processes under ``torchrun`` (rank 0 writes the result).
@@ -464,14 +466,17 @@ def run_population(checkpoint: str | os.PathLike, caches: Sequence[str | os.Path
     meta = read_meta(checkpoint)
     opened = open_caches(caches, meta)
     inputs = split_inputs(opened, meta, split, n_records, lazy=True)
-    predictor, job = _sharded_job(checkpoint, device, inputs, command="population", background=background)
+    predictor, job = _sharded_job(checkpoint, device, inputs, command="population", background=background,
+                                  grouping=grouping)
     store = Path(out) / SHARDS_DIR
     result = population_importance(predictor.model, inputs, training_background(opened, meta, background),
                                    meta.class_names, meta.lead_names, n_samples, progress=progress, store=store,
-                                   job=job)
+                                   job=job, decide=meta.decided, grouping=grouping, target_error=target_error,
+                                   max_samples=max_samples, agreement_records=check_records,
+                                   never=dict(meta.not_validated))
     if result is None:
         return PopulationRun(None, len(inputs), Written(()))
-    title = f"SHAP mass per lead (%), {len(inputs)} {split} records"
+    title = f"SHAP per lead, {len(inputs)} {split} records"
     written = write_population(result, Path(out), title)
     finish(store, job)
     return PopulationRun(result, len(inputs), Written(written))
@@ -633,19 +638,26 @@ class RobustnessRun:
         for c in (*r.conditions, *r.transfer):
             changed = "" if c.changed is None else f"{c.changed:6.0%}"
             lines.append(f"  {c.family:<11} {c.label:<40} {fmt(c.macro_auc)}  {fmt(c.macro_f1)}  {changed} {c.note}")
+        for spectrum in r.spectra:
+            lines.append(f"  spectrum of {spectrum.label} at {spectrum.eps_uv:g} uV: {spectrum.share_above_40hz:.1%} "
+                         "of its power above 40 Hz")
         if r.flip_budgets:
-            lines.append("median smallest PGD L-inf budget that flips a decision: " + ", ".join(
-                f"{f.name} {'n/a' if f.median_uv is None else f'{f.median_uv:g} uV'}" for f in r.flip_budgets))
+            attack = r.flip_budgets[0].attack
+            lines.append(f"flipping budgets ({attack}), median read from the survival curve (records decided "
+                         "positive / negative): " + ", ".join(
+                             f"{f.name} {f.median_text()} ({f.n_positive}+/{f.n_records - f.n_positive}-)"
+                             for f in r.flip_budgets))
+        lines += [f"left out of the flipping budgets: {reason}" for reason in r.left_out]
         return [*lines, self.written.line()]
 
 
 def run_robustness_report(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike],
                           out: str | os.PathLike, split: str = "test", n_records: int | None = 200,
-                          quick: bool = False, n_flip: int = 20, transfer: str | None = None, device: str = "auto",
-                          seed: int = 0) -> RobustnessRun:
+                          quick: bool = False, n_flip: int = 10, transfer: str | None = None, device: str = "auto",
+                          seed: int = 0, flip_attack: str = "smooth") -> RobustnessRun:
     """``robustness``: the bundle under noise, faults and attacks, written as JSON, CSV, figures and HTML."""
     result = run_robustness(checkpoint, caches, split, n_records, default_suite(quick), n_flip=n_flip,
                             pgd_steps=5 if quick else 10, transfer_bundle=transfer, device=device, seed=seed,
-                            budgets_uv=(10.0, 50.0) if quick else LINF_BUDGETS_UV)
+                            budgets_uv=(10.0, 50.0) if quick else LINF_BUDGETS_UV, flip_attack=flip_attack)
     paths = write_robustness(result, Path(out), read_meta(checkpoint).lead_names)
     return RobustnessRun(result, Written(paths))

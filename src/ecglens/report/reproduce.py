@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from ecglens.data import SplitSpec
 from ecglens.metrics import FMAX_NOTE, EvaluationResult, OutOfScopeTable
-from ecglens.report.explanations import ExampleFigure
+from ecglens.report.explanations import POPULATION_NOTE, ExampleFigure, population_summary
 from ecglens.report.html import evaluation_table, figure_from_png, out_of_scope_html, page, table_to_html
 from ecglens.study import CITATION, study_cells
 
@@ -168,9 +168,11 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame])
         frame = summary.cross.reset_index().rename(columns={"index": "trained on \\ tested on"})
         sections.append(("Train-on-A / test-on-B macro AUC", _table(frame)))
     none = Markup("<p>none</p>")
-    population = Markup("").join(Markup("<p>{} on {}</p>").format(item.model, item.dataset)
+    population = Markup("").join(Markup("<p>{} on {}: {}</p>").format(item.model, item.dataset,
+                                                                      population_summary(item.result))
                                  + figure_from_png(item.figure, item.model) for item in summary.figures.population)
-    sections.append(("Figures 2-5: population-level SHAP (share of SHAP mass per lead)", population or none))
+    sections.append(("Figures 2-5: population-level SHAP (signed, per lead, with Monte-Carlo errors)",
+                     Markup(POPULATION_NOTE) + population if population else none))
     gradcam = Markup("").join(Markup("<p>{}: {} (Grad-CAM for {})</p>").format(item.kind, item.record_id,
                                                                                item.class_name)
                               + figure_from_png(item.path, item.record_id) for item in summary.figures.gradcam)
