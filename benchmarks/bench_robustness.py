@@ -5,8 +5,9 @@ Usage:
   python benchmarks/bench_robustness.py defences --data CACHE [--epochs 4] [--model resnet18] [--work DIR]
 
 ``report`` runs the full ``ecglens robustness`` suite (6 noise kinds x 5 SNRs, 25 faults, FGSM / PGD / L2 PGD /
-random noise at 5, 10, 25, 50 uV, flipping budgets on 20 records) and prints its wall time, per-stage numbers
-and the key results.
+smooth PGD / band-limited PGD / random noise at 5, 10, 25, 50 uV, each also after the 0.5-40 Hz filter, flipping
+budgets of the smooth attack on 10 records decided positive and 10 decided negative per class) and prints its
+wall time, per-stage numbers and the key results.
 
 ``defences`` trains the same model three times on the same split and seed (strat_fold 1-6 train, 7
 validation, 8 test: the shared sample holds folds 1-8 only): the default training, ``--augment noise,faults``
@@ -44,15 +45,19 @@ def report(args: argparse.Namespace) -> None:
     print(f"full robustness report: {result.n_records} {args.split} records at {result.sampling_rate_hz:g} Hz, "
           f"{len(result.conditions)} conditions, {seconds:.0f} s ({seconds / 60:.1f} min)")
     print(f"clean macro AUC {result.clean.macro_auc:.3f}")
-    for family in ("noise", "faults", "adversarial"):
+    for family in ("noise", "faults", "filtered", "adversarial", "adversarial, then filtered"):
         rows = [c for c in result.conditions if c.family == family]
         for c in rows:
             auc = "n/a" if c.macro_auc is None else f"{c.macro_auc:.3f}"
             changed = "" if c.changed is None else f"{c.changed:.0%}"
             print(f"  {family:<11} {c.label:<42} macro AUC {auc}  decisions changed {changed} {c.note}")
-    print("median smallest PGD budget that flips a decision (uV): " + ", ".join(
-        f"{f.name} {f.median_uv if f.median_uv is not None else 'n/a'} ({f.n_flipped}/{f.n_records})"
-        for f in result.flip_budgets))
+    for spectrum in result.spectra:
+        print(f"  {spectrum.label} at {spectrum.eps_uv:g} uV: {spectrum.share_above_40hz:.1%} of its power above 40 Hz")
+    print("flipping budget (smooth PGD), median read from the survival curve, all / decided + / decided -: "
+          + ", ".join(f"{f.name} {f.median_text()} / {f.median_text(True)} / {f.median_text(False)}"
+                      for f in result.flip_budgets))
+    for reason in result.left_out:
+        print(f"  left out: {reason}")
 
 
 def defences(args: argparse.Namespace) -> None:

@@ -348,14 +348,16 @@ def _figure(study: LeadStudy):
     left.set_xlim(0.4, 1.0)
     left.axvline(0.5, color="0.5", ls=":", lw=1)
     left.grid(alpha=0.3, axis="x")
-    share = np.array([s.shapley_share or 0 for s in subsets])
-    right.scatter(share, auc, color=colours)
-    for s, x_value, y_value in zip(subsets, share, auc, strict=True):
+    coalition = np.array([np.nan if s.coalition_val_auc is None else s.coalition_val_auc for s in subsets])
+    validation = np.array([np.nan if s.val_macro_auc is None else s.val_macro_auc for s in subsets])
+    right.scatter(coalition, validation, color=colours)
+    for s, x_value, y_value in zip(subsets, coalition, validation, strict=True):
         right.annotate(s.name, (x_value, y_value), fontsize=6, xytext=(2, 2), textcoords="offset points")
-    rho = "n/a" if study.spearman is None else f"{study.spearman:.2f}"
-    right.set_xlabel("Shapley share of the subset's leads (12-lead model)")
-    right.set_ylabel("measured macro AUC")
-    right.set_title(f"Spearman rho {rho}", fontsize=9)
+    rho = "n/a" if study.coalition_spearman is None else f"{study.coalition_spearman:.2f}"
+    share_rho = "n/a" if study.spearman is None else f"{study.spearman:.2f}"
+    right.set_xlabel(f"12-lead model with the other leads absent ({study.baseline} baseline)", fontsize=8)
+    right.set_ylabel("retrained model, validation macro AUC", fontsize=8)
+    right.set_title(f"Spearman rho {rho} (Shapley share: {share_rho})", fontsize=9)
     right.grid(alpha=0.3)
     fig.suptitle("Reduced-lead models on the same split and seed (red: Shapley-guided greedy subsets)", fontsize=10)
     fig.tight_layout()
