@@ -212,13 +212,13 @@ def explain_for_report(bundle: str, cache: Path, out: Path, config: DemoConfig, 
 
 
 def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
-    from ecglens.explain.faithfulness import DELETION_NOTE
+    from ecglens.explain.faithfulness import DELETION_NOTE, format_gain
 
     gradcams = Markup("").join(
         Markup("<p>{} ({}, Grad-CAM for {}):</p>").format(item["kind"], item["record_id"], item["class_name"])
         + figure_from_png(item["path"], item["record_id"]) for item in explanations["gradcam"])
     def gain(value) -> str:
-        return "n/a" if value is None else f"{value[0]:+.3f} [{value[1]:+.3f}, {value[2]:+.3f}]"
+        return "n/a" if value is None else format_gain(value)
 
     rows = [[row["method"], row["class_name"], row["n"], row["deletion"], row["random_deletion"],
              gain(row["deletion_gain"]), row["insertion"], row["random_insertion"], gain(row["insertion_gain"]),

@@ -60,6 +60,14 @@ SEGMENT_MS = 60.0
 """Length of a deleted segment."""
 
 
+def format_gain(value: Sequence[float | None]) -> str:
+    """A gain over random with its interval: ``+0.120 [+0.050, +0.190]``, or ``(one record, no interval)``."""
+    mean, low, high = value
+    if low is None or high is None:
+        return f"{mean:+.3f} (one record, no interval)"
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def median_baseline(x: torch.Tensor) -> torch.Tensor:
     """Each lead held at its median (its isoelectric level): leads x samples."""
     return x.median(dim=-1, keepdim=True).values.expand_as(x).clone()
@@ -182,9 +190,9 @@ class FaithfulnessRow:
     localisation_auroc: float | None
     pointing_game: float | None
     sanity_rank_correlation: float | None
-    deletion_gain: tuple[float, float, float] | None = None
+    deletion_gain: tuple[float, float | None, float | None] | None = None
     """Random deletion area minus the method's (above 0: better than random), mean and 95 % bootstrap interval."""
-    insertion_gain: tuple[float, float, float] | None = None
+    insertion_gain: tuple[float, float | None, float | None] | None = None
     """The method's insertion area minus random's, mean and 95 % bootstrap interval."""
 
     @property
@@ -217,7 +225,7 @@ class FaithfulnessResult:
             return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
 
         def gain(value):
-            return "n/a" if value is None else f"{value[0]:+.3f} [{value[1]:+.3f}, {value[2]:+.3f}]"
+            return "n/a" if value is None else format_gain(value)
 
         lines = ["| method | class | n | deletion AUC (random) | gain over random [95 % CI] | insertion AUC (random) | "
                  "gain over random [95 % CI] | localisation AUROC | pointing game | rank corr. with random model |",
@@ -344,10 +352,12 @@ def faithfulness(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput
     return FaithfulnessResult(tuple(rows), fractions, mean_curves, len(inputs), time.perf_counter() - started, notes)
 
 
-def _gain(differences: np.ndarray, seed: int, n_boot: int = 1000) -> tuple[float, float, float] | None:
-    """Mean of per-record differences with a 95 % percentile bootstrap interval over records."""
+def _gain(differences: np.ndarray, seed: int, n_boot: int = 1000) -> tuple[float, float | None, float | None] | None:
+    """Mean of per-record differences with a 95 % percentile bootstrap interval over records (none from one)."""
     if not len(differences):
         return None
+    if len(differences) < 2:
+        return float(differences[0]), None, None
     rng = np.random.default_rng(seed)
     means = differences[rng.integers(0, len(differences), (n_boot, len(differences)))].mean(axis=1)
     return float(differences.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))

@@ -166,8 +166,8 @@ def lead_class_heatmap(result: PopulationImportance, title: str) -> Figure:
                   (-limit, limit), errors)
     axes[0].axhline(len(rows) - 0.5, color="white", lw=2)
     grouped = "decided as" if result.grouping == "predicted" else "labelled with"
-    axes[0].set_title(f"signed SHAP, % of the row's |total| (± Monte-Carlo SE), {result.samples} samples/record; "
-                      f"records {grouped} the class", fontsize=8)
+    axes[0].set_title(f"signed SHAP, % of the row's |total| (± Monte-Carlo SE), {result.samples} samples/record on "
+                      f"average; records {grouped} the class", fontsize=8)
     fig.colorbar(image, ax=axes[0], label="% (red: for the class, blue: against)", shrink=0.8)
     image = _heat(axes[1], absolute * 100, rows, result.lead_names, "viridis", "{:.0f}")
     axes[1].set_title(f"absolute mass, % of the row: not an attribution; grows with amplitude and noise "
@@ -212,8 +212,8 @@ def curves_figure(fractions: np.ndarray, curves: dict[str, dict[str, np.ndarray]
         if shared and randoms:
             axis.plot(fractions, randoms[0], ":", marker="x", ms=5, lw=1.4, color="black",
                       label="random order (the same for every method)")
-        action = "replaced by 0 mV" if kind == "deletion" else "restored from 0 mV"
-        axis.set_xlabel(f"fraction of samples {action}")
+        action = "replaced by the lead's median" if kind == "deletion" else "restored into the all-median record"
+        axis.set_xlabel(f"fraction of 60-ms segments {action}")
         axis.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} is more faithful)", fontsize=9)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("class probability")

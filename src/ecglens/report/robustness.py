@@ -85,22 +85,23 @@ def curves_figure(result: RobustnessResult) -> Figure:
 
 def spectra_figure(result: RobustnessResult) -> Figure:
     """Each attack's mean power spectral density (adversarial minus clean), with the share above 40 Hz."""
-    fig, axis = plt.subplots(figsize=(7.5, 4.2))
+    fig, axis = plt.subplots(figsize=(7.5, 4.8))
     for k, spectrum in enumerate(result.spectra):
         power = np.maximum(np.asarray(spectrum.power), 1e-30)
         axis.semilogy(spectrum.frequencies_hz, power, color=f"C{k}", lw=1.4,
                       label=f"{spectrum.label}: {spectrum.share_above_40hz:.1%} above 40 Hz")
     axis.axvspan(40, result.sampling_rate_hz / 2, color="0.85", zorder=0, label="removed by the 0.5-40 Hz filter")
     axis.set_xlim(0, result.sampling_rate_hz / 2)
-    floor = max((min(s.power) for s in result.spectra if max(s.power) > 0), default=1e-12)
-    axis.set_ylim(bottom=max(floor, max((max(s.power) for s in result.spectra), default=1.0) * 1e-6))
+    peak = max((max(s.power) for s in result.spectra), default=1.0)
+    positive = [v for s in result.spectra for v in s.power if v > 0]
+    axis.set_ylim(max(min(positive, default=peak * 1e-7), peak * 1e-7), peak * 3)
     axis.set_xlabel("frequency (Hz)")
     axis.set_ylabel("power (mV^2/Hz)")
     budget = result.spectra[0].eps_uv if result.spectra else 0
     axis.set_title(f"Where each attack puts its power: mean spectrum of the perturbation at {budget:g} uV",
                    fontsize=9)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=6.5, loc="lower left")
+    axis.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     return fig
 
