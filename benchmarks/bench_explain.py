@@ -10,12 +10,12 @@ do not change the cost), then the population analysis over ``--population`` reco
 classes, 4 samples per record, the record repeated once per class in one captum call) against today's
 (signed values with their Monte-Carlo error, each record explained for the classes of its group only, one
 forward pass per sample shared by them, a control variate, and samples drawn until the mean standard error
-is at most ``--target`` of the mean absolute cell, at most 64 per record). The model is untrained and the
+is at most ``--target`` of the mean absolute cell, at most 32 per record). The model is untrained and the
 records are noise with random labels (about 1.4 classes per record, as PTB-XL): the error it reaches is
 that of this model, so ``accuracy`` measures it on a trained bundle and real records.
 
 ``accuracy`` runs the population on a bundle's test records as ``explain population`` does (grouped by the
-decided classes, target error, at most 256 samples), reports the samples it needed, the error reached, the
+decided classes, target error, at most 128 samples), reports the samples it needed, the error reached, the
 error without the control variate on the same samples, the rank agreement with exact lead Shapley (limb
 leads as one player) and sampled lead Shapley (16 orders) against the exact 4,096-coalition values.
 """
@@ -82,7 +82,7 @@ def speed(population: int, target: float) -> None:
               f"error): {before / 60:.1f} min")
         start = time.perf_counter()
         result = population_importance(model, inputs, background, CLASS_NAMES, LEAD_NAMES, grouping="true",
-                                       target_error=target, progress=True)
+                                       target_error=target, max_samples=32, progress=True)
         now = time.perf_counter() - start
         print(f"population now, target {target:.0%}: {now / 60:.1f} min; {result.total_samples} samples "
               f"({result.samples} per record on average), error reached {result.relative_error():.1%}; "
@@ -103,7 +103,7 @@ def accuracy(bundle: str, cache: str, n: int, target: float) -> None:
     background = training_background(caches, meta, 100)
     start = time.perf_counter()
     result = population_importance(model, inputs, background, meta.class_names, meta.lead_names, decide=meta.decided,
-                                   target_error=target, max_samples=256, agreement_records=3,
+                                   target_error=target, max_samples=128, agreement_records=3,
                                    never=dict(meta.not_validated), progress=True)
     seconds = time.perf_counter() - start
     print(f"population of {len(inputs)} test records (grouped by decided class; rows {result.counts}): "
@@ -129,7 +129,7 @@ def accuracy(bundle: str, cache: str, n: int, target: float) -> None:
                                          background_probabilities=reference)
         _, with_cv = sums.estimate()
         _, plain = record_estimates(sums.total[None], sums.squares[None], np.array([sums.n]))
-        gains.append(plain[0, c].mean() / max(with_cv[c].mean(), 1e-30))
+        gains.append(plain[0, c].mean() / max(with_cv[0, c].mean(), 1e-30))
     print(f"control variate: the variance of one sample falls {np.median(gains):.2f}x (median over "
           f"{len(gains)} records, their top class, 32 samples): that many times fewer samples for the same error")
     errors = []

@@ -1,6 +1,6 @@
 """Faithfulness, measured: deletion/insertion curves, localisation against ground truth, sanity check.
 
-The units deleted are **segments** of `SEGMENT_MS` (60 ms: about a QRS complex's third, a P wave's half) of
+The units deleted are **segments** of `SEGMENT_MS` (60 ms: two thirds of a normal QRS complex, half a P wave) of
 one lead, or of all leads at once for a map with one value per time step (Grad-CAM). A deleted segment
 becomes the lead's **median**, its isoelectric level: a flat stretch of baseline, within the record's range,
 where zeroing single samples would cut impulses into the trace that the network reads as QRS-like edges.

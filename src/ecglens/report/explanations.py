@@ -74,7 +74,7 @@ def population_summary(result: dict) -> str:
     if "views" not in result:
         return "absolute SHAP mass, from a result saved before signed SHAP; run again for the signed view"
     signed = result["views"]["signed"]
-    parts = [f"{result['samples_per_record']} samples per record"]
+    parts = [f"{result['samples_per_record']} samples per explained record on average"]
     if signed["relative_error"] is not None:
         parts.append(f"mean Monte-Carlo SE {signed['relative_error']:.1%} of the mean |cell|"
                      + ("" if result["target_error"] is None else f" (target {result['target_error']:.0%})"))

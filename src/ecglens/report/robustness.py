@@ -76,7 +76,10 @@ def curves_figure(result: RobustnessResult) -> Figure:
             axis.axhline(0.5, color="0.5", ls=":", lw=1)
         axis.set_title(family, fontsize=10)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=6 if family == "adversarial" else 7, loc="lower right" if bars else "lower left")
+        if family == "adversarial":  # many lines: the legend goes beside the panel, not over it
+            axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            axis.legend(fontsize=7, loc="lower right" if bars else "lower left")
     fig.suptitle(f"{result.bundle}: macro AUC under perturbation ({result.n_records} {result.split} records)",
                  fontsize=10)
     fig.tight_layout()
@@ -168,7 +171,8 @@ def adversarial_figure(example: AdversarialExample, rate_hz: float, lead_names: 
     axes[3].set_xlabel("time (s)", fontsize=8)
     axes[3].set_title(f"adversarial minus original in the leads above (dotted: the budget, "
                       f"+-{example.eps_uv:g} uV; one small box of the paper above is 100 uV)", fontsize=8)
-    fig.suptitle(f"Record {example.record_id}: PGD with an L-inf budget of {example.eps_uv:g} uV on "
+    fig.suptitle(f"Record {example.record_id}: {ATTACKS.get(example.attack, example.attack)} with an L-inf budget of "
+                 f"{example.eps_uv:g} uV on "
                  f"{example.class_name}: probability {example.probability_before:.2f} -> "
                  f"{example.probability_after:.2f} (first {seconds:g} s)", fontsize=10)
     fig.tight_layout()
