@@ -205,10 +205,10 @@ def robustness_section(result: RobustnessResult, curves_png: Path | None, exampl
     parts.append(Markup("<p class='note'>Perturbations enter before the bundle's length policy, where real noise "
                         "or a fault would; AUC and F1 use the bundle's stored thresholds; attacks push away from the "
                         "model's own clean decisions. Random sign noise has the same L-inf norm as the attacks: the "
-                        "gap between the two is what the gradient buys. PGD and FGSM make square-wave noise with a flat "
-                        "spectrum up to half the sampling rate; the clinical 0.5-40 Hz filter removes what lies above "
-                        "40 Hz (each attack's share is in the spectra), and the smooth and band-limited attacks put "
-                        "almost nothing there. 1 small box of ECG paper is 100 uV.</p>"))
+                        "gap between the two is what the gradient buys. PGD and FGSM make square-wave noise with a "
+                        "flat spectrum up to half the sampling rate; the clinical 0.5-40 Hz filter removes what lies "
+                        "above 40 Hz (each attack's share is in the spectra), and the smooth and band-limited attacks "
+                        "put almost nothing there. 1 small box of ECG paper is 100 uV.</p>"))
     if curves_png is not None:
         parts.append(figure_from_png(curves_png, "macro AUC against severity"))
     if spectra_png is not None:
