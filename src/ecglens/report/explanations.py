@@ -83,4 +83,4 @@ def population_summary(result: dict) -> str:
         parts.append(f"rank agreement with exact lead Shapley ({len(agreement['players'])} players, limb leads as "
                      f"one, conditional baseline): mean Spearman {agreement['mean_spearman']:.2f} over "
                      f"{agreement['n_pairs']} (record, class) pairs")
-    return "; ".join(parts) + "." + "".join(f" {note}." for note in result.get("notes", []))
+    return "; ".join(parts) + "." + "".join(f" {note[:1].upper()}{note[1:]}." for note in result.get("notes", []))

@@ -156,9 +156,10 @@ def lead_class_heatmap(result: PopulationImportance, title: str) -> Figure:
     signed, signed_se = result.shares("signed")
     absolute, _ = result.shares("absolute")
     rows = [f"{name} (n={count})" for name, count in zip(result.class_names, result.counts, strict=True)]
-    width = 0.62 * len(result.lead_names)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * width + 3.6, 1.5 + 0.5 * (len(rows) + 1)),
-                             gridspec_kw={"width_ratios": [1, 1]})
+    width = 0.68 * len(result.lead_names) + 3.2  # the two views one above the other: readable on a page
+    height = 0.8 + 0.46 * (len(rows) + 1)
+    fig, axes = plt.subplots(2, 1, figsize=(width, 2 * height + 0.6),
+                             gridspec_kw={"height_ratios": [len(rows) + 1, len(rows)]})
     shares = np.vstack([signed, result.average("signed")[None, :]]) * 100
     errors = np.vstack([signed_se, np.full((1, signed.shape[1]), np.nan)]) * 100
     limit = float(np.nanmax(np.abs(shares))) if np.isfinite(shares).any() else 1.0
@@ -167,10 +168,10 @@ def lead_class_heatmap(result: PopulationImportance, title: str) -> Figure:
     axes[0].axhline(len(rows) - 0.5, color="white", lw=2)
     grouped = "decided as" if result.grouping == "predicted" else "labelled with"
     axes[0].set_title(f"signed SHAP, % of the row's |total| (± Monte-Carlo SE), {result.samples} samples/record on "
-                      f"average; records {grouped} the class", fontsize=8)
+                      f"average;\nrecords {grouped} the class", fontsize=8)
     fig.colorbar(image, ax=axes[0], label="% (red: for the class, blue: against)", shrink=0.8)
     image = _heat(axes[1], absolute * 100, rows, result.lead_names, "viridis", "{:.0f}")
-    axes[1].set_title(f"absolute mass, % of the row: not an attribution; grows with amplitude and noise "
+    axes[1].set_title(f"absolute mass, % of the row: not an attribution; grows with amplitude and with noise "
                       f"({result.absolute_samples} samples/record)", fontsize=8)
     fig.colorbar(image, ax=axes[1], label="% of sum |SHAP|", shrink=0.8)
     fig.suptitle(title, fontsize=10)
