@@ -419,7 +419,12 @@ def run_lead_shapley(checkpoint: str | os.PathLike, caches: Sequence[str | os.Pa
     if class_name is not None and class_name not in meta.class_names:
         raise ValueError(f"unknown class {class_name!r}; choose from {', '.join(meta.class_names)}")
     inputs = select_inputs(predictor, caches, records, n_records)
-    background = _background(predictor, caches, 100) if baseline != "zeros" else None
+    background = None
+    if baseline != "zeros":
+        background = bundle_background(predictor.meta, caches, 100, predictor.bundle)
+        if background is None:
+            raise ValueError(f"the {baseline} baseline needs a background (the training split of a cache: --data), "
+                             "or use --baseline zeros")
     tables = lead_shapley_tables(predictor.model, meta, inputs, baseline, background, n_permutations, limb_as_one)
     written = write_lead_shapley(tables, Path(out))
     shown = (class_name,) if class_name else meta.class_names
