@@ -3,10 +3,11 @@
 Usage:
   python benchmarks/bench_leads.py --data CACHE [--model resnet18] [--epochs 3] [--work DIR]
 
-Sized down from the study's setting to fit: ResNet-18 instead of ResNet-34, 3 epochs at lr 1e-3 instead of
-30 at 1e-4, 60 explained validation records (conditional baseline); every subset (12, limb6, 4, 3, 2, the 12 single leads, and the
-Shapley-guided best 2 and 3) on strat_fold 1-6 / 7 / 8 with seed 0. Prints the wall and CPU time, the lead
-ranking per class beside the study's readings, each subset's macro AUC and both rank correlations.
+Sized down from the study's setting to fit: ResNet-18 instead of ResNet-34, 3 epochs at lr 1e-3 instead of 30
+at 1e-4, 60 explained validation records (conditional baseline); every subset (12, limb6, 4, 3, 2, the 12
+single leads, and the Shapley-guided best 2 and 3) on strat_fold 1-6 / 7 / 8 with seed 0. Prints the wall and
+CPU time, the lead ranking per class beside the study's readings, each subset's macro AUC and both rank
+correlations.
 """
 
 from __future__ import annotations
