@@ -178,9 +178,10 @@ def population_frame(result: PopulationImportance, view: str = "signed") -> pd.D
 
 def population_lines(result: PopulationImportance) -> list[str]:
     """What a terminal shows: the signed table in %, its error, and the agreement with exact lead Shapley."""
-    table = population_frame(result)[["n", *result.lead_names]].round(0)
+    table = population_frame(result)[["n", *result.lead_names]]
     lines = [f"signed SHAP per lead, % of each row's |total|; records grouped by {result.grouping} class; "
-             f"{result.samples} samples per record", table.to_string()]
+             f"{result.samples} samples per explained record on average",
+             table.to_string(float_format=lambda v: f"{v:+.0f}" if round(v) else "0")]
     error = result.relative_error()
     if error is not None:
         lines.append(f"Monte-Carlo error: mean SE {error:.1%} of the mean |cell|"
