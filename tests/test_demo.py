@@ -23,8 +23,11 @@ def test_reduced_demo_writes_a_full_report(tmp_path, capsys):
     summary = json.loads((out / "report.json").read_text())
     assert summary["evaluation"]["results"][0]["n_records"] > 0
     assert (out / "evaluation" / "metrics.csv").is_file()
-    kinds = [c["kind"] for c in summary["robustness"]["conditions"]]
-    assert kinds == ["clean", "gaussian", "muscle", "missing", "reversal", "crop", "random", "fgsm", "pgd"]
+    kinds = [c["kind"] for c in summary["robustness"]["conditions"] if "filtered" not in c["family"]]
+    assert kinds == ["clean", "gaussian", "muscle", "missing", "reversal", "crop", "random", "pgd", "smooth",
+                     "pgd-band"]
+    filtered = [c["kind"] for c in summary["robustness"]["conditions"] if "filtered" in c["family"]]
+    assert filtered == ["clean", "random", "pgd", "smooth", "pgd-band"]  # each also after the 0.5-40 Hz filter
     assert (out / "robustness" / "adversarial_example.png").is_file()
     # A second run reuses every finished step.
     assert main(["demo", "--out", str(out), "--n-records", "160", "--epochs", "1", "--model", "resnet_tiny"]) == 0

@@ -304,7 +304,10 @@ def test_markup_in_record_ids_and_headers_is_text_in_every_html_report(tmp_path)
 
     png = save_figure(plot_ecg(np.zeros((12, 1000)), 100), tmp_path / "a.png")
     explanations = {"gradcam": [{"kind": "correct", "record_id": MARKUP, "class_name": MARKUP, "path": png}],
-                    "faithfulness": {"rows": []}, "population_figure": png, "faithfulness_figure": png}
+                    "faithfulness": {"rows": [], "notes": [MARKUP]}, "population_figure": png,
+                    "faithfulness_figure": png,
+                    "population": {"views": {"signed": {"relative_error": 0.1}}, "samples_per_record": 8,
+                                   "target_error": 0.05, "shapley_agreement": None, "notes": [MARKUP]}}
     result = evaluate_predictions(np.array([[1], [0]]), np.array([[0.9], [0.1]]), np.array([0.5]), MARKUP,
                                   class_names=(MARKUP,), n_bootstrap=0)
     sections = [*_explanation_sections(explanations), ("table", table_to_html([MARKUP], [[MARKUP]])),
