@@ -408,7 +408,7 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, flip_at
     flipping:    per class, a survival curve of the records still unflipped against the budget, positives
                  and negatives drawn separately, censored at 250 uV; the median read from the curve;
                  classes that are not validated left out
-                 with --transfer, the first model's PGD inputs scored by a second model
+    transfer:    with --transfer, the first model's PGD inputs scored by a second model
 
     Metrics: macro and per-class AUC, F1 at the bundle's thresholds, the share of decisions changed.
 
