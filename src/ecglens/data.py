@@ -97,14 +97,17 @@ def assign_splits(index: pd.DataFrame, split: SplitSpec = SplitSpec()) -> np.nda
         if not official.all():
             groups = rows["patient_id"].fillna(rows["record_id"]).astype(str).to_numpy()
             unique = np.unique(groups[~official])
-            rng = np.random.default_rng([split.seed, _stable_hash(str(dataset))])
+            rng = np.random.default_rng([split.seed, _seed_of_name(str(dataset))])
             fold_of = dict(zip(unique[rng.permutation(len(unique))], np.arange(len(unique)) % 10 + 1, strict=True))
             fold[~official] = [fold_of[g] for g in groups[~official]]
         splits[positions] = np.where(fold == split.test_fold, "test", np.where(fold == split.val_fold, "val", "train"))
     return splits
 
 
-def _stable_hash(text: str) -> int:
+def _seed_of_name(text: str) -> int:
+    """A dataset name's first 8 bytes as an integer: a seed that is the same in every process and Python version
+    (not a hash: names sharing their first 8 bytes share it; kept so that existing bundles' splits stay as they
+    were)."""
     return int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "little")
 
 
