@@ -36,7 +36,7 @@ from ecglens.leads import canonical_leads
 from ecglens.predict import Predictor, Scored
 from ecglens.serve.batching import MicroBatcher
 from ecglens.serve.examples import Example, make_examples
-from ecglens.serve.uploads import Upload, UploadError, read_upload
+from ecglens.serve.uploads import RequestError, Upload, read_upload
 
 STATIC = files("ecglens.serve") / "static"
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -124,14 +124,14 @@ class _Service:
 
     async def explain(self, scored: Scored, methods: tuple[str, ...], class_name: str | None):
         if class_name is not None and class_name not in self.meta.class_names:
-            raise UploadError(422, "unknown_class", f"unknown class {class_name!r}; choose from "
+            raise RequestError(422, "unknown_class", f"unknown class {class_name!r}; choose from "
                               f"{', '.join(self.meta.class_names)}")
         bad = [m for m in methods if m not in EXPLANATIONS]
         if bad:
-            raise UploadError(422, "unknown_explanation", f"unknown explanation {bad[0]!r}; choose from "
+            raise RequestError(422, "unknown_explanation", f"unknown explanation {bad[0]!r}; choose from "
                               f"{', '.join(EXPLANATIONS)}")
         if "shap" in methods and self.background is None:
-            raise UploadError(409, "no_shap_background", "SHAP needs a background: this server has none (start it "
+            raise RequestError(409, "no_shap_background", "SHAP needs a background: this server has none (start it "
                               "with --background CACHE)")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.model_thread, explain_scored, self.predictor.model, self.meta, scored,
@@ -311,8 +311,8 @@ def _methods(explain: list[str]) -> tuple[str, ...]:
 
 
 def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
-    @app.exception_handler(UploadError)
-    async def upload_error(_request: Request, error: UploadError) -> JSONResponse:
+    @app.exception_handler(RequestError)
+    async def request_error(_request: Request, error: RequestError) -> JSONResponse:
         return _error(error.status, error.kind, str(error))
 
     @app.exception_handler(RequestValidationError)
@@ -346,7 +346,7 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
                                include_input: bool = Form(default=False)) -> JSONResponse:
         example = service.examples.get(example_id)
         if example is None:
-            raise UploadError(404, "unknown_example", f"no example {example_id!r}; see GET /api/examples")
+            raise RequestError(404, "unknown_example", f"no example {example_id!r}; see GET /api/examples")
         return await service.diagnose(example.record, _methods(explain), class_name, include_input)
 
     @app.post("/api/predict", summary="Diagnose one uploaded record (optionally explained)")
@@ -360,13 +360,13 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
         include_input: bool = Form(default=False, description="Also return the scored input (mV) for drawing"),
     ) -> JSONResponse:
         if len(files) > config.limits.max_files:
-            raise UploadError(422, "too_many_files", f"{len(files)} files; one record is at most "
+            raise RequestError(422, "too_many_files", f"{len(files)} files; one record is at most "
                               f"{config.limits.max_files} files")
         uploads = [Upload(f.filename or "record", await f.read()) for f in files]
         try:
             order = canonical_leads(lead_order.split(",")) if lead_order else None
         except ValueError as error:
-            raise UploadError(422, "bad_lead_order", str(error)) from None
+            raise RequestError(422, "bad_lead_order", str(error)) from None
         record = await run_in_threadpool(read_upload, uploads, service.meta.lead_names, sampling_rate, order,
                                          config.limits.max_record_seconds, config.limits.max_decoded_values)
         return await service.diagnose(record, _methods(explain), class_name, include_input)
@@ -376,7 +376,7 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
                            class_name: str | None = Query(default=None, alias="class")) -> dict:
         scored = service.results.get(result_id)
         if scored is None:
-            raise UploadError(404, "unknown_result", "no such result (only the most recent ones are kept): "
+            raise RequestError(404, "unknown_result", "no such result (only the most recent ones are kept): "
                               "post the record again")
         explained = await service.explain(scored, _methods(method), class_name)
         return {"id": result_id, "explanations": [e.to_dict(service.meta.lead_names) for e in explained]}

@@ -21,8 +21,9 @@ SIGNAL_SUFFIXES = (".dat", ".mat")
 ALLOWED_SUFFIXES = (".hea", *SIGNAL_SUFFIXES, ".edf", ".csv", ".npy")
 
 
-class UploadError(ValueError):
-    """An upload that cannot be read; ``status`` is the HTTP status it deserves, ``kind`` names the problem."""
+class RequestError(ValueError):
+    """A request the server refuses (an unreadable upload, an unknown class, explanation or example, too many
+    files); ``status`` is the HTTP status it deserves, ``kind`` names the problem."""
 
     def __init__(self, status: int, kind: str, message: str):
         super().__init__(message)
@@ -51,25 +52,25 @@ class Upload:
 def _layout(uploads: Sequence[Upload]) -> tuple[Upload, Upload | None]:
     """The main file (a header, or a single-file record) and the signal file of a WFDB pair."""
     if not uploads:
-        raise UploadError(422, "no_file", "no file uploaded: send the record's file(s) in the 'files' field")
+        raise RequestError(422, "no_file", "no file uploaded: send the record's file(s) in the 'files' field")
     unknown = [u.name for u in uploads if u.suffix not in ALLOWED_SUFFIXES]
     if unknown:
-        raise UploadError(415, "unknown_format", f"unsupported file type of {unknown[0]!r}; expected one of "
+        raise RequestError(415, "unknown_format", f"unsupported file type of {unknown[0]!r}; expected one of "
                           f"{', '.join(ALLOWED_SUFFIXES)} (WFDB .hea with its .dat/.mat, CPSC .mat, EDF, CSV, NumPy)")
     headers = [u for u in uploads if u.suffix == ".hea"]
     if len(headers) > 1:
-        raise UploadError(422, "several_records", "one record per request: got several .hea files")
+        raise RequestError(422, "several_records", "one record per request: got several .hea files")
     if headers:
         signals = [u for u in uploads if u.suffix in SIGNAL_SUFFIXES]
         if len(signals) != 1 or len(uploads) != 2:
-            raise UploadError(422, "missing_signal_file", "a WFDB header needs exactly one signal file (.dat or "
+            raise RequestError(422, "missing_signal_file", "a WFDB header needs exactly one signal file (.dat or "
                               f".mat) uploaded with it; got {len(uploads) - 1} other file(s)")
         return headers[0], signals[0]
     if len(uploads) != 1:
-        raise UploadError(422, "several_records", "one record per request: send one file, or a .hea with its "
+        raise RequestError(422, "several_records", "one record per request: send one file, or a .hea with its "
                           "signal file")
     if uploads[0].suffix == ".dat":
-        raise UploadError(422, "missing_header", "a .dat signal file needs its .hea header uploaded with it")
+        raise RequestError(422, "missing_header", "a .dat signal file needs its .hea header uploaded with it")
     return uploads[0], None
 
 
@@ -80,11 +81,11 @@ def read_upload(uploads: Sequence[Upload], lead_names: tuple[str, ...], sampling
     the files declare, before decoding).
 
     Raises:
-        UploadError: the files do not make one readable record (with the HTTP status to answer).
+        RequestError: the files do not make one readable record (with the HTTP status to answer).
     """
     main, signal = _layout(uploads)
     if main.suffix in (".csv", ".npy") and not sampling_rate_hz:
-        raise UploadError(422, "sampling_rate_required", "CSV and NumPy files store no sampling rate: give the "
+        raise RequestError(422, "sampling_rate_required", "CSV and NumPy files store no sampling rate: give the "
                           "'sampling_rate' field (Hz)")
     with tempfile.TemporaryDirectory(prefix="ecglens-upload-") as scratch:
         folder = Path(scratch)
@@ -101,10 +102,10 @@ def read_upload(uploads: Sequence[Upload], lead_names: tuple[str, ...], sampling
             with value_budget(max_values):
                 record = read_record(path, lead_names, sampling_rate_hz, **kwargs)
         except RecordTooLarge as error:
-            raise UploadError(413, "record_too_large", f"{main.name}: {error.reason}") from None
+            raise RequestError(413, "record_too_large", f"{main.name}: {error.reason}") from None
         except RecordError as error:
-            raise UploadError(422, "unreadable_record", f"{main.name}: {error.reason}") from None
+            raise RequestError(422, "unreadable_record", f"{main.name}: {error.reason}") from None
     if record.duration_s > max_seconds:
-        raise UploadError(422, "record_too_long", f"{main.name}: {record.duration_s:.0f} s is longer than this "
+        raise RequestError(422, "record_too_long", f"{main.name}: {record.duration_s:.0f} s is longer than this "
                           f"server accepts ({max_seconds:g} s)")
     return replace(record, record_id=main.stem, source_path=main.name)
