@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from ecglens._version import __version__
 from ecglens.classes import CLASS_NAMES
-from ecglens.data import SplitSpec
+from ecglens.data.splits import SplitSpec
 from ecglens.io.limits import MAX_RATE_HZ, MAX_SECONDS, MIN_RATE_HZ, MIN_SECONDS
 from ecglens.labels.mapping import PROFILES, LabelMap, MappingRow, load_label_map
 from ecglens.leads import canonical_leads

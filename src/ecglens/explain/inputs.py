@@ -15,7 +15,7 @@ import torch
 from ecglens.bundle import BundleError, BundleMeta
 from ecglens.cache import EcgCache
 from ecglens.cache import open_caches as open_bundle_caches
-from ecglens.data import SPLITS, Item, split_caches
+from ecglens.data.splits import SPLITS, Item, split_caches
 from ecglens.io import RecordError, read_record
 from ecglens.io.limits import check_values
 from ecglens.preprocess import ModelInput, fit_length, model_input
