@@ -259,11 +259,7 @@ class PopulationImportance:
     def relative_error(self, view: str = "signed") -> float | None:
         """Mean standard error over the cells with records, divided by their mean absolute value."""
         values, errors = self._view(view)
-        rows = np.asarray(self.counts) > 0
-        if not rows.any() or not np.isfinite(errors[rows]).all():
-            return None
-        scale = float(np.abs(values[rows]).mean())
-        return float(errors[rows].mean() / scale) if scale > 0 else None
+        return _relative_errors(values, errors, self.counts)[0]
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
@@ -316,16 +312,15 @@ def _cells(mean: np.ndarray, variance: np.ndarray, n: np.ndarray, members: np.nd
     return values, errors, tuple(counts)
 
 
-def _row_errors(values: np.ndarray, errors: np.ndarray, counts: Sequence[int]) -> tuple[float, np.ndarray]:
-    """The relative error over all rows with records, and each row's mean SE over the same scale."""
+def _relative_errors(values: np.ndarray, errors: np.ndarray, counts: Sequence[int]
+                     ) -> tuple[float | None, np.ndarray]:
+    """The mean standard error over the cells of the rows with records divided by their mean absolute value (None
+    when undefined), and each row's mean error on the same scale (0 for rows without records)."""
     rows = np.asarray(counts) > 0
-    if not rows.any():
-        return 0.0, np.zeros(len(counts))
-    scale = float(np.abs(values[rows]).mean())
-    if scale <= 0:
-        return 0.0, np.zeros(len(counts))
-    per_row = np.where(rows, np.nan_to_num(errors).mean(axis=1) / scale, 0.0)
-    return float(errors[rows].mean() / scale), per_row
+    scale = float(np.abs(values[rows]).mean()) if rows.any() else 0.0
+    if scale <= 0 or not np.isfinite(errors[rows]).all():
+        return None, np.zeros(len(counts))
+    return float(errors[rows].mean() / scale), np.where(rows, np.nan_to_num(errors).mean(axis=1) / scale, 0.0)
 
 
 def population_importance(model: nn.Module, inputs: Sequence[ModelInput], background: Background,
@@ -449,7 +444,8 @@ def population_importance(model: nn.Module, inputs: Sequence[ModelInput], backgr
         record_mean, record_variance = record_estimates(sums["total"], sums["squares"], n_done, sums["cv_total"],
                                                         sums["cv_squares"], sums["cross"])
         values, errors, counts = _cells(record_mean, record_variance, n_done, members)
-        achieved, per_row = _row_errors(values, errors, counts)
+        achieved, per_row = _relative_errors(values, errors, counts)
+        achieved = achieved or 0.0
         if fixed or achieved <= target_error or not len(inputs):
             break
         grow = np.where(per_row > target_error, (per_row / target_error) ** 2 * 1.1, 1.0)
