@@ -741,7 +741,7 @@ def explain_population(checkpoint, caches, n_records, split, background, groupin
     Each cell is the mean, over the records of the class's group, of the lead's signed SHAP value for the
     class (its attribution: the leads add up to f(x) - E f(background)), drawn as % of the row's total
     absolute value with its standard error. The absolute mass, which grows with a lead's amplitude and with
-    sampling noise, is drawn beside it, named so. The lead ranking is checked against exact lead Shapley
+    sampling noise, is drawn below it, named so. The lead ranking is checked against exact lead Shapley
     values on a few records (limb leads as one player, conditional baseline).
 
     Resumable: finished shards of 16 records wait in OUT/.shards until the result is written, so a killed

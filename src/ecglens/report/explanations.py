@@ -60,10 +60,10 @@ def population_heatmap(model: nn.Module, meta: BundleMeta, records: Sequence[Mod
 
 
 POPULATION_NOTE = (
-    "<p class='note'>Left: each class's signed SHAP value per lead (expected gradients; a lead's value for a class is "
+    "<p class='note'>Top: each class's signed SHAP value per lead (expected gradients; a lead's value for a class is "
     "its attribution, and the leads add up to f(x) - E f(background)), averaged over the test records the model "
     "decides as the class, as % of the row's total absolute value, with the Monte-Carlo standard error under each "
-    "value; red is evidence for the class, blue against; the last row averages the classes. Right: the absolute "
+    "value; red is evidence for the class, blue against; the last row averages the classes. Below: the absolute "
     "mass (sum over time of |SHAP|), which grows with a lead's amplitude and with sampling noise: not an "
     "attribution, shown for comparison with the study's figures.</p>")
 """How every report introduces the population heatmap."""

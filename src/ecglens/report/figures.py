@@ -146,10 +146,10 @@ def explanation_figure(explanation: RecordExplanation, meta: BundleMeta, options
 
 
 def lead_class_heatmap(result: PopulationImportance, title: str) -> Figure:
-    """The study's Figures 2-5 as signed shares with their errors, beside the absolute view.
+    """The study's Figures 2-5 as signed shares with their errors, above the absolute view.
 
-    Left: each class's signed SHAP per lead, as % of the row's total absolute value (red: evidence for the
-    class, blue: against), with the Monte-Carlo standard error under each value, and the average row. Right:
+    Top: each class's signed SHAP per lead, as % of the row's total absolute value (red: evidence for the
+    class, blue: against), with the Monte-Carlo standard error under each value, and the average row. Below:
     the absolute mass (sum_t |phi_t|) as % of the row, which grows with a lead's amplitude and with sampling
     noise, at the stated samples per record. Rows carry n, the records in the class's group.
     """
