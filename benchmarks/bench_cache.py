@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
-from ecglens.cache import EcgCache, build_cache
+from ecglens.data.cache import EcgCache, build_cache
 from ecglens.io import parse_source
 
 

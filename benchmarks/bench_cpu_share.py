@@ -10,7 +10,7 @@ job), and then beside a second training job of the same setting (two ecglens run
 Settings:
 
 - ``torch default``: what torch does without ecglens (threads = cores, OpenMP's default active wait);
-- ``ecglens default``: what the ``ecglens`` command sets (`ecglens.runtime.configure_cpu`: idle OpenMP
+- ``ecglens default``: what the ``ecglens`` command sets (`ecglens.util.runtime.configure_cpu`: idle OpenMP
   threads spin 10,000 times before sleeping, threads from the cores this process may use);
 - ``passive wait``: OpenMP's fully passive policy (``OMP_WAIT_POLICY=PASSIVE``), for comparison;
 - ``1 thread``: ``--threads 1``.
@@ -34,7 +34,7 @@ _CHILD = r"""
 import json, os, statistics, sys, time
 settings = json.loads(sys.argv[1])
 if settings["ecglens"]:
-    from ecglens.runtime import configure_cpu
+    from ecglens.util.runtime import configure_cpu
     configure_cpu(settings["threads"])
 import torch
 from ecglens.models import create_model

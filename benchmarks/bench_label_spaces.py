@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecglens.cache import build_cache
 from ecglens.data import SplitSpec
+from ecglens.data.cache import build_cache
 from ecglens.io import parse_source
 from ecglens.train.evaluate import evaluate_bundle
 from ecglens.train.loop import TrainConfig, fit

@@ -17,7 +17,7 @@ import resource
 import time
 
 from ecglens.data import SplitSpec
-from ecglens.lead_subsets import STUDY_READINGS, parse_subsets, run_leads
+from ecglens.studies.leads import STUDY_READINGS, parse_subsets, run_leads
 from ecglens.train.loop import TrainConfig
 
 
@@ -46,9 +46,9 @@ def main() -> None:
         else:
             print(f"| {name} | {lead} | no validation record of the class | |")
     for g in run.study.greedy:  # chosen on validation; the test macro AUC is reported once
-        print(f"greedy {g['size']}: {g['greedy_leads']} validation / test macro AUC {g['greedy_val_macro_auc']} / "
-              f"{g['greedy_macro_auc']}; best measured on validation {g['best_measured']} "
-              f"{g['best_measured_val_macro_auc']} / {g['best_measured_macro_auc']}")
+        print(f"greedy {g.size}: {g.greedy_leads} validation / test macro AUC {g.greedy_val_macro_auc} / "
+              f"{g.greedy_macro_auc}; best measured on validation {g.best_measured} "
+              f"{g.best_measured_val_macro_auc} / {g.best_measured_macro_auc}")
 
 
 if __name__ == "__main__":

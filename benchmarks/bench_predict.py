@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ecglens.bundle import default_meta, save_bundle
+from ecglens.bundle.meta import default_meta
+from ecglens.bundle.weights import save_bundle
 from ecglens.io import read_record
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import create_model

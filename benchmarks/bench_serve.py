@@ -71,7 +71,8 @@ def main() -> None:
     import httpx2 as httpx
     import psutil
 
-    from ecglens.bundle import default_meta, save_bundle
+    from ecglens.bundle.meta import default_meta
+    from ecglens.bundle.weights import save_bundle
     from ecglens.leads import LEAD_NAMES
     from ecglens.models import create_model
     from ecglens.predict import find_record_files, load_bundle, predict_files

@@ -28,8 +28,8 @@ def main() -> int:
     parser.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "ecglens-bench-starter"))
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
-    from ecglens.bundle import STARTER_MANIFEST, resolve_bundle
-    from ecglens.cache import build_cache
+    from ecglens.bundle.meta import STARTER_MANIFEST, resolve_bundle
+    from ecglens.data.cache import build_cache
     from ecglens.io import parse_source
     from ecglens.train.evaluate import evaluate_bundle
 

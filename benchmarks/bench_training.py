@@ -132,8 +132,8 @@ def scale(device_name: str, batch_sizes: list[int]) -> None:
 def loader(root: str) -> None:
     from torch.utils.data import DataLoader, RandomSampler
 
-    from ecglens.cache import EcgCache, build_cache
     from ecglens.data import Augmentation, CacheDataset, EpochSampler, SplitSpec, split_caches
+    from ecglens.data.cache import EcgCache, build_cache
     from ecglens.io import parse_source
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -157,8 +157,8 @@ def loader(root: str) -> None:
 
 
 def policies(root: str, epochs: int) -> None:
-    from ecglens.cache import build_cache
     from ecglens.data import SplitSpec
+    from ecglens.data.cache import build_cache
     from ecglens.io import parse_source
     from ecglens.train.evaluate import evaluate_bundle
     from ecglens.train.loop import TrainConfig, fit

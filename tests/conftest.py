@@ -107,7 +107,7 @@ class TinyRun:
     """A one-epoch resnet_tiny bundle on 24 Challenge records (cached at 250 Hz), shared by the test modules."""
 
     def __init__(self, root: Path):
-        from ecglens.cache import build_cache
+        from ecglens.data.cache import build_cache
         from ecglens.io import parse_source
         from ecglens.train.loop import TrainConfig, fit
 

@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from ecglens.bundle import BundleError, ThresholdOrigin, load_model, read_meta, store_thresholds
+from ecglens.bundle.meta import BundleError, ThresholdOrigin, read_meta, store_thresholds
+from ecglens.bundle.weights import load_model
 from ecglens.cli import main
 from ecglens.data import SplitSpec
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import known_signal, write_challenge_mat
-from ecglens.cache import CacheError, CacheSpec, EcgCache, build_cache
+from ecglens.data.cache import CacheError, CacheSpec, EcgCache, build_cache
 from ecglens.io import parse_source, read_wfdb
 from ecglens.preprocess import resample
 

@@ -2,8 +2,8 @@ import os
 from pathlib import Path
 
 from conftest import known_signal, write_challenge_mat, write_wfdb
-from ecglens.cache import EcgCache
 from ecglens.cli import main
+from ecglens.data.cache import EcgCache
 
 
 def test_help_lists_subcommands_and_examples(capsys):

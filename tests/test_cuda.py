@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import fit_killed_after_first_epoch, known_signal, write_challenge_mat
-from ecglens.cache import build_cache
 from ecglens.cli import main
+from ecglens.data.cache import build_cache
 from ecglens.io import parse_source
 from ecglens.preprocess import LengthPolicy
 from ecglens.train.loop import TrainConfig, fit

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ecglens.cache import EcgCache
 from ecglens.data import CacheDataset, LengthBucketSampler, SplitSpec, assign_splits, split_caches
+from ecglens.data.cache import EcgCache
 from ecglens.preprocess import InputSpec, LengthPolicy, model_input
 
 
@@ -68,7 +68,7 @@ def test_a_joint_split_keeps_twins_and_patients_on_one_side(shared_data, tmp_pat
 
     import pandas as pd
 
-    from ecglens.cache import EcgCache, build_cache
+    from ecglens.data.cache import EcgCache, build_cache
     from ecglens.io import parse_source
     from ecglens.labels import load_label_map
 

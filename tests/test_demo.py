@@ -41,7 +41,7 @@ def test_the_readmes_demo_figures_match_the_demo_defaults():
 
     from conftest import REPO_ROOT
     from ecglens.data import assign_splits
-    from ecglens.demo import DemoConfig
+    from ecglens.studies.demo import DemoConfig
 
     readme = (REPO_ROOT / "README.md").read_text()
     config = DemoConfig()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from ecglens.commands.explain import SHARDS_DIR, run_faithfulness, run_population
 from ecglens.explain.shards import job_folder, map_shards
-from ecglens.workflows import SHARDS_DIR, run_faithfulness, run_population
 
 
 def _compute(calls: list[int], fail_at: int | None = None):

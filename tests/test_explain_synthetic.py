@@ -8,9 +8,9 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from ecglens.cache import build_cache
 from ecglens.classes import CLASS_INDEX, CLASS_NAMES
 from ecglens.cli import main
+from ecglens.data.cache import build_cache
 from ecglens.explain import gradcam
 from ecglens.explain.inputs import open_caches, split_inputs
 from ecglens.explain.records import probabilities_of
@@ -86,7 +86,7 @@ def test_explain_commands_write_their_outputs(trained, tmp_path, capsys):
 
 def test_a_synthetic_only_bundle_says_so_on_real_files_and_shows_synthetic_examples(trained, tmp_path):
     from conftest import known_signal, write_wfdb
-    from ecglens.bundle import SYNTHETIC_WARNING, read_meta
+    from ecglens.bundle.meta import SYNTHETIC_WARNING, read_meta
     from ecglens.predict import predict_files
     from ecglens.serve.examples import make_examples
 

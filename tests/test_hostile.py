@@ -199,7 +199,8 @@ def _copy_bundle(tiny_run, tmp_path: Path) -> Path:
 def test_integer_weights_are_refused(tiny_run, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from ecglens.bundle import BundleError, load_model
+    from ecglens.bundle.meta import BundleError
+    from ecglens.bundle.weights import load_model
 
     bundle = _copy_bundle(tiny_run, tmp_path)
     state = load_file(str(bundle / "model.safetensors"))
@@ -211,7 +212,8 @@ def test_integer_weights_are_refused(tiny_run, tmp_path):
 
 
 def test_a_configuration_in_range_stage_by_stage_but_huge_in_all_is_refused(tiny_run, tmp_path):
-    from ecglens.bundle import BundleError, load_model
+    from ecglens.bundle.meta import BundleError
+    from ecglens.bundle.weights import load_model
 
     bundle = _copy_bundle(tiny_run, tmp_path)
     meta = json.loads((bundle / "bundle.json").read_text())
@@ -219,7 +221,8 @@ def test_a_configuration_in_range_stage_by_stage_but_huge_in_all_is_refused(tiny
     (bundle / "bundle.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="parameters, more than"):
         load_model(bundle)
-    code = ("import sys\nfrom ecglens.bundle import BundleError, load_model\ntry:\n    load_model(sys.argv[1])\n"
+    code = ("import sys\nfrom ecglens.bundle.meta import BundleError\nfrom ecglens.bundle.weights import load_model\n"
+            "try:\n    load_model(sys.argv[1])\n"
             "except BundleError:\n    pass\nstatus = open('/proc/self/status').read()\n"
             "print(int(status.split('VmHWM:')[1].split()[0]) / 1024)")
     run = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True, text=True, timeout=120)
@@ -235,7 +238,7 @@ def test_a_configuration_in_range_stage_by_stage_but_huge_in_all_is_refused(tiny
 def test_a_damaged_shap_background_is_a_named_error_at_start_up(tiny_run, tmp_path, tensors, message):
     from safetensors.numpy import save_file
 
-    from ecglens.bundle import BundleError, read_meta
+    from ecglens.bundle.meta import BundleError, read_meta
     from ecglens.explain.inputs import bundle_background
 
     bundle = _copy_bundle(tiny_run, tmp_path)
@@ -398,10 +401,10 @@ def test_a_failed_predict_leaves_earlier_results_in_place(tiny_run, tmp_path):
 # -- first contact --------------------------------------------------------------------------------------------------
 
 def test_explain_on_a_cache_without_test_records_is_one_clear_line(tiny_run, tmp_path, capsys):
-    from ecglens.bundle import read_meta
-    from ecglens.cache import build_cache, open_caches
+    from ecglens.bundle.meta import read_meta
     from ecglens.cli import main
     from ecglens.data import split_caches
+    from ecglens.data.cache import build_cache, open_caches
     from ecglens.io import parse_source
 
     (tmp_path / "records").mkdir()
@@ -433,7 +436,7 @@ def test_predict_reads_a_dat_through_its_header_once(tiny_run, tmp_path):
 
 
 def test_the_starters_onnx_export_lives_in_the_users_cache(monkeypatch, tmp_path):
-    from ecglens.bundle import starter_path
+    from ecglens.bundle.meta import starter_path
     from ecglens.predict import Predictor, onnx_file
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from ecglens.bundle import read_meta
-from ecglens.cache import EcgCache, build_cache
+from ecglens.bundle.meta import read_meta
 from ecglens.cli import main
+from ecglens.data.cache import EcgCache, build_cache
 from ecglens.io import parse_source
 from ecglens.labels import (
     DROP,

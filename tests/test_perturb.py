@@ -201,8 +201,8 @@ def test_robustness_end_to_end_attacks_hurt_more_than_random_noise(tiny_run, tmp
 
 
 def test_training_with_perturbation_augmentation_and_pgd_adversarial_training(tiny_run, tmp_path):
-    from ecglens.cache import EcgCache
     from ecglens.data import CacheDataset, split_caches
+    from ecglens.data.cache import EcgCache
     from ecglens.preprocess import LengthPolicy
     from ecglens.train.loop import TrainConfig, fit
 

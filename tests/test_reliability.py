@@ -188,7 +188,7 @@ def _synthetic(tmp_path: Path, n: int = 120) -> Path:
 def test_two_prepares_into_one_cache_never_mix(tmp_path):
     import fcntl
 
-    from ecglens.cache import EcgCache
+    from ecglens.data.cache import EcgCache
 
     records = _synthetic(tmp_path)
     out = tmp_path / "cache"
@@ -218,7 +218,7 @@ def test_two_prepares_into_one_cache_never_mix(tmp_path):
 
 
 def test_a_damaged_shard_is_rebuilt(tmp_path):
-    from ecglens.cache import EcgCache, build_cache
+    from ecglens.data.cache import EcgCache, build_cache
     from ecglens.io import parse_source
 
     records = _synthetic(tmp_path, 40)
@@ -296,11 +296,11 @@ MARKUP = "<img src=x onerror=alert(1)>"
 
 
 def test_markup_in_record_ids_and_headers_is_text_in_every_html_report(tmp_path):
-    from ecglens.demo import _explanation_sections
     from ecglens.metrics import evaluate_predictions
     from ecglens.report.ecgpaper import plot_ecg
     from ecglens.report.figures import save_figure
     from ecglens.report.html import evaluation_table, page, table_to_html
+    from ecglens.studies.demo import _explanation_sections
 
     png = save_figure(plot_ecg(np.zeros((12, 1000)), 100), tmp_path / "a.png")
     explanations = {"gradcam": [{"kind": "correct", "record_id": MARKUP, "class_name": MARKUP, "path": png}],
@@ -336,7 +336,7 @@ def test_output_names_from_record_ids_stay_inside_the_folder(record_id, tmp_path
     {"class_names": ["A"] * 9},
 ])
 def test_bundles_out_of_range_are_refused_before_building(tiny_run, tmp_path, change):
-    from ecglens.bundle import BundleError, read_meta
+    from ecglens.bundle.meta import BundleError, read_meta
 
     bundle = tmp_path / "b"
     bundle.mkdir()
@@ -350,7 +350,7 @@ def test_bundles_out_of_range_are_refused_before_building(tiny_run, tmp_path, ch
 
 @pytest.mark.parametrize("text", ["[1, 2]", "[" * 100000 + "]" * 100000, "{", "null"])
 def test_bundle_json_that_is_not_an_object_is_refused(tmp_path, text):
-    from ecglens.bundle import BundleError, read_meta
+    from ecglens.bundle.meta import BundleError, read_meta
 
     (tmp_path / "bundle.json").write_text(text)
     with pytest.raises(BundleError):
@@ -362,7 +362,8 @@ def test_non_finite_weights_are_refused(tiny_run, tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    from ecglens.bundle import BundleError, load_model
+    from ecglens.bundle.meta import BundleError
+    from ecglens.bundle.weights import load_model
 
     bundle = tmp_path / "b"
     shutil.copytree(tiny_run.bundle, bundle)

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from ecglens.bundle import read_meta
+from ecglens.bundle.meta import read_meta
 from ecglens.explain.records import RecordExplanation
 from ecglens.leads import LEAD_NAMES
 from ecglens.predict import Prediction

@@ -16,7 +16,8 @@ import pytest
 
 import ecglens
 from conftest import REPO_ROOT
-from ecglens.bundle import STARTER_MANIFEST, WEIGHTS_FILE, BundleError, load_model, starter_manifest, starter_path
+from ecglens.bundle.meta import STARTER_MANIFEST, WEIGHTS_FILE, BundleError, starter_manifest, starter_path
+from ecglens.bundle.weights import load_model
 from ecglens.cli import main
 
 
@@ -36,7 +37,7 @@ def test_a_damaged_starter_is_refused(tmp_path, monkeypatch):
     data = bytearray((copy / WEIGHTS_FILE).read_bytes())
     data[-1] ^= 0xFF
     (copy / WEIGHTS_FILE).write_bytes(bytes(data))
-    monkeypatch.setattr("ecglens.bundle.starter_path", lambda: copy)
+    monkeypatch.setattr("ecglens.bundle.meta.starter_path", lambda: copy)
     with pytest.raises(BundleError, match="does not match"):
         load_model("starter")
 

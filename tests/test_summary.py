@@ -1,9 +1,9 @@
 import pytest
 
 from conftest import known_signal, write_challenge_mat
-from ecglens.cache import EcgCache, build_cache
+from ecglens.data.cache import EcgCache, build_cache
+from ecglens.data.summary import summarize_index, write_summaries
 from ecglens.io import parse_source
-from ecglens.summary import summarize_index, write_summaries
 
 
 def test_summary_from_a_cache_index_with_unknown_sex_and_age(tmp_path):
@@ -23,7 +23,7 @@ def test_summary_from_a_cache_index_with_unknown_sex_and_age(tmp_path):
 
 
 def test_datasets_keep_the_given_order_and_only_ptbxl_is_compared_with_the_study(tmp_path):
-    from ecglens.summary import summarize_sources
+    from ecglens.data.summary import summarize_sources
 
     for name in ("zeta", "alpha"):
         (tmp_path / name).mkdir()
@@ -37,8 +37,8 @@ def test_datasets_keep_the_given_order_and_only_ptbxl_is_compared_with_the_study
 
 @pytest.mark.realdata
 def test_ptbxl_alone_is_shown_beside_the_studys_table1(shared_data):
+    from ecglens.data.summary import summarize_sources
     from ecglens.study import CITATION, table1_percent
-    from ecglens.summary import summarize_sources
 
     sources = [parse_source(f"cpsc2018:{shared_data / 'cpsc2018'}"), parse_source(f"ptbxl100:{shared_data / 'ptb-xl'}")]
     cpsc, ptbxl = summarize_sources(sources, "seed", workers=2, progress=False)[0]

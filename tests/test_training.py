@@ -12,10 +12,10 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from conftest import fit_killed_after_first_epoch, known_signal, write_challenge_mat
-from ecglens.bundle import load_model
-from ecglens.cache import EcgCache, build_cache
+from ecglens.bundle.weights import load_model
 from ecglens.cli import main
 from ecglens.data import SplitSpec, split_caches
+from ecglens.data.cache import EcgCache, build_cache
 from ecglens.io import parse_source
 from ecglens.preprocess import LengthPolicy
 from ecglens.train.evaluate import evaluate_bundle
@@ -149,7 +149,7 @@ def test_a_kill_between_the_state_renames_is_recovered(cache, tmp_path):
 
 
 def test_calibrate_stores_temperatures_that_every_output_applies(cache, tmp_path):
-    from ecglens.bundle import read_meta
+    from ecglens.bundle.meta import read_meta
     from ecglens.train.calibrate import calibrate_bundle
 
     result = fit([cache], tmp_path / "run", CONFIG, progress=False)

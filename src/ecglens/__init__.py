@@ -9,19 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ecglens._version import __version__
+from ecglens.util.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ecglens.predict import Prediction, Predictor, load_bundle
 
-_LAZY = {"load_bundle": "ecglens.predict", "Predictor": "ecglens.predict", "Prediction": "ecglens.predict"}
-
-
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ecglens' has no attribute {name!r}")
-
+__getattr__ = lazy_exports(__name__, dict.fromkeys(("load_bundle", "Predictor", "Prediction"), "ecglens.predict"))
 
 __all__ = ["Prediction", "Predictor", "__version__", "load_bundle"]

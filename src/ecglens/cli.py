@@ -1,6 +1,6 @@
 """Command-line interface: thin click commands over library functions.
 
-Each command parses its options, calls one library function (most in `ecglens.workflows`) and prints
+Each command parses its options, calls one ``run_*`` of `ecglens.commands` and prints
 the result; the library writes every file. ``main(argv) -> int`` is callable from tests; the ``ecglens``
 console script wraps it. Errors a user can cause end in one line and a non-zero exit.
 """
@@ -63,7 +63,7 @@ def _bundle_or_starter(ctx, param, value):
     from pathlib import Path
 
     if value is None or value == "starter":
-        from ecglens.bundle import STARTER, starter_notice
+        from ecglens.bundle.meta import STARTER, starter_notice
 
         if not (ctx.resilient_parsing or ctx.find_root().params.get("quiet")):
             click.echo(starter_notice(), err=True)
@@ -80,16 +80,17 @@ _MODEL = click.option("--checkpoint", default=None, callback=_bundle_or_starter,
                       help="Bundle directory (a run's best/), or 'starter'.")
 
 
-def _workflows():
-    """The library's command functions (`ecglens.workflows`), imported when a command runs: --help stays fast."""
-    from ecglens import workflows
+def _commands(group: str):
+    """A command group's module in `ecglens.commands`, imported when one of its commands runs: --help, ``models``
+    and the ``data`` commands load no torch."""
+    import importlib
 
-    return workflows
+    return importlib.import_module(f"ecglens.commands.{group}")
 
 
 def _show(result) -> None:
     """Print a command's result object: its problems on standard error, its lines on standard output."""
-    from ecglens.progress import printable
+    from ecglens.util.progress import printable
 
     for line in result.problems() if hasattr(result, "problems") else ():
         click.echo(printable(line), err=True)
@@ -130,8 +131,8 @@ def cli(quiet: bool, verbose: int, threads: int | None) -> None:
     """
     import os
 
-    from ecglens.progress import configure
-    from ecglens.runtime import configure_cpu
+    from ecglens.util.progress import configure
+    from ecglens.util.runtime import configure_cpu
 
     # Commands draw to files only (a library import never switches a user's backend); set before matplotlib
     # loads, without loading it, so --help stays fast.
@@ -165,7 +166,7 @@ def data_summary(sources, label_profile, out, workers, strict, allow_outside_roo
     Example:
       ecglens data summary ptbxl100:../shared/data/ptb-xl cpsc2018:../shared/data/cpsc2018 --label-profile seed
     """
-    _show(_workflows().run_summary(_sources(sources, allow_outside_root=allow_outside_root), label_profile, out,
+    _show(_commands("data").run_summary(_sources(sources, allow_outside_root=allow_outside_root), label_profile, out,
                                    workers, strict))
 
 
@@ -181,20 +182,7 @@ def data_label_spaces(space) -> None:
       ecglens data label-spaces
       ecglens data label-spaces ptbxl-superdiagnostic
     """
-    from ecglens.labels import builtin_spaces, challenge_scoring, load_label_space
-
-    if space is None:
-        for info in builtin_spaces():
-            label_map = load_label_space(f"{info.space}:{info.profile}")
-            click.echo(f"{label_map.label:<22} {len(label_map.classes):>3} classes  {info.description} "
-                       f"[{info.source}]")
-        return
-    label_map = load_label_space(space)
-    click.echo(f"{label_map.label}: {len(label_map.classes)} classes; vocabularies "
-               f"{', '.join(label_map.vocabularies)}; source {label_map.source}")
-    for name, code in zip(label_map.classes, label_map.snomed, strict=True):
-        click.echo(f"  {name:<12} {code or '-'}")
-    click.echo(f"Challenge 2021 score: {challenge_scoring(label_map).note}")
+    _show(_commands("data").run_label_spaces(space))
 
 
 @data.command("download")
@@ -225,7 +213,7 @@ def data_download(dataset, out, rate, base_url, version, workers, retries, timeo
       ecglens data download ptbxl --rate 500 --out data/ptb-xl
       ecglens data download cpsc2018 --out data/cpsc_2018
     """
-    result = _workflows().run_download(dataset, out, base_url, rate, version, workers, retries, timeout)
+    result = _commands("data").run_download(dataset, out, base_url, rate, version, workers, retries, timeout)
     _show(result)
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
@@ -255,7 +243,7 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
     Example:
       ecglens data prepare ptbxl:../shared/data/ptb-xl --sampling-rate 100 --out caches/ptbxl100
     """
-    _show(_workflows().run_prepare(_sources(sources, allow_outside_root=allow_outside_root), out, sampling_rate_hz,
+    _show(_commands("data").run_prepare(_sources(sources, allow_outside_root=allow_outside_root), out, sampling_rate_hz,
                                    label_profile, workers, strict, overwrite, shard_size, min_likelihood))
 
 
@@ -328,17 +316,11 @@ def train(ctx, config_file, out, resume, **options) -> None:
     """
     from click.core import ParameterSource
 
-    from ecglens.train.config import train_request
-    from ecglens.train.loop import fit
-
     given = {name: value for name, value in options.items()
              if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
     if "caches" in given:
         given["data"] = list(given.pop("caches"))
-    request = train_request(config_file, **given)
-    result = fit(request.caches, out, request.config, init=request.init, resume=resume)
-    auc = "n/a" if result.best_val_macro_auc is None else f"{result.best_val_macro_auc:.4f}"
-    click.echo(f"best epoch {result.best_epoch} (validation macro AUC {auc}); bundle: {result.best_bundle}")
+    _show(_commands("train").run_train(config_file, out, given, resume))
 
 
 @cli.command("evaluate")
@@ -370,7 +352,7 @@ def evaluate(checkpoint, caches, out, bootstrap, store_thresholds, external, dev
     """
     if external and store_thresholds:
         raise click.UsageError("--external scores at the bundle's own thresholds: there is nothing to store")
-    _show(_workflows().run_evaluate(checkpoint, caches, out, bootstrap, device, store_thresholds, external))
+    _show(_commands("evaluate").run_evaluate(checkpoint, caches, out, bootstrap, device, store_thresholds, external))
 
 
 @cli.command("robustness")
@@ -416,8 +398,8 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, flip_at
     Example:
       ecglens robustness --checkpoint runs/super/best --data caches/ptbxl100 --out robustness
     """
-    _show(_workflows().run_robustness_report(checkpoint, caches, out, split, n_records, quick, n_flip, transfer,
-                                              device, seed, flip_attack))
+    run = _commands("robustness").run_robustness_report
+    _show(run(checkpoint, caches, out, split, n_records, quick, n_flip, transfer, device, seed, flip_attack))
 
 
 @cli.command("leads")
@@ -459,18 +441,10 @@ def leads(caches, out, subsets, custom, checkpoint, no_train, n_shapley, label_s
       ecglens leads --data caches/ptbxl100 --val-fold 7 --test-fold 8 --epochs 10
       ecglens leads --data caches/ptbxl100 --checkpoint starter --no-train --val-fold 7 --test-fold 8
     """
-    from ecglens.data import SplitSpec
-    from ecglens.lead_subsets import parse_subsets, run_leads
-    from ecglens.train.loop import TrainConfig
-
-    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                         split=SplitSpec(seed, val_fold, test_fold), label_space=label_space)
-    if checkpoint is not None:
-        from ecglens.bundle import resolve_bundle
-
-        checkpoint = str(resolve_bundle(checkpoint))
-    _show(run_leads(caches, out, subsets=parse_subsets(subsets, custom), config=config, checkpoint=checkpoint,
-                    train=not no_train, n_shapley=n_shapley, n_bootstrap=bootstrap))
+    _show(_commands("studies").run_lead_study_job(
+        caches, out, subsets=subsets, custom=custom, checkpoint=checkpoint, train=not no_train, n_shapley=n_shapley,
+        n_bootstrap=bootstrap, label_space=label_space, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+        seed=seed, val_fold=val_fold, test_fold=test_fold, device=device))
 
 
 @cli.command("calibrate")
@@ -492,7 +466,7 @@ def calibrate(checkpoint, caches, normal_sensitivity, device) -> None:
     Example:
       ecglens calibrate --checkpoint runs/ptbxl/best --data caches/ptbxl100
     """
-    _show(_workflows().run_calibrate(checkpoint, caches, device, normal_sensitivity))
+    _show(_commands("evaluate").run_calibrate(checkpoint, caches, device, normal_sensitivity))
 
 
 @cli.command("ensemble")
@@ -515,7 +489,7 @@ def ensemble(bundles, out, caches, normal_sensitivity, device) -> None:
     """
     if len(bundles) < 2:
         raise click.UsageError("an ensemble needs two or more bundles")
-    _show(_workflows().run_ensemble(bundles, out, caches, device, normal_sensitivity))
+    _show(_commands("evaluate").run_ensemble(bundles, out, caches, device, normal_sensitivity))
 
 
 @cli.command("synth")
@@ -545,7 +519,7 @@ def synth(out, n_records, sampling_rate_hz, duration_s, snr_db, multi_label_rate
 
     config = SynthConfig(n_records=n_records, sampling_rate_hz=sampling_rate_hz, duration_s=duration_s, seed=seed,
                          snr_db=snr_db, multi_label_rate=multi_label_rate)
-    _show(_workflows().run_synth(config, out, workers, plot))
+    _show(_commands("synth").run_synth(config, out, workers, plot))
 
 
 @cli.command("demo")
@@ -569,10 +543,8 @@ def demo(out, n_records, epochs, sampling_rate_hz, model, device, seed) -> None:
     Example:
       ecglens demo --out ecglens-out/demo --n-records 5000 --epochs 20 --device cuda
     """
-    from ecglens.demo import DemoConfig, run_demo
-
-    config = DemoConfig.sized(n_records, sampling_rate_hz, epochs=epochs, model=model, device=device, seed=seed)
-    click.echo(f"report: {run_demo(out, config)}")
+    _show(_commands("studies").run_demo_study(out, n_records, sampling_rate_hz, epochs=epochs, model=model,
+                                              device=device, seed=seed))
 
 
 @cli.group()
@@ -651,7 +623,7 @@ def explain_gradcam(checkpoint, caches, records, n_records, class_name, out, dev
     Example:
       ecglens explain gradcam --checkpoint runs/demo/best --data caches/demo --records S00012 --out figs
     """
-    _show(_workflows().run_record_maps("gradcam", checkpoint, caches, _ids(records), n_records, class_name, out,
+    _show(_commands("explain").run_record_maps("gradcam", checkpoint, caches, _ids(records), n_records, class_name, out,
                                        device, figures=_figures(percentile, layout, style, image_format)))
 
 
@@ -666,9 +638,9 @@ def explain_guided_gradcam(checkpoint, caches, records, n_records, class_name, o
     Example:
       ecglens explain guided-gradcam --checkpoint runs/demo/best --data caches/demo --records S00012
     """
-    _show(_workflows().run_record_maps("guided-gradcam", checkpoint, caches, _ids(records), n_records, class_name,
-                                       out, device, figures=_figures(layout=layout, style=style,
-                                                                     image_format=image_format)))
+    run = _commands("explain").run_record_maps
+    _show(run("guided-gradcam", checkpoint, caches, _ids(records), n_records, class_name, out, device,
+              figures=_figures(layout=layout, style=style, image_format=image_format)))
 
 
 @explain.command("shap")
@@ -684,7 +656,7 @@ def explain_shap(checkpoint, caches, records, n_records, class_name, out, device
     Example:
       ecglens explain shap --checkpoint runs/demo/best --data caches/demo --n 5 --out figs
     """
-    _show(_workflows().run_record_maps("shap", checkpoint, caches, _ids(records), n_records, class_name, out,
+    _show(_commands("explain").run_record_maps("shap", checkpoint, caches, _ids(records), n_records, class_name, out,
                                        device, background, n_samples, _figures(layout=layout, style=style,
                                                                                image_format=image_format)))
 
@@ -711,7 +683,7 @@ def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out
     Example:
       ecglens explain lead-shapley --checkpoint runs/demo/best --data caches/demo --records S00012
     """
-    _show(_workflows().run_lead_shapley(checkpoint, caches, _ids(records), n_records, class_name, out, device,
+    _show(_commands("explain").run_lead_shapley(checkpoint, caches, _ids(records), n_records, class_name, out, device,
                                         baseline, n_permutations, limb_as_one))
 
 
@@ -753,7 +725,7 @@ def explain_population(checkpoint, caches, n_records, split, background, groupin
       ecglens explain population --checkpoint runs/demo/best --data caches/demo --n 200
       torchrun --standalone --nproc-per-node 4 -m ecglens.cli explain population --checkpoint ... --n-records 5000
     """
-    _show(_workflows().run_population(checkpoint, caches, n_records, split, background, n_samples, out, device,
+    _show(_commands("explain").run_population(checkpoint, caches, n_records, split, background, n_samples, out, device,
                                       grouping=grouping, target_error=target_error, max_samples=max_samples,
                                       check_records=check_records))
 
@@ -779,7 +751,8 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     Example:
       ecglens explain faithfulness --checkpoint runs/demo/best --data caches/demo --n 40
     """
-    _show(_workflows().run_faithfulness(checkpoint, caches, n_records, _ids(methods), steps, background, out, device))
+    run = _commands("explain").run_faithfulness
+    _show(run(checkpoint, caches, n_records, _ids(methods), steps, background, out, device))
 
 
 @cli.command("predict")
@@ -816,7 +789,8 @@ def predict(checkpoint, paths, out, sampling_rate_hz, lead_order, engine, batch_
     Example:
       ecglens predict --checkpoint runs/demo/best ../shared/data/challenge/cpsc2018 --out predictions
     """
-    result = _workflows().run_predict(checkpoint, paths, out, sampling_rate_hz, _ids(lead_order) or None, engine,
+    run = _commands("predict").run_predict
+    result = run(checkpoint, paths, out, sampling_rate_hz, _ids(lead_order) or None, engine,
                                       batch_size, explain_method, background_caches, device,
                                       figures=_figures(style=style, image_format=image_format), force=force)
     _show(result)
@@ -843,9 +817,7 @@ def export_onnx_command(checkpoint, opset) -> None:
       ecglens export onnx --checkpoint runs/demo/best
       ecglens predict --engine onnx --checkpoint runs/demo/best record.hea
     """
-    from ecglens.predict import export_onnx
-
-    click.echo(f"wrote {export_onnx(checkpoint, opset)}")
+    click.echo(_commands("predict").run_export_onnx(checkpoint, opset).line())
 
 
 @cli.command("reproduce")
@@ -882,16 +854,10 @@ def reproduce(cpsc, ptbxl, extra, out, quick, cross, sampling_rate_hz, epochs, b
       ecglens reproduce --quick --cpsc cpsc2018:../shared/data/cpsc2018 \\
           --cpsc cpsc=challenge:../shared/data/challenge/cpsc2018 --ptbxl ptbxl:../shared/data/ptb-xl
     """
-    from dataclasses import replace
-
-    from ecglens.experiments import quick_or_full, run_reproduce
-
-    config = quick_or_full(quick, sampling_rate_hz=sampling_rate_hz, label_profile=label_profile, epochs=epochs,
-                           batch_size=batch_size, lr=lr, model=model, device=device)
-    if in_scope_only:
-        config = replace(config, out_of_scope="excluded")
-    path = run_reproduce(_sources(cpsc, "cpsc"), _sources(ptbxl, "ptbxl"), out, config, _sources(extra), cross)
-    click.echo(f"report: {path}")
+    _show(_commands("studies").run_reproduction(
+        _sources(cpsc, "cpsc"), _sources(ptbxl, "ptbxl"), out, quick=quick, extra=_sources(extra), cross=cross,
+        in_scope_only=in_scope_only, sampling_rate_hz=sampling_rate_hz, label_profile=label_profile, epochs=epochs,
+        batch_size=batch_size, lr=lr, model=model, device=device))
 
 
 @cli.command("models")
@@ -905,7 +871,7 @@ def models(bundles, card) -> None:
       ecglens models runs/demo/best
       ecglens models --card starter
     """
-    _show(_workflows().run_models(bundles, card))
+    _show(_commands("models").run_models(bundles, card))
 
 
 @cli.command("serve")
@@ -950,11 +916,10 @@ def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_r
       ecglens serve                                 # the starter model; then open http://127.0.0.1:8000
       ecglens serve --checkpoint runs/demo/best
     """
-    from ecglens.serve.server import run_server
-
-    run_server(checkpoint, host, port, token, background_caches=background_caches, max_upload_mb=max_upload_mb,
-               max_record_minutes=max_record_minutes, max_in_flight=max_in_flight, device=device,
-               allowed_hosts=allowed_hosts, body_timeout_s=body_timeout, examples=examples)
+    _commands("serve").run_serve(checkpoint, host, port, token, background_caches=background_caches,
+                                 max_upload_mb=max_upload_mb, max_record_minutes=max_record_minutes,
+                                 max_in_flight=max_in_flight, device=device, allowed_hosts=allowed_hosts,
+                                 body_timeout_s=body_timeout, examples=examples)
 
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM, errno.EFBIG, errno.ENOENT,
@@ -964,7 +929,7 @@ _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPE
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
-    from ecglens.progress import printable
+    from ecglens.util.progress import printable
 
     try:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="ecglens", standalone_mode=False)
@@ -987,7 +952,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         from safetensors import SafetensorError
 
-        from ecglens.cache import CacheError
+        from ecglens.data.cache import CacheError
 
         if isinstance(error, SafetensorError):  # writing weights or resume state failed (a full disk)
             click.echo(f"error: could not write a weights file ({error})", err=True)

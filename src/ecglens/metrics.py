@@ -11,7 +11,7 @@ A class with no positive (or no negative) record in a split has no AUC; it is re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -394,50 +394,23 @@ def evaluate_predictions(
     if len(class_names) != truth.shape[1]:
         raise ValueError(f"{len(class_names)} class names for {truth.shape[1]} columns")
     per_class_scores = [_scores(truth[:, k], prob[:, k], pred[:, k]) for k in range(truth.shape[1])]
-    intervals: list[dict[str, tuple[float, float]]] = [{} for _ in class_names]
-    average_interval: dict[str, tuple[float, float]] = {}
-    if n_bootstrap and len(truth) > 1:
-        rng = np.random.default_rng(seed)
-        samples: list[list[dict]] = []
-        for _ in range(n_bootstrap):
-            pick = rng.integers(0, len(truth), len(truth))
-            samples.append([_scores(truth[pick, k], prob[pick, k], pred[pick, k]) for k in range(truth.shape[1])])
-        for k in range(truth.shape[1]):
-            for metric in ("f1", "auc", "auprc"):
-                values = [s[k][metric] for s in samples if s[k][metric] is not None]
-                if len(values) >= 0.9 * n_bootstrap:
-                    intervals[k][metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
-        for metric in METRICS:
-            values = [v for v in (_macro(s)[metric] for s in samples) if v is not None]
-            if values:
-                average_interval[metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+    intervals, average_interval = _bootstrap_intervals(truth, prob, pred, n_bootstrap, seed)
     ece = expected_calibration_error(truth, prob)
     brier = brier_scores(truth, prob)
     curves = reliability_curves(truth, prob, class_names, thresholds)
     per_class = []
     for k, name_k in enumerate(class_names):
         scores = per_class_scores[k]
-        tp, fp, fn, tn = (scores[c] for c in ("tp", "fp", "fn", "tn"))
-        for metric, (hits, n) in {"precision": (tp, tp + fp), "recall": (tp, tp + fn),
-                                  "accuracy": (tp + tn, tp + fp + fn + tn)}.items():
-            wilson = wilson_interval(hits, n)
-            if wilson is not None and scores[metric] is not None and n_bootstrap:
-                intervals[k][metric] = wilson
+        if n_bootstrap:
+            intervals[k].update(_wilson_intervals(scores))
         n_positive = int(truth[:, k].sum())
-        note = ""
-        if n_positive == 0:
-            note = "no positives in this set"
-        elif n_positive == len(truth):
-            note = "no negatives in this set"
-        if name_k in never:
-            note = "; ".join(filter(None, ["not validated: never decided", note]))
         per_class.append(ClassMetrics(
             name=name_k, n_positive=n_positive, threshold=float(thresholds[k]),
             precision=scores["precision"], recall=scores["recall"], f1=scores["f1"], auc=scores["auc"],
             accuracy=scores["accuracy"], tp=int(scores["tp"]), fp=int(scores["fp"]), fn=int(scores["fn"]),
-            tn=int(scores["tn"]), note=note, ci95=intervals[k], auprc=scores["auprc"],
-            ece=float(ece[k]) if len(truth) else None, brier=float(brier[k]) if len(truth) else None,
-            **curves[k].at_threshold(),
+            tn=int(scores["tn"]), note=_class_note(n_positive, len(truth), name_k in never), ci95=intervals[k],
+            auprc=scores["auprc"], ece=float(ece[k]) if len(truth) else None,
+            brier=float(brier[k]) if len(truth) else None, **curves[k].at_threshold(),
         ))
     average = _macro(per_class_scores)
     fmax, fmax_threshold = fmax_score(truth, prob)
@@ -445,6 +418,56 @@ def evaluate_predictions(
         name, len(truth), tuple(per_class), average, average_interval, average["auc"], n_bootstrap, fmax,
         fmax_threshold, None if challenge is None else challenge_score(truth, pred, challenge),
         "" if challenge is None else challenge.note, curves)
+
+
+def _bootstrap_intervals(truth: np.ndarray, prob: np.ndarray, pred: np.ndarray, n_bootstrap: int, seed: int
+                         ) -> tuple[list[dict[str, tuple[float, float]]], dict[str, tuple[float, float]]]:
+    """95 % percentile intervals of F1, AUC and AUPRC per class (when at least 90 % of the resamples define
+    them) and of every macro average, over ``n_bootstrap`` resamples of the records (none from one record)."""
+    n_classes = truth.shape[1]
+    intervals: list[dict[str, tuple[float, float]]] = [{} for _ in range(n_classes)]
+    average_interval: dict[str, tuple[float, float]] = {}
+    if not n_bootstrap or len(truth) <= 1:
+        return intervals, average_interval
+    rng = np.random.default_rng(seed)
+    samples: list[list[dict]] = []
+    for _ in range(n_bootstrap):
+        pick = rng.integers(0, len(truth), len(truth))
+        samples.append([_scores(truth[pick, k], prob[pick, k], pred[pick, k]) for k in range(n_classes)])
+    for k in range(n_classes):
+        for metric in ("f1", "auc", "auprc"):
+            values = [s[k][metric] for s in samples if s[k][metric] is not None]
+            if len(values) >= 0.9 * n_bootstrap:
+                intervals[k][metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+    for metric in METRICS:
+        values = [v for v in (_macro(s)[metric] for s in samples) if v is not None]
+        if values:
+            average_interval[metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+    return intervals, average_interval
+
+
+def _wilson_intervals(scores: Mapping[str, float | None]) -> dict[str, tuple[float, float]]:
+    """Wilson intervals of precision, recall and accuracy from a class's confusion counts (where defined)."""
+    tp, fp, fn, tn = (scores[c] or 0 for c in ("tp", "fp", "fn", "tn"))
+    out = {}
+    for metric, (hits, n) in {"precision": (tp, tp + fp), "recall": (tp, tp + fn),
+                              "accuracy": (tp + tn, tp + fp + fn + tn)}.items():
+        wilson = wilson_interval(hits, n)
+        if wilson is not None and scores[metric] is not None:
+            out[metric] = wilson
+    return out
+
+
+def _class_note(n_positive: int, n_records: int, never: bool) -> str:
+    """What a class's row must say: a set without positives or negatives, a class never decided."""
+    note = ""
+    if n_positive == 0:
+        note = "no positives in this set"
+    elif n_positive == n_records:
+        note = "no negatives in this set"
+    if never:
+        note = "; ".join(filter(None, ["not validated: never decided", note]))
+    return note
 
 
 NORMAL_CLASSES = ("SNR", "NORM", "NSR")

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecglens.bundle import SYNTHETIC_WARNING, BundleMeta, is_synthetic_source, load_model, resolve_bundle
+from ecglens.bundle.meta import SYNTHETIC_WARNING, BundleMeta, is_synthetic_source, resolve_bundle
+from ecglens.bundle.weights import load_model
 from ecglens.io import ReadIssue, read_record
 from ecglens.io.record import Record, finish_signal, issue_from, not_samples
 from ecglens.io.sources import RECORD_SUFFIXES
@@ -323,7 +324,7 @@ def iter_scored_files(predictor: Predictor, paths: Sequence[str | os.PathLike], 
                       progress: bool = True) -> Iterator[Scored | ReadIssue]:
     """Read, prepare and score every record file once, a batch at a time; unreadable files come out as
     `ReadIssue` items and never stop the batch."""
-    from ecglens.progress import bar
+    from ecglens.util.progress import bar
 
     files = find_record_files(paths)
     pending: list[Record] = []
@@ -358,7 +359,7 @@ def onnx_file(bundle: str | os.PathLike) -> Path:
     """Where a bundle's ONNX export lives: ``model.onnx`` inside the bundle, except for the starter model, whose
     folder belongs to the installed package: its export goes to the user's cache folder
     (``$XDG_CACHE_HOME/ecglens`` or ``~/.cache/ecglens``), under the starter's weights checksum."""
-    from ecglens.bundle import starter_manifest, starter_path
+    from ecglens.bundle.meta import starter_manifest, starter_path
 
     folder = resolve_bundle(bundle)
     if folder.resolve() == starter_path().resolve():

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import butter, resample_poly, sosfiltfilt
 
 from ecglens.leads import lead_order
 
@@ -76,6 +75,8 @@ def resample(signal: np.ndarray, source_rate_hz: float, target_rate_hz: float) -
     up, down = resample_ratio(source_rate_hz, target_rate_hz)
     if up == down:
         return np.asarray(signal, dtype=np.float32)
+    from scipy.signal import resample_poly  # scipy.signal takes half a second to import: loaded when used
+
     return resample_poly(np.asarray(signal, dtype=np.float64), up, down, axis=-1).astype(np.float32)
 
 
@@ -175,5 +176,7 @@ def clinical_filter(signal: np.ndarray, sampling_rate_hz: float, band_hz: tuple[
                     ) -> np.ndarray:
     """A zero-phase 4th-order Butterworth band-pass (the upper edge clipped to 0.45 x the rate), per lead."""
     low, high = band_hz[0], min(band_hz[1], 0.45 * sampling_rate_hz)
+    from scipy.signal import butter, sosfiltfilt
+
     sos = butter(4, [low, high], btype="bandpass", fs=sampling_rate_hz, output="sos")
     return sosfiltfilt(sos, np.asarray(signal, np.float64), axis=-1).astype(np.float32)

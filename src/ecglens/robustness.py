@@ -16,21 +16,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from ecglens.bundle import BundleMeta, load_model
-from ecglens.cache import EcgCache, open_caches
-from ecglens.data import SPLITS, CacheDataset, split_caches
+from ecglens.bundle.meta import BundleMeta
+from ecglens.bundle.weights import load_model
+from ecglens.data import SPLITS, CacheDataset, Item, split_caches
+from ecglens.data.cache import EcgCache, open_caches
 from ecglens.metrics import evaluate_predictions
 from ecglens.models.attacks import band_limiter, fgsm, gaussian_smoother, pgd, shaped_pgd
 from ecglens.models.inference import class_probabilities
 from ecglens.perturb import NotApplicable, Perturbation, default_suite
 from ecglens.preprocess import CLINICAL_BAND_HZ, batches_by_length, clinical_filter
-from ecglens.progress import bar, note
+from ecglens.util.progress import Progress, bar, note
 
 UV = 1e-3
 """One microvolt in the signals' unit (mV)."""
@@ -281,24 +282,12 @@ def attack_spectrum(kind: str, eps_uv: float, clean: Sequence[np.ndarray], adver
     return AttackSpectrum(kind, ATTACKS[kind], eps_uv, tuple(frequencies.tolist()), tuple(mean.tolist()), above)
 
 
-def run_robustness(
-    bundle: str | os.PathLike,
-    cache_paths: Sequence[str | os.PathLike],
-    split: str = "test",
-    n_records: int | None = 200,
-    suite: Sequence[Perturbation] | None = None,
-    budgets_uv: Sequence[float] = LINF_BUDGETS_UV,
-    n_flip: int = 10,
-    pgd_steps: int = 10,
-    transfer_bundle: str | os.PathLike | None = None,
-    attacks: Sequence[str] = tuple(ATTACKS),
-    device: str = "auto",
-    batch_size: int = 32,
-    seed: int = 0,
-    progress: bool = True,
-    flip_attack: str = "smooth",
-    filtered: bool = True,
-) -> RobustnessResult:
+def run_robustness(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], split: str = "test",
+                   n_records: int | None = 200, suite: Sequence[Perturbation] | None = None,
+                   budgets_uv: Sequence[float] = LINF_BUDGETS_UV, n_flip: int = 10, pgd_steps: int = 10,
+                   transfer_bundle: str | os.PathLike | None = None, attacks: Sequence[str] = tuple(ATTACKS),
+                   device: str = "auto", batch_size: int = 32, seed: int = 0, progress: bool = True,
+                   flip_attack: str = "smooth", filtered: bool = True) -> RobustnessResult:
     """Score a bundle on a split under every perturbation of ``suite`` and under attacks.
 
     Args:
@@ -323,17 +312,12 @@ def run_robustness(
     started = time.perf_counter()
     if flip_attack not in FLIP_ATTACKS:
         raise ValueError(f"unknown flipping attack {flip_attack!r}; choose from {', '.join(FLIP_ATTACKS)}")
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    unknown = sorted(set(attacks) - set(ATTACKS))
+    if unknown:
+        raise ValueError(f"unknown attack {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
     model, meta = load_model(bundle, device)
-    torch_device = next(model.parameters()).device
     caches: list[EcgCache] = open_caches(cache_paths, meta.sampling_rate_hz)
-    items = list(split_caches(caches, meta.split, label_map=meta.label_map)[split])
-    if not items:
-        raise ValueError(f"the {split} split of these caches is empty")
-    if n_records is not None and n_records < len(items):
-        picks = np.sort(np.random.default_rng(seed).choice(len(items), n_records, replace=False))
-        items = [items[i] for i in picks]
+    items = _chosen_items(caches, meta, split, n_records, seed)
     suite = default_suite() if suite is None else tuple(suite)
 
     def dataset(perturbation: Perturbation | None = None) -> CacheDataset:
@@ -341,77 +325,135 @@ def run_robustness(
                             perturbation=perturbation)
 
     clean_set = dataset()
-    y_true = clean_set.labels
     clean_inputs = _inputs(clean_set)
-    clean_probabilities = class_probabilities(model, clean_inputs, batch_size)
-    clean_decisions = meta.decided(clean_probabilities)
-    conditions = [_score("clean", "clean", 0.0, "clean", y_true, clean_probabilities, meta, None)]
-    unknown = sorted(set(attacks) - set(ATTACKS))
-    if unknown:
-        raise ValueError(f"unknown attack {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
+    scorer = _Scorer(model, meta, clean_set.labels, clean_inputs, batch_size)
     counter = bar(total=len(suite) + len(attacks) * len(budgets_uv), desc="robustness", unit="condition",
                   enabled=progress, line=False)  # the one stage line is the summary below
+    conditions = [scorer.score("clean", "clean", 0.0, "clean", scorer.clean_probabilities, against_clean=False)]
+    conditions += _perturbation_conditions(scorer, dataset, suite, counter)
+    if filtered and attacks:
+        conditions.append(scorer.score("clean", "filtered", 0.0, f"clean, then the {_BAND}",
+                                       scorer.probabilities(clean_inputs, filtered=True)))
+    attacked, spectra, pgd_inputs = _attack_conditions(scorer, attacks, budgets_uv, pgd_steps, seed, filtered,
+                                                       keep_pgd=transfer_bundle is not None, counter=counter)
+    counter.close()
+    transfer = [] if transfer_bundle is None else _transfer_conditions(scorer, bundle, transfer_bundle, pgd_inputs,
+                                                                       device)
+    torch_device = next(model.parameters()).device
+    flips, left_out = _flip_budgets(model, meta, clean_inputs, scorer.reference, n_flip, flip_attack, batch_size,
+                                    torch_device, pgd_steps, seed) if n_flip else ((), ())
+    example = _example(model, meta, clean_set, clean_inputs, scorer.clean_probabilities, scorer.reference,
+                       budgets_uv, torch_device, pgd_steps)
+    conditions += attacked
+    if progress:
+        note(f"{len(items)} records, {len(conditions)} conditions in {time.perf_counter() - started:.0f} s",
+             "robustness")
+    return RobustnessResult(str(bundle), split, len(items), meta.class_names, meta.sampling_rate_hz, tuple(conditions),
+                            tuple(flips), tuple(transfer), None if transfer_bundle is None else str(transfer_bundle),
+                            example, time.perf_counter() - started, tuple(spectra), tuple(left_out))
+
+
+_BAND = f"{CLINICAL_BAND_HZ[0]:g}-{CLINICAL_BAND_HZ[1]:g} Hz filter"
+
+
+def _chosen_items(caches: Sequence[EcgCache], meta: BundleMeta, split: str, n_records: int | None,
+                  seed: int) -> list[Item]:
+    """The split's records (as the bundle was trained), or a seeded choice of ``n_records`` of them."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    items = list(split_caches(caches, meta.split, label_map=meta.label_map)[split])
+    if not items:
+        raise ValueError(f"the {split} split of these caches is empty")
+    if n_records is not None and n_records < len(items):
+        picks = np.sort(np.random.default_rng(seed).choice(len(items), n_records, replace=False))
+        items = [items[i] for i in picks]
+    return items
+
+
+class _Scorer:
+    """A model's scores of the chosen records under one condition, against their labels and its clean decisions."""
+
+    def __init__(self, model: torch.nn.Module, meta: BundleMeta, y_true: np.ndarray,
+                 clean_inputs: Sequence[np.ndarray], batch_size: int) -> None:
+        self.model, self.meta, self.y_true, self.batch_size = model, meta, y_true, batch_size
+        self.clean_inputs = clean_inputs
+        self.clean_probabilities = class_probabilities(model, clean_inputs, batch_size)
+        self.clean_decisions = meta.decided(self.clean_probabilities)
+        self.reference = self.clean_decisions.astype(np.float32)
+        """What attacks push away from: the model's own clean decisions."""
+
+    def probabilities(self, inputs: Sequence[np.ndarray], filtered: bool = False) -> np.ndarray:
+        """The model's probabilities of ``inputs`` (after the clinical filter with ``filtered``)."""
+        rate = self.meta.sampling_rate_hz
+        shown = [clinical_filter(x, rate) for x in inputs] if filtered else inputs
+        return class_probabilities(self.model, shown, self.batch_size)
+
+    def score(self, kind: str, family: str, level: float, label: str, probabilities: np.ndarray,
+              against_clean: bool = True) -> ConditionResult:
+        """A condition's row, with the decisions changed from the clean ones (not counted without
+        ``against_clean``)."""
+        return _score(kind, family, level, label, self.y_true, probabilities, self.meta,
+                      self.clean_decisions if against_clean else None)
+
+
+def _perturbation_conditions(scorer: _Scorer, dataset: Callable[[Perturbation], CacheDataset],
+                             suite: Sequence[Perturbation], counter: Progress) -> list[ConditionResult]:
+    """One row per perturbation of the suite (those that cannot apply to these records say why)."""
+    rows = []
     for perturbation in suite:
         try:
             inputs = _inputs(dataset(perturbation))
         except NotApplicable as reason:
-            conditions.append(ConditionResult(perturbation.family, perturbation.kind, perturbation.level,
-                                              perturbation.label, None, None, None, note=f"not applicable: {reason}"))
+            rows.append(ConditionResult(perturbation.family, perturbation.kind, perturbation.level,
+                                        perturbation.label, None, None, None, note=f"not applicable: {reason}"))
         else:
-            conditions.append(_score(perturbation.kind, perturbation.family, perturbation.level, perturbation.label,
-                                     y_true, class_probabilities(model, inputs, batch_size), meta, clean_decisions))
+            rows.append(scorer.score(perturbation.kind, perturbation.family, perturbation.level, perturbation.label,
+                                     scorer.probabilities(inputs)))
         counter.update()
-    rate = meta.sampling_rate_hz
-    band = f"{CLINICAL_BAND_HZ[0]:g}-{CLINICAL_BAND_HZ[1]:g} Hz filter"
+    return rows
 
-    def filtered_probabilities(inputs: Sequence[np.ndarray]) -> np.ndarray:
-        return class_probabilities(model, [clinical_filter(x, rate) for x in inputs], batch_size)
 
-    if filtered and attacks:
-        conditions.append(_score("clean", "filtered", 0.0, f"clean, then the {band}", y_true,
-                                 filtered_probabilities(clean_inputs), meta, clean_decisions))
-    reference = clean_decisions.astype(np.float32)  # attacks push away from the model's own clean decisions
+def _attack_conditions(scorer: _Scorer, attacks: Sequence[str], budgets_uv: Sequence[float], pgd_steps: int,
+                       seed: int, filtered: bool, keep_pgd: bool, counter: Progress
+                       ) -> tuple[list[ConditionResult], list[AttackSpectrum], dict[float, list[np.ndarray]]]:
+    """One row per attack and budget (and after the clinical filter), the spectrum of each attack at the budget
+    nearest 25 uV, and the PGD inputs when a second model will score them."""
+    model, rate = scorer.model, scorer.meta.sampling_rate_hz
+    device = next(model.parameters()).device
+    rows: list[ConditionResult] = []
     pgd_inputs: dict[float, list[np.ndarray]] = {}
     spectra: list[AttackSpectrum] = []
     shown_budget = min(budgets_uv, key=lambda b: abs(np.log(b / 25.0))) if budgets_uv else None
     for eps in budgets_uv:
         for method in attacks:
-            name = ATTACKS[method]
-            adversarial = _attack_batches(model, clean_inputs, reference, eps * UV, method, batch_size, torch_device,
-                                          rate, steps=pgd_steps, seed=seed)
-            if method == "pgd" and transfer_bundle is not None:  # kept only for the second model
+            adversarial = _attack_batches(model, scorer.clean_inputs, scorer.reference, eps * UV, method,
+                                          scorer.batch_size, device, rate, steps=pgd_steps, seed=seed)
+            if method == "pgd" and keep_pgd:  # kept only for the second model
                 pgd_inputs[eps] = adversarial
             if eps == shown_budget:
-                spectra.append(attack_spectrum(method, eps, clean_inputs, adversarial, rate))
-            label = f"{name}, {eps:g} uV" + (" RMS" if method == "pgd-l2" else " L-inf")
-            conditions.append(_score(method, "adversarial", eps, label, y_true,
-                                     class_probabilities(model, adversarial, batch_size), meta, clean_decisions))
+                spectra.append(attack_spectrum(method, eps, scorer.clean_inputs, adversarial, rate))
+            label = f"{ATTACKS[method]}, {eps:g} uV" + (" RMS" if method == "pgd-l2" else " L-inf")
+            rows.append(scorer.score(method, "adversarial", eps, label, scorer.probabilities(adversarial)))
             if filtered:
-                conditions.append(_score(method, "adversarial, then filtered", eps, f"{label}, then the {band}",
-                                         y_true, filtered_probabilities(adversarial), meta, clean_decisions))
+                rows.append(scorer.score(method, "adversarial, then filtered", eps, f"{label}, then the {_BAND}",
+                                         scorer.probabilities(adversarial, filtered=True)))
             counter.update()
-    counter.close()
-    transfer: list[ConditionResult] = []
-    if transfer_bundle is not None:
-        other, other_meta = load_model(transfer_bundle, device)
-        if other_meta.class_names != meta.class_names or other_meta.input_spec != meta.input_spec:
-            raise ValueError(f"{transfer_bundle}: another label space or input than {bundle}: attacks do not transfer")
-        other_clean = class_probabilities(other, clean_inputs, batch_size)
-        other_decisions = other_meta.decided(other_clean)
-        transfer.append(_score("clean", "clean", 0.0, "clean (second model)", y_true, other_clean, other_meta, None))
-        for eps, adversarial in pgd_inputs.items():
-            transfer.append(_score("pgd", "adversarial", eps, f"PGD {eps:g} uV made on the first model", y_true,
-                                   class_probabilities(other, adversarial, batch_size), other_meta, other_decisions))
-    flips, left_out = _flip_budgets(model, meta, clean_inputs, reference, n_flip, flip_attack, batch_size,
-                                    torch_device, pgd_steps, seed) if n_flip else ((), ())
-    example = _example(model, meta, clean_set, clean_inputs, clean_probabilities, reference, budgets_uv, torch_device,
-                       pgd_steps)
-    if progress:
-        seconds = time.perf_counter() - started
-        note(f"{len(items)} records, {len(conditions)} conditions in {seconds:.0f} s", "robustness")
-    return RobustnessResult(str(bundle), split, len(items), meta.class_names, meta.sampling_rate_hz, tuple(conditions),
-                            tuple(flips), tuple(transfer), None if transfer_bundle is None else str(transfer_bundle),
-                            example, time.perf_counter() - started, tuple(spectra), tuple(left_out))
+    return rows, spectra, pgd_inputs
+
+
+def _transfer_conditions(scorer: _Scorer, bundle: str | os.PathLike, transfer_bundle: str | os.PathLike,
+                         pgd_inputs: Mapping[float, Sequence[np.ndarray]], device: str) -> list[ConditionResult]:
+    """A second model (another seed) on the clean records and on the first model's PGD inputs."""
+    other, other_meta = load_model(transfer_bundle, device)
+    if other_meta.class_names != scorer.meta.class_names or other_meta.input_spec != scorer.meta.input_spec:
+        raise ValueError(f"{transfer_bundle}: another label space or input than {bundle}: attacks do not transfer")
+    other_clean = class_probabilities(other, scorer.clean_inputs, scorer.batch_size)
+    other_decisions = other_meta.decided(other_clean)
+    rows = [_score("clean", "clean", 0.0, "clean (second model)", scorer.y_true, other_clean, other_meta, None)]
+    for eps, adversarial in pgd_inputs.items():
+        rows.append(_score("pgd", "adversarial", eps, f"PGD {eps:g} uV made on the first model", scorer.y_true,
+                           class_probabilities(other, adversarial, scorer.batch_size), other_meta, other_decisions))
+    return rows
 
 
 def _flip_budgets(model: torch.nn.Module, meta: BundleMeta, inputs: Sequence[np.ndarray], reference: np.ndarray,

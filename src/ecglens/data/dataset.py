@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ecglens.cache import LABEL_COLUMNS, EcgCache
+from ecglens.data.cache import LABEL_COLUMNS, EcgCache
 from ecglens.data.splits import Item
 from ecglens.labels.mapping import LabelMap
 from ecglens.leads import LEAD_NAMES, lead_order

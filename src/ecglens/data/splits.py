@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ecglens.cache import LABEL_COLUMNS, EcgCache
-from ecglens.io.sources import recording_key_for
 from ecglens.labels.mapping import LabelMap
+
+if TYPE_CHECKING:
+    from ecglens.data.cache import EcgCache
 
 SPLITS = ("train", "val", "test")
 OUT_OF_SCOPE = ("negative", "excluded")
@@ -132,6 +134,9 @@ _NATIVE = {"scp": "ptbxl", "cpsc": "cpsc2018"}
 
 def records_table(caches: Sequence[EcgCache], label_map: LabelMap | None = None) -> pd.DataFrame:
     """Every record of every cache: position, dataset, recording, patient, fold, scope and classes."""
+    from ecglens.data.cache import LABEL_COLUMNS  # the cache and its readers: loaded when a table is built
+    from ecglens.io.sources import recording_key_for
+
     frames = []
     for c, cache in enumerate(caches):
         index = cache.index

@@ -16,8 +16,9 @@ and the area differences to random are reported per method and class with bootst
 from __future__ import annotations
 
 import copy
+import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from ecglens.bundle import BundleMeta
+from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.attribution import attribute, evaluation_mode
 from ecglens.explain.inputs import Background
 from ecglens.explain.shards import map_shards
@@ -280,10 +281,31 @@ def faithfulness(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput
         The result on rank 0 (always, outside torchrun); None on the other ranks.
     """
     started = time.perf_counter()
+    segment = max(1, round(SEGMENT_MS / 1000 * meta.sampling_rate_hz))
+    compute = _measurer(model, meta, background, methods, steps, n_samples, segment)
+    job = None if store is None else {"method": "faithfulness-segments", "methods": list(methods), "steps": steps,
+                                      "n_samples": n_samples, "segment": segment, **(job or {})}
+    arrays = map_shards(compute, inputs, store, job, desc="faithfulness", progress=progress)
+    if arrays is None:
+        return None
+    n_points = steps + 1
+    fractions = np.linspace(0, 1, n_points)
+    method_of = arrays.get("method", np.zeros(0, np.int64))
+    mean_curves = {method: {key: _mean_curve(list(arrays["curves"][method_of == m, k]) if len(method_of) else [],
+                                             n_points) for k, key in enumerate(_CURVES)}
+                   for m, method in enumerate(methods)}
+    notes = ("Grad-CAM maps are one value per time step, repeated over the leads; its localisation is therefore "
+             "limited to time.",
+             *_baseline_notes(arrays.get("curves", np.zeros((0, len(_CURVES), n_points))), fractions))
+    return FaithfulnessResult(tuple(_summary_rows(arrays, methods, meta)), fractions, mean_curves, len(inputs),
+                              time.perf_counter() - started, notes)
+
+
+def _measurer(model: nn.Module, meta: BundleMeta, background: Background, methods: Sequence[str], steps: int,
+              n_samples: int, segment: int) -> Callable[[int, Sequence[ModelInput]], dict[str, np.ndarray]]:
+    """The shard function of `faithfulness`: every method on every record, for each of its true classes."""
     random_model = randomized_copy(model)
     device = model_device(model)
-    n_points = steps + 1
-    segment = max(1, round(SEGMENT_MS / 1000 * meta.sampling_rate_hz))
 
     def compute(first: int, items: Sequence[ModelInput]) -> dict[str, np.ndarray]:
         rows: dict[str, list] = {key: [] for key in ("record", "method", "target", "areas", "curves", "auroc",
@@ -294,37 +316,34 @@ def faithfulness(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput
             x = torch.from_numpy(item.signal)[None].to(device)
             base = background.tensor(item.n_samples, device)
             flat = median_baseline(x[0])
-            for target in np.flatnonzero(item.labels > 0.5):
-                name = meta.class_names[target]
-                for m, method in enumerate(methods):
-                    values = attribute(model, method, x, int(target), base, n_samples, seed=index)
-                    curves = deletion_insertion(model, x[0], int(target), values, flat, steps, segment, seed=index)
-                    auroc, hit = None, None
-                    if item.evidence is not None and name in item.evidence:
-                        auroc, hit = localisation(values, item.evidence[name])
-                    random_values = attribute(random_model, method, x, int(target), base, n_samples, seed=index)
-                    areas = curves.areas()
-                    rows["record"].append(index)
-                    rows["method"].append(m)
-                    rows["target"].append(int(target))
-                    rows["areas"].append([areas[key] for key in _CURVES])
-                    rows["curves"].append([getattr(curves, key) for key in _CURVES])
-                    rows["auroc"].append(np.nan if auroc is None else auroc)
-                    rows["pointing"].append(np.nan if hit is None else float(hit))
-                    rows["sanity"].append(rank_correlation(values, random_values))
+            for target, (m, method) in itertools.product(np.flatnonzero(item.labels > 0.5), enumerate(methods)):
+                values = attribute(model, method, x, int(target), base, n_samples, seed=index)
+                curves = deletion_insertion(model, x[0], int(target), values, flat, steps, segment, seed=index)
+                evidence = item.evidence or {}
+                auroc, hit = localisation(values, evidence[meta.class_names[target]]) if (
+                    meta.class_names[target] in evidence) else (None, None)
+                random_values = attribute(random_model, method, x, int(target), base, n_samples, seed=index)
+                areas = curves.areas()
+                for key, value in (("record", index), ("method", m), ("target", int(target)),
+                                   ("areas", [areas[key] for key in _CURVES]),
+                                   ("curves", [getattr(curves, key) for key in _CURVES]),
+                                   ("auroc", np.nan if auroc is None else auroc),
+                                   ("pointing", np.nan if hit is None else float(hit)),
+                                   ("sanity", rank_correlation(values, random_values))):
+                    rows[key].append(value)
         return {"record": np.asarray(rows["record"], np.int64), "method": np.asarray(rows["method"], np.int64),
                 "target": np.asarray(rows["target"], np.int64),
                 "areas": np.asarray(rows["areas"], np.float64).reshape(-1, len(_CURVES)),
-                "curves": np.asarray(rows["curves"], np.float64).reshape(-1, len(_CURVES), n_points),
+                "curves": np.asarray(rows["curves"], np.float64).reshape(-1, len(_CURVES), steps + 1),
                 "auroc": np.asarray(rows["auroc"], np.float64), "pointing": np.asarray(rows["pointing"], np.float64),
                 "sanity": np.asarray(rows["sanity"], np.float64)}
 
-    job = None if store is None else {"method": "faithfulness-segments", "methods": list(methods), "steps": steps,
-                                      "n_samples": n_samples, "segment": segment, **(job or {})}
-    arrays = map_shards(compute, inputs, store, job, desc="faithfulness", progress=progress)
-    if arrays is None:
-        return None
-    fractions = np.linspace(0, 1, n_points)
+    return compute
+
+
+def _summary_rows(arrays: Mapping[str, np.ndarray], methods: Sequence[str], meta: BundleMeta
+                  ) -> list[FaithfulnessRow]:
+    """One row per method and class: mean areas, localisation, the randomisation check and the gains."""
     rows = []
     method_of = arrays.get("method", np.zeros(0, np.int64))
     target_of = arrays.get("target", np.zeros(0, np.int64))
@@ -337,19 +356,17 @@ def faithfulness(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput
                                     _mean(auroc[located]), _mean(pointing[located]),
                                     _mean(arrays["sanity"][chosen]), _gain(areas[:, 2] - areas[:, 0], target),
                                     _gain(areas[:, 1] - areas[:, 3], target)))
-    mean_curves = {method: {key: _mean_curve(list(arrays["curves"][method_of == m, k]) if len(method_of) else [],
-                                             n_points) for k, key in enumerate(_CURVES)}
-                   for m, method in enumerate(methods)}
-    notes = ["Grad-CAM maps are one value per time step, repeated over the leads; its localisation is therefore "
-             "limited to time."]
-    curves = arrays.get("curves", np.zeros((0, len(_CURVES), n_points)))
-    if len(curves):
-        clean, flat, moved = curves[:, 0, 0], curves[:, 1, 0], np.abs(curves[:, 2, 1] - curves[:, 2, 0])
-        notes.append(f"The baseline, measured: the explained class's mean probability is {clean.mean():.3f} on the "
-                     f"records and {flat.mean():.3f} on the all-median records; deleting a random {fractions[1]:.0%} "
-                     f"of the segments moves it by {moved.mean():.3f} on average (median {np.median(moved):.3f}).")
-    notes = tuple(notes)
-    return FaithfulnessResult(tuple(rows), fractions, mean_curves, len(inputs), time.perf_counter() - started, notes)
+    return rows
+
+
+def _baseline_notes(curves: np.ndarray, fractions: np.ndarray) -> list[str]:
+    """The deletion baseline's own effect, measured (nothing without curves)."""
+    if not len(curves):
+        return []
+    clean, flat, moved = curves[:, 0, 0], curves[:, 1, 0], np.abs(curves[:, 2, 1] - curves[:, 2, 0])
+    return [f"The baseline, measured: the explained class's mean probability is {clean.mean():.3f} on the "
+            f"records and {flat.mean():.3f} on the all-median records; deleting a random {fractions[1]:.0%} "
+            f"of the segments moves it by {moved.mean():.3f} on average (median {np.median(moved):.3f})."]
 
 
 def _gain(differences: np.ndarray, seed: int, n_boot: int = 1000) -> tuple[float, float | None, float | None] | None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecglens.bundle import BundleError, BundleMeta
-from ecglens.cache import EcgCache
-from ecglens.cache import open_caches as open_bundle_caches
+from ecglens.bundle.meta import BundleError, BundleMeta
+from ecglens.data.cache import EcgCache
+from ecglens.data.cache import open_caches as open_bundle_caches
 from ecglens.data.splits import SPLITS, Item, split_caches
 from ecglens.io import RecordError, read_record
 from ecglens.io.limits import check_values
@@ -22,7 +22,7 @@ from ecglens.preprocess import ModelInput, fit_length, model_input
 
 
 def open_caches(paths: Sequence[str | os.PathLike], meta: BundleMeta) -> list[EcgCache]:
-    """Caches at the bundle's sampling rate (see `ecglens.cache.open_caches`)."""
+    """Caches at the bundle's sampling rate (see `ecglens.data.cache.open_caches`)."""
     return open_bundle_caches(paths, meta.sampling_rate_hz)
 
 

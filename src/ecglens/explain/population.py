@@ -349,7 +349,7 @@ def population_importance(model: nn.Module, inputs: Sequence[ModelInput], backgr
         store: folder for finished shards: resumable, and required under ``torchrun`` (see
             `ecglens.explain.shards`).
         job: what identifies this job's shards besides the options (checkpoint, records, background).
-        decide: the bundle's decisions (`ecglens.bundle.BundleMeta.decided`), for ``grouping='predicted'``.
+        decide: the bundle's decisions (`ecglens.bundle.meta.BundleMeta.decided`), for ``grouping='predicted'``.
         grouping: one of `GROUPINGS`.
         target_error: mean standard error over mean absolute cell value to reach (signed view). Rounds after
             the first give more samples to the records of the rows whose error is above the target (a row's
@@ -363,121 +363,184 @@ def population_importance(model: nn.Module, inputs: Sequence[ModelInput], backgr
         The result on rank 0 (always, outside torchrun); None on the other ranks.
     """
     started = time.perf_counter()
-    n_classes, n_leads = len(class_names), len(lead_names)
-    device = model_device(model)
     fixed = samples is not None
-    first_n = samples if fixed else first_samples
+    first_n = samples if samples is not None else first_samples
     if first_n < 2:
         raise ValueError("SHAP's standard error needs at least 2 samples per record")
-    _members(grouping, np.zeros((0, n_classes)), None, decide)  # a wrong grouping fails before any work
-    by_length: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
-
-    def background_at(n_samples: int) -> tuple[torch.Tensor, np.ndarray]:
-        """The background fitted to a length, and f(b) of each record (for the control variate), once."""
-        if n_samples not in by_length:
-            tensor = background.tensor(n_samples, device)
-            with torch.no_grad(), evaluation_mode(model):
-                probabilities = np.concatenate([torch.sigmoid(model(tensor[i : i + 16])).float().cpu().numpy()
-                                                for i in range(0, len(tensor), 16)])
-            by_length.clear()  # records of one length come together; keep one
-            by_length[n_samples] = (tensor, probabilities)
-        return by_length[n_samples]
-
-    def round_of(number: int, extra: np.ndarray | None) -> Callable[[int, Sequence[ModelInput]], dict]:
-        def compute(first: int, items: Sequence[ModelInput]) -> dict[str, np.ndarray]:
-            out: dict[str, list] = {key: [] for key in (*SUMS, "probabilities", "labels", "mass", "mass_se",
-                                                        "members")}
-            for j, item in enumerate(items):
-                x = torch.from_numpy(item.signal).to(device)
-                labels = np.full(n_classes, np.nan) if item.labels is None else item.labels
-                if number == 0:
-                    with torch.no_grad(), evaluation_mode(model):
-                        probabilities = torch.sigmoid(model(x[None])).float().cpu().numpy()
-                    classes = np.flatnonzero(_members(grouping, probabilities, labels[None], decide)[0])
-                    n = first_n if len(classes) else 0
-                else:
-                    probabilities = np.zeros((1, n_classes))
-                    classes = np.flatnonzero(members[first + j])
-                    n = int(extra[first + j])
-                rng = np.random.default_rng([seed, first + j, number])
-                if n:
-                    tensor, reference = background_at(item.n_samples)
-                    sums = expected_gradient_samples(model, x, tensor, n, rng, keep_maps=number == 0,
-                                                     classes=classes, background_probabilities=reference)
-                    mass, mass_se = sums.mass, sums.mass_se
-                    for key in SUMS:
-                        out[key].append(getattr(sums, key))
-                else:
-                    mass, mass_se = np.zeros((n_classes, n_leads)), np.full((n_classes, n_leads), np.nan)
-                    for key, shape in SUMS.items():
-                        out[key].append(np.zeros((n_classes, n_leads) if shape == "leads" else n_classes))
-                out["probabilities"].append(probabilities[0])
-                out["labels"].append(labels)
-                out["members"].append(np.isin(np.arange(n_classes), classes))
-                if number == 0:
-                    out["mass"].append(mass)
-                    out["mass_se"].append(np.nan_to_num(mass_se, nan=0.0) if n else mass_se)
-            return {key: np.asarray(value, np.float64) for key, value in out.items() if value}
-        return compute
-
-    empty = np.zeros((0, n_classes, n_leads))
-    n_done = np.zeros(len(inputs), np.int64)
-    extra, number, members = None, 0, np.zeros((len(inputs), n_classes), bool)
-    sums: dict[str, np.ndarray] = {}
-    first = None
-    while True:
-        key = None if store is None else {
-            "method": "population-shap", "round": number, "seed": seed, "first": first_n, "grouping": grouping,
-            "extra": None if extra is None else hashlib.sha256(extra.tobytes()).hexdigest()[:16], **(job or {})}
-        arrays = map_shards(round_of(number, extra), inputs, store, key, progress=progress,
-                            desc="SHAP" if number == 0 else f"SHAP, round {number + 1}")
-        if arrays is None:
-            return None
-        if first is None:
-            first = arrays
-            members = arrays.get("members", np.zeros((0, n_classes))) > 0.5
-            n_done = np.where(members.any(axis=1), first_n, 0)
-            sums = {key: arrays.get(key, empty if shape == "leads" else empty[:, :, 0]) for key, shape in SUMS.items()}
-        else:
-            sums = {key: sums[key] + arrays[key] for key in SUMS}
-            n_done = n_done + extra
-        record_mean, record_variance = record_estimates(sums["total"], sums["squares"], n_done, sums["cv_total"],
-                                                        sums["cv_squares"], sums["cross"])
-        values, errors, counts = _cells(record_mean, record_variance, n_done, members)
-        achieved, per_row = _relative_errors(values, errors, counts)
-        achieved = achieved or 0.0
-        if fixed or achieved <= target_error or not len(inputs):
-            break
-        grow = np.where(per_row > target_error, (per_row / target_error) ** 2 * 1.1, 1.0)
-        wanted = np.ceil(n_done * (members * grow[None, :]).max(axis=1, initial=1.0)).astype(np.int64)
-        extra = np.where(members.any(axis=1), np.minimum(wanted, max_samples) - n_done, 0).clip(min=0)
-        if not extra.any():
-            break
-        number += 1
-    mass, mass_se = first.get("mass", empty), first.get("mass_se", empty)
-    absolute = np.full((n_classes, n_leads), np.nan)
-    absolute_se = np.full((n_classes, n_leads), np.nan)
-    for c in range(n_classes):  # the mean over the group, and the jackknife errors of the records' masses
-        rows_c = members[:, c]
-        if rows_c.any():
-            absolute[c] = mass[rows_c, c].mean(axis=0)
-            absolute_se[c] = np.sqrt((mass_se[rows_c, c] ** 2).sum(axis=0)) / rows_c.sum()
-    notes = [] if any(counts) else [f"no record is {'decided as' if grouping == 'predicted' else 'labelled with'} "
-                                     "any class: nothing to show"]
-    if grouping == "predicted":
-        notes += [f"{name} has no row: {reason}" for name, reason in (never or {}).items()]
-    if not fixed and achieved > target_error:
-        notes.append(f"the target error ({target_error:.0%} of the mean |cell|) was not reached at {max_samples} "
-                     f"samples per record: {achieved:.1%}")
+    _members(grouping, np.zeros((0, len(class_names))), None, decide)  # a wrong grouping fails before any work
+    sampler = _PopulationJob(model, background, len(class_names), len(lead_names), grouping, decide, seed, first_n)
+    rounds = sampler.run_rounds(inputs, store, job, progress, None if fixed else target_error, max_samples)
+    if rounds is None:
+        return None
+    values, errors, counts = _cells(rounds.mean, rounds.variance, rounds.n_done, rounds.members)
+    achieved = _relative_errors(values, errors, counts)[0] or 0.0
+    absolute, absolute_se = _absolute_view(rounds.mass, rounds.mass_se, rounds.members)
+    notes = _population_notes(counts, grouping, never, None if fixed else target_error, achieved, max_samples)
     agreement = None
     if agreement_records:
-        agreement = shapley_agreement(model, inputs, background, lead_names, record_mean, members,
+        agreement = shapley_agreement(model, inputs, background, lead_names, rounds.mean, rounds.members,
                                       agreement_records)
-    explained = n_done[n_done > 0]
+    explained = rounds.n_done[rounds.n_done > 0]
     return PopulationImportance(values, errors, absolute, absolute_se, counts, tuple(class_names), tuple(lead_names),
                                 grouping, int(explained.mean()) if len(explained) else 0, first_n,
                                 None if fixed else target_error, time.perf_counter() - started, agreement,
                                 tuple(notes), int(explained.sum()))
+
+
+@dataclass(frozen=True)
+class _Rounds:
+    """What the rounds of sampling left: per record, its estimate per class and lead, their variance, its samples,
+    its group's classes, and (from the first round) its absolute mass with the mass's error."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+    n_done: np.ndarray
+    members: np.ndarray
+    mass: np.ndarray
+    mass_se: np.ndarray
+
+
+class _PopulationJob:
+    """The records' expected-gradient samples, drawn in rounds (`population_importance`)."""
+
+    def __init__(self, model: nn.Module, background: Background, n_classes: int, n_leads: int, grouping: str,
+                 decide: Callable[[np.ndarray], np.ndarray] | None, seed: int, first_n: int) -> None:
+        self.model, self.background, self.grouping, self.decide = model, background, grouping, decide
+        self.n_classes, self.n_leads, self.seed, self.first_n = n_classes, n_leads, seed, first_n
+        self.device = model_device(model)
+        self.members = np.zeros((0, n_classes), bool)
+        self._by_length: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
+
+    def background_at(self, n_samples: int) -> tuple[torch.Tensor, np.ndarray]:
+        """The background fitted to a length, and f(b) of each record (for the control variate), once."""
+        if n_samples not in self._by_length:
+            tensor = self.background.tensor(n_samples, self.device)
+            with torch.no_grad(), evaluation_mode(self.model):
+                probabilities = np.concatenate([torch.sigmoid(self.model(tensor[i : i + 16])).float().cpu().numpy()
+                                                for i in range(0, len(tensor), 16)])
+            self._by_length.clear()  # records of one length come together; keep one
+            self._by_length[n_samples] = (tensor, probabilities)
+        return self._by_length[n_samples]
+
+    def _record(self, item: ModelInput, index: int, number: int, extra: np.ndarray | None
+                ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, int]:
+        """One record's sums for a round, its probabilities (first round only), its group's classes and samples."""
+        x = torch.from_numpy(item.signal).to(self.device)
+        labels = np.full(self.n_classes, np.nan) if item.labels is None else item.labels
+        if number == 0:
+            with torch.no_grad(), evaluation_mode(self.model):
+                probabilities = torch.sigmoid(self.model(x[None])).float().cpu().numpy()
+            classes = np.flatnonzero(_members(self.grouping, probabilities, labels[None], self.decide)[0])
+            n = self.first_n if len(classes) else 0
+        else:
+            probabilities = np.zeros((1, self.n_classes))
+            classes = np.flatnonzero(self.members[index])
+            n = int(extra[index]) if extra is not None else 0
+        if not n:
+            shapes = {"leads": (self.n_classes, self.n_leads), "class": (self.n_classes,)}
+            zeros = {key: np.zeros(shapes[shape]) for key, shape in SUMS.items()}
+            return ({**zeros, "mass": np.zeros(shapes["leads"]), "mass_se": np.full(shapes["leads"], np.nan)},
+                    probabilities[0], classes, n)
+        tensor, reference = self.background_at(item.n_samples)
+        sums = expected_gradient_samples(self.model, x, tensor, n, np.random.default_rng([self.seed, index, number]),
+                                         keep_maps=number == 0, classes=classes,
+                                         background_probabilities=reference)
+        found = {key: getattr(sums, key) for key in SUMS}
+        return ({**found, "mass": sums.mass, "mass_se": np.nan_to_num(sums.mass_se, nan=0.0)}, probabilities[0],
+                classes, n)
+
+    def round_of(self, number: int, extra: np.ndarray | None) -> Callable[[int, Sequence[ModelInput]], dict]:
+        """The shard function of round ``number`` (0: every record; later: ``extra`` samples per record)."""
+
+        def compute(first: int, items: Sequence[ModelInput]) -> dict[str, np.ndarray]:
+            out: dict[str, list] = {key: [] for key in (*SUMS, "probabilities", "labels", "mass", "mass_se",
+                                                        "members")}
+            for j, item in enumerate(items):
+                sums, probabilities, classes, _ = self._record(item, first + j, number, extra)
+                for key in SUMS:
+                    out[key].append(sums[key])
+                out["probabilities"].append(probabilities)
+                out["labels"].append(np.full(self.n_classes, np.nan) if item.labels is None else item.labels)
+                out["members"].append(np.isin(np.arange(self.n_classes), classes))
+                if number == 0:
+                    out["mass"].append(sums["mass"])
+                    out["mass_se"].append(sums["mass_se"])
+            return {key: np.asarray(value, np.float64) for key, value in out.items() if value}
+
+        return compute
+
+    def run_rounds(self, inputs: Sequence[ModelInput], store: str | Path | None, job: Mapping | None,
+                   progress: bool, target_error: float | None, max_samples: int) -> _Rounds | None:
+        """Rounds of samples until the relative error reaches ``target_error`` (one round when None) or no record
+        may have more; None on the ranks of a torchrun job other than 0."""
+        empty = np.zeros((0, self.n_classes, self.n_leads))
+        extra, number, first = None, 0, None
+        sums: dict[str, np.ndarray] = {}
+        n_done = np.zeros(len(inputs), np.int64)
+        while True:
+            key = None if store is None else {
+                "method": "population-shap", "round": number, "seed": self.seed, "first": self.first_n,
+                "grouping": self.grouping,
+                "extra": None if extra is None else hashlib.sha256(extra.tobytes()).hexdigest()[:16], **(job or {})}
+            arrays = map_shards(self.round_of(number, extra), inputs, store, key, progress=progress,
+                                desc="SHAP" if number == 0 else f"SHAP, round {number + 1}")
+            if arrays is None:
+                return None
+            if first is None:
+                first = arrays
+                self.members = arrays.get("members", np.zeros((0, self.n_classes))) > 0.5
+                n_done = np.where(self.members.any(axis=1), self.first_n, 0)
+                sums = {key: arrays.get(key, empty if shape == "leads" else empty[:, :, 0])
+                        for key, shape in SUMS.items()}
+            else:
+                sums = {key: sums[key] + arrays[key] for key in SUMS}
+                n_done = n_done + extra
+            mean, variance = record_estimates(sums["total"], sums["squares"], n_done, sums["cv_total"],
+                                              sums["cv_squares"], sums["cross"])
+            extra = self._more_samples(mean, variance, n_done, target_error, max_samples)
+            if extra is None:
+                return _Rounds(mean, variance, n_done, self.members, first.get("mass", empty),
+                               first.get("mass_se", empty))
+            number += 1
+
+    def _more_samples(self, mean: np.ndarray, variance: np.ndarray, n_done: np.ndarray, target_error: float | None,
+                      max_samples: int) -> np.ndarray | None:
+        """The samples each record gets in the next round, or None when the rounds are over."""
+        values, errors, counts = _cells(mean, variance, n_done, self.members)
+        achieved, per_row = _relative_errors(values, errors, counts)
+        if target_error is None or (achieved or 0.0) <= target_error or not len(n_done):
+            return None
+        grow = np.where(per_row > target_error, (per_row / target_error) ** 2 * 1.1, 1.0)
+        wanted = np.ceil(n_done * (self.members * grow[None, :]).max(axis=1, initial=1.0)).astype(np.int64)
+        extra = np.where(self.members.any(axis=1), np.minimum(wanted, max_samples) - n_done, 0).clip(min=0)
+        return extra if extra.any() else None
+
+
+def _absolute_view(mass: np.ndarray, mass_se: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, the mean over its group of the records' absolute masses, and its error from their jackknife
+    errors (NaN for classes without records)."""
+    n_classes, n_leads = members.shape[1], mass.shape[-1]
+    absolute = np.full((n_classes, n_leads), np.nan)
+    absolute_se = np.full((n_classes, n_leads), np.nan)
+    for c in range(n_classes):
+        rows = members[:, c]
+        if rows.any():
+            absolute[c] = mass[rows, c].mean(axis=0)
+            absolute_se[c] = np.sqrt((mass_se[rows, c] ** 2).sum(axis=0)) / rows.sum()
+    return absolute, absolute_se
+
+
+def _population_notes(counts: Sequence[int], grouping: str, never: Mapping[str, str] | None,
+                      target_error: float | None, achieved: float, max_samples: int) -> list[str]:
+    """What the heatmap cannot show: no records, classes never decided, a target error not reached."""
+    notes = [] if any(counts) else [f"no record is {'decided as' if grouping == 'predicted' else 'labelled with'} "
+                                     "any class: nothing to show"]
+    if grouping == "predicted":
+        notes += [f"{name} has no row: {reason}" for name, reason in (never or {}).items()]
+    if target_error is not None and achieved > target_error:
+        notes.append(f"the target error ({target_error:.0%} of the mean |cell|) was not reached at {max_samples} "
+                     f"samples per record: {achieved:.1%}")
+    return notes
 
 
 def shapley_agreement(model: nn.Module, inputs: Sequence[ModelInput], background: Background,

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecglens.bundle import BundleMeta
+from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.attribution import attribute
 from ecglens.explain.inputs import Background
 from ecglens.explain.lead_shapley import LeadGame, exact_lead_shapley, sampled_lead_shapley

@@ -20,9 +20,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from ecglens.atomic import atomic_open, write_text
-from ecglens.distributed import barrier, process_group
-from ecglens.progress import bar
+from ecglens.util.atomic import atomic_open, write_text
+from ecglens.util.distributed import barrier, process_group
+from ecglens.util.progress import bar
 
 Item = TypeVar("Item")
 Arrays = dict[str, np.ndarray]

@@ -25,8 +25,8 @@ from pathlib import Path, PurePosixPath
 
 import requests
 
-from ecglens.atomic import write_text
-from ecglens.progress import bar
+from ecglens.util.atomic import write_text
+from ecglens.util.progress import bar
 
 PHYSIONET = "https://physionet.org/files"
 CHECKSUMS = "SHA256SUMS.txt"

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from ecglens.io.record import RecordError, RecordTooLarge
-from ecglens.progress import printable, undecodable
+from ecglens.util.progress import printable, undecodable
 
 MIN_RATE_HZ = 50.0
 MAX_RATE_HZ = 10_000.0

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ecglens.leads import LEAD_NAMES, inverted_lead, lead_order
-from ecglens.progress import printable
+from ecglens.util.progress import printable
 
 logger = logging.getLogger(__name__)
 

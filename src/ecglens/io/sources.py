@@ -25,7 +25,7 @@ from ecglens.io.record import ReadIssue, Record, RecordError, issue_from
 from ecglens.io.refs import RecordRef
 from ecglens.io.wfdb_files import read_wfdb
 from ecglens.leads import LEAD_NAMES
-from ecglens.parallel import ordered_map
+from ecglens.util.parallel import ordered_map
 
 FORMATS = ("ptbxl", "ptbxl100", "ptbxl500", "cpsc2018", "challenge", "wfdb")
 

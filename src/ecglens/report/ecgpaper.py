@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 
 from ecglens.leads import LEAD_NAMES
 
@@ -149,64 +151,95 @@ def plot_ecg(
     panels = _panels(layout, lead_names, seconds)
     position = {name: i for i, name in enumerate(lead_names)}
     rows = _rows(signal[:, :n_draw], panels, position, sampling_rate_hz)
-    y_high, y_low = 0.0, rows[-1].offset - rows[-1].half_down
-    width_s = seconds + LEAD_IN_S
-    # 25 mm/s and 10 mm/mV: the axes are sized in inches from the paper scale, margins around them.
-    axes_w, axes_h = width_s * 25 / _MM_PER_INCH, (y_high - y_low) * 10 / _MM_PER_INCH
-    top, bottom, side = 0.8, (0.75 if segments is not None else 0.1), 0.15
-    fig = plt.figure(figsize=(axes_w + 2 * side, axes_h + top + bottom))
-    fig_w, fig_h = fig.get_size_inches()
-    ax = fig.add_axes((side / fig_w, bottom / fig_h, axes_w / fig_w, axes_h / fig_h))
-    paper_grid(ax, width_s, y_low, y_high, paper)
+    y_low = rows[-1].offset - rows[-1].half_down
+    fig, ax = _paper_axes(seconds + LEAD_IN_S, y_low, paper, colour_bar=segments is not None)
     t = LEAD_IN_S + np.arange(n_draw) / sampling_rate_hz
     if time_band is not None:
-        ax.fill_between(t, y_low, y_high, where=np.asarray(time_band)[:n_draw] > 0, color=paper.band, alpha=0.35,
+        ax.fill_between(t, y_low, 0.0, where=np.asarray(time_band)[:n_draw] > 0, color=paper.band, alpha=0.35,
                         lw=0, zorder=1, step="mid")
-    image, norm, cmap = None, None, None
-    if segments is not None:
-        sums = segment_sums(np.asarray(segments)[:, :n_draw], sampling_rate_hz)
-        if not paper.diverging:
-            sums = np.clip(sums, 0, None)
-        peak = float(np.abs(sums).max()) or 1.0
-        norm = Normalize(-peak, peak) if paper.diverging else Normalize(0, peak)
-        cmap = _fading("RdBu_r" if paper.diverging else "Greys", paper.diverging)
+    colours = None if segments is None else _SegmentColours(
+        np.asarray(segments)[:, :n_draw], sampling_rate_hz, paper)
     clipped = False
     for row, layout_row in zip(rows, panels, strict=True):
         for name, start, stop in layout_row:
-            if name not in position:
-                continue
-            lead = signal[position[name], :n_draw]
-            a, z = round(start * sampling_rate_hz), min(round(stop * sampling_rate_hz), n_draw)
-            trace = lead[a:z] - np.median(lead)
-            low, high = row.offset - row.half_down, row.offset + row.half_up
-            if segments is not None:
-                image = ax.imshow(sums[position[name], a:z][None], extent=(t[a], t[z - 1], low, high), cmap=cmap,
-                                  norm=norm, aspect="auto", zorder=1, interpolation="nearest")
-            if highlight is not None:
-                ax.fill_between(t[a:z], low, high, where=np.asarray(highlight)[position[name], a:z] > 0,
-                                color=paper.mask, alpha=0.25, lw=0, zorder=2, step="mid")
-            clipped |= _trace(ax, t[a:z], trace, row)
-            ax.text(start + LEAD_IN_S + 0.04, high - 0.45, name, fontsize=9, weight="bold", zorder=4)
-            if start > 0:
-                ax.plot([start + LEAD_IN_S] * 2, [row.offset - 0.3, row.offset + 0.3], color="black", lw=1.0,
-                        zorder=4)
+            if name in position:
+                panel = _Panel(name, position[name], round(start * sampling_rate_hz),
+                               min(round(stop * sampling_rate_hz), n_draw), start)
+                clipped |= _draw_panel(ax, t, signal[position[name], :n_draw], panel, row, paper, highlight, colours)
         _calibration_pulse(ax, row.offset)
-    ax.set_xlim(0, width_s)
-    ax.set_ylim(y_low, y_high)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
     subtitle = "25 mm/s, 10 mm/mV, 1-mV calibration pulse"
     if clipped:
         subtitle += f"; clipped at {MAX_HALF_MV:g} mV from baseline where marked with triangles"
     if (highlight is not None or time_band is not None) and highlight_label:
         subtitle += f"\nshaded: {highlight_label}"
+    fig_h = fig.get_size_inches()[1]
     fig.suptitle(f"{title}\n{subtitle}" if title else subtitle, y=1 - 0.08 / fig_h, va="top", fontsize=10)
-    if image is not None:
+    if colours is not None and colours.image is not None:
         bar_ax = fig.add_axes((0.3, 0.3 / fig_h, 0.4, 0.12 / fig_h))
-        fig.colorbar(image, cax=bar_ax, orientation="horizontal").set_label(segments_label, fontsize=9)
+        fig.colorbar(colours.image, cax=bar_ax, orientation="horizontal").set_label(segments_label, fontsize=9)
     return fig
+
+
+def _paper_axes(width_s: float, y_low: float, paper: PaperStyle, colour_bar: bool) -> tuple[Figure, Axes]:
+    """A figure whose axes are sized at 25 mm/s and 10 mm/mV from time 0 to ``width_s`` and from ``y_low`` to 0 mV,
+    with margins for the title (and a colour bar), gridded as ECG paper and without ticks or spines."""
+    axes_w, axes_h = width_s * 25 / _MM_PER_INCH, -y_low * 10 / _MM_PER_INCH
+    top, bottom, side = 0.8, (0.75 if colour_bar else 0.1), 0.15
+    fig = plt.figure(figsize=(axes_w + 2 * side, axes_h + top + bottom))
+    fig_w, fig_h = fig.get_size_inches()
+    ax = fig.add_axes((side / fig_w, bottom / fig_h, axes_w / fig_w, axes_h / fig_h))
+    paper_grid(ax, width_s, y_low, 0.0, paper)
+    ax.set_xlim(0, width_s)
+    ax.set_ylim(y_low, 0.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return fig, ax
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """One lead's panel: its name, row in the signal, sample range drawn, and start time in seconds."""
+
+    name: str
+    row: int
+    first: int
+    stop: int
+    start_s: float
+
+
+class _SegmentColours:
+    """Signed attributions summed over segments, with the colour map and scale they are drawn in."""
+
+    def __init__(self, segments: np.ndarray, sampling_rate_hz: float, paper: PaperStyle) -> None:
+        sums = segment_sums(segments, sampling_rate_hz)
+        self.sums = sums if paper.diverging else np.clip(sums, 0, None)
+        peak = float(np.abs(self.sums).max()) or 1.0
+        self.norm = Normalize(-peak, peak) if paper.diverging else Normalize(0, peak)
+        self.cmap = _fading("RdBu_r" if paper.diverging else "Greys", paper.diverging)
+        self.image: AxesImage | None = None
+
+
+def _draw_panel(ax: Axes, t: np.ndarray, lead: np.ndarray, panel: _Panel, row: _Row, paper: PaperStyle,
+                highlight: np.ndarray | None, colours: _SegmentColours | None) -> bool:
+    """One lead's trace with its overlays, name and separator; True when the trace was clipped."""
+    a, z = panel.first, panel.stop
+    trace = lead[a:z] - np.median(lead)
+    low, high = row.offset - row.half_down, row.offset + row.half_up
+    if colours is not None:
+        colours.image = ax.imshow(colours.sums[panel.row, a:z][None], extent=(t[a], t[z - 1], low, high),
+                                  cmap=colours.cmap, norm=colours.norm, aspect="auto", zorder=1,
+                                  interpolation="nearest")
+    if highlight is not None:
+        ax.fill_between(t[a:z], low, high, where=np.asarray(highlight)[panel.row, a:z] > 0, color=paper.mask,
+                        alpha=0.25, lw=0, zorder=2, step="mid")
+    clipped = _trace(ax, t[a:z], trace, row)
+    ax.text(panel.start_s + LEAD_IN_S + 0.04, high - 0.45, panel.name, fontsize=9, weight="bold", zorder=4)
+    if panel.start_s > 0:
+        ax.plot([panel.start_s + LEAD_IN_S] * 2, [row.offset - 0.3, row.offset + 0.3], color="black", lw=1.0,
+                zorder=4)
+    return clipped
 
 
 def _fading(name: str, diverging: bool) -> ListedColormap:

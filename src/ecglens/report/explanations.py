@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ecglens.bundle import BundleMeta
+from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.inputs import Background
 from ecglens.explain.population import PopulationImportance, population_importance
 from ecglens.explain.records import explain_inputs, probabilities_of

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ecglens.bundle import BundleMeta
+from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.attribution import threshold_map
 from ecglens.explain.population import PopulationImportance
 from ecglens.explain.records import RecordExplanation

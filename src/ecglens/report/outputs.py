@@ -1,6 +1,6 @@
 """Writers: the files of each command, rendered from its result objects (numbers first, then views).
 
-Every file is written atomically (`ecglens.atomic`), and file names derived from record ids go through
+Every file is written atomically (`ecglens.util.atomic`), and file names derived from record ids go through
 `ecglens.report.paths.safe_name`, so they stay inside the output folder.
 """
 
@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecglens.atomic import atomic_open, write_json, write_text
-from ecglens.bundle import BundleMeta
+from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.faithfulness import FaithfulnessResult
 from ecglens.explain.population import PopulationImportance
 from ecglens.explain.records import LeadShapleyTable, RecordExplanation
@@ -34,6 +33,7 @@ from ecglens.report.figures import (
 )
 from ecglens.report.html import evaluation_table, figure_from_png, out_of_scope_html, page, strict_json
 from ecglens.report.paths import safe_name
+from ecglens.util.atomic import atomic_open, write_json, write_text
 
 
 class PredictionLog:
@@ -42,7 +42,7 @@ class PredictionLog:
     Rows go to a hidden partial file, each written whole or not at all (a short write on a full disk is cut back
     to the last complete row), which becomes ``predictions.jsonl`` when the batch ends. When the batch fails (a
     full disk, a fault), the rows written so far are kept as ``predictions.partial.jsonl`` and the error says how
-    many and where (``moved_to``: the folder a caller moves that file into, as `ecglens.atomic.StagedFolder` does);
+    many and where (``moved_to``: the folder a caller moves that file into, as `ecglens.util.atomic.StagedFolder` does);
     nothing half-written ever takes the final name, and the partial file never ends in half a row.
     """
 

@@ -13,11 +13,11 @@ from markupsafe import Markup
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from ecglens.atomic import atomic_open, write_json, write_text
 from ecglens.report.ecgpaper import paper_grid
 from ecglens.report.figures import save_figure
 from ecglens.report.html import figure_from_png, page, strict_json, table_to_html
 from ecglens.robustness import ATTACKS, AdversarialExample, ConditionResult, RobustnessResult
+from ecglens.util.atomic import atomic_open, write_json, write_text
 
 
 def _auc(value: float | None) -> float:

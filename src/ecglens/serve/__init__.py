@@ -1,4 +1,4 @@
-"""``ecglens serve``: a web viewer and HTTP API over a bundle, a thin shell over `ecglens.diagnose`."""
+"""``ecglens serve``: a web viewer and HTTP API over a bundle, a thin shell over `ecglens.serve.diagnosis`."""
 
 from ecglens.serve.app import ServeConfig, ServeLimits, create_app
 

@@ -1,4 +1,4 @@
-"""The web viewer and HTTP API: FastAPI on uvicorn, a thin shell over `ecglens.predict` and `ecglens.diagnose`.
+"""The web viewer and HTTP API: FastAPI on uvicorn, a thin shell over `ecglens.predict` and `ecglens.serve.diagnosis`.
 
 Safety: binds to 127.0.0.1 unless told otherwise (then a token is required), limits upload size, record
 length and requests in flight (503 with Retry-After beyond), answers bad input with a 4xx JSON error that
@@ -28,13 +28,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ecglens._version import __version__
-from ecglens.bundle import STARTER, starter_manifest
-from ecglens.diagnose import EXPLANATIONS, Diagnosis, explain_scored
+from ecglens.bundle.meta import STARTER, starter_manifest
 from ecglens.explain.inputs import bundle_background
 from ecglens.io import Record
 from ecglens.leads import canonical_leads
 from ecglens.predict import Predictor, Scored
 from ecglens.serve.batching import MicroBatcher
+from ecglens.serve.diagnosis import EXPLANATIONS, Diagnosis, explain_scored
 from ecglens.serve.examples import Example, make_examples
 from ecglens.serve.uploads import RequestError, Upload, read_upload
 
@@ -311,6 +311,16 @@ def _methods(explain: list[str]) -> tuple[str, ...]:
 
 
 def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
+    """Every route: errors as JSON, the API, the page and its assets."""
+    _error_handlers(app)
+    _model_routes(app, service)
+    _predict_route(app, service, config)
+    _static_routes(app)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every error as JSON ``{"error": {"kind", "message"}}``."""
+
     @app.exception_handler(RequestError)
     async def request_error(_request: Request, error: RequestError) -> JSONResponse:
         return _error(error.status, error.kind, str(error))
@@ -325,6 +335,10 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not_found", 400: "bad_request", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return _error(error.status_code, kind, str(error.detail))
+
+
+def _model_routes(app: FastAPI, service: _Service) -> None:
+    """Health, the model, the examples and the explanations of recent results."""
 
     @app.get("/api/health", summary="Liveness")
     async def health() -> dict:
@@ -349,6 +363,24 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
             raise RequestError(404, "unknown_example", f"no example {example_id!r}; see GET /api/examples")
         return await service.diagnose(example.record, _methods(explain), class_name, include_input)
 
+    @app.get("/api/results/{result_id}/explanations", summary="Explain a recent result for a class")
+    async def explanations(result_id: str, method: list[str] = Query(default=["gradcam"]),  # noqa: B008
+                           class_name: str | None = Query(default=None, alias="class")) -> dict:
+        scored = service.results.get(result_id)
+        if scored is None:
+            raise RequestError(404, "unknown_result", "no such result (only the most recent ones are kept): "
+                              "post the record again")
+        explained = await service.explain(scored, _methods(method), class_name)
+        return {"id": result_id, "explanations": [e.to_dict(service.meta.lead_names) for e in explained]}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> Response:
+        return Response(json.dumps(app.openapi()), media_type="application/json")
+
+
+def _predict_route(app: FastAPI, service: _Service, config: ServeConfig) -> None:
+    """``POST /api/predict``: one uploaded record, read within the server's limits, diagnosed."""
+
     @app.post("/api/predict", summary="Diagnose one uploaded record (optionally explained)")
     async def predict(
         files: list[UploadFile] = File(..., description="The record's file(s): a WFDB .hea with its .dat/.mat, a "  # noqa: B008
@@ -370,22 +402,6 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
         record = await run_in_threadpool(read_upload, uploads, service.meta.lead_names, sampling_rate, order,
                                          config.limits.max_record_seconds, config.limits.max_decoded_values)
         return await service.diagnose(record, _methods(explain), class_name, include_input)
-
-    @app.get("/api/results/{result_id}/explanations", summary="Explain a recent result for a class")
-    async def explanations(result_id: str, method: list[str] = Query(default=["gradcam"]),  # noqa: B008
-                           class_name: str | None = Query(default=None, alias="class")) -> dict:
-        scored = service.results.get(result_id)
-        if scored is None:
-            raise RequestError(404, "unknown_result", "no such result (only the most recent ones are kept): "
-                              "post the record again")
-        explained = await service.explain(scored, _methods(method), class_name)
-        return {"id": result_id, "explanations": [e.to_dict(service.meta.lead_names) for e in explained]}
-
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi() -> Response:
-        return Response(json.dumps(app.openapi()), media_type="application/json")
-
-    _static_routes(app)
 
 
 def _static_routes(app: FastAPI) -> None:

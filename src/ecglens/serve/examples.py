@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ecglens.bundle import BundleMeta
+from ecglens.bundle.meta import BundleMeta
 from ecglens.classes import CLASS_NAMES
 from ecglens.io import Record, RecordError
 from ecglens.io.ptbxl import read_ptbxl, scan_ptbxl

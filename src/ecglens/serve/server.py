@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from ecglens.bundle import STARTER, starter_notice
+from ecglens.bundle.meta import STARTER, starter_notice
 from ecglens.serve.app import ServeConfig, ServeLimits, create_app
 from ecglens.serve.examples import default_examples_root
 

@@ -22,8 +22,8 @@ import wfdb
 from ecglens.classes import CLASS_NAMES
 from ecglens.leads import LEAD_NAMES, lead_order
 from ecglens.noise import baseline_wander, muscle, powerline, scale_to_snr
-from ecglens.parallel import ordered_map
 from ecglens.synth.beats import BASE_LEADS, NORMAL_AMPLITUDES, Wave, render, to_twelve_leads
+from ecglens.util.parallel import ordered_map
 
 SNOMED_OF = {"SNR": "426783006", "AF": "164889003", "IAVB": "270492004", "LBBB": "164909002",
              "RBBB": "59118001", "PAC": "284470004", "PVC": "427172004", "STD": "429622005", "STE": "164931005"}
@@ -338,7 +338,7 @@ def _generate_and_write(args: tuple[int, SynthConfig, str]) -> tuple[str, ...]:
 def write_cohort(config: SynthConfig, out: str | os.PathLike, workers: int | None = None,
                  progress: bool = True) -> dict[str, int]:
     """Generate and write a cohort in parallel; returns the count of records per class."""
-    from ecglens.progress import bar
+    from ecglens.util.progress import bar
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

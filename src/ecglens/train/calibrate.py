@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ecglens.bundle import ThresholdOrigin, load_model, store_thresholds
-from ecglens.cache import open_caches
+from ecglens.bundle.meta import ThresholdOrigin, store_thresholds
+from ecglens.bundle.weights import load_model
 from ecglens.data import split_caches
+from ecglens.data.cache import open_caches
 from ecglens.metrics import (
     NORMAL_CLASSES,
     brier_scores,

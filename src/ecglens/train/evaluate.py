@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ecglens.atomic import atomic_open, write_text
-from ecglens.bundle import BundleMeta, ThresholdOrigin, load_model, store_thresholds
-from ecglens.cache import EcgCache, open_caches
+from ecglens.bundle.meta import BundleMeta, ThresholdOrigin, store_thresholds
+from ecglens.bundle.weights import load_model
 from ecglens.data import CacheDataset, Item, split_caches
+from ecglens.data.cache import EcgCache, open_caches
 from ecglens.labels.challenge import challenge_scoring
 from ecglens.metrics import (
     EvaluationResult,
@@ -31,6 +31,7 @@ from ecglens.metrics import (
 )
 from ecglens.models import resolve_device
 from ecglens.train.loop import predict_dataset
+from ecglens.util.atomic import atomic_open, write_text
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ecglens.atomic import atomic_open, write_text
-from ecglens.bundle import (
-    ThresholdOrigin,
-    TrainingData,
-    default_meta,
-    is_synthetic_source,
-    load_model,
-    not_validated_classes,
-    save_bundle,
-)
-from ecglens.cache import EcgCache
+from ecglens.bundle.meta import ThresholdOrigin, TrainingData, default_meta, is_synthetic_source, not_validated_classes
+from ecglens.bundle.weights import load_model, save_bundle
 from ecglens.classes import CLASS_NAMES
 from ecglens.data import (
     Augmentation,
@@ -42,7 +33,7 @@ from ecglens.data import (
     SplitSpec,
     split_caches,
 )
-from ecglens.distributed import barrier, process_group, rank_device
+from ecglens.data.cache import EcgCache
 from ecglens.labels.mapping import PROFILES, LabelMap, load_label_map, load_label_space
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.metrics import evaluate_predictions, tune_thresholds
@@ -50,8 +41,10 @@ from ecglens.models import create_model, resolve_device
 from ecglens.models.attacks import pgd
 from ecglens.perturb import RandomPerturbation
 from ecglens.preprocess import LengthPolicy
-from ecglens.progress import bar, note
 from ecglens.train.state import STATE_DIR, BestEpoch, EpochLog, RunState, load_state, recover_state, save_state
+from ecglens.util.atomic import atomic_open, write_text
+from ecglens.util.distributed import barrier, process_group, rank_device
+from ecglens.util.progress import bar, note
 
 TENSORBOARD_DIR = "tensorboard"
 ADVERSARIAL_STEPS = 3
@@ -282,16 +275,7 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
     if config.tensorboard:
         _summary_writer()  # fail before training, not after the first epoch
     label_map = training_label_map(config, caches)
-    splits = split_caches(caches, config.split, label_map=label_map)
-    if rank == 0:
-        for message in _split_lines(splits, config.split):
-            note(message, "split")
-    if not splits.train:
-        raise ValueError("the training split is empty (no record with a class of the label space in folds other "
-                         "than val/test)")
-    if not splits.val:  # no epoch could be chosen and no threshold tuned: say so before training, not with NaNs
-        raise ValueError(f"the validation split is empty: fold {config.split.val_fold} holds no record with a class "
-                         "of the label space (the shared PTB-XL sample has folds 1-8: --val-fold 7 --test-fold 8)")
+    splits = _checked_splits(caches, config, label_map, rank)
     torch.manual_seed(config.seed)
     n_classes = len(CLASS_NAMES) if label_map is None else len(label_map.classes)
     model = create_model(config.model, len(config.lead_names), n_classes)
@@ -310,22 +294,8 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
     if resume:
         state = load_state(out / STATE_DIR, model, optimizer)
     elif rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text(out / "config.json", json.dumps(
-            {"config": config.to_dict(), "caches": [str(c.path) for c in caches], "init": init}, indent=2))
-        with atomic_open(out / "splits.csv", newline="") as handle:
-            splits.table.to_csv(handle, index=False)
-        if len(splits.twins):
-            with atomic_open(out / "twins.csv", newline="") as handle:
-                splits.twins.to_csv(handle, index=False)
-    train_model = model
-    if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
-                                                                 else None)
-    if config.compile:
-        train_model = torch.compile(train_model)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels once
+        _write_run_files(out, config, caches, splits, init)
+    train_model = _training_model(model, config, device, world)
     sampler = EpochSampler(DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
                                               seed=config.seed))
     workers = default_workers(device) if config.workers is None else config.workers
@@ -337,6 +307,49 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
                                   and not torch.cuda.is_bf16_supported())
     return _Run(out, config, caches, label_map, splits, model, train_model, optimizer, train_set, val_set, sampler,
                 loader, scaler, device, rank, world, init, state)
+
+
+def _checked_splits(caches: Sequence[EcgCache], config: TrainConfig, label_map: LabelMap | None,
+                    rank: int) -> SplitItems:
+    """The run's splits, described in the log (by rank 0); an empty training or validation split is an error."""
+    splits = split_caches(caches, config.split, label_map=label_map)
+    if rank == 0:
+        for message in _split_lines(splits, config.split):
+            note(message, "split")
+    if not splits.train:
+        raise ValueError("the training split is empty (no record with a class of the label space in folds other "
+                         "than val/test)")
+    if not splits.val:  # no epoch could be chosen and no threshold tuned: say so before training, not with NaNs
+        raise ValueError(f"the validation split is empty: fold {config.split.val_fold} holds no record with a class "
+                         "of the label space (the shared PTB-XL sample has folds 1-8: --val-fold 7 --test-fold 8)")
+    return splits
+
+
+def _write_run_files(out: Path, config: TrainConfig, caches: Sequence[EcgCache], splits: SplitItems,
+                     init: str | None) -> None:
+    """A new run's ``config.json`` (every option, resolved), ``splits.csv`` and ``twins.csv`` (if any)."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.json", json.dumps(
+        {"config": config.to_dict(), "caches": [str(c.path) for c in caches], "init": init}, indent=2))
+    with atomic_open(out / "splits.csv", newline="") as handle:
+        splits.table.to_csv(handle, index=False)
+    if len(splits.twins):
+        with atomic_open(out / "twins.csv", newline="") as handle:
+            splits.twins.to_csv(handle, index=False)
+
+
+def _training_model(model: torch.nn.Module, config: TrainConfig, device: torch.device, world: int
+                    ) -> torch.nn.Module:
+    """The model the optimiser steps through: wrapped for DDP across processes, compiled when asked."""
+    train_model = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
+                                                                 else None)
+    if config.compile:
+        train_model = torch.compile(train_model)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels once
+    return train_model
 
 
 def training_label_map(config: TrainConfig, caches: Sequence[EcgCache]) -> LabelMap | None:

@@ -43,18 +43,19 @@ import torch
 from markupsafe import Markup
 from scipy.stats import spearmanr
 
-from ecglens.atomic import atomic_open, write_json, write_text
-from ecglens.bundle import load_model, read_meta
-from ecglens.cache import open_caches
+from ecglens.bundle.meta import read_meta
+from ecglens.bundle.weights import load_model
+from ecglens.data.cache import open_caches
 from ecglens.explain.inputs import split_inputs, training_background
 from ecglens.explain.lead_shapley import LeadGame, sampled_lead_shapley
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.metrics import EvaluationResult
-from ecglens.progress import bar, note
 from ecglens.report.figures import save_figure
 from ecglens.report.html import figure_from_png, page, strict_json, table_to_html
 from ecglens.train.evaluate import evaluate_bundle
 from ecglens.train.loop import TrainConfig, fit
+from ecglens.util.atomic import atomic_open, write_json, write_text
+from ecglens.util.progress import bar, note
 
 NAMED_SUBSETS: dict[str, tuple[str, ...]] = {
     "12": LEAD_NAMES,
@@ -120,6 +121,20 @@ class SubsetResult:
 
 
 @dataclass(frozen=True)
+class GreedyComparison:
+    """The Shapley-guided subset of one size against the best measured subset of that size, chosen on
+    validation (None where nothing was trained)."""
+
+    size: int
+    greedy_leads: tuple[str, ...]
+    greedy_val_macro_auc: float | None
+    greedy_macro_auc: float | None
+    best_measured: str | None
+    best_measured_val_macro_auc: float | None
+    best_measured_macro_auc: float | None
+
+
+@dataclass(frozen=True)
 class LeadStudy:
     """Everything ``ecglens leads`` found."""
 
@@ -128,7 +143,7 @@ class LeadStudy:
     subsets: tuple[SubsetResult, ...]
     spearman: float | None
     spearman_p: float | None
-    greedy: tuple[dict, ...]
+    greedy: tuple[GreedyComparison, ...]
     n_shapley_records: int
     seconds: float
     joint_shares: dict[str, float] | None = None
@@ -146,7 +161,7 @@ class LeadStudy:
                              "coalition_val_auc": s.coalition_val_auc, "result": s.result.to_dict()}
                             for s in self.subsets],
                 "spearman": self.spearman, "spearman_p": self.spearman_p,
-                "coalition_spearman": self.coalition_spearman, "greedy": list(self.greedy),
+                "coalition_spearman": self.coalition_spearman, "greedy": [asdict(g) for g in self.greedy],
                 "n_shapley_records": self.n_shapley_records, "seconds": self.seconds}
 
 
@@ -244,38 +259,20 @@ def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathL
     """
     started = time.perf_counter()
     config = TrainConfig() if config is None else config
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    subsets = list(subsets)
     if not train and checkpoint is None:
         raise ValueError("--no-train needs --checkpoint (a 12-lead bundle to explain)")
-    trained: dict[str, SubsetResult] = {}
-
-    def train_subset(name: str, leads: tuple[str, ...]) -> None:
-        run = out / "runs" / name.replace("/", "_")
-        done = run / "evaluation.json"
-        if not done.is_file():
-            note(f"training {name} ({', '.join(leads)})", "leads")
-            resume = (run / "state").is_dir()
-            fit(cache_paths, run, replace(config, lead_names=leads), resume=resume, progress=progress)
-            report = evaluate_bundle(run / "best", cache_paths, n_bootstrap=n_bootstrap, device=config.device,
-                                     retune=False)
-            write_text(done, json.dumps(strict_json(report.combined.to_dict())))
-        result = EvaluationResult.from_dict(json.loads(done.read_text()))
-        val_auc = (read_meta(run / "best").metrics.get("epoch_log") or {}).get("val_macro_auc")
-        trained[name] = SubsetResult(name, leads, str(run / "best"), result, None, val_auc)
-
+    trainer = _SubsetTrainer(cache_paths, Path(out), config, n_bootstrap, progress)
     if train and checkpoint is None:
-        train_subset("12", LEAD_NAMES)
-        checkpoint = trained["12"].bundle
+        checkpoint = trainer.train("12", LEAD_NAMES).bundle
+    assert checkpoint is not None
     rankings, shares, joint = shapley_rankings(checkpoint, cache_paths, "val", n_shapley, device=config.device,
                                                progress=progress)
     greedy_sets = {f"greedy{k}": tuple(sorted(sorted(shares, key=lambda lead: -shares[lead])[:k],
                                               key=LEAD_NAMES.index)) for k in greedy_sizes}
     if train:
         for name, leads in [*subsets, *greedy_sets.items()]:
-            if name not in trained:
-                train_subset(name, leads)
+            trainer.train(name, leads)
+    trained = trainer.trained
     coalitions = coalition_auc(checkpoint, cache_paths, [s.leads for s in trained.values()], "val",
                                device=config.device) if trained else []
     results = tuple(replace(s, shapley_share=float(sum(shares[lead] for lead in s.leads)), coalition_val_auc=auc)
@@ -288,19 +285,49 @@ def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathL
               if s.val_macro_auc is not None and s.coalition_val_auc is not None]
     if len(paired) >= 3:
         coalition_rho = float(spearmanr(*zip(*paired, strict=True)).statistic)
-    greedy = []
-    for name, leads in greedy_sets.items():
-        same_size = [s for s in results if len(s.leads) == len(leads) and not s.name.startswith("greedy")]
-        best = max(same_size, key=lambda s: s.val_macro_auc or -1, default=None)  # chosen on validation
-        mine = trained.get(name)
-        greedy.append({"size": len(leads), "greedy_leads": list(leads),
-                       "greedy_val_macro_auc": None if mine is None else mine.val_macro_auc,
-                       "greedy_macro_auc": None if mine is None else mine.result.macro_auc,
-                       "best_measured": None if best is None else best.name,
-                       "best_measured_val_macro_auc": None if best is None else best.val_macro_auc,
-                       "best_measured_macro_auc": None if best is None else best.result.macro_auc})
-    return LeadStudy(rankings, shares, results, rho, p, tuple(greedy), n_shapley, time.perf_counter() - started,
+    greedy = tuple(_greedy_comparison(leads, trained.get(name), results) for name, leads in greedy_sets.items())
+    return LeadStudy(rankings, shares, results, rho, p, greedy, n_shapley, time.perf_counter() - started,
                      joint, coalition_rho)
+
+
+class _SubsetTrainer:
+    """Trains and evaluates one lead subset at a time into ``out/runs/NAME``, reusing a finished one."""
+
+    def __init__(self, cache_paths: Sequence[str | os.PathLike], out: Path, config: TrainConfig, n_bootstrap: int,
+                 progress: bool) -> None:
+        self.cache_paths, self.out, self.config = cache_paths, out, config
+        self.n_bootstrap, self.progress = n_bootstrap, progress
+        self.trained: dict[str, SubsetResult] = {}
+        out.mkdir(parents=True, exist_ok=True)
+
+    def train(self, name: str, leads: tuple[str, ...]) -> SubsetResult:
+        """The subset's bundle and scores (trained and evaluated unless done before)."""
+        if name in self.trained:
+            return self.trained[name]
+        run = self.out / "runs" / name.replace("/", "_")
+        done = run / "evaluation.json"
+        if not done.is_file():
+            note(f"training {name} ({', '.join(leads)})", "leads")
+            resume = (run / "state").is_dir()
+            fit(self.cache_paths, run, replace(self.config, lead_names=leads), resume=resume, progress=self.progress)
+            report = evaluate_bundle(run / "best", self.cache_paths, n_bootstrap=self.n_bootstrap,
+                                     device=self.config.device, retune=False)
+            write_text(done, json.dumps(strict_json(report.combined.to_dict())))
+        result = EvaluationResult.from_dict(json.loads(done.read_text()))
+        val_auc = (read_meta(run / "best").metrics.get("epoch_log") or {}).get("val_macro_auc")
+        self.trained[name] = SubsetResult(name, leads, str(run / "best"), result, None, val_auc)
+        return self.trained[name]
+
+
+def _greedy_comparison(leads: tuple[str, ...], mine: SubsetResult | None, results: Sequence[SubsetResult]
+                       ) -> GreedyComparison:
+    """A Shapley-guided subset beside the measured subset of its size with the best validation macro AUC."""
+    same_size = [s for s in results if len(s.leads) == len(leads) and not s.name.startswith("greedy")]
+    best = max(same_size, key=lambda s: s.val_macro_auc or -1, default=None)  # chosen on validation
+    return GreedyComparison(len(leads), leads, None if mine is None else mine.val_macro_auc,
+                            None if mine is None else mine.result.macro_auc, None if best is None else best.name,
+                            None if best is None else best.val_macro_auc,
+                            None if best is None else best.result.macro_auc)
 
 
 def write_lead_study(study: LeadStudy, out: str | os.PathLike) -> tuple[Path, ...]:
@@ -397,10 +424,10 @@ def _sections(study: LeadStudy, figure: Path | None) -> list[tuple[str, Markup]]
         body += table_to_html(header, rows)
         body += table_to_html(["size", "greedy (Shapley) leads", "its validation / test macro AUC",
                                "best measured subset (on validation)", "its validation / test macro AUC"],
-                              [[g["size"], " ".join(g["greedy_leads"]),
-                                f"{fmt(g.get('greedy_val_macro_auc'))} / {fmt(g['greedy_macro_auc'])}",
-                                g["best_measured"] or "none of that size",
-                                f"{fmt(g.get('best_measured_val_macro_auc'))} / {fmt(g['best_measured_macro_auc'])}"]
+                              [[g.size, " ".join(g.greedy_leads),
+                                f"{fmt(g.greedy_val_macro_auc)} / {fmt(g.greedy_macro_auc)}",
+                                g.best_measured or "none of that size",
+                                f"{fmt(g.best_measured_val_macro_auc)} / {fmt(g.best_measured_macro_auc)}"]
                                for g in study.greedy])
         sections.append(("Measured: reduced-lead models (the bundles' own thresholds)", body))
     ranking = table_to_html(["class", "records", "leads by mean Shapley value (most first)"],

@@ -17,14 +17,12 @@ from pathlib import Path
 import numpy as np
 from markupsafe import Markup
 
-from ecglens.atomic import write_text
-from ecglens.bundle import read_meta
-from ecglens.cache import build_cache
+from ecglens.bundle.meta import read_meta
 from ecglens.data import SplitSpec
+from ecglens.data.cache import build_cache
 from ecglens.io import parse_source
 from ecglens.perturb import Perturbation
 from ecglens.preprocess import LengthPolicy
-from ecglens.progress import note
 from ecglens.report.explanations import POPULATION_NOTE, population_summary
 from ecglens.report.html import evaluation_table, figure_from_png, figure_to_html, page, strict_json, table_to_html
 from ecglens.report.robustness import robustness_section, write_robustness
@@ -34,6 +32,8 @@ from ecglens.synth.cohort import SynthConfig, write_cohort
 from ecglens.train.evaluate import EvaluationReport, evaluate_bundle, store_in_bundle, write_report
 from ecglens.train.loop import TrainConfig, TrainResult, fit
 from ecglens.train.state import recover_state
+from ecglens.util.atomic import write_text
+from ecglens.util.progress import note
 
 DEMO_TRAINING = TrainConfig(epochs=12, lr=1e-3, policy=LengthPolicy("crop", 5.0))
 DEMO_PERTURBATIONS = (Perturbation("gaussian", 6.0), Perturbation("muscle", 6.0), Perturbation("missing", 3),

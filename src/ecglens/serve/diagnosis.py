@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ecglens.bundle import BundleMeta
+from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.inputs import Background
 from ecglens.explain.records import explain_inputs
 from ecglens.predict import Scored

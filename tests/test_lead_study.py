@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import write_challenge_mat
-from ecglens.cache import build_cache
 from ecglens.cli import main
 from ecglens.data import SplitSpec
+from ecglens.data.cache import build_cache
 from ecglens.io import parse_source
-from ecglens.lead_subsets import EINTHOVEN_NOTE, parse_subsets, run_lead_study, write_lead_study
+from ecglens.studies.leads import EINTHOVEN_NOTE, parse_subsets, run_lead_study, write_lead_study
 from ecglens.train.loop import TrainConfig, fit
 
 
@@ -86,14 +86,14 @@ def test_the_lead_study_never_chooses_on_the_test_split(v1_v2_cohort, tmp_path, 
     subset of a size, the Spearman correlation) changes, and it never explains test records."""
     from dataclasses import replace
 
-    import ecglens.lead_subsets as lead_subsets
+    import ecglens.studies.leads as lead_study
 
     cache, bundle, config = v1_v2_cohort
     asked = []
-    explain_inputs = lead_subsets.split_inputs
-    monkeypatch.setattr(lead_subsets, "split_inputs", lambda caches, meta, split, *rest, **options: (
+    explain_inputs = lead_study.split_inputs
+    monkeypatch.setattr(lead_study, "split_inputs", lambda caches, meta, split, *rest, **options: (
         asked.append(split), explain_inputs(caches, meta, split, *rest, **options))[1])
-    evaluate = lead_subsets.evaluate_bundle
+    evaluate = lead_study.evaluate_bundle
 
     def upside_down(*args, **kwargs):  # each test macro AUC x becomes 1 - x: the test ranking inverted
         report = evaluate(*args, **kwargs)
@@ -103,10 +103,10 @@ def test_the_lead_study_never_chooses_on_the_test_split(v1_v2_cohort, tmp_path, 
     options = {"subsets": parse_subsets("2", ["V1,V2"]), "config": replace(config, epochs=3), "checkpoint": bundle,
                "n_shapley": 8, "n_bootstrap": 10, "greedy_sizes": (2,), "progress": False}
     plain = run_lead_study([cache], tmp_path / "plain", **options)
-    monkeypatch.setattr(lead_subsets, "evaluate_bundle", upside_down)
+    monkeypatch.setattr(lead_study, "evaluate_bundle", upside_down)
     inverted = run_lead_study([cache], tmp_path / "inverted", **options)
     assert asked and "test" not in asked
     tested = {s.name: s.result.macro_auc for s in plain.subsets}
     assert {s.name: s.result.macro_auc for s in inverted.subsets} != tested  # the test scores did change
-    assert plain.greedy[0]["best_measured"] == inverted.greedy[0]["best_measured"]
+    assert plain.greedy[0].best_measured == inverted.greedy[0].best_measured
     assert plain.spearman == inverted.spearman and plain.coalition_spearman == inverted.coalition_spearman

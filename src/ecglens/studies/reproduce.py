@@ -22,17 +22,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecglens.atomic import atomic_open, write_text
-from ecglens.cache import EcgCache, build_cache
 from ecglens.data import SplitSpec
+from ecglens.data.cache import EcgCache, build_cache
 from ecglens.io import Source
 from ecglens.metrics import METRICS, EvaluationResult
 from ecglens.preprocess import LengthPolicy
-from ecglens.progress import note
 from ecglens.report.reproduce import Evaluation, Figures, PopulationFigure, ReproduceResults, ReproduceSummary
 from ecglens.train.evaluate import evaluate_bundle, store_in_bundle
 from ecglens.train.loop import TrainConfig, fit
 from ecglens.train.state import finished_epochs, recover_state
+from ecglens.util.atomic import atomic_open, write_text
+from ecglens.util.progress import note
 
 ALL = "all"
 """In a protocol, every dataset of the run (CPSC, PTB-XL and the extras)."""
@@ -310,7 +310,7 @@ def build_tables(results: ReproduceResults) -> dict[str, pd.DataFrame]:
 
 
 def _data_summary(caches: dict[str, EcgCache]) -> dict:
-    from ecglens.summary import summarize_index
+    from ecglens.data.summary import summarize_index
 
     out = {}
     for name, cache in caches.items():
@@ -321,7 +321,7 @@ def _data_summary(caches: dict[str, EcgCache]) -> dict:
 
 
 def _versions() -> dict:
-    from ecglens.bundle import package_versions
+    from ecglens.bundle.meta import package_versions
 
     return package_versions()
 

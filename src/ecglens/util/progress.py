@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 LOGGER = logging.getLogger("ecglens")
 _STATE = {"bars": True}
@@ -122,6 +122,16 @@ def _scaled(value: float, unit: str) -> str:
             return f"{value:.0f} {prefix}{unit}" if not prefix else f"{value:.1f} {prefix}{unit}"
         value /= 1000
     return f"{value} {unit}"
+
+
+class Progress(Protocol):
+    """What `bar` returns: a tqdm bar or a `StageLine`."""
+
+    def update(self, n: float = 1) -> object:
+        """Count ``n`` more units done."""
+
+    def close(self) -> None:
+        """End the stage."""
 
 
 def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",

@@ -35,9 +35,9 @@ from ecglens.io.refs import RecordRef
 from ecglens.io.sources import Source, read_ref, scan_sources
 from ecglens.labels.mapping import UNLABELLED, LabelMap, load_label_map
 from ecglens.leads import LEAD_NAMES
-from ecglens.parallel import ordered_map
 from ecglens.preprocess import resample
-from ecglens.progress import bar
+from ecglens.util.parallel import ordered_map
+from ecglens.util.progress import bar
 
 FORMAT_VERSION = 1
 SPEC_FILE = "spec.json"

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecglens.atomic import atomic_open, write_text
-from ecglens.cache import LABEL_COLUMNS, metadata_row
 from ecglens.classes import CLASS_NAMES
+from ecglens.data.cache import LABEL_COLUMNS, metadata_row
 from ecglens.io.record import ReadIssue
 from ecglens.io.sources import Source, read_many, scan_sources
 from ecglens.labels.mapping import PROFILES, load_label_map
 from ecglens.study import CITATION, table1_percent
+from ecglens.util.atomic import atomic_open, write_text
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def _make(dataset, label_profile, rows, with_target, table_rows, seconds, exclus
 def summarize_sources(sources: Sequence[Source], label_profile: str = "strict", workers: int = 1,
                       strict: bool = False, progress: bool = True) -> tuple[list[DatasetSummary], list[ReadIssue]]:
     """Read every record of ``sources`` (in parallel) and summarise them per dataset."""
-    from ecglens.progress import bar
+    from ecglens.util.progress import bar
 
     label_map = load_label_map(label_profile)
     scan = scan_sources(sources)

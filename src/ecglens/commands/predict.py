@@ -1,0 +1,124 @@
+"""``predict``: read and score every file once, optionally explained; and ``export-onnx``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecglens.commands.common import Written, issue_lines
+from ecglens.commands.explain import background_of
+from ecglens.explain.records import explain_inputs
+from ecglens.io import ReadIssue
+from ecglens.leads import LEAD_NAMES, canonical_leads
+from ecglens.predict import Prediction, Predictor, export_onnx, iter_scored_files
+from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions
+from ecglens.report.outputs import PredictionLog, draw_explanations, write_prediction_tables
+from ecglens.util.atomic import StagedFolder, write_json
+
+
+@dataclass(frozen=True)
+class PredictRun:
+    """Predictions, unreadable files, explanations drawn, and the files written."""
+
+    predictions: tuple[Prediction, ...]
+    issues: tuple[ReadIssue, ...]
+    figures: tuple[dict, ...]
+    written: Written
+
+    def problems(self) -> list[str]:
+        """What the CLI prints on standard error."""
+        total = len(self.predictions) + len(self.issues)
+        if not total:
+            return ["error: no record files found in the given paths"]
+        if not self.predictions:
+            return [*issue_lines(self.issues), f"error: none of the {total} record(s) could be read"]
+        if self.issues:
+            return [*issue_lines(self.issues), f"{len(self.issues)} of {total} record(s) unreadable; the others "
+                    "were predicted"]
+        return []
+
+    @property
+    def exit_code(self) -> int:
+        """0 when at least one record was predicted, 1 when none could be read (or none was found)."""
+        return 0 if self.predictions else 1
+
+    def lines(self) -> list[str]:
+        """The terminal table and where things went."""
+        width = max([len(p.record_id) for p in self.predictions] + [6])
+        truth = any(p.true_labels is not None for p in self.predictions)
+        truth_head = "true (file)     " if truth else ""
+        lines = [f"{'record':<{width}}  {'decisions (probability)':<40} {truth_head}warnings"]
+        for p in self.predictions:
+            decided = ", ".join(f"{d} ({p.probabilities[d]:.2f})" for d in p.decisions) or (
+                "none; highest " + ", ".join(f"{n} {v:.2f}" + (" (not validated)" if n in p.not_validated else "")
+                                             for n, v in p.top(2)) if p.status == "ok"
+                else f"{p.status}: {'; '.join(p.reasons)}")
+            known = "" if not truth else f"{_truth_text(p.true_labels):<15} "
+            lines.append(f"{p.record_id:<{width}}  {decided:<40} {known}{'; '.join(p.warnings)}")
+        if self.figures:
+            lines.append(f"{len(self.figures)} explanation figure(s) in {Path(self.figures[0]['figure']).parent}")
+        unknown = next((p.not_validated for p in self.predictions if p.not_validated), {})
+        if unknown:
+            lines.append(f"never decided (not validated: too few training or validation positives): "
+                         f"{', '.join(unknown)}")
+        lines.append(f"{len(self.predictions)} predicted, {len(self.issues)} unreadable; {self.written.line()}")
+        return lines
+
+
+def _truth_text(labels: tuple[str, ...] | None) -> str:
+    return "unknown" if labels is None else ", ".join(labels) or "none"
+
+
+def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike],
+                out: str | os.PathLike = "ecglens-out/predict", sampling_rate_hz: float | None = None,
+                lead_names: Sequence[str] | None = None, engine: str = "torch", batch_size: int = 32,
+                explain: str | None = None, background_caches: Sequence[str | os.PathLike] = (),
+                device: str = "auto", progress: bool = True, figures: FigureOptions = DEFAULT_FIGURES,
+                force: bool = False) -> PredictRun:
+    """``predict``: read and score every file once; with ``explain``, explain each record's scored input
+    for its decisions (or its most probable class) and draw it under ``OUT/figures``.
+
+    ``lead_names`` is the lead order of CSV files without a header and of NumPy files (default I, ..., V6).
+    """
+    lead_names = canonical_leads(lead_names) if lead_names else LEAD_NAMES
+    predictor = Predictor(checkpoint, device, engine, force)
+    meta = predictor.meta
+    background = background_of(predictor, background_caches, 100) if explain == "shap" else None
+    out = Path(out)
+    predictions, issues, drawn = [], [], []
+    # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
+    # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
+    with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
+        with PredictionLog(stage.path, moved_to=out) as log:  # rows reach the disk as they come
+            for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
+                if isinstance(item, ReadIssue):
+                    issues.append(item)
+                    continue
+                predictions.append(item.prediction)
+                log.add(item.prediction)
+                if explain and item.prediction.status == "ok":  # the scored input, drawn now: no batch held
+                    explained = explain_inputs(predictor.model, meta, [item.input], explain, background=background,
+                                               probabilities=item.probabilities[None])
+                    drawn += draw_explanations(explained, meta, stage.path / "figures", figures)
+        drawn = [_rerooted(d, stage) for d in drawn]  # the paths the figures will have in OUT
+        written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, stage.path))
+        if drawn:
+            written += (write_json(stage.path / "figures" / f"{explain}.json", drawn),)
+        if predictions:
+            stage.commit()
+    written = tuple(stage.final(p) for p in written) if predictions else ()
+    return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))
+
+
+def _rerooted(figure: dict, stage: StagedFolder) -> dict:
+    """A drawn figure's entry with its file paths moved from the staging folder to the output folder."""
+    prefix = str(stage.path)
+    return {k: str(stage.out) + v[len(prefix):] if isinstance(v, str) and v.startswith(prefix) else v
+            for k, v in figure.items()}
+
+
+def run_export_onnx(checkpoint: str | os.PathLike, opset: int) -> Written:
+    """``export onnx``: the bundle's model as ONNX (the starter's goes to the user's cache folder)."""
+    return Written((export_onnx(checkpoint, opset),))

@@ -1,0 +1,1 @@
+"""Plumbing with no ECG knowledge: atomic writes, worker pools, progress, CPU threads, torch.distributed."""
