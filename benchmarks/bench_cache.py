@@ -34,8 +34,10 @@ def main() -> None:
         start = time.perf_counter()
         report = build_cache([source], out, args.rate, workers=args.workers, progress=False)
         seconds = time.perf_counter() - start
-        print(f"cache build: {report.n_records} records at {args.rate} Hz in {seconds:.2f} s "
-              f"= {report.n_records / seconds:.0f} records/s ({args.workers} workers)")
+        print(
+            f"cache build: {report.n_records} records at {args.rate} Hz in {seconds:.2f} s "
+            f"= {report.n_records / seconds:.0f} records/s ({args.workers} workers)"
+        )
         cache = EcgCache(out)
         rng = np.random.default_rng(0)
         picks = rng.integers(0, len(cache), 2000)
@@ -48,10 +50,12 @@ def main() -> None:
         for i in picks[:300]:
             signal, _ = wfdb.rdsamp(paths[int(i)][:-4])
             padded = np.zeros((15000, 12), np.float32)
-            padded[-len(signal):] = signal[-15000:]
+            padded[-len(signal) :] = signal[-15000:]
         file_us = (time.perf_counter() - start) / 300 * 1e6
-        print(f"load one sample: cache slice {cache_us:.1f} us, wfdb.rdsamp + zero-pad to 15000 {file_us:.0f} us "
-              f"({file_us / cache_us:.0f}x)")
+        print(
+            f"load one sample: cache slice {cache_us:.1f} us, wfdb.rdsamp + zero-pad to 15000 {file_us:.0f} us "
+            f"({file_us / cache_us:.0f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,13 @@ def _clean_env(settings: dict | None = None) -> dict:
 
 
 def _run(settings: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(settings)], env=_clean_env(settings), check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(settings)],
+        env=_clean_env(settings),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -88,24 +93,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
-    settings = {"torch default": {"ecglens": False, "threads": None},
-                "ecglens default": {"ecglens": True, "threads": None},
-                "passive wait": {"ecglens": True, "threads": None, "env": {"OMP_WAIT_POLICY": "PASSIVE"}},
-                "1 thread": {"ecglens": True, "threads": 1}}
+    settings = {
+        "torch default": {"ecglens": False, "threads": None},
+        "ecglens default": {"ecglens": True, "threads": None},
+        "passive wait": {"ecglens": True, "threads": None, "env": {"OMP_WAIT_POLICY": "PASSIVE"}},
+        "1 thread": {"ecglens": True, "threads": 1},
+    }
     print(f"cores usable: {len(os.sched_getaffinity(0))}; ResNet-34 training step, batch 32, 12 x 1000 samples")
     print("median s/step; slowdown = beside / idle")
-    print(f"{'setting':<16} {'threads':>7} {'wait':>10} {'idle':>7} {'busy loop':>10} {'ratio':>6} "
-          f"{'2nd job':>8} {'ratio':>6} {'idle vs torch':>13}")
+    print(
+        f"{'setting':<16} {'threads':>7} {'wait':>10} {'idle':>7} {'busy loop':>10} {'ratio':>6} "
+        f"{'2nd job':>8} {'ratio':>6} {'idle vs torch':>13}"
+    )
     idle_default = None
     for name, setting in settings.items():
         setting = {**setting, "steps": args.steps}
         idle = _run(setting)
         loop, job = _beside(setting, "busy loop"), _beside(setting, "same job")
         idle_default = idle_default or idle["median_s"]
-        print(f"{name:<16} {idle['threads']:>7} {idle['wait_policy']:>10} {idle['median_s']:>7.3f} "
-              f"{loop['median_s']:>10.3f} {loop['median_s'] / idle['median_s']:>5.2f}x "
-              f"{job['median_s']:>8.3f} {job['median_s'] / idle['median_s']:>5.2f}x "
-              f"{idle['median_s'] / idle_default:>12.2f}x")
+        print(
+            f"{name:<16} {idle['threads']:>7} {idle['wait_policy']:>10} {idle['median_s']:>7.3f} "
+            f"{loop['median_s']:>10.3f} {loop['median_s'] / idle['median_s']:>5.2f}x "
+            f"{job['median_s']:>8.3f} {job['median_s'] / idle['median_s']:>5.2f}x "
+            f"{idle['median_s'] / idle_default:>12.2f}x"
+        )
 
 
 if __name__ == "__main__":

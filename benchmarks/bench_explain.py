@@ -54,11 +54,16 @@ def speed(population: int, target: float) -> None:
         background = torch.randn(100, 12, 10 * rate)
         print(f"10 s at {rate} Hz, ResNet-34, seconds per record:")
         print(f"  Grad-CAM, one class:                          {_time(lambda x=x: gradcam(model, x, 0), 3):8.2f}")
-        print(f"  SHAP before, all 9 classes, 4 samples:        "
-              f"{_time(lambda x=x, b=background: gradient_shap_all_classes(model, x, b, 9, 4)):8.2f}")
+        print(
+            f"  SHAP before, all 9 classes, 4 samples:        "
+            f"{_time(lambda x=x, b=background: gradient_shap_all_classes(model, x, b, 9, 4)):8.2f}"
+        )
         for classes in ((0,), (0, 1), tuple(range(9))):
-            seconds = _time(lambda x=x, b=background, c=classes: expected_gradient_samples(
-                model, x[0], b, 8, np.random.default_rng(0), classes=c))
+            seconds = _time(
+                lambda x=x, b=background, c=classes: expected_gradient_samples(
+                    model, x[0], b, 8, np.random.default_rng(0), classes=c
+                )
+            )
             print(f"  SHAP now, {len(classes)} class(es), per sample:            {seconds / 8:8.3f}")
         sampled = _time(lambda x=x: sampled_lead_shapley(model, x[0]))
         print(f"  lead Shapley, sampled (16 orders):            {sampled:8.2f}")
@@ -70,25 +75,41 @@ def speed(population: int, target: float) -> None:
         for row in labels:
             if not row.any():
                 row[rng.integers(9)] = 1.0
-        inputs = [ModelInput(str(i), rng.normal(0, 0.3, (12, 5000)).astype(np.float32), labels=labels[i])
-                  for i in range(population)]
+        inputs = [
+            ModelInput(str(i), rng.normal(0, 0.3, (12, 5000)).astype(np.float32), labels=labels[i])
+            for i in range(population)
+        ]
         background = Background(tuple(rng.normal(0, 0.3, (100, 12, 5000)).astype(np.float32)))
         start = time.perf_counter()
         tensor = background.tensor(5000)
         for i, item in enumerate(inputs):
             gradient_shap_all_classes(model, torch.from_numpy(item.signal)[None], tensor, 9, 4, seed=i)
         before = time.perf_counter() - start
-        print(f"population, {population} records of 10 s at 500 Hz, 9 classes, before (4 samples, all classes, no "
-              f"error): {before / 60:.1f} min")
+        print(
+            f"population, {population} records of 10 s at 500 Hz, 9 classes, before (4 samples, all classes, no "
+            f"error): {before / 60:.1f} min"
+        )
         start = time.perf_counter()
-        result = population_importance(model, inputs, background, CLASS_NAMES, LEAD_NAMES, grouping="true",
-                                       target_error=target, max_samples=32, progress=True)
+        result = population_importance(
+            model,
+            inputs,
+            background,
+            CLASS_NAMES,
+            LEAD_NAMES,
+            grouping="true",
+            target_error=target,
+            max_samples=32,
+            progress=True,
+        )
         now = time.perf_counter() - start
-        print(f"population now, target {target:.0%}: {now / 60:.1f} min; {result.total_samples} samples "
-              f"({result.samples} per record on average), error reached {result.relative_error():.1%}; "
-              f"{before / now:.2f}x the speed of before")
-        fixed = population_importance(model, inputs[:20], background, CLASS_NAMES, LEAD_NAMES, 4, grouping="true",
-                                      progress=False)
+        print(
+            f"population now, target {target:.0%}: {now / 60:.1f} min; {result.total_samples} samples "
+            f"({result.samples} per record on average), error reached {result.relative_error():.1%}; "
+            f"{before / now:.2f}x the speed of before"
+        )
+        fixed = population_importance(
+            model, inputs[:20], background, CLASS_NAMES, LEAD_NAMES, 4, grouping="true", progress=False
+        )
         print(f"  (with 4 samples, as before, the error would be {fixed.relative_error():.1%} on 20 records)")
 
 
@@ -102,21 +123,35 @@ def accuracy(bundle: str, cache: str, n: int, target: float) -> None:
     inputs = split_inputs(caches, meta, "test", n)
     background = training_background(caches, meta, 100)
     start = time.perf_counter()
-    result = population_importance(model, inputs, background, meta.class_names, meta.lead_names, decide=meta.decided,
-                                   target_error=target, max_samples=128, agreement_records=3,
-                                   never=dict(meta.not_validated), progress=True)
+    result = population_importance(
+        model,
+        inputs,
+        background,
+        meta.class_names,
+        meta.lead_names,
+        decide=meta.decided,
+        target_error=target,
+        max_samples=128,
+        agreement_records=3,
+        never=dict(meta.not_validated),
+        progress=True,
+    )
     seconds = time.perf_counter() - start
-    print(f"population of {len(inputs)} test records (grouped by decided class; rows {result.counts}): "
-          f"{seconds:.0f} s, {result.total_samples} samples ({result.samples} per explained record on average); "
-          f"error {result.relative_error():.1%} of the mean |cell| (target {target:.0%}); absolute view "
-          f"{result.relative_error('absolute'):.1%} at {result.absolute_samples} samples")
+    print(
+        f"population of {len(inputs)} test records (grouped by decided class; rows {result.counts}): "
+        f"{seconds:.0f} s, {result.total_samples} samples ({result.samples} per explained record on average); "
+        f"error {result.relative_error():.1%} of the mean |cell| (target {target:.0%}); absolute view "
+        f"{result.relative_error('absolute'):.1%} at {result.absolute_samples} samples"
+    )
     for note in result.notes:
         print(f"  note: {note}")
     agreement = result.agreement
     if agreement is not None and agreement.mean_spearman is not None:
-        print(f"rank agreement with exact lead Shapley (limb leads as one, conditional baseline): mean Spearman "
-              f"{agreement.mean_spearman:.2f} over {agreement.n_pairs} (record, class) pairs: "
-              + ", ".join(f"{v:.2f}" for v in agreement.per_pair))
+        print(
+            f"rank agreement with exact lead Shapley (limb leads as one, conditional baseline): mean Spearman "
+            f"{agreement.mean_spearman:.2f} over {agreement.n_pairs} (record, class) pairs: "
+            + ", ".join(f"{v:.2f}" for v in agreement.per_pair)
+        )
     # the control variate's gain: the spread of 12 independent 16-sample estimates of the same record, with and
     # without it (the same samples), and the error each reports
     lines = []
@@ -126,15 +161,21 @@ def accuracy(bundle: str, cache: str, n: int, target: float) -> None:
         with torch.no_grad():
             reference = torch.sigmoid(model(tensor)).numpy()
             c = int(np.argmax(torch.sigmoid(model(x[None]))[0].numpy()))
-        runs = [expected_gradient_samples(model, x, tensor, 16, np.random.default_rng([9, k]), classes=[c],
-                                          background_probabilities=reference) for k in range(12)]
+        runs = [
+            expected_gradient_samples(
+                model, x, tensor, 16, np.random.default_rng([9, k]), classes=[c], background_probabilities=reference
+            )
+            for k in range(12)
+        ]
         adjusted = [run.estimate() for run in runs]
         plain = [record_estimates(run.total[None], run.squares[None], np.array([run.n])) for run in runs]
         spread = [np.std([m[0, c] for m, _ in est], axis=0, ddof=1).mean() for est in (adjusted, plain)]
         reported = [np.sqrt(np.mean([v[0, c] for _, v in est], axis=0) / 16).mean() for est in (adjusted, plain)]
-        lines.append(f"  {item.record_id} ({meta.class_names[c]}): spread with / without {spread[0]:.4f} / "
-                     f"{spread[1]:.4f} ({(spread[1] / spread[0]) ** 2:.2f}x fewer samples for the same error); "
-                     f"reported SE {reported[0]:.4f} / {reported[1]:.4f}")
+        lines.append(
+            f"  {item.record_id} ({meta.class_names[c]}): spread with / without {spread[0]:.4f} / "
+            f"{spread[1]:.4f} ({(spread[1] / spread[0]) ** 2:.2f}x fewer samples for the same error); "
+            f"reported SE {reported[0]:.4f} / {reported[1]:.4f}"
+        )
     print("control variate, 12 runs of 16 samples per record:\n" + "\n".join(lines))
     errors = []
     for item in inputs[: min(3, n)]:
@@ -142,8 +183,10 @@ def accuracy(bundle: str, cache: str, n: int, target: float) -> None:
         exact = exact_lead_shapley(model, x)
         sampled = sampled_lead_shapley(model, x, n_permutations=16)
         errors.append(np.abs(sampled - exact).max() / max(np.abs(exact).max(), 1e-9))
-    print(f"lead Shapley, 16 orders vs exact: max error {np.max(errors):.3f} of the largest exact value "
-          f"({len(errors)} records)")
+    print(
+        f"lead Shapley, 16 orders vs exact: max error {np.max(errors):.3f} of the largest exact value "
+        f"({len(errors)} records)"
+    )
 
 
 def main() -> None:

@@ -27,8 +27,14 @@ from ecglens.train.evaluate import evaluate_bundle
 from ecglens.train.loop import TrainConfig, fit
 
 PUBLISHED = {  # Strodthoff et al. 2021 (doi:10.1109/JBHI.2020.3022989), leaderboard of helme/ecg_ptbxl_benchmarking
-    "resnet1d_wang": "0.930(05)", "xresnet1d101": "0.928(05)", "lstm": "0.927(05)", "fcn_wang": "0.925(06)",
-    "inception1d": "0.921(06)", "lstm_bidir": "0.921(06)", "Wavelet+NN": "0.874(07)"}
+    "resnet1d_wang": "0.930(05)",
+    "xresnet1d101": "0.928(05)",
+    "lstm": "0.927(05)",
+    "fcn_wang": "0.925(06)",
+    "inception1d": "0.921(06)",
+    "lstm_bidir": "0.921(06)",
+    "Wavelet+NN": "0.874(07)",
+}
 
 
 def main() -> None:
@@ -42,8 +48,7 @@ def main() -> None:
     started = time.perf_counter()
     build_cache([parse_source(f"ptbxl:{args.root}")], cache, 100.0, "strict", progress=False)
     config = TrainConfig(epochs=args.epochs, label_space="ptbxl-superdiagnostic", split=SplitSpec(0, 7, 8))
-    result = fit([cache], work / "run", config, progress=False,
-                 resume=(work / "run" / "state").is_dir())
+    result = fit([cache], work / "run", config, progress=False, resume=(work / "run" / "state").is_dir())
     trained = time.perf_counter() - started
     report = evaluate_bundle(result.best_bundle, [cache], n_bootstrap=1000, device="cpu")
     test = report.combined
@@ -52,16 +57,21 @@ def main() -> None:
         low, high = test.average_ci95.get(name, (np.nan, np.nan))
         return f"[{low:.3f}, {high:.3f}]"
 
-    print(f"ptbxl-superdiagnostic, ResNet-34, 100 Hz, {args.epochs} epochs, best epoch {result.best_epoch}; "
-          f"{trained:.0f} s to prepare and train; test fold 8: {test.n_records} records")
+    print(
+        f"ptbxl-superdiagnostic, ResNet-34, 100 Hz, {args.epochs} epochs, best epoch {result.best_epoch}; "
+        f"{trained:.0f} s to prepare and train; test fold 8: {test.n_records} records"
+    )
     print()
     print("| model (data) | macro AUC | macro AUPRC | Fmax |")
     print("|---|---|---|---|")
-    print(f"| ecglens ResNet-34 (shared sample, 7 % of PTB-XL; test fold 8) | {test.macro_auc:.3f} "
-          f"{interval('auc')} | {test.macro_auprc:.3f} {interval('auprc')} | {test.fmax:.3f} |")
+    print(
+        f"| ecglens ResNet-34 (shared sample, 7 % of PTB-XL; test fold 8) | {test.macro_auc:.3f} "
+        f"{interval('auc')} | {test.macro_auprc:.3f} {interval('auprc')} | {test.fmax:.3f} |"
+    )
     for model, auc in PUBLISHED.items():
-        print(f"| {model} (Strodthoff et al. 2021, full PTB-XL; test fold 10) | {auc} | not published | "
-              "not published |")
+        print(
+            f"| {model} (Strodthoff et al. 2021, full PTB-XL; test fold 10) | {auc} | not published | not published |"
+        )
     print()
     print("| class | n+ | AUC | AUPRC | ECE |")
     print("|---|---|---|---|---|")

@@ -34,21 +34,27 @@ def main() -> None:
     run = run_leads([args.data], args.work, subsets=parse_subsets(), config=config, n_shapley=60, n_bootstrap=200)
     wall = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(f"leads: {len(run.study.subsets)} models, {wall / 60:.1f} min wall, "
-          f"{(usage.ru_utime + usage.ru_stime) / 60:.1f} CPU-min")
+    print(
+        f"leads: {len(run.study.subsets)} models, {wall / 60:.1f} min wall, "
+        f"{(usage.ru_utime + usage.ru_stime) / 60:.1f} CPU-min"
+    )
     print("\n".join(run.lines()[:-1]))
     ranks = {r.class_name: r for r in run.study.rankings}
     print("\n| class | the study reads | ecglens rank of that lead | ecglens top 3 |\n|---|---|---|---|")
     for name, lead in STUDY_READINGS:
         if name in ranks:
-            print(f"| {name} ({ranks[name].n_records} records) | {lead} | {ranks[name].rank(lead)} of 12 | "
-                  f"{' '.join(ranks[name].order[:3])} |")
+            print(
+                f"| {name} ({ranks[name].n_records} records) | {lead} | {ranks[name].rank(lead)} of 12 | "
+                f"{' '.join(ranks[name].order[:3])} |"
+            )
         else:
             print(f"| {name} | {lead} | no validation record of the class | |")
     for g in run.study.greedy:  # chosen on validation; the test macro AUC is reported once
-        print(f"greedy {g.size}: {g.greedy_leads} validation / test macro AUC {g.greedy_val_macro_auc} / "
-              f"{g.greedy_macro_auc}; best measured on validation {g.best_measured} "
-              f"{g.best_measured_val_macro_auc} / {g.best_measured_macro_auc}")
+        print(
+            f"greedy {g.size}: {g.greedy_leads} validation / test macro AUC {g.greedy_val_macro_auc} / "
+            f"{g.greedy_macro_auc}; best measured on validation {g.best_measured} "
+            f"{g.best_measured_val_macro_auc} / {g.best_measured_macro_auc}"
+        )
 
 
 if __name__ == "__main__":

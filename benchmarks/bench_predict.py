@@ -39,8 +39,10 @@ def main() -> None:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, 12, 5000))
     flops = counter.get_total_flops()
-    print(f"fp32 matmul {ceiling / 1e9:.0f} GFLOP/s; ResNet-34 forward {flops / 1e9:.2f} GFLOP per 10-s 500 Hz record "
-          f"-> ceiling {ceiling / flops:.1f} records/s")
+    print(
+        f"fp32 matmul {ceiling / 1e9:.0f} GFLOP/s; ResNet-34 forward {flops / 1e9:.2f} GFLOP per 10-s 500 Hz record "
+        f"-> ceiling {ceiling / flops:.1f} records/s"
+    )
     with tempfile.TemporaryDirectory() as scratch:
         bundle = Path(scratch) / "bundle"
         save_bundle(bundle, model, default_meta(model.config, LEAD_NAMES, 500.0, LengthPolicy("crop", 10.0)))
@@ -60,8 +62,10 @@ def main() -> None:
                 start = time.perf_counter()
                 predictions, _ = predict_files(predictor, files, batch_size=batch, progress=False)
                 rate = len(predictions) / (time.perf_counter() - start)
-                print(f"{engine:5s} batch {batch:2d}: {rate:6.1f} records/s ({100 * rate * flops / ceiling:.0f} % of "
-                      f"the ceiling)")
+                print(
+                    f"{engine:5s} batch {batch:2d}: {rate:6.1f} records/s ({100 * rate * flops / ceiling:.0f} % of "
+                    f"the ceiling)"
+                )
 
 
 if __name__ == "__main__":

@@ -39,11 +39,14 @@ def _mean(values) -> float:
 
 def report(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    result = run_robustness(args.checkpoint, [args.data], args.split, args.n, default_suite(), device="cpu",
-                            progress=False)
+    result = run_robustness(
+        args.checkpoint, [args.data], args.split, args.n, default_suite(), device="cpu", progress=False
+    )
     seconds = time.perf_counter() - started
-    print(f"full robustness report: {result.n_records} {args.split} records at {result.sampling_rate_hz:g} Hz, "
-          f"{len(result.conditions)} conditions, {seconds:.0f} s ({seconds / 60:.1f} min)")
+    print(
+        f"full robustness report: {result.n_records} {args.split} records at {result.sampling_rate_hz:g} Hz, "
+        f"{len(result.conditions)} conditions, {seconds:.0f} s ({seconds / 60:.1f} min)"
+    )
     print(f"clean macro AUC {result.clean.macro_auc:.3f}")
     for family in ("noise", "faults", "filtered", "adversarial", "adversarial, then filtered"):
         rows = [c for c in result.conditions if c.family == family]
@@ -53,9 +56,12 @@ def report(args: argparse.Namespace) -> None:
             print(f"  {family:<11} {c.label:<42} macro AUC {auc}  decisions changed {changed} {c.note}")
     for spectrum in result.spectra:
         print(f"  {spectrum.label} at {spectrum.eps_uv:g} uV: {spectrum.share_above_40hz:.1%} of its power above 40 Hz")
-    print("flipping budget (smooth PGD), median read from the survival curve, all / decided + / decided -: "
-          + ", ".join(f"{f.name} {f.median_text()} / {f.median_text(True)} / {f.median_text(False)}"
-                      for f in result.flip_budgets))
+    print(
+        "flipping budget (smooth PGD), median read from the survival curve, all / decided + / decided -: "
+        + ", ".join(
+            f"{f.name} {f.median_text()} / {f.median_text(True)} / {f.median_text(False)}" for f in result.flip_budgets
+        )
+    )
     for reason in result.left_out:
         print(f"  left out: {reason}")
 
@@ -63,8 +69,11 @@ def report(args: argparse.Namespace) -> None:
 def defences(args: argparse.Namespace) -> None:
     work = Path(args.work)
     base = TrainConfig(model=args.model, epochs=args.epochs, lr=args.lr, split=SplitSpec(0, 7, 8), device="cpu")
-    variants = {"default": base, "augmented (noise, faults)": replace(base, augment=("noise", "faults")),
-                "adversarial (PGD 25 uV)": replace(base, adversarial="pgd:25")}
+    variants = {
+        "default": base,
+        "augmented (noise, faults)": replace(base, augment=("noise", "faults")),
+        "adversarial (PGD 25 uV)": replace(base, adversarial="pgd:25"),
+    }
     print(f"{args.model}, {args.epochs} epochs, lr {args.lr:g}, test fold 8; quick robustness suite")
     print("| training | train s | clean macro AUC | noise (mean) | faults (mean) | PGD 10 uV | PGD 50 uV |")
     print("|---|---|---|---|---|---|---|")
@@ -76,20 +85,47 @@ def defences(args: argparse.Namespace) -> None:
         if name == "seed 1":
             break
         trained = time.perf_counter() - started
-        robust = run_robustness(bundles[name], [args.data], "test", None, default_suite(quick=True),
-                                budgets_uv=(10.0, 50.0), n_flip=0, pgd_steps=10, attacks=("pgd",), device="cpu",
-                                progress=False)
+        robust = run_robustness(
+            bundles[name],
+            [args.data],
+            "test",
+            None,
+            default_suite(quick=True),
+            budgets_uv=(10.0, 50.0),
+            n_flip=0,
+            pgd_steps=10,
+            attacks=("pgd",),
+            device="cpu",
+            progress=False,
+        )
         by = {(c.kind, c.level): c.macro_auc for c in robust.conditions}
-        print(f"| {name} | {trained:.0f} | {robust.clean.macro_auc:.3f} | "
-              f"{_mean(c.macro_auc for c in robust.conditions if c.family == 'noise'):.3f} | "
-              f"{_mean(c.macro_auc for c in robust.conditions if c.family == 'faults'):.3f} | "
-              f"{by[('pgd', 10.0)]:.3f} | {by[('pgd', 50.0)]:.3f} |")
-    transfer = run_robustness(bundles["default"], [args.data], "test", None, (), budgets_uv=(10.0, 50.0), n_flip=0,
-                              pgd_steps=10, attacks=("pgd",), transfer_bundle=bundles["seed 1"], device="cpu",
-                              progress=False)
-    print("transfer (PGD made on the default model, seed 0; scored by the same training with seed 1): " + "; ".join(
-        f"{c.label}: macro AUC {c.macro_auc:.3f}" + ("" if c.changed is None else f", {c.changed:.0%} changed")
-        for c in transfer.transfer))
+        print(
+            f"| {name} | {trained:.0f} | {robust.clean.macro_auc:.3f} | "
+            f"{_mean(c.macro_auc for c in robust.conditions if c.family == 'noise'):.3f} | "
+            f"{_mean(c.macro_auc for c in robust.conditions if c.family == 'faults'):.3f} | "
+            f"{by[('pgd', 10.0)]:.3f} | {by[('pgd', 50.0)]:.3f} |"
+        )
+    transfer = run_robustness(
+        bundles["default"],
+        [args.data],
+        "test",
+        None,
+        (),
+        budgets_uv=(10.0, 50.0),
+        n_flip=0,
+        pgd_steps=10,
+        attacks=("pgd",),
+        transfer_bundle=bundles["seed 1"],
+        device="cpu",
+        progress=False,
+    )
+    print(
+        "transfer (PGD made on the default model, seed 0; scored by the same training with seed 1): "
+        + "; ".join(
+            f"{c.label}: macro AUC {c.macro_auc:.3f}" + ("" if c.changed is None else f", {c.changed:.0%} changed")
+            for c in transfer.transfer
+        )
+    )
 
 
 def main() -> None:

@@ -83,8 +83,9 @@ def main() -> None:
         bundle = Path(scratch) / "bundle"
         model = create_model("resnet34").eval()
         save_bundle(bundle, model, default_meta(model.config, LEAD_NAMES, 500.0, LengthPolicy("crop", 10.0)))
-        write_cohort(SynthConfig(n_records=args.n, sampling_rate_hz=500), Path(scratch) / "records", workers=1,
-                     progress=False)
+        write_cohort(
+            SynthConfig(n_records=args.n, sampling_rate_hz=500), Path(scratch) / "records", workers=1, progress=False
+        )
         files = find_record_files([Path(scratch) / "records"])
         predictor = load_bundle(bundle, "cpu")
         predict_files(predictor, files[:8], batch_size=32, progress=False)  # warm-up
@@ -94,17 +95,39 @@ def main() -> None:
         start = time.perf_counter()
         predict_files(predictor, files[:16], batch_size=1, progress=False)
         single_ms = 1000 * (time.perf_counter() - start) / 16
-        print(f"reference: ecglens predict (same machine, same run), batch 32: {reference:.1f} records/s; "
-              f"batch 1: {single_ms:.0f} ms per record")
+        print(
+            f"reference: ecglens predict (same machine, same run), batch 32: {reference:.1f} records/s; "
+            f"batch 1: {single_ms:.0f} ms per record"
+        )
         del predictor, model
-        payloads = [[("files", (f.name, f.read_bytes())), ("files", (f.with_suffix(".dat").name,
-                                                                      f.with_suffix(".dat").read_bytes()))]
-                    for f in files]
+        payloads = [
+            [
+                ("files", (f.name, f.read_bytes())),
+                ("files", (f.with_suffix(".dat").name, f.with_suffix(".dat").read_bytes())),
+            ]
+            for f in files
+        ]
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([sys.executable, "-m", "ecglens.cli", "serve", "--checkpoint", str(bundle),
-                                   "--port", str(port), "--device", "cpu", "--max-in-flight", "256"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ecglens.cli",
+                "serve",
+                "--checkpoint",
+                str(bundle),
+                "--port",
+                str(port),
+                "--device",
+                "cpu",
+                "--max-in-flight",
+                "256",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ),
+        )
         try:
             deadline = time.time() + 120
             while time.time() < deadline:
@@ -116,8 +139,10 @@ def main() -> None:
             asyncio.run(_clients(url, payloads, 1, 2.0, {}))  # warm-up
             rest = psutil.Process(server.pid).memory_info().rss
             print(f"server memory at rest (after warm-up): {rest / 2**20:.0f} MiB")
-            print(f"{'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-                  f"{'ratio':>6} {'failed':>6} {'peak MiB':>8}")
+            print(
+                f"{'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+                f"{'ratio':>6} {'failed':>6} {'peak MiB':>8}"
+            )
             for n_clients in (int(c) for c in args.clients.split(",")):
                 stop, peak = threading.Event(), [rest]
                 sampler = threading.Thread(target=_rss_sampler, args=(server.pid, stop, peak), daemon=True)
@@ -130,16 +155,22 @@ def main() -> None:
                 rate = len(latencies) / elapsed
                 p50, p95, p99 = (1000 * np.percentile(latencies, q) for q in (50, 95, 99))
                 failed = sum(status != 200 for status in statuses)
-                print(f"{n_clients:>7} {len(latencies):>8} {rate:>7.1f} {p50:>7.0f} {p95:>7.0f} {p99:>7.0f} "
-                      f"{rate / reference:>6.2f} {failed:>6} {peak[0] / 2**20:>8.0f}")
+                print(
+                    f"{n_clients:>7} {len(latencies):>8} {rate:>7.1f} {p50:>7.0f} {p95:>7.0f} {p99:>7.0f} "
+                    f"{rate / reference:>6.2f} {failed:>6} {peak[0] / 2**20:>8.0f}"
+                )
                 if n_clients == 1:
-                    print(f"        one request = {p50:.0f} ms at p50 against {single_ms:.0f} ms for the model "
-                          f"alone at batch 1: HTTP, upload parsing and reading cost {p50 - single_ms:.0f} ms")
+                    print(
+                        f"        one request = {p50:.0f} ms at p50 against {single_ms:.0f} ms for the model "
+                        f"alone at batch 1: HTTP, upload parsing and reading cost {p50 - single_ms:.0f} ms"
+                    )
             plain, _ = asyncio.run(_clients(url, payloads, 1, 10.0, {}))
             explained, statuses = asyncio.run(_clients(url, payloads, 1, 10.0, {"explain": "gradcam", "class": "AF"}))
             assert all(status == 200 for status in statuses)
-            print(f"Grad-CAM for one class adds {1000 * (np.median(explained) - np.median(plain)):.0f} ms per "
-                  f"10-s 500 Hz record (median {1000 * np.median(explained):.0f} vs {1000 * np.median(plain):.0f} ms)")
+            print(
+                f"Grad-CAM for one class adds {1000 * (np.median(explained) - np.median(plain)):.0f} ms per "
+                f"10-s 500 Hz record (median {1000 * np.median(explained):.0f} vs {1000 * np.median(plain):.0f} ms)"
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)

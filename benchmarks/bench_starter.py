@@ -42,16 +42,21 @@ def main() -> int:
     paths = []
     for i, spec in enumerate(manifest["sources"]):
         path = Path(args.work) / f"cache-{i}"
-        build_cache([parse_source(spec.format(d=DATA))], path, 100, manifest["label_profile"], progress=False,
-                    overwrite=True)
+        build_cache(
+            [parse_source(spec.format(d=DATA))], path, 100, manifest["label_profile"], progress=False, overwrite=True
+        )
         paths.append(path)
     report = evaluate_bundle(bundle, paths, n_bootstrap=args.bootstrap, device="cpu", retune=False)
     result, outside = report.combined, report.out_of_scope
     low, high = result.average_ci95.get("auc", (float("nan"), float("nan")))
-    print(f"{manifest['name']} on its test part: {result.n_records} records, of which {outside.n_records} out of "
-          f"scope (negatives for every class); thresholds: {report.threshold_origin.describe()}")
-    print(f"macro AUC {result.macro_auc:.3f} (95 % bootstrap {low:.3f}-{high:.3f}, {result.n_bootstrap} resamples)"
-          "   goal >= 0.93")
+    print(
+        f"{manifest['name']} on its test part: {result.n_records} records, of which {outside.n_records} out of "
+        f"scope (negatives for every class); thresholds: {report.threshold_origin.describe()}"
+    )
+    print(
+        f"macro AUC {result.macro_auc:.3f} (95 % bootstrap {low:.3f}-{high:.3f}, {result.n_bootstrap} resamples)"
+        "   goal >= 0.93"
+    )
     print("| class | test positives | AUC (95 %) | recall at the shipped threshold | decided |")
     print("|---|---|---|---|---|")
     unknown = dict(report.not_validated)
@@ -65,8 +70,10 @@ def main() -> int:
     rate = outside.false_normal
     snr = result.class_metrics("SNR")
     if rate is not None and rate[1] is not None:
-        print(f"false-normal rate: {rate[0]} of {outside.n_records} out-of-scope records called SNR = {rate[1]:.1%} "
-              f"(95 % Wilson {rate[2][0]:.1%}-{rate[2][1]:.1%})   goal <= 10 %")
+        print(
+            f"false-normal rate: {rate[0]} of {outside.n_records} out-of-scope records called SNR = {rate[1]:.1%} "
+            f"(95 % Wilson {rate[2][0]:.1%}-{rate[2][1]:.1%})   goal <= 10 %"
+        )
     print(f"SNR sensitivity at the shipped threshold: {snr.recall:.3f} ({snr.n_positive} SNR records)   goal >= 0.90")
     print(f"{time.perf_counter() - started:.0f} s")
     return 0

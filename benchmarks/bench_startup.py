@@ -61,11 +61,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         record = _record(args.record, Path(scratch))
         torch_s = _seconds([sys.executable, "-c", "import torch"], args.repeats)
-        rows = [("predict, one 10-s record", [ecglens, "-q", "predict", record, "--out", f"{scratch}/out"]),
-                ("models", [ecglens, "models"]),
-                ("--help", [ecglens, "--help"]),
-                ("data download --help", [ecglens, "data", "download", "--help"]),
-                ("data label-spaces", [ecglens, "data", "label-spaces"])]
+        rows = [
+            ("predict, one 10-s record", [ecglens, "-q", "predict", record, "--out", f"{scratch}/out"]),
+            ("models", [ecglens, "models"]),
+            ("--help", [ecglens, "--help"]),
+            ("data download --help", [ecglens, "data", "download", "--help"]),
+            ("data label-spaces", [ecglens, "data", "label-spaces"]),
+        ]
         measured = [(name, _seconds(argv, args.repeats)) for name, argv in rows]
     print(f"record: {record}; median of {args.repeats} runs each, one process at a time")
     print(f"{'command':<28} {'seconds':>8} {'x import torch':>15}  goal")

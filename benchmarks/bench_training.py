@@ -71,8 +71,10 @@ def throughput() -> None:
             optimizer.step()
         elapsed = (time.perf_counter() - start) / steps
         achieved = flops_per_sample * 32 / elapsed
-        print(f"{seconds:>2} s at {rate} Hz: {32 / elapsed:6.1f} samples/s, {flops_per_sample / 1e9:.2f} GFLOP/sample "
-              f"(fwd+bwd), {achieved / 1e9:.1f} GFLOP/s = {100 * achieved / ceiling:.0f} % of the matmul ceiling")
+        print(
+            f"{seconds:>2} s at {rate} Hz: {32 / elapsed:6.1f} samples/s, {flops_per_sample / 1e9:.2f} GFLOP/sample "
+            f"(fwd+bwd), {achieved / 1e9:.1f} GFLOP/s = {100 * achieved / ceiling:.0f} % of the matmul ceiling"
+        )
 
 
 def _step_rate(model, x, y, optimizer, scaler, device, amp: bool, steps: int) -> float:
@@ -116,7 +118,7 @@ def scale(device_name: str, batch_sizes: list[int]) -> None:
     flops = counter.get_total_flops()
     print(f"{name}: ResNet-34, 10 s at 500 Hz, {flops / 1e9:.2f} GFLOP/sample (fwd+bwd)")
     for batch in batch_sizes:
-        for amp in ((False, True) if device.type == "cuda" else (False,)):
+        for amp in (False, True) if device.type == "cuda" else (False,):
             model = create_model("resnet34").to(device)
             optimizer = torch.optim.Adam(model.parameters(), 1e-4)
             bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -142,14 +144,22 @@ def loader(root: str) -> None:
         cache = EcgCache(cache_path)
         items = [i for split in ("train", "val", "test") for i in split_caches([cache], SplitSpec(0, 7, 8))[split]]
         dataset = CacheDataset([cache], items, LengthPolicy("crop", 10.0), True, augmentation=Augmentation(0.5))
-        print(f"DataLoader alone: {len(dataset)} PTB-XL records at 500 Hz, 10-s crops + augmentation, batch 32, "
-              f"{len(os.sched_getaffinity(0))} cores")
+        print(
+            f"DataLoader alone: {len(dataset)} PTB-XL records at 500 Hz, 10-s crops + augmentation, batch 32, "
+            f"{len(os.sched_getaffinity(0))} cores"
+        )
         warnings.filterwarnings("ignore", message="This DataLoader will create")  # 4 workers on 2 cores: on purpose
         for workers in (0, 1, 2, 4):
             sampler = EpochSampler(RandomSampler(dataset, num_samples=4 * len(dataset)))
-            data = DataLoader(dataset, batch_size=32, sampler=sampler, num_workers=workers,
-                              pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
-                              prefetch_factor=4 if workers else None)
+            data = DataLoader(
+                dataset,
+                batch_size=32,
+                sampler=sampler,
+                num_workers=workers,
+                pin_memory=torch.cuda.is_available(),
+                persistent_workers=workers > 0,
+                prefetch_factor=4 if workers else None,
+            )
             next(iter(data))  # start the workers
             start = time.perf_counter()
             count = sum(len(x) for x, _ in data)
@@ -171,9 +181,11 @@ def policies(root: str, epochs: int) -> None:
             result = fit([cache], Path(scratch) / policy.name, config, progress=False)
             report = evaluate_bundle(result.best_bundle, [cache], n_bootstrap=0)
             curve = ", ".join(f"{row.val_macro_auc:.3f}" for row in result.log)
-            print(f"policy {policy.name:8s} ({policy.seconds:g} s): {result.seconds_per_epoch:.1f} s/epoch, "
-                  f"best epoch {result.best_epoch}, val macro AUC per epoch [{curve}], "
-                  f"test macro AUC {report.results[0].macro_auc:.3f} on {report.results[0].n_records} records")
+            print(
+                f"policy {policy.name:8s} ({policy.seconds:g} s): {result.seconds_per_epoch:.1f} s/epoch, "
+                f"best epoch {result.best_epoch}, val macro AUC per epoch [{curve}], "
+                f"test macro AUC {report.results[0].macro_auc:.3f} on {report.results[0].n_records} records"
+            )
 
 
 def main() -> None:

@@ -25,11 +25,26 @@ TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhyth
 # SCP statements that name exactly one PhysioNet/CinC Challenge 2021 scored class (its SNOMED-CT codes, with
 # the Challenge's equivalence pairs); every other statement has no scored counterpart.
 CHALLENGE = {
-    "SR": "426783006", "AFIB": "164889003", "AFLT": "164890007", "STACH": "427084000", "SBRAD": "426177001",
-    "SARRH": "427393009", "PACE": "10370003", "1AVB": "270492004", "CLBBB": "733534002|164909002",
-    "CRBBB": "713427006|59118001", "IRBBB": "713426002", "LAFB": "445118002", "IVCD": "698252002",
-    "PAC": "284470004|63593006", "PVC": "427172004|17338001", "LVOLT": "251146004", "QWAVE": "164917005",
-    "INVT": "59931005", "LNGQT": "111975006", "LPR": "164947007",
+    "SR": "426783006",
+    "AFIB": "164889003",
+    "AFLT": "164890007",
+    "STACH": "427084000",
+    "SBRAD": "426177001",
+    "SARRH": "427393009",
+    "PACE": "10370003",
+    "1AVB": "270492004",
+    "CLBBB": "733534002|164909002",
+    "CRBBB": "713427006|59118001",
+    "IRBBB": "713426002",
+    "LAFB": "445118002",
+    "IVCD": "698252002",
+    "PAC": "284470004|63593006",
+    "PVC": "427172004|17338001",
+    "LVOLT": "251146004",
+    "QWAVE": "164917005",
+    "INVT": "59931005",
+    "LNGQT": "111975006",
+    "LPR": "164947007",
 }
 
 

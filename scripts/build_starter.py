@@ -44,24 +44,35 @@ from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ECGLENS_DATA", REPO.parent / "shared" / "data"))
-SOURCES = ("ptbxl=ptbxl100:{d}/ptb-xl", "cpsc2018=cpsc2018:{d}/cpsc2018", "cpsc2018=challenge:{d}/challenge/cpsc2018",
-           "cpsc2018-extra=challenge:{d}/challenge/cpsc2018-extra", "ptb-xl=challenge:{d}/challenge/ptb-xl",
-           "ptb=challenge:{d}/challenge/ptb")
+SOURCES = (
+    "ptbxl=ptbxl100:{d}/ptb-xl",
+    "cpsc2018=cpsc2018:{d}/cpsc2018",
+    "cpsc2018=challenge:{d}/challenge/cpsc2018",
+    "cpsc2018-extra=challenge:{d}/challenge/cpsc2018-extra",
+    "ptb-xl=challenge:{d}/challenge/ptb-xl",
+    "ptb=challenge:{d}/challenge/ptb",
+)
 EXTERNAL = "ludb=challenge:{d}/ludb/data"
 """LUDB: never trained on; scored whole as the cross-dataset estimate (its diagnoses mapped by ``ludb.csv``)."""
-REFERENCE_RECORDS = ("ptb-xl/records100/00000/00004_lr.hea", "challenge/cpsc2018/A0001.hea",
-                     "challenge/cpsc2018-extra/Q0001.hea")
+REFERENCE_RECORDS = (
+    "ptb-xl/records100/00000/00004_lr.hea",
+    "challenge/cpsc2018/A0001.hea",
+    "challenge/cpsc2018-extra/Q0001.hea",
+)
 NAME = "ecglens-starter-2"
 BACKGROUND_RECORDS = 32
-LICENCES = ("PTB-XL 1.0.3 (Wagner et al. 2020, PhysioNet): CC BY 4.0", "PhysioNet/CinC Challenge 2020/2021 training "
-            "data (Perez Alday et al. 2020; Reyna et al. 2021): CC BY 4.0", "CPSC 2018 (Liu et al. 2018): free for "
-            "research use")
+LICENCES = (
+    "PTB-XL 1.0.3 (Wagner et al. 2020, PhysioNet): CC BY 4.0",
+    "PhysioNet/CinC Challenge 2020/2021 training data (Perez Alday et al. 2020; Reyna et al. 2021): CC BY 4.0",
+    "CPSC 2018 (Liu et al. 2018): free for research use",
+)
 
 
 def build(args: argparse.Namespace) -> dict:
-    from ecglens.bundle import load_model, read_meta, save_ensemble
-    from ecglens.cache import EcgCache, build_cache
+    from ecglens.bundle.meta import read_meta
+    from ecglens.bundle.weights import load_model, save_ensemble
     from ecglens.data import CacheDataset, SplitSpec, split_caches
+    from ecglens.data.cache import EcgCache, build_cache
     from ecglens.io import parse_source
     from ecglens.metrics import brier_scores, evaluate_predictions, expected_calibration_error
     from ecglens.preprocess import LengthPolicy
@@ -75,13 +86,24 @@ def build(args: argparse.Namespace) -> dict:
     if work.exists() and not args.keep_work:
         shutil.rmtree(work)
     sources = [parse_source(spec.format(d=DATA)) for spec in (args.sources or SOURCES)]
-    reports = [build_cache([source], work / f"cache-{i}", 100, args.label_profile, workers=args.threads,
-                           progress=False) for i, source in enumerate(sources)]
+    reports = [
+        build_cache([source], work / f"cache-{i}", 100, args.label_profile, workers=args.threads, progress=False)
+        for i, source in enumerate(sources)
+    ]
     caches = [EcgCache(work / f"cache-{i}") for i in range(len(sources))]
     paths = [cache.path for cache in caches]
     split = SplitSpec(args.seed, 7, 8)
-    config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=32, lr=args.lr, seed=args.seed,
-                         policy=LengthPolicy("crop", 10.0), split=split, device="cpu", workers=0)
+    config = TrainConfig(
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=32,
+        lr=args.lr,
+        seed=args.seed,
+        policy=LengthPolicy("crop", 10.0),
+        split=split,
+        device="cpu",
+        workers=0,
+    )
     runs = []
     for seed in range(args.seed, args.seed + args.members):
         run = work / f"run-seed{seed}"
@@ -96,8 +118,14 @@ def build(args: argparse.Namespace) -> dict:
     splits = split_caches(caches, split, label_map=read_meta(runs[0].best_bundle).label_map)
     external = None
     if (DATA / "ludb" / "data").is_dir() and not args.sources:
-        build_cache([parse_source(EXTERNAL.format(d=DATA))], work / "external-ludb", 100, args.label_profile,
-                    workers=args.threads, progress=False)
+        build_cache(
+            [parse_source(EXTERNAL.format(d=DATA))],
+            work / "external-ludb",
+            100,
+            args.label_profile,
+            workers=args.threads,
+            progress=False,
+        )
         external = work / "external-ludb"
     scores = {}
     for name, bundle in candidates.items():
@@ -106,21 +134,39 @@ def build(args: argparse.Namespace) -> dict:
         y_val, p_val = predict_dataset(model, dataset, 64, "cpu")
         val = evaluate_predictions(y_val, p_val, np.asarray(meta.thresholds), "val", meta.class_names, n_bootstrap=0)
         test = evaluate_bundle(bundle, paths, n_bootstrap=args.bootstrap, device="cpu", retune=False)
-        scores[name] = {"bundle": bundle, "val_macro_auc": val.macro_auc, "test": test, "external": None if external
-                        is None else evaluate_bundle(bundle, [external], n_bootstrap=args.bootstrap, device="cpu",
-                                                     external=True)}
+        scores[name] = {
+            "bundle": bundle,
+            "val_macro_auc": val.macro_auc,
+            "test": test,
+            "external": None
+            if external is None
+            else evaluate_bundle(bundle, [external], n_bootstrap=args.bootstrap, device="cpu", external=True),
+        }
     chosen = max(scores, key=lambda n: (round(scores[n]["val_macro_auc"], 4), -list(scores).index(n)))
     bundle = scores[chosen]["bundle"]
     model, model_meta = load_model(bundle)
     dataset = CacheDataset(caches, splits.test, config.policy, False, label_map=model_meta.label_map)
     y_test, p_test = predict_dataset(model, dataset, 64, "cpu")
-    return {"sources": list(args.sources or SOURCES), "label_profile": args.label_profile, "bundle": bundle,
-            "caches": caches, "meta": model_meta, "evaluation": scores[chosen]["test"], "chosen": chosen,
-            "candidates": scores, "calibration": model_meta.metrics["calibration"],
-            "test_ece": expected_calibration_error(y_test, p_test).tolist(),
-            "test_brier": brier_scores(y_test, p_test).tolist(), "counts": _counts(splits, model_meta.class_names),
-            "splits": splits, "cache_reports": reports, "runs": runs, "config": config,
-            "normal_sensitivity": args.normal_sensitivity, "seconds": time.perf_counter() - started}
+    return {
+        "sources": list(args.sources or SOURCES),
+        "label_profile": args.label_profile,
+        "bundle": bundle,
+        "caches": caches,
+        "meta": model_meta,
+        "evaluation": scores[chosen]["test"],
+        "chosen": chosen,
+        "candidates": scores,
+        "calibration": model_meta.metrics["calibration"],
+        "test_ece": expected_calibration_error(y_test, p_test).tolist(),
+        "test_brier": brier_scores(y_test, p_test).tolist(),
+        "counts": _counts(splits, model_meta.class_names),
+        "splits": splits,
+        "cache_reports": reports,
+        "runs": runs,
+        "config": config,
+        "normal_sensitivity": args.normal_sensitivity,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def _counts(splits, class_names) -> dict:
@@ -130,9 +176,12 @@ def _counts(splits, class_names) -> dict:
     for name in ("train", "val", "test"):
         rows = table[table["split"] == name]
         classes = rows["classes"].fillna("").str.split(";")
-        out[name] = {"records": len(rows), "by_dataset": rows["dataset"].value_counts().sort_index().to_dict(),
-                     "out_of_scope": splits.out_of_scope(name),
-                     "positives": {c: int(classes.map(lambda cs, c=c: c in cs).sum()) for c in class_names}}
+        out[name] = {
+            "records": len(rows),
+            "by_dataset": rows["dataset"].value_counts().sort_index().to_dict(),
+            "out_of_scope": splits.out_of_scope(name),
+            "positives": {c: int(classes.map(lambda cs, c=c: c in cs).sum()) for c in class_names},
+        }
     out["duplicates"] = int((table["split"] == "duplicate").sum())
     out["unlabelled"] = int((table["scope"] == "unlabelled").sum())
     return out
@@ -140,7 +189,7 @@ def _counts(splits, class_names) -> dict:
 
 def package(built: dict, out: Path) -> dict:
     """Write the package files: fp16 weights, bundle.json, starter.json; returns the manifest."""
-    from ecglens.bundle import META_FILE, STARTER_MANIFEST, WEIGHTS_FILE
+    from ecglens.bundle.meta import META_FILE, STARTER_MANIFEST, WEIGHTS_FILE
     from ecglens.explain.inputs import save_background, training_background
     from ecglens.predict import Predictor
 
@@ -154,20 +203,34 @@ def package(built: dict, out: Path) -> dict:
     background = training_background(built["caches"], built["meta"], BACKGROUND_RECORDS, built["config"].seed)
     save_background(background, out, int(built["config"].policy.window(100)))  # SHAP without the training cache
     digest = hashlib.sha256((out / WEIGHTS_FILE).read_bytes()).hexdigest()
-    manifest = {"name": NAME, "weights_sha256": digest, "weights_dtype": "float16",
-                "weights_bytes": (out / WEIGHTS_FILE).stat().st_size,
-                "summary": f"{_architecture(built['meta'])}, 9 CPSC classes, 100 Hz, trained on "
-                           f"{built['counts']['train']['records']:,} real ECGs of the PTB-XL and CPSC 2018 samples",
-                "notice": "research use only, not for clinical decisions", "licences": list(LICENCES),
-                "sources": list(built["sources"]), "label_profile": built["label_profile"],
-                "counts": built["counts"], "build": {
-                    "command": "python scripts/build_starter.py", "seconds": round(built["seconds"], 1),
-                    "epochs": built["config"].epochs, "lr": built["config"].lr, "seed": built["config"].seed,
-                    "members": built["meta"].model.members, "chosen": built["chosen"],
-                    "best_epochs": [r.best_epoch for r in built["runs"]], "threads": torch.get_num_threads(),
-                    "train_seconds": round(sum(row.seconds for r in built["runs"] for row in r.log), 1),
-                    "cpu": platform.processor() or platform.machine(), "torch": torch.__version__},
-                "reference_predictions": []}
+    manifest = {
+        "name": NAME,
+        "weights_sha256": digest,
+        "weights_dtype": "float16",
+        "weights_bytes": (out / WEIGHTS_FILE).stat().st_size,
+        "summary": f"{_architecture(built['meta'])}, 9 CPSC classes, 100 Hz, trained on "
+        f"{built['counts']['train']['records']:,} real ECGs of the PTB-XL and CPSC 2018 samples",
+        "notice": "research use only, not for clinical decisions",
+        "licences": list(LICENCES),
+        "sources": list(built["sources"]),
+        "label_profile": built["label_profile"],
+        "counts": built["counts"],
+        "build": {
+            "command": "python scripts/build_starter.py",
+            "seconds": round(built["seconds"], 1),
+            "epochs": built["config"].epochs,
+            "lr": built["config"].lr,
+            "seed": built["config"].seed,
+            "members": built["meta"].model.members,
+            "chosen": built["chosen"],
+            "best_epochs": [r.best_epoch for r in built["runs"]],
+            "threads": torch.get_num_threads(),
+            "train_seconds": round(sum(row.seconds for r in built["runs"] for row in r.log), 1),
+            "cpu": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+        },
+        "reference_predictions": [],
+    }
     (out / STARTER_MANIFEST).write_text(json.dumps(manifest, indent=2))
     predictor = Predictor(out, "cpu")  # the fp16 file as users load it
     from ecglens.io import read_record
@@ -176,8 +239,13 @@ def package(built: dict, out: Path) -> dict:
         path = DATA / relative
         if path.is_file():
             (scored,) = predictor.score_records([read_record(path)])
-            manifest["reference_predictions"].append({"record": relative, "probabilities": [
-                float(p) for p in scored.probabilities], "decisions": list(scored.prediction.decisions)})
+            manifest["reference_predictions"].append(
+                {
+                    "record": relative,
+                    "probabilities": [float(p) for p in scored.probabilities],
+                    "decisions": list(scored.prediction.decisions),
+                }
+            )
     (out / STARTER_MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 
@@ -207,14 +275,17 @@ def _external(built: dict) -> str:
         return "### Cross-dataset\nNot measured: LUDB was not found beside the sources."
     result, outside = report.combined, report.out_of_scope
     low, high = result.average_ci95.get("auc", (float("nan"), float("nan")))
-    rows = [f"| {m.name} | {m.n_positive} | {_cell(m.auc, m.ci95.get('auc'))} | {_cell(m.recall, m.ci95.get('recall'))} |"
-            for m in result.per_class if m.n_positive]
+    rows = [
+        f"| {m.name} | {m.n_positive} | {_cell(m.auc, m.ci95.get('auc'))} | {_cell(m.recall, m.ci95.get('recall'))} |"
+        for m in result.per_class
+        if m.n_positive
+    ]
     return f"""### Cross-dataset: LUDB, never seen
 Every shared source but LUDB is in training, so LUDB (Lobachevsky University, Nizhny Novgorod; 100 records
 here, 500 Hz read at 100 Hz) is the external test: its cardiologists' diagnoses mapped by `ludb.csv`, every
 record scored at the shipped thresholds. {result.n_records} records, {outside.n_records} of them out of scope.
 Macro AUC {result.macro_auc:.3f} ({low:.3f}-{high:.3f}) over the classes with positives; false-normal rate
-{_rate(outside.false_normal)}; SNR sensitivity {_cell(result.class_metrics('SNR').recall)}.
+{_rate(outside.false_normal)}; SNR sensitivity {_cell(result.class_metrics("SNR").recall)}.
 
 | class | LUDB positives | AUC | recall at the threshold |
 |---|---|---|---|
@@ -233,12 +304,16 @@ def model_card(built: dict, manifest: dict) -> str:
     rows = []
     for i, m in enumerate(combined.per_class):
         decided = "never: not validated" if m.name in unknown else "yes"
-        rows.append(f"| {m.name} | {counts['train']['positives'][m.name]} | {counts['val']['positives'][m.name]} | "
-                    f"{m.n_positive} | {_cell(m.auc, m.ci95.get('auc'))} | {_cell(m.recall, m.ci95.get('recall'))} | "
-                    f"{_cell(m.f1, m.ci95.get('f1'))} | {meta.thresholds[i]:.3f} | {meta.temperatures[i]:.2f} | "
-                    f"{built['test_ece'][i]:.3f} | {decided} | {'; '.join(m.flags)} |")
+        rows.append(
+            f"| {m.name} | {counts['train']['positives'][m.name]} | {counts['val']['positives'][m.name]} | "
+            f"{m.n_positive} | {_cell(m.auc, m.ci95.get('auc'))} | {_cell(m.recall, m.ci95.get('recall'))} | "
+            f"{_cell(m.f1, m.ci95.get('f1'))} | {meta.thresholds[i]:.3f} | {meta.temperatures[i]:.2f} | "
+            f"{built['test_ece'][i]:.3f} | {decided} | {'; '.join(m.flags)} |"
+        )
+
     def by(split: str) -> str:
         return ", ".join(f"{d} {n:,}" for d, n in counts[split]["by_dataset"].items())
+
     auc_low, auc_high = combined.average_ci95.get("auc", (float("nan"), float("nan")))
     rate = outside.false_normal
     snr = combined.class_metrics("SNR")
@@ -248,12 +323,20 @@ def model_card(built: dict, manifest: dict) -> str:
         test_rate = test.out_of_scope.false_normal
         mark = "**" if name == built["chosen"] else ""
         ludb = score["external"]
-        tried.append(f"| {mark}{name}{mark} | {mark}{score['val_macro_auc']:.3f}{mark} | {test.combined.macro_auc:.3f} | "
-                     f"{_rate(test_rate)} | " + ("n/a" if ludb is None else f"{ludb.combined.macro_auc:.3f}, "
-                                                f"{_rate(ludb.out_of_scope.false_normal)}") + " |")
+        tried.append(
+            f"| {mark}{name}{mark} | {mark}{score['val_macro_auc']:.3f}{mark} | {test.combined.macro_auc:.3f} | "
+            f"{_rate(test_rate)} | "
+            + ("n/a" if ludb is None else f"{ludb.combined.macro_auc:.3f}, {_rate(ludb.out_of_scope.false_normal)}")
+            + " |"
+        )
     twins = built["splits"].twins
-    twin_lines = "; ".join(f"{r.recording}: {r.kept} {r.kept_classes or 'none'} vs {r.other} "
-                           f"{r.other_classes or 'none'}" for r in twins.itertuples()) or "none"
+    twin_lines = (
+        "; ".join(
+            f"{r.recording}: {r.kept} {r.kept_classes or 'none'} vs {r.other} {r.other_classes or 'none'}"
+            for r in twins.itertuples()
+        )
+        or "none"
+    )
     notes = " ".join(built["splits"].notes)
     calibration = built["calibration"]
     goal_auc = "reached" if combined.macro_auc >= 0.93 else "not reached"
@@ -266,23 +349,27 @@ this card. **Research and education only; not for clinical decisions.** Every nu
 `python scripts/build_starter.py`, which wrote this card.
 
 ## Model
-- {_architecture(meta)}: 12 leads, 9 outputs ({', '.join(meta.class_names)}).{
-    " One bundle: the networks are fused into one grouped network whose output is their mean logit, so"
-    " Grad-CAM, SHAP and ONNX see one model, and `predict` reports the members' spread per class."
-    if meta.model.members > 1 else ""}
+- {_architecture(meta)}: 12 leads, 9 outputs ({", ".join(meta.class_names)}).{
+        " One bundle: the networks are fused into one grouped network whose output is their mean logit, so"
+        " Grad-CAM, SHAP and ONNX see one model, and `predict` reports the members' spread per class."
+        if meta.model.members > 1
+        else ""
+    }
 - Input: 100 Hz, every record scored whole (10-s random crops in training). 100 Hz because the 500 Hz
   files cover only a third of the shared PTB-XL sample, and 100 Hz trains five times faster on a CPU;
   the PTB-XL benchmark (Strodthoff et al. 2021) also reports its models at 100 Hz.
-- Weights in fp16 safetensors ({manifest['weights_bytes'] / 1e6:.0f} MB), SHA-256 `{manifest['weights_sha256']}`
+- Weights in fp16 safetensors ({manifest["weights_bytes"] / 1e6:.0f} MB), SHA-256 `{manifest["weights_sha256"]}`
   (checked when loaded).
 - Probabilities calibrated by per-class temperature scaling on validation. Thresholds: {meta.threshold_origin.method}
   ({meta.threshold_origin.n_records} validation records).
 - **Classes the model cannot know are never decided**: a class with fewer than 20 training or 5 validation
   positives is *not validated*; `predict`, `serve` and reports show its probability, greyed, and never a
-  decision. Here: {', '.join(unknown) or 'none'}.
+  decision. Here: {", ".join(unknown) or "none"}.
 
 ## Data
-Every labelled real record in `../shared/data`, label profile `{built['label_profile']}` (a statement maps to a class only
+Every labelled real record in `../shared/data`, label profile `{
+        built["label_profile"]
+    }` (a statement maps to a class only
 when it names the same diagnosis; SNR means a normal ECG: PTB-XL's NORM, or SNOMED sinus rhythm, with no
 other finding beside it but sinus rate variants), read at 100 Hz: PTB-XL 1.0.3 native sample (strat_fold
 1-8), CPSC 2018 original and in the Challenge's form, CPSC-Extra, the Challenge's PTB-XL and PTB.
@@ -290,21 +377,25 @@ other finding beside it but sinus rate variants), read at 100 Hz: PTB-XL 1.0.3 n
 - **Records outside the nine classes are kept, as negatives for every class**: their statements name
   none of the classes (myocardial infarction, LVH, fascicular blocks, incomplete RBBB, T-wave changes,
   ...). The model learns that they are not normal, and the test part measures how often it calls them so
-  (the out-of-scope table below). {counts['unlabelled']} records without statements were left out.
-- {counts['duplicates']} recordings are held twice (the Challenge's `HR` files of native PTB-XL records); each is used
+  (the out-of-scope table below). {counts["unlabelled"]} records without statements were left out.
+- {counts["duplicates"]} recordings are held twice (the Challenge's `HR` files of native PTB-XL records); each is used
   once, from the native files, in the native record's split. Copies whose classes differ: {twin_lines}.
 - PTB-XL is split by patient (its strat_fold). {notes}
 
 | split | records | of which out of scope | by dataset |
 |---|---|---|---|
-| train | {counts['train']['records']:,} | {counts['train']['out_of_scope']} | {by('train')} |
-| validation (best epoch, temperatures, thresholds, the choice below) | {counts['val']['records']:,} | {counts['val']['out_of_scope']} | {by('val')} |
-| test (never seen by training or tuning) | {counts['test']['records']:,} | {counts['test']['out_of_scope']} | {by('test')} |
+| train | {counts["train"]["records"]:,} | {counts["train"]["out_of_scope"]} | {by("train")} |
+| validation (best epoch, temperatures, thresholds, the choice below) | {counts["val"]["records"]:,} | {
+        counts["val"]["out_of_scope"]
+    } | {by("val")} |
+| test (never seen by training or tuning) | {counts["test"]["records"]:,} | {counts["test"]["out_of_scope"]} | {
+        by("test")
+    } |
 
 Splits were fixed before training: PTB-XL's strat_fold 7 (validation) and 8 (test); datasets without folds
 got seeded folds, 7 and 8 likewise.
 
-Licences and attribution: {'; '.join(LICENCES)}.
+Licences and attribution: {"; ".join(LICENCES)}.
 
 ## Metrics on the test part
 {combined.n_records} records (out-of-scope ones as negatives); 95 % intervals in brackets (bootstrap,
@@ -312,7 +403,7 @@ Licences and attribution: {'; '.join(LICENCES)}.
 over 15 bins on the test part, after calibration. A class with few test positives has wide intervals and a flag.
 
 **Macro AUC {combined.macro_auc:.3f} ({auc_low:.3f}-{auc_high:.3f})** over the classes with test positives
-(goal >= 0.93: {goal_auc}); macro F1 {combined.average.get('f1') or 0:.3f}.
+(goal >= 0.93: {goal_auc}); macro F1 {combined.average.get("f1") or 0:.3f}.
 
 | class | train positives | val positives | test positives | AUC | recall at the threshold | F1 at the threshold | threshold | temperature | ECE | decided | flags |
 |---|---|---|---|---|---|---|---|---|---|---|---|
@@ -325,14 +416,14 @@ over 15 bins on the test part, after calibration. A class with few test positive
 most 10 % with sensitivity at least 0.90: {goal_rate}).
 
 Calibration on validation (in-sample: the temperatures were fitted there): mean ECE
-{calibration['mean_ece_before']:.3f} before and {calibration['mean_ece_after']:.3f} after.
+{calibration["mean_ece_before"]:.3f} before and {calibration["mean_ece_after"]:.3f} after.
 
 {_external(built)}
 
-Built on a 2-core CPU ({build['threads']} threads, torch {build['torch']}): {build['train_seconds'] / 60:.0f} min of
-training ({build['epochs']} epochs per network, lr {build['lr']:g}, seeds from {build['seed']}, best epochs
-{', '.join(map(str, build['best_epochs']))}; the epochs' times from the runs' logs), and
-{build['seconds'] / 60:.0f} min for the invocation that wrote this card (with `--keep-work` it reuses the
+Built on a 2-core CPU ({build["threads"]} threads, torch {build["torch"]}): {build["train_seconds"] / 60:.0f} min of
+training ({build["epochs"]} epochs per network, lr {build["lr"]:g}, seeds from {build["seed"]}, best epochs
+{", ".join(map(str, build["best_epochs"]))}; the epochs' times from the runs' logs), and
+{build["seconds"] / 60:.0f} min for the invocation that wrote this card (with `--keep-work` it reuses the
 finished runs and repeats the rest).
 
 ## What was tried, and how it was chosen
@@ -354,7 +445,7 @@ classes leave out; the PTB-XL benchmark's xresnet1d101 and inception1d; 500 Hz i
 held-out set of the wave delineation checks).
 
 ## Limitations
-- About {counts['train']['records']:,} training records: a small fraction of PTB-XL (21,799) and CPSC 2018 (6,877).
+- About {counts["train"]["records"]:,} training records: a small fraction of PTB-XL (21,799) and CPSC 2018 (6,877).
 - The populations and devices of two databases (German and Chinese hospitals); nothing is known about
   other populations, devices or filters.
 - Classes with few positives are barely learned (see the table); the not-validated ones are never decided.
@@ -379,14 +470,25 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--label-profile", default="strict")
-    parser.add_argument("--members", type=int, default=2,
-                        help="networks trained (seeds --seed, --seed + 1, ...); candidates: the first alone and "
-                             "their ensemble (2 by default: a 3-member fp16 ensemble is about 100 MB, PyPI's file "
-                             "limit)")
-    parser.add_argument("--normal-sensitivity", type=float, default=0.90,
-                        help="SNR's threshold: the highest with this validation sensitivity")
-    parser.add_argument("--keep-work", action="store_true",
-                        help="reuse the caches and finish (or reuse) the training run already in --work")
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=2,
+        help="networks trained (seeds --seed, --seed + 1, ...); candidates: the first alone and "
+        "their ensemble (2 by default: a 3-member fp16 ensemble is about 100 MB, PyPI's file "
+        "limit)",
+    )
+    parser.add_argument(
+        "--normal-sensitivity",
+        type=float,
+        default=0.90,
+        help="SNR's threshold: the highest with this validation sensitivity",
+    )
+    parser.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="reuse the caches and finish (or reuse) the training run already in --work",
+    )
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"error: no shared data at {DATA} (set ECGLENS_DATA)", file=sys.stderr)
@@ -397,9 +499,11 @@ def main() -> int:
     (Path(args.out) / "MODEL_CARD.md").write_text(card)
     Path(args.card).write_text(card)
     rate = built["evaluation"].out_of_scope.false_normal
-    print(f"{NAME}: {built['chosen']}; test macro AUC {built['evaluation'].combined.macro_auc:.3f} on "
-          f"{built['evaluation'].combined.n_records} records, false-normal rate {_rate(rate)}; built in "
-          f"{built['seconds']:.0f} s; wrote {args.out}")
+    print(
+        f"{NAME}: {built['chosen']}; test macro AUC {built['evaluation'].combined.macro_auc:.3f} on "
+        f"{built['evaluation'].combined.n_records} records, false-normal rate {_rate(rate)}; built in "
+        f"{built['seconds']:.0f} s; wrote {args.out}"
+    )
     return 0
 
 

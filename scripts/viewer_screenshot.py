@@ -33,8 +33,11 @@ def main() -> None:
     from ecglens.serve import ServeConfig, create_app
     from test_browser import FLAGS
 
-    server = RunningServer(create_app(ServeConfig(args.bundle, "cpu", background_caches=tuple(args.background),
-                                                  examples_root=args.examples)))
+    server = RunningServer(
+        create_app(
+            ServeConfig(args.bundle, "cpu", background_caches=tuple(args.background), examples_root=args.examples)
+        )
+    )
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=FLAGS)

@@ -47,18 +47,38 @@ def known_signal(n_samples: int = 1000, n_leads: int = 12, seed: int = 0) -> np.
     return np.round(signal, 3)
 
 
-def write_wfdb(directory: Path, name: str, signal: np.ndarray, fs: float = 500, comments=(),
-               lead_names=LEAD_NAMES) -> Path:
+def write_wfdb(
+    directory: Path, name: str, signal: np.ndarray, fs: float = 500, comments=(), lead_names=LEAD_NAMES
+) -> Path:
     """Write a WFDB record with wfdb.wrsamp (format 16, gain 1000/mV)."""
-    wfdb.wrsamp(name, fs=fs, units=["mV"] * len(lead_names), sig_name=list(lead_names), p_signal=signal.T,
-                fmt=["16"] * len(lead_names), adc_gain=[1000.0] * len(lead_names), baseline=[0] * len(lead_names),
-                comments=list(comments), write_dir=str(directory))
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"] * len(lead_names),
+        sig_name=list(lead_names),
+        p_signal=signal.T,
+        fmt=["16"] * len(lead_names),
+        adc_gain=[1000.0] * len(lead_names),
+        baseline=[0] * len(lead_names),
+        comments=list(comments),
+        write_dir=str(directory),
+    )
     return directory / f"{name}.hea"
 
 
-def write_challenge_mat(directory: Path, name: str, signal: np.ndarray, fs: int = 500, dx: str = "164889003",
-                        age: str = "60", sex: str = "Male", lead_names=LEAD_NAMES, extension_in_name: bool = False,
-                        gain: float = 1000.0, baseline: int = 0) -> Path:
+def write_challenge_mat(
+    directory: Path,
+    name: str,
+    signal: np.ndarray,
+    fs: int = 500,
+    dx: str = "164889003",
+    age: str = "60",
+    sex: str = "Male",
+    lead_names=LEAD_NAMES,
+    extension_in_name: bool = False,
+    gain: float = 1000.0,
+    baseline: int = 0,
+) -> Path:
     """Write a Challenge-style record: MAT v4 'val' int16 matrix plus a hand-written header."""
     values = np.round(signal * gain + baseline).astype(np.int16)
     scipy.io.savemat(directory / f"{name}.mat", {"val": values}, format="4")
@@ -114,12 +134,14 @@ class TinyRun:
         self.data = root / "data"
         self.data.mkdir()
         for i in range(24):
-            write_challenge_mat(self.data, f"R{i:02d}", known_signal(1000, seed=i),
-                                dx="164889003" if i % 2 else "426783006")
+            write_challenge_mat(
+                self.data, f"R{i:02d}", known_signal(1000, seed=i), dx="164889003" if i % 2 else "426783006"
+            )
         self.cache = root / "cache"
         build_cache([parse_source(f"challenge:{self.data}")], self.cache, 250, workers=1, progress=False)
-        result = fit([self.cache], root / "run", TrainConfig(model="resnet_tiny", epochs=1, batch_size=8),
-                     progress=False)
+        result = fit(
+            [self.cache], root / "run", TrainConfig(model="resnet_tiny", epochs=1, batch_size=8), progress=False
+        )
         self.bundle = result.best_bundle
 
 

@@ -23,8 +23,7 @@ import scipy.io
 
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 RATE, N = 500, 2500
-BAD_NUMBERS = {"nan": "nan", "inf": "inf", "minf": "-inf", "neg": "-5", "huge": "1e12", "tiny": "1e-9",
-               "text": "abc"}
+BAD_NUMBERS = {"nan": "nan", "inf": "inf", "minf": "-inf", "neg": "-5", "huge": "1e12", "tiny": "1e-9", "text": "abc"}
 
 
 @dataclass(frozen=True)
@@ -42,9 +41,19 @@ def _signal(seed: int = 0) -> np.ndarray:
     return (0.8 * np.sin(2 * np.pi * 1.2 * t)[None] + rng.normal(0, 0.05, (12, N))).astype(np.float64)
 
 
-def _header(name: str, rate: str = str(RATE), n: str = str(N), gain: str = "1000", adc_zero: str = "0",
-            baseline: str = "0", file: str | None = None, leads=LEADS, fmt: str = "16", dx: str = "426783006",
-            n_signals: str | None = None) -> str:
+def _header(
+    name: str,
+    rate: str = str(RATE),
+    n: str = str(N),
+    gain: str = "1000",
+    adc_zero: str = "0",
+    baseline: str = "0",
+    file: str | None = None,
+    leads=LEADS,
+    fmt: str = "16",
+    dx: str = "426783006",
+    n_signals: str | None = None,
+) -> str:
     file = file or f"{name}.dat"
     lines = [f"{name} {n_signals or len(leads)} {rate} {n}"]
     for i, lead in enumerate(leads):
@@ -87,8 +96,10 @@ def _files(root: Path) -> list[Case]:
         "escape_dat": (_header("escape_dat", file="../escape_dat.dat"), good),
         "absolute_dat": (_header("absolute_dat", file="/etc/hostname"), good),
         # every lead present, and lead I twice with different data: which copy is lead I is unknowable
-        "duplicate_lead": (_header("duplicate_lead", leads=(*LEADS, "I")),
-                           _dat(np.vstack([_signal(), _signal(9)[:1]]))),
+        "duplicate_lead": (
+            _header("duplicate_lead", leads=(*LEADS, "I")),
+            _dat(np.vstack([_signal(), _signal(9)[:1]])),
+        ),
         "no_signals": (_header("no_signals", n_signals="0"), good),
         "many_signals": (_header("many_signals", n_signals="100000"), good),
         "empty_header": ("", good),
@@ -178,8 +189,9 @@ def _array_cases(d: Path) -> list[Case]:
         "csv_binary": "\x00\x01\x02\xff",
     }
     for name, text in texts.items():
-        (d / f"{name}.csv").write_text(text, errors="surrogateescape") if "\xff" not in text else \
-            (d / f"{name}.csv").write_bytes(text.encode("latin-1"))
+        (d / f"{name}.csv").write_text(text, errors="surrogateescape") if "\xff" not in text else (
+            d / f"{name}.csv"
+        ).write_bytes(text.encode("latin-1"))
         cases.append(Case("files", name, name))
     (d / "edf_garbage.edf").write_bytes(b"0       " + os.urandom(500))
     (d / "edf_empty.edf").write_bytes(b"")
@@ -199,7 +211,7 @@ PTBXL_BAD_ROWS = {
     "scp_list": {"scp_codes": "\"['NORM']\""},
     "scp_strings": {"scp_codes": "\"{'NORM': 'lots'}\""},
     "scp_nested": {"scp_codes": "\"{'NORM': {'a': 1}}\""},
-    "scp_garbage": {"scp_codes": "\"{{{{\""},
+    "scp_garbage": {"scp_codes": '"{{{{"'},
     "age_text": {"age": "old"},
     "age_negative": {"age": "-5"},
     "outside_root": {"filename_lr": "../../escaped/rec"},
@@ -219,9 +231,16 @@ def _ptbxl(root: Path) -> list[Case]:
         signal = _signal(ecg_id)[:, ::5]
         (folder / f"{stem}.hea").write_text(_header(stem, rate="100", n="500"))
         (folder / f"{stem}.dat").write_bytes(_dat(signal))
-        fields = {"ecg_id": str(ecg_id), "patient_id": str(100 + ecg_id), "age": "50", "sex": "0",
-                  "scp_codes": "\"{'NORM': 100.0}\"", "strat_fold": "1", "filename_lr": f"records100/00000/{stem}",
-                  "filename_hr": f"records500/00000/{ecg_id:05d}_hr"}
+        fields = {
+            "ecg_id": str(ecg_id),
+            "patient_id": str(100 + ecg_id),
+            "age": "50",
+            "sex": "0",
+            "scp_codes": "\"{'NORM': 100.0}\"",
+            "strat_fold": "1",
+            "filename_lr": f"records100/00000/{stem}",
+            "filename_hr": f"records500/00000/{ecg_id:05d}_hr",
+        }
         fields.update(PTBXL_BAD_ROWS.get(name, {}))
         rows.append(",".join(fields[c] for c in PTBXL_COLUMNS.split(",")))
         if name != "good":
@@ -239,8 +258,10 @@ def _cpsc(root: Path) -> list[Case]:
         scipy.io.savemat(d / f"{name}.mat", {"ECG": ecg})
     # A0002's row carries undecodable bytes; A0003 has a label outside 1-9; A0006 has a file but no row.
     # A0007 is listed twice with different labels (a conflict, named); a 200-kB field costs its own row only.
-    reference = (b"Recording,First_label,Second_label,Third_label\nA0001,1,,\nA0002\xff\xfe,1,,\nA0003,12,,\n"
-                 b"A0004,2,,\nA0005,3,,\nA0007,2,,\n" + b"A0008," + b"9" * 200_000 + b",,\nA0007,7,,\n")
+    reference = (
+        b"Recording,First_label,Second_label,Third_label\nA0001,1,,\nA0002\xff\xfe,1,,\nA0003,12,,\n"
+        b"A0004,2,,\nA0005,3,,\nA0007,2,,\n" + b"A0008," + b"9" * 200_000 + b",,\nA0007,7,,\n"
+    )
     (d / "REFERENCE.csv").write_bytes(reference)
     for name in ("A0006", "A0007", "A0008"):
         scipy.io.savemat(d / f"{name}.mat", {"ECG": {"data": _signal() * 1000, "age": 40, "sex": "Female"}})

@@ -19,8 +19,11 @@ from urllib.parse import urlparse
 def checksum_list(files: dict[str, bytes], project: str) -> bytes:
     """A project's SHA256SUMS.txt over the files under ``project/`` (paths relative to it)."""
     prefix = f"{project}/"
-    lines = [f"{hashlib.sha256(data).hexdigest()} {path[len(prefix):]}\n"
-             for path, data in sorted(files.items()) if path.startswith(prefix)]
+    lines = [
+        f"{hashlib.sha256(data).hexdigest()} {path[len(prefix) :]}\n"
+        for path, data in sorted(files.items())
+        if path.startswith(prefix)
+    ]
     return "".join(lines).encode()
 
 
@@ -67,7 +70,7 @@ class Mirror:
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 if fault == "drop":  # half the promised bytes, then the connection goes away
-                    self.wfile.write(body[start:start + (len(body) - start) // 2])
+                    self.wfile.write(body[start : start + (len(body) - start) // 2])
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True

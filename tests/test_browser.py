@@ -13,8 +13,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Flags for a root user in a sandboxed machine with no network beyond 127.0.0.1.
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def artifacts() -> Path:
@@ -42,8 +50,16 @@ def server(tiny_run):
 
     data = shared_data_dir()
     examples = data / "ptb-xl" if data is not None and (data / "ptb-xl").is_dir() else None
-    running = RunningServer(create_app(ServeConfig(tiny_run.bundle, "cpu", background_caches=(str(tiny_run.cache),),
-                                                   examples_root=None if examples is None else str(examples))))
+    running = RunningServer(
+        create_app(
+            ServeConfig(
+                tiny_run.bundle,
+                "cpu",
+                background_caches=(str(tiny_run.cache),),
+                examples_root=None if examples is None else str(examples),
+            )
+        )
+    )
     yield running
     running.stop()
 
@@ -97,8 +113,9 @@ def test_real_examples_with_their_known_labels_in_a_narrow_window(browser, serve
     page.wait_for_selector("#result:not([hidden])")
     page.locator("#ecg .annotation-text").nth(11).wait_for()
     assert page.inner_text("#record-title").split(" ")[0].isdigit()  # a PTB-XL ecg_id
-    assert page.inner_text("#known").startswith("Known, mapped to this model's classes: PVC (the record's own "
-                                                "statements: ")
+    assert page.inner_text("#known").startswith(
+        "Known, mapped to this model's classes: PVC (the record's own statements: "
+    )
     page.screenshot(path=str(artifacts() / "viewer-420.png"), full_page=True)
     # Nothing wider than the window: the decisions column stays on screen
     assert page.evaluate("document.documentElement.scrollWidth") <= 420

@@ -21,8 +21,22 @@ def _copy(bundle, tmp_path):
 def test_evaluate_leaves_the_bundle_unchanged(tiny_run, tmp_path, capsys):
     bundle = _copy(tiny_run.bundle, tmp_path)
     before = {p.name: p.read_bytes() for p in bundle.iterdir()}
-    assert main(["evaluate", "--checkpoint", str(bundle), "--data", str(tiny_run.cache), "--bootstrap", "5",
-                 "--out", str(tmp_path / "evaluation")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(bundle),
+                "--data",
+                str(tiny_run.cache),
+                "--bootstrap",
+                "5",
+                "--out",
+                str(tmp_path / "evaluation"),
+            ]
+        )
+        == 0
+    )
     assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
     assert (tmp_path / "evaluation" / "evaluation.json").is_file()
     assert "bundle is unchanged" in capsys.readouterr().out
@@ -30,8 +44,23 @@ def test_evaluate_leaves_the_bundle_unchanged(tiny_run, tmp_path, capsys):
 
 def test_store_thresholds_writes_them_with_their_origin(tiny_run, tmp_path):
     bundle = _copy(tiny_run.bundle, tmp_path)
-    assert main(["evaluate", "--checkpoint", str(bundle), "--data", str(tiny_run.cache), "--bootstrap", "5",
-                 "--out", str(tmp_path / "evaluation"), "--store-thresholds"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(bundle),
+                "--data",
+                str(tiny_run.cache),
+                "--bootstrap",
+                "5",
+                "--out",
+                str(tmp_path / "evaluation"),
+                "--store-thresholds",
+            ]
+        )
+        == 0
+    )
     meta = read_meta(bundle)
     evaluation = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
     assert list(meta.thresholds) == evaluation["thresholds"]
@@ -58,8 +87,9 @@ def test_version_1_bundles_still_load(tiny_run, tmp_path):
     bundle = _copy(tiny_run.bundle, tmp_path)
     data = json.loads((bundle / "bundle.json").read_text())
     split = data["training_data"].pop("split")
-    data["training_data"].update(seed=split["seed"], val_fold=7, test_fold=8,
-                                 train_config=data["training_data"].pop("config"))
+    data["training_data"].update(
+        seed=split["seed"], val_fold=7, test_fold=8, train_config=data["training_data"].pop("config")
+    )
     del data["threshold_origin"]
     data["bundle_version"] = 1
     (bundle / "bundle.json").write_text(json.dumps(data))

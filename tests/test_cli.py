@@ -16,10 +16,30 @@ def test_help_lists_subcommands_and_examples(capsys):
 
 def test_prepare_and_summary(tmp_path, capsys):
     for i in range(4):
-        write_challenge_mat(tmp_path, f"R{i}", known_signal(seed=i), dx="164889003" if i % 2 else "426783006",
-                            sex="Female" if i else "Male", age=str(40 + i))
-    assert main(["data", "prepare", f"demo=challenge:{tmp_path}", "--out", str(tmp_path / "c"),
-                 "--sampling-rate", "100", "--workers", "1"]) == 0
+        write_challenge_mat(
+            tmp_path,
+            f"R{i}",
+            known_signal(seed=i),
+            dx="164889003" if i % 2 else "426783006",
+            sex="Female" if i else "Male",
+            age=str(40 + i),
+        )
+    assert (
+        main(
+            [
+                "data",
+                "prepare",
+                f"demo=challenge:{tmp_path}",
+                "--out",
+                str(tmp_path / "c"),
+                "--sampling-rate",
+                "100",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert len(EcgCache(tmp_path / "c")) == 4
     assert main(["data", "summary", str(tmp_path), "--out", str(tmp_path / "s"), "--workers", "1"]) == 0
     out = capsys.readouterr().out
@@ -57,8 +77,10 @@ def test_a_users_mistake_is_one_line_and_a_non_zero_exit(tiny_run, tmp_path, cap
     bundle, cache, run = tiny_run.bundle, str(tiny_run.cache), str(Path(tiny_run.bundle).parent)
     cases = [
         (["data", "summary", str(tiny_run.data), "--label-profile", "seeed"], "label profile 'seeed'"),
-        (["explain", "gradcam", "--checkpoint", bundle, "--data", cache, "--class", "AFIB", "--out", str(tmp_path)],
-         "unknown class 'AFIB'"),
+        (
+            ["explain", "gradcam", "--checkpoint", bundle, "--data", cache, "--class", "AFIB", "--out", str(tmp_path)],
+            "unknown class 'AFIB'",
+        ),
         (["train", "--data", cache, "--out", str(tmp_path / "r"), "--leads", "I,II,V7"], "unknown lead name 'V7'"),
         (["evaluate", "--checkpoint", bundle, "--data", str(tiny_run.data)], "ecglens data prepare"),
         (["export", "onnx", "--checkpoint", run], f"its bundle is {run}/best"),
@@ -75,15 +97,30 @@ def test_a_users_mistake_is_one_line_and_a_non_zero_exit(tiny_run, tmp_path, cap
 
 def test_predict_exit_codes(tiny_run, tmp_path, capsys):
     (tmp_path / "bad.hea").write_text("corrupt twelve 500 abc\n")
-    assert main(["predict", "--checkpoint", tiny_run.bundle, str(tmp_path / "bad.hea"), "--out",
-                 str(tmp_path / "o1")]) == 1
+    assert (
+        main(["predict", "--checkpoint", tiny_run.bundle, str(tmp_path / "bad.hea"), "--out", str(tmp_path / "o1")])
+        == 1
+    )
     assert "none of the 1 record(s) could be read" in capsys.readouterr().err
     good = sorted(tiny_run.data.glob("*.hea"))[0]
-    assert main(["predict", "--checkpoint", tiny_run.bundle, str(tmp_path / "bad.hea"), str(good), "--out",
-                 str(tmp_path / "o2")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                tiny_run.bundle,
+                str(tmp_path / "bad.hea"),
+                str(good),
+                "--out",
+                str(tmp_path / "o2"),
+            ]
+        )
+        == 0
+    )
     assert "1 of 2 record(s) unreadable" in capsys.readouterr().err
-    assert main(["predict", "--checkpoint", tiny_run.bundle, str(tmp_path / "empty"), "--out",
-                 str(tmp_path / "o3")]) == 1
+    assert (
+        main(["predict", "--checkpoint", tiny_run.bundle, str(tmp_path / "empty"), "--out", str(tmp_path / "o3")]) == 1
+    )
 
 
 def test_the_api_refuses_samples_by_leads(tiny_run):
@@ -129,12 +166,37 @@ def test_min_likelihood_reaches_the_cache(tmp_path):
     root = tmp_path / "ptbxl"
     (root / "records100" / "00000").mkdir(parents=True)
     write_wfdb(root / "records100" / "00000", "00001_lr", known_signal(1000), fs=100)
-    pd.DataFrame({"ecg_id": [1], "patient_id": [7.0], "scp_codes": ["{'NORM': 80.0, 'IMI': 15.0, 'SR': 0.0}"],
-                  "strat_fold": [1], "filename_lr": ["records100/00000/00001_lr"],
-                  "filename_hr": ["records500/00000/00001_hr"]}).to_csv(root / "ptbxl_database.csv", index=False)
+    pd.DataFrame(
+        {
+            "ecg_id": [1],
+            "patient_id": [7.0],
+            "scp_codes": ["{'NORM': 80.0, 'IMI': 15.0, 'SR': 0.0}"],
+            "strat_fold": [1],
+            "filename_lr": ["records100/00000/00001_lr"],
+            "filename_hr": ["records500/00000/00001_hr"],
+        }
+    ).to_csv(root / "ptbxl_database.csv", index=False)
     for threshold, expected in (("0", ""), ("50", "SNR")):
         out = tmp_path / f"cache{threshold}"
-        assert main(["data", "prepare", f"ptbxl100:{root}", "--sampling-rate", "100", "--out", str(out),
-                     "--min-likelihood", threshold, "--workers", "1"]) == 0
+        assert (
+            main(
+                [
+                    "data",
+                    "prepare",
+                    f"ptbxl100:{root}",
+                    "--sampling-rate",
+                    "100",
+                    "--out",
+                    str(out),
+                    "--min-likelihood",
+                    threshold,
+                    "--workers",
+                    "1",
+                ]
+            )
+            == 0
+        )
         assert (EcgCache(out).index["classes"].fillna("").tolist(), EcgCache(out).spec.min_likelihood) == (
-            [expected], float(threshold))
+            [expected],
+            float(threshold),
+        )

@@ -25,8 +25,9 @@ from ecglens.preprocess import LengthPolicy
 from ecglens.train.loop import TrainConfig, fit
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
-CONFIG = TrainConfig(model="resnet34", epochs=2, batch_size=16, seed=1, policy=LengthPolicy("crop", 10.0),
-                     device="cuda")
+CONFIG = TrainConfig(
+    model="resnet34", epochs=2, batch_size=16, seed=1, policy=LengthPolicy("crop", 10.0), device="cuda"
+)
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +104,21 @@ def test_predict_and_explain_on_cuda_match_cpu(tiny_run):
 def test_device_cuda_without_a_gpu_is_one_line(tiny_run, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    code = main(["train", "--data", str(tiny_run.cache), "--out", str(tmp_path / "r"), "--model", "resnet_tiny",
-                 "--epochs", "1", "--device", "cuda"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tiny_run.cache),
+            "--out",
+            str(tmp_path / "r"),
+            "--model",
+            "resnet_tiny",
+            "--epochs",
+            "1",
+            "--device",
+            "cuda",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "CUDA is not available" in err
 

@@ -85,8 +85,7 @@ def test_a_joint_split_keeps_twins_and_patients_on_one_side(shared_data, tmp_pat
             (challenge_root / f"{name}{suffix}").symlink_to(shared_data / "challenge" / "ptb-xl" / f"{name}{suffix}")
     native = replace(parse_source(f"ptbxl100:{native_root}"), allow_outside_root=True)  # records100 is a link
     build_cache([native], tmp_path / "native", 100, workers=1, progress=False)
-    build_cache([parse_source(f"ptb-xl=challenge:{challenge_root}")], tmp_path / "hr", 100, workers=1,
-                progress=False)
+    build_cache([parse_source(f"ptb-xl=challenge:{challenge_root}")], tmp_path / "hr", 100, workers=1, progress=False)
     caches = [EcgCache(tmp_path / "hr"), EcgCache(tmp_path / "native")]  # the Challenge copy first: native wins
     split = split_caches(caches, SplitSpec(0, 7, 8), label_map=load_label_map("strict"))
     rows = split.table.set_index("record_id")

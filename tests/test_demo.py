@@ -12,9 +12,18 @@ def test_reduced_demo_writes_a_full_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--n-records", "160", "--epochs", "1", "--model", "resnet_tiny"]) == 0
     html = (out / "report.html").read_text()
-    for heading in ("Summary", "Test metrics", "Training", "What each synthetic class looks like", "Grad-CAM",
-                    "Population lead importance", "Faithfulness of the explanations", "Robustness", "Timings",
-                    "Configuration"):
+    for heading in (
+        "Summary",
+        "Test metrics",
+        "Training",
+        "What each synthetic class looks like",
+        "Grad-CAM",
+        "Population lead importance",
+        "Faithfulness of the explanations",
+        "Robustness",
+        "Timings",
+        "Configuration",
+    ):
         assert f"<h2>{heading}" in html
     # training curve, one ECG per class, Grad-CAM figures, the heatmap and the faithfulness curves
     assert html.count("data:image/png;base64") >= 1 + 9 + 1 + 2
@@ -24,8 +33,18 @@ def test_reduced_demo_writes_a_full_report(tmp_path, capsys):
     assert summary["evaluation"]["results"][0]["n_records"] > 0
     assert (out / "evaluation" / "metrics.csv").is_file()
     kinds = [c["kind"] for c in summary["robustness"]["conditions"] if "filtered" not in c["family"]]
-    assert kinds == ["clean", "gaussian", "muscle", "missing", "reversal", "crop", "random", "pgd", "smooth",
-                     "pgd-band"]
+    assert kinds == [
+        "clean",
+        "gaussian",
+        "muscle",
+        "missing",
+        "reversal",
+        "crop",
+        "random",
+        "pgd",
+        "smooth",
+        "pgd-band",
+    ]
     filtered = [c["kind"] for c in summary["robustness"]["conditions"] if "filtered" in c["family"]]
     assert filtered == ["clean", "random", "pgd", "smooth", "pgd-band"]  # each also after the 0.5-40 Hz filter
     assert (out / "robustness" / "adversarial_example.png").is_file()
@@ -45,8 +64,14 @@ def test_the_readmes_demo_figures_match_the_demo_defaults():
 
     readme = (REPO_ROOT / "README.md").read_text()
     config = DemoConfig()
-    index = pd.DataFrame({"record_id": [f"S{i:05d}" for i in range(1, config.n_records + 1)], "dataset": "synthetic",
-                          "fold": np.nan, "patient_id": None})
+    index = pd.DataFrame(
+        {
+            "record_id": [f"S{i:05d}" for i in range(1, config.n_records + 1)],
+            "dataset": "synthetic",
+            "fold": np.nan,
+            "patient_id": None,
+        }
+    )
     n_test = int((assign_splits(index, config.train.split) == "test").sum())
     assert f"generate {config.n_records:,} records" in readme
     assert re.search(rf"on {n_test} test records", readme), n_test

@@ -60,8 +60,9 @@ def test_full_download_verifies_reads_and_rerun_fetches_nothing(mirror: Mirror, 
     out = tmp_path / "ptb-xl"
     result = download("ptbxl", out, base_url=mirror.url, **FAST)
     assert not result.failures and result.downloaded == result.n_files == 3 + 4 * len(PTBXL_IDS)
-    assert result.bytes_downloaded == sum(len(d) for p, d in mirror.files.items()
-                                          if p.startswith("ptb-xl/") and not p.endswith("SHA256SUMS.txt"))
+    assert result.bytes_downloaded == sum(
+        len(d) for p, d in mirror.files.items() if p.startswith("ptb-xl/") and not p.endswith("SHA256SUMS.txt")
+    )
     assert not (out / PARTIAL_DIR).exists()
     for path, digest in parse_checksums((out / "SHA256SUMS.txt").read_text()):
         assert hashlib.sha256((out / path).read_bytes()).hexdigest() == digest
@@ -144,8 +145,21 @@ def test_checksum_list_refuses_paths_outside_the_dataset() -> None:
 
 
 def test_cli_download_lines_and_exit_codes(mirror: Mirror, tmp_path: Path, capsys) -> None:
-    args = ["data", "download", "ptbxl", "--out", str(tmp_path / "p"), "--base-url", mirror.url, "--rate", "100",
-            "--retries", "0", "--timeout", "0.5"]
+    args = [
+        "data",
+        "download",
+        "ptbxl",
+        "--out",
+        str(tmp_path / "p"),
+        "--base-url",
+        mirror.url,
+        "--rate",
+        "100",
+        "--retries",
+        "0",
+        "--timeout",
+        "0.5",
+    ]
     assert main(["-q", *args]) == 0
     assert "ptbxl:" in capsys.readouterr().out
     mirror.files.pop("ptb-xl/1.0.3/records100/00000/00004_lr.hea")

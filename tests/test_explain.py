@@ -86,11 +86,27 @@ def test_explanations_explain_the_input_predict_scored(tiny_run, tmp_path, capsy
     header = _long_record(tmp_path)
     assert main(["predict", "--checkpoint", tiny_run.bundle, str(header), "--out", str(tmp_path / "p")]) == 0
     predicted = json.loads((tmp_path / "p" / "predictions.jsonl").read_text().splitlines()[0])["probabilities"]
-    assert main(["explain", "gradcam", "--checkpoint", tiny_run.bundle, "--records", str(header), "--class", "AF",
-                 "--out", str(tmp_path / "e")]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "gradcam",
+                "--checkpoint",
+                tiny_run.bundle,
+                "--records",
+                str(header),
+                "--class",
+                "AF",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
     explained = json.loads((tmp_path / "e" / "gradcam.json").read_text())
-    assert explained and all(row["probability"] == pytest.approx(predicted[row["class"]], abs=1e-6)
-                             for row in explained)
+    assert explained and all(
+        row["probability"] == pytest.approx(predicted[row["class"]], abs=1e-6) for row in explained
+    )
 
 
 def test_shap_is_complete_against_the_predicted_probability(tiny_run, tmp_path):
@@ -100,8 +116,16 @@ def test_shap_is_complete_against_the_predicted_probability(tiny_run, tmp_path):
     assert scored.input.n_samples == 15 * 250  # the whole record at the model's rate, as scored
     background = training_background(open_caches([tiny_run.cache], meta), meta, 8)
     af = meta.class_names.index("AF")
-    (explanation,) = explain_inputs(predictor.model, meta, [scored.input], "shap", "AF", background, n_samples=300,
-                                    probabilities=scored.probabilities[None])
+    (explanation,) = explain_inputs(
+        predictor.model,
+        meta,
+        [scored.input],
+        "shap",
+        "AF",
+        background,
+        n_samples=300,
+        probabilities=scored.probabilities[None],
+    )
     base = background.tensor(scored.input.n_samples)
     expected = scored.probabilities[af] - class_probabilities(predictor.model, list(base.numpy()))[:, af].mean()
     assert abs(explanation.values.sum() - expected) <= 0.1 * abs(expected) + 0.005
@@ -271,13 +295,25 @@ def test_population_is_signed_grouped_by_decision_with_errors_and_reaches_its_ta
     from ecglens.preprocess import ModelInput
 
     rng = np.random.default_rng(0)
-    inputs = [ModelInput(str(i), rng.normal(0, 0.5, (12, 128)).astype(np.float32),
-                         labels=np.eye(9, dtype=np.float32)[i % 3]) for i in range(6)]
+    inputs = [
+        ModelInput(str(i), rng.normal(0, 0.5, (12, 128)).astype(np.float32), labels=np.eye(9, dtype=np.float32)[i % 3])
+        for i in range(6)
+    ]
     background = Background(tuple(rng.normal(0, 0.5, (4, 12, 128)).astype(np.float32)))
     decided = lambda p: np.arange(9)[None, :] == np.argmax(p, axis=1)[:, None]  # noqa: E731
     classes, leads = [f"C{i}" for i in range(9)], [f"L{i}" for i in range(12)]
-    result = population_importance(model, inputs, background, classes, leads, progress=False, decide=decided,
-                                   target_error=0.15, first_samples=4, max_samples=1024)
+    result = population_importance(
+        model,
+        inputs,
+        background,
+        classes,
+        leads,
+        progress=False,
+        decide=decided,
+        target_error=0.15,
+        first_samples=4,
+        max_samples=1024,
+    )
     assert result.relative_error() <= 0.15 and result.samples > 4  # more samples were drawn to reach it
     assert result.absolute_samples == 4 and result.target_error == 0.15 and not result.notes
     assert sum(result.counts) == 6  # one decided class per record
@@ -301,8 +337,9 @@ def test_the_control_variate_lowers_the_error_and_keeps_the_estimate(model):
     x, background = torch.randn(12, 128), torch.randn(8, 12, 128) * 0.5
     with torch.no_grad():
         reference = torch.sigmoid(model(background)).numpy()
-    with_cv = expected_gradient_samples(model, x, background, 64, np.random.default_rng(1),
-                                        background_probabilities=reference)
+    with_cv = expected_gradient_samples(
+        model, x, background, 64, np.random.default_rng(1), background_probabilities=reference
+    )
     plain = expected_gradient_samples(model, x, background, 64, np.random.default_rng(1))
     long = expected_gradient_samples(model, x, background, 512, np.random.default_rng(2))
     (adjusted, adjusted_var), (mean, var), (truth, _) = with_cv.estimate(), plain.estimate(), long.estimate()
@@ -313,8 +350,12 @@ def test_the_control_variate_lowers_the_error_and_keeps_the_estimate(model):
     # the reported error is not too small: over 24 independent runs of 16 samples, the spread of the estimates
     # is at most the standard error each run reports (stratified points and backgrounds drawn without
     # replacement make the independent-sample formula conservative; on the starter it is within 10 %)
-    runs = [expected_gradient_samples(model, x, background, 16, np.random.default_rng([7, k]),
-                                      background_probabilities=reference).estimate() for k in range(24)]
+    runs = [
+        expected_gradient_samples(
+            model, x, background, 16, np.random.default_rng([7, k]), background_probabilities=reference
+        ).estimate()
+        for k in range(24)
+    ]
     spread = np.std([m for m, _ in runs], axis=0, ddof=1)
     reported = np.sqrt(np.mean([v for _, v in runs], axis=0) / 16)
     assert 0.5 < spread.mean() / reported.mean() < 1.1
@@ -329,8 +370,14 @@ def test_the_control_variate_regression_removes_what_the_variate_explains():
     n, mu, beta = 400, np.array([[0.3, -0.2]]), np.array([[2.0, -1.0]])
     control = rng.normal(0, 1.0, n)
     phi = mu[None] + beta[None] * control[:, None, None] + rng.normal(0, 0.01, (n, 1, 2))
-    sums = [phi.sum(0)[None], (phi**2).sum(0)[None], np.array([n]), np.array([[control.sum()]]),
-            np.array([[(control**2).sum()]]), (phi * control[:, None, None]).sum(0)[None]]
+    sums = [
+        phi.sum(0)[None],
+        (phi**2).sum(0)[None],
+        np.array([n]),
+        np.array([[control.sum()]]),
+        np.array([[(control**2).sum()]]),
+        (phi * control[:, None, None]).sum(0)[None],
+    ]
     adjusted, variance = record_estimates(*sums)
     plain, plain_variance = record_estimates(*sums[:3])
     np.testing.assert_allclose(adjusted[0], mu, atol=0.003)

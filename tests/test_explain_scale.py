@@ -66,14 +66,21 @@ def test_population_with_shards_equals_in_memory_and_cleans_up(tiny_run, tmp_pat
     assert [i.record_id for i in eager] == lazy.record_ids
     options = {"progress": False, "grouping": "true", "first_samples": 2, "target_error": 0.01, "max_samples": 4}
     plain = population_importance(predictor.model, eager, background, meta.class_names, meta.lead_names, **options)
-    sharded = population_importance(predictor.model, lazy, background, meta.class_names, meta.lead_names,
-                                    store=tmp_path / "s", job={"k": 1}, **options)
+    sharded = population_importance(
+        predictor.model,
+        lazy,
+        background,
+        meta.class_names,
+        meta.lead_names,
+        store=tmp_path / "s",
+        job={"k": 1},
+        **options,
+    )
     assert plain.samples == sharded.samples == 4  # a second round was drawn, from shards too
     np.testing.assert_array_equal(sharded.signed, plain.signed)
     np.testing.assert_array_equal(sharded.absolute_se, plain.absolute_se)
     assert sharded.counts == plain.counts
-    run = run_population(tiny_run.bundle, [tiny_run.cache], 20, "train", 10, 2, tmp_path / "out", "cpu",
-                         progress=False)
+    run = run_population(tiny_run.bundle, [tiny_run.cache], 20, "train", 10, 2, tmp_path / "out", "cpu", progress=False)
     assert run.result is not None and not (tmp_path / "out" / SHARDS_DIR).exists()  # removed once written
 
 
@@ -83,27 +90,57 @@ def test_torchrun_two_processes_equal_one(tiny_run, tmp_path: Path) -> None:
     faithfulness; only rank 0 prints."""
     torch.set_num_threads(1)  # the same per-record arithmetic as the 1-thread ranks
     try:
-        single = run_population(tiny_run.bundle, [tiny_run.cache], 20, "train", 10, 2, tmp_path / "one", "cpu",
-                                progress=False)
-        faith = run_faithfulness(tiny_run.bundle, [tiny_run.cache], 20, ("gradcam", "shap"), 4, 10,
-                                 tmp_path / "one", "cpu", progress=False)
+        single = run_population(
+            tiny_run.bundle, [tiny_run.cache], 20, "train", 10, 2, tmp_path / "one", "cpu", progress=False
+        )
+        faith = run_faithfulness(
+            tiny_run.bundle, [tiny_run.cache], 20, ("gradcam", "shap"), 4, 10, tmp_path / "one", "cpu", progress=False
+        )
     finally:
         torch.set_num_threads(len(os.sched_getaffinity(0)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    common = ["--checkpoint", tiny_run.bundle, "--data", str(tiny_run.cache), "--out", str(tmp_path / "two"),
-              "--device", "cpu", "--background", "10"]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                "-m", "ecglens.cli", "-q", "--threads", "1", "explain"]
+    common = [
+        "--checkpoint",
+        tiny_run.bundle,
+        "--data",
+        str(tiny_run.cache),
+        "--out",
+        str(tmp_path / "two"),
+        "--device",
+        "cpu",
+        "--background",
+        "10",
+    ]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "ecglens.cli",
+        "-q",
+        "--threads",
+        "1",
+        "explain",
+    ]
     population = ["population", *common, "--n-records", "20", "--split", "train", "--n-samples", "2"]
     done = subprocess.run([*torchrun, *population], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("records in") == 1  # rank 0 alone reports
-    done = subprocess.run([*torchrun, "faithfulness", *common, "--n-records", "20", "--steps", "4"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*torchrun, "faithfulness", *common, "--n-records", "20", "--steps", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     two = json.loads((tmp_path / "two" / "population.json").read_text())
-    np.testing.assert_allclose(np.asarray(two["views"]["signed"]["values"], float), single.result.signed, rtol=1e-12,
-                               atol=0)
+    np.testing.assert_allclose(
+        np.asarray(two["views"]["signed"]["values"], float), single.result.signed, rtol=1e-12, atol=0
+    )
     assert two["counts"] == list(single.result.counts)
     rows = json.loads((tmp_path / "two" / "faithfulness.json").read_text())["rows"]
     assert len(rows) == len(faith.result.rows) > 0

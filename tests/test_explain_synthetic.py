@@ -29,8 +29,9 @@ def trained(tmp_path_factory):
     weights = dict.fromkeys(CLASS_NAMES, 0.0) | {"SNR": 1.0, "PVC": 1.5, "AF": 0.5}
     config = SynthConfig(n_records=360, sampling_rate_hz=100, seed=7, multi_label_rate=0.0, class_weights=weights)
     write_cohort(config, root / "records", workers=2, progress=False)
-    build_cache([parse_source(f"synthetic=challenge:{root / 'records'}")], root / "cache", 100, workers=1,
-                progress=False)
+    build_cache(
+        [parse_source(f"synthetic=challenge:{root / 'records'}")], root / "cache", 100, workers=1, progress=False
+    )
     train_config = TrainConfig(model="resnet_tiny", epochs=8, lr=3e-3, seed=0, policy=LengthPolicy("crop", 10.0))
     result = fit([root / "cache"], root / "run", train_config, progress=False)
     return result.best_bundle, root / "cache"
@@ -65,12 +66,32 @@ def test_explain_commands_write_their_outputs(trained, tmp_path, capsys):
     bundle, cache = trained
     common = ["--checkpoint", bundle, "--data", str(cache), "--out", str(tmp_path)]
     assert main(["explain", "gradcam", *common, "--n", "2"]) == 0
-    assert main(["explain", "guided-gradcam", *common, "--n", "1", "--class", "PVC", "--format", "svg",
-                 "--style", "bw"]) == 0
+    assert (
+        main(["explain", "guided-gradcam", *common, "--n", "1", "--class", "PVC", "--format", "svg", "--style", "bw"])
+        == 0
+    )
     assert main(["explain", "shap", *common, "--n", "1", "--background", "8", "--n-samples", "2"]) == 0
     assert main(["explain", "lead-shapley", *common, "--n", "1", "--sampled", "4", "--class", "PVC"]) == 0
-    assert main(["explain", "population", *common, "--n", "8", "--background", "8", "--n-samples", "2",
-                 "--group-by", "true", "--check-records", "1"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "population",
+                *common,
+                "--n",
+                "8",
+                "--background",
+                "8",
+                "--n-samples",
+                "2",
+                "--group-by",
+                "true",
+                "--check-records",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert main(["explain", "faithfulness", *common, "--n", "4", "--background", "8", "--steps", "4"]) == 0
     assert len(list(tmp_path.glob("*_gradcam.png"))) >= 2 and list(tmp_path.glob("*_shap.png"))
     assert list(tmp_path.glob("*_PVC_guided-gradcam.svg"))

@@ -31,10 +31,15 @@ def _mat_bomb(path: Path, name: str, shape: tuple[int, int]) -> Path:
     on disk, written as a stream so the test itself never holds the array."""
     n_bytes = shape[0] * shape[1] * 2
     name_bytes = name.encode().ljust(8, b"\0")
-    body = (struct.pack("<II", 6, 8) + struct.pack("<II", 10, 0)  # array flags: mxINT16_CLASS
-            + struct.pack("<II", 5, 8) + struct.pack("<ii", *shape)  # dimensions
-            + struct.pack("<II", 1, len(name)) + name_bytes  # array name
-            + struct.pack("<II", 3, n_bytes))  # int16 data follows
+    body = (
+        struct.pack("<II", 6, 8)
+        + struct.pack("<II", 10, 0)  # array flags: mxINT16_CLASS
+        + struct.pack("<II", 5, 8)
+        + struct.pack("<ii", *shape)  # dimensions
+        + struct.pack("<II", 1, len(name))
+        + name_bytes  # array name
+        + struct.pack("<II", 3, n_bytes)
+    )  # int16 data follows
     matrix = struct.pack("<II", 14, len(body) + n_bytes + (-n_bytes % 8)) + body
     packer, chunk = zlib.compressobj(9), bytes(1 << 22)
     parts = [packer.compress(matrix)]
@@ -71,8 +76,9 @@ print(int(status.split("VmHWM:")[1].split()[0]) / 1024)
 
 def test_a_zlib_bomb_in_a_challenge_mat_is_refused_before_it_inflates(tmp_path):
     # 12 x 25 M int16 (600 MB once inflated) in a file of well under a megabyte
-    (tmp_path / "bomb.hea").write_text("\n".join(
-        ["bomb 12 500 5000"] + [f"bomb.mat 16+24 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n")
+    (tmp_path / "bomb.hea").write_text(
+        "\n".join(["bomb 12 500 5000"] + [f"bomb.mat 16+24 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n"
+    )
     mat = _mat_bomb(tmp_path / "bomb.mat", "val", (12, 25_000_000))
     assert mat.stat().st_size < 2 * 2**20
     outcome, peak = _peak_read(tmp_path / "bomb.hea")
@@ -94,8 +100,9 @@ def _sparse(path: Path, size: int) -> None:
 
 
 def test_a_header_without_a_sample_count_and_a_huge_sparse_dat_is_refused_from_the_file_size(tmp_path):
-    (tmp_path / "sparse.hea").write_text("\n".join(
-        ["sparse 12 500"] + [f"sparse.dat 16 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n")
+    (tmp_path / "sparse.hea").write_text(
+        "\n".join(["sparse 12 500"] + [f"sparse.dat 16 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n"
+    )
     _sparse(tmp_path / "sparse.dat", 2**30)
     outcome, peak = _peak_read(tmp_path / "sparse.hea")
     assert outcome.startswith("RecordError") and "longer than 3600 s" in outcome, outcome
@@ -104,8 +111,9 @@ def test_a_header_without_a_sample_count_and_a_huge_sparse_dat_is_refused_from_t
 
 def test_an_hour_at_10_khz_is_inside_each_limit_but_over_the_sample_budget(tmp_path):
     n = 3600 * 10_000
-    (tmp_path / "long.hea").write_text("\n".join(
-        [f"long 12 10000 {n}"] + [f"long.dat 16 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n")
+    (tmp_path / "long.hea").write_text(
+        "\n".join([f"long 12 10000 {n}"] + [f"long.dat 16 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n"
+    )
     _sparse(tmp_path / "long.dat", n * 24)
     outcome, peak = _peak_read(tmp_path / "long.hea")
     assert outcome.startswith("RecordTooLarge") and "432,000,000 samples" in outcome, outcome
@@ -116,9 +124,20 @@ def test_a_day_long_edf_is_refused_from_its_header(tmp_path):
     pyedflib = pytest.importorskip("pyedflib")
     path = tmp_path / "day.edf"
     writer = pyedflib.EdfWriter(str(path), 12, file_type=pyedflib.FILETYPE_EDF)
-    writer.setSignalHeaders([{"label": f"ECG {lead}", "dimension": "mV", "sample_frequency": 500,
-                              "physical_max": 10.0, "physical_min": -10.0, "digital_max": 32767,
-                              "digital_min": -32768} for lead in LEAD_NAMES])
+    writer.setSignalHeaders(
+        [
+            {
+                "label": f"ECG {lead}",
+                "dimension": "mV",
+                "sample_frequency": 500,
+                "physical_max": 10.0,
+                "physical_min": -10.0,
+                "digital_max": 32767,
+                "digital_min": -32768,
+            }
+            for lead in LEAD_NAMES
+        ]
+    )
     writer.writeSamples([row.astype(np.float64) for row in known_signal(1000)])
     writer.close()
     data = bytearray(path.read_bytes())
@@ -155,6 +174,7 @@ def test_a_csv_over_its_size_limit_is_refused_unparsed(tmp_path):
 
 # -- data never altered silently ------------------------------------------------------------------------------------
 
+
 def test_minus_avr_is_inverted_back_into_avr_and_named(tmp_path, caplog):
     from ecglens.io import read_record
 
@@ -177,8 +197,9 @@ def test_a_record_listed_twice_with_different_labels_is_a_named_conflict(tmp_pat
 
     scipy.io.savemat(tmp_path / "A0001.mat", {"ECG": {"data": known_signal() * 1, "age": 50, "sex": "Male"}})
     scipy.io.savemat(tmp_path / "A0002.mat", {"ECG": {"data": known_signal() * 1, "age": 50, "sex": "Male"}})
-    (tmp_path / "REFERENCE.csv").write_text("Recording,First_label,Second_label,Third_label\n"
-                                            "A0001,2,,\nA0002,1,,\nA0001,7,,\nA0002,1,,\n")
+    (tmp_path / "REFERENCE.csv").write_text(
+        "Recording,First_label,Second_label,Third_label\nA0001,2,,\nA0002,1,,\nA0001,7,,\nA0002,1,,\n"
+    )
     refs, issues = scan_cpsc2018(tmp_path)
     assert [r.record_id for r in refs] == ["A0002"]  # an identical repeat is no conflict
     assert len(issues) == 1 and "twice with different labels (2 / 7)" in issues[0].reason
@@ -187,6 +208,7 @@ def test_a_record_listed_twice_with_different_labels_is_a_named_conflict(tmp_pat
 
 
 # -- bundles and backgrounds ----------------------------------------------------------------------------------------
+
 
 def _copy_bundle(tiny_run, tmp_path: Path) -> Path:
     import shutil
@@ -221,20 +243,25 @@ def test_a_configuration_in_range_stage_by_stage_but_huge_in_all_is_refused(tiny
     (bundle / "bundle.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="parameters, more than"):
         load_model(bundle)
-    code = ("import sys\nfrom ecglens.bundle.meta import BundleError\nfrom ecglens.bundle.weights import load_model\n"
-            "try:\n    load_model(sys.argv[1])\n"
-            "except BundleError:\n    pass\nstatus = open('/proc/self/status').read()\n"
-            "print(int(status.split('VmHWM:')[1].split()[0]) / 1024)")
+    code = (
+        "import sys\nfrom ecglens.bundle.meta import BundleError\nfrom ecglens.bundle.weights import load_model\n"
+        "try:\n    load_model(sys.argv[1])\n"
+        "except BundleError:\n    pass\nstatus = open('/proc/self/status').read()\n"
+        "print(int(status.split('VmHWM:')[1].split()[0]) / 1024)"
+    )
     run = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and float(run.stdout) < PEAK_LIMIT_MB, run.stderr[-2000:]
 
 
-@pytest.mark.parametrize("tensors, message", [
-    ({"other": np.zeros((2, 12, 100), np.float16)}, "no 'signals' tensor"),
-    ({"signals": np.zeros(100, np.float16)}, "has shape"),
-    ({"signals": np.full((2, 12, 100), np.nan, np.float16)}, "NaN or infinite"),
-    ({"signals": np.zeros((2, 12, 100), bool)}, "holds BOOL"),
-])
+@pytest.mark.parametrize(
+    "tensors, message",
+    [
+        ({"other": np.zeros((2, 12, 100), np.float16)}, "no 'signals' tensor"),
+        ({"signals": np.zeros(100, np.float16)}, "has shape"),
+        ({"signals": np.full((2, 12, 100), np.nan, np.float16)}, "NaN or infinite"),
+        ({"signals": np.zeros((2, 12, 100), bool)}, "holds BOOL"),
+    ],
+)
 def test_a_damaged_shap_background_is_a_named_error_at_start_up(tiny_run, tmp_path, tensors, message):
     from safetensors.numpy import save_file
 
@@ -249,34 +276,54 @@ def test_a_damaged_shap_background_is_a_named_error_at_start_up(tiny_run, tmp_pa
 
 # -- names ----------------------------------------------------------------------------------------------------------
 
+
 def test_a_name_with_terminal_escapes_is_printed_escaped(tiny_run, tmp_path):
     name = "evil\x1b[2J\x1b[H"
     write_challenge_mat(tmp_path, name, known_signal()[:, :100])  # too short: an issue that names the file
-    run = subprocess.run([sys.executable, "-m", "ecglens.cli", "-q", "predict", "--checkpoint", tiny_run.bundle,
-                          str(tmp_path / f"{name}.hea"), "--out", str(tmp_path / "out")],
-                         capture_output=True, text=True, timeout=240, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ecglens.cli",
+            "-q",
+            "predict",
+            "--checkpoint",
+            tiny_run.bundle,
+            str(tmp_path / f"{name}.hea"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert run.returncode == 1 and "\x1b" not in run.stderr + run.stdout
     assert "evil\\x1b[2J" in run.stderr
 
 
 # -- options and the Python API: wrong kinds and ranges are refused before any work ---------------------------------
 
-@pytest.mark.parametrize("args", [
-    ["predict", "--batch-size", "-1", "x.hea"],
-    ["predict", "--batch-size", "0", "x.hea"],
-    ["data", "prepare", "x", "--out", "o", "--shard-size", "0"],
-    ["data", "prepare", "x", "--out", "o", "--shard-size", "-1"],
-    ["data", "prepare", "x", "--out", "o", "--workers", "-3"],
-    ["data", "prepare", "x", "--out", "o", "--sampling-rate", "nan"],
-    ["data", "prepare", "x", "--out", "o", "--sampling-rate", "inf"],
-    ["data", "prepare", "x", "--out", "o", "--sampling-rate", "0"],
-    ["data", "prepare", "x", "--out", "o", "--sampling-rate", "-100"],
-    ["data", "prepare", "x", "--out", "o", "--sampling-rate", "1e9"],
-    ["evaluate", "--checkpoint", ".", "--data", ".", "--bootstrap", "0"],
-    ["train", "--data", ".", "--out", "o", "--lr", "nan"],
-    ["train", "--data", ".", "--out", "o", "--epochs", "0"],
-    ["serve", "--max-in-flight", "0"],
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "--batch-size", "-1", "x.hea"],
+        ["predict", "--batch-size", "0", "x.hea"],
+        ["data", "prepare", "x", "--out", "o", "--shard-size", "0"],
+        ["data", "prepare", "x", "--out", "o", "--shard-size", "-1"],
+        ["data", "prepare", "x", "--out", "o", "--workers", "-3"],
+        ["data", "prepare", "x", "--out", "o", "--sampling-rate", "nan"],
+        ["data", "prepare", "x", "--out", "o", "--sampling-rate", "inf"],
+        ["data", "prepare", "x", "--out", "o", "--sampling-rate", "0"],
+        ["data", "prepare", "x", "--out", "o", "--sampling-rate", "-100"],
+        ["data", "prepare", "x", "--out", "o", "--sampling-rate", "1e9"],
+        ["evaluate", "--checkpoint", ".", "--data", ".", "--bootstrap", "0"],
+        ["train", "--data", ".", "--out", "o", "--lr", "nan"],
+        ["train", "--data", ".", "--out", "o", "--epochs", "0"],
+        ["serve", "--max-in-flight", "0"],
+    ],
+)
 def test_out_of_range_options_are_usage_errors_before_any_work(args, tmp_path, monkeypatch):
     from ecglens.cli import main
 
@@ -310,15 +357,18 @@ def test_a_fifo_config_file_is_refused_without_blocking(tmp_path):
         read_config_file(tmp_path / "c.yaml")
 
 
-@pytest.mark.parametrize("signal, rate, leads, error", [
-    (np.zeros((12, 2500), bool), 500, LEAD_NAMES, TypeError),
-    (np.zeros((12, 2500), complex), 500, LEAD_NAMES, TypeError),
-    (np.zeros((12, 2500)).astype(str), 500, LEAD_NAMES, TypeError),
-    (np.zeros((12, 2500)).astype(object), 500, LEAD_NAMES, TypeError),
-    (np.zeros((12, 2500)), None, LEAD_NAMES, TypeError),
-    (np.zeros((12, 2500)), float("nan"), LEAD_NAMES, ValueError),
-    (np.zeros((12, 2500)), 500, list(range(12)), TypeError),
-])
+@pytest.mark.parametrize(
+    "signal, rate, leads, error",
+    [
+        (np.zeros((12, 2500), bool), 500, LEAD_NAMES, TypeError),
+        (np.zeros((12, 2500), complex), 500, LEAD_NAMES, TypeError),
+        (np.zeros((12, 2500)).astype(str), 500, LEAD_NAMES, TypeError),
+        (np.zeros((12, 2500)).astype(object), 500, LEAD_NAMES, TypeError),
+        (np.zeros((12, 2500)), None, LEAD_NAMES, TypeError),
+        (np.zeros((12, 2500)), float("nan"), LEAD_NAMES, ValueError),
+        (np.zeros((12, 2500)), 500, list(range(12)), TypeError),
+    ],
+)
 def test_the_python_api_refuses_what_it_would_convert_silently(tiny_run, signal, rate, leads, error):
     import ecglens
 
@@ -329,6 +379,7 @@ def test_the_python_api_refuses_what_it_would_convert_silently(tiny_run, signal,
 
 # -- clean exits ----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_a_killed_prepare_takes_its_workers_with_it(tmp_path):
     import signal
@@ -337,11 +388,30 @@ def test_a_killed_prepare_takes_its_workers_with_it(tmp_path):
     psutil = pytest.importorskip("psutil")
     from ecglens.synth.cohort import SynthConfig, write_cohort
 
-    write_cohort(SynthConfig(n_records=300, sampling_rate_hz=500, seed=5), tmp_path / "records", workers=1,
-                 progress=False)
-    run = subprocess.Popen([sys.executable, "-m", "ecglens.cli", "-q", "--threads", "1", "data", "prepare",
-                            f"challenge:{tmp_path / 'records'}", "--out", str(tmp_path / "cache"),
-                            "--sampling-rate", "100", "--workers", "2", "--shard-size", "16"])
+    write_cohort(
+        SynthConfig(n_records=300, sampling_rate_hz=500, seed=5), tmp_path / "records", workers=1, progress=False
+    )
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ecglens.cli",
+            "-q",
+            "--threads",
+            "1",
+            "data",
+            "prepare",
+            f"challenge:{tmp_path / 'records'}",
+            "--out",
+            str(tmp_path / "cache"),
+            "--sampling-rate",
+            "100",
+            "--workers",
+            "2",
+            "--shard-size",
+            "16",
+        ]
+    )
     parent = psutil.Process(run.pid)
     deadline = time.time() + 60
     while len(parent.children()) < 2 and time.time() < deadline and run.poll() is None:
@@ -400,6 +470,7 @@ def test_a_failed_predict_leaves_earlier_results_in_place(tiny_run, tmp_path):
 
 # -- first contact --------------------------------------------------------------------------------------------------
 
+
 def test_explain_on_a_cache_without_test_records_is_one_clear_line(tiny_run, tmp_path, capsys):
     from ecglens.bundle.meta import read_meta
     from ecglens.cli import main
@@ -409,12 +480,24 @@ def test_explain_on_a_cache_without_test_records_is_one_clear_line(tiny_run, tmp
 
     (tmp_path / "records").mkdir()
     write_challenge_mat(tmp_path / "records", "only", known_signal(1000))
-    build_cache([parse_source(f"challenge:{tmp_path / 'records'}")], tmp_path / "cache", 250, workers=1,
-                progress=False)
+    build_cache([parse_source(f"challenge:{tmp_path / 'records'}")], tmp_path / "cache", 250, workers=1, progress=False)
     meta = read_meta(tiny_run.bundle)
     assert not split_caches(open_caches([tmp_path / "cache"], 250), meta.split).test  # one record: not in test
-    code = main(["-q", "explain", "gradcam", "--checkpoint", tiny_run.bundle, "--data", str(tmp_path / "cache"),
-                 "--out", str(tmp_path / "o"), "--device", "cpu"])
+    code = main(
+        [
+            "-q",
+            "explain",
+            "gradcam",
+            "--checkpoint",
+            tiny_run.bundle,
+            "--data",
+            str(tmp_path / "cache"),
+            "--out",
+            str(tmp_path / "o"),
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "no test-split record to explain" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
@@ -451,16 +534,34 @@ def test_explain_evaluate_and_export_take_the_starter(tmp_path):
     from ecglens.cli import main
 
     record = write_wfdb(tmp_path, "rec", known_signal(5000), fs=500)
-    assert main(["-q", "explain", "gradcam", "--checkpoint", "starter", "--records", str(record), "--out",
-                 str(tmp_path / "o"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "explain",
+                "gradcam",
+                "--checkpoint",
+                "starter",
+                "--records",
+                str(record),
+                "--out",
+                str(tmp_path / "o"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert list((tmp_path / "o").glob("rec_*_gradcam.png"))
 
 
 def test_a_fifo_in_place_of_the_ptbxl_table_is_refused_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "ptbxl_database.csv")
-    for command in (["data", "prepare", f"ptbxl:{tmp_path}", "--out", str(tmp_path / "c"), "--sampling-rate", "100"],
-                    ["data", "summary", f"ptbxl:{tmp_path}", "--out", str(tmp_path / "s")]):
-        run = subprocess.run([sys.executable, "-m", "ecglens.cli", "-q", *command], capture_output=True, text=True,
-                             timeout=60)
-        assert run.returncode == 1 and "not a regular file" in run.stderr and "Traceback" not in run.stderr, \
-            run.stderr
+    for command in (
+        ["data", "prepare", f"ptbxl:{tmp_path}", "--out", str(tmp_path / "c"), "--sampling-rate", "100"],
+        ["data", "summary", f"ptbxl:{tmp_path}", "--out", str(tmp_path / "s")],
+    ):
+        run = subprocess.run(
+            [sys.executable, "-m", "ecglens.cli", "-q", *command], capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 1 and "not a regular file" in run.stderr and "Traceback" not in run.stderr, run.stderr

@@ -24,8 +24,9 @@ def test_wfdb_dat_record_round_trips_in_mv(tmp_path):
 def test_challenge_mat_with_extension_in_record_line_and_odd_lead_case(tmp_path):
     signal = known_signal(seed=1)
     names = ["I", "II", "III", "AVR", "avl", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-    header = write_challenge_mat(tmp_path, "E07500", signal, lead_names=names, extension_in_name=True,
-                                 gain=500.0, baseline=20)
+    header = write_challenge_mat(
+        tmp_path, "E07500", signal, lead_names=names, extension_in_name=True, gain=500.0, baseline=20
+    )
     record = read_wfdb(header)
     np.testing.assert_allclose(record.signal, signal, atol=1.1e-3)
     assert record.record_id == "E07500" and record.lead_names == LEAD_NAMES
@@ -87,13 +88,19 @@ def test_strict_stops_at_first_bad_record(tmp_path):
 def test_ptbxl_native_reader(tmp_path):
     (tmp_path / "records100" / "00000").mkdir(parents=True)
     signal = known_signal(1000, seed=4)
-    write_wfdb(tmp_path / "records100" / "00000", "00001_lr", signal, fs=100,
-               lead_names=["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"])
+    write_wfdb(
+        tmp_path / "records100" / "00000",
+        "00001_lr",
+        signal,
+        fs=100,
+        lead_names=["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"],
+    )
     (tmp_path / "scp_statements.csv").write_text(",description\nNORM,normal ECG\n")
     (tmp_path / "ptbxl_database.csv").write_text(
         "ecg_id,patient_id,age,sex,scp_codes,strat_fold,filename_lr,filename_hr\n"
         "1,15709.0,300.0,1,\"{'NORM': 100.0, 'SR': 0.0}\",3,records100/00000/00001_lr,records500/00000/00001_hr\n"
-        "2,13243.0,19.0,0,\"{'AFIB': 0.0}\",10,records100/00000/00002_lr,records500/00000/00002_hr\n")
+        "2,13243.0,19.0,0,\"{'AFIB': 0.0}\",10,records100/00000/00002_lr,records500/00000/00002_hr\n"
+    )
     scan = scan_source(parse_source(f"ptbxl100:{tmp_path}"))
     assert len(scan.refs) == 1 and "waveform file missing" in scan.issues[0].reason
     record = next(read_many(scan.refs))

@@ -24,9 +24,16 @@ from ecglens.metrics import challenge_score, evaluate_predictions, fmax_score
 
 # --- the tables --------------------------------------------------------------------------------------------
 
-BENCHMARK_SIZES = {"ptbxl-all": 71, "ptbxl-diagnostic": 44, "ptbxl-subdiagnostic": 23,
-                   "ptbxl-superdiagnostic": 5, "ptbxl-form": 19, "ptbxl-rhythm": 12, "challenge2021": 26,
-                   "cpsc9": 9}
+BENCHMARK_SIZES = {
+    "ptbxl-all": 71,
+    "ptbxl-diagnostic": 44,
+    "ptbxl-subdiagnostic": 23,
+    "ptbxl-superdiagnostic": 5,
+    "ptbxl-form": 19,
+    "ptbxl-rhythm": 12,
+    "challenge2021": 26,
+    "cpsc9": 9,
+}
 
 
 @pytest.mark.parametrize("space", sorted(BENCHMARK_SIZES))
@@ -66,9 +73,11 @@ def test_cpsc9_hash_covers_rows_and_conditions_so_caches_of_older_tables_map_ane
 
 def test_a_user_csv_defines_a_new_space_in_first_named_order(tmp_path):
     path = tmp_path / "rhythm3.csv"
-    path.write_text("vocabulary,code,description,target,rationale\n"
-                    "snomed,426783006,sinus rhythm,SINUS,mine\nsnomed,164889003,atrial fibrillation,AFIB,mine\n"
-                    "snomed,164890007,atrial flutter,AFIB,mine\nsnomed,17338001,vpb,drop,mine\n")
+    path.write_text(
+        "vocabulary,code,description,target,rationale\n"
+        "snomed,426783006,sinus rhythm,SINUS,mine\nsnomed,164889003,atrial fibrillation,AFIB,mine\n"
+        "snomed,164890007,atrial flutter,AFIB,mine\nsnomed,17338001,vpb,drop,mine\n"
+    )
     space = load_label_space(path)
     assert space.space == "rhythm3" and space.classes == ("SINUS", "AFIB")
     assert space.map([("164890007", None)], "snomed").classes == ("AFIB",)
@@ -121,6 +130,7 @@ def test_superdiagnostic_labels_of_known_ptbxl_records_match_a_hand_reading(shar
 
 # --- metrics against hand-computed cases and known properties -----------------------------------------------
 
+
 def test_challenge_score_hand_case_and_its_normalisation():
     scoring = challenge_scoring(load_label_space("cpsc9"))  # SNR (normal), AF, IAVB, ... (7 shared)
     truth = np.zeros((2, 9))
@@ -167,22 +177,43 @@ def test_a_threshold_far_from_its_calibrated_meaning_is_flagged():
     # Underconfident scores: every record scores 0.1-0.2, yet half are positive; a threshold of 0.13 looks
     # like "13 % likely" but the records scored near it are about 50 % positive.
     scores = np.where(truth > 0, 0.15, 0.12) + rng.normal(0, 0.01, truth.shape)
-    result = evaluate_predictions(truth, np.clip(scores, 0, 1), np.array([0.13]), class_names=("X",),
-                                  n_bootstrap=0)
+    result = evaluate_predictions(truth, np.clip(scores, 0, 1), np.array([0.13]), class_names=("X",), n_bootstrap=0)
     assert any("not a calibrated probability" in flag for flag in result.per_class[0].flags)
-    calibrated = evaluate_predictions(truth, np.where(truth > 0, 0.95, 0.05), np.array([0.5]), class_names=("X",),
-                                      n_bootstrap=0)
+    calibrated = evaluate_predictions(
+        truth, np.where(truth > 0, 0.95, 0.05), np.array([0.5]), class_names=("X",), n_bootstrap=0
+    )
     assert not calibrated.per_class[0].flags
 
 
 # --- end to end: any label space, config files, TensorBoard -------------------------------------------------
 
+
 def test_a_run_repeats_exactly_from_its_saved_config_and_logs_to_tensorboard(tiny_run, tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     first = tmp_path / "first"
-    assert main(["-q", "train", "--data", str(tiny_run.cache), "--out", str(first), "--model", "resnet_tiny",
-                 "--epochs", "2", "--batch-size", "8", "--label-space", "challenge2021", "--tensorboard"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                "--data",
+                str(tiny_run.cache),
+                "--out",
+                str(first),
+                "--model",
+                "resnet_tiny",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--label-space",
+                "challenge2021",
+                "--tensorboard",
+            ]
+        )
+        == 0
+    )
     meta = read_meta(first / "best")
     assert meta.class_names == load_label_space("challenge2021").classes and meta.model.n_classes == 26
     assert meta.label_space.space == "challenge2021" and meta.label_space.rows  # the tables travel
@@ -196,13 +227,15 @@ def test_a_run_repeats_exactly_from_its_saved_config_and_logs_to_tensorboard(tin
     assert main(["-q", "train", "--config", str(first / "config.json"), "--out", str(again)]) == 0
     a, b = load_file(first / "best" / "model.safetensors"), load_file(again / "best" / "model.safetensors")
     assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
-    assert (first / "log.csv").read_text() .split("\n")[0] == (again / "log.csv").read_text().split("\n")[0]
+    assert (first / "log.csv").read_text().split("\n")[0] == (again / "log.csv").read_text().split("\n")[0]
 
 
 def test_config_files_take_the_flags_names_and_flags_override_them(tiny_run, tmp_path, capsys):
     toml = tmp_path / "run.toml"
-    toml.write_text(f'data = ["{tiny_run.cache}"]\nmodel = "resnet_tiny"\nepochs = 3\nbatch-size = 8\n'
-                    'label-space = "cpsc9"\nleads = "I,II,V1"\n')
+    toml.write_text(
+        f'data = ["{tiny_run.cache}"]\nmodel = "resnet_tiny"\nepochs = 3\nbatch-size = 8\n'
+        'label-space = "cpsc9"\nleads = "I,II,V1"\n'
+    )
     out = tmp_path / "run"
     assert main(["-q", "train", "--config", str(toml), "--out", str(out), "--epochs", "1"]) == 0
     saved = json.loads((out / "config.json").read_text())["config"]
@@ -238,14 +271,49 @@ def test_superdiagnostic_end_to_end_has_five_outputs_everywhere(ptbxl_cache, sha
     assert main(["train", "--data", str(ptbxl_cache), "--out", str(tmp_path / "x"), "--model", "resnet_tiny"]) == 1
     assert "validation split is empty: fold 9" in capsys.readouterr().err
     run = tmp_path / "run"
-    assert main(["-q", "train", "--data", str(ptbxl_cache), "--out", str(run), "--label-space",
-                 "ptbxl-superdiagnostic", "--model", "resnet_tiny", "--epochs", "1", "--val-fold", "7",
-                 "--test-fold", "8"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                "--data",
+                str(ptbxl_cache),
+                "--out",
+                str(run),
+                "--label-space",
+                "ptbxl-superdiagnostic",
+                "--model",
+                "resnet_tiny",
+                "--epochs",
+                "1",
+                "--val-fold",
+                "7",
+                "--test-fold",
+                "8",
+            ]
+        )
+        == 0
+    )
     bundle = run / "best"
     classes = ["CD", "HYP", "MI", "NORM", "STTC"]
     assert list(read_meta(bundle).class_names) == classes
-    assert main(["-q", "evaluate", "--checkpoint", str(bundle), "--data", str(ptbxl_cache), "--bootstrap", "20",
-                 "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "evaluate",
+                "--checkpoint",
+                str(bundle),
+                "--data",
+                str(ptbxl_cache),
+                "--bootstrap",
+                "20",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["results"][0]
     assert [m["name"] for m in evaluation["per_class"]] == classes
     assert evaluation["fmax"] is not None and evaluation["challenge_score"] is None
@@ -257,11 +325,29 @@ def test_superdiagnostic_end_to_end_has_five_outputs_everywhere(ptbxl_cache, sha
     record = shared_data / "ptb-xl" / "records100" / "00000" / "00001_lr.hea"
     for engine in ("torch", "onnx"):
         out = tmp_path / f"pred_{engine}"
-        assert main(["-q", "predict", "--checkpoint", str(bundle), "--engine", engine, str(record),
-                     "--out", str(out)]) == 0
+        assert (
+            main(["-q", "predict", "--checkpoint", str(bundle), "--engine", engine, str(record), "--out", str(out)])
+            == 0
+        )
         header = (out / "predictions.csv").read_text().splitlines()[0].split(",")
         assert header[3:8] == classes
-    assert main(["-q", "explain", "gradcam", "--checkpoint", str(bundle), "--data", str(ptbxl_cache), "--n", "1",
-                 "--out", str(tmp_path / "cam")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "explain",
+                "gradcam",
+                "--checkpoint",
+                str(bundle),
+                "--data",
+                str(ptbxl_cache),
+                "--n",
+                "1",
+                "--out",
+                str(tmp_path / "cam"),
+            ]
+        )
+        == 0
+    )
     cams = json.loads((tmp_path / "cam" / "gradcam.json").read_text())
     assert cams and {item["class"] for item in cams} <= set(classes)

@@ -12,10 +12,22 @@ STUDY_DROPPED = ("ISCIN", "ISCIL", "DIG", "ISCLA", "RVH", "LNGQT", "RAO/RAE", "E
 
 def test_snomed_table_matches_the_issue():
     label_map = load_label_map("strict")
-    expected = {"426783006": "SNR", "164889003": "AF", "270492004": "IAVB", "164909002": "LBBB",
-                "713427006": "RBBB", "59118001": "RBBB", "284470004": "PAC", "63593006": "PAC",
-                "164884008": "PVC", "427172004": "PVC", "429622005": "STD", "164931005": "STE",
-                "733534002": "LBBB", "17338001": "PVC"}
+    expected = {
+        "426783006": "SNR",
+        "164889003": "AF",
+        "270492004": "IAVB",
+        "164909002": "LBBB",
+        "713427006": "RBBB",
+        "59118001": "RBBB",
+        "284470004": "PAC",
+        "63593006": "PAC",
+        "164884008": "PVC",
+        "427172004": "PVC",
+        "429622005": "STD",
+        "164931005": "STE",
+        "733534002": "LBBB",
+        "17338001": "PVC",
+    }
     assert {code: label_map.target("snomed", code) for code in expected} == expected
     assert "17338001" in label_map.row("snomed", "427172004").rationale
 
@@ -45,9 +57,20 @@ def test_strict_is_one_to_one():
     label_map = load_label_map("strict")
     scp_rows = [row for row in label_map.rows if row.vocabulary == "scp"]
     assert {row.code: row.target for row in scp_rows} == {
-        "NORM": "SNR", "AFIB": "AF", "1AVB": "IAVB", "CLBBB": "LBBB", "CRBBB": "RBBB",
-        "PAC": "PAC", "PVC": "PVC", "STD_": "STD", "STE_": "STE", "SR": "SNR", "SBRAD": COMPANION,
-        "STACH": COMPANION, "SARRH": COMPANION}
+        "NORM": "SNR",
+        "AFIB": "AF",
+        "1AVB": "IAVB",
+        "CLBBB": "LBBB",
+        "CRBBB": "RBBB",
+        "PAC": "PAC",
+        "PVC": "PVC",
+        "STD_": "STD",
+        "STE_": "STE",
+        "SR": "SNR",
+        "SBRAD": COMPANION,
+        "STACH": COMPANION,
+        "SARRH": COMPANION,
+    }
     out_of_scope = label_map.map([("LVH", 100.0)], "scp")
     assert out_of_scope.classes == () and out_of_scope.labelled and out_of_scope.exclusion.startswith("out of scope")
     assert not label_map.map([], "scp").labelled and not label_map.map([("X", None)], "none").labelled
@@ -100,8 +123,7 @@ def test_snr_is_given_exactly_when_nothing_but_companions_stand_beside_a_normal_
     the order, and SNR is given iff every code is an 'alone' row or a companion and one is an 'alone' row."""
     label_map = load_label_map(profile)
     rows = {row.code: row for row in label_map.rows if row.vocabulary == vocabulary}
-    chosen = data.draw(st.lists(st.sampled_from([*rows, "NOT-A-CODE", "999999"]), min_size=1, max_size=6,
-                                unique=True))
+    chosen = data.draw(st.lists(st.sampled_from([*rows, "NOT-A-CODE", "999999"]), min_size=1, max_size=6, unique=True))
     shuffled = data.draw(st.permutations(chosen))
     mapped = label_map.map([(code, None) for code in chosen], vocabulary)
     assert label_map.map([(code, None) for code in shuffled], vocabulary).classes == mapped.classes

@@ -38,8 +38,9 @@ def v1_v2_cohort(tmp_path_factory):
 
 def test_the_shapley_ranking_puts_the_evidence_leads_first(v1_v2_cohort, tmp_path):
     cache, bundle, config = v1_v2_cohort
-    study = run_lead_study([cache], tmp_path / "study", config=config, checkpoint=bundle, train=False, n_shapley=12,
-                           progress=False)
+    study = run_lead_study(
+        [cache], tmp_path / "study", config=config, checkpoint=bundle, train=False, n_shapley=12, progress=False
+    )
     af = next(r for r in study.rankings if r.class_name == "AF")
     assert set(af.order[:2]) == {"V1", "V2"}, af.order
     assert sorted(study.shares, key=lambda lead: -study.shares[lead])[:2] in (["V1", "V2"], ["V2", "V1"])
@@ -52,9 +53,37 @@ def test_the_shapley_ranking_puts_the_evidence_leads_first(v1_v2_cohort, tmp_pat
 def test_reduced_lead_models_train_on_the_same_split_and_are_compared(v1_v2_cohort, tmp_path, capsys):
     cache, bundle, _ = v1_v2_cohort
     out = tmp_path / "study"
-    assert main(["-q", "leads", "--data", str(cache), "--out", str(out), "--subsets", "2,limb6", "--subset", "V1,V2",
-                 "--checkpoint", bundle, "--model", "resnet_tiny", "--epochs", "4", "--batch-size", "16",
-                 "--lr", "3e-3", "--n-shapley", "12", "--bootstrap", "20"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "leads",
+                "--data",
+                str(cache),
+                "--out",
+                str(out),
+                "--subsets",
+                "2,limb6",
+                "--subset",
+                "V1,V2",
+                "--checkpoint",
+                bundle,
+                "--model",
+                "resnet_tiny",
+                "--epochs",
+                "4",
+                "--batch-size",
+                "16",
+                "--lr",
+                "3e-3",
+                "--n-shapley",
+                "12",
+                "--bootstrap",
+                "20",
+            ]
+        )
+        == 0
+    )
     study = json.loads((out / "leads.json").read_text())
     names = {s["name"]: s for s in study["subsets"]}
     assert set(names) == {"2", "limb6", "V1+V2", "greedy2", "greedy3"}
@@ -91,8 +120,14 @@ def test_the_lead_study_never_chooses_on_the_test_split(v1_v2_cohort, tmp_path, 
     cache, bundle, config = v1_v2_cohort
     asked = []
     explain_inputs = lead_study.split_inputs
-    monkeypatch.setattr(lead_study, "split_inputs", lambda caches, meta, split, *rest, **options: (
-        asked.append(split), explain_inputs(caches, meta, split, *rest, **options))[1])
+    monkeypatch.setattr(
+        lead_study,
+        "split_inputs",
+        lambda caches, meta, split, *rest, **options: (
+            asked.append(split),
+            explain_inputs(caches, meta, split, *rest, **options),
+        )[1],
+    )
     evaluate = lead_study.evaluate_bundle
 
     def upside_down(*args, **kwargs):  # each test macro AUC x becomes 1 - x: the test ranking inverted
@@ -100,8 +135,15 @@ def test_the_lead_study_never_chooses_on_the_test_split(v1_v2_cohort, tmp_path, 
         combined = replace(report.combined, macro_auc=1 - report.combined.macro_auc)
         return replace(report, results=(combined, *report.results[1:]))
 
-    options = {"subsets": parse_subsets("2", ["V1,V2"]), "config": replace(config, epochs=3), "checkpoint": bundle,
-               "n_shapley": 8, "n_bootstrap": 10, "greedy_sizes": (2,), "progress": False}
+    options = {
+        "subsets": parse_subsets("2", ["V1,V2"]),
+        "config": replace(config, epochs=3),
+        "checkpoint": bundle,
+        "n_shapley": 8,
+        "n_bootstrap": 10,
+        "greedy_sizes": (2,),
+        "progress": False,
+    }
     plain = run_lead_study([cache], tmp_path / "plain", **options)
     monkeypatch.setattr(lead_study, "evaluate_bundle", upside_down)
     inverted = run_lead_study([cache], tmp_path / "inverted", **options)

@@ -114,8 +114,7 @@ def test_a_class_that_is_never_decided_has_the_decision_metrics_of_no_decision()
 
     y = np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
     p = np.array([[0.9, 0.2], [0.8, 0.9], [0.1, 0.7], [0.2, 0.1]])
-    result = evaluate_predictions(y, p, np.array([0.5, 0.5]), class_names=("SNR", "STE"), n_bootstrap=0,
-                                  never=["STE"])
+    result = evaluate_predictions(y, p, np.array([0.5, 0.5]), class_names=("SNR", "STE"), n_bootstrap=0, never=["STE"])
     ste = result.class_metrics("STE")
     assert (ste.tp, ste.fp, ste.recall) == (0, 0, 0.0) and ste.auc == 1.0 and "never decided" in ste.note
     assert result.class_metrics("SNR").recall == 1.0

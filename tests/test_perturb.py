@@ -18,8 +18,17 @@ from ecglens.perturb import NOISE_KINDS, SNR_LEVELS_DB, NotApplicable, Perturbat
 def _leads_from_electrodes(ra, la, ll, chest):
     """The 12 leads from electrode potentials (Einthoven, Goldberger; precordials against Wilson's terminal)."""
     wilson = (ra + la + ll) / 3
-    return np.stack([la - ra, ll - ra, ll - la, ra - (la + ll) / 2, la - (ra + ll) / 2, ll - (ra + la) / 2,
-                     *(v - wilson for v in chest)])
+    return np.stack(
+        [
+            la - ra,
+            ll - ra,
+            ll - la,
+            ra - (la + ll) / 2,
+            la - (ra + ll) / 2,
+            ll - (ra + la) / 2,
+            *(v - wilson for v in chest),
+        ]
+    )
 
 
 @pytest.fixture
@@ -129,8 +138,10 @@ def test_smooth_and_band_limited_attacks_keep_their_power_below_40_hz_and_their_
     eps = 0.025
     clean = list(x.numpy())
     shares = {}
-    for name, shape in (("smooth", gaussian_smoother(SMOOTH_SIGMA_MS / 1000 * rate)),
-                        ("pgd-band", band_limiter(rate, 0.5, 40.0))):
+    for name, shape in (
+        ("smooth", gaussian_smoother(SMOOTH_SIGMA_MS / 1000 * rate)),
+        ("pgd-band", band_limiter(rate, 0.5, 40.0)),
+    ):
         result = shaped_pgd(model, x, reference, eps, shape, steps=6)
         delta = result.inputs - x
         assert float(delta.abs().max()) <= eps * (1 + 1e-5) and float(delta.abs().max()) > eps / 4
@@ -170,11 +181,32 @@ def test_robustness_end_to_end_attacks_hurt_more_than_random_noise(tiny_run, tmp
     meta["not_validated"] = [row for row in meta["not_validated"] if row[0] == "STE"]
     (bundle / "bundle.json").write_text(json.dumps(meta))
     out = tmp_path / "rob"
-    assert main(["-q", "robustness", "--checkpoint", str(bundle), "--data", str(tiny_run.cache), "--split",
-                 "train", "--quick", "--n", "12", "--n-flip", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "robustness",
+                "--checkpoint",
+                str(bundle),
+                "--data",
+                str(tiny_run.cache),
+                "--split",
+                "train",
+                "--quick",
+                "--n",
+                "12",
+                "--n-flip",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "robustness.json").read_text())  # strict JSON: no NaN
-    conditions = {(c["kind"], c["level"]): c for c in result["conditions"]
-                  if c["family"] != "adversarial, then filtered"}
+    conditions = {
+        (c["kind"], c["level"]): c for c in result["conditions"] if c["family"] != "adversarial, then filtered"
+    }
     for eps in (10.0, 50.0):
         assert conditions[("pgd", eps)]["changed"] > conditions[("random", eps)]["changed"]
     assert conditions[("reversal", 0.0)]["label"] == "LA/RA electrode reversal"
@@ -188,15 +220,22 @@ def test_robustness_end_to_end_attacks_hurt_more_than_random_noise(tiny_run, tmp
     assert len(filtered) == 2 * 6 and all("then the 0.5-40 Hz filter" in c["label"] for c in filtered)
     spectra = {s["kind"]: s["share_above_40hz"] for s in result["spectra"]}
     assert spectra["smooth"] <= 0.05 and spectra["pgd-band"] <= 0.05
-    for name in ("robustness.csv", "robustness_curves.png", "adversarial_example.png", "robustness.html",
-                 "attack_spectra.png", "flipping_budgets.png"):
+    for name in (
+        "robustness.csv",
+        "robustness_curves.png",
+        "adversarial_example.png",
+        "robustness.html",
+        "attack_spectra.png",
+        "flipping_budgets.png",
+    ):
         assert (out / name).stat().st_size > 0
     assert "Worst adversarial" in (out / "robustness.html").read_text()
     assert "PGD (high-frequency), 50 uV L-inf" in capsys.readouterr().out
     empty = tmp_path / "not-a-cache"
     empty.mkdir()
-    assert main(["robustness", "--checkpoint", tiny_run.bundle, "--data", str(empty),
-                 "--out", str(tmp_path / "x")]) == 1
+    assert (
+        main(["robustness", "--checkpoint", tiny_run.bundle, "--data", str(empty), "--out", str(tmp_path / "x")]) == 1
+    )
     assert capsys.readouterr().err.strip().count("\n") == 0
 
 
@@ -209,12 +248,17 @@ def test_training_with_perturbation_augmentation_and_pgd_adversarial_training(ti
     cache = EcgCache(tiny_run.cache)
     items = split_caches([cache]).train[:6]
     plain = CacheDataset([cache], items, LengthPolicy("crop", 2.0), True, seed=1)
-    augmented = CacheDataset([cache], items, LengthPolicy("crop", 2.0), True, seed=1,
-                             perturbation=RandomPerturbation(("noise", "faults"), probability=1.0))
+    augmented = CacheDataset(
+        [cache],
+        items,
+        LengthPolicy("crop", 2.0),
+        True,
+        seed=1,
+        perturbation=RandomPerturbation(("noise", "faults"), probability=1.0),
+    )
     assert sum(not torch.equal(plain[i][0], augmented[i][0]) for i in range(len(items))) >= 5
     assert all(plain[i][0].shape == augmented[i][0].shape for i in range(len(items)))
-    config = TrainConfig(model="resnet_tiny", epochs=1, batch_size=8, augment=("noise", "faults"),
-                         adversarial="pgd:25")
+    config = TrainConfig(model="resnet_tiny", epochs=1, batch_size=8, augment=("noise", "faults"), adversarial="pgd:25")
     result = fit([tiny_run.cache], tmp_path / "run", config, progress=False)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     assert saved["augment"] == ["noise", "faults"] and saved["adversarial"] == "pgd:25"

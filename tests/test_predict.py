@@ -28,9 +28,17 @@ def _write_edf(path, signal, rate):
     writer = pyedflib.EdfWriter(str(path), len(LEAD_NAMES), file_type=pyedflib.FILETYPE_EDFPLUS)
     headers = []
     for name in LEAD_NAMES:
-        headers.append({"label": f"ECG {name}", "dimension": "uV", "sample_frequency": rate,
-                        "physical_max": 5000.0, "physical_min": -5000.0, "digital_max": 32767,
-                        "digital_min": -32768})
+        headers.append(
+            {
+                "label": f"ECG {name}",
+                "dimension": "uV",
+                "sample_frequency": rate,
+                "physical_max": 5000.0,
+                "physical_min": -5000.0,
+                "digital_max": 32767,
+                "digital_min": -32768,
+            }
+        )
     writer.setSignalHeaders(headers)
     writer.writeSamples([row * 1000.0 for row in signal])
     writer.close()
@@ -47,12 +55,16 @@ def test_every_format_gives_the_same_prediction(bundle, signal, tmp_path):
     _write_edf(tmp_path / "record.edf", signal, 500)
     predictor = ecglens.load_bundle(bundle)
     reference = predictor.predict(signal, 500, LEAD_NAMES)
-    paths = [tmp_path / n for n in ("wfdb.hea", "challenge.hea", "A0001.mat", "header.csv", "array.npy",
-                                     "record.edf")]
+    paths = [tmp_path / n for n in ("wfdb.hea", "challenge.hea", "A0001.mat", "header.csv", "array.npy", "record.edf")]
     predictions, issues = predict_files(predictor, paths, sampling_rate_hz=500, progress=False)
     assert issues == [] and len(predictions) == 6
-    plain, _ = predict_files(predictor, [tmp_path / "plain.csv"], sampling_rate_hz=500,
-                             lead_names=tuple(LEAD_NAMES[i] for i in order), progress=False)
+    plain, _ = predict_files(
+        predictor,
+        [tmp_path / "plain.csv"],
+        sampling_rate_hz=500,
+        lead_names=tuple(LEAD_NAMES[i] for i in order),
+        progress=False,
+    )
     for prediction in [*predictions, *plain]:
         for name, p in reference.probabilities.items():
             assert prediction.probabilities[name] == pytest.approx(p, abs=2e-4), (prediction.source, name)
@@ -74,8 +86,7 @@ def test_shuffled_leads_in_a_file_give_the_same_prediction(bundle, signal, tmp_p
 def test_bad_files_are_listed_and_never_stop_the_batch(bundle, tmp_path):
     expected = write_bad_corpus(tmp_path)
     (tmp_path / "notes.txt").write_text("not an ECG")
-    predictions, issues = predict_files(ecglens.load_bundle(bundle), [tmp_path, tmp_path / "notes.txt"],
-                                        progress=False)
+    predictions, issues = predict_files(ecglens.load_bundle(bundle), [tmp_path, tmp_path / "notes.txt"], progress=False)
     assert [p.record_id for p in predictions] == ["good"]
     reasons = {issue.path.rsplit("/", 1)[-1].split(".")[0]: issue.reason for issue in issues}
     assert set(expected) | {"notes"} == set(reasons)
@@ -88,8 +99,9 @@ def test_quality_warnings():
     signal[3] = 0.0
     warnings = quality_warnings(signal, 500, LEAD_NAMES, 10)
     assert warnings == ["flat lead(s): aVR"]
-    assert any("microvolts" in w for w in quality_warnings(signal * 1000 + rng.normal(0, 1, signal.shape), 500,
-                                                           LEAD_NAMES, 10))
+    assert any(
+        "microvolts" in w for w in quality_warnings(signal * 1000 + rng.normal(0, 1, signal.shape), 500, LEAD_NAMES, 10)
+    )
     assert any("short record" in w for w in quality_warnings(signal[:, :1000] + 0.1, 500, LEAD_NAMES, 10))
     clipped = np.clip(rng.normal(0, 1, (12, 5000)), -1, 1)
     assert any("saturation" in w for w in quality_warnings(clipped, 500, LEAD_NAMES, 10))
@@ -102,10 +114,14 @@ def test_onnx_export_agrees_with_pytorch(bundle, tmp_path, signal, capsys):
     assert main(["export", "onnx", "--checkpoint", bundle]) == 0
     out = tmp_path / "out"
     for engine in ("torch", "onnx"):
-        assert main(["predict", "--checkpoint", bundle, str(tmp_path), "--engine", engine,
-                     "--out", str(out / engine)]) == 0
-    rows = {engine: [json.loads(line) for line in (out / engine / "predictions.jsonl").read_text().splitlines()]
-            for engine in ("torch", "onnx")}
+        assert (
+            main(["predict", "--checkpoint", bundle, str(tmp_path), "--engine", engine, "--out", str(out / engine)])
+            == 0
+        )
+    rows = {
+        engine: [json.loads(line) for line in (out / engine / "predictions.jsonl").read_text().splitlines()]
+        for engine in ("torch", "onnx")
+    }
     assert len(rows["torch"]) == 2
     for a, b in zip(rows["torch"], rows["onnx"], strict=True):
         for name in a["probabilities"]:
@@ -114,8 +130,21 @@ def test_onnx_export_agrees_with_pytorch(bundle, tmp_path, signal, capsys):
 
 def test_predict_cli_with_explanation(bundle, tmp_path, signal, capsys):
     write_wfdb(tmp_path, "one", signal, fs=500)
-    assert main(["predict", "--checkpoint", bundle, str(tmp_path / "one.hea"), "--out", str(tmp_path / "o"),
-                 "--explain", "gradcam"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                bundle,
+                str(tmp_path / "one.hea"),
+                "--out",
+                str(tmp_path / "o"),
+                "--explain",
+                "gradcam",
+            ]
+        )
+        == 0
+    )
     assert list((tmp_path / "o" / "figures").glob("one_*_gradcam.png"))
     assert (tmp_path / "o" / "predictions.csv").read_text().startswith("record_id,source,status,SNR")
 
@@ -159,15 +188,32 @@ def test_a_class_that_is_not_validated_is_never_decided(tiny_run, tmp_path, sign
     write_wfdb(tmp_path / "in", "r1", signal, fs=500)
     assert main(["export", "onnx", "--checkpoint", str(bundle)]) == 0
     for engine in ("torch", "onnx"):
-        assert main(["predict", "--checkpoint", str(bundle), str(tmp_path / "in"), "--engine", engine,
-                     "--out", str(tmp_path / engine)]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--checkpoint",
+                    str(bundle),
+                    str(tmp_path / "in"),
+                    "--engine",
+                    engine,
+                    "--out",
+                    str(tmp_path / engine),
+                ]
+            )
+            == 0
+        )
         (row,) = [json.loads(line) for line in (tmp_path / engine / "predictions.jsonl").read_text().splitlines()]
         assert "STE" not in row["decisions"] and row["probabilities"]["STE"] >= 0.0
         assert row["not_validated"]["STE"] == unknown["STE"]
     with TestClient(create_app(ServeConfig(str(bundle), "cpu")), base_url="http://127.0.0.1") as client:
-        body = client.post("/api/predict", files=[("files", ("r1.hea", (tmp_path / "in" / "r1.hea").read_bytes())),
-                                                  ("files", ("r1.dat", (tmp_path / "in" / "r1.dat").read_bytes()))]
-                           ).json()
+        body = client.post(
+            "/api/predict",
+            files=[
+                ("files", ("r1.hea", (tmp_path / "in" / "r1.hea").read_bytes())),
+                ("files", ("r1.dat", (tmp_path / "in" / "r1.dat").read_bytes())),
+            ],
+        ).json()
     assert "STE" not in body["decisions"] and "STE" in body["not_validated"]
     # with the class validated (as an older bundle without the field), threshold 0 decides it: the test can fail
     del meta["not_validated"]

@@ -11,9 +11,15 @@ pytestmark = pytest.mark.realdata
 
 @pytest.mark.parametrize(
     "spec, min_records, rate",
-    [("ptbxl100:{d}/ptb-xl", 1499, 100), ("ptbxl500:{d}/ptb-xl", 353, 500), ("cpsc2018:{d}/cpsc2018", 10, 500),
-     ("challenge:{d}/challenge/cpsc2018", 14, 500), ("challenge:{d}/challenge/cpsc2018-extra", 36, 500),
-     ("challenge:{d}/challenge/ptb-xl", 36, 500), ("challenge:{d}/challenge/ptb", 10, 1000)],
+    [
+        ("ptbxl100:{d}/ptb-xl", 1499, 100),
+        ("ptbxl500:{d}/ptb-xl", 353, 500),
+        ("cpsc2018:{d}/cpsc2018", 10, 500),
+        ("challenge:{d}/challenge/cpsc2018", 14, 500),
+        ("challenge:{d}/challenge/cpsc2018-extra", 36, 500),
+        ("challenge:{d}/challenge/ptb-xl", 36, 500),
+        ("challenge:{d}/challenge/ptb", 10, 1000),
+    ],
 )
 def test_every_shared_record_loads_in_mv(shared_data, spec, min_records, rate):
     scan = scan_source(parse_source(spec.format(d=shared_data)))
@@ -75,8 +81,9 @@ def test_cpsc_original_labels_from_reference(shared_data):
 def test_a_recording_held_in_two_formats_is_kept_once(shared_data):
     from ecglens.io.sources import scan_sources
 
-    scan = scan_sources([parse_source(f"ptbxl100:{shared_data}/ptb-xl"),
-                         parse_source(f"challenge:{shared_data}/challenge/ptb-xl")])
+    scan = scan_sources(
+        [parse_source(f"ptbxl100:{shared_data}/ptb-xl"), parse_source(f"challenge:{shared_data}/challenge/ptb-xl")]
+    )
     dropped = sorted(i.path.rsplit("/", 1)[-1] for i in scan.issues if "same recording" in i.reason)
     # HR00001-HR00007 and HR00599 are ecg_ids of the native sample; HR06000 and later are not
     assert dropped == [f"HR{n:05d}.hea" for n in (1, 2, 3, 4, 5, 6, 7, 599)]
@@ -98,17 +105,55 @@ def test_ludb_diagnoses_map_to_the_nine_classes_and_score_as_an_external_set(sha
         mapped = load_label_map("strict").map(read_wfdb(header).raw_labels, "ludb")
         for name in mapped.classes or ("out of scope",):
             counts[name] = counts.get(name, 0) + 1
-    assert counts == {"out of scope": 66, "SNR": 11, "AF": 8, "IAVB": 6, "STE": 5, "PVC": 4, "LBBB": 2, "RBBB": 1,
-                      "PAC": 1}
+    assert counts == {
+        "out of scope": 66,
+        "SNR": 11,
+        "AF": 8,
+        "IAVB": 6,
+        "STE": 5,
+        "PVC": 4,
+        "LBBB": 2,
+        "RBBB": 1,
+        "PAC": 1,
+    }
     data = tmp_path / "ludb"
     data.mkdir()
     for n in range(1, 40, 2):
         for suffix in (".hea", ".dat"):
             (data / f"{n}{suffix}").symlink_to(shared_data / "ludb" / "data" / f"{n}{suffix}")
-    assert main(["data", "prepare", f"ludb=challenge:{data}", "--sampling-rate", "250", "--out",
-                 str(tmp_path / "cache"), "--workers", "1"]) == 0
-    assert main(["evaluate", "--checkpoint", tiny_run.bundle, "--data", str(tmp_path / "cache"), "--external",
-                 "--out", str(tmp_path / "eval"), "--bootstrap", "10"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "prepare",
+                f"ludb=challenge:{data}",
+                "--sampling-rate",
+                "250",
+                "--out",
+                str(tmp_path / "cache"),
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                tiny_run.bundle,
+                "--data",
+                str(tmp_path / "cache"),
+                "--external",
+                "--out",
+                str(tmp_path / "eval"),
+                "--bootstrap",
+                "10",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["results"][0]["n_records"] == 20 and report["out_of_scope"]["n_records"] > 0
     assert report["results"][0]["name"] == "external, every record (all)"  # never called a test split

@@ -29,8 +29,13 @@ TIMEOUT_S = 240
 def ecglens(*args: str, timeout: int = TIMEOUT_S) -> subprocess.CompletedProcess:
     """Run the command line in a fresh process (no hang: a timeout fails the test)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "ecglens.cli", "-q", "--threads", "1", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ecglens.cli", "-q", "--threads", "1", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def _issues(path: Path) -> str:
@@ -50,8 +55,16 @@ def test_every_malformed_input_is_a_named_issue_and_the_batch_completes(corpus, 
     assert len(cases) >= 100
     results = {}
     # predict: every file kind in one batch (CSV and NumPy need a rate)
-    run = ecglens("predict", "--checkpoint", tiny_run.bundle, str(root / "files"), "--sampling-rate", "500",
-                  "--out", str(tmp_path / "predict"))
+    run = ecglens(
+        "predict",
+        "--checkpoint",
+        tiny_run.bundle,
+        str(root / "files"),
+        "--sampling-rate",
+        "500",
+        "--out",
+        str(tmp_path / "predict"),
+    )
     results["predict"] = run
     issues = _issues(tmp_path / "predict" / "issues.csv")
     predicted = [json.loads(line) for line in (tmp_path / "predict" / "predictions.jsonl").read_text().splitlines()]
@@ -59,11 +72,15 @@ def test_every_malformed_input_is_a_named_issue_and_the_batch_completes(corpus, 
     for case in (c for c in cases if c.group == "files"):
         assert case.mention in issues, case
     # prepare and summary on the same folder as a Challenge source (its .hea records), on PTB-XL and on CPSC
-    for source, group in ((f"challenge:{root / 'files'}", "files"), (f"ptbxl100:{root / 'ptbxl'}", "ptbxl"),
-                          (f"cpsc2018:{root / 'cpsc'}", "cpsc")):
+    for source, group in (
+        (f"challenge:{root / 'files'}", "files"),
+        (f"ptbxl100:{root / 'ptbxl'}", "ptbxl"),
+        (f"cpsc2018:{root / 'cpsc'}", "cpsc"),
+    ):
         out = tmp_path / f"cache-{group}"
-        results[f"prepare {group}"] = run = ecglens("data", "prepare", source, "--out", str(out), "--sampling-rate",
-                                                    "100", "--workers", "2")
+        results[f"prepare {group}"] = run = ecglens(
+            "data", "prepare", source, "--out", str(out), "--sampling-rate", "100", "--workers", "2"
+        )
         assert run.returncode == 0, run.stderr
         issues = _issues(out / "issues.csv")
         expected = [c for c in cases if c.group == group and (group != "files" or _is_header_case(root, c))]
@@ -72,8 +89,11 @@ def test_every_malformed_input_is_a_named_issue_and_the_batch_completes(corpus, 
         results[f"summary {group}"] = run = ecglens("data", "summary", source, "--out", str(tmp_path / f"s-{group}"))
         assert run.returncode == 0, run.stderr
         summary = (tmp_path / f"s-{group}" / "summary.md").read_text()
-        not_read = sum(int(line.split(": ")[-1].split(" ")[0]) for line in summary.split("Records not read:")[1]
-                       .splitlines() if line.startswith("- "))
+        not_read = sum(
+            int(line.split(": ")[-1].split(" ")[0])
+            for line in summary.split("Records not read:")[1].splitlines()
+            if line.startswith("- ")
+        )
         assert not_read >= len(expected)
     for name, run in results.items():
         assert "Traceback" not in run.stderr, (name, run.stderr[-2000:])
@@ -86,8 +106,15 @@ def _is_header_case(root: Path, case: Case) -> bool:
 
 def test_a_batch_with_nothing_readable_exits_non_zero(corpus, tiny_run, tmp_path):
     root, _ = corpus
-    run = ecglens("predict", "--checkpoint", tiny_run.bundle, str(root / "files" / "npy_empty.npy"),
-                  str(root / "files" / "hdr_rate_nan.hea"), "--out", str(tmp_path / "o"))
+    run = ecglens(
+        "predict",
+        "--checkpoint",
+        tiny_run.bundle,
+        str(root / "files" / "npy_empty.npy"),
+        str(root / "files" / "hdr_rate_nan.hea"),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert run.returncode == 1 and "none of the 2 record(s) could be read" in run.stderr
     assert "Traceback" not in run.stderr
 
@@ -95,15 +122,39 @@ def test_a_batch_with_nothing_readable_exits_non_zero(corpus, tiny_run, tmp_path
 # -- a property-based fuzzer: nothing but the readers' named error may escape ---------------------------------
 
 _FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-_number_text = st.one_of(st.sampled_from(["nan", "inf", "-inf", "1e308", "-0", "0", "1e-320", "abc", "", "1/0",
-                                          "500", "12", "2500", "1000(0)", "16+24", "0x10"]),
-                         st.floats(allow_nan=True).map(str), st.integers(-2**70, 2**70).map(str),
-                         st.text(max_size=8))
+_number_text = st.one_of(
+    st.sampled_from(
+        [
+            "nan",
+            "inf",
+            "-inf",
+            "1e308",
+            "-0",
+            "0",
+            "1e-320",
+            "abc",
+            "",
+            "1/0",
+            "500",
+            "12",
+            "2500",
+            "1000(0)",
+            "16+24",
+            "0x10",
+        ]
+    ),
+    st.floats(allow_nan=True).map(str),
+    st.integers(-(2**70), 2**70).map(str),
+    st.text(max_size=8),
+)
 
 
 @_FUZZ
-@given(record=st.lists(_number_text, min_size=1, max_size=5), signal=st.lists(_number_text, min_size=2, max_size=9),
-       comments=st.text(max_size=40))
+@given(
+    record=st.lists(_number_text, min_size=1, max_size=5),
+    signal=st.lists(_number_text, min_size=2, max_size=9),
+    comments=st.text(max_size=40),
+)
 def test_fuzzed_headers_raise_only_named_errors(tmp_path, record, signal, comments):
     from ecglens.io import RecordError
     from ecglens.io.wfdb_files import read_wfdb
@@ -123,16 +174,23 @@ _dtypes = st.sampled_from(["<f4", "<f8", "<i2", "<i8", "|u1", "<c8", "|b1", "<U3
 
 
 @_FUZZ
-@given(dtype=_dtypes, shape=st.lists(st.integers(0, 40), min_size=0, max_size=3),
-       fill=st.sampled_from([0.0, 1.0, np.nan, np.inf, 1e20, -3.5]), lie=st.booleans())
+@given(
+    dtype=_dtypes,
+    shape=st.lists(st.integers(0, 40), min_size=0, max_size=3),
+    fill=st.sampled_from([0.0, 1.0, np.nan, np.inf, 1e20, -3.5]),
+    lie=st.booleans(),
+)
 def test_fuzzed_numpy_and_matlab_files_raise_only_named_errors(tmp_path, dtype, shape, fill, lie):
     from ecglens.io import RecordError, read_record
 
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            array = np.full(shape, fill).astype(dtype) if "U" not in dtype and "S" not in dtype else \
-                np.full(shape, "x", dtype=dtype)
+            array = (
+                np.full(shape, fill).astype(dtype)
+                if "U" not in dtype and "S" not in dtype
+                else np.full(shape, "x", dtype=dtype)
+            )
     except (ValueError, OverflowError, TypeError):
         array = np.zeros(shape, dtype=dtype)
     np.save(tmp_path / "a.npy", array)
@@ -154,8 +212,12 @@ def test_fuzzed_numpy_and_matlab_files_raise_only_named_errors(tmp_path, dtype, 
         assert np.isfinite(record.signal).all() and record.duration_s >= 1.0
 
 
-_cell = st.one_of(st.text(max_size=12), st.sampled_from(["nan", "", "1e400", "-1", "3", "{'NORM': 1}", "[1]",
-                                                          "{'A': 'b'}", "records100/00000/x", "../../x"]))
+_cell = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        ["nan", "", "1e400", "-1", "3", "{'NORM': 1}", "[1]", "{'A': 'b'}", "records100/00000/x", "../../x"]
+    ),
+)
 
 
 @_FUZZ
@@ -177,11 +239,13 @@ def test_fuzzed_ptbxl_rows_raise_only_named_errors(tmp_path, values):
 
 # -- one writer per cache ------------------------------------------------------------------------------------------
 
+
 def _synthetic(tmp_path: Path, n: int = 120) -> Path:
     from ecglens.synth.cohort import SynthConfig, write_cohort
 
-    write_cohort(SynthConfig(n_records=n, sampling_rate_hz=250, seed=3), tmp_path / "records", workers=1,
-                 progress=False)
+    write_cohort(
+        SynthConfig(n_records=n, sampling_rate_hz=250, seed=3), tmp_path / "records", workers=1, progress=False
+    )
     return tmp_path / "records"
 
 
@@ -202,8 +266,19 @@ def test_two_prepares_into_one_cache_never_mix(tmp_path):
     runs: dict[str, subprocess.CompletedProcess] = {}
 
     def start(rate: str) -> None:
-        runs[rate] = ecglens("data", "prepare", f"challenge:{records}", "--out", str(out), "--sampling-rate", rate,
-                             "--shard-size", "8", "--workers", "1")
+        runs[rate] = ecglens(
+            "data",
+            "prepare",
+            f"challenge:{records}",
+            "--out",
+            str(out),
+            "--sampling-rate",
+            rate,
+            "--shard-size",
+            "8",
+            "--workers",
+            "1",
+        )
 
     threads = [threading.Thread(target=start, args=(rate,)) for rate in ("100", "250")]
     for thread in threads:
@@ -231,8 +306,7 @@ def test_a_damaged_shard_is_rebuilt(tmp_path):
         raise Stop
 
     with pytest.raises(Stop):
-        build_cache(source, tmp_path / "cache", 100, workers=1, shard_size=8, progress=False,
-                    on_shard=stop_after_first)
+        build_cache(source, tmp_path / "cache", 100, workers=1, shard_size=8, progress=False, on_shard=stop_after_first)
     shard = tmp_path / "cache.partial" / "shards" / "00000" / "signals.f32"
     shard.write_bytes(shard.read_bytes()[:100])  # damaged: truncated
     build_cache(source, tmp_path / "cache", 100, workers=1, shard_size=8, progress=False)
@@ -243,6 +317,7 @@ def test_a_damaged_shard_is_rebuilt(tmp_path):
 
 # -- a full disk ---------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A function mounting a tmpfs of a given size (skips where mounting is not permitted)."""
@@ -251,8 +326,9 @@ def small_disk(tmp_path):
     def mount(name: str, size_kib: int) -> Path:
         path = tmp_path / name
         path.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
-                              capture_output=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)], capture_output=True
+        )
         if done.returncode:
             pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip() or 'not permitted'})")
         mounts.append(path)
@@ -271,8 +347,9 @@ def test_a_full_disk_ends_in_one_line_and_keeps_what_was_written(small_disk, tin
         (folder / f"r{i:02d}.hea").write_text(_header(f"r{i:02d}"))
         (folder / f"r{i:02d}.dat").write_bytes(_dat(_signal(i)))
     disk = small_disk("predict", 300)
-    run = ecglens("predict", "--checkpoint", tiny_run.bundle, str(folder), "--out", str(disk / "o"),
-                  "--explain", "gradcam")
+    run = ecglens(
+        "predict", "--checkpoint", tiny_run.bundle, str(folder), "--out", str(disk / "o"), "--explain", "gradcam"
+    )
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "No space left on device" in run.stderr and "stopped after" in run.stderr
     kept = disk / "o" / "predictions.partial.jsonl"
@@ -303,15 +380,28 @@ def test_markup_in_record_ids_and_headers_is_text_in_every_html_report(tmp_path)
     from ecglens.studies.demo import _explanation_sections
 
     png = save_figure(plot_ecg(np.zeros((12, 1000)), 100), tmp_path / "a.png")
-    explanations = {"gradcam": [{"kind": "correct", "record_id": MARKUP, "class_name": MARKUP, "path": png}],
-                    "faithfulness": {"rows": [], "notes": [MARKUP]}, "population_figure": png,
-                    "faithfulness_figure": png,
-                    "population": {"views": {"signed": {"relative_error": 0.1}}, "samples_per_record": 8,
-                                   "target_error": 0.05, "shapley_agreement": None, "notes": [MARKUP]}}
-    result = evaluate_predictions(np.array([[1], [0]]), np.array([[0.9], [0.1]]), np.array([0.5]), MARKUP,
-                                  class_names=(MARKUP,), n_bootstrap=0)
-    sections = [*_explanation_sections(explanations), ("table", table_to_html([MARKUP], [[MARKUP]])),
-                ("eval", evaluation_table(result, MARKUP)), (MARKUP, MARKUP)]
+    explanations = {
+        "gradcam": [{"kind": "correct", "record_id": MARKUP, "class_name": MARKUP, "path": png}],
+        "faithfulness": {"rows": [], "notes": [MARKUP]},
+        "population_figure": png,
+        "faithfulness_figure": png,
+        "population": {
+            "views": {"signed": {"relative_error": 0.1}},
+            "samples_per_record": 8,
+            "target_error": 0.05,
+            "shapley_agreement": None,
+            "notes": [MARKUP],
+        },
+    }
+    result = evaluate_predictions(
+        np.array([[1], [0]]), np.array([[0.9], [0.1]]), np.array([0.5]), MARKUP, class_names=(MARKUP,), n_bootstrap=0
+    )
+    sections = [
+        *_explanation_sections(explanations),
+        ("table", table_to_html([MARKUP], [[MARKUP]])),
+        ("eval", evaluation_table(result, MARKUP)),
+        (MARKUP, MARKUP),
+    ]
     html = page(MARKUP, sections)
     assert MARKUP not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert html.count("<table>") == 3 and "&lt;table" not in html and "&lt;td" not in html  # markup stays markup
@@ -329,12 +419,22 @@ def test_output_names_from_record_ids_stay_inside_the_folder(record_id, tmp_path
 
 # -- bundles are input too -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("change", [
-    {"model": {"width": 4096}}, {"model": {"layers": [200000, 1, 1, 1]}}, {"policy": {"seconds": 1e6}},
-    {"sampling_rate_hz": 0}, {"sampling_rate_hz": float("nan")}, {"sampling_rate_hz": -100},
-    {"lead_names": ["I"] * 12}, {"thresholds": [float("nan")] * 9}, {"thresholds": [2.0] * 9},
-    {"class_names": ["A"] * 9},
-])
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": {"width": 4096}},
+        {"model": {"layers": [200000, 1, 1, 1]}},
+        {"policy": {"seconds": 1e6}},
+        {"sampling_rate_hz": 0},
+        {"sampling_rate_hz": float("nan")},
+        {"sampling_rate_hz": -100},
+        {"lead_names": ["I"] * 12},
+        {"thresholds": [float("nan")] * 9},
+        {"thresholds": [2.0] * 9},
+        {"class_names": ["A"] * 9},
+    ],
+)
 def test_bundles_out_of_range_are_refused_before_building(tiny_run, tmp_path, change):
     from ecglens.bundle.meta import BundleError, read_meta
 
@@ -377,6 +477,7 @@ def test_non_finite_weights_are_refused(tiny_run, tmp_path):
 
 # -- degenerate signals get no decisions -------------------------------------------------------------------------
 
+
 def test_records_that_cannot_be_interpreted_get_no_decisions(tiny_run, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -386,11 +487,15 @@ def test_records_that_cannot_be_interpreted_get_no_decisions(tiny_run, tmp_path)
     (folder / "ok.dat").write_bytes(_dat(_signal()))
     for force in (False, True):
         out = tmp_path / f"o{force}"
-        run = ecglens("predict", "--checkpoint", tiny_run.bundle, str(folder), "--out", str(out),
-                      *(["--force"] if force else []))
+        run = ecglens(
+            "predict", "--checkpoint", tiny_run.bundle, str(folder), "--out", str(out), *(["--force"] if force else [])
+        )
         assert run.returncode == 0, run.stderr
         rows = {r["record_id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
         zero = rows["zero"]
-        assert zero["status"] == "not interpretable" and zero["decisions"] == [] and "flat in 12 of 12" in \
-            zero["reasons"][0]
+        assert (
+            zero["status"] == "not interpretable"
+            and zero["decisions"] == []
+            and "flat in 12 of 12" in zero["reasons"][0]
+        )
         assert bool(zero["probabilities"]) is force and rows["ok"]["status"] == "ok"

@@ -57,8 +57,11 @@ def test_the_explanation_figure_is_titled_with_the_explained_probabilities(tiny_
     fig = explanation_figure(explanation, meta)
     title = fig._suptitle.get_text()
     plt.close(fig)
-    decided = [f"{n} ({p:.2f})" for n, p, t in zip(meta.class_names, explanation.probabilities, meta.thresholds,
-                                                    strict=True) if p >= t]
+    decided = [
+        f"{n} ({p:.2f})"
+        for n, p, t in zip(meta.class_names, explanation.probabilities, meta.thresholds, strict=True)
+        if p >= t
+    ]
     assert title.startswith("S1: true unknown | predicted ") and all(d in title for d in decided)
 
 

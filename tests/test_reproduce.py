@@ -20,16 +20,30 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     root = tmp_path_factory.mktemp("sources")
-    write_cohort(SynthConfig(n_records=100, sampling_rate_hz=500, seed=1, snr_db=25), root / "a", workers=1,
-                 progress=False)
-    write_cohort(SynthConfig(n_records=100, sampling_rate_hz=250, seed=2, snr_db=12), root / "b", workers=1,
-                 progress=False)
+    write_cohort(
+        SynthConfig(n_records=100, sampling_rate_hz=500, seed=1, snr_db=25), root / "a", workers=1, progress=False
+    )
+    write_cohort(
+        SynthConfig(n_records=100, sampling_rate_hz=250, seed=2, snr_db=12), root / "b", workers=1, progress=False
+    )
     return root
 
 
 def _args(sources, out):
-    return ["reproduce", "--quick", "--cpsc", f"challenge:{sources / 'a'}", "--ptbxl", f"challenge:{sources / 'b'}",
-            "--out", str(out), "--epochs", "2", "--model", "resnet_tiny"]
+    return [
+        "reproduce",
+        "--quick",
+        "--cpsc",
+        f"challenge:{sources / 'a'}",
+        "--ptbxl",
+        f"challenge:{sources / 'b'}",
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--model",
+        "resnet_tiny",
+    ]
 
 
 def _tables(out):
@@ -44,8 +58,9 @@ def test_reproduce_fills_the_tables_and_resumes_after_a_kill(sources, tmp_path):
     assert tables["table3"].shape == (10, 1 + 3 * 6)
     # like with like: Table 3's Original column is Original on CPSC's test split, as in the study's Table 3
     for metric in ("auc", "f1"):
-        pd.testing.assert_series_equal(tables["table3"][f"Original {metric}"], tables["table2"][f"CPSC {metric}"],
-                                       check_names=False)
+        pd.testing.assert_series_equal(
+            tables["table3"][f"Original {metric}"], tables["table2"][f"CPSC {metric}"], check_names=False
+        )
     summary = json.loads((clean / "results.json").read_text())
     # Every empty cell is a class without positives in that test set, and is marked so.
     for key, value in summary["results"].items():
@@ -65,8 +80,12 @@ def test_reproduce_fills_the_tables_and_resumes_after_a_kill(sources, tmp_path):
 
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen([sys.executable, "-m", "ecglens.cli", *_args(sources, killed)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecglens.cli", *_args(sources, killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not (killed / "runs" / "ours1" / "state").is_dir() and time.time() < deadline:
         if process.poll() is not None:

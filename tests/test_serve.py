@@ -26,8 +26,14 @@ from ecglens.serve.server import is_loopback, serve_config
 
 
 def _app(tiny_run):
-    return create_app(ServeConfig(tiny_run.bundle, "cpu", background_caches=(str(tiny_run.cache),),
-                                  limits=ServeLimits(max_upload_bytes=2 * 2**20, max_record_seconds=60)))
+    return create_app(
+        ServeConfig(
+            tiny_run.bundle,
+            "cpu",
+            background_caches=(str(tiny_run.cache),),
+            limits=ServeLimits(max_upload_bytes=2 * 2**20, max_record_seconds=60),
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +82,9 @@ def test_every_format_gives_the_prediction_of_the_library(client, tiny_run, sign
         "challenge": _post(client, [tmp_path / "chal.mat", tmp_path / "chal.hea"]),
         "cpsc": _post(client, [tmp_path / "A0001.mat"]),
         "csv": _post(client, [tmp_path / "rec.csv"], sampling_rate="500"),
-        "npy": _post(client, [tmp_path / "rec.npy"], sampling_rate="500",
-                     lead_order=",".join(LEAD_NAMES[i] for i in order)),
+        "npy": _post(
+            client, [tmp_path / "rec.npy"], sampling_rate="500", lead_order=",".join(LEAD_NAMES[i] for i in order)
+        ),
         "edf": _post(client, [tmp_path / "rec.edf"]),
     }
     for kind, response in cases.items():
@@ -86,16 +93,18 @@ def test_every_format_gives_the_prediction_of_the_library(client, tiny_run, sign
         for name, p in reference.probabilities.items():
             assert body["probabilities"][name] == pytest.approx(p, abs=2e-4), (kind, name)
         probabilities, thresholds = body["probabilities"], body["thresholds"]
-        assert body["decisions"] == [n for n in probabilities if probabilities[n] >= thresholds[n]
-                                     and n not in body["not_validated"]]
+        assert body["decisions"] == [
+            n for n in probabilities if probabilities[n] >= thresholds[n] and n not in body["not_validated"]
+        ]
     assert cases["wfdb"].json()["record_id"] == "wfdb" and len(cases["wfdb"].json()["input"]["signal"]) == 12
     assert "input" not in cases["challenge"].json()  # the scored input only when asked (include_input)
 
 
 def test_explanations_explain_the_scored_input(client, signal, tmp_path):
     write_wfdb(tmp_path, "r", signal)
-    body = _post(client, [tmp_path / "r.hea", tmp_path / "r.dat"], explain="gradcam", include_input="true",
-                 **{"class": "AF"}).json()
+    body = _post(
+        client, [tmp_path / "r.hea", tmp_path / "r.dat"], explain="gradcam", include_input="true", **{"class": "AF"}
+    ).json()
     (cam,) = body["explanations"]
     assert cam["method"] == "gradcam" and cam["class"] == "AF"
     assert cam["probability"] == pytest.approx(body["probabilities"]["AF"])
@@ -156,8 +165,10 @@ def test_bad_input_gets_a_named_4xx_json_error(client, tmp_path, signal):
 
 def test_uploaded_names_are_never_paths(client, signal, tmp_path):
     write_wfdb(tmp_path, "ok", signal)
-    files = [("files", ("../../../../tmp/escaped.hea", (tmp_path / "ok.hea").read_bytes())),
-             ("files", ("/etc/passwd.dat", (tmp_path / "ok.dat").read_bytes()))]
+    files = [
+        ("files", ("../../../../tmp/escaped.hea", (tmp_path / "ok.hea").read_bytes())),
+        ("files", ("/etc/passwd.dat", (tmp_path / "ok.dat").read_bytes())),
+    ]
     response = client.post("/api/predict", files=files)
     assert response.status_code == 200 and response.json()["record_id"] == "escaped"
     assert not (tmp_path.parent / "escaped.hea").exists()
@@ -271,8 +282,11 @@ def test_load_on_localhost_never_fails(own_app, signal, tmp_path):
 def test_oversized_uploads_are_refused_with_or_without_a_declared_length(client):
     big = b"x" * (3 * 2**20)  # over this app's 2 MB
     declared = client.post("/api/predict", content=big, headers={"content-type": "multipart/form-data; boundary=b"})
-    chunked = client.post("/api/predict", content=iter([big[: 2**20], big[2**20 :]]),
-                          headers={"content-type": "multipart/form-data; boundary=b"})  # no Content-Length
+    chunked = client.post(
+        "/api/predict",
+        content=iter([big[: 2**20], big[2**20 :]]),
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )  # no Content-Length
     assert "content-length" not in {k.lower() for k in chunked.request.headers}
     for response in (declared, chunked):
         assert response.status_code == 413 and response.json()["error"]["kind"] == "upload_too_large"
@@ -288,6 +302,7 @@ def test_a_record_that_cannot_be_interpreted_gets_no_decisions(client, tmp_path)
 
 # -- a hostile page, a slow client, a bomb: what an independent attack on the server found ---------------------------
 
+
 def test_other_sites_pages_and_foreign_host_names_are_refused(client, tiny_run, signal, tmp_path):
     write_wfdb(tmp_path, "r", signal)
     files = _files(tmp_path / "r.hea", tmp_path / "r.dat")
@@ -297,15 +312,18 @@ def test_other_sites_pages_and_foreign_host_names_are_refused(client, tiny_run, 
     assert rebound.status_code == 403 and rebound.json()["error"]["kind"] == "forbidden_host"
     own = client.post("/api/predict", files=files, headers={"Origin": "http://127.0.0.1"})
     assert own.status_code == 200
-    with TestClient(create_app(serve_config(tiny_run.bundle, "127.0.0.1", None, allowed_hosts=["ecg.lan"])),
-                    base_url="http://ecg.lan:8000") as named:
+    with TestClient(
+        create_app(serve_config(tiny_run.bundle, "127.0.0.1", None, allowed_hosts=["ecg.lan"])),
+        base_url="http://ecg.lan:8000",
+    ) as named:
         assert named.get("/api/model").status_code == 200
         assert named.get("/api/model", headers={"Origin": "http://other.lan:8000"}).status_code == 403
 
 
 def test_malformed_multipart_and_a_thousand_files_answer_in_the_documented_shape(client):
-    broken = client.post("/api/predict", content=b"--x\r\nnot a part", headers={
-        "Content-Type": "multipart/form-data; boundary=x"})
+    broken = client.post(
+        "/api/predict", content=b"--x\r\nnot a part", headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
     many = client.post("/api/predict", files=[("files", (f"f{i}.csv", b"1")) for i in range(1001)])
     for response in (broken, many):
         assert 400 <= response.status_code < 500
@@ -318,8 +336,9 @@ def test_a_zlib_bomb_upload_is_refused_before_it_inflates(client, tmp_path):
 
     from test_hostile import _mat_bomb
 
-    (tmp_path / "bomb.hea").write_text("\n".join(
-        ["bomb 12 500 5000"] + [f"bomb.mat 16+24 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n")
+    (tmp_path / "bomb.hea").write_text(
+        "\n".join(["bomb 12 500 5000"] + [f"bomb.mat 16+24 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n"
+    )
     # 12 x 8 M int16: 192 MB once inflated, under the readers' own limit but over this server's budget
     _mat_bomb(tmp_path / "bomb.mat", "val", (12, 8_000_000))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -338,8 +357,10 @@ def test_slow_uploads_time_out_and_free_their_slots(tiny_run):
         tricklers = []
         for _ in range(2):  # both slots taken by clients that announce a body and send a byte of it
             sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-            sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
-                         b"boundary=x\r\nContent-Length: 100000\r\n\r\n-")
+            sock.sendall(
+                b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                b"boundary=x\r\nContent-Length: 100000\r\n\r\n-"
+            )
             tricklers.append(sock)
         time.sleep(0.3)
         import httpx

@@ -43,11 +43,14 @@ def test_a_damaged_starter_is_refused(tmp_path, monkeypatch):
 
 
 def test_it_loads_without_the_shared_data_or_the_repository(tmp_path):
-    code = ("import ecglens; p = ecglens.load_bundle(); "
-            "print(p.meta.class_names, p.meta.sampling_rate_hz, p.meta.temperatures is not None)")
+    code = (
+        "import ecglens; p = ecglens.load_bundle(); "
+        "print(p.meta.class_names, p.meta.sampling_rate_hz, p.meta.temperatures is not None)"
+    )
     env = {**os.environ, "ECGLENS_DATA": str(tmp_path / "absent")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "('SNR', 'AF', 'IAVB', 'LBBB', 'RBBB', 'PAC', 'PVC', 'STD', 'STE') 100.0 True" in done.stdout
 
@@ -91,11 +94,28 @@ def test_predict_serve_and_the_api_default_to_the_starter(shared_data, tmp_path,
 
 
 def _build(out: Path, shared: Path) -> dict:
-    args = [sys.executable, str(REPO_ROOT / "scripts" / "build_starter.py"), "--work", str(out / "work"),
-            "--out", str(out / "starter"), "--card", str(out / "CARD.md"),
-            "--sources", f"challenge:{shared}/challenge/cpsc2018-extra",
-            "--sources", f"challenge:{shared}/challenge/ptb-xl",
-            "--model", "resnet_tiny", "--epochs", "2", "--bootstrap", "20", "--threads", "1"]
+    args = [
+        sys.executable,
+        str(REPO_ROOT / "scripts" / "build_starter.py"),
+        "--work",
+        str(out / "work"),
+        "--out",
+        str(out / "starter"),
+        "--card",
+        str(out / "CARD.md"),
+        "--sources",
+        f"challenge:{shared}/challenge/cpsc2018-extra",
+        "--sources",
+        f"challenge:{shared}/challenge/ptb-xl",
+        "--model",
+        "resnet_tiny",
+        "--epochs",
+        "2",
+        "--bootstrap",
+        "20",
+        "--threads",
+        "1",
+    ]
     # One thread: at two, CPU kernels summed gradients in a varying order in about 1 of 6 builds (the epoch-1 loss
     # differed in its 8th digit), so bit-for-bit is promised, and tested, for one thread.
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)

@@ -46,14 +46,26 @@ def test_ptbxl_alone_is_shown_beside_the_studys_table1(shared_data):
     assert not cpsc.comparable_with_study and "study Table 1" not in cpsc.to_markdown()
     text = ptbxl.to_markdown()
     assert ptbxl.comparable_with_study and "study Table 1 (%)" in text and CITATION in text
-    assert table1_percent()['SNR'] == 66.72 and '| 66.72 |' in text
+    assert table1_percent()["SNR"] == 66.72 and "| 66.72 |" in text
 
 
 def test_the_summary_command_prints_its_table_as_lines_with_the_gap(shared_data, tmp_path, capsys):
     from ecglens.cli import main
 
-    assert main(["data", "summary", f"cpsc2018:{shared_data / 'cpsc2018'}", "--label-profile", "broad",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "summary",
+                f"cpsc2018:{shared_data / 'cpsc2018'}",
+                "--label-profile",
+                "broad",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     lines = out.splitlines()  # a Markdown table as lines, not one line of escaped newlines
     assert "\\n" not in out and any(line.startswith("| class | count (%)") for line in lines) and len(lines) > 8

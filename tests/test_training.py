@@ -82,16 +82,37 @@ def test_bundle_evaluate_and_finetune(cache, tmp_path):
     called_normal, share, _ = report.out_of_scope.false_normal
     assert share == called_normal / report.out_of_scope.n_records and "False-normal rate" in report.to_markdown()
     assert meta.split == SplitSpec(CONFIG.seed) == CONFIG.split
-    tuned = fit([cache], tmp_path / "tuned", TrainConfig(**{**CONFIG.__dict__, "epochs": 1}),
-                init=result.best_bundle, progress=False)
+    tuned = fit(
+        [cache],
+        tmp_path / "tuned",
+        TrainConfig(**{**CONFIG.__dict__, "epochs": 1}),
+        init=result.best_bundle,
+        progress=False,
+    )
     assert json.loads((tmp_path / "tuned" / "config.json").read_text())["init"] == result.best_bundle
     assert tuned.best_epoch == 1
 
 
 def test_cli_train_and_evaluate(cache, tmp_path, capsys):
     run = tmp_path / "cli"
-    assert main(["train", "--data", str(cache), "--out", str(run), "--model", "resnet_tiny", "--epochs", "1",
-                 "--policy-seconds", "2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(cache),
+                "--out",
+                str(run),
+                "--model",
+                "resnet_tiny",
+                "--epochs",
+                "1",
+                "--policy-seconds",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert main(["evaluate", "--checkpoint", str(run / "best"), "--data", str(cache), "--bootstrap", "10"]) == 0
     out = capsys.readouterr().out
     assert "| **average** |" in out and (run / "evaluation" / "metrics.csv").is_file()
@@ -119,8 +140,9 @@ def test_ddp_two_cpu_ranks_end_with_identical_weights(cache, tmp_path):
 def _ddp_rank_weights(rank, world, port, cache, out):
     from safetensors.torch import save_file
 
-    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     import ecglens.train.loop as loop
 
@@ -171,10 +193,18 @@ def test_an_ensemble_bundle_is_its_members_mean_logit_and_reports_their_spread(c
     from ecglens.explain.attribution import gradcam
     from ecglens.predict import load_bundle
 
-    members = [fit([cache], tmp_path / f"s{seed}", replace(CONFIG, seed=seed, epochs=2, split=SplitSpec(3)),
-                   progress=False).best_bundle for seed in (3, 4)]
-    assert main(["ensemble", *members, "--out", str(tmp_path / "ens"), "--data", str(cache),
-                 "--normal-sensitivity", "0.9"]) == 0
+    members = [
+        fit(
+            [cache], tmp_path / f"s{seed}", replace(CONFIG, seed=seed, epochs=2, split=SplitSpec(3)), progress=False
+        ).best_bundle
+        for seed in (3, 4)
+    ]
+    assert (
+        main(
+            ["ensemble", *members, "--out", str(tmp_path / "ens"), "--data", str(cache), "--normal-sensitivity", "0.9"]
+        )
+        == 0
+    )
     assert "fused 2 bundles" in capsys.readouterr().out
     model, meta = load_model(tmp_path / "ens")
     assert meta.model.members == 2 and "validation sensitivity >= 0.9" in meta.threshold_origin.method

@@ -39,23 +39,41 @@ SEED = click.IntRange(min=0)
 FOLD = click.IntRange(1, 10)
 SHARE = _Finite(0.0, 1.0)
 
-_WORKERS = click.option("--workers", type=click.IntRange(1, 1024), default=None, show_default="all cores",
-                        help="Worker processes for reading files.")
+_WORKERS = click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    default=None,
+    show_default="all cores",
+    help="Worker processes for reading files.",
+)
 _IN_SCOPE_ONLY = click.option(
-    "--in-scope-only", is_flag=True,
+    "--in-scope-only",
+    is_flag=True,
     help="Leave out records whose statements name none of the classes (the study's reproduction). By default "
-         "they are kept as negatives for every class, so a model learns that an infarction is not normal, and "
-         "reports measure them (the out-of-scope table).")
-_PROFILE = click.option("--label-profile", default="strict", show_default=True,
-                        help="Label mapping: 'strict' (same diagnosis only), 'broad' (plus same by definition), 'seed' "
-                             "(a reconstruction of the study's, clinically wrong rows kept) or a mapping CSV file.")
+    "they are kept as negatives for every class, so a model learns that an infarction is not normal, and "
+    "reports measure them (the out-of-scope table).",
+)
+_PROFILE = click.option(
+    "--label-profile",
+    default="strict",
+    show_default=True,
+    help="Label mapping: 'strict' (same diagnosis only), 'broad' (plus same by definition), 'seed' "
+    "(a reconstruction of the study's, clinically wrong rows kept) or a mapping CSV file.",
+)
 _STRICT = click.option("--strict", is_flag=True, help="Stop at the first bad record instead of listing it.")
-_OUTSIDE = click.option("--allow-outside-root", is_flag=True,
-                        help="Read signal files that a metadata table (PTB-XL's filename_lr/hr) places outside the "
-                             "dataset root; refused by default.")
+_OUTSIDE = click.option(
+    "--allow-outside-root",
+    is_flag=True,
+    help="Read signal files that a metadata table (PTB-XL's filename_lr/hr) places outside the "
+    "dataset root; refused by default.",
+)
 _DEVICE = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-_CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), required=True,
-                           help="Bundle directory (a run's best/).")
+_CHECKPOINT = click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, file_okay=False),
+    required=True,
+    help="Bundle directory (a run's best/).",
+)
 
 
 def _bundle_or_starter(ctx, param, value):
@@ -73,11 +91,19 @@ def _bundle_or_starter(ctx, param, value):
     return value
 
 
-_BUNDLE_OR_STARTER = click.option("--checkpoint", required=True, callback=_bundle_or_starter,
-                                  help="Bundle directory (a run's best/), or 'starter' (the shipped model).")
-_MODEL = click.option("--checkpoint", default=None, callback=_bundle_or_starter,
-                      show_default="the starter model shipped with ecglens (ecglens models --card starter)",
-                      help="Bundle directory (a run's best/), or 'starter'.")
+_BUNDLE_OR_STARTER = click.option(
+    "--checkpoint",
+    required=True,
+    callback=_bundle_or_starter,
+    help="Bundle directory (a run's best/), or 'starter' (the shipped model).",
+)
+_MODEL = click.option(
+    "--checkpoint",
+    default=None,
+    callback=_bundle_or_starter,
+    show_default="the starter model shipped with ecglens (ecglens models --card starter)",
+    help="Bundle directory (a run's best/), or 'starter'.",
+)
 
 
 def _commands(group: str):
@@ -118,9 +144,13 @@ def _ids(text: str | None) -> list[str]:
 @click.version_option(__version__, prog_name="ecglens")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or stage lines; warnings and results only.")
 @click.option("-v", "--verbose", count=True, help="More detail in the log (debug lines).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, show_default="the cores this process may use",
-              help="CPU threads for torch (idle OpenMP threads spin briefly, then sleep, so a busy machine is "
-                   "shared fairly).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="the cores this process may use",
+    help="CPU threads for torch (idle OpenMP threads spin briefly, then sleep, so a busy machine is shared fairly).",
+)
 def cli(quiet: bool, verbose: int, threads: int | None) -> None:
     """Interpretable deep-learning diagnosis of 12-lead ECGs (SNR, AF, IAVB, LBBB, RBBB, PAC, PVC, STD, STE).
 
@@ -151,8 +181,13 @@ def data() -> None:
 @data.command("summary")
 @click.argument("sources", nargs=-1, required=True)
 @_PROFILE
-@click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/summary", show_default=True,
-              help="Folder for summary.md and table1.csv.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="ecglens-out/summary",
+    show_default=True,
+    help="Folder for summary.md and table1.csv.",
+)
 @_WORKERS
 @_STRICT
 @_OUTSIDE
@@ -166,8 +201,11 @@ def data_summary(sources, label_profile, out, workers, strict, allow_outside_roo
     Example:
       ecglens data summary ptbxl100:../shared/data/ptb-xl cpsc2018:../shared/data/cpsc2018 --label-profile seed
     """
-    _show(_commands("data").run_summary(_sources(sources, allow_outside_root=allow_outside_root), label_profile, out,
-                                   workers, strict))
+    _show(
+        _commands("data").run_summary(
+            _sources(sources, allow_outside_root=allow_outside_root), label_profile, out, workers, strict
+        )
+    )
 
 
 @data.command("label-spaces")
@@ -188,17 +226,37 @@ def data_label_spaces(space) -> None:
 @data.command("download")
 @click.argument("dataset")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the dataset (created).")
-@click.option("--rate", type=click.Choice(["100", "500", "both"]), default="both", show_default=True,
-              help="PTB-XL only: its 100 Hz files, its 500 Hz files, or both.")
-@click.option("--base-url", default="https://physionet.org/files", show_default=True,
-              help="Where PhysioNet's files/ tree is; a mirror's URL.")
-@click.option("--version", "version", default=None, show_default="ptb-xl 1.0.3, challenge-2021 1.0.3",
-              help="Project version.")
+@click.option(
+    "--rate",
+    type=click.Choice(["100", "500", "both"]),
+    default="both",
+    show_default=True,
+    help="PTB-XL only: its 100 Hz files, its 500 Hz files, or both.",
+)
+@click.option(
+    "--base-url",
+    default="https://physionet.org/files",
+    show_default=True,
+    help="Where PhysioNet's files/ tree is; a mirror's URL.",
+)
+@click.option(
+    "--version", "version", default=None, show_default="ptb-xl 1.0.3, challenge-2021 1.0.3", help="Project version."
+)
 @click.option("--workers", type=click.IntRange(1, 32), default=4, show_default=True, help="Files fetched at once.")
-@click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True,
-              help="Retries of a transient failure (connection, timeout, HTTP 429/5xx), with exponential backoff.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds to wait for a connection or the next bytes.")
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=4,
+    show_default=True,
+    help="Retries of a transient failure (connection, timeout, HTTP 429/5xx), with exponential backoff.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for a connection or the next bytes.",
+)
 def data_download(dataset, out, rate, base_url, version, workers, retries, timeout) -> None:
     """Fetch a PhysioNet dataset, every file verified against the project's SHA256SUMS.txt.
 
@@ -222,19 +280,40 @@ def data_download(dataset, out, rate, base_url, version, workers, retries, timeo
 @data.command("prepare")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Cache directory to create.")
-@click.option("--sampling-rate", "sampling_rate_hz", type=RATE, default=500.0, show_default=True,
-              help="Target rate in Hz (anti-aliased polyphase resampling).")
+@click.option(
+    "--sampling-rate",
+    "sampling_rate_hz",
+    type=RATE,
+    default=500.0,
+    show_default=True,
+    help="Target rate in Hz (anti-aliased polyphase resampling).",
+)
 @_PROFILE
 @_WORKERS
 @_STRICT
 @click.option("--overwrite", is_flag=True, help="Replace a cache built with another spec or sources.")
 @click.option("--shard-size", type=COUNT, default=256, show_default=True, help="Records per resumable shard.")
-@click.option("--min-likelihood", type=_Finite(0.0, 100.0), default=0.0, show_default=True,
-              help="Ignore PTB-XL statements whose likelihood is below this (rhythm statements, always 0, still "
-                   "count): at 50, a NORM at 80 beside an IMI at 15 is a normal ECG; at 0 it is not.")
+@click.option(
+    "--min-likelihood",
+    type=_Finite(0.0, 100.0),
+    default=0.0,
+    show_default=True,
+    help="Ignore PTB-XL statements whose likelihood is below this (rhythm statements, always 0, still "
+    "count): at 50, a NORM at 80 beside an IMI at 15 is a normal ECG; at 0 it is not.",
+)
 @_OUTSIDE
-def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict, overwrite, shard_size,
-                 min_likelihood, allow_outside_root) -> None:
+def data_prepare(
+    sources,
+    out,
+    sampling_rate_hz,
+    label_profile,
+    workers,
+    strict,
+    overwrite,
+    shard_size,
+    min_likelihood,
+    allow_outside_root,
+) -> None:
     """Build a memory-mapped cache: read every record once, resample, map labels.
 
     Resumable (a re-run skips finished shards) and atomic (the cache appears only when complete).
@@ -243,57 +322,128 @@ def data_prepare(sources, out, sampling_rate_hz, label_profile, workers, strict,
     Example:
       ecglens data prepare ptbxl:../shared/data/ptb-xl --sampling-rate 100 --out caches/ptbxl100
     """
-    _show(_commands("data").run_prepare(_sources(sources, allow_outside_root=allow_outside_root), out, sampling_rate_hz,
-                                   label_profile, workers, strict, overwrite, shard_size, min_likelihood))
+    _show(
+        _commands("data").run_prepare(
+            _sources(sources, allow_outside_root=allow_outside_root),
+            out,
+            sampling_rate_hz,
+            label_profile,
+            workers,
+            strict,
+            overwrite,
+            shard_size,
+            min_likelihood,
+        )
+    )
 
 
 @cli.command("train")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="YAML, TOML or JSON file of these options (a run's own config.json repeats that run); "
-                   "flags given here override it.")
-@click.option("--data", "caches", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Cache directory (repeat for several: split together, a recording two caches hold used once, "
-                   "from its native source, and a patient's records on one side).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="YAML, TOML or JSON file of these options (a run's own config.json repeats that run); "
+    "flags given here override it.",
+)
+@click.option(
+    "--data",
+    "caches",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Cache directory (repeat for several: split together, a recording two caches hold used once, "
+    "from its native source, and a patient's records on one side).",
+)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
-@click.option("--label-space", default=None, show_default="cpsc9 under the cache's profile",
-              help="Classes to train on: cpsc9[:strict|:broad|:seed], ptbxl-all, ptbxl-diagnostic, "
-                   "ptbxl-subdiagnostic, ptbxl-superdiagnostic, ptbxl-form, ptbxl-rhythm, challenge2021, or a "
-                   "mapping CSV (see 'ecglens data label-spaces'). Any cache serves any space: no new prepare.")
+@click.option(
+    "--label-space",
+    default=None,
+    show_default="cpsc9 under the cache's profile",
+    help="Classes to train on: cpsc9[:strict|:broad|:seed], ptbxl-all, ptbxl-diagnostic, "
+    "ptbxl-subdiagnostic, ptbxl-superdiagnostic, ptbxl-form, ptbxl-rhythm, challenge2021, or a "
+    "mapping CSV (see 'ecglens data label-spaces'). Any cache serves any space: no new prepare.",
+)
 @click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
 @click.option("--epochs", type=COUNT, default=30, show_default=True, help="Training epochs (the study's 30).")
 @click.option("--batch-size", type=COUNT, default=32, show_default=True, help="Records per batch (the study's 32).")
-@click.option("--lr", type=_Finite(0.0, 10.0, min_open=True), default=1e-4, show_default=True,
-              help="Adam learning rate (the study's 1e-4).")
-@click.option("--seed", type=SEED, default=0, show_default=True,
-              help="Seed of the weights, batch order, augmentation and of the split of datasets without folds.")
-@click.option("--policy", type=click.Choice(["crop", "original"]), default="crop", show_default=True,
-              help="Input length: 'crop' (random 10-s windows, whole records at evaluation) or 'original' "
-                   "(last 30 s, zero-padded at the front).")
-@click.option("--policy-seconds", type=SECONDS, default=None,
-              help="Window length (default 10 for crop, 30 for original).")
-@click.option("--augment-probability", type=SHARE, default=0.5, show_default=True,
-              help="Probability of each augmentation (the original code's is 0.3085).")
+@click.option(
+    "--lr",
+    type=_Finite(0.0, 10.0, min_open=True),
+    default=1e-4,
+    show_default=True,
+    help="Adam learning rate (the study's 1e-4).",
+)
+@click.option(
+    "--seed",
+    type=SEED,
+    default=0,
+    show_default=True,
+    help="Seed of the weights, batch order, augmentation and of the split of datasets without folds.",
+)
+@click.option(
+    "--policy",
+    type=click.Choice(["crop", "original"]),
+    default="crop",
+    show_default=True,
+    help="Input length: 'crop' (random 10-s windows, whole records at evaluation) or 'original' "
+    "(last 30 s, zero-padded at the front).",
+)
+@click.option(
+    "--policy-seconds", type=SECONDS, default=None, help="Window length (default 10 for crop, 30 for original)."
+)
+@click.option(
+    "--augment-probability",
+    type=SHARE,
+    default=0.5,
+    show_default=True,
+    help="Probability of each augmentation (the original code's is 0.3085).",
+)
 @click.option("--leads", default=None, help="Comma-separated lead subset, e.g. I,II,V1 (default all 12).")
 @click.option("--val-fold", type=FOLD, default=9, show_default=True, help="Fold (1-10) used for validation.")
 @click.option("--test-fold", type=FOLD, default=10, show_default=True, help="Fold (1-10) held out for testing.")
 @_IN_SCOPE_ONLY
 @_DEVICE
-@click.option("--no-amp", is_flag=True,
-              help="Disable mixed precision on CUDA (bf16 where the GPU supports it, else fp16 with a grad scaler).")
-@click.option("--workers", type=click.IntRange(min=0), default=None, show_default="0 on CPU, up to 4 on CUDA",
-              help="DataLoader worker processes (persistent across epochs).")
-@click.option("--compile", "compile_model", is_flag=True,
-              help="torch.compile the model for training (slower first epoch; faster after, mostly on CUDA).")
-@click.option("--augment", default=None,
-              help="Perturbation families as training augmentation: noise, faults or noise,faults (each record "
-                   "perturbed with probability 0.5, at a random severity; see 'ecglens robustness').")
-@click.option("--adversarial", default=None,
-              help="pgd:EPS: PGD adversarial training at an L-inf budget of EPS microvolts (3 steps; loss = mean "
-                   "of clean and adversarial). About 4x the time per epoch.")
-@click.option("--tensorboard", is_flag=True,
-              help="Also write TensorBoard event files to RUN/tensorboard (needs the 'tensorboard' extra).")
-@click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Start from this bundle's weights (fine-tuning, the study's Ours_1).")
+@click.option(
+    "--no-amp",
+    is_flag=True,
+    help="Disable mixed precision on CUDA (bf16 where the GPU supports it, else fp16 with a grad scaler).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    show_default="0 on CPU, up to 4 on CUDA",
+    help="DataLoader worker processes (persistent across epochs).",
+)
+@click.option(
+    "--compile",
+    "compile_model",
+    is_flag=True,
+    help="torch.compile the model for training (slower first epoch; faster after, mostly on CUDA).",
+)
+@click.option(
+    "--augment",
+    default=None,
+    help="Perturbation families as training augmentation: noise, faults or noise,faults (each record "
+    "perturbed with probability 0.5, at a random severity; see 'ecglens robustness').",
+)
+@click.option(
+    "--adversarial",
+    default=None,
+    help="pgd:EPS: PGD adversarial training at an L-inf budget of EPS microvolts (3 steps; loss = mean "
+    "of clean and adversarial). About 4x the time per epoch.",
+)
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Also write TensorBoard event files to RUN/tensorboard (needs the 'tensorboard' extra).",
+)
+@click.option(
+    "--init",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Start from this bundle's weights (fine-tuning, the study's Ours_1).",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out exactly.")
 @click.pass_context
 def train(ctx, config_file, out, resume, **options) -> None:
@@ -316,8 +466,11 @@ def train(ctx, config_file, out, resume, **options) -> None:
     """
     from click.core import ParameterSource
 
-    given = {name: value for name, value in options.items()
-             if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    given = {
+        name: value
+        for name, value in options.items()
+        if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    }
     if "caches" in given:
         given["data"] = list(given.pop("caches"))
     _show(_commands("train").run_train(config_file, out, given, resume))
@@ -325,17 +478,33 @@ def train(ctx, config_file, out, resume, **options) -> None:
 
 @cli.command("evaluate")
 @_BUNDLE_OR_STARTER
-@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
-              help="Cache directory (repeat for several).")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Folder for evaluation.json/metrics.csv/evaluation.md (default: evaluation/ beside the bundle).")
+@click.option(
+    "--data",
+    "caches",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Cache directory (repeat for several).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for evaluation.json/metrics.csv/evaluation.md (default: evaluation/ beside the bundle).",
+)
 @click.option("--bootstrap", type=COUNT, default=1000, show_default=True, help="Bootstrap resamples for 95 % CIs.")
-@click.option("--store-thresholds", is_flag=True,
-              help="Also write the thresholds tuned here into the bundle (with the data they came from); "
-                   "without it the bundle is never changed.")
-@click.option("--external", is_flag=True,
-              help="The caches are a dataset the bundle never saw (e.g. LUDB): score every labelled record at the "
-                   "bundle's own thresholds, no split, no tuning.")
+@click.option(
+    "--store-thresholds",
+    is_flag=True,
+    help="Also write the thresholds tuned here into the bundle (with the data they came from); "
+    "without it the bundle is never changed.",
+)
+@click.option(
+    "--external",
+    is_flag=True,
+    help="The caches are a dataset the bundle never saw (e.g. LUDB): score every labelled record at the "
+    "bundle's own thresholds, no split, no tuning.",
+)
 @_DEVICE
 def evaluate(checkpoint, caches, out, bootstrap, store_thresholds, external, device) -> None:
     """Tune per-class thresholds on validation (F1-optimal), score the test split, per dataset too.
@@ -357,22 +526,56 @@ def evaluate(checkpoint, caches, out, bootstrap, store_thresholds, external, dev
 
 @cli.command("robustness")
 @_BUNDLE_OR_STARTER
-@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
-              help="Cache directory at the bundle's rate (repeat for several); split as the bundle was trained.")
-@click.option("--out", type=click.Path(file_okay=False), default="robustness", show_default=True,
-              help="Folder for robustness.json/.csv/.html and the figures.")
+@click.option(
+    "--data",
+    "caches",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Cache directory at the bundle's rate (repeat for several); split as the bundle was trained.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="robustness",
+    show_default=True,
+    help="Folder for robustness.json/.csv/.html and the figures.",
+)
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
-@click.option("--n", "n_records", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Records of the split (a seeded choice when it has more).")
-@click.option("--quick", is_flag=True, help="Three noise kinds at 18 and 6 dB, one severity per fault, attacks at "
-                                            "10 and 50 uV with 5 PGD steps.")
-@click.option("--n-flip", type=click.IntRange(min=0), default=10, show_default=True,
-              help="Per class, records decided positive and as many decided negative on which the smallest "
-                   "decision-flipping budget is searched (0: skip).")
-@click.option("--flip-attack", type=click.Choice(["smooth", "pgd-band", "pgd"]), default="smooth",
-              show_default=True, help="The attack of the flipping budgets.")
-@click.option("--transfer", type=click.Path(exists=True, file_okay=False), default=None,
-              help="A second bundle (another seed) scored on the first one's PGD inputs.")
+@click.option(
+    "--n",
+    "n_records",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Records of the split (a seeded choice when it has more).",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Three noise kinds at 18 and 6 dB, one severity per fault, attacks at 10 and 50 uV with 5 PGD steps.",
+)
+@click.option(
+    "--n-flip",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Per class, records decided positive and as many decided negative on which the smallest "
+    "decision-flipping budget is searched (0: skip).",
+)
+@click.option(
+    "--flip-attack",
+    type=click.Choice(["smooth", "pgd-band", "pgd"]),
+    default="smooth",
+    show_default=True,
+    help="The attack of the flipping budgets.",
+)
+@click.option(
+    "--transfer",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="A second bundle (another seed) scored on the first one's PGD inputs.",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Record choice and random noise.")
 @_DEVICE
 def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, flip_attack, transfer, seed, device) -> None:
@@ -403,18 +606,41 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, flip_at
 
 
 @cli.command("leads")
-@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
-              help="Cache directory (repeat for several): every subset trains and tests on the same split.")
-@click.option("--out", type=click.Path(file_okay=False), default="leads", show_default=True,
-              help="Study folder (each subset's run in runs/NAME; a finished subset is reused).")
-@click.option("--subsets", default="12,limb6,4,3,2,singles", show_default=True,
-              help="Named sets: 12, limb6, 4 (I,II,III,V2), 3 (I,II,V2), 2 (I,II), singles (each lead alone).")
+@click.option(
+    "--data",
+    "caches",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Cache directory (repeat for several): every subset trains and tests on the same split.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="leads",
+    show_default=True,
+    help="Study folder (each subset's run in runs/NAME; a finished subset is reused).",
+)
+@click.option(
+    "--subsets",
+    default="12,limb6,4,3,2,singles",
+    show_default=True,
+    help="Named sets: 12, limb6, 4 (I,II,III,V2), 3 (I,II,V2), 2 (I,II), singles (each lead alone).",
+)
 @click.option("--subset", "custom", multiple=True, help="A lead list of your own, e.g. I,II,V1 (repeatable).")
-@click.option("--checkpoint", default=None,
-              help="The 12-lead bundle to explain, or 'starter' (default: the '12' subset trained here).")
+@click.option(
+    "--checkpoint",
+    default=None,
+    help="The 12-lead bundle to explain, or 'starter' (default: the '12' subset trained here).",
+)
 @click.option("--no-train", is_flag=True, help="Only the Shapley ranking of --checkpoint: minutes, no training.")
-@click.option("--n-shapley", type=click.IntRange(min=1), default=40, show_default=True,
-              help="Validation records explained (16 sampled lead orders each).")
+@click.option(
+    "--n-shapley",
+    type=click.IntRange(min=1),
+    default=40,
+    show_default=True,
+    help="Validation records explained (16 sampled lead orders each).",
+)
 @click.option("--label-space", default=None, help="As for 'ecglens train'.")
 @click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
 @click.option("--epochs", type=COUNT, default=30, show_default=True)
@@ -425,8 +651,25 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, flip_at
 @click.option("--test-fold", type=FOLD, default=10, show_default=True)
 @click.option("--bootstrap", type=COUNT, default=200, show_default=True, help="Bootstrap resamples for the intervals.")
 @_DEVICE
-def leads(caches, out, subsets, custom, checkpoint, no_train, n_shapley, label_space, model, epochs, batch_size, lr,
-          seed, val_fold, test_fold, bootstrap, device) -> None:
+def leads(
+    caches,
+    out,
+    subsets,
+    custom,
+    checkpoint,
+    no_train,
+    n_shapley,
+    label_space,
+    model,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    val_fold,
+    test_fold,
+    bootstrap,
+    device,
+) -> None:
     """Which leads suffice: reduced-lead models measured, and the 12-lead model's Shapley ranking of the leads.
 
     Trains the PhysioNet/CinC 2021 lead sets, single leads and your own lists on the same split and seed;
@@ -441,19 +684,46 @@ def leads(caches, out, subsets, custom, checkpoint, no_train, n_shapley, label_s
       ecglens leads --data caches/ptbxl100 --val-fold 7 --test-fold 8 --epochs 10
       ecglens leads --data caches/ptbxl100 --checkpoint starter --no-train --val-fold 7 --test-fold 8
     """
-    _show(_commands("studies").run_lead_study_job(
-        caches, out, subsets=subsets, custom=custom, checkpoint=checkpoint, train=not no_train, n_shapley=n_shapley,
-        n_bootstrap=bootstrap, label_space=label_space, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-        seed=seed, val_fold=val_fold, test_fold=test_fold, device=device))
+    _show(
+        _commands("studies").run_lead_study_job(
+            caches,
+            out,
+            subsets=subsets,
+            custom=custom,
+            checkpoint=checkpoint,
+            train=not no_train,
+            n_shapley=n_shapley,
+            n_bootstrap=bootstrap,
+            label_space=label_space,
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            val_fold=val_fold,
+            test_fold=test_fold,
+            device=device,
+        )
+    )
 
 
 @cli.command("calibrate")
 @_CHECKPOINT
-@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
-              help="Cache directory (repeat for several); its validation split, as the bundle was trained.")
-@click.option("--normal-sensitivity", type=_Finite(0.0, 1.0, min_open=True), default=None,
-              help="Set the normal class's (SNR) threshold to the highest with at least this validation "
-                   "sensitivity, e.g. 0.9, instead of F1-optimal: fewer abnormal ECGs called normal.")
+@click.option(
+    "--data",
+    "caches",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Cache directory (repeat for several); its validation split, as the bundle was trained.",
+)
+@click.option(
+    "--normal-sensitivity",
+    type=_Finite(0.0, 1.0, min_open=True),
+    default=None,
+    help="Set the normal class's (SNR) threshold to the highest with at least this validation "
+    "sensitivity, e.g. 0.9, instead of F1-optimal: fewer abnormal ECGs called normal.",
+)
 @_DEVICE
 def calibrate(checkpoint, caches, normal_sensitivity, device) -> None:
     """Calibrate a bundle's probabilities: per-class temperature scaling fitted on validation, stored in the bundle.
@@ -472,10 +742,17 @@ def calibrate(checkpoint, caches, normal_sensitivity, device) -> None:
 @cli.command("ensemble")
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder of the ensemble bundle.")
-@click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
-              help="Cache directory (repeat for several): the members' validation split, to calibrate on.")
-@click.option("--normal-sensitivity", type=_Finite(0.0, 1.0, min_open=True), default=None,
-              help="As for 'ecglens calibrate'.")
+@click.option(
+    "--data",
+    "caches",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Cache directory (repeat for several): the members' validation split, to calibrate on.",
+)
+@click.option(
+    "--normal-sensitivity", type=_Finite(0.0, 1.0, min_open=True), default=None, help="As for 'ecglens calibrate'."
+)
 @_DEVICE
 def ensemble(bundles, out, caches, normal_sensitivity, device) -> None:
     """Fuse BUNDLES trained alike (other seeds) into one ensemble bundle, calibrated on validation.
@@ -495,13 +772,29 @@ def ensemble(bundles, out, caches, normal_sensitivity, device) -> None:
 @cli.command("synth")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the WFDB records.")
 @click.option("--n-records", type=COUNT, default=1000, show_default=True, help="Records to generate.")
-@click.option("--sampling-rate", "sampling_rate_hz", type=RATE, default=500.0, show_default=True,
-              help="Sampling rate of the written records (Hz).")
+@click.option(
+    "--sampling-rate",
+    "sampling_rate_hz",
+    type=RATE,
+    default=500.0,
+    show_default=True,
+    help="Sampling rate of the written records (Hz).",
+)
 @click.option("--duration", "duration_s", type=SECONDS, default=10.0, show_default=True, help="Seconds per record.")
-@click.option("--snr-db", type=_Finite(-40.0, 120.0), default=20.0, show_default=True,
-              help="Signal-to-noise ratio of added noise.")
-@click.option("--multi-label-rate", type=SHARE, default=0.2, show_default=True,
-              help="Probability that an abnormal record gets a second compatible class.")
+@click.option(
+    "--snr-db",
+    type=_Finite(-40.0, 120.0),
+    default=20.0,
+    show_default=True,
+    help="Signal-to-noise ratio of added noise.",
+)
+@click.option(
+    "--multi-label-rate",
+    type=SHARE,
+    default=0.2,
+    show_default=True,
+    help="Probability that an abnormal record gets a second compatible class.",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Cohort seed (records are deterministic).")
 @_WORKERS
 @click.option("--plot", is_flag=True, help="Also draw one record per class on ECG paper (PNG) into OUT/plots.")
@@ -517,18 +810,35 @@ def synth(out, n_records, sampling_rate_hz, duration_s, snr_db, multi_label_rate
     """
     from ecglens.synth.cohort import SynthConfig
 
-    config = SynthConfig(n_records=n_records, sampling_rate_hz=sampling_rate_hz, duration_s=duration_s, seed=seed,
-                         snr_db=snr_db, multi_label_rate=multi_label_rate)
+    config = SynthConfig(
+        n_records=n_records,
+        sampling_rate_hz=sampling_rate_hz,
+        duration_s=duration_s,
+        seed=seed,
+        snr_db=snr_db,
+        multi_label_rate=multi_label_rate,
+    )
     _show(_commands("synth").run_synth(config, out, workers, plot))
 
 
 @cli.command("demo")
-@click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/demo", show_default=True,
-              help="Folder for records, cache, run, evaluation, explanations and report.html.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="ecglens-out/demo",
+    show_default=True,
+    help="Folder for records, cache, run, evaluation, explanations and report.html.",
+)
 @click.option("--n-records", type=COUNT, default=1200, show_default=True, help="Synthetic records to generate.")
 @click.option("--epochs", type=COUNT, default=12, show_default=True, help="Training epochs.")
-@click.option("--sampling-rate", "sampling_rate_hz", type=RATE, default=100.0, show_default=True,
-              help="Cache and model rate (records are generated at 500 Hz and resampled).")
+@click.option(
+    "--sampling-rate",
+    "sampling_rate_hz",
+    type=RATE,
+    default=100.0,
+    show_default=True,
+    help="Cache and model rate (records are generated at 500 Hz and resampled).",
+)
 @click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
 @_DEVICE
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the cohort, split and training.")
@@ -543,8 +853,11 @@ def demo(out, n_records, epochs, sampling_rate_hz, model, device, seed) -> None:
     Example:
       ecglens demo --out ecglens-out/demo --n-records 5000 --epochs 20 --device cuda
     """
-    _show(_commands("studies").run_demo_study(out, n_records, sampling_rate_hz, epochs=epochs, model=model,
-                                              device=device, seed=seed))
+    _show(
+        _commands("studies").run_demo_study(
+            out, n_records, sampling_rate_hz, epochs=epochs, model=model, device=device, seed=seed
+        )
+    )
 
 
 @cli.group()
@@ -561,29 +874,63 @@ def _options(*options):
         for option in reversed(options):
             function = option(function)
         return function
+
     return decorate
 
 
-_OUT = click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/explain", show_default=True,
-                    help="Output folder.")
+_OUT = click.option(
+    "--out", type=click.Path(file_okay=False), default="ecglens-out/explain", show_default=True, help="Output folder."
+)
 _per_record = _options(
     _BUNDLE_OR_STARTER,
-    click.option("--data", "caches", multiple=True, type=click.Path(exists=True, file_okay=False),
-                 help="Cache(s): records by id, the background set, and default records (test split)."),
-    click.option("--records", default=None,
-                 help="Comma-separated record ids in --data, or record files (.hea/.mat) when no --data."),
-    click.option("--n", "n_records", type=COUNT, default=3, show_default=True,
-                 help="Test-split records to explain when --records is not given."),
+    click.option(
+        "--data",
+        "caches",
+        multiple=True,
+        type=click.Path(exists=True, file_okay=False),
+        help="Cache(s): records by id, the background set, and default records (test split).",
+    ),
+    click.option(
+        "--records",
+        default=None,
+        help="Comma-separated record ids in --data, or record files (.hea/.mat) when no --data.",
+    ),
+    click.option(
+        "--n",
+        "n_records",
+        type=COUNT,
+        default=3,
+        show_default=True,
+        help="Test-split records to explain when --records is not given.",
+    ),
     click.option("--class", "class_name", default=None, help="Class to explain (default: each predicted one)."),
-    _OUT, _DEVICE)
-_PERCENTILE = click.option("--percentile", type=click.FloatRange(0, 100, max_open=True), default=95.0,
-                           show_default=True, help="Shade Grad-CAM's time steps at and above this percentile "
-                                                   "(the study's 95).")
+    _OUT,
+    _DEVICE,
+)
+_PERCENTILE = click.option(
+    "--percentile",
+    type=click.FloatRange(0, 100, max_open=True),
+    default=95.0,
+    show_default=True,
+    help="Shade Grad-CAM's time steps at and above this percentile (the study's 95).",
+)
 _look = _options(
-    click.option("--style", type=click.Choice(["color", "bw"]), default="color", show_default=True,
-                 help="ECG paper in colour, or black and white for print."),
-    click.option("--format", "image_format", type=click.Choice(["png", "svg"]), default="png", show_default=True,
-                 help="Figure file format (PNG at 150 dpi, or SVG)."))
+    click.option(
+        "--style",
+        type=click.Choice(["color", "bw"]),
+        default="color",
+        show_default=True,
+        help="ECG paper in colour, or black and white for print.",
+    ),
+    click.option(
+        "--format",
+        "image_format",
+        type=click.Choice(["png", "svg"]),
+        default="png",
+        show_default=True,
+        help="Figure file format (PNG at 150 dpi, or SVG).",
+    ),
+)
 
 
 def _figures(percentile: float = 95.0, layout: str | None = None, style: str = "color", image_format: str = "png"):
@@ -593,27 +940,42 @@ def _figures(percentile: float = 95.0, layout: str | None = None, style: str = "
 
 
 def _background(default: int):
-    return click.option("--background", type=COUNT, default=default, show_default=True,
-                        help="Training-split records used as the SHAP background.")
+    return click.option(
+        "--background",
+        type=COUNT,
+        default=default,
+        show_default=True,
+        help="Training-split records used as the SHAP background.",
+    )
 
 
 def _layout(default: str):
-    return click.option("--layout", type=click.Choice(["3x4", "12x1"]), default=default, show_default=True,
-                        help="ECG paper layout.")
+    return click.option(
+        "--layout", type=click.Choice(["3x4", "12x1"]), default=default, show_default=True, help="ECG paper layout."
+    )
 
 
 _over_cache = _options(
     _BUNDLE_OR_STARTER,
-    click.option("--data", "caches", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
-                 help="Cache(s) holding the records and the background set."),
-    _OUT, _DEVICE)
+    click.option(
+        "--data",
+        "caches",
+        multiple=True,
+        required=True,
+        type=click.Path(exists=True, file_okay=False),
+        help="Cache(s) holding the records and the background set.",
+    ),
+    _OUT,
+    _DEVICE,
+)
 
 
 @explain.command("gradcam")
 @_per_record
 @_options(_PERCENTILE, _layout("3x4"), _look)
-def explain_gradcam(checkpoint, caches, records, n_records, class_name, out, device, percentile, layout, style,
-                    image_format) -> None:
+def explain_gradcam(
+    checkpoint, caches, records, n_records, class_name, out, device, percentile, layout, style, image_format
+) -> None:
     """Grad-CAM at the end of the 4th residual stage, drawn over the 12 leads on ECG paper.
 
     Grad-CAM has one value per time step: it is drawn as bands across all leads, and it does not say
@@ -623,15 +985,27 @@ def explain_gradcam(checkpoint, caches, records, n_records, class_name, out, dev
     Example:
       ecglens explain gradcam --checkpoint runs/demo/best --data caches/demo --records S00012 --out figs
     """
-    _show(_commands("explain").run_record_maps("gradcam", checkpoint, caches, _ids(records), n_records, class_name, out,
-                                       device, figures=_figures(percentile, layout, style, image_format)))
+    _show(
+        _commands("explain").run_record_maps(
+            "gradcam",
+            checkpoint,
+            caches,
+            _ids(records),
+            n_records,
+            class_name,
+            out,
+            device,
+            figures=_figures(percentile, layout, style, image_format),
+        )
+    )
 
 
 @explain.command("guided-gradcam")
 @_per_record
 @_options(_layout("12x1"), _look)
-def explain_guided_gradcam(checkpoint, caches, records, n_records, class_name, out, device, layout, style,
-                           image_format) -> None:
+def explain_guided_gradcam(
+    checkpoint, caches, records, n_records, class_name, out, device, layout, style, image_format
+) -> None:
     """Guided Grad-CAM (Grad-CAM x guided backpropagation): a lead-resolved map, per lead and 40 ms.
 
     \b
@@ -639,8 +1013,19 @@ def explain_guided_gradcam(checkpoint, caches, records, n_records, class_name, o
       ecglens explain guided-gradcam --checkpoint runs/demo/best --data caches/demo --records S00012
     """
     run = _commands("explain").run_record_maps
-    _show(run("guided-gradcam", checkpoint, caches, _ids(records), n_records, class_name, out, device,
-              figures=_figures(layout=layout, style=style, image_format=image_format)))
+    _show(
+        run(
+            "guided-gradcam",
+            checkpoint,
+            caches,
+            _ids(records),
+            n_records,
+            class_name,
+            out,
+            device,
+            figures=_figures(layout=layout, style=style, image_format=image_format),
+        )
+    )
 
 
 @explain.command("shap")
@@ -648,32 +1033,54 @@ def explain_guided_gradcam(checkpoint, caches, records, n_records, class_name, o
 @_background(100)
 @click.option("--n-samples", type=COUNT, default=8, show_default=True, help="Expected-gradients samples.")
 @_options(_layout("12x1"), _look)
-def explain_shap(checkpoint, caches, records, n_records, class_name, out, device, background, n_samples,
-                 layout, style, image_format) -> None:
+def explain_shap(
+    checkpoint, caches, records, n_records, class_name, out, device, background, n_samples, layout, style, image_format
+) -> None:
     """SHAP values (expected gradients, captum GradientShap) per lead and 40 ms, signed, for each class.
 
     \b
     Example:
       ecglens explain shap --checkpoint runs/demo/best --data caches/demo --n 5 --out figs
     """
-    _show(_commands("explain").run_record_maps("shap", checkpoint, caches, _ids(records), n_records, class_name, out,
-                                       device, background, n_samples, _figures(layout=layout, style=style,
-                                                                               image_format=image_format)))
+    _show(
+        _commands("explain").run_record_maps(
+            "shap",
+            checkpoint,
+            caches,
+            _ids(records),
+            n_records,
+            class_name,
+            out,
+            device,
+            background,
+            n_samples,
+            _figures(layout=layout, style=style, image_format=image_format),
+        )
+    )
 
 
 @explain.command("lead-shapley")
 @_per_record
-@click.option("--baseline", type=click.Choice(["conditional", "mean", "zeros"]), default="conditional",
-              show_default=True,
-              help="What an absent lead becomes. conditional: an absent limb lead is rebuilt from two present "
-                   "ones (Einthoven/Goldberger), otherwise the background's mean record; mean: the background's "
-                   "mean record; zeros: a flat 0 mV lead (an impossible ECG when some limb leads stay).")
-@click.option("--limb-as-one", is_flag=True,
-              help="The six limb leads are one player (7 players), their joint value.")
-@click.option("--sampled", "n_permutations", type=COUNT, default=None,
-              help="Estimate from this many player orders instead of all 4,096 coalitions.")
-def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out, device, baseline, limb_as_one,
-                         n_permutations) -> None:
+@click.option(
+    "--baseline",
+    type=click.Choice(["conditional", "mean", "zeros"]),
+    default="conditional",
+    show_default=True,
+    help="What an absent lead becomes. conditional: an absent limb lead is rebuilt from two present "
+    "ones (Einthoven/Goldberger), otherwise the background's mean record; mean: the background's "
+    "mean record; zeros: a flat 0 mV lead (an impossible ECG when some limb leads stay).",
+)
+@click.option("--limb-as-one", is_flag=True, help="The six limb leads are one player (7 players), their joint value.")
+@click.option(
+    "--sampled",
+    "n_permutations",
+    type=COUNT,
+    default=None,
+    help="Estimate from this many player orders instead of all 4,096 coalitions.",
+)
+def explain_lead_shapley(
+    checkpoint, caches, records, n_records, class_name, out, device, baseline, limb_as_one, n_permutations
+) -> None:
     """Exact Shapley values of the 12 leads for every class (probability with absent leads at a baseline).
 
     Under the conditional baseline the limb leads are redundant players (two of them give all six), so each
@@ -683,31 +1090,77 @@ def explain_lead_shapley(checkpoint, caches, records, n_records, class_name, out
     Example:
       ecglens explain lead-shapley --checkpoint runs/demo/best --data caches/demo --records S00012
     """
-    _show(_commands("explain").run_lead_shapley(checkpoint, caches, _ids(records), n_records, class_name, out, device,
-                                        baseline, n_permutations, limb_as_one))
+    _show(
+        _commands("explain").run_lead_shapley(
+            checkpoint, caches, _ids(records), n_records, class_name, out, device, baseline, n_permutations, limb_as_one
+        )
+    )
 
 
 @explain.command("population")
 @_over_cache
-@click.option("--n", "--n-records", "n_records", type=COUNT, default=200, show_default=True,
-              help="Records of the split to use (--n-records under torchrun, whose parser takes --n for its own).")
-@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
-              help="Split whose records are explained.")
+@click.option(
+    "--n",
+    "--n-records",
+    "n_records",
+    type=COUNT,
+    default=200,
+    show_default=True,
+    help="Records of the split to use (--n-records under torchrun, whose parser takes --n for its own).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "val", "train"]),
+    default="test",
+    show_default=True,
+    help="Split whose records are explained.",
+)
 @_background(100)
-@click.option("--group-by", "grouping", type=click.Choice(["predicted", "true"]), default="predicted",
-              show_default=True, help="Rows average the records the model decides as the class (Zhang et al.), or "
-                                      "those labelled with it.")
-@click.option("--n-samples", type=COUNT, default=None,
-              help="Expected-gradients samples per record, fixed (the error is reported). Default: chosen to reach "
-                   "--target-error.")
-@click.option("--target-error", type=click.FloatRange(0, 1, min_open=True), default=0.05, show_default=True,
-              help="Mean Monte-Carlo standard error over the mean |cell| to reach, drawing more samples per record "
-                   "(8, then as needed, at most --max-samples).")
+@click.option(
+    "--group-by",
+    "grouping",
+    type=click.Choice(["predicted", "true"]),
+    default="predicted",
+    show_default=True,
+    help="Rows average the records the model decides as the class (Zhang et al.), or those labelled with it.",
+)
+@click.option(
+    "--n-samples",
+    type=COUNT,
+    default=None,
+    help="Expected-gradients samples per record, fixed (the error is reported). Default: chosen to reach "
+    "--target-error.",
+)
+@click.option(
+    "--target-error",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Mean Monte-Carlo standard error over the mean |cell| to reach, drawing more samples per record "
+    "(8, then as needed, at most --max-samples).",
+)
 @click.option("--max-samples", type=COUNT, default=64, show_default=True, help="The most samples per record.")
-@click.option("--check-records", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Records on which the lead ranking is checked against exact lead Shapley values (0: no check).")
-def explain_population(checkpoint, caches, n_records, split, background, grouping, n_samples, target_error,
-                       max_samples, check_records, out, device) -> None:
+@click.option(
+    "--check-records",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Records on which the lead ranking is checked against exact lead Shapley values (0: no check).",
+)
+def explain_population(
+    checkpoint,
+    caches,
+    n_records,
+    split,
+    background,
+    grouping,
+    n_samples,
+    target_error,
+    max_samples,
+    check_records,
+    out,
+    device,
+) -> None:
     """Lead x class SHAP, signed, with each cell's Monte-Carlo error (the study's Figures 2-5).
 
     Each cell is the mean, over the records of the class's group, of the lead's signed SHAP value for the
@@ -725,15 +1178,35 @@ def explain_population(checkpoint, caches, n_records, split, background, groupin
       ecglens explain population --checkpoint runs/demo/best --data caches/demo --n 200
       torchrun --standalone --nproc-per-node 4 -m ecglens.cli explain population --checkpoint ... --n-records 5000
     """
-    _show(_commands("explain").run_population(checkpoint, caches, n_records, split, background, n_samples, out, device,
-                                      grouping=grouping, target_error=target_error, max_samples=max_samples,
-                                      check_records=check_records))
+    _show(
+        _commands("explain").run_population(
+            checkpoint,
+            caches,
+            n_records,
+            split,
+            background,
+            n_samples,
+            out,
+            device,
+            grouping=grouping,
+            target_error=target_error,
+            max_samples=max_samples,
+            check_records=check_records,
+        )
+    )
 
 
 @explain.command("faithfulness")
 @_over_cache
-@click.option("--n", "--n-records", "n_records", type=COUNT, default=40, show_default=True,
-              help="Test records to measure on (--n-records under torchrun).")
+@click.option(
+    "--n",
+    "--n-records",
+    "n_records",
+    type=COUNT,
+    default=40,
+    show_default=True,
+    help="Test records to measure on (--n-records under torchrun).",
+)
 @click.option("--methods", default="gradcam,shap", show_default=True, help="Comma-separated methods to measure.")
 @click.option("--steps", type=COUNT, default=10, show_default=True, help="Deletion/insertion steps.")
 @_background(50)
@@ -758,25 +1231,69 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
 @cli.command("predict")
 @_MODEL
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/predict", show_default=True,
-              help="Folder for predictions.jsonl, predictions.csv, issues.csv and figures.")
-@click.option("--sampling-rate", "sampling_rate_hz", type=RATE, default=None,
-              help="Rate of CSV/NumPy inputs (other formats carry their own).")
-@click.option("--lead-order", default=None,
-              help="Comma-separated lead order of CSV (without header) and NumPy inputs; default I,II,...,V6.")
-@click.option("--engine", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
-              help="Score with PyTorch or with the bundle's ONNX export.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="ecglens-out/predict",
+    show_default=True,
+    help="Folder for predictions.jsonl, predictions.csv, issues.csv and figures.",
+)
+@click.option(
+    "--sampling-rate",
+    "sampling_rate_hz",
+    type=RATE,
+    default=None,
+    help="Rate of CSV/NumPy inputs (other formats carry their own).",
+)
+@click.option(
+    "--lead-order",
+    default=None,
+    help="Comma-separated lead order of CSV (without header) and NumPy inputs; default I,II,...,V6.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["torch", "onnx"]),
+    default="torch",
+    show_default=True,
+    help="Score with PyTorch or with the bundle's ONNX export.",
+)
 @click.option("--batch-size", type=COUNT, default=32, show_default=True, help="Records per inference batch.")
-@click.option("--explain", "explain_method", type=click.Choice(["gradcam", "guided-gradcam", "shap"]), default=None,
-              help="Also draw each record, as scored, with its explanation for the predicted classes.")
-@click.option("--background", "background_caches", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Cache for the SHAP background (default: the bundle's training caches).")
-@click.option("--force", is_flag=True,
-              help="Report the probabilities of records that are not interpretable (they still get no decisions).")
+@click.option(
+    "--explain",
+    "explain_method",
+    type=click.Choice(["gradcam", "guided-gradcam", "shap"]),
+    default=None,
+    help="Also draw each record, as scored, with its explanation for the predicted classes.",
+)
+@click.option(
+    "--background",
+    "background_caches",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Cache for the SHAP background (default: the bundle's training caches).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Report the probabilities of records that are not interpretable (they still get no decisions).",
+)
 @_look
 @_DEVICE
-def predict(checkpoint, paths, out, sampling_rate_hz, lead_order, engine, batch_size, explain_method,
-            background_caches, force, style, image_format, device) -> None:
+def predict(
+    checkpoint,
+    paths,
+    out,
+    sampling_rate_hz,
+    lead_order,
+    engine,
+    batch_size,
+    explain_method,
+    background_caches,
+    force,
+    style,
+    image_format,
+    device,
+) -> None:
     """Diagnose ECG files: probabilities, decisions under the bundle's thresholds, quality warnings.
 
     Reads WFDB (any rate; a .dat through its .hea), Challenge .hea/.mat, CPSC .mat, EDF, and CSV/NumPy (with
@@ -790,9 +1307,20 @@ def predict(checkpoint, paths, out, sampling_rate_hz, lead_order, engine, batch_
       ecglens predict --checkpoint runs/demo/best ../shared/data/challenge/cpsc2018 --out predictions
     """
     run = _commands("predict").run_predict
-    result = run(checkpoint, paths, out, sampling_rate_hz, _ids(lead_order) or None, engine,
-                                      batch_size, explain_method, background_caches, device,
-                                      figures=_figures(style=style, image_format=image_format), force=force)
+    result = run(
+        checkpoint,
+        paths,
+        out,
+        sampling_rate_hz,
+        _ids(lead_order) or None,
+        engine,
+        batch_size,
+        explain_method,
+        background_caches,
+        device,
+        figures=_figures(style=style, image_format=image_format),
+        force=force,
+    )
     _show(result)
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
@@ -821,13 +1349,28 @@ def export_onnx_command(checkpoint, opset) -> None:
 
 
 @cli.command("reproduce")
-@click.option("--cpsc", "cpsc", multiple=True, required=True,
-              help="CPSC 2018 source(s): original (cpsc2018:ROOT) or Challenge (challenge:ROOT); repeatable.")
-@click.option("--ptbxl", "ptbxl", multiple=True, required=True,
-              help="PTB-XL source(s): native (ptbxl:ROOT) or Challenge (challenge:ROOT); repeatable.")
+@click.option(
+    "--cpsc",
+    "cpsc",
+    multiple=True,
+    required=True,
+    help="CPSC 2018 source(s): original (cpsc2018:ROOT) or Challenge (challenge:ROOT); repeatable.",
+)
+@click.option(
+    "--ptbxl",
+    "ptbxl",
+    multiple=True,
+    required=True,
+    help="PTB-XL source(s): native (ptbxl:ROOT) or Challenge (challenge:ROOT); repeatable.",
+)
 @click.option("--extra", multiple=True, help="More datasets as NAME=FORMAT:ROOT (train in Ours_2, test everywhere).")
-@click.option("--out", type=click.Path(file_okay=False), default="ecglens-out/reproduce", show_default=True,
-              help="Output folder (caches, runs, results, figures, report.html).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="ecglens-out/reproduce",
+    show_default=True,
+    help="Output folder (caches, runs, results, figures, report.html).",
+)
 @click.option("--quick", is_flag=True, help="The 2-core CPU profile: 100 Hz, 6 epochs, lr 1e-3, fewer SHAP records.")
 @click.option("--cross", is_flag=True, help="Also train on each dataset alone and test on every other.")
 @click.option("--sampling-rate", "sampling_rate_hz", type=RATE, default=None, help="Default 500 (100 with --quick).")
@@ -835,13 +1378,30 @@ def export_onnx_command(checkpoint, opset) -> None:
 @click.option("--batch-size", type=COUNT, default=None, help="Default 32.")
 @click.option("--lr", type=_Finite(0.0, 10.0, min_open=True), default=None, help="Default 1e-4 (1e-3 with --quick).")
 @click.option("--model", default=None, help="Registered model name (default resnet34).")
-@click.option("--label-profile", default=None,
-              help="Default 'broad' (clinically sound closest classes); 'seed' is a reconstruction of the study's "
-                   "mapping, clinically wrong rows included (the study did not publish its table).")
+@click.option(
+    "--label-profile",
+    default=None,
+    help="Default 'broad' (clinically sound closest classes); 'seed' is a reconstruction of the study's "
+    "mapping, clinically wrong rows included (the study did not publish its table).",
+)
 @_IN_SCOPE_ONLY
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
-def reproduce(cpsc, ptbxl, extra, out, quick, cross, sampling_rate_hz, epochs, batch_size, lr, model, label_profile,
-              in_scope_only, device) -> None:
+def reproduce(
+    cpsc,
+    ptbxl,
+    extra,
+    out,
+    quick,
+    cross,
+    sampling_rate_hz,
+    epochs,
+    batch_size,
+    lr,
+    model,
+    label_profile,
+    in_scope_only,
+    device,
+) -> None:
     """Run the study's Original / Ours_1 / Ours_2 protocols: Tables 2 and 3, Figures 2-8, one HTML report.
 
     The report shows the study's published Tables 2 and 3 (shipped with ecglens) under our values.
@@ -854,10 +1414,24 @@ def reproduce(cpsc, ptbxl, extra, out, quick, cross, sampling_rate_hz, epochs, b
       ecglens reproduce --quick --cpsc cpsc2018:../shared/data/cpsc2018 \\
           --cpsc cpsc=challenge:../shared/data/challenge/cpsc2018 --ptbxl ptbxl:../shared/data/ptb-xl
     """
-    _show(_commands("studies").run_reproduction(
-        _sources(cpsc, "cpsc"), _sources(ptbxl, "ptbxl"), out, quick=quick, extra=_sources(extra), cross=cross,
-        in_scope_only=in_scope_only, sampling_rate_hz=sampling_rate_hz, label_profile=label_profile, epochs=epochs,
-        batch_size=batch_size, lr=lr, model=model, device=device))
+    _show(
+        _commands("studies").run_reproduction(
+            _sources(cpsc, "cpsc"),
+            _sources(ptbxl, "ptbxl"),
+            out,
+            quick=quick,
+            extra=_sources(extra),
+            cross=cross,
+            in_scope_only=in_scope_only,
+            sampling_rate_hz=sampling_rate_hz,
+            label_profile=label_profile,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            model=model,
+            device=device,
+        )
+    )
 
 
 @cli.command("models")
@@ -876,32 +1450,84 @@ def models(bundles, card) -> None:
 
 @cli.command("serve")
 @_MODEL
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; any other than loopback requires a token.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind; any other than loopback requires a token."
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
-@click.option("--token", envvar="ECGLENS_TOKEN", default=None, show_envvar=True,
-              help="Require 'Authorization: Bearer TOKEN' on the API (the page reads ?token=TOKEN).")
-@click.option("--background", "background_caches", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Cache whose training records are the SHAP background (default: the bundle's training caches).")
-@click.option("--max-upload-mb", type=click.FloatRange(0, 1024, min_open=True), default=20.0, show_default=True,
-              help="Largest upload accepted (compressed bytes as sent).")
-@click.option("--max-record-minutes", type=click.FloatRange(0, 60, min_open=True), default=10.0, show_default=True,
-              help="Longest record accepted; a record may also decode to at most 12 leads x this long at 1 kHz "
-                   "(413 beyond, checked before decoding).")
-@click.option("--max-in-flight", type=click.IntRange(1, 4096), default=64, show_default=True,
-              help="Requests in progress at once; more get 503 with Retry-After.")
-@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
-              help="A name clients reach the server by (Host header, a browser's Origin), beside 127.0.0.1, localhost, "
-                   "::1 and --host; other names get 403 (against DNS rebinding and other sites' pages). '*': any.")
-@click.option("--examples", type=click.Path(exists=True, file_okay=False), default=None,
-              show_default="$ECGLENS_DATA/ptb-xl when present",
-              help="A PTB-XL folder: one real record per class becomes a 'try an example' button, its known labels "
-                   "shown beside the decisions (PTB-XL is CC BY 4.0; read in place, never copied).")
-@click.option("--body-timeout", type=click.FloatRange(0, 3600, min_open=True), default=30.0, show_default=True,
-              help="Seconds a client has to send its request body; slower ones get 408 and free their slot.")
+@click.option(
+    "--token",
+    envvar="ECGLENS_TOKEN",
+    default=None,
+    show_envvar=True,
+    help="Require 'Authorization: Bearer TOKEN' on the API (the page reads ?token=TOKEN).",
+)
+@click.option(
+    "--background",
+    "background_caches",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Cache whose training records are the SHAP background (default: the bundle's training caches).",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(0, 1024, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="Largest upload accepted (compressed bytes as sent).",
+)
+@click.option(
+    "--max-record-minutes",
+    type=click.FloatRange(0, 60, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Longest record accepted; a record may also decode to at most 12 leads x this long at 1 kHz "
+    "(413 beyond, checked before decoding).",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(1, 4096),
+    default=64,
+    show_default=True,
+    help="Requests in progress at once; more get 503 with Retry-After.",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A name clients reach the server by (Host header, a browser's Origin), beside 127.0.0.1, localhost, "
+    "::1 and --host; other names get 403 (against DNS rebinding and other sites' pages). '*': any.",
+)
+@click.option(
+    "--examples",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    show_default="$ECGLENS_DATA/ptb-xl when present",
+    help="A PTB-XL folder: one real record per class becomes a 'try an example' button, its known labels "
+    "shown beside the decisions (PTB-XL is CC BY 4.0; read in place, never copied).",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(0, 3600, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a client has to send its request body; slower ones get 408 and free their slot.",
+)
 @_DEVICE
-def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_record_minutes, max_in_flight,
-          device, allowed_hosts, body_timeout, examples) -> None:
+def serve(
+    checkpoint,
+    host,
+    port,
+    token,
+    background_caches,
+    max_upload_mb,
+    max_record_minutes,
+    max_in_flight,
+    device,
+    allowed_hosts,
+    body_timeout,
+    examples,
+) -> None:
     """Web viewer and HTTP API: drop an ECG file, see the diagnosis, the leads on ECG paper and the explanations.
 
     API: POST /api/predict, GET /api/model, GET /api/health; documented at /docs.
@@ -916,14 +1542,34 @@ def serve(checkpoint, host, port, token, background_caches, max_upload_mb, max_r
       ecglens serve                                 # the starter model; then open http://127.0.0.1:8000
       ecglens serve --checkpoint runs/demo/best
     """
-    _commands("serve").run_serve(checkpoint, host, port, token, background_caches=background_caches,
-                                 max_upload_mb=max_upload_mb, max_record_minutes=max_record_minutes,
-                                 max_in_flight=max_in_flight, device=device, allowed_hosts=allowed_hosts,
-                                 body_timeout_s=body_timeout, examples=examples)
+    _commands("serve").run_serve(
+        checkpoint,
+        host,
+        port,
+        token,
+        background_caches=background_caches,
+        max_upload_mb=max_upload_mb,
+        max_record_minutes=max_record_minutes,
+        max_in_flight=max_in_flight,
+        device=device,
+        allowed_hosts=allowed_hosts,
+        body_timeout_s=body_timeout,
+        examples=examples,
+    )
 
 
-_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM, errno.EFBIG, errno.ENOENT,
-                errno.EEXIST, errno.ENOTDIR, errno.EISDIR}
+_DISK_ERRORS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EROFS,
+    errno.EPERM,
+    errno.EFBIG,
+    errno.ENOENT,
+    errno.EEXIST,
+    errno.ENOTDIR,
+    errno.EISDIR,
+}
 """Operating-system errors that are the disk's or the user's (full, read-only, no permission, wrong path)."""
 
 

@@ -31,11 +31,15 @@ than this is flagged: the score there is not the probability it looks like."""
 MIN_NEAR_THRESHOLD = 10
 """Records needed near a threshold (in its reliability bin) before its calibrated meaning is judged."""
 RELIABILITY_BINS = 10
-CI_NOTE = ("95 % intervals: Wilson score intervals for precision, recall and accuracy (not degenerate on "
-           "small sets); bootstrap percentile intervals over records for F1, AUC and AUPRC.")
-FMAX_NOTE = ("Fmax: the PTB-XL benchmark's sample-centred maximum F1 over thresholds 0, 0.01, ..., 1 shared by "
-             "all classes (precision averaged over records with a positive call, recall over records with a "
-             "label); it needs no tuned threshold.")
+CI_NOTE = (
+    "95 % intervals: Wilson score intervals for precision, recall and accuracy (not degenerate on "
+    "small sets); bootstrap percentile intervals over records for F1, AUC and AUPRC."
+)
+FMAX_NOTE = (
+    "Fmax: the PTB-XL benchmark's sample-centred maximum F1 over thresholds 0, 0.01, ..., 1 shared by "
+    "all classes (precision averaged over records with a positive call, recall over records with a "
+    "label); it needs no tuned threshold."
+)
 
 
 def wilson_interval(successes: float, n: float, z: float = 1.959964) -> tuple[float, float] | None:
@@ -120,7 +124,10 @@ def _scores(y_true: np.ndarray, y_prob: np.ndarray, y_pred: np.ndarray) -> dict[
         "auc": float(roc_auc_score(y_true, y_prob)) if has_both else None,
         "auprc": float(average_precision_score(y_true, y_prob)) if positives else None,
         "accuracy": (tp + tn) / len(y_true) if len(y_true) else None,
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
     }
 
 
@@ -160,10 +167,15 @@ class ClassMetrics:
         if flag := threshold_flag(self.threshold):
             flags.append(flag)
         rate = self.positive_rate_at_threshold
-        if rate is not None and self.n_at_threshold >= MIN_NEAR_THRESHOLD and \
-                abs(rate - self.threshold) > CALIBRATION_GAP:
-            flags.append(f"threshold {self.threshold:.2f} is not a calibrated probability: {rate:.0%} of the "
-                         f"{self.n_at_threshold} records scored near it are positive")
+        if (
+            rate is not None
+            and self.n_at_threshold >= MIN_NEAR_THRESHOLD
+            and abs(rate - self.threshold) > CALIBRATION_GAP
+        ):
+            flags.append(
+                f"threshold {self.threshold:.2f} is not a calibrated probability: {rate:.0%} of the "
+                f"{self.n_at_threshold} records scored near it are positive"
+            )
         return tuple(flags)
 
 
@@ -186,8 +198,13 @@ class ReliabilityCurve:
         return {"positive_rate_at_threshold": self.fraction_positive[k], "n_at_threshold": self.counts[k]}
 
 
-def reliability_curves(y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str],
-                       thresholds: Sequence[float], n_bins: int = RELIABILITY_BINS) -> tuple[ReliabilityCurve, ...]:
+def reliability_curves(
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    class_names: Sequence[str],
+    thresholds: Sequence[float],
+    n_bins: int = RELIABILITY_BINS,
+) -> tuple[ReliabilityCurve, ...]:
     """Per-class reliability diagrams over ``n_bins`` equal-width bins of predicted probability."""
     y_true, y_prob = np.asarray(y_true, np.float64), np.asarray(y_prob, np.float64)
     bins = np.minimum((y_prob * n_bins).astype(int), n_bins - 1)
@@ -196,10 +213,15 @@ def reliability_curves(y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequ
         counts = np.bincount(bins[:, c], minlength=n_bins)
         sums = np.bincount(bins[:, c], weights=y_prob[:, c], minlength=n_bins)
         hits = np.bincount(bins[:, c], weights=y_true[:, c], minlength=n_bins)
-        curves.append(ReliabilityCurve(
-            name, float(thresholds[c]), tuple(int(n) for n in counts),
-            tuple(float(s / n) if n else None for s, n in zip(sums, counts, strict=True)),
-            tuple(float(h / n) if n else None for h, n in zip(hits, counts, strict=True))))
+        curves.append(
+            ReliabilityCurve(
+                name,
+                float(thresholds[c]),
+                tuple(int(n) for n in counts),
+                tuple(float(s / n) if n else None for s, n in zip(sums, counts, strict=True)),
+                tuple(float(h / n) if n else None for h, n in zip(hits, counts, strict=True)),
+            )
+        )
     return tuple(curves)
 
 
@@ -282,23 +304,44 @@ class EvaluationResult:
     @classmethod
     def from_dict(cls, data: dict) -> EvaluationResult:
         """Inverse of `to_dict` (results reused from a JSON file)."""
+
         def intervals(values: dict) -> dict[str, tuple[float, float]]:
             return {k: (float(v[0]), float(v[1])) for k, v in values.items()}
 
         per_class = tuple(ClassMetrics(**{**m, "ci95": intervals(m.get("ci95", {}))}) for m in data["per_class"])
-        reliability = tuple(ReliabilityCurve(c["name"], c["threshold"], tuple(c["counts"]),
-                                             tuple(c["mean_probability"]), tuple(c["fraction_positive"]))
-                            for c in data.get("reliability", ()))
-        return cls(name=data["name"], n_records=int(data["n_records"]), per_class=per_class,
-                   average=dict(data["average"]), average_ci95=intervals(data.get("average_ci95", {})),
-                   macro_auc=data["macro_auc"], n_bootstrap=int(data["n_bootstrap"]), fmax=data.get("fmax"),
-                   fmax_threshold=data.get("fmax_threshold"), challenge_score=data.get("challenge_score"),
-                   challenge_note=data.get("challenge_note", ""), reliability=reliability)
+        reliability = tuple(
+            ReliabilityCurve(
+                c["name"],
+                c["threshold"],
+                tuple(c["counts"]),
+                tuple(c["mean_probability"]),
+                tuple(c["fraction_positive"]),
+            )
+            for c in data.get("reliability", ())
+        )
+        return cls(
+            name=data["name"],
+            n_records=int(data["n_records"]),
+            per_class=per_class,
+            average=dict(data["average"]),
+            average_ci95=intervals(data.get("average_ci95", {})),
+            macro_auc=data["macro_auc"],
+            n_bootstrap=int(data["n_bootstrap"]),
+            fmax=data.get("fmax"),
+            fmax_threshold=data.get("fmax_threshold"),
+            challenge_score=data.get("challenge_score"),
+            challenge_note=data.get("challenge_note", ""),
+            reliability=reliability,
+        )
 
     def set_scores(self) -> dict[str, float | None]:
         """The set-level scores: macro AUC and AUPRC, Fmax, Challenge score (None where undefined)."""
-        return {"macro_auc": self.macro_auc, "macro_auprc": self.macro_auprc, "fmax": self.fmax,
-                "challenge_score": self.challenge_score}
+        return {
+            "macro_auc": self.macro_auc,
+            "macro_auprc": self.macro_auprc,
+            "fmax": self.fmax,
+            "challenge_score": self.challenge_score,
+        }
 
     def class_metrics(self, name: str) -> ClassMetrics:
         """The metrics of one class by name."""
@@ -311,13 +354,27 @@ class EvaluationResult:
         """One row per class plus the average row (for CSV)."""
         rows = []
         for metrics in self.per_class:
-            row = {"set": self.name, "class": metrics.name, "n_positive": metrics.n_positive,
-                   "threshold": metrics.threshold}
+            row = {
+                "set": self.name,
+                "class": metrics.name,
+                "n_positive": metrics.n_positive,
+                "threshold": metrics.threshold,
+            }
             row.update({m: getattr(metrics, m) for m in METRICS})
             row.update({f"{m}_ci_low": metrics.ci95.get(m, (None, None))[0] for m in METRICS})
             row.update({f"{m}_ci_high": metrics.ci95.get(m, (None, None))[1] for m in METRICS})
-            row.update({"ece": metrics.ece, "brier": metrics.brier, "tp": metrics.tp, "fp": metrics.fp,
-                        "fn": metrics.fn, "tn": metrics.tn, "note": metrics.note, "flags": "; ".join(metrics.flags)})
+            row.update(
+                {
+                    "ece": metrics.ece,
+                    "brier": metrics.brier,
+                    "tp": metrics.tp,
+                    "fp": metrics.fp,
+                    "fn": metrics.fn,
+                    "tn": metrics.tn,
+                    "note": metrics.note,
+                    "flags": "; ".join(metrics.flags),
+                }
+            )
             rows.append(row)
         average = {"set": self.name, "class": "average", "n_positive": sum(m.n_positive for m in self.per_class)}
         average.update(self.average)
@@ -327,15 +384,19 @@ class EvaluationResult:
 
     def to_markdown(self) -> str:
         """The study's Table 2/3 layout: per class P, R, F1, AUC, accuracy, then the average row."""
+
         def cell(value, interval=None):
             if value is None:
                 return "n/a"
             return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
-        lines = [f"### {self.name} ({self.n_records} records; macro AUC {cell(self.macro_auc)}, macro AUPRC "
-                 f"{cell(self.macro_auprc)}, Fmax {cell(self.fmax)}, Challenge score {cell(self.challenge_score)})",
-                 "", "| class | n+ | threshold | precision | recall | F1 | AUC | AUPRC | accuracy | ECE | Brier |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines = [
+            f"### {self.name} ({self.n_records} records; macro AUC {cell(self.macro_auc)}, macro AUPRC "
+            f"{cell(self.macro_auprc)}, Fmax {cell(self.fmax)}, Challenge score {cell(self.challenge_score)})",
+            "",
+            "| class | n+ | threshold | precision | recall | F1 | AUC | AUPRC | accuracy | ECE | Brier |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for m in self.per_class:
             cells = [cell(getattr(m, k), m.ci95.get(k)) for k in METRICS] + [cell(m.ece), cell(m.brier)]
             note = "".join(f" ({text})" for text in (m.note, *m.flags) if text)
@@ -346,8 +407,10 @@ class EvaluationResult:
         if self.challenge_note:
             lines.append(f"Challenge score: {self.challenge_note}.")
         if self.n_bootstrap:
-            lines += ["", f"Brackets: {CI_NOTE} ({self.n_bootstrap} bootstrap resamples; the average row's are "
-                          "all bootstrap)."]
+            lines += [
+                "",
+                f"Brackets: {CI_NOTE} ({self.n_bootstrap} bootstrap resamples; the average row's are all bootstrap).",
+            ]
         return "\n".join(lines)
 
 
@@ -404,24 +467,49 @@ def evaluate_predictions(
         if n_bootstrap:
             intervals[k].update(_wilson_intervals(scores))
         n_positive = int(truth[:, k].sum())
-        per_class.append(ClassMetrics(
-            name=name_k, n_positive=n_positive, threshold=float(thresholds[k]),
-            precision=scores["precision"], recall=scores["recall"], f1=scores["f1"], auc=scores["auc"],
-            accuracy=scores["accuracy"], tp=int(scores["tp"]), fp=int(scores["fp"]), fn=int(scores["fn"]),
-            tn=int(scores["tn"]), note=_class_note(n_positive, len(truth), name_k in never), ci95=intervals[k],
-            auprc=scores["auprc"], ece=float(ece[k]) if len(truth) else None,
-            brier=float(brier[k]) if len(truth) else None, **curves[k].at_threshold(),
-        ))
+        per_class.append(
+            ClassMetrics(
+                name=name_k,
+                n_positive=n_positive,
+                threshold=float(thresholds[k]),
+                precision=scores["precision"],
+                recall=scores["recall"],
+                f1=scores["f1"],
+                auc=scores["auc"],
+                accuracy=scores["accuracy"],
+                tp=int(scores["tp"]),
+                fp=int(scores["fp"]),
+                fn=int(scores["fn"]),
+                tn=int(scores["tn"]),
+                note=_class_note(n_positive, len(truth), name_k in never),
+                ci95=intervals[k],
+                auprc=scores["auprc"],
+                ece=float(ece[k]) if len(truth) else None,
+                brier=float(brier[k]) if len(truth) else None,
+                **curves[k].at_threshold(),
+            )
+        )
     average = _macro(per_class_scores)
     fmax, fmax_threshold = fmax_score(truth, prob)
     return EvaluationResult(
-        name, len(truth), tuple(per_class), average, average_interval, average["auc"], n_bootstrap, fmax,
-        fmax_threshold, None if challenge is None else challenge_score(truth, pred, challenge),
-        "" if challenge is None else challenge.note, curves)
+        name,
+        len(truth),
+        tuple(per_class),
+        average,
+        average_interval,
+        average["auc"],
+        n_bootstrap,
+        fmax,
+        fmax_threshold,
+        None if challenge is None else challenge_score(truth, pred, challenge),
+        "" if challenge is None else challenge.note,
+        curves,
+    )
 
 
-def _bootstrap_intervals(truth: np.ndarray, prob: np.ndarray, pred: np.ndarray, n_bootstrap: int, seed: int
-                         ) -> tuple[list[dict[str, tuple[float, float]]], dict[str, tuple[float, float]]]:
+def _bootstrap_intervals(
+    truth: np.ndarray, prob: np.ndarray, pred: np.ndarray, n_bootstrap: int, seed: int
+) -> tuple[list[dict[str, tuple[float, float]]], dict[str, tuple[float, float]]]:
     """95 % percentile intervals of F1, AUC and AUPRC per class (when at least 90 % of the resamples define
     them) and of every macro average, over ``n_bootstrap`` resamples of the records (none from one record)."""
     n_classes = truth.shape[1]
@@ -450,8 +538,11 @@ def _wilson_intervals(scores: Mapping[str, float | None]) -> dict[str, tuple[flo
     """Wilson intervals of precision, recall and accuracy from a class's confusion counts (where defined)."""
     tp, fp, fn, tn = (scores[c] or 0 for c in ("tp", "fp", "fn", "tn"))
     out = {}
-    for metric, (hits, n) in {"precision": (tp, tp + fp), "recall": (tp, tp + fn),
-                              "accuracy": (tp + tn, tp + fp + fn + tn)}.items():
+    for metric, (hits, n) in {
+        "precision": (tp, tp + fp),
+        "recall": (tp, tp + fn),
+        "accuracy": (tp + tn, tp + fp + fn + tn),
+    }.items():
         wilson = wilson_interval(hits, n)
         if wilson is not None and scores[metric] is not None:
             out[metric] = wilson
@@ -498,28 +589,46 @@ class OutOfScopeTable:
     def to_dict(self) -> dict:
         """Plain data for JSON."""
         rate = self.false_normal
-        return {"n_records": self.n_records, "normal_class": self.normal, "any_class": self.any_class,
-                "false_normal_rate": None if rate is None else rate[1],
-                "false_normal_interval": None if rate is None or rate[2] is None else list(rate[2]),
-                "decided": [{"class": name, "records": k, "share": share, "interval": None if ci is None else list(ci)}
-                            for name, k, share, ci in self.decided]}
+        return {
+            "n_records": self.n_records,
+            "normal_class": self.normal,
+            "any_class": self.any_class,
+            "false_normal_rate": None if rate is None else rate[1],
+            "false_normal_interval": None if rate is None or rate[2] is None else list(rate[2]),
+            "decided": [
+                {"class": name, "records": k, "share": share, "interval": None if ci is None else list(ci)}
+                for name, k, share, ci in self.decided
+            ],
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> OutOfScopeTable:
         """Inverse of `to_dict`."""
-        rows = tuple((str(r["class"]), int(r["records"]), r["share"], None if r["interval"] is None else
-                      (float(r["interval"][0]), float(r["interval"][1]))) for r in data["decided"])
+        rows = tuple(
+            (
+                str(r["class"]),
+                int(r["records"]),
+                r["share"],
+                None if r["interval"] is None else (float(r["interval"][0]), float(r["interval"][1])),
+            )
+            for r in data["decided"]
+        )
         return cls(int(data["n_records"]), rows, data.get("normal_class"), int(data.get("any_class", 0)))
 
     def to_markdown(self) -> str:
         """The table, its false-normal rate first."""
         if not self.n_records:
             return "No out-of-scope records were scored (none in the test split, or left out by --in-scope-only)."
+
         def cell(k: int, share: float | None, ci: tuple[float, float] | None) -> str:
             text = f"{k} ({share:.1%})" if share is not None else str(k)
             return text + (f" [{ci[0]:.1%}-{ci[1]:.1%}]" if ci is not None else "")
-        lines = [f"Out-of-scope records (statements that name none of the classes): {self.n_records}; decided as "
-                 f"some class: {self.any_class} ({self.any_class / self.n_records:.1%}).", ""]
+
+        lines = [
+            f"Out-of-scope records (statements that name none of the classes): {self.n_records}; decided as "
+            f"some class: {self.any_class} ({self.any_class / self.n_records:.1%}).",
+            "",
+        ]
         rate = self.false_normal
         if rate is not None:
             lines += [f"**False-normal rate** (out-of-scope records called {self.normal}): {cell(*rate)}", ""]

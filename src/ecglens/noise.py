@@ -11,8 +11,9 @@ import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
 
-def baseline_wander(rng: np.random.Generator, n_leads: int, n: int, rate_hz: float,
-                    band_hz: tuple[float, float] = (0.15, 0.35)) -> np.ndarray:
+def baseline_wander(
+    rng: np.random.Generator, n_leads: int, n: int, rate_hz: float, band_hz: tuple[float, float] = (0.15, 0.35)
+) -> np.ndarray:
     """Respiration-like baseline wander: one sinusoid of a frequency drawn in ``band_hz`` and a random phase,
     with a per-lead amplitude in [0.5, 1]."""
     t = np.arange(n) / rate_hz
@@ -20,8 +21,9 @@ def baseline_wander(rng: np.random.Generator, n_leads: int, n: int, rate_hz: flo
     return np.outer(amplitude, np.sin(2 * np.pi * rng.uniform(*band_hz) * t + rng.uniform(0, 6)))
 
 
-def powerline(rng: np.random.Generator, n_leads: int, n: int, rate_hz: float, mains_hz: float = 50.0,
-              harmonics: int = 1) -> np.ndarray:
+def powerline(
+    rng: np.random.Generator, n_leads: int, n: int, rate_hz: float, mains_hz: float = 50.0, harmonics: int = 1
+) -> np.ndarray:
     """Mains interference at ``mains_hz`` and its first ``harmonics`` multiples (amplitude 1/k for the k-th)
     below 0.4 x the sampling rate, with a per-lead amplitude in [0.2, 0.6]."""
     t = np.arange(n) / rate_hz
@@ -34,8 +36,9 @@ def powerline(rng: np.random.Generator, n_leads: int, n: int, rate_hz: float, ma
     return tone[None, :] * rng.uniform(0.2, 0.6, (n_leads, 1))
 
 
-def muscle(rng: np.random.Generator, n_leads: int, n: int, rate_hz: float, band_hz: tuple[float, float] | None = None
-           ) -> np.ndarray:
+def muscle(
+    rng: np.random.Generator, n_leads: int, n: int, rate_hz: float, band_hz: tuple[float, float] | None = None
+) -> np.ndarray:
     """EMG-like muscle noise: white noise smoothed by a 3-sample moving average, or band-limited to
     ``band_hz`` (a 4th-order Butterworth band-pass, zero phase, clipped below Nyquist) when given."""
     noise = rng.normal(0, 1, (n_leads, n))
@@ -47,8 +50,9 @@ def muscle(rng: np.random.Generator, n_leads: int, n: int, rate_hz: float, band_
     return sosfiltfilt(sos, noise, axis=1)
 
 
-def electrode_motion(rng: np.random.Generator, n_leads: int, n: int, rate_hz: float, events_per_10s: float = 3.0
-                     ) -> np.ndarray:
+def electrode_motion(
+    rng: np.random.Generator, n_leads: int, n: int, rate_hz: float, events_per_10s: float = 3.0
+) -> np.ndarray:
     """Electrode-motion artefact: a few large, slow transients (0.2-1 s Gaussian bumps with a baseline step
     after them), as a loose electrode moving on the skin, each in a random subset of leads."""
     out = np.zeros((n_leads, n))

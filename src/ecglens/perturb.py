@@ -24,12 +24,30 @@ FAULT_KINDS = ("gain", "missing", "reversal", "swap", "rate", "shift", "crop")
 SNR_LEVELS_DB = (24.0, 18.0, 12.0, 6.0, 0.0)
 REVERSALS: dict[str, dict[str, tuple[float, str]]] = {
     # lead -> (sign, source lead) after swapping the two electrodes
-    "LA/RA": {"I": (-1, "I"), "II": (1, "III"), "III": (1, "II"), "aVR": (1, "aVL"), "aVL": (1, "aVR"),
-              "aVF": (1, "aVF")},
-    "LA/LL": {"I": (1, "II"), "II": (1, "I"), "III": (-1, "III"), "aVR": (1, "aVR"), "aVL": (1, "aVF"),
-              "aVF": (1, "aVL")},
-    "RA/LL": {"I": (-1, "III"), "II": (-1, "II"), "III": (-1, "I"), "aVR": (1, "aVF"), "aVL": (1, "aVL"),
-              "aVF": (1, "aVR")},
+    "LA/RA": {
+        "I": (-1, "I"),
+        "II": (1, "III"),
+        "III": (1, "II"),
+        "aVR": (1, "aVL"),
+        "aVL": (1, "aVR"),
+        "aVF": (1, "aVF"),
+    },
+    "LA/LL": {
+        "I": (1, "II"),
+        "II": (1, "I"),
+        "III": (-1, "III"),
+        "aVR": (1, "aVR"),
+        "aVL": (1, "aVF"),
+        "aVF": (1, "aVL"),
+    },
+    "RA/LL": {
+        "I": (-1, "III"),
+        "II": (-1, "II"),
+        "III": (-1, "I"),
+        "aVR": (1, "aVF"),
+        "aVL": (1, "aVL"),
+        "aVF": (1, "aVR"),
+    },
     "V1/V2": {"V1": (1, "V2"), "V2": (1, "V1")},
     "V2/V3": {"V2": (1, "V3"), "V3": (1, "V2")},
 }
@@ -78,21 +96,29 @@ class Perturbation:
         """How reports name it: 'muscle noise at 6 dB', 'LA/RA reversal', '3 leads flat'."""
         if self.family == "noise":
             return f"{self.kind} noise at {self.level:g} dB SNR"
-        return {"gain": f"gain x{self.level:g}", "missing": f"{self.level:g} lead(s) flat",
-                "reversal": f"{self.variant} electrode reversal", "swap": f"{self.variant} lead swap",
-                "rate": f"declared rate {self.level:+g} %", "shift": f"start {self.level:g} s late",
-                "crop": f"only {self.level:g} s kept"}[self.kind]
+        return {
+            "gain": f"gain x{self.level:g}",
+            "missing": f"{self.level:g} lead(s) flat",
+            "reversal": f"{self.variant} electrode reversal",
+            "swap": f"{self.variant} lead swap",
+            "rate": f"declared rate {self.level:+g} %",
+            "shift": f"start {self.level:g} s late",
+            "crop": f"only {self.level:g} s kept",
+        }[self.kind]
 
-    def apply(self, signal: np.ndarray, rate_hz: float, lead_names: Sequence[str],
-              rng: np.random.Generator) -> np.ndarray:
+    def apply(
+        self, signal: np.ndarray, rate_hz: float, lead_names: Sequence[str], rng: np.random.Generator
+    ) -> np.ndarray:
         """The perturbed signal (a new float32 array)."""
         x = np.asarray(signal, np.float64)
         k, n = x.shape
         if self.family == "noise":
             mains = {"powerline50": 50.0, "powerline60": 60.0}.get(self.kind)
             if mains is not None and mains >= rate_hz / 2:
-                raise NotApplicable(f"{mains:g} Hz is at or above the Nyquist frequency of a {rate_hz:g}-Hz input: "
-                                    "the anti-aliased resampling to the model's rate removes it")
+                raise NotApplicable(
+                    f"{mains:g} Hz is at or above the Nyquist frequency of a {rate_hz:g}-Hz input: "
+                    "the anti-aliased resampling to the model's rate removes it"
+                )
             return (x + noise.scale_to_snr(x, _NOISE[self.kind](rng, k, n, rate_hz), self.level)).astype(np.float32)
         if self.kind == "gain":
             return (x * self.level).astype(np.float32)
@@ -105,7 +131,7 @@ class Perturbation:
         if self.kind == "rate":  # the recording at rate_hz declared as rate_hz * (1 + e): read and resampled so
             return resample(x.astype(np.float32), rate_hz * (1 + self.level / 100), rate_hz)
         if self.kind == "shift":
-            return x[:, round(self.level * rate_hz):].astype(np.float32)
+            return x[:, round(self.level * rate_hz) :].astype(np.float32)
         return x[:, : max(1, round(self.level * rate_hz))].astype(np.float32)  # crop
 
 
@@ -124,8 +150,14 @@ def default_suite(quick: bool = False) -> tuple[Perturbation, ...]:
     severities (``quick``: three noise kinds at 18, 6 dB and one severity per fault)."""
     if quick:
         noises = [Perturbation(kind, level) for kind in ("gaussian", "muscle", "wander") for level in (18.0, 6.0)]
-        faults = [Perturbation("gain", 2.0), Perturbation("missing", 3), Perturbation("reversal", 0, "LA/RA"),
-                  Perturbation("swap", 0, "V1/V2"), Perturbation("rate", 10.0), Perturbation("crop", 5.0)]
+        faults = [
+            Perturbation("gain", 2.0),
+            Perturbation("missing", 3),
+            Perturbation("reversal", 0, "LA/RA"),
+            Perturbation("swap", 0, "V1/V2"),
+            Perturbation("rate", 10.0),
+            Perturbation("crop", 5.0),
+        ]
         return (*noises, *faults)
     noises = [Perturbation(kind, level) for kind in NOISE_KINDS for level in SNR_LEVELS_DB]
     faults = [Perturbation("gain", g) for g in (0.5, 0.75, 1.5, 2.0)]
@@ -151,8 +183,9 @@ class RandomPerturbation:
         if unknown:
             raise ValueError(f"unknown augmentation family {', '.join(unknown)}; choose from noise, faults")
 
-    def apply(self, signal: np.ndarray, rate_hz: float, lead_names: Sequence[str],
-              rng: np.random.Generator) -> np.ndarray:
+    def apply(
+        self, signal: np.ndarray, rate_hz: float, lead_names: Sequence[str], rng: np.random.Generator
+    ) -> np.ndarray:
         """The signal, perturbed or not; its length is kept (rate errors are cropped or zero-padded back)."""
         if not self.families or rng.random() >= self.probability:
             return signal
@@ -162,10 +195,14 @@ class RandomPerturbation:
         else:
             kind = ("gain", "missing", "reversal", "swap", "rate")[rng.integers(5)]
             variants = [v for v in REVERSALS if (v.startswith("V") == (kind == "swap"))]
-            level = {"gain": float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))), "missing": int(rng.integers(1, 4)),
-                     "rate": float(rng.uniform(-10, 10))}.get(kind, 0.0)
-            choice = Perturbation(kind, level, variants[rng.integers(len(variants))] if kind in ("reversal", "swap")
-                                  else "")
+            level = {
+                "gain": float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))),
+                "missing": int(rng.integers(1, 4)),
+                "rate": float(rng.uniform(-10, 10)),
+            }.get(kind, 0.0)
+            choice = Perturbation(
+                kind, level, variants[rng.integers(len(variants))] if kind in ("reversal", "swap") else ""
+            )
         try:
             out = choice.apply(signal, rate_hz, lead_names, rng)
         except NotApplicable:

@@ -97,8 +97,9 @@ class Quality:
     problems: tuple[str, ...]
 
 
-def assess_quality(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str],
-                   expected_seconds: float) -> Quality:
+def assess_quality(
+    signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], expected_seconds: float
+) -> Quality:
     """Warnings (flat leads, saturation, short records, implausible amplitude units) and the problems that
     make a record not interpretable at all:
 
@@ -137,8 +138,9 @@ def assess_quality(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequ
     return Quality(tuple(warnings_), tuple(problems))
 
 
-def quality_warnings(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str],
-                     expected_seconds: float) -> list[str]:
+def quality_warnings(
+    signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], expected_seconds: float
+) -> list[str]:
     """The warnings of `assess_quality`."""
     return list(assess_quality(signal, sampling_rate_hz, lead_names, expected_seconds).warnings)
 
@@ -204,8 +206,9 @@ class Predictor:
         """Probabilities (records x classes) of model inputs of any lengths, batching equal lengths."""
         return self.score_with_spread(inputs, batch_size)[0]
 
-    def score_with_spread(self, inputs: Sequence[ModelInput],
-                          batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
+    def score_with_spread(
+        self, inputs: Sequence[ModelInput], batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """`score`, with the members' spread (records x classes) of an ensemble bundle on PyTorch, else None."""
         out = np.zeros((len(inputs), len(self.meta.class_names)), np.float32)
         spread = np.zeros_like(out)
@@ -216,8 +219,13 @@ class Predictor:
                 spread[chunk], known = part, True
         return out, spread if known else None
 
-    def predict(self, signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str] = LEAD_NAMES,
-                record_id: str = "signal") -> Prediction:
+    def predict(
+        self,
+        signal: np.ndarray,
+        sampling_rate_hz: float,
+        lead_names: Sequence[str] = LEAD_NAMES,
+        record_id: str = "signal",
+    ) -> Prediction:
         """Predict one signal (leads x samples, mV) with its rate and lead names (any order).
 
         Raises:
@@ -233,8 +241,10 @@ class Predictor:
         n_leads = len(lead_names)
         if signal.ndim != 2 or signal.shape[0] != n_leads:
             if signal.ndim == 2 and signal.shape[1] == n_leads:
-                raise ValueError(f"signal is {signal.shape[0]} x {n_leads}, samples x leads (wfdb's p_signal "
-                                 "orientation): pass signal.T, leads x samples")
+                raise ValueError(
+                    f"signal is {signal.shape[0]} x {n_leads}, samples x leads (wfdb's p_signal "
+                    "orientation): pass signal.T, leads x samples"
+                )
             raise ValueError(f"signal of shape {signal.shape} does not have {n_leads} leads as rows (leads x samples)")
         checked = finish_signal(record_id, signal, list(lead_names), self.meta.lead_names)
         record = Record(record_id, "array", checked, rate, self.meta.lead_names)
@@ -248,11 +258,19 @@ class Predictor:
         """Predictions with the inputs they were made on."""
         prepared = [self.prepare(record) for record in records]
         probabilities, spread = self.score_with_spread([item for item, _ in prepared], batch_size)
-        return [self.scored(record, item, quality, p, None if spread is None else spread[i])
-                for i, (record, (item, quality), p) in enumerate(zip(records, prepared, probabilities, strict=True))]
+        return [
+            self.scored(record, item, quality, p, None if spread is None else spread[i])
+            for i, (record, (item, quality), p) in enumerate(zip(records, prepared, probabilities, strict=True))
+        ]
 
-    def scored(self, record: Record, item: ModelInput, quality: Quality, probabilities: np.ndarray,
-               spread: np.ndarray | None = None) -> Scored:
+    def scored(
+        self,
+        record: Record,
+        item: ModelInput,
+        quality: Quality,
+        probabilities: np.ndarray,
+        spread: np.ndarray | None = None,
+    ) -> Scored:
         """The prediction of a record from the probabilities of its model input (and an ensemble's spread)."""
         names = self.meta.class_names
         truth = None if item.labels is None else tuple(n for n, y in zip(names, item.labels, strict=True) if y > 0.5)
@@ -260,15 +278,26 @@ class Predictor:
         shown = {n: float(v) for n, v in zip(names, probabilities, strict=True)}
         warnings_ = quality.warnings
         data = self.meta.training_data
-        if data is not None and data.synthetic_only and record.dataset != "synthetic" \
-                and not is_synthetic_source(record.source_path):
+        if (
+            data is not None
+            and data.synthetic_only
+            and record.dataset != "synthetic"
+            and not is_synthetic_source(record.source_path)
+        ):
             warnings_ = (SYNTHETIC_WARNING, *warnings_)
-        prediction = Prediction(record.record_id, record.source_path, shown if self.force or not problems else {},
-                                () if problems else self.meta.decisions(probabilities), warnings_,
-                                record.duration_s, NOT_INTERPRETABLE if problems else "ok", problems, truth,
-                                dict(self.meta.not_validated),
-                                None if spread is None or problems else {
-                                    n: float(v) for n, v in zip(names, spread, strict=True)})
+        prediction = Prediction(
+            record.record_id,
+            record.source_path,
+            shown if self.force or not problems else {},
+            () if problems else self.meta.decisions(probabilities),
+            warnings_,
+            record.duration_s,
+            NOT_INTERPRETABLE if problems else "ok",
+            problems,
+            truth,
+            dict(self.meta.not_validated),
+            None if spread is None or problems else {n: float(v) for n, v in zip(names, spread, strict=True)},
+        )
         return Scored(prediction, item, np.asarray(probabilities))
 
 
@@ -319,9 +348,14 @@ def find_record_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def iter_scored_files(predictor: Predictor, paths: Sequence[str | os.PathLike], batch_size: int = 32,
-                      sampling_rate_hz: float | None = None, lead_names: tuple[str, ...] = LEAD_NAMES,
-                      progress: bool = True) -> Iterator[Scored | ReadIssue]:
+def iter_scored_files(
+    predictor: Predictor,
+    paths: Sequence[str | os.PathLike],
+    batch_size: int = 32,
+    sampling_rate_hz: float | None = None,
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+    progress: bool = True,
+) -> Iterator[Scored | ReadIssue]:
     """Read, prepare and score every record file once, a batch at a time; unreadable files come out as
     `ReadIssue` items and never stop the batch."""
     from ecglens.util.progress import bar
@@ -341,9 +375,14 @@ def iter_scored_files(predictor: Predictor, paths: Sequence[str | os.PathLike], 
         yield from predictor.score_records(pending, batch_size)
 
 
-def predict_files(predictor: Predictor, paths: Sequence[str | os.PathLike], batch_size: int = 32,
-                  sampling_rate_hz: float | None = None, lead_names: tuple[str, ...] = LEAD_NAMES,
-                  progress: bool = True) -> tuple[list[Prediction], list[ReadIssue]]:
+def predict_files(
+    predictor: Predictor,
+    paths: Sequence[str | os.PathLike],
+    batch_size: int = 32,
+    sampling_rate_hz: float | None = None,
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+    progress: bool = True,
+) -> tuple[list[Prediction], list[ReadIssue]]:
     """Predict every record file; unreadable ones are listed with their reason, never stop the batch."""
     predictions: list[Prediction] = []
     issues: list[ReadIssue] = []
@@ -387,9 +426,18 @@ def export_onnx(bundle: str | os.PathLike, opset: int = 18) -> Path:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.export internals, not ours
-            torch.onnx.export(model, (example,), str(scratch), input_names=["ecg"], output_names=["logits"],
-                              dynamo=True, dynamic_shapes={"x": {0: batch, 2: length}}, opset_version=opset,
-                              verbose=False, external_data=False)
+            torch.onnx.export(
+                model,
+                (example,),
+                str(scratch),
+                input_names=["ecg"],
+                output_names=["logits"],
+                dynamo=True,
+                dynamic_shapes={"x": {0: batch, 2: length}},
+                opset_version=opset,
+                verbose=False,
+                external_data=False,
+            )
         os.replace(scratch, path)
     finally:
         scratch.unlink(missing_ok=True)  # a failed export (a full disk) leaves nothing behind

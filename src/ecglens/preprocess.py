@@ -113,8 +113,9 @@ def model_input(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequenc
     return apply_policy(resampled, spec.policy, spec.sampling_rate_hz)
 
 
-def random_window(signal: np.ndarray, policy: LengthPolicy, sampling_rate_hz: float,
-                  rng: np.random.Generator) -> np.ndarray:
+def random_window(
+    signal: np.ndarray, policy: LengthPolicy, sampling_rate_hz: float, rng: np.random.Generator
+) -> np.ndarray:
     """A training input: a random ``policy.seconds`` window under ``crop`` (the record, front-padded, when
     it is shorter), or the evaluation input under ``original``."""
     window = policy.window(sampling_rate_hz)
@@ -172,8 +173,9 @@ CLINICAL_BAND_HZ = (0.5, 40.0)
 """The pass band of an ECG machine's diagnostic filter as ecglens applies it."""
 
 
-def clinical_filter(signal: np.ndarray, sampling_rate_hz: float, band_hz: tuple[float, float] = CLINICAL_BAND_HZ
-                    ) -> np.ndarray:
+def clinical_filter(
+    signal: np.ndarray, sampling_rate_hz: float, band_hz: tuple[float, float] = CLINICAL_BAND_HZ
+) -> np.ndarray:
     """A zero-phase 4th-order Butterworth band-pass (the upper edge clipped to 0.45 x the rate), per lead."""
     low, high = band_hz[0], min(band_hz[1], 0.45 * sampling_rate_hz)
     from scipy.signal import butter, sosfiltfilt

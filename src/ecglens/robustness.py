@@ -38,9 +38,14 @@ UV = 1e-3
 LINF_BUDGETS_UV = (5.0, 10.0, 25.0, 50.0)
 SMOOTH_SIGMA_MS = 10.0
 """The smooth attack's Gaussian kernel: its gain is 4 % at 40 Hz and 0.7 % at 50 Hz."""
-ATTACKS = {"random": "random sign noise", "fgsm": "FGSM (high-frequency)", "pgd": "PGD (high-frequency)",
-           "pgd-l2": "PGD L2 (high-frequency)", "smooth": f"smooth PGD (Gaussian, sigma {SMOOTH_SIGMA_MS:g} ms)",
-           "pgd-band": "band-limited PGD (0.5-40 Hz)"}
+ATTACKS = {
+    "random": "random sign noise",
+    "fgsm": "FGSM (high-frequency)",
+    "pgd": "PGD (high-frequency)",
+    "pgd-l2": "PGD L2 (high-frequency)",
+    "smooth": f"smooth PGD (Gaussian, sigma {SMOOTH_SIGMA_MS:g} ms)",
+    "pgd-band": "band-limited PGD (0.5-40 Hz)",
+}
 FLIP_GRID_UV = (1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0)
 FLIP_ATTACKS = ("smooth", "pgd-band", "pgd")
 """Attacks whose flipping budgets can be searched (restricted to one class)."""
@@ -145,11 +150,18 @@ class FlipBudget:
 
     def to_dict(self) -> dict:
         """Plain data, with the curves and medians."""
-        return {**asdict(self), "n_records": self.n_records, "n_positive": self.n_positive,
-                "n_flipped": self.n_flipped, "survival": list(self.survival()),
-                "survival_positive": list(self.survival(True)), "survival_negative": list(self.survival(False)),
-                "median": self.median_text(), "median_positive": self.median_text(True),
-                "median_negative": self.median_text(False)}
+        return {
+            **asdict(self),
+            "n_records": self.n_records,
+            "n_positive": self.n_positive,
+            "n_flipped": self.n_flipped,
+            "survival": list(self.survival()),
+            "survival_positive": list(self.survival(True)),
+            "survival_negative": list(self.survival(False)),
+            "median": self.median_text(),
+            "median_positive": self.median_text(True),
+            "median_negative": self.median_text(False),
+        }
 
 
 @dataclass(frozen=True)
@@ -217,29 +229,70 @@ class RobustnessResult:
         for group, conditions in (("model", self.conditions), ("transfer", self.transfer)):
             for c in conditions:
                 base = {"evaluated": group, "family": c.family, "kind": c.kind, "level": c.level, "label": c.label}
-                rows.append({**base, "class": "macro", "auc": c.macro_auc, "f1": c.macro_f1, "changed": c.changed,
-                             "note": c.note})
+                rows.append(
+                    {
+                        **base,
+                        "class": "macro",
+                        "auc": c.macro_auc,
+                        "f1": c.macro_f1,
+                        "changed": c.changed,
+                        "note": c.note,
+                    }
+                )
                 rows += [{**base, "class": s.name, "auc": s.auc, "f1": s.f1} for s in c.per_class]
         return rows
 
 
-def _score(kind: str, family: str, level: float, label: str, y_true: np.ndarray, probabilities: np.ndarray,
-           meta: BundleMeta, clean_decisions: np.ndarray | None) -> ConditionResult:
-    result = evaluate_predictions(y_true, probabilities, np.asarray(meta.thresholds), label, meta.class_names,
-                                  n_bootstrap=0, never=[name for name, _ in meta.not_validated])
+def _score(
+    kind: str,
+    family: str,
+    level: float,
+    label: str,
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    meta: BundleMeta,
+    clean_decisions: np.ndarray | None,
+) -> ConditionResult:
+    result = evaluate_predictions(
+        y_true,
+        probabilities,
+        np.asarray(meta.thresholds),
+        label,
+        meta.class_names,
+        n_bootstrap=0,
+        never=[name for name, _ in meta.not_validated],
+    )
     decisions = meta.decided(probabilities)
     changed = None if clean_decisions is None else float(np.mean(decisions != clean_decisions))
-    return ConditionResult(family, kind, level, label, result.macro_auc, result.average.get("f1"), changed,
-                           tuple(ClassScore(m.name, m.auc, m.f1) for m in result.per_class))
+    return ConditionResult(
+        family,
+        kind,
+        level,
+        label,
+        result.macro_auc,
+        result.average.get("f1"),
+        changed,
+        tuple(ClassScore(m.name, m.auc, m.f1) for m in result.per_class),
+    )
 
 
 def _inputs(dataset: CacheDataset) -> list[np.ndarray]:
     return [dataset[i][0].numpy() for i in range(len(dataset))]
 
 
-def _attack_batches(model: torch.nn.Module, inputs: Sequence[np.ndarray], reference: np.ndarray, eps_mv: float,
-                    method: str, batch_size: int, device: torch.device, rate_hz: float,
-                    classes: Sequence[int] | None = None, steps: int = 10, seed: int = 0) -> list[np.ndarray]:
+def _attack_batches(
+    model: torch.nn.Module,
+    inputs: Sequence[np.ndarray],
+    reference: np.ndarray,
+    eps_mv: float,
+    method: str,
+    batch_size: int,
+    device: torch.device,
+    rate_hz: float,
+    classes: Sequence[int] | None = None,
+    steps: int = 10,
+    seed: int = 0,
+) -> list[np.ndarray]:
     """Adversarial (or, for ``random``, random-sign) versions of every input, batched by equal length."""
     out: list[np.ndarray] = [np.empty(0)] * len(inputs)
     generator = torch.Generator().manual_seed(seed)
@@ -266,15 +319,17 @@ def _attack_batches(model: torch.nn.Module, inputs: Sequence[np.ndarray], refere
     return out
 
 
-def attack_spectrum(kind: str, eps_uv: float, clean: Sequence[np.ndarray], adversarial: Sequence[np.ndarray],
-                    rate_hz: float) -> AttackSpectrum:
+def attack_spectrum(
+    kind: str, eps_uv: float, clean: Sequence[np.ndarray], adversarial: Sequence[np.ndarray], rate_hz: float
+) -> AttackSpectrum:
     """The mean Welch power spectral density of adversarial minus clean over records and leads."""
     from scipy.signal import welch
 
     powers, frequencies = [], None
     for before, after in zip(clean, adversarial, strict=True):
-        frequencies, power = welch(np.asarray(after, np.float64) - before, fs=rate_hz,
-                                   nperseg=min(256, before.shape[-1]), axis=-1)
+        frequencies, power = welch(
+            np.asarray(after, np.float64) - before, fs=rate_hz, nperseg=min(256, before.shape[-1]), axis=-1
+        )
         powers.append(power.mean(axis=0))
     mean = np.mean(powers, axis=0)
     total = float(mean.sum())
@@ -282,12 +337,24 @@ def attack_spectrum(kind: str, eps_uv: float, clean: Sequence[np.ndarray], adver
     return AttackSpectrum(kind, ATTACKS[kind], eps_uv, tuple(frequencies.tolist()), tuple(mean.tolist()), above)
 
 
-def run_robustness(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], split: str = "test",
-                   n_records: int | None = 200, suite: Sequence[Perturbation] | None = None,
-                   budgets_uv: Sequence[float] = LINF_BUDGETS_UV, n_flip: int = 10, pgd_steps: int = 10,
-                   transfer_bundle: str | os.PathLike | None = None, attacks: Sequence[str] = tuple(ATTACKS),
-                   device: str = "auto", batch_size: int = 32, seed: int = 0, progress: bool = True,
-                   flip_attack: str = "smooth", filtered: bool = True) -> RobustnessResult:
+def run_robustness(
+    bundle: str | os.PathLike,
+    cache_paths: Sequence[str | os.PathLike],
+    split: str = "test",
+    n_records: int | None = 200,
+    suite: Sequence[Perturbation] | None = None,
+    budgets_uv: Sequence[float] = LINF_BUDGETS_UV,
+    n_flip: int = 10,
+    pgd_steps: int = 10,
+    transfer_bundle: str | os.PathLike | None = None,
+    attacks: Sequence[str] = tuple(ATTACKS),
+    device: str = "auto",
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+    flip_attack: str = "smooth",
+    filtered: bool = True,
+) -> RobustnessResult:
     """Score a bundle on a split under every perturbation of ``suite`` and under attacks.
 
     Args:
@@ -321,43 +388,89 @@ def run_robustness(bundle: str | os.PathLike, cache_paths: Sequence[str | os.Pat
     suite = default_suite() if suite is None else tuple(suite)
 
     def dataset(perturbation: Perturbation | None = None) -> CacheDataset:
-        return CacheDataset(caches, items, meta.policy, False, meta.lead_names, seed=seed, label_map=meta.label_map,
-                            perturbation=perturbation)
+        return CacheDataset(
+            caches,
+            items,
+            meta.policy,
+            False,
+            meta.lead_names,
+            seed=seed,
+            label_map=meta.label_map,
+            perturbation=perturbation,
+        )
 
     clean_set = dataset()
     clean_inputs = _inputs(clean_set)
     scorer = _Scorer(model, meta, clean_set.labels, clean_inputs, batch_size)
-    counter = bar(total=len(suite) + len(attacks) * len(budgets_uv), desc="robustness", unit="condition",
-                  enabled=progress, line=False)  # the one stage line is the summary below
+    counter = bar(
+        total=len(suite) + len(attacks) * len(budgets_uv),
+        desc="robustness",
+        unit="condition",
+        enabled=progress,
+        line=False,
+    )  # the one stage line is the summary below
     conditions = [scorer.score("clean", "clean", 0.0, "clean", scorer.clean_probabilities, against_clean=False)]
     conditions += _perturbation_conditions(scorer, dataset, suite, counter)
     if filtered and attacks:
-        conditions.append(scorer.score("clean", "filtered", 0.0, f"clean, then the {_BAND}",
-                                       scorer.probabilities(clean_inputs, filtered=True)))
-    attacked, spectra, pgd_inputs = _attack_conditions(scorer, attacks, budgets_uv, pgd_steps, seed, filtered,
-                                                       keep_pgd=transfer_bundle is not None, counter=counter)
+        conditions.append(
+            scorer.score(
+                "clean", "filtered", 0.0, f"clean, then the {_BAND}", scorer.probabilities(clean_inputs, filtered=True)
+            )
+        )
+    attacked, spectra, pgd_inputs = _attack_conditions(
+        scorer, attacks, budgets_uv, pgd_steps, seed, filtered, keep_pgd=transfer_bundle is not None, counter=counter
+    )
     counter.close()
-    transfer = [] if transfer_bundle is None else _transfer_conditions(scorer, bundle, transfer_bundle, pgd_inputs,
-                                                                       device)
+    transfer = (
+        [] if transfer_bundle is None else _transfer_conditions(scorer, bundle, transfer_bundle, pgd_inputs, device)
+    )
     torch_device = next(model.parameters()).device
-    flips, left_out = _flip_budgets(model, meta, clean_inputs, scorer.reference, n_flip, flip_attack, batch_size,
-                                    torch_device, pgd_steps, seed) if n_flip else ((), ())
-    example = _example(model, meta, clean_set, clean_inputs, scorer.clean_probabilities, scorer.reference,
-                       budgets_uv, torch_device, pgd_steps)
+    flips, left_out = (
+        _flip_budgets(
+            model, meta, clean_inputs, scorer.reference, n_flip, flip_attack, batch_size, torch_device, pgd_steps, seed
+        )
+        if n_flip
+        else ((), ())
+    )
+    example = _example(
+        model,
+        meta,
+        clean_set,
+        clean_inputs,
+        scorer.clean_probabilities,
+        scorer.reference,
+        budgets_uv,
+        torch_device,
+        pgd_steps,
+    )
     conditions += attacked
     if progress:
-        note(f"{len(items)} records, {len(conditions)} conditions in {time.perf_counter() - started:.0f} s",
-             "robustness")
-    return RobustnessResult(str(bundle), split, len(items), meta.class_names, meta.sampling_rate_hz, tuple(conditions),
-                            tuple(flips), tuple(transfer), None if transfer_bundle is None else str(transfer_bundle),
-                            example, time.perf_counter() - started, tuple(spectra), tuple(left_out))
+        note(
+            f"{len(items)} records, {len(conditions)} conditions in {time.perf_counter() - started:.0f} s", "robustness"
+        )
+    return RobustnessResult(
+        str(bundle),
+        split,
+        len(items),
+        meta.class_names,
+        meta.sampling_rate_hz,
+        tuple(conditions),
+        tuple(flips),
+        tuple(transfer),
+        None if transfer_bundle is None else str(transfer_bundle),
+        example,
+        time.perf_counter() - started,
+        tuple(spectra),
+        tuple(left_out),
+    )
 
 
 _BAND = f"{CLINICAL_BAND_HZ[0]:g}-{CLINICAL_BAND_HZ[1]:g} Hz filter"
 
 
-def _chosen_items(caches: Sequence[EcgCache], meta: BundleMeta, split: str, n_records: int | None,
-                  seed: int) -> list[Item]:
+def _chosen_items(
+    caches: Sequence[EcgCache], meta: BundleMeta, split: str, n_records: int | None, seed: int
+) -> list[Item]:
     """The split's records (as the bundle was trained), or a seeded choice of ``n_records`` of them."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
@@ -373,8 +486,14 @@ def _chosen_items(caches: Sequence[EcgCache], meta: BundleMeta, split: str, n_re
 class _Scorer:
     """A model's scores of the chosen records under one condition, against their labels and its clean decisions."""
 
-    def __init__(self, model: torch.nn.Module, meta: BundleMeta, y_true: np.ndarray,
-                 clean_inputs: Sequence[np.ndarray], batch_size: int) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        meta: BundleMeta,
+        y_true: np.ndarray,
+        clean_inputs: Sequence[np.ndarray],
+        batch_size: int,
+    ) -> None:
         self.model, self.meta, self.y_true, self.batch_size = model, meta, y_true, batch_size
         self.clean_inputs = clean_inputs
         self.clean_probabilities = class_probabilities(model, clean_inputs, batch_size)
@@ -388,34 +507,68 @@ class _Scorer:
         shown = [clinical_filter(x, rate) for x in inputs] if filtered else inputs
         return class_probabilities(self.model, shown, self.batch_size)
 
-    def score(self, kind: str, family: str, level: float, label: str, probabilities: np.ndarray,
-              against_clean: bool = True) -> ConditionResult:
+    def score(
+        self, kind: str, family: str, level: float, label: str, probabilities: np.ndarray, against_clean: bool = True
+    ) -> ConditionResult:
         """A condition's row, with the decisions changed from the clean ones (not counted without
         ``against_clean``)."""
-        return _score(kind, family, level, label, self.y_true, probabilities, self.meta,
-                      self.clean_decisions if against_clean else None)
+        return _score(
+            kind,
+            family,
+            level,
+            label,
+            self.y_true,
+            probabilities,
+            self.meta,
+            self.clean_decisions if against_clean else None,
+        )
 
 
-def _perturbation_conditions(scorer: _Scorer, dataset: Callable[[Perturbation], CacheDataset],
-                             suite: Sequence[Perturbation], counter: Progress) -> list[ConditionResult]:
+def _perturbation_conditions(
+    scorer: _Scorer, dataset: Callable[[Perturbation], CacheDataset], suite: Sequence[Perturbation], counter: Progress
+) -> list[ConditionResult]:
     """One row per perturbation of the suite (those that cannot apply to these records say why)."""
     rows = []
     for perturbation in suite:
         try:
             inputs = _inputs(dataset(perturbation))
         except NotApplicable as reason:
-            rows.append(ConditionResult(perturbation.family, perturbation.kind, perturbation.level,
-                                        perturbation.label, None, None, None, note=f"not applicable: {reason}"))
+            rows.append(
+                ConditionResult(
+                    perturbation.family,
+                    perturbation.kind,
+                    perturbation.level,
+                    perturbation.label,
+                    None,
+                    None,
+                    None,
+                    note=f"not applicable: {reason}",
+                )
+            )
         else:
-            rows.append(scorer.score(perturbation.kind, perturbation.family, perturbation.level, perturbation.label,
-                                     scorer.probabilities(inputs)))
+            rows.append(
+                scorer.score(
+                    perturbation.kind,
+                    perturbation.family,
+                    perturbation.level,
+                    perturbation.label,
+                    scorer.probabilities(inputs),
+                )
+            )
         counter.update()
     return rows
 
 
-def _attack_conditions(scorer: _Scorer, attacks: Sequence[str], budgets_uv: Sequence[float], pgd_steps: int,
-                       seed: int, filtered: bool, keep_pgd: bool, counter: Progress
-                       ) -> tuple[list[ConditionResult], list[AttackSpectrum], dict[float, list[np.ndarray]]]:
+def _attack_conditions(
+    scorer: _Scorer,
+    attacks: Sequence[str],
+    budgets_uv: Sequence[float],
+    pgd_steps: int,
+    seed: int,
+    filtered: bool,
+    keep_pgd: bool,
+    counter: Progress,
+) -> tuple[list[ConditionResult], list[AttackSpectrum], dict[float, list[np.ndarray]]]:
     """One row per attack and budget (and after the clinical filter), the spectrum of each attack at the budget
     nearest 25 uV, and the PGD inputs when a second model will score them."""
     model, rate = scorer.model, scorer.meta.sampling_rate_hz
@@ -426,8 +579,18 @@ def _attack_conditions(scorer: _Scorer, attacks: Sequence[str], budgets_uv: Sequ
     shown_budget = min(budgets_uv, key=lambda b: abs(np.log(b / 25.0))) if budgets_uv else None
     for eps in budgets_uv:
         for method in attacks:
-            adversarial = _attack_batches(model, scorer.clean_inputs, scorer.reference, eps * UV, method,
-                                          scorer.batch_size, device, rate, steps=pgd_steps, seed=seed)
+            adversarial = _attack_batches(
+                model,
+                scorer.clean_inputs,
+                scorer.reference,
+                eps * UV,
+                method,
+                scorer.batch_size,
+                device,
+                rate,
+                steps=pgd_steps,
+                seed=seed,
+            )
             if method == "pgd" and keep_pgd:  # kept only for the second model
                 pgd_inputs[eps] = adversarial
             if eps == shown_budget:
@@ -435,14 +598,26 @@ def _attack_conditions(scorer: _Scorer, attacks: Sequence[str], budgets_uv: Sequ
             label = f"{ATTACKS[method]}, {eps:g} uV" + (" RMS" if method == "pgd-l2" else " L-inf")
             rows.append(scorer.score(method, "adversarial", eps, label, scorer.probabilities(adversarial)))
             if filtered:
-                rows.append(scorer.score(method, "adversarial, then filtered", eps, f"{label}, then the {_BAND}",
-                                         scorer.probabilities(adversarial, filtered=True)))
+                rows.append(
+                    scorer.score(
+                        method,
+                        "adversarial, then filtered",
+                        eps,
+                        f"{label}, then the {_BAND}",
+                        scorer.probabilities(adversarial, filtered=True),
+                    )
+                )
             counter.update()
     return rows, spectra, pgd_inputs
 
 
-def _transfer_conditions(scorer: _Scorer, bundle: str | os.PathLike, transfer_bundle: str | os.PathLike,
-                         pgd_inputs: Mapping[float, Sequence[np.ndarray]], device: str) -> list[ConditionResult]:
+def _transfer_conditions(
+    scorer: _Scorer,
+    bundle: str | os.PathLike,
+    transfer_bundle: str | os.PathLike,
+    pgd_inputs: Mapping[float, Sequence[np.ndarray]],
+    device: str,
+) -> list[ConditionResult]:
     """A second model (another seed) on the clean records and on the first model's PGD inputs."""
     other, other_meta = load_model(transfer_bundle, device)
     if other_meta.class_names != scorer.meta.class_names or other_meta.input_spec != scorer.meta.input_spec:
@@ -451,14 +626,33 @@ def _transfer_conditions(scorer: _Scorer, bundle: str | os.PathLike, transfer_bu
     other_decisions = other_meta.decided(other_clean)
     rows = [_score("clean", "clean", 0.0, "clean (second model)", scorer.y_true, other_clean, other_meta, None)]
     for eps, adversarial in pgd_inputs.items():
-        rows.append(_score("pgd", "adversarial", eps, f"PGD {eps:g} uV made on the first model", scorer.y_true,
-                           class_probabilities(other, adversarial, scorer.batch_size), other_meta, other_decisions))
+        rows.append(
+            _score(
+                "pgd",
+                "adversarial",
+                eps,
+                f"PGD {eps:g} uV made on the first model",
+                scorer.y_true,
+                class_probabilities(other, adversarial, scorer.batch_size),
+                other_meta,
+                other_decisions,
+            )
+        )
     return rows
 
 
-def _flip_budgets(model: torch.nn.Module, meta: BundleMeta, inputs: Sequence[np.ndarray], reference: np.ndarray,
-                  n_side: int, attack: str, batch_size: int, device: torch.device, steps: int, seed: int
-                  ) -> tuple[list[FlipBudget], list[str]]:
+def _flip_budgets(
+    model: torch.nn.Module,
+    meta: BundleMeta,
+    inputs: Sequence[np.ndarray],
+    reference: np.ndarray,
+    n_side: int,
+    attack: str,
+    batch_size: int,
+    device: torch.device,
+    steps: int,
+    seed: int,
+) -> tuple[list[FlipBudget], list[str]]:
     """Per class, the smallest budget of `FLIP_GRID_UV` at which ``attack`` on that class alone flips its decision,
     on up to ``n_side`` records decided positive and ``n_side`` decided negative (a seeded draw per class). A class
     that is not validated has no decision to flip and is left out, with the reason."""
@@ -479,19 +673,38 @@ def _flip_budgets(model: torch.nn.Module, meta: BundleMeta, inputs: Sequence[np.
             todo = [i for i in chosen if found[i] is None]
             if not todo:
                 break
-            adversarial = _attack_batches(model, [inputs[i] for i in todo], reference[todo], eps * UV, attack,
-                                          batch_size, device, meta.sampling_rate_hz, classes=[c], steps=steps)
+            adversarial = _attack_batches(
+                model,
+                [inputs[i] for i in todo],
+                reference[todo],
+                eps * UV,
+                attack,
+                batch_size,
+                device,
+                meta.sampling_rate_hz,
+                classes=[c],
+                steps=steps,
+            )
             after = class_probabilities(model, adversarial, batch_size)[:, c] >= thresholds[c]
             for i, flipped in zip(todo, after != reference[todo, c].astype(bool), strict=True):
                 if flipped:
                     found[i] = eps
-        budgets.append(FlipBudget(name, attack, float(thresholds[c]), FLIP_GRID_UV,
-                                  tuple(bool(reference[i, c]) for i in chosen), tuple(found[i] for i in chosen)))
+        budgets.append(
+            FlipBudget(
+                name,
+                attack,
+                float(thresholds[c]),
+                FLIP_GRID_UV,
+                tuple(bool(reference[i, c]) for i in chosen),
+                tuple(found[i] for i in chosen),
+            )
+        )
     return budgets, left_out
 
 
-def _example(model, meta, clean_set, inputs, probabilities, reference, budgets_uv, device, steps, attack="smooth"
-             ) -> AdversarialExample | None:
+def _example(
+    model, meta, clean_set, inputs, probabilities, reference, budgets_uv, device, steps, attack="smooth"
+) -> AdversarialExample | None:
     """An attack a reader can see: ``attack`` (smooth PGD, which an ECG could carry, by default) on the most common
     decided class, on the record decided for it with the smallest margin over its threshold, at the smallest budget
     that flips that decision (else the largest budget)."""
@@ -500,14 +713,28 @@ def _example(model, meta, clean_set, inputs, probabilities, reference, budgets_u
     thresholds = np.asarray(meta.thresholds)
     c = int(np.argmax(reference.sum(axis=0))) if reference.any() else int(np.argmax(probabilities.mean(axis=0)))
     margin = np.abs(probabilities[:, c] - thresholds[c])
-    i = int(np.argmin(np.where(reference[:, c] > 0, margin, np.inf))) if reference[:, c].any() else int(
-        np.argmin(margin))
+    i = (
+        int(np.argmin(np.where(reference[:, c] > 0, margin, np.inf)))
+        if reference[:, c].any()
+        else int(np.argmin(margin))
+    )
     for eps in sorted(budgets_uv):
-        adversarial = _attack_batches(model, [inputs[i]], reference[[i]], eps * UV, attack, 1, device,
-                                      meta.sampling_rate_hz, classes=[c], steps=steps)[0]
+        adversarial = _attack_batches(
+            model,
+            [inputs[i]],
+            reference[[i]],
+            eps * UV,
+            attack,
+            1,
+            device,
+            meta.sampling_rate_hz,
+            classes=[c],
+            steps=steps,
+        )[0]
         after = float(class_probabilities(model, [adversarial], 1)[0, c])
         if (after >= thresholds[c]) != bool(reference[i, c]) or eps == max(budgets_uv):
             record_id = str(clean_set.caches[clean_set.items[i].cache].index["record_id"].iloc[clean_set.items[i].row])
-            return AdversarialExample(record_id, meta.class_names[c], eps, float(probabilities[i, c]), after,
-                                      inputs[i], adversarial, attack)
+            return AdversarialExample(
+                record_id, meta.class_names[c], eps, float(probabilities[i, c]), after, inputs[i], adversarial, attack
+            )
     return None

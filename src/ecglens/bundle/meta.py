@@ -64,8 +64,10 @@ class ThresholdOrigin:
             return "0.5 for every class (not tuned)"
         if self.method == "unknown":
             return "not recorded (bundle written by an older ecglens)"
-        return f"{self.method} on the {self.split} split of {', '.join(self.datasets) or 'unnamed data'} " \
-               f"({self.n_records} records)"
+        return (
+            f"{self.method} on the {self.split} split of {', '.join(self.datasets) or 'unnamed data'} "
+            f"({self.n_records} records)"
+        )
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,10 @@ class BundleMeta:
         if not isinstance(data, dict):
             raise BundleError(f"{where}: bundle metadata must be a JSON object")
         if data.get("bundle_version") not in READABLE_VERSIONS:
-            raise BundleError(f"{where}: bundle version {data.get('bundle_version')}, this ecglens reads "
-                              f"{', '.join(map(str, READABLE_VERSIONS))}")
+            raise BundleError(
+                f"{where}: bundle version {data.get('bundle_version')}, this ecglens reads "
+                f"{', '.join(map(str, READABLE_VERSIONS))}"
+            )
         try:
             model = dict(data["model"])
             model["layers"] = tuple(model["layers"])
@@ -167,19 +171,24 @@ class BundleMeta:
                 training_data=_training_data(data.get("training_data")),
                 metrics=dict(data.get("metrics", {})),
                 versions=dict(data.get("versions", {})),
-                temperatures=None if data.get("temperatures") is None else
-                tuple(float(t) for t in data["temperatures"]),
+                temperatures=None
+                if data.get("temperatures") is None
+                else tuple(float(t) for t in data["temperatures"]),
                 label_space=_label_space(data.get("label_space")),
                 not_validated=tuple((str(name), str(reason)) for name, reason in data.get("not_validated", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise BundleError(f"{where}: invalid bundle metadata ({type(error).__name__}: {error})") from None
         if len(meta.thresholds) != len(meta.class_names) or meta.model.n_classes != len(meta.class_names):
-            raise BundleError(f"{where}: {len(meta.class_names)} classes, {len(meta.thresholds)} thresholds, "
-                              f"model outputs {meta.model.n_classes}")
+            raise BundleError(
+                f"{where}: {len(meta.class_names)} classes, {len(meta.thresholds)} thresholds, "
+                f"model outputs {meta.model.n_classes}"
+            )
         if meta.label_space is not None and meta.label_space.classes != meta.class_names:
-            raise BundleError(f"{where}: label space {meta.label_space.space} has classes "
-                              f"{', '.join(meta.label_space.classes)}, the model {', '.join(meta.class_names)}")
+            raise BundleError(
+                f"{where}: label space {meta.label_space.space} has classes "
+                f"{', '.join(meta.label_space.classes)}, the model {', '.join(meta.class_names)}"
+            )
         if not {name for name, _ in meta.not_validated} <= set(meta.class_names):
             raise BundleError(f"{where}: not_validated names a class the model does not have")
         if meta.model.n_leads != len(meta.lead_names):
@@ -194,15 +203,21 @@ MIN_VAL_POSITIVES = 5
 """Below this many validation positives a class is not validated: its threshold and temperature are guesses."""
 
 
-def not_validated_classes(class_names: Sequence[str], train_positives: Sequence[int],
-                          val_positives: Sequence[int]) -> tuple[tuple[str, str], ...]:
+def not_validated_classes(
+    class_names: Sequence[str], train_positives: Sequence[int], val_positives: Sequence[int]
+) -> tuple[tuple[str, str], ...]:
     """The classes with fewer than `MIN_TRAIN_POSITIVES` training or `MIN_VAL_POSITIVES` validation positives,
     each with its reason."""
     out = []
     for name, train, val in zip(class_names, train_positives, val_positives, strict=True):
         if train < MIN_TRAIN_POSITIVES or val < MIN_VAL_POSITIVES:
-            out.append((name, f"not validated: {int(train)} training and {int(val)} validation positives (needs "
-                              f"{MIN_TRAIN_POSITIVES} and {MIN_VAL_POSITIVES}); never decided"))
+            out.append(
+                (
+                    name,
+                    f"not validated: {int(train)} training and {int(val)} validation positives (needs "
+                    f"{MIN_TRAIN_POSITIVES} and {MIN_VAL_POSITIVES}); never decided",
+                )
+            )
     return tuple(out)
 
 
@@ -227,8 +242,10 @@ def _check_ranges(meta: BundleMeta, where: str) -> None:
         problems.append(f"policy length {meta.policy.seconds} s ({MIN_SECONDS:g}-{MAX_SECONDS:g})")
     if not all(np.isfinite(t) and 0 <= t <= 1 for t in meta.thresholds):
         problems.append(f"thresholds {list(meta.thresholds)} (finite, 0-1)")
-    if meta.temperatures is not None and (len(meta.temperatures) != len(meta.class_names) or
-                                          not all(np.isfinite(t) and 0.01 <= t <= 100 for t in meta.temperatures)):
+    if meta.temperatures is not None and (
+        len(meta.temperatures) != len(meta.class_names)
+        or not all(np.isfinite(t) and 0.01 <= t <= 100 for t in meta.temperatures)
+    ):
         problems.append(f"temperatures {list(meta.temperatures)} (one per class, 0.01-100)")
     if len(set(meta.class_names)) != len(meta.class_names) or not all(meta.class_names):
         problems.append(f"class names {list(meta.class_names)} (distinct, non-empty)")
@@ -240,21 +257,32 @@ def _threshold_origin(data: dict) -> ThresholdOrigin:
     origin = data.get("threshold_origin")
     if origin is None:  # version 1 did not record it
         return ThresholdOrigin("unknown")
-    return ThresholdOrigin(method=str(origin["method"]), split=str(origin["split"]),
-                           datasets=tuple(origin["datasets"]), caches=tuple(origin["caches"]),
-                           n_records=int(origin["n_records"]))
+    return ThresholdOrigin(
+        method=str(origin["method"]),
+        split=str(origin["split"]),
+        datasets=tuple(origin["datasets"]),
+        caches=tuple(origin["caches"]),
+        n_records=int(origin["n_records"]),
+    )
 
 
 def _label_space(data: dict | None) -> LabelMap | None:
     if not data:
         return None
     rows = tuple(MappingRow(**{k: str(v) for k, v in row.items()}) for row in data["rows"])
-    return LabelMap(str(data["name"]), rows, str(data["space"]), tuple(str(c) for c in data["classes"]),
-                    tuple(str(c) for c in data.get("snomed", ())), str(data.get("source", "")))
+    return LabelMap(
+        str(data["name"]),
+        rows,
+        str(data["space"]),
+        tuple(str(c) for c in data["classes"]),
+        tuple(str(c) for c in data.get("snomed", ())),
+        str(data.get("source", "")),
+    )
 
 
-SYNTHETIC_WARNING = ("this model was trained only on synthetic ECGs: its output on a real recording is not a "
-                     "diagnosis of anything")
+SYNTHETIC_WARNING = (
+    "this model was trained only on synthetic ECGs: its output on a real recording is not a diagnosis of anything"
+)
 
 
 def is_synthetic_source(source_path: str) -> bool:
@@ -269,12 +297,20 @@ def _training_data(data: dict | None) -> TrainingData | None:
         split = SplitSpec.from_dict(data["split"])
     else:  # version 1 kept the split's fields at the top level
         split = SplitSpec(int(data.get("seed", 0)), int(data.get("val_fold", 9)), int(data.get("test_fold", 10)))
-    return TrainingData(caches=tuple(data["caches"]), datasets=tuple(data["datasets"]),
-                        cache_specs=tuple(data.get("cache_specs", ())), split=split, n_train=int(data["n_train"]),
-                        n_val=int(data["n_val"]), n_test=int(data["n_test"]),
-                        label_profile=str(data.get("label_profile", "")), epoch=int(data.get("epoch", 0)),
-                        init=data.get("init"), config=dict(data.get("config", data.get("train_config", {}))),
-                        synthetic_only=bool(data.get("synthetic_only", False)))
+    return TrainingData(
+        caches=tuple(data["caches"]),
+        datasets=tuple(data["datasets"]),
+        cache_specs=tuple(data.get("cache_specs", ())),
+        split=split,
+        n_train=int(data["n_train"]),
+        n_val=int(data["n_val"]),
+        n_test=int(data["n_test"]),
+        label_profile=str(data.get("label_profile", "")),
+        epoch=int(data.get("epoch", 0)),
+        init=data.get("init"),
+        config=dict(data.get("config", data.get("train_config", {}))),
+        synthetic_only=bool(data.get("synthetic_only", False)),
+    )
 
 
 def _plain(value: object) -> object:
@@ -290,18 +326,38 @@ def package_versions() -> dict[str, str]:
     import scipy
     import wfdb
 
-    return {"ecglens": __version__, "torch": importlib.metadata.version("torch"), "numpy": np.__version__,
-            "scipy": scipy.__version__, "wfdb": wfdb.__version__, "python": platform.python_version()}
+    return {
+        "ecglens": __version__,
+        "torch": importlib.metadata.version("torch"),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "wfdb": wfdb.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def default_meta(model_config: ResNetConfig, lead_names: tuple[str, ...], sampling_rate_hz: float,
-                 policy: LengthPolicy, label_space: LabelMap | None = None, **extra) -> BundleMeta:
+def default_meta(
+    model_config: ResNetConfig,
+    lead_names: tuple[str, ...],
+    sampling_rate_hz: float,
+    policy: LengthPolicy,
+    label_space: LabelMap | None = None,
+    **extra,
+) -> BundleMeta:
     """Metadata with fixed 0.5 thresholds and the current package versions; the classes are the label space's
     (without one, the first ``n_classes`` of the nine)."""
     names = label_space.classes if label_space is not None else CLASS_NAMES[: model_config.n_classes]
-    return BundleMeta(model=model_config, class_names=names, label_space=label_space,
-                      lead_names=tuple(lead_names), sampling_rate_hz=sampling_rate_hz, policy=policy,
-                      thresholds=(0.5,) * model_config.n_classes, versions=package_versions(), **extra)
+    return BundleMeta(
+        model=model_config,
+        class_names=names,
+        label_space=label_space,
+        lead_names=tuple(lead_names),
+        sampling_rate_hz=sampling_rate_hz,
+        policy=policy,
+        thresholds=(0.5,) * model_config.n_classes,
+        versions=package_versions(),
+        **extra,
+    )
 
 
 def write_meta(path: Path, meta: BundleMeta) -> None:
@@ -310,16 +366,26 @@ def write_meta(path: Path, meta: BundleMeta) -> None:
     os.replace(scratch, path / META_FILE)
 
 
-def store_thresholds(path: str | os.PathLike, thresholds: tuple[float, ...], origin: ThresholdOrigin,
-                     metrics: dict | None = None, temperatures: tuple[float, ...] | None = None) -> BundleMeta:
+def store_thresholds(
+    path: str | os.PathLike,
+    thresholds: tuple[float, ...],
+    origin: ThresholdOrigin,
+    metrics: dict | None = None,
+    temperatures: tuple[float, ...] | None = None,
+) -> BundleMeta:
     """Replace a saved bundle's thresholds (and record where they came from), and its temperatures when given;
     the only way a bundle changes after training. ``metrics`` entries are added to the bundle's metrics."""
     meta = read_meta(path)
     if len(thresholds) != len(meta.class_names):
         raise BundleError(f"{path}: {len(thresholds)} thresholds for {len(meta.class_names)} classes")
-    meta = replace(meta, thresholds=tuple(float(t) for t in thresholds), threshold_origin=origin,
-                   metrics={**meta.metrics, **(metrics or {})}, bundle_version=BUNDLE_VERSION,
-                   temperatures=meta.temperatures if temperatures is None else tuple(map(float, temperatures)))
+    meta = replace(
+        meta,
+        thresholds=tuple(float(t) for t in thresholds),
+        threshold_origin=origin,
+        metrics={**meta.metrics, **(metrics or {})},
+        bundle_version=BUNDLE_VERSION,
+        temperatures=meta.temperatures if temperatures is None else tuple(map(float, temperatures)),
+    )
     _check_ranges(meta, str(path))
     write_meta(Path(path), meta)
     return meta
@@ -351,8 +417,10 @@ def _verified(weights: Path, size: int, mtime_ns: int) -> str:
     manifest = json.loads((weights.parent / STARTER_MANIFEST).read_text())
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     if digest != manifest["weights_sha256"]:
-        raise BundleError(f"{weights}: SHA-256 {digest} does not match {STARTER_MANIFEST} "
-                          f"({manifest['weights_sha256']}); reinstall ecglens")
+        raise BundleError(
+            f"{weights}: SHA-256 {digest} does not match {STARTER_MANIFEST} "
+            f"({manifest['weights_sha256']}); reinstall ecglens"
+        )
     return digest
 
 
@@ -373,8 +441,10 @@ def starter_manifest() -> dict:
 def starter_notice() -> str:
     """The one line a command prints when it uses the starter model."""
     manifest = starter_manifest()
-    return (f"using the starter model {manifest['name']} ({manifest['summary']}); {manifest['notice']}. "
-            "See: ecglens models --card starter")
+    return (
+        f"using the starter model {manifest['name']} ({manifest['summary']}); {manifest['notice']}. "
+        "See: ecglens models --card starter"
+    )
 
 
 def model_card(bundle: str | os.PathLike) -> str:

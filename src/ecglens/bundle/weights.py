@@ -47,22 +47,40 @@ def save_ensemble(bundles: Sequence[str | os.PathLike], out: str | os.PathLike) 
     first = metas[0]
     for path, meta in zip(bundles, metas, strict=True):
         same = (meta.class_names, meta.lead_names, meta.sampling_rate_hz, meta.policy, meta.split) == (
-            first.class_names, first.lead_names, first.sampling_rate_hz, first.policy, first.split)
+            first.class_names,
+            first.lead_names,
+            first.sampling_rate_hz,
+            first.policy,
+            first.split,
+        )
         if not same:
-            raise ValueError(f"{path}: classes, leads, rate, input policy or split differ from {bundles[0]}'s; "
-                             "an ensemble's members are trained alike")
+            raise ValueError(
+                f"{path}: classes, leads, rate, input policy or split differ from {bundles[0]}'s; "
+                "an ensemble's members are trained alike"
+            )
     models = []
     for model, _ in loaded:
         model.set_temperature(np.ones(len(first.class_names)))  # members' raw logits; the ensemble is calibrated
         models.append(model.cpu())
     fused = fuse_members(models)
     unknown = dict(item for meta in metas for item in meta.not_validated)
-    members = [{"bundle": str(path), "epoch": meta.training_data.epoch if meta.training_data else None,
-                "seed": (meta.training_data.config or {}).get("seed") if meta.training_data else None,
-                "val_macro_auc": (meta.metrics.get("epoch_log") or {}).get("val_macro_auc")}
-               for path, meta in zip(bundles, metas, strict=True)]
-    meta = replace(first, model=fused.config, temperatures=None, not_validated=tuple(unknown.items()),
-                   metrics={"members": members}, threshold_origin=first.threshold_origin)
+    members = [
+        {
+            "bundle": str(path),
+            "epoch": meta.training_data.epoch if meta.training_data else None,
+            "seed": (meta.training_data.config or {}).get("seed") if meta.training_data else None,
+            "val_macro_auc": (meta.metrics.get("epoch_log") or {}).get("val_macro_auc"),
+        }
+        for path, meta in zip(bundles, metas, strict=True)
+    ]
+    meta = replace(
+        first,
+        model=fused.config,
+        temperatures=None,
+        not_validated=tuple(unknown.items()),
+        metrics={"members": members},
+        threshold_origin=first.threshold_origin,
+    )
     save_bundle(out, fused, meta)
     return meta
 
@@ -78,8 +96,10 @@ def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.
     expected = {k: tuple(v.shape) for k, v in reference.items()}
     n_values = sum(v.numel() for v in reference.values())
     if n_values > MAX_PARAMETERS:
-        raise BundleError(f"{path}: {meta.model.name} as configured has {n_values:,} parameters, more than the "
-                          f"{MAX_PARAMETERS:,} ecglens loads")
+        raise BundleError(
+            f"{path}: {meta.model.name} as configured has {n_values:,} parameters, more than the "
+            f"{MAX_PARAMETERS:,} ecglens loads"
+        )
     try:
         with safe_open(str(weights_path), framework="pt") as handle:  # reads the header only
             slices = {k: handle.get_slice(k) for k in handle.keys()}  # noqa: SIM118
@@ -91,14 +111,21 @@ def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.
     unexpected = sorted(set(declared) - set(expected))
     wrong = [k for k in expected if k in declared and declared[k] != expected[k]]
     if missing or unexpected or wrong:
-        raise BundleError(f"{weights_path}: weights do not fit {meta.model.name} "
-                          f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
-    kinds = [k for k, v in reference.items()
-             if (dtypes[k] in _FLOAT_DTYPES) != v.is_floating_point() or dtypes[k] not in _FLOAT_DTYPES | _INT_DTYPES]
+        raise BundleError(
+            f"{weights_path}: weights do not fit {meta.model.name} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})"
+        )
+    kinds = [
+        k
+        for k, v in reference.items()
+        if (dtypes[k] in _FLOAT_DTYPES) != v.is_floating_point() or dtypes[k] not in _FLOAT_DTYPES | _INT_DTYPES
+    ]
     if kinds:
         named = ", ".join(f"{k} is {dtypes[k]}" for k in kinds[:3])
-        raise BundleError(f"{weights_path}: tensors of the wrong kind: {named}"
-                          " (weights are floating point; integers or booleans would be cast silently)")
+        raise BundleError(
+            f"{weights_path}: tensors of the wrong kind: {named}"
+            " (weights are floating point; integers or booleans would be cast silently)"
+        )
     try:
         state = load_file(str(weights_path), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:

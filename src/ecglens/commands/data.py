@@ -29,16 +29,20 @@ class SummaryRun:
 
     def lines(self) -> list[str]:
         """What the CLI prints."""
-        return [s.to_markdown() for s in self.summaries] + \
-            [self.written.line()]
+        return [s.to_markdown() for s in self.summaries] + [self.written.line()]
 
     def problems(self) -> list[str]:
         """What the CLI prints on standard error."""
         return issue_lines(self.issues)
 
 
-def run_summary(sources: Sequence[Source], label_profile: str = "strict", out: str | os.PathLike = "summary",
-                workers: int | None = None, strict: bool = False) -> SummaryRun:
+def run_summary(
+    sources: Sequence[Source],
+    label_profile: str = "strict",
+    out: str | os.PathLike = "summary",
+    workers: int | None = None,
+    strict: bool = False,
+) -> SummaryRun:
     """``data summary``: read every record once and summarise each dataset."""
     from ecglens.data.summary import summarize_sources, write_summaries
 
@@ -58,22 +62,41 @@ class PrepareRun:
         report = self.report
         if report.already_complete:
             return [f"{self.out}: already complete ({report.n_records} records); nothing to do"]
-        return [f"{self.out}: {report.n_records} records cached, {report.n_issues} left out "
-                f"({report.n_shards_built} shard(s) built, {report.n_shards_reused} reused)"]
+        return [
+            f"{self.out}: {report.n_records} records cached, {report.n_issues} left out "
+            f"({report.n_shards_built} shard(s) built, {report.n_shards_reused} reused)"
+        ]
 
     def problems(self) -> list[str]:
         """What the CLI prints on standard error."""
         return issue_lines(self.report.issues)
 
 
-def run_prepare(sources: Sequence[Source], out: str | os.PathLike, sampling_rate_hz: float,
-                label_profile: str = "strict", workers: int | None = None, strict: bool = False,
-                overwrite: bool = False, shard_size: int = 256, min_likelihood: float = 0.0) -> PrepareRun:
+def run_prepare(
+    sources: Sequence[Source],
+    out: str | os.PathLike,
+    sampling_rate_hz: float,
+    label_profile: str = "strict",
+    workers: int | None = None,
+    strict: bool = False,
+    overwrite: bool = False,
+    shard_size: int = 256,
+    min_likelihood: float = 0.0,
+) -> PrepareRun:
     """``data prepare``: build (or finish) a memory-mapped cache."""
     from ecglens.data.cache import build_cache
 
-    report = build_cache(sources, out, sampling_rate_hz, label_profile, min_likelihood=min_likelihood,
-                         workers=workers, shard_size=shard_size, strict=strict, overwrite=overwrite)
+    report = build_cache(
+        sources,
+        out,
+        sampling_rate_hz,
+        label_profile,
+        min_likelihood=min_likelihood,
+        workers=workers,
+        shard_size=shard_size,
+        strict=strict,
+        overwrite=overwrite,
+    )
     return PrepareRun(str(out), report)
 
 
@@ -86,10 +109,12 @@ class DownloadRun:
     def lines(self) -> list[str]:
         """What the CLI prints."""
         r = self.result
-        return [f"{r.out}: {r.n_files} files from {r.base_url}: {r.downloaded} downloaded "
-                f"({r.bytes_downloaded / 1e6:.1f} MB in {r.seconds:.1f} s), {r.already_verified} already verified, "
-                f"{len(r.failures)} failed",
-                f"read it as the source {r.source_spec}"]
+        return [
+            f"{r.out}: {r.n_files} files from {r.base_url}: {r.downloaded} downloaded "
+            f"({r.bytes_downloaded / 1e6:.1f} MB in {r.seconds:.1f} s), {r.already_verified} already verified, "
+            f"{len(r.failures)} failed",
+            f"read it as the source {r.source_spec}",
+        ]
 
     def problems(self) -> list[str]:
         """What the CLI prints on standard error: every file that failed, with its URL and reason."""
@@ -105,8 +130,16 @@ class DownloadRun:
         return 1 if self.result.failures else 0
 
 
-def run_download(dataset: str, out: str | os.PathLike, base_url: str | None = None, rate: str = "both",
-                 version: str | None = None, workers: int = 4, retries: int = 4, timeout: float = 30.0) -> DownloadRun:
+def run_download(
+    dataset: str,
+    out: str | os.PathLike,
+    base_url: str | None = None,
+    rate: str = "both",
+    version: str | None = None,
+    workers: int = 4,
+    retries: int = 4,
+    timeout: float = 30.0,
+) -> DownloadRun:
     """``data download``: fetch and verify a PhysioNet dataset (from ``base_url``, PhysioNet by default)."""
     from ecglens.io.download import PHYSIONET, download
 
@@ -124,20 +157,26 @@ class LabelSpacesRun:
     def lines(self) -> list[str]:
         """What the CLI prints: one line per space, or the classes of the one asked for."""
         if self.scoring_note is None:
-            return [f"{m.label:<22} {len(m.classes):>3} classes  {d}" for m, d in
-                    zip(self.spaces, self.descriptions, strict=True)]
+            return [
+                f"{m.label:<22} {len(m.classes):>3} classes  {d}"
+                for m, d in zip(self.spaces, self.descriptions, strict=True)
+            ]
         (space,) = self.spaces
-        return [f"{space.label}: {len(space.classes)} classes; vocabularies {', '.join(space.vocabularies)}; "
-                f"source {space.source}",
-                *(f"  {name:<12} {code or '-'}" for name, code in zip(space.classes, space.snomed, strict=True)),
-                f"Challenge 2021 score: {self.scoring_note}"]
+        return [
+            f"{space.label}: {len(space.classes)} classes; vocabularies {', '.join(space.vocabularies)}; "
+            f"source {space.source}",
+            *(f"  {name:<12} {code or '-'}" for name, code in zip(space.classes, space.snomed, strict=True)),
+            f"Challenge 2021 score: {self.scoring_note}",
+        ]
 
 
 def run_label_spaces(space: str | None = None) -> LabelSpacesRun:
     """``data label-spaces``: every built-in label space, or the classes of ``space``."""
     if space is None:
         infos = builtin_spaces()
-        return LabelSpacesRun(tuple(load_label_space(f"{i.space}:{i.profile}") for i in infos),
-                              tuple(f"{i.description} [{i.source}]" for i in infos))
+        return LabelSpacesRun(
+            tuple(load_label_space(f"{i.space}:{i.profile}") for i in infos),
+            tuple(f"{i.description} [{i.source}]" for i in infos),
+        )
     label_map = load_label_space(space)
     return LabelSpacesRun((label_map,), ("",), challenge_scoring(label_map).note)

@@ -38,8 +38,9 @@ from ecglens.report.outputs import (
 from ecglens.util.distributed import rank_device
 
 
-def select_inputs(predictor: Predictor, caches: Sequence[str | os.PathLike], records: Sequence[str] = (),
-                  n_records: int = 3) -> list[ModelInput]:
+def select_inputs(
+    predictor: Predictor, caches: Sequence[str | os.PathLike], records: Sequence[str] = (), n_records: int = 3
+) -> list[ModelInput]:
     """The records a per-record explain command runs on: ids in the caches, record files (no caches), or a
     seeded choice of ``n_records`` test-split records."""
     meta = predictor.meta
@@ -51,16 +52,19 @@ def select_inputs(predictor: Predictor, caches: Sequence[str | os.PathLike], rec
         raise ValueError("give --records FILES, or --data CACHE (with or without --records)")
     inputs = split_inputs(open_caches(caches, meta), meta, "test", n_records)
     if not inputs:
-        raise ValueError(f"{', '.join(map(str, caches))}: no test-split record to explain (under the bundle's split);"
-                         " name records with --records")
+        raise ValueError(
+            f"{', '.join(map(str, caches))}: no test-split record to explain (under the bundle's split);"
+            " name records with --records"
+        )
     return inputs
 
 
 def background_of(predictor: Predictor, caches: Sequence[str | os.PathLike], n: int) -> Background:
     background = bundle_background(predictor.meta, caches, n, predictor.bundle)
     if background is None:
-        raise ValueError("SHAP needs a background: pass a cache (--data, or --background for predict); its "
-                         "training split is used")
+        raise ValueError(
+            "SHAP needs a background: pass a cache (--data, or --background for predict); its training split is used"
+        )
     return background
 
 
@@ -77,10 +81,19 @@ class MapsRun:
         return [*rows, self.written.line()]
 
 
-def run_record_maps(method: str, checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike] = (),
-                    records: Sequence[str] = (), n_records: int = 3, class_name: str | None = None,
-                    out: str | os.PathLike = "ecglens-out/explain", device: str = "auto", background: int = 100,
-                    n_samples: int = 8, figures: FigureOptions = DEFAULT_FIGURES) -> MapsRun:
+def run_record_maps(
+    method: str,
+    checkpoint: str | os.PathLike,
+    caches: Sequence[str | os.PathLike] = (),
+    records: Sequence[str] = (),
+    n_records: int = 3,
+    class_name: str | None = None,
+    out: str | os.PathLike = "ecglens-out/explain",
+    device: str = "auto",
+    background: int = 100,
+    n_samples: int = 8,
+    figures: FigureOptions = DEFAULT_FIGURES,
+) -> MapsRun:
     """``explain gradcam|shap|guided-gradcam``: each record's map for its predicted classes (or ``class_name``)."""
     predictor = Predictor(checkpoint, device)
     inputs = select_inputs(predictor, caches, records, n_records)
@@ -104,16 +117,24 @@ class LeadShapleyRun:
         for table in self.tables:
             kind = "exact" if table.exact else "sampled"
             out.append(f"{table.input.record_id} ({kind}, baseline {table.baseline}):")
-            out.append(lead_shapley_frame(table)[list(self.shown_classes)].to_string(
-                float_format=lambda v: f"{v:+.4f}"))
+            out.append(
+                lead_shapley_frame(table)[list(self.shown_classes)].to_string(float_format=lambda v: f"{v:+.4f}")
+            )
         return [*out, self.written.line()]
 
 
-def run_lead_shapley(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike] = (),
-                     records: Sequence[str] = (), n_records: int = 3, class_name: str | None = None,
-                     out: str | os.PathLike = "ecglens-out/explain", device: str = "auto",
-                     baseline: str = "conditional", n_permutations: int | None = None,
-                     limb_as_one: bool = False) -> LeadShapleyRun:
+def run_lead_shapley(
+    checkpoint: str | os.PathLike,
+    caches: Sequence[str | os.PathLike] = (),
+    records: Sequence[str] = (),
+    n_records: int = 3,
+    class_name: str | None = None,
+    out: str | os.PathLike = "ecglens-out/explain",
+    device: str = "auto",
+    baseline: str = "conditional",
+    n_permutations: int | None = None,
+    limb_as_one: bool = False,
+) -> LeadShapleyRun:
     """``explain lead-shapley``: exact (or sampled) Shapley values of the leads for every class."""
     predictor = Predictor(checkpoint, device)
     meta = predictor.meta
@@ -124,8 +145,10 @@ def run_lead_shapley(checkpoint: str | os.PathLike, caches: Sequence[str | os.Pa
     if baseline != "zeros":
         background = bundle_background(predictor.meta, caches, 100, predictor.bundle)
         if background is None:
-            raise ValueError(f"the {baseline} baseline needs a background (the training split of a cache: --data), "
-                             "or use --baseline zeros")
+            raise ValueError(
+                f"the {baseline} baseline needs a background (the training split of a cache: --data), "
+                "or use --baseline zeros"
+            )
     tables = lead_shapley_tables(predictor.model, meta, inputs, baseline, background, n_permutations, limb_as_one)
     written = write_lead_shapley(tables, Path(out))
     shown = (class_name,) if class_name else meta.class_names
@@ -144,8 +167,10 @@ class PopulationRun:
         """What the CLI prints (nothing on ranks other than 0)."""
         if self.result is None:
             return []
-        return [*population_lines(self.result),
-                f"{self.n_records} records in {self.result.seconds:.0f} s; {self.written.line()}"]
+        return [
+            *population_lines(self.result),
+            f"{self.n_records} records in {self.result.seconds:.0f} s; {self.written.line()}",
+        ]
 
 
 SHARDS_DIR = ".shards"
@@ -159,11 +184,22 @@ def _sharded_job(checkpoint: str | os.PathLike, device: str, inputs: CachedInput
     return predictor, job
 
 
-def run_population(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike], n_records: int = 200,
-                   split: str = "test", background: int = 100, n_samples: int | None = None,
-                   out: str | os.PathLike = "ecglens-out/explain", device: str = "auto",
-                   progress: bool = True, *, grouping: str = "predicted", target_error: float = 0.05,
-                   max_samples: int = 64, check_records: int = 3) -> PopulationRun:
+def run_population(
+    checkpoint: str | os.PathLike,
+    caches: Sequence[str | os.PathLike],
+    n_records: int = 200,
+    split: str = "test",
+    background: int = 100,
+    n_samples: int | None = None,
+    out: str | os.PathLike = "ecglens-out/explain",
+    device: str = "auto",
+    progress: bool = True,
+    *,
+    grouping: str = "predicted",
+    target_error: float = 0.05,
+    max_samples: int = 64,
+    check_records: int = 3,
+) -> PopulationRun:
     """``explain population``: the lead x class SHAP heatmap over a split's records, signed, with its error.
 
     Resumable (finished shards of records are kept in ``out/.shards`` until the result is written) and
@@ -172,14 +208,27 @@ def run_population(checkpoint: str | os.PathLike, caches: Sequence[str | os.Path
     meta = read_meta(checkpoint)
     opened = open_caches(caches, meta)
     inputs = split_inputs(opened, meta, split, n_records, lazy=True)
-    predictor, job = _sharded_job(checkpoint, device, inputs, command="population", background=background,
-                                  grouping=grouping)
+    predictor, job = _sharded_job(
+        checkpoint, device, inputs, command="population", background=background, grouping=grouping
+    )
     store = Path(out) / SHARDS_DIR
-    result = population_importance(predictor.model, inputs, training_background(opened, meta, background),
-                                   meta.class_names, meta.lead_names, n_samples, progress=progress, store=store,
-                                   job=job, decide=meta.decided, grouping=grouping, target_error=target_error,
-                                   max_samples=max_samples, agreement_records=check_records,
-                                   never=dict(meta.not_validated))
+    result = population_importance(
+        predictor.model,
+        inputs,
+        training_background(opened, meta, background),
+        meta.class_names,
+        meta.lead_names,
+        n_samples,
+        progress=progress,
+        store=store,
+        job=job,
+        decide=meta.decided,
+        grouping=grouping,
+        target_error=target_error,
+        max_samples=max_samples,
+        agreement_records=check_records,
+        never=dict(meta.not_validated),
+    )
     if result is None:
         return PopulationRun(None, len(inputs), Written(()))
     title = f"SHAP per lead, {len(inputs)} {split} records"
@@ -200,10 +249,17 @@ class FaithfulnessRun:
         return [] if self.result is None else [self.result.to_markdown(), self.written.line()]
 
 
-def run_faithfulness(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike], n_records: int = 40,
-                     methods: Sequence[str] = ("gradcam", "shap"), steps: int = 10, background: int = 50,
-                     out: str | os.PathLike = "ecglens-out/explain", device: str = "auto",
-                     progress: bool = True) -> FaithfulnessRun:
+def run_faithfulness(
+    checkpoint: str | os.PathLike,
+    caches: Sequence[str | os.PathLike],
+    n_records: int = 40,
+    methods: Sequence[str] = ("gradcam", "shap"),
+    steps: int = 10,
+    background: int = 50,
+    out: str | os.PathLike = "ecglens-out/explain",
+    device: str = "auto",
+    progress: bool = True,
+) -> FaithfulnessRun:
     """``explain faithfulness``: deletion/insertion against random order, localisation, randomisation check.
 
     Resumable and spread over ``torchrun`` processes as `run_population`.
@@ -213,8 +269,17 @@ def run_faithfulness(checkpoint: str | os.PathLike, caches: Sequence[str | os.Pa
     inputs = split_inputs(opened, meta, "test", n_records, lazy=True)
     predictor, job = _sharded_job(checkpoint, device, inputs, command="faithfulness", background=background)
     store = Path(out) / SHARDS_DIR
-    result = faithfulness(predictor.model, meta, inputs, training_background(opened, meta, background), methods,
-                          steps, progress=progress, store=store, job=job)
+    result = faithfulness(
+        predictor.model,
+        meta,
+        inputs,
+        training_background(opened, meta, background),
+        methods,
+        steps,
+        progress=progress,
+        store=store,
+        job=job,
+    )
     if result is None:
         return FaithfulnessRun(None, Written(()))
     written = write_faithfulness(result, Path(out), "mean curves over records and classes")

@@ -37,10 +37,14 @@ class ModelsRun:
             return [self.card]
         lines = []
         for m in self.models:
-            lines += [f"{m.name}  ({m.path})", f"  label space {m.label_space}: {', '.join(m.classes)}",
-                      f"  input: {m.leads} leads at {m.sampling_rate_hz:g} Hz; probabilities "
-                      f"{'calibrated' if m.calibrated else 'not calibrated'}; thresholds: {m.thresholds}",
-                      f"  trained on: {m.trained_on}", ""]
+            lines += [
+                f"{m.name}  ({m.path})",
+                f"  label space {m.label_space}: {', '.join(m.classes)}",
+                f"  input: {m.leads} leads at {m.sampling_rate_hz:g} Hz; probabilities "
+                f"{'calibrated' if m.calibrated else 'not calibrated'}; thresholds: {m.thresholds}",
+                f"  trained on: {m.trained_on}",
+                "",
+            ]
         return lines
 
 
@@ -52,12 +56,25 @@ def _model_info(bundle: str) -> ModelInfo:
         name, path, trained_on = manifest["name"], str(starter_path()), f"{manifest['summary']}; {manifest['notice']}"
     else:
         name, path = str(bundle), str(Path(bundle).resolve())
-        trained_on = "unknown" if data is None else (
-            f"{', '.join(data.datasets)}: {data.n_train} training, {data.n_val} validation records "
-            f"(epoch {data.epoch})")
-    return ModelInfo(name, path, meta.label_map.label, meta.class_names, meta.sampling_rate_hz,
-                     len(meta.lead_names), trained_on, meta.temperatures is not None,
-                     meta.threshold_origin.describe())
+        trained_on = (
+            "unknown"
+            if data is None
+            else (
+                f"{', '.join(data.datasets)}: {data.n_train} training, {data.n_val} validation records "
+                f"(epoch {data.epoch})"
+            )
+        )
+    return ModelInfo(
+        name,
+        path,
+        meta.label_map.label,
+        meta.class_names,
+        meta.sampling_rate_hz,
+        len(meta.lead_names),
+        trained_on,
+        meta.temperatures is not None,
+        meta.threshold_origin.describe(),
+    )
 
 
 def run_models(bundles: Sequence[str] = (), card: str | None = None) -> ModelsRun:

@@ -35,8 +35,10 @@ class PredictRun:
         if not self.predictions:
             return [*issue_lines(self.issues), f"error: none of the {total} record(s) could be read"]
         if self.issues:
-            return [*issue_lines(self.issues), f"{len(self.issues)} of {total} record(s) unreadable; the others "
-                    "were predicted"]
+            return [
+                *issue_lines(self.issues),
+                f"{len(self.issues)} of {total} record(s) unreadable; the others were predicted",
+            ]
         return []
 
     @property
@@ -52,17 +54,20 @@ class PredictRun:
         lines = [f"{'record':<{width}}  {'decisions (probability)':<40} {truth_head}warnings"]
         for p in self.predictions:
             decided = ", ".join(f"{d} ({p.probabilities[d]:.2f})" for d in p.decisions) or (
-                "none; highest " + ", ".join(f"{n} {v:.2f}" + (" (not validated)" if n in p.not_validated else "")
-                                             for n, v in p.top(2)) if p.status == "ok"
-                else f"{p.status}: {'; '.join(p.reasons)}")
+                "none; highest "
+                + ", ".join(f"{n} {v:.2f}" + (" (not validated)" if n in p.not_validated else "") for n, v in p.top(2))
+                if p.status == "ok"
+                else f"{p.status}: {'; '.join(p.reasons)}"
+            )
             known = "" if not truth else f"{_truth_text(p.true_labels):<15} "
             lines.append(f"{p.record_id:<{width}}  {decided:<40} {known}{'; '.join(p.warnings)}")
         if self.figures:
             lines.append(f"{len(self.figures)} explanation figure(s) in {Path(self.figures[0]['figure']).parent}")
         unknown = next((p.not_validated for p in self.predictions if p.not_validated), {})
         if unknown:
-            lines.append(f"never decided (not validated: too few training or validation positives): "
-                         f"{', '.join(unknown)}")
+            lines.append(
+                f"never decided (not validated: too few training or validation positives): {', '.join(unknown)}"
+            )
         lines.append(f"{len(self.predictions)} predicted, {len(self.issues)} unreadable; {self.written.line()}")
         return lines
 
@@ -71,12 +76,21 @@ def _truth_text(labels: tuple[str, ...] | None) -> str:
     return "unknown" if labels is None else ", ".join(labels) or "none"
 
 
-def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike],
-                out: str | os.PathLike = "ecglens-out/predict", sampling_rate_hz: float | None = None,
-                lead_names: Sequence[str] | None = None, engine: str = "torch", batch_size: int = 32,
-                explain: str | None = None, background_caches: Sequence[str | os.PathLike] = (),
-                device: str = "auto", progress: bool = True, figures: FigureOptions = DEFAULT_FIGURES,
-                force: bool = False) -> PredictRun:
+def run_predict(
+    checkpoint: str | os.PathLike,
+    paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike = "ecglens-out/predict",
+    sampling_rate_hz: float | None = None,
+    lead_names: Sequence[str] | None = None,
+    engine: str = "torch",
+    batch_size: int = 32,
+    explain: str | None = None,
+    background_caches: Sequence[str | os.PathLike] = (),
+    device: str = "auto",
+    progress: bool = True,
+    figures: FigureOptions = DEFAULT_FIGURES,
+    force: bool = False,
+) -> PredictRun:
     """``predict``: read and score every file once; with ``explain``, explain each record's scored input
     for its decisions (or its most probable class) and draw it under ``OUT/figures``.
 
@@ -99,8 +113,14 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
                 predictions.append(item.prediction)
                 log.add(item.prediction)
                 if explain and item.prediction.status == "ok":  # the scored input, drawn now: no batch held
-                    explained = explain_inputs(predictor.model, meta, [item.input], explain, background=background,
-                                               probabilities=item.probabilities[None])
+                    explained = explain_inputs(
+                        predictor.model,
+                        meta,
+                        [item.input],
+                        explain,
+                        background=background,
+                        probabilities=item.probabilities[None],
+                    )
                     drawn += draw_explanations(explained, meta, stage.path / "figures", figures)
         drawn = [_rerooted(d, stage) for d in drawn]  # the paths the figures will have in OUT
         written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, stage.path))
@@ -115,8 +135,10 @@ def run_predict(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike
 def _rerooted(figure: dict, stage: StagedFolder) -> dict:
     """A drawn figure's entry with its file paths moved from the staging folder to the output folder."""
     prefix = str(stage.path)
-    return {k: str(stage.out) + v[len(prefix):] if isinstance(v, str) and v.startswith(prefix) else v
-            for k, v in figure.items()}
+    return {
+        k: str(stage.out) + v[len(prefix) :] if isinstance(v, str) and v.startswith(prefix) else v
+        for k, v in figure.items()
+    }
 
 
 def run_export_onnx(checkpoint: str | os.PathLike, opset: int) -> Written:

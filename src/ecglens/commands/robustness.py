@@ -33,25 +33,51 @@ class RobustnessRun:
             changed = "" if c.changed is None else f"{c.changed:6.0%}"
             lines.append(f"  {c.family:<11} {c.label:<40} {fmt(c.macro_auc)}  {fmt(c.macro_f1)}  {changed} {c.note}")
         for spectrum in r.spectra:
-            lines.append(f"  spectrum of {spectrum.label} at {spectrum.eps_uv:g} uV: {spectrum.share_above_40hz:.1%} "
-                         "of its power above 40 Hz")
+            lines.append(
+                f"  spectrum of {spectrum.label} at {spectrum.eps_uv:g} uV: {spectrum.share_above_40hz:.1%} "
+                "of its power above 40 Hz"
+            )
         if r.flip_budgets:
             attack = r.flip_budgets[0].attack
-            lines.append(f"flipping budgets ({attack}), median read from the survival curve (records decided "
-                         "positive / negative): " + ", ".join(
-                             f"{f.name} {f.median_text()} ({f.n_positive}+/{f.n_records - f.n_positive}-)"
-                             for f in r.flip_budgets))
+            lines.append(
+                f"flipping budgets ({attack}), median read from the survival curve (records decided "
+                "positive / negative): "
+                + ", ".join(
+                    f"{f.name} {f.median_text()} ({f.n_positive}+/{f.n_records - f.n_positive}-)"
+                    for f in r.flip_budgets
+                )
+            )
         lines += [f"left out of the flipping budgets: {reason}" for reason in r.left_out]
         return [*lines, self.written.line()]
 
 
-def run_robustness_report(checkpoint: str | os.PathLike, caches: Sequence[str | os.PathLike],
-                          out: str | os.PathLike, split: str = "test", n_records: int | None = 200,
-                          quick: bool = False, n_flip: int = 10, transfer: str | None = None, device: str = "auto",
-                          seed: int = 0, flip_attack: str = "smooth") -> RobustnessRun:
+def run_robustness_report(
+    checkpoint: str | os.PathLike,
+    caches: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    split: str = "test",
+    n_records: int | None = 200,
+    quick: bool = False,
+    n_flip: int = 10,
+    transfer: str | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    flip_attack: str = "smooth",
+) -> RobustnessRun:
     """``robustness``: the bundle under noise, faults and attacks, written as JSON, CSV, figures and HTML."""
-    result = run_robustness(checkpoint, caches, split, n_records, default_suite(quick), n_flip=n_flip,
-                            pgd_steps=5 if quick else 10, transfer_bundle=transfer, device=device, seed=seed,
-                            budgets_uv=(10.0, 50.0) if quick else LINF_BUDGETS_UV, flip_attack=flip_attack)
+    result = run_robustness(
+        checkpoint,
+        caches,
+        split,
+        n_records,
+        default_suite(quick),
+        n_flip=n_flip,
+        pgd_steps=5 if quick else 10,
+        transfer_bundle=transfer,
+        device=device,
+        seed=seed,
+        budgets_uv=(10.0, 50.0) if quick else LINF_BUDGETS_UV,
+        flip_attack=flip_attack,
+    )
     paths = write_robustness(result, Path(out), read_meta(checkpoint).lead_names)
     return RobustnessRun(result, Written(paths))

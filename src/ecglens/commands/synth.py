@@ -21,8 +21,10 @@ class SynthRun:
 
     def lines(self) -> list[str]:
         """What the CLI prints."""
-        lines = [f"{self.out}: {self.n_records} records; class counts "
-                 + ", ".join(f"{k} {v}" for k, v in self.counts.items())]
+        lines = [
+            f"{self.out}: {self.n_records} records; class counts "
+            + ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        ]
         return lines + ([f"plots: {', '.join(str(p) for p in self.plots)}"] if self.plots else [])
 
 

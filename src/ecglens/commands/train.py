@@ -21,12 +21,14 @@ class TrainRun:
         """What the CLI prints: the best epoch, its validation macro AUC and the bundle."""
         auc = self.result.best_val_macro_auc
         shown = "n/a" if auc is None else f"{auc:.4f}"
-        return [f"best epoch {self.result.best_epoch} (validation macro AUC {shown}); bundle: "
-                f"{self.result.best_bundle}"]
+        return [
+            f"best epoch {self.result.best_epoch} (validation macro AUC {shown}); bundle: {self.result.best_bundle}"
+        ]
 
 
-def run_train(config_file: str | os.PathLike | None, out: str | os.PathLike, given: Mapping[str, Any],
-              resume: bool = False) -> TrainRun:
+def run_train(
+    config_file: str | os.PathLike | None, out: str | os.PathLike, given: Mapping[str, Any], resume: bool = False
+) -> TrainRun:
     """``train``: the options ``given`` on the command line over ``config_file`` (a run's config.json) over
     the defaults, trained into ``out``."""
     request = train_request(config_file, **given)

@@ -24,11 +24,39 @@ if TYPE_CHECKING:
         split_caches,
     )
 
-__all__ = ["OUT_OF_SCOPE", "SPLITS", "Augmentation", "CacheDataset", "EpochSampler", "Item", "LengthBucketSampler",
-           "SplitItems", "SplitSpec", "assign_splits", "records_table", "split_caches"]
+__all__ = [
+    "OUT_OF_SCOPE",
+    "SPLITS",
+    "Augmentation",
+    "CacheDataset",
+    "EpochSampler",
+    "Item",
+    "LengthBucketSampler",
+    "SplitItems",
+    "SplitSpec",
+    "assign_splits",
+    "records_table",
+    "split_caches",
+]
 
-__getattr__ = lazy_exports(__name__, {
-    **dict.fromkeys(("Augmentation", "CacheDataset", "EpochSampler", "LengthBucketSampler"), "ecglens.data.dataset"),
-    **dict.fromkeys(("OUT_OF_SCOPE", "SPLITS", "Item", "SplitItems", "SplitSpec", "assign_splits", "records_table",
-                     "split_caches"), "ecglens.data.splits"),
-})
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("Augmentation", "CacheDataset", "EpochSampler", "LengthBucketSampler"), "ecglens.data.dataset"
+        ),
+        **dict.fromkeys(
+            (
+                "OUT_OF_SCOPE",
+                "SPLITS",
+                "Item",
+                "SplitItems",
+                "SplitSpec",
+                "assign_splits",
+                "records_table",
+                "split_caches",
+            ),
+            "ecglens.data.splits",
+        ),
+    },
+)

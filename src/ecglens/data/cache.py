@@ -149,8 +149,9 @@ def _write_shard(shard_dir: Path, shard_id: int, results: list, strict: bool, sp
     values.tofile(scratch / SIGNALS_FILE)
     pd.DataFrame(rows).to_parquet(scratch / "rows.parquet", index=False)
     _write_issues(scratch / ISSUES_FILE, issues)
-    (scratch / SHARD_FILE).write_text(json.dumps({"spec_sha256": spec_sha256, "n_values": int(values.size),
-                                                  "n_rows": len(rows)}))
+    (scratch / SHARD_FILE).write_text(
+        json.dumps({"spec_sha256": spec_sha256, "n_values": int(values.size), "n_rows": len(rows)})
+    )
     os.replace(scratch, stem)
 
 
@@ -227,8 +228,20 @@ def build_cache(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
-        return _build(sources, out, sampling_rate_hz, label_profile, lead_names, min_likelihood, workers, shard_size,
-                      strict, overwrite, progress, on_shard)
+        return _build(
+            sources,
+            out,
+            sampling_rate_hz,
+            label_profile,
+            lead_names,
+            min_likelihood,
+            workers,
+            shard_size,
+            strict,
+            overwrite,
+            progress,
+            on_shard,
+        )
 
 
 @contextmanager
@@ -241,20 +254,39 @@ def _exclusive(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CacheError(f"{out}: another 'ecglens data prepare' is writing this cache (lock {lock_path}); "
-                             "wait for it to finish or choose another --out") from None
+            raise CacheError(
+                f"{out}: another 'ecglens data prepare' is writing this cache (lock {lock_path}); "
+                "wait for it to finish or choose another --out"
+            ) from None
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _build(sources, out, sampling_rate_hz, label_profile, lead_names, min_likelihood, workers, shard_size, strict,
-           overwrite, progress, on_shard) -> BuildReport:
+def _build(
+    sources,
+    out,
+    sampling_rate_hz,
+    label_profile,
+    lead_names,
+    min_likelihood,
+    workers,
+    shard_size,
+    strict,
+    overwrite,
+    progress,
+    on_shard,
+) -> BuildReport:
     """`build_cache` under its lock."""
     label_map = load_label_map(label_profile)
-    spec = CacheSpec(sampling_rate_hz=float(sampling_rate_hz), lead_names=tuple(lead_names),
-                     label_profile=label_map.name, label_map_sha256=label_map.sha256, min_likelihood=min_likelihood)
+    spec = CacheSpec(
+        sampling_rate_hz=float(sampling_rate_hz),
+        lead_names=tuple(lead_names),
+        label_profile=label_map.name,
+        label_map_sha256=label_map.sha256,
+        min_likelihood=min_likelihood,
+    )
     source_texts = [str(s) for s in sources]
     existing = _existing_cache(out, spec, source_texts, overwrite)
     if existing is not None:
@@ -264,10 +296,12 @@ def _build(sources, out, sampling_rate_hz, label_profile, lead_names, min_likeli
     shards = [scan.refs[i : i + shard_size] for i in range(0, len(scan.refs), shard_size)]
     todo = _plan_shards(partial, spec, source_texts, shard_size, scan.refs, len(shards))
     done_records = sum(len(shards[i]) for i in range(len(shards)) if i not in set(todo))
-    with bar(total=len(scan.refs), initial=done_records, desc=f"prepare {out.name}", unit="rec",
-             enabled=progress) as counter:
-        _build_shards(partial / "shards", shards, todo, spec, label_map, workers or os.cpu_count() or 1, strict,
-                      counter, on_shard)
+    with bar(
+        total=len(scan.refs), initial=done_records, desc=f"prepare {out.name}", unit="rec", enabled=progress
+    ) as counter:
+        _build_shards(
+            partial / "shards", shards, todo, spec, label_map, workers or os.cpu_count() or 1, strict, counter, on_shard
+        )
     _write_ptbxl_patients(partial / PATIENTS_FILE, sources)
     report = _finish(partial, out, spec, source_texts, len(shards), list(scan.issues), overwrite)
     return BuildReport(str(out), report[0], report[1], len(todo), len(shards) - len(todo), issues=report[2])
@@ -304,12 +338,17 @@ def _existing_cache(out: Path, spec: CacheSpec, sources: list[str], overwrite: b
     return None
 
 
-def _plan_shards(partial: Path, spec: CacheSpec, sources: list[str], shard_size: int, refs: Sequence[RecordRef],
-                 n_shards: int) -> list[int]:
+def _plan_shards(
+    partial: Path, spec: CacheSpec, sources: list[str], shard_size: int, refs: Sequence[RecordRef], n_shards: int
+) -> list[int]:
     """The shards still to build; leftovers of a build with another spec or file list are removed first."""
     shard_dir = partial / "shards"
-    plan = {"spec_sha256": spec.sha256, "sources": sources, "shard_size": shard_size,
-            "refs_sha256": hashlib.sha256("\n".join(r.path for r in refs).encode()).hexdigest()}
+    plan = {
+        "spec_sha256": spec.sha256,
+        "sources": sources,
+        "shard_size": shard_size,
+        "refs_sha256": hashlib.sha256("\n".join(r.path for r in refs).encode()).hexdigest(),
+    }
     plan_path = partial / "plan.json"
     if partial.exists() and (not plan_path.is_file() or json.loads(plan_path.read_text()) != plan):
         shutil.rmtree(partial)
@@ -325,9 +364,17 @@ def _plan_shards(partial: Path, spec: CacheSpec, sources: list[str], shard_size:
     return todo
 
 
-def _build_shards(shard_dir: Path, shards: Sequence[Sequence[RecordRef]], todo: Sequence[int], spec: CacheSpec,
-                  label_map: LabelMap, workers: int, strict: bool, counter: Any,
-                  on_shard: Callable[[int], None] | None) -> None:
+def _build_shards(
+    shard_dir: Path,
+    shards: Sequence[Sequence[RecordRef]],
+    todo: Sequence[int],
+    spec: CacheSpec,
+    label_map: LabelMap,
+    workers: int,
+    strict: bool,
+    counter: Any,
+    on_shard: Callable[[int], None] | None,
+) -> None:
     """Read the records of the shards to build (one stream through the worker pool), writing each shard."""
     jobs = ((ref, spec, label_map) for shard_id in todo for ref in shards[shard_id])
     results = ordered_map(_prepare, jobs, workers if todo else 1, chunksize=4)
@@ -344,8 +391,15 @@ def _build_shards(shard_dir: Path, shards: Sequence[Sequence[RecordRef]], todo: 
         results.close()
 
 
-def _finish(partial: Path, out: Path, spec: CacheSpec, sources: list[str], n_shards: int,
-            scan_issues: list[ReadIssue], overwrite: bool) -> tuple[int, int, tuple[ReadIssue, ...]]:
+def _finish(
+    partial: Path,
+    out: Path,
+    spec: CacheSpec,
+    sources: list[str],
+    n_shards: int,
+    scan_issues: list[ReadIssue],
+    overwrite: bool,
+) -> tuple[int, int, tuple[ReadIssue, ...]]:
     frames, issues = [], list(scan_issues)
     offset = 0
     with open(partial / SIGNALS_FILE, "wb") as signals:
@@ -355,8 +409,10 @@ def _finish(partial: Path, out: Path, spec: CacheSpec, sources: list[str], n_sha
             rows = pd.read_parquet(stem / "rows.parquet") if meta is not None else None
             if rows is None or len(rows) != meta["n_rows"]:  # checked again at assembly: never mix specs
                 shutil.rmtree(stem, ignore_errors=True)
-                raise CacheError(f"{partial}: shard {shard_id} changed or belongs to another spec; run the same "
-                                 "command again to rebuild it")
+                raise CacheError(
+                    f"{partial}: shard {shard_id} changed or belongs to another spec; run the same "
+                    "command again to rebuild it"
+                )
             data = np.fromfile(stem / SIGNALS_FILE, dtype=np.float32)
             if len(rows):
                 rows["offset"] = rows["offset"].astype(np.int64) + offset
@@ -391,9 +447,19 @@ def _finish(partial: Path, out: Path, spec: CacheSpec, sources: list[str], n_sha
 
 def _normalise_index(index: pd.DataFrame) -> pd.DataFrame:
     columns = {
-        "record_id": "string", "dataset": "string", "offset": "int64", "n_samples": "int64",
-        "source_sampling_rate_hz": "float64", "classes": "string", "exclusion": "string", "raw_labels": "string",
-        "label_vocabulary": "string", "fold": "Int64", "patient_id": "string", "age": "float64", "sex": "string",
+        "record_id": "string",
+        "dataset": "string",
+        "offset": "int64",
+        "n_samples": "int64",
+        "source_sampling_rate_hz": "float64",
+        "classes": "string",
+        "exclusion": "string",
+        "raw_labels": "string",
+        "label_vocabulary": "string",
+        "fold": "Int64",
+        "patient_id": "string",
+        "age": "float64",
+        "sex": "string",
         "source_path": "string",
     }
     columns.update({column: "bool" for column in LABEL_COLUMNS})
@@ -435,8 +501,11 @@ class EcgCache:
         signals_path = self.path / SIGNALS_FILE
         if signals_path.stat().st_size != 4 * n_values:
             raise CacheError(f"{signals_path}: {signals_path.stat().st_size} bytes, spec announces {4 * n_values}")
-        self.signals = (np.memmap(signals_path, dtype=np.float32, mode="r", shape=(n_values,))
-                        if n_values else np.zeros(0, np.float32))
+        self.signals = (
+            np.memmap(signals_path, dtype=np.float32, mode="r", shape=(n_values,))
+            if n_values
+            else np.zeros(0, np.float32)
+        )
         self._offsets = self.index["offset"].to_numpy(np.int64)
         self._lengths = self.index["n_samples"].to_numpy(np.int64)
         self.n_leads = len(self.spec.lead_names)
@@ -484,10 +553,15 @@ class EcgCache:
                 flags = ~self.index["exclusion"].fillna("").str.startswith(UNLABELLED).to_numpy(bool)
             else:
                 rows = zip(self.index["raw_labels"], self.index["label_vocabulary"], strict=True)
-                mapped = [label_map.map((tuple(pair) for pair in json.loads(raw)), vocabulary,
-                                        self.spec.min_likelihood) for raw, vocabulary in rows]
-                targets = np.stack([label_map.encode(m) for m in mapped]) if mapped \
+                mapped = [
+                    label_map.map((tuple(pair) for pair in json.loads(raw)), vocabulary, self.spec.min_likelihood)
+                    for raw, vocabulary in rows
+                ]
+                targets = (
+                    np.stack([label_map.encode(m) for m in mapped])
+                    if mapped
                     else np.zeros((0, len(label_map.classes)), np.float32)
+                )
                 flags = np.array([m.labelled for m in mapped], bool)
             targets.flags.writeable = False
             flags.flags.writeable = False
@@ -514,6 +588,8 @@ def open_caches(paths: Sequence[str | os.PathLike], sampling_rate_hz: float | No
     caches = [EcgCache(path) for path in paths]
     for cache in caches:
         if sampling_rate_hz is not None and cache.sampling_rate_hz != sampling_rate_hz:
-            raise ValueError(f"{cache.path}: cache at {cache.sampling_rate_hz:g} Hz, the model expects "
-                             f"{sampling_rate_hz:g} Hz; prepare a cache at that rate")
+            raise ValueError(
+                f"{cache.path}: cache at {cache.sampling_rate_hz:g} Hz, the model expects "
+                f"{sampling_rate_hz:g} Hz; prepare a cache at that rate"
+            )
     return caches

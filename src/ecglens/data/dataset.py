@@ -43,7 +43,6 @@ class Augmentation:
         return signal
 
 
-
 class CacheDataset(Dataset):
     """Records of one or more caches as (signal tensor leads x samples, multi-hot target) pairs.
 
@@ -62,9 +61,18 @@ class CacheDataset(Dataset):
             evaluation, `ecglens.perturb.RandomPerturbation` as training augmentation.
     """
 
-    def __init__(self, caches: Sequence[EcgCache], items: Sequence[Item], policy: LengthPolicy, train: bool,
-                 lead_names: Sequence[str] = LEAD_NAMES, augmentation: Augmentation | None = None, seed: int = 0,
-                 label_map: LabelMap | None = None, perturbation: Perturbation | RandomPerturbation | None = None):
+    def __init__(
+        self,
+        caches: Sequence[EcgCache],
+        items: Sequence[Item],
+        policy: LengthPolicy,
+        train: bool,
+        lead_names: Sequence[str] = LEAD_NAMES,
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+        label_map: LabelMap | None = None,
+        perturbation: Perturbation | RandomPerturbation | None = None,
+    ):
         rates = {cache.sampling_rate_hz for cache in caches}
         if len(rates) != 1:
             raise ValueError(f"caches have different sampling rates: {sorted(rates)}")
@@ -79,12 +87,17 @@ class CacheDataset(Dataset):
         self.epoch = 0
         self.sampling_rate_hz = rates.pop()
         self.lead_rows = [np.asarray(lead_order(cache.spec.lead_names, lead_names)) for cache in self.caches]
-        self.all_leads = [len(rows) == cache.n_leads and bool((rows == np.arange(cache.n_leads)).all())
-                          for rows, cache in zip(self.lead_rows, self.caches, strict=True)]
+        self.all_leads = [
+            len(rows) == cache.n_leads and bool((rows == np.arange(cache.n_leads)).all())
+            for rows, cache in zip(self.lead_rows, self.caches, strict=True)
+        ]
         self.window = policy.window(self.sampling_rate_hz)
         n_classes = len(LABEL_COLUMNS) if label_map is None else len(label_map.classes)
-        self._labels = np.stack([self.caches[i.cache].labels(label_map)[i.row] for i in self.items]) if self.items \
+        self._labels = (
+            np.stack([self.caches[i.cache].labels(label_map)[i.row] for i in self.items])
+            if self.items
             else np.zeros((0, n_classes), np.float32)
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random crops and augmentation for a new epoch."""
@@ -165,4 +178,3 @@ class LengthBucketSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.batches)
-

@@ -56,7 +56,6 @@ class SplitSpec:
         return cls(**{"out_of_scope": "excluded", **data})
 
 
-
 def assign_splits(index: pd.DataFrame, split: SplitSpec = SplitSpec()) -> np.ndarray:
     """Train / val / test per record; each dataset split by its own rule.
 
@@ -94,7 +93,6 @@ class Item:
 
     cache: int
     row: int
-
 
 
 @dataclass(frozen=True)
@@ -142,21 +140,35 @@ def records_table(caches: Sequence[EcgCache], label_map: LabelMap | None = None)
         index = cache.index
         vocabulary = index["label_vocabulary"].fillna("").astype(str)
         readers = vocabulary.map(lambda v: _NATIVE.get(v, "wfdb"))
-        recordings = [recording_key_for(reader, str(record), str(path)) for reader, record, path
-                      in zip(readers, index["record_id"], index["source_path"].fillna(""), strict=True)]
+        recordings = [
+            recording_key_for(reader, str(record), str(path))
+            for reader, record, path in zip(readers, index["record_id"], index["source_path"].fillna(""), strict=True)
+        ]
         labels = cache.labels(label_map)
         names = list(LABEL_COLUMNS) if label_map is None else list(label_map.classes)
         names = [name.removeprefix("label_") for name in names]
-        frames.append(pd.DataFrame({
-            "cache": str(cache.path), "cache_number": c, "row": np.arange(len(cache)),
-            "dataset": index["dataset"].astype(str).to_numpy(), "record_id": index["record_id"].astype(str).to_numpy(),
-            "native": (readers != "wfdb").to_numpy(), "recording": recordings,
-            "patient_id": [None if pd.isna(p) else f"{d}/{p}" for d, p in zip(index["dataset"], index["patient_id"],
-                                                                             strict=True)],
-            "fold": index["fold"].to_numpy(object),
-            "scope": np.where(labels.any(axis=1), "in", np.where(cache.labelled(label_map), "out", "unlabelled")),
-            "classes": [";".join(n for n, v in zip(names, row, strict=True) if v) for row in labels],
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "cache": str(cache.path),
+                    "cache_number": c,
+                    "row": np.arange(len(cache)),
+                    "dataset": index["dataset"].astype(str).to_numpy(),
+                    "record_id": index["record_id"].astype(str).to_numpy(),
+                    "native": (readers != "wfdb").to_numpy(),
+                    "recording": recordings,
+                    "patient_id": [
+                        None if pd.isna(p) else f"{d}/{p}"
+                        for d, p in zip(index["dataset"], index["patient_id"], strict=True)
+                    ],
+                    "fold": index["fold"].to_numpy(object),
+                    "scope": np.where(
+                        labels.any(axis=1), "in", np.where(cache.labelled(label_map), "out", "unlabelled")
+                    ),
+                    "classes": [";".join(n for n, v in zip(names, row, strict=True) if v) for row in labels],
+                }
+            )
+        )
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(table):
         table["fold"] = pd.array(table["fold"], dtype="Int64")
@@ -175,12 +187,18 @@ def _join_twins(table: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
         duplicate[table.index.get_indexer(order.index[1:])] = True
         for _, other in order.iloc[1:].iterrows():
             if other["classes"] != kept["classes"]:
-                disagreements.append({
-                    "recording": recording, "kept": f"{kept['dataset']}/{kept['record_id']}",
-                    "kept_classes": kept["classes"], "other": f"{other['dataset']}/{other['record_id']}",
-                    "other_classes": other["classes"]})
-    return duplicate, pd.DataFrame(disagreements, columns=["recording", "kept", "kept_classes", "other",
-                                                           "other_classes"])
+                disagreements.append(
+                    {
+                        "recording": recording,
+                        "kept": f"{kept['dataset']}/{kept['record_id']}",
+                        "kept_classes": kept["classes"],
+                        "other": f"{other['dataset']}/{other['record_id']}",
+                        "other_classes": other["classes"],
+                    }
+                )
+    return duplicate, pd.DataFrame(
+        disagreements, columns=["recording", "kept", "kept_classes", "other", "other_classes"]
+    )
 
 
 def _ptbxl_patients(table: pd.DataFrame, caches: Sequence[EcgCache]) -> None:
@@ -193,16 +211,23 @@ def _ptbxl_patients(table: pd.DataFrame, caches: Sequence[EcgCache]) -> None:
             continue
         dataset = str(cache.index["dataset"].iloc[0]) if len(cache) else "ptbxl"
         by_id = patients.set_index("ecg_id")
-        for position in np.flatnonzero(((~table["native"]) & table["patient_id"].isna()
-                                        & table["recording"].fillna("").str.startswith("ptbxl/")).to_numpy(bool)):
+        for position in np.flatnonzero(
+            (
+                (~table["native"]) & table["patient_id"].isna() & table["recording"].fillna("").str.startswith("ptbxl/")
+            ).to_numpy(bool)
+        ):
             ecg_id = int(str(table.at[position, "recording"]).split("/")[1])
             if ecg_id in by_id.index:
                 table.at[position, "patient_id"] = f"{dataset}/{int(by_id.at[ecg_id, 'patient_id'])}"
                 table.at[position, "fold"] = int(by_id.at[ecg_id, "strat_fold"])
 
 
-def split_caches(caches: Sequence[EcgCache], split: SplitSpec = SplitSpec(), labelled_only: bool = True,
-                 label_map: LabelMap | None = None) -> SplitItems:
+def split_caches(
+    caches: Sequence[EcgCache],
+    split: SplitSpec = SplitSpec(),
+    labelled_only: bool = True,
+    label_map: LabelMap | None = None,
+) -> SplitItems:
     """Split the records of all caches of a run together (see `assign_splits`).
 
     A recording two caches hold (a PTB-XL record native and as the Challenge's ``HR`` file) is used once, from
@@ -224,13 +249,18 @@ def split_caches(caches: Sequence[EcgCache], split: SplitSpec = SplitSpec(), lab
         keep = pd.Series(True, index=table.index)
     keep = keep.to_numpy(bool) & ~duplicate
     table["split"] = np.where(duplicate, "duplicate", np.where(keep, splits, "excluded"))
-    parts = {name: tuple(Item(int(c), int(r)) for c, r in
-                         table.loc[table["split"] == name, ["cache_number", "row"]].itertuples(index=False))
-             for name in SPLITS}
+    parts = {
+        name: tuple(
+            Item(int(c), int(r))
+            for c, r in table.loc[table["split"] == name, ["cache_number", "row"]].itertuples(index=False)
+        )
+        for name in SPLITS
+    }
     unknown = table[keep & table["patient_id"].isna()]
     notes = ()
     if len(unknown):
         counts = ", ".join(f"{d} {n}" for d, n in unknown["dataset"].value_counts().sort_index().items())
         notes = (f"Split by record, not by patient, where no patient id is known: {len(unknown)} records ({counts}).",)
-    return SplitItems(parts["train"], parts["val"], parts["test"],
-                      table.drop(columns=["cache_number", "row", "native"]), twins, notes)
+    return SplitItems(
+        parts["train"], parts["val"], parts["test"], table.drop(columns=["cache_number", "row", "native"]), twins, notes
+    )

@@ -70,24 +70,37 @@ class DatasetSummary:
                 cells += [f"{reference:.2f}", f"{row['percent'] - reference:+.1f}"]
             lines.append("| " + " | ".join(cells) + " |")
         if compare_with_study:
-            what = ("a reconstruction of the study's mapping (the study did not publish its table)"
-                    if self.label_profile == "seed"
-                    else f"ecglens's {self.label_profile} profile, not the study's mapping")
-            lines += ["", f"Study column: {CITATION}, Table 1 (all 21,541 mapped PTB-XL records; a subset's "
-                      f"percentages differ with how it was drawn). These shares come from {what}; the gap is ours "
-                      "minus the study's."]
+            what = (
+                "a reconstruction of the study's mapping (the study did not publish its table)"
+                if self.label_profile == "seed"
+                else f"ecglens's {self.label_profile} profile, not the study's mapping"
+            )
+            lines += [
+                "",
+                f"Study column: {CITATION}, Table 1 (all 21,541 mapped PTB-XL records; a subset's "
+                f"percentages differ with how it was drawn). These shares come from {what}; the gap is ours "
+                "minus the study's.",
+            ]
         lengths = self.length_seconds
-        lines += ["", f"Record length (s): min {lengths['min']:.1f}, median {lengths['median']:.1f}, "
-                  f"mean {lengths['mean']:.1f}, max {lengths['max']:.1f}.", ""]
+        lines += [
+            "",
+            f"Record length (s): min {lengths['min']:.1f}, median {lengths['median']:.1f}, "
+            f"mean {lengths['mean']:.1f}, max {lengths['max']:.1f}.",
+            "",
+        ]
         if self.exclusions:
-            lines.append("Records with no target class (out of scope: negatives for every class by default, left out "
-                         "with --in-scope-only; unlabelled: left out):")
+            lines.append(
+                "Records with no target class (out of scope: negatives for every class by default, left out "
+                "with --in-scope-only; unlabelled: left out):"
+            )
             lines += [f"- {reason}: {count}" for reason, count in sorted(self.exclusions.items())]
             lines.append("")
         if self.issues:
             lines.append("Records not read:")
-            lines += [f"- {reason}: {count} (e.g. {self.issue_examples[reason]})"
-                      for reason, count in sorted(self.issues.items())]
+            lines += [
+                f"- {reason}: {count} (e.g. {self.issue_examples[reason]})"
+                for reason, count in sorted(self.issues.items())
+            ]
             lines.append("")
         return "\n".join(lines)
 
@@ -98,8 +111,12 @@ def _mean_sd(mean: float, sd: float) -> str:
     return f"{mean:.1f} ({sd:.1f})" if np.isfinite(sd) else f"{mean:.1f} (-)"
 
 
-def summarize_index(index: pd.DataFrame, issues: Sequence[ReadIssue] = (), label_profile: str = "strict",
-                    sampling_rate_hz: float | None = None) -> list[DatasetSummary]:
+def summarize_index(
+    index: pd.DataFrame,
+    issues: Sequence[ReadIssue] = (),
+    label_profile: str = "strict",
+    sampling_rate_hz: float | None = None,
+) -> list[DatasetSummary]:
     """Summaries per dataset from index rows (a cache index or `metadata_row` rows).
 
     Args:
@@ -121,29 +138,44 @@ def summarize_index(index: pd.DataFrame, issues: Sequence[ReadIssue] = (), label
             has = labels[:, k]
             count = int(has.sum())
             class_ages = ages[has & np.isfinite(ages)]
-            table_rows.append({
-                "class": name,
-                "count": count,
-                "percent": 100.0 * count / max(int(with_target.sum()), 1),
-                "male": int((has & male).sum()),
-                "male_percent": 100.0 * (has & male).sum() / (has & known_sex).sum()
-                if (has & known_sex).any() else float("nan"),
-                "age_mean": float(class_ages.mean()) if class_ages.size else float("nan"),
-                "age_sd": float(class_ages.std(ddof=1)) if class_ages.size > 1 else float("nan"),
-            })
+            table_rows.append(
+                {
+                    "class": name,
+                    "count": count,
+                    "percent": 100.0 * count / max(int(with_target.sum()), 1),
+                    "male": int((has & male).sum()),
+                    "male_percent": 100.0 * (has & male).sum() / (has & known_sex).sum()
+                    if (has & known_sex).any()
+                    else float("nan"),
+                    "age_mean": float(class_ages.mean()) if class_ages.size else float("nan"),
+                    "age_sd": float(class_ages.std(ddof=1)) if class_ages.size > 1 else float("nan"),
+                }
+            )
         rate = sampling_rate_hz or rows["source_sampling_rate_hz"].to_numpy(float)
         seconds = rows["n_samples"].to_numpy(float) / rate
         # "only dropped statements (DIG)" and "(RVH)" are one reason here; the index keeps the codes.
         exclusions = Counter(str(e).split(" (")[0] for e in rows["exclusion"].dropna())
         own = [issue for issue in issues if issue.dataset == dataset]
         vocabularies = set(rows["label_vocabulary"].dropna()) if "label_vocabulary" in rows else set()
-        summaries.append(_make(str(dataset), label_profile, rows, with_target, table_rows, seconds, exclusions, own,
-                               vocabularies.pop() if len(vocabularies) == 1 else ""))
+        summaries.append(
+            _make(
+                str(dataset),
+                label_profile,
+                rows,
+                with_target,
+                table_rows,
+                seconds,
+                exclusions,
+                own,
+                vocabularies.pop() if len(vocabularies) == 1 else "",
+            )
+        )
     return summaries
 
 
-def _make(dataset, label_profile, rows, with_target, table_rows, seconds, exclusions, issues,
-          vocabulary) -> DatasetSummary:
+def _make(
+    dataset, label_profile, rows, with_target, table_rows, seconds, exclusions, issues, vocabulary
+) -> DatasetSummary:
     issue_counts = Counter(issue.reason for issue in issues)
     examples = {}
     for issue in issues:
@@ -154,8 +186,12 @@ def _make(dataset, label_profile, rows, with_target, table_rows, seconds, exclus
         n_records=len(rows),
         n_with_target=int(with_target.sum()),
         table=pd.DataFrame(table_rows).set_index("class"),
-        length_seconds={"min": float(seconds.min()), "median": float(np.median(seconds)),
-                        "mean": float(seconds.mean()), "max": float(seconds.max())},
+        length_seconds={
+            "min": float(seconds.min()),
+            "median": float(np.median(seconds)),
+            "mean": float(seconds.mean()),
+            "max": float(seconds.max()),
+        },
         exclusions=dict(exclusions),
         issues=dict(issue_counts),
         issue_examples=examples,
@@ -163,17 +199,29 @@ def _make(dataset, label_profile, rows, with_target, table_rows, seconds, exclus
     )
 
 
-def summarize_sources(sources: Sequence[Source], label_profile: str = "strict", workers: int = 1,
-                      strict: bool = False, progress: bool = True) -> tuple[list[DatasetSummary], list[ReadIssue]]:
+def summarize_sources(
+    sources: Sequence[Source],
+    label_profile: str = "strict",
+    workers: int = 1,
+    strict: bool = False,
+    progress: bool = True,
+) -> tuple[list[DatasetSummary], list[ReadIssue]]:
     """Read every record of ``sources`` (in parallel) and summarise them per dataset."""
     from ecglens.util.progress import bar
 
     label_map = load_label_map(label_profile)
     scan = scan_sources(sources)
     issues = list(scan.issues)
-    rows = [metadata_row(record, label_map) for record in
-            bar(read_many(scan.refs, workers=workers, strict=strict, issues=issues), total=len(scan.refs),
-                desc="summary", unit="rec", enabled=progress)]
+    rows = [
+        metadata_row(record, label_map)
+        for record in bar(
+            read_many(scan.refs, workers=workers, strict=strict, issues=issues),
+            total=len(scan.refs),
+            desc="summary",
+            unit="rec",
+            enabled=progress,
+        )
+    ]
     if not rows:
         return [], issues
     return summarize_index(pd.DataFrame(rows), issues, label_map.name), issues

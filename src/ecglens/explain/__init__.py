@@ -10,5 +10,13 @@ scored. Nothing here imports training code.
 from ecglens.explain.attribution import EXPLANATION_METHODS, attribute, gradcam, gradient_shap, lead_mass, threshold_map
 from ecglens.explain.lead_shapley import exact_lead_shapley, sampled_lead_shapley
 
-__all__ = ["EXPLANATION_METHODS", "attribute", "exact_lead_shapley", "gradcam", "gradient_shap", "lead_mass",
-           "sampled_lead_shapley", "threshold_map"]
+__all__ = [
+    "EXPLANATION_METHODS",
+    "attribute",
+    "exact_lead_shapley",
+    "gradcam",
+    "gradient_shap",
+    "lead_mass",
+    "sampled_lead_shapley",
+    "threshold_map",
+]

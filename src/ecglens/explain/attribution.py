@@ -43,8 +43,9 @@ def _targets(target: int | Sequence[int], batch: int) -> list[int]:
     return target
 
 
-def gradcam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int], layer: nn.Module | None = None,
-            relu: bool = True) -> np.ndarray:
+def gradcam(
+    model: nn.Module, x: torch.Tensor, target: int | Sequence[int], layer: nn.Module | None = None, relu: bool = True
+) -> np.ndarray:
     """Grad-CAM at the end of the 4th residual stage (``model.layer4``), upsampled to the input length.
 
     The map has one value per time step; it is repeated over the leads so the result is shaped like
@@ -69,8 +70,9 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int], laye
     return upsampled.detach().expand(-1, x.shape[1], -1).cpu().numpy().copy()
 
 
-def guided_gradcam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int],
-                   layer: nn.Module | None = None) -> np.ndarray:
+def guided_gradcam(
+    model: nn.Module, x: torch.Tensor, target: int | Sequence[int], layer: nn.Module | None = None
+) -> np.ndarray:
     """Guided Grad-CAM (captum ``GuidedGradCam``): Grad-CAM times guided backpropagation, per lead.
 
     Grad-CAM alone has one value per time step. Multiplying it, upsampled, by the guided gradient of
@@ -88,8 +90,14 @@ def guided_gradcam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int
     return values.detach().cpu().numpy().copy()
 
 
-def gradient_shap(model: nn.Module, x: torch.Tensor, target: int | Sequence[int], background: torch.Tensor,
-                  n_samples: int = 8, seed: int = 0) -> np.ndarray:
+def gradient_shap(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int | Sequence[int],
+    background: torch.Tensor,
+    n_samples: int = 8,
+    seed: int = 0,
+) -> np.ndarray:
     """SHAP values by expected gradients (captum ``GradientShap``) against a background set.
 
     For each input, ``n_samples`` (background record, interpolation point) pairs are drawn; the
@@ -105,16 +113,18 @@ def gradient_shap(model: nn.Module, x: torch.Tensor, target: int | Sequence[int]
     try:
         with evaluation_mode(model):
             explainer = GradientShap(ProbabilityModel(model))
-            values = explainer.attribute(x.detach().clone(), baselines=background.detach(), n_samples=n_samples,
-                                         target=_targets(target, len(x)))
+            values = explainer.attribute(
+                x.detach().clone(), baselines=background.detach(), n_samples=n_samples, target=_targets(target, len(x))
+            )
     finally:
         torch.random.set_rng_state(state)
         np.random.set_state(numpy_state)
     return values.detach().cpu().numpy()
 
 
-def gradient_shap_all_classes(model: nn.Module, x: torch.Tensor, background: torch.Tensor, n_classes: int,
-                              n_samples: int = 8, seed: int = 0) -> np.ndarray:
+def gradient_shap_all_classes(
+    model: nn.Module, x: torch.Tensor, background: torch.Tensor, n_classes: int, n_samples: int = 8, seed: int = 0
+) -> np.ndarray:
     """SHAP values for every class at once: batch x classes x leads x samples.
 
     The record is repeated once per class in a single captum call (one forward/backward over a
@@ -147,8 +157,15 @@ EXPLANATION_METHODS = ("gradcam", "guided-gradcam", "shap")
 """Per-record maps: Grad-CAM is per time step; guided Grad-CAM and SHAP are per lead and time."""
 
 
-def attribute(model: nn.Module, method: str, x: torch.Tensor, target: int, background: torch.Tensor | None = None,
-              n_samples: int = 8, seed: int = 0) -> np.ndarray:
+def attribute(
+    model: nn.Module,
+    method: str,
+    x: torch.Tensor,
+    target: int,
+    background: torch.Tensor | None = None,
+    n_samples: int = 8,
+    seed: int = 0,
+) -> np.ndarray:
     """One method's attribution of one record (1 x leads x samples) for one class: leads x samples.
 
     Args:

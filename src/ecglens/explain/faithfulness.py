@@ -53,8 +53,10 @@ class Curves:
 
     def areas(self) -> dict[str, float]:
         """Areas of the four curves (deletion: lower is more faithful; insertion: higher)."""
-        return {name: self.area(getattr(self, name), self.fractions)
-                for name in ("deletion", "insertion", "random_deletion", "random_insertion")}
+        return {
+            name: self.area(getattr(self, name), self.fractions)
+            for name in ("deletion", "insertion", "random_deletion", "random_insertion")
+        }
 
 
 SEGMENT_MS = 60.0
@@ -104,9 +106,16 @@ def rank_units(scores: np.ndarray, seed: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def deletion_insertion(model: nn.Module, x: torch.Tensor, target: int, attribution: np.ndarray,
-                       baseline: torch.Tensor | None = None, steps: int = 10, segment: int = 6,
-                       seed: int = 0) -> Curves:
+def deletion_insertion(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int,
+    attribution: np.ndarray,
+    baseline: torch.Tensor | None = None,
+    steps: int = 10,
+    segment: int = 6,
+    seed: int = 0,
+) -> Curves:
     """Replace the segments with the most positive evidence by the baseline, step by step, and back.
 
     Args:
@@ -138,8 +147,9 @@ def deletion_insertion(model: nn.Module, x: torch.Tensor, target: int, attributi
             device = next(model.parameters()).device
             return torch.sigmoid(model(torch.stack(batch).to(device)))[:, target].float().cpu().numpy()
 
-    return Curves(fractions, curve(order, True), curve(order, False), curve(random_order, True),
-                  curve(random_order, False))
+    return Curves(
+        fractions, curve(order, True), curve(order, False), curve(random_order, True), curve(random_order, False)
+    )
 
 
 def localisation(attribution: np.ndarray, mask: np.ndarray) -> tuple[float | None, bool | None]:
@@ -215,29 +225,39 @@ class FaithfulnessResult:
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
-        return {"rows": [{**asdict(row), "deletion_worse_than_random": row.deletion_worse_than_random}
-                         for row in self.rows], "fractions": self.fractions.tolist(),
-                "n_records": self.n_records, "seconds": self.seconds, "notes": list(self.notes),
-                "mean_curves": {m: {k: v.tolist() for k, v in c.items()} for m, c in self.mean_curves.items()}}
+        return {
+            "rows": [
+                {**asdict(row), "deletion_worse_than_random": row.deletion_worse_than_random} for row in self.rows
+            ],
+            "fractions": self.fractions.tolist(),
+            "n_records": self.n_records,
+            "seconds": self.seconds,
+            "notes": list(self.notes),
+            "mean_curves": {m: {k: v.tolist() for k, v in c.items()} for m, c in self.mean_curves.items()},
+        }
 
     def to_markdown(self) -> str:
         """The faithfulness and localisation table."""
+
         def cell(value):
             return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
 
         def gain(value):
             return "n/a" if value is None else format_gain(value)
 
-        lines = ["| method | class | n | deletion AUC (random) | gain over random [95 % CI] | insertion AUC (random) | "
-                 "gain over random [95 % CI] | localisation AUROC | pointing game | rank corr. with random model |",
-                 "|---|---|---|---|---|---|---|---|---|---|"]
+        lines = [
+            "| method | class | n | deletion AUC (random) | gain over random [95 % CI] | insertion AUC (random) | "
+            "gain over random [95 % CI] | localisation AUROC | pointing game | rank corr. with random model |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for row in self.rows:
             flag = " (worse than random)" if row.deletion_worse_than_random else ""
             lines.append(
                 f"| {row.method} | {row.class_name} | {row.n} | {cell(row.deletion)} ({cell(row.random_deletion)})"
                 f"{flag} | {gain(row.deletion_gain)} | {cell(row.insertion)} ({cell(row.random_insertion)}) | "
                 f"{gain(row.insertion_gain)} | {cell(row.localisation_auroc)} | {cell(row.pointing_game)} | "
-                f"{cell(row.sanity_rank_correlation)} |")
+                f"{cell(row.sanity_rank_correlation)} |"
+            )
         lines += ["", DELETION_NOTE]
         return "\n".join(lines + [f"- {note}" for note in self.notes])
 
@@ -250,13 +270,22 @@ DELETION_NOTE = (
     "higher. Gains are the differences to the same procedure in a random order, per record, with 95 % bootstrap "
     "intervals over records. Localisation is against the synthetic ground-truth evidence masks. The last column "
     "compares attributions with those of the same network with re-initialised weights: near 0 means the "
-    "explanation depends on what was learned.")
+    "explanation depends on what was learned."
+)
 
 
-def faithfulness(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput], background: Background,
-                 methods: Sequence[str] = ("gradcam", "shap"), steps: int = 10, n_samples: int = 8,
-                 progress: bool = True, store: str | Path | None = None,
-                 job: Mapping | None = None) -> FaithfulnessResult | None:
+def faithfulness(
+    model: nn.Module,
+    meta: BundleMeta,
+    inputs: Sequence[ModelInput],
+    background: Background,
+    methods: Sequence[str] = ("gradcam", "shap"),
+    steps: int = 10,
+    n_samples: int = 8,
+    progress: bool = True,
+    store: str | Path | None = None,
+    job: Mapping | None = None,
+) -> FaithfulnessResult | None:
     """Measure each method on records labelled with a class, for that class.
 
     For every record and each of its true classes: deletion and insertion curves (against a random
@@ -283,33 +312,63 @@ def faithfulness(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput
     started = time.perf_counter()
     segment = max(1, round(SEGMENT_MS / 1000 * meta.sampling_rate_hz))
     compute = _measurer(model, meta, background, methods, steps, n_samples, segment)
-    job = None if store is None else {"method": "faithfulness-segments", "methods": list(methods), "steps": steps,
-                                      "n_samples": n_samples, "segment": segment, **(job or {})}
+    job = (
+        None
+        if store is None
+        else {
+            "method": "faithfulness-segments",
+            "methods": list(methods),
+            "steps": steps,
+            "n_samples": n_samples,
+            "segment": segment,
+            **(job or {}),
+        }
+    )
     arrays = map_shards(compute, inputs, store, job, desc="faithfulness", progress=progress)
     if arrays is None:
         return None
     n_points = steps + 1
     fractions = np.linspace(0, 1, n_points)
     method_of = arrays.get("method", np.zeros(0, np.int64))
-    mean_curves = {method: {key: _mean_curve(list(arrays["curves"][method_of == m, k]) if len(method_of) else [],
-                                             n_points) for k, key in enumerate(_CURVES)}
-                   for m, method in enumerate(methods)}
-    notes = ("Grad-CAM maps are one value per time step, repeated over the leads; its localisation is therefore "
-             "limited to time.",
-             *_baseline_notes(arrays.get("curves", np.zeros((0, len(_CURVES), n_points))), fractions))
-    return FaithfulnessResult(tuple(_summary_rows(arrays, methods, meta)), fractions, mean_curves, len(inputs),
-                              time.perf_counter() - started, notes)
+    mean_curves = {
+        method: {
+            key: _mean_curve(list(arrays["curves"][method_of == m, k]) if len(method_of) else [], n_points)
+            for k, key in enumerate(_CURVES)
+        }
+        for m, method in enumerate(methods)
+    }
+    notes = (
+        "Grad-CAM maps are one value per time step, repeated over the leads; its localisation is therefore "
+        "limited to time.",
+        *_baseline_notes(arrays.get("curves", np.zeros((0, len(_CURVES), n_points))), fractions),
+    )
+    return FaithfulnessResult(
+        tuple(_summary_rows(arrays, methods, meta)),
+        fractions,
+        mean_curves,
+        len(inputs),
+        time.perf_counter() - started,
+        notes,
+    )
 
 
-def _measurer(model: nn.Module, meta: BundleMeta, background: Background, methods: Sequence[str], steps: int,
-              n_samples: int, segment: int) -> Callable[[int, Sequence[ModelInput]], dict[str, np.ndarray]]:
+def _measurer(
+    model: nn.Module,
+    meta: BundleMeta,
+    background: Background,
+    methods: Sequence[str],
+    steps: int,
+    n_samples: int,
+    segment: int,
+) -> Callable[[int, Sequence[ModelInput]], dict[str, np.ndarray]]:
     """The shard function of `faithfulness`: every method on every record, for each of its true classes."""
     random_model = randomized_copy(model)
     device = model_device(model)
 
     def compute(first: int, items: Sequence[ModelInput]) -> dict[str, np.ndarray]:
-        rows: dict[str, list] = {key: [] for key in ("record", "method", "target", "areas", "curves", "auroc",
-                                                     "pointing", "sanity")}
+        rows: dict[str, list] = {
+            key: [] for key in ("record", "method", "target", "areas", "curves", "auroc", "pointing", "sanity")
+        }
         for index, item in enumerate(items, first):
             if item.labels is None:
                 continue
@@ -320,29 +379,39 @@ def _measurer(model: nn.Module, meta: BundleMeta, background: Background, method
                 values = attribute(model, method, x, int(target), base, n_samples, seed=index)
                 curves = deletion_insertion(model, x[0], int(target), values, flat, steps, segment, seed=index)
                 evidence = item.evidence or {}
-                auroc, hit = localisation(values, evidence[meta.class_names[target]]) if (
-                    meta.class_names[target] in evidence) else (None, None)
+                auroc, hit = (
+                    localisation(values, evidence[meta.class_names[target]])
+                    if (meta.class_names[target] in evidence)
+                    else (None, None)
+                )
                 random_values = attribute(random_model, method, x, int(target), base, n_samples, seed=index)
                 areas = curves.areas()
-                for key, value in (("record", index), ("method", m), ("target", int(target)),
-                                   ("areas", [areas[key] for key in _CURVES]),
-                                   ("curves", [getattr(curves, key) for key in _CURVES]),
-                                   ("auroc", np.nan if auroc is None else auroc),
-                                   ("pointing", np.nan if hit is None else float(hit)),
-                                   ("sanity", rank_correlation(values, random_values))):
+                for key, value in (
+                    ("record", index),
+                    ("method", m),
+                    ("target", int(target)),
+                    ("areas", [areas[key] for key in _CURVES]),
+                    ("curves", [getattr(curves, key) for key in _CURVES]),
+                    ("auroc", np.nan if auroc is None else auroc),
+                    ("pointing", np.nan if hit is None else float(hit)),
+                    ("sanity", rank_correlation(values, random_values)),
+                ):
                     rows[key].append(value)
-        return {"record": np.asarray(rows["record"], np.int64), "method": np.asarray(rows["method"], np.int64),
-                "target": np.asarray(rows["target"], np.int64),
-                "areas": np.asarray(rows["areas"], np.float64).reshape(-1, len(_CURVES)),
-                "curves": np.asarray(rows["curves"], np.float64).reshape(-1, len(_CURVES), steps + 1),
-                "auroc": np.asarray(rows["auroc"], np.float64), "pointing": np.asarray(rows["pointing"], np.float64),
-                "sanity": np.asarray(rows["sanity"], np.float64)}
+        return {
+            "record": np.asarray(rows["record"], np.int64),
+            "method": np.asarray(rows["method"], np.int64),
+            "target": np.asarray(rows["target"], np.int64),
+            "areas": np.asarray(rows["areas"], np.float64).reshape(-1, len(_CURVES)),
+            "curves": np.asarray(rows["curves"], np.float64).reshape(-1, len(_CURVES), steps + 1),
+            "auroc": np.asarray(rows["auroc"], np.float64),
+            "pointing": np.asarray(rows["pointing"], np.float64),
+            "sanity": np.asarray(rows["sanity"], np.float64),
+        }
 
     return compute
 
 
-def _summary_rows(arrays: Mapping[str, np.ndarray], methods: Sequence[str], meta: BundleMeta
-                  ) -> list[FaithfulnessRow]:
+def _summary_rows(arrays: Mapping[str, np.ndarray], methods: Sequence[str], meta: BundleMeta) -> list[FaithfulnessRow]:
     """One row per method and class: mean areas, localisation, the randomisation check and the gains."""
     rows = []
     method_of = arrays.get("method", np.zeros(0, np.int64))
@@ -352,10 +421,19 @@ def _summary_rows(arrays: Mapping[str, np.ndarray], methods: Sequence[str], meta
         areas = arrays["areas"][chosen]
         auroc, pointing = arrays["auroc"][chosen], arrays["pointing"][chosen]
         located = ~np.isnan(auroc)
-        rows.append(FaithfulnessRow(m, meta.class_names[target], int(chosen.sum()), *(_mean(a) for a in areas.T),
-                                    _mean(auroc[located]), _mean(pointing[located]),
-                                    _mean(arrays["sanity"][chosen]), _gain(areas[:, 2] - areas[:, 0], target),
-                                    _gain(areas[:, 1] - areas[:, 3], target)))
+        rows.append(
+            FaithfulnessRow(
+                m,
+                meta.class_names[target],
+                int(chosen.sum()),
+                *(_mean(a) for a in areas.T),
+                _mean(auroc[located]),
+                _mean(pointing[located]),
+                _mean(arrays["sanity"][chosen]),
+                _gain(areas[:, 2] - areas[:, 0], target),
+                _gain(areas[:, 1] - areas[:, 3], target),
+            )
+        )
     return rows
 
 
@@ -364,9 +442,11 @@ def _baseline_notes(curves: np.ndarray, fractions: np.ndarray) -> list[str]:
     if not len(curves):
         return []
     clean, flat, moved = curves[:, 0, 0], curves[:, 1, 0], np.abs(curves[:, 2, 1] - curves[:, 2, 0])
-    return [f"The baseline, measured: the explained class's mean probability is {clean.mean():.3f} on the "
-            f"records and {flat.mean():.3f} on the all-median records; deleting a random {fractions[1]:.0%} "
-            f"of the segments moves it by {moved.mean():.3f} on average (median {np.median(moved):.3f})."]
+    return [
+        f"The baseline, measured: the explained class's mean probability is {clean.mean():.3f} on the "
+        f"records and {flat.mean():.3f} on the all-median records; deleting a random {fractions[1]:.0%} "
+        f"of the segments moves it by {moved.mean():.3f} on average (median {np.median(moved):.3f})."
+    ]
 
 
 def _gain(differences: np.ndarray, seed: int, n_boot: int = 1000) -> tuple[float, float | None, float | None] | None:

@@ -31,10 +31,16 @@ def cache_input(caches: Sequence[EcgCache], item: Item, meta: BundleMeta) -> Mod
     cache = caches[item.cache]
     row = cache.index.iloc[item.row]
     signal = model_input(cache.signal(item.row), cache.sampling_rate_hz, cache.spec.lead_names, meta.input_spec)
-    evidence = _evidence(str(row["source_path"]), cache.sampling_rate_hz, float(row["source_sampling_rate_hz"]),
-                         signal.shape[1], _input_offset(int(row["n_samples"]), signal.shape[1], meta))
-    return ModelInput(str(row["record_id"]), signal, str(row["source_path"]), cache.labels(meta.label_map)[item.row],
-                      evidence)
+    evidence = _evidence(
+        str(row["source_path"]),
+        cache.sampling_rate_hz,
+        float(row["source_sampling_rate_hz"]),
+        signal.shape[1],
+        _input_offset(int(row["n_samples"]), signal.shape[1], meta),
+    )
+    return ModelInput(
+        str(row["record_id"]), signal, str(row["source_path"]), cache.labels(meta.label_map)[item.row], evidence
+    )
 
 
 class CachedInputs(Sequence[ModelInput]):
@@ -57,8 +63,14 @@ class CachedInputs(Sequence[ModelInput]):
         return [str(self.caches[i.cache].index["record_id"].iloc[i.row]) for i in self.items]
 
 
-def split_inputs(caches: Sequence[EcgCache], meta: BundleMeta, split: str = "test", n: int | None = None,
-                 seed: int = 0, lazy: bool = False) -> list[ModelInput] | CachedInputs:
+def split_inputs(
+    caches: Sequence[EcgCache],
+    meta: BundleMeta,
+    split: str = "test",
+    n: int | None = None,
+    seed: int = 0,
+    lazy: bool = False,
+) -> list[ModelInput] | CachedInputs:
     """Up to ``n`` records of a split (a seeded random choice when the split is larger), split as the bundle
     was trained; ``lazy`` gives a `CachedInputs` that makes each input when used."""
     if split not in SPLITS:
@@ -79,8 +91,11 @@ def inputs_by_id(caches: Sequence[EcgCache], meta: BundleMeta, record_ids: Seque
     """
     out = []
     for record_id in record_ids:
-        found = [Item(c, int(i)) for c, cache in enumerate(caches)
-                 for i in np.flatnonzero(cache.index["record_id"].astype(str).to_numpy() == record_id)]
+        found = [
+            Item(c, int(i))
+            for c, cache in enumerate(caches)
+            for i in np.flatnonzero(cache.index["record_id"].astype(str).to_numpy() == record_id)
+        ]
         if not found:
             raise ValueError(f"record {record_id!r} is in none of the caches")
         out.append(cache_input(caches, found[0], meta))
@@ -93,8 +108,13 @@ def file_inputs(paths: Sequence[str | os.PathLike], meta: BundleMeta) -> list[Mo
     for path in paths:
         record = read_record(path, meta.lead_names)
         signal = model_input(record.signal, record.sampling_rate_hz, record.lead_names, meta.input_spec)
-        evidence = _evidence(record.source_path, meta.sampling_rate_hz, record.sampling_rate_hz, signal.shape[1],
-                             _input_offset(round(record.duration_s * meta.sampling_rate_hz), signal.shape[1], meta))
+        evidence = _evidence(
+            record.source_path,
+            meta.sampling_rate_hz,
+            record.sampling_rate_hz,
+            signal.shape[1],
+            _input_offset(round(record.duration_s * meta.sampling_rate_hz), signal.shape[1], meta),
+        )
         out.append(ModelInput(record.record_id, signal, record.source_path, None, evidence))
     return out
 
@@ -159,8 +179,9 @@ def read_background(path: Path, meta: BundleMeta, n: int = 100) -> np.ndarray:
             piece = handle.get_slice("signals")
             shape, dtype = tuple(piece.get_shape()), piece.get_dtype()
             if len(shape) != 3 or shape[1] != len(meta.lead_names) or shape[2] < 1:
-                raise BundleError(f"{path}: 'signals' has shape {shape}; expected records x "
-                                  f"{len(meta.lead_names)} leads x samples")
+                raise BundleError(
+                    f"{path}: 'signals' has shape {shape}; expected records x {len(meta.lead_names)} leads x samples"
+                )
             if dtype not in ("F16", "BF16", "F32", "F64"):
                 raise BundleError(f"{path}: 'signals' holds {dtype}, not floating-point samples")
             check_values(str(path), min(shape[0], n) * shape[1] * shape[2], "the background declares")
@@ -174,14 +195,16 @@ def read_background(path: Path, meta: BundleMeta, n: int = 100) -> np.ndarray:
     return signals
 
 
-def bundle_background(meta: BundleMeta, caches: Sequence[str | os.PathLike] = (), n: int = 100,
-                      bundle: str | os.PathLike | None = None) -> Background | None:
+def bundle_background(
+    meta: BundleMeta, caches: Sequence[str | os.PathLike] = (), n: int = 100, bundle: str | os.PathLike | None = None
+) -> Background | None:
     """The SHAP background: from ``caches`` when given, else the bundle's own ``background.safetensors``, else its
     training caches where they still exist; None when there is none."""
     if not caches and bundle is not None and (Path(bundle) / BACKGROUND_FILE).is_file():
         return Background(tuple(read_background(Path(bundle) / BACKGROUND_FILE, meta, n)))
-    paths = list(caches) or ([c for c in meta.training_data.caches if Path(c).is_dir()]
-                             if meta.training_data is not None else [])
+    paths = list(caches) or (
+        [c for c in meta.training_data.caches if Path(c).is_dir()] if meta.training_data is not None else []
+    )
     return training_background(open_caches(paths, meta), meta, n) if paths else None
 
 
@@ -191,8 +214,9 @@ def _input_offset(n_record_samples: int, n_input_samples: int, meta: BundleMeta)
     return n_record_samples - n_input_samples if meta.policy.name == "original" else 0
 
 
-def _evidence(source_path: str, rate_hz: float, source_rate_hz: float, n_samples: int,
-              offset: int = 0) -> dict[str, np.ndarray] | None:
+def _evidence(
+    source_path: str, rate_hz: float, source_rate_hz: float, n_samples: int, offset: int = 0
+) -> dict[str, np.ndarray] | None:
     """Synthetic ground truth next to a record (``.evidence.npz``), aligned with its model input, or None."""
     path = Path(source_path.removesuffix(".hea") + ".evidence.npz")
     if not path.is_file():

@@ -35,8 +35,14 @@ from ecglens.leads import LEAD_NAMES
 BASELINES = ("conditional", "mean", "zeros")
 LIMB_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF")
 LIMB_PLAYER = "limb leads"
-_LIMB_IN_I_II = {"I": (1.0, 0.0), "II": (0.0, 1.0), "III": (-1.0, 1.0), "aVR": (-0.5, -0.5), "aVL": (1.0, -0.5),
-                 "aVF": (-0.5, 1.0)}
+_LIMB_IN_I_II = {
+    "I": (1.0, 0.0),
+    "II": (0.0, 1.0),
+    "III": (-1.0, 1.0),
+    "aVR": (-0.5, -0.5),
+    "aVL": (1.0, -0.5),
+    "aVF": (-0.5, 1.0),
+}
 """Each limb lead as a combination of I and II (Einthoven: III = II - I; Goldberger: aVR = -(I + II)/2, ...)."""
 
 
@@ -45,8 +51,9 @@ def limb_coefficients(names: Sequence[str]) -> np.ndarray:
     return np.array([_LIMB_IN_I_II[name] for name in names])
 
 
-def rebuild_limb_leads(present: np.ndarray | torch.Tensor, present_names: Sequence[str],
-                       wanted: Sequence[str]) -> np.ndarray | torch.Tensor:
+def rebuild_limb_leads(
+    present: np.ndarray | torch.Tensor, present_names: Sequence[str], wanted: Sequence[str]
+) -> np.ndarray | torch.Tensor:
     """The limb leads ``wanted`` computed from at least two present limb leads (rows of ``present``).
 
     Two limb leads fix the frontal-plane vector (any two of the six are linearly independent); more are
@@ -77,8 +84,7 @@ class LeadGame:
     baseline: str = "zeros"
 
     @classmethod
-    def of(cls, lead_names: Sequence[str] = LEAD_NAMES, baseline: str = "zeros", limb_as_one: bool = False
-           ) -> LeadGame:
+    def of(cls, lead_names: Sequence[str] = LEAD_NAMES, baseline: str = "zeros", limb_as_one: bool = False) -> LeadGame:
         """One player per lead, or the limb leads the model has as one player (``limb_as_one``)."""
         if baseline not in BASELINES:
             raise ValueError(f"unknown baseline {baseline!r}; choose from {', '.join(BASELINES)}")
@@ -113,14 +119,21 @@ class LeadGame:
             present = [i for i in limbs if mask[i] > 0]
             absent = [i for i in limbs if mask[i] == 0]
             if len(present) >= 2 and absent:
-                out[row, absent] = rebuild_limb_leads(x[present], [self.lead_names[i] for i in present],
-                                                      [self.lead_names[i] for i in absent])
+                out[row, absent] = rebuild_limb_leads(
+                    x[present], [self.lead_names[i] for i in present], [self.lead_names[i] for i in absent]
+                )
         return out
 
 
 @torch.no_grad()
-def _coalition_values(model: nn.Module, x: torch.Tensor, game: LeadGame, background_mean: torch.Tensor | None,
-                      masks: np.ndarray, batch_size: int) -> np.ndarray:
+def _coalition_values(
+    model: nn.Module,
+    x: torch.Tensor,
+    game: LeadGame,
+    background_mean: torch.Tensor | None,
+    masks: np.ndarray,
+    batch_size: int,
+) -> np.ndarray:
     """Probabilities (coalitions x classes) of one record (leads x samples) under player masks."""
     out = []
     device = next(model.parameters()).device
@@ -132,19 +145,26 @@ def _coalition_values(model: nn.Module, x: torch.Tensor, game: LeadGame, backgro
     return np.concatenate(out)
 
 
-def _game(x: torch.Tensor, baseline: torch.Tensor | None, game: LeadGame | None
-          ) -> tuple[LeadGame, torch.Tensor | None]:
+def _game(
+    x: torch.Tensor, baseline: torch.Tensor | None, game: LeadGame | None
+) -> tuple[LeadGame, torch.Tensor | None]:
     """The game to play: ``game`` as given, else one player per lead against ``baseline`` (a tensor; zeros when
     None), as before games existed."""
     if game is not None:
         return game, baseline
     names = LEAD_NAMES if x.shape[0] == len(LEAD_NAMES) else tuple(f"lead {i}" for i in range(x.shape[0]))
-    return LeadGame(names, tuple((i,) for i in range(x.shape[0])), names, "zeros" if baseline is None else "mean"), \
-        baseline
+    return LeadGame(
+        names, tuple((i,) for i in range(x.shape[0])), names, "zeros" if baseline is None else "mean"
+    ), baseline
 
 
-def exact_lead_shapley(model: nn.Module, x: torch.Tensor, baseline: torch.Tensor | None = None,
-                       batch_size: int = 128, game: LeadGame | None = None) -> np.ndarray:
+def exact_lead_shapley(
+    model: nn.Module,
+    x: torch.Tensor,
+    baseline: torch.Tensor | None = None,
+    batch_size: int = 128,
+    game: LeadGame | None = None,
+) -> np.ndarray:
     """Exact Shapley values of one record's players: players x classes.
 
     Args:
@@ -171,9 +191,15 @@ def exact_lead_shapley(model: nn.Module, x: torch.Tensor, baseline: torch.Tensor
     return shapley
 
 
-def sampled_lead_shapley(model: nn.Module, x: torch.Tensor, baseline: torch.Tensor | None = None,
-                         n_permutations: int = 16, seed: int = 0, batch_size: int = 128,
-                         game: LeadGame | None = None) -> np.ndarray:
+def sampled_lead_shapley(
+    model: nn.Module,
+    x: torch.Tensor,
+    baseline: torch.Tensor | None = None,
+    n_permutations: int = 16,
+    seed: int = 0,
+    batch_size: int = 128,
+    game: LeadGame | None = None,
+) -> np.ndarray:
     """Permutation-sampling estimate of the players' Shapley values (players x classes), antithetic pairs.
 
     Each order costs n + 1 forward passes (shared by all classes) and its contributions add up to

@@ -73,13 +73,22 @@ class SampleSums:
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         """The record's mean per class and lead (control-variate adjusted when the sums are there) and the
         variance of one sample: classes x leads each."""
-        return record_estimates(self.total[None], self.squares[None], np.array([self.n]),
-                                *(None if v is None else v[None] for v in (self.cv_total, self.cv_squares, self.cross)))
+        return record_estimates(
+            self.total[None],
+            self.squares[None],
+            np.array([self.n]),
+            *(None if v is None else v[None] for v in (self.cv_total, self.cv_squares, self.cross)),
+        )
 
 
-def record_estimates(total: np.ndarray, squares: np.ndarray, n: np.ndarray, cv_total: np.ndarray | None = None,
-                     cv_squares: np.ndarray | None = None, cross: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def record_estimates(
+    total: np.ndarray,
+    squares: np.ndarray,
+    n: np.ndarray,
+    cv_total: np.ndarray | None = None,
+    cv_squares: np.ndarray | None = None,
+    cross: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per record, class and lead: the mean signed value and the variance of one sample.
 
     With the control variate's sums, each lead's mean is adjusted by the regression of its samples on the
@@ -116,10 +125,17 @@ def _draws(rng: np.random.Generator, n: int, n_background: int) -> tuple[np.ndar
     return picks, alphas
 
 
-def expected_gradient_samples(model: nn.Module, x: torch.Tensor, background: torch.Tensor, n: int,
-                              rng: np.random.Generator, batch_size: int = 8, keep_maps: bool = False,
-                              classes: Sequence[int] | None = None,
-                              background_probabilities: np.ndarray | None = None) -> SampleSums:
+def expected_gradient_samples(
+    model: nn.Module,
+    x: torch.Tensor,
+    background: torch.Tensor,
+    n: int,
+    rng: np.random.Generator,
+    batch_size: int = 8,
+    keep_maps: bool = False,
+    classes: Sequence[int] | None = None,
+    background_probabilities: np.ndarray | None = None,
+) -> SampleSums:
     """``n`` expected-gradient samples of one record (leads x samples) for the given classes (default all).
 
     Args:
@@ -183,8 +199,9 @@ def _absolute_mass(group_sums: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
     used = counts > 0
     if used.sum() < 2:
         return mass, np.full_like(mass, np.nan)
-    left_out = np.stack([np.abs((group_sums.sum(axis=0) - group_sums[g]) / (n - counts[g])).sum(axis=-1)
-                         for g in np.flatnonzero(used)])
+    left_out = np.stack(
+        [np.abs((group_sums.sum(axis=0) - group_sums[g]) / (n - counts[g])).sum(axis=-1) for g in np.flatnonzero(used)]
+    )
     k = len(left_out)
     return mass, np.sqrt((k - 1) / k * ((left_out - left_out.mean(axis=0)) ** 2).sum(axis=0))
 
@@ -263,6 +280,7 @@ class PopulationImportance:
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
+
         def plain(array: np.ndarray) -> list:
             return np.where(np.isfinite(array), array, None).tolist()
 
@@ -270,20 +288,46 @@ class PopulationImportance:
         for view in VIEWS:
             values, errors = self._view(view)
             shares, share_se = self.shares(view)
-            views[view] = {"values": plain(values), "standard_error": plain(errors), "shares": plain(shares),
-                           "share_standard_error": plain(share_se), "average_share": plain(self.average(view)),
-                           "relative_error": self.relative_error(view)}
-        agreement = None if self.agreement is None else {
-            "n_records": self.agreement.n_records, "n_pairs": self.agreement.n_pairs,
-            "mean_spearman": self.agreement.mean_spearman, "players": list(self.agreement.players)}
-        return {"class_names": list(self.class_names), "lead_names": list(self.lead_names), "grouping": self.grouping,
-                "counts": list(self.counts), "samples_per_record": self.samples, "total_samples": self.total_samples,
-                "absolute_samples_per_record": self.absolute_samples, "target_error": self.target_error,
-                "seconds": self.seconds, "views": views, "shapley_agreement": agreement, "notes": list(self.notes)}
+            views[view] = {
+                "values": plain(values),
+                "standard_error": plain(errors),
+                "shares": plain(shares),
+                "share_standard_error": plain(share_se),
+                "average_share": plain(self.average(view)),
+                "relative_error": self.relative_error(view),
+            }
+        agreement = (
+            None
+            if self.agreement is None
+            else {
+                "n_records": self.agreement.n_records,
+                "n_pairs": self.agreement.n_pairs,
+                "mean_spearman": self.agreement.mean_spearman,
+                "players": list(self.agreement.players),
+            }
+        )
+        return {
+            "class_names": list(self.class_names),
+            "lead_names": list(self.lead_names),
+            "grouping": self.grouping,
+            "counts": list(self.counts),
+            "samples_per_record": self.samples,
+            "total_samples": self.total_samples,
+            "absolute_samples_per_record": self.absolute_samples,
+            "target_error": self.target_error,
+            "seconds": self.seconds,
+            "views": views,
+            "shapley_agreement": agreement,
+            "notes": list(self.notes),
+        }
 
 
-def _members(grouping: str, probabilities: np.ndarray, labels: np.ndarray | None,
-             decide: Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
+def _members(
+    grouping: str,
+    probabilities: np.ndarray,
+    labels: np.ndarray | None,
+    decide: Callable[[np.ndarray], np.ndarray] | None,
+) -> np.ndarray:
     """The classes whose group each record belongs to: records x classes, bool."""
     if grouping not in GROUPINGS:
         raise ValueError(f"unknown grouping {grouping!r}; choose from {', '.join(GROUPINGS)}")
@@ -294,8 +338,9 @@ def _members(grouping: str, probabilities: np.ndarray, labels: np.ndarray | None
     return np.asarray(decide(probabilities), bool)
 
 
-def _cells(mean: np.ndarray, variance: np.ndarray, n: np.ndarray, members: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+def _cells(
+    mean: np.ndarray, variance: np.ndarray, n: np.ndarray, members: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Group means of the records' means, and their Monte-Carlo standard errors (``variance``: of one sample;
     ``n``: samples per record)."""
     _, n_classes, n_leads = mean.shape
@@ -312,8 +357,7 @@ def _cells(mean: np.ndarray, variance: np.ndarray, n: np.ndarray, members: np.nd
     return values, errors, tuple(counts)
 
 
-def _relative_errors(values: np.ndarray, errors: np.ndarray, counts: Sequence[int]
-                     ) -> tuple[float | None, np.ndarray]:
+def _relative_errors(values: np.ndarray, errors: np.ndarray, counts: Sequence[int]) -> tuple[float | None, np.ndarray]:
     """The mean standard error over the cells of the rows with records divided by their mean absolute value (None
     when undefined), and each row's mean error on the same scale (0 for rows without records)."""
     rows = np.asarray(counts) > 0
@@ -323,13 +367,26 @@ def _relative_errors(values: np.ndarray, errors: np.ndarray, counts: Sequence[in
     return float(errors[rows].mean() / scale), np.where(rows, np.nan_to_num(errors).mean(axis=1) / scale, 0.0)
 
 
-def population_importance(model: nn.Module, inputs: Sequence[ModelInput], background: Background,
-                          class_names: Sequence[str], lead_names: Sequence[str], samples: int | None = None,
-                          seed: int = 0, progress: bool = True, store: str | Path | None = None,
-                          job: Mapping | None = None, *, decide: Callable[[np.ndarray], np.ndarray] | None = None,
-                          grouping: str = "predicted", target_error: float = 0.05, first_samples: int = 8,
-                          max_samples: int = 64, agreement_records: int = 0,
-                          never: Mapping[str, str] | None = None) -> PopulationImportance | None:
+def population_importance(
+    model: nn.Module,
+    inputs: Sequence[ModelInput],
+    background: Background,
+    class_names: Sequence[str],
+    lead_names: Sequence[str],
+    samples: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    store: str | Path | None = None,
+    job: Mapping | None = None,
+    *,
+    decide: Callable[[np.ndarray], np.ndarray] | None = None,
+    grouping: str = "predicted",
+    target_error: float = 0.05,
+    first_samples: int = 8,
+    max_samples: int = 64,
+    agreement_records: int = 0,
+    never: Mapping[str, str] | None = None,
+) -> PopulationImportance | None:
     """Expected-gradients SHAP of every record for the classes of its group, aggregated per lead and class with
     its Monte-Carlo error.
 
@@ -378,13 +435,27 @@ def population_importance(model: nn.Module, inputs: Sequence[ModelInput], backgr
     notes = _population_notes(counts, grouping, never, None if fixed else target_error, achieved, max_samples)
     agreement = None
     if agreement_records:
-        agreement = shapley_agreement(model, inputs, background, lead_names, rounds.mean, rounds.members,
-                                      agreement_records)
+        agreement = shapley_agreement(
+            model, inputs, background, lead_names, rounds.mean, rounds.members, agreement_records
+        )
     explained = rounds.n_done[rounds.n_done > 0]
-    return PopulationImportance(values, errors, absolute, absolute_se, counts, tuple(class_names), tuple(lead_names),
-                                grouping, int(explained.mean()) if len(explained) else 0, first_n,
-                                None if fixed else target_error, time.perf_counter() - started, agreement,
-                                tuple(notes), int(explained.sum()))
+    return PopulationImportance(
+        values,
+        errors,
+        absolute,
+        absolute_se,
+        counts,
+        tuple(class_names),
+        tuple(lead_names),
+        grouping,
+        int(explained.mean()) if len(explained) else 0,
+        first_n,
+        None if fixed else target_error,
+        time.perf_counter() - started,
+        agreement,
+        tuple(notes),
+        int(explained.sum()),
+    )
 
 
 @dataclass(frozen=True)
@@ -403,8 +474,17 @@ class _Rounds:
 class _PopulationJob:
     """The records' expected-gradient samples, drawn in rounds (`population_importance`)."""
 
-    def __init__(self, model: nn.Module, background: Background, n_classes: int, n_leads: int, grouping: str,
-                 decide: Callable[[np.ndarray], np.ndarray] | None, seed: int, first_n: int) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        background: Background,
+        n_classes: int,
+        n_leads: int,
+        grouping: str,
+        decide: Callable[[np.ndarray], np.ndarray] | None,
+        seed: int,
+        first_n: int,
+    ) -> None:
         self.model, self.background, self.grouping, self.decide = model, background, grouping, decide
         self.n_classes, self.n_leads, self.seed, self.first_n = n_classes, n_leads, seed, first_n
         self.device = model_device(model)
@@ -416,14 +496,19 @@ class _PopulationJob:
         if n_samples not in self._by_length:
             tensor = self.background.tensor(n_samples, self.device)
             with torch.no_grad(), evaluation_mode(self.model):
-                probabilities = np.concatenate([torch.sigmoid(self.model(tensor[i : i + 16])).float().cpu().numpy()
-                                                for i in range(0, len(tensor), 16)])
+                probabilities = np.concatenate(
+                    [
+                        torch.sigmoid(self.model(tensor[i : i + 16])).float().cpu().numpy()
+                        for i in range(0, len(tensor), 16)
+                    ]
+                )
             self._by_length.clear()  # records of one length come together; keep one
             self._by_length[n_samples] = (tensor, probabilities)
         return self._by_length[n_samples]
 
-    def _record(self, item: ModelInput, index: int, number: int, extra: np.ndarray | None
-                ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, int]:
+    def _record(
+        self, item: ModelInput, index: int, number: int, extra: np.ndarray | None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, int]:
         """One record's sums for a round, its probabilities (first round only), its group's classes and samples."""
         x = torch.from_numpy(item.signal).to(self.device)
         labels = np.full(self.n_classes, np.nan) if item.labels is None else item.labels
@@ -439,22 +524,36 @@ class _PopulationJob:
         if not n:
             shapes = {"leads": (self.n_classes, self.n_leads), "class": (self.n_classes,)}
             zeros = {key: np.zeros(shapes[shape]) for key, shape in SUMS.items()}
-            return ({**zeros, "mass": np.zeros(shapes["leads"]), "mass_se": np.full(shapes["leads"], np.nan)},
-                    probabilities[0], classes, n)
+            return (
+                {**zeros, "mass": np.zeros(shapes["leads"]), "mass_se": np.full(shapes["leads"], np.nan)},
+                probabilities[0],
+                classes,
+                n,
+            )
         tensor, reference = self.background_at(item.n_samples)
-        sums = expected_gradient_samples(self.model, x, tensor, n, np.random.default_rng([self.seed, index, number]),
-                                         keep_maps=number == 0, classes=classes,
-                                         background_probabilities=reference)
+        sums = expected_gradient_samples(
+            self.model,
+            x,
+            tensor,
+            n,
+            np.random.default_rng([self.seed, index, number]),
+            keep_maps=number == 0,
+            classes=classes,
+            background_probabilities=reference,
+        )
         found = {key: getattr(sums, key) for key in SUMS}
-        return ({**found, "mass": sums.mass, "mass_se": np.nan_to_num(sums.mass_se, nan=0.0)}, probabilities[0],
-                classes, n)
+        return (
+            {**found, "mass": sums.mass, "mass_se": np.nan_to_num(sums.mass_se, nan=0.0)},
+            probabilities[0],
+            classes,
+            n,
+        )
 
     def round_of(self, number: int, extra: np.ndarray | None) -> Callable[[int, Sequence[ModelInput]], dict]:
         """The shard function of round ``number`` (0: every record; later: ``extra`` samples per record)."""
 
         def compute(first: int, items: Sequence[ModelInput]) -> dict[str, np.ndarray]:
-            out: dict[str, list] = {key: [] for key in (*SUMS, "probabilities", "labels", "mass", "mass_se",
-                                                        "members")}
+            out: dict[str, list] = {key: [] for key in (*SUMS, "probabilities", "labels", "mass", "mass_se", "members")}
             for j, item in enumerate(items):
                 sums, probabilities, classes, _ = self._record(item, first + j, number, extra)
                 for key in SUMS:
@@ -469,8 +568,15 @@ class _PopulationJob:
 
         return compute
 
-    def run_rounds(self, inputs: Sequence[ModelInput], store: str | Path | None, job: Mapping | None,
-                   progress: bool, target_error: float | None, max_samples: int) -> _Rounds | None:
+    def run_rounds(
+        self,
+        inputs: Sequence[ModelInput],
+        store: str | Path | None,
+        job: Mapping | None,
+        progress: bool,
+        target_error: float | None,
+        max_samples: int,
+    ) -> _Rounds | None:
         """Rounds of samples until the relative error reaches ``target_error`` (one round when None) or no record
         may have more; None on the ranks of a torchrun job other than 0."""
         empty = np.zeros((0, self.n_classes, self.n_leads))
@@ -478,33 +584,52 @@ class _PopulationJob:
         sums: dict[str, np.ndarray] = {}
         n_done = np.zeros(len(inputs), np.int64)
         while True:
-            key = None if store is None else {
-                "method": "population-shap", "round": number, "seed": self.seed, "first": self.first_n,
-                "grouping": self.grouping,
-                "extra": None if extra is None else hashlib.sha256(extra.tobytes()).hexdigest()[:16], **(job or {})}
-            arrays = map_shards(self.round_of(number, extra), inputs, store, key, progress=progress,
-                                desc="SHAP" if number == 0 else f"SHAP, round {number + 1}")
+            key = (
+                None
+                if store is None
+                else {
+                    "method": "population-shap",
+                    "round": number,
+                    "seed": self.seed,
+                    "first": self.first_n,
+                    "grouping": self.grouping,
+                    "extra": None if extra is None else hashlib.sha256(extra.tobytes()).hexdigest()[:16],
+                    **(job or {}),
+                }
+            )
+            arrays = map_shards(
+                self.round_of(number, extra),
+                inputs,
+                store,
+                key,
+                progress=progress,
+                desc="SHAP" if number == 0 else f"SHAP, round {number + 1}",
+            )
             if arrays is None:
                 return None
             if first is None:
                 first = arrays
                 self.members = arrays.get("members", np.zeros((0, self.n_classes))) > 0.5
                 n_done = np.where(self.members.any(axis=1), self.first_n, 0)
-                sums = {key: arrays.get(key, empty if shape == "leads" else empty[:, :, 0])
-                        for key, shape in SUMS.items()}
+                sums = {
+                    key: arrays.get(key, empty if shape == "leads" else empty[:, :, 0]) for key, shape in SUMS.items()
+                }
             else:
                 sums = {key: sums[key] + arrays[key] for key in SUMS}
                 n_done = n_done + extra
-            mean, variance = record_estimates(sums["total"], sums["squares"], n_done, sums["cv_total"],
-                                              sums["cv_squares"], sums["cross"])
+            mean, variance = record_estimates(
+                sums["total"], sums["squares"], n_done, sums["cv_total"], sums["cv_squares"], sums["cross"]
+            )
             extra = self._more_samples(mean, variance, n_done, target_error, max_samples)
             if extra is None:
-                return _Rounds(mean, variance, n_done, self.members, first.get("mass", empty),
-                               first.get("mass_se", empty))
+                return _Rounds(
+                    mean, variance, n_done, self.members, first.get("mass", empty), first.get("mass_se", empty)
+                )
             number += 1
 
-    def _more_samples(self, mean: np.ndarray, variance: np.ndarray, n_done: np.ndarray, target_error: float | None,
-                      max_samples: int) -> np.ndarray | None:
+    def _more_samples(
+        self, mean: np.ndarray, variance: np.ndarray, n_done: np.ndarray, target_error: float | None, max_samples: int
+    ) -> np.ndarray | None:
         """The samples each record gets in the next round, or None when the rounds are over."""
         values, errors, counts = _cells(mean, variance, n_done, self.members)
         achieved, per_row = _relative_errors(values, errors, counts)
@@ -530,22 +655,39 @@ def _absolute_view(mass: np.ndarray, mass_se: np.ndarray, members: np.ndarray) -
     return absolute, absolute_se
 
 
-def _population_notes(counts: Sequence[int], grouping: str, never: Mapping[str, str] | None,
-                      target_error: float | None, achieved: float, max_samples: int) -> list[str]:
+def _population_notes(
+    counts: Sequence[int],
+    grouping: str,
+    never: Mapping[str, str] | None,
+    target_error: float | None,
+    achieved: float,
+    max_samples: int,
+) -> list[str]:
     """What the heatmap cannot show: no records, classes never decided, a target error not reached."""
-    notes = [] if any(counts) else [f"no record is {'decided as' if grouping == 'predicted' else 'labelled with'} "
-                                     "any class: nothing to show"]
+    notes = (
+        []
+        if any(counts)
+        else [f"no record is {'decided as' if grouping == 'predicted' else 'labelled with'} any class: nothing to show"]
+    )
     if grouping == "predicted":
         notes += [f"{name} has no row: {reason}" for name, reason in (never or {}).items()]
     if target_error is not None and achieved > target_error:
-        notes.append(f"the target error ({target_error:.0%} of the mean |cell|) was not reached at {max_samples} "
-                     f"samples per record: {achieved:.1%}")
+        notes.append(
+            f"the target error ({target_error:.0%} of the mean |cell|) was not reached at {max_samples} "
+            f"samples per record: {achieved:.1%}"
+        )
     return notes
 
 
-def shapley_agreement(model: nn.Module, inputs: Sequence[ModelInput], background: Background,
-                      lead_names: Sequence[str], record_values: np.ndarray, members: np.ndarray,
-                      n_records: int) -> ShapleyAgreement:
+def shapley_agreement(
+    model: nn.Module,
+    inputs: Sequence[ModelInput],
+    background: Background,
+    lead_names: Sequence[str],
+    record_values: np.ndarray,
+    members: np.ndarray,
+    n_records: int,
+) -> ShapleyAgreement:
     """Spearman correlation between a record's signed SHAP per player and its exact lead Shapley values.
 
     The players are the precordial leads and the limb leads as one (their SHAP values summed, which additivity
@@ -565,6 +707,10 @@ def shapley_agreement(model: nn.Module, inputs: Sequence[ModelInput], background
             if np.ptp(exact[:, c]) > 0 and np.ptp(shap[c]) > 0:
                 correlations.append(float(spearmanr(shap[c], exact[:, c]).statistic))
     limbs = [name for name in lead_names if name in LIMB_LEADS]
-    return ShapleyAgreement(len(chosen), len(correlations),
-                            float(np.mean(correlations)) if correlations else None,
-                            game.player_names if limbs else tuple(lead_names), tuple(correlations))
+    return ShapleyAgreement(
+        len(chosen),
+        len(correlations),
+        float(np.mean(correlations)) if correlations else None,
+        game.player_names if limbs else tuple(lead_names),
+        tuple(correlations),
+    )

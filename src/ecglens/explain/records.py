@@ -66,9 +66,17 @@ def targets_for(meta: BundleMeta, probabilities: np.ndarray, class_name: str | N
     return predicted or [int(np.argmax(probabilities))]
 
 
-def explain_inputs(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput], method: str,
-                   class_name: str | None = None, background: Background | None = None, n_samples: int = 8,
-                   probabilities: np.ndarray | None = None, seed: int = 0) -> list[RecordExplanation]:
+def explain_inputs(
+    model: nn.Module,
+    meta: BundleMeta,
+    inputs: Sequence[ModelInput],
+    method: str,
+    class_name: str | None = None,
+    background: Background | None = None,
+    n_samples: int = 8,
+    probabilities: np.ndarray | None = None,
+    seed: int = 0,
+) -> list[RecordExplanation]:
     """Explain each input for the classes `targets_for` picks (or ``class_name``).
 
     Args:
@@ -111,9 +119,15 @@ class LeadShapleyTable:
     baseline: str
 
 
-def lead_shapley_tables(model: nn.Module, meta: BundleMeta, inputs: Sequence[ModelInput], baseline: str = "zeros",
-                        background: Background | None = None, n_permutations: int | None = None,
-                        limb_as_one: bool = False) -> list[LeadShapleyTable]:
+def lead_shapley_tables(
+    model: nn.Module,
+    meta: BundleMeta,
+    inputs: Sequence[ModelInput],
+    baseline: str = "zeros",
+    background: Background | None = None,
+    n_permutations: int | None = None,
+    limb_as_one: bool = False,
+) -> list[LeadShapleyTable]:
     """Lead Shapley values (players x classes) of each record: exact, or sampled with ``n_permutations`` orders.
 
     Args:
@@ -129,8 +143,10 @@ def lead_shapley_tables(model: nn.Module, meta: BundleMeta, inputs: Sequence[Mod
     for item in inputs:
         x = torch.from_numpy(item.signal).to(device)
         mean = None if background is None else background.mean(item.n_samples, device)
-        values = sampled_lead_shapley(model, x, mean, n_permutations, game=game) if n_permutations else \
-            exact_lead_shapley(model, x, mean, game=game)
-        tables.append(LeadShapleyTable(item, values, game.player_names, meta.class_names, not n_permutations,
-                                       baseline))
+        values = (
+            sampled_lead_shapley(model, x, mean, n_permutations, game=game)
+            if n_permutations
+            else exact_lead_shapley(model, x, mean, game=game)
+        )
+        tables.append(LeadShapleyTable(item, values, game.player_names, meta.class_names, not n_permutations, baseline))
     return tables

@@ -53,9 +53,15 @@ def _jobs(root: str | Path, part: Mapping) -> list[Path]:
     return found
 
 
-def map_shards(compute: Callable[[int, Sequence[Item]], Arrays], items: Sequence[Item],
-               store: str | Path | None = None, job: Mapping | None = None, shard_size: int = SHARD_SIZE,
-               desc: str = "records", progress: bool = True) -> Arrays | None:
+def map_shards(
+    compute: Callable[[int, Sequence[Item]], Arrays],
+    items: Sequence[Item],
+    store: str | Path | None = None,
+    job: Mapping | None = None,
+    shard_size: int = SHARD_SIZE,
+    desc: str = "records",
+    progress: bool = True,
+) -> Arrays | None:
     """``compute(first_index, shard_items)`` over shards of ``items``; its arrays joined along axis 0.
 
     Args:
@@ -89,12 +95,17 @@ def map_shards(compute: Callable[[int, Sequence[Item]], Arrays], items: Sequence
     mine = {k: start for k, start in enumerate(starts) if k % world == rank}
     # shards a killed run finished (a damaged one is computed again); none without a folder
     finished = {} if folder is None else {k: part for k in mine if (part := _load(folder, k)) is not None}
-    counter = bar(total=sum(size(start) for start in mine.values()), desc=desc, unit="rec",
-                  initial=sum(size(mine[k]) for k in finished), enabled=progress and rank == 0)
+    counter = bar(
+        total=sum(size(start) for start in mine.values()),
+        desc=desc,
+        unit="rec",
+        initial=sum(size(mine[k]) for k in finished),
+        enabled=progress and rank == 0,
+    )
     for k, start in mine.items():
         if k in finished:
             continue
-        finished[k] = compute(start, items[start:start + size(start)])
+        finished[k] = compute(start, items[start : start + size(start)])
         if folder is not None:
             with atomic_open(folder / f"{k:05d}.npz", "wb") as handle:
                 np.savez(handle, **finished[k])

@@ -30,15 +30,22 @@ def _need_rate(path: str, sampling_rate_hz: float | None) -> float:
     return check_rate(path, float(sampling_rate_hz))
 
 
-def read_csv_record(path: str | os.PathLike, sampling_rate_hz: float | None,
-                    lead_names: tuple[str, ...] = LEAD_NAMES, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:
+def read_csv_record(
+    path: str | os.PathLike,
+    sampling_rate_hz: float | None,
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+    wanted_leads: tuple[str, ...] = LEAD_NAMES,
+) -> Record:
     """Read a CSV of samples x leads in mV."""
     path = str(path)
     rate = _need_rate(path, sampling_rate_hz)
     size = os.path.getsize(path)
     if size > MAX_CSV_BYTES:
-        raise RecordTooLarge(path, f"a CSV of {size / 2**20:.0f} MiB is larger than the {MAX_CSV_BYTES // 2**20} MiB "
-                                   "ecglens parses as text; store long records as NumPy, WFDB or EDF")
+        raise RecordTooLarge(
+            path,
+            f"a CSV of {size / 2**20:.0f} MiB is larger than the {MAX_CSV_BYTES // 2**20} MiB "
+            "ecglens parses as text; store long records as NumPy, WFDB or EDF",
+        )
     try:
         with open(path, newline="") as handle:
             rows = list(csv.reader(handle))
@@ -59,8 +66,12 @@ def read_csv_record(path: str | os.PathLike, sampling_rate_hz: float | None,
     return Record(Path(path).stem, "csv", signal, rate, wanted_leads, source_path=path)
 
 
-def read_npy_record(path: str | os.PathLike, sampling_rate_hz: float | None,
-                    lead_names: tuple[str, ...] = LEAD_NAMES, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:
+def read_npy_record(
+    path: str | os.PathLike,
+    sampling_rate_hz: float | None,
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+    wanted_leads: tuple[str, ...] = LEAD_NAMES,
+) -> Record:
     """Read a ``.npy`` array (leads x samples or samples x leads) in mV; never unpickles."""
     path = str(path)
     rate = _need_rate(path, sampling_rate_hz)
@@ -94,8 +105,9 @@ def _check_npy_header(path: str) -> None:
     declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     available = os.path.getsize(path) - offset
     if declared > available:
-        raise RecordError(path, f"header declares {shape} {dtype} ({declared} bytes) but the file holds "
-                                f"{available} bytes")
+        raise RecordError(
+            path, f"header declares {shape} {dtype} ({declared} bytes) but the file holds {available} bytes"
+        )
 
 
 def read_edf_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:

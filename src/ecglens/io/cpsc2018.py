@@ -88,8 +88,9 @@ def scan_cpsc2018(root: str | os.PathLike, dataset: str = "cpsc2018") -> tuple[l
             continue
         if reference[name][:1] == (CONFLICT,):
             listed = " ".join(reference[name][1:])
-            issues.append(ReadIssue(str(mat_path), f"REFERENCE.csv lists it twice with different labels ({listed})",
-                                    dataset))
+            issues.append(
+                ReadIssue(str(mat_path), f"REFERENCE.csv lists it twice with different labels ({listed})", dataset)
+            )
             continue
         bad = [c for c in reference[name] if c not in {str(i) for i in range(1, 10)}]
         if bad:

@@ -60,11 +60,19 @@ _CHALLENGE_SOURCES = {
     "st_petersburg_incart": "St Petersburg INCART 12-lead arrhythmia database, 74 records (257 Hz, 30 min)",
 }
 DATASETS: dict[str, RemoteDataset] = {
-    "ptbxl": RemoteDataset("ptbxl", "ptb-xl", "1.0.3", "", "ptbxl",
-                           "PTB-XL 1.0.3 in its native layout (21,799 records; 100 and 500 Hz)"),
-    **{name: RemoteDataset(name, *_CHALLENGE, f"training/{name}", "challenge",
-                           f"{text}; PhysioNet/CinC Challenge 2021 training set 1.0.3")
-       for name, text in _CHALLENGE_SOURCES.items()},
+    "ptbxl": RemoteDataset(
+        "ptbxl", "ptb-xl", "1.0.3", "", "ptbxl", "PTB-XL 1.0.3 in its native layout (21,799 records; 100 and 500 Hz)"
+    ),
+    **{
+        name: RemoteDataset(
+            name,
+            *_CHALLENGE,
+            f"training/{name}",
+            "challenge",
+            f"{text}; PhysioNet/CinC Challenge 2021 training set 1.0.3",
+        )
+        for name, text in _CHALLENGE_SOURCES.items()
+    },
 }
 ALIASES = {"cpsc2018": "cpsc_2018"}
 """The original CPSC 2018 release (``.mat`` + ``REFERENCE.csv``, icbeb.org) has no checksum list; ``cpsc2018``
@@ -152,8 +160,9 @@ def parse_checksums(text: str, source: str = CHECKSUMS) -> list[tuple[str, str]]
     return pairs
 
 
-def plan_files(dataset: RemoteDataset, checksums: Sequence[tuple[str, str]], base_url: str,
-               rate: str = "both") -> list[RemoteFile]:
+def plan_files(
+    dataset: RemoteDataset, checksums: Sequence[tuple[str, str]], base_url: str, rate: str = "both"
+) -> list[RemoteFile]:
     """The files of ``dataset`` in a project's checksum list, paths made relative to the dataset's folder.
 
     Args:
@@ -170,7 +179,7 @@ def plan_files(dataset: RemoteDataset, checksums: Sequence[tuple[str, str]], bas
     for path, digest in checksums:
         if not path.startswith(prefix):
             continue
-        local = path[len(prefix):]
+        local = path[len(prefix) :]
         if skip and local.startswith(skip):
             continue
         files.append(RemoteFile(f"{base_url.rstrip('/')}/{path}", local, digest))
@@ -184,8 +193,16 @@ def _transient(response: requests.Response) -> bool:
 class _Fetcher:
     """Fetches and verifies files with one HTTP session, counting bytes into a shared progress bar."""
 
-    def __init__(self, out: Path, retries: int, timeout: float, backoff: float, workers: int,
-                 meter: Callable[[int], None], stop: threading.Event) -> None:
+    def __init__(
+        self,
+        out: Path,
+        retries: int,
+        timeout: float,
+        backoff: float,
+        workers: int,
+        meter: Callable[[int], None],
+        stop: threading.Event,
+    ) -> None:
         self.out, self.partial = out, out / PARTIAL_DIR
         self.retries, self.timeout, self.backoff = retries, timeout, backoff
         self.meter, self.stop = meter, stop
@@ -251,8 +268,9 @@ class _Fetcher:
                 os.replace(part, final)
                 return received
             part.unlink()
-        raise ChecksumError(f"{remote.url}: SHA-256 {hasher.hexdigest()} does not match {CHECKSUMS} "
-                            f"({remote.sha256}), twice")
+        raise ChecksumError(
+            f"{remote.url}: SHA-256 {hasher.hexdigest()} does not match {CHECKSUMS} ({remote.sha256}), twice"
+        )
 
     def _stream(self, url: str, part: Path) -> tuple[hashlib._Hash, int]:
         """Append the rest of ``url`` to ``part`` (a range request when part of it is there); its hash."""
@@ -280,8 +298,7 @@ class _Fetcher:
                             received += len(chunk)
                             self.meter(len(chunk))
                     return hasher, received
-                except (requests.ConnectionError, requests.Timeout,
-                        requests.exceptions.ChunkedEncodingError) as error:
+                except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
                     attempt = self._wait(url, _reason(error), attempt)
 
 
@@ -334,9 +351,18 @@ def _sha256_file(path: Path) -> str:
     return _sha256_prefix(path)[0].hexdigest()
 
 
-def download(dataset: str | RemoteDataset, out: str | os.PathLike, base_url: str = PHYSIONET, rate: str = "both",
-             version: str | None = None, workers: int = 4, retries: int = 4, timeout: float = 30.0,
-             backoff: float = 1.0, progress: bool = True) -> DownloadResult:
+def download(
+    dataset: str | RemoteDataset,
+    out: str | os.PathLike,
+    base_url: str = PHYSIONET,
+    rate: str = "both",
+    version: str | None = None,
+    workers: int = 4,
+    retries: int = 4,
+    timeout: float = 30.0,
+    backoff: float = 1.0,
+    progress: bool = True,
+) -> DownloadResult:
     """Fetch a dataset's files into ``out``, each verified against the project's SHA256SUMS.txt.
 
     Args:
@@ -386,8 +412,17 @@ def download(dataset: str | RemoteDataset, out: str | os.PathLike, base_url: str
     if (out / PARTIAL_DIR).exists():
         _remove_empty(out / PARTIAL_DIR)
     write_text(out / CHECKSUMS, "".join(f"{f.sha256}  {f.path}\n" for f in files))  # sha256sum -c works in out
-    return DownloadResult(remote, str(out), project_url, len(files), tally.downloaded, tally.verified, tally.bytes,
-                          time.perf_counter() - started, tuple(tally.failures))
+    return DownloadResult(
+        remote,
+        str(out),
+        project_url,
+        len(files),
+        tally.downloaded,
+        tally.verified,
+        tally.bytes,
+        time.perf_counter() - started,
+        tuple(tally.failures),
+    )
 
 
 def _count(counter, lock: threading.Lock, n: int) -> None:

@@ -64,8 +64,9 @@ def check_values(path: str, n_values: float, what: str = "the file declares") ->
     """
     limit = _budget.get()
     if not n_values <= limit:  # NaN fails too
-        raise RecordTooLarge(path, f"{what} {n_values:,.0f} samples in all, more than the {limit:,} ecglens "
-                                   "decodes for one record")
+        raise RecordTooLarge(
+            path, f"{what} {n_values:,.0f} samples in all, more than the {limit:,} ecglens decodes for one record"
+        )
     return int(n_values)
 
 
@@ -105,11 +106,13 @@ def check_length(path: str, n_samples: int, rate_hz: float) -> int:
     """A record length between `MIN_SECONDS` and `MAX_SECONDS` at ``rate_hz``."""
     seconds = n_samples / rate_hz
     if seconds < MIN_SECONDS:
-        raise RecordError(path, f"{n_samples} samples at {rate_hz:g} Hz is {seconds:.3g} s, shorter than "
-                                f"{MIN_SECONDS:g} s")
+        raise RecordError(
+            path, f"{n_samples} samples at {rate_hz:g} Hz is {seconds:.3g} s, shorter than {MIN_SECONDS:g} s"
+        )
     if seconds > MAX_SECONDS:
-        raise RecordError(path, f"{n_samples} samples at {rate_hz:g} Hz is {seconds:.3g} s, longer than "
-                                f"{MAX_SECONDS:g} s")
+        raise RecordError(
+            path, f"{n_samples} samples at {rate_hz:g} Hz is {seconds:.3g} s, longer than {MAX_SECONDS:g} s"
+        )
     return n_samples
 
 

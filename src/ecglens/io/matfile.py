@@ -48,8 +48,11 @@ def decoded_bytes(path: str, limit: int = MAX_DECODED_BYTES) -> int:
                 total += size
                 handle.seek(size + (-size % 8), 1)
             if total > limit:
-                raise RecordTooLarge(path, f"MATLAB data of more than {limit / 2**20:.0f} MiB once decompressed "
-                                           f"(at least {total / 2**20:.0f} MiB)")
+                raise RecordTooLarge(
+                    path,
+                    f"MATLAB data of more than {limit / 2**20:.0f} MiB once decompressed "
+                    f"(at least {total / 2**20:.0f} MiB)",
+                )
 
 
 def _inflated(handle, size: int, room: int, path: str) -> int:

@@ -34,8 +34,9 @@ def _optional(value: object) -> object | None:
     return None if value is None or (isinstance(value, float) and value != value) else value
 
 
-def scan_ptbxl(root: str | os.PathLike, sampling_rate_hz: int = 500, dataset: str = "ptbxl",
-               allow_outside_root: bool = False) -> tuple[list[RecordRef], list[ReadIssue]]:
+def scan_ptbxl(
+    root: str | os.PathLike, sampling_rate_hz: int = 500, dataset: str = "ptbxl", allow_outside_root: bool = False
+) -> tuple[list[RecordRef], list[ReadIssue]]:
     """List the records of a PTB-XL root at one of its native rates (100 or 500 Hz).
 
     Every row is checked on its own: a row whose waveform files are missing, whose file name points
@@ -69,8 +70,16 @@ def scan_ptbxl(root: str | os.PathLike, sampling_rate_hz: int = 500, dataset: st
     return refs, issues
 
 
-def _row_ref(root: Path, ecg_id: object, row: pd.Series, column: str, where: str, dataset: str, rate: int,
-             allow_outside_root: bool) -> RecordRef:
+def _row_ref(
+    root: Path,
+    ecg_id: object,
+    row: pd.Series,
+    column: str,
+    where: str,
+    dataset: str,
+    rate: int,
+    allow_outside_root: bool,
+) -> RecordRef:
     """One database row as a `RecordRef`, every field checked.
 
     Raises:
@@ -79,8 +88,9 @@ def _row_ref(root: Path, ecg_id: object, row: pd.Series, column: str, where: str
     record_id = str(integer(where, ecg_id, "ecg_id", low=0))
     base = root / file_name(where, row[column], column)
     if not allow_outside_root and not inside(base, root):
-        raise RecordError(where, f"{column} {row[column]!r} points outside the dataset root "
-                                 "(pass --allow-outside-root to read it)")
+        raise RecordError(
+            where, f"{column} {row[column]!r} points outside the dataset root (pass --allow-outside-root to read it)"
+        )
     if not base.with_suffix(".hea").is_file() or not base.with_suffix(".dat").is_file():
         raise RecordError(str(base) + ".hea", f"waveform file missing at {rate} Hz")
     try:

@@ -91,8 +91,9 @@ class Record:
         check_length(where, self.n_samples, self.sampling_rate_hz)
         peak = float(np.max(np.abs(self.signal))) if self.signal.size else 0.0
         if not peak <= MAX_ABS_MV:  # NaN fails too
-            raise RecordError(where, f"sample of {peak:.3g} mV is beyond {MAX_ABS_MV:g} mV: wrong units or a "
-                                     "damaged file")
+            raise RecordError(
+                where, f"sample of {peak:.3g} mV is beyond {MAX_ABS_MV:g} mV: wrong units or a damaged file"
+            )
 
     @property
     def n_samples(self) -> int:
@@ -110,8 +111,13 @@ class Record:
         return tuple(code for code, _ in self.raw_labels)
 
 
-_KINDS = {"b": "booleans", "c": "complex numbers (the imaginary part would be lost)", "U": "text", "S": "bytes",
-          "O": "Python objects"}
+_KINDS = {
+    "b": "booleans",
+    "c": "complex numbers (the imaginary part would be lost)",
+    "U": "text",
+    "S": "bytes",
+    "O": "Python objects",
+}
 
 
 def not_samples(dtype: np.dtype) -> str | None:

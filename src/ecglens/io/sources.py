@@ -116,8 +116,7 @@ def scan_source(source: Source, target_rate_hz: float | None = None) -> ScanResu
     """List a source's records (cheap: reads index tables and checks files exist)."""
     if source.format.startswith("ptbxl"):
         rate = int(source.format[5:]) if source.format != "ptbxl" else ptbxl_rate_for(target_rate_hz)
-        refs, issues = scan_ptbxl(source.root, rate, dataset=source.name,
-                                  allow_outside_root=source.allow_outside_root)
+        refs, issues = scan_ptbxl(source.root, rate, dataset=source.name, allow_outside_root=source.allow_outside_root)
     elif source.format == "cpsc2018":
         refs, issues = scan_cpsc2018(source.root, dataset=source.name)
     elif source.format == "challenge":
@@ -188,8 +187,14 @@ def scan_sources(sources: Iterable[Source], target_rate_hz: float | None = None)
                 recordings[recording] = ref
                 seen.add(key)
                 ref, first = first, ref
-            issues.append(ReadIssue(ref.path, f"the same recording as {first.dataset} record {first.record_id} "
-                                              f"({recording}), kept from that source", ref.dataset))
+            issues.append(
+                ReadIssue(
+                    ref.path,
+                    f"the same recording as {first.dataset} record {first.record_id} "
+                    f"({recording}), kept from that source",
+                    ref.dataset,
+                )
+            )
             continue
         seen.add(key)
         if recording is not None:
@@ -222,8 +227,12 @@ def read_ref(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Reco
 RECORD_SUFFIXES = (".hea", ".mat", ".csv", ".npy", ".edf")
 
 
-def read_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NAMES,
-                sampling_rate_hz: float | None = None, lead_names: tuple[str, ...] = LEAD_NAMES) -> Record:
+def read_record(
+    path: str | os.PathLike,
+    wanted_leads: tuple[str, ...] = LEAD_NAMES,
+    sampling_rate_hz: float | None = None,
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+) -> Record:
     """Read one record file of any supported kind.
 
     WFDB ``.hea`` (any rate, Challenge comments), Challenge ``.mat`` (read through its ``.hea``), CPSC 2018
@@ -257,8 +266,9 @@ def read_record(path: str | os.PathLike, wanted_leads: tuple[str, ...] = LEAD_NA
 
             codes = read_reference(reference).get(path.stem, ())
             if codes[:1] == (CONFLICT,):
-                raise RecordError(str(path), f"{reference.name} lists it twice with different labels "
-                                             f"({' '.join(codes[1:])})")
+                raise RecordError(
+                    str(path), f"{reference.name} lists it twice with different labels ({' '.join(codes[1:])})"
+                )
             labels = tuple((code, None) for code in codes)
         ref = RecordRef(str(path), "cpsc2018", path.stem, "cpsc2018", labels, "cpsc" if labels else "none")
         return read_ref(ref, wanted_leads)

@@ -62,9 +62,9 @@ class WfdbHeader:
         if marker is None:
             return None
         codes = []
-        for line in self.comments[marker + 1:]:
+        for line in self.comments[marker + 1 :]:
             text = line.strip().rstrip(".").strip()
-            text = text[len("Rhythm:"):].strip() if text.startswith("Rhythm:") else text
+            text = text[len("Rhythm:") :].strip() if text.startswith("Rhythm:") else text
             code = re.split(r"[:,]", text, maxsplit=1)[0].strip()
             if code and code not in codes:
                 codes.append(code)
@@ -179,9 +179,14 @@ def _signal_line(path: str, line: str, index: int) -> _SignalLine:
     adc_zero = integer(path, parts[4], "header: ADC zero") if len(parts) > 4 else 0
     if os.path.isabs(parts[0]) or os.sep in parts[0] or "/" in parts[0] or parts[0] in (".", ".."):
         raise RecordError(path, f"header: signal file {parts[0]!r} is not a file beside the header")
-    return _SignalLine(parts[0], parts[1].split("x")[0].split(":")[0].split("+")[0], gain,
-                       adc_zero if baseline is None else baseline, unit,
-                       " ".join(parts[8:]) if len(parts) > 8 else f"signal{index}")
+    return _SignalLine(
+        parts[0],
+        parts[1].split("x")[0].split(":")[0].split("+")[0],
+        gain,
+        adc_zero if baseline is None else baseline,
+        unit,
+        " ".join(parts[8:]) if len(parts) > 8 else f"signal{index}",
+    )
 
 
 def _unit_scale(header: WfdbHeader) -> np.ndarray:

@@ -63,8 +63,9 @@ def challenge_scoring(label_map: LabelMap) -> ChallengeScoring:
     codes, matrix = challenge_weights()
     where = {code: i for i, code in enumerate(codes)}
     columns, names, rows, seen = [], [], [], set()
-    for k, (name, code) in enumerate(zip(label_map.classes, label_map.snomed or ("",) * len(label_map.classes),
-                                         strict=True)):
+    for k, (name, code) in enumerate(
+        zip(label_map.classes, label_map.snomed or ("",) * len(label_map.classes), strict=True)
+    ):
         if code in where and code not in seen:
             seen.add(code)
             columns.append(k)
@@ -73,13 +74,17 @@ def challenge_scoring(label_map: LabelMap) -> ChallengeScoring:
     weights = matrix[np.ix_(rows, rows)] if rows else np.zeros((0, 0))
     normal = next((i for i, row in enumerate(rows) if codes[row] == SINUS_RHYTHM), None)
     if normal is None or len(columns) < 2:
-        note = (f"not defined for {label_map.space}: it shares {len(columns)} of its {len(label_map.classes)} "
-                "classes with the Challenge 2021 scored classes" + ("" if normal is not None else
-                                                                    " and has no sinus-rhythm class"))
+        note = (
+            f"not defined for {label_map.space}: it shares {len(columns)} of its {len(label_map.classes)} "
+            "classes with the Challenge 2021 scored classes"
+            + ("" if normal is not None else " and has no sinus-rhythm class")
+        )
     elif len(columns) == len(codes):
         note = "all 26 Challenge 2021 scored classes"
     else:
-        note = (f"restricted to the {len(columns)} classes {label_map.space} shares with the Challenge 2021 "
-                f"({', '.join(names)}); the others are left out of the score, so it is not comparable with "
-                "published 26-class Challenge scores")
+        note = (
+            f"restricted to the {len(columns)} classes {label_map.space} shares with the Challenge 2021 "
+            f"({', '.join(names)}); the others are left out of the score, so it is not comparable with "
+            "published 26-class Challenge scores"
+        )
     return ChallengeScoring(tuple(columns), tuple(names), weights, normal, note)

@@ -195,14 +195,16 @@ def _read_table(handle: Iterable[str], where: str, classes: Sequence[str] | None
     for line_number, row in enumerate(reader, start=2):
         target = (row["target"] or "").strip()
         if not target or (classes is not None and target not in _RESERVED and target not in classes):
-            raise ValueError(f"{where}:{line_number}: target {target!r} is neither 'drop', 'companion' nor one of "
-                             f"{', '.join(classes or ())}")
+            raise ValueError(
+                f"{where}:{line_number}: target {target!r} is neither 'drop', 'companion' nor one of "
+                f"{', '.join(classes or ())}"
+            )
         when = (row.get("when") or "").strip()
         if when not in ("", ALONE) or (when and target in _RESERVED):
-            raise ValueError(f"{where}:{line_number}: 'when' is empty or 'alone' (and only for a class), "
-                             f"not {when!r}")
-        rows.append(MappingRow(*(str(row[c] or "").strip() for c in _COLUMNS[:3]), target,
-                               (row["rationale"] or ""), when))
+            raise ValueError(f"{where}:{line_number}: 'when' is empty or 'alone' (and only for a class), not {when!r}")
+        rows.append(
+            MappingRow(*(str(row[c] or "").strip() for c in _COLUMNS[:3]), target, (row["rationale"] or ""), when)
+        )
     return rows
 
 
@@ -224,8 +226,10 @@ def _csv_rows(file_name: str) -> list[dict[str, str]]:
 
 def builtin_spaces() -> tuple[SpaceInfo, ...]:
     """Every built-in (space, profile), the default profile of each space first."""
-    return tuple(SpaceInfo(r["space"], r["profile"], tuple(r["tables"].split(";")), r["description"], r["source"])
-                 for r in _csv_rows("spaces.csv"))
+    return tuple(
+        SpaceInfo(r["space"], r["profile"], tuple(r["tables"].split(";")), r["description"], r["source"])
+        for r in _csv_rows("spaces.csv")
+    )
 
 
 def space_names() -> tuple[str, ...]:

@@ -17,13 +17,31 @@ if TYPE_CHECKING:
     from ecglens.models.registry import build_model, create_model, model_config, model_names
     from ecglens.models.resnet1d import BasicBlock1d, ResNet1d
 
-__getattr__ = lazy_exports(__name__, {
-    "resolve_device": "ecglens.models.device", "class_probabilities": "ecglens.models.inference",
-    "model_device": "ecglens.models.inference", "build_model": "ecglens.models.registry",
-    "create_model": "ecglens.models.registry", "model_config": "ecglens.models.registry",
-    "model_names": "ecglens.models.registry", "BasicBlock1d": "ecglens.models.resnet1d",
-    "ResNet1d": "ecglens.models.resnet1d", "ResNetConfig": "ecglens.models.config",
-})
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "resolve_device": "ecglens.models.device",
+        "class_probabilities": "ecglens.models.inference",
+        "model_device": "ecglens.models.inference",
+        "build_model": "ecglens.models.registry",
+        "create_model": "ecglens.models.registry",
+        "model_config": "ecglens.models.registry",
+        "model_names": "ecglens.models.registry",
+        "BasicBlock1d": "ecglens.models.resnet1d",
+        "ResNet1d": "ecglens.models.resnet1d",
+        "ResNetConfig": "ecglens.models.config",
+    },
+)
 
-__all__ = ["BasicBlock1d", "ResNet1d", "ResNetConfig", "build_model", "class_probabilities", "create_model",
-           "model_config", "model_device", "model_names", "resolve_device"]
+__all__ = [
+    "BasicBlock1d",
+    "ResNet1d",
+    "ResNetConfig",
+    "build_model",
+    "class_probabilities",
+    "create_model",
+    "model_config",
+    "model_device",
+    "model_names",
+    "resolve_device",
+]

@@ -37,8 +37,9 @@ class AttackResult:
     loss_history: tuple[float, ...]
 
 
-def attack_loss(model: nn.Module, x: torch.Tensor, reference: torch.Tensor,
-                classes: Sequence[int] | None = None) -> torch.Tensor:
+def attack_loss(
+    model: nn.Module, x: torch.Tensor, reference: torch.Tensor, classes: Sequence[int] | None = None
+) -> torch.Tensor:
     """Per-record BCE of the logits against ``reference`` (0/1), summed over ``classes`` (default all)."""
     logits = model(x).float()
     loss = nn.functional.binary_cross_entropy_with_logits(logits, reference.float(), reduction="none")
@@ -54,10 +55,19 @@ def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     return delta * (eps / norms).clamp(max=1.0).view(-1, *([1] * (delta.dim() - 1)))
 
 
-def pgd(model: nn.Module, x: torch.Tensor, reference: torch.Tensor, eps: float, norm: str = "linf",
-        steps: int = 10, step_size: float | None = None, classes: Sequence[int] | None = None,
-        random_start: bool = False, generator: torch.Generator | None = None, keep_best: bool = True
-        ) -> AttackResult:
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    reference: torch.Tensor,
+    eps: float,
+    norm: str = "linf",
+    steps: int = 10,
+    step_size: float | None = None,
+    classes: Sequence[int] | None = None,
+    random_start: bool = False,
+    generator: torch.Generator | None = None,
+    keep_best: bool = True,
+) -> AttackResult:
     """Projected gradient ascent on `attack_loss` within an ``eps`` ball around ``x``.
 
     Args:
@@ -114,8 +124,9 @@ def pgd(model: nn.Module, x: torch.Tensor, reference: torch.Tensor, eps: float, 
     return AttackResult((x + best).detach(), tuple(history))
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, reference: torch.Tensor, eps: float,
-         classes: Sequence[int] | None = None) -> AttackResult:
+def fgsm(
+    model: nn.Module, x: torch.Tensor, reference: torch.Tensor, eps: float, classes: Sequence[int] | None = None
+) -> AttackResult:
     """The fast gradient sign method (Goodfellow et al. 2015): one L-infinity step of size ``eps``."""
     return pgd(model, x, reference, eps, "linf", steps=1, step_size=eps, classes=classes, keep_best=False)
 
@@ -154,8 +165,16 @@ def band_limiter(sampling_rate_hz: float, low_hz: float = 0.5, high_hz: float = 
     return limit
 
 
-def shaped_pgd(model: nn.Module, x: torch.Tensor, reference: torch.Tensor, eps: float, shape: Shaper,
-               steps: int = 10, step_size: float | None = None, classes: Sequence[int] | None = None) -> AttackResult:
+def shaped_pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    reference: torch.Tensor,
+    eps: float,
+    shape: Shaper,
+    steps: int = 10,
+    step_size: float | None = None,
+    classes: Sequence[int] | None = None,
+) -> AttackResult:
     """PGD whose perturbation is ``shape(theta)``: smooth or band-limited, within an L-infinity budget.
 
     Sign-gradient ascent on the free parameter theta; after each step theta is scaled so that the perturbation's

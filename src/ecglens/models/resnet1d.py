@@ -30,8 +30,9 @@ class BasicBlock1d(nn.Module):
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1, dropout: float = 0.2, groups: int = 1):
         super().__init__()
-        self.conv1 = nn.Conv1d(in_channels, channels, kernel_size=7, stride=stride, padding=3, bias=False,
-                               groups=groups)
+        self.conv1 = nn.Conv1d(
+            in_channels, channels, kernel_size=7, stride=stride, padding=3, bias=False, groups=groups
+        )
         self.bn1 = nn.BatchNorm1d(channels)
         self.relu1 = nn.ReLU()
         self.dropout = nn.Dropout(dropout)
@@ -42,7 +43,7 @@ class BasicBlock1d(nn.Module):
         if stride != 1 or in_channels != channels:
             self.downsample = nn.Sequential(
                 nn.Conv1d(in_channels, channels, kernel_size=1, stride=stride, bias=False, groups=groups),
-                nn.BatchNorm1d(channels)
+                nn.BatchNorm1d(channels),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -101,7 +101,7 @@ def _rows(signal: np.ndarray, panels, position: dict[str, int], rate: float) -> 
         for name, start, stop in row:
             if name in position:
                 lead = signal[position[name]]
-                part = lead[int(start * rate): max(int(stop * rate), int(start * rate) + 1)] - np.median(lead)
+                part = lead[int(start * rate) : max(int(stop * rate), int(start * rate) + 1)] - np.median(lead)
                 if part.size and np.isfinite(part).all():
                     up = max(up, min(float(part.max()) + 0.3, MAX_HALF_MV))
                     down = max(down, min(-float(part.min()) + 0.3, MAX_HALF_MV))
@@ -155,16 +155,29 @@ def plot_ecg(
     fig, ax = _paper_axes(seconds + LEAD_IN_S, y_low, paper, colour_bar=segments is not None)
     t = LEAD_IN_S + np.arange(n_draw) / sampling_rate_hz
     if time_band is not None:
-        ax.fill_between(t, y_low, 0.0, where=np.asarray(time_band)[:n_draw] > 0, color=paper.band, alpha=0.35,
-                        lw=0, zorder=1, step="mid")
-    colours = None if segments is None else _SegmentColours(
-        np.asarray(segments)[:, :n_draw], sampling_rate_hz, paper)
+        ax.fill_between(
+            t,
+            y_low,
+            0.0,
+            where=np.asarray(time_band)[:n_draw] > 0,
+            color=paper.band,
+            alpha=0.35,
+            lw=0,
+            zorder=1,
+            step="mid",
+        )
+    colours = None if segments is None else _SegmentColours(np.asarray(segments)[:, :n_draw], sampling_rate_hz, paper)
     clipped = False
     for row, layout_row in zip(rows, panels, strict=True):
         for name, start, stop in layout_row:
             if name in position:
-                panel = _Panel(name, position[name], round(start * sampling_rate_hz),
-                               min(round(stop * sampling_rate_hz), n_draw), start)
+                panel = _Panel(
+                    name,
+                    position[name],
+                    round(start * sampling_rate_hz),
+                    min(round(stop * sampling_rate_hz), n_draw),
+                    start,
+                )
                 clipped |= _draw_panel(ax, t, signal[position[name], :n_draw], panel, row, paper, highlight, colours)
         _calibration_pulse(ax, row.offset)
     subtitle = "25 mm/s, 10 mm/mV, 1-mV calibration pulse"
@@ -221,24 +234,46 @@ class _SegmentColours:
         self.image: AxesImage | None = None
 
 
-def _draw_panel(ax: Axes, t: np.ndarray, lead: np.ndarray, panel: _Panel, row: _Row, paper: PaperStyle,
-                highlight: np.ndarray | None, colours: _SegmentColours | None) -> bool:
+def _draw_panel(
+    ax: Axes,
+    t: np.ndarray,
+    lead: np.ndarray,
+    panel: _Panel,
+    row: _Row,
+    paper: PaperStyle,
+    highlight: np.ndarray | None,
+    colours: _SegmentColours | None,
+) -> bool:
     """One lead's trace with its overlays, name and separator; True when the trace was clipped."""
     a, z = panel.first, panel.stop
     trace = lead[a:z] - np.median(lead)
     low, high = row.offset - row.half_down, row.offset + row.half_up
     if colours is not None:
-        colours.image = ax.imshow(colours.sums[panel.row, a:z][None], extent=(t[a], t[z - 1], low, high),
-                                  cmap=colours.cmap, norm=colours.norm, aspect="auto", zorder=1,
-                                  interpolation="nearest")
+        colours.image = ax.imshow(
+            colours.sums[panel.row, a:z][None],
+            extent=(t[a], t[z - 1], low, high),
+            cmap=colours.cmap,
+            norm=colours.norm,
+            aspect="auto",
+            zorder=1,
+            interpolation="nearest",
+        )
     if highlight is not None:
-        ax.fill_between(t[a:z], low, high, where=np.asarray(highlight)[panel.row, a:z] > 0, color=paper.mask,
-                        alpha=0.25, lw=0, zorder=2, step="mid")
+        ax.fill_between(
+            t[a:z],
+            low,
+            high,
+            where=np.asarray(highlight)[panel.row, a:z] > 0,
+            color=paper.mask,
+            alpha=0.25,
+            lw=0,
+            zorder=2,
+            step="mid",
+        )
     clipped = _trace(ax, t[a:z], trace, row)
     ax.text(panel.start_s + LEAD_IN_S + 0.04, high - 0.45, panel.name, fontsize=9, weight="bold", zorder=4)
     if panel.start_s > 0:
-        ax.plot([panel.start_s + LEAD_IN_S] * 2, [row.offset - 0.3, row.offset + 0.3], color="black", lw=1.0,
-                zorder=4)
+        ax.plot([panel.start_s + LEAD_IN_S] * 2, [row.offset - 0.3, row.offset + 0.3], color="black", lw=1.0, zorder=4)
     return clipped
 
 
@@ -259,12 +294,14 @@ def _trace(ax, t: np.ndarray, trace: np.ndarray, row: _Row) -> bool:
     ax.plot(t, drawn + row.offset, color="black", lw=0.7, zorder=3)
     hit = False
     if row.half_up >= MAX_HALF_MV and high_clip.any():
-        ax.plot(t[high_clip], np.full(high_clip.sum(), row.offset + row.half_up - 0.12), "^", color="black",
-                ms=3, zorder=4)
+        ax.plot(
+            t[high_clip], np.full(high_clip.sum(), row.offset + row.half_up - 0.12), "^", color="black", ms=3, zorder=4
+        )
         hit = True
     if row.half_down >= MAX_HALF_MV and low_clip.any():
-        ax.plot(t[low_clip], np.full(low_clip.sum(), row.offset - row.half_down + 0.12), "v", color="black",
-                ms=3, zorder=4)
+        ax.plot(
+            t[low_clip], np.full(low_clip.sum(), row.offset - row.half_down + 0.12), "v", color="black", ms=3, zorder=4
+        )
         hit = True
     return hit
 

@@ -27,8 +27,9 @@ class ExampleFigure:
     path: str
 
 
-def gradcam_examples(model: nn.Module, meta: BundleMeta, records: Sequence[ModelInput], out: Path,
-                     n_correct: int = 2, n_wrong: int = 2) -> list[ExampleFigure]:
+def gradcam_examples(
+    model: nn.Module, meta: BundleMeta, records: Sequence[ModelInput], out: Path, n_correct: int = 2, n_wrong: int = 2
+) -> list[ExampleFigure]:
     """Grad-CAM figures (the study's Figures 6-8) for the first right and wrong records of a set."""
     if not records:
         return []
@@ -39,22 +40,42 @@ def gradcam_examples(model: nn.Module, meta: BundleMeta, records: Sequence[Model
     figures = []
     for kind, picks in (("correct", right[:n_correct]), ("incorrect", wrong[:n_wrong])):
         for i in picks:
-            explanation = explain_inputs(model, meta, [records[i]], "gradcam",
-                                         probabilities=probabilities[i : i + 1])[0]
+            explanation = explain_inputs(model, meta, [records[i]], "gradcam", probabilities=probabilities[i : i + 1])[
+                0
+            ]
             fig = explanation_figure(explanation, meta, title_prefix=f"{kind}: ")
             path = save_figure(fig, out / f"{safe_name(records[i].record_id)}_{explanation.class_name}_gradcam.png")
             figures.append(ExampleFigure(kind, records[i].record_id, explanation.class_name, str(path)))
     return figures
 
 
-def population_heatmap(model: nn.Module, meta: BundleMeta, records: Sequence[ModelInput], background: Background,
-                       path: Path, title: str, samples: int | None = None, progress: bool = True,
-                       check_records: int = 2, max_samples: int = 64) -> PopulationImportance:
+def population_heatmap(
+    model: nn.Module,
+    meta: BundleMeta,
+    records: Sequence[ModelInput],
+    background: Background,
+    path: Path,
+    title: str,
+    samples: int | None = None,
+    progress: bool = True,
+    check_records: int = 2,
+    max_samples: int = 64,
+) -> PopulationImportance:
     """The study's Figures 2-5 for one model and record set, signed with its error (grouped by the decided class);
     the figure is written to ``path``."""
-    result = population_importance(model, records, background, meta.class_names, meta.lead_names, samples,
-                                   progress=progress, decide=meta.decided, agreement_records=check_records,
-                                   max_samples=max_samples, never=dict(meta.not_validated))
+    result = population_importance(
+        model,
+        records,
+        background,
+        meta.class_names,
+        meta.lead_names,
+        samples,
+        progress=progress,
+        decide=meta.decided,
+        agreement_records=check_records,
+        max_samples=max_samples,
+        never=dict(meta.not_validated),
+    )
     save_figure(lead_class_heatmap(result, title), path)
     return result
 
@@ -65,7 +86,8 @@ POPULATION_NOTE = (
     "decides as the class, as % of the row's total absolute value, with the Monte-Carlo standard error under each "
     "value; red is evidence for the class, blue against; the last row averages the classes. Below: the absolute "
     "mass (sum over time of |SHAP|), which grows with a lead's amplitude and with sampling noise: not an "
-    "attribution, shown for comparison with the study's figures.</p>")
+    "attribution, shown for comparison with the study's figures.</p>"
+)
 """How every report introduces the population heatmap."""
 
 
@@ -76,11 +98,15 @@ def population_summary(result: dict) -> str:
     signed = result["views"]["signed"]
     parts = [f"{result['samples_per_record']} samples per explained record on average"]
     if signed["relative_error"] is not None:
-        parts.append(f"mean Monte-Carlo SE {signed['relative_error']:.1%} of the mean |cell|"
-                     + ("" if result["target_error"] is None else f" (target {result['target_error']:.0%})"))
+        parts.append(
+            f"mean Monte-Carlo SE {signed['relative_error']:.1%} of the mean |cell|"
+            + ("" if result["target_error"] is None else f" (target {result['target_error']:.0%})")
+        )
     agreement = result.get("shapley_agreement")
     if agreement and agreement["mean_spearman"] is not None:
-        parts.append(f"rank agreement with exact lead Shapley ({len(agreement['players'])} players, limb leads as "
-                     f"one, conditional baseline): mean Spearman {agreement['mean_spearman']:.2f} over "
-                     f"{agreement['n_pairs']} (record, class) pairs")
+        parts.append(
+            f"rank agreement with exact lead Shapley ({len(agreement['players'])} players, limb leads as "
+            f"one, conditional baseline): mean Spearman {agreement['mean_spearman']:.2f} over "
+            f"{agreement['n_pairs']} (record, class) pairs"
+        )
     return "; ".join(parts) + "." + "".join(f" {note[:1].upper()}{note[1:]}." for note in result.get("notes", []))

@@ -51,8 +51,13 @@ class FigureOptions:
 DEFAULT_FIGURES = FigureOptions()
 
 
-def save_figure(fig: Figure, target: str | os.PathLike | io.BytesIO, dpi: int = FIGURE_DPI, tight: bool = True,
-                image_format: str | None = None) -> Path | io.BytesIO:
+def save_figure(
+    fig: Figure,
+    target: str | os.PathLike | io.BytesIO,
+    dpi: int = FIGURE_DPI,
+    tight: bool = True,
+    image_format: str | None = None,
+) -> Path | io.BytesIO:
     """Save a figure (to a path, written atomically, or into a buffer) and close it; the one figure writer.
 
     The format is ``image_format``, else the path's suffix when it is one of `FIGURE_FORMATS`, else PNG.
@@ -75,19 +80,37 @@ def save_figure(fig: Figure, target: str | os.PathLike | io.BytesIO, dpi: int = 
         plt.close(fig)
 
 
-def label_title(record_id: str, truth: np.ndarray | None, probabilities: np.ndarray, thresholds: Sequence[float],
-                class_names: Sequence[str]) -> str:
+def label_title(
+    record_id: str,
+    truth: np.ndarray | None,
+    probabilities: np.ndarray,
+    thresholds: Sequence[float],
+    class_names: Sequence[str],
+) -> str:
     """'record: true AF | predicted AF (0.97), PVC (0.61)'."""
-    predicted = [f"{name} ({p:.2f})" for name, p, t in zip(class_names, probabilities, thresholds, strict=True)
-                 if p >= t] or ["none"]
-    true = "unknown" if truth is None else (", ".join(n for n, y in zip(class_names, truth, strict=True) if y > 0.5)
-                                            or "none")
+    predicted = [
+        f"{name} ({p:.2f})" for name, p, t in zip(class_names, probabilities, thresholds, strict=True) if p >= t
+    ] or ["none"]
+    true = (
+        "unknown"
+        if truth is None
+        else (", ".join(n for n, y in zip(class_names, truth, strict=True) if y > 0.5) or "none")
+    )
     return f"{record_id}: true {true} | predicted {', '.join(predicted)}"
 
 
-def gradcam_figure(signal: np.ndarray, rate_hz: float, cam: np.ndarray, title: str, class_name: str,
-                   percentile: float = 95.0, layout: str = "3x4", lead_names: tuple[str, ...] = LEAD_NAMES,
-                   probability: float | None = None, style: str = "color") -> Figure:
+def gradcam_figure(
+    signal: np.ndarray,
+    rate_hz: float,
+    cam: np.ndarray,
+    title: str,
+    class_name: str,
+    percentile: float = 95.0,
+    layout: str = "3x4",
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+    probability: float | None = None,
+    style: str = "color",
+) -> Figure:
     """The study's Figures 6-8: the ECG with its Grad-CAM (min-max normalised, >= percentile) shaded.
 
     Grad-CAM has one value per time step, so it is drawn as bands across the full page height (every
@@ -97,12 +120,26 @@ def gradcam_figure(signal: np.ndarray, rate_hz: float, cam: np.ndarray, title: s
     time_map = np.asarray(cam).reshape(-1, np.shape(cam)[-1])[0]  # one map per time step (same on every lead)
     if not (time_map > 0).any():
         at = "" if probability is None else f" at p={probability:.2f}"
-        return plot_ecg(signal, rate_hz, f"{title}\nno positive Grad-CAM evidence for {class_name}{at}",
-                        lead_names=lead_names, layout=layout, style=style)
+        return plot_ecg(
+            signal,
+            rate_hz,
+            f"{title}\nno positive Grad-CAM evidence for {class_name}{at}",
+            lead_names=lead_names,
+            layout=layout,
+            style=style,
+        )
     shaded = threshold_map(time_map[None], percentile)[0]
-    return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout, time_band=shaded, style=style,
-                    highlight_label=f"Grad-CAM for {class_name}, top {100 - percentile:g} % of time steps "
-                                    "(per time, across all leads: not lead-specific)")
+    return plot_ecg(
+        signal,
+        rate_hz,
+        title,
+        lead_names=lead_names,
+        layout=layout,
+        time_band=shaded,
+        style=style,
+        highlight_label=f"Grad-CAM for {class_name}, top {100 - percentile:g} % of time steps "
+        "(per time, across all leads: not lead-specific)",
+    )
 
 
 ATTRIBUTION_LABELS = {
@@ -111,9 +148,17 @@ ATTRIBUTION_LABELS = {
 }
 
 
-def attribution_figure(signal: np.ndarray, rate_hz: float, values: np.ndarray, title: str, class_name: str,
-                       method: str = "shap", layout: str = "12x1", lead_names: tuple[str, ...] = LEAD_NAMES,
-                       style: str = "color") -> Figure:
+def attribution_figure(
+    signal: np.ndarray,
+    rate_hz: float,
+    values: np.ndarray,
+    title: str,
+    class_name: str,
+    method: str = "shap",
+    layout: str = "12x1",
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+    style: str = "color",
+) -> Figure:
     """A lead-resolved attribution (SHAP, guided Grad-CAM) on every lead, summed over 40-ms segments.
 
     Sign and magnitude are shown with a diverging colour map (red for evidence for the class, blue
@@ -125,24 +170,52 @@ def attribution_figure(signal: np.ndarray, rate_hz: float, values: np.ndarray, t
         label += "; positive values only"
     values = np.asarray(values)
     if not np.any(values):
-        return plot_ecg(signal, rate_hz, f"{title}\nall-zero {method} attribution for {class_name}",
-                        lead_names=lead_names, layout=layout, style=style)
-    return plot_ecg(signal, rate_hz, title, lead_names=lead_names, layout=layout, segments=values,
-                    segments_label=label, style=style)
+        return plot_ecg(
+            signal,
+            rate_hz,
+            f"{title}\nall-zero {method} attribution for {class_name}",
+            lead_names=lead_names,
+            layout=layout,
+            style=style,
+        )
+    return plot_ecg(
+        signal, rate_hz, title, lead_names=lead_names, layout=layout, segments=values, segments_label=label, style=style
+    )
 
 
-def explanation_figure(explanation: RecordExplanation, meta: BundleMeta, options: FigureOptions = DEFAULT_FIGURES,
-                       title_prefix: str = "") -> Figure:
+def explanation_figure(
+    explanation: RecordExplanation, meta: BundleMeta, options: FigureOptions = DEFAULT_FIGURES, title_prefix: str = ""
+) -> Figure:
     """A record's explanation on ECG paper, titled with the probabilities of the very input it explains."""
     percentile, layout, style = options.percentile, options.layout, options.style
     item = explanation.input
-    title = title_prefix + label_title(item.record_id, item.labels, explanation.probabilities, meta.thresholds,
-                                       meta.class_names)
+    title = title_prefix + label_title(
+        item.record_id, item.labels, explanation.probabilities, meta.thresholds, meta.class_names
+    )
     if explanation.method == "gradcam":
-        return gradcam_figure(item.signal, meta.sampling_rate_hz, explanation.values, title, explanation.class_name,
-                              percentile, layout or "3x4", meta.lead_names, explanation.probability, style)
-    return attribution_figure(item.signal, meta.sampling_rate_hz, explanation.values, title, explanation.class_name,
-                              explanation.method, layout or "12x1", meta.lead_names, style)
+        return gradcam_figure(
+            item.signal,
+            meta.sampling_rate_hz,
+            explanation.values,
+            title,
+            explanation.class_name,
+            percentile,
+            layout or "3x4",
+            meta.lead_names,
+            explanation.probability,
+            style,
+        )
+    return attribution_figure(
+        item.signal,
+        meta.sampling_rate_hz,
+        explanation.values,
+        title,
+        explanation.class_name,
+        explanation.method,
+        layout or "12x1",
+        meta.lead_names,
+        style,
+    )
 
 
 def lead_class_heatmap(result: PopulationImportance, title: str) -> Figure:
@@ -158,29 +231,43 @@ def lead_class_heatmap(result: PopulationImportance, title: str) -> Figure:
     rows = [f"{name} (n={count})" for name, count in zip(result.class_names, result.counts, strict=True)]
     width = 0.68 * len(result.lead_names) + 3.2  # the two views one above the other: readable on a page
     height = 0.8 + 0.46 * (len(rows) + 1)
-    fig, axes = plt.subplots(2, 1, figsize=(width, 2 * height + 0.6),
-                             gridspec_kw={"height_ratios": [len(rows) + 1, len(rows)]})
+    fig, axes = plt.subplots(
+        2, 1, figsize=(width, 2 * height + 0.6), gridspec_kw={"height_ratios": [len(rows) + 1, len(rows)]}
+    )
     shares = np.vstack([signed, result.average("signed")[None, :]]) * 100
     errors = np.vstack([signed_se, np.full((1, signed.shape[1]), np.nan)]) * 100
     limit = float(np.nanmax(np.abs(shares))) if np.isfinite(shares).any() else 1.0
-    image = _heat(axes[0], shares, [*rows, "average"], result.lead_names, "RdBu_r", "{:+.0f}",
-                  (-limit, limit), errors)
+    image = _heat(axes[0], shares, [*rows, "average"], result.lead_names, "RdBu_r", "{:+.0f}", (-limit, limit), errors)
     axes[0].axhline(len(rows) - 0.5, color="white", lw=2)
     grouped = "decided as" if result.grouping == "predicted" else "labelled with"
-    axes[0].set_title(f"signed SHAP, % of the row's |total| (± Monte-Carlo SE), {result.samples} samples/record on "
-                      f"average;\nrecords {grouped} the class", fontsize=8)
+    axes[0].set_title(
+        f"signed SHAP, % of the row's |total| (± Monte-Carlo SE), {result.samples} samples/record on "
+        f"average;\nrecords {grouped} the class",
+        fontsize=8,
+    )
     fig.colorbar(image, ax=axes[0], label="% (red: for the class, blue: against)", shrink=0.8)
     image = _heat(axes[1], absolute * 100, rows, result.lead_names, "viridis", "{:.0f}")
-    axes[1].set_title(f"absolute mass, % of the row: not an attribution; grows with amplitude and with noise "
-                      f"({result.absolute_samples} samples/record)", fontsize=8)
+    axes[1].set_title(
+        f"absolute mass, % of the row: not an attribution; grows with amplitude and with noise "
+        f"({result.absolute_samples} samples/record)",
+        fontsize=8,
+    )
     fig.colorbar(image, ax=axes[1], label="% of sum |SHAP|", shrink=0.8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def _heat(ax, data: np.ndarray, rows: Sequence[str], columns: Sequence[str], cmap: str, text: str,
-          limits: tuple[float, float] | None = None, errors: np.ndarray | None = None):
+def _heat(
+    ax,
+    data: np.ndarray,
+    rows: Sequence[str],
+    columns: Sequence[str],
+    cmap: str,
+    text: str,
+    limits: tuple[float, float] | None = None,
+    errors: np.ndarray | None = None,
+):
     """One annotated heatmap panel (with ``errors``: ± under each value); NaN cells stay blank."""
     vmin, vmax = limits if limits is not None else (None, None)
     image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
@@ -192,8 +279,16 @@ def _heat(ax, data: np.ndarray, rows: Sequence[str], columns: Sequence[str], cma
                 label = text.format(data[r, c])
                 if errors is not None and np.isfinite(errors[r, c]):
                     label += f"\n±{errors[r, c]:.0f}" if errors[r, c] >= 0.5 else "\n±<1"
-                ax.text(c, r, label, ha="center", va="center", fontsize=6.5, linespacing=0.95,
-                        color="black" if light else "white")
+                ax.text(
+                    c,
+                    r,
+                    label,
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    linespacing=0.95,
+                    color="black" if light else "white",
+                )
     ax.set_xticks(range(len(columns)), columns, fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     return image
@@ -208,11 +303,28 @@ def curves_figure(fractions: np.ndarray, curves: dict[str, dict[str, np.ndarray]
         for method, values in curves.items():
             line = axis.plot(fractions, values[kind], "o-", lw=2, ms=4, label=f"{method}, most attributed first")[0]
             if not shared:
-                axis.plot(fractions, values[f"random_{kind}"], ":", marker="x", ms=5, lw=1.2,
-                          color=line.get_color(), alpha=0.8, label=f"{method}, random order")
+                axis.plot(
+                    fractions,
+                    values[f"random_{kind}"],
+                    ":",
+                    marker="x",
+                    ms=5,
+                    lw=1.2,
+                    color=line.get_color(),
+                    alpha=0.8,
+                    label=f"{method}, random order",
+                )
         if shared and randoms:
-            axis.plot(fractions, randoms[0], ":", marker="x", ms=5, lw=1.4, color="black",
-                      label="random order (the same for every method)")
+            axis.plot(
+                fractions,
+                randoms[0],
+                ":",
+                marker="x",
+                ms=5,
+                lw=1.4,
+                color="black",
+                label="random order (the same for every method)",
+            )
         action = "replaced by the lead's median" if kind == "deletion" else "restored into the all-median record"
         axis.set_xlabel(f"fraction of 60-ms segments {action}")
         axis.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} is more faithful)", fontsize=9)
@@ -245,23 +357,35 @@ def reliability_figure(result: EvaluationResult, title: str) -> Figure:
     columns = min(5, max(len(shown), 1))
     rows = max(1, -(-len(shown) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows + 0.6), squeeze=False)
-    for axis in axes.flat[len(shown):]:
+    for axis in axes.flat[len(shown) :]:
         axis.set_visible(False)
     for axis, curve in zip(axes.flat, shown, strict=False):
         m = metrics[curve.name]
-        points = [(p, f, n) for p, f, n in zip(curve.mean_probability, curve.fraction_positive, curve.counts,
-                                                strict=True) if n]
+        points = [
+            (p, f, n)
+            for p, f, n in zip(curve.mean_probability, curve.fraction_positive, curve.counts, strict=True)
+            if n
+        ]
         axis.plot([0, 1], [0, 1], color="0.6", lw=1, ls=":")
         if points:
             p, f, n = (np.array(v, float) for v in zip(*points, strict=True))
             axis.plot(p, f, "-", color="C0", lw=1.2)
             axis.scatter(p, f, s=8 + 120 * n / n.max(), color="C0", zorder=3)
         axis.axvline(curve.threshold, color="C3", ls="--", lw=1.2)
-        axis.text(min(curve.threshold + 0.02, 0.62), 0.92, f"threshold {curve.threshold:.2f}", color="C3",
-                  fontsize=7, transform=axis.transData)
+        axis.text(
+            min(curve.threshold + 0.02, 0.62),
+            0.92,
+            f"threshold {curve.threshold:.2f}",
+            color="C3",
+            fontsize=7,
+            transform=axis.transData,
+        )
         ece = "n/a" if m.ece is None else f"{m.ece:.3f}"
-        axis.set_title(f"{curve.name} (n+ {m.n_positive}, ECE {ece})", fontsize=8,
-                       color="C3" if any("calibrated" in flag for flag in m.flags) else "black")
+        axis.set_title(
+            f"{curve.name} (n+ {m.n_positive}, ECE {ece})",
+            fontsize=8,
+            color="C3" if any("calibrated" in flag for flag in m.flags) else "black",
+        )
         axis.set_xlim(-0.03, 1.03)
         axis.set_ylim(-0.03, 1.03)
         axis.tick_params(labelsize=7)
@@ -271,7 +395,10 @@ def reliability_figure(result: EvaluationResult, title: str) -> Figure:
     for axis in axes[:, 0]:
         axis.set_ylabel("fraction positive", fontsize=8)
     more = "" if len(curves) <= len(shown) else f"; the {len(shown)} most frequent of {len(curves)} classes"
-    fig.suptitle(f"{title}: reliability per class ({result.n_records} records{more}; dotted: perfect calibration, "
-                 "dashed: decision threshold; a red title: that threshold is not a calibrated probability)", fontsize=9)
+    fig.suptitle(
+        f"{title}: reliability per class ({result.n_records} records{more}; dotted: perfect calibration, "
+        "dashed: decision threshold; a red title: that threshold is not a calibrated probability)",
+        fontsize=9,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig

@@ -36,8 +36,9 @@ def _png_img(png: bytes, alt: str) -> Markup:
     dpi = _png_dpi(png)
     data = base64.b64encode(png).decode()
     if dpi:
-        return Markup('<img alt="{}" width="{}" src="data:image/png;base64,{}">').format(alt, round(width * 96 / dpi),
-                                                                                       data)
+        return Markup('<img alt="{}" width="{}" src="data:image/png;base64,{}">').format(
+            alt, round(width * 96 / dpi), data
+        )
     return Markup('<img alt="{}" src="data:image/png;base64,{}">').format(alt, data)
 
 
@@ -65,6 +66,7 @@ def figure_from_png(path, alt: str) -> Markup:
 
 def table_to_html(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Markup:
     """A plain HTML table (cells escaped; None shown as n/a, floats with 3 decimals)."""
+
     def cell(value: object) -> object:
         if value is None:
             return "n/a"
@@ -91,22 +93,45 @@ def evaluation_table(result: EvaluationResult, threshold_origin: str) -> Markup:
     where it came from, calibration (ECE, Brier), the set-level scores (macro AUC and AUPRC, Fmax, Challenge
     score with what it covers) and the flags a reader must not miss (fewer than 10 positives, a threshold at
     0, 1, below 0.05 or far from 0.5)."""
-    def cell(value: float | None, interval: tuple[float, float] | None = None) -> dict:
-        return {"value": "n/a" if value is None else f"{value:.3f}",
-                "interval": None if value is None or not interval else f"[{interval[0]:.2f}, {interval[1]:.2f}]"}
 
-    rows = [{"name": m.name, "n": m.n_positive, "threshold": f"{m.threshold:.3f}", "flagged": bool(m.flags),
-             "cells": [cell(getattr(m, k), m.ci95.get(k)) for k in METRICS] + [cell(m.ece), cell(m.brier)],
-             "flags": "; ".join([m.note] * bool(m.note) + list(m.flags))} for m in result.per_class]
+    def cell(value: float | None, interval: tuple[float, float] | None = None) -> dict:
+        return {
+            "value": "n/a" if value is None else f"{value:.3f}",
+            "interval": None if value is None or not interval else f"[{interval[0]:.2f}, {interval[1]:.2f}]",
+        }
+
+    rows = [
+        {
+            "name": m.name,
+            "n": m.n_positive,
+            "threshold": f"{m.threshold:.3f}",
+            "flagged": bool(m.flags),
+            "cells": [cell(getattr(m, k), m.ci95.get(k)) for k in METRICS] + [cell(m.ece), cell(m.brier)],
+            "flags": "; ".join([m.note] * bool(m.note) + list(m.flags)),
+        }
+        for m in result.per_class
+    ]
+
     def mean(values: list[float | None]) -> float | None:
         present = [v for v in values if v is not None]
         return sum(present) / len(present) if present else None
 
     average = [cell(result.average.get(k), result.average_ci95.get(k)) for k in METRICS] + [
-        cell(mean([m.ece for m in result.per_class])), cell(mean([m.brier for m in result.per_class]))]
+        cell(mean([m.ece for m in result.per_class])),
+        cell(mean([m.brier for m in result.per_class])),
+    ]
     scores = {name: cell(value)["value"] for name, value in result.set_scores().items()}
-    return Markup(_EVALUATION.render(result=result, scores=scores, origin=threshold_origin, note=CI_NOTE, rows=rows,
-                                     average=average, fmax_note=FMAX_NOTE))  # rendered with autoescaping
+    return Markup(
+        _EVALUATION.render(
+            result=result,
+            scores=scores,
+            origin=threshold_origin,
+            note=CI_NOTE,
+            rows=rows,
+            average=average,
+            fmax_note=FMAX_NOTE,
+        )
+    )  # rendered with autoescaping
 
 
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -116,11 +141,13 @@ _PAGE = _ENV.from_string(
     "style-src 'unsafe-inline'\">"
     "<title>{{ title }}</title><style>{{ style }}</style></head><body><h1>{{ title }}</h1>"
     "{% for heading, content in sections %}<section><h2>{{ heading }}</h2>{{ content }}</section>{% endfor %}"
-    "</body></html>")
+    "</body></html>"
+)
 _TABLE = _ENV.from_string(
     "<table><thead><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>"
     "{% for row in rows %}<tr>{% for value in row %}<td>{{ value }}</td>{% endfor %}</tr>{% endfor %}"
-    "</tbody></table>")
+    "</tbody></table>"
+)
 _EVALUATION = _ENV.from_string(
     "<table><caption>{{ result.name }}: {{ result.n_records }} records; macro AUC {{ scores.macro_auc }}, macro "
     "AUPRC {{ scores.macro_auprc }}, Fmax {{ scores.fmax }}, Challenge score {{ scores.challenge_score }}"
@@ -133,7 +160,8 @@ _EVALUATION = _ENV.from_string(
     "{% if c.interval %}<br><small>{{ c.interval }}</small>{% endif %}</td>{% endfor %}"
     "<td class='flags'>{{ row.flags }}</td></tr>{% endfor %}<tr><td><b>average</b></td><td></td><td></td>"
     "{% for c in average %}<td>{{ c.value }}{% if c.interval %}<br><small>{{ c.interval }}</small>{% endif %}"
-    "</td>{% endfor %}<td></td></tr></tbody></table>")
+    "</td>{% endfor %}<td></td></tr></tbody></table>"
+)
 
 
 def strict_json(value: object) -> object:
@@ -147,15 +175,20 @@ def strict_json(value: object) -> object:
     return value
 
 
-
 def out_of_scope_html(table: OutOfScopeTable) -> Markup:
     """What a model decided on records outside its label space: the false-normal rate, then every class's share."""
     rate = table.false_normal
     lead = f"{table.n_records} records name none of the classes (negatives for every class)."
     if rate is not None and rate[1] is not None:
-        lead += f" False-normal rate (called {table.normal}): {rate[1]:.1%}" + (
-            "" if rate[2] is None else f" (95 % Wilson {rate[2][0]:.1%}-{rate[2][1]:.1%})") + "."
-    rows = [[name, k, "n/a" if share is None else f"{share:.1%}", "" if ci is None else f"{ci[0]:.1%}-{ci[1]:.1%}"]
-            for name, k, share, ci in table.decided]
-    return Markup("<p>{}</p>").format(lead) + table_to_html(["class", "records decided as it", "share",
-                                                             "95 % Wilson"], rows)
+        lead += (
+            f" False-normal rate (called {table.normal}): {rate[1]:.1%}"
+            + ("" if rate[2] is None else f" (95 % Wilson {rate[2][0]:.1%}-{rate[2][1]:.1%})")
+            + "."
+        )
+    rows = [
+        [name, k, "n/a" if share is None else f"{share:.1%}", "" if ci is None else f"{ci[0]:.1%}-{ci[1]:.1%}"]
+        for name, k, share, ci in table.decided
+    ]
+    return Markup("<p>{}</p>").format(lead) + table_to_html(
+        ["class", "records decided as it", "share", "95 % Wilson"], rows
+    )

@@ -88,12 +88,17 @@ class PredictionLog:
         kept = self.out / self.PARTIAL_NAME
         os.replace(self.partial, kept)
         if isinstance(error, OSError):
-            raise OSError(error.errno, f"{error.strerror or error}; stopped after {self.count} record(s), whose "
-                                       f"rows are in {self.moved_to / self.PARTIAL_NAME}", error.filename) from error
+            raise OSError(
+                error.errno,
+                f"{error.strerror or error}; stopped after {self.count} record(s), whose "
+                f"rows are in {self.moved_to / self.PARTIAL_NAME}",
+                error.filename,
+            ) from error
 
 
-def write_predictions(predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str],
-                      out: Path) -> tuple[Path, ...]:
+def write_predictions(
+    predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str], out: Path
+) -> tuple[Path, ...]:
     """``predictions.jsonl`` (through `PredictionLog`), ``predictions.csv`` and ``issues.csv``."""
     with PredictionLog(out) as log:
         for prediction in predictions:
@@ -101,17 +106,26 @@ def write_predictions(predictions: Sequence[Prediction], issues: Sequence[ReadIs
     return log.path, *write_prediction_tables(predictions, issues, class_names, out)
 
 
-def write_prediction_tables(predictions: Sequence[Prediction], issues: Sequence[ReadIssue],
-                            class_names: Sequence[str], out: Path) -> tuple[Path, ...]:
+def write_prediction_tables(
+    predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str], out: Path
+) -> tuple[Path, ...]:
     """``predictions.csv`` and ``issues.csv`` (the JSON Lines come from `PredictionLog` as the batch runs)."""
     with atomic_open(out / "predictions.csv", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["record_id", "source", "status", *class_names, "decisions", "true_labels", "warnings"])
         for p in predictions:
             shown = [f"{p.probabilities[n]:.6f}" if n in p.probabilities else "" for n in class_names]
-            writer.writerow([p.record_id, p.source, p.status, *shown, ";".join(p.decisions),
-                             "" if p.true_labels is None else ";".join(p.true_labels),
-                             " | ".join([*p.reasons, *p.warnings])])
+            writer.writerow(
+                [
+                    p.record_id,
+                    p.source,
+                    p.status,
+                    *shown,
+                    ";".join(p.decisions),
+                    "" if p.true_labels is None else ";".join(p.true_labels),
+                    " | ".join([*p.reasons, *p.warnings]),
+                ]
+            )
     with atomic_open(out / "issues.csv", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "reason"])
@@ -119,27 +133,37 @@ def write_prediction_tables(predictions: Sequence[Prediction], issues: Sequence[
     return out / "predictions.csv", out / "issues.csv"
 
 
-def draw_explanations(explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path,
-                      options: FigureOptions = DEFAULT_FIGURES) -> list[dict]:
+def draw_explanations(
+    explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path, options: FigureOptions = DEFAULT_FIGURES
+) -> list[dict]:
     """A figure per record and class and an ``.npz`` of the maps per record; returns a summary row per figure."""
     rows, maps = [], {}
     for explanation in explanations:
         stem = safe_name(explanation.input.record_id)
-        figure = save_figure(explanation_figure(explanation, meta, options),
-                             out / f"{stem}_{explanation.class_name}_{explanation.method}.{options.image_format}")
+        figure = save_figure(
+            explanation_figure(explanation, meta, options),
+            out / f"{stem}_{explanation.class_name}_{explanation.method}.{options.image_format}",
+        )
         maps.setdefault((stem, explanation.method), {})[explanation.class_name] = explanation.values
-        rows.append({"record_id": explanation.input.record_id, "class": explanation.class_name,
-                     "method": explanation.method, "probability": explanation.probability, "figure": str(figure),
-                     "lead_mass": dict(zip(meta.lead_names, np.abs(explanation.values).sum(axis=1).tolist(),
-                                           strict=True))})
+        rows.append(
+            {
+                "record_id": explanation.input.record_id,
+                "class": explanation.class_name,
+                "method": explanation.method,
+                "probability": explanation.probability,
+                "figure": str(figure),
+                "lead_mass": dict(zip(meta.lead_names, np.abs(explanation.values).sum(axis=1).tolist(), strict=True)),
+            }
+        )
     for (stem, method), values in maps.items():
         with atomic_open(out / f"{stem}_{method}.npz", "wb") as handle:
             np.savez_compressed(handle, **values)
     return rows
 
 
-def write_record_explanations(explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path,
-                              options: FigureOptions = DEFAULT_FIGURES) -> tuple[Path, ...]:
+def write_record_explanations(
+    explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path, options: FigureOptions = DEFAULT_FIGURES
+) -> tuple[Path, ...]:
     """`draw_explanations` plus ``<method>.json`` summarising every figure; returns the JSON path first."""
     if not explanations:
         return ()
@@ -179,18 +203,24 @@ def population_frame(result: PopulationImportance, view: str = "signed") -> pd.D
 def population_lines(result: PopulationImportance) -> list[str]:
     """What a terminal shows: the signed table in %, its error, and the agreement with exact lead Shapley."""
     table = population_frame(result)[["n", *result.lead_names]]
-    lines = [f"signed SHAP per lead, % of each row's |total|; records grouped by {result.grouping} class; "
-             f"{result.samples} samples per explained record on average",
-             table.to_string(float_format=lambda v: f"{v:+.0f}" if round(v) else "0")]
+    lines = [
+        f"signed SHAP per lead, % of each row's |total|; records grouped by {result.grouping} class; "
+        f"{result.samples} samples per explained record on average",
+        table.to_string(float_format=lambda v: f"{v:+.0f}" if round(v) else "0"),
+    ]
     error = result.relative_error()
     if error is not None:
-        lines.append(f"Monte-Carlo error: mean SE {error:.1%} of the mean |cell|"
-                     + ("" if result.target_error is None else f" (target {result.target_error:.0%})"))
+        lines.append(
+            f"Monte-Carlo error: mean SE {error:.1%} of the mean |cell|"
+            + ("" if result.target_error is None else f" (target {result.target_error:.0%})")
+        )
     agreement = result.agreement
     if agreement is not None and agreement.mean_spearman is not None:
-        lines.append(f"rank agreement with exact lead Shapley ({len(agreement.players)} players, limb leads as one, "
-                     f"conditional baseline): mean Spearman {agreement.mean_spearman:.2f} over {agreement.n_pairs} "
-                     f"(record, class) pairs of {agreement.n_records} records")
+        lines.append(
+            f"rank agreement with exact lead Shapley ({len(agreement.players)} players, limb leads as one, "
+            f"conditional baseline): mean Spearman {agreement.mean_spearman:.2f} over {agreement.n_pairs} "
+            f"(record, class) pairs of {agreement.n_records} records"
+        )
     return lines + [f"note: {note}" for note in result.notes]
 
 
@@ -211,12 +241,21 @@ def write_faithfulness(result: FaithfulnessResult, out: Path, title: str) -> tup
     figure = save_figure(curves_figure(result.fractions, result.mean_curves, title), out / "faithfulness_curves.png")
     with atomic_open(out / "faithfulness.csv", newline="") as handle:
         pd.DataFrame(result.to_dict()["rows"]).to_csv(handle, index=False)
-    return (write_json(out / "faithfulness.json", strict_json(result.to_dict())),
-            write_text(out / "faithfulness.md", result.to_markdown()), out / "faithfulness.csv", figure)
+    return (
+        write_json(out / "faithfulness.json", strict_json(result.to_dict())),
+        write_text(out / "faithfulness.md", result.to_markdown()),
+        out / "faithfulness.csv",
+        figure,
+    )
 
 
-def write_evaluation_views(results: Sequence[EvaluationResult], threshold_origin: str, out: Path,
-                           title: str, out_of_scope: OutOfScopeTable | None = None) -> tuple[Path, ...]:
+def write_evaluation_views(
+    results: Sequence[EvaluationResult],
+    threshold_origin: str,
+    out: Path,
+    title: str,
+    out_of_scope: OutOfScopeTable | None = None,
+) -> tuple[Path, ...]:
     """``reliability.png`` (per-class reliability diagrams of the first, combined result) and ``evaluation.html``
     (every result's table with intervals, calibration, set-level scores and flags, the decisions on records
     outside the label space, then the diagrams)."""

@@ -34,18 +34,27 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         """Plain data for JSON (the file a resumed run reads back)."""
-        return {"protocol": self.protocol, "test_set": self.test_set, "thresholds": list(self.thresholds),
-                "threshold_origin": self.threshold_origin, "results": [r.to_dict() for r in self.results],
-                "out_of_scope": None if self.out_of_scope is None else self.out_of_scope.to_dict()}
+        return {
+            "protocol": self.protocol,
+            "test_set": self.test_set,
+            "thresholds": list(self.thresholds),
+            "threshold_origin": self.threshold_origin,
+            "results": [r.to_dict() for r in self.results],
+            "out_of_scope": None if self.out_of_scope is None else self.out_of_scope.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Evaluation:
         """Inverse of `to_dict`."""
         outside = data.get("out_of_scope")
-        return cls(data["protocol"], data["test_set"], tuple(data["thresholds"]),
-                   tuple(EvaluationResult.from_dict(r) for r in data["results"]),
-                   data.get("threshold_origin", "not recorded"),
-                   None if outside is None else OutOfScopeTable.from_dict(outside))
+        return cls(
+            data["protocol"],
+            data["test_set"],
+            tuple(data["thresholds"]),
+            tuple(EvaluationResult.from_dict(r) for r in data["results"]),
+            data.get("threshold_origin", "not recorded"),
+            None if outside is None else OutOfScopeTable.from_dict(outside),
+        )
 
 
 @dataclass(frozen=True)
@@ -100,12 +109,17 @@ class ReproduceSummary:
 
     def to_dict(self) -> dict:
         """Plain data for ``results.json``."""
-        return {"config": self.config, "folds": {"validation": self.folds.val_fold, "test": self.folds.test_fold},
-                "results": {f"{e.protocol}/{e.test_set}": e.to_dict() for e in self.results.evaluations},
-                "bundles": self.bundles, "timings_s": self.timings_s, "figures": asdict(self.figures),
-                "data": self.data, "versions": self.versions,
-                "cross": None if self.cross is None else self.cross.to_dict()}
-
+        return {
+            "config": self.config,
+            "folds": {"validation": self.folds.val_fold, "test": self.folds.test_fold},
+            "results": {f"{e.protocol}/{e.test_set}": e.to_dict() for e in self.results.evaluations},
+            "bundles": self.bundles,
+            "timings_s": self.timings_s,
+            "figures": asdict(self.figures),
+            "data": self.data,
+            "versions": self.versions,
+            "cross": None if self.cross is None else self.cross.to_dict(),
+        }
 
 
 _STUDY_NOTE = Markup("<br><small class='study'>study {:.3f}</small>")
@@ -118,8 +132,11 @@ def _table(frame: pd.DataFrame, study: dict[tuple[str, str], float] | None = Non
     for _, row in frame.iterrows():
         cells = []
         for column, value in row.items():
-            text = "n/a" if value is None or (isinstance(value, float) and pd.isna(value)) else (
-                f"{value:.3f}" if isinstance(value, float) else str(value))
+            text = (
+                "n/a"
+                if value is None or (isinstance(value, float) and pd.isna(value))
+                else (f"{value:.3f}" if isinstance(value, float) else str(value))
+            )
             reference = (study or {}).get((str(row.iloc[0]), str(column)))
             under = "" if reference is None else _STUDY_NOTE.format(reference)
             cells.append(Markup("<td>{}{}</td>").format(text, under))
@@ -138,51 +155,92 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame])
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
-    sections = [("Findings", Markup(
-        "<p>Original (trained on CPSC): macro AUC {} on the CPSC test split and {} on the PTB-XL test split. On the "
-        "combined test set: Original {}, Ours_1 {}, Ours_2 {}. Thresholds were tuned on validation splits only "
-        "(CPSC's for Original; the combined validation set for Ours_1/Ours_2) and stored in each bundle; folds {} "
-        "(validation) and {} (test).</p><p class='note'>Under each of our values, in grey: the study's published "
-        "value ({}, Tables 2 and 3; the study trained on the full databases at 500 Hz for 30 epochs, so a smaller "
-        "run differs in level). Cells marked n/a are classes without positives in that test set. Per-class "
-        "intervals, thresholds and flags are in the sections after the tables.</p>").format(
-        fmt(results.macro_auc("Original", "cpsc")), fmt(results.macro_auc("Original", "ptbxl")),
-        fmt(results.macro_auc("Original", "combined")), fmt(results.macro_auc("Ours_1", "combined")),
-        fmt(results.macro_auc("Ours_2", "combined")), summary.folds.val_fold, summary.folds.test_fold, CITATION))]
-    sections.append(("Table 2: Original on CPSC and on PTB-XL (test splits)",
-                     _table(tables["table2"], study_cells("table2"))))
-    sections.append(("Table 3: Original on the CPSC test split, Ours_1 and Ours_2 on the combined test set "
-                     "(the study's test sets)",
-                     _table(tables["table3"], study_cells("table3"))))
-    challenge_note = next((r.challenge_note for e in results.evaluations for r in e.results if r.challenge_note),
-                          "")
-    sections.append(("Set-level scores of every evaluation", _table(tables["set_scores"]) + Markup(
-        "<p class='note'>{} Challenge score: the PhysioNet/CinC Challenge 2021 score, {}. The study reports "
-        "neither.</p>").format(FMAX_NOTE, challenge_note or "not computed")))
-    details = Markup("").join(Markup("<h3>{} on {}</h3>").format(e.protocol, e.test_set)
-                              + Markup("").join(evaluation_table(result, e.threshold_origin) for result in e.results)
-                              + (out_of_scope_html(e.out_of_scope) if e.out_of_scope is not None else Markup(""))
-                              for e in results.evaluations)
+    sections = [
+        (
+            "Findings",
+            Markup(
+                "<p>Original (trained on CPSC): macro AUC {} on the CPSC test split and {} on the PTB-XL test split. "
+                "On the combined test set: Original {}, Ours_1 {}, Ours_2 {}. Thresholds were tuned on validation "
+                "splits only (CPSC's for Original; the combined validation set for Ours_1/Ours_2) and stored in each "
+                "bundle; folds {} (validation) and {} (test).</p><p class='note'>Under each of our values, in grey: "
+                "the study's published value ({}, Tables 2 and 3; the study trained on the full databases at 500 Hz "
+                "for 30 epochs, so a smaller run differs in level). Cells marked n/a are classes without positives in "
+                "that test set. Per-class intervals, thresholds and flags are in the sections after the tables.</p>"
+            ).format(
+                fmt(results.macro_auc("Original", "cpsc")),
+                fmt(results.macro_auc("Original", "ptbxl")),
+                fmt(results.macro_auc("Original", "combined")),
+                fmt(results.macro_auc("Ours_1", "combined")),
+                fmt(results.macro_auc("Ours_2", "combined")),
+                summary.folds.val_fold,
+                summary.folds.test_fold,
+                CITATION,
+            ),
+        )
+    ]
+    sections.append(
+        ("Table 2: Original on CPSC and on PTB-XL (test splits)", _table(tables["table2"], study_cells("table2")))
+    )
+    sections.append(
+        (
+            "Table 3: Original on the CPSC test split, Ours_1 and Ours_2 on the combined test set "
+            "(the study's test sets)",
+            _table(tables["table3"], study_cells("table3")),
+        )
+    )
+    challenge_note = next((r.challenge_note for e in results.evaluations for r in e.results if r.challenge_note), "")
+    sections.append(
+        (
+            "Set-level scores of every evaluation",
+            _table(tables["set_scores"])
+            + Markup(
+                "<p class='note'>{} Challenge score: the PhysioNet/CinC Challenge 2021 score, {}. The study reports "
+                "neither.</p>"
+            ).format(FMAX_NOTE, challenge_note or "not computed"),
+        )
+    )
+    details = Markup("").join(
+        Markup("<h3>{} on {}</h3>").format(e.protocol, e.test_set)
+        + Markup("").join(evaluation_table(result, e.threshold_origin) for result in e.results)
+        + (out_of_scope_html(e.out_of_scope) if e.out_of_scope is not None else Markup(""))
+        for e in results.evaluations
+    )
     sections.append(("Every evaluation with 95 % intervals, thresholds and flags", details))
     if summary.cross is not None:
         frame = summary.cross.reset_index().rename(columns={"index": "trained on \\ tested on"})
         sections.append(("Train-on-A / test-on-B macro AUC", _table(frame)))
     none = Markup("<p>none</p>")
-    population = Markup("").join(Markup("<p>{} on {}: {}</p>").format(item.model, item.dataset,
-                                                                      population_summary(item.result))
-                                 + figure_from_png(item.figure, item.model) for item in summary.figures.population)
-    sections.append(("Figures 2-5: population-level SHAP (signed, per lead, with Monte-Carlo errors)",
-                     Markup(POPULATION_NOTE) + population if population else none))
-    gradcam = Markup("").join(Markup("<p>{}: {} (Grad-CAM for {})</p>").format(item.kind, item.record_id,
-                                                                               item.class_name)
-                              + figure_from_png(item.path, item.record_id) for item in summary.figures.gradcam)
-    sections.append(("Figures 6-8: Grad-CAM of Ours_2 on correctly and incorrectly classified test records",
-                     gradcam or none))
-    data = Markup("").join(Markup("<h3>{}</h3><pre>{}</pre>").format(name, item["markdown"])
-                           for group in summary.data.values() for name, item in group.items())
+    population = Markup("").join(
+        Markup("<p>{} on {}: {}</p>").format(item.model, item.dataset, population_summary(item.result))
+        + figure_from_png(item.figure, item.model)
+        for item in summary.figures.population
+    )
+    sections.append(
+        (
+            "Figures 2-5: population-level SHAP (signed, per lead, with Monte-Carlo errors)",
+            Markup(POPULATION_NOTE) + population if population else none,
+        )
+    )
+    gradcam = Markup("").join(
+        Markup("<p>{}: {} (Grad-CAM for {})</p>").format(item.kind, item.record_id, item.class_name)
+        + figure_from_png(item.path, item.record_id)
+        for item in summary.figures.gradcam
+    )
+    sections.append(
+        ("Figures 6-8: Grad-CAM of Ours_2 on correctly and incorrectly classified test records", gradcam or none)
+    )
+    data = Markup("").join(
+        Markup("<h3>{}</h3><pre>{}</pre>").format(name, item["markdown"])
+        for group in summary.data.values()
+        for name, item in group.items()
+    )
     sections.append(("Data", data))
-    sections.append(("Timings (s, summed over the run and its resumptions)",
-                     table_to_html(["step", "seconds"], list(summary.timings_s.items()))))
+    sections.append(
+        (
+            "Timings (s, summed over the run and its resumptions)",
+            table_to_html(["step", "seconds"], list(summary.timings_s.items())),
+        )
+    )
     configuration = json.dumps({"config": summary.config, "versions": summary.versions}, indent=2)
     sections.append(("Configuration and versions", Markup("<pre>{}</pre>").format(configuration)))
     return page("ecglens reproduce: Original / Ours_1 / Ours_2", sections)

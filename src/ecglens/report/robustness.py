@@ -47,22 +47,51 @@ def curves_figure(result: RobustnessResult) -> Figure:
             kinds = list(dict.fromkeys(c.kind for c in rows))
             absent = [k for k in kinds if all(c.macro_auc is None for c in rows if c.kind == k)]
             if absent:  # no line and no legend entry for what could not be measured: say so on the axis
-                axis.text(0.98, 0.02, f"not applicable here: {', '.join(absent)}", transform=axis.transAxes,
-                          fontsize=7, ha="right", va="bottom", color="0.3")
+                axis.text(
+                    0.98,
+                    0.02,
+                    f"not applicable here: {', '.join(absent)}",
+                    transform=axis.transAxes,
+                    fontsize=7,
+                    ha="right",
+                    va="bottom",
+                    color="0.3",
+                )
             for k, kind in enumerate(k for k in kinds if k not in absent):
                 points = sorted((c.level, _auc(c.macro_auc)) for c in rows if c.kind == kind)
-                axis.plot(*zip(*points, strict=True), "o-", ms=4, lw=1.5, color=f"C{k}",
-                          label=kind if family == "noise" else ATTACKS.get(kind, kind))
-                after = sorted((c.level, _auc(c.macro_auc)) for c in result.conditions
-                               if c.family == "adversarial, then filtered" and c.kind == kind)
+                axis.plot(
+                    *zip(*points, strict=True),
+                    "o-",
+                    ms=4,
+                    lw=1.5,
+                    color=f"C{k}",
+                    label=kind if family == "noise" else ATTACKS.get(kind, kind),
+                )
+                after = sorted(
+                    (c.level, _auc(c.macro_auc))
+                    for c in result.conditions
+                    if c.family == "adversarial, then filtered" and c.kind == kind
+                )
                 if family == "adversarial" and after:
-                    axis.plot(*zip(*after, strict=True), "s--", ms=3, lw=1, color=f"C{k}", alpha=0.7,
-                              label="    then the 0.5-40 Hz filter")
+                    axis.plot(
+                        *zip(*after, strict=True),
+                        "s--",
+                        ms=3,
+                        lw=1,
+                        color=f"C{k}",
+                        alpha=0.7,
+                        label="    then the 0.5-40 Hz filter",
+                    )
             axis.axhline(clean, color="black", ls="--", lw=1, label=f"clean {clean:.3f}")
             filtered = [c for c in result.conditions if c.family == "filtered" and c.macro_auc is not None]
             if family == "adversarial" and filtered:
-                axis.axhline(filtered[0].macro_auc, color="0.4", ls=":", lw=1,
-                             label=f"clean, then the filter {filtered[0].macro_auc:.3f}")
+                axis.axhline(
+                    filtered[0].macro_auc,
+                    color="0.4",
+                    ls=":",
+                    lw=1,
+                    label=f"clean, then the filter {filtered[0].macro_auc:.3f}",
+                )
             axis.set_ylabel("macro AUC")
             if family == "noise":
                 axis.set_xlabel("signal-to-noise ratio (dB)")
@@ -80,8 +109,9 @@ def curves_figure(result: RobustnessResult) -> Figure:
             axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         else:
             axis.legend(fontsize=7, loc="lower right" if bars else "lower left")
-    fig.suptitle(f"{result.bundle}: macro AUC under perturbation ({result.n_records} {result.split} records)",
-                 fontsize=10)
+    fig.suptitle(
+        f"{result.bundle}: macro AUC under perturbation ({result.n_records} {result.split} records)", fontsize=10
+    )
     fig.tight_layout()
     return fig
 
@@ -91,8 +121,13 @@ def spectra_figure(result: RobustnessResult) -> Figure:
     fig, axis = plt.subplots(figsize=(7.5, 4.8))
     for k, spectrum in enumerate(result.spectra):
         power = np.maximum(np.asarray(spectrum.power), 1e-30)
-        axis.semilogy(spectrum.frequencies_hz, power, color=f"C{k}", lw=1.4,
-                      label=f"{spectrum.label}: {spectrum.share_above_40hz:.1%} above 40 Hz")
+        axis.semilogy(
+            spectrum.frequencies_hz,
+            power,
+            color=f"C{k}",
+            lw=1.4,
+            label=f"{spectrum.label}: {spectrum.share_above_40hz:.1%} above 40 Hz",
+        )
     axis.axvspan(40, result.sampling_rate_hz / 2, color="0.85", zorder=0, label="removed by the 0.5-40 Hz filter")
     axis.set_xlim(0, result.sampling_rate_hz / 2)
     peak = max((max(s.power) for s in result.spectra), default=1.0)
@@ -101,8 +136,7 @@ def spectra_figure(result: RobustnessResult) -> Figure:
     axis.set_xlabel("frequency (Hz)")
     axis.set_ylabel("power (mV^2/Hz)")
     budget = result.spectra[0].eps_uv if result.spectra else 0
-    axis.set_title(f"Where each attack puts its power: mean spectrum of the perturbation at {budget:g} uV",
-                   fontsize=9)
+    axis.set_title(f"Where each attack puts its power: mean spectrum of the perturbation at {budget:g} uV", fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
@@ -118,8 +152,14 @@ def survival_figure(result: RobustnessResult) -> Figure:
         for k, flip in enumerate(budgets):
             n = sum(d == side for d in flip.decided)
             if n:
-                axis.step(flip.grid_uv, flip.survival(side), where="post", color=f"C{k % 10}", lw=1.4,
-                          label=f"{flip.name} (n={n}, threshold {flip.threshold:.2f})")
+                axis.step(
+                    flip.grid_uv,
+                    flip.survival(side),
+                    where="post",
+                    color=f"C{k % 10}",
+                    lw=1.4,
+                    label=f"{flip.name} (n={n}, threshold {flip.threshold:.2f})",
+                )
         axis.axhline(0.5, color="0.5", ls=":", lw=1)
         axis.set_xscale("log")
         grid = budgets[0].grid_uv if budgets else ()
@@ -132,8 +172,13 @@ def survival_figure(result: RobustnessResult) -> Figure:
         axis.legend(fontsize=6.5, loc="lower left")
     axes[0].set_ylabel("share of records not yet flipped")
     attack = ATTACKS.get(budgets[0].attack, budgets[0].attack) if budgets else ""
-    fig.suptitle(f"Flipping budgets, {attack}: records not flipped at {budgets[0].grid_uv[-1]:g} uV stay at the "
-                 f"right edge (censored)" if budgets else "no flipping budgets", fontsize=9)
+    fig.suptitle(
+        f"Flipping budgets, {attack}: records not flipped at {budgets[0].grid_uv[-1]:g} uV stay at the "
+        f"right edge (censored)"
+        if budgets
+        else "no flipping budgets",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -169,12 +214,18 @@ def adversarial_figure(example: AdversarialExample, rate_hz: float, lead_names: 
     axes[3].set_xlim(0, seconds)
     axes[3].set_ylabel("difference (uV)", fontsize=8)
     axes[3].set_xlabel("time (s)", fontsize=8)
-    axes[3].set_title(f"adversarial minus original in the leads above (dotted: the budget, "
-                      f"+-{example.eps_uv:g} uV; one small box of the paper above is 100 uV)", fontsize=8)
-    fig.suptitle(f"Record {example.record_id}: {ATTACKS.get(example.attack, example.attack)} with an L-inf budget of "
-                 f"{example.eps_uv:g} uV on "
-                 f"{example.class_name}: probability {example.probability_before:.2f} -> "
-                 f"{example.probability_after:.2f} (first {seconds:g} s)", fontsize=10)
+    axes[3].set_title(
+        f"adversarial minus original in the leads above (dotted: the budget, "
+        f"+-{example.eps_uv:g} uV; one small box of the paper above is 100 uV)",
+        fontsize=8,
+    )
+    fig.suptitle(
+        f"Record {example.record_id}: {ATTACKS.get(example.attack, example.attack)} with an L-inf budget of "
+        f"{example.eps_uv:g} uV on "
+        f"{example.class_name}: probability {example.probability_before:.2f} -> "
+        f"{example.probability_after:.2f} (first {seconds:g} s)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -183,8 +234,13 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def robustness_section(result: RobustnessResult, curves_png: Path | None, example_png: Path | None,
-                       spectra_png: Path | None = None, survival_png: Path | None = None) -> Markup:
+def robustness_section(
+    result: RobustnessResult,
+    curves_png: Path | None,
+    example_png: Path | None,
+    spectra_png: Path | None = None,
+    survival_png: Path | None = None,
+) -> Markup:
     """The report section: the key numbers, the curves, the adversarial example, the tables."""
     clean = result.clean.macro_auc
 
@@ -195,20 +251,30 @@ def robustness_section(result: RobustnessResult, curves_png: Path | None, exampl
     lines = [Markup("<p>Clean macro AUC {} on {} {} records. ").format(_fmt(clean), result.n_records, result.split)]
     for family in ("noise", "faults", "adversarial"):
         if (row := worst(family)) is not None:
-            lines.append(Markup("Worst {}: {} (macro AUC {}, {:.0%} of decisions changed). ").format(
-                family, row.label, _fmt(row.macro_auc), row.changed or 0.0))
+            lines.append(
+                Markup("Worst {}: {} (macro AUC {}, {:.0%} of decisions changed). ").format(
+                    family, row.label, _fmt(row.macro_auc), row.changed or 0.0
+                )
+            )
     if result.flip_budgets:
         attack = ATTACKS.get(result.flip_budgets[0].attack, result.flip_budgets[0].attack)
-        lines.append(Markup("Median budget that flips a decision ({}, read from the survival curves): {}.").format(
-            attack, ", ".join(f"{f.name} {f.median_text()}" for f in result.flip_budgets)))
+        lines.append(
+            Markup("Median budget that flips a decision ({}, read from the survival curves): {}.").format(
+                attack, ", ".join(f"{f.name} {f.median_text()}" for f in result.flip_budgets)
+            )
+        )
     parts = [Markup("").join(lines) + Markup("</p>")]
-    parts.append(Markup("<p class='note'>Perturbations enter before the bundle's length policy, where real noise "
-                        "or a fault would; AUC and F1 use the bundle's stored thresholds; attacks push away from the "
-                        "model's own clean decisions. Random sign noise has the same L-inf norm as the attacks: the "
-                        "gap between the two is what the gradient buys. PGD and FGSM make square-wave noise with a "
-                        "flat spectrum up to half the sampling rate; the clinical 0.5-40 Hz filter removes what lies "
-                        "above 40 Hz (each attack's share is in the spectra), and the smooth and band-limited attacks "
-                        "put almost nothing there. 1 small box of ECG paper is 100 uV.</p>"))
+    parts.append(
+        Markup(
+            "<p class='note'>Perturbations enter before the bundle's length policy, where real noise "
+            "or a fault would; AUC and F1 use the bundle's stored thresholds; attacks push away from the "
+            "model's own clean decisions. Random sign noise has the same L-inf norm as the attacks: the "
+            "gap between the two is what the gradient buys. PGD and FGSM make square-wave noise with a "
+            "flat spectrum up to half the sampling rate; the clinical 0.5-40 Hz filter removes what lies "
+            "above 40 Hz (each attack's share is in the spectra), and the smooth and band-limited attacks "
+            "put almost nothing there. 1 small box of ECG paper is 100 uV.</p>"
+        )
+    )
     if curves_png is not None:
         parts.append(figure_from_png(curves_png, "macro AUC against severity"))
     if spectra_png is not None:
@@ -216,26 +282,65 @@ def robustness_section(result: RobustnessResult, curves_png: Path | None, exampl
     if example_png is not None:
         parts.append(figure_from_png(example_png, "an adversarial example on ECG paper"))
     header = ["family", "condition", "macro AUC", "macro F1", "decisions changed", "note"]
-    rows = [[c.family, c.label, _fmt(c.macro_auc), _fmt(c.macro_f1),
-             "" if c.changed is None else f"{c.changed:.0%}", c.note] for c in result.conditions]
+    rows = [
+        [
+            c.family,
+            c.label,
+            _fmt(c.macro_auc),
+            _fmt(c.macro_f1),
+            "" if c.changed is None else f"{c.changed:.0%}",
+            c.note,
+        ]
+        for c in result.conditions
+    ]
     parts.append(table_to_html(header, rows))
     if result.flip_budgets:
         if survival_png is not None:
             parts.append(figure_from_png(survival_png, "flipping budgets as survival curves"))
-        parts.append(table_to_html(
-            ["class", "threshold", "records (+/-)", "flipped within 250 uV", "median, all", "median, decided +",
-             "median, decided -"],
-            [[f.name, f"{f.threshold:.3f}", f"{f.n_positive}/{f.n_records - f.n_positive}", f.n_flipped,
-              f.median_text(), f.median_text(True), f.median_text(False)] for f in result.flip_budgets]))
+        parts.append(
+            table_to_html(
+                [
+                    "class",
+                    "threshold",
+                    "records (+/-)",
+                    "flipped within 250 uV",
+                    "median, all",
+                    "median, decided +",
+                    "median, decided -",
+                ],
+                [
+                    [
+                        f.name,
+                        f"{f.threshold:.3f}",
+                        f"{f.n_positive}/{f.n_records - f.n_positive}",
+                        f.n_flipped,
+                        f.median_text(),
+                        f.median_text(True),
+                        f.median_text(False),
+                    ]
+                    for f in result.flip_budgets
+                ],
+            )
+        )
     if result.left_out:
-        parts.append(Markup("<p class='note'>Left out of the flipping budgets: {}</p>").format("; ".join(
-            result.left_out)))
+        parts.append(
+            Markup("<p class='note'>Left out of the flipping budgets: {}</p>").format("; ".join(result.left_out))
+        )
     if result.transfer:
-        parts.append(Markup("<p>Transfer to {}: its macro AUC on the first model's PGD inputs.</p>").format(
-            result.transfer_bundle))
-        parts.append(table_to_html(["condition", "macro AUC", "decisions changed"],
-                                   [[c.label, _fmt(c.macro_auc), "" if c.changed is None else f"{c.changed:.0%}"]
-                                    for c in result.transfer]))
+        parts.append(
+            Markup("<p>Transfer to {}: its macro AUC on the first model's PGD inputs.</p>").format(
+                result.transfer_bundle
+            )
+        )
+        parts.append(
+            table_to_html(
+                ["condition", "macro AUC", "decisions changed"],
+                [
+                    [c.label, _fmt(c.macro_auc), "" if c.changed is None else f"{c.changed:.0%}"]
+                    for c in result.transfer
+                ],
+            )
+        )
     return Markup("").join(parts)
 
 
@@ -258,11 +363,22 @@ def write_robustness(result: RobustnessResult, out: Path, lead_names: Sequence[s
         paths.append(survival)
     example = None
     if result.example is not None:
-        example = save_figure(adversarial_figure(result.example, result.sampling_rate_hz, lead_names),
-                              out / "adversarial_example.png")
+        example = save_figure(
+            adversarial_figure(result.example, result.sampling_rate_hz, lead_names), out / "adversarial_example.png"
+        )
         paths.append(example)
-    paths.append(write_text(out / "robustness.html", page(f"ecglens robustness: {result.bundle}", [
-        ("Robustness to noise, faults and adversarial perturbations",
-         robustness_section(result, curves, example, spectra, survival))])))
+    paths.append(
+        write_text(
+            out / "robustness.html",
+            page(
+                f"ecglens robustness: {result.bundle}",
+                [
+                    (
+                        "Robustness to noise, faults and adversarial perturbations",
+                        robustness_section(result, curves, example, spectra, survival),
+                    )
+                ],
+            ),
+        )
+    )
     return tuple(paths)
-

@@ -25,7 +25,12 @@ def plot_one_per_class(config: SynthConfig, out: str | os.PathLike, dpi: int = F
         name = record.classes[0]
         if name in paths:
             continue
-        fig = plot_ecg(record.signal, config.sampling_rate_hz, f"{record.name} {name}: {CLASS_MECHANISMS[name]}",
-                       highlight=record.masks[0], highlight_label="ground-truth evidence mask")
+        fig = plot_ecg(
+            record.signal,
+            config.sampling_rate_hz,
+            f"{record.name} {name}: {CLASS_MECHANISMS[name]}",
+            highlight=record.masks[0],
+            highlight_label="ground-truth evidence mask",
+        )
         paths[name] = save_figure(fig, out / f"{name}.png", dpi, tight=False)
     return [paths[name] for name in CLASS_NAMES if name in paths]

@@ -39,9 +39,11 @@ from ecglens.serve.examples import Example, make_examples
 from ecglens.serve.uploads import RequestError, Upload, read_upload
 
 STATIC = files("ecglens.serve") / "static"
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                           "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-                           "frame-ancestors 'none'; form-action 'self'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,9 @@ class _Service:
     def start(self) -> None:
         """Start serving (on the running event loop): a fresh model thread and batcher for each server run."""
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecglens-model")
-        self.batcher = MicroBatcher(self.predictor.score, self.model_thread, self.config.max_batch,
-                                    self.config.max_wait_ms / 1000)
+        self.batcher = MicroBatcher(
+            self.predictor.score, self.model_thread, self.config.max_batch, self.config.max_wait_ms / 1000
+        )
         self.batcher.start()
 
     async def stop(self) -> None:
@@ -109,8 +112,9 @@ class _Service:
         await self.batcher.stop()
         self.model_thread.shutdown(wait=False, cancel_futures=True)
 
-    async def diagnose(self, record: Record, methods: tuple[str, ...], class_name: str | None,
-                       include_input: bool = False) -> JSONResponse:
+    async def diagnose(
+        self, record: Record, methods: tuple[str, ...], class_name: str | None, include_input: bool = False
+    ) -> JSONResponse:
         item, quality = await run_in_threadpool(self.predictor.prepare, record)
         probabilities = await self.batcher.score(item)
         scored = self.predictor.scored(record, item, quality, probabilities)
@@ -124,18 +128,32 @@ class _Service:
 
     async def explain(self, scored: Scored, methods: tuple[str, ...], class_name: str | None):
         if class_name is not None and class_name not in self.meta.class_names:
-            raise RequestError(422, "unknown_class", f"unknown class {class_name!r}; choose from "
-                              f"{', '.join(self.meta.class_names)}")
+            raise RequestError(
+                422, "unknown_class", f"unknown class {class_name!r}; choose from {', '.join(self.meta.class_names)}"
+            )
         bad = [m for m in methods if m not in EXPLANATIONS]
         if bad:
-            raise RequestError(422, "unknown_explanation", f"unknown explanation {bad[0]!r}; choose from "
-                              f"{', '.join(EXPLANATIONS)}")
+            raise RequestError(
+                422, "unknown_explanation", f"unknown explanation {bad[0]!r}; choose from {', '.join(EXPLANATIONS)}"
+            )
         if "shap" in methods and self.background is None:
-            raise RequestError(409, "no_shap_background", "SHAP needs a background: this server has none (start it "
-                              "with --background CACHE)")
+            raise RequestError(
+                409,
+                "no_shap_background",
+                "SHAP needs a background: this server has none (start it with --background CACHE)",
+            )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.model_thread, explain_scored, self.predictor.model, self.meta, scored,
-                                          methods, class_name, self.background, self.config.shap_samples)
+        return await loop.run_in_executor(
+            self.model_thread,
+            explain_scored,
+            self.predictor.model,
+            self.meta,
+            scored,
+            methods,
+            class_name,
+            self.background,
+            self.config.shap_samples,
+        )
 
     def model_info(self) -> dict:
         meta = self.meta
@@ -146,18 +164,34 @@ class _Service:
             "label_space": {"name": meta.label_map.label, "source": meta.label_map.source},
             "thresholds": dict(zip(meta.class_names, meta.thresholds, strict=True)),
             "not_validated": dict(meta.not_validated),
-            "threshold_origin": {"description": origin.describe(), "method": origin.method, "split": origin.split,
-                                 "datasets": list(origin.datasets), "n_records": origin.n_records},
-            "sampling_rate_hz": meta.sampling_rate_hz, "lead_names": list(meta.lead_names),
+            "threshold_origin": {
+                "description": origin.describe(),
+                "method": origin.method,
+                "split": origin.split,
+                "datasets": list(origin.datasets),
+                "n_records": origin.n_records,
+            },
+            "sampling_rate_hz": meta.sampling_rate_hz,
+            "lead_names": list(meta.lead_names),
             "policy": {"name": meta.policy.name, "seconds": meta.policy.seconds},
-            "model": meta.model.name if meta.model.members == 1 else
-            f"ensemble of {meta.model.members} {meta.model.name}",
-            "training_data": None if data is None else {
-                "datasets": list(data.datasets), "n_train": data.n_train, "n_val": data.n_val,
-                "n_test": data.n_test, "epoch": data.epoch, "label_profile": data.label_profile},
+            "model": meta.model.name
+            if meta.model.members == 1
+            else f"ensemble of {meta.model.members} {meta.model.name}",
+            "training_data": None
+            if data is None
+            else {
+                "datasets": list(data.datasets),
+                "n_train": data.n_train,
+                "n_val": data.n_val,
+                "n_test": data.n_test,
+                "epoch": data.epoch,
+                "label_profile": data.label_profile,
+            },
             "explanations": [m for m in EXPLANATIONS if m != "shap" or self.background is not None],
-            "limits": {"max_upload_mb": self.config.limits.max_upload_bytes / 2**20,
-                       "max_record_seconds": self.config.limits.max_record_seconds},
+            "limits": {
+                "max_upload_mb": self.config.limits.max_upload_bytes / 2**20,
+                "max_record_seconds": self.config.limits.max_record_seconds,
+            },
             "calibrated": meta.temperatures is not None,
             "notice": self.notice,
             "ecglens_version": __version__,
@@ -203,25 +237,30 @@ class _Guard:
         if self.config.token and path.startswith("/api/") and path != "/api/health":
             given = headers.get("authorization", "").removeprefix("Bearer ").strip()
             if not hmac.compare_digest(given.encode(), self.config.token.encode()):
-                return await _error(401, "unauthorized", "this server needs its token: send 'Authorization: "
-                                    "Bearer TOKEN' (the page reads it from ?token=TOKEN)")(scope, receive, send)
+                return await _error(
+                    401,
+                    "unauthorized",
+                    "this server needs its token: send 'Authorization: "
+                    "Bearer TOKEN' (the page reads it from ?token=TOKEN)",
+                )(scope, receive, send)
         if method != "POST" and not path.startswith("/api/results/"):  # the work: diagnoses and explanations
             return await self.app(scope, receive, send)
         limits = self.config.limits
         if self.in_flight.count >= limits.max_in_flight:
-            return await _error(503, "busy", f"{self.in_flight.count} requests in flight; try again shortly",
-                                {"Retry-After": "1"})(scope, receive, send)
+            return await _error(
+                503, "busy", f"{self.in_flight.count} requests in flight; try again shortly", {"Retry-After": "1"}
+            )(scope, receive, send)
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limits.max_upload_bytes:
             return await self._too_large(scope, receive, send)
         self.in_flight.count += 1
         try:
             try:
-                body = await asyncio.wait_for(self._read_body(receive, limits.max_upload_bytes),
-                                              limits.body_timeout_s)
+                body = await asyncio.wait_for(self._read_body(receive, limits.max_upload_bytes), limits.body_timeout_s)
             except asyncio.TimeoutError:
-                return await _error(408, "request_timeout", f"the request body did not arrive within "
-                                    f"{limits.body_timeout_s:g} s")(scope, receive, send)
+                return await _error(
+                    408, "request_timeout", f"the request body did not arrive within {limits.body_timeout_s:g} s"
+                )(scope, receive, send)
             if body is None:
                 return await self._too_large(scope, receive, send)
             await self.app(scope, self._replay(body), send)
@@ -235,11 +274,14 @@ class _Guard:
             return None
         host = headers.get("host", "")
         if _hostname(host) not in allowed:
-            return ("forbidden_host", f"Host {host!r} is not one this server answers to (allowed: "
-                    f"{', '.join(allowed)}; see --allowed-host)")
+            return (
+                "forbidden_host",
+                f"Host {host!r} is not one this server answers to (allowed: {', '.join(allowed)}; see --allowed-host)",
+            )
         origin = headers.get("origin")
-        if origin is not None and (urlsplit(origin).netloc.lower() != host.lower()
-                                   or _hostname(urlsplit(origin).netloc) not in allowed):
+        if origin is not None and (
+            urlsplit(origin).netloc.lower() != host.lower() or _hostname(urlsplit(origin).netloc) not in allowed
+        ):
             return ("forbidden_origin", f"a page from {origin!r} may not use this server: only its own pages may")
         return None
 
@@ -272,6 +314,7 @@ class _Guard:
                 return {"type": "http.disconnect"}
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
+
         return receive
 
     @staticmethod
@@ -279,10 +322,14 @@ class _Guard:
         async def wrapped(message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"],
-                                      (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-                                      (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
             await send(message)
+
         return wrapped
 
 
@@ -296,9 +343,15 @@ def create_app(config: ServeConfig) -> FastAPI:
         yield
         await service.stop()
 
-    app = FastAPI(title="ecglens", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Diagnosis of 12-lead ECGs with explanations (research use only, not for clinical "
-                              "decisions). Errors are JSON: {\"error\": {\"kind\", \"message\"}}.")
+    app = FastAPI(
+        title="ecglens",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Diagnosis of 12-lead ECGs with explanations (research use only, not for clinical "
+        'decisions). Errors are JSON: {"error": {"kind", "message"}}.',
+    )
     app.state.service = service
     app.state.in_flight = InFlight()
     app.add_middleware(_Guard, config=config, in_flight=app.state.in_flight)
@@ -327,8 +380,9 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}"
-                             for e in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in error.errors()
+        )
         return _error(422, "invalid_request", problems)
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's and Starlette's own (a malformed multipart body)
@@ -348,28 +402,47 @@ def _model_routes(app: FastAPI, service: _Service) -> None:
     async def model() -> dict:
         return service.model_info()
 
-    @app.get("/api/examples", summary="Example records with their known class: real PTB-XL records where the server "
-                                       "has them (serve --examples), synthetic ones for a synthetic-only model")
+    @app.get(
+        "/api/examples",
+        summary="Example records with their known class: real PTB-XL records where the server "
+        "has them (serve --examples), synthetic ones for a synthetic-only model",
+    )
     async def examples() -> list[dict]:
-        return [{"id": e.id, "class": e.class_name, "description": e.description, "source": e.source,
-                 "real": e.source != "synthetic", "statements": list(e.statements)} for e in service.examples.values()]
+        return [
+            {
+                "id": e.id,
+                "class": e.class_name,
+                "description": e.description,
+                "source": e.source,
+                "real": e.source != "synthetic",
+                "statements": list(e.statements),
+            }
+            for e in service.examples.values()
+        ]
 
     @app.post("/api/examples/{example_id}", summary="Diagnose an example record")
-    async def diagnose_example(example_id: str, explain: list[str] = Form(default=[]),  # noqa: B008
-                               class_name: str | None = Form(default=None, alias="class"),
-                               include_input: bool = Form(default=False)) -> JSONResponse:
+    async def diagnose_example(
+        example_id: str,
+        explain: list[str] = Form(default=[]),  # noqa: B008
+        class_name: str | None = Form(default=None, alias="class"),
+        include_input: bool = Form(default=False),
+    ) -> JSONResponse:
         example = service.examples.get(example_id)
         if example is None:
             raise RequestError(404, "unknown_example", f"no example {example_id!r}; see GET /api/examples")
         return await service.diagnose(example.record, _methods(explain), class_name, include_input)
 
     @app.get("/api/results/{result_id}/explanations", summary="Explain a recent result for a class")
-    async def explanations(result_id: str, method: list[str] = Query(default=["gradcam"]),  # noqa: B008
-                           class_name: str | None = Query(default=None, alias="class")) -> dict:
+    async def explanations(
+        result_id: str,
+        method: list[str] = Query(default=["gradcam"]),  # noqa: B008
+        class_name: str | None = Query(default=None, alias="class"),
+    ) -> dict:
         scored = service.results.get(result_id)
         if scored is None:
-            raise RequestError(404, "unknown_result", "no such result (only the most recent ones are kept): "
-                              "post the record again")
+            raise RequestError(
+                404, "unknown_result", "no such result (only the most recent ones are kept): post the record again"
+            )
         explained = await service.explain(scored, _methods(method), class_name)
         return {"id": result_id, "explanations": [e.to_dict(service.meta.lead_names) for e in explained]}
 
@@ -383,8 +456,10 @@ def _predict_route(app: FastAPI, service: _Service, config: ServeConfig) -> None
 
     @app.post("/api/predict", summary="Diagnose one uploaded record (optionally explained)")
     async def predict(
-        files: list[UploadFile] = File(..., description="The record's file(s): a WFDB .hea with its .dat/.mat, a "  # noqa: B008
-                                       "CPSC .mat, EDF, CSV or NumPy"),
+        files: list[UploadFile] = File(  # noqa: B008
+            ...,
+            description="The record's file(s): a WFDB .hea with its .dat/.mat, a CPSC .mat, EDF, CSV or NumPy",
+        ),
         sampling_rate: float | None = Form(default=None, gt=0, le=20000, description="Hz, for CSV/NumPy"),
         lead_order: str | None = Form(default=None, description="Comma-separated lead order of CSV/NumPy"),
         explain: list[str] = Form(default=[], description="gradcam and/or shap"),  # noqa: B008
@@ -392,15 +467,23 @@ def _predict_route(app: FastAPI, service: _Service, config: ServeConfig) -> None
         include_input: bool = Form(default=False, description="Also return the scored input (mV) for drawing"),
     ) -> JSONResponse:
         if len(files) > config.limits.max_files:
-            raise RequestError(422, "too_many_files", f"{len(files)} files; one record is at most "
-                              f"{config.limits.max_files} files")
+            raise RequestError(
+                422, "too_many_files", f"{len(files)} files; one record is at most {config.limits.max_files} files"
+            )
         uploads = [Upload(f.filename or "record", await f.read()) for f in files]
         try:
             order = canonical_leads(lead_order.split(",")) if lead_order else None
         except ValueError as error:
             raise RequestError(422, "bad_lead_order", str(error)) from None
-        record = await run_in_threadpool(read_upload, uploads, service.meta.lead_names, sampling_rate, order,
-                                         config.limits.max_record_seconds, config.limits.max_decoded_values)
+        record = await run_in_threadpool(
+            read_upload,
+            uploads,
+            service.meta.lead_names,
+            sampling_rate,
+            order,
+            config.limits.max_record_seconds,
+            config.limits.max_decoded_values,
+        )
         return await service.diagnose(record, _methods(explain), class_name, include_input)
 
 

@@ -19,8 +19,13 @@ class MicroBatcher:
     ``score`` batches equal lengths itself (`ecglens.predict.Predictor.score`).
     """
 
-    def __init__(self, score: Callable[[Sequence[ModelInput]], np.ndarray], executor: Executor,
-                 max_batch: int = 32, max_wait_s: float = 0.005):
+    def __init__(
+        self,
+        score: Callable[[Sequence[ModelInput]], np.ndarray],
+        executor: Executor,
+        max_batch: int = 32,
+        max_wait_s: float = 0.005,
+    ):
         self._score = score
         self._executor = executor
         self.max_batch = max_batch

@@ -43,8 +43,13 @@ class ClassExplanation:
 
     def to_dict(self, lead_names: Sequence[str]) -> dict:
         """Plain data for JSON (6 significant digits)."""
-        out = {"method": self.method, "class": self.class_name, "probability": self.probability,
-               "time_map": _rounded(self.time_map), "per": "time step (the same for every lead)"}
+        out = {
+            "method": self.method,
+            "class": self.class_name,
+            "probability": self.probability,
+            "time_map": _rounded(self.time_map),
+            "per": "time step (the same for every lead)",
+        }
         if self.lead_values is not None:
             out["lead_values"] = dict(zip(lead_names, _rounded(self.lead_values), strict=True))
         return out
@@ -64,8 +69,12 @@ class Diagnosis:
         out = self.scored.prediction.to_dict()
         out["thresholds"] = dict(zip(self.meta.class_names, self.meta.thresholds, strict=True))
         if include_signal:
-            out["input"] = {"sampling_rate_hz": self.meta.sampling_rate_hz, "lead_names": list(self.meta.lead_names),
-                            "unit": "mV", "signal": np.round(self.scored.input.signal.astype(np.float64), 4).tolist()}
+            out["input"] = {
+                "sampling_rate_hz": self.meta.sampling_rate_hz,
+                "lead_names": list(self.meta.lead_names),
+                "unit": "mV",
+                "signal": np.round(self.scored.input.signal.astype(np.float64), 4).tolist(),
+            }
         out["explanations"] = [e.to_dict(self.meta.lead_names) for e in self.explanations]
         return out
 
@@ -79,9 +88,15 @@ def _rounded(values: np.ndarray, digits: int = 6) -> list[float]:
     return (np.round(values * scale) / scale).tolist()
 
 
-def explain_scored(model: torch.nn.Module, meta: BundleMeta, scored: Scored, methods: Sequence[str],
-                   class_name: str | None = None, background: Background | None = None,
-                   n_samples: int = 16) -> tuple[ClassExplanation, ...]:
+def explain_scored(
+    model: torch.nn.Module,
+    meta: BundleMeta,
+    scored: Scored,
+    methods: Sequence[str],
+    class_name: str | None = None,
+    background: Background | None = None,
+    n_samples: int = 16,
+) -> tuple[ClassExplanation, ...]:
     """Explanations of a scored record for ``class_name``, or else its decisions (else the most probable class),
     through `ecglens.explain.records.explain_inputs` (the one explanation loop), summarised for drawing.
 
@@ -93,11 +108,20 @@ def explain_scored(model: torch.nn.Module, meta: BundleMeta, scored: Scored, met
         raise ValueError(f"unknown explanation {', '.join(sorted(unknown))}; choose from {', '.join(EXPLANATIONS)}")
     out = []
     for method in methods:
-        for e in explain_inputs(model, meta, [scored.input], method, class_name, background, n_samples,
-                                probabilities=scored.probabilities[None]):
+        for e in explain_inputs(
+            model,
+            meta,
+            [scored.input],
+            method,
+            class_name,
+            background,
+            n_samples,
+            probabilities=scored.probabilities[None],
+        ):
             if method == "gradcam":  # one map per time step, repeated over the leads: keep one row
                 out.append(ClassExplanation(method, e.class_name, e.probability, e.values[0]))
             else:
-                out.append(ClassExplanation(method, e.class_name, e.probability, e.values.sum(axis=0),
-                                            e.values.sum(axis=1)))
+                out.append(
+                    ClassExplanation(method, e.class_name, e.probability, e.values.sum(axis=0), e.values.sum(axis=1))
+                )
     return tuple(out)

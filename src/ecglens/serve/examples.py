@@ -25,7 +25,7 @@ from ecglens.io.ptbxl import read_ptbxl, scan_ptbxl
 from ecglens.leads import LEAD_NAMES
 from ecglens.synth.cohort import CLASS_MECHANISMS, SynthConfig, generate_record
 
-PTBXL_CITATION = ("PTB-XL 1.0.3 (Wagner et al., Sci Data 2020; CC BY 4.0), read from {root}")
+PTBXL_CITATION = "PTB-XL 1.0.3 (Wagner et al., Sci Data 2020; CC BY 4.0), read from {root}"
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,16 @@ def real_examples(meta: BundleMeta, root: str | os.PathLike, per_class: int = 1)
         except RecordError:
             continue
         statements = tuple(code for code, _ in ref.raw_labels)
-        found.setdefault(classes[0], []).append(Example(
-            f"ptbxl-{ref.record_id}", classes[0],
-            f"PTB-XL record {ref.record_id} (fold {ref.fold}): {', '.join(statements)}", record,
-            PTBXL_CITATION.format(root=root), statements))
+        found.setdefault(classes[0], []).append(
+            Example(
+                f"ptbxl-{ref.record_id}",
+                classes[0],
+                f"PTB-XL record {ref.record_id} (fold {ref.fold}): {', '.join(statements)}",
+                record,
+                PTBXL_CITATION.format(root=root),
+                statements,
+            )
+        )
     return tuple(e for name in meta.class_names for e in found.get(name, ()))
 
 
@@ -98,7 +104,13 @@ def synthetic_examples(seed: int = 11, sampling_rate_hz: float = 500.0) -> tuple
         name = synthetic.classes[0]
         if name in found:
             continue
-        record = Record(f"example-{name}", "synthetic", synthetic.signal, sampling_rate_hz, LEAD_NAMES,
-                        source_path=f"synthetic example ({name})")
+        record = Record(
+            f"example-{name}",
+            "synthetic",
+            synthetic.signal,
+            sampling_rate_hz,
+            LEAD_NAMES,
+            source_path=f"synthetic example ({name})",
+        )
         found[name] = Example(f"example-{name}", name, f"synthetic: {CLASS_MECHANISMS[name]}", record)
     return tuple(found[name] for name in CLASS_NAMES if name in found)

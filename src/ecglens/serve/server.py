@@ -25,10 +25,19 @@ def serve_bundle(checkpoint: str | None) -> str:
     return checkpoint or STARTER
 
 
-def serve_config(checkpoint: str | None, host: str, token: str | None, background_caches: Sequence[str] = (),
-                 max_upload_mb: float = 20.0, max_record_minutes: float = 10.0, max_in_flight: int = 64,
-                 device: str = "auto", allowed_hosts: Sequence[str] = (), body_timeout_s: float = 30.0,
-                 examples: str | None = None) -> ServeConfig:
+def serve_config(
+    checkpoint: str | None,
+    host: str,
+    token: str | None,
+    background_caches: Sequence[str] = (),
+    max_upload_mb: float = 20.0,
+    max_record_minutes: float = 10.0,
+    max_in_flight: int = 64,
+    device: str = "auto",
+    allowed_hosts: Sequence[str] = (),
+    body_timeout_s: float = 30.0,
+    examples: str | None = None,
+) -> ServeConfig:
     """The server's configuration from the command's options.
 
     The Host header (and a browser's Origin) may name the loopback addresses, ``host`` itself unless it is a
@@ -44,16 +53,28 @@ def serve_config(checkpoint: str | None, host: str, token: str | None, backgroun
     names = [*ServeLimits.allowed_hosts, *(h.strip().lower().strip("[]") for h in allowed_hosts)]
     if host not in ("0.0.0.0", "::", ""):
         names.append(host.lower().strip("[]"))
-    limits = ServeLimits(int(max_upload_mb * 2**20), max_record_minutes * 60, max_in_flight,
-                         max_decoded_values=int(12 * max_record_minutes * 60 * 1000), body_timeout_s=body_timeout_s,
-                         allowed_hosts=tuple(dict.fromkeys(names)))
+    limits = ServeLimits(
+        int(max_upload_mb * 2**20),
+        max_record_minutes * 60,
+        max_in_flight,
+        max_decoded_values=int(12 * max_record_minutes * 60 * 1000),
+        body_timeout_s=body_timeout_s,
+        allowed_hosts=tuple(dict.fromkeys(names)),
+    )
     root = examples if examples is not None else default_examples_root()
-    return ServeConfig(serve_bundle(checkpoint), device, token, limits, tuple(background_caches),
-                       examples_root=None if root is None else str(root))
+    return ServeConfig(
+        serve_bundle(checkpoint),
+        device,
+        token,
+        limits,
+        tuple(background_caches),
+        examples_root=None if root is None else str(root),
+    )
 
 
-def run_server(checkpoint: str | None, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-               **options) -> None:
+def run_server(
+    checkpoint: str | None, host: str = "127.0.0.1", port: int = 8000, token: str | None = None, **options
+) -> None:
     """Serve until interrupted; ``options`` are `serve_config`'s."""
     import uvicorn
 

@@ -55,28 +55,42 @@ def _layout(uploads: Sequence[Upload]) -> tuple[Upload, Upload | None]:
         raise RequestError(422, "no_file", "no file uploaded: send the record's file(s) in the 'files' field")
     unknown = [u.name for u in uploads if u.suffix not in ALLOWED_SUFFIXES]
     if unknown:
-        raise RequestError(415, "unknown_format", f"unsupported file type of {unknown[0]!r}; expected one of "
-                          f"{', '.join(ALLOWED_SUFFIXES)} (WFDB .hea with its .dat/.mat, CPSC .mat, EDF, CSV, NumPy)")
+        raise RequestError(
+            415,
+            "unknown_format",
+            f"unsupported file type of {unknown[0]!r}; expected one of "
+            f"{', '.join(ALLOWED_SUFFIXES)} (WFDB .hea with its .dat/.mat, CPSC .mat, EDF, CSV, NumPy)",
+        )
     headers = [u for u in uploads if u.suffix == ".hea"]
     if len(headers) > 1:
         raise RequestError(422, "several_records", "one record per request: got several .hea files")
     if headers:
         signals = [u for u in uploads if u.suffix in SIGNAL_SUFFIXES]
         if len(signals) != 1 or len(uploads) != 2:
-            raise RequestError(422, "missing_signal_file", "a WFDB header needs exactly one signal file (.dat or "
-                              f".mat) uploaded with it; got {len(uploads) - 1} other file(s)")
+            raise RequestError(
+                422,
+                "missing_signal_file",
+                "a WFDB header needs exactly one signal file (.dat or "
+                f".mat) uploaded with it; got {len(uploads) - 1} other file(s)",
+            )
         return headers[0], signals[0]
     if len(uploads) != 1:
-        raise RequestError(422, "several_records", "one record per request: send one file, or a .hea with its "
-                          "signal file")
+        raise RequestError(
+            422, "several_records", "one record per request: send one file, or a .hea with its signal file"
+        )
     if uploads[0].suffix == ".dat":
         raise RequestError(422, "missing_header", "a .dat signal file needs its .hea header uploaded with it")
     return uploads[0], None
 
 
-def read_upload(uploads: Sequence[Upload], lead_names: tuple[str, ...], sampling_rate_hz: float | None = None,
-                lead_order: tuple[str, ...] | None = None, max_seconds: float = 600.0,
-                max_values: int = MAX_VALUES) -> Record:
+def read_upload(
+    uploads: Sequence[Upload],
+    lead_names: tuple[str, ...],
+    sampling_rate_hz: float | None = None,
+    lead_order: tuple[str, ...] | None = None,
+    max_seconds: float = 600.0,
+    max_values: int = MAX_VALUES,
+) -> Record:
     """Read one record from its uploaded file(s), decoding at most ``max_values`` samples in all (checked from what
     the files declare, before decoding).
 
@@ -85,8 +99,11 @@ def read_upload(uploads: Sequence[Upload], lead_names: tuple[str, ...], sampling
     """
     main, signal = _layout(uploads)
     if main.suffix in (".csv", ".npy") and not sampling_rate_hz:
-        raise RequestError(422, "sampling_rate_required", "CSV and NumPy files store no sampling rate: give the "
-                          "'sampling_rate' field (Hz)")
+        raise RequestError(
+            422,
+            "sampling_rate_required",
+            "CSV and NumPy files store no sampling rate: give the 'sampling_rate' field (Hz)",
+        )
     with tempfile.TemporaryDirectory(prefix="ecglens-upload-") as scratch:
         folder = Path(scratch)
         if signal is not None:
@@ -106,6 +123,9 @@ def read_upload(uploads: Sequence[Upload], lead_names: tuple[str, ...], sampling
         except RecordError as error:
             raise RequestError(422, "unreadable_record", f"{main.name}: {error.reason}") from None
     if record.duration_s > max_seconds:
-        raise RequestError(422, "record_too_long", f"{main.name}: {record.duration_s:.0f} s is longer than this "
-                          f"server accepts ({max_seconds:g} s)")
+        raise RequestError(
+            422,
+            "record_too_long",
+            f"{main.name}: {record.duration_s:.0f} s is longer than this server accepts ({max_seconds:g} s)",
+        )
     return replace(record, record_id=main.stem, source_path=main.name)

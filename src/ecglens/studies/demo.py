@@ -36,8 +36,13 @@ from ecglens.util.atomic import write_text
 from ecglens.util.progress import note
 
 DEMO_TRAINING = TrainConfig(epochs=12, lr=1e-3, policy=LengthPolicy("crop", 5.0))
-DEMO_PERTURBATIONS = (Perturbation("gaussian", 6.0), Perturbation("muscle", 6.0), Perturbation("missing", 3),
-                      Perturbation("reversal", 0, "LA/RA"), Perturbation("crop", 5.0))
+DEMO_PERTURBATIONS = (
+    Perturbation("gaussian", 6.0),
+    Perturbation("muscle", 6.0),
+    Perturbation("missing", 3),
+    Perturbation("reversal", 0, "LA/RA"),
+    Perturbation("crop", 5.0),
+)
 """The demo's training: the study's ResNet-34 at lr 1e-3 for 12 epochs on 5-s crops (fits 5 minutes on 2 cores)."""
 
 
@@ -57,8 +62,9 @@ class DemoConfig:
     robustness_records: int = 30  # test records under a few perturbations and one attack budget
 
     @classmethod
-    def sized(cls, n_records: int, sampling_rate_hz: float, epochs: int, model: str, device: str,
-              seed: int) -> DemoConfig:
+    def sized(
+        cls, n_records: int, sampling_rate_hz: float, epochs: int, model: str, device: str, seed: int
+    ) -> DemoConfig:
         """The demo with other sizes: the cohort, split and training all follow ``seed``."""
         training = replace(DEMO_TRAINING, epochs=epochs, model=model, device=device, seed=seed, split=SplitSpec(seed))
         return cls(n_records=n_records, sampling_rate_hz=sampling_rate_hz, train=training)
@@ -74,15 +80,20 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    synth = SynthConfig(n_records=config.n_records, sampling_rate_hz=config.generate_rate_hz,
-                        duration_s=config.duration_s, seed=config.train.seed)
+    synth = SynthConfig(
+        n_records=config.n_records,
+        sampling_rate_hz=config.generate_rate_hz,
+        duration_s=config.duration_s,
+        seed=config.train.seed,
+    )
     counts = _generate(synth, out / "records", progress)
     timings["generate"] = time.perf_counter() - started
     step = time.perf_counter()
     cache = out / f"cache{config.sampling_rate_hz:g}"
     _log(f"preparing the cache at {config.sampling_rate_hz:g} Hz")
-    build_cache([parse_source(f"synthetic=challenge:{out / 'records'}")], cache, config.sampling_rate_hz,
-                progress=progress)
+    build_cache(
+        [parse_source(f"synthetic=challenge:{out / 'records'}")], cache, config.sampling_rate_hz, progress=progress
+    )
     timings["prepare"] = time.perf_counter() - step
     step = time.perf_counter()
     run_dir = out / "run"
@@ -102,27 +113,47 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     explanations = explain_for_report(result.best_bundle, cache, out / "explain", config, progress)
     timings["explain"] = time.perf_counter() - step
     step = time.perf_counter()
-    _log(f"robustness: {len(DEMO_PERTURBATIONS)} perturbations and a 25-uV attack on {config.robustness_records} test "
-         "records")
-    robustness = run_robustness(result.best_bundle, [cache], "test", config.robustness_records, DEMO_PERTURBATIONS,
-                                budgets_uv=(25.0,), n_flip=0, pgd_steps=3,
-                                attacks=("random", "pgd", "smooth", "pgd-band"),
-                                device=config.train.device, progress=progress)
+    _log(
+        f"robustness: {len(DEMO_PERTURBATIONS)} perturbations and a 25-uV attack on {config.robustness_records} test "
+        "records"
+    )
+    robustness = run_robustness(
+        result.best_bundle,
+        [cache],
+        "test",
+        config.robustness_records,
+        DEMO_PERTURBATIONS,
+        budgets_uv=(25.0,),
+        n_flip=0,
+        pgd_steps=3,
+        attacks=("random", "pgd", "smooth", "pgd-band"),
+        device=config.train.device,
+        progress=progress,
+    )
     robustness_files = write_robustness(robustness, out / "robustness", read_meta(result.best_bundle).lead_names)
     timings["robustness"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
     summary = {
-        "config": asdict(config), "class_counts": counts, "timings_s": timings,
-        "training_log": [asdict(row) for row in result.log], "best_epoch": result.best_epoch,
-        "evaluation": report.to_dict(), "bundle": result.best_bundle, "explanations": explanations,
+        "config": asdict(config),
+        "class_counts": counts,
+        "timings_s": timings,
+        "training_log": [asdict(row) for row in result.log],
+        "best_epoch": result.best_epoch,
+        "evaluation": report.to_dict(),
+        "bundle": result.best_bundle,
+        "explanations": explanations,
         "robustness": strict_json(robustness.to_dict()),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
     }
     write_text(out / "report.json", json.dumps(summary, indent=2, default=float))
     html_path = out / "report.html"
     figures = {p.name: p for p in robustness_files}
-    section = robustness_section(robustness, figures.get("robustness_curves.png"),
-                                 figures.get("adversarial_example.png"), figures.get("attack_spectra.png"))
+    section = robustness_section(
+        robustness,
+        figures.get("robustness_curves.png"),
+        figures.get("adversarial_example.png"),
+        figures.get("attack_spectra.png"),
+    )
     write_text(html_path, _render(summary, report, synth, result, config, section))
     _log(f"done in {timings['total']:.0f} s: test macro AUC {report.combined.macro_auc:.3f}")
     _log(f"view the model in a browser: ecglens serve --checkpoint {result.best_bundle}")
@@ -151,8 +182,16 @@ def _training_figure(result: TrainResult) -> str:
     ax.legend(frameon=False)
     ax2.plot(epochs, [row.val_macro_auc or np.nan for row in log], "o-", color="green")
     ax2.axvline(result.best_epoch, color="grey", lw=0.8, ls=":")
-    ax2.annotate("best epoch", (result.best_epoch, 0.02), xycoords=("data", "axes fraction"), fontsize=8,
-                 color="grey", ha="right", rotation=90, va="bottom")
+    ax2.annotate(
+        "best epoch",
+        (result.best_epoch, 0.02),
+        xycoords=("data", "axes fraction"),
+        fontsize=8,
+        color="grey",
+        ha="right",
+        rotation=90,
+        va="bottom",
+    )
     ax2.set_ylabel("validation macro AUC")
     for axis in (ax, ax2):
         axis.set_xlabel("epoch")
@@ -161,20 +200,48 @@ def _training_figure(result: TrainResult) -> str:
     return figure_to_html(fig, "training curves")
 
 
-def _render(summary: dict, report: EvaluationReport, synth: SynthConfig, result: TrainResult,
-            config: DemoConfig, robustness: Markup) -> str:
+def _render(
+    summary: dict,
+    report: EvaluationReport,
+    synth: SynthConfig,
+    result: TrainResult,
+    config: DemoConfig,
+    robustness: Markup,
+) -> str:
     test = report.combined
-    sections = [("Summary", Markup(
-        "<p>{} class labels over {} synthetic records ({:g} s at {:g} Hz, SNR {:g} dB), cached at {:g} Hz; the "
-        "study's ResNet-34 trained for {} epochs (best epoch {} on validation). <b>Test macro AUC {:.3f}</b> on {} "
-        "records never used for training or threshold tuning. Total time {:.0f} s.</p>").format(
-        sum(summary["class_counts"].values()), synth.n_records, synth.duration_s, synth.sampling_rate_hz,
-        synth.snr_db, config.sampling_rate_hz, config.train.epochs, result.best_epoch, test.macro_auc,
-        test.n_records, summary["timings_s"]["total"]))]
+    sections = [
+        (
+            "Summary",
+            Markup(
+                "<p>{} class labels over {} synthetic records ({:g} s at {:g} Hz, SNR {:g} dB), cached at {:g} Hz; the "
+                "study's ResNet-34 trained for {} epochs (best epoch {} on validation). <b>Test macro AUC {:.3f}</b> "
+                "on {} records never used for training or threshold tuning. Total time {:.0f} s.</p>"
+            ).format(
+                sum(summary["class_counts"].values()),
+                synth.n_records,
+                synth.duration_s,
+                synth.sampling_rate_hz,
+                synth.snr_db,
+                config.sampling_rate_hz,
+                config.train.epochs,
+                result.best_epoch,
+                test.macro_auc,
+                test.n_records,
+                summary["timings_s"]["total"],
+            ),
+        )
+    ]
     sections.append(("Test metrics", evaluation_table(test, report.threshold_origin.describe())))
-    sections.append(("Training", _training_figure(result) + table_to_html(
-        ["epoch", "train loss", "val loss", "val macro AUC", "seconds"],
-        [[r.epoch, r.train_loss, r.val_loss, r.val_macro_auc, r.seconds] for r in result.log])))
+    sections.append(
+        (
+            "Training",
+            _training_figure(result)
+            + table_to_html(
+                ["epoch", "train loss", "val loss", "val macro AUC", "seconds"],
+                [[r.epoch, r.train_loss, r.val_loss, r.val_macro_auc, r.seconds] for r in result.log],
+            ),
+        )
+    )
     with tempfile.TemporaryDirectory() as scratch:
         images = [figure_from_png(path, path.stem) for path in plot_one_per_class(synth, scratch)]
     sections.append(("What each synthetic class looks like", Markup("").join(images)))
@@ -199,16 +266,34 @@ def explain_for_report(bundle: str, cache: Path, out: Path, config: DemoConfig, 
     figures = gradcam_examples(model, meta, split_inputs(caches, meta, "test"), out)
     chosen = split_inputs(caches, meta, "test", config.explain_population)
     background = training_background(caches, meta, 50)
-    population = population_heatmap(model, meta, chosen, background, out / "population.png",
-                                    f"SHAP per lead, {len(chosen)} test records", progress=progress,
-                                    max_samples=config.shap_max_samples)
-    faith = faithfulness(model, meta, split_inputs(caches, meta, "test", config.explain_faithfulness, seed=1),
-                         background, steps=8, n_samples=4, progress=progress)
+    population = population_heatmap(
+        model,
+        meta,
+        chosen,
+        background,
+        out / "population.png",
+        f"SHAP per lead, {len(chosen)} test records",
+        progress=progress,
+        max_samples=config.shap_max_samples,
+    )
+    faith = faithfulness(
+        model,
+        meta,
+        split_inputs(caches, meta, "test", config.explain_faithfulness, seed=1),
+        background,
+        steps=8,
+        n_samples=4,
+        progress=progress,
+    )
     write_faithfulness(faith, out, "mean over test records and their classes")
-    return {"gradcam": [asdict(f) for f in figures], "population": population.to_dict(),
-            "population_figure": str(out / "population.png"), "faithfulness": faith.to_dict(),
-            "faithfulness_markdown": faith.to_markdown(),
-            "faithfulness_figure": str(out / "faithfulness_curves.png")}
+    return {
+        "gradcam": [asdict(f) for f in figures],
+        "population": population.to_dict(),
+        "population_figure": str(out / "population.png"),
+        "faithfulness": faith.to_dict(),
+        "faithfulness_markdown": faith.to_markdown(),
+        "faithfulness_figure": str(out / "faithfulness_curves.png"),
+    }
 
 
 def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
@@ -216,28 +301,71 @@ def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
 
     gradcams = Markup("").join(
         Markup("<p>{} ({}, Grad-CAM for {}):</p>").format(item["kind"], item["record_id"], item["class_name"])
-        + figure_from_png(item["path"], item["record_id"]) for item in explanations["gradcam"])
+        + figure_from_png(item["path"], item["record_id"])
+        for item in explanations["gradcam"]
+    )
+
     def gain(value) -> str:
         return "n/a" if value is None else format_gain(value)
 
-    rows = [[row["method"], row["class_name"], row["n"], row["deletion"], row["random_deletion"],
-             gain(row["deletion_gain"]), row["insertion"], row["random_insertion"], gain(row["insertion_gain"]),
-             row["localisation_auroc"], row["pointing_game"], row["sanity_rank_correlation"],
-             "deletion worse than random" if row["deletion_worse_than_random"] else ""]
-            for row in explanations["faithfulness"]["rows"]]
-    faith_table = table_to_html(["method", "class", "n", "deletion AUC", "random", "gain [95 % CI]", "insertion AUC",
-                                 "random", "gain [95 % CI]", "localisation AUROC", "pointing game",
-                                 "rank corr. vs random model", "flag"], rows)
+    rows = [
+        [
+            row["method"],
+            row["class_name"],
+            row["n"],
+            row["deletion"],
+            row["random_deletion"],
+            gain(row["deletion_gain"]),
+            row["insertion"],
+            row["random_insertion"],
+            gain(row["insertion_gain"]),
+            row["localisation_auroc"],
+            row["pointing_game"],
+            row["sanity_rank_correlation"],
+            "deletion worse than random" if row["deletion_worse_than_random"] else "",
+        ]
+        for row in explanations["faithfulness"]["rows"]
+    ]
+    faith_table = table_to_html(
+        [
+            "method",
+            "class",
+            "n",
+            "deletion AUC",
+            "random",
+            "gain [95 % CI]",
+            "insertion AUC",
+            "random",
+            "gain [95 % CI]",
+            "localisation AUROC",
+            "pointing game",
+            "rank corr. vs random model",
+            "flag",
+        ],
+        rows,
+    )
     return [
-        ("Grad-CAM (end of the 4th residual stage, top 5 % of time steps shaded)",
-         Markup("<p class='note'>Grad-CAM has one value per time step: a band marks a time, across all leads. It "
+        (
+            "Grad-CAM (end of the 4th residual stage, top 5 % of time steps shaded)",
+            Markup(
+                "<p class='note'>Grad-CAM has one value per time step: a band marks a time, across all leads. It "
                 "does not say which lead carries the evidence; for that, see <code>ecglens explain guided-gradcam"
-                "</code> or <code>ecglens explain shap</code>.</p>") + (gradcams or Markup("<p>no test records</p>"))),
-        ("Population lead importance (SHAP, expected gradients)",
-         Markup(POPULATION_NOTE) + Markup("<p class='note'>{}</p>").format(population_summary(
-             explanations["population"])) + figure_from_png(explanations["population_figure"], "population heatmap")),
-        ("Faithfulness of the explanations",
-         Markup("<p class='note'>{} Notes: {}</p>").format(DELETION_NOTE, " ".join(
-             explanations["faithfulness"]["notes"])) + faith_table
-         + figure_from_png(explanations["faithfulness_figure"], "deletion and insertion curves")),
+                "</code> or <code>ecglens explain shap</code>.</p>"
+            )
+            + (gradcams or Markup("<p>no test records</p>")),
+        ),
+        (
+            "Population lead importance (SHAP, expected gradients)",
+            Markup(POPULATION_NOTE)
+            + Markup("<p class='note'>{}</p>").format(population_summary(explanations["population"]))
+            + figure_from_png(explanations["population_figure"], "population heatmap"),
+        ),
+        (
+            "Faithfulness of the explanations",
+            Markup("<p class='note'>{} Notes: {}</p>").format(
+                DELETION_NOTE, " ".join(explanations["faithfulness"]["notes"])
+            )
+            + faith_table
+            + figure_from_png(explanations["faithfulness_figure"], "deletion and insertion curves"),
+        ),
     ]

@@ -66,16 +66,26 @@ NAMED_SUBSETS: dict[str, tuple[str, ...]] = {
 }
 """The PhysioNet/CinC Challenge 2021 lead sets."""
 STUDY_READINGS: tuple[tuple[str, str], ...] = (
-    ("AF", "II"), ("LBBB", "II"), ("RBBB", "II"), ("PAC", "II"), ("PVC", "II"), ("PAC", "aVF"), ("RBBB", "V1"))
+    ("AF", "II"),
+    ("LBBB", "II"),
+    ("RBBB", "II"),
+    ("PAC", "II"),
+    ("PVC", "II"),
+    ("PAC", "aVF"),
+    ("RBBB", "V1"),
+)
 """What the study reads from its population SHAP figures: lead II for AF, the bundle-branch blocks, PAC and
 PVC; aVF for PAC; V1 for RBBB."""
-EINTHOVEN_NOTE = ("III, aVR, aVL and aVF are linear combinations of I and II (Einthoven: III = II - I; "
-                  "Goldberger: aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2): a model given I and II sees all "
-                  "six limb leads' information, so '2' and 'limb6' should score alike up to training noise.")
+EINTHOVEN_NOTE = (
+    "III, aVR, aVL and aVF are linear combinations of I and II (Einthoven: III = II - I; "
+    "Goldberger: aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2): a model given I and II sees all "
+    "six limb leads' information, so '2' and 'limb6' should score alike up to training noise."
+)
 
 
-def parse_subsets(named: str = "12,limb6,4,3,2,singles", custom: Sequence[str] = ()) -> tuple[
-        tuple[str, tuple[str, ...]], ...]:
+def parse_subsets(
+    named: str = "12,limb6,4,3,2,singles", custom: Sequence[str] = ()
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """(name, leads) of every subset asked for: named sets, ``singles`` (each lead alone), custom lists."""
     subsets: dict[str, tuple[str, ...]] = {}
     for name in (part.strip() for part in named.split(",") if part.strip()):
@@ -154,21 +164,42 @@ class LeadStudy:
 
     def to_dict(self) -> dict:
         """Plain data for ``leads.json``."""
-        return {"rankings": [asdict(r) for r in self.rankings], "shares": self.shares,
-                "joint_shares": self.joint_shares, "baseline": self.baseline,
-                "subsets": [{"name": s.name, "leads": list(s.leads), "bundle": s.bundle,
-                             "shapley_share": s.shapley_share, "val_macro_auc": s.val_macro_auc,
-                             "coalition_val_auc": s.coalition_val_auc, "result": s.result.to_dict()}
-                            for s in self.subsets],
-                "spearman": self.spearman, "spearman_p": self.spearman_p,
-                "coalition_spearman": self.coalition_spearman, "greedy": [asdict(g) for g in self.greedy],
-                "n_shapley_records": self.n_shapley_records, "seconds": self.seconds}
+        return {
+            "rankings": [asdict(r) for r in self.rankings],
+            "shares": self.shares,
+            "joint_shares": self.joint_shares,
+            "baseline": self.baseline,
+            "subsets": [
+                {
+                    "name": s.name,
+                    "leads": list(s.leads),
+                    "bundle": s.bundle,
+                    "shapley_share": s.shapley_share,
+                    "val_macro_auc": s.val_macro_auc,
+                    "coalition_val_auc": s.coalition_val_auc,
+                    "result": s.result.to_dict(),
+                }
+                for s in self.subsets
+            ],
+            "spearman": self.spearman,
+            "spearman_p": self.spearman_p,
+            "coalition_spearman": self.coalition_spearman,
+            "greedy": [asdict(g) for g in self.greedy],
+            "n_shapley_records": self.n_shapley_records,
+            "seconds": self.seconds,
+        }
 
 
-def shapley_rankings(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], split: str = "val",
-                     n_records: int = 40, n_permutations: int = 16, device: str = "auto", progress: bool = True,
-                     baseline: str = "conditional"
-                     ) -> tuple[tuple[LeadRanking, ...], dict[str, float], dict[str, float]]:
+def shapley_rankings(
+    bundle: str | os.PathLike,
+    cache_paths: Sequence[str | os.PathLike],
+    split: str = "val",
+    n_records: int = 40,
+    n_permutations: int = 16,
+    device: str = "auto",
+    progress: bool = True,
+    baseline: str = "conditional",
+) -> tuple[tuple[LeadRanking, ...], dict[str, float], dict[str, float]]:
     """Population lead Shapley values of a 12-lead bundle: per class, each lead's mean value over the records
     labelled with the class; each lead's share of the attribution averaged over classes; and the same shares
     with the limb leads as one player."""
@@ -197,8 +228,14 @@ def shapley_rankings(bundle: str | os.PathLike, cache_paths: Sequence[str | os.P
         for k, phi in enumerate(values):  # records x players x classes
             mean = np.stack(phi)[truth[:, c], :, c].mean(axis=0)
             if k == 0:
-                rankings.append(LeadRanking(name, int(truth[:, c].sum()), tuple(float(v) for v in mean),
-                                            tuple(LEAD_NAMES[i] for i in np.argsort(-mean))))
+                rankings.append(
+                    LeadRanking(
+                        name,
+                        int(truth[:, c].sum()),
+                        tuple(float(v) for v in mean),
+                        tuple(LEAD_NAMES[i] for i in np.argsort(-mean)),
+                    )
+                )
             total = np.abs(mean).sum()
             if total > 0:
                 shares[k].append(np.clip(mean, 0, None) / total)
@@ -209,9 +246,15 @@ def shapley_rankings(bundle: str | os.PathLike, cache_paths: Sequence[str | os.P
     return tuple(rankings), out[0], out[1]
 
 
-def coalition_auc(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], subsets: Sequence[
-        tuple[str, ...]], split: str = "val", baseline: str = "conditional", device: str = "auto",
-                  batch_size: int = 64) -> list[float | None]:
+def coalition_auc(
+    bundle: str | os.PathLike,
+    cache_paths: Sequence[str | os.PathLike],
+    subsets: Sequence[tuple[str, ...]],
+    split: str = "val",
+    baseline: str = "conditional",
+    device: str = "auto",
+    batch_size: int = 64,
+) -> list[float | None]:
     """The 12-lead model's macro AUC on a split with the leads outside each subset made absent as in the lead
     game (`LeadGame`): the value the Shapley values average over, in the metric the retrained models report."""
     from sklearn.metrics import roc_auc_score
@@ -234,16 +277,27 @@ def coalition_auc(bundle: str | os.PathLike, cache_paths: Sequence[str | os.Path
                 probabilities[start : start + len(batch), i] = torch.sigmoid(model(batch)).float().cpu().numpy()
     scores: list[float | None] = []
     for k in range(len(subsets)):
-        aucs = [roc_auc_score(truth[:, c], probabilities[k, :, c]) for c in range(truth.shape[1])
-                if 0 < truth[:, c].sum() < len(truth)]
+        aucs = [
+            roc_auc_score(truth[:, c], probabilities[k, :, c])
+            for c in range(truth.shape[1])
+            if 0 < truth[:, c].sum() < len(truth)
+        ]
         scores.append(float(np.mean(aucs)) if aucs else None)
     return scores
 
 
-def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathLike,
-                   subsets: Sequence[tuple[str, tuple[str, ...]]] = (), config: TrainConfig | None = None,
-                   checkpoint: str | os.PathLike | None = None, train: bool = True, n_shapley: int = 40,
-                   n_bootstrap: int = 200, greedy_sizes: Sequence[int] = (2, 3), progress: bool = True) -> LeadStudy:
+def run_lead_study(
+    cache_paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    subsets: Sequence[tuple[str, tuple[str, ...]]] = (),
+    config: TrainConfig | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    train: bool = True,
+    n_shapley: int = 40,
+    n_bootstrap: int = 200,
+    greedy_sizes: Sequence[int] = (2, 3),
+    progress: bool = True,
+) -> LeadStudy:
     """Train and evaluate the subsets, rank the leads by Shapley value, and compare (see the module doc).
 
     Args:
@@ -265,36 +319,49 @@ def run_lead_study(cache_paths: Sequence[str | os.PathLike], out: str | os.PathL
     if train and checkpoint is None:
         checkpoint = trainer.train("12", LEAD_NAMES).bundle
     assert checkpoint is not None
-    rankings, shares, joint = shapley_rankings(checkpoint, cache_paths, "val", n_shapley, device=config.device,
-                                               progress=progress)
-    greedy_sets = {f"greedy{k}": tuple(sorted(sorted(shares, key=lambda lead: -shares[lead])[:k],
-                                              key=LEAD_NAMES.index)) for k in greedy_sizes}
+    rankings, shares, joint = shapley_rankings(
+        checkpoint, cache_paths, "val", n_shapley, device=config.device, progress=progress
+    )
+    greedy_sets = {
+        f"greedy{k}": tuple(sorted(sorted(shares, key=lambda lead: -shares[lead])[:k], key=LEAD_NAMES.index))
+        for k in greedy_sizes
+    }
     if train:
         for name, leads in [*subsets, *greedy_sets.items()]:
             trainer.train(name, leads)
     trained = trainer.trained
-    coalitions = coalition_auc(checkpoint, cache_paths, [s.leads for s in trained.values()], "val",
-                               device=config.device) if trained else []
-    results = tuple(replace(s, shapley_share=float(sum(shares[lead] for lead in s.leads)), coalition_val_auc=auc)
-                    for s, auc in zip(trained.values(), coalitions, strict=True))
+    coalitions = (
+        coalition_auc(checkpoint, cache_paths, [s.leads for s in trained.values()], "val", device=config.device)
+        if trained
+        else []
+    )
+    results = tuple(
+        replace(s, shapley_share=float(sum(shares[lead] for lead in s.leads)), coalition_val_auc=auc)
+        for s, auc in zip(trained.values(), coalitions, strict=True)
+    )
     measured = [(s.shapley_share, s.val_macro_auc) for s in results if s.val_macro_auc is not None]
     rho = p = coalition_rho = None
     if len(measured) >= 3:
         rho, p = (float(v) for v in spearmanr(*zip(*measured, strict=True)))
-    paired = [(s.coalition_val_auc, s.val_macro_auc) for s in results
-              if s.val_macro_auc is not None and s.coalition_val_auc is not None]
+    paired = [
+        (s.coalition_val_auc, s.val_macro_auc)
+        for s in results
+        if s.val_macro_auc is not None and s.coalition_val_auc is not None
+    ]
     if len(paired) >= 3:
         coalition_rho = float(spearmanr(*zip(*paired, strict=True)).statistic)
     greedy = tuple(_greedy_comparison(leads, trained.get(name), results) for name, leads in greedy_sets.items())
-    return LeadStudy(rankings, shares, results, rho, p, greedy, n_shapley, time.perf_counter() - started,
-                     joint, coalition_rho)
+    return LeadStudy(
+        rankings, shares, results, rho, p, greedy, n_shapley, time.perf_counter() - started, joint, coalition_rho
+    )
 
 
 class _SubsetTrainer:
     """Trains and evaluates one lead subset at a time into ``out/runs/NAME``, reusing a finished one."""
 
-    def __init__(self, cache_paths: Sequence[str | os.PathLike], out: Path, config: TrainConfig, n_bootstrap: int,
-                 progress: bool) -> None:
+    def __init__(
+        self, cache_paths: Sequence[str | os.PathLike], out: Path, config: TrainConfig, n_bootstrap: int, progress: bool
+    ) -> None:
         self.cache_paths, self.out, self.config = cache_paths, out, config
         self.n_bootstrap, self.progress = n_bootstrap, progress
         self.trained: dict[str, SubsetResult] = {}
@@ -310,8 +377,9 @@ class _SubsetTrainer:
             note(f"training {name} ({', '.join(leads)})", "leads")
             resume = (run / "state").is_dir()
             fit(self.cache_paths, run, replace(self.config, lead_names=leads), resume=resume, progress=self.progress)
-            report = evaluate_bundle(run / "best", self.cache_paths, n_bootstrap=self.n_bootstrap,
-                                     device=self.config.device, retune=False)
+            report = evaluate_bundle(
+                run / "best", self.cache_paths, n_bootstrap=self.n_bootstrap, device=self.config.device, retune=False
+            )
             write_text(done, json.dumps(strict_json(report.combined.to_dict())))
         result = EvaluationResult.from_dict(json.loads(done.read_text()))
         val_auc = (read_meta(run / "best").metrics.get("epoch_log") or {}).get("val_macro_auc")
@@ -319,15 +387,21 @@ class _SubsetTrainer:
         return self.trained[name]
 
 
-def _greedy_comparison(leads: tuple[str, ...], mine: SubsetResult | None, results: Sequence[SubsetResult]
-                       ) -> GreedyComparison:
+def _greedy_comparison(
+    leads: tuple[str, ...], mine: SubsetResult | None, results: Sequence[SubsetResult]
+) -> GreedyComparison:
     """A Shapley-guided subset beside the measured subset of its size with the best validation macro AUC."""
     same_size = [s for s in results if len(s.leads) == len(leads) and not s.name.startswith("greedy")]
     best = max(same_size, key=lambda s: s.val_macro_auc or -1, default=None)  # chosen on validation
-    return GreedyComparison(len(leads), leads, None if mine is None else mine.val_macro_auc,
-                            None if mine is None else mine.result.macro_auc, None if best is None else best.name,
-                            None if best is None else best.val_macro_auc,
-                            None if best is None else best.result.macro_auc)
+    return GreedyComparison(
+        len(leads),
+        leads,
+        None if mine is None else mine.val_macro_auc,
+        None if mine is None else mine.result.macro_auc,
+        None if best is None else best.name,
+        None if best is None else best.val_macro_auc,
+        None if best is None else best.result.macro_auc,
+    )
 
 
 def write_lead_study(study: LeadStudy, out: str | os.PathLike) -> tuple[Path, ...]:
@@ -337,17 +411,40 @@ def write_lead_study(study: LeadStudy, out: str | os.PathLike) -> tuple[Path, ..
     rows = []
     for s in study.subsets:
         for m in (*s.result.per_class, None):
-            metrics = {"class": "macro", "auc": s.result.macro_auc, "f1": s.result.average.get("f1"),
-                       "auc_ci": s.result.average_ci95.get("auc")} if m is None else \
-                {"class": m.name, "auc": m.auc, "f1": m.f1, "auc_ci": m.ci95.get("auc")}
+            metrics = (
+                {
+                    "class": "macro",
+                    "auc": s.result.macro_auc,
+                    "f1": s.result.average.get("f1"),
+                    "auc_ci": s.result.average_ci95.get("auc"),
+                }
+                if m is None
+                else {"class": m.name, "auc": m.auc, "f1": m.f1, "auc_ci": m.ci95.get("auc")}
+            )
             ci = metrics.pop("auc_ci") or (None, None)
-            rows.append({"subset": s.name, "leads": " ".join(s.leads), "n_leads": len(s.leads), **metrics,
-                         "auc_ci_low": ci[0], "auc_ci_high": ci[1], "shapley_share": s.shapley_share})
+            rows.append(
+                {
+                    "subset": s.name,
+                    "leads": " ".join(s.leads),
+                    "n_leads": len(s.leads),
+                    **metrics,
+                    "auc_ci_low": ci[0],
+                    "auc_ci_high": ci[1],
+                    "shapley_share": s.shapley_share,
+                }
+            )
     with atomic_open(out / "leads.csv", newline="") as handle:
         pd.DataFrame(rows).to_csv(handle, index=False)
-    ranking = pd.DataFrame([{"class": r.class_name, "records": r.n_records,
-                             **{lead: v for lead, v in zip(LEAD_NAMES, r.values, strict=True)}}
-                            for r in study.rankings])
+    ranking = pd.DataFrame(
+        [
+            {
+                "class": r.class_name,
+                "records": r.n_records,
+                **{lead: v for lead, v in zip(LEAD_NAMES, r.values, strict=True)},
+            }
+            for r in study.rankings
+        ]
+    )
     with atomic_open(out / "lead_ranking.csv", newline="") as handle:
         ranking.to_csv(handle, index=False)
     paths += [out / "leads.csv", out / "lead_ranking.csv"]
@@ -360,8 +457,9 @@ def write_lead_study(study: LeadStudy, out: str | os.PathLike) -> tuple[Path, ..
 
 def _figure(study: LeadStudy):
     subsets = sorted(study.subsets, key=lambda s: (-len(s.leads), -(s.result.macro_auc or 0)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.32 * len(subsets) + 1.8),
-                                      gridspec_kw={"width_ratios": [2, 1]})
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(12, 0.32 * len(subsets) + 1.8), gridspec_kw={"width_ratios": [2, 1]}
+    )
     y = np.arange(len(subsets))
     auc = np.array([np.nan if s.result.macro_auc is None else s.result.macro_auc for s in subsets])
     ci = np.array([s.result.average_ci95.get("auc", (np.nan, np.nan)) for s in subsets])
@@ -399,49 +497,107 @@ def _sections(study: LeadStudy, figure: Path | None) -> list[tuple[str, Markup]]
     by_name = {s.name: s for s in study.subsets}
     if "2" in by_name and "limb6" in by_name:
         two, six = by_name["2"].result, by_name["limb6"].result
-        sections[0] = (sections[0][0], sections[0][1] + Markup(
-            "<p>Measured: I, II macro AUC {} {}; the six limb leads {} {}.</p>").format(
-            fmt(two.macro_auc), _ci(two.average_ci95.get("auc")), fmt(six.macro_auc), _ci(six.average_ci95.get("auc"))))
+        sections[0] = (
+            sections[0][0],
+            sections[0][1]
+            + Markup("<p>Measured: I, II macro AUC {} {}; the six limb leads {} {}.</p>").format(
+                fmt(two.macro_auc),
+                _ci(two.average_ci95.get("auc")),
+                fmt(six.macro_auc),
+                _ci(six.average_ci95.get("auc")),
+            ),
+        )
     if study.subsets:
         body = figure_from_png(figure, "macro AUC per lead subset") if figure is not None else Markup("")
-        header = ["subset", "leads", "validation macro AUC", "coalition AUC (12-lead model, validation)",
-                  "test macro AUC [95 % CI]", "test macro F1", "Shapley share"] + [
-            m.name for m in study.subsets[0].result.per_class]
-        rows = [[s.name, " ".join(s.leads), fmt(s.val_macro_auc), fmt(s.coalition_val_auc),
-                 f"{fmt(s.result.macro_auc)} {_ci(s.result.average_ci95.get('auc'))}",
-                 fmt(s.result.average.get("f1")), fmt(s.shapley_share)] + [fmt(m.auc) for m in s.result.per_class]
-                for s in study.subsets]
-        rho = "n/a (fewer than 3 subsets)" if study.spearman is None else \
-            f"{study.spearman:.2f} (p = {study.spearman_p:.3f}, {len(study.subsets)} subsets)"
+        header = [
+            "subset",
+            "leads",
+            "validation macro AUC",
+            "coalition AUC (12-lead model, validation)",
+            "test macro AUC [95 % CI]",
+            "test macro F1",
+            "Shapley share",
+        ] + [m.name for m in study.subsets[0].result.per_class]
+        rows = [
+            [
+                s.name,
+                " ".join(s.leads),
+                fmt(s.val_macro_auc),
+                fmt(s.coalition_val_auc),
+                f"{fmt(s.result.macro_auc)} {_ci(s.result.average_ci95.get('auc'))}",
+                fmt(s.result.average.get("f1")),
+                fmt(s.shapley_share),
+            ]
+            + [fmt(m.auc) for m in s.result.per_class]
+            for s in study.subsets
+        ]
+        rho = (
+            "n/a (fewer than 3 subsets)"
+            if study.spearman is None
+            else f"{study.spearman:.2f} (p = {study.spearman_p:.3f}, {len(study.subsets)} subsets)"
+        )
         coalition = "n/a" if study.coalition_spearman is None else f"{study.coalition_spearman:.2f}"
-        body += Markup("<p>Agreement of the explanation with the retrained models' validation macro AUC: Spearman "
-                       "{} for the Shapley share, {} for the coalition AUC (the 12-lead model with the other leads "
-                       "absent: {} baseline). Under the conditional baseline the limb leads are redundant players "
-                       "(two give all six), so each limb lead's share is small however much the limb leads matter "
-                       "together; their joint share is in the ranking section. Every choice here (the Shapley "
-                       "ranking, the best subset of a size) is made on the validation split; the test split is "
-                       "scored once and chooses nothing.</p>").format(rho, coalition, study.baseline)
+        body += Markup(
+            "<p>Agreement of the explanation with the retrained models' validation macro AUC: Spearman "
+            "{} for the Shapley share, {} for the coalition AUC (the 12-lead model with the other leads "
+            "absent: {} baseline). Under the conditional baseline the limb leads are redundant players "
+            "(two give all six), so each limb lead's share is small however much the limb leads matter "
+            "together; their joint share is in the ranking section. Every choice here (the Shapley "
+            "ranking, the best subset of a size) is made on the validation split; the test split is "
+            "scored once and chooses nothing.</p>"
+        ).format(rho, coalition, study.baseline)
         body += table_to_html(header, rows)
-        body += table_to_html(["size", "greedy (Shapley) leads", "its validation / test macro AUC",
-                               "best measured subset (on validation)", "its validation / test macro AUC"],
-                              [[g.size, " ".join(g.greedy_leads),
-                                f"{fmt(g.greedy_val_macro_auc)} / {fmt(g.greedy_macro_auc)}",
-                                g.best_measured or "none of that size",
-                                f"{fmt(g.best_measured_val_macro_auc)} / {fmt(g.best_measured_macro_auc)}"]
-                               for g in study.greedy])
+        body += table_to_html(
+            [
+                "size",
+                "greedy (Shapley) leads",
+                "its validation / test macro AUC",
+                "best measured subset (on validation)",
+                "its validation / test macro AUC",
+            ],
+            [
+                [
+                    g.size,
+                    " ".join(g.greedy_leads),
+                    f"{fmt(g.greedy_val_macro_auc)} / {fmt(g.greedy_macro_auc)}",
+                    g.best_measured or "none of that size",
+                    f"{fmt(g.best_measured_val_macro_auc)} / {fmt(g.best_measured_macro_auc)}",
+                ]
+                for g in study.greedy
+            ],
+        )
         sections.append(("Measured: reduced-lead models (the bundles' own thresholds)", body))
-    ranking = table_to_html(["class", "records", "leads by mean Shapley value (most first)"],
-                            [[r.class_name, r.n_records, " > ".join(r.order)] for r in study.rankings])
+    ranking = table_to_html(
+        ["class", "records", "leads by mean Shapley value (most first)"],
+        [[r.class_name, r.n_records, " > ".join(r.order)] for r in study.rankings],
+    )
     if study.joint_shares:
-        ranking += Markup("<p>With the limb leads as one player: {}.</p>").format(", ".join(
-            f"{player} {share:.0%}" for player, share in study.joint_shares.items()))
-    sections.append((f"Explained: lead ranking of the 12-lead model ({study.n_shapley_records} validation records, "
-                     f"{study.baseline} baseline)", ranking))
+        ranking += Markup("<p>With the limb leads as one player: {}.</p>").format(
+            ", ".join(f"{player} {share:.0%}" for player, share in study.joint_shares.items())
+        )
+    sections.append(
+        (
+            f"Explained: lead ranking of the 12-lead model ({study.n_shapley_records} validation records, "
+            f"{study.baseline} baseline)",
+            ranking,
+        )
+    )
     ranks = {r.class_name: r for r in study.rankings}
-    study_rows = [[c, lead, f"{ranks[c].rank(lead)} of 12" if c in ranks else "class absent",
-                   " ".join(ranks[c].order[:3]) if c in ranks else ""] for c, lead in STUDY_READINGS]
-    sections.append(("Beside the study's readings of its SHAP figures", table_to_html(
-        ["class", "the study reads", "ecglens's rank of that lead", "ecglens's top 3"], study_rows)))
+    study_rows = [
+        [
+            c,
+            lead,
+            f"{ranks[c].rank(lead)} of 12" if c in ranks else "class absent",
+            " ".join(ranks[c].order[:3]) if c in ranks else "",
+        ]
+        for c, lead in STUDY_READINGS
+    ]
+    sections.append(
+        (
+            "Beside the study's readings of its SHAP figures",
+            table_to_html(["class", "the study reads", "ecglens's rank of that lead", "ecglens's top 3"], study_rows),
+        )
+    )
     return sections
 
 
@@ -458,24 +614,32 @@ class LeadsRun:
 
     def lines(self) -> list[str]:
         """What the CLI prints: the ranking per class, the subsets' macro AUC, the comparison, the files."""
-        lines = ["lead ranking of the 12-lead model (mean Shapley value on each class's validation records, most "
-                 "first):"]
-        lines += [f"  {r.class_name:<8} ({r.n_records:>3} records) {' > '.join(r.order[:6])} ..." for r in
-                  self.study.rankings]
+        lines = [
+            "lead ranking of the 12-lead model (mean Shapley value on each class's validation records, most first):"
+        ]
+        lines += [
+            f"  {r.class_name:<8} ({r.n_records:>3} records) {' > '.join(r.order[:6])} ..." for r in self.study.rankings
+        ]
         for s in sorted(self.study.subsets, key=lambda s: -len(s.leads)):
             auc = "n/a" if s.result.macro_auc is None else f"{s.result.macro_auc:.3f}"
             interval = _ci(s.result.average_ci95.get("auc"))
             val = "n/a" if s.val_macro_auc is None else f"{s.val_macro_auc:.3f}"
-            lines.append(f"  {s.name:<14} {len(s.leads):>2} leads: validation macro AUC {val}, test {auc} {interval}  "
-                         f"Shapley share {s.shapley_share:.2f}")
+            lines.append(
+                f"  {s.name:<14} {len(s.leads):>2} leads: validation macro AUC {val}, test {auc} {interval}  "
+                f"Shapley share {s.shapley_share:.2f}"
+            )
         if self.study.joint_shares:
-            lines.append("shares with the limb leads as one player: " + ", ".join(
-                f"{player} {share:.0%}" for player, share in self.study.joint_shares.items()))
+            lines.append(
+                "shares with the limb leads as one player: "
+                + ", ".join(f"{player} {share:.0%}" for player, share in self.study.joint_shares.items())
+            )
         if self.study.spearman is not None:
             lines.append(f"Spearman rho (Shapley share vs validation macro AUC): {self.study.spearman:.2f}")
         if self.study.coalition_spearman is not None:
-            lines.append(f"Spearman rho (coalition AUC of the 12-lead model vs retrained validation macro AUC): "
-                         f"{self.study.coalition_spearman:.2f}")
+            lines.append(
+                f"Spearman rho (coalition AUC of the 12-lead model vs retrained validation macro AUC): "
+                f"{self.study.coalition_spearman:.2f}"
+            )
         return [*lines, "wrote " + ", ".join(str(p) for p in self.paths)]
 
 

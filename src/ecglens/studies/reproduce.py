@@ -60,8 +60,14 @@ class Protocol:
 
 
 STUDY_PROTOCOLS = (
-    Protocol("Original", "original", ("cpsc",), None, ("cpsc",),
-             (("cpsc", ("cpsc",)), ("ptbxl", ("ptbxl",)), ("combined", (ALL,)))),
+    Protocol(
+        "Original",
+        "original",
+        ("cpsc",),
+        None,
+        ("cpsc",),
+        (("cpsc", ("cpsc",)), ("ptbxl", ("ptbxl",)), ("combined", (ALL,))),
+    ),
     Protocol("Ours_1", "ours1", ("ptbxl",), "Original", (ALL,), (("combined", (ALL,)),)),
     Protocol("Ours_2", "ours2", (ALL,), None, (ALL,), (("combined", (ALL,)),)),
 )
@@ -87,8 +93,13 @@ class ReproduceConfig:
     def quick(cls) -> ReproduceConfig:
         """A profile for a 2-core CPU: 100 Hz, 6 epochs, lr 1e-3, 40 records per SHAP heatmap (at most 16 samples
         per record)."""
-        return cls(sampling_rate_hz=100.0, train=TrainConfig(epochs=6, lr=1e-3), bootstrap=100, shap_records=40,
-                   shap_max_samples=16)
+        return cls(
+            sampling_rate_hz=100.0,
+            train=TrainConfig(epochs=6, lr=1e-3),
+            bootstrap=100,
+            shap_records=40,
+            shap_max_samples=16,
+        )
 
 
 def _log(message: str) -> None:
@@ -103,8 +114,9 @@ def _folds(caches: Sequence[EcgCache], seed: int, out_of_scope: str = "negative"
     return SplitSpec(seed, present[-2], present[-1], out_of_scope)
 
 
-def _train(name: str, caches: Sequence[Path], out: Path, config: TrainConfig, init: str | None = None,
-           progress: bool = True) -> str:
+def _train(
+    name: str, caches: Sequence[Path], out: Path, config: TrainConfig, init: str | None = None, progress: bool = True
+) -> str:
     run = out / "runs" / name
     if finished_epochs(run) >= config.epochs:
         _log(f"{name}: trained already, reusing {run / 'best'}")
@@ -127,9 +139,16 @@ def _groups(names: Sequence[str], cache_paths: dict[str, Path]) -> list[Path]:
     return list(cache_paths.values()) if ALL in names else [cache_paths[name] for name in names]
 
 
-def run_reproduce(cpsc: Sequence[Source], ptbxl: Sequence[Source], out: str | os.PathLike,
-                  config: ReproduceConfig = ReproduceConfig(), extra: Sequence[Source] = (), cross: bool = False,
-                  progress: bool = True, protocols: Sequence[Protocol] = STUDY_PROTOCOLS) -> Path:
+def run_reproduce(
+    cpsc: Sequence[Source],
+    ptbxl: Sequence[Source],
+    out: str | os.PathLike,
+    config: ReproduceConfig = ReproduceConfig(),
+    extra: Sequence[Source] = (),
+    cross: bool = False,
+    progress: bool = True,
+    protocols: Sequence[Protocol] = STUDY_PROTOCOLS,
+) -> Path:
     """Run the protocols (and the cross matrix) into ``out``; returns the HTML report's path.
 
     The report shows the study's published Tables 2 and 3 (`ecglens.study`) beside ours.
@@ -137,11 +156,22 @@ def run_reproduce(cpsc: Sequence[Source], ptbxl: Sequence[Source], out: str | os
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    write_text(out / "config.json", json.dumps({"config": asdict(config), "cpsc": [str(s) for s in cpsc],
-                                                "ptbxl": [str(s) for s in ptbxl],
-                                                "extra": [str(s) for s in extra], "cross": cross}, indent=2))
-    cache_paths = _prepare_caches(out, {"cpsc": list(cpsc), "ptbxl": list(ptbxl),
-                                        **{s.name: [s] for s in extra}}, config, progress)
+    write_text(
+        out / "config.json",
+        json.dumps(
+            {
+                "config": asdict(config),
+                "cpsc": [str(s) for s in cpsc],
+                "ptbxl": [str(s) for s in ptbxl],
+                "extra": [str(s) for s in extra],
+                "cross": cross,
+            },
+            indent=2,
+        ),
+    )
+    cache_paths = _prepare_caches(
+        out, {"cpsc": list(cpsc), "ptbxl": list(ptbxl), **{s.name: [s] for s in extra}}, config, progress
+    )
     timings = {"prepare": time.perf_counter() - started}
     caches = {name: EcgCache(path) for name, path in cache_paths.items()}
     train_config = replace(config.train, split=_folds(list(caches.values()), config.train.seed, config.out_of_scope))
@@ -149,8 +179,9 @@ def run_reproduce(cpsc: Sequence[Source], ptbxl: Sequence[Source], out: str | os
     bundles: dict[str, str] = {}
     for protocol in protocols:
         init = bundles[protocol.init_from] if protocol.init_from else None
-        bundles[protocol.name] = _train(protocol.run, _groups(protocol.train_on, cache_paths), out, train_config,
-                                        init, progress)
+        bundles[protocol.name] = _train(
+            protocol.run, _groups(protocol.train_on, cache_paths), out, train_config, init, progress
+        )
     timings["train"] = time.perf_counter() - step
     step = time.perf_counter()
     _log("evaluating (thresholds on validation splits only)")
@@ -161,13 +192,23 @@ def run_reproduce(cpsc: Sequence[Source], ptbxl: Sequence[Source], out: str | os
     figures = _explanations(out, bundles, cache_paths, config, progress)
     timings["explain"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
-    summary = ReproduceSummary(asdict(config), train_config.split, results, bundles, _add_timings(out, timings),
-                               figures, _data_summary(caches), _versions(), cross_matrix)
+    summary = ReproduceSummary(
+        asdict(config),
+        train_config.split,
+        results,
+        bundles,
+        _add_timings(out, timings),
+        figures,
+        _data_summary(caches),
+        _versions(),
+        cross_matrix,
+    )
     return _write_outputs(out, summary)
 
 
-def _prepare_caches(out: Path, groups: dict[str, list[Source]], config: ReproduceConfig,
-                    progress: bool) -> dict[str, Path]:
+def _prepare_caches(
+    out: Path, groups: dict[str, list[Source]], config: ReproduceConfig, progress: bool
+) -> dict[str, Path]:
     cache_paths: dict[str, Path] = {}
     for name, sources in groups.items():
         cache_paths[name] = out / "caches" / name
@@ -176,23 +217,41 @@ def _prepare_caches(out: Path, groups: dict[str, list[Source]], config: Reproduc
     return cache_paths
 
 
-def _evaluate_protocols(out: Path, protocols: Sequence[Protocol], bundles: dict[str, str],
-                        cache_paths: dict[str, Path], config: ReproduceConfig) -> list[Evaluation]:
+def _evaluate_protocols(
+    out: Path,
+    protocols: Sequence[Protocol],
+    bundles: dict[str, str],
+    cache_paths: dict[str, Path],
+    config: ReproduceConfig,
+) -> list[Evaluation]:
     """Every protocol on each of its test sets; the last test set's thresholds are stored in its bundle."""
     evaluations = []
     for protocol in protocols:
         thresholds_from = _groups(protocol.thresholds_from, cache_paths)
         for test_set, groups in protocol.test_on:
+
             def compute(protocol=protocol, groups=groups, thresholds_from=thresholds_from, test_set=test_set):
-                report = evaluate_bundle(bundles[protocol.name], _groups(groups, cache_paths),
-                                         n_bootstrap=config.bootstrap, device=config.train.device,
-                                         threshold_cache_paths=thresholds_from)
+                report = evaluate_bundle(
+                    bundles[protocol.name],
+                    _groups(groups, cache_paths),
+                    n_bootstrap=config.bootstrap,
+                    device=config.train.device,
+                    threshold_cache_paths=thresholds_from,
+                )
                 if test_set == "combined":
                     store_in_bundle(bundles[protocol.name], report)
-                    _log(f"{protocol.name}: stored its thresholds ({report.threshold_origin.describe()}) in "
-                         f"{bundles[protocol.name]}")
-                return Evaluation(protocol.name, test_set, report.thresholds, report.results,
-                                  report.threshold_origin.describe(), report.out_of_scope).to_dict()
+                    _log(
+                        f"{protocol.name}: stored its thresholds ({report.threshold_origin.describe()}) in "
+                        f"{bundles[protocol.name]}"
+                    )
+                return Evaluation(
+                    protocol.name,
+                    test_set,
+                    report.thresholds,
+                    report.results,
+                    report.threshold_origin.describe(),
+                    report.out_of_scope,
+                ).to_dict()
 
             path = out / "results" / f"{protocol.name.lower()}_{test_set}.json"
             evaluations.append(Evaluation.from_dict(_reuse_or_compute(path, compute)))
@@ -224,14 +283,24 @@ def _write_outputs(out: Path, summary: ReproduceSummary) -> Path:
     return html
 
 
-def _cross(out: Path, cache_paths: dict[str, Path], bundles: dict[str, str], train_config: TrainConfig,
-           config: ReproduceConfig, progress: bool) -> pd.DataFrame:
+def _cross(
+    out: Path,
+    cache_paths: dict[str, Path],
+    bundles: dict[str, str],
+    train_config: TrainConfig,
+    config: ReproduceConfig,
+    progress: bool,
+) -> pd.DataFrame:
     """Macro AUC of a model trained on each dataset alone (rows) on each dataset's test split (columns)."""
     matrix = pd.DataFrame(index=list(cache_paths), columns=list(cache_paths), dtype=float)
     for train_name, train_path in cache_paths.items():
-        bundle = bundles["Original"] if train_name == "cpsc" else _train(f"only_{train_name}", [train_path], out,
-                                                                         train_config, progress=progress)
+        bundle = (
+            bundles["Original"]
+            if train_name == "cpsc"
+            else _train(f"only_{train_name}", [train_path], out, train_config, progress=progress)
+        )
         for test_name, test_path in cache_paths.items():
+
             def compute(b=bundle, t=test_path, s=train_path):
                 report = evaluate_bundle(b, [t], n_bootstrap=0, device=config.train.device, threshold_cache_paths=[s])
                 return {"results": [r.to_dict() for r in report.results]}
@@ -241,8 +310,9 @@ def _cross(out: Path, cache_paths: dict[str, Path], bundles: dict[str, str], tra
     return matrix
 
 
-def _explanations(out: Path, bundles: dict[str, str], cache_paths: dict[str, Path], config: ReproduceConfig,
-                  progress: bool) -> Figures:
+def _explanations(
+    out: Path, bundles: dict[str, str], cache_paths: dict[str, Path], config: ReproduceConfig, progress: bool
+) -> Figures:
     """Figures 2-5 (population SHAP of Original and Ours_2 on CPSC and on PTB-XL) and 6-8 (Grad-CAM)."""
     from ecglens.explain.inputs import open_caches, split_inputs, training_background
     from ecglens.predict import Predictor
@@ -251,28 +321,49 @@ def _explanations(out: Path, bundles: dict[str, str], cache_paths: dict[str, Pat
     path = out / "results" / "figures.json"
     if path.is_file():
         saved = json.loads(path.read_text())
-        return Figures(tuple(PopulationFigure(**p) for p in saved["population"]),
-                       tuple(ExampleFigure(**g) for g in saved["gradcam"]))
+        return Figures(
+            tuple(PopulationFigure(**p) for p in saved["population"]),
+            tuple(ExampleFigure(**g) for g in saved["gradcam"]),
+        )
     population = []
     for model_name in ("Original", "Ours_2"):
         loaded = Predictor(bundles[model_name], config.train.device)
         training = [cache_paths["cpsc"]] if model_name == "Original" else list(cache_paths.values())
         background = training_background(open_caches(training, loaded.meta), loaded.meta, 100, config.train.seed)
         for dataset in ("cpsc", "ptbxl"):
-            records = split_inputs(open_caches([cache_paths[dataset]], loaded.meta), loaded.meta, "test",
-                                   config.shap_records, config.train.seed)
+            records = split_inputs(
+                open_caches([cache_paths[dataset]], loaded.meta),
+                loaded.meta,
+                "test",
+                config.shap_records,
+                config.train.seed,
+            )
             if not records:
                 continue
             _log(f"population SHAP: {model_name} on {dataset} ({len(records)} test records)")
             figure = out / "figures" / f"population_{model_name.lower()}_{dataset}.png"
-            result = population_heatmap(loaded.model, loaded.meta, records, background, figure,
-                                        f"{model_name} on {dataset}: SHAP per lead, {len(records)} test records",
-                                        config.shap_samples, progress, max_samples=config.shap_max_samples)
+            result = population_heatmap(
+                loaded.model,
+                loaded.meta,
+                records,
+                background,
+                figure,
+                f"{model_name} on {dataset}: SHAP per lead, {len(records)} test records",
+                config.shap_samples,
+                progress,
+                max_samples=config.shap_max_samples,
+            )
             population.append(PopulationFigure(model_name, dataset, str(figure), result.to_dict()))
     loaded = Predictor(bundles["Ours_2"], config.train.device)
     records = split_inputs(open_caches(list(cache_paths.values()), loaded.meta), loaded.meta, "test")
-    figures = Figures(tuple(population), tuple(gradcam_examples(loaded.model, loaded.meta, records, out / "figures",
-                                                                config.gradcam_records, config.gradcam_records)))
+    figures = Figures(
+        tuple(population),
+        tuple(
+            gradcam_examples(
+                loaded.model, loaded.meta, records, out / "figures", config.gradcam_records, config.gradcam_records
+            )
+        ),
+    )
     write_text(path, json.dumps(asdict(figures), indent=2, default=float))
     return figures
 
@@ -281,6 +372,7 @@ def build_tables(results: ReproduceResults) -> dict[str, pd.DataFrame]:
     """Table 2 (Original on CPSC and PTB-XL), Table 3 (Original on CPSC's test split, Ours_1 and Ours_2 on the
     combined one, as the study's Table 3), and the set-level
     scores of every evaluation (macro AUC and AUPRC, Fmax, Challenge score)."""
+
     def cell(result: EvaluationResult, class_name: str, metric: str) -> float | None:
         if class_name == "average":
             return result.average.get(metric)
@@ -303,10 +395,16 @@ def build_tables(results: ReproduceResults) -> dict[str, pd.DataFrame]:
         for metric in METRICS:
             row.update({f"{model} {metric}": cell(result, name, metric) for model, result in models.items()})
         table3_rows.append(row)
-    scores = [{"protocol": e.protocol, "test set": r.name, "records": r.n_records, **r.set_scores()}
-              for e in results.evaluations for r in e.results]
-    return {"table2": pd.DataFrame(table2_rows), "table3": pd.DataFrame(table3_rows),
-            "set_scores": pd.DataFrame(scores)}
+    scores = [
+        {"protocol": e.protocol, "test set": r.name, "records": r.n_records, **r.set_scores()}
+        for e in results.evaluations
+        for r in e.results
+    ]
+    return {
+        "table2": pd.DataFrame(table2_rows),
+        "table3": pd.DataFrame(table3_rows),
+        "set_scores": pd.DataFrame(scores),
+    }
 
 
 def _data_summary(caches: dict[str, EcgCache]) -> dict:
@@ -315,8 +413,15 @@ def _data_summary(caches: dict[str, EcgCache]) -> dict:
     out = {}
     for name, cache in caches.items():
         summaries = summarize_index(cache.index, cache.issues(), cache.spec.label_profile, cache.sampling_rate_hz)
-        out[name] = {s.dataset: {"records": s.n_records, "with_target": s.n_with_target,
-                                 "counts": s.table["count"].to_dict(), "markdown": s.to_markdown()} for s in summaries}
+        out[name] = {
+            s.dataset: {
+                "records": s.n_records,
+                "with_target": s.n_with_target,
+                "counts": s.table["count"].to_dict(),
+                "markdown": s.to_markdown(),
+            }
+            for s in summaries
+        }
     return out
 
 
@@ -326,8 +431,9 @@ def _versions() -> dict:
     return package_versions()
 
 
-def quick_or_full(quick: bool, sampling_rate_hz: float | None = None, label_profile: str | None = None,
-                  **train_overrides) -> ReproduceConfig:
+def quick_or_full(
+    quick: bool, sampling_rate_hz: float | None = None, label_profile: str | None = None, **train_overrides
+) -> ReproduceConfig:
     """The --quick profile or the study's settings, with explicit options on top (training options go into
     the embedded `TrainConfig`; ``policy``/``policy_seconds`` make its `LengthPolicy`)."""
     base = ReproduceConfig.quick() if quick else ReproduceConfig()
@@ -335,10 +441,17 @@ def quick_or_full(quick: bool, sampling_rate_hz: float | None = None, label_prof
     if "policy" in train or "policy_seconds" in train:
         name = train.pop("policy", base.train.policy.name)
         train["policy"] = LengthPolicy(name, train.pop("policy_seconds", base.train.policy.seconds))
-    top = {k: v for k, v in (("sampling_rate_hz", sampling_rate_hz), ("label_profile", label_profile))
-           if v is not None}
+    top = {k: v for k, v in (("sampling_rate_hz", sampling_rate_hz), ("label_profile", label_profile)) if v is not None}
     return replace(base, train=replace(base.train, **train), **top)
 
 
-__all__ = ["ALL", "STUDY_PROTOCOLS", "Protocol", "ReproduceConfig", "ReproduceResults", "build_tables",
-           "quick_or_full", "run_reproduce"]
+__all__ = [
+    "ALL",
+    "STUDY_PROTOCOLS",
+    "Protocol",
+    "ReproduceConfig",
+    "ReproduceResults",
+    "build_tables",
+    "quick_or_full",
+    "run_reproduce",
+]

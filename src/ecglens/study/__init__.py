@@ -18,8 +18,10 @@ from __future__ import annotations
 import csv
 from importlib import resources
 
-CITATION = ('Habeeb & Goyal, "Improved generalization and interpretability of a deep learning model for '
-            'automatic diagnosis of 12-lead ECG"')
+CITATION = (
+    'Habeeb & Goyal, "Improved generalization and interpretability of a deep learning model for '
+    'automatic diagnosis of 12-lead ECG"'
+)
 TABLE_FILES = {
     "table1": "table1_ptbxl_after_mapping.csv",
     "table2": "table2_original_model_cpsc_vs_ptbxl.csv",

@@ -26,8 +26,9 @@ NORMAL_AMPLITUDES: dict[str, np.ndarray] = {
 def to_twelve_leads(base: np.ndarray) -> np.ndarray:
     """8 base leads (I, II, V1-V6) x samples -> the 12 standard leads in canonical order."""
     lead_i, lead_ii = base[0], base[1]
-    limb = np.stack([lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2,
-                     lead_ii - lead_i / 2])
+    limb = np.stack(
+        [lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2, lead_ii - lead_i / 2]
+    )
     return np.concatenate([limb, base[2:]], axis=0)
 
 

@@ -25,8 +25,17 @@ from ecglens.noise import baseline_wander, muscle, powerline, scale_to_snr
 from ecglens.synth.beats import BASE_LEADS, NORMAL_AMPLITUDES, Wave, render, to_twelve_leads
 from ecglens.util.parallel import ordered_map
 
-SNOMED_OF = {"SNR": "426783006", "AF": "164889003", "IAVB": "270492004", "LBBB": "164909002",
-             "RBBB": "59118001", "PAC": "284470004", "PVC": "427172004", "STD": "429622005", "STE": "164931005"}
+SNOMED_OF = {
+    "SNR": "426783006",
+    "AF": "164889003",
+    "IAVB": "270492004",
+    "LBBB": "164909002",
+    "RBBB": "59118001",
+    "PAC": "284470004",
+    "PVC": "427172004",
+    "STD": "429622005",
+    "STE": "164931005",
+}
 CLASS_MECHANISMS = {
     "SNR": "regular sinus rhythm at 60-100 bpm",
     "AF": "irregularly irregular RR (CV 0.15-0.3), no P waves, 4-8 Hz fibrillatory baseline",
@@ -80,8 +89,11 @@ def _choose_classes(rng: np.random.Generator, config: SynthConfig) -> tuple[str,
     first = names[rng.choice(len(names), p=weights / weights.sum())]
     chosen = {first}
     if first != "SNR" and rng.random() < config.multi_label_rate:
-        options = [n for n in names if n != "SNR" and n not in chosen
-                   and not any({n, c} <= pair for pair in _EXCLUSIVE for c in chosen)]
+        options = [
+            n
+            for n in names
+            if n != "SNR" and n not in chosen and not any({n, c} <= pair for pair in _EXCLUSIVE for c in chosen)
+        ]
         if options:
             chosen.add(options[rng.integers(len(options))])
     return tuple(n for n in names if n in chosen)
@@ -144,14 +156,22 @@ def generate_record(index: int, config: SynthConfig) -> SynthRecord:
     beats.fiducials["r_peaks"] = np.round(beats.times * rate).astype(int)
     beats.fiducials["beat_kinds"] = beats.kinds.astype(int)
     mask_array = np.stack([masks[name] for name in classes]).astype(np.uint8)  # classes in CLASS_NAMES order
-    return SynthRecord(f"S{index + 1:05d}", signal.astype(np.float32), classes, mask_array, beats.fiducials,
-                       int(rng.integers(20, 90)), "Male" if rng.random() < 0.55 else "Female")
+    return SynthRecord(
+        f"S{index + 1:05d}",
+        signal.astype(np.float32),
+        classes,
+        mask_array,
+        beats.fiducials,
+        int(rng.integers(20, 90)),
+        "Male" if rng.random() < 0.55 else "Female",
+    )
 
 
 def _draw_patient(rng: np.random.Generator, present: set[str]) -> _Patient:
     """Amplitude scale per wave, electrical axis (mixing of I and II), heart rate, PR and QRS durations."""
-    scale = {wave: amplitude * rng.uniform(0.75, 1.25, amplitude.shape)
-             for wave, amplitude in NORMAL_AMPLITUDES.items()}
+    scale = {
+        wave: amplitude * rng.uniform(0.75, 1.25, amplitude.shape) for wave, amplitude in NORMAL_AMPLITUDES.items()
+    }
     axis_mix = rng.uniform(-0.25, 0.25)
     for wave in scale:
         lead_i, lead_ii = scale[wave][0], scale[wave][1]
@@ -196,8 +216,9 @@ def _beat_times(rng: np.random.Generator, patient: _Patient, present: set[str], 
     return _Beats(beat_times[keep], beat_kinds[keep])
 
 
-def _beat_waves(rng: np.random.Generator, patient: _Patient, beats: _Beats, present: set[str],
-                rate: float) -> tuple[list[Wave], list[tuple[float, float]]]:
+def _beat_waves(
+    rng: np.random.Generator, patient: _Patient, beats: _Beats, present: set[str], rate: float
+) -> tuple[list[Wave], list[tuple[float, float]]]:
     """The waves of every beat, the fiducials (into ``beats``) and the ST windows (s) of conducted beats."""
     waves: list[Wave] = []
     fiducials = {key: np.full(len(beats.times), -1) for key in ("p_onsets", "qrs_onsets", "qrs_offsets", "t_ends")}
@@ -228,8 +249,14 @@ def _beat_waves(rng: np.random.Generator, patient: _Patient, beats: _Beats, pres
     return waves, st_windows
 
 
-def _add_st_shift(rng: np.random.Generator, base: np.ndarray, st_windows: list[tuple[float, float]],
-                  present: set[str], masks: dict[str, np.ndarray], rate: float) -> np.ndarray:
+def _add_st_shift(
+    rng: np.random.Generator,
+    base: np.ndarray,
+    st_windows: list[tuple[float, float]],
+    present: set[str],
+    masks: dict[str, np.ndarray],
+    rate: float,
+) -> np.ndarray:
     """ST depression or elevation in a random coronary territory; marks the territory's own leads."""
     n_samples = base.shape[1]
     for name, low, high in (("STD", -0.25, -0.1), ("STE", 0.15, 0.35)):
@@ -253,8 +280,9 @@ def _add_st_shift(rng: np.random.Generator, base: np.ndarray, st_windows: list[t
 def _fibrillatory_waves(rng: np.random.Generator, n_samples: int, rate: float) -> np.ndarray:
     """AF's 4-8 Hz f-waves on the base leads."""
     t = np.arange(n_samples) / rate
-    f_wave = sum(rng.uniform(0.02, 0.05) * np.sin(2 * np.pi * rng.uniform(4, 8) * t + rng.uniform(0, 6.3))
-                 for _ in range(3))
+    f_wave = sum(
+        rng.uniform(0.02, 0.05) * np.sin(2 * np.pi * rng.uniform(4, 8) * t + rng.uniform(0, 6.3)) for _ in range(3)
+    )
     return np.outer(_F_WAVE_GAIN, f_wave)
 
 
@@ -294,9 +322,12 @@ def _qrs_waves(r: float, qrs: float, scale: dict[str, np.ndarray], has: set[str]
         # Broad notched R in I, V5, V6 (and aVL through I); deep wide QS in V1-V2.
         lateral = np.array([1.0, 0.6, 0, 0, 0.2, 0.6, 1.0, 1.0])
         septal = np.array([0, 0, 1.0, 1.0, 0.6, 0.1, 0, 0])
-        return [Wave(r - qrs * 0.18, qrs / 7, r_wave * lateral * 0.9),
-                Wave(r + qrs * 0.18, qrs / 7, r_wave * lateral * 0.85),
-                Wave(r, qrs / 3.5, -1.5 * septal), Wave(r, qrs / 6, r_wave * (1 - lateral) * (1 - septal) * 0.5)]
+        return [
+            Wave(r - qrs * 0.18, qrs / 7, r_wave * lateral * 0.9),
+            Wave(r + qrs * 0.18, qrs / 7, r_wave * lateral * 0.85),
+            Wave(r, qrs / 3.5, -1.5 * septal),
+            Wave(r, qrs / 6, r_wave * (1 - lateral) * (1 - septal) * 0.5),
+        ]
     waves = [Wave(r - qrs * 0.3, qrs / 12, q_wave), Wave(r, qrs / 9, r_wave), Wave(r + qrs * 0.28, qrs / 11, s_wave)]
     if "RBBB" in has:
         # Terminal right-ventricular activation: R' in V1-V2, wide S in I and V6.
@@ -319,12 +350,24 @@ def write_record(record: SynthRecord, directory: str | os.PathLike, rate_hz: flo
     """Write a record as WFDB (format 16) with Challenge comments, and its evidence file."""
     directory = Path(directory)
     dx = ",".join(SNOMED_OF[c] for c in record.classes)
-    wfdb.wrsamp(record.name, fs=rate_hz, units=["mV"] * 12, sig_name=list(LEAD_NAMES),
-                p_signal=np.clip(record.signal.T.astype(np.float64), -32, 32), fmt=["16"] * 12,
-                adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(directory),
-                comments=[f"Age: {record.age}", f"Sex: {record.sex}", f"Dx: {dx}"])
-    np.savez_compressed(directory / f"{record.name}.evidence.npz", classes=np.array(record.classes),
-                        masks=record.masks, **record.fiducials)
+    wfdb.wrsamp(
+        record.name,
+        fs=rate_hz,
+        units=["mV"] * 12,
+        sig_name=list(LEAD_NAMES),
+        p_signal=np.clip(record.signal.T.astype(np.float64), -32, 32),
+        fmt=["16"] * 12,
+        adc_gain=[1000.0] * 12,
+        baseline=[0] * 12,
+        write_dir=str(directory),
+        comments=[f"Age: {record.age}", f"Sex: {record.sex}", f"Dx: {dx}"],
+    )
+    np.savez_compressed(
+        directory / f"{record.name}.evidence.npz",
+        classes=np.array(record.classes),
+        masks=record.masks,
+        **record.fiducials,
+    )
     return directory / f"{record.name}.hea"
 
 
@@ -335,8 +378,9 @@ def _generate_and_write(args: tuple[int, SynthConfig, str]) -> tuple[str, ...]:
     return record.classes
 
 
-def write_cohort(config: SynthConfig, out: str | os.PathLike, workers: int | None = None,
-                 progress: bool = True) -> dict[str, int]:
+def write_cohort(
+    config: SynthConfig, out: str | os.PathLike, workers: int | None = None, progress: bool = True
+) -> dict[str, int]:
     """Generate and write a cohort in parallel; returns the count of records per class."""
     from ecglens.util.progress import bar
 
@@ -359,4 +403,3 @@ def read_evidence(header_path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(str(header_path).removesuffix(".hea") + ".evidence.npz")
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
-

@@ -70,31 +70,64 @@ class CalibrationReport:
 
     def to_dict(self) -> dict:
         """Plain data for JSON (and the bundle's metrics)."""
-        return {"method": "per-class temperature scaling, BCE on the validation split", "n_val": self.n_val,
-                "classes": [{"class": name, "temperature": t, "ece_before": eb, "ece_after": ea,
-                             "brier_before": bb, "brier_after": ba, "threshold_before": hb, "threshold_after": ha}
-                            for name, t, eb, ea, bb, ba, hb, ha in zip(
-                                self.class_names, self.temperatures, self.ece_before, self.ece_after,
-                                self.brier_before, self.brier_after, self.thresholds_before, self.thresholds_after,
-                                strict=True)],
-                "mean_ece_before": float(np.mean(self.ece_before)), "mean_ece_after": float(np.mean(self.ece_after))}
+        return {
+            "method": "per-class temperature scaling, BCE on the validation split",
+            "n_val": self.n_val,
+            "classes": [
+                {
+                    "class": name,
+                    "temperature": t,
+                    "ece_before": eb,
+                    "ece_after": ea,
+                    "brier_before": bb,
+                    "brier_after": ba,
+                    "threshold_before": hb,
+                    "threshold_after": ha,
+                }
+                for name, t, eb, ea, bb, ba, hb, ha in zip(
+                    self.class_names,
+                    self.temperatures,
+                    self.ece_before,
+                    self.ece_after,
+                    self.brier_before,
+                    self.brier_after,
+                    self.thresholds_before,
+                    self.thresholds_after,
+                    strict=True,
+                )
+            ],
+            "mean_ece_before": float(np.mean(self.ece_before)),
+            "mean_ece_after": float(np.mean(self.ece_after)),
+        }
 
     def to_markdown(self) -> str:
         """The per-class table."""
-        lines = [f"Temperature scaling on {self.n_val} validation records (ECE: 15 equal-width bins).", "",
-                 "| class | T | ECE before | ECE after | Brier before | Brier after | threshold before | after |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = [
+            f"Temperature scaling on {self.n_val} validation records (ECE: 15 equal-width bins).",
+            "",
+            "| class | T | ECE before | ECE after | Brier before | Brier after | threshold before | after |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for row in self.to_dict()["classes"]:
-            lines.append(f"| {row['class']} | {row['temperature']:.2f} | {row['ece_before']:.3f} | "
-                         f"{row['ece_after']:.3f} | {row['brier_before']:.3f} | {row['brier_after']:.3f} | "
-                         f"{row['threshold_before']:.3f} | {row['threshold_after']:.3f} |")
-        lines.append(f"| **mean** | | {np.mean(self.ece_before):.3f} | {np.mean(self.ece_after):.3f} | "
-                     f"{np.mean(self.brier_before):.3f} | {np.mean(self.brier_after):.3f} | | |")
+            lines.append(
+                f"| {row['class']} | {row['temperature']:.2f} | {row['ece_before']:.3f} | "
+                f"{row['ece_after']:.3f} | {row['brier_before']:.3f} | {row['brier_after']:.3f} | "
+                f"{row['threshold_before']:.3f} | {row['threshold_after']:.3f} |"
+            )
+        lines.append(
+            f"| **mean** | | {np.mean(self.ece_before):.3f} | {np.mean(self.ece_after):.3f} | "
+            f"{np.mean(self.brier_before):.3f} | {np.mean(self.brier_after):.3f} | | |"
+        )
         return "\n".join(lines)
 
 
-def calibrate_bundle(bundle: str | os.PathLike, cache_paths: Sequence[str | os.PathLike], device: str = "auto",
-                     batch_size: int = 64, normal_sensitivity: float | None = None) -> CalibrationReport:
+def calibrate_bundle(
+    bundle: str | os.PathLike,
+    cache_paths: Sequence[str | os.PathLike],
+    device: str = "auto",
+    batch_size: int = 64,
+    normal_sensitivity: float | None = None,
+) -> CalibrationReport:
     """Fit temperatures on the bundle's validation split of ``cache_paths``, retune its thresholds on the
     calibrated probabilities, and store both in the bundle (with the report in its metrics).
 
@@ -123,17 +156,25 @@ def calibrate_bundle(bundle: str | os.PathLike, cache_paths: Sequence[str | os.P
         chosen = sensitivity_threshold(y_val[:, normal], after[:, normal], normal_sensitivity)
         if chosen is not None:
             thresholds[normal] = chosen
-            method += (f"; {meta.class_names[normal]}: the highest with validation sensitivity >= "
-                       f"{normal_sensitivity:g}")
+            method += f"; {meta.class_names[normal]}: the highest with validation sensitivity >= {normal_sensitivity:g}"
     report = CalibrationReport(
-        meta.class_names, tuple(map(float, temperatures)),
+        meta.class_names,
+        tuple(map(float, temperatures)),
         tuple(map(float, expected_calibration_error(y_val, before))),
         tuple(map(float, expected_calibration_error(y_val, after))),
-        tuple(map(float, brier_scores(y_val, before))), tuple(map(float, brier_scores(y_val, after))),
-        tuple(map(float, meta.thresholds)), tuple(map(float, thresholds)), len(val_items))
+        tuple(map(float, brier_scores(y_val, before))),
+        tuple(map(float, brier_scores(y_val, after))),
+        tuple(map(float, meta.thresholds)),
+        tuple(map(float, thresholds)),
+        len(val_items),
+    )
     datasets = sorted({str(caches[i.cache].index["dataset"].iloc[i.row]) for i in val_items})
-    origin = ThresholdOrigin(method, "val", tuple(datasets),
-                             tuple(str(c.path) for c in caches), len(val_items))
-    store_thresholds(bundle, report.thresholds_after, origin, {"calibration": report.to_dict()}, temperatures=tuple(
-        report.temperatures))
+    origin = ThresholdOrigin(method, "val", tuple(datasets), tuple(str(c.path) for c in caches), len(val_items))
+    store_thresholds(
+        bundle,
+        report.thresholds_after,
+        origin,
+        {"calibration": report.to_dict()},
+        temperatures=tuple(report.temperatures),
+    )
     return report

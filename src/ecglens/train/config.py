@@ -60,8 +60,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         else:
             raise ValueError(f"{path}: a config file ends in .yaml, .yml, .toml or .json")
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"{path}: cannot be read as {path.suffix[1:].upper()} ({error})".replace("\n", " ")) \
-            from None
+        raise ValueError(f"{path}: cannot be read as {path.suffix[1:].upper()} ({error})".replace("\n", " ")) from None
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: a config file holds a mapping of options, not {type(data).__name__}")
     return dict(data)
@@ -82,8 +81,11 @@ def config_from_dict(data: Mapping[str, Any], where: str = "config") -> TrainCon
         for key in ("lead_names", "augment"):
             if key in values:
                 listed = values[key]
-                values[key] = tuple(p.strip() for p in listed.split(",") if p.strip()) if isinstance(listed, str) \
+                values[key] = (
+                    tuple(p.strip() for p in listed.split(",") if p.strip())
+                    if isinstance(listed, str)
                     else tuple(listed)
+                )
         return TrainConfig(**values)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: {error}") from None
@@ -109,16 +111,16 @@ def train_request(config_file: str | os.PathLike | None = None, **flags: Any) ->
             config = config_from_dict(data["config"], where)
             caches, init = tuple(data.get("caches") or ()), data.get("init")
             data = {}
-        config, caches, init = _apply(config, caches, init, {k.replace("-", "_"): v for k, v in data.items()},
-                                      where)
+        config, caches, init = _apply(config, caches, init, {k.replace("-", "_"): v for k, v in data.items()}, where)
     config, caches, init = _apply(config, caches, init, flags, "flags")
     if not caches:
         raise ValueError("no caches to train on: give --data (or 'data' in the config file)")
     return TrainRequest(config, tuple(str(c) for c in caches), None if init is None else str(init))
 
 
-def _apply(config: TrainConfig, caches: tuple, init: str | None, options: Mapping[str, Any],
-           where: str) -> tuple[TrainConfig, tuple, str | None]:
+def _apply(
+    config: TrainConfig, caches: tuple, init: str | None, options: Mapping[str, Any], where: str
+) -> tuple[TrainConfig, tuple, str | None]:
     """Options under flag names laid over a configuration."""
     options = dict(options)
     if "data" in options:
@@ -141,14 +143,22 @@ def _apply(config: TrainConfig, caches: tuple, init: str | None, options: Mappin
     in_scope_only = options.pop("in_scope_only", None)
     for flag, value in options.items():
         changes[_FLAG_FIELDS.get(flag, flag)] = value
-    merged = config_from_dict({**config.to_dict(), **{k: v for k, v in changes.items()
-                                                      if k not in ("policy", "split")}}, where)
+    merged = config_from_dict(
+        {**config.to_dict(), **{k: v for k, v in changes.items() if k not in ("policy", "split")}}, where
+    )
     merged = replace(merged, policy=changes.get("policy", merged.policy), split=changes.get("split", config.split))
     if "seed" in changes or val_fold is not None or test_fold is not None or in_scope_only is not None:
         split = merged.split
         scope = split.out_of_scope if in_scope_only is None else ("excluded" if in_scope_only else "negative")
-        merged = replace(merged, split=SplitSpec(merged.seed, split.val_fold if val_fold is None else int(val_fold),
-                                                 split.test_fold if test_fold is None else int(test_fold), scope))
+        merged = replace(
+            merged,
+            split=SplitSpec(
+                merged.seed,
+                split.val_fold if val_fold is None else int(val_fold),
+                split.test_fold if test_fold is None else int(test_fold),
+                scope,
+            ),
+        )
     return merged, caches, init
 
 

@@ -53,14 +53,20 @@ class EvaluationReport:
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
-        return {"thresholds": list(self.thresholds), "threshold_source": self.threshold_origin.describe(),
-                "threshold_origin": {"method": self.threshold_origin.method, "split": self.threshold_origin.split,
-                                     "datasets": list(self.threshold_origin.datasets),
-                                     "caches": list(self.threshold_origin.caches),
-                                     "n_records": self.threshold_origin.n_records},
-                "results": [r.to_dict() for r in self.results],
-                "out_of_scope": None if self.out_of_scope is None else self.out_of_scope.to_dict(),
-                "not_validated": dict(self.not_validated)}
+        return {
+            "thresholds": list(self.thresholds),
+            "threshold_source": self.threshold_origin.describe(),
+            "threshold_origin": {
+                "method": self.threshold_origin.method,
+                "split": self.threshold_origin.split,
+                "datasets": list(self.threshold_origin.datasets),
+                "caches": list(self.threshold_origin.caches),
+                "n_records": self.threshold_origin.n_records,
+            },
+            "results": [r.to_dict() for r in self.results],
+            "out_of_scope": None if self.out_of_scope is None else self.out_of_scope.to_dict(),
+            "not_validated": dict(self.not_validated),
+        }
 
     def to_markdown(self) -> str:
         """Tables in the study's layout plus per-class confusion counts."""
@@ -69,15 +75,28 @@ class EvaluationReport:
         if self.out_of_scope is not None:
             parts += ["", "## Records outside the label space", "", self.out_of_scope.to_markdown(), ""]
         for result in self.results:
-            parts += [result.to_markdown(), "", "Confusion counts (TP / FP / FN / TN):", "",
-                      "| class | TP | FP | FN | TN |", "|---|---|---|---|---|"]
+            parts += [
+                result.to_markdown(),
+                "",
+                "Confusion counts (TP / FP / FN / TN):",
+                "",
+                "| class | TP | FP | FN | TN |",
+                "|---|---|---|---|---|",
+            ]
             parts += [f"| {m.name} | {m.tp} | {m.fp} | {m.fn} | {m.tn} |" for m in result.per_class]
             parts.append("")
         return "\n".join(parts)
 
 
-def predict_items(model: torch.nn.Module, meta: BundleMeta, caches: Sequence[EcgCache], items: Sequence[Item],
-                  batch_size: int, device: torch.device, logits: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def predict_items(
+    model: torch.nn.Module,
+    meta: BundleMeta,
+    caches: Sequence[EcgCache],
+    items: Sequence[Item],
+    batch_size: int,
+    device: torch.device,
+    logits: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Targets (in the bundle's label space) and probabilities (or logits) of cache items, as the bundle
     takes its input."""
     dataset = CacheDataset(caches, items, meta.policy, False, meta.lead_names, label_map=meta.label_map)
@@ -124,22 +143,48 @@ def evaluate_bundle(
         y_val, p_val = predict_items(model, meta, threshold_caches, val_items, batch_size, torch_device)
         thresholds = tune_thresholds(y_val, p_val)
         datasets = sorted({str(threshold_caches[i.cache].index["dataset"].iloc[i.row]) for i in val_items})
-        origin = ThresholdOrigin("F1-optimal", "val", tuple(datasets), tuple(str(c.path) for c in threshold_caches),
-                                 len(val_items))
+        origin = ThresholdOrigin(
+            "F1-optimal", "val", tuple(datasets), tuple(str(c.path) for c in threshold_caches), len(val_items)
+        )
     y_test, p_test = predict_items(model, meta, caches, splits.test, batch_size, torch_device)
     datasets = np.array([str(caches[item.cache].index["dataset"].iloc[item.row]) for item in splits.test])
     names, challenge = meta.class_names, challenge_scoring(label_map)
     part = "external, every record" if external else "test"  # what the records are, in every table's title
     never = [name for name, _ in meta.not_validated]
-    results = [evaluate_predictions(y_test, p_test, thresholds, f"{part} (all)", names, n_bootstrap=n_bootstrap,
-                                    challenge=challenge, never=never)]
+    results = [
+        evaluate_predictions(
+            y_test,
+            p_test,
+            thresholds,
+            f"{part} (all)",
+            names,
+            n_bootstrap=n_bootstrap,
+            challenge=challenge,
+            never=never,
+        )
+    ]
     if len(set(datasets)) > 1:
         for name in sorted(set(datasets)):
             pick = datasets == name
-            results.append(evaluate_predictions(y_test[pick], p_test[pick], thresholds, f"{part} ({name})", names,
-                                                n_bootstrap=n_bootstrap, challenge=challenge, never=never))
-    return EvaluationReport(tuple(results), tuple(float(t) for t in thresholds), origin,
-                            out_of_scope_table(y_test, meta.decided(p_test, thresholds), names), meta.not_validated)
+            results.append(
+                evaluate_predictions(
+                    y_test[pick],
+                    p_test[pick],
+                    thresholds,
+                    f"{part} ({name})",
+                    names,
+                    n_bootstrap=n_bootstrap,
+                    challenge=challenge,
+                    never=never,
+                )
+            )
+    return EvaluationReport(
+        tuple(results),
+        tuple(float(t) for t in thresholds),
+        origin,
+        out_of_scope_table(y_test, meta.decided(p_test, thresholds), names),
+        meta.not_validated,
+    )
 
 
 def write_report(report: EvaluationReport, out: str | os.PathLike) -> list[Path]:

@@ -74,10 +74,16 @@ def _check_numbers(config: TrainConfig) -> None:
         _whole(config.workers, 0, "workers")
     for name, low, high in (("lr", 0.0, 10.0), ("augmentation_probability", 0.0, 1.0)):
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                or not low <= value <= high or (name == "lr" and value == 0):
-            raise ValueError(f"{name} must be a number in {'(' if name == 'lr' else '['}{low:g}, {high:g}], "
-                             f"not {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not low <= value <= high
+            or (name == "lr" and value == 0)
+        ):
+            raise ValueError(
+                f"{name} must be a number in {'(' if name == 'lr' else '['}{low:g}, {high:g}], not {value!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -139,8 +145,9 @@ class TrainConfig:
         except ValueError:
             budget = -1.0
         if method != "pgd" or not budget > 0:
-            raise ValueError(f"--adversarial takes pgd:EPS with EPS in microvolts, e.g. pgd:25 "
-                             f"(got {self.adversarial!r})")
+            raise ValueError(
+                f"--adversarial takes pgd:EPS with EPS in microvolts, e.g. pgd:25 (got {self.adversarial!r})"
+            )
         return budget * 1e-3
 
 
@@ -203,9 +210,14 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def predict_dataset(model: torch.nn.Module, dataset: CacheDataset, batch_size: int = 64,
-                    device: torch.device | str = "cpu", amp: bool = True,
-                    logits: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def predict_dataset(
+    model: torch.nn.Module,
+    dataset: CacheDataset,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    amp: bool = True,
+    logits: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities (or, with ``logits``, the logits) for every item of an evaluation dataset, in item order:
     (targets, outputs)."""
     device = torch.device(device)
@@ -257,12 +269,20 @@ def fit(
             on_epoch(epoch)
     log = run.state.log
     seconds = [row.seconds for row in log]
-    return TrainResult(str(run.out), str(run.out / "best"), run.state.best.epoch, run.state.best.val_macro_auc,
-                       len(log), float(np.mean(seconds)) if seconds else 0.0, log)
+    return TrainResult(
+        str(run.out),
+        str(run.out / "best"),
+        run.state.best.epoch,
+        run.state.best.val_macro_auc,
+        len(log),
+        float(np.mean(seconds)) if seconds else 0.0,
+        log,
+    )
 
 
-def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: TrainConfig, init: str | None,
-                 resume: bool) -> _Run:
+def _prepare_run(
+    cache_paths: Sequence[str | os.PathLike], out: Path, config: TrainConfig, init: str | None, resume: bool
+) -> _Run:
     """Caches, splits, model (from ``init`` or resumed), optimizer and data loaders of a run."""
     rank, world = process_group()
     device = rank_device(resolve_device(config.device))
@@ -286,9 +306,17 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
         model.load_state_dict(source.state_dict())
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    train_set = CacheDataset(caches, splits.train, config.policy, True, config.lead_names,
-                             Augmentation(config.augmentation_probability), config.seed, label_map,
-                             RandomPerturbation(config.augment) if config.augment else None)
+    train_set = CacheDataset(
+        caches,
+        splits.train,
+        config.policy,
+        True,
+        config.lead_names,
+        Augmentation(config.augmentation_probability),
+        config.seed,
+        label_map,
+        RandomPerturbation(config.augment) if config.augment else None,
+    )
     val_set = CacheDataset(caches, splits.val, config.policy, False, config.lead_names, label_map=label_map)
     state = RunState(0, BestEpoch(), ())
     if resume:
@@ -296,41 +324,73 @@ def _prepare_run(cache_paths: Sequence[str | os.PathLike], out: Path, config: Tr
     elif rank == 0:
         _write_run_files(out, config, caches, splits, init)
     train_model = _training_model(model, config, device, world)
-    sampler = EpochSampler(DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
-                                              seed=config.seed))
+    sampler = EpochSampler(DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed))
     workers = default_workers(device) if config.workers is None else config.workers
-    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
-                        pin_memory=device.type == "cuda", drop_last=False, persistent_workers=workers > 0,
-                        prefetch_factor=4 if workers > 0 else None,
-                        generator=torch.Generator().manual_seed(config.seed))  # never draws on dropout's stream
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp
-                                  and not torch.cuda.is_bf16_supported())
-    return _Run(out, config, caches, label_map, splits, model, train_model, optimizer, train_set, val_set, sampler,
-                loader, scaler, device, rank, world, init, state)
+    loader = DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator().manual_seed(config.seed),
+    )  # never draws on dropout's stream
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
+    )
+    return _Run(
+        out,
+        config,
+        caches,
+        label_map,
+        splits,
+        model,
+        train_model,
+        optimizer,
+        train_set,
+        val_set,
+        sampler,
+        loader,
+        scaler,
+        device,
+        rank,
+        world,
+        init,
+        state,
+    )
 
 
-def _checked_splits(caches: Sequence[EcgCache], config: TrainConfig, label_map: LabelMap | None,
-                    rank: int) -> SplitItems:
+def _checked_splits(
+    caches: Sequence[EcgCache], config: TrainConfig, label_map: LabelMap | None, rank: int
+) -> SplitItems:
     """The run's splits, described in the log (by rank 0); an empty training or validation split is an error."""
     splits = split_caches(caches, config.split, label_map=label_map)
     if rank == 0:
         for message in _split_lines(splits, config.split):
             note(message, "split")
     if not splits.train:
-        raise ValueError("the training split is empty (no record with a class of the label space in folds other "
-                         "than val/test)")
+        raise ValueError(
+            "the training split is empty (no record with a class of the label space in folds other than val/test)"
+        )
     if not splits.val:  # no epoch could be chosen and no threshold tuned: say so before training, not with NaNs
-        raise ValueError(f"the validation split is empty: fold {config.split.val_fold} holds no record with a class "
-                         "of the label space (the shared PTB-XL sample has folds 1-8: --val-fold 7 --test-fold 8)")
+        raise ValueError(
+            f"the validation split is empty: fold {config.split.val_fold} holds no record with a class "
+            "of the label space (the shared PTB-XL sample has folds 1-8: --val-fold 7 --test-fold 8)"
+        )
     return splits
 
 
-def _write_run_files(out: Path, config: TrainConfig, caches: Sequence[EcgCache], splits: SplitItems,
-                     init: str | None) -> None:
+def _write_run_files(
+    out: Path, config: TrainConfig, caches: Sequence[EcgCache], splits: SplitItems, init: str | None
+) -> None:
     """A new run's ``config.json`` (every option, resolved), ``splits.csv`` and ``twins.csv`` (if any)."""
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.json", json.dumps(
-        {"config": config.to_dict(), "caches": [str(c.path) for c in caches], "init": init}, indent=2))
+    write_text(
+        out / "config.json",
+        json.dumps({"config": config.to_dict(), "caches": [str(c.path) for c in caches], "init": init}, indent=2),
+    )
     with atomic_open(out / "splits.csv", newline="") as handle:
         splits.table.to_csv(handle, index=False)
     if len(splits.twins):
@@ -338,13 +398,13 @@ def _write_run_files(out: Path, config: TrainConfig, caches: Sequence[EcgCache],
             splits.twins.to_csv(handle, index=False)
 
 
-def _training_model(model: torch.nn.Module, config: TrainConfig, device: torch.device, world: int
-                    ) -> torch.nn.Module:
+def _training_model(model: torch.nn.Module, config: TrainConfig, device: torch.device, world: int) -> torch.nn.Module:
     """The model the optimiser steps through: wrapped for DDP across processes, compiled when asked."""
     train_model = model
     if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
-                                                                 else None)
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None
+        )
     if config.compile:
         train_model = torch.compile(train_model)
     if device.type == "cuda":
@@ -363,16 +423,23 @@ def training_label_map(config: TrainConfig, caches: Sequence[EcgCache]) -> Label
 
 def _split_lines(splits: SplitItems, split: SplitSpec) -> list[str]:
     """What the log says about a run's records: counts, out-of-scope records, copies, twins and notes."""
-    scope = ("kept as negatives for every class" if split.out_of_scope == "negative"
-             else "left out (--in-scope-only, the study's reproduction)")
+    scope = (
+        "kept as negatives for every class"
+        if split.out_of_scope == "negative"
+        else "left out (--in-scope-only, the study's reproduction)"
+    )
     out = sum(splits.out_of_scope(name) for name in ("train", "val", "test"))
     left_out = int(((splits.table["scope"] == "out") & (splits.table["split"] == "excluded")).sum())
-    lines = [f"train {len(splits.train)}, val {len(splits.val)}, test {len(splits.test)} records; out of the label "
-             f"space: {out + left_out}, {scope}"]
+    lines = [
+        f"train {len(splits.train)}, val {len(splits.val)}, test {len(splits.test)} records; out of the label "
+        f"space: {out + left_out}, {scope}"
+    ]
     copies = int((splits.table["split"] == "duplicate").sum())
     if copies:
-        lines.append(f"{copies} recording(s) held twice, used once from the native source; {len(splits.twins)} "
-                     "with classes that differ between the copies (twins.csv)")
+        lines.append(
+            f"{copies} recording(s) held twice, used once from the native source; {len(splits.twins)} "
+            "with classes that differ between the copies (twins.csv)"
+        )
     return lines + list(splits.notes)
 
 
@@ -383,8 +450,14 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> float:
     run.train_model.train()
     loss_fn = torch.nn.BCEWithLogitsLoss()
     total, count = 0.0, 0
-    counter = bar(total=len(run.loader), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-                  enabled=progress and run.rank == 0, leave=False, line=False)
+    counter = bar(
+        total=len(run.loader),
+        desc=f"epoch {epoch}/{config.epochs}",
+        unit="batch",
+        enabled=progress and run.rank == 0,
+        leave=False,
+        line=False,
+    )
     budget = config.adversarial_budget_mv
     for x, y in run.loader:
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
@@ -418,8 +491,15 @@ def _validate_and_keep_best(run: _Run, epoch: int, train_loss: float, started: f
     """Score the validation split, keep the best epoch as a bundle, append to the log and save resume state."""
     config = run.config
     y_true, y_prob = predict_dataset(run.model, run.val_set, 2 * config.batch_size, run.device, config.amp)
-    row = _epoch_log(epoch, train_loss, y_true, y_prob, time.perf_counter() - started, run.class_names,
-                     float(run.optimizer.param_groups[0]["lr"]))
+    row = _epoch_log(
+        epoch,
+        train_loss,
+        y_true,
+        y_prob,
+        time.perf_counter() - started,
+        run.class_names,
+        float(run.optimizer.param_groups[0]["lr"]),
+    )
     score = row.val_macro_auc if row.val_macro_auc is not None else -row.val_loss
     best = run.state.best
     if best.score is None or score > best.score:
@@ -432,12 +512,22 @@ def _validate_and_keep_best(run: _Run, epoch: int, train_loss: float, started: f
     save_state(run.out / STATE_DIR, run.model, run.optimizer, run.state)
     if progress and run.rank == 0:
         auc = "n/a" if row.val_macro_auc is None else f"{row.val_macro_auc:.4f}"
-        note(f"epoch {epoch}: train loss {row.train_loss:.4f}, val loss {row.val_loss:.4f}, "
-             f"val macro AUC {auc}, {row.seconds:.1f} s", "train")
+        note(
+            f"epoch {epoch}: train loss {row.train_loss:.4f}, val loss {row.val_loss:.4f}, "
+            f"val macro AUC {auc}, {row.seconds:.1f} s",
+            "train",
+        )
 
 
-def _epoch_log(epoch: int, train_loss: float, y_true: np.ndarray, y_prob: np.ndarray, seconds: float,
-               class_names: Sequence[str], lr: float) -> EpochLog:
+def _epoch_log(
+    epoch: int,
+    train_loss: float,
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    seconds: float,
+    class_names: Sequence[str],
+    lr: float,
+) -> EpochLog:
     probabilities = np.clip(y_prob.astype(np.float64), 1e-7, 1 - 1e-7)
     val_loss = float(-np.mean(y_true * np.log(probabilities) + (1 - y_true) * np.log(1 - probabilities)))
     scored = evaluate_predictions(y_true, y_prob, np.full(y_true.shape[1], 0.5), "val", class_names, n_bootstrap=0)
@@ -449,8 +539,9 @@ def _summary_writer() -> type:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as error:
-        raise ValueError("--tensorboard needs the tensorboard package: pip install 'ecglens[tensorboard]'") from None \
-            if isinstance(error, ModuleNotFoundError) else error
+        raise ValueError("--tensorboard needs the tensorboard package: pip install 'ecglens[tensorboard]'") from (
+            None if isinstance(error, ModuleNotFoundError) else error
+        )
     return SummaryWriter
 
 
@@ -458,9 +549,15 @@ def log_tensorboard(directory: Path, row: EpochLog) -> None:
     """Append one epoch to TensorBoard event files (the ``tensorboard`` extra). A resumed run appends to the
     same folder; TensorBoard shows the last value written for a step."""
     with _summary_writer()(str(directory)) as writer:
-        for tag, value in (("loss/train", row.train_loss), ("loss/val", row.val_loss),
-                           ("val/macro_auc", row.val_macro_auc), ("val/macro_auprc", row.val_macro_auprc),
-                           ("val/fmax", row.val_fmax), ("lr", row.lr), ("time/epoch_s", row.seconds)):
+        for tag, value in (
+            ("loss/train", row.train_loss),
+            ("loss/val", row.val_loss),
+            ("val/macro_auc", row.val_macro_auc),
+            ("val/macro_auprc", row.val_macro_auprc),
+            ("val/fmax", row.val_fmax),
+            ("lr", row.lr),
+            ("time/epoch_s", row.seconds),
+        ):
             if value is not None:
                 writer.add_scalar(tag, value, row.epoch)
 
@@ -480,15 +577,35 @@ def _save_best(run: _Run, y_true: np.ndarray, y_prob: np.ndarray, row: EpochLog)
     datasets = tuple(sorted({str(d) for c in caches for d in c.index["dataset"].unique()}))
     cache_names = tuple(str(c.path) for c in caches)
     training_data = TrainingData(
-        caches=cache_names, datasets=datasets, cache_specs=tuple(c.meta["spec_sha256"] for c in caches),
-        split=config.split, n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test),
+        caches=cache_names,
+        datasets=datasets,
+        cache_specs=tuple(c.meta["spec_sha256"] for c in caches),
+        split=config.split,
+        n_train=len(splits.train),
+        n_val=len(splits.val),
+        n_test=len(splits.test),
         label_profile=caches[0].spec.label_profile if run.label_map is None else run.label_map.label,
-        epoch=row.epoch, init=run.init, config=config.to_dict(), synthetic_only=_synthetic_only(caches))
+        epoch=row.epoch,
+        init=run.init,
+        config=config.to_dict(),
+        synthetic_only=_synthetic_only(caches),
+    )
     origin = ThresholdOrigin("F1-optimal", "val", datasets, cache_names, len(splits.val))
-    unknown = not_validated_classes(run.class_names, run.train_set.labels.sum(axis=0).astype(int),
-                                    run.val_set.labels.sum(axis=0).astype(int))
-    meta = default_meta(run.model.config, config.lead_names, caches[0].sampling_rate_hz, config.policy,
-                        label_space=run.label_map, training_data=training_data, not_validated=unknown,
-                        metrics={"val": val.to_dict(), "epoch_log": asdict(row)})
-    save_bundle(run.out / "best", run.model,
-                replace(meta, thresholds=tuple(float(t) for t in thresholds), threshold_origin=origin))
+    unknown = not_validated_classes(
+        run.class_names, run.train_set.labels.sum(axis=0).astype(int), run.val_set.labels.sum(axis=0).astype(int)
+    )
+    meta = default_meta(
+        run.model.config,
+        config.lead_names,
+        caches[0].sampling_rate_hz,
+        config.policy,
+        label_space=run.label_map,
+        training_data=training_data,
+        not_validated=unknown,
+        metrics={"val": val.to_dict(), "epoch_log": asdict(row)},
+    )
+    save_bundle(
+        run.out / "best",
+        run.model,
+        replace(meta, thresholds=tuple(float(t) for t in thresholds), threshold_origin=origin),
+    )

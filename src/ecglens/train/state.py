@@ -67,9 +67,17 @@ def save_state(directory: Path, model: torch.nn.Module, optimizer: torch.optim.O
         for key, value in values.items():
             tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     save_file(tensors, str(scratch / "optimizer.safetensors"))
-    (scratch / "state.json").write_text(json.dumps({
-        "epoch": state.epoch, "best": asdict(state.best), "log": [asdict(row) for row in state.log],
-        "param_groups": optimizer_state["param_groups"]}, indent=1))
+    (scratch / "state.json").write_text(
+        json.dumps(
+            {
+                "epoch": state.epoch,
+                "best": asdict(state.best),
+                "log": [asdict(row) for row in state.log],
+                "param_groups": optimizer_state["param_groups"],
+            },
+            indent=1,
+        )
+    )
     old = directory.with_name(directory.name + ".old")
     if old.exists():
         shutil.rmtree(old)

@@ -31,8 +31,9 @@ def _run_chunk(function: Callable[[Job], Result], chunk: list[Job]) -> list[Resu
     return [function(job) for job in chunk]
 
 
-def ordered_map(function: Callable[[Job], Result], jobs: Iterable[Job], workers: int = 1, chunksize: int = 8,
-                prefetch: int = 4) -> Iterator[Result]:
+def ordered_map(
+    function: Callable[[Job], Result], jobs: Iterable[Job], workers: int = 1, chunksize: int = 8, prefetch: int = 4
+) -> Iterator[Result]:
     """``map(function, jobs)`` in order, in ``workers`` processes when more than one.
 
     At most ``workers * prefetch`` chunks of ``chunksize`` jobs are in flight, so a long job list never

@@ -68,8 +68,16 @@ def _interactive() -> bool:
 class StageLine:
     """A progress counter without a bar: one log line when the stage ends (for non-terminal output)."""
 
-    def __init__(self, iterable: Iterable | None, total: int | None, desc: str, unit: str, initial: int,
-                 enabled: bool, unit_scale: bool = False) -> None:
+    def __init__(
+        self,
+        iterable: Iterable | None,
+        total: int | None,
+        desc: str,
+        unit: str,
+        initial: int,
+        enabled: bool,
+        unit_scale: bool = False,
+    ) -> None:
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
         self.unit_scale = unit_scale
         self.n, self.initial, self.enabled = initial, initial, enabled
@@ -134,8 +142,17 @@ class Progress(Protocol):
         """End the stage."""
 
 
-def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
-        enabled: bool = True, initial: int = 0, leave: bool = True, line: bool = True, unit_scale: bool = False) -> Any:
+def bar(
+    iterable: Iterable | None = None,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    enabled: bool = True,
+    initial: int = 0,
+    leave: bool = True,
+    line: bool = True,
+    unit_scale: bool = False,
+) -> Any:
     """A tqdm bar on an interactive standard error, else a `StageLine` (one line when the stage ends).
 
     Args:
@@ -154,9 +171,18 @@ def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = 
     if enabled and _interactive():
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=sys.stderr,
-                    unit_scale=unit_scale)
+        return tqdm(
+            iterable,
+            total=total,
+            desc=desc,
+            unit=unit,
+            initial=initial,
+            leave=leave,
+            file=sys.stderr,
+            unit_scale=unit_scale,
+        )
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)
-    return StageLine(iterable, total, desc, unit, initial, enabled and line and LOGGER.isEnabledFor(logging.INFO),
-                     unit_scale)
+    return StageLine(
+        iterable, total, desc, unit, initial, enabled and line and LOGGER.isEnabledFor(logging.INFO), unit_scale
+    )
