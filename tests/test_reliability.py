@@ -373,26 +373,37 @@ MARKUP = "<img src=x onerror=alert(1)>"
 
 
 def test_markup_in_record_ids_and_headers_is_text_in_every_html_report(tmp_path):
+    from ecglens.explain.faithfulness import FaithfulnessResult
+    from ecglens.explain.population import PopulationImportance
     from ecglens.metrics import evaluate_predictions
     from ecglens.report.ecgpaper import plot_ecg
+    from ecglens.report.explanations import ExampleFigure
     from ecglens.report.figures import save_figure
     from ecglens.report.html import evaluation_table, page, table_to_html
-    from ecglens.studies.demo import _explanation_sections
+    from ecglens.studies.demo import DemoExplanations, _explanation_sections
 
     png = save_figure(plot_ecg(np.zeros((12, 1000)), 100), tmp_path / "a.png")
-    explanations = {
-        "gradcam": [{"kind": "correct", "record_id": MARKUP, "class_name": MARKUP, "path": png}],
-        "faithfulness": {"rows": [], "notes": [MARKUP]},
-        "population_figure": png,
-        "faithfulness_figure": png,
-        "population": {
-            "views": {"signed": {"relative_error": 0.1}},
-            "samples_per_record": 8,
-            "target_error": 0.05,
-            "shapley_agreement": None,
-            "notes": [MARKUP],
-        },
-    }
+    cell = np.full((1, 1), 0.1)
+    population = PopulationImportance(
+        cell,
+        cell,
+        cell,
+        cell,
+        (1,),
+        (MARKUP,),
+        (MARKUP,),
+        samples=8,
+        absolute_samples=8,
+        target_error=0.05,
+        notes=(MARKUP,),
+    )
+    explanations = DemoExplanations(
+        (ExampleFigure("correct", MARKUP, MARKUP, str(png)),),
+        population,
+        png,
+        FaithfulnessResult((), np.linspace(0, 1, 3), {}, 0, 0.0, notes=(MARKUP,)),
+        png,
+    )
     result = evaluate_predictions(
         np.array([[1], [0]]), np.array([[0.9], [0.1]]), np.array([0.5]), MARKUP, class_names=(MARKUP,), n_bootstrap=0
     )

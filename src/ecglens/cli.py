@@ -983,7 +983,8 @@ def explain_gradcam(
 
     \b
     Example:
-      ecglens explain gradcam --checkpoint runs/demo/best --data caches/demo --records S00012 --out figs
+      ecglens explain gradcam --checkpoint ecglens-out/demo/run/best \\
+          --data ecglens-out/demo/cache100 --records S00012 --out figs
     """
     _show(
         _commands("explain").run_record_maps(
@@ -1010,7 +1011,8 @@ def explain_guided_gradcam(
 
     \b
     Example:
-      ecglens explain guided-gradcam --checkpoint runs/demo/best --data caches/demo --records S00012
+      ecglens explain guided-gradcam --checkpoint ecglens-out/demo/run/best \\
+          --data ecglens-out/demo/cache100 --records S00012
     """
     run = _commands("explain").run_record_maps
     _show(
@@ -1040,7 +1042,7 @@ def explain_shap(
 
     \b
     Example:
-      ecglens explain shap --checkpoint runs/demo/best --data caches/demo --n 5 --out figs
+      ecglens explain shap --checkpoint ecglens-out/demo/run/best --data ecglens-out/demo/cache100 --n 5 --out figs
     """
     _show(
         _commands("explain").run_record_maps(
@@ -1088,7 +1090,8 @@ def explain_lead_shapley(
 
     \b
     Example:
-      ecglens explain lead-shapley --checkpoint runs/demo/best --data caches/demo --records S00012
+      ecglens explain lead-shapley --checkpoint ecglens-out/demo/run/best \\
+          --data ecglens-out/demo/cache100 --records S00012
     """
     _show(
         _commands("explain").run_lead_shapley(
@@ -1175,7 +1178,7 @@ def explain_population(
 
     \b
     Example:
-      ecglens explain population --checkpoint runs/demo/best --data caches/demo --n 200
+      ecglens explain population --checkpoint ecglens-out/demo/run/best --data ecglens-out/demo/cache100 --n 200
       torchrun --standalone --nproc-per-node 4 -m ecglens.cli explain population --checkpoint ... --n-records 5000
     """
     _show(
@@ -1222,7 +1225,7 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
 
     \b
     Example:
-      ecglens explain faithfulness --checkpoint runs/demo/best --data caches/demo --n 40
+      ecglens explain faithfulness --checkpoint ecglens-out/demo/run/best --data ecglens-out/demo/cache100 --n 40
     """
     run = _commands("explain").run_faithfulness
     _show(run(checkpoint, caches, n_records, _ids(methods), steps, background, out, device))
@@ -1304,7 +1307,7 @@ def predict(
 
     \b
     Example:
-      ecglens predict --checkpoint runs/demo/best ../shared/data/challenge/cpsc2018 --out predictions
+      ecglens predict --checkpoint ecglens-out/demo/run/best ../shared/data/challenge/cpsc2018 --out predictions
     """
     run = _commands("predict").run_predict
     result = run(
@@ -1342,8 +1345,8 @@ def export_onnx_command(checkpoint, opset) -> None:
 
     \b
     Example:
-      ecglens export onnx --checkpoint runs/demo/best
-      ecglens predict --engine onnx --checkpoint runs/demo/best record.hea
+      ecglens export onnx --checkpoint ecglens-out/demo/run/best
+      ecglens predict --engine onnx --checkpoint ecglens-out/demo/run/best record.hea
     """
     click.echo(_commands("predict").run_export_onnx(checkpoint, opset).line())
 
@@ -1442,7 +1445,7 @@ def models(bundles, card) -> None:
 
     \b
     Example:
-      ecglens models runs/demo/best
+      ecglens models ecglens-out/demo/run/best
       ecglens models --card starter
     """
     _show(_commands("models").run_models(bundles, card))
@@ -1540,7 +1543,7 @@ def serve(
     \b
     Example:
       ecglens serve                                 # the starter model; then open http://127.0.0.1:8000
-      ecglens serve --checkpoint runs/demo/best
+      ecglens serve --checkpoint ecglens-out/demo/run/best
     """
     _commands("serve").run_serve(
         checkpoint,
@@ -1583,7 +1586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("aborted", err=True)
         return 130
     except click.ClickException as error:
-        error.message = printable(error.message)
+        # click declares the message final; it is made printable here (a file name may hold control characters)
+        error.message = printable(error.message)  # type: ignore[misc]
         error.show()
         return error.exit_code
     except click.exceptions.Exit as done:

@@ -190,19 +190,19 @@ class ReliabilityCurve:
     mean_probability: tuple[float | None, ...]
     fraction_positive: tuple[float | None, ...]
 
-    def at_threshold(self) -> dict[str, float | int | None]:
+    def at_threshold(self) -> tuple[float | None, int]:
         """The positive rate and record count of the bin the threshold falls in (`ClassMetrics` fields)."""
         k = min(int(self.threshold * len(self.counts)), len(self.counts) - 1) if 0 <= self.threshold <= 1 else None
         if k is None:
-            return {"positive_rate_at_threshold": None, "n_at_threshold": 0}
-        return {"positive_rate_at_threshold": self.fraction_positive[k], "n_at_threshold": self.counts[k]}
+            return None, 0
+        return self.fraction_positive[k], self.counts[k]
 
 
 def reliability_curves(
     y_true: np.ndarray,
     y_prob: np.ndarray,
     class_names: Sequence[str],
-    thresholds: Sequence[float],
+    thresholds: Sequence[float] | np.ndarray,
     n_bins: int = RELIABILITY_BINS,
 ) -> tuple[ReliabilityCurve, ...]:
     """Per-class reliability diagrams over ``n_bins`` equal-width bins of predicted probability."""
@@ -417,7 +417,7 @@ class EvaluationResult:
 def _macro(per_class: list[dict[str, float | None]]) -> dict[str, float | None]:
     out = {}
     for metric in METRICS:
-        values = [row[metric] for row in per_class if row[metric] is not None]
+        values = [value for row in per_class if (value := row[metric]) is not None]
         out[metric] = float(np.mean(values)) if values else None
     return out
 
@@ -450,9 +450,7 @@ def evaluate_predictions(
     truth = np.asarray(y_true) > 0.5
     prob = np.asarray(y_prob, dtype=np.float64)
     pred = prob >= np.asarray(thresholds)[None, :]
-    if class_names is None:
-        n = truth.shape[1]
-        class_names = CLASS_NAMES if n == len(CLASS_NAMES) else tuple(f"class {k + 1}" for k in range(n))
+    class_names = _default_names(truth.shape[1]) if class_names is None else class_names
     pred[:, np.isin(np.asarray(class_names), list(never))] = False
     if len(class_names) != truth.shape[1]:
         raise ValueError(f"{len(class_names)} class names for {truth.shape[1]} columns")
@@ -467,27 +465,10 @@ def evaluate_predictions(
         if n_bootstrap:
             intervals[k].update(_wilson_intervals(scores))
         n_positive = int(truth[:, k].sum())
+        calibration = (float(ece[k]), float(brier[k])) if len(truth) else (None, None)
+        note = _class_note(n_positive, len(truth), name_k in never)
         per_class.append(
-            ClassMetrics(
-                name=name_k,
-                n_positive=n_positive,
-                threshold=float(thresholds[k]),
-                precision=scores["precision"],
-                recall=scores["recall"],
-                f1=scores["f1"],
-                auc=scores["auc"],
-                accuracy=scores["accuracy"],
-                tp=int(scores["tp"]),
-                fp=int(scores["fp"]),
-                fn=int(scores["fn"]),
-                tn=int(scores["tn"]),
-                note=_class_note(n_positive, len(truth), name_k in never),
-                ci95=intervals[k],
-                auprc=scores["auprc"],
-                ece=float(ece[k]) if len(truth) else None,
-                brier=float(brier[k]) if len(truth) else None,
-                **curves[k].at_threshold(),
-            )
+            _class_metrics(name_k, n_positive, float(thresholds[k]), scores, note, intervals[k], calibration, curves[k])
         )
     average = _macro(per_class_scores)
     fmax, fmax_threshold = fmax_score(truth, prob)
@@ -505,6 +486,47 @@ def evaluate_predictions(
         "" if challenge is None else challenge.note,
         curves,
     )
+
+
+def _class_metrics(
+    name: str,
+    n_positive: int,
+    threshold: float,
+    scores: Mapping[str, float | None],
+    note: str,
+    ci95: dict[str, tuple[float, float]],
+    calibration: tuple[float | None, float | None],
+    curve: ReliabilityCurve,
+) -> ClassMetrics:
+    """One class's row from its scores at its threshold, its intervals, calibration and reliability curve."""
+    tp, fp, fn, tn = (int(scores[count] or 0) for count in ("tp", "fp", "fn", "tn"))
+    rate, n_at = curve.at_threshold()
+    return ClassMetrics(
+        name=name,
+        n_positive=n_positive,
+        threshold=threshold,
+        precision=scores["precision"],
+        recall=scores["recall"],
+        f1=scores["f1"],
+        auc=scores["auc"],
+        accuracy=scores["accuracy"],
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        tn=tn,
+        note=note,
+        ci95=ci95,
+        auprc=scores["auprc"],
+        ece=calibration[0],
+        brier=calibration[1],
+        positive_rate_at_threshold=rate,
+        n_at_threshold=n_at,
+    )
+
+
+def _default_names(n: int) -> tuple[str, ...]:
+    """The nine CPSC classes for nine columns, else ``class 1``, ``class 2``, ..."""
+    return CLASS_NAMES if n == len(CLASS_NAMES) else tuple(f"class {k + 1}" for k in range(n))
 
 
 def _bootstrap_intervals(

@@ -7,7 +7,7 @@ inference, decisions under the bundle's thresholds and signal-quality warnings; 
 Python API::
 
     import ecglens
-    predictor = ecglens.load_bundle("runs/demo/best")
+    predictor = ecglens.load_bundle("ecglens-out/demo/run/best")
     result = predictor.predict(signal_mv, sampling_rate_hz=500, lead_names=["I", "II", ...])
     print(result.to_json())
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecglens.bundle.meta import SYNTHETIC_WARNING, BundleMeta, is_synthetic_source, resolve_bundle
+from ecglens.bundle.meta import SYNTHETIC_WARNING, is_synthetic_source, resolve_bundle
 from ecglens.bundle.weights import load_model
 from ecglens.io import ReadIssue, read_record
 from ecglens.io.record import Record, finish_signal, issue_from, not_samples
@@ -157,7 +157,6 @@ class Predictor:
         self.bundle = resolve_bundle(bundle)
         self.device = resolve_device(device)
         self.model, self.meta = load_model(bundle, self.device)
-        self.meta: BundleMeta
         self.engine = engine
         self.force = force
         self._session = None

@@ -128,9 +128,9 @@ def random_window(
 
 def batches_by_length(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
     """Indices grouped into batches of equal length (no padding is ever computed on), in a fixed order."""
-    lengths = np.asarray(lengths)
-    for length in np.unique(lengths):
-        members = np.flatnonzero(lengths == length)
+    sizes = np.asarray(lengths)
+    for length in np.unique(sizes):
+        members = np.flatnonzero(sizes == length)
         for start in range(0, len(members), batch_size):
             yield members[start : start + batch_size]
 

@@ -14,6 +14,7 @@ at the largest budget tried.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -325,7 +326,8 @@ def attack_spectrum(
     """The mean Welch power spectral density of adversarial minus clean over records and leads."""
     from scipy.signal import welch
 
-    powers, frequencies = [], None
+    powers: list[np.ndarray] = []
+    frequencies = np.zeros(0)
     for before, after in zip(clean, adversarial, strict=True):
         frequencies, power = welch(
             np.asarray(after, np.float64) - before, fs=rate_hz, nperseg=min(256, before.shape[-1]), axis=-1
@@ -379,75 +381,30 @@ def run_robustness(
     started = time.perf_counter()
     if flip_attack not in FLIP_ATTACKS:
         raise ValueError(f"unknown flipping attack {flip_attack!r}; choose from {', '.join(FLIP_ATTACKS)}")
-    unknown = sorted(set(attacks) - set(ATTACKS))
-    if unknown:
+    if unknown := sorted(set(attacks) - set(ATTACKS)):
         raise ValueError(f"unknown attack {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
     model, meta = load_model(bundle, device)
     caches: list[EcgCache] = open_caches(cache_paths, meta.sampling_rate_hz)
     items = _chosen_items(caches, meta, split, n_records, seed)
     suite = default_suite() if suite is None else tuple(suite)
-
-    def dataset(perturbation: Perturbation | None = None) -> CacheDataset:
-        return CacheDataset(
-            caches,
-            items,
-            meta.policy,
-            False,
-            meta.lead_names,
-            seed=seed,
-            label_map=meta.label_map,
-            perturbation=perturbation,
-        )
-
+    dataset = functools.partial(
+        CacheDataset, caches, items, meta.policy, False, meta.lead_names, seed=seed, label_map=meta.label_map
+    )
     clean_set = dataset()
-    clean_inputs = _inputs(clean_set)
-    scorer = _Scorer(model, meta, clean_set.labels, clean_inputs, batch_size)
-    counter = bar(
-        total=len(suite) + len(attacks) * len(budgets_uv),
-        desc="robustness",
-        unit="condition",
-        enabled=progress,
-        line=False,
-    )  # the one stage line is the summary below
+    scorer = _Scorer(model, meta, clean_set.labels, _inputs(clean_set), batch_size)
+    total = len(suite) + len(attacks) * len(budgets_uv)  # the one stage line is the summary below
+    counter = bar(total=total, desc="robustness", unit="condition", enabled=progress, line=False)
     conditions = [scorer.score("clean", "clean", 0.0, "clean", scorer.clean_probabilities, against_clean=False)]
-    conditions += _perturbation_conditions(scorer, dataset, suite, counter)
-    if filtered and attacks:
-        conditions.append(
-            scorer.score(
-                "clean", "filtered", 0.0, f"clean, then the {_BAND}", scorer.probabilities(clean_inputs, filtered=True)
-            )
-        )
-    attacked, spectra, pgd_inputs = _attack_conditions(
-        scorer, attacks, budgets_uv, pgd_steps, seed, filtered, keep_pgd=transfer_bundle is not None, counter=counter
-    )
+    conditions += _perturbation_conditions(scorer, lambda p: dataset(perturbation=p), suite, counter)
+    plan = _AttackPlan(tuple(attacks), tuple(budgets_uv), pgd_steps, seed, filtered, flip_attack, n_flip)
+    adversarial = _adversarial(scorer, clean_set, plan, counter, transfer_bundle, bundle, device)
     counter.close()
-    transfer = (
-        [] if transfer_bundle is None else _transfer_conditions(scorer, bundle, transfer_bundle, pgd_inputs, device)
-    )
-    torch_device = next(model.parameters()).device
-    flips, left_out = (
-        _flip_budgets(
-            model, meta, clean_inputs, scorer.reference, n_flip, flip_attack, batch_size, torch_device, pgd_steps, seed
-        )
-        if n_flip
-        else ((), ())
-    )
-    example = _example(
-        model,
-        meta,
-        clean_set,
-        clean_inputs,
-        scorer.clean_probabilities,
-        scorer.reference,
-        budgets_uv,
-        torch_device,
-        pgd_steps,
-    )
-    conditions += attacked
+    conditions += adversarial.conditions
     if progress:
         note(
             f"{len(items)} records, {len(conditions)} conditions in {time.perf_counter() - started:.0f} s", "robustness"
         )
+    other = None if transfer_bundle is None else str(transfer_bundle)
     return RobustnessResult(
         str(bundle),
         split,
@@ -455,14 +412,98 @@ def run_robustness(
         meta.class_names,
         meta.sampling_rate_hz,
         tuple(conditions),
-        tuple(flips),
-        tuple(transfer),
-        None if transfer_bundle is None else str(transfer_bundle),
-        example,
+        adversarial.flips,
+        adversarial.transfer,
+        other,
+        adversarial.example,
         time.perf_counter() - started,
-        tuple(spectra),
-        tuple(left_out),
+        adversarial.spectra,
+        adversarial.left_out,
     )
+
+
+@dataclass(frozen=True)
+class _AttackPlan:
+    """Which attacks run at which budgets, with their settings (`run_robustness`'s arguments)."""
+
+    attacks: tuple[str, ...]
+    budgets_uv: tuple[float, ...]
+    pgd_steps: int
+    seed: int
+    filtered: bool
+    flip_attack: str
+    n_flip: int
+
+
+@dataclass(frozen=True)
+class _Adversarial:
+    """What the attacks found: their rows, spectra, transfer rows, flipping budgets and the example drawn."""
+
+    conditions: tuple[ConditionResult, ...]
+    spectra: tuple[AttackSpectrum, ...]
+    transfer: tuple[ConditionResult, ...]
+    flips: tuple[FlipBudget, ...]
+    left_out: tuple[str, ...]
+    example: AdversarialExample | None
+
+
+def _adversarial(
+    scorer: _Scorer,
+    clean_set: CacheDataset,
+    plan: _AttackPlan,
+    counter: Progress,
+    transfer_bundle: str | os.PathLike | None,
+    bundle: str | os.PathLike,
+    device: str,
+) -> _Adversarial:
+    """The clean records after the clinical filter, every attack at every budget (and filtered), the transfer to a
+    second model, the flipping budgets and the example."""
+    rows = []
+    if plan.filtered and plan.attacks:
+        filtered = scorer.probabilities(scorer.clean_inputs, filtered=True)
+        rows.append(scorer.score("clean", "filtered", 0.0, f"clean, then the {_BAND}", filtered))
+    attacked, spectra, pgd_inputs = _attack_conditions(
+        scorer,
+        plan.attacks,
+        plan.budgets_uv,
+        plan.pgd_steps,
+        plan.seed,
+        plan.filtered,
+        keep_pgd=transfer_bundle is not None,
+        counter=counter,
+    )
+    transfer = (
+        [] if transfer_bundle is None else _transfer_conditions(scorer, bundle, transfer_bundle, pgd_inputs, device)
+    )
+    model, meta = scorer.model, scorer.meta
+    torch_device = next(model.parameters()).device
+    flips: list[FlipBudget] = []
+    left_out: list[str] = []
+    if plan.n_flip:
+        flips, left_out = _flip_budgets(
+            model,
+            meta,
+            scorer.clean_inputs,
+            scorer.reference,
+            plan.n_flip,
+            plan.flip_attack,
+            scorer.batch_size,
+            torch_device,
+            plan.pgd_steps,
+            plan.seed,
+        )
+    example = _example(
+        model,
+        meta,
+        clean_set,
+        scorer.clean_inputs,
+        scorer.clean_probabilities,
+        scorer.reference,
+        plan.budgets_uv,
+        torch_device,
+        plan.pgd_steps,
+    )
+    return _Adversarial(tuple(rows + attacked), tuple(spectra), tuple(transfer), tuple(flips), tuple(left_out), example)
 
 
 _BAND = f"{CLINICAL_BAND_HZ[0]:g}-{CLINICAL_BAND_HZ[1]:g} Hz filter"

@@ -132,7 +132,7 @@ class BundleMeta:
         """The split the model was trained under (the default split when unknown)."""
         return self.training_data.split if self.training_data is not None else SplitSpec()
 
-    def decided(self, probabilities: np.ndarray, thresholds: Sequence[float] | None = None) -> np.ndarray:
+    def decided(self, probabilities: np.ndarray, thresholds: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
         """Decisions of probabilities (records x classes, or one record's classes) at the bundle's thresholds (or
         the ``thresholds`` given, e.g. retuned ones); always False for a class that is not validated."""
         skip = np.isin(np.asarray(self.class_names), [name for name, _ in self.not_validated])

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from ecglens.bundle.meta import WEIGHTS_FILE, BundleError, BundleMeta, read_meta, resolve_bundle, write_meta
 from ecglens.models import build_model, resolve_device
+from ecglens.models.resnet1d import ResNet1d
 
 MAX_PARAMETERS = 100_000_000
 """The most parameters a bundle's configuration may build (the study's ResNet-34 has 16.6 million): a bundle is
@@ -85,7 +86,7 @@ def save_ensemble(bundles: Sequence[str | os.PathLike], out: str | os.PathLike) 
     return meta
 
 
-def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.device = "cpu") -> ResNet1d:
     """Build the bundle's model and load its safetensors weights, checking names and shapes."""
     path = resolve_bundle(path)
     weights_path = Path(path) / WEIGHTS_FILE
@@ -140,7 +141,7 @@ def load_weights(path: str | os.PathLike, meta: BundleMeta, device: str | torch.
     return model.to(device).eval()
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, BundleMeta]:
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[ResNet1d, BundleMeta]:
     """Load a bundle's model (in eval mode, on ``device``: a torch device or a name such as ``auto``) and metadata."""
     meta = read_meta(path)
     return load_weights(path, meta, resolve_device(device) if isinstance(device, str) else device), meta

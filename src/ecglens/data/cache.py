@@ -407,7 +407,7 @@ def _finish(
             stem = partial / "shards" / f"{shard_id:05d}"
             meta = _shard_meta(stem, spec.sha256)
             rows = pd.read_parquet(stem / "rows.parquet") if meta is not None else None
-            if rows is None or len(rows) != meta["n_rows"]:  # checked again at assembly: never mix specs
+            if rows is None or meta is None or len(rows) != meta["n_rows"]:  # never mix specs
                 shutil.rmtree(stem, ignore_errors=True)
                 raise CacheError(
                     f"{partial}: shard {shard_id} changed or belongs to another spec; run the same "
@@ -446,7 +446,7 @@ def _finish(
 
 
 def _normalise_index(index: pd.DataFrame) -> pd.DataFrame:
-    columns = {
+    columns: dict[str, Any] = {
         "record_id": "string",
         "dataset": "string",
         "offset": "int64",
@@ -546,9 +546,10 @@ class EcgCache:
     def _mapped(self, label_map: LabelMap | None) -> tuple[np.ndarray, np.ndarray]:
         """Targets and labelled flags under a label space, from one mapping of the raw labels (or the stored
         columns and reasons of the mapping the cache was prepared under)."""
-        key = "" if label_map is None or label_map.sha256 == self.spec.label_map_sha256 else label_map.sha256
+        stored = label_map is None or label_map.sha256 == self.spec.label_map_sha256
+        key = "" if label_map is None or stored else label_map.sha256
         if key not in self._labels:
-            if not key:
+            if label_map is None or stored:
                 targets = self.index[list(LABEL_COLUMNS)].to_numpy(np.float32)
                 flags = ~self.index["exclusion"].fillna("").str.startswith(UNLABELLED).to_numpy(bool)
             else:

@@ -6,7 +6,7 @@ items by `ecglens.preprocess.random_window`, so the inputs scored here are those
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,6 +163,8 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return ((epoch, int(i)) for i in self.sampler)
 
     def __len__(self) -> int:
+        if not isinstance(self.sampler, Sized):
+            raise TypeError(f"{type(self.sampler).__name__} has no length")
         return len(self.sampler)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -171,7 +171,7 @@ def records_table(caches: Sequence[EcgCache], label_map: LabelMap | None = None)
         )
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(table):
-        table["fold"] = pd.array(table["fold"], dtype="Int64")
+        table["fold"] = table["fold"].astype("Int64")
     return table
 
 
@@ -210,16 +210,16 @@ def _ptbxl_patients(table: pd.DataFrame, caches: Sequence[EcgCache]) -> None:
         if patients.empty:
             continue
         dataset = str(cache.index["dataset"].iloc[0]) if len(cache) else "ptbxl"
-        by_id = patients.set_index("ecg_id")
+        by_id: dict[Any, dict[Any, Any]] = patients.set_index("ecg_id")[["patient_id", "strat_fold"]].to_dict("index")
         for position in np.flatnonzero(
             (
                 (~table["native"]) & table["patient_id"].isna() & table["recording"].fillna("").str.startswith("ptbxl/")
             ).to_numpy(bool)
         ):
             ecg_id = int(str(table.at[position, "recording"]).split("/")[1])
-            if ecg_id in by_id.index:
-                table.at[position, "patient_id"] = f"{dataset}/{int(by_id.at[ecg_id, 'patient_id'])}"
-                table.at[position, "fold"] = int(by_id.at[ecg_id, "strat_fold"])
+            if (row := by_id.get(ecg_id)) is not None:
+                table.at[position, "patient_id"] = f"{dataset}/{int(row['patient_id'])}"
+                table.at[position, "fold"] = int(row["strat_fold"])
 
 
 def split_caches(
@@ -257,7 +257,7 @@ def split_caches(
         for name in SPLITS
     }
     unknown = table[keep & table["patient_id"].isna()]
-    notes = ()
+    notes: tuple[str, ...] = ()
     if len(unknown):
         counts = ", ".join(f"{d} {n}" for d, n in unknown["dataset"].value_counts().sort_index().items())
         notes = (f"Split by record, not by patient, where no patient id is known: {len(unknown)} records ({counts}).",)

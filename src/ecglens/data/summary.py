@@ -177,7 +177,7 @@ def _make(
     dataset, label_profile, rows, with_target, table_rows, seconds, exclusions, issues, vocabulary
 ) -> DatasetSummary:
     issue_counts = Counter(issue.reason for issue in issues)
-    examples = {}
+    examples: dict[str, str] = {}
     for issue in issues:
         examples.setdefault(issue.reason, issue.path)
     return DatasetSummary(

@@ -61,7 +61,7 @@ def gradcam(
         layer: layer to explain at (default ``model.layer4``).
         relu: keep positive evidence only (as Grad-CAM's definition).
     """
-    layer = layer or model.layer4
+    layer = layer if layer is not None else model.get_submodule("layer4")
     with evaluation_mode(model):
         explainer = LayerGradCam(model, layer)
         inputs = x.detach().clone()
@@ -80,7 +80,7 @@ def guided_gradcam(
     the layer-4 evidence lies and, within it, which leads' samples the class score is sensitive to.
     Like Grad-CAM, it explains the class logit.
     """
-    layer = layer or model.layer4
+    layer = layer if layer is not None else model.get_submodule("layer4")
     with evaluation_mode(model):
         explainer = GuidedGradCam(model, layer)
         inputs = x.detach().clone().requires_grad_()

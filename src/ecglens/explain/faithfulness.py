@@ -172,8 +172,9 @@ def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     try:
         for module in clone.modules():
-            if hasattr(module, "reset_parameters") and module is not clone:
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset) and module is not clone:
+                reset()
     finally:
         torch.random.set_rng_state(generator_state)
     return clone.eval()
@@ -421,12 +422,16 @@ def _summary_rows(arrays: Mapping[str, np.ndarray], methods: Sequence[str], meta
         areas = arrays["areas"][chosen]
         auroc, pointing = arrays["auroc"][chosen], arrays["pointing"][chosen]
         located = ~np.isnan(auroc)
+        deletion, insertion, random_deletion, random_insertion = (_mean(a) for a in areas.T)
         rows.append(
             FaithfulnessRow(
                 m,
                 meta.class_names[target],
                 int(chosen.sum()),
-                *(_mean(a) for a in areas.T),
+                deletion,
+                insertion,
+                random_deletion,
+                random_insertion,
                 _mean(auroc[located]),
                 _mean(pointing[located]),
                 _mean(arrays["sanity"][chosen]),

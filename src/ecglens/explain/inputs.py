@@ -8,6 +8,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -61,6 +62,35 @@ class CachedInputs(Sequence[ModelInput]):
     def record_ids(self) -> list[str]:
         """The records' ids, in order, read from the cache indexes only."""
         return [str(self.caches[i.cache].index["record_id"].iloc[i.row]) for i in self.items]
+
+
+@overload
+def split_inputs(
+    caches: Sequence[EcgCache],
+    meta: BundleMeta,
+    split: str = ...,
+    n: int | None = ...,
+    seed: int = ...,
+    lazy: Literal[False] = ...,
+) -> list[ModelInput]: ...
+
+
+@overload
+def split_inputs(
+    caches: Sequence[EcgCache], meta: BundleMeta, split: str, n: int | None, seed: int, lazy: Literal[True]
+) -> CachedInputs: ...
+
+
+@overload
+def split_inputs(
+    caches: Sequence[EcgCache],
+    meta: BundleMeta,
+    split: str = ...,
+    n: int | None = ...,
+    seed: int = ...,
+    *,
+    lazy: Literal[True],
+) -> CachedInputs: ...
 
 
 def split_inputs(

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import factorial
+from typing import overload
 
 import numpy as np
 import torch
@@ -49,6 +50,14 @@ _LIMB_IN_I_II = {
 def limb_coefficients(names: Sequence[str]) -> np.ndarray:
     """The limb leads ``names`` as rows of coefficients on (I, II): len(names) x 2."""
     return np.array([_LIMB_IN_I_II[name] for name in names])
+
+
+@overload
+def rebuild_limb_leads(present: np.ndarray, present_names: Sequence[str], wanted: Sequence[str]) -> np.ndarray: ...
+
+
+@overload
+def rebuild_limb_leads(present: torch.Tensor, present_names: Sequence[str], wanted: Sequence[str]) -> torch.Tensor: ...
 
 
 def rebuild_limb_leads(

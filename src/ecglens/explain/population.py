@@ -133,7 +133,7 @@ def expected_gradient_samples(
     rng: np.random.Generator,
     batch_size: int = 8,
     keep_maps: bool = False,
-    classes: Sequence[int] | None = None,
+    classes: Sequence[int] | np.ndarray | None = None,
     background_probabilities: np.ndarray | None = None,
 ) -> SampleSums:
     """``n`` expected-gradient samples of one record (leads x samples) for the given classes (default all).
@@ -282,7 +282,9 @@ class PopulationImportance:
         """Plain data for JSON."""
 
         def plain(array: np.ndarray) -> list:
-            return np.where(np.isfinite(array), array, None).tolist()
+            values = np.asarray(array, dtype=object)
+            values[~np.isfinite(np.asarray(array, np.float64))] = None
+            return values.tolist()
 
         views = {}
         for view in VIEWS:
@@ -542,8 +544,10 @@ class _PopulationJob:
             background_probabilities=reference,
         )
         found = {key: getattr(sums, key) for key in SUMS}
+        if sums.mass is not None and sums.mass_se is not None:  # the first round's maps: the absolute view
+            found.update(mass=sums.mass, mass_se=np.nan_to_num(sums.mass_se, nan=0.0))
         return (
-            {**found, "mass": sums.mass, "mass_se": np.nan_to_num(sums.mass_se, nan=0.0)},
+            found,
             probabilities[0],
             classes,
             n,
@@ -614,7 +618,7 @@ class _PopulationJob:
                 sums = {
                     key: arrays.get(key, empty if shape == "leads" else empty[:, :, 0]) for key, shape in SUMS.items()
                 }
-            else:
+            elif extra is not None:
                 sums = {key: sums[key] + arrays[key] for key in SUMS}
                 n_done = n_done + extra
             mean, variance = record_estimates(

@@ -16,7 +16,7 @@ import shutil
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -107,16 +107,20 @@ def map_shards(
             continue
         finished[k] = compute(start, items[start : start + size(start)])
         if folder is not None:
+            arrays: dict[str, Any] = finished[k]
             with atomic_open(folder / f"{k:05d}.npz", "wb") as handle:
-                np.savez(handle, **finished[k])
+                np.savez(handle, **arrays)
         counter.update(size(start))
     counter.close()
     barrier()
     if rank != 0:
         return None
-    parts = [finished[k] if k in finished else _load(folder, k) for k in range(len(starts))]
-    if any(part is None for part in parts):
-        raise RuntimeError(f"{folder}: a shard is missing after every rank finished")
+    parts = []
+    for k in range(len(starts)):
+        part = finished[k] if k in finished else None if folder is None else _load(folder, k)
+        if part is None:
+            raise RuntimeError(f"{folder}: a shard is missing after every rank finished")
+        parts.append(part)
     return _join(parts)
 
 

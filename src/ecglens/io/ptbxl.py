@@ -30,8 +30,11 @@ def is_ptbxl_root(root: str | os.PathLike) -> bool:
     return Path(root, DATABASE_FILE).is_file()
 
 
-def _optional(value: object) -> object | None:
-    return None if value is None or (isinstance(value, float) and value != value) else value
+def _optional(value: object) -> str | float | None:
+    """A table cell as text or a number; None when empty (NaN)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value if isinstance(value, float | str) else str(value)
 
 
 def scan_ptbxl(

@@ -173,7 +173,7 @@ def scan_sources(sources: Iterable[Source], target_rate_hz: float | None = None)
         issues.extend(result.issues)
     seen: set[tuple[str, str]] = set()
     recordings: dict[str, RecordRef] = {}
-    unique = []
+    unique: list[RecordRef] = []
     for ref in refs:
         key = (ref.dataset, ref.record_id)
         if key in seen:
@@ -259,7 +259,7 @@ def read_record(
         path = path.with_suffix(".hea")  # a WFDB record's signal file: read it through its header
 
     if path.suffix == ".mat":
-        labels = ()
+        labels: tuple[tuple[str, float | None], ...] = ()
         reference = path.parent / "REFERENCE.csv"
         if reference.is_file():
             from ecglens.io.cpsc2018 import CONFLICT, read_reference

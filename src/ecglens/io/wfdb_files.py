@@ -303,7 +303,7 @@ def read_wfdb(
     ludb = header.ludb_statements()
     if ludb is not None and vocabulary == "none":
         codes, vocabulary = ludb, "ludb"
-        fields = {"age": fields.get("<age>"), "sex": fields.get("<sex>")}
+        fields = {key: value for key in ("age", "sex") if (value := fields.get(f"<{key}>")) is not None}
     return Record(
         record_id=ptbxl_ecg_id(path) or Path(path).stem,  # the file's name, never the header's record line
         dataset=dataset,

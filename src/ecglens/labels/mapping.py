@@ -203,7 +203,14 @@ def _read_table(handle: Iterable[str], where: str, classes: Sequence[str] | None
         if when not in ("", ALONE) or (when and target in _RESERVED):
             raise ValueError(f"{where}:{line_number}: 'when' is empty or 'alone' (and only for a class), not {when!r}")
         rows.append(
-            MappingRow(*(str(row[c] or "").strip() for c in _COLUMNS[:3]), target, (row["rationale"] or ""), when)
+            MappingRow(
+                str(row["vocabulary"] or "").strip(),
+                str(row["code"] or "").strip(),
+                str(row["description"] or "").strip(),
+                target,
+                row["rationale"] or "",
+                when,
+            )
         )
     return rows
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-
-from torch import nn
 
 from ecglens.models.resnet1d import ResNet1d, ResNetConfig
 
@@ -30,12 +27,11 @@ def model_config(name: str, n_leads: int = 12, n_classes: int = 9) -> ResNetConf
     return replace(_REGISTRY[name], n_leads=n_leads, n_classes=n_classes)
 
 
-def create_model(name: str = "resnet34", n_leads: int = 12, n_classes: int = 9) -> nn.Module:
+def create_model(name: str = "resnet34", n_leads: int = 12, n_classes: int = 9) -> ResNet1d:
     """Build a registered model for ``n_leads`` input leads and ``n_classes`` outputs."""
     return build_model(model_config(name, n_leads, n_classes))
 
 
-def build_model(config: ResNetConfig) -> nn.Module:
+def build_model(config: ResNetConfig) -> ResNet1d:
     """Build a model from a full configuration (as stored in a bundle)."""
-    builder: Callable[[ResNetConfig], nn.Module] = ResNet1d
-    return builder(config)
+    return ResNet1d(config)

@@ -21,7 +21,10 @@ class MaxPool1d(nn.MaxPool1d):
     records of any length."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = nn.functional.max_pool2d(x.unsqueeze(2), (1, self.kernel_size), (1, self.stride), (0, self.padding))
+        size, stride, padding = (
+            int(v if isinstance(v, int) else v[0]) for v in (self.kernel_size, self.stride, self.padding)
+        )
+        pooled = nn.functional.max_pool2d(x.unsqueeze(2), (1, size), (1, stride), (0, padding))
         return pooled.squeeze(2)
 
 
@@ -59,6 +62,9 @@ class ResNet1d(nn.Module):
     Input: batch x leads x samples (any length >= 32). Output: batch x classes logits.
     ``layer4`` is the end of the 4th residual stage (the Grad-CAM layer).
     """
+
+    temperature: torch.Tensor
+    member_bias: torch.Tensor
 
     def __init__(self, config: ResNetConfig):
         super().__init__()

@@ -180,17 +180,22 @@ def plot_ecg(
                 )
                 clipped |= _draw_panel(ax, t, signal[position[name], :n_draw], panel, row, paper, highlight, colours)
         _calibration_pulse(ax, row.offset)
-    subtitle = "25 mm/s, 10 mm/mV, 1-mV calibration pulse"
-    if clipped:
-        subtitle += f"; clipped at {MAX_HALF_MV:g} mV from baseline where marked with triangles"
-    if (highlight is not None or time_band is not None) and highlight_label:
-        subtitle += f"\nshaded: {highlight_label}"
+    shaded = highlight_label if (highlight is not None or time_band is not None) else ""
+    subtitle = _subtitle(clipped, shaded)
     fig_h = fig.get_size_inches()[1]
     fig.suptitle(f"{title}\n{subtitle}" if title else subtitle, y=1 - 0.08 / fig_h, va="top", fontsize=10)
     if colours is not None and colours.image is not None:
         bar_ax = fig.add_axes((0.3, 0.3 / fig_h, 0.4, 0.12 / fig_h))
         fig.colorbar(colours.image, cax=bar_ax, orientation="horizontal").set_label(segments_label, fontsize=9)
     return fig
+
+
+def _subtitle(clipped: bool, shaded: str) -> str:
+    """The paper's scale, where traces were clipped, and what the shading shows."""
+    subtitle = "25 mm/s, 10 mm/mV, 1-mV calibration pulse"
+    if clipped:
+        subtitle += f"; clipped at {MAX_HALF_MV:g} mV from baseline where marked with triangles"
+    return subtitle + (f"\nshaded: {shaded}" if shaded else "")
 
 
 def _paper_axes(width_s: float, y_low: float, paper: PaperStyle, colour_bar: bool) -> tuple[Figure, Axes]:

@@ -6,14 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from markupsafe import Markup
 from torch import nn
 
 from ecglens.bundle.meta import BundleMeta
+from ecglens.explain.faithfulness import FaithfulnessResult, format_gain
 from ecglens.explain.inputs import Background
 from ecglens.explain.population import PopulationImportance, population_importance
 from ecglens.explain.records import explain_inputs, probabilities_of
 from ecglens.preprocess import ModelInput
 from ecglens.report.figures import explanation_figure, lead_class_heatmap, save_figure
+from ecglens.report.html import table_to_html
 from ecglens.report.paths import safe_name
 
 
@@ -35,8 +39,9 @@ def gradcam_examples(
         return []
     probabilities = probabilities_of(model, records)
     decided = meta.decided(probabilities)  # a class that is not validated is never decided, so never "right"
-    right = [i for i, item in enumerate(records) if (decided[i] == (item.labels > 0.5)).all()]
-    wrong = [i for i in range(len(records)) if i not in set(right)]
+    known = [i for i, item in enumerate(records) if item.labels is not None]  # right or wrong needs labels
+    right = [i for i in known if (decided[i] == (np.asarray(records[i].labels) > 0.5)).all()]
+    wrong = [i for i in known if i not in set(right)]
     figures = []
     for kind, picks in (("correct", right[:n_correct]), ("incorrect", wrong[:n_wrong])):
         for i in picks:
@@ -76,6 +81,8 @@ def population_heatmap(
         max_samples=max_samples,
         never=dict(meta.not_validated),
     )
+    if result is None:
+        raise RuntimeError("population SHAP gave no result on this process; run it without torchrun")
     save_figure(lead_class_heatmap(result, title), path)
     return result
 
@@ -110,3 +117,48 @@ def population_summary(result: dict) -> str:
             f"{agreement['n_pairs']} (record, class) pairs"
         )
     return "; ".join(parts) + "." + "".join(f" {note[:1].upper()}{note[1:]}." for note in result.get("notes", []))
+
+
+FAITHFULNESS_HEADER = (
+    "method",
+    "class",
+    "n",
+    "deletion AUC",
+    "random",
+    "gain [95 % CI]",
+    "insertion AUC",
+    "random",
+    "gain [95 % CI]",
+    "localisation AUROC",
+    "pointing game",
+    "rank corr. vs random model",
+    "flag",
+)
+
+
+def faithfulness_table(result: FaithfulnessResult) -> Markup:
+    """One row per method and class: areas against random deletion/insertion with the gains' intervals,
+    localisation, the model-randomisation check, and a flag where deletion is worse than random."""
+
+    def gain(value: tuple[float, float | None, float | None] | None) -> str:
+        return "n/a" if value is None else format_gain(value)
+
+    rows = [
+        [
+            row.method,
+            row.class_name,
+            row.n,
+            row.deletion,
+            row.random_deletion,
+            gain(row.deletion_gain),
+            row.insertion,
+            row.random_insertion,
+            gain(row.insertion_gain),
+            row.localisation_auroc,
+            row.pointing_game,
+            row.sanity_rank_correlation,
+            "deletion worse than random" if row.deletion_worse_than_random else "",
+        ]
+        for row in result.rows
+    ]
+    return table_to_html(list(FAITHFULNESS_HEADER), rows)

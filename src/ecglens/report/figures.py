@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, overload
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -51,6 +52,18 @@ class FigureOptions:
 DEFAULT_FIGURES = FigureOptions()
 
 
+@overload
+def save_figure(
+    fig: Figure, target: io.BytesIO, dpi: int = ..., tight: bool = ..., image_format: str | None = ...
+) -> io.BytesIO: ...
+
+
+@overload
+def save_figure(
+    fig: Figure, target: str | os.PathLike, dpi: int = ..., tight: bool = ..., image_format: str | None = ...
+) -> Path: ...
+
+
 def save_figure(
     fig: Figure,
     target: str | os.PathLike | io.BytesIO,
@@ -65,7 +78,7 @@ def save_figure(
     if image_format is None:
         suffix = "" if isinstance(target, io.BytesIO) else Path(target).suffix.lstrip(".").lower()
         image_format = suffix if suffix in FIGURE_FORMATS else "png"
-    options = {"dpi": dpi, "format": image_format, **({"bbox_inches": "tight"} if tight else {})}
+    options: dict[str, Any] = {"dpi": dpi, "format": image_format, **({"bbox_inches": "tight"} if tight else {})}
     try:
         if isinstance(target, io.BytesIO):
             fig.savefig(target, **options)

@@ -11,6 +11,7 @@ import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -137,7 +138,8 @@ def draw_explanations(
     explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path, options: FigureOptions = DEFAULT_FIGURES
 ) -> list[dict]:
     """A figure per record and class and an ``.npz`` of the maps per record; returns a summary row per figure."""
-    rows, maps = [], {}
+    rows: list[dict] = []
+    maps: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     for explanation in explanations:
         stem = safe_name(explanation.input.record_id)
         figure = save_figure(
@@ -157,7 +159,8 @@ def draw_explanations(
         )
     for (stem, method), values in maps.items():
         with atomic_open(out / f"{stem}_{method}.npz", "wb") as handle:
-            np.savez_compressed(handle, **values)
+            arrays: dict[str, Any] = values
+            np.savez_compressed(handle, **arrays)
     return rows
 
 

@@ -150,44 +150,65 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame])
     The study's published Tables 2 and 3 (shipped in `ecglens.study`) appear under our values, cell by
     cell; each evaluation follows in full with its intervals, thresholds and flags.
     """
-    results = summary.results
-
-    def fmt(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
-    sections = [
-        (
-            "Findings",
-            Markup(
-                "<p>Original (trained on CPSC): macro AUC {} on the CPSC test split and {} on the PTB-XL test split. "
-                "On the combined test set: Original {}, Ours_1 {}, Ours_2 {}. Thresholds were tuned on validation "
-                "splits only (CPSC's for Original; the combined validation set for Ours_1/Ours_2) and stored in each "
-                "bundle; folds {} (validation) and {} (test).</p><p class='note'>Under each of our values, in grey: "
-                "the study's published value ({}, Tables 2 and 3; the study trained on the full databases at 500 Hz "
-                "for 30 epochs, so a smaller run differs in level). Cells marked n/a are classes without positives in "
-                "that test set. Per-class intervals, thresholds and flags are in the sections after the tables.</p>"
-            ).format(
-                fmt(results.macro_auc("Original", "cpsc")),
-                fmt(results.macro_auc("Original", "ptbxl")),
-                fmt(results.macro_auc("Original", "combined")),
-                fmt(results.macro_auc("Ours_1", "combined")),
-                fmt(results.macro_auc("Ours_2", "combined")),
-                summary.folds.val_fold,
-                summary.folds.test_fold,
-                CITATION,
-            ),
-        )
-    ]
-    sections.append(
-        ("Table 2: Original on CPSC and on PTB-XL (test splits)", _table(tables["table2"], study_cells("table2")))
+    sections = [("Findings", _findings(summary))]
+    sections += _table_sections(summary, tables)
+    sections += _figure_sections(summary)
+    data = Markup("").join(
+        Markup("<h3>{}</h3><pre>{}</pre>").format(name, item["markdown"])
+        for group in summary.data.values()
+        for name, item in group.items()
     )
+    sections.append(("Data", data))
     sections.append(
+        (
+            "Timings (s, summed over the run and its resumptions)",
+            table_to_html(["step", "seconds"], list(summary.timings_s.items())),
+        )
+    )
+    configuration = json.dumps({"config": summary.config, "versions": summary.versions}, indent=2)
+    sections.append(("Configuration and versions", Markup("<pre>{}</pre>").format(configuration)))
+    return page("ecglens reproduce: Original / Ours_1 / Ours_2", sections)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _findings(summary: ReproduceSummary) -> Markup:
+    """The generalisation gap and the three protocols' macro AUC, with the folds and how to read the tables."""
+    results = summary.results
+    return Markup(
+        "<p>Original (trained on CPSC): macro AUC {} on the CPSC test split and {} on the PTB-XL test split. "
+        "On the combined test set: Original {}, Ours_1 {}, Ours_2 {}. Thresholds were tuned on validation "
+        "splits only (CPSC's for Original; the combined validation set for Ours_1/Ours_2) and stored in each "
+        "bundle; folds {} (validation) and {} (test).</p><p class='note'>Under each of our values, in grey: "
+        "the study's published value ({}, Tables 2 and 3; the study trained on the full databases at 500 Hz "
+        "for 30 epochs, so a smaller run differs in level). Cells marked n/a are classes without positives in "
+        "that test set. Per-class intervals, thresholds and flags are in the sections after the tables.</p>"
+    ).format(
+        _fmt(results.macro_auc("Original", "cpsc")),
+        _fmt(results.macro_auc("Original", "ptbxl")),
+        _fmt(results.macro_auc("Original", "combined")),
+        _fmt(results.macro_auc("Ours_1", "combined")),
+        _fmt(results.macro_auc("Ours_2", "combined")),
+        summary.folds.val_fold,
+        summary.folds.test_fold,
+        CITATION,
+    )
+
+
+def _table_sections(summary: ReproduceSummary, tables: dict[str, pd.DataFrame]) -> list[tuple[str, Markup]]:
+    """Tables 2 and 3 with the study's values under ours, the set-level scores, every evaluation, the cross
+    matrix."""
+    results = summary.results
+    sections = [
+        ("Table 2: Original on CPSC and on PTB-XL (test splits)", _table(tables["table2"], study_cells("table2"))),
         (
             "Table 3: Original on the CPSC test split, Ours_1 and Ours_2 on the combined test set "
             "(the study's test sets)",
             _table(tables["table3"], study_cells("table3")),
-        )
-    )
+        ),
+    ]
     challenge_note = next((r.challenge_note for e in results.evaluations for r in e.results if r.challenge_note), "")
     sections.append(
         (
@@ -209,38 +230,26 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame])
     if summary.cross is not None:
         frame = summary.cross.reset_index().rename(columns={"index": "trained on \\ tested on"})
         sections.append(("Train-on-A / test-on-B macro AUC", _table(frame)))
+    return sections
+
+
+def _figure_sections(summary: ReproduceSummary) -> list[tuple[str, Markup]]:
+    """Figures 2-5 (population SHAP) and 6-8 (Grad-CAM of Ours_2)."""
     none = Markup("<p>none</p>")
     population = Markup("").join(
         Markup("<p>{} on {}: {}</p>").format(item.model, item.dataset, population_summary(item.result))
         + figure_from_png(item.figure, item.model)
         for item in summary.figures.population
     )
-    sections.append(
-        (
-            "Figures 2-5: population-level SHAP (signed, per lead, with Monte-Carlo errors)",
-            Markup(POPULATION_NOTE) + population if population else none,
-        )
-    )
     gradcam = Markup("").join(
         Markup("<p>{}: {} (Grad-CAM for {})</p>").format(item.kind, item.record_id, item.class_name)
         + figure_from_png(item.path, item.record_id)
         for item in summary.figures.gradcam
     )
-    sections.append(
-        ("Figures 6-8: Grad-CAM of Ours_2 on correctly and incorrectly classified test records", gradcam or none)
-    )
-    data = Markup("").join(
-        Markup("<h3>{}</h3><pre>{}</pre>").format(name, item["markdown"])
-        for group in summary.data.values()
-        for name, item in group.items()
-    )
-    sections.append(("Data", data))
-    sections.append(
+    return [
         (
-            "Timings (s, summed over the run and its resumptions)",
-            table_to_html(["step", "seconds"], list(summary.timings_s.items())),
-        )
-    )
-    configuration = json.dumps({"config": summary.config, "versions": summary.versions}, indent=2)
-    sections.append(("Configuration and versions", Markup("<pre>{}</pre>").format(configuration)))
-    return page("ecglens reproduce: Original / Ours_1 / Ours_2", sections)
+            "Figures 2-5: population-level SHAP (signed, per lead, with Monte-Carlo errors)",
+            Markup(POPULATION_NOTE) + population if population else none,
+        ),
+        ("Figures 6-8: Grad-CAM of Ours_2 on correctly and incorrectly classified test records", gradcam or none),
+    ]

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from markupsafe import Markup
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
@@ -34,75 +35,9 @@ def curves_figure(result: RobustnessResult) -> Figure:
         rows = families[family]
         bars = family == "faults" or len({c.level for c in rows}) < 2  # one severity: a bar per condition
         if bars:
-            labels = [c.label.replace(" noise at ", " ") for c in rows]
-            values = [_auc(c.macro_auc) for c in rows]
-            axis.barh(range(len(rows)), values, color=["0.7" if np.isnan(v) else "C1" for v in values])
-            axis.set_yticks(range(len(rows)), labels, fontsize=7)
-            axis.invert_yaxis()
-            axis.axvline(clean, color="black", ls="--", lw=1, label=f"clean {clean:.3f}")
-            axis.set_xlabel("macro AUC")
-            known = [v for v in (*values, clean) if not np.isnan(v)]
-            axis.set_xlim(min([0.4, *(v - 0.05 for v in known)]), 1.0)
+            _bars_panel(axis, rows, clean)
         else:
-            kinds = list(dict.fromkeys(c.kind for c in rows))
-            absent = [k for k in kinds if all(c.macro_auc is None for c in rows if c.kind == k)]
-            if absent:  # no line and no legend entry for what could not be measured: say so on the axis
-                axis.text(
-                    0.98,
-                    0.02,
-                    f"not applicable here: {', '.join(absent)}",
-                    transform=axis.transAxes,
-                    fontsize=7,
-                    ha="right",
-                    va="bottom",
-                    color="0.3",
-                )
-            for k, kind in enumerate(k for k in kinds if k not in absent):
-                points = sorted((c.level, _auc(c.macro_auc)) for c in rows if c.kind == kind)
-                axis.plot(
-                    *zip(*points, strict=True),
-                    "o-",
-                    ms=4,
-                    lw=1.5,
-                    color=f"C{k}",
-                    label=kind if family == "noise" else ATTACKS.get(kind, kind),
-                )
-                after = sorted(
-                    (c.level, _auc(c.macro_auc))
-                    for c in result.conditions
-                    if c.family == "adversarial, then filtered" and c.kind == kind
-                )
-                if family == "adversarial" and after:
-                    axis.plot(
-                        *zip(*after, strict=True),
-                        "s--",
-                        ms=3,
-                        lw=1,
-                        color=f"C{k}",
-                        alpha=0.7,
-                        label="    then the 0.5-40 Hz filter",
-                    )
-            axis.axhline(clean, color="black", ls="--", lw=1, label=f"clean {clean:.3f}")
-            filtered = [c for c in result.conditions if c.family == "filtered" and c.macro_auc is not None]
-            if family == "adversarial" and filtered:
-                axis.axhline(
-                    filtered[0].macro_auc,
-                    color="0.4",
-                    ls=":",
-                    lw=1,
-                    label=f"clean, then the filter {filtered[0].macro_auc:.3f}",
-                )
-            axis.set_ylabel("macro AUC")
-            if family == "noise":
-                axis.set_xlabel("signal-to-noise ratio (dB)")
-                axis.invert_xaxis()
-            else:
-                axis.set_xscale("log")
-                budgets = sorted({c.level for c in rows})
-                axis.set_xticks(budgets, [f"{b:g}" for b in budgets])
-                axis.xaxis.set_minor_locator(NullLocator())
-                axis.set_xlabel("budget (microvolts)")
-            axis.axhline(0.5, color="0.5", ls=":", lw=1)
+            _severity_panel(axis, family, rows, result.conditions, clean)
         axis.set_title(family, fontsize=10)
         axis.grid(alpha=0.3)
         if family == "adversarial":  # many lines: the legend goes beside the panel, not over it
@@ -114,6 +49,78 @@ def curves_figure(result: RobustnessResult) -> Figure:
     )
     fig.tight_layout()
     return fig
+
+
+def _bars_panel(axis: Axes, rows: Sequence[ConditionResult], clean: float) -> None:
+    """One bar per condition (faults, or a family measured at one severity), the clean AUC as a dashed line."""
+    labels = [c.label.replace(" noise at ", " ") for c in rows]
+    values = [_auc(c.macro_auc) for c in rows]
+    axis.barh(range(len(rows)), values, color=["0.7" if np.isnan(v) else "C1" for v in values])
+    axis.set_yticks(range(len(rows)), labels, fontsize=7)
+    axis.invert_yaxis()
+    axis.axvline(clean, color="black", ls="--", lw=1, label=f"clean {clean:.3f}")
+    axis.set_xlabel("macro AUC")
+    known = [v for v in (*values, clean) if not np.isnan(v)]
+    axis.set_xlim(min([0.4, *(v - 0.05 for v in known)]), 1.0)
+
+
+def _severity_panel(
+    axis: Axes, family: str, rows: Sequence[ConditionResult], conditions: Sequence[ConditionResult], clean: float
+) -> None:
+    """A line per kind against its severity (SNR for noise, budget for attacks, then after the clinical filter)."""
+    kinds = list(dict.fromkeys(c.kind for c in rows))
+    absent = [k for k in kinds if all(c.macro_auc is None for c in rows if c.kind == k)]
+    if absent:  # no line and no legend entry for what could not be measured: say so on the axis
+        axis.text(
+            0.98,
+            0.02,
+            f"not applicable here: {', '.join(absent)}",
+            transform=axis.transAxes,
+            fontsize=7,
+            ha="right",
+            va="bottom",
+            color="0.3",
+        )
+    for k, kind in enumerate(k for k in kinds if k not in absent):
+        points = sorted((c.level, _auc(c.macro_auc)) for c in rows if c.kind == kind)
+        label = kind if family == "noise" else ATTACKS.get(kind, kind)
+        axis.plot(*zip(*points, strict=True), "o-", ms=4, lw=1.5, color=f"C{k}", label=label)
+        after = sorted(
+            (c.level, _auc(c.macro_auc))
+            for c in conditions
+            if c.family == "adversarial, then filtered" and c.kind == kind
+        )
+        if family == "adversarial" and after:
+            axis.plot(
+                *zip(*after, strict=True),
+                "s--",
+                ms=3,
+                lw=1,
+                color=f"C{k}",
+                alpha=0.7,
+                label="    then the 0.5-40 Hz filter",
+            )
+    axis.axhline(clean, color="black", ls="--", lw=1, label=f"clean {clean:.3f}")
+    filtered = [c.macro_auc for c in conditions if c.family == "filtered" and c.macro_auc is not None]
+    if family == "adversarial" and filtered:
+        axis.axhline(
+            filtered[0],
+            color="0.4",
+            ls=":",
+            lw=1,
+            label=f"clean, then the filter {filtered[0]:.3f}",
+        )
+    axis.set_ylabel("macro AUC")
+    if family == "noise":
+        axis.set_xlabel("signal-to-noise ratio (dB)")
+        axis.invert_xaxis()
+    else:
+        axis.set_xscale("log")
+        budgets = sorted({c.level for c in rows})
+        axis.set_xticks(budgets, [f"{b:g}" for b in budgets])
+        axis.xaxis.set_minor_locator(NullLocator())
+        axis.set_xlabel("budget (microvolts)")
+    axis.axhline(0.5, color="0.5", ls=":", lw=1)
 
 
 def spectra_figure(result: RobustnessResult) -> Figure:
@@ -242,39 +249,7 @@ def robustness_section(
     survival_png: Path | None = None,
 ) -> Markup:
     """The report section: the key numbers, the curves, the adversarial example, the tables."""
-    clean = result.clean.macro_auc
-
-    def worst(family: str) -> ConditionResult | None:
-        rows = [c for c in result.conditions if c.family == family and c.macro_auc is not None]
-        return min(rows, key=lambda c: c.macro_auc) if rows else None
-
-    lines = [Markup("<p>Clean macro AUC {} on {} {} records. ").format(_fmt(clean), result.n_records, result.split)]
-    for family in ("noise", "faults", "adversarial"):
-        if (row := worst(family)) is not None:
-            lines.append(
-                Markup("Worst {}: {} (macro AUC {}, {:.0%} of decisions changed). ").format(
-                    family, row.label, _fmt(row.macro_auc), row.changed or 0.0
-                )
-            )
-    if result.flip_budgets:
-        attack = ATTACKS.get(result.flip_budgets[0].attack, result.flip_budgets[0].attack)
-        lines.append(
-            Markup("Median budget that flips a decision ({}, read from the survival curves): {}.").format(
-                attack, ", ".join(f"{f.name} {f.median_text()}" for f in result.flip_budgets)
-            )
-        )
-    parts = [Markup("").join(lines) + Markup("</p>")]
-    parts.append(
-        Markup(
-            "<p class='note'>Perturbations enter before the bundle's length policy, where real noise "
-            "or a fault would; AUC and F1 use the bundle's stored thresholds; attacks push away from the "
-            "model's own clean decisions. Random sign noise has the same L-inf norm as the attacks: the "
-            "gap between the two is what the gradient buys. PGD and FGSM make square-wave noise with a "
-            "flat spectrum up to half the sampling rate; the clinical 0.5-40 Hz filter removes what lies "
-            "above 40 Hz (each attack's share is in the spectra), and the smooth and band-limited attacks "
-            "put almost nothing there. 1 small box of ECG paper is 100 uV.</p>"
-        )
-    )
+    parts = [_key_numbers(result), Markup(_METHOD_NOTE)]
     if curves_png is not None:
         parts.append(figure_from_png(curves_png, "macro AUC against severity"))
     if spectra_png is not None:
@@ -297,31 +272,7 @@ def robustness_section(
     if result.flip_budgets:
         if survival_png is not None:
             parts.append(figure_from_png(survival_png, "flipping budgets as survival curves"))
-        parts.append(
-            table_to_html(
-                [
-                    "class",
-                    "threshold",
-                    "records (+/-)",
-                    "flipped within 250 uV",
-                    "median, all",
-                    "median, decided +",
-                    "median, decided -",
-                ],
-                [
-                    [
-                        f.name,
-                        f"{f.threshold:.3f}",
-                        f"{f.n_positive}/{f.n_records - f.n_positive}",
-                        f.n_flipped,
-                        f.median_text(),
-                        f.median_text(True),
-                        f.median_text(False),
-                    ]
-                    for f in result.flip_budgets
-                ],
-            )
-        )
+        parts.append(_flip_table(result))
     if result.left_out:
         parts.append(
             Markup("<p class='note'>Left out of the flipping budgets: {}</p>").format("; ".join(result.left_out))
@@ -332,16 +283,77 @@ def robustness_section(
                 result.transfer_bundle
             )
         )
-        parts.append(
-            table_to_html(
-                ["condition", "macro AUC", "decisions changed"],
-                [
-                    [c.label, _fmt(c.macro_auc), "" if c.changed is None else f"{c.changed:.0%}"]
-                    for c in result.transfer
-                ],
+        transfer_rows = [
+            [c.label, _fmt(c.macro_auc), "" if c.changed is None else f"{c.changed:.0%}"] for c in result.transfer
+        ]
+        parts.append(table_to_html(["condition", "macro AUC", "decisions changed"], transfer_rows))
+    return Markup("").join(parts)
+
+
+_METHOD_NOTE = (
+    "<p class='note'>Perturbations enter before the bundle's length policy, where real noise "
+    "or a fault would; AUC and F1 use the bundle's stored thresholds; attacks push away from the "
+    "model's own clean decisions. Random sign noise has the same L-inf norm as the attacks: the "
+    "gap between the two is what the gradient buys. PGD and FGSM make square-wave noise with a "
+    "flat spectrum up to half the sampling rate; the clinical 0.5-40 Hz filter removes what lies "
+    "above 40 Hz (each attack's share is in the spectra), and the smooth and band-limited attacks "
+    "put almost nothing there. 1 small box of ECG paper is 100 uV.</p>"
+)
+
+
+def _key_numbers(result: RobustnessResult) -> Markup:
+    """The clean AUC, the worst condition of each family and the median flipping budgets, as one paragraph."""
+
+    def worst(family: str) -> ConditionResult | None:
+        rows = [c for c in result.conditions if c.family == family and c.macro_auc is not None]
+        return min(rows, key=lambda c: c.macro_auc or 0.0) if rows else None
+
+    lines = [
+        Markup("<p>Clean macro AUC {} on {} {} records. ").format(
+            _fmt(result.clean.macro_auc), result.n_records, result.split
+        )
+    ]
+    for family in ("noise", "faults", "adversarial"):
+        if (row := worst(family)) is not None:
+            lines.append(
+                Markup("Worst {}: {} (macro AUC {}, {:.0%} of decisions changed). ").format(
+                    family, row.label, _fmt(row.macro_auc), row.changed or 0.0
+                )
+            )
+    if result.flip_budgets:
+        attack = ATTACKS.get(result.flip_budgets[0].attack, result.flip_budgets[0].attack)
+        lines.append(
+            Markup("Median budget that flips a decision ({}, read from the survival curves): {}.").format(
+                attack, ", ".join(f"{f.name} {f.median_text()}" for f in result.flip_budgets)
             )
         )
-    return Markup("").join(parts)
+    return Markup("").join(lines) + Markup("</p>")
+
+
+def _flip_table(result: RobustnessResult) -> Markup:
+    """Per class: its threshold, the records attacked, how many flipped, and the medians read from the curves."""
+    header = [
+        "class",
+        "threshold",
+        "records (+/-)",
+        "flipped within 250 uV",
+        "median, all",
+        "median, decided +",
+        "median, decided -",
+    ]
+    rows = [
+        [
+            f.name,
+            f"{f.threshold:.3f}",
+            f"{f.n_positive}/{f.n_records - f.n_positive}",
+            f.n_flipped,
+            f.median_text(),
+            f.median_text(True),
+            f.median_text(False),
+        ]
+        for f in result.flip_budgets
+    ]
+    return table_to_html(header, rows)
 
 
 def write_robustness(result: RobustnessResult, out: Path, lead_names: Sequence[str]) -> tuple[Path, ...]:

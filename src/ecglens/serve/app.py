@@ -108,14 +108,18 @@ class _Service:
         self.batcher.start()
 
     async def stop(self) -> None:
-        """Stop the batcher and the model thread."""
-        await self.batcher.stop()
-        self.model_thread.shutdown(wait=False, cancel_futures=True)
+        """Stop the batcher and the model thread (if started)."""
+        if self.batcher is not None:
+            await self.batcher.stop()
+        if self.model_thread is not None:
+            self.model_thread.shutdown(wait=False, cancel_futures=True)
 
     async def diagnose(
         self, record: Record, methods: tuple[str, ...], class_name: str | None, include_input: bool = False
     ) -> JSONResponse:
         item, quality = await run_in_threadpool(self.predictor.prepare, record)
+        if self.batcher is None:
+            raise RuntimeError("the service is not started")
         probabilities = await self.batcher.score(item)
         scored = self.predictor.scored(record, item, quality, probabilities)
         explanations = await self.explain(scored, methods, class_name) if methods else ()
@@ -257,7 +261,7 @@ class _Guard:
         try:
             try:
                 body = await asyncio.wait_for(self._read_body(receive, limits.max_upload_bytes), limits.body_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return await _error(
                     408, "request_timeout", f"the request body did not arrive within {limits.body_timeout_s:g} s"
                 )(scope, receive, send)
@@ -291,7 +295,8 @@ class _Guard:
 
     @staticmethod
     async def _read_body(receive, limit: int) -> bytes | None:
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":

@@ -54,12 +54,15 @@ class MicroBatcher:
         return await future
 
     async def _next_batch(self) -> list[tuple[ModelInput, asyncio.Future]]:
-        batch = [await self._queue.get()]
+        queue = self._queue
+        if queue is None:
+            raise RuntimeError("the batcher is not started")
+        batch = [await queue.get()]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait_s
         while len(batch) < self.max_batch:
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(queue.get_nowait())
                 continue
             except asyncio.QueueEmpty:
                 pass
@@ -67,8 +70,8 @@ class MicroBatcher:
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except asyncio.TimeoutError:
+                batch.append(await asyncio.wait_for(queue.get(), remaining))
+            except TimeoutError:
                 break
         return batch
 

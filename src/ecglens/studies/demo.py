@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -20,20 +19,33 @@ from markupsafe import Markup
 from ecglens.bundle.meta import read_meta
 from ecglens.data import SplitSpec
 from ecglens.data.cache import build_cache
+from ecglens.explain.faithfulness import DELETION_NOTE, FaithfulnessResult, faithfulness
+from ecglens.explain.inputs import open_caches, split_inputs, training_background
+from ecglens.explain.population import PopulationImportance
 from ecglens.io import parse_source
 from ecglens.perturb import Perturbation
+from ecglens.predict import Predictor
 from ecglens.preprocess import LengthPolicy
-from ecglens.report.explanations import POPULATION_NOTE, population_summary
+from ecglens.report.explanations import (
+    POPULATION_NOTE,
+    ExampleFigure,
+    faithfulness_table,
+    gradcam_examples,
+    population_heatmap,
+    population_summary,
+)
 from ecglens.report.html import evaluation_table, figure_from_png, figure_to_html, page, strict_json, table_to_html
+from ecglens.report.outputs import write_faithfulness
 from ecglens.report.robustness import robustness_section, write_robustness
 from ecglens.report.synth import plot_one_per_class
-from ecglens.robustness import run_robustness
+from ecglens.robustness import RobustnessResult, run_robustness
 from ecglens.synth.cohort import SynthConfig, write_cohort
 from ecglens.train.evaluate import EvaluationReport, evaluate_bundle, store_in_bundle, write_report
 from ecglens.train.loop import TrainConfig, TrainResult, fit
 from ecglens.train.state import recover_state
 from ecglens.util.atomic import write_text
 from ecglens.util.progress import note
+from ecglens.util.timing import StepClock
 
 DEMO_TRAINING = TrainConfig(epochs=12, lr=1e-3, policy=LengthPolicy("crop", 5.0))
 DEMO_PERTURBATIONS = (
@@ -78,47 +90,70 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     """Run the demo into ``out`` (resumable: finished steps are reused) and return the report path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    synth = SynthConfig(
-        n_records=config.n_records,
-        sampling_rate_hz=config.generate_rate_hz,
-        duration_s=config.duration_s,
-        seed=config.train.seed,
-    )
-    counts = _generate(synth, out / "records", progress)
-    timings["generate"] = time.perf_counter() - started
-    step = time.perf_counter()
+    clock = StepClock()
+    synth = SynthConfig(config.n_records, config.generate_rate_hz, config.duration_s, seed=config.train.seed)
+    with clock.step("generate"):
+        counts = _generate(synth, out / "records", progress)
     cache = out / f"cache{config.sampling_rate_hz:g}"
-    _log(f"preparing the cache at {config.sampling_rate_hz:g} Hz")
-    build_cache(
-        [parse_source(f"synthetic=challenge:{out / 'records'}")], cache, config.sampling_rate_hz, progress=progress
+    with clock.step("prepare"):
+        _log(f"preparing the cache at {config.sampling_rate_hz:g} Hz")
+        source = parse_source(f"synthetic=challenge:{out / 'records'}")
+        build_cache([source], cache, config.sampling_rate_hz, progress=progress)
+    with clock.step("train"):
+        resume = recover_state(out / "run")
+        _log(f"training {config.train.model} for {config.train.epochs} epochs" + (" (resuming)" if resume else ""))
+        result = fit([cache], out / "run", config.train, resume=resume, progress=progress)
+    with clock.step("evaluate"):
+        report = _evaluate(result.best_bundle, cache, out, config)
+    with clock.step("explain"):
+        _log("explaining: Grad-CAM of right and wrong test records, population SHAP, faithfulness")
+        explanations = explain_for_report(result.best_bundle, cache, out / "explain", config, progress)
+    with clock.step("robustness"):
+        robustness = _robustness(result.best_bundle, cache, config, progress)
+        robustness_files = write_robustness(robustness, out / "robustness", read_meta(result.best_bundle).lead_names)
+    timings = clock.finish()
+    summary = {
+        "config": asdict(config),
+        "class_counts": counts,
+        "timings_s": timings,
+        "training_log": [asdict(row) for row in result.log],
+        "best_epoch": result.best_epoch,
+        "evaluation": report.to_dict(),
+        "bundle": result.best_bundle,
+        "explanations": explanations.to_dict(),
+        "robustness": strict_json(robustness.to_dict()),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+    }
+    write_text(out / "report.json", json.dumps(summary, indent=2, default=float))
+    figures = {p.name: p for p in robustness_files}
+    section = robustness_section(
+        robustness,
+        *(figures.get(name) for name in ("robustness_curves.png", "adversarial_example.png", "attack_spectra.png")),
     )
-    timings["prepare"] = time.perf_counter() - step
-    step = time.perf_counter()
-    run_dir = out / "run"
-    resume = recover_state(run_dir)
-    _log(f"training {config.train.model} for {config.train.epochs} epochs" + (" (resuming)" if resume else ""))
-    result = fit([cache], run_dir, config.train, resume=resume, progress=progress)
-    timings["train"] = time.perf_counter() - step
-    step = time.perf_counter()
+    write_text(out / "report.html", _render(summary, report, synth, result, config, section, explanations))
+    _log(f"done in {timings['total']:.0f} s: test macro AUC {report.combined.macro_auc:.3f}")
+    _log(f"view the model in a browser: ecglens serve --checkpoint {result.best_bundle}")
+    return out / "report.html"
+
+
+def _evaluate(bundle: str, cache: Path, out: Path, config: DemoConfig) -> EvaluationReport:
+    """Thresholds tuned on validation and stored in the bundle; metrics on test, written to ``out/evaluation``."""
     _log("evaluating: thresholds on validation, metrics on test")
-    report = evaluate_bundle(result.best_bundle, [cache], n_bootstrap=config.bootstrap, device=config.train.device)
+    report = evaluate_bundle(bundle, [cache], n_bootstrap=config.bootstrap, device=config.train.device)
     write_report(report, out / "evaluation")
-    store_in_bundle(result.best_bundle, report)
-    _log(f"stored the thresholds ({report.threshold_origin.describe()}) in {result.best_bundle}")
-    timings["evaluate"] = time.perf_counter() - step
-    step = time.perf_counter()
-    _log("explaining: Grad-CAM of right and wrong test records, population SHAP, faithfulness")
-    explanations = explain_for_report(result.best_bundle, cache, out / "explain", config, progress)
-    timings["explain"] = time.perf_counter() - step
-    step = time.perf_counter()
+    store_in_bundle(bundle, report)
+    _log(f"stored the thresholds ({report.threshold_origin.describe()}) in {bundle}")
+    return report
+
+
+def _robustness(bundle: str, cache: Path, config: DemoConfig, progress: bool) -> RobustnessResult:
+    """The demo's short robustness run: a few perturbations, and four attacks at 25 uV."""
     _log(
         f"robustness: {len(DEMO_PERTURBATIONS)} perturbations and a 25-uV attack on {config.robustness_records} test "
         "records"
     )
-    robustness = run_robustness(
-        result.best_bundle,
+    return run_robustness(
+        bundle,
         [cache],
         "test",
         config.robustness_records,
@@ -130,34 +165,6 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
         device=config.train.device,
         progress=progress,
     )
-    robustness_files = write_robustness(robustness, out / "robustness", read_meta(result.best_bundle).lead_names)
-    timings["robustness"] = time.perf_counter() - step
-    timings["total"] = time.perf_counter() - started
-    summary = {
-        "config": asdict(config),
-        "class_counts": counts,
-        "timings_s": timings,
-        "training_log": [asdict(row) for row in result.log],
-        "best_epoch": result.best_epoch,
-        "evaluation": report.to_dict(),
-        "bundle": result.best_bundle,
-        "explanations": explanations,
-        "robustness": strict_json(robustness.to_dict()),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-    }
-    write_text(out / "report.json", json.dumps(summary, indent=2, default=float))
-    html_path = out / "report.html"
-    figures = {p.name: p for p in robustness_files}
-    section = robustness_section(
-        robustness,
-        figures.get("robustness_curves.png"),
-        figures.get("adversarial_example.png"),
-        figures.get("attack_spectra.png"),
-    )
-    write_text(html_path, _render(summary, report, synth, result, config, section))
-    _log(f"done in {timings['total']:.0f} s: test macro AUC {report.combined.macro_auc:.3f}")
-    _log(f"view the model in a browser: ecglens serve --checkpoint {result.best_bundle}")
-    return html_path
 
 
 def _generate(synth: SynthConfig, records_dir: Path, progress: bool) -> dict[str, int]:
@@ -207,6 +214,7 @@ def _render(
     result: TrainResult,
     config: DemoConfig,
     robustness: Markup,
+    explanations: DemoExplanations,
 ) -> str:
     test = report.combined
     sections = [
@@ -245,104 +253,69 @@ def _render(
     with tempfile.TemporaryDirectory() as scratch:
         images = [figure_from_png(path, path.stem) for path in plot_one_per_class(synth, scratch)]
     sections.append(("What each synthetic class looks like", Markup("").join(images)))
-    sections += _explanation_sections(summary["explanations"])
+    sections += _explanation_sections(explanations)
     sections.append(("Robustness: a few perturbations (full set: ecglens robustness)", robustness))
     sections.append(("Timings (s)", table_to_html(["step", "seconds"], list(summary["timings_s"].items()))))
     sections.append(("Configuration", Markup("<pre>{}</pre>").format(json.dumps(summary["config"], indent=2))))
     return page("ecglens demo report", sections)
 
 
-def explain_for_report(bundle: str, cache: Path, out: Path, config: DemoConfig, progress: bool = True) -> dict:
-    """Grad-CAM figures, the population heatmap and the faithfulness table for the demo model."""
-    from ecglens.explain.faithfulness import faithfulness
-    from ecglens.explain.inputs import open_caches, split_inputs, training_background
-    from ecglens.predict import Predictor
-    from ecglens.report.explanations import gradcam_examples, population_heatmap
-    from ecglens.report.outputs import write_faithfulness
+@dataclass(frozen=True)
+class DemoExplanations:
+    """What the demo explains: Grad-CAM examples, the population heatmap and the faithfulness measures."""
 
+    gradcam: tuple[ExampleFigure, ...]
+    population: PopulationImportance
+    population_figure: Path
+    faithfulness: FaithfulnessResult
+    faithfulness_figure: Path
+
+    def to_dict(self) -> dict:
+        """Plain data for ``report.json``."""
+        return {
+            "gradcam": [asdict(f) for f in self.gradcam],
+            "population": self.population.to_dict(),
+            "population_figure": str(self.population_figure),
+            "faithfulness": self.faithfulness.to_dict(),
+            "faithfulness_markdown": self.faithfulness.to_markdown(),
+            "faithfulness_figure": str(self.faithfulness_figure),
+        }
+
+
+def explain_for_report(
+    bundle: str, cache: Path, out: Path, config: DemoConfig, progress: bool = True
+) -> DemoExplanations:
+    """Grad-CAM figures, the population heatmap and the faithfulness table for the demo model."""
     loaded = Predictor(bundle, config.train.device)
     model, meta = loaded.model, loaded.meta
     caches = open_caches([cache], meta)
     figures = gradcam_examples(model, meta, split_inputs(caches, meta, "test"), out)
     chosen = split_inputs(caches, meta, "test", config.explain_population)
     background = training_background(caches, meta, 50)
+    title = f"SHAP per lead, {len(chosen)} test records"
     population = population_heatmap(
         model,
         meta,
         chosen,
         background,
         out / "population.png",
-        f"SHAP per lead, {len(chosen)} test records",
+        title,
         progress=progress,
         max_samples=config.shap_max_samples,
     )
-    faith = faithfulness(
-        model,
-        meta,
-        split_inputs(caches, meta, "test", config.explain_faithfulness, seed=1),
-        background,
-        steps=8,
-        n_samples=4,
-        progress=progress,
-    )
+    records = split_inputs(caches, meta, "test", config.explain_faithfulness, seed=1)
+    faith = faithfulness(model, meta, records, background, steps=8, n_samples=4, progress=progress)
+    if faith is None:
+        raise RuntimeError("the demo runs in one process; run it without torchrun")
     write_faithfulness(faith, out, "mean over test records and their classes")
-    return {
-        "gradcam": [asdict(f) for f in figures],
-        "population": population.to_dict(),
-        "population_figure": str(out / "population.png"),
-        "faithfulness": faith.to_dict(),
-        "faithfulness_markdown": faith.to_markdown(),
-        "faithfulness_figure": str(out / "faithfulness_curves.png"),
-    }
+    return DemoExplanations(tuple(figures), population, out / "population.png", faith, out / "faithfulness_curves.png")
 
 
-def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
-    from ecglens.explain.faithfulness import DELETION_NOTE, format_gain
-
+def _explanation_sections(explanations: DemoExplanations) -> list[tuple[str, Markup]]:
     gradcams = Markup("").join(
-        Markup("<p>{} ({}, Grad-CAM for {}):</p>").format(item["kind"], item["record_id"], item["class_name"])
-        + figure_from_png(item["path"], item["record_id"])
-        for item in explanations["gradcam"]
-    )
-
-    def gain(value) -> str:
-        return "n/a" if value is None else format_gain(value)
-
-    rows = [
-        [
-            row["method"],
-            row["class_name"],
-            row["n"],
-            row["deletion"],
-            row["random_deletion"],
-            gain(row["deletion_gain"]),
-            row["insertion"],
-            row["random_insertion"],
-            gain(row["insertion_gain"]),
-            row["localisation_auroc"],
-            row["pointing_game"],
-            row["sanity_rank_correlation"],
-            "deletion worse than random" if row["deletion_worse_than_random"] else "",
-        ]
-        for row in explanations["faithfulness"]["rows"]
-    ]
-    faith_table = table_to_html(
-        [
-            "method",
-            "class",
-            "n",
-            "deletion AUC",
-            "random",
-            "gain [95 % CI]",
-            "insertion AUC",
-            "random",
-            "gain [95 % CI]",
-            "localisation AUROC",
-            "pointing game",
-            "rank corr. vs random model",
-            "flag",
-        ],
-        rows,
+        Markup("<p>{} ({}, Grad-CAM for {}):</p>").format(item.kind, item.record_id, item.class_name)
+        + figure_from_png(item.path, item.record_id)
+        for item in explanations.gradcam
     )
     return [
         (
@@ -357,15 +330,13 @@ def _explanation_sections(explanations: dict) -> list[tuple[str, str]]:
         (
             "Population lead importance (SHAP, expected gradients)",
             Markup(POPULATION_NOTE)
-            + Markup("<p class='note'>{}</p>").format(population_summary(explanations["population"]))
-            + figure_from_png(explanations["population_figure"], "population heatmap"),
+            + Markup("<p class='note'>{}</p>").format(population_summary(explanations.population.to_dict()))
+            + figure_from_png(explanations.population_figure, "population heatmap"),
         ),
         (
             "Faithfulness of the explanations",
-            Markup("<p class='note'>{} Notes: {}</p>").format(
-                DELETION_NOTE, " ".join(explanations["faithfulness"]["notes"])
-            )
-            + faith_table
-            + figure_from_png(explanations["faithfulness_figure"], "deletion and insertion curves"),
+            Markup("<p class='note'>{} Notes: {}</p>").format(DELETION_NOTE, " ".join(explanations.faithfulness.notes))
+            + faithfulness_table(explanations.faithfulness)
+            + figure_from_png(explanations.faithfulness_figure, "deletion and insertion curves"),
         ),
     ]

@@ -265,7 +265,8 @@ def coalition_auc(
     device_ = next(model.parameters()).device
     background = None if baseline == "zeros" else training_background(caches, meta, 100)
     game = LeadGame.of(LEAD_NAMES, baseline)
-    truth = np.stack([item.labels for item in inputs]) > 0.5
+    unknown = np.full(len(meta.class_names), np.nan)  # a cache's records have labels; one without is negative
+    truth = np.stack([unknown if item.labels is None else item.labels for item in inputs]) > 0.5
     masks = np.array([[lead in leads for lead in LEAD_NAMES] for leads in subsets], np.float32)
     probabilities = np.zeros((len(subsets), len(inputs), len(meta.class_names)))
     with torch.no_grad():
@@ -342,14 +343,16 @@ def run_lead_study(
     measured = [(s.shapley_share, s.val_macro_auc) for s in results if s.val_macro_auc is not None]
     rho = p = coalition_rho = None
     if len(measured) >= 3:
-        rho, p = (float(v) for v in spearmanr(*zip(*measured, strict=True)))
+        shares_measured, aucs_measured = zip(*measured, strict=True)
+        rho, p = (float(v) for v in spearmanr(shares_measured, aucs_measured))
     paired = [
         (s.coalition_val_auc, s.val_macro_auc)
         for s in results
         if s.val_macro_auc is not None and s.coalition_val_auc is not None
     ]
     if len(paired) >= 3:
-        coalition_rho = float(spearmanr(*zip(*paired, strict=True)).statistic)
+        coalition_aucs, retrained_aucs = zip(*paired, strict=True)
+        coalition_rho = float(spearmanr(coalition_aucs, retrained_aucs).statistic)
     greedy = tuple(_greedy_comparison(leads, trained.get(name), results) for name, leads in greedy_sets.items())
     return LeadStudy(
         rankings, shares, results, rho, p, greedy, n_shapley, time.perf_counter() - started, joint, coalition_rho
@@ -411,17 +414,13 @@ def write_lead_study(study: LeadStudy, out: str | os.PathLike) -> tuple[Path, ..
     rows = []
     for s in study.subsets:
         for m in (*s.result.per_class, None):
-            metrics = (
-                {
-                    "class": "macro",
-                    "auc": s.result.macro_auc,
-                    "f1": s.result.average.get("f1"),
-                    "auc_ci": s.result.average_ci95.get("auc"),
-                }
-                if m is None
-                else {"class": m.name, "auc": m.auc, "f1": m.f1, "auc_ci": m.ci95.get("auc")}
-            )
-            ci = metrics.pop("auc_ci") or (None, None)
+            if m is None:
+                metrics = {"class": "macro", "auc": s.result.macro_auc, "f1": s.result.average.get("f1")}
+                interval = s.result.average_ci95.get("auc")
+            else:
+                metrics = {"class": m.name, "auc": m.auc, "f1": m.f1}
+                interval = m.ci95.get("auc")
+            ci = interval or (None, None)
             rows.append(
                 {
                     "subset": s.name,
@@ -490,83 +489,10 @@ def _figure(study: LeadStudy):
 
 
 def _sections(study: LeadStudy, figure: Path | None) -> list[tuple[str, Markup]]:
-    def fmt(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
-    sections = [("Linear dependence of the limb leads", Markup("<p>{}</p>").format(EINTHOVEN_NOTE))]
-    by_name = {s.name: s for s in study.subsets}
-    if "2" in by_name and "limb6" in by_name:
-        two, six = by_name["2"].result, by_name["limb6"].result
-        sections[0] = (
-            sections[0][0],
-            sections[0][1]
-            + Markup("<p>Measured: I, II macro AUC {} {}; the six limb leads {} {}.</p>").format(
-                fmt(two.macro_auc),
-                _ci(two.average_ci95.get("auc")),
-                fmt(six.macro_auc),
-                _ci(six.average_ci95.get("auc")),
-            ),
-        )
+    """The report's sections: the limb leads' dependence, the subsets measured, the ranking, the study's readings."""
+    sections = [("Linear dependence of the limb leads", _limb_note(study))]
     if study.subsets:
-        body = figure_from_png(figure, "macro AUC per lead subset") if figure is not None else Markup("")
-        header = [
-            "subset",
-            "leads",
-            "validation macro AUC",
-            "coalition AUC (12-lead model, validation)",
-            "test macro AUC [95 % CI]",
-            "test macro F1",
-            "Shapley share",
-        ] + [m.name for m in study.subsets[0].result.per_class]
-        rows = [
-            [
-                s.name,
-                " ".join(s.leads),
-                fmt(s.val_macro_auc),
-                fmt(s.coalition_val_auc),
-                f"{fmt(s.result.macro_auc)} {_ci(s.result.average_ci95.get('auc'))}",
-                fmt(s.result.average.get("f1")),
-                fmt(s.shapley_share),
-            ]
-            + [fmt(m.auc) for m in s.result.per_class]
-            for s in study.subsets
-        ]
-        rho = (
-            "n/a (fewer than 3 subsets)"
-            if study.spearman is None
-            else f"{study.spearman:.2f} (p = {study.spearman_p:.3f}, {len(study.subsets)} subsets)"
-        )
-        coalition = "n/a" if study.coalition_spearman is None else f"{study.coalition_spearman:.2f}"
-        body += Markup(
-            "<p>Agreement of the explanation with the retrained models' validation macro AUC: Spearman "
-            "{} for the Shapley share, {} for the coalition AUC (the 12-lead model with the other leads "
-            "absent: {} baseline). Under the conditional baseline the limb leads are redundant players "
-            "(two give all six), so each limb lead's share is small however much the limb leads matter "
-            "together; their joint share is in the ranking section. Every choice here (the Shapley "
-            "ranking, the best subset of a size) is made on the validation split; the test split is "
-            "scored once and chooses nothing.</p>"
-        ).format(rho, coalition, study.baseline)
-        body += table_to_html(header, rows)
-        body += table_to_html(
-            [
-                "size",
-                "greedy (Shapley) leads",
-                "its validation / test macro AUC",
-                "best measured subset (on validation)",
-                "its validation / test macro AUC",
-            ],
-            [
-                [
-                    g.size,
-                    " ".join(g.greedy_leads),
-                    f"{fmt(g.greedy_val_macro_auc)} / {fmt(g.greedy_macro_auc)}",
-                    g.best_measured or "none of that size",
-                    f"{fmt(g.best_measured_val_macro_auc)} / {fmt(g.best_measured_macro_auc)}",
-                ]
-                for g in study.greedy
-            ],
-        )
-        sections.append(("Measured: reduced-lead models (the bundles' own thresholds)", body))
+        sections.append(("Measured: reduced-lead models (the bundles' own thresholds)", _subsets_body(study, figure)))
     ranking = table_to_html(
         ["class", "records", "leads by mean Shapley value (most first)"],
         [[r.class_name, r.n_records, " > ".join(r.order)] for r in study.rankings],
@@ -599,6 +525,86 @@ def _sections(study: LeadStudy, figure: Path | None) -> list[tuple[str, Markup]]
         )
     )
     return sections
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _limb_note(study: LeadStudy) -> Markup:
+    """Einthoven's and Goldberger's dependence of the limb leads, with I, II against all six where measured."""
+    note = Markup("<p>{}</p>").format(EINTHOVEN_NOTE)
+    by_name = {s.name: s for s in study.subsets}
+    if "2" in by_name and "limb6" in by_name:
+        two, six = by_name["2"].result, by_name["limb6"].result
+        note += Markup("<p>Measured: I, II macro AUC {} {}; the six limb leads {} {}.</p>").format(
+            _fmt(two.macro_auc),
+            _ci(two.average_ci95.get("auc")),
+            _fmt(six.macro_auc),
+            _ci(six.average_ci95.get("auc")),
+        )
+    return note
+
+
+def _subsets_body(study: LeadStudy, figure: Path | None) -> Markup:
+    """The subsets' figure, their agreement with the explanation, their table and the greedy comparison."""
+    body = figure_from_png(figure, "macro AUC per lead subset") if figure is not None else Markup("")
+    header = [
+        "subset",
+        "leads",
+        "validation macro AUC",
+        "coalition AUC (12-lead model, validation)",
+        "test macro AUC [95 % CI]",
+        "test macro F1",
+        "Shapley share",
+    ] + [m.name for m in study.subsets[0].result.per_class]
+    rows = [
+        [
+            s.name,
+            " ".join(s.leads),
+            _fmt(s.val_macro_auc),
+            _fmt(s.coalition_val_auc),
+            f"{_fmt(s.result.macro_auc)} {_ci(s.result.average_ci95.get('auc'))}",
+            _fmt(s.result.average.get("f1")),
+            _fmt(s.shapley_share),
+        ]
+        + [_fmt(m.auc) for m in s.result.per_class]
+        for s in study.subsets
+    ]
+    rho = (
+        "n/a (fewer than 3 subsets)"
+        if study.spearman is None
+        else f"{study.spearman:.2f} (p = {study.spearman_p:.3f}, {len(study.subsets)} subsets)"
+    )
+    coalition = "n/a" if study.coalition_spearman is None else f"{study.coalition_spearman:.2f}"
+    body += Markup(
+        "<p>Agreement of the explanation with the retrained models' validation macro AUC: Spearman "
+        "{} for the Shapley share, {} for the coalition AUC (the 12-lead model with the other leads "
+        "absent: {} baseline). Under the conditional baseline the limb leads are redundant players "
+        "(two give all six), so each limb lead's share is small however much the limb leads matter "
+        "together; their joint share is in the ranking section. Every choice here (the Shapley "
+        "ranking, the best subset of a size) is made on the validation split; the test split is "
+        "scored once and chooses nothing.</p>"
+    ).format(rho, coalition, study.baseline)
+    body += table_to_html(header, rows)
+    greedy_header = [
+        "size",
+        "greedy (Shapley) leads",
+        "its validation / test macro AUC",
+        "best measured subset (on validation)",
+        "its validation / test macro AUC",
+    ]
+    greedy_rows = [
+        [
+            g.size,
+            " ".join(g.greedy_leads),
+            f"{_fmt(g.greedy_val_macro_auc)} / {_fmt(g.greedy_macro_auc)}",
+            g.best_measured or "none of that size",
+            f"{_fmt(g.best_measured_val_macro_auc)} / {_fmt(g.best_measured_macro_auc)}",
+        ]
+        for g in study.greedy
+    ]
+    return body + table_to_html(greedy_header, greedy_rows)
 
 
 def _ci(interval) -> str:

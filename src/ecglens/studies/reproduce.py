@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from ecglens.train.loop import TrainConfig, fit
 from ecglens.train.state import finished_epochs, recover_state
 from ecglens.util.atomic import atomic_open, write_text
 from ecglens.util.progress import note
+from ecglens.util.timing import StepClock
 
 ALL = "all"
 """In a protocol, every dataset of the run (CPSC, PTB-XL and the extras)."""
@@ -155,43 +155,27 @@ def run_reproduce(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    write_text(
-        out / "config.json",
-        json.dumps(
-            {
-                "config": asdict(config),
-                "cpsc": [str(s) for s in cpsc],
-                "ptbxl": [str(s) for s in ptbxl],
-                "extra": [str(s) for s in extra],
-                "cross": cross,
-            },
-            indent=2,
-        ),
-    )
-    cache_paths = _prepare_caches(
-        out, {"cpsc": list(cpsc), "ptbxl": list(ptbxl), **{s.name: [s] for s in extra}}, config, progress
-    )
-    timings = {"prepare": time.perf_counter() - started}
+    clock = StepClock()
+    _write_config(out, config, cpsc, ptbxl, extra, cross)
+    with clock.step("prepare"):
+        cache_paths = _prepare_caches(
+            out, {"cpsc": list(cpsc), "ptbxl": list(ptbxl), **{s.name: [s] for s in extra}}, config, progress
+        )
     caches = {name: EcgCache(path) for name, path in cache_paths.items()}
     train_config = replace(config.train, split=_folds(list(caches.values()), config.train.seed, config.out_of_scope))
-    step = time.perf_counter()
     bundles: dict[str, str] = {}
-    for protocol in protocols:
-        init = bundles[protocol.init_from] if protocol.init_from else None
-        bundles[protocol.name] = _train(
-            protocol.run, _groups(protocol.train_on, cache_paths), out, train_config, init, progress
-        )
-    timings["train"] = time.perf_counter() - step
-    step = time.perf_counter()
-    _log("evaluating (thresholds on validation splits only)")
-    results = ReproduceResults(tuple(_evaluate_protocols(out, protocols, bundles, cache_paths, config)))
-    cross_matrix = _cross(out, cache_paths, bundles, train_config, config, progress) if cross else None
-    timings["evaluate"] = time.perf_counter() - step
-    step = time.perf_counter()
-    figures = _explanations(out, bundles, cache_paths, config, progress)
-    timings["explain"] = time.perf_counter() - step
-    timings["total"] = time.perf_counter() - started
+    with clock.step("train"):
+        for protocol in protocols:
+            init = bundles[protocol.init_from] if protocol.init_from else None
+            groups = _groups(protocol.train_on, cache_paths)
+            bundles[protocol.name] = _train(protocol.run, groups, out, train_config, init, progress)
+    with clock.step("evaluate"):
+        _log("evaluating (thresholds on validation splits only)")
+        results = ReproduceResults(tuple(_evaluate_protocols(out, protocols, bundles, cache_paths, config)))
+        cross_matrix = _cross(out, cache_paths, bundles, train_config, config, progress) if cross else None
+    with clock.step("explain"):
+        figures = _explanations(out, bundles, cache_paths, config, progress)
+    timings = clock.finish()
     summary = ReproduceSummary(
         asdict(config),
         train_config.split,
@@ -256,6 +240,19 @@ def _evaluate_protocols(
             path = out / "results" / f"{protocol.name.lower()}_{test_set}.json"
             evaluations.append(Evaluation.from_dict(_reuse_or_compute(path, compute)))
     return evaluations
+
+
+def _write_config(
+    out: Path,
+    config: ReproduceConfig,
+    cpsc: Sequence[Source],
+    ptbxl: Sequence[Source],
+    extra: Sequence[Source],
+    cross: bool,
+) -> None:
+    """``config.json``: the configuration and the sources of this run."""
+    sources = {"cpsc": [str(s) for s in cpsc], "ptbxl": [str(s) for s in ptbxl], "extra": [str(s) for s in extra]}
+    write_text(out / "config.json", json.dumps({"config": asdict(config), **sources, "cross": cross}, indent=2))
 
 
 def _add_timings(out: Path, timings: dict[str, float]) -> dict[str, float]:
@@ -441,8 +438,10 @@ def quick_or_full(
     if "policy" in train or "policy_seconds" in train:
         name = train.pop("policy", base.train.policy.name)
         train["policy"] = LengthPolicy(name, train.pop("policy_seconds", base.train.policy.seconds))
-    top = {k: v for k, v in (("sampling_rate_hz", sampling_rate_hz), ("label_profile", label_profile)) if v is not None}
-    return replace(base, train=replace(base.train, **train), **top)
+    config = replace(base, train=replace(base.train, **train))
+    if sampling_rate_hz is not None:
+        config = replace(config, sampling_rate_hz=sampling_rate_hz)
+    return config if label_profile is None else replace(config, label_profile=label_profile)
 
 
 __all__ = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import wfdb
@@ -362,12 +363,8 @@ def write_record(record: SynthRecord, directory: str | os.PathLike, rate_hz: flo
         write_dir=str(directory),
         comments=[f"Age: {record.age}", f"Sex: {record.sex}", f"Dx: {dx}"],
     )
-    np.savez_compressed(
-        directory / f"{record.name}.evidence.npz",
-        classes=np.array(record.classes),
-        masks=record.masks,
-        **record.fiducials,
-    )
+    arrays: dict[str, Any] = {"classes": np.array(record.classes), "masks": record.masks, **record.fiducials}
+    np.savez_compressed(directory / f"{record.name}.evidence.npz", **arrays)
     return directory / f"{record.name}.hea"
 
 

@@ -7,6 +7,7 @@ Evaluating never changes the bundle. Its results (thresholds included) go to its
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -132,59 +133,53 @@ def evaluate_bundle(
         retune = False
     if not splits.test:
         raise ValueError("the test split of these caches is empty")
-    thresholds = np.asarray(meta.thresholds)
-    origin = meta.threshold_origin
+    thresholds, origin = np.asarray(meta.thresholds), meta.threshold_origin
     if threshold_cache_paths is not None:
         threshold_caches = open_caches(threshold_cache_paths, meta.sampling_rate_hz)
         val_items = split_caches(threshold_caches, meta.split, label_map=label_map).val
     else:
         threshold_caches, val_items = caches, splits.val
     if retune and val_items:
-        y_val, p_val = predict_items(model, meta, threshold_caches, val_items, batch_size, torch_device)
-        thresholds = tune_thresholds(y_val, p_val)
-        datasets = sorted({str(threshold_caches[i.cache].index["dataset"].iloc[i.row]) for i in val_items})
-        origin = ThresholdOrigin(
-            "F1-optimal", "val", tuple(datasets), tuple(str(c.path) for c in threshold_caches), len(val_items)
-        )
+        thresholds, origin = _tuned(model, meta, threshold_caches, val_items, batch_size, torch_device)
     y_test, p_test = predict_items(model, meta, caches, splits.test, batch_size, torch_device)
     datasets = np.array([str(caches[item.cache].index["dataset"].iloc[item.row]) for item in splits.test])
-    names, challenge = meta.class_names, challenge_scoring(label_map)
     part = "external, every record" if external else "test"  # what the records are, in every table's title
-    never = [name for name, _ in meta.not_validated]
-    results = [
-        evaluate_predictions(
-            y_test,
-            p_test,
-            thresholds,
-            f"{part} (all)",
-            names,
-            n_bootstrap=n_bootstrap,
-            challenge=challenge,
-            never=never,
-        )
-    ]
-    if len(set(datasets)) > 1:
-        for name in sorted(set(datasets)):
-            pick = datasets == name
-            results.append(
-                evaluate_predictions(
-                    y_test[pick],
-                    p_test[pick],
-                    thresholds,
-                    f"{part} ({name})",
-                    names,
-                    n_bootstrap=n_bootstrap,
-                    challenge=challenge,
-                    never=never,
-                )
-            )
+    score = functools.partial(
+        evaluate_predictions,
+        thresholds=thresholds,
+        class_names=meta.class_names,
+        n_bootstrap=n_bootstrap,
+        challenge=challenge_scoring(label_map),
+        never=[name for name, _ in meta.not_validated],
+    )
+    results = [score(y_test, p_test, name=f"{part} (all)")]
+    if len(set(datasets)) > 1:  # and each dataset alone
+        results += [
+            score(y_test[datasets == name], p_test[datasets == name], name=f"{part} ({name})")
+            for name in sorted(set(datasets))
+        ]
     return EvaluationReport(
         tuple(results),
         tuple(float(t) for t in thresholds),
         origin,
-        out_of_scope_table(y_test, meta.decided(p_test, thresholds), names),
+        out_of_scope_table(y_test, meta.decided(p_test, thresholds), meta.class_names),
         meta.not_validated,
     )
+
+
+def _tuned(
+    model: torch.nn.Module,
+    meta: BundleMeta,
+    caches: Sequence[EcgCache],
+    val_items: Sequence[Item],
+    batch_size: int,
+    device: torch.device,
+) -> tuple[np.ndarray, ThresholdOrigin]:
+    """F1-optimal thresholds on the validation items, and where they came from."""
+    y_val, p_val = predict_items(model, meta, caches, val_items, batch_size, device)
+    datasets = sorted({str(caches[i.cache].index["dataset"].iloc[i.row]) for i in val_items})
+    origin = ThresholdOrigin("F1-optimal", "val", tuple(datasets), tuple(str(c.path) for c in caches), len(val_items))
+    return tune_thresholds(y_val, p_val), origin
 
 
 def write_report(report: EvaluationReport, out: str | os.PathLike) -> list[Path]:

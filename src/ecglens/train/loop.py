@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.metrics import evaluate_predictions, tune_thresholds
 from ecglens.models import create_model, resolve_device
 from ecglens.models.attacks import pgd
+from ecglens.models.resnet1d import ResNet1d
 from ecglens.perturb import RandomPerturbation
 from ecglens.preprocess import LengthPolicy
 from ecglens.train.state import STATE_DIR, BestEpoch, EpochLog, RunState, load_state, recover_state, save_state
@@ -90,8 +92,9 @@ def _check_numbers(config: TrainConfig) -> None:
 class TrainConfig:
     """Training settings; the defaults are the study's (Adam, lr 1e-4, batch 32, 30 epochs).
 
-    ``seed`` seeds the weights, the batch order and augmentation; ``split`` says how records are split
-    (by default ``SplitSpec(seed)``: folds 9/10, datasets without folds split with the same seed).
+    ``seed`` seeds the weights, the batch order and augmentation; ``split`` says how records are split, with its
+    own seed (default ``SplitSpec()``: folds 9/10, seed 0), so runs of several seeds share one split (as an
+    ensemble's members must). ``ecglens train --seed N`` sets both seeds.
     """
 
     model: str = "resnet34"
@@ -102,7 +105,7 @@ class TrainConfig:
     policy: LengthPolicy = field(default_factory=LengthPolicy)
     augmentation_probability: float = 0.5
     lead_names: tuple[str, ...] = LEAD_NAMES
-    split: SplitSpec | None = None
+    split: SplitSpec = field(default_factory=SplitSpec)
     device: str = "auto"
     amp: bool = True
     workers: int | None = None
@@ -127,8 +130,6 @@ class TrainConfig:
         RandomPerturbation(self.augment)  # names the unknown family, if any
         if self.adversarial is not None:
             self.adversarial_budget_mv  # noqa: B018 - validates the spec
-        if self.split is None:
-            object.__setattr__(self, "split", SplitSpec(self.seed))
 
     def to_dict(self) -> dict:
         """Plain data for ``config.json``."""
@@ -173,7 +174,7 @@ class _Run:
     caches: list[EcgCache]
     label_map: LabelMap | None
     splits: SplitItems
-    model: torch.nn.Module
+    model: ResNet1d
     train_model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     train_set: CacheDataset
@@ -224,8 +225,9 @@ def predict_dataset(
     was_training = model.training
     model.eval()
     probabilities = np.zeros((len(dataset), dataset.labels.shape[1]), np.float32)
-    loader = DataLoader(dataset, batch_sampler=LengthBucketSampler(dataset, batch_size))
-    order = [i for batch in loader.batch_sampler for i in batch]
+    batches = LengthBucketSampler(dataset, batch_size)
+    loader = DataLoader(dataset, batch_sampler=batches)
+    order = [i for batch in batches for i in batch]
     position = 0
     for x, _ in loader:
         with _autocast(device, amp):
@@ -296,16 +298,9 @@ def _prepare_run(
         _summary_writer()  # fail before training, not after the first epoch
     label_map = training_label_map(config, caches)
     splits = _checked_splits(caches, config, label_map, rank)
-    torch.manual_seed(config.seed)
-    n_classes = len(CLASS_NAMES) if label_map is None else len(label_map.classes)
-    model = create_model(config.model, len(config.lead_names), n_classes)
-    if init is not None:
-        source, source_meta = load_model(init)
-        if source_meta.model != model.config:
-            raise ValueError(f"{init}: model {source_meta.model} does not match {model.config}")
-        model.load_state_dict(source.state_dict())
-    model.to(device)
+    model = _initial_model(config, len(CLASS_NAMES) if label_map is None else len(label_map.classes), init, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    augment = RandomPerturbation(config.augment) if config.augment else None
     train_set = CacheDataset(
         caches,
         splits.train,
@@ -315,7 +310,7 @@ def _prepare_run(
         Augmentation(config.augmentation_probability),
         config.seed,
         label_map,
-        RandomPerturbation(config.augment) if config.augment else None,
+        augment,
     )
     val_set = CacheDataset(caches, splits.val, config.policy, False, config.lead_names, label_map=label_map)
     state = RunState(0, BestEpoch(), ())
@@ -323,20 +318,7 @@ def _prepare_run(
         state = load_state(out / STATE_DIR, model, optimizer)
     elif rank == 0:
         _write_run_files(out, config, caches, splits, init)
-    train_model = _training_model(model, config, device, world)
     sampler = EpochSampler(DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed))
-    workers = default_workers(device) if config.workers is None else config.workers
-    loader = DataLoader(
-        train_set,
-        batch_size=config.batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        drop_last=False,
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-        generator=torch.Generator().manual_seed(config.seed),
-    )  # never draws on dropout's stream
     scaler = torch.amp.GradScaler(
         "cuda", enabled=device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
     )
@@ -347,18 +329,47 @@ def _prepare_run(
         label_map,
         splits,
         model,
-        train_model,
+        _training_model(model, config, device, world),
         optimizer,
         train_set,
         val_set,
         sampler,
-        loader,
+        _loader(train_set, sampler, config, device),
         scaler,
         device,
         rank,
         world,
         init,
         state,
+    )
+
+
+def _initial_model(config: TrainConfig, n_classes: int, init: str | None, device: torch.device) -> ResNet1d:
+    """The run's model on ``device``: seeded fresh weights, or ``init``'s (which must have the same shape)."""
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, len(config.lead_names), n_classes)
+    if init is not None:
+        source, source_meta = load_model(init)
+        if source_meta.model != model.config:
+            raise ValueError(f"{init}: model {source_meta.model} does not match {model.config}")
+        model.load_state_dict(source.state_dict())
+    return model.to(device)
+
+
+def _loader(train_set: CacheDataset, sampler: EpochSampler, config: TrainConfig, device: torch.device) -> DataLoader:
+    """The training loader: pinned memory and persistent workers on CUDA; its own generator, so it never draws on
+    dropout's random stream."""
+    workers = default_workers(device) if config.workers is None else config.workers
+    return DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator().manual_seed(config.seed),
     )
 
 
@@ -406,7 +417,7 @@ def _training_model(model: torch.nn.Module, config: TrainConfig, device: torch.d
             model, device_ids=[device] if device.type == "cuda" else None
         )
     if config.compile:
-        train_model = torch.compile(train_model)
+        train_model = cast(torch.nn.Module, torch.compile(train_model))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels once
     return train_model

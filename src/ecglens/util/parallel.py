@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 from typing import TypeVar
@@ -33,7 +33,7 @@ def _run_chunk(function: Callable[[Job], Result], chunk: list[Job]) -> list[Resu
 
 def ordered_map(
     function: Callable[[Job], Result], jobs: Iterable[Job], workers: int = 1, chunksize: int = 8, prefetch: int = 4
-) -> Iterator[Result]:
+) -> Generator[Result, None, None]:
     """``map(function, jobs)`` in order, in ``workers`` processes when more than one.
 
     At most ``workers * prefetch`` chunks of ``chunksize`` jobs are in flight, so a long job list never

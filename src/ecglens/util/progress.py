@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any, Protocol
 
 LOGGER = logging.getLogger("ecglens")
@@ -181,7 +181,7 @@ def bar(
             file=sys.stderr,
             unit_scale=unit_scale,
         )
-    if total is None and iterable is not None and hasattr(iterable, "__len__"):
+    if total is None and isinstance(iterable, Sized):
         total = len(iterable)
     return StageLine(
         iterable, total, desc, unit, initial, enabled and line and LOGGER.isEnabledFor(logging.INFO), unit_scale
