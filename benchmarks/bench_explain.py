@@ -114,12 +114,13 @@ def speed(population: int, target: float) -> None:
 
 
 def accuracy(bundle: str, cache: str, n: int, target: float) -> None:
-    from ecglens.explain.inputs import open_caches, split_inputs, training_background
+    from ecglens.data.cache import open_caches
+    from ecglens.explain.inputs import split_inputs, training_background
     from ecglens.predict import Predictor
 
     loaded = Predictor(bundle, device="cpu")
     model, meta = loaded.model, loaded.meta
-    caches = open_caches([cache], meta)
+    caches = open_caches([cache], meta.sampling_rate_hz)
     inputs = split_inputs(caches, meta, "test", n)
     background = training_background(caches, meta, 100)
     start = time.perf_counter()

@@ -13,7 +13,6 @@ that test part, false-normal rate <= 10 % with SNR sensitivity >= 0.90.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -28,7 +27,7 @@ def main() -> int:
     parser.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "ecglens-bench-starter"))
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
-    from ecglens.bundle.meta import STARTER_MANIFEST, resolve_bundle
+    from ecglens.bundle.meta import resolve_bundle, starter_manifest
     from ecglens.data.cache import build_cache
     from ecglens.io import parse_source
     from ecglens.train.evaluate import evaluate_bundle
@@ -38,19 +37,19 @@ def main() -> int:
         return 1
     started = time.perf_counter()
     bundle = resolve_bundle("starter")
-    manifest = json.loads((Path(bundle) / STARTER_MANIFEST).read_text())
+    manifest = starter_manifest()
     paths = []
-    for i, spec in enumerate(manifest["sources"]):
+    for i, spec in enumerate(manifest.sources):
         path = Path(args.work) / f"cache-{i}"
         build_cache(
-            [parse_source(spec.format(d=DATA))], path, 100, manifest["label_profile"], progress=False, overwrite=True
+            [parse_source(spec.format(d=DATA))], path, 100, manifest.label_profile, progress=False, overwrite=True
         )
         paths.append(path)
     report = evaluate_bundle(bundle, paths, n_bootstrap=args.bootstrap, device="cpu", retune=False)
     result, outside = report.combined, report.out_of_scope
     low, high = result.average_ci95.get("auc", (float("nan"), float("nan")))
     print(
-        f"{manifest['name']} on its test part: {result.n_records} records, of which {outside.n_records} out of "
+        f"{manifest.name} on its test part: {result.n_records} records, of which {outside.n_records} out of "
         f"scope (negatives for every class); thresholds: {report.threshold_origin.describe()}"
     )
     print(

@@ -8,10 +8,11 @@ import torch
 
 from conftest import known_signal, write_wfdb
 from ecglens.cli import main
+from ecglens.data.cache import open_caches
 from ecglens.explain import exact_lead_shapley, gradcam, gradient_shap, sampled_lead_shapley, threshold_map
 from ecglens.explain.attribution import gradient_shap_all_classes
 from ecglens.explain.faithfulness import deletion_insertion, localisation, randomized_copy, rank_correlation
-from ecglens.explain.inputs import open_caches, training_background
+from ecglens.explain.inputs import training_background
 from ecglens.explain.records import explain_inputs
 from ecglens.io import read_record
 from ecglens.models import class_probabilities, create_model
@@ -114,7 +115,7 @@ def test_shap_is_complete_against_the_predicted_probability(tiny_run, tmp_path):
     meta = predictor.meta
     (scored,) = predictor.score_records([read_record(_long_record(tmp_path))])
     assert scored.input.n_samples == 15 * 250  # the whole record at the model's rate, as scored
-    background = training_background(open_caches([tiny_run.cache], meta), meta, 8)
+    background = training_background(open_caches([tiny_run.cache], meta.sampling_rate_hz), meta, 8)
     af = meta.class_names.index("AF")
     (explanation,) = explain_inputs(
         predictor.model,

@@ -53,13 +53,14 @@ def test_a_damaged_shard_is_computed_again(tmp_path: Path) -> None:
 
 
 def test_population_with_shards_equals_in_memory_and_cleans_up(tiny_run, tmp_path: Path) -> None:
-    from ecglens.explain.inputs import open_caches, split_inputs, training_background
+    from ecglens.data.cache import open_caches
+    from ecglens.explain.inputs import split_inputs, training_background
     from ecglens.explain.population import population_importance
     from ecglens.predict import Predictor
 
     predictor = Predictor(tiny_run.bundle, "cpu")
     meta = predictor.meta
-    caches = open_caches([tiny_run.cache], meta)
+    caches = open_caches([tiny_run.cache], meta.sampling_rate_hz)
     background = training_background(caches, meta, 10)
     eager = split_inputs(caches, meta, "train", 20)
     lazy = split_inputs(caches, meta, "train", 20, lazy=True)

@@ -10,9 +10,9 @@ from scipy.stats import binomtest
 
 from ecglens.classes import CLASS_INDEX, CLASS_NAMES
 from ecglens.cli import main
-from ecglens.data.cache import build_cache
+from ecglens.data.cache import build_cache, open_caches
 from ecglens.explain import gradcam
-from ecglens.explain.inputs import open_caches, split_inputs
+from ecglens.explain.inputs import split_inputs
 from ecglens.explain.records import probabilities_of
 from ecglens.io import parse_source
 from ecglens.predict import Predictor
@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
 def test_gradcam_peak_falls_inside_the_pvc_beat(trained):
     bundle, cache = trained
     loaded = Predictor(bundle, device="cpu")
-    caches = open_caches([cache], loaded.meta)
+    caches = open_caches([cache], loaded.meta.sampling_rate_hz)
     pvc = CLASS_INDEX["PVC"]
     hits, total, chance = 0, 0, []
     inputs = split_inputs(caches, loaded.meta, "test") + split_inputs(caches, loaded.meta, "val")

@@ -62,7 +62,7 @@ def test_every_format_gives_the_same_prediction(bundle, signal, tmp_path):
         predictor,
         [tmp_path / "plain.csv"],
         sampling_rate_hz=500,
-        lead_names=tuple(LEAD_NAMES[i] for i in order),
+        lead_order=tuple(LEAD_NAMES[i] for i in order),
         progress=False,
     )
     for prediction in [*predictions, *plain]:

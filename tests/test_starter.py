@@ -16,7 +16,14 @@ import pytest
 
 import ecglens
 from conftest import REPO_ROOT
-from ecglens.bundle.meta import STARTER_MANIFEST, WEIGHTS_FILE, BundleError, starter_manifest, starter_path
+from ecglens.bundle.meta import (
+    STARTER_MANIFEST,
+    WEIGHTS_FILE,
+    BundleError,
+    StarterManifest,
+    starter_manifest,
+    starter_path,
+)
 from ecglens.bundle.weights import load_model
 from ecglens.cli import main
 
@@ -60,7 +67,7 @@ def test_predictions_on_shared_records_equal_the_stored_references(shared_data):
     from ecglens.io import read_record
 
     predictor = ecglens.load_bundle("starter", device="cpu")
-    references = starter_manifest()["reference_predictions"]
+    references = starter_manifest().reference_predictions
     assert len(references) == 3
     for reference in references:
         (scored,) = predictor.score_records([read_record(shared_data / reference["record"])])
@@ -89,7 +96,7 @@ def test_predict_serve_and_the_api_default_to_the_starter(shared_data, tmp_path,
     assert model["class_names"][0] == "SNR" and config.bundle == "starter"
     assert "shap" in model["explanations"] and "not for clinical decisions" in model["notice"]  # its own background
     assert ecglens.load_bundle().meta == load_model("starter")[1]
-    assert main(["models"]) == 0 and starter_manifest()["name"] in capsys.readouterr().out
+    assert main(["models"]) == 0 and starter_manifest().name in capsys.readouterr().out
     assert main(["models", "--card", "starter"]) == 0 and "# Model card" in capsys.readouterr().out
 
 
@@ -128,8 +135,8 @@ def _build(out: Path, shared: Path) -> dict:
 def test_the_build_command_on_a_subset_gives_the_same_fields_bit_for_bit(shared_data, tmp_path):
     first, second = _build(tmp_path / "a", shared_data), _build(tmp_path / "b", shared_data)
     shipped = starter_manifest()
-    assert first.keys() == shipped.keys() and first["counts"].keys() == shipped["counts"].keys()
-    assert first["build"].keys() == shipped["build"].keys()
+    assert StarterManifest.from_dict(first, "built").counts.keys() == shipped.counts.keys()
+    assert first["build"].keys() == shipped.build.keys()
     shipped_meta = json.loads((starter_path() / "bundle.json").read_text())
     built_meta = json.loads((tmp_path / "a" / "starter" / "bundle.json").read_text())
     assert built_meta.keys() == shipped_meta.keys() and built_meta["temperatures"] is not None

@@ -2,7 +2,7 @@
 
 Used by ``ecglens robustness`` (metrics against severity) and by ``ecglens train --augment`` (the same
 families as training augmentation). Noise comes from `ecglens.noise`, the generators the synthetic cohort
-uses. Every perturbation takes a leads x samples signal in mV at ``rate_hz`` with its lead names and a seeded
+uses. Every perturbation takes a leads x samples signal in mV at ``sampling_rate_hz`` with its lead names and a seeded
 generator, and returns a new float32 array (its length may change: wrong rate, shift, crop).
 
 Reversals follow the electrode geometry (I = LA - RA, II = LL - RA, III = LL - LA, aVR = RA - (LA + LL)/2,
@@ -107,19 +107,21 @@ class Perturbation:
         }[self.kind]
 
     def apply(
-        self, signal: np.ndarray, rate_hz: float, lead_names: Sequence[str], rng: np.random.Generator
+        self, signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], rng: np.random.Generator
     ) -> np.ndarray:
         """The perturbed signal (a new float32 array)."""
         x = np.asarray(signal, np.float64)
         k, n = x.shape
         if self.family == "noise":
             mains = {"powerline50": 50.0, "powerline60": 60.0}.get(self.kind)
-            if mains is not None and mains >= rate_hz / 2:
+            if mains is not None and mains >= sampling_rate_hz / 2:
                 raise NotApplicable(
-                    f"{mains:g} Hz is at or above the Nyquist frequency of a {rate_hz:g}-Hz input: "
+                    f"{mains:g} Hz is at or above the Nyquist frequency of a {sampling_rate_hz:g}-Hz input: "
                     "the anti-aliased resampling to the model's rate removes it"
                 )
-            return (x + noise.scale_to_snr(x, _NOISE[self.kind](rng, k, n, rate_hz), self.level)).astype(np.float32)
+            return (x + noise.scale_to_snr(x, _NOISE[self.kind](rng, k, n, sampling_rate_hz), self.level)).astype(
+                np.float32
+            )
         if self.kind == "gain":
             return (x * self.level).astype(np.float32)
         if self.kind == "missing":
@@ -128,11 +130,13 @@ class Perturbation:
             return out.astype(np.float32)
         if self.kind in ("reversal", "swap"):
             return _rewire(x, list(lead_names), REVERSALS[self.variant]).astype(np.float32)
-        if self.kind == "rate":  # the recording at rate_hz declared as rate_hz * (1 + e): read and resampled so
-            return resample(x.astype(np.float32), rate_hz * (1 + self.level / 100), rate_hz)
+        if (
+            self.kind == "rate"
+        ):  # the recording at sampling_rate_hz declared as sampling_rate_hz * (1 + e): read and resampled so
+            return resample(x.astype(np.float32), sampling_rate_hz * (1 + self.level / 100), sampling_rate_hz)
         if self.kind == "shift":
-            return x[:, round(self.level * rate_hz) :].astype(np.float32)
-        return x[:, : max(1, round(self.level * rate_hz))].astype(np.float32)  # crop
+            return x[:, round(self.level * sampling_rate_hz) :].astype(np.float32)
+        return x[:, : max(1, round(self.level * sampling_rate_hz))].astype(np.float32)  # crop
 
 
 def _rewire(x: np.ndarray, lead_names: list[str], mapping: dict[str, tuple[float, str]]) -> np.ndarray:
@@ -184,7 +188,7 @@ class RandomPerturbation:
             raise ValueError(f"unknown augmentation family {', '.join(unknown)}; choose from noise, faults")
 
     def apply(
-        self, signal: np.ndarray, rate_hz: float, lead_names: Sequence[str], rng: np.random.Generator
+        self, signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], rng: np.random.Generator
     ) -> np.ndarray:
         """The signal, perturbed or not; its length is kept (rate errors are cropped or zero-padded back)."""
         if not self.families or rng.random() >= self.probability:
@@ -204,7 +208,7 @@ class RandomPerturbation:
                 kind, level, variants[rng.integers(len(variants))] if kind in ("reversal", "swap") else ""
             )
         try:
-            out = choice.apply(signal, rate_hz, lead_names, rng)
+            out = choice.apply(signal, sampling_rate_hz, lead_names, rng)
         except NotApplicable:
             return signal
         n = signal.shape[1]

@@ -352,7 +352,7 @@ def iter_scored_files(
     paths: Sequence[str | os.PathLike],
     batch_size: int = 32,
     sampling_rate_hz: float | None = None,
-    lead_names: tuple[str, ...] = LEAD_NAMES,
+    lead_order: tuple[str, ...] = LEAD_NAMES,
     progress: bool = True,
 ) -> Iterator[Scored | ReadIssue]:
     """Read, prepare and score every record file once, a batch at a time; unreadable files come out as
@@ -364,7 +364,7 @@ def iter_scored_files(
     with bar(total=len(files), desc="predict", unit="rec", enabled=progress) as counter:
         for path in files:
             try:
-                pending.append(read_record(path, predictor.meta.lead_names, sampling_rate_hz, lead_names))
+                pending.append(read_record(path, predictor.meta.lead_names, sampling_rate_hz, lead_order))
             except Exception as error:  # one bad file is that record's issue, whatever raised
                 yield issue_from(error, str(path))
             if len(pending) >= batch_size:
@@ -379,13 +379,13 @@ def predict_files(
     paths: Sequence[str | os.PathLike],
     batch_size: int = 32,
     sampling_rate_hz: float | None = None,
-    lead_names: tuple[str, ...] = LEAD_NAMES,
+    lead_order: tuple[str, ...] = LEAD_NAMES,
     progress: bool = True,
 ) -> tuple[list[Prediction], list[ReadIssue]]:
     """Predict every record file; unreadable ones are listed with their reason, never stop the batch."""
     predictions: list[Prediction] = []
     issues: list[ReadIssue] = []
-    for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
+    for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_order, progress):
         if isinstance(item, ReadIssue):
             issues.append(item)
         else:
@@ -402,7 +402,7 @@ def onnx_file(bundle: str | os.PathLike) -> Path:
     folder = resolve_bundle(bundle)
     if folder.resolve() == starter_path().resolve():
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecglens"
-        return cache / f"starter-{starter_manifest()['weights_sha256'][:16]}" / ONNX_FILE
+        return cache / f"starter-{starter_manifest().weights_sha256[:16]}" / ONNX_FILE
     return folder / ONNX_FILE
 
 

@@ -289,7 +289,7 @@ def _attack_batches(
     method: str,
     batch_size: int,
     device: torch.device,
-    rate_hz: float,
+    sampling_rate_hz: float,
     classes: Sequence[int] | None = None,
     steps: int = 10,
     seed: int = 0,
@@ -306,10 +306,10 @@ def _attack_batches(
         elif method == "fgsm":
             adversarial = fgsm(model, x, target, eps_mv, classes).inputs
         elif method == "smooth":
-            shape = gaussian_smoother(SMOOTH_SIGMA_MS / 1000 * rate_hz)
+            shape = gaussian_smoother(SMOOTH_SIGMA_MS / 1000 * sampling_rate_hz)
             adversarial = shaped_pgd(model, x, target, eps_mv, shape, steps, classes=classes).inputs
         elif method == "pgd-band":
-            shape = band_limiter(rate_hz, *CLINICAL_BAND_HZ)
+            shape = band_limiter(sampling_rate_hz, *CLINICAL_BAND_HZ)
             adversarial = shaped_pgd(model, x, target, eps_mv, shape, steps, classes=classes).inputs
         else:
             norm = "l2" if method == "pgd-l2" else "linf"
@@ -321,7 +321,7 @@ def _attack_batches(
 
 
 def attack_spectrum(
-    kind: str, eps_uv: float, clean: Sequence[np.ndarray], adversarial: Sequence[np.ndarray], rate_hz: float
+    kind: str, eps_uv: float, clean: Sequence[np.ndarray], adversarial: Sequence[np.ndarray], sampling_rate_hz: float
 ) -> AttackSpectrum:
     """The mean Welch power spectral density of adversarial minus clean over records and leads."""
     from scipy.signal import welch
@@ -330,7 +330,7 @@ def attack_spectrum(
     frequencies = np.zeros(0)
     for before, after in zip(clean, adversarial, strict=True):
         frequencies, power = welch(
-            np.asarray(after, np.float64) - before, fs=rate_hz, nperseg=min(256, before.shape[-1]), axis=-1
+            np.asarray(after, np.float64) - before, fs=sampling_rate_hz, nperseg=min(256, before.shape[-1]), axis=-1
         )
         powers.append(power.mean(axis=0))
     mean = np.mean(powers, axis=0)

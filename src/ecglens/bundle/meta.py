@@ -16,8 +16,9 @@ import json
 import os
 import platform
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -406,6 +407,41 @@ STARTER = "starter"
 STARTER_MANIFEST = "starter.json"
 
 
+@dataclass(frozen=True)
+class StarterManifest:
+    """``starter.json``: what the starter model is, its checksum, its data and build, and reference predictions.
+
+    ``counts``, ``build`` and ``reference_predictions`` are the build's records as written by
+    ``scripts/build_starter.py`` (shown in the model card; checked by the tests).
+    """
+
+    name: str
+    summary: str
+    notice: str
+    weights_sha256: str
+    weights_dtype: str
+    weights_bytes: int
+    licences: tuple[str, ...]
+    sources: tuple[str, ...]
+    label_profile: str
+    counts: dict
+    build: dict
+    reference_predictions: tuple[dict, ...]
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str) -> StarterManifest:
+        """Read a manifest's JSON (every field required; unknown fields are refused)."""
+        names = [f.name for f in fields(cls)]
+        if sorted(data) != sorted(names):
+            raise BundleError(f"{where}: fields {sorted(data)} are not a starter manifest's ({', '.join(names)})")
+        values: dict[str, Any] = {n: tuple(data[n]) if isinstance(data[n], list) else data[n] for n in names}
+        return cls(**values)
+
+    def describe(self) -> str:
+        """``NAME (SUMMARY); NOTICE``: what a command prints when it uses the starter."""
+        return f"{self.name} ({self.summary}); {self.notice}"
+
+
 def starter_path() -> Path:
     """Where the installed package keeps the starter model."""
     return Path(str(importlib.resources.files("ecglens") / STARTER))
@@ -424,7 +460,7 @@ def _verified(weights: Path, size: int, mtime_ns: int) -> str:
     return digest
 
 
-def starter_manifest() -> dict:
+def starter_manifest() -> StarterManifest:
     """The starter model's manifest (name, training data, checksum, build, reference predictions).
 
     Raises:
@@ -435,16 +471,13 @@ def starter_manifest() -> dict:
         raise BundleError(f"this ecglens installation has no starter model ({path}); give --checkpoint")
     stat = (path / WEIGHTS_FILE).stat()
     _verified(path / WEIGHTS_FILE, stat.st_size, stat.st_mtime_ns)
-    return json.loads((path / STARTER_MANIFEST).read_text())
+    return StarterManifest.from_dict(json.loads((path / STARTER_MANIFEST).read_text()), str(path / STARTER_MANIFEST))
 
 
 def starter_notice() -> str:
     """The one line a command prints when it uses the starter model."""
     manifest = starter_manifest()
-    return (
-        f"using the starter model {manifest['name']} ({manifest['summary']}); {manifest['notice']}. "
-        "See: ecglens models --card starter"
-    )
+    return f"using the starter model {manifest.describe()}. See: ecglens models --card starter"
 
 
 def model_card(bundle: str | os.PathLike) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ecglens.bundle.meta import bundle_digest, read_meta
 from ecglens.commands.common import Written
+from ecglens.data.cache import open_caches
 from ecglens.explain.faithfulness import FaithfulnessResult, faithfulness
 from ecglens.explain.inputs import (
     Background,
@@ -16,7 +17,6 @@ from ecglens.explain.inputs import (
     bundle_background,
     file_inputs,
     inputs_by_id,
-    open_caches,
     split_inputs,
     training_background,
 )
@@ -45,12 +45,12 @@ def select_inputs(
     seeded choice of ``n_records`` test-split records."""
     meta = predictor.meta
     if records and caches:
-        return inputs_by_id(open_caches(caches, meta), meta, records)
+        return inputs_by_id(open_caches(caches, meta.sampling_rate_hz), meta, records)
     if records:
         return file_inputs(records, meta)
     if not caches:
         raise ValueError("give --records FILES, or --data CACHE (with or without --records)")
-    inputs = split_inputs(open_caches(caches, meta), meta, "test", n_records)
+    inputs = split_inputs(open_caches(caches, meta.sampling_rate_hz), meta, "test", n_records)
     if not inputs:
         raise ValueError(
             f"{', '.join(map(str, caches))}: no test-split record to explain (under the bundle's split);"
@@ -206,7 +206,7 @@ def run_population(
     spread over processes under ``torchrun`` (rank 0 writes the result).
     """
     meta = read_meta(checkpoint)
-    opened = open_caches(caches, meta)
+    opened = open_caches(caches, meta.sampling_rate_hz)
     inputs = split_inputs(opened, meta, split, n_records, lazy=True)
     predictor, job = _sharded_job(
         checkpoint, device, inputs, command="population", background=background, grouping=grouping
@@ -265,7 +265,7 @@ def run_faithfulness(
     Resumable and spread over ``torchrun`` processes as `run_population`.
     """
     meta = read_meta(checkpoint)
-    opened = open_caches(caches, meta)
+    opened = open_caches(caches, meta.sampling_rate_hz)
     inputs = split_inputs(opened, meta, "test", n_records, lazy=True)
     predictor, job = _sharded_job(checkpoint, device, inputs, command="faithfulness", background=background)
     store = Path(out) / SHARDS_DIR

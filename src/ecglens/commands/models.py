@@ -53,7 +53,7 @@ def _model_info(bundle: str) -> ModelInfo:
     data = meta.training_data
     if bundle == STARTER:
         manifest = starter_manifest()
-        name, path, trained_on = manifest["name"], str(starter_path()), f"{manifest['summary']}; {manifest['notice']}"
+        name, path, trained_on = manifest.name, str(starter_path()), f"{manifest.summary}; {manifest.notice}"
     else:
         name, path = str(bundle), str(Path(bundle).resolve())
         trained_on = (

@@ -14,7 +14,7 @@ from ecglens.io import ReadIssue
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.predict import Prediction, Predictor, export_onnx, iter_scored_files
 from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions
-from ecglens.report.outputs import PredictionLog, draw_explanations, write_prediction_tables
+from ecglens.report.outputs import DrawnExplanation, PredictionLog, draw_explanations, write_prediction_tables
 from ecglens.util.atomic import StagedFolder, write_json
 
 
@@ -24,7 +24,7 @@ class PredictRun:
 
     predictions: tuple[Prediction, ...]
     issues: tuple[ReadIssue, ...]
-    figures: tuple[dict, ...]
+    figures: tuple[DrawnExplanation, ...]
     written: Written
 
     def problems(self) -> list[str]:
@@ -62,7 +62,7 @@ class PredictRun:
             known = "" if not truth else f"{_truth_text(p.true_labels):<15} "
             lines.append(f"{p.record_id:<{width}}  {decided:<40} {known}{'; '.join(p.warnings)}")
         if self.figures:
-            lines.append(f"{len(self.figures)} explanation figure(s) in {Path(self.figures[0]['figure']).parent}")
+            lines.append(f"{len(self.figures)} explanation figure(s) in {self.figures[0].figure.parent}")
         unknown = next((p.not_validated for p in self.predictions if p.not_validated), {})
         if unknown:
             lines.append(
@@ -81,7 +81,7 @@ def run_predict(
     paths: Sequence[str | os.PathLike],
     out: str | os.PathLike = "ecglens-out/predict",
     sampling_rate_hz: float | None = None,
-    lead_names: Sequence[str] | None = None,
+    lead_order: Sequence[str] | None = None,
     engine: str = "torch",
     batch_size: int = 32,
     explain: str | None = None,
@@ -94,9 +94,9 @@ def run_predict(
     """``predict``: read and score every file once; with ``explain``, explain each record's scored input
     for its decisions (or its most probable class) and draw it under ``OUT/figures``.
 
-    ``lead_names`` is the lead order of CSV files without a header and of NumPy files (default I, ..., V6).
+    ``lead_order`` is the lead order of CSV files without a header and of NumPy files (default I, ..., V6).
     """
-    lead_names = canonical_leads(lead_names) if lead_names else LEAD_NAMES
+    leads = canonical_leads(lead_order) if lead_order else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine, force)
     meta = predictor.meta
     background = background_of(predictor, background_caches, 100) if explain == "shap" else None
@@ -106,7 +106,7 @@ def run_predict(
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
     with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
         with PredictionLog(stage.path, moved_to=out) as log:  # rows reach the disk as they come
-            for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, lead_names, progress):
+            for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, leads, progress):
                 if isinstance(item, ReadIssue):
                     issues.append(item)
                     continue
@@ -122,23 +122,14 @@ def run_predict(
                         probabilities=item.probabilities[None],
                     )
                     drawn += draw_explanations(explained, meta, stage.path / "figures", figures)
-        drawn = [_rerooted(d, stage) for d in drawn]  # the paths the figures will have in OUT
+        drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
         written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, stage.path))
         if drawn:
-            written += (write_json(stage.path / "figures" / f"{explain}.json", drawn),)
+            written += (write_json(stage.path / "figures" / f"{explain}.json", [d.to_dict() for d in drawn]),)
         if predictions:
             stage.commit()
     written = tuple(stage.final(p) for p in written) if predictions else ()
     return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))
-
-
-def _rerooted(figure: dict, stage: StagedFolder) -> dict:
-    """A drawn figure's entry with its file paths moved from the staging folder to the output folder."""
-    prefix = str(stage.path)
-    return {
-        k: str(stage.out) + v[len(prefix) :] if isinstance(v, str) and v.startswith(prefix) else v
-        for k, v in figure.items()
-    }
 
 
 def run_export_onnx(checkpoint: str | os.PathLike, opset: int) -> Written:

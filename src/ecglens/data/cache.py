@@ -21,7 +21,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,30 +91,55 @@ class BuildReport:
     issues: tuple[ReadIssue, ...] = field(default=(), repr=False)
 
 
-def metadata_row(record: Record, label_map: LabelMap, min_likelihood: float = 0.0) -> dict:
+@dataclass(frozen=True)
+class IndexRow:
+    """A record's row in a cache index (before its offset in the signal file): who it is, where it came from,
+    and its labels under the label space the cache is prepared with (``labels``: one flag per `LABEL_COLUMNS`)."""
+
+    record_id: str
+    dataset: str
+    n_samples: int
+    source_sampling_rate_hz: float
+    classes: str
+    exclusion: str | None
+    raw_labels: str
+    label_vocabulary: str
+    fold: int | None
+    patient_id: str | None
+    age: float | None
+    sex: str | None
+    source_path: str
+    labels: tuple[bool, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """The row as a table holds it: one column per field, ``label_<class>`` columns for the labels."""
+        row: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "labels"}
+        row.update(zip(LABEL_COLUMNS, self.labels, strict=True))
+        return row
+
+
+def metadata_row(record: Record, label_map: LabelMap, min_likelihood: float = 0.0) -> IndexRow:
     """The index-table row of a record (without offset), labels mapped under ``label_map``."""
     mapped = label_map.map(record.raw_labels, record.label_vocabulary, min_likelihood)
-    hot = mapped.multi_hot()
-    row = {
-        "record_id": record.record_id,
-        "dataset": record.dataset,
-        "n_samples": record.n_samples,
-        "source_sampling_rate_hz": record.sampling_rate_hz,
-        "classes": ";".join(mapped.classes),
-        "exclusion": mapped.exclusion,
-        "raw_labels": json.dumps(list(record.raw_labels)),
-        "label_vocabulary": record.label_vocabulary,
-        "fold": record.fold,
-        "patient_id": record.patient_id,
-        "age": record.age,
-        "sex": record.sex,
-        "source_path": record.source_path,
-    }
-    row.update({column: bool(value) for column, value in zip(LABEL_COLUMNS, hot, strict=True)})
-    return row
+    return IndexRow(
+        record.record_id,
+        record.dataset,
+        record.n_samples,
+        record.sampling_rate_hz,
+        ";".join(mapped.classes),
+        mapped.exclusion,
+        json.dumps(list(record.raw_labels)),
+        record.label_vocabulary,
+        record.fold,
+        record.patient_id,
+        record.age,
+        record.sex,
+        record.source_path,
+        tuple(bool(v) for v in mapped.multi_hot()),
+    )
 
 
-def _prepare(args: tuple[RecordRef, CacheSpec, LabelMap]) -> tuple[dict, np.ndarray] | ReadIssue:
+def _prepare(args: tuple[RecordRef, CacheSpec, LabelMap]) -> tuple[IndexRow, np.ndarray] | ReadIssue:
     ref, spec, label_map = args
     try:
         record = read_ref(ref, spec.lead_names)
@@ -122,8 +147,7 @@ def _prepare(args: tuple[RecordRef, CacheSpec, LabelMap]) -> tuple[dict, np.ndar
         row = metadata_row(record, label_map, spec.min_likelihood)
     except Exception as error:  # one bad file is that record's issue, whatever raised
         return issue_from(error, ref.path, ref.dataset)
-    row["n_samples"] = int(signal.shape[1])
-    return row, signal
+    return replace(row, n_samples=int(signal.shape[1])), signal
 
 
 def _write_shard(shard_dir: Path, shard_id: int, results: list, strict: bool, spec_sha256: str) -> None:
@@ -136,9 +160,8 @@ def _write_shard(shard_dir: Path, shard_id: int, results: list, strict: bool, sp
             issues.append(result)
             continue
         row, signal = result
-        row["offset"] = offset
+        rows.append({**row.to_dict(), "offset": offset})
         offset += signal.size
-        rows.append(row)
         arrays.append(signal.ravel())
     stem = shard_dir / f"{shard_id:05d}"
     scratch = shard_dir / f".{shard_id:05d}.tmp"

@@ -224,7 +224,7 @@ def summarize_sources(
     ]
     if not rows:
         return [], issues
-    return summarize_index(pd.DataFrame(rows), issues, label_map.name), issues
+    return summarize_index(pd.DataFrame([row.to_dict() for row in rows]), issues, label_map.name), issues
 
 
 def write_summaries(summaries: Sequence[DatasetSummary], out: str | os.PathLike) -> list[Path]:

@@ -14,17 +14,11 @@ import numpy as np
 import torch
 
 from ecglens.bundle.meta import BundleError, BundleMeta
-from ecglens.data.cache import EcgCache
-from ecglens.data.cache import open_caches as open_bundle_caches
+from ecglens.data.cache import EcgCache, open_caches
 from ecglens.data.splits import SPLITS, Item, split_caches
 from ecglens.io import RecordError, read_record
 from ecglens.io.limits import check_values
 from ecglens.preprocess import ModelInput, fit_length, model_input
-
-
-def open_caches(paths: Sequence[str | os.PathLike], meta: BundleMeta) -> list[EcgCache]:
-    """Caches at the bundle's sampling rate (see `ecglens.data.cache.open_caches`)."""
-    return open_bundle_caches(paths, meta.sampling_rate_hz)
 
 
 def cache_input(caches: Sequence[EcgCache], item: Item, meta: BundleMeta) -> ModelInput:
@@ -235,7 +229,7 @@ def bundle_background(
     paths = list(caches) or (
         [c for c in meta.training_data.caches if Path(c).is_dir()] if meta.training_data is not None else []
     )
-    return training_background(open_caches(paths, meta), meta, n) if paths else None
+    return training_background(open_caches(paths, meta.sampling_rate_hz), meta, n) if paths else None
 
 
 def _input_offset(n_record_samples: int, n_input_samples: int, meta: BundleMeta) -> int:
@@ -245,7 +239,7 @@ def _input_offset(n_record_samples: int, n_input_samples: int, meta: BundleMeta)
 
 
 def _evidence(
-    source_path: str, rate_hz: float, source_rate_hz: float, n_samples: int, offset: int = 0
+    source_path: str, sampling_rate_hz: float, source_rate_hz: float, n_samples: int, offset: int = 0
 ) -> dict[str, np.ndarray] | None:
     """Synthetic ground truth next to a record (``.evidence.npz``), aligned with its model input, or None."""
     path = Path(source_path.removesuffix(".hea") + ".evidence.npz")
@@ -254,7 +248,7 @@ def _evidence(
     with np.load(path, allow_pickle=False) as data:
         classes = [str(c) for c in data["classes"]]
         masks = data["masks"].astype(bool)
-    source_time = (np.arange(n_samples) + offset) * source_rate_hz / rate_hz
+    source_time = (np.arange(n_samples) + offset) * source_rate_hz / sampling_rate_hz
     valid = (source_time >= 0) & (source_time < masks.shape[2])
     positions = np.clip(source_time.astype(int), 0, masks.shape[2] - 1)
     return {name: masks[k][:, positions] & valid[None, :] for k, name in enumerate(classes)}

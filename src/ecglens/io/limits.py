@@ -95,23 +95,25 @@ def integer(path: str, text: object, what: str, low: int = -_INT32, high: int = 
     return int(value)
 
 
-def check_rate(path: str, rate_hz: float) -> float:
+def check_rate(path: str, sampling_rate_hz: float) -> float:
     """A sampling rate within the documented range."""
-    if not (math.isfinite(rate_hz) and MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ):
-        raise RecordError(path, f"sampling rate {rate_hz:g} Hz is outside {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz")
-    return float(rate_hz)
+    if not (math.isfinite(sampling_rate_hz) and MIN_RATE_HZ <= sampling_rate_hz <= MAX_RATE_HZ):
+        raise RecordError(
+            path, f"sampling rate {sampling_rate_hz:g} Hz is outside {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz"
+        )
+    return float(sampling_rate_hz)
 
 
-def check_length(path: str, n_samples: int, rate_hz: float) -> int:
-    """A record length between `MIN_SECONDS` and `MAX_SECONDS` at ``rate_hz``."""
-    seconds = n_samples / rate_hz
+def check_length(path: str, n_samples: int, sampling_rate_hz: float) -> int:
+    """A record length between `MIN_SECONDS` and `MAX_SECONDS` at ``sampling_rate_hz``."""
+    seconds = n_samples / sampling_rate_hz
     if seconds < MIN_SECONDS:
         raise RecordError(
-            path, f"{n_samples} samples at {rate_hz:g} Hz is {seconds:.3g} s, shorter than {MIN_SECONDS:g} s"
+            path, f"{n_samples} samples at {sampling_rate_hz:g} Hz is {seconds:.3g} s, shorter than {MIN_SECONDS:g} s"
         )
     if seconds > MAX_SECONDS:
         raise RecordError(
-            path, f"{n_samples} samples at {rate_hz:g} Hz is {seconds:.3g} s, longer than {MAX_SECONDS:g} s"
+            path, f"{n_samples} samples at {sampling_rate_hz:g} Hz is {seconds:.3g} s, longer than {MAX_SECONDS:g} s"
         )
     return n_samples
 

@@ -231,13 +231,13 @@ def read_record(
     path: str | os.PathLike,
     wanted_leads: tuple[str, ...] = LEAD_NAMES,
     sampling_rate_hz: float | None = None,
-    lead_names: tuple[str, ...] = LEAD_NAMES,
+    lead_order: tuple[str, ...] = LEAD_NAMES,
 ) -> Record:
-    """Read one record file of any supported kind.
+    """Read one record file of any supported kind, its leads in the order ``wanted_leads``.
 
     WFDB ``.hea`` (any rate, Challenge comments), Challenge ``.mat`` (read through its ``.hea``), CPSC 2018
     ``.mat`` (labels from a REFERENCE.csv beside it), EDF, and CSV / NumPy files, which need
-    ``sampling_rate_hz`` and, without a header row, ``lead_names`` (their column or row order).
+    ``sampling_rate_hz`` and, without a header row, ``lead_order`` (the file's column or row order).
     """
     from ecglens.io.arrays import read_csv_record, read_edf_record, read_npy_record
 
@@ -245,9 +245,9 @@ def read_record(
     regular_file(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return read_csv_record(path, sampling_rate_hz, lead_names, wanted_leads)
+        return read_csv_record(path, sampling_rate_hz, lead_order, wanted_leads)
     if suffix == ".npy":
-        return read_npy_record(path, sampling_rate_hz, lead_names, wanted_leads)
+        return read_npy_record(path, sampling_rate_hz, lead_order, wanted_leads)
     if suffix in (".edf", ".bdf"):
         return read_edf_record(path, wanted_leads)
     if suffix == ".dat" and not path.with_suffix(".hea").is_file():

@@ -76,10 +76,10 @@ def _panels(layout: str, lead_names: tuple[str, ...], seconds: float) -> list[li
     raise ValueError(f"unknown layout {layout!r}; choose 3x4 or 12x1")
 
 
-def segment_sums(values: np.ndarray, rate_hz: float, segment_s: float = SEGMENT_S) -> np.ndarray:
+def segment_sums(values: np.ndarray, sampling_rate_hz: float, segment_s: float = SEGMENT_S) -> np.ndarray:
     """Signed values summed over consecutive segments of ``segment_s``, repeated back to sample resolution."""
     values = np.asarray(values, dtype=np.float64)
-    width = max(1, round(segment_s * rate_hz))
+    width = max(1, round(segment_s * sampling_rate_hz))
     n = values.shape[-1]
     padded = np.pad(values, [(0, 0)] * (values.ndim - 1) + [(0, (-n) % width)])
     sums = padded.reshape(*values.shape[:-1], -1, width).sum(axis=-1)

@@ -114,7 +114,7 @@ def label_title(
 
 def gradcam_figure(
     signal: np.ndarray,
-    rate_hz: float,
+    sampling_rate_hz: float,
     cam: np.ndarray,
     title: str,
     class_name: str,
@@ -135,7 +135,7 @@ def gradcam_figure(
         at = "" if probability is None else f" at p={probability:.2f}"
         return plot_ecg(
             signal,
-            rate_hz,
+            sampling_rate_hz,
             f"{title}\nno positive Grad-CAM evidence for {class_name}{at}",
             lead_names=lead_names,
             layout=layout,
@@ -144,7 +144,7 @@ def gradcam_figure(
     shaded = threshold_map(time_map[None], percentile)[0]
     return plot_ecg(
         signal,
-        rate_hz,
+        sampling_rate_hz,
         title,
         lead_names=lead_names,
         layout=layout,
@@ -163,7 +163,7 @@ ATTRIBUTION_LABELS = {
 
 def attribution_figure(
     signal: np.ndarray,
-    rate_hz: float,
+    sampling_rate_hz: float,
     values: np.ndarray,
     title: str,
     class_name: str,
@@ -185,14 +185,21 @@ def attribution_figure(
     if not np.any(values):
         return plot_ecg(
             signal,
-            rate_hz,
+            sampling_rate_hz,
             f"{title}\nall-zero {method} attribution for {class_name}",
             lead_names=lead_names,
             layout=layout,
             style=style,
         )
     return plot_ecg(
-        signal, rate_hz, title, lead_names=lead_names, layout=layout, segments=values, segments_label=label, style=style
+        signal,
+        sampling_rate_hz,
+        title,
+        lead_names=lead_names,
+        layout=layout,
+        segments=values,
+        segments_label=label,
+        style=style,
     )
 
 

@@ -10,6 +10,7 @@ import csv
 import errno
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ecglens.bundle.meta import BundleMeta
+from ecglens.explain.attribution import lead_mass
 from ecglens.explain.faithfulness import FaithfulnessResult
 from ecglens.explain.population import PopulationImportance
 from ecglens.explain.records import LeadShapleyTable, RecordExplanation
@@ -134,11 +136,38 @@ def write_prediction_tables(
     return out / "predictions.csv", out / "issues.csv"
 
 
+@dataclass(frozen=True)
+class DrawnExplanation:
+    """One explanation figure written: what it explains, where it is, and each lead's total |attribution|."""
+
+    record_id: str
+    class_name: str
+    method: str
+    probability: float
+    figure: Path
+    lead_mass: dict[str, float]
+
+    def moved(self, staged: Path, final: Path) -> DrawnExplanation:
+        """The same figure once the folder ``staged`` it was drawn in has become ``final``."""
+        return replace(self, figure=final / self.figure.relative_to(staged))
+
+    def to_dict(self) -> dict:
+        """Plain data for ``<method>.json``."""
+        return {
+            "record_id": self.record_id,
+            "class": self.class_name,
+            "method": self.method,
+            "probability": self.probability,
+            "figure": str(self.figure),
+            "lead_mass": self.lead_mass,
+        }
+
+
 def draw_explanations(
     explanations: Sequence[RecordExplanation], meta: BundleMeta, out: Path, options: FigureOptions = DEFAULT_FIGURES
-) -> list[dict]:
-    """A figure per record and class and an ``.npz`` of the maps per record; returns a summary row per figure."""
-    rows: list[dict] = []
+) -> list[DrawnExplanation]:
+    """A figure per record and class and an ``.npz`` of the maps per record; returns what was drawn."""
+    rows: list[DrawnExplanation] = []
     maps: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     for explanation in explanations:
         stem = safe_name(explanation.input.record_id)
@@ -147,15 +176,16 @@ def draw_explanations(
             out / f"{stem}_{explanation.class_name}_{explanation.method}.{options.image_format}",
         )
         maps.setdefault((stem, explanation.method), {})[explanation.class_name] = explanation.values
+        mass = dict(zip(meta.lead_names, lead_mass(explanation.values).tolist(), strict=True))
         rows.append(
-            {
-                "record_id": explanation.input.record_id,
-                "class": explanation.class_name,
-                "method": explanation.method,
-                "probability": explanation.probability,
-                "figure": str(figure),
-                "lead_mass": dict(zip(meta.lead_names, np.abs(explanation.values).sum(axis=1).tolist(), strict=True)),
-            }
+            DrawnExplanation(
+                explanation.input.record_id,
+                explanation.class_name,
+                explanation.method,
+                float(explanation.probability),
+                figure,
+                mass,
+            )
         )
     for (stem, method), values in maps.items():
         with atomic_open(out / f"{stem}_{method}.npz", "wb") as handle:
@@ -170,8 +200,8 @@ def write_record_explanations(
     """`draw_explanations` plus ``<method>.json`` summarising every figure; returns the JSON path first."""
     if not explanations:
         return ()
-    rows = draw_explanations(explanations, meta, out, options)
-    return write_json(out / f"{explanations[0].method}.json", rows), *(Path(row["figure"]) for row in rows)
+    drawn = draw_explanations(explanations, meta, out, options)
+    return write_json(out / f"{explanations[0].method}.json", [d.to_dict() for d in drawn]), *(d.figure for d in drawn)
 
 
 def lead_shapley_frame(table: LeadShapleyTable) -> pd.DataFrame:

@@ -190,12 +190,12 @@ def survival_figure(result: RobustnessResult) -> Figure:
     return fig
 
 
-def adversarial_figure(example: AdversarialExample, rate_hz: float, lead_names: Sequence[str]) -> Figure:
+def adversarial_figure(example: AdversarialExample, sampling_rate_hz: float, lead_names: Sequence[str]) -> Figure:
     """The attacked record on ECG paper, original and perturbed overlaid on the three leads the attack changed
     most, and their difference in microvolts on its own scale, so a reader sees how small it is."""
     delta_uv = (example.perturbed - example.original) * 1000.0
     leads = np.argsort(-np.abs(delta_uv).max(axis=1))[:3]
-    t = np.arange(example.original.shape[1]) / rate_hz
+    t = np.arange(example.original.shape[1]) / sampling_rate_hz
     seconds = min(t[-1] if len(t) else 0.0, 5.0)
     shown = t <= seconds
     fig, axes = plt.subplots(4, 1, figsize=(10, 8.5), gridspec_kw={"height_ratios": [1, 1, 1, 1.1]})

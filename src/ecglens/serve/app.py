@@ -92,7 +92,7 @@ class _Service:
         self.notice = None
         if config.bundle == STARTER:
             manifest = starter_manifest()
-            self.notice = f"{manifest['name']}, the starter model: {manifest['notice']}"
+            self.notice = f"{manifest.name}, the starter model: {manifest.notice}"
         self.background = bundle_background(self.meta, config.background_caches, bundle=self.predictor.bundle)
         self.model_thread: ThreadPoolExecutor | None = None
         self.batcher: MicroBatcher | None = None

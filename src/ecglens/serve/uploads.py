@@ -115,7 +115,7 @@ def read_upload(
             path = folder / f"record{main.suffix}"
             path.write_bytes(main.data)
         try:
-            kwargs = {"lead_names": lead_order} if lead_order else {}
+            kwargs = {"lead_order": lead_order} if lead_order else {}
             with value_budget(max_values):
                 record = read_record(path, lead_names, sampling_rate_hz, **kwargs)
         except RecordTooLarge as error:

@@ -18,9 +18,9 @@ from markupsafe import Markup
 
 from ecglens.bundle.meta import read_meta
 from ecglens.data import SplitSpec
-from ecglens.data.cache import build_cache
+from ecglens.data.cache import build_cache, open_caches
 from ecglens.explain.faithfulness import DELETION_NOTE, FaithfulnessResult, faithfulness
-from ecglens.explain.inputs import open_caches, split_inputs, training_background
+from ecglens.explain.inputs import split_inputs, training_background
 from ecglens.explain.population import PopulationImportance
 from ecglens.io import parse_source
 from ecglens.perturb import Perturbation
@@ -288,7 +288,7 @@ def explain_for_report(
     """Grad-CAM figures, the population heatmap and the faithfulness table for the demo model."""
     loaded = Predictor(bundle, config.train.device)
     model, meta = loaded.model, loaded.meta
-    caches = open_caches([cache], meta)
+    caches = open_caches([cache], meta.sampling_rate_hz)
     figures = gradcam_examples(model, meta, split_inputs(caches, meta, "test"), out)
     chosen = split_inputs(caches, meta, "test", config.explain_population)
     background = training_background(caches, meta, 50)

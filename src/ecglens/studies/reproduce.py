@@ -311,7 +311,8 @@ def _explanations(
     out: Path, bundles: dict[str, str], cache_paths: dict[str, Path], config: ReproduceConfig, progress: bool
 ) -> Figures:
     """Figures 2-5 (population SHAP of Original and Ours_2 on CPSC and on PTB-XL) and 6-8 (Grad-CAM)."""
-    from ecglens.explain.inputs import open_caches, split_inputs, training_background
+    from ecglens.data.cache import open_caches
+    from ecglens.explain.inputs import split_inputs, training_background
     from ecglens.predict import Predictor
     from ecglens.report.explanations import ExampleFigure, gradcam_examples, population_heatmap
 
@@ -326,10 +327,12 @@ def _explanations(
     for model_name in ("Original", "Ours_2"):
         loaded = Predictor(bundles[model_name], config.train.device)
         training = [cache_paths["cpsc"]] if model_name == "Original" else list(cache_paths.values())
-        background = training_background(open_caches(training, loaded.meta), loaded.meta, 100, config.train.seed)
+        background = training_background(
+            open_caches(training, loaded.meta.sampling_rate_hz), loaded.meta, 100, config.train.seed
+        )
         for dataset in ("cpsc", "ptbxl"):
             records = split_inputs(
-                open_caches([cache_paths[dataset]], loaded.meta),
+                open_caches([cache_paths[dataset]], loaded.meta.sampling_rate_hz),
                 loaded.meta,
                 "test",
                 config.shap_records,
@@ -352,7 +355,7 @@ def _explanations(
             )
             population.append(PopulationFigure(model_name, dataset, str(figure), result.to_dict()))
     loaded = Predictor(bundles["Ours_2"], config.train.device)
-    records = split_inputs(open_caches(list(cache_paths.values()), loaded.meta), loaded.meta, "test")
+    records = split_inputs(open_caches(list(cache_paths.values()), loaded.meta.sampling_rate_hz), loaded.meta, "test")
     figures = Figures(
         tuple(population),
         tuple(

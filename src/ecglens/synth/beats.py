@@ -41,15 +41,15 @@ class Wave:
     amplitudes: np.ndarray
 
 
-def render(waves: list[Wave], n_samples: int, rate_hz: float) -> np.ndarray:
+def render(waves: list[Wave], n_samples: int, sampling_rate_hz: float) -> np.ndarray:
     """Sum the waves into base leads x samples (each Gaussian evaluated on +-4 sigma only)."""
     out = np.zeros((len(BASE_LEADS), n_samples))
     for wave in waves:
-        start = max(int((wave.centre_s - 4 * wave.sigma_s) * rate_hz), 0)
-        stop = min(int((wave.centre_s + 4 * wave.sigma_s) * rate_hz) + 1, n_samples)
+        start = max(int((wave.centre_s - 4 * wave.sigma_s) * sampling_rate_hz), 0)
+        stop = min(int((wave.centre_s + 4 * wave.sigma_s) * sampling_rate_hz) + 1, n_samples)
         if stop <= start:
             continue
-        t = np.arange(start, stop) / rate_hz
+        t = np.arange(start, stop) / sampling_rate_hz
         shape = np.exp(-0.5 * ((t - wave.centre_s) / wave.sigma_s) ** 2)
         out[:, start:stop] += wave.amplitudes[:, None] * shape[None, :]
     return out

@@ -347,13 +347,13 @@ def _noise(rng: np.random.Generator, signal: np.ndarray, rate: float, config: Sy
     return scale_to_snr(signal, noise, config.snr_db)
 
 
-def write_record(record: SynthRecord, directory: str | os.PathLike, rate_hz: float) -> Path:
+def write_record(record: SynthRecord, directory: str | os.PathLike, sampling_rate_hz: float) -> Path:
     """Write a record as WFDB (format 16) with Challenge comments, and its evidence file."""
     directory = Path(directory)
     dx = ",".join(SNOMED_OF[c] for c in record.classes)
     wfdb.wrsamp(
         record.name,
-        fs=rate_hz,
+        fs=sampling_rate_hz,
         units=["mV"] * 12,
         sig_name=list(LEAD_NAMES),
         p_signal=np.clip(record.signal.T.astype(np.float64), -32, 32),
