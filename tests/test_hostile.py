@@ -426,7 +426,7 @@ def test_a_killed_prepare_takes_its_workers_with_it(tmp_path):
 
 def test_a_full_disk_never_leaves_half_a_row(tmp_path, monkeypatch):
     from ecglens.predict import Prediction
-    from ecglens.report.outputs import PredictionLog
+    from ecglens.report.predictions import PredictionLog
 
     row = Prediction("r1", "r1.hea", {"AF": 0.5}, ())
     with pytest.raises(OSError, match="stopped after 1 record"), PredictionLog(tmp_path) as log:

@@ -14,8 +14,9 @@ from ecglens.predict import Prediction
 from ecglens.preprocess import ModelInput
 from ecglens.report.ecgpaper import LEAD_IN_S, MAX_HALF_MV, plot_ecg, segment_sums
 from ecglens.report.figures import explanation_figure, save_figure
-from ecglens.report.outputs import write_predictions, write_record_explanations
+from ecglens.report.outputs import write_record_explanations
 from ecglens.report.paths import safe_name
+from ecglens.report.predictions import write_predictions
 
 
 def test_safe_name_keeps_plain_ids_and_neutralises_the_rest():

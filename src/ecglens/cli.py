@@ -1321,7 +1321,7 @@ def predict(
         explain_method,
         background_caches,
         device,
-        figures=_figures(style=style, image_format=image_format),
+        figures=_figures(style=style, image_format=image_format) if explain_method else None,
         force=force,
     )
     _show(result)

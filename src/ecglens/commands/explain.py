@@ -12,11 +12,11 @@ from ecglens.commands.common import Written
 from ecglens.data.cache import open_caches
 from ecglens.explain.faithfulness import FaithfulnessResult, faithfulness
 from ecglens.explain.inputs import (
-    Background,
     CachedInputs,
     bundle_background,
     file_inputs,
     inputs_by_id,
+    required_background,
     split_inputs,
     training_background,
 )
@@ -59,15 +59,6 @@ def select_inputs(
     return inputs
 
 
-def background_of(predictor: Predictor, caches: Sequence[str | os.PathLike], n: int) -> Background:
-    background = bundle_background(predictor.meta, caches, n, predictor.bundle)
-    if background is None:
-        raise ValueError(
-            "SHAP needs a background: pass a cache (--data, or --background for predict); its training split is used"
-        )
-    return background
-
-
 @dataclass(frozen=True)
 class MapsRun:
     """Per-record explanations and the files written for them."""
@@ -97,7 +88,7 @@ def run_record_maps(
     """``explain gradcam|shap|guided-gradcam``: each record's map for its predicted classes (or ``class_name``)."""
     predictor = Predictor(checkpoint, device)
     inputs = select_inputs(predictor, caches, records, n_records)
-    base = background_of(predictor, caches, background) if method == "shap" else None
+    base = required_background(predictor.meta, caches, background, predictor.bundle) if method == "shap" else None
     explanations = explain_inputs(predictor.model, predictor.meta, inputs, method, class_name, base, n_samples)
     written = write_record_explanations(explanations, predictor.meta, Path(out), figures)
     return MapsRun(tuple(explanations), Written(written[:1]))

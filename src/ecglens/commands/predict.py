@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecglens.commands.common import Written, issue_lines
-from ecglens.commands.explain import background_of
-from ecglens.explain.records import explain_inputs
-from ecglens.io import ReadIssue
+from ecglens.io.record import ReadIssue
 from ecglens.leads import LEAD_NAMES, canonical_leads
-from ecglens.predict import Prediction, Predictor, export_onnx, iter_scored_files
-from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions
-from ecglens.report.outputs import DrawnExplanation, PredictionLog, draw_explanations, write_prediction_tables
+from ecglens.predict import Prediction, Predictor, Scored, export_onnx, iter_scored_files
+from ecglens.report.predictions import PredictionLog, write_prediction_tables
 from ecglens.util.atomic import StagedFolder, write_json
+
+if TYPE_CHECKING:  # explanations and figures load when a run asks for them: plain predict stays light
+    from ecglens.report.figures import FigureOptions
+    from ecglens.report.outputs import DrawnExplanation
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def run_predict(
     background_caches: Sequence[str | os.PathLike] = (),
     device: str = "auto",
     progress: bool = True,
-    figures: FigureOptions = DEFAULT_FIGURES,
+    figures: FigureOptions | None = None,
     force: bool = False,
 ) -> PredictRun:
     """``predict``: read and score every file once; with ``explain``, explain each record's scored input
@@ -99,12 +101,12 @@ def run_predict(
     leads = canonical_leads(lead_order) if lead_order else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine, force)
     meta = predictor.meta
-    background = background_of(predictor, background_caches, 100) if explain == "shap" else None
     out = Path(out)
     predictions, issues, drawn = [], [], []
     # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
     with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
+        draw = _explainer(predictor, explain, background_caches, figures, stage.path / "figures") if explain else None
         with PredictionLog(stage.path, moved_to=out) as log:  # rows reach the disk as they come
             for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, leads, progress):
                 if isinstance(item, ReadIssue):
@@ -112,16 +114,8 @@ def run_predict(
                     continue
                 predictions.append(item.prediction)
                 log.add(item.prediction)
-                if explain and item.prediction.status == "ok":  # the scored input, drawn now: no batch held
-                    explained = explain_inputs(
-                        predictor.model,
-                        meta,
-                        [item.input],
-                        explain,
-                        background=background,
-                        probabilities=item.probabilities[None],
-                    )
-                    drawn += draw_explanations(explained, meta, stage.path / "figures", figures)
+                if draw is not None and item.prediction.status == "ok":  # the scored input, drawn now
+                    drawn += draw(item)
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
         written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, stage.path))
         if drawn:
@@ -130,6 +124,31 @@ def run_predict(
             stage.commit()
     written = tuple(stage.final(p) for p in written) if predictions else ()
     return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))
+
+
+def _explainer(
+    predictor: Predictor,
+    method: str,
+    background_caches: Sequence[str | os.PathLike],
+    figures: FigureOptions | None,
+    folder: Path,
+) -> Callable[[Scored], list[DrawnExplanation]]:
+    """What explains a scored record (for its decisions, or its most probable class) and draws it into ``folder``."""
+    from ecglens.explain.inputs import required_background
+    from ecglens.explain.records import explain_inputs
+    from ecglens.report.figures import DEFAULT_FIGURES
+    from ecglens.report.outputs import draw_explanations
+
+    meta = predictor.meta
+    background = required_background(meta, background_caches, 100, predictor.bundle) if method == "shap" else None
+
+    def draw(item: Scored) -> list[DrawnExplanation]:
+        explained = explain_inputs(
+            predictor.model, meta, [item.input], method, background=background, probabilities=item.probabilities[None]
+        )
+        return draw_explanations(explained, meta, folder, figures or DEFAULT_FIGURES)
+
+    return draw
 
 
 def run_export_onnx(checkpoint: str | os.PathLike, opset: int) -> Written:

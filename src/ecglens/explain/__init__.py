@@ -7,8 +7,22 @@ leads x classes arrays. Explanations take the model and the bundle's metadata ex
 scored. Nothing here imports training code.
 """
 
-from ecglens.explain.attribution import EXPLANATION_METHODS, attribute, gradcam, gradient_shap, lead_mass, threshold_map
-from ecglens.explain.lead_shapley import exact_lead_shapley, sampled_lead_shapley
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ecglens.util.lazy import lazy_exports
+
+if TYPE_CHECKING:  # loaded when first used: captum only when an attribution is asked for
+    from ecglens.explain.attribution import (
+        EXPLANATION_METHODS,
+        attribute,
+        gradcam,
+        gradient_shap,
+        lead_mass,
+        threshold_map,
+    )
+    from ecglens.explain.lead_shapley import exact_lead_shapley, sampled_lead_shapley
 
 __all__ = [
     "EXPLANATION_METHODS",
@@ -20,3 +34,14 @@ __all__ = [
     "sampled_lead_shapley",
     "threshold_map",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("EXPLANATION_METHODS", "attribute", "gradcam", "gradient_shap", "lead_mass", "threshold_map"),
+            "ecglens.explain.attribution",
+        ),
+        **dict.fromkeys(("exact_lead_shapley", "sampled_lead_shapley"), "ecglens.explain.lead_shapley"),
+    },
+)

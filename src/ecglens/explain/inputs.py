@@ -232,6 +232,22 @@ def bundle_background(
     return training_background(open_caches(paths, meta.sampling_rate_hz), meta, n) if paths else None
 
 
+def required_background(
+    meta: BundleMeta, caches: Sequence[str | os.PathLike] = (), n: int = 100, bundle: str | os.PathLike | None = None
+) -> Background:
+    """`bundle_background`, which SHAP cannot do without.
+
+    Raises:
+        ValueError: there is no background (no cache given, none shipped with the bundle, no training cache left).
+    """
+    background = bundle_background(meta, caches, n, bundle)
+    if background is None:
+        raise ValueError(
+            "SHAP needs a background: pass a cache (--data, or --background for predict); its training split is used"
+        )
+    return background
+
+
 def _input_offset(n_record_samples: int, n_input_samples: int, meta: BundleMeta) -> int:
     """Record sample at the input's first sample: under ``original`` the last samples are kept (a positive
     offset) or zeros are put in front (negative); under ``crop`` the input is the record (0)."""

@@ -1,0 +1,113 @@
+"""Predictions as files: ``predictions.jsonl`` row by row while a batch runs, ``predictions.csv`` and ``issues.csv``.
+
+No figures here: ``ecglens predict`` without explanations loads no plotting library.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ecglens.io.record import ReadIssue
+from ecglens.predict import Prediction
+from ecglens.util.atomic import atomic_open
+
+
+class PredictionLog:
+    """``predictions.jsonl`` written row by row while a batch runs.
+
+    Rows go to a hidden partial file, each written whole or not at all (a short write on a full disk is cut back
+    to the last complete row), which becomes ``predictions.jsonl`` when the batch ends. When the batch fails (a
+    full disk, a fault), the rows written so far are kept as ``predictions.partial.jsonl`` and the error says how
+    many and where (``moved_to``: the folder a caller moves that file into, as `ecglens.util.atomic.StagedFolder` does);
+    nothing half-written ever takes the final name, and the partial file never ends in half a row.
+    """
+
+    PARTIAL_NAME = "predictions.partial.jsonl"
+
+    def __init__(self, out: Path, moved_to: Path | None = None):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.path = self.out / "predictions.jsonl"
+        self.partial = self.out / ".predictions.jsonl.partial"
+        self.moved_to = Path(moved_to) if moved_to is not None else self.out
+        self.handle = open(self.partial, "wb", buffering=0)  # noqa: SIM115 (closed by __exit__)
+        self.count = 0
+        self.size = 0
+
+    def add(self, prediction: Prediction) -> None:
+        """Append one whole row (unbuffered: it is on disk when this returns)."""
+        row = (prediction.to_json() + "\n").encode()
+        done = 0
+        try:
+            while done < len(row):
+                written = self.handle.write(row[done:])
+                if not written:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += written
+        except OSError:
+            self.handle.truncate(self.size)  # never half a row
+            raise
+        self.size += len(row)
+        self.count += 1
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            self.handle.close()
+        except OSError as closing:
+            error = error or closing
+        if error is None:
+            os.replace(self.partial, self.path)
+            return
+        kept = self.out / self.PARTIAL_NAME
+        os.replace(self.partial, kept)
+        if isinstance(error, OSError):
+            raise OSError(
+                error.errno,
+                f"{error.strerror or error}; stopped after {self.count} record(s), whose "
+                f"rows are in {self.moved_to / self.PARTIAL_NAME}",
+                error.filename,
+            ) from error
+
+
+def write_predictions(
+    predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str], out: Path
+) -> tuple[Path, ...]:
+    """``predictions.jsonl`` (through `PredictionLog`), ``predictions.csv`` and ``issues.csv``."""
+    with PredictionLog(out) as log:
+        for prediction in predictions:
+            log.add(prediction)
+    return log.path, *write_prediction_tables(predictions, issues, class_names, out)
+
+
+def write_prediction_tables(
+    predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str], out: Path
+) -> tuple[Path, ...]:
+    """``predictions.csv`` and ``issues.csv`` (the JSON Lines come from `PredictionLog` as the batch runs)."""
+    with atomic_open(out / "predictions.csv", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["record_id", "source", "status", *class_names, "decisions", "true_labels", "warnings"])
+        for p in predictions:
+            shown = [f"{p.probabilities[n]:.6f}" if n in p.probabilities else "" for n in class_names]
+            writer.writerow(
+                [
+                    p.record_id,
+                    p.source,
+                    p.status,
+                    *shown,
+                    ";".join(p.decisions),
+                    "" if p.true_labels is None else ";".join(p.true_labels),
+                    " | ".join([*p.reasons, *p.warnings]),
+                ]
+            )
+    with atomic_open(out / "issues.csv", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "reason"])
+        writer.writerows((i.path, i.reason) for i in issues)
+    return out / "predictions.csv", out / "issues.csv"
