@@ -1,0 +1,4 @@
+"""The heart's waves: P, QRS and T onsets, peaks and offsets per lead, from cardiologists (LUDB's marks) or
+from a delineator (`ecglens.waves.delineate`, neurokit2), and the measurements an ECG report prints
+(`ecglens.waves.measure`). Signal in, frozen marks and measurements out; no model, no torch.
+"""

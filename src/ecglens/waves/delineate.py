@@ -1,0 +1,120 @@
+"""Delineation of every lead with neurokit2 (MIT; ``pip install 'ecglens[waves]'``).
+
+R peaks are found once, on the lead where neurokit2 finds the most regular beats, and every lead is delineated
+around them, so the leads' waves belong to the same beats. The method is chosen by measured accuracy on LUDB
+(``python benchmarks/bench_delineation.py``): ``prominence`` (Emrich et al. 2023) by default, ``dwt``
+(Martinez et al. 2004's wavelet delineator) on request.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from ecglens.waves.marks import OK, WAVES, LeadWaves, WaveMarks, waves_from_triplets
+
+METHODS = ("prominence", "dwt")
+_KEYS = {
+    "P": ("ECG_P_Onsets", "ECG_P_Peaks", "ECG_P_Offsets"),
+    "QRS": ("ECG_R_Onsets", None, "ECG_R_Offsets"),
+    "T": ("ECG_T_Onsets", "ECG_T_Peaks", "ECG_T_Offsets"),
+}
+MIN_BEATS = 2
+NO_P = "no P wave found"
+
+
+class DelineationUnavailable(ImportError):
+    """neurokit2 is not installed."""
+
+
+def _neurokit():
+    try:
+        import neurokit2
+    except ImportError:
+        raise DelineationUnavailable("delineation needs neurokit2: pip install 'ecglens[waves]'") from None
+    return neurokit2
+
+
+def r_peaks(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str]) -> np.ndarray:
+    """R peaks of the record: neurokit2's detector on II, I and V5 (those present), keeping the lead whose RR
+    intervals are plausible (0.25-2.5 s) and most regular (a detector that also takes S or T waves for beats
+    makes RR alternate); empty when no lead has two beats."""
+    nk = _neurokit()
+    best, best_spread = np.zeros(0, np.int64), np.inf
+    for lead in ("II", "I", "V5"):
+        if lead not in lead_names:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cleaned = nk.ecg_clean(signal[lead_names.index(lead)], sampling_rate=int(sampling_rate_hz))
+                peaks = np.asarray(nk.ecg_peaks(cleaned, sampling_rate=int(sampling_rate_hz))[1]["ECG_R_Peaks"])
+        except Exception:  # a flat or noisy lead: the next one
+            continue
+        rr = np.diff(peaks) / sampling_rate_hz
+        if len(peaks) < MIN_BEATS or not ((rr > 0.25) & (rr < 2.5)).all():
+            continue
+        spread = float(np.std(np.diff(rr))) if len(rr) > 1 else 0.0  # beat-to-beat change of RR
+        if spread < best_spread:
+            best, best_spread = peaks.astype(np.int64), spread
+    return best
+
+
+def delineate(
+    signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], method: str = "prominence"
+) -> WaveMarks:
+    """P, QRS and T onsets, peaks and offsets of every lead of ``signal`` (leads x samples, mV).
+
+    A lead whose delineation fails gets that status (and no marks); a lead without P waves (atrial
+    fibrillation, flutter, a junctional rhythm) gets the note `NO_P` and no PR interval downstream.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown delineation method {method!r}; choose from {', '.join(METHODS)}")
+    nk = _neurokit()
+    names = list(lead_names)
+    peaks = r_peaks(signal, sampling_rate_hz, names)
+    leads = []
+    for k, lead in enumerate(names):
+        if len(peaks) < MIN_BEATS:
+            leads.append(LeadWaves(lead, {}, status=f"no beats found (fewer than {MIN_BEATS} R peaks)"))
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cleaned = nk.ecg_clean(signal[k], sampling_rate=int(sampling_rate_hz))
+                found = nk.ecg_delineate(cleaned, peaks, sampling_rate=int(sampling_rate_hz), method=method)[1]
+        except Exception as error:  # neurokit2 raises many kinds on a flat or noisy lead: that lead's status
+            leads.append(LeadWaves(lead, {}, status=f"delineation failed ({type(error).__name__})"))
+            continue
+        leads.append(_lead_waves(lead, found, peaks))
+    return WaveMarks(sampling_rate_hz, tuple(leads), f"neurokit2 {nk.__version__} ({method})")
+
+
+def _lead_waves(lead: str, found: dict, peaks: np.ndarray) -> LeadWaves:
+    kinds, onsets, tops, offsets = [], [], [], []
+    for kind in WAVES:
+        on_key, peak_key, off_key = _KEYS[kind]
+        n = len(peaks)
+        on = _column(found.get(on_key), n)
+        top = peaks.astype(np.int64) if peak_key is None else _column(found.get(peak_key), n)
+        off = _column(found.get(off_key), n)
+        for a, p, b in zip(on, top, off, strict=True):
+            if a >= 0 or b >= 0:
+                kinds.append(kind)
+                onsets.append(int(a))
+                tops.append(int(p))
+                offsets.append(int(b))
+    waves = waves_from_triplets(kinds, onsets, tops, offsets)
+    notes = (NO_P,) if not len(waves["P"]) else ()
+    return LeadWaves(lead, waves, OK, notes)
+
+
+def _column(values: object, n: int) -> np.ndarray:
+    """A neurokit2 list (NaN where not found) as n integers, -1 where not found."""
+    if values is None:
+        return np.full(n, -1, np.int64)
+    array = np.asarray(values, np.float64)[:n]
+    array = np.concatenate([array, np.full(n - len(array), np.nan)])
+    return np.where(np.isfinite(array), array, -1).astype(np.int64)

@@ -1,0 +1,201 @@
+"""The measurements an ECG report prints, from wave marks: heart rate and its variability, PR, QRS, QT and
+QTc (Bazett and Fridericia), and the P, QRS and T axes from the limb leads.
+
+Global boundaries follow the clinical convention (a 12-lead measurement spans the leads): per beat, the
+earliest onset and the latest offset among the leads, after leaving out any lead whose boundary lies more than
+40 ms from the leads' median (one lead's mistake must not stretch a QRS). Each interval is the median over
+beats. The same rule serves a cardiologist's marks and a delineator's, so they are compared like with like.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ecglens.waves.marks import WaveMarks
+
+OUTLIER_S = 0.040
+NORMAL_RANGES = {
+    "heart_rate_bpm": (60.0, 100.0),
+    "pr_ms": (120.0, 200.0),
+    "qrs_ms": (60.0, 110.0),
+    "qtc_bazett_ms": (350.0, 450.0),
+    "qtc_fridericia_ms": (350.0, 450.0),
+    "p_axis_deg": (0.0, 75.0),
+    "qrs_axis_deg": (-30.0, 90.0),
+    "t_axis_deg": (0.0, 90.0),
+}
+"""Adult normal ranges: rate, PR, QRS and axes after Goldberger's Clinical Electrocardiography (9th ed., 2018);
+QTc after Rautaharju et al., AHA/ACCF/HRS recommendations part IV, Circulation 2009;119:e241-e250 (450 ms for
+men, 460 for women: the men's limit is used, the record's sex being unknown here). A QRS of 110-119 ms is an
+incomplete conduction delay, 120 ms or more a complete bundle branch block."""
+QTC_FORMULAS = {"bazett": "QT / RR^(1/2)", "fridericia": "QT / RR^(1/3)"}
+"""QT corrected for heart rate; QT in ms, RR in seconds."""
+
+
+def qtc_bazett(qt_ms: float, rr_s: float) -> float:
+    """Bazett's QTc (ms): QT / sqrt(RR), RR in seconds."""
+    return qt_ms / math.sqrt(rr_s)
+
+
+def qtc_fridericia(qt_ms: float, rr_s: float) -> float:
+    """Fridericia's QTc (ms): QT / RR^(1/3), RR in seconds."""
+    return qt_ms / rr_s ** (1 / 3)
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """A record's global measurements (None where the waves do not allow one; ``notes`` say why)."""
+
+    heart_rate_bpm: float | None
+    rr_sd_ms: float | None
+    pr_ms: float | None
+    qrs_ms: float | None
+    qt_ms: float | None
+    qtc_bazett_ms: float | None
+    qtc_fridericia_ms: float | None
+    p_axis_deg: float | None
+    qrs_axis_deg: float | None
+    t_axis_deg: float | None
+    n_beats: int
+    source: str
+    notes: tuple[str, ...] = ()
+
+    def outside_normal(self) -> tuple[str, ...]:
+        """The measurements outside their adult normal range (`NORMAL_RANGES`)."""
+        values = asdict(self)
+        return tuple(
+            name
+            for name, (low, high) in NORMAL_RANGES.items()
+            if values[name] is not None and not low <= values[name] <= high
+        )
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON: values rounded to 0.1, the normal ranges and what lies outside them."""
+        values = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return {
+            **values,
+            "notes": list(self.notes),
+            "outside_normal": list(self.outside_normal()),
+            "normal_ranges": {k: list(v) for k, v in NORMAL_RANGES.items()},
+            "qtc_formulas": QTC_FORMULAS,
+        }
+
+
+def _beats(marks: WaveMarks) -> np.ndarray:
+    """The record's beats: the QRS peaks of the usable lead with the most QRS complexes."""
+    leads = marks.usable()
+    if not leads:
+        return np.zeros(0, np.int64)
+    best = max(leads, key=lambda lead: len(lead.of("QRS")))
+    peaks = best.of("QRS")[:, 1]
+    return np.sort(peaks[peaks >= 0])
+
+
+def _global(values: list[int], earliest: bool, rate: float) -> float | None:
+    """The earliest (or latest) of the leads' boundaries within `OUTLIER_S` of their median."""
+    if not values:
+        return None
+    array = np.asarray(values, np.float64)
+    middle = float(np.median(array))
+    kept = array[np.abs(array - middle) <= OUTLIER_S * rate]
+    if not kept.size:  # the leads split into two groups far apart: no lead is the outlier, take their median
+        return middle
+    return float(kept.min() if earliest else kept.max())
+
+
+def _beat_of(kind: str, position: float, peaks: np.ndarray) -> int:
+    """The beat a wave belongs to: a P wave to the next R peak, a T wave to the previous one, a QRS to the
+    nearest (-1 when there is none)."""
+    if kind == "P":
+        index = int(np.searchsorted(peaks, position, side="left"))
+        return index if index < len(peaks) else -1
+    if kind == "T":
+        return int(np.searchsorted(peaks, position, side="right")) - 1
+    return int(np.argmin(np.abs(peaks - position)))
+
+
+def global_boundaries(marks: WaveMarks) -> list[dict[str, float | None]]:
+    """Per beat, the global onset and offset of each wave (sample positions; None where no lead marks it)."""
+    peaks = _beats(marks)
+    found: list[dict[str, list[int]]] = [{} for _ in peaks]
+    for lead in marks.usable() if len(peaks) else ():
+        for kind in ("P", "QRS", "T"):
+            for row in lead.of(kind):
+                anchor = row[1] if row[1] >= 0 else max(row[0], row[2])
+                beat = _beat_of(kind, float(anchor), peaks)
+                if beat < 0:
+                    continue
+                for edge, column in (("onset", 0), ("offset", 2)):
+                    if row[column] >= 0:
+                        found[beat].setdefault(f"{kind} {edge}", []).append(int(row[column]))
+    rate = marks.sampling_rate_hz
+    return [
+        {
+            f"{kind} {edge}": _global(beat.get(f"{kind} {edge}", []), edge == "onset", rate)
+            for kind in ("P", "QRS", "T")
+            for edge in ("onset", "offset")
+        }
+        for beat in found
+    ]
+
+
+def _median_ms(beats: list[dict[str, float | None]], start: str, stop: str, rate: float) -> float | None:
+    spans = [
+        (b - a) * 1000 / rate for beat in beats if (a := beat[start]) is not None and (b := beat[stop]) is not None
+    ]
+    spans = [s for s in spans if s > 0]
+    return float(np.median(spans)) if spans else None
+
+
+def _axis(signal: np.ndarray | None, marks: WaveMarks, kind: str) -> float | None:
+    """The frontal-plane axis of a wave (degrees): the angle of its net area in leads I (0 deg) and aVF (+90 deg),
+    each beat's area taken above the lead's level at the wave's onset."""
+    if signal is None or "I" not in marks.lead_names or "aVF" not in marks.lead_names:
+        return None
+    areas = []
+    for lead in ("I", "aVF"):
+        waves = marks.lead(lead)
+        if waves.status != "ok":
+            return None
+        trace = signal[marks.lead_names.index(lead)]
+        rows = [r for r in waves.of(kind) if r[0] >= 0 and r[2] > r[0]]
+        if not rows:
+            return None
+        areas.append(float(np.mean([np.sum(trace[a : b + 1] - trace[a]) for a, _, b in rows])))
+    return float(math.degrees(math.atan2(areas[1], areas[0])))
+
+
+def measure(marks: WaveMarks, signal: np.ndarray | None = None) -> Measurements:
+    """The global measurements of a record from its wave marks (and its signal, leads in the marks' order, for
+    the axes). A record without P waves (atrial fibrillation, flutter) gets no PR interval and no P axis."""
+    rate = marks.sampling_rate_hz
+    beats = global_boundaries(marks)
+    peaks = _beats(marks)
+    rr = np.diff(peaks) / rate
+    rr_s = float(np.median(rr)) if len(rr) else None
+    notes = []
+    with_p = [b for b in beats if b["P onset"] is not None]
+    if len(with_p) < max(1, len(beats) // 2):
+        notes.append("no P wave in most beats: no PR interval or P axis")
+    pr = _median_ms(with_p, "P onset", "QRS onset", rate) if not notes else None
+    qt = _median_ms(beats, "QRS onset", "T offset", rate)
+    unusable = [f"{lead.lead}: {lead.status}" for lead in marks.leads if lead.status != "ok"]
+    notes += unusable
+    return Measurements(
+        heart_rate_bpm=60 / rr_s if rr_s else None,
+        rr_sd_ms=float(np.std(rr, ddof=1) * 1000) if len(rr) > 1 else None,
+        pr_ms=pr,
+        qrs_ms=_median_ms(beats, "QRS onset", "QRS offset", rate),
+        qt_ms=qt,
+        qtc_bazett_ms=qtc_bazett(qt, rr_s) if qt and rr_s else None,
+        qtc_fridericia_ms=qtc_fridericia(qt, rr_s) if qt and rr_s else None,
+        p_axis_deg=_axis(signal, marks, "P") if pr is not None else None,
+        qrs_axis_deg=_axis(signal, marks, "QRS"),
+        t_axis_deg=_axis(signal, marks, "T"),
+        n_beats=len(beats),
+        source=marks.source,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,170 @@
+"""The heart's waves: LUDB's marks read, delineation against them, the measurements an ECG report prints, and
+where an explanation's evidence falls among the waves (with its plausibility for a class)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ecglens.waves.marks import LeadWaves, WaveMarks, waves_from_triplets
+from ecglens.waves.match import match_times, score_marks
+from ecglens.waves.measure import measure, qtc_bazett, qtc_fridericia
+from ecglens.waves.segments import OUTSIDE, SEGMENTS, expected_evidence, segment_labels, wave_shares
+
+RATE = 500.0
+N = 5000
+
+
+def _beats(with_p: bool = True, n_beats: int = 8, rr: int = 500) -> dict[str, np.ndarray]:
+    """Beats every ``rr`` samples: P 100-150, QRS 200-245 (peak 220), T 350-450 after each beat's start."""
+    kinds, onsets, peaks, offsets = [], [], [], []
+    for b in range(n_beats):
+        start = 300 + b * rr
+        waves = [("P", 100, 125, 150), ("QRS", 200, 220, 245), ("T", 350, 400, 450)]
+        for kind, on, top, off in waves if with_p else waves[1:]:
+            kinds.append(kind)
+            onsets.append(start + on)
+            peaks.append(start + top)
+            offsets.append(start + off)
+    return waves_from_triplets(kinds, onsets, peaks, offsets)
+
+
+def _marks(with_p: bool = True, leads: tuple[str, ...] = ("I", "II", "aVF")) -> WaveMarks:
+    return WaveMarks(RATE, tuple(LeadWaves(lead, _beats(with_p)) for lead in leads), "hand-built")
+
+
+def test_qtc_formulas_on_hand_values():
+    assert qtc_bazett(400, 1.0) == qtc_fridericia(400, 1.0) == 400
+    assert qtc_bazett(400, 0.64) == pytest.approx(500.0)
+    assert qtc_fridericia(400, 0.729) == pytest.approx(400 / 0.9)
+
+
+def test_hand_built_marks_give_the_hand_computed_measurements():
+    measured = measure(_marks())
+    assert measured.heart_rate_bpm == pytest.approx(60.0)  # one beat every 500 samples at 500 Hz
+    assert measured.pr_ms == pytest.approx(200.0)  # P onset 100 to QRS onset 200: 100 samples
+    assert measured.qrs_ms == pytest.approx(90.0)
+    assert measured.qt_ms == pytest.approx(500.0)
+    assert measured.qtc_bazett_ms == pytest.approx(500.0) and "qtc_bazett_ms" in measured.outside_normal()
+    assert measured.rr_sd_ms == pytest.approx(0.0)
+
+
+def test_a_record_without_p_waves_says_so_instead_of_giving_a_pr_interval():
+    measured = measure(_marks(with_p=False))
+    assert measured.pr_ms is None and measured.p_axis_deg is None
+    assert any("no P wave" in note for note in measured.notes)
+    assert measured.qrs_ms == pytest.approx(90.0)  # the other waves are still measured
+
+
+def test_one_lead_off_by_far_does_not_stretch_the_global_qrs():
+    leads = [LeadWaves(lead, _beats()) for lead in ("I", "II", "V1")]
+    shifted = _beats()
+    shifted["QRS"] = shifted["QRS"] + np.array([-60, 0, 0])  # one lead marks every QRS onset 120 ms early
+    measured = measure(WaveMarks(RATE, (*leads, LeadWaves("V2", shifted)), "hand-built"))
+    assert measured.qrs_ms == pytest.approx(90.0)
+
+
+def test_the_axis_points_where_the_limb_leads_say():
+    signal = np.zeros((3, N))
+    marks = _marks()
+    for a, _, b in marks.lead("I").of("QRS"):
+        signal[0, a + 1 : b] = 1.0  # positive in I (the onset is the level it is measured from)
+        signal[2, a + 1 : b] = 1.0  # and as positive in aVF: +45 degrees
+    assert measure(marks, signal).qrs_axis_deg == pytest.approx(45.0)
+
+
+def test_segments_of_a_hand_built_record_and_the_shares_they_give():
+    marks = _marks(leads=("II",))
+    labels = segment_labels(marks, N)
+    first = 300  # the first beat's start
+    assert labels[0, first + 100] == SEGMENTS.index("P") and labels[0, first + 175] == SEGMENTS.index("PR")
+    assert labels[0, first + 220] == SEGMENTS.index("QRS") and labels[0, first + 300] == SEGMENTS.index("ST")
+    assert labels[0, first + 400] == SEGMENTS.index("T") and labels[0, first + 480] == SEGMENTS.index("rest")
+    assert labels[0, 0] == OUTSIDE == labels[0, -1]  # before the first and after the last mark
+    on_qrs = (labels == SEGMENTS.index("QRS")).astype(float)
+    shares = wave_shares(on_qrs, labels, ("II",), "LBBB", "test")
+    assert shares.shares["QRS"] == pytest.approx(1.0) and sum(shares.shares.values()) == pytest.approx(1.0)
+    assert shares.lifts["QRS"] == pytest.approx(1 / shares.time_shares["QRS"])
+    uniform = wave_shares(np.ones((1, N)), labels, ("II",), "LBBB", "test")
+    for segment in SEGMENTS:
+        assert uniform.shares[segment] == pytest.approx(uniform.time_shares[segment])
+
+
+def test_plausibility_is_one_on_the_expected_segments_and_chance_for_a_uniform_map():
+    marks = _marks(leads=("I", "II", "V1"))
+    labels = segment_labels(marks, N)
+    expected = expected_evidence()["IAVB"]
+    assert expected.segments == ("P", "PR") and expected.source
+    exact = np.isin(labels, [SEGMENTS.index(s) for s in expected.segments]).astype(float)
+    assert wave_shares(exact, labels, marks.lead_names, "IAVB", "test").plausibility == pytest.approx(1.0)
+    uniform = wave_shares(np.ones(labels.shape), labels, marks.lead_names, "IAVB", "test")
+    assert uniform.plausibility == pytest.approx(uniform.chance) and 0 < uniform.chance < 1
+    # lead-specific classes count only their leads: RBBB's QRS in V1, not in II
+    rbbb = expected_evidence()["RBBB"]
+    only_ii = np.zeros(labels.shape)
+    only_ii[1] = labels[1] == SEGMENTS.index("QRS")
+    assert "II" not in rbbb.leads
+    assert wave_shares(only_ii, labels, marks.lead_names, "RBBB", "test").plausibility == 0.0
+
+
+def test_every_class_has_its_expected_evidence_with_a_source():
+    from ecglens.classes import CLASS_NAMES
+
+    table = expected_evidence()
+    assert set(table) == set(CLASS_NAMES)
+    for row in table.values():
+        assert set(row.segments) <= set(SEGMENTS) and len(row.source) > 20
+
+
+def test_matching_is_one_to_one_within_the_tolerance():
+    pairs, missed, extra = match_times(np.array([100, 200, 300]), np.array([105, 110, 290, 500]), 20)
+    assert sorted(pairs) == [(0, 0), (2, 2)] and missed == 1 and extra == 2
+
+
+def test_marks_scored_against_themselves_are_perfect():
+    marks = _marks()
+    for score in score_marks(marks, marks).values():
+        assert score.sensitivity == score.ppv == 1.0 and score.mean_ms == 0.0
+
+
+@pytest.mark.realdata
+def test_ludb_marks_are_read_per_lead(shared_data):
+    from ecglens.waves.ludb import read_ludb_marks
+
+    marks = read_ludb_marks(shared_data / "ludb" / "data" / "1.hea")
+    assert marks.lead_names == ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+    assert marks.sampling_rate_hz == 500
+    assert tuple(marks.lead("II").of("QRS")[0]) == (644, 662, 682)  # the first "(", "N", ")" of 1.ii
+    assert len(marks.lead("II").of("P")) >= 5 and len(marks.lead("II").of("T")) >= 5
+
+
+@pytest.mark.realdata
+def test_delineation_finds_the_cardiologists_qrs_onsets(shared_data):
+    pytest.importorskip("neurokit2", reason="delineation needs pip install 'ecglens[waves]'")
+    from ecglens.io import read_record
+    from ecglens.waves.delineate import delineate
+    from ecglens.waves.ludb import read_ludb_marks
+
+    header = shared_data / "ludb" / "data" / "1.hea"
+    record = read_record(header)
+    found = delineate(record.signal, record.sampling_rate_hz, record.lead_names)
+    score = score_marks(read_ludb_marks(header), found)["QRS onset"]
+    assert score.sensitivity >= 0.95 and score.ppv >= 0.95
+    assert abs(score.mean_ms) < 20 and score.sd_ms < 40
+    measured, marked = measure(found, record.signal), measure(read_ludb_marks(header), record.signal)
+    assert math.isclose(measured.heart_rate_bpm, marked.heart_rate_bpm, rel_tol=0.05)
+
+
+@pytest.mark.realdata
+def test_atrial_fibrillation_gives_no_pr_interval(shared_data):
+    pytest.importorskip("neurokit2", reason="delineation needs pip install 'ecglens[waves]'")
+    from ecglens.io import read_record
+    from ecglens.waves.delineate import delineate
+    from ecglens.waves.ludb import read_ludb_marks
+
+    header = shared_data / "ludb" / "data" / "101.hea"
+    assert "Atrial fibrillation" in header.read_text()
+    marked = measure(read_ludb_marks(header))
+    assert marked.pr_ms is None and any("no P wave" in n for n in marked.notes)  # the cardiologists mark none
+    record = read_record(header)
+    assert delineate(record.signal, record.sampling_rate_hz, record.lead_names).leads  # it runs; PR may be found
