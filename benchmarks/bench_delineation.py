@@ -47,6 +47,7 @@ def main() -> int:
     from ecglens.waves.ludb import read_ludb_marks
     from ecglens.waves.match import TOLERANCE_S, BoundaryScore
     from ecglens.waves.measure import measure
+    from ecglens.waves.segments import segment_labels, wave_shares
 
     headers = _records(args.ludb, args.limit)
     records = [(read_record(h), read_ludb_marks(h)) for h in headers]
@@ -60,6 +61,8 @@ def main() -> int:
         for record, marks in records:
             started = time.perf_counter()
             found = delineate(record.signal, record.sampling_rate_hz, record.lead_names, method)
+            labels = segment_labels(found, record.signal.shape[1])  # and one map placed among the waves
+            wave_shares(record.signal, labels, record.lead_names, "LBBB", "signal")
             seconds.append(time.perf_counter() - started)
             for name, score in score_marks(marks, found).items():
                 totals[name] = totals[name] + score if name in totals else score
@@ -75,9 +78,11 @@ def _print_method(method: str, totals: dict, differences: dict[str, list[float]]
     def fmt(value: float | None, pattern: str) -> str:
         return "n/a" if value is None else format(value, pattern)
 
+    worst = max(seconds)
     print(
-        f"\n## neurokit2, method {method}: {statistics.median(seconds) * 1000:.0f} ms per record (median), "
-        f"{max(seconds) * 1000:.0f} ms at most"
+        f"\n## neurokit2, method {method}: delineation + one map placed among the waves, "
+        f"{statistics.median(seconds) * 1000:.0f} ms per record (median), {worst * 1000:.0f} ms at most "
+        f"(goal <= 1000 ms: {'met' if worst <= 1.0 else 'NOT met'})"
     )
     print(f"{'boundary':<12} {'marked':>7} {'found':>7} {'Se':>7} {'PPV':>7} {'error mean +- SD (ms)':>24}")
     for name, score in totals.items():

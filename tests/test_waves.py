@@ -168,3 +168,37 @@ def test_atrial_fibrillation_gives_no_pr_interval(shared_data):
     assert marked.pr_ms is None and any("no P wave" in n for n in marked.notes)  # the cardiologists mark none
     record = read_record(header)
     assert delineate(record.signal, record.sampling_rate_hz, record.lead_names).leads  # it runs; PR may be found
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_explain_waves_places_the_starters_explanations_among_the_cardiologists_marks(shared_data, tmp_path):
+    import json
+
+    from ecglens.cli import main
+
+    header = shared_data / "ludb" / "data" / "1.hea"
+    out = tmp_path / "waves"
+    argv = [
+        "-q",
+        "explain",
+        "waves",
+        "--checkpoint",
+        "starter",
+        "--records",
+        str(header),
+        "--marks",
+        "ludb",
+        "--methods",
+        "gradcam",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    result = json.loads((out / "waves.json").read_text())
+    (first, *_) = result["records"]
+    assert first["waves"] == "LUDB cardiologists" and first["method"] == "gradcam"
+    assert sum(first["shares"].values()) == pytest.approx(1.0, abs=1e-6) or sum(first["shares"].values()) == 0
+    assert 0 <= first["chance"] <= 1 and first["measurements"]["heart_rate_bpm"] == pytest.approx(45.6, abs=1)
+    assert (out / "plausibility.csv").is_file() and list(out.glob("1_*_gradcam_waves.png"))
+    assert "Where a cardiologist looks" in (out / "waves.html").read_text()

@@ -1061,6 +1061,66 @@ def explain_shap(
     )
 
 
+@explain.command("waves")
+@_per_record
+@click.option(
+    "--methods", default="gradcam,shap", show_default=True, help="Comma-separated: gradcam, guided-gradcam, shap."
+)
+@click.option(
+    "--marks",
+    type=click.Choice(["auto", "ludb"]),
+    default="auto",
+    show_default=True,
+    help="Where the waves come from: auto (neurokit2 delineates the scored input) or ludb (the "
+    "cardiologists' marks beside a LUDB record's header; auto for records without them).",
+)
+@_background(100)
+@_options(_layout("12x1"), _look)
+def explain_waves(
+    checkpoint,
+    caches,
+    records,
+    n_records,
+    class_name,
+    out,
+    device,
+    methods,
+    marks,
+    background,
+    layout,
+    style,
+    image_format,
+) -> None:
+    """Where each explanation's evidence falls among the heart's waves (P, PR, QRS, ST, T, rest), and whether it
+    falls where a cardiologist looks for the class (plausibility, beside its chance level).
+
+    Needs the waves extra: pip install 'ecglens[waves]'. Writes waves.html, waves.json, waves.csv,
+    plausibility.csv and one figure per record, class and method with the waves shaded faintly.
+
+    \b
+    Examples:
+      ecglens explain waves --checkpoint starter --records ../shared/data/ludb/data/1.hea --marks ludb
+      ecglens data prepare ludb=challenge:../shared/data/ludb/data --sampling-rate 100 --out caches/ludb100
+      ecglens explain waves --checkpoint starter --data caches/ludb100 --n 100 --marks ludb \\
+          --methods gradcam,guided-gradcam,shap
+    """
+    _show(
+        _commands("explain").run_waves(
+            checkpoint,
+            caches,
+            _ids(records),
+            n_records,
+            class_name,
+            out,
+            device,
+            tuple(_ids(methods)),
+            marks,
+            background,
+            _figures(layout=layout, style=style, image_format=image_format),
+        )
+    )
+
+
 @explain.command("lead-shapley")
 @_per_record
 @click.option(

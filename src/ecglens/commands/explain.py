@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecglens.bundle.meta import bundle_digest, read_meta
 from ecglens.commands.common import Written
@@ -36,6 +37,9 @@ from ecglens.report.outputs import (
     write_record_explanations,
 )
 from ecglens.util.distributed import rank_device
+
+if TYPE_CHECKING:  # explain waves loads its modules (and neurokit2) when it runs
+    from ecglens.explain.waves import PlausibilityRow, WaveExplanation
 
 
 def select_inputs(
@@ -276,3 +280,55 @@ def run_faithfulness(
     written = write_faithfulness(result, Path(out), "mean curves over records and classes")
     finish(store, job)
     return FaithfulnessRun(result, Written(written))
+
+
+@dataclass(frozen=True)
+class WavesRun:
+    """Explanations placed among the heart's waves, per record and over records, and the files written."""
+
+    explained: tuple[WaveExplanation, ...]
+    table: tuple[PlausibilityRow, ...]
+    written: Written
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: per class and method, the mean plausibility beside its chance level."""
+
+        def fmt(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.2f}"
+
+        lines = [f"{'class':<6} {'method':<15} {'n':>3}  plausibility [95 % CI]   chance  top segment"]
+        for row in self.table:
+            interval = "" if row.interval is None else f" [{row.interval[0]:.2f}, {row.interval[1]:.2f}]"
+            top = max(row.shares, key=lambda segment: row.shares[segment])
+            lines.append(
+                f"{row.class_name:<6} {row.method:<15} {row.n:>3}  {fmt(row.plausibility) + interval:<23}"
+                f"  {fmt(row.chance):>6}  {top} ({row.shares[top]:.0%})"
+            )
+        sources = sorted({item.marks.source for item in self.explained})
+        return [*lines, f"waves from: {', '.join(sources) or 'none'}", self.written.line()]
+
+
+def run_waves(
+    checkpoint: str | os.PathLike,
+    caches: Sequence[str | os.PathLike] = (),
+    records: Sequence[str] = (),
+    n_records: int = 3,
+    class_name: str | None = None,
+    out: str | os.PathLike = "ecglens-out/waves",
+    device: str = "auto",
+    methods: Sequence[str] = ("gradcam", "shap"),
+    marks: str = "auto",
+    background: int = 100,
+    figures: FigureOptions = DEFAULT_FIGURES,
+) -> WavesRun:
+    """``explain waves``: each record's explanations among its waves, and the plausibility per class and method."""
+    from ecglens.explain.waves import explain_waves, plausibility_table
+    from ecglens.report.waves import write_waves
+
+    predictor = Predictor(checkpoint, device)
+    inputs = select_inputs(predictor, caches, records, n_records)
+    base = required_background(predictor.meta, caches, background, predictor.bundle) if "shap" in methods else None
+    explained = explain_waves(predictor.model, predictor.meta, inputs, methods, class_name, base, marks)
+    table = plausibility_table(explained)
+    written = write_waves(explained, table, predictor.meta, Path(out), figures)
+    return WavesRun(tuple(explained), tuple(table), Written(written[:4]))

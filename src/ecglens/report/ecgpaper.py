@@ -124,8 +124,9 @@ def plot_ecg(
     segments: np.ndarray | None = None,
     segments_label: str = "",
     style: str = "color",
+    waves: np.ndarray | None = None,
 ) -> Figure:
-    """Draw a 12-lead ECG on paper with at most one kind of overlay.
+    """Draw a 12-lead ECG on paper with at most one kind of overlay (and, beneath it, the delineated waves).
 
     Args:
         signal: leads x samples, mV.
@@ -141,6 +142,8 @@ def plot_ecg(
         segments: leads x samples signed attributions, summed over 40-ms segments and coloured on every lead.
         segments_label: the colour bar's label.
         style: ``color`` or ``bw`` (black and white).
+        waves: leads x samples segment codes (`ecglens.waves.segments.SEGMENTS`; -1 outside the marks): the P,
+            QRS and T waves are shaded faintly beneath any overlay.
     """
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
@@ -178,21 +181,45 @@ def plot_ecg(
                     min(round(stop * sampling_rate_hz), n_draw),
                     start,
                 )
-                clipped |= _draw_panel(ax, t, signal[position[name], :n_draw], panel, row, paper, highlight, colours)
+                codes = None if waves is None else np.asarray(waves)[position[name], :n_draw]
+                clipped |= _draw_panel(
+                    ax, t, signal[position[name], :n_draw], panel, row, paper, highlight, colours, codes
+                )
         _calibration_pulse(ax, row.offset)
     shaded = highlight_label if (highlight is not None or time_band is not None) else ""
-    subtitle = _subtitle(clipped, shaded)
+    subtitle = _subtitle(clipped, shaded, waves is not None)
+    return _titled(fig, f"{title}\n{subtitle}" if title else subtitle, colours, segments_label)
+
+
+def _titled(fig: Figure, title: str, colours: _SegmentColours | None, label: str) -> Figure:
+    """The figure with its title, and the colour bar of its segment colours (when it has any)."""
     fig_h = fig.get_size_inches()[1]
-    fig.suptitle(f"{title}\n{subtitle}" if title else subtitle, y=1 - 0.08 / fig_h, va="top", fontsize=10)
+    fig.suptitle(title, y=1 - 0.08 / fig_h, va="top", fontsize=10)
     if colours is not None and colours.image is not None:
         bar_ax = fig.add_axes((0.3, 0.3 / fig_h, 0.4, 0.12 / fig_h))
-        fig.colorbar(colours.image, cax=bar_ax, orientation="horizontal").set_label(segments_label, fontsize=9)
+        fig.colorbar(colours.image, cax=bar_ax, orientation="horizontal").set_label(label, fontsize=9)
     return fig
 
 
-def _subtitle(clipped: bool, shaded: str) -> str:
-    """The paper's scale, where traces were clipped, and what the shading shows."""
+WAVE_SHADES = {"P": (0, "violet"), "QRS": (2, "orange"), "T": (4, "teal")}
+"""The waves shaded beneath an overlay: their segment code (`ecglens.waves.segments.SEGMENTS`) and colour."""
+
+
+def _shade_waves(ax: Axes, t: np.ndarray, codes: np.ndarray, panel: _Panel, row: _Row) -> None:
+    """The P, QRS and T waves of one lead's panel as faint bands of the panel's height."""
+    a, z = panel.first, panel.stop
+    low, high = row.offset - row.half_down, row.offset + row.half_up
+    for code, colour in WAVE_SHADES.values():
+        ax.fill_between(
+            t[a:z], low, high, where=codes[a:z] == code, color=colour, alpha=0.13, lw=0, zorder=0.5, step="mid"
+        )
+
+
+def _subtitle(clipped: bool, shaded: str, waves: bool = False) -> str:
+    """The paper's scale, where traces were clipped, the waves' colours, and what the shading shows."""
     subtitle = "25 mm/s, 10 mm/mV, 1-mV calibration pulse"
+    if waves:
+        subtitle += "; faint: " + ", ".join(f"{name} ({colour})" for name, (_, colour) in WAVE_SHADES.items())
     if clipped:
         subtitle += f"; clipped at {MAX_HALF_MV:g} mV from baseline where marked with triangles"
     return subtitle + (f"\nshaded: {shaded}" if shaded else "")
@@ -248,8 +275,11 @@ def _draw_panel(
     paper: PaperStyle,
     highlight: np.ndarray | None,
     colours: _SegmentColours | None,
+    waves: np.ndarray | None = None,
 ) -> bool:
     """One lead's trace with its overlays, name and separator; True when the trace was clipped."""
+    if waves is not None:
+        _shade_waves(ax, t, waves, panel, row)
     a, z = panel.first, panel.stop
     trace = lead[a:z] - np.median(lead)
     low, high = row.offset - row.half_down, row.offset + row.half_up

@@ -123,6 +123,7 @@ def gradcam_figure(
     lead_names: tuple[str, ...] = LEAD_NAMES,
     probability: float | None = None,
     style: str = "color",
+    waves: np.ndarray | None = None,
 ) -> Figure:
     """The study's Figures 6-8: the ECG with its Grad-CAM (min-max normalised, >= percentile) shaded.
 
@@ -140,6 +141,7 @@ def gradcam_figure(
             lead_names=lead_names,
             layout=layout,
             style=style,
+            waves=waves,
         )
     shaded = threshold_map(time_map[None], percentile)[0]
     return plot_ecg(
@@ -150,6 +152,7 @@ def gradcam_figure(
         layout=layout,
         time_band=shaded,
         style=style,
+        waves=waves,
         highlight_label=f"Grad-CAM for {class_name}, top {100 - percentile:g} % of time steps "
         "(per time, across all leads: not lead-specific)",
     )
@@ -171,6 +174,7 @@ def attribution_figure(
     layout: str = "12x1",
     lead_names: tuple[str, ...] = LEAD_NAMES,
     style: str = "color",
+    waves: np.ndarray | None = None,
 ) -> Figure:
     """A lead-resolved attribution (SHAP, guided Grad-CAM) on every lead, summed over 40-ms segments.
 
@@ -190,6 +194,7 @@ def attribution_figure(
             lead_names=lead_names,
             layout=layout,
             style=style,
+            waves=waves,
         )
     return plot_ecg(
         signal,
@@ -200,11 +205,16 @@ def attribution_figure(
         segments=values,
         segments_label=label,
         style=style,
+        waves=waves,
     )
 
 
 def explanation_figure(
-    explanation: RecordExplanation, meta: BundleMeta, options: FigureOptions = DEFAULT_FIGURES, title_prefix: str = ""
+    explanation: RecordExplanation,
+    meta: BundleMeta,
+    options: FigureOptions = DEFAULT_FIGURES,
+    title_prefix: str = "",
+    waves: np.ndarray | None = None,
 ) -> Figure:
     """A record's explanation on ECG paper, titled with the probabilities of the very input it explains."""
     percentile, layout, style = options.percentile, options.layout, options.style
@@ -224,6 +234,7 @@ def explanation_figure(
             meta.lead_names,
             explanation.probability,
             style,
+            waves,
         )
     return attribution_figure(
         item.signal,
@@ -235,6 +246,7 @@ def explanation_figure(
         layout or "12x1",
         meta.lead_names,
         style,
+        waves,
     )
 
 

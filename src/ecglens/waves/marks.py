@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -64,6 +64,16 @@ class WaveMarks:
             if lead.lead == name:
                 return lead
         raise KeyError(name)
+
+    def at_rate(self, sampling_rate_hz: float) -> WaveMarks:
+        """The same marks at another sampling rate (sample indices scaled and rounded; unknown stays -1)."""
+        ratio = sampling_rate_hz / self.sampling_rate_hz
+
+        def scaled(marks: np.ndarray) -> np.ndarray:
+            return np.where(marks >= 0, np.round(marks * ratio), -1).astype(np.int64)
+
+        leads = tuple(replace(lead, waves={k: scaled(v) for k, v in lead.waves.items()}) for lead in self.leads)
+        return WaveMarks(sampling_rate_hz, leads, self.source)
 
     def usable(self) -> tuple[LeadWaves, ...]:
         """The leads whose marks can be trusted."""
