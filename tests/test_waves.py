@@ -202,3 +202,24 @@ def test_explain_waves_places_the_starters_explanations_among_the_cardiologists_
     assert 0 <= first["chance"] <= 1 and first["measurements"]["heart_rate_bpm"] == pytest.approx(45.6, abs=1)
     assert (out / "plausibility.csv").is_file() and list(out.glob("1_*_gradcam_waves.png"))
     assert "Where a cardiologist looks" in (out / "waves.html").read_text()
+
+
+@pytest.mark.realdata
+def test_predict_reports_the_measurements_of_each_record(shared_data, tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from ecglens.cli import main
+
+    pytest.importorskip("neurokit2", reason="measurements need pip install 'ecglens[waves]'")
+    header = shared_data / "ludb" / "data" / "1.hea"
+    assert main(["-q", "predict", str(header), "--measurements", "--out", str(tmp_path)]) == 0
+    assert "HR 46 bpm" in capsys.readouterr().out  # the cardiologists' marks give 45.6 bpm
+    row = json.loads((tmp_path / "predictions.jsonl").read_text().splitlines()[0])
+    assert row["measurements"]["qtc_formulas"]["bazett"] == "QT / RR^(1/2)"
+    assert "heart_rate_bpm" in row["measurements"]["outside_normal"]  # 46 bpm: a sinus bradycardia
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    assert table.loc[0, "heart_rate_bpm"] == pytest.approx(45.6, abs=1.0)
+    assert main(["-q", "predict", str(header), "--out", str(tmp_path / "plain")]) == 0  # without: no columns
+    assert "heart_rate_bpm" not in pd.read_csv(tmp_path / "plain" / "predictions.csv").columns

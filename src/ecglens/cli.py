@@ -1340,6 +1340,12 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     is_flag=True,
     help="Report the probabilities of records that are not interpretable (they still get no decisions).",
 )
+@click.option(
+    "--measurements",
+    is_flag=True,
+    help="Also delineate each record's waves (neurokit2: pip install 'ecglens[waves]') and report heart rate, RR "
+    "variability, PR, QRS, QT, QTc (Bazett, Fridericia) and the P/QRS/T axes, with normal ranges.",
+)
 @_look
 @_DEVICE
 def predict(
@@ -1353,6 +1359,7 @@ def predict(
     explain_method,
     background_caches,
     force,
+    measurements,
     style,
     image_format,
     device,
@@ -1383,6 +1390,7 @@ def predict(
         device,
         figures=_figures(style=style, image_format=image_format) if explain_method else None,
         force=force,
+        measurements=measurements,
     )
     _show(result)
     if result.exit_code:

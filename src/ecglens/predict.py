@@ -33,6 +33,7 @@ from ecglens.io.sources import RECORD_SUFFIXES
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import resolve_device
 from ecglens.preprocess import ModelInput, batches_by_length, model_input
+from ecglens.waves.measure import Measurements
 
 ONNX_FILE = "model.onnx"
 
@@ -61,6 +62,9 @@ class Prediction:
     spread: dict[str, float] | None = None
     """For an ensemble bundle (PyTorch engine): per class, the standard deviation of its members' probabilities,
     a measure of how much they disagree; None for a single network or the ONNX engine."""
+    measurements: Measurements | None = None
+    """Heart rate, intervals, QTc and axes from the delineated waves of the scored input (``predict
+    --measurements``); None when not asked for."""
 
     def top(self, n: int = 3) -> tuple[tuple[str, float], ...]:
         """The ``n`` highest probabilities (shown even when nothing reaches its threshold)."""
@@ -68,7 +72,28 @@ class Prediction:
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
-        return asdict(self)
+        return {**asdict(self), "measurements": None if self.measurements is None else self.measurements.to_dict()}
+
+    def measurement_line(self) -> str:
+        """``HR 46 bpm, PR 142 ms, ...`` and what lies outside the normal ranges (empty without measurements)."""
+        m = self.measurements
+        if m is None:
+            return ""
+        shown = [
+            ("HR", m.heart_rate_bpm, "bpm"),
+            ("PR", m.pr_ms, "ms"),
+            ("QRS", m.qrs_ms, "ms"),
+            ("QT", m.qt_ms, "ms"),
+            ("QTc Bazett", m.qtc_bazett_ms, "ms"),
+            ("QRS axis", m.qrs_axis_deg, "deg"),
+        ]
+        text = ", ".join(f"{name} {'n/a' if v is None else f'{v:.0f}'} {unit}" for name, v, unit in shown)
+        outside = m.outside_normal()
+        return (
+            text
+            + (f"; outside normal: {', '.join(outside)}" if outside else "")
+            + "".join(f"; {note}" for note in m.notes[:1])
+        )
 
     def to_json(self) -> str:
         """One strict JSON object (a JSON Lines row; NaN or infinity would be a fault and raise)."""

@@ -15,6 +15,20 @@ from ecglens.io.record import ReadIssue
 from ecglens.predict import Prediction
 from ecglens.util.atomic import atomic_open
 
+MEASUREMENT_COLUMNS = (
+    "heart_rate_bpm",
+    "rr_sd_ms",
+    "pr_ms",
+    "qrs_ms",
+    "qt_ms",
+    "qtc_bazett_ms",
+    "qtc_fridericia_ms",
+    "p_axis_deg",
+    "qrs_axis_deg",
+    "t_axis_deg",
+)
+"""The measurement columns of ``predictions.csv`` (present when ``predict --measurements`` ran)."""
+
 
 class PredictionLog:
     """``predictions.jsonl`` written row by row while a batch runs.
@@ -92,9 +106,12 @@ def write_prediction_tables(
     """``predictions.csv`` and ``issues.csv`` (the JSON Lines come from `PredictionLog` as the batch runs)."""
     with atomic_open(out / "predictions.csv", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["record_id", "source", "status", *class_names, "decisions", "true_labels", "warnings"])
+        measured = [name for name in MEASUREMENT_COLUMNS if any(p.measurements is not None for p in predictions)]
+        header = ["record_id", "source", "status", *class_names, "decisions", "true_labels", "warnings", *measured]
+        writer.writerow(header)
         for p in predictions:
             shown = [f"{p.probabilities[n]:.6f}" if n in p.probabilities else "" for n in class_names]
+            values = {} if p.measurements is None else p.measurements.to_dict()
             writer.writerow(
                 [
                     p.record_id,
@@ -104,6 +121,7 @@ def write_prediction_tables(
                     ";".join(p.decisions),
                     "" if p.true_labels is None else ";".join(p.true_labels),
                     " | ".join([*p.reasons, *p.warnings]),
+                    *("" if values.get(name) is None else values[name] for name in measured),
                 ]
             )
     with atomic_open(out / "issues.csv", newline="") as handle:
