@@ -3,6 +3,7 @@
 Usage:
   python benchmarks/bench_explain.py speed [--population 200] [--target 0.05]
   python benchmarks/bench_explain.py accuracy BUNDLE CACHE [--n 40] [--target 0.05]
+  python benchmarks/bench_explain.py waves [BUNDLE] [--n 100]
 
 ``speed`` times each method per record for the study's ResNet-34 (10-s inputs at 100 and 500 Hz; weights
 do not change the cost), then the population analysis over ``--population`` records of 10 s at 500 Hz with
@@ -18,6 +19,11 @@ that of this model, so ``accuracy`` measures it on a trained bundle and real rec
 decided classes, target error, at most 128 samples), reports the samples it needed, the error reached, the
 rank agreement with exact lead Shapley (limb leads as one player), the control variate's gain on the spread of
 repeated estimates, and sampled lead Shapley (16 orders) against the exact 4,096-coalition values.
+
+``waves`` explains the shared LUDB records (``$ECGLENS_DATA/ludb/data``, the first ``--n``) with BUNDLE (default
+the starter) for the classes it decides, by Grad-CAM, guided Grad-CAM and SHAP, places each explanation among
+the cardiologists' wave marks and among neurokit2's delineation, and prints per class and method the mean
+plausibility under both beside the chance level, and how well the two agree (Spearman over explanations).
 """
 
 from __future__ import annotations
@@ -190,19 +196,67 @@ def accuracy(bundle: str, cache: str, n: int, target: float) -> None:
     )
 
 
+def waves(bundle: str | None, n: int) -> None:
+    import os
+    from pathlib import Path
+
+    from scipy.stats import spearmanr
+
+    from ecglens.explain.inputs import required_background
+    from ecglens.explain.waves import explain_waves, plausibility_table
+    from ecglens.predict import Predictor
+
+    data = Path(os.environ.get("ECGLENS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    headers = sorted((data / "ludb" / "data").glob("*.hea"), key=lambda p: int(p.stem))[:n]
+    predictor = Predictor(bundle or "starter", "cpu")
+    from ecglens.explain.inputs import file_inputs
+
+    inputs = file_inputs([str(h) for h in headers], predictor.meta)
+    background = required_background(predictor.meta, (), 100, predictor.bundle)
+    methods = ("gradcam", "guided-gradcam", "shap")
+    started = time.perf_counter()
+    found = {
+        source: explain_waves(predictor.model, predictor.meta, inputs, methods, None, background, source)
+        for source in ("ludb", "auto")
+    }
+    seconds = time.perf_counter() - started
+    tables = {source: {(r.class_name, r.method): r for r in plausibility_table(found[source])} for source in found}
+    print(
+        f"{len(inputs)} LUDB records, {len(found['ludb'])} explanations (decided classes x 3 methods), "
+        f"{seconds:.0f} s for both sources"
+    )
+    print(f"{'class':<6} {'method':<15} {'n':>3} {'cardiologists':>14} {'neurokit2':>10} {'chance':>7}")
+    for key, row in tables["ludb"].items():
+        other = tables["auto"].get(key)
+        auto = "n/a" if other is None or other.plausibility is None else f"{other.plausibility:.2f}"
+        print(f"{key[0]:<6} {key[1]:<15} {row.n:>3} {row.plausibility or 0:>14.2f} {auto:>10} {row.chance or 0:>7.2f}")
+    pairs = [
+        (a.shares.plausibility, b.shares.plausibility)
+        for a, b in zip(found["ludb"], found["auto"], strict=True)
+        if a.shares.plausibility is not None and b.shares.plausibility is not None
+    ]
+    first, second = np.array(pairs).T
+    print(
+        f"agreement over {len(pairs)} explanations: Spearman {spearmanr(first, second).statistic:.2f}, "
+        f"mean |difference| {np.mean(np.abs(first - second)):.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("speed", "accuracy"))
+    parser.add_argument("what", choices=("speed", "accuracy", "waves"))
     parser.add_argument("bundle", nargs="?")
     parser.add_argument("cache", nargs="?")
     parser.add_argument("--population", type=int, default=200)
-    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--n", type=int, default=None, help="Records (accuracy: 40; waves: 100).")
     parser.add_argument("--target", type=float, default=0.05)
     args = parser.parse_args()
     if args.what == "speed":
         speed(args.population, args.target)
+    elif args.what == "waves":
+        waves(args.bundle, args.n or 100)
     else:
-        accuracy(args.bundle, args.cache, args.n, args.target)
+        accuracy(args.bundle, args.cache, args.n or 40, args.target)
 
 
 if __name__ == "__main__":

@@ -201,7 +201,7 @@ def _titled(fig: Figure, title: str, colours: _SegmentColours | None, label: str
     return fig
 
 
-WAVE_SHADES = {"P": (0, "violet"), "QRS": (2, "orange"), "T": (4, "teal")}
+WAVE_SHADES = {"P": (0, "green"), "QRS": (2, "grey"), "T": (4, "purple")}
 """The waves shaded beneath an overlay: their segment code (`ecglens.waves.segments.SEGMENTS`) and colour."""
 
 
