@@ -223,3 +223,14 @@ def test_predict_reports_the_measurements_of_each_record(shared_data, tmp_path, 
     assert table.loc[0, "heart_rate_bpm"] == pytest.approx(45.6, abs=1.0)
     assert main(["-q", "predict", str(header), "--out", str(tmp_path / "plain")]) == 0  # without: no columns
     assert "heart_rate_bpm" not in pd.read_csv(tmp_path / "plain" / "predictions.csv").columns
+
+
+def test_without_neurokit2_delineation_names_the_extra(monkeypatch):
+    import sys
+
+    from ecglens.waves.delineate import DelineationUnavailable, delineate
+
+    monkeypatch.setitem(sys.modules, "neurokit2", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(DelineationUnavailable, match=r"pip install 'ecglens\[waves\]'"):
+        delineate(np.zeros((12, 5000)), 500.0, ("I", "II"))
+    assert issubclass(DelineationUnavailable, ValueError)  # the CLI's one-line error, never a traceback

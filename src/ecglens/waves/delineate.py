@@ -25,8 +25,8 @@ MIN_BEATS = 2
 NO_P = "no P wave found"
 
 
-class DelineationUnavailable(ImportError):
-    """neurokit2 is not installed."""
+class DelineationUnavailable(ValueError):
+    """neurokit2 is not installed (the command line says so in one line, as for the other extras)."""
 
 
 def _neurokit():
