@@ -389,3 +389,21 @@ def test_real_examples_come_with_their_own_labels(tiny_run, shared_data):
             result = client.post(f"/api/examples/{example['id']}").json()
             assert result["record_id"] == example["id"].removeprefix("ptbxl-")
             assert result["true_labels"] == [example["class"]]  # the record's own statements, mapped
+
+
+def test_the_viewer_reports_measurements_when_asked(tiny_run, tmp_path):
+    pytest.importorskip("neurokit2", reason="measurements need pip install 'ecglens[waves]'")
+    from ecglens.synth.cohort import SynthConfig, write_cohort
+
+    write_cohort(SynthConfig(n_records=1, sampling_rate_hz=500.0, seed=3), tmp_path / "synth", progress=False)
+    header = next((tmp_path / "synth").rglob("*.hea"))
+    files = [header, header.with_suffix(".dat")] if header.with_suffix(".dat").exists() else [header]
+    files += [p for p in header.parent.glob(header.stem + ".mat")]
+    with TestClient(
+        create_app(ServeConfig(tiny_run.bundle, "cpu", measurements=True)), base_url="http://127.0.0.1"
+    ) as c:
+        measured = _post(c, files).json()["measurements"]
+    assert 40 <= measured["heart_rate_bpm"] <= 180 and measured["qrs_ms"] > 0
+    assert measured["qtc_formulas"]["fridericia"] == "QT / RR^(1/3)" and "normal_ranges" in measured
+    with TestClient(create_app(ServeConfig(tiny_run.bundle, "cpu")), base_url="http://127.0.0.1") as c:
+        assert _post(c, files).json()["measurements"] is None  # not asked for: not computed

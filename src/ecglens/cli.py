@@ -1584,6 +1584,12 @@ def models(bundles, card) -> None:
     show_default=True,
     help="Seconds a client has to send its request body; slower ones get 408 and free their slot.",
 )
+@click.option(
+    "--measurements",
+    is_flag=True,
+    help="Also delineate each record and show its heart rate, intervals, QTc and axes with their normal ranges "
+    "(neurokit2: pip install 'ecglens[waves]'; about 50 ms per record).",
+)
 @_DEVICE
 def serve(
     checkpoint,
@@ -1598,6 +1604,7 @@ def serve(
     allowed_hosts,
     body_timeout,
     examples,
+    measurements,
 ) -> None:
     """Web viewer and HTTP API: drop an ECG file, see the diagnosis, the leads on ECG paper and the explanations.
 
@@ -1626,6 +1633,7 @@ def serve(
         allowed_hosts=allowed_hosts,
         body_timeout_s=body_timeout,
         examples=examples,
+        measurements=measurements,
     )
 
 

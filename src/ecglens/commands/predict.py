@@ -138,16 +138,14 @@ def _measured(item: Scored, meta: BundleMeta, sampling_rate_hz: float | None, le
     """The prediction with the measurements of the record's delineated waves, at the file's own rate (a model's
     100 Hz blurs a QRS onset by 10 ms); from the scored input when the file cannot be read again."""
     from ecglens.io.sources import read_record
-    from ecglens.waves.delineate import delineate
-    from ecglens.waves.measure import measure
+    from ecglens.waves.delineate import measurements_of
 
     try:
         record = read_record(item.prediction.source, meta.lead_names, sampling_rate_hz, tuple(lead_order))
         signal, rate = record.signal, record.sampling_rate_hz
     except (ValueError, OSError):  # the record came from memory, or its file is gone
         signal, rate = item.input.signal, meta.sampling_rate_hz
-    marks = delineate(signal, rate, meta.lead_names)
-    return replace(item.prediction, measurements=measure(marks, signal))
+    return replace(item.prediction, measurements=measurements_of(signal, rate, meta.lead_names))
 
 
 def _explainer(

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,6 +37,8 @@ from ecglens.serve.batching import MicroBatcher
 from ecglens.serve.diagnosis import EXPLANATIONS, Diagnosis, explain_scored
 from ecglens.serve.examples import Example, make_examples
 from ecglens.serve.uploads import RequestError, Upload, read_upload
+from ecglens.waves.delineate import available as delineation_available
+from ecglens.waves.delineate import measurements_of
 
 STATIC = files("ecglens.serve") / "static"
 CONTENT_SECURITY_POLICY = (
@@ -78,6 +80,8 @@ class ServeConfig:
     shap_samples: int = 16
     results_kept: int = 64
     examples_root: str | None = None
+    measurements: bool = False
+    """Delineate each record and report its heart rate, intervals, QTc and axes (``serve --measurements``)."""
     """A PTB-XL folder whose records are the viewer's examples (`ecglens.serve.examples`)."""
 
 
@@ -94,6 +98,9 @@ class _Service:
             manifest = starter_manifest()
             self.notice = f"{manifest.name}, the starter model: {manifest.notice}"
         self.background = bundle_background(self.meta, config.background_caches, bundle=self.predictor.bundle)
+        if config.measurements and not delineation_available():
+            raise ValueError("--measurements needs neurokit2: pip install 'ecglens[waves]'")
+        self.measures = config.measurements
         self.model_thread: ThreadPoolExecutor | None = None
         self.batcher: MicroBatcher | None = None
         self.examples: dict[str, Example] = {e.id: e for e in make_examples(self.meta, config.examples_root)}
@@ -122,6 +129,11 @@ class _Service:
             raise RuntimeError("the service is not started")
         probabilities = await self.batcher.score(item)
         scored = self.predictor.scored(record, item, quality, probabilities)
+        if self.measures and scored.prediction.status == "ok":
+            measured = await run_in_threadpool(
+                measurements_of, record.signal, record.sampling_rate_hz, record.lead_names
+            )
+            scored = replace(scored, prediction=replace(scored.prediction, measurements=measured))
         explanations = await self.explain(scored, methods, class_name) if methods else ()
         result_id = uuid.uuid4().hex
         self.results[result_id] = scored

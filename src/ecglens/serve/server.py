@@ -37,6 +37,7 @@ def serve_config(
     allowed_hosts: Sequence[str] = (),
     body_timeout_s: float = 30.0,
     examples: str | None = None,
+    measurements: bool = False,
 ) -> ServeConfig:
     """The server's configuration from the command's options.
 
@@ -69,6 +70,7 @@ def serve_config(
         limits,
         tuple(background_caches),
         examples_root=None if root is None else str(root),
+        measurements=measurements,
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ecglens.waves.marks import OK, WAVES, LeadWaves, WaveMarks, waves_from_triplets
+from ecglens.waves.measure import Measurements, measure
 
 METHODS = ("prominence", "dwt")
 _KEYS = {
@@ -118,3 +119,16 @@ def _column(values: object, n: int) -> np.ndarray:
     array = np.asarray(values, np.float64)[:n]
     array = np.concatenate([array, np.full(n - len(array), np.nan)])
     return np.where(np.isfinite(array), array, -1).astype(np.int64)
+
+
+def available() -> bool:
+    """Whether neurokit2 is installed (``pip install 'ecglens[waves]'``), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("neurokit2") is not None
+
+
+def measurements_of(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str]) -> Measurements:
+    """A record's measurements (`ecglens.waves.measure`) from its own delineation: ``predict --measurements`` and
+    the viewer's."""
+    return measure(delineate(signal, sampling_rate_hz, lead_names), signal)

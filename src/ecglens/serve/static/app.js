@@ -106,12 +106,36 @@ function render(result) {
   const own = state.statements && state.statements.length ? ` (the record's own statements: ${state.statements.join(", ")})` : "";
   $("known").textContent = known ? `Known, mapped to this model's classes: ${known.length ? known.join(", ") : "none of them"}${own}` : "";
   $("warnings").replaceChildren(...result.warnings.map((w) => element("li", w)));
+  renderMeasurements(result.measurements);
   const names = state.model.class_names;
   const top = result.decisions[0] || names.reduce((a, b) => (result.probabilities[a] >= result.probabilities[b] ? a : b));
   $("class-select").value = top;
   renderProbabilities(result);
   drawEcg();
   refreshExplanations();
+}
+
+const MEASURED = [["heart_rate_bpm", "HR", "bpm"], ["pr_ms", "PR", "ms"], ["qrs_ms", "QRS", "ms"], ["qt_ms", "QT", "ms"],
+  ["qtc_bazett_ms", "QTc (Bazett)", "ms"], ["qtc_fridericia_ms", "QTc (Fridericia)", "ms"],
+  ["p_axis_deg", "P axis", "deg"], ["qrs_axis_deg", "QRS axis", "deg"], ["t_axis_deg", "T axis", "deg"]];
+
+function renderMeasurements(m) {
+  const target = $("measurements");
+  if (!m) {
+    target.replaceChildren();
+    return;
+  }
+  const outside = new Set(m.outside_normal);
+  const parts = MEASURED.map(([key, name, unit]) => {
+    const value = m[key] === null ? "n/a" : `${Math.round(m[key])} ${unit}`;
+    const range = m.normal_ranges[key];
+    const span = element("span", `${name} ${value}`, outside.has(key) ? "outside" : "");
+    if (range) span.title = `normal ${range[0]} to ${range[1]} ${unit}`;
+    return span;
+  });
+  const label = element("span", "Measured (delineated waves; hover for the normal range): ");
+  const notes = m.notes.length ? [element("span", ` (${m.notes.join("; ")})`, "note")] : [];
+  target.replaceChildren(label, ...parts.flatMap((p, i) => (i ? [" · ", p] : [p])), ...notes);
 }
 
 function highest(result, n) {
