@@ -1100,9 +1100,8 @@ def explain_waves(
     \b
     Examples:
       ecglens explain waves --checkpoint starter --records ../shared/data/ludb/data/1.hea --marks ludb
-      ecglens data prepare ludb=challenge:../shared/data/ludb/data --sampling-rate 100 --out caches/ludb100
-      ecglens explain waves --checkpoint starter --data caches/ludb100 --n 100 --marks ludb \\
-          --methods gradcam,guided-gradcam,shap
+      ecglens explain waves --checkpoint starter --marks ludb --methods gradcam,guided-gradcam,shap \\
+          --records $(ls ../shared/data/ludb/data/*.hea | paste -sd, -)     # every LUDB record
     """
     _show(
         _commands("explain").run_waves(
