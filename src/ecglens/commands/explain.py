@@ -28,6 +28,7 @@ from ecglens.models import resolve_device
 from ecglens.predict import Predictor
 from ecglens.preprocess import ModelInput
 from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions
+from ecglens.report.html import number
 from ecglens.report.outputs import (
     lead_shapley_frame,
     population_lines,
@@ -293,16 +294,13 @@ class WavesRun:
     def lines(self) -> list[str]:
         """What the CLI prints: per class and method, the mean plausibility beside its chance level."""
 
-        def fmt(value: float | None) -> str:
-            return "n/a" if value is None else f"{value:.2f}"
-
         lines = [f"{'class':<6} {'method':<15} {'n':>3}  plausibility [95 % CI]   chance  top segment"]
         for row in self.table:
             interval = "" if row.interval is None else f" [{row.interval[0]:.2f}, {row.interval[1]:.2f}]"
             top = max(row.shares, key=lambda segment: row.shares[segment])
             lines.append(
-                f"{row.class_name:<6} {row.method:<15} {row.n:>3}  {fmt(row.plausibility) + interval:<23}"
-                f"  {fmt(row.chance):>6}  {top} ({row.shares[top]:.0%})"
+                f"{row.class_name:<6} {row.method:<15} {row.n:>3}  {number(row.plausibility, 2) + interval:<23}"
+                f"  {number(row.chance, 2):>6}  {top} ({row.shares[top]:.0%})"
             )
         sources = sorted({item.marks.source for item in self.explained})
         return [*lines, f"waves from: {', '.join(sources) or 'none'}", self.written.line()]

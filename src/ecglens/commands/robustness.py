@@ -10,6 +10,7 @@ from pathlib import Path
 from ecglens.bundle.meta import read_meta
 from ecglens.commands.common import Written
 from ecglens.perturb import default_suite
+from ecglens.report.html import number
 from ecglens.report.robustness import write_robustness
 from ecglens.robustness import LINF_BUDGETS_UV, RobustnessResult, run_robustness
 
@@ -25,13 +26,12 @@ class RobustnessRun:
         """What the CLI prints: one line per condition, the flipping budgets, the files."""
         r = self.result
 
-        def fmt(value: float | None) -> str:
-            return "n/a" if value is None else f"{value:.3f}"
-
         lines = [f"{r.n_records} {r.split} records; macro AUC / F1 at the bundle's thresholds / decisions changed:"]
         for c in (*r.conditions, *r.transfer):
             changed = "" if c.changed is None else f"{c.changed:6.0%}"
-            lines.append(f"  {c.family:<11} {c.label:<40} {fmt(c.macro_auc)}  {fmt(c.macro_f1)}  {changed} {c.note}")
+            lines.append(
+                f"  {c.family:<11} {c.label:<40} {number(c.macro_auc)}  {number(c.macro_f1)}  {changed} {c.note}"
+            )
         for spectrum in r.spectra:
             lines.append(
                 f"  spectrum of {spectrum.label} at {spectrum.eps_uv:g} uV: {spectrum.share_above_40hz:.1%} "

@@ -64,15 +64,16 @@ def figure_from_png(path, alt: str) -> Markup:
         return _png_img(handle.read(), alt)
 
 
+def number(value: float | None, digits: int = 3) -> str:
+    """A figure as reports and the terminal show it: ``digits`` decimals, ``n/a`` where there is none."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def table_to_html(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Markup:
     """A plain HTML table (cells escaped; None shown as n/a, floats with 3 decimals)."""
 
     def cell(value: object) -> object:
-        if value is None:
-            return "n/a"
-        if isinstance(value, float):
-            return f"{value:.3f}"
-        return value
+        return number(value) if value is None or isinstance(value, float) else value
 
     return Markup(_TABLE.render(header=header, rows=[[cell(v) for v in row] for row in rows]))  # autoescaped
 

@@ -12,7 +12,7 @@ from markupsafe import Markup
 from ecglens.data import SplitSpec
 from ecglens.metrics import FMAX_NOTE, EvaluationResult, OutOfScopeTable
 from ecglens.report.explanations import POPULATION_NOTE, ExampleFigure, population_summary
-from ecglens.report.html import evaluation_table, figure_from_png, out_of_scope_html, page, table_to_html
+from ecglens.report.html import evaluation_table, figure_from_png, number, out_of_scope_html, page, table_to_html
 from ecglens.study import CITATION, study_cells
 
 
@@ -170,10 +170,6 @@ def render_reproduce(summary: ReproduceSummary, tables: dict[str, pd.DataFrame])
     return page("ecglens reproduce: Original / Ours_1 / Ours_2", sections)
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _findings(summary: ReproduceSummary) -> Markup:
     """The generalisation gap and the three protocols' macro AUC, with the folds and how to read the tables."""
     results = summary.results
@@ -186,11 +182,11 @@ def _findings(summary: ReproduceSummary) -> Markup:
         "for 30 epochs, so a smaller run differs in level). Cells marked n/a are classes without positives in "
         "that test set. Per-class intervals, thresholds and flags are in the sections after the tables.</p>"
     ).format(
-        _fmt(results.macro_auc("Original", "cpsc")),
-        _fmt(results.macro_auc("Original", "ptbxl")),
-        _fmt(results.macro_auc("Original", "combined")),
-        _fmt(results.macro_auc("Ours_1", "combined")),
-        _fmt(results.macro_auc("Ours_2", "combined")),
+        number(results.macro_auc("Original", "cpsc")),
+        number(results.macro_auc("Original", "ptbxl")),
+        number(results.macro_auc("Original", "combined")),
+        number(results.macro_auc("Ours_1", "combined")),
+        number(results.macro_auc("Ours_2", "combined")),
         summary.folds.val_fold,
         summary.folds.test_fold,
         CITATION,

@@ -16,7 +16,7 @@ from matplotlib.ticker import NullLocator
 
 from ecglens.report.ecgpaper import paper_grid
 from ecglens.report.figures import save_figure
-from ecglens.report.html import figure_from_png, page, strict_json, table_to_html
+from ecglens.report.html import figure_from_png, number, page, strict_json, table_to_html
 from ecglens.robustness import ATTACKS, AdversarialExample, ConditionResult, RobustnessResult
 from ecglens.util.atomic import atomic_open, write_json, write_text
 
@@ -237,10 +237,6 @@ def adversarial_figure(example: AdversarialExample, sampling_rate_hz: float, lea
     return fig
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def robustness_section(
     result: RobustnessResult,
     curves_png: Path | None,
@@ -261,8 +257,8 @@ def robustness_section(
         [
             c.family,
             c.label,
-            _fmt(c.macro_auc),
-            _fmt(c.macro_f1),
+            number(c.macro_auc),
+            number(c.macro_f1),
             "" if c.changed is None else f"{c.changed:.0%}",
             c.note,
         ]
@@ -284,7 +280,7 @@ def robustness_section(
             )
         )
         transfer_rows = [
-            [c.label, _fmt(c.macro_auc), "" if c.changed is None else f"{c.changed:.0%}"] for c in result.transfer
+            [c.label, number(c.macro_auc), "" if c.changed is None else f"{c.changed:.0%}"] for c in result.transfer
         ]
         parts.append(table_to_html(["condition", "macro AUC", "decisions changed"], transfer_rows))
     return Markup("").join(parts)
@@ -310,14 +306,14 @@ def _key_numbers(result: RobustnessResult) -> Markup:
 
     lines = [
         Markup("<p>Clean macro AUC {} on {} {} records. ").format(
-            _fmt(result.clean.macro_auc), result.n_records, result.split
+            number(result.clean.macro_auc), result.n_records, result.split
         )
     ]
     for family in ("noise", "faults", "adversarial"):
         if (row := worst(family)) is not None:
             lines.append(
                 Markup("Worst {}: {} (macro AUC {}, {:.0%} of decisions changed). ").format(
-                    family, row.label, _fmt(row.macro_auc), row.changed or 0.0
+                    family, row.label, number(row.macro_auc), row.changed or 0.0
                 )
             )
     if result.flip_budgets:

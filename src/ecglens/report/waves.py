@@ -13,7 +13,7 @@ from markupsafe import Markup
 from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.waves import PlausibilityRow, WaveExplanation
 from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions, explanation_figure, save_figure
-from ecglens.report.html import figure_from_png, page, strict_json, table_to_html
+from ecglens.report.html import figure_from_png, number, page, strict_json, table_to_html
 from ecglens.report.paths import safe_name
 from ecglens.util.atomic import atomic_open, write_json, write_text
 from ecglens.waves.segments import SEGMENTS, expected_evidence
@@ -99,9 +99,6 @@ def write_waves(
 def _sections(
     explained: Sequence[WaveExplanation], table: Sequence[PlausibilityRow], figures: Sequence[Path]
 ) -> list[tuple[str, Markup]]:
-    def fmt(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.2f}"
-
     population = table_to_html(
         ["class", "method", "explanations", "plausibility [95 % CI]", "chance", *SEGMENTS],
         [
@@ -109,9 +106,9 @@ def _sections(
                 r.class_name,
                 r.method,
                 r.n,
-                f"{fmt(r.plausibility)}"
+                f"{number(r.plausibility, 2)}"
                 + ("" if r.interval is None else f" [{r.interval[0]:.2f}, {r.interval[1]:.2f}]"),
-                fmt(r.chance),
+                number(r.chance, 2),
                 *(f"{r.shares[s]:.2f}" for s in SEGMENTS),
             ]
             for r in table
@@ -129,8 +126,8 @@ def _sections(
             item.explanation.input.record_id,
             item.explanation.class_name,
             item.explanation.method,
-            fmt(item.shares.plausibility),
-            fmt(item.shares.chance),
+            number(item.shares.plausibility, 2),
+            number(item.shares.chance, 2),
             item.marks.source,
         )
         + figure_from_png(path, item.explanation.input.record_id)

@@ -51,7 +51,7 @@ from ecglens.explain.lead_shapley import LeadGame, sampled_lead_shapley
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.metrics import EvaluationResult
 from ecglens.report.figures import save_figure
-from ecglens.report.html import figure_from_png, page, strict_json, table_to_html
+from ecglens.report.html import figure_from_png, number, page, strict_json, table_to_html
 from ecglens.train.evaluate import evaluate_bundle
 from ecglens.train.loop import TrainConfig, fit
 from ecglens.util.atomic import atomic_open, write_json, write_text
@@ -527,10 +527,6 @@ def _sections(study: LeadStudy, figure: Path | None) -> list[tuple[str, Markup]]
     return sections
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _limb_note(study: LeadStudy) -> Markup:
     """Einthoven's and Goldberger's dependence of the limb leads, with I, II against all six where measured."""
     note = Markup("<p>{}</p>").format(EINTHOVEN_NOTE)
@@ -538,9 +534,9 @@ def _limb_note(study: LeadStudy) -> Markup:
     if "2" in by_name and "limb6" in by_name:
         two, six = by_name["2"].result, by_name["limb6"].result
         note += Markup("<p>Measured: I, II macro AUC {} {}; the six limb leads {} {}.</p>").format(
-            _fmt(two.macro_auc),
+            number(two.macro_auc),
             _ci(two.average_ci95.get("auc")),
-            _fmt(six.macro_auc),
+            number(six.macro_auc),
             _ci(six.average_ci95.get("auc")),
         )
     return note
@@ -562,13 +558,13 @@ def _subsets_body(study: LeadStudy, figure: Path | None) -> Markup:
         [
             s.name,
             " ".join(s.leads),
-            _fmt(s.val_macro_auc),
-            _fmt(s.coalition_val_auc),
-            f"{_fmt(s.result.macro_auc)} {_ci(s.result.average_ci95.get('auc'))}",
-            _fmt(s.result.average.get("f1")),
-            _fmt(s.shapley_share),
+            number(s.val_macro_auc),
+            number(s.coalition_val_auc),
+            f"{number(s.result.macro_auc)} {_ci(s.result.average_ci95.get('auc'))}",
+            number(s.result.average.get("f1")),
+            number(s.shapley_share),
         ]
-        + [_fmt(m.auc) for m in s.result.per_class]
+        + [number(m.auc) for m in s.result.per_class]
         for s in study.subsets
     ]
     rho = (
@@ -598,9 +594,9 @@ def _subsets_body(study: LeadStudy, figure: Path | None) -> Markup:
         [
             g.size,
             " ".join(g.greedy_leads),
-            f"{_fmt(g.greedy_val_macro_auc)} / {_fmt(g.greedy_macro_auc)}",
+            f"{number(g.greedy_val_macro_auc)} / {number(g.greedy_macro_auc)}",
             g.best_measured or "none of that size",
-            f"{_fmt(g.best_measured_val_macro_auc)} / {_fmt(g.best_measured_macro_auc)}",
+            f"{number(g.best_measured_val_macro_auc)} / {number(g.best_measured_macro_auc)}",
         ]
         for g in study.greedy
     ]
