@@ -186,7 +186,7 @@ def test_explain_waves_places_the_starters_explanations_among_the_cardiologists_
         "--checkpoint",
         "starter",
         "--records",
-        str(header),
+        f"{header},{header.with_name('101.hea')}",  # both decided PAC: more figures than (class, method) pairs
         "--marks",
         "ludb",
         "--methods",
@@ -201,7 +201,12 @@ def test_explain_waves_places_the_starters_explanations_among_the_cardiologists_
     assert sum(first["shares"].values()) == pytest.approx(1.0, abs=1e-6) or sum(first["shares"].values()) == 0
     assert 0 <= first["chance"] <= 1 and first["measurements"]["heart_rate_bpm"] == pytest.approx(45.6, abs=1)
     assert (out / "plausibility.csv").is_file() and list(out.glob("1_*_gradcam_waves.png"))
-    assert "Where a cardiologist looks" in (out / "waves.html").read_text()
+    html = (out / "waves.html").read_text()
+    assert "Where a cardiologist looks" in html
+    figures = list(out.glob("*_waves.png"))
+    assert all(f.name in html for f in figures)  # every figure listed, by its file
+    pairs = {(r["class"], r["method"]) for r in result["records"]}
+    assert html.count("data:image/png") == len(pairs)  # one embedded per class and method: the page stays small
 
 
 @pytest.mark.realdata

@@ -121,21 +121,50 @@ def _sections(
             for e in expected_evidence().values()
         ],
     )
-    records = Markup("").join(
-        Markup("<p>{} for {} ({}): plausibility {} (chance {}); waves: {}</p>").format(
+    rows = [
+        [
             item.explanation.input.record_id,
             item.explanation.class_name,
             item.explanation.method,
+            round(item.explanation.probability, 2),
+            number(item.shares.plausibility, 2),
+            number(item.shares.chance, 2),
+            item.marks.source,
+            path.name,
+        ]
+        for item, path in zip(explained, figures, strict=True)
+    ]
+    records = Markup(
+        "<p class='note'>Every figure is a file beside this page; the page shows one per class and method (its "
+        "most probable record).</p>"
+    ) + table_to_html(["record", "class", "method", "probability", "plausibility", "chance", "waves", "figure"], rows)
+    return [
+        ("Plausibility per class and method", Markup("<p class='note'>{}</p>").format(WAVES_NOTE) + population),
+        ("Where a cardiologist looks (expected evidence)", expected),
+        ("One example per class and method", _examples(explained, figures)),
+        ("Each record", records),
+    ]
+
+
+def _examples(explained: Sequence[WaveExplanation], figures: Sequence[Path]) -> Markup:
+    """The figure of each class and method's most probable record (a page with every figure would not open)."""
+    best: dict[tuple[str, str], tuple[WaveExplanation, Path]] = {}
+    for item, path in zip(explained, figures, strict=True):
+        key = (item.explanation.class_name, item.explanation.method)
+        if key not in best or item.explanation.probability > best[key][0].explanation.probability:
+            best[key] = (item, path)
+    shown = [
+        Markup("<p>{} for {} ({}, p = {:.2f}): plausibility {} (chance {}); waves: {}</p>").format(
+            item.explanation.input.record_id,
+            item.explanation.class_name,
+            item.explanation.method,
+            item.explanation.probability,
             number(item.shares.plausibility, 2),
             number(item.shares.chance, 2),
             item.marks.source,
         )
         + figure_from_png(path, item.explanation.input.record_id)
-        for item, path in zip(explained, figures, strict=True)
+        for item, path in best.values()
         if path.suffix == ".png"
-    )
-    return [
-        ("Plausibility per class and method", Markup("<p class='note'>{}</p>").format(WAVES_NOTE) + population),
-        ("Where a cardiologist looks (expected evidence)", expected),
-        ("Each record", records or Markup("<p>figures as SVG files beside this page</p>")),
     ]
+    return Markup("").join(shown) or Markup("<p>figures as SVG files beside this page</p>")
