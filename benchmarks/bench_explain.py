@@ -240,6 +240,43 @@ def waves(bundle: str | None, n: int) -> None:
         f"agreement over {len(pairs)} explanations: Spearman {spearmanr(first, second).statistic:.2f}, "
         f"mean |difference| {np.mean(np.abs(first - second)):.3f}"
     )
+    _shap_spread(predictor, inputs[:20], background)
+
+
+def _shap_spread(predictor, inputs, background, seeds: int = 4) -> None:
+    """The Monte-Carlo spread of SHAP's plausibility: each explanation repeated with other sampling seeds."""
+    from ecglens.explain.records import explain_inputs, probabilities_of
+    from ecglens.explain.waves import record_marks
+    from ecglens.waves.segments import segment_labels, wave_shares
+
+    meta, spreads = predictor.meta, []
+    probabilities = probabilities_of(predictor.model, inputs)
+    for i, item in enumerate(inputs):
+        marks = record_marks(item, meta.sampling_rate_hz, meta.lead_names, "ludb")
+        labels = segment_labels(marks, item.signal.shape[1])
+        runs = [
+            [
+                wave_shares(e.values, labels, meta.lead_names, e.class_name, "shap").plausibility
+                for e in explain_inputs(
+                    predictor.model,
+                    meta,
+                    [item],
+                    "shap",
+                    None,
+                    background,
+                    probabilities=probabilities[i : i + 1],
+                    seed=seed,
+                )
+            ]
+            for seed in range(seeds)
+        ]
+        spreads += list(np.std(np.array(runs, np.float64), axis=0, ddof=1))
+    print(
+        f"SHAP's Monte-Carlo spread (8 samples per explanation, {seeds} seeds, {len(spreads)} explanations of the "
+        f"first {len(inputs)} records): SD of plausibility median {np.median(spreads):.3f}, mean "
+        f"{np.mean(spreads):.3f}, max {np.max(spreads):.3f}; a class mean over n explanations varies by about "
+        "the mean SD / sqrt(n)"
+    )
 
 
 def main() -> None:
