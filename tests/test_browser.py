@@ -1,5 +1,6 @@
 """The viewer in a real headless Chromium (Debian's package), driven by Playwright: upload, result, Grad-CAM."""
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -57,6 +58,7 @@ def server(tiny_run):
                 "cpu",
                 background_caches=(str(tiny_run.cache),),
                 examples_root=None if examples is None else str(examples),
+                measurements=importlib.util.find_spec("neurokit2") is not None,
             )
         )
     )
@@ -96,6 +98,12 @@ def test_upload_shows_the_diagnosis_the_leads_and_grad_cam(browser, server, reco
         assert "Grad-CAM for" in title and "per time not per lead" in title
     else:  # a blank map is said, not drawn
         assert "no positive Grad-CAM evidence" in title
+    if importlib.util.find_spec("neurokit2") is not None:  # served with --measurements: numbers, not only shading
+        assert page.inner_text("#measurements").startswith("Measured")
+        page.wait_for_function("document.querySelectorAll('#waves-note li').length === 2")
+        lines = page.locator("#waves-note li").all_text_contents()
+        assert lines[0].startswith("Grad-CAM for") and lines[1].startswith("SHAP for")
+        assert all("evidence among the waves" in line or "no positive evidence" in line for line in lines)
     page.screenshot(path=str(artifacts() / "viewer-1280.png"), full_page=True)
     assert not problems, problems
     page.close()

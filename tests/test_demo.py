@@ -20,6 +20,7 @@ def test_reduced_demo_writes_a_full_report(tmp_path, capsys):
         "Grad-CAM",
         "Population lead importance",
         "Faithfulness of the explanations",
+        "Explanations among the waves, and the measurements",
         "Robustness",
         "Timings",
         "Configuration",
@@ -31,6 +32,9 @@ def test_reduced_demo_writes_a_full_report(tmp_path, capsys):
     assert "n/a" not in html.split("Faithfulness of the explanations")[1].split("<h2>")[0][:200]
     summary = json.loads((out / "report.json").read_text())
     assert summary["evaluation"]["results"][0]["n_records"] > 0
+    waves = summary["explanations"]["waves"]  # neurokit2 is in the test extra: the section is computed
+    assert waves["unavailable"] is None and waves["measurements"] and (out / "waves" / "waves.html").is_file()
+    assert "href='waves/waves.html'" in html and "QTc Bazett (ms)" in html
     assert (out / "evaluation" / "metrics.csv").is_file()
     kinds = [c["kind"] for c in summary["robustness"]["conditions"] if "filtered" not in c["family"]]
     assert kinds == [

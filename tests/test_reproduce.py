@@ -77,6 +77,13 @@ def test_reproduce_fills_the_tables_and_resumes_after_a_kill(sources, tmp_path):
     assert {"macro_auc", "macro_auprc", "fmax", "challenge_score"} <= set(scores.columns)
     assert scores["fmax"].notna().all() and scores["challenge_score"].notna().all()
     assert "Set-level scores" in html and "restricted to the 7 classes cpsc9 shares" in html
+    # Figures 6-8 checked with numbers: Ours_2's maps among each test record's waves, and the measurements
+    waves = summary["waves"]
+    assert waves["model"] == "Ours_2" and waves["unavailable"] is None and waves["n_records"] > 0
+    assert {row["method"] for row in waves["table"]} <= {"gradcam", "guided-gradcam"} and waves["table"]
+    assert len(waves["measurements"]) >= 1 and "heart_rate_bpm" in waves["measurements"][0]
+    assert "Figures 6-8 checked" in html and "href='waves/waves.html'" in html
+    assert (clean / "waves" / "waves.html").is_file() and (clean / "results" / "waves.json").is_file()
 
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -98,3 +105,4 @@ def test_reproduce_fills_the_tables_and_resumes_after_a_kill(sources, tmp_path):
     again = _tables(killed)
     for name in tables:
         pd.testing.assert_frame_equal(tables[name], again[name])
+    assert json.loads((killed / "results.json").read_text())["waves"]["table"] == waves["table"]

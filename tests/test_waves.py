@@ -239,3 +239,50 @@ def test_without_neurokit2_delineation_names_the_extra(monkeypatch):
     with pytest.raises(DelineationUnavailable, match=r"pip install 'ecglens\[waves\]'"):
         delineate(np.zeros((12, 5000)), 500.0, ("I", "II"))
     assert issubclass(DelineationUnavailable, ValueError)  # the CLI's one-line error, never a traceback
+
+
+def test_maps_without_positive_evidence_are_counted_apart_and_left_out_of_the_means():
+    from ecglens.explain.waves import PlausibilityRow, plausibility_table
+
+    marks = _marks(leads=("I", "II", "V1"))
+    labels = segment_labels(marks, N)
+    on_pr = np.isin(labels, [SEGMENTS.index("P"), SEGMENTS.index("PR")]).astype(float)
+    placed = wave_shares(on_pr, labels, marks.lead_names, "IAVB", "gradcam")
+    cut = wave_shares(-np.ones(labels.shape), labels, marks.lead_names, "IAVB", "gradcam")  # all below the ReLU
+    assert placed.has_evidence and not cut.has_evidence and cut.plausibility is None
+    (row,) = plausibility_table([placed, cut, placed])
+    assert (row.n, row.n_without_evidence) == (3, 1)
+    assert row.plausibility == pytest.approx(1.0) and row.shares is not None  # the zero map is not averaged in
+    assert row.shares["P"] + row.shares["PR"] == pytest.approx(1.0)
+    assert row.chance == pytest.approx(placed.chance)
+    (none,) = plausibility_table([cut])
+    assert none.shares is None and none.plausibility is None and none.top_segment() == "none"
+    assert PlausibilityRow.from_dict(row.to_dict()) == row and PlausibilityRow.from_dict(none.to_dict()) == none
+
+
+def test_a_study_summary_survives_its_json_and_renders_its_measurements(tmp_path):
+    import json
+
+    from ecglens.explain.waves import WavesSummary, plausibility_table
+    from ecglens.report.waves import waves_section
+
+    marks = _marks(leads=("I", "II", "V1"))
+    labels = segment_labels(marks, N)
+    shares = wave_shares(np.ones(labels.shape), labels, marks.lead_names, "SNR", "gradcam")
+    measured = measure(marks)
+    summary = WavesSummary(
+        "Ours_2",
+        ("gradcam",),
+        1,
+        tuple(plausibility_table([shares])),
+        (("rec-1", measured),),
+        "hand-built",
+        str(tmp_path / "waves" / "waves.html"),
+    )
+    again = WavesSummary.from_dict(json.loads(json.dumps(summary.to_dict())))
+    assert again == summary
+    html = str(waves_section(again, tmp_path))
+    assert "href='waves/waves.html'" in html and "rec-1" in html and "QTc Bazett (ms)" in html
+    assert f"<td>{measured.heart_rate_bpm:.0f}</td>" in html
+    missing = WavesSummary.missing("the demo model", ("gradcam",), "delineation needs neurokit2")
+    assert "Not computed: delineation needs neurokit2" in str(waves_section(missing, tmp_path))

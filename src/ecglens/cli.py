@@ -846,8 +846,10 @@ def demo(out, n_records, epochs, sampling_rate_hz, model, device, seed) -> None:
     """Run the whole pipeline on a built-in synthetic cohort and write an HTML report (no data needed).
 
     Generates records, builds the cache, trains the study's ResNet-34, tunes thresholds on validation
-    (and stores them in the bundle), scores the test split, explains, and writes OUT/report.html with the
-    JSON behind it. About 4-5 minutes on 2 CPU cores with the defaults; re-running reuses finished steps.
+    (and stores them in the bundle), scores the test split, explains, places Grad-CAM and guided Grad-CAM
+    among 12 test records' delineated waves with their measurements (HR, PR, QRS, QT/QTc, axes; needs
+    pip install 'ecglens[waves]', else the section says so), and writes OUT/report.html with the JSON
+    behind it. About 5 minutes on 2 CPU cores with the defaults; re-running reuses finished steps.
 
     \b
     Example:
@@ -1474,7 +1476,9 @@ def reproduce(
 ) -> None:
     """Run the study's Original / Ours_1 / Ours_2 protocols: Tables 2 and 3, Figures 2-8, one HTML report.
 
-    The report shows the study's published Tables 2 and 3 (shipped with ecglens) under our values.
+    The report shows the study's published Tables 2 and 3 (shipped with ecglens) under our values, and
+    checks Figures 6-8 with numbers: Ours_2's Grad-CAM and guided Grad-CAM placed among the delineated
+    waves of test records (plausibility per class beside chance), with each record's measurements.
 
     Resumable: finished caches, runs and evaluations are reused; an interrupted run started again
     finishes the rest. Each protocol's bundle keeps the thresholds its protocol evaluates with.
@@ -1586,8 +1590,9 @@ def models(bundles, card) -> None:
 @click.option(
     "--measurements",
     is_flag=True,
-    help="Also delineate each record and show its heart rate, intervals, QTc and axes with their normal ranges "
-    "(neurokit2: pip install 'ecglens[waves]'; about 50 ms per record).",
+    help="Also delineate each record and show its heart rate, intervals, QTc and axes with their normal ranges, "
+    "and where each explanation's evidence falls among the scored input's waves, with its plausibility for the "
+    "class (neurokit2: pip install 'ecglens[waves]'; about 50 ms per record).",
 )
 @_DEVICE
 def serve(

@@ -76,24 +76,7 @@ class Prediction:
 
     def measurement_line(self) -> str:
         """``HR 46 bpm, PR 142 ms, ...`` and what lies outside the normal ranges (empty without measurements)."""
-        m = self.measurements
-        if m is None:
-            return ""
-        shown = [
-            ("HR", m.heart_rate_bpm, "bpm"),
-            ("PR", m.pr_ms, "ms"),
-            ("QRS", m.qrs_ms, "ms"),
-            ("QT", m.qt_ms, "ms"),
-            ("QTc Bazett", m.qtc_bazett_ms, "ms"),
-            ("QRS axis", m.qrs_axis_deg, "deg"),
-        ]
-        text = ", ".join(f"{name} {'n/a' if v is None else f'{v:.0f}'} {unit}" for name, v, unit in shown)
-        outside = m.outside_normal()
-        return (
-            text
-            + (f"; outside normal: {', '.join(outside)}" if outside else "")
-            + "".join(f"; {note}" for note in m.notes[:1])
-        )
+        return "" if self.measurements is None else self.measurements.line()
 
     def to_json(self) -> str:
         """One strict JSON object (a JSON Lines row; NaN or infinity would be a fault and raise)."""

@@ -297,10 +297,10 @@ class WavesRun:
         lines = [f"{'class':<6} {'method':<15} {'n':>3}  plausibility [95 % CI]   chance  top segment"]
         for row in self.table:
             interval = "" if row.interval is None else f" [{row.interval[0]:.2f}, {row.interval[1]:.2f}]"
-            top = max(row.shares, key=lambda segment: row.shares[segment])
+            empty = f"; {row.n_without_evidence} maps without positive evidence" if row.n_without_evidence else ""
             lines.append(
                 f"{row.class_name:<6} {row.method:<15} {row.n:>3}  {number(row.plausibility, 2) + interval:<23}"
-                f"  {number(row.chance, 2):>6}  {top} ({row.shares[top]:.0%})"
+                f"  {number(row.chance, 2):>6}  {row.top_segment()}{empty}"
             )
         sources = sorted({item.marks.source for item in self.explained})
         return [*lines, f"waves from: {', '.join(sources) or 'none'}", self.written.line()]

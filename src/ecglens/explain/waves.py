@@ -72,22 +72,37 @@ def explain_waves(
     for i, item in enumerate(inputs):
         marks = record_marks(item, meta.sampling_rate_hz, meta.lead_names, source)
         measured = measure(marks, item.signal)
-        labels = {per_lead: segment_labels(marks, item.signal.shape[1], per_lead) for per_lead in (True, False)}
+        labels = method_labels(marks, item.signal.shape[1])
         for method in methods:
             explained = explain_inputs(
                 model, meta, [item], method, class_name, background, probabilities=probabilities[i : i + 1]
             )
             for explanation in explained:
-                codes = labels[method in LEAD_RESOLVED]
-                shares = wave_shares(explanation.values, codes, meta.lead_names, explanation.class_name, method)
+                codes, shares = among_waves(explanation, labels, meta.lead_names)
                 out.append(WaveExplanation(explanation, marks, codes, shares, measured))
     return out
+
+
+def method_labels(marks: WaveMarks, n_samples: int) -> dict[bool, np.ndarray]:
+    """The segment codes of an input (`segment_labels`): by each lead's own waves (key True) and by the global
+    waves on every lead (key False)."""
+    return {per_lead: segment_labels(marks, n_samples, per_lead) for per_lead in (True, False)}
+
+
+def among_waves(
+    explanation: RecordExplanation, labels: dict[bool, np.ndarray], lead_names: Sequence[str]
+) -> tuple[np.ndarray, WaveShares]:
+    """An explanation's segment codes and shares: a lead-resolved method's map among each lead's own waves,
+    Grad-CAM's (one value per time step) among the global waves."""
+    codes = labels[explanation.method in LEAD_RESOLVED]
+    return codes, wave_shares(explanation.values, codes, lead_names, explanation.class_name, explanation.method)
 
 
 @dataclass(frozen=True)
 class PlausibilityRow:
     """One class and method over records: mean plausibility with a 95 % bootstrap interval, mean chance,
-    and the mean share per segment."""
+    and the mean share per segment, over the ``n`` explanations less the ``n_without_evidence`` maps with no
+    positive evidence among the waves (counted, and left out of every mean; shares None when all are)."""
 
     class_name: str
     method: str
@@ -95,19 +110,58 @@ class PlausibilityRow:
     plausibility: float | None
     interval: tuple[float, float] | None
     chance: float | None
-    shares: dict[str, float]
+    shares: dict[str, float] | None
+    n_without_evidence: int = 0
+
+    def top_segment(self) -> str:
+        """``QRS (41%)``: the segment with the largest mean share (``none`` when no map has evidence)."""
+        if self.shares is None:
+            return "none"
+        top = max(self.shares, key=lambda segment: self.shares[segment] if self.shares else 0.0)
+        return f"{top} ({self.shares[top]:.0%})"
+
+    def to_dict(self) -> dict:
+        """Plain data: one row of ``plausibility.csv``."""
+        return {
+            "class": self.class_name,
+            "method": self.method,
+            "n": self.n,
+            "plausibility": self.plausibility,
+            "interval": None if self.interval is None else list(self.interval),
+            "chance": self.chance,
+            "without_evidence": self.n_without_evidence,
+            **{f"share_{seg}": None if self.shares is None else self.shares[seg] for seg in SEGMENTS},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PlausibilityRow:
+        """The row back from `to_dict`."""
+        interval = data["interval"]
+        return cls(
+            data["class"],
+            data["method"],
+            data["n"],
+            data["plausibility"],
+            None if interval is None else (interval[0], interval[1]),
+            data["chance"],
+            None if data["share_P"] is None else {seg: data[f"share_{seg}"] for seg in SEGMENTS},
+            data["without_evidence"],
+        )
 
 
 def plausibility_table(
-    explained: Sequence[WaveExplanation], n_boot: int = 1000, seed: int = 0
+    explained: Sequence[WaveExplanation | WaveShares], n_boot: int = 1000, seed: int = 0
 ) -> list[PlausibilityRow]:
-    """Per class and method: the mean plausibility (an interval from 2 records on), chance and segment profile."""
+    """Per class and method: the mean plausibility (an interval from 2 records on), chance and segment profile,
+    over the maps with positive evidence among the waves (the others counted)."""
     groups: dict[tuple[str, str], list[WaveShares]] = {}
     for item in explained:
-        groups.setdefault((item.shares.class_name, item.shares.method), []).append(item.shares)
+        one = item.shares if isinstance(item, WaveExplanation) else item
+        groups.setdefault((one.class_name, one.method), []).append(one)
     rng = np.random.default_rng(seed)
     rows = []
-    for (name, method), shares in sorted(groups.items()):
+    for (name, method), every in sorted(groups.items()):
+        shares = [s for s in every if s.has_evidence]
         values = np.array([s.plausibility for s in shares if s.plausibility is not None], np.float64)
         chances = [s.chance for s in shares if s.chance is not None]
         interval = None
@@ -118,11 +172,83 @@ def plausibility_table(
             PlausibilityRow(
                 name,
                 method,
-                len(shares),
+                len(every),
                 float(values.mean()) if len(values) else None,
                 interval,
                 float(np.mean(chances)) if chances else None,
-                {seg: float(np.mean([s.shares[seg] for s in shares])) for seg in SEGMENTS},
+                {seg: float(np.mean([s.shares[seg] for s in shares])) for seg in SEGMENTS} if shares else None,
+                len(every) - len(shares),
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class WavesSummary:
+    """A study's explanations among the waves, as it saves and reloads them: the model and methods, the
+    plausibility per class and method, each explained record's measurements and the page with every figure;
+    or, where delineation is not installed, why there is none."""
+
+    model: str
+    methods: tuple[str, ...]
+    n_records: int
+    table: tuple[PlausibilityRow, ...]
+    measurements: tuple[tuple[str, Measurements], ...]
+    waves_source: str
+    page: str | None
+    unavailable: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        model: str,
+        methods: Sequence[str],
+        n_records: int,
+        explained: Sequence[WaveExplanation],
+        table: Sequence[PlausibilityRow],
+        page: Path,
+    ) -> WavesSummary:
+        """The summary of ``explain_waves``'s output, its `plausibility_table` and the ``waves.html`` written."""
+        measured = {item.explanation.input.record_id: item.measurements for item in explained}
+        sources = sorted({item.marks.source for item in explained})
+        return cls(
+            model,
+            tuple(methods),
+            n_records,
+            tuple(table),
+            tuple(measured.items()),
+            ", ".join(sources) or "none",
+            str(page),
+        )
+
+    def to_dict(self) -> dict:
+        """Plain data for a study's JSON."""
+        return {
+            "model": self.model,
+            "methods": list(self.methods),
+            "n_records": self.n_records,
+            "table": [row.to_dict() for row in self.table],
+            "measurements": [{"record_id": rid, **m.to_dict()} for rid, m in self.measurements],
+            "waves_source": self.waves_source,
+            "page": self.page,
+            "unavailable": self.unavailable,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WavesSummary:
+        """The summary back from `to_dict`."""
+        return cls(
+            data["model"],
+            tuple(data["methods"]),
+            data["n_records"],
+            tuple(PlausibilityRow.from_dict(row) for row in data["table"]),
+            tuple((m["record_id"], Measurements.from_dict(m)) for m in data["measurements"]),
+            data["waves_source"],
+            data["page"],
+            data["unavailable"],
+        )
+
+    @classmethod
+    def missing(cls, model: str, methods: Sequence[str], why: str) -> WavesSummary:
+        """No summary, and why (delineation is not installed)."""
+        return cls(model, tuple(methods), 0, (), (), "none", None, why)

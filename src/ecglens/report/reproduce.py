@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pandas as pd
 from markupsafe import Markup
 
 from ecglens.data import SplitSpec
+from ecglens.explain.waves import WavesSummary
 from ecglens.metrics import FMAX_NOTE, EvaluationResult, OutOfScopeTable
 from ecglens.report.explanations import POPULATION_NOTE, ExampleFigure, population_summary
 from ecglens.report.html import evaluation_table, figure_from_png, number, out_of_scope_html, page, table_to_html
+from ecglens.report.waves import waves_section
 from ecglens.study import CITATION, study_cells
 
 
@@ -106,6 +109,7 @@ class ReproduceSummary:
     data: dict
     versions: dict[str, str]
     cross: pd.DataFrame | None = None
+    waves: WavesSummary | None = None
 
     def to_dict(self) -> dict:
         """Plain data for ``results.json``."""
@@ -119,6 +123,7 @@ class ReproduceSummary:
             "data": self.data,
             "versions": self.versions,
             "cross": None if self.cross is None else self.cross.to_dict(),
+            "waves": None if self.waves is None else self.waves.to_dict(),
         }
 
 
@@ -248,4 +253,14 @@ def _figure_sections(summary: ReproduceSummary) -> list[tuple[str, Markup]]:
             Markup(POPULATION_NOTE) + population if population else none,
         ),
         ("Figures 6-8: Grad-CAM of Ours_2 on correctly and incorrectly classified test records", gradcam or none),
+        *(
+            [
+                (
+                    "Figures 6-8 checked: where Ours_2's evidence falls among the waves, and the measurements",
+                    waves_section(summary.waves, Path(summary.waves.page or ".").parent.parent),  # OUT/waves/
+                )
+            ]
+            if summary.waves is not None
+            else []
+        ),
     ]

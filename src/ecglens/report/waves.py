@@ -4,6 +4,7 @@ and the record's measurements), ``plausibility.csv`` (per class and method, over
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,11 +12,12 @@ import pandas as pd
 from markupsafe import Markup
 
 from ecglens.bundle.meta import BundleMeta
-from ecglens.explain.waves import PlausibilityRow, WaveExplanation
+from ecglens.explain.waves import PlausibilityRow, WaveExplanation, WavesSummary
 from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions, explanation_figure, save_figure
 from ecglens.report.html import figure_from_png, number, page, strict_json, table_to_html
 from ecglens.report.paths import safe_name
 from ecglens.util.atomic import atomic_open, write_json, write_text
+from ecglens.waves.measure import NORMAL_RANGES, QTC_FORMULAS, Measurements
 from ecglens.waves.segments import SEGMENTS, expected_evidence
 
 WAVES_NOTE = (
@@ -25,7 +27,9 @@ WAVES_NOTE = (
     "means the method concentrates there. Plausibility is the share of evidence in the segments and leads a "
     "cardiologist reads for the class (the expected-evidence table, each row with its source), beside its chance "
     "level: the share a map spread evenly over time would put there. Grad-CAM, one value per time step, is placed "
-    "among the global waves (the same on every lead); SHAP and guided Grad-CAM among each lead's own."
+    "among the global waves (the same on every lead); SHAP and guided Grad-CAM among each lead's own. A map with "
+    "no positive evidence among the waves (a Grad-CAM the ReLU cut to zero) is counted apart and left out of the "
+    "means."
 )
 
 
@@ -66,18 +70,7 @@ def write_waves(
     rows = [_row(item) for item in explained]
     with atomic_open(out / "waves.csv", newline="") as handle:
         pd.DataFrame(rows).to_csv(handle, index=False)
-    summary = [
-        {
-            "class": r.class_name,
-            "method": r.method,
-            "n": r.n,
-            "plausibility": r.plausibility,
-            "interval": r.interval,
-            "chance": r.chance,
-            **{f"share_{k}": v for k, v in r.shares.items()},
-        }
-        for r in table
-    ]
+    summary = [row.to_dict() for row in table]
     with atomic_open(out / "plausibility.csv", newline="") as handle:
         pd.DataFrame(summary).to_csv(handle, index=False)
     records = [
@@ -99,21 +92,7 @@ def write_waves(
 def _sections(
     explained: Sequence[WaveExplanation], table: Sequence[PlausibilityRow], figures: Sequence[Path]
 ) -> list[tuple[str, Markup]]:
-    population = table_to_html(
-        ["class", "method", "explanations", "plausibility [95 % CI]", "chance", *SEGMENTS],
-        [
-            [
-                r.class_name,
-                r.method,
-                r.n,
-                f"{number(r.plausibility, 2)}"
-                + ("" if r.interval is None else f" [{r.interval[0]:.2f}, {r.interval[1]:.2f}]"),
-                number(r.chance, 2),
-                *(f"{r.shares[s]:.2f}" for s in SEGMENTS),
-            ]
-            for r in table
-        ],
-    )
+    population = plausibility_html(table)
     expected = table_to_html(
         ["class", "segments", "leads", "what a cardiologist looks at", "source"],
         [
@@ -168,3 +147,77 @@ def _examples(explained: Sequence[WaveExplanation], figures: Sequence[Path]) -> 
         if path.suffix == ".png"
     ]
     return Markup("").join(shown) or Markup("<p>figures as SVG files beside this page</p>")
+
+
+def plausibility_html(table: Sequence[PlausibilityRow]) -> Markup:
+    """Per class and method: explanations, mean plausibility with its interval, chance and the segment profile."""
+    return table_to_html(
+        ["class", "method", "explanations", "plausibility [95 % CI]", "chance", *SEGMENTS],
+        [
+            [
+                r.class_name,
+                r.method,
+                r.n if not r.n_without_evidence else f"{r.n} ({r.n_without_evidence} without evidence)",
+                f"{number(r.plausibility, 2)}"
+                + ("" if r.interval is None else f" [{r.interval[0]:.2f}, {r.interval[1]:.2f}]"),
+                number(r.chance, 2),
+                *(number(None if r.shares is None else r.shares[s], 2) for s in SEGMENTS),
+            ]
+            for r in table
+        ],
+    )
+
+
+MEASURED = (
+    ("HR (bpm)", "heart_rate_bpm"),
+    ("RR SD (ms)", "rr_sd_ms"),
+    ("PR (ms)", "pr_ms"),
+    ("QRS (ms)", "qrs_ms"),
+    ("QT (ms)", "qt_ms"),
+    ("QTc Bazett (ms)", "qtc_bazett_ms"),
+    ("QTc Fridericia (ms)", "qtc_fridericia_ms"),
+    ("P axis", "p_axis_deg"),
+    ("QRS axis", "qrs_axis_deg"),
+    ("T axis", "t_axis_deg"),
+)
+"""The measurement columns of a report's table: heading and `Measurements` field."""
+
+
+def measurements_html(measured: Sequence[tuple[str, Measurements]]) -> Markup:
+    """Each record's measurements, a value outside its normal range in bold, with the ranges and formulas."""
+    rows = []
+    for record_id, m in measured:
+        values = m.to_dict()
+        outside = set(m.outside_normal())
+        cells: list = [record_id]
+        for _, name in MEASURED:
+            text = "n/a" if values[name] is None else f"{values[name]:.0f}"
+            cells.append(Markup("<b>{}</b>").format(text) if name in outside else text)
+        rows.append([*cells, "; ".join(m.notes)])
+    headings = {name: heading for heading, name in MEASURED}
+    ranges = ", ".join(f"{headings[name]} {low:g} to {high:g}" for name, (low, high) in NORMAL_RANGES.items())
+    formulas = "; ".join(f"{k}: {v}" for k, v in QTC_FORMULAS.items())
+    return Markup("<p class='note'>Bold: outside the adult normal range ({}). QTc {}.</p>").format(
+        ranges, formulas
+    ) + table_to_html(["record", *(heading for heading, _ in MEASURED), "notes"], rows)
+
+
+def waves_section(summary: WavesSummary, relative_to: Path) -> Markup:
+    """A study report's section: the plausibility per class and method, each explained record's measurements,
+    and a link to the page with every figure (relative to the report's folder ``relative_to``)."""
+    if summary.unavailable is not None:
+        return Markup("<p>Not computed: {}</p>").format(summary.unavailable)
+    link = Markup("")
+    if summary.page is not None:
+        href = Path(os.path.relpath(summary.page, relative_to)).as_posix()
+        link = Markup("<p>Every figure, record and segment share: <a href='{}'>{}</a>.</p>").format(href, href)
+    intro = Markup("<p class='note'>{} on {} test records ({}), waves from {}. {}</p>").format(
+        summary.model, summary.n_records, ", ".join(summary.methods), summary.waves_source, WAVES_NOTE
+    )
+    return (
+        intro
+        + plausibility_html(summary.table)
+        + Markup("<h3>Measurements of the explained records</h3>")
+        + measurements_html(summary.measurements)
+        + link
+    )

@@ -169,6 +169,7 @@ class _Service:
             class_name,
             self.background,
             self.config.shap_samples,
+            self.measures,
         )
 
     def model_info(self) -> dict:

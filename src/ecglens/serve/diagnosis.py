@@ -16,7 +16,10 @@ import torch
 from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.inputs import Background
 from ecglens.explain.records import explain_inputs
+from ecglens.explain.waves import among_waves, method_labels
 from ecglens.predict import Scored
+from ecglens.waves.delineate import delineate
+from ecglens.waves.segments import WaveShares
 
 EXPLANATIONS = ("gradcam", "shap")
 
@@ -33,6 +36,9 @@ class ClassExplanation:
             leads), never a lead-resolved map.
         lead_values: per-lead signed sums over time (SHAP only; additive: they add up to the probability's
             difference from the background's mean, in expectation).
+        waves: where the map's positive evidence falls among the scored input's delineated waves, and its
+            plausibility for the class (``serve --measurements``); None otherwise.
+        waves_from: the delineation that gave those waves.
     """
 
     method: str
@@ -40,6 +46,8 @@ class ClassExplanation:
     probability: float
     time_map: np.ndarray
     lead_values: np.ndarray | None = None
+    waves: WaveShares | None = None
+    waves_from: str | None = None
 
     def to_dict(self, lead_names: Sequence[str]) -> dict:
         """Plain data for JSON (6 significant digits)."""
@@ -52,6 +60,8 @@ class ClassExplanation:
         }
         if self.lead_values is not None:
             out["lead_values"] = dict(zip(lead_names, _rounded(self.lead_values), strict=True))
+        if self.waves is not None:
+            out["waves"] = {**self.waves.to_dict(), "waves_from": self.waves_from}
         return out
 
 
@@ -96,9 +106,11 @@ def explain_scored(
     class_name: str | None = None,
     background: Background | None = None,
     n_samples: int = 16,
+    among_the_waves: bool = False,
 ) -> tuple[ClassExplanation, ...]:
     """Explanations of a scored record for ``class_name``, or else its decisions (else the most probable class),
-    through `ecglens.explain.records.explain_inputs` (the one explanation loop), summarised for drawing.
+    through `ecglens.explain.records.explain_inputs` (the one explanation loop), summarised for drawing; with
+    ``among_the_waves``, each placed among the scored input's own delineated waves (needs neurokit2).
 
     Raises:
         ValueError: an unknown method or class, or SHAP without a background.
@@ -106,6 +118,10 @@ def explain_scored(
     unknown = set(methods) - set(EXPLANATIONS)
     if unknown:
         raise ValueError(f"unknown explanation {', '.join(sorted(unknown))}; choose from {', '.join(EXPLANATIONS)}")
+    marks = labels = None
+    if among_the_waves:
+        marks = delineate(scored.input.signal, meta.sampling_rate_hz, meta.lead_names)
+        labels = method_labels(marks, scored.input.signal.shape[1])
     out = []
     for method in methods:
         for e in explain_inputs(
@@ -118,10 +134,11 @@ def explain_scored(
             n_samples,
             probabilities=scored.probabilities[None],
         ):
+            shares = None if labels is None else among_waves(e, labels, meta.lead_names)[1]
+            source = None if marks is None else marks.source
             if method == "gradcam":  # one map per time step, repeated over the leads: keep one row
-                out.append(ClassExplanation(method, e.class_name, e.probability, e.values[0]))
+                out.append(ClassExplanation(method, e.class_name, e.probability, e.values[0], None, shares, source))
             else:
-                out.append(
-                    ClassExplanation(method, e.class_name, e.probability, e.values.sum(axis=0), e.values.sum(axis=1))
-                )
+                summed = (e.values.sum(axis=0), e.values.sum(axis=1))
+                out.append(ClassExplanation(method, e.class_name, e.probability, *summed, shares, source))
     return tuple(out)

@@ -1,7 +1,8 @@
 """``ecglens demo``: the whole pipeline on the built-in synthetic cohort, ending in an HTML report.
 
 synthetic WFDB records -> cache (resampled) -> ResNet-34 training -> thresholds on validation ->
-metrics on test -> explanations -> report.html + report.json.
+metrics on test -> explanations (and among the delineated waves, with the measurements) -> robustness ->
+report.html + report.json.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ecglens.data.cache import build_cache, open_caches
 from ecglens.explain.faithfulness import DELETION_NOTE, FaithfulnessResult, faithfulness
 from ecglens.explain.inputs import split_inputs, training_background
 from ecglens.explain.population import PopulationImportance
+from ecglens.explain.waves import WavesSummary
 from ecglens.io import parse_source
 from ecglens.perturb import Perturbation
 from ecglens.predict import Predictor
@@ -38,7 +40,9 @@ from ecglens.report.html import evaluation_table, figure_from_png, figure_to_htm
 from ecglens.report.outputs import write_faithfulness
 from ecglens.report.robustness import robustness_section, write_robustness
 from ecglens.report.synth import plot_one_per_class
+from ecglens.report.waves import waves_section
 from ecglens.robustness import RobustnessResult, run_robustness
+from ecglens.studies.waves import waves_for_report
 from ecglens.synth.cohort import SynthConfig, write_cohort
 from ecglens.train.evaluate import EvaluationReport, evaluate_bundle, store_in_bundle, write_report
 from ecglens.train.loop import TrainConfig, TrainResult, fit
@@ -108,6 +112,18 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     with clock.step("explain"):
         _log("explaining: Grad-CAM of right and wrong test records, population SHAP, faithfulness")
         explanations = explain_for_report(result.best_bundle, cache, out / "explain", config, progress)
+    with clock.step("waves"):
+        _log("placing Grad-CAM and guided Grad-CAM among the test records' waves")
+        waves = waves_for_report(
+            "the demo model",
+            result.best_bundle,
+            [cache],
+            out / "waves",
+            config.explain_faithfulness,
+            config.train.device,
+            seed=1,
+        )
+        explanations = replace(explanations, waves=waves)
     with clock.step("robustness"):
         robustness = _robustness(result.best_bundle, cache, config, progress)
         robustness_files = write_robustness(robustness, out / "robustness", read_meta(result.best_bundle).lead_names)
@@ -130,7 +146,7 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
         robustness,
         *(figures.get(name) for name in ("robustness_curves.png", "adversarial_example.png", "attack_spectra.png")),
     )
-    write_text(out / "report.html", _render(summary, report, synth, result, config, section, explanations))
+    write_text(out / "report.html", _render(summary, report, synth, result, config, section, explanations, out))
     _log(f"done in {timings['total']:.0f} s: test macro AUC {report.combined.macro_auc:.3f}")
     _log(f"view the model in a browser: ecglens serve --checkpoint {result.best_bundle}")
     return out / "report.html"
@@ -215,6 +231,7 @@ def _render(
     config: DemoConfig,
     robustness: Markup,
     explanations: DemoExplanations,
+    out: Path,
 ) -> str:
     test = report.combined
     sections = [
@@ -253,7 +270,7 @@ def _render(
     with tempfile.TemporaryDirectory() as scratch:
         images = [figure_from_png(path, path.stem) for path in plot_one_per_class(synth, scratch)]
     sections.append(("What each synthetic class looks like", Markup("").join(images)))
-    sections += _explanation_sections(explanations)
+    sections += _explanation_sections(explanations, out)
     sections.append(("Robustness: a few perturbations (full set: ecglens robustness)", robustness))
     sections.append(("Timings (s)", table_to_html(["step", "seconds"], list(summary["timings_s"].items()))))
     sections.append(("Configuration", Markup("<pre>{}</pre>").format(json.dumps(summary["config"], indent=2))))
@@ -269,6 +286,7 @@ class DemoExplanations:
     population_figure: Path
     faithfulness: FaithfulnessResult
     faithfulness_figure: Path
+    waves: WavesSummary | None = None
 
     def to_dict(self) -> dict:
         """Plain data for ``report.json``."""
@@ -279,6 +297,7 @@ class DemoExplanations:
             "faithfulness": self.faithfulness.to_dict(),
             "faithfulness_markdown": self.faithfulness.to_markdown(),
             "faithfulness_figure": str(self.faithfulness_figure),
+            "waves": None if self.waves is None else self.waves.to_dict(),
         }
 
 
@@ -311,7 +330,7 @@ def explain_for_report(
     return DemoExplanations(tuple(figures), population, out / "population.png", faith, out / "faithfulness_curves.png")
 
 
-def _explanation_sections(explanations: DemoExplanations) -> list[tuple[str, Markup]]:
+def _explanation_sections(explanations: DemoExplanations, out: Path) -> list[tuple[str, Markup]]:
     gradcams = Markup("").join(
         Markup("<p>{} ({}, Grad-CAM for {}):</p>").format(item.kind, item.record_id, item.class_name)
         + figure_from_png(item.path, item.record_id)
@@ -338,5 +357,10 @@ def _explanation_sections(explanations: DemoExplanations) -> list[tuple[str, Mar
             Markup("<p class='note'>{} Notes: {}</p>").format(DELETION_NOTE, " ".join(explanations.faithfulness.notes))
             + faithfulness_table(explanations.faithfulness)
             + figure_from_png(explanations.faithfulness_figure, "deletion and insertion curves"),
+        ),
+        *(
+            [("Explanations among the waves, and the measurements", waves_section(explanations.waves, out))]
+            if explanations.waves is not None
+            else []
         ),
     ]

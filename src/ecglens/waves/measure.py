@@ -10,7 +10,7 @@ beats. The same rule serves a cardiologist's marks and a delineator's, so they a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -71,6 +71,30 @@ class Measurements:
             for name, (low, high) in NORMAL_RANGES.items()
             if values[name] is not None and not low <= values[name] <= high
         )
+
+    def line(self) -> str:
+        """``HR 46 bpm, PR 142 ms, ...``, what lies outside the normal ranges and the first note."""
+        shown = [
+            ("HR", self.heart_rate_bpm, "bpm"),
+            ("PR", self.pr_ms, "ms"),
+            ("QRS", self.qrs_ms, "ms"),
+            ("QT", self.qt_ms, "ms"),
+            ("QTc Bazett", self.qtc_bazett_ms, "ms"),
+            ("QRS axis", self.qrs_axis_deg, "deg"),
+        ]
+        text = ", ".join(f"{name} {'n/a' if v is None else f'{v:.0f}'} {unit}" for name, v, unit in shown)
+        outside = self.outside_normal()
+        return (
+            text
+            + (f"; outside normal: {', '.join(outside)}" if outside else "")
+            + "".join(f"; {note}" for note in self.notes[:1])
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Measurements:
+        """The measurements back from `to_dict`'s plain data."""
+        names = [f.name for f in fields(cls)]
+        return cls(**{**{k: data[k] for k in names if k != "notes"}, "notes": tuple(data.get("notes", ()))})
 
     def to_dict(self) -> dict:
         """Plain data for JSON: values rounded to 0.1, the normal ranges and what lies outside them."""

@@ -127,6 +127,12 @@ class WaveShares:
     expected: tuple[str, ...]
 
     @property
+    def has_evidence(self) -> bool:
+        """Whether the map has any positive evidence among the waves (a Grad-CAM that the ReLU cut to zero has
+        none: its shares are all 0 and its plausibility None, and it is counted apart)."""
+        return sum(self.shares.values()) > 0
+
+    @property
     def lifts(self) -> dict[str, float | None]:
         """Share over time share per segment (above 1: the method concentrates there)."""
         return {s: (self.shares[s] / t if t > 0 else None) for s, t in self.time_shares.items()}
@@ -143,6 +149,7 @@ class WaveShares:
             "plausibility": self.plausibility,
             "chance": self.chance,
             "expected": list(self.expected),
+            "has_evidence": self.has_evidence,
         }
 
 

@@ -273,14 +273,36 @@ async function explanation(method, className) {
   return state.explained[key];
 }
 
+const METHOD_NAMES = {gradcam: "Grad-CAM", shap: "SHAP"};
+
+// Where an explanation's positive evidence falls among the scored input's delineated waves (serve --measurements).
+function wavesLine(explanation) {
+  const w = explanation && explanation.waves;
+  if (!w) return null;
+  const name = `${METHOD_NAMES[explanation.method] || explanation.method} for ${explanation.class}`;
+  if (!w.has_evidence) return `${name}: no positive evidence among the waves`;
+  const segments = Object.keys(w.shares).map((s) => `${s} ${Math.round(100 * w.shares[s])}% (${Math.round(100 * w.time_shares[s])}% of time)`);
+  const plausible = w.plausibility === null ? "" : `; plausibility ${w.plausibility.toFixed(2)} against ${w.chance.toFixed(2)} by chance (share in ${w.expected.join(", ")}, where a cardiologist looks)`;
+  return `${name}, evidence among the waves: ${segments.join(" · ")}${plausible}. Waves: ${w.waves_from}.`;
+}
+
+function renderWaves(explanations) {
+  const lines = explanations.map(wavesLine).filter((line) => line);
+  $("waves-note").replaceChildren(...lines.map((line) => element("li", line)));
+}
+
 async function refreshExplanations() {
   const className = $("class-select").value;
   try {
-    if ($("gradcam-toggle").checked) await explanation("gradcam", className);
+    const shown = [];
+    if ($("gradcam-toggle").checked) shown.push(await explanation("gradcam", className));
     drawEcg();
+    renderWaves(shown);
     if (state.model.explanations.includes("shap")) {
       $("shap-note").textContent = `computing SHAP for ${className}…`;
-      drawShap(await explanation("shap", className));
+      const shap = await explanation("shap", className);
+      drawShap(shap);
+      renderWaves([...shown, shap]);
     } else {
       $("shap-note").textContent = "SHAP needs a background of training records: start the server with --background CACHE.";
     }
