@@ -1347,6 +1347,22 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     help="Also delineate each record's waves (neurokit2: pip install 'ecglens[waves]') and report heart rate, RR "
     "variability, PR, QRS, QT, QTc (Bazett, Fridericia) and the P/QRS/T axes, with normal ranges.",
 )
+@click.option(
+    "--include-identifiers",
+    is_flag=True,
+    help="Keep a clinical file's personal data (patient name, ids, birth and acquisition dates, free text, the "
+    "file name) in the outputs. Without it, records are named by a keyed hash of their path and none of it is "
+    "written anywhere.",
+)
+@click.option(
+    "--report",
+    "report_kind",
+    type=click.Choice(["pdf"]),
+    default=None,
+    help="Also write a one-page report per record into OUT/reports: the ECG on paper (3x4 and a lead II rhythm "
+    "strip, 25 mm/s, 10 mm/mV), decisions with probabilities and thresholds, measurements (with --measurements), "
+    "the explanation (with --explain) and the file's own statement.",
+)
 @_look
 @_DEVICE
 def predict(
@@ -1361,14 +1377,20 @@ def predict(
     background_caches,
     force,
     measurements,
+    include_identifiers,
+    report_kind,
     style,
     image_format,
     device,
 ) -> None:
     """Diagnose ECG files: probabilities, decisions under the bundle's thresholds, quality warnings.
 
-    Reads WFDB (any rate; a .dat through its .hea), Challenge .hea/.mat, CPSC .mat, EDF, and CSV/NumPy (with
-    --sampling-rate). Directories are searched recursively; unreadable files are listed and never stop the batch.
+    Reads WFDB (any rate; a .dat through its .hea), Challenge .hea/.mat, CPSC .mat, EDF, CSV/NumPy (with
+    --sampling-rate), and clinical files, told from their content (pip install 'ecglens[clinical]'): DICOM
+    12-lead waveforms (.dcm), HL7 aECG, Philips Sierra XML 1.03/1.04, GE MUSE XML (.xml) and SCP-ECG (.scp).
+    A clinical file's personal data stays out of every output unless --include-identifiers; its own
+    interpretation is shown as "the file's statement", apart from the decisions.
+    Directories are searched recursively; unreadable files are listed and never stop the batch.
     Exits 1 when no record could be read, leaving --out as it was (results replace earlier ones only when at
     least one record was predicted). A record flat in half its leads, of the wrong amplitude scale or
     shorter than 2 s is 'not interpretable': no decisions, and probabilities only with --force.
@@ -1376,6 +1398,7 @@ def predict(
     \b
     Example:
       ecglens predict --checkpoint ecglens-out/demo/run/best ../shared/data/challenge/cpsc2018 --out predictions
+      ecglens predict ../shared/data/clinical --measurements --report pdf --out clinical
     """
     run = _commands("predict").run_predict
     result = run(
@@ -1392,6 +1415,8 @@ def predict(
         figures=_figures(style=style, image_format=image_format) if explain_method else None,
         force=force,
         measurements=measurements,
+        include_identifiers=include_identifiers,
+        report=report_kind,
     )
     _show(result)
     if result.exit_code:

@@ -65,6 +65,15 @@ class Prediction:
     measurements: Measurements | None = None
     """Heart rate, intervals, QTc and axes from the delineated waves of the scored input (``predict
     --measurements``); None when not asked for."""
+    file_format: str = ""
+    """The clinical format the record was read as (``dicom``, ``hl7-aecg``, ``philips-xml``, ``ge-muse-xml``,
+    ``scp-ecg``); empty for the research formats."""
+    file_statements: tuple[str, ...] = ()
+    """The file's own interpretation (a cart's or an over-reader's), shown apart from ecglens's decisions."""
+    derived_leads: tuple[str, ...] = ()
+    """Leads the reader computed from others (a GE MUSE file stores 8)."""
+    identifiers: dict[str, str] | None = None
+    """A clinical file's personal data, only when asked for (``--include-identifiers``); None otherwise."""
 
     def top(self, n: int = 3) -> tuple[tuple[str, float], ...]:
         """The ``n`` highest probabilities (shown even when nothing reaches its threshold)."""
@@ -90,6 +99,8 @@ class Scored:
     prediction: Prediction
     input: ModelInput
     probabilities: np.ndarray
+    record: Record | None = None
+    """The record as read, at its own rate (measurements and the one-page report draw on it)."""
 
 
 NOT_INTERPRETABLE = "not interpretable"
@@ -304,8 +315,12 @@ class Predictor:
             truth,
             dict(self.meta.not_validated),
             None if spread is None or problems else {n: float(v) for n, v in zip(names, spread, strict=True)},
+            file_format=record.file_format,
+            file_statements=record.statements,
+            derived_leads=record.derived_leads,
+            identifiers=dict(record.identifiers) if record.identifiers else None,
         )
-        return Scored(prediction, item, np.asarray(probabilities))
+        return Scored(prediction, item, np.asarray(probabilities), record)
 
 
 def _real_samples(signal: object) -> np.ndarray:
@@ -362,9 +377,11 @@ def iter_scored_files(
     sampling_rate_hz: float | None = None,
     lead_order: tuple[str, ...] = LEAD_NAMES,
     progress: bool = True,
+    include_identifiers: bool = False,
 ) -> Iterator[Scored | ReadIssue]:
     """Read, prepare and score every record file once, a batch at a time; unreadable files come out as
-    `ReadIssue` items and never stop the batch."""
+    `ReadIssue` items and never stop the batch. A clinical file's personal data stays out (its issue named by a
+    pseudonym) unless ``include_identifiers``."""
     from ecglens.util.progress import bar
 
     files = find_record_files(paths)
@@ -372,14 +389,23 @@ def iter_scored_files(
     with bar(total=len(files), desc="predict", unit="rec", enabled=progress) as counter:
         for path in files:
             try:
-                pending.append(read_record(path, predictor.meta.lead_names, sampling_rate_hz, lead_order))
+                pending.append(
+                    read_record(path, predictor.meta.lead_names, sampling_rate_hz, lead_order, include_identifiers)
+                )
             except Exception as error:  # one bad file is that record's issue, whatever raised
-                yield issue_from(error, str(path))
+                yield issue_from(error, _issue_name(path, include_identifiers))
             if len(pending) >= batch_size:
                 yield from predictor.score_records(pending, batch_size)
                 pending = []
             counter.update()
         yield from predictor.score_records(pending, batch_size)
+
+
+def _issue_name(path: Path, include_identifiers: bool) -> str:
+    """How an unreadable file is named: a clinical file by its pseudonym (its name often holds its patient's)."""
+    from ecglens.io.clinical import display_name, is_clinical
+
+    return display_name(path, include_identifiers) if is_clinical(path) else str(path)
 
 
 def predict_files(

@@ -17,6 +17,7 @@ from ecglens.report.predictions import PredictionLog, write_prediction_tables
 from ecglens.util.atomic import StagedFolder, write_json
 
 if TYPE_CHECKING:  # explanations and figures load when a run asks for them: plain predict stays light
+    from ecglens.explain.records import RecordExplanation
     from ecglens.report.figures import FigureOptions
     from ecglens.report.outputs import DrawnExplanation
 
@@ -66,6 +67,10 @@ class PredictRun:
             lines.append(f"{p.record_id:<{width}}  {decided:<40} {known}{'; '.join(p.warnings)}")
             if p.measurements is not None:
                 lines.append(f"{'':<{width}}  {p.measurement_line()}")
+            if p.file_statements:
+                lines.append(f"{'':<{width}}  the file's own statement: {' | '.join(p.file_statements)}")
+            if p.derived_leads:
+                lines.append(f"{'':<{width}}  derived by the reader from I and II: {', '.join(p.derived_leads)}")
         if self.figures:
             lines.append(f"{len(self.figures)} explanation figure(s) in {self.figures[0].figure.parent}")
         unknown = next((p.not_validated for p in self.predictions if p.not_validated), {})
@@ -96,13 +101,17 @@ def run_predict(
     figures: FigureOptions | None = None,
     force: bool = False,
     measurements: bool = False,
+    include_identifiers: bool = False,
+    report: str | None = None,
 ) -> PredictRun:
     """``predict``: read and score every file once; with ``explain``, explain each record's scored input
     for its decisions (or its most probable class) and draw it under ``OUT/figures``.
 
     ``lead_order`` is the lead order of CSV files without a header and of NumPy files (default I, ..., V6).
     With ``measurements``, each interpretable record is delineated at its own rate (neurokit2, the ``waves``
-    extra) and its heart rate, intervals, QTc and axes join its prediction.
+    extra) and its heart rate, intervals, QTc and axes join its prediction. A clinical file's personal data
+    (names, ids, dates, free text, its file name) stays out of every output unless ``include_identifiers``.
+    With ``report="pdf"``, each record also gets its one-page report in ``OUT/reports`` (`ecglens.report.pdf`).
     """
     leads = canonical_leads(lead_order) if lead_order else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine, force)
@@ -113,19 +122,29 @@ def run_predict(
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
     with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
         draw = _explainer(predictor, explain, background_caches, figures, stage.path / "figures") if explain else None
+        page = _reporter(predictor, checkpoint, stage.path / "reports") if report == "pdf" else None
+        reports: list[Path] = []
         with PredictionLog(stage.path, moved_to=out) as log:  # rows reach the disk as they come
-            for item in iter_scored_files(predictor, paths, batch_size, sampling_rate_hz, leads, progress):
+            scored = iter_scored_files(
+                predictor, paths, batch_size, sampling_rate_hz, leads, progress, include_identifiers
+            )
+            for item in scored:
                 if isinstance(item, ReadIssue):
                     issues.append(item)
                     continue
                 if measurements and item.prediction.status == "ok":
-                    item = replace(item, prediction=_measured(item, meta, sampling_rate_hz, leads))
+                    item = replace(item, prediction=_measured(item, meta))
                 predictions.append(item.prediction)
                 log.add(item.prediction)
-                if draw is not None and item.prediction.status == "ok":  # the scored input, drawn now
-                    drawn += draw(item)
+                explained, figures_drawn = (
+                    draw(item) if draw is not None and item.prediction.status == "ok" else ([], [])
+                )
+                drawn += figures_drawn  # the scored input, drawn now
+                if page is not None:
+                    reports.append(page(item, explained[0] if explained else None))
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
         written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, stage.path))
+        written += (stage.path / "reports",) if reports else ()
         if drawn:
             written += (write_json(stage.path / "figures" / f"{explain}.json", [d.to_dict() for d in drawn]),)
         if predictions:
@@ -134,16 +153,14 @@ def run_predict(
     return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))
 
 
-def _measured(item: Scored, meta: BundleMeta, sampling_rate_hz: float | None, lead_order: Sequence[str]) -> Prediction:
+def _measured(item: Scored, meta: BundleMeta) -> Prediction:
     """The prediction with the measurements of the record's delineated waves, at the file's own rate (a model's
-    100 Hz blurs a QRS onset by 10 ms); from the scored input when the file cannot be read again."""
-    from ecglens.io.sources import read_record
+    100 Hz blurs a QRS onset by 10 ms): the record as it was read, never a second reading."""
     from ecglens.waves.delineate import measurements_of
 
-    try:
-        record = read_record(item.prediction.source, meta.lead_names, sampling_rate_hz, tuple(lead_order))
-        signal, rate = record.signal, record.sampling_rate_hz
-    except (ValueError, OSError):  # the record came from memory, or its file is gone
+    if item.record is not None:
+        signal, rate = item.record.signal, item.record.sampling_rate_hz
+    else:  # a record scored from memory without its reading
         signal, rate = item.input.signal, meta.sampling_rate_hz
     return replace(item.prediction, measurements=measurements_of(signal, rate, meta.lead_names))
 
@@ -154,7 +171,7 @@ def _explainer(
     background_caches: Sequence[str | os.PathLike],
     figures: FigureOptions | None,
     folder: Path,
-) -> Callable[[Scored], list[DrawnExplanation]]:
+) -> Callable[[Scored], tuple[list[RecordExplanation], list[DrawnExplanation]]]:
     """What explains a scored record (for its decisions, or its most probable class) and draws it into ``folder``."""
     from ecglens.explain.inputs import required_background
     from ecglens.explain.records import explain_inputs
@@ -164,13 +181,36 @@ def _explainer(
     meta = predictor.meta
     background = required_background(meta, background_caches, 100, predictor.bundle) if method == "shap" else None
 
-    def draw(item: Scored) -> list[DrawnExplanation]:
+    def draw(item: Scored) -> tuple[list[RecordExplanation], list[DrawnExplanation]]:
         explained = explain_inputs(
             predictor.model, meta, [item.input], method, background=background, probabilities=item.probabilities[None]
         )
-        return draw_explanations(explained, meta, folder, figures or DEFAULT_FIGURES)
+        return explained, draw_explanations(explained, meta, folder, figures or DEFAULT_FIGURES)
 
     return draw
+
+
+def _reporter(
+    predictor: Predictor, checkpoint: str | os.PathLike, folder: Path
+) -> Callable[[Scored, RecordExplanation | None], Path]:
+    """What writes a scored record's one-page PDF (with the first of its explanations) into ``folder``."""
+    from ecglens.bundle.meta import starter_manifest, starter_path
+    from ecglens.report.paths import safe_name
+    from ecglens.report.pdf import write_record_report
+
+    meta = predictor.meta
+    if Path(predictor.bundle).resolve() == starter_path().resolve():
+        manifest = starter_manifest()
+        model = f"{manifest.name} ({meta.model.name}), ecglens {meta.versions.get('ecglens', '?')}"
+    else:
+        model = f"{meta.model.name} bundle {Path(checkpoint).name}, ecglens {meta.versions.get('ecglens', '?')}"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(item: Scored, explanation: RecordExplanation | None) -> Path:
+        path = folder / f"{safe_name(item.prediction.record_id)}.pdf"
+        return write_record_report(item, meta, path, model, explanation)
+
+    return write
 
 
 def run_export_onnx(checkpoint: str | os.PathLike, opset: int) -> Written:

@@ -60,7 +60,16 @@ class Record:
         age: age in years, or None.
         sex: ``"male"``, ``"female"`` or None.
         fold: the source's own split fold (PTB-XL ``strat_fold``), or None.
-        source_path: file the signal was read from.
+        source_path: file the signal was read from (a clinical file's pseudonymous name unless its
+            identifiers were asked for).
+        statements: the file's own interpretation (a cart's or an over-reader's statements), kept apart
+            from anything ecglens decides.
+        derived_leads: leads the reader computed from others (a GE MUSE file stores 8 leads: III, aVR, aVL
+            and aVF come from I and II).
+        file_format: the clinical format the file was read as (``dicom``, ``hl7-aecg``, ``philips-xml``,
+            ``ge-muse-xml``, ``scp-ecg``); empty for the research formats.
+        identifiers: personal data from a clinical file (name, patient id, birth date, free text), present
+            only when the reader was asked for it (``--include-identifiers``).
     """
 
     record_id: str
@@ -75,6 +84,10 @@ class Record:
     sex: str | None = None
     fold: int | None = None
     source_path: str = ""
+    statements: tuple[str, ...] = ()
+    derived_leads: tuple[str, ...] = ()
+    file_format: str = ""
+    identifiers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.signal.ndim != 2 or self.signal.shape[0] != len(self.lead_names):

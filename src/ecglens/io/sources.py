@@ -7,7 +7,9 @@ bare ``ROOT`` whose format is detected. Formats:
   ``ptbxl100`` and ``ptbxl500`` to force one;
 - ``cpsc2018`` (original ``.mat`` + ``REFERENCE.csv``);
 - ``challenge`` (every ``.hea`` below ROOT, PhysioNet/CinC Challenge style);
-- ``wfdb`` (a single record file, any rate).
+- ``wfdb`` (a single record file, any rate);
+- ``clinical`` (every DICOM, HL7 aECG, Philips XML, GE MUSE XML and SCP-ECG file below ROOT: a folder of a
+  cart's or an archive's exports; `ecglens.io.clinical`, record ids pseudonymous).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ecglens.io.wfdb_files import read_wfdb
 from ecglens.leads import LEAD_NAMES
 from ecglens.util.parallel import ordered_map
 
-FORMATS = ("ptbxl", "ptbxl100", "ptbxl500", "cpsc2018", "challenge", "wfdb")
+FORMATS = ("ptbxl", "ptbxl100", "ptbxl500", "cpsc2018", "challenge", "wfdb", "clinical")
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,19 @@ def detect_format(root: str | os.PathLike) -> str:
         return "cpsc2018"
     if next(root.rglob("*.hea"), None) is not None:
         return "challenge"
+    if next(clinical_files(root), None) is not None:
+        return "clinical"
     raise ValueError(
-        f"{root}: no ptbxl_database.csv, REFERENCE.csv + .mat files, or .hea headers found; "
-        "name the format explicitly as FORMAT:PATH"
+        f"{root}: no ptbxl_database.csv, REFERENCE.csv + .mat files, .hea headers or clinical ECG files "
+        "(.xml, .dcm, .scp) found; name the format explicitly as FORMAT:PATH"
     )
+
+
+def clinical_files(root: Path) -> Iterator[Path]:
+    """The files below ``root`` that may be clinical ECG files (by name, or DICOM's magic), in sorted order."""
+    from ecglens.io.clinical import is_clinical
+
+    return (path for path in sorted(root.rglob("*")) if path.is_file() and is_clinical(path))
 
 
 def parse_source(spec: str, force_name: str | None = None) -> Source:
@@ -126,12 +137,30 @@ def scan_source(source: Source, target_rate_hz: float | None = None) -> ScanResu
                 refs.append(RecordRef(file_name(str(header), str(header)), source.name, header.stem, "wfdb"))
             except RecordError as error:
                 issues.append(ReadIssue(error.path, error.reason, source.name))
+    elif source.format == "clinical":
+        refs, issues = _scan_clinical(source)
     elif source.format == "wfdb":
         path = source.root if source.root.endswith(".hea") else source.root + ".hea"
         refs, issues = [RecordRef(path, source.name, Path(path).stem, "wfdb")], []
     else:
         raise ValueError(f"unknown format {source.format!r}; expected one of {', '.join(FORMATS)}")
     return ScanResult(tuple(refs), tuple(issues))
+
+
+def _scan_clinical(source: Source) -> tuple[list[RecordRef], list[ReadIssue]]:
+    """A folder of clinical exports: one reference per file, its id a pseudonym of its path (no file name, which
+    often holds the patient's, reaches an output)."""
+    from ecglens.io.clinical import display_name
+    from ecglens.util.pseudonym import pseudonym
+
+    refs, issues = [], []
+    for path in clinical_files(Path(source.root)):
+        record_id = pseudonym(str(path.resolve()))
+        try:
+            refs.append(RecordRef(file_name(str(path), str(path)), source.name, record_id, "clinical"))
+        except RecordError as error:
+            issues.append(ReadIssue(display_name(path, record_id=record_id), error.reason, source.name))
+    return refs, issues
 
 
 _CHALLENGE_IDS = re.compile(r"^(HR|A)(\d+)$")
@@ -207,7 +236,14 @@ _READERS: dict[str, Callable[[RecordRef, tuple[str, ...]], Record]] = {
     "ptbxl": read_ptbxl,
     "cpsc2018": read_cpsc2018,
     "wfdb": lambda ref, leads: read_wfdb(ref.path, dataset=ref.dataset, wanted_leads=leads),
+    "clinical": lambda ref, leads: _read_clinical_ref(ref, leads),
 }
+
+
+def _read_clinical_ref(ref: RecordRef, wanted_leads: tuple[str, ...]) -> Record:
+    from ecglens.io.clinical import read_clinical
+
+    return read_clinical(ref.path, wanted_leads, dataset=ref.dataset, record_id=ref.record_id)
 
 
 def read_ref(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Record:
@@ -224,7 +260,7 @@ def read_ref(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Reco
         raise RecordError(ref.path, f"{type(error).__name__}: {error}") from None
 
 
-RECORD_SUFFIXES = (".hea", ".mat", ".csv", ".npy", ".edf")
+RECORD_SUFFIXES = (".hea", ".mat", ".csv", ".npy", ".edf", ".xml", ".dcm", ".scp")
 
 
 def read_record(
@@ -232,18 +268,24 @@ def read_record(
     wanted_leads: tuple[str, ...] = LEAD_NAMES,
     sampling_rate_hz: float | None = None,
     lead_order: tuple[str, ...] = LEAD_NAMES,
+    include_identifiers: bool = False,
 ) -> Record:
     """Read one record file of any supported kind, its leads in the order ``wanted_leads``.
 
     WFDB ``.hea`` (any rate, Challenge comments), Challenge ``.mat`` (read through its ``.hea``), CPSC 2018
-    ``.mat`` (labels from a REFERENCE.csv beside it), EDF, and CSV / NumPy files, which need
-    ``sampling_rate_hz`` and, without a header row, ``lead_order`` (the file's column or row order).
+    ``.mat`` (labels from a REFERENCE.csv beside it), EDF, CSV / NumPy files, which need ``sampling_rate_hz``
+    and, without a header row, ``lead_order`` (the file's column or row order), and the clinical formats
+    (DICOM, HL7 aECG, Philips XML, GE MUSE XML, SCP-ECG: `ecglens.io.clinical`, whose personal data stays
+    out unless ``include_identifiers``).
     """
     from ecglens.io.arrays import read_csv_record, read_edf_record, read_npy_record
+    from ecglens.io.clinical import is_clinical, read_clinical
 
     path = Path(path)
     regular_file(path)
     suffix = path.suffix.lower()
+    if is_clinical(path) and not (suffix == ".mat" or path.with_suffix(".hea").is_file()):
+        return read_clinical(path, wanted_leads, include_identifiers)
     if suffix == ".csv":
         return read_csv_record(path, sampling_rate_hz, lead_order, wanted_leads)
     if suffix == ".npy":

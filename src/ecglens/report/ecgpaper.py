@@ -93,22 +93,66 @@ class _Row:
     half_down: float
 
 
-def _rows(signal: np.ndarray, panels, position: dict[str, int], rate: float) -> list[_Row]:
+def _rows(
+    signal: np.ndarray, panels, position: dict[str, int], rate: float, max_half: float = MAX_HALF_MV
+) -> list[_Row]:
     """Each row's baseline and extent, sized to the largest deflection of its panels (within the cap)."""
     rows, top = [], 0.0
+    low = min(MIN_HALF_MV, max_half)
     for row in panels:
-        up, down = MIN_HALF_MV, MIN_HALF_MV
+        up, down = low, low
         for name, start, stop in row:
             if name in position:
                 lead = signal[position[name]]
                 part = lead[int(start * rate) : max(int(stop * rate), int(start * rate) + 1)] - np.median(lead)
                 if part.size and np.isfinite(part).all():
-                    up = max(up, min(float(part.max()) + 0.3, MAX_HALF_MV))
-                    down = max(down, min(-float(part.min()) + 0.3, MAX_HALF_MV))
+                    up = max(up, min(float(part.max()) + 0.3, max_half))
+                    down = max(down, min(-float(part.min()) + 0.3, max_half))
         offset = top - up
         rows.append(_Row(offset, up, down))
         top = offset - down
     return rows
+
+
+@dataclass(frozen=True)
+class PaperLayout:
+    """Where a record goes on paper: its panels (lead, start s, stop s) per row, the rows' baselines and
+    extents, the samples drawn, and the paper's extent in seconds and mV (from 0 down to ``y_low``)."""
+
+    panels: list[list[tuple[str, float, float]]]
+    rows: list[_Row]
+    n_draw: int
+    seconds: float
+    max_half: float
+
+    @property
+    def y_low(self) -> float:
+        """The paper's lowest level (mV): the bottom of the last row."""
+        return self.rows[-1].offset - self.rows[-1].half_down
+
+    @property
+    def width_s(self) -> float:
+        """The paper's width in seconds, with the lead-in that holds the calibration pulse."""
+        return self.seconds + LEAD_IN_S
+
+
+def paper_layout(
+    signal: np.ndarray,
+    sampling_rate_hz: float,
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+    layout: str = "3x4",
+    seconds: float | None = None,
+    max_half: float = MAX_HALF_MV,
+) -> PaperLayout:
+    """The layout of a record on paper; rows are at most ``2 * max_half`` mV tall (a trace beyond is clipped
+    visibly), so a page of fixed height can hold them at 10 mm/mV."""
+    n_samples = signal.shape[1]
+    seconds = min(seconds or n_samples / sampling_rate_hz, n_samples / sampling_rate_hz)
+    n_draw = round(seconds * sampling_rate_hz)
+    panels = _panels(layout, lead_names, seconds)
+    position = {name: i for i, name in enumerate(lead_names)}
+    rows = _rows(signal[:, :n_draw], panels, position, sampling_rate_hz, max_half)
+    return PaperLayout(panels, rows, n_draw, seconds, max_half)
 
 
 def plot_ecg(
@@ -148,19 +192,37 @@ def plot_ecg(
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
     paper = STYLES[style]
-    n_samples = signal.shape[1]
-    seconds = min(seconds or n_samples / sampling_rate_hz, n_samples / sampling_rate_hz)
-    n_draw = round(seconds * sampling_rate_hz)
-    panels = _panels(layout, lead_names, seconds)
+    placed = paper_layout(signal, sampling_rate_hz, lead_names, layout, seconds)
+    fig, ax = _paper_axes(placed.width_s, placed.y_low, paper, colour_bar=segments is not None)
+    clipped, colours = draw_ecg(
+        ax, signal, sampling_rate_hz, placed, lead_names, paper, highlight, time_band, segments, waves
+    )
+    shaded = highlight_label if (highlight is not None or time_band is not None) else ""
+    subtitle = _subtitle(clipped, shaded, waves is not None, placed.max_half)
+    return _titled(fig, f"{title}\n{subtitle}" if title else subtitle, colours, segments_label)
+
+
+def draw_ecg(
+    ax: Axes,
+    signal: np.ndarray,
+    sampling_rate_hz: float,
+    placed: PaperLayout,
+    lead_names: tuple[str, ...] = LEAD_NAMES,
+    paper: PaperStyle = STYLES["color"],
+    highlight: np.ndarray | None = None,
+    time_band: np.ndarray | None = None,
+    segments: np.ndarray | None = None,
+    waves: np.ndarray | None = None,
+) -> tuple[bool, _SegmentColours | None]:
+    """Every panel of ``placed`` with its calibration pulse and overlays, on paper axes in seconds and mV
+    (`paper_grid`); returns whether a trace was clipped, and the segment colours drawn (for a colour bar)."""
+    n_draw = placed.n_draw
     position = {name: i for i, name in enumerate(lead_names)}
-    rows = _rows(signal[:, :n_draw], panels, position, sampling_rate_hz)
-    y_low = rows[-1].offset - rows[-1].half_down
-    fig, ax = _paper_axes(seconds + LEAD_IN_S, y_low, paper, colour_bar=segments is not None)
     t = LEAD_IN_S + np.arange(n_draw) / sampling_rate_hz
     if time_band is not None:
         ax.fill_between(
             t,
-            y_low,
+            placed.y_low,
             0.0,
             where=np.asarray(time_band)[:n_draw] > 0,
             color=paper.band,
@@ -171,7 +233,7 @@ def plot_ecg(
         )
     colours = None if segments is None else _SegmentColours(np.asarray(segments)[:, :n_draw], sampling_rate_hz, paper)
     clipped = False
-    for row, layout_row in zip(rows, panels, strict=True):
+    for row, layout_row in zip(placed.rows, placed.panels, strict=True):
         for name, start, stop in layout_row:
             if name in position:
                 panel = _Panel(
@@ -183,12 +245,19 @@ def plot_ecg(
                 )
                 codes = None if waves is None else np.asarray(waves)[position[name], :n_draw]
                 clipped |= _draw_panel(
-                    ax, t, signal[position[name], :n_draw], panel, row, paper, highlight, colours, codes
+                    ax,
+                    t,
+                    signal[position[name], :n_draw],
+                    panel,
+                    row,
+                    paper,
+                    highlight,
+                    colours,
+                    codes,
+                    placed.max_half,
                 )
         _calibration_pulse(ax, row.offset)
-    shaded = highlight_label if (highlight is not None or time_band is not None) else ""
-    subtitle = _subtitle(clipped, shaded, waves is not None)
-    return _titled(fig, f"{title}\n{subtitle}" if title else subtitle, colours, segments_label)
+    return clipped, colours
 
 
 def _titled(fig: Figure, title: str, colours: _SegmentColours | None, label: str) -> Figure:
@@ -215,13 +284,13 @@ def _shade_waves(ax: Axes, t: np.ndarray, codes: np.ndarray, panel: _Panel, row:
         )
 
 
-def _subtitle(clipped: bool, shaded: str, waves: bool = False) -> str:
+def _subtitle(clipped: bool, shaded: str, waves: bool = False, max_half: float = MAX_HALF_MV) -> str:
     """The paper's scale, where traces were clipped, the waves' colours, and what the shading shows."""
     subtitle = "25 mm/s, 10 mm/mV, 1-mV calibration pulse"
     if waves:
         subtitle += "; faint: " + ", ".join(f"{name} ({colour})" for name, (_, colour) in WAVE_SHADES.items())
     if clipped:
-        subtitle += f"; clipped at {MAX_HALF_MV:g} mV from baseline where marked with triangles"
+        subtitle += f"; clipped at {max_half:g} mV from baseline where marked with triangles"
     return subtitle + (f"\nshaded: {shaded}" if shaded else "")
 
 
@@ -233,6 +302,13 @@ def _paper_axes(width_s: float, y_low: float, paper: PaperStyle, colour_bar: boo
     fig = plt.figure(figsize=(axes_w + 2 * side, axes_h + top + bottom))
     fig_w, fig_h = fig.get_size_inches()
     ax = fig.add_axes((side / fig_w, bottom / fig_h, axes_w / fig_w, axes_h / fig_h))
+    paper_axes(ax, width_s, y_low, paper)
+    return fig, ax
+
+
+def paper_axes(ax: Axes, width_s: float, y_low: float, paper: PaperStyle = STYLES["color"]) -> None:
+    """Make ``ax`` ECG paper from time 0 to ``width_s`` and from ``y_low`` to 0 mV: the grid, no ticks or spines
+    (the caller sizes the axes at 25 mm/s and 10 mm/mV)."""
     paper_grid(ax, width_s, y_low, 0.0, paper)
     ax.set_xlim(0, width_s)
     ax.set_ylim(y_low, 0.0)
@@ -240,7 +316,6 @@ def _paper_axes(width_s: float, y_low: float, paper: PaperStyle, colour_bar: boo
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
-    return fig, ax
 
 
 @dataclass(frozen=True)
@@ -276,6 +351,7 @@ def _draw_panel(
     highlight: np.ndarray | None,
     colours: _SegmentColours | None,
     waves: np.ndarray | None = None,
+    max_half: float = MAX_HALF_MV,
 ) -> bool:
     """One lead's trace with its overlays, name and separator; True when the trace was clipped."""
     if waves is not None:
@@ -305,7 +381,7 @@ def _draw_panel(
             zorder=2,
             step="mid",
         )
-    clipped = _trace(ax, t[a:z], trace, row)
+    clipped = _trace(ax, t[a:z], trace, row, max_half)
     ax.text(panel.start_s + LEAD_IN_S + 0.04, high - 0.45, panel.name, fontsize=9, weight="bold", zorder=4)
     if panel.start_s > 0:
         ax.plot([panel.start_s + LEAD_IN_S] * 2, [row.offset - 0.3, row.offset + 0.3], color="black", lw=1.0, zorder=4)
@@ -321,19 +397,19 @@ def _fading(name: str, diverging: bool) -> ListedColormap:
     return ListedColormap(colours)
 
 
-def _trace(ax, t: np.ndarray, trace: np.ndarray, row: _Row) -> bool:
+def _trace(ax, t: np.ndarray, trace: np.ndarray, row: _Row, max_half: float = MAX_HALF_MV) -> bool:
     """Draw one trace at its row's baseline, clipping visibly; returns whether anything was clipped."""
     finite = np.where(np.isfinite(trace), trace, 0.0)
     high_clip, low_clip = finite > row.half_up - 0.05, finite < -row.half_down + 0.05
     drawn = np.clip(finite, -row.half_down + 0.05, row.half_up - 0.05)
     ax.plot(t, drawn + row.offset, color="black", lw=0.7, zorder=3)
     hit = False
-    if row.half_up >= MAX_HALF_MV and high_clip.any():
+    if row.half_up >= max_half and high_clip.any():
         ax.plot(
             t[high_clip], np.full(high_clip.sum(), row.offset + row.half_up - 0.12), "^", color="black", ms=3, zorder=4
         )
         hit = True
-    if row.half_down >= MAX_HALF_MV and low_clip.any():
+    if row.half_down >= max_half and low_clip.any():
         ax.plot(
             t[low_clip], np.full(low_clip.sum(), row.offset - row.half_down + 0.12), "v", color="black", ms=3, zorder=4
         )

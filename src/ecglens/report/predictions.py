@@ -100,6 +100,24 @@ def write_predictions(
     return log.path, *write_prediction_tables(predictions, issues, class_names, out)
 
 
+CLINICAL_COLUMNS = (
+    ("file_format", "the clinical format the file was read as"),
+    ("file_statements", "the file's own interpretation, ' | ' between statements"),
+    ("derived_leads", "leads the reader computed from others"),
+)
+"""The columns a batch with clinical files adds to ``predictions.csv`` (and ``identifiers`` when asked for)."""
+
+
+def _clinical_cell(p: Prediction, name: str) -> str:
+    if name == "file_format":
+        return p.file_format
+    if name == "file_statements":
+        return " | ".join(p.file_statements)
+    if name == "derived_leads":
+        return ";".join(p.derived_leads)
+    return "; ".join(f"{k}: {v}" for k, v in (p.identifiers or {}).items())
+
+
 def write_prediction_tables(
     predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str], out: Path
 ) -> tuple[Path, ...]:
@@ -107,7 +125,19 @@ def write_prediction_tables(
     with atomic_open(out / "predictions.csv", newline="") as handle:
         writer = csv.writer(handle)
         measured = [name for name in MEASUREMENT_COLUMNS if any(p.measurements is not None for p in predictions)]
-        header = ["record_id", "source", "status", *class_names, "decisions", "true_labels", "warnings", *measured]
+        clinical = [name for name, _ in CLINICAL_COLUMNS if any(p.file_format for p in predictions)]
+        clinical += ["identifiers"] if any(p.identifiers for p in predictions) else []
+        header = [
+            "record_id",
+            "source",
+            "status",
+            *class_names,
+            "decisions",
+            "true_labels",
+            "warnings",
+            *measured,
+            *clinical,
+        ]
         writer.writerow(header)
         for p in predictions:
             shown = [f"{p.probabilities[n]:.6f}" if n in p.probabilities else "" for n in class_names]
@@ -122,6 +152,7 @@ def write_prediction_tables(
                     "" if p.true_labels is None else ";".join(p.true_labels),
                     " | ".join([*p.reasons, *p.warnings]),
                     *("" if values.get(name) is None else values[name] for name in measured),
+                    *(_clinical_cell(p, name) for name in clinical),
                 ]
             )
     with atomic_open(out / "issues.csv", newline="") as handle:

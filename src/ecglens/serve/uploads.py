@@ -7,18 +7,23 @@ becomes the displayed record id); a WFDB header is rewritten to point at the nam
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
 from ecglens.io import Record, RecordError, read_record
+from ecglens.io.clinical import ClinicalUnavailable
 from ecglens.io.limits import MAX_VALUES, value_budget
 from ecglens.io.record import RecordTooLarge
 from ecglens.io.wfdb_files import retarget_header
+from ecglens.leads import LEAD_NAMES
+from ecglens.util.pseudonym import pseudonym
 
 SIGNAL_SUFFIXES = (".dat", ".mat")
-ALLOWED_SUFFIXES = (".hea", *SIGNAL_SUFFIXES, ".edf", ".csv", ".npy")
+CLINICAL_SUFFIXES = (".xml", ".dcm", ".scp")
+ALLOWED_SUFFIXES = (".hea", *SIGNAL_SUFFIXES, ".edf", ".csv", ".npy", *CLINICAL_SUFFIXES)
 
 
 class RequestError(ValueError):
@@ -59,7 +64,8 @@ def _layout(uploads: Sequence[Upload]) -> tuple[Upload, Upload | None]:
             415,
             "unknown_format",
             f"unsupported file type of {unknown[0]!r}; expected one of "
-            f"{', '.join(ALLOWED_SUFFIXES)} (WFDB .hea with its .dat/.mat, CPSC .mat, EDF, CSV, NumPy)",
+            f"{', '.join(ALLOWED_SUFFIXES)} (WFDB .hea with its .dat/.mat, CPSC .mat, EDF, CSV, NumPy, and the "
+            "clinical DICOM, HL7 aECG, Philips XML, GE MUSE XML and SCP-ECG files)",
         )
     headers = [u for u in uploads if u.suffix == ".hea"]
     if len(headers) > 1:
@@ -114,18 +120,22 @@ def read_upload(
         else:
             path = folder / f"record{main.suffix}"
             path.write_bytes(main.data)
+        clinical = main.suffix in CLINICAL_SUFFIXES
+        # a clinical file's name often holds its patient's: it is named by a pseudonym of its content instead
+        name = pseudonym(hashlib.sha256(main.data).hexdigest()) if clinical else main.name
         try:
-            kwargs = {"lead_order": lead_order} if lead_order else {}
             with value_budget(max_values):
-                record = read_record(path, lead_names, sampling_rate_hz, **kwargs)
+                record = read_record(path, lead_names, sampling_rate_hz, lead_order or LEAD_NAMES)
         except RecordTooLarge as error:
-            raise RequestError(413, "record_too_large", f"{main.name}: {error.reason}") from None
+            raise RequestError(413, "record_too_large", f"{name}: {error.reason}") from None
+        except ClinicalUnavailable as error:
+            raise RequestError(415, "clinical_formats_not_installed", error.reason) from None
         except RecordError as error:
-            raise RequestError(422, "unreadable_record", f"{main.name}: {error.reason}") from None
+            raise RequestError(422, "unreadable_record", f"{name}: {error.reason}") from None
     if record.duration_s > max_seconds:
         raise RequestError(
             422,
             "record_too_long",
-            f"{main.name}: {record.duration_s:.0f} s is longer than this server accepts ({max_seconds:g} s)",
+            f"{name}: {record.duration_s:.0f} s is longer than this server accepts ({max_seconds:g} s)",
         )
-    return replace(record, record_id=main.stem, source_path=main.name)
+    return replace(record, record_id=name if clinical else main.stem, source_path=name)

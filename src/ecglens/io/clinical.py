@@ -1,0 +1,283 @@
+"""Clinical ECG files: DICOM 12-lead waveforms, HL7 aECG, Philips Sierra XML (1.03, 1.04), GE MUSE XML and
+SCP-ECG, read through ecgdatakit (Apache-2.0; defusedxml for every XML, bounds-checked binary decoders) with
+pydicom for DICOM: ``pip install 'ecglens[clinical]'``. The format is told from the file's content.
+
+What a reader adds to the library's parse:
+
+- the same `Record` as every other reader: mV, canonical lead names, the file's own rate;
+- a GE MUSE file stores 8 leads: III = II - I, aVR = -(I + II)/2, aVL = I - II/2 and aVF = II - I/2 are
+  derived (Einthoven, Goldberger) and named in ``Record.derived_leads``;
+- a trailing calibration pulse (Philips writes 11 s: the ECG, then zeros and a 1-mV pulse on every lead) is
+  cut, so it is never scored as a heartbeat;
+- the file's own interpretation is kept as ``Record.statements``, apart from ecglens's output;
+- **personal data stays in the file**: the record id is a keyed hash of the file path
+  (`ecglens.util.pseudonym`), the patient id a keyed hash of itself (the same patient keeps one id, so splits
+  keep a patient's records together), ages above 89 read as 90, and names, birth and acquisition dates,
+  identifiers and free text are dropped, including any statement that names a person ("Confirmed by ...")
+  or holds one of those values. Errors name the file by its pseudonym. ``include_identifiers=True``
+  (``--include-identifiers``) keeps all of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecglens.io.limits import check_length, check_rate, check_values, regular_file
+from ecglens.io.record import Record, RecordError, RecordTooLarge, finish_signal
+from ecglens.leads import LEAD_NAMES, normalize_lead_name
+from ecglens.util.pseudonym import pseudonym
+
+logger = logging.getLogger(__name__)
+
+CLINICAL_FORMATS = {
+    "dicom": ("ecgdatakit.parsing.parsers.dicom_waveform", "DICOMWaveformParser", "DICOM waveform"),
+    "hl7-aecg": ("ecgdatakit.parsing.parsers.hl7_aecg", "HL7aECGParser", "HL7 aECG"),
+    "philips-xml": ("ecgdatakit.parsing.parsers.sierra_xml", "SierraXMLParser", "Philips Sierra XML"),
+    "ge-muse-xml": ("ecgdatakit.parsing.parsers.ge_muse_xml", "GEMuseXMLParser", "GE MUSE XML"),
+    "scp-ecg": ("ecgdatakit.parsing.parsers.scp_ecg", "SCPECGParser", "SCP-ECG"),
+}
+"""Format id (as written in outputs) -> ecgdatakit's parser module, class and the format's name."""
+CLINICAL_SUFFIXES = (".xml", ".dcm", ".scp")
+MAX_FILE_BYTES = 32 * 2**20
+"""A clinical ECG file is read whole; 32 MiB holds 12 leads for over 5 minutes at 1 kHz as XML text."""
+EXTRA = "pip install 'ecglens[clinical]'"
+_DERIVED = {
+    "III": lambda i, ii: ii - i,
+    "aVR": lambda i, ii: -(i + ii) / 2,
+    "aVL": lambda i, ii: i - ii / 2,
+    "aVF": lambda i, ii: ii - i / 2,
+}
+PERSON = re.compile(
+    r"\b(confirmed|reviewed|over-?read|interpreted|signed|edited|verified|read|approved)\s+by\b|\bM\.?D\.?\b|\bDr\.",
+    re.IGNORECASE,
+)
+"""A statement that names a person (an over-reader's signature line)."""
+
+
+class ClinicalUnavailable(RecordError):
+    """ecgdatakit (or pydicom, for DICOM) is not installed: the file's issue (and the CLI's one line) names the
+    extra to install."""
+
+
+def is_clinical(path: str | Path) -> bool:
+    """Whether a file is one of the clinical kinds by its name (``.xml``, ``.dcm``, ``.scp``) or DICOM's magic."""
+    path = Path(path)
+    if path.suffix.lower() in CLINICAL_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as handle:
+            return handle.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def _parser(path: Path, header: bytes, where: str) -> tuple[str, str, Any] | None:
+    """The format id, name and ecgdatakit parser class of a file, told from its content; None when none fits."""
+    try:
+        importlib.import_module("ecgdatakit")
+    except ImportError:
+        raise ClinicalUnavailable(
+            where, f"clinical ECG files (DICOM, HL7 aECG, Philips, GE MUSE, SCP-ECG) need {EXTRA}"
+        ) from None
+    for format_id, (module, name, label) in CLINICAL_FORMATS.items():
+        parser = getattr(importlib.import_module(module), name)
+        try:
+            if parser.can_parse(path, header):
+                if format_id == "dicom" and importlib.util.find_spec("pydicom") is None:
+                    raise ClinicalUnavailable(where, f"DICOM ECG files need pydicom: {EXTRA}")
+                return format_id, label, parser
+        except ClinicalUnavailable:
+            raise
+        except Exception:  # a sniffer that trips on this file's header: not its format
+            continue
+    return None
+
+
+def display_name(path: str | Path, include_identifiers: bool = False, record_id: str | None = None) -> str:
+    """How outputs and errors name a clinical file: its path when identifiers are asked for, else its pseudonym."""
+    if include_identifiers:
+        return str(path)
+    return f"clinical file {record_id or pseudonym(str(Path(path).resolve()))}"
+
+
+def read_clinical(
+    path: str | Path,
+    wanted_leads: tuple[str, ...] = LEAD_NAMES,
+    include_identifiers: bool = False,
+    dataset: str = "clinical",
+    record_id: str | None = None,
+) -> Record:
+    """Read one clinical ECG file (any of `CLINICAL_FORMATS`, told from its content) into a `Record`.
+
+    Raises:
+        ClinicalUnavailable: the ``clinical`` extra is not installed.
+        RecordError: not one of the formats, too large, damaged or hostile (named, with the file's pseudonym).
+    """
+    path = Path(path)
+    regular_file(path)
+    if record_id is None:
+        record_id = path.stem if include_identifiers else pseudonym(str(path.resolve()))
+    where = display_name(path, include_identifiers, record_id)
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise RecordTooLarge(
+            where, f"{size / 2**20:.0f} MiB is more than a clinical ECG file may be ({MAX_FILE_BYTES // 2**20} MiB)"
+        )
+    with path.open("rb") as handle:
+        header = handle.read(4096)
+    found = _parser(path, header, where)
+    if found is None:
+        raise RecordError(where, "not a DICOM waveform, HL7 aECG, Philips Sierra XML, GE MUSE XML or SCP-ECG file")
+    format_id, label, parser = found
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            parsed = parser().parse(path)
+    except MemoryError:
+        raise RecordTooLarge(where, f"{label}: decoding it needs more memory than this machine has") from None
+    except Exception as error:  # the library's named errors and anything a damaged file trips
+        raise RecordError(where, f"{label}: {_scrubbed(str(error) or type(error).__name__, path, where)}") from None
+    for warning in caught:
+        logger.warning("%s: %s", where, _scrubbed(str(warning.message), path, where))
+    return _record(parsed, format_id, label, where, record_id, dataset, wanted_leads, include_identifiers)
+
+
+def _scrubbed(message: str, path: Path, where: str) -> str:
+    """A library's message with the file's path and name replaced by how outputs name it."""
+    for text in sorted({str(path), str(path.resolve()), path.name, path.stem}, key=len, reverse=True):
+        if text:
+            message = message.replace(text, where)
+    return message.splitlines()[0][:300] if message else message
+
+
+def _record(
+    parsed: Any,
+    format_id: str,
+    label: str,
+    where: str,
+    record_id: str,
+    dataset: str,
+    wanted_leads: tuple[str, ...],
+    include_identifiers: bool,
+) -> Record:
+    signal, names, rate = _signal(parsed.leads, label, where)
+    signal, names, derived = _derive_limb_leads(signal, names)
+    signal = _cut_calibration_tail(signal, rate, where)
+    check_length(where, signal.shape[1], rate)
+    signal = finish_signal(where, signal, names, wanted_leads)
+    personal = identifiers_of(parsed)
+    patient = parsed.patient
+    patient_id = str(patient.patient_id or "").strip()
+    age = patient.age if isinstance(patient.age, int | float) and patient.age >= 0 else None
+    return Record(
+        record_id=record_id,
+        dataset=dataset,
+        signal=signal,
+        sampling_rate_hz=rate,
+        lead_names=tuple(wanted_leads),
+        patient_id=(patient_id if include_identifiers else pseudonym(patient_id, "pt")) if patient_id else None,
+        age=None if age is None else float(age if include_identifiers else min(age, 90)),
+        sex={"M": "male", "F": "female"}.get(str(patient.sex or "").strip().upper()[:1]),
+        source_path=where,
+        statements=statements_of(parsed, () if include_identifiers else personal),
+        derived_leads=tuple(name for name in derived if name in wanted_leads),
+        file_format=format_id,
+        identifiers=tuple(personal) if include_identifiers else (),
+    )
+
+
+def _signal(leads: list[Any], label: str, where: str) -> tuple[np.ndarray, list[str], float]:
+    """The rhythm leads in mV (leads x samples, cut to the shortest), their names and their common rate."""
+    if not leads:
+        raise RecordError(where, f"{label}: the file holds no rhythm waveform")
+    rates = sorted({float(lead.sampling_rate) for lead in leads})
+    if len(rates) != 1:
+        raise RecordError(where, f"{label}: leads at different rates ({', '.join(f'{r:g}' for r in rates)} Hz)")
+    rate = rates[0]
+    check_rate(where, rate)
+    n = min(len(lead.samples) for lead in leads)
+    check_values(where, n * len(leads))
+    rows = []
+    for lead in leads:
+        try:
+            physical = lead.to_physical().convert_units("mV")
+        except Exception as error:  # uncalibrated counts, an unknown unit
+            raise RecordError(where, f"{label}: lead {lead.label}: {error}") from None
+        rows.append(np.asarray(physical.samples[:n], dtype=np.float64))
+    if any(len(lead.samples) != n for lead in leads):
+        logger.warning("%s: leads of different lengths, all cut to the shortest (%d samples)", where, n)
+    names = [normalize_lead_name(str(lead.label)) or str(lead.label) for lead in leads]
+    return np.stack(rows), names, rate
+
+
+def _derive_limb_leads(signal: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], tuple[str, ...]]:
+    """III, aVR, aVL and aVF from I and II where the file lacks them (GE MUSE stores 8 leads)."""
+    missing = [name for name in _DERIVED if name not in names]
+    if not missing or "I" not in names or "II" not in names:
+        return signal, names, ()
+    lead_i, lead_ii = signal[names.index("I")], signal[names.index("II")]
+    extra = np.stack([_DERIVED[name](lead_i, lead_ii) for name in missing])
+    return np.concatenate([signal, extra]), [*names, *missing], tuple(missing)
+
+
+def _cut_calibration_tail(signal: np.ndarray, rate: float, where: str) -> np.ndarray:
+    """The signal without a trailing calibration block: the stretch at the end where every lead is exactly 0 or
+    exactly the same pulse (Philips writes zeros and a 1-mV pulse after the 10-s ECG)."""
+    flat = np.all(signal == signal[:1], axis=0)  # every lead holds the same value
+    if flat.all() or not flat[-1]:
+        return signal
+    start = len(flat) - int(np.argmin(flat[::-1]))  # first sample of the trailing run
+    tail = signal[0, start:]
+    pulse = tail != 0
+    if not pulse.any() or not np.allclose(tail[pulse], tail[pulse][0]) or pulse.sum() < 0.05 * rate:
+        return signal  # zeros only, or not a pulse: a flat ending, left as it is
+    logger.info("%s: calibration pulse at the end (from %.2f s) cut", where, start / rate)
+    return signal[:, :start]
+
+
+def identifiers_of(parsed: Any) -> list[tuple[str, str]]:
+    """Every field of a parsed file that identifies a person or dates them: names, ids, birth and acquisition
+    dates, free text, the staff and the place."""
+    patient, recording = parsed.patient, parsed.recording
+    fields: list[tuple[str, Any]] = [
+        ("patient name", " ".join(p for p in (patient.first_name, patient.last_name) if p)),
+        ("first name", patient.first_name),
+        ("last name", patient.last_name),
+        ("patient id", patient.patient_id),
+        ("birth date", patient.birth_date.date().isoformat() if patient.birth_date else ""),
+        ("clinical history", patient.clinical_history),
+        ("medications", "; ".join(patient.medications or ())),
+        ("acquired", recording.date.isoformat() if recording.date else ""),
+        ("technician", recording.technician),
+        ("referring physician", recording.referring_physician),
+        ("room", recording.room),
+        ("location", recording.location),
+        ("institution", recording.device.institution),
+        ("department", recording.device.department),
+        ("interpreter", parsed.interpretation.interpreter),
+    ]
+    return [(name, str(value).strip()) for name, value in fields if value and str(value).strip()]
+
+
+def statements_of(parsed: Any, personal: list[tuple[str, str]] | tuple = ()) -> tuple[str, ...]:
+    """The file's own interpretation, one statement per item (``text (reason)``). With ``personal`` (the file's
+    identifiers, when they are to stay out), a statement that names a person or holds one of them is left out."""
+    values = [re.compile(rf"\b{re.escape(value)}\b", re.IGNORECASE) for _, value in personal if len(value) >= 2]
+    out = []
+    for item in parsed.interpretation.statements:
+        text, reason = (item, "") if isinstance(item, str) else (item[0], item[1] if len(item) > 1 else "")
+        statement = f"{str(text).strip()} ({str(reason).strip()})" if str(reason).strip() else str(text).strip()
+        if not statement:
+            continue
+        if personal and (PERSON.search(statement) or any(value.search(statement) for value in values)):
+            continue
+        out.append(statement)
+    return tuple(out)

@@ -1,0 +1,196 @@
+"""The one-page report of a record (``predict --report pdf``): an A4 landscape page a clinician could file.
+
+Top: the record, the model and the notice (research use only). Then three columns: every class with its
+probability, threshold and decision (classes the model cannot know are marked and never decided); the
+measurements of the delineated waves against their normal ranges; the file's own statement, apart from
+ecglens's, with the format and any derived leads. Below, the scored input on paper at true scale (25 mm/s,
+10 mm/mV on the printed page) in the standard 3x4 layout with a lead II rhythm strip, each row opening with its
+1-mV calibration pulse, and the chosen explanation drawn over it. Personal data appears only when the record
+carries it (``--include-identifiers``). Rendered by matplotlib's PDF backend.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ecglens.bundle.meta import BundleMeta
+from ecglens.explain.attribution import threshold_map
+from ecglens.explain.records import RecordExplanation
+from ecglens.predict import Scored
+from ecglens.report.ecgpaper import STYLES, draw_ecg, paper_axes, paper_layout
+from ecglens.util.atomic import atomic_open
+from ecglens.waves.measure import NORMAL_RANGES
+
+NOTICE = "RESEARCH USE ONLY: not for clinical decisions"
+PAGE_MM = (297.0, 210.0)
+"""A4 landscape."""
+ECG_BOTTOM_MM = 12.0
+ECG_TOP_MM = 148.0
+MM = 1 / 25.4
+_MEASURED = (
+    ("HR", "heart_rate_bpm", "bpm"),
+    ("PR", "pr_ms", "ms"),
+    ("QRS", "qrs_ms", "ms"),
+    ("QT", "qt_ms", "ms"),
+    ("QTc Bazett", "qtc_bazett_ms", "ms"),
+    ("QTc Fridericia", "qtc_fridericia_ms", "ms"),
+    ("P axis", "p_axis_deg", "deg"),
+    ("QRS axis", "qrs_axis_deg", "deg"),
+    ("T axis", "t_axis_deg", "deg"),
+)
+
+
+def record_page(
+    scored: Scored, meta: BundleMeta, model: str, explanation: RecordExplanation | None = None, percentile: float = 95.0
+) -> Figure:
+    """The page of one scored record (``explanation``: of this very input, drawn over the ECG)."""
+    width, height = PAGE_MM
+    fig = Figure(figsize=(width * MM, height * MM))
+    _header(fig, scored, meta, model)
+    _decisions(fig, scored, meta)
+    _measurements(fig, scored)
+    _statement(fig, scored)
+    _ecg(fig, scored, meta, explanation, percentile)
+    return fig
+
+
+def write_record_report(
+    scored: Scored,
+    meta: BundleMeta,
+    path: Path,
+    model: str,
+    explanation: RecordExplanation | None = None,
+) -> Path:
+    """Write the record's page as a one-page PDF at ``path`` (whole or not at all)."""
+    fig = record_page(scored, meta, model, explanation)
+    buffer = io.BytesIO()
+    metadata = {"Title": f"ecglens report: {scored.prediction.record_id}", "Creator": "ecglens", "Author": None}
+    fig.savefig(buffer, format="pdf", metadata=metadata)
+    with atomic_open(path, "wb") as handle:
+        handle.write(buffer.getvalue())
+    return path
+
+
+def _text(fig: Figure, x_mm: float, y_mm: float, text: str, **kwargs) -> None:
+    """Text placed in page millimetres from the bottom left."""
+    width, height = PAGE_MM
+    kwargs.setdefault("fontsize", 7)
+    kwargs.setdefault("va", "top")
+    fig.text(x_mm / width, y_mm / height, text, **kwargs)
+
+
+def _header(fig: Figure, scored: Scored, meta: BundleMeta, model: str) -> None:
+    p, record = scored.prediction, scored.record
+    read = "" if record is None else f"read at {record.sampling_rate_hz:g} Hz, "
+    _text(fig, 10, 204, f"ecglens report: {p.record_id}", fontsize=11, weight="bold")
+    _text(fig, 287, 204, NOTICE, fontsize=9, weight="bold", color="#b00000", ha="right")
+    identity = ""
+    if p.identifiers:
+        identity = "; ".join(
+            f"{k}: {v}"
+            for k, v in p.identifiers.items()
+            if k in ("patient name", "patient id", "birth date", "acquired")
+        )
+    lines = [
+        f"{p.duration_s:.1f} s, {read}scored at {meta.sampling_rate_hz:g} Hz"
+        + (
+            f"; {identity}" if identity else "; personal data left out (ecglens predict --include-identifiers keeps it)"
+        ),
+        f"model: {model}; thresholds: {meta.threshold_origin.describe()}",
+    ]
+    _text(fig, 10, 198.5, "\n".join(textwrap.fill(line, 200) for line in lines), fontsize=6.5, linespacing=1.4)
+
+
+def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
+    p = scored.prediction
+    _text(fig, 10, 190, "Decisions of the model (probability / threshold)", fontsize=8, weight="bold")
+    if p.status != "ok":
+        _text(fig, 10, 185, f"{p.status}: " + "; ".join(p.reasons), fontsize=7, color="#b00000")
+        return
+    for row, (name, threshold) in enumerate(zip(meta.class_names, meta.thresholds, strict=True)):
+        probability = p.probabilities.get(name)
+        decided = name in p.decisions
+        if name in p.not_validated:
+            verdict, colour = "not validated: never decided", "#777777"
+        else:
+            verdict, colour = ("DECIDED" if decided else "no"), "black"
+        shown = "n/a" if probability is None else f"{probability:.2f}"
+        _text(fig, 10, 185 - 3.6 * row, name, fontsize=7, weight="bold" if decided else "normal", color=colour)
+        _text(fig, 24, 185 - 3.6 * row, f"{shown} / {threshold:.2f}", fontsize=7, color=colour, family="monospace")
+        _text(fig, 46, 185 - 3.6 * row, verdict, fontsize=7, weight="bold" if decided else "normal", color=colour)
+    if p.warnings:
+        warning = textwrap.fill("warnings: " + "; ".join(p.warnings), 60)
+        _text(fig, 10, 185 - 3.6 * len(meta.class_names), warning, fontsize=6, color="#b00000")
+
+
+def _measurements(fig: Figure, scored: Scored) -> None:
+    m = scored.prediction.measurements
+    _text(fig, 100, 190, "Measurements (delineated waves; normal range)", fontsize=8, weight="bold")
+    if m is None:
+        _text(fig, 100, 185, "not measured (ecglens predict --measurements; pip install 'ecglens[waves]')")
+        return
+    values, outside = m.to_dict(), set(m.outside_normal())
+    for row, (name, key, unit) in enumerate(_MEASURED):
+        value = values[key]
+        low_high = NORMAL_RANGES.get(key)
+        normal = "" if low_high is None else f"({low_high[0]:g} to {low_high[1]:g})"
+        flag = "  outside normal" if key in outside else ""
+        text = f"{'n/a' if value is None else f'{value:.0f}'} {unit} {normal}{flag}"
+        colour = "#b00000" if key in outside else "black"
+        _text(fig, 100, 185 - 3.6 * row, name, fontsize=7)
+        _text(fig, 122, 185 - 3.6 * row, text, fontsize=7, color=colour, weight="bold" if flag else "normal")
+    notes = "; ".join(m.notes) + ("; " if m.notes else "") + "QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3)"
+    _text(fig, 100, 185 - 3.6 * len(_MEASURED), textwrap.fill(notes, 60), fontsize=6, color="#555555")
+
+
+def _statement(fig: Figure, scored: Scored) -> None:
+    p = scored.prediction
+    _text(fig, 195, 190, "The file's own statement (not ecglens's)", fontsize=8, weight="bold")
+    lines = [textwrap.fill(s, 55, subsequent_indent="  ") for s in p.file_statements] or ["none in the file"]
+    if p.file_format:
+        lines.append(f"read as: {p.file_format}")
+    if p.derived_leads:
+        lines.append(f"leads {', '.join(p.derived_leads)} derived from I and II by the reader")
+    if p.true_labels is not None:
+        lines.append(f"the file's labels, mapped to the classes: {', '.join(p.true_labels) or 'none'}")
+    _text(fig, 195, 185, "\n".join(lines), fontsize=6.5, linespacing=1.35)
+
+
+def _ecg(
+    fig: Figure, scored: Scored, meta: BundleMeta, explanation: RecordExplanation | None, percentile: float
+) -> None:
+    """The scored input at true scale, with the explanation over it and a line saying what is drawn."""
+    signal, rate = scored.input.signal, meta.sampling_rate_hz
+    max_half = (ECG_TOP_MM - ECG_BOTTOM_MM) / 4 / 2 / 10  # four rows fit the space at 10 mm/mV
+    placed = paper_layout(signal, rate, meta.lead_names, "3x4", None, max_half)
+    width_mm, height_mm = placed.width_s * 25, -placed.y_low * 10
+    left = (PAGE_MM[0] - width_mm) / 2
+    ax = fig.add_axes((left / PAGE_MM[0], ECG_BOTTOM_MM / PAGE_MM[1], width_mm / PAGE_MM[0], height_mm / PAGE_MM[1]))
+    paper_axes(ax, placed.width_s, placed.y_low)
+    band = segments = None
+    shown = "no explanation (ecglens predict --explain METHOD)"
+    if explanation is not None and explanation.method == "gradcam":
+        time_map = np.asarray(explanation.values).reshape(-1, explanation.values.shape[-1])[0]
+        if (time_map > 0).any():
+            band = threshold_map(time_map[None], percentile)[0]
+            shown = (
+                f"shaded: Grad-CAM for {explanation.class_name}, top {100 - percentile:g} % of time steps "
+                "(per time, across all leads)"
+            )
+        else:
+            shown = f"no positive Grad-CAM evidence for {explanation.class_name}"
+    elif explanation is not None:
+        segments = explanation.values
+        shown = f"{explanation.method} for {explanation.class_name} per 40 ms: red towards the class, blue away"
+    clipped, _ = draw_ecg(ax, signal, rate, placed, meta.lead_names, STYLES["color"], None, band, segments)
+    caption = (
+        f"The scored input ({rate:g} Hz, {placed.seconds:.1f} s) at 25 mm/s and 10 mm/mV on this page (A4, printed "
+        f"at 100 %); 1-mV calibration pulse at the start of each row; 3x4 with a lead II rhythm strip. {shown}."
+        + (f" Traces beyond {max_half:.2g} mV from baseline clipped where marked with triangles." if clipped else "")
+    )
+    _text(fig, left, ECG_BOTTOM_MM - 1.5, textwrap.fill(caption, 190), fontsize=6, color="#333333")
