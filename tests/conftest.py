@@ -15,6 +15,10 @@ from ecglens.leads import LEAD_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Pseudonymous ids (`ecglens.util.pseudonym`) under one fixed key in every test and the commands they run, so a
+# test can name the id a file will get; the machine's own key file is never made or read by the suite.
+os.environ["ECGLENS_ID_SALT"] = "ecglens-tests"
+
 # Property tests keep no example database: a failure found once is not replayed from a hidden `.hypothesis/`
 # folder on every later run; what a fuzzer finds becomes an `@example` beside its test once fixed. CI (CI=true)
 # also derandomizes, so a clean checkout passes or fails the same way every time; a developer's run draws fresh

@@ -5,7 +5,9 @@
 - ``files/``: WFDB headers with bad numbers (rate, sample count, gain, ADC zero, baseline: NaN, infinite,
   negative, 1e12, 1e-9, text), damaged or missing signal files, FIFOs named like records, signal files
   outside the record's folder, repeated leads, 1-sample and 0.05-Hz records, MATLAB, NumPy, CSV and EDF
-  files holding strings, cells, complex or structured values, lying headers and nothing at all;
+  files holding strings, cells, complex or structured values, lying headers and nothing at all; hostile
+  clinical files (XML entity bombs and external entities, bad base64, lying sample counts, wrong lead codes,
+  DICOM of another class, without a waveform or declaring a gigabyte: `clinical_files`);
 - ``ptbxl/``: a PTB-XL layout whose database rows are malformed one field at a time;
 - ``cpsc/``: a CPSC 2018 layout with a non-UTF-8 REFERENCE.csv and bad rows.
 
@@ -268,7 +270,16 @@ def _cpsc(root: Path) -> list[Case]:
     return [Case("cpsc", n, n) for n in ("A0002", "A0003", "A0004", "A0005", "A0006", "A0007", "A0008")]
 
 
+def _clinical_cases(d: Path) -> list[Case]:
+    """The hostile clinical files (`clinical_files`), each named in issue lists by its pseudonym, not its name."""
+    from clinical_files import hostile_clinical_files
+    from ecglens.util.pseudonym import pseudonym
+
+    written = hostile_clinical_files(d)
+    return [Case("files", name, pseudonym(str(path.resolve()))) for name, (path, _) in written.items()]
+
+
 def write_corpus(root: str | os.PathLike) -> list[Case]:
     """Write every malformed input (and one good record per group) under ``root``; returns the cases."""
     root = Path(root)
-    return _files(root) + _ptbxl(root) + _cpsc(root)
+    return _files(root) + _clinical_cases(root / "files") + _ptbxl(root) + _cpsc(root)

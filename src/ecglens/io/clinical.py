@@ -122,10 +122,13 @@ def read_clinical(
         RecordError: not one of the formats, too large, damaged or hostile (named, with the file's pseudonym).
     """
     path = Path(path)
-    regular_file(path)
     if record_id is None:
         record_id = path.stem if include_identifiers else pseudonym(str(path.resolve()))
     where = display_name(path, include_identifiers, record_id)
+    try:
+        regular_file(path)
+    except RecordError as error:
+        raise RecordError(where, error.reason) from None
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise RecordTooLarge(
@@ -137,6 +140,8 @@ def read_clinical(
     if found is None:
         raise RecordError(where, "not a DICOM waveform, HL7 aECG, Philips Sierra XML, GE MUSE XML or SCP-ECG file")
     format_id, label, parser = found
+    if format_id == "dicom":
+        _check_sop_class(path, where)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -148,6 +153,28 @@ def read_clinical(
     for warning in caught:
         logger.warning("%s: %s", where, _scrubbed(str(warning.message), path, where))
     return _record(parsed, format_id, label, where, record_id, dataset, wanted_leads, include_identifiers)
+
+
+ECG_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.9.1.1": "12-lead ECG Waveform Storage",
+    "1.2.840.10008.5.1.4.1.1.9.1.2": "General ECG Waveform Storage",
+    "1.2.840.10008.5.1.4.1.1.9.1.3": "Ambulatory ECG Waveform Storage",
+}
+"""The DICOM storage classes that hold an ECG; a file of any other class (an image, a report) is refused."""
+
+
+def _check_sop_class(path: Path, where: str) -> None:
+    """Refuse a DICOM file that is not an ECG waveform, from its SOP Class UID alone (nothing else is read)."""
+    import pydicom
+
+    try:
+        header = pydicom.dcmread(path, specific_tags=["SOPClassUID"], stop_before_pixels=True)
+        sop = str(header.get("SOPClassUID", "") or header.file_meta.get("MediaStorageSOPClassUID", ""))
+    except Exception as error:
+        raise RecordError(where, f"DICOM waveform: unreadable header ({type(error).__name__})") from None
+    if sop not in ECG_SOP_CLASSES:
+        name = getattr(pydicom.uid.UID(sop), "name", "") if sop else ""
+        raise RecordError(where, f"a DICOM file of class {sop or 'unknown'} ({name or 'no ECG'}), not an ECG waveform")
 
 
 def _scrubbed(message: str, path: Path, where: str) -> str:

@@ -1,0 +1,127 @@
+"""Clinical ECG files the tests write themselves: a GE MUSE XML and a DICOM 12-lead waveform, well formed or
+hostile (entity bombs, external entities, lying sample counts, bad base64, wrong lead codes, another SOP class, no
+waveform, a gigabyte declared). Generated, never stored; the shared real files are in ``../shared/data/clinical``."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+
+MUSE_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+BOMB = (
+    '<!DOCTYPE RestingECG [<!ENTITY a "aaaaaaaaaa">'
+    + "".join(f'<!ENTITY {b} "{("&" + a + ";") * 10}">' for a, b in zip("abcdefgh", "bcdefghi", strict=True))
+    + "]>"
+)
+"""The billion laughs: nine levels of ten, 10^9 characters from a few hundred bytes."""
+XXE = '<!DOCTYPE RestingECG [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+
+
+def muse_xml(
+    n: int = 5000,
+    count: int | None = None,
+    leads: tuple[str, ...] = MUSE_LEADS,
+    data: str | None = None,
+    doctype: str = "",
+    name: str = "NOBODY",
+) -> str:
+    """A GE MUSE XML rhythm waveform: 8 leads of int16 at 4.88 uV per unit, 500 Hz; ``count`` lies about the
+    sample count, ``data`` replaces every lead's base64, ``doctype`` goes before the root, and ``name`` is the
+    patient's last name (an entity reference with a ``doctype``)."""
+    rng = np.random.default_rng(0)
+    parts = [
+        f'<?xml version="1.0" encoding="ISO-8859-1"?>{doctype}<RestingECG><PatientDemographics>'
+        f"<PatientLastName>{name}</PatientLastName></PatientDemographics><Waveform><WaveformType>Rhythm"
+        f"</WaveformType><SampleBase>500</SampleBase><SampleExponent>0</SampleExponent>"
+        f"<NumberofLeads>{len(leads)}</NumberofLeads>"
+    ]
+    for lead in leads:
+        samples = base64.b64encode(rng.normal(0, 100, n).astype("<i2").tobytes()).decode()
+        parts.append(
+            f"<LeadData><LeadByteCountTotal>{2 * n}</LeadByteCountTotal><LeadSampleCountTotal>{count or n}"
+            "</LeadSampleCountTotal><LeadAmplitudeUnitsPerBit>4.88</LeadAmplitudeUnitsPerBit><LeadAmplitudeUnits>"
+            f"MICROVOLTS</LeadAmplitudeUnits><LeadID>{lead}</LeadID><WaveFormData>{data or samples}</WaveFormData>"
+            "</LeadData>"
+        )
+    return "".join([*parts, "</Waveform></RestingECG>"])
+
+
+ECG_SOP = "1.2.840.10008.5.1.4.1.1.9.1.1"
+CT_SOP = "1.2.840.10008.5.1.4.1.1.2"
+MDC_CODES = {
+    "I": "5.6.3-9-1",
+    "II": "5.6.3-9-2",
+    "III": "5.6.3-9-61",
+    "aVR": "5.6.3-9-62",
+    "aVL": "5.6.3-9-63",
+    "aVF": "5.6.3-9-64",
+    "V1": "5.6.3-9-3",
+    "V2": "5.6.3-9-4",
+    "V3": "5.6.3-9-5",
+    "V4": "5.6.3-9-6",
+    "V5": "5.6.3-9-7",
+    "V6": "5.6.3-9-8",
+}
+
+
+def dicom_ecg(
+    path: Path, n: int = 5000, declared: int | None = None, sop: str = ECG_SOP, waveform: bool = True
+) -> Path:
+    """A DICOM 12-lead ECG (int16 at 2.5 uV per unit, 500 Hz) written with pydicom; ``declared`` lies about the
+    sample count, ``sop`` sets another storage class, ``waveform=False`` leaves the waveform out."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = sop, meta.MediaStorageSOPInstanceUID, "ECG"
+    ds.PatientName = "NOBODY^TEST"
+    if waveform:
+        group = Dataset()
+        group.MultiplexGroupTimeOffset, group.WaveformOriginality = 0.0, "ORIGINAL"
+        group.NumberOfWaveformChannels, group.NumberOfWaveformSamples = 12, declared or n
+        group.SamplingFrequency, group.MultiplexGroupLabel = 500.0, "RHYTHM"
+        group.ChannelDefinitionSequence = [_channel(lead, code) for lead, code in MDC_CODES.items()]
+        group.WaveformBitsAllocated, group.WaveformSampleInterpretation = 16, "SS"
+        group.WaveformData = np.random.default_rng(0).normal(0, 100, (n, 12)).astype("<i2").tobytes()
+        ds.WaveformSequence = [group]
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _channel(lead: str, code: str):
+    from pydicom.dataset import Dataset
+
+    source, unit, channel = Dataset(), Dataset(), Dataset()
+    source.CodeValue, source.CodingSchemeDesignator, source.CodeMeaning = code, "MDC", f"Lead {lead}"
+    unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = "uV", "UCUM", "microvolt"
+    channel.ChannelSourceSequence, channel.ChannelSensitivityUnitsSequence = [source], [unit]
+    channel.ChannelSensitivity, channel.ChannelSensitivityCorrectionFactor = 2.5, 1
+    channel.ChannelBaseline, channel.WaveformBitsStored = 0, 16
+    return channel
+
+
+def hostile_clinical_files(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Every hostile clinical file, written into ``folder``: name -> (path, words its named error contains)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    xml = {
+        "xml_billion_laughs": (muse_xml(doctype=BOMB, name="&i;"), "entity"),
+        "xml_external_entity": (muse_xml(doctype=XXE, name="&x;"), "entity"),
+        "xml_bad_base64": (muse_xml(data="!!not base64@@"), "Base64"),
+        "xml_lying_count": (muse_xml(count=10**9), "LeadSampleCountTotal"),
+        "xml_wrong_lead_codes": (muse_xml(leads=tuple(f"X{i}" for i in range(8))), "missing lead"),
+    }
+    out = {}
+    for name, (text, words) in xml.items():
+        (folder / f"{name}.xml").write_text(text, encoding="latin-1")
+        out[name] = (folder / f"{name}.xml", words)
+    out["dcm_gigabyte_declared"] = (dicom_ecg(folder / "dcm_gigabyte_declared.dcm", declared=45_000_000), "expected")
+    out["dcm_ct_image"] = (dicom_ecg(folder / "dcm_ct_image.dcm", sop=CT_SOP), "not an ECG waveform")
+    out["dcm_no_waveform"] = (dicom_ecg(folder / "dcm_no_waveform.dcm", waveform=False), "Waveform Sequence")
+    return out

@@ -1,0 +1,352 @@
+"""Clinical ECG files in (DICOM, HL7 aECG, Philips XML, GE MUSE XML, SCP-ECG), personal data kept out of every
+output, hostile files refused by name within bounded time and memory, and the one-page PDF report."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clinical_files import dicom_ecg, hostile_clinical_files, muse_xml
+from ecglens.io import RecordError, read_record
+from ecglens.leads import LEAD_NAMES
+
+pytest.importorskip("ecgdatakit", reason="clinical files need pip install 'ecglens[clinical]'")
+
+MUSE = "muse/MUSE_20200923_093504_79000_example.xml"
+PHILIPS_104 = "philips/3191723_ZZDEMOPTONLY_1-04_orig.xml"
+CHECKED = {
+    # file: format, rate (Hz), samples, lead, its min and max (mV), each checked by hand outside ecgdatakit:
+    "aecg/Example aECG.xml": ("hl7-aecg", 500, 5000, "I", -0.305, 0.415),  # lead I's <digits> x scale 2.5 uV
+    "dicom/anonymous_ecg.dcm": ("dicom", 1000, 10000, "II", -0.20875, 1.1375),  # pydicom's int16 x 1.25 uV
+    MUSE: ("ge-muse-xml", 500, 5000, "I", -0.19032, 0.49288),  # lead I's base64 int16 x 4.88 uV
+    "scp/Example.scp": ("scp-ecg", 500, 5000, "I", -0.305, 0.415),  # the same recording as the aECG example
+    # Philips XLI compression is not decodable by hand: its scale is checked by the 1-mV pulse (next test)
+    "philips/129DYPRG.XML": ("philips-xml", 500, 5264, None, None, None),
+    PHILIPS_104: ("philips-xml", 500, 5300, None, None, None),
+}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", sorted(CHECKED))
+def test_every_shared_clinical_file_reads_as_checked_by_hand(shared_data, name):
+    fmt, rate, n, lead, low, high = CHECKED[name]
+    record = read_record(shared_data / "clinical" / name)
+    assert (record.file_format, record.sampling_rate_hz, record.n_samples) == (fmt, rate, n)
+    assert record.lead_names == LEAD_NAMES and record.signal.dtype == np.float32
+    assert re.fullmatch(r"ecg-[0-9a-f]{12}", record.record_id) and record.record_id in record.source_path
+    if lead is not None:
+        trace = record.signal[LEAD_NAMES.index(lead)]
+        assert float(trace.min()) == pytest.approx(low, abs=1e-5) and float(trace.max()) == pytest.approx(
+            high, abs=1e-5
+        )
+
+
+@pytest.mark.realdata
+def test_the_philips_calibration_pulse_is_one_millivolt_and_is_cut(shared_data):
+    from ecgdatakit import FileParser
+
+    path = shared_data / "clinical" / PHILIPS_104
+    parsed = FileParser.parse(path)
+    raw = np.stack([lead.to_physical().convert_units("mV").samples for lead in parsed.leads])
+    assert raw.shape[1] == 5500 and np.all(raw[:, 5350:5450] == 1.0)  # 200 ms at 1 mV on every lead: the scale
+    record = read_record(path)
+    assert record.n_samples == 5300 and np.abs(record.signal[:, -50:]).max() < 1.0  # the pulse is not an ECG
+
+
+@pytest.mark.realdata
+def test_the_muse_limb_leads_are_derived_and_said_so(shared_data):
+    record = read_record(shared_data / "clinical" / MUSE)
+    assert record.derived_leads == ("III", "aVR", "aVL", "aVF")
+    lead = {name: record.signal[i].astype(np.float64) for i, name in enumerate(LEAD_NAMES)}
+    assert np.abs(lead["III"] - (lead["II"] - lead["I"])).max() < 0.002  # 2 uV
+    assert np.abs(lead["aVR"] + (lead["I"] + lead["II"]) / 2).max() < 0.002
+    assert np.abs(lead["aVL"] - (lead["I"] - lead["II"] / 2)).max() < 0.002
+    assert np.abs(lead["aVF"] - (lead["II"] - lead["I"] / 2)).max() < 0.002
+
+
+def test_a_generated_muse_file_reads_and_derives_without_shared_data(tmp_path):
+    path = tmp_path / "export.xml"
+    path.write_text(muse_xml(), encoding="latin-1")
+    record = read_record(path)
+    assert record.derived_leads == ("III", "aVR", "aVL", "aVF") and record.n_samples == 5000
+    i, ii, iii = (record.signal[LEAD_NAMES.index(name)] for name in ("I", "II", "III"))
+    assert np.abs(iii - (ii - i)).max() < 0.002
+    dicom = read_record(dicom_ecg(tmp_path / "ecg.dcm"))
+    assert dicom.file_format == "dicom" and dicom.signal.shape == (12, 5000)
+
+
+@pytest.mark.realdata
+def test_the_files_own_statements_are_kept_but_never_a_name(shared_data):
+    path = shared_data / "clinical" / MUSE
+    hidden = read_record(path)
+    assert hidden.statements == (
+        "Sinus bradycardia with sinus arrhythmia with 1st degree A-V block",
+        "Otherwise normal ECG",
+    )
+    assert hidden.identifiers == () and hidden.patient_id.startswith("pt-")
+    shown = read_record(path, include_identifiers=True)
+    assert "Confirmed by Garg, Ruchira M.D." in shown.statements and ("last name", "MUSE") in shown.identifiers
+    assert shown.record_id == path.stem and shown.patient_id == "201700237"
+    # one patient, two files (the aECG and SCP examples): one pseudonymous patient id, two record ids
+    aecg, scp = (read_record(shared_data / "clinical" / n) for n in ("aecg/Example aECG.xml", "scp/Example.scp"))
+    assert aecg.patient_id == scp.patient_id and aecg.record_id != scp.record_id
+
+
+def _personal_data(shared_data: Path) -> list[str]:
+    """Every name, id, date and free text of the shared files (as the library reads them), and their file names,
+    in the spellings an output could hold."""
+    from ecgdatakit import FileParser
+
+    from ecglens.io.clinical import identifiers_of
+
+    values: set[str] = {"Garg", "Ruchira"}  # the over-reader named in a MUSE statement
+    for path in (shared_data / "clinical").rglob("*.*"):
+        parsed = FileParser.parse(path)
+        values.add(path.stem)
+        for field, value in identifiers_of(parsed):
+            if field in ("birth date", "acquired"):
+                day = value[:10]
+                y, m, d = day.split("-")
+                values |= {day, f"{y}{m}{d}", f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{d}.{m}.{y}"}
+            else:
+                values |= {value, *value.split()}
+    # short or numeric-only values would match unrelated numbers (a probability 0.9999): names of 4+ letters,
+    # numbers of 6+ digits, every date
+    return sorted(v for v in values if (len(v) >= 6 if v.isdigit() else len(v) >= 4) and v not in {"Lead"})
+
+
+def _outputs(folder: Path) -> str:
+    """Every text a run wrote: text files as they are, PDFs through pdftotext."""
+    texts = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix in (".json", ".jsonl", ".csv", ".md", ".html", ".txt", ".log", ".tsv"):
+            texts.append(path.read_text(errors="replace"))
+        elif path.suffix == ".pdf":
+            texts.append(subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout)
+            texts.append(path.read_bytes().decode("latin-1"))  # the PDF's own metadata
+    return "\n".join(texts)
+
+
+def _ecglens(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ecglens.cli", "--threads", "1", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def _found(texts: str, values: list[str]) -> list[str]:
+    return [v for v in values if re.search(rf"(?<![\w-]){re.escape(v)}(?![\w-])", texts)]
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_no_output_of_a_run_holds_a_name_or_a_date_unless_asked(shared_data, tmp_path):
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext absent: apt-get install poppler-utils")
+    folder = shared_data / "clinical"
+    values = _personal_data(shared_data)
+    assert {"ZZDEMOPTONLY", "TESTONE", "Clark", "1953-05-08", "Garg"} <= set(values)
+    out = tmp_path / "out"
+    predict = _ecglens(
+        "predict", str(folder), "--measurements", "--explain", "gradcam", "--report", "pdf", "--out", str(out / "p")
+    )
+    assert predict.returncode == 0, predict.stderr[-2000:]
+    summary = _ecglens("data", "summary", f"clinical:{folder}", "--out", str(out / "s"))
+    prepare = _ecglens("data", "prepare", f"clinical:{folder}", "--out", str(out / "c"), "--sampling-rate", "100")
+    assert summary.returncode == 0 and prepare.returncode == 0, summary.stderr + prepare.stderr
+    rows = [json.loads(line) for line in (out / "p" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and len(list((out / "p" / "reports").glob("*.pdf"))) == 6  # not a vacuous grep
+    assert any("Otherwise normal ECG" in row["file_statements"] for row in rows)
+    everything = _outputs(out) + "".join(run.stdout + run.stderr for run in (predict, summary, prepare))
+    assert "RESEARCH USE ONLY" in everything and "6 records" in (out / "s" / "summary.md").read_text()
+    assert _found(everything, values) == []
+    # asked for: the same run keeps them, so the grep above can fail
+    shown = _ecglens(
+        "predict", str(folder / "philips"), "--include-identifiers", "--report", "pdf", "--out", str(tmp_path / "i")
+    )
+    assert shown.returncode == 0
+    assert {"ZZDEMOPTONLY", "1950-01-01"} <= set(_found(_outputs(tmp_path / "i"), values))
+
+
+@pytest.mark.realdata
+def test_serve_scores_an_uploaded_clinical_file_under_a_pseudonym(shared_data, tiny_run):
+    from fastapi.testclient import TestClient
+
+    from ecglens.serve import ServeConfig, create_app
+
+    path = shared_data / "clinical" / PHILIPS_104
+    with TestClient(create_app(ServeConfig(tiny_run.bundle, "cpu")), base_url="http://127.0.0.1") as client:
+        response = client.post("/api/predict", files=[("files", (path.name, path.read_bytes()))])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert re.fullmatch(r"ecg-[0-9a-f]{12}", body["record_id"]) and body["file_format"] == "philips-xml"
+    assert body["file_statements"][0].startswith("SINUS RHYTHM") and "ZZDEMOPTONLY" not in response.text
+
+
+def _read_in_a_fresh_process(path: Path) -> tuple[str, float, float]:
+    """Read ``path`` in a new process: the outcome (error type and reason, or 'read'), seconds, peak resident MB."""
+    code = """
+import sys, time
+from ecglens.io import RecordError, read_record
+start = time.perf_counter()
+try:
+    read_record(sys.argv[1])
+    outcome = "read"
+except RecordError as error:
+    outcome = f"{type(error).__name__}: {error.reason}"
+print(outcome)
+print(time.perf_counter() - start)
+print(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
+"""
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    outcome, seconds, peak = run.stdout.strip().splitlines()[-3:]
+    return outcome, float(seconds), float(peak)
+
+
+HOSTILE = [
+    "xml_billion_laughs",
+    "xml_external_entity",
+    "xml_bad_base64",
+    "xml_lying_count",
+    "xml_wrong_lead_codes",
+    "dcm_gigabyte_declared",
+    "dcm_ct_image",
+    "dcm_no_waveform",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hostile_clinical_file_is_a_named_error_in_bounded_time_and_memory(tmp_path, name):
+    path, words = hostile_clinical_files(tmp_path)[name]
+    outcome, seconds, peak = _read_in_a_fresh_process(path)
+    assert outcome.startswith("RecordError") and words in outcome, outcome
+    assert path.stem not in outcome  # named by its pseudonym
+    assert seconds < 5 and peak < 500, (seconds, peak)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+@pytest.mark.parametrize("keep", [40, 3000, 30000])
+def test_a_truncated_scp_file_is_a_named_error_in_bounded_time_and_memory(shared_data, tmp_path, keep):
+    path = tmp_path / "cut.scp"
+    path.write_bytes((shared_data / "clinical" / "scp" / "Example.scp").read_bytes()[:keep])
+    outcome, seconds, peak = _read_in_a_fresh_process(path)
+    assert outcome.startswith("RecordError") and "SCP-ECG" in outcome and "declares" in outcome, outcome
+    assert seconds < 5 and peak < 500
+
+
+def test_a_clinical_file_larger_than_the_limit_is_refused_unread(tmp_path):
+    from ecglens.io.clinical import MAX_FILE_BYTES
+    from ecglens.io.record import RecordTooLarge
+
+    path = tmp_path / "huge.xml"
+    with open(path, "wb") as handle:
+        handle.write(b"<RestingECG>")
+        handle.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(RecordTooLarge, match="more than a clinical ECG file may be"):
+        read_record(path)
+
+
+def _mutated(data: bytes, edits: list[tuple[int, int]], cut: float) -> bytes:
+    out = bytearray(data[: max(1, int(len(data) * cut))])
+    for position, value in edits:
+        out[position % len(out)] = value
+    return bytes(out)
+
+
+_EDITS = st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 255)), max_size=20)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=_EDITS, cut=st.floats(0.0, 1.0), kind=st.sampled_from(["xml", "dcm"]))
+def test_fuzzed_clinical_files_raise_only_named_errors(tmp_path, edits, cut, kind):
+    source = tmp_path / f"source.{kind}"
+    if kind == "xml":
+        source.write_text(muse_xml(n=1000), encoding="latin-1")
+    else:
+        dicom_ecg(source, n=1000)
+    path = tmp_path / f"fuzzed.{kind}"
+    path.write_bytes(_mutated(source.read_bytes(), edits, cut))
+    try:
+        record = read_record(path)
+    except RecordError:
+        return
+    assert np.isfinite(record.signal).all() and record.lead_names == LEAD_NAMES
+
+
+def test_without_the_extra_a_clinical_file_names_it(tmp_path, monkeypatch):
+    from ecglens.io.clinical import ClinicalUnavailable
+
+    path = tmp_path / "export.xml"
+    path.write_text(muse_xml(), encoding="latin-1")
+    monkeypatch.setitem(sys.modules, "ecgdatakit", None)  # as if not installed
+    with pytest.raises(ClinicalUnavailable, match=r"pip install 'ecglens\[clinical\]'") as caught:
+        read_record(path)
+    assert isinstance(caught.value, RecordError) and "export" not in caught.value.path  # a batch's named issue
+
+
+def test_pseudonyms_are_keyed_stable_and_keep_their_key_private(tmp_path, monkeypatch):
+    from ecglens.util import pseudonym as module
+
+    first = module.pseudonym("/exports/SMITH_JOHN.xml")
+    assert first == module.pseudonym("/exports/SMITH_JOHN.xml") and re.fullmatch(r"ecg-[0-9a-f]{12}", first)
+    monkeypatch.setenv(module.SALT_ENV, "another key")
+    assert module.pseudonym("/exports/SMITH_JOHN.xml") != first  # keyed: a guessed path cannot be confirmed
+    monkeypatch.delenv(module.SALT_ENV)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    module._salt.cache_clear()
+    try:
+        made = module.pseudonym("x")
+        key = tmp_path / "ecglens" / "id-salt"
+        assert key.is_file() and (key.stat().st_mode & 0o777) == 0o600 and len(key.read_bytes()) == 32
+        module._salt.cache_clear()
+        assert module.pseudonym("x") == made  # the same key next run
+    finally:
+        module._salt.cache_clear()
+
+
+@pytest.mark.realdata
+def test_the_one_page_report_is_a4_with_the_ecg_at_true_scale(shared_data, tmp_path):
+    if shutil.which("pdfinfo") is None:
+        pytest.skip("pdfinfo absent: apt-get install poppler-utils")
+    from ecglens.cli import main
+
+    out = tmp_path / "out"
+    assert (
+        main(["predict", str(shared_data / "clinical" / MUSE), "--measurements", "--report", "pdf", "--out", str(out)])
+        == 0
+    )
+    (pdf,) = (out / "reports").glob("*.pdf")
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    assert re.search(r"Pages:\s+1\n", info) and "841.89 x 595.276 pts (A4)" in info
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True).stdout
+    for words in (
+        "RESEARCH USE ONLY",
+        "Decisions of the model",
+        "not validated",
+        "Measurements",
+        "QTc Bazett",
+        "The file's own statement",
+        "Sinus bradycardia",
+        "derived from I and II",
+        "25 mm/s",
+    ):
+        assert words in text, words
+    page = tmp_path / "page"
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(pdf), str(page)], check=True)
+    from PIL import Image
+
+    image = np.asarray(Image.open(f"{page}-1.png").convert("L"))
+    assert (
+        image.shape[1] == 585 and abs(image.shape[0] - 413) <= 1 and (image < 100).mean() > 0.005
+    )  # a drawn page, not a blank one
