@@ -375,12 +375,14 @@ MARKUP = "<img src=x onerror=alert(1)>"
 def test_markup_in_record_ids_and_headers_is_text_in_every_html_report(tmp_path):
     from ecglens.explain.faithfulness import FaithfulnessResult
     from ecglens.explain.population import PopulationImportance
+    from ecglens.explain.waves import WavesSummary
     from ecglens.metrics import evaluate_predictions
     from ecglens.report.ecgpaper import plot_ecg
     from ecglens.report.explanations import ExampleFigure
     from ecglens.report.figures import save_figure
     from ecglens.report.html import evaluation_table, page, table_to_html
     from ecglens.studies.demo import DemoExplanations, _explanation_sections
+    from ecglens.waves.measure import Measurements
 
     png = save_figure(plot_ecg(np.zeros((12, 1000)), 100), tmp_path / "a.png")
     cell = np.full((1, 1), 0.1)
@@ -403,19 +405,22 @@ def test_markup_in_record_ids_and_headers_is_text_in_every_html_report(tmp_path)
         png,
         FaithfulnessResult((), np.linspace(0, 1, 3), {}, 0, 0.0, notes=(MARKUP,)),
         png,
+        WavesSummary(
+            MARKUP, (MARKUP,), 1, (), ((MARKUP, Measurements(*[None] * 10, 0, MARKUP, (MARKUP,))),), MARKUP, None
+        ),
     )
     result = evaluate_predictions(
         np.array([[1], [0]]), np.array([[0.9], [0.1]]), np.array([0.5]), MARKUP, class_names=(MARKUP,), n_bootstrap=0
     )
     sections = [
-        *_explanation_sections(explanations),
+        *_explanation_sections(explanations, tmp_path),
         ("table", table_to_html([MARKUP], [[MARKUP]])),
         ("eval", evaluation_table(result, MARKUP)),
         (MARKUP, MARKUP),
     ]
     html = page(MARKUP, sections)
     assert MARKUP not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert html.count("<table>") == 3 and "&lt;table" not in html and "&lt;td" not in html  # markup stays markup
+    assert html.count("<table>") == 5 and "&lt;table" not in html and "&lt;td" not in html  # markup stays markup
     assert "Content-Security-Policy" in html and "default-src 'none'" in html and "<script" not in html
 
 

@@ -68,10 +68,13 @@ class ClinicalUnavailable(RecordError):
 
 
 def is_clinical(path: str | Path) -> bool:
-    """Whether a file is one of the clinical kinds by its name (``.xml``, ``.dcm``, ``.scp``) or DICOM's magic."""
+    """Whether a file is one of the clinical kinds by its name (``.xml``, ``.dcm``, ``.scp``) or, for a regular
+    file, DICOM's magic."""
     path = Path(path)
     if path.suffix.lower() in CLINICAL_SUFFIXES:
         return True
+    if not path.is_file():  # never open a FIFO or a device to sniff it: it could block for ever
+        return False
     try:
         with path.open("rb") as handle:
             return handle.read(132)[128:132] == b"DICM"
