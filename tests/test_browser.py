@@ -104,6 +104,10 @@ def test_upload_shows_the_diagnosis_the_leads_and_grad_cam(browser, server, reco
         lines = page.locator("#waves-note li").all_text_contents()
         assert lines[0].startswith("Grad-CAM for") and lines[1].startswith("SHAP for")
         assert all("evidence among the waves" in line or "no positive evidence" in line for line in lines)
+    with page.expect_download() as download:  # the one-page report of what is shown, Grad-CAM included
+        page.click("#download-pdf")
+    report = Path(download.value.path()).read_bytes()
+    assert download.value.suggested_filename.endswith(".pdf") and report.startswith(b"%PDF")
     page.screenshot(path=str(artifacts() / "viewer-1280.png"), full_page=True)
     assert not problems, problems
     page.close()

@@ -185,10 +185,17 @@ def test_serve_scores_an_uploaded_clinical_file_under_a_pseudonym(shared_data, t
     path = shared_data / "clinical" / PHILIPS_104
     with TestClient(create_app(ServeConfig(tiny_run.bundle, "cpu")), base_url="http://127.0.0.1") as client:
         response = client.post("/api/predict", files=[("files", (path.name, path.read_bytes()))])
-    assert response.status_code == 200, response.text
-    body = response.json()
+        assert response.status_code == 200, response.text
+        body = response.json()
+        report = client.get(f"/api/results/{body['id']}/report.pdf", params={"method": "gradcam"})
+        unknown = client.get("/api/results/nothing/report.pdf")
     assert re.fullmatch(r"ecg-[0-9a-f]{12}", body["record_id"]) and body["file_format"] == "philips-xml"
     assert body["file_statements"][0].startswith("SINUS RHYTHM") and "ZZDEMOPTONLY" not in response.text
+    assert report.status_code == 200 and report.headers["content-type"] == "application/pdf"
+    assert (
+        report.content.startswith(b"%PDF") and f'filename="{body["record_id"]}' in report.headers["content-disposition"]
+    )
+    assert b"ZZDEMOPTONLY" not in report.content and unknown.status_code == 404
 
 
 def _read_in_a_fresh_process(path: Path) -> tuple[str, float, float]:

@@ -122,7 +122,7 @@ def run_predict(
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
     with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
         draw = _explainer(predictor, explain, background_caches, figures, stage.path / "figures") if explain else None
-        page = _reporter(predictor, checkpoint, stage.path / "reports") if report == "pdf" else None
+        page = _reporter(predictor, stage.path / "reports") if report == "pdf" else None
         reports: list[Path] = []
         with PredictionLog(stage.path, moved_to=out) as log:  # rows reach the disk as they come
             scored = iter_scored_files(
@@ -190,20 +190,13 @@ def _explainer(
     return draw
 
 
-def _reporter(
-    predictor: Predictor, checkpoint: str | os.PathLike, folder: Path
-) -> Callable[[Scored, RecordExplanation | None], Path]:
+def _reporter(predictor: Predictor, folder: Path) -> Callable[[Scored, RecordExplanation | None], Path]:
     """What writes a scored record's one-page PDF (with the first of its explanations) into ``folder``."""
-    from ecglens.bundle.meta import starter_manifest, starter_path
     from ecglens.report.paths import safe_name
-    from ecglens.report.pdf import write_record_report
+    from ecglens.report.pdf import model_label, write_record_report
 
     meta = predictor.meta
-    if Path(predictor.bundle).resolve() == starter_path().resolve():
-        manifest = starter_manifest()
-        model = f"{manifest.name} ({meta.model.name}), ecglens {meta.versions.get('ecglens', '?')}"
-    else:
-        model = f"{meta.model.name} bundle {Path(checkpoint).name}, ecglens {meta.versions.get('ecglens', '?')}"
+    model = model_label(predictor.bundle, meta)
     folder.mkdir(parents=True, exist_ok=True)
 
     def write(item: Scored, explanation: RecordExplanation | None) -> Path:

@@ -59,6 +59,15 @@ def record_page(
     return fig
 
 
+def record_pdf(scored: Scored, meta: BundleMeta, model: str, explanation: RecordExplanation | None = None) -> bytes:
+    """The record's page as the bytes of a one-page PDF (its metadata: a title with the record id, no author)."""
+    fig = record_page(scored, meta, model, explanation)
+    buffer = io.BytesIO()
+    metadata = {"Title": f"ecglens report: {scored.prediction.record_id}", "Creator": "ecglens", "Author": None}
+    fig.savefig(buffer, format="pdf", metadata=metadata)
+    return buffer.getvalue()
+
+
 def write_record_report(
     scored: Scored,
     meta: BundleMeta,
@@ -67,13 +76,20 @@ def write_record_report(
     explanation: RecordExplanation | None = None,
 ) -> Path:
     """Write the record's page as a one-page PDF at ``path`` (whole or not at all)."""
-    fig = record_page(scored, meta, model, explanation)
-    buffer = io.BytesIO()
-    metadata = {"Title": f"ecglens report: {scored.prediction.record_id}", "Creator": "ecglens", "Author": None}
-    fig.savefig(buffer, format="pdf", metadata=metadata)
     with atomic_open(path, "wb") as handle:
-        handle.write(buffer.getvalue())
+        handle.write(record_pdf(scored, meta, model, explanation))
     return path
+
+
+def model_label(bundle: str | Path, meta: BundleMeta) -> str:
+    """How a report names its model: the starter's name, or the bundle folder's, with the architecture and the
+    ecglens version that trained it."""
+    from ecglens.bundle.meta import starter_manifest, starter_path
+
+    version = meta.versions.get("ecglens", "?")
+    if Path(bundle).resolve() == starter_path().resolve():
+        return f"{starter_manifest().name} ({meta.model.name}), ecglens {version}"
+    return f"{meta.model.name} bundle {Path(bundle).name}, ecglens {version}"
 
 
 def _text(fig: Figure, x_mm: float, y_mm: float, text: str, **kwargs) -> None:

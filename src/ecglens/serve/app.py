@@ -33,8 +33,9 @@ from ecglens.explain.inputs import bundle_background
 from ecglens.io import Record
 from ecglens.leads import canonical_leads
 from ecglens.predict import Predictor, Scored
+from ecglens.report.paths import safe_name
 from ecglens.serve.batching import MicroBatcher
-from ecglens.serve.diagnosis import EXPLANATIONS, Diagnosis, explain_scored
+from ecglens.serve.diagnosis import EXPLANATIONS, Diagnosis, explain_scored, report_pdf
 from ecglens.serve.examples import Example, make_examples
 from ecglens.serve.uploads import RequestError, Upload, read_upload
 from ecglens.waves.delineate import available as delineation_available
@@ -170,6 +171,25 @@ class _Service:
             self.background,
             self.config.shap_samples,
             self.measures,
+        )
+
+    async def report(self, scored: Scored, method: str | None, class_name: str | None) -> bytes:
+        """The one-page PDF of a scored record, rendered in the model's thread."""
+        from ecglens.report.pdf import model_label  # matplotlib loads when a report is asked for
+
+        if method is not None:
+            await self.explain(scored, (method,), class_name)  # the same checks: method, class, background
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.model_thread,
+            report_pdf,
+            self.predictor.model,
+            self.meta,
+            scored,
+            model_label(self.predictor.bundle, self.meta),
+            method,
+            class_name,
+            self.background,
         )
 
     def model_info(self) -> dict:
@@ -463,6 +483,29 @@ def _model_routes(app: FastAPI, service: _Service) -> None:
             )
         explained = await service.explain(scored, _methods(method), class_name)
         return {"id": result_id, "explanations": [e.to_dict(service.meta.lead_names) for e in explained]}
+
+    @app.get(
+        "/api/results/{result_id}/report.pdf",
+        summary="A recent result as a one-page PDF report (optionally with an explanation drawn over the ECG)",
+        response_class=Response,
+    )
+    async def report(
+        result_id: str,
+        method: str | None = Query(default=None, description="gradcam, guided-gradcam or shap"),
+        class_name: str | None = Query(default=None, alias="class"),
+    ) -> Response:
+        scored = service.results.get(result_id)
+        if scored is None:
+            raise RequestError(
+                404, "unknown_result", "no such result (only the most recent ones are kept): post the record again"
+            )
+        content = await service.report(scored, method, class_name)
+        name = safe_name(scored.prediction.record_id)
+        return Response(
+            content,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
+        )
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi() -> Response:

@@ -142,3 +142,25 @@ def explain_scored(
                 summed = (e.values.sum(axis=0), e.values.sum(axis=1))
                 out.append(ClassExplanation(method, e.class_name, e.probability, *summed, shares, source))
     return tuple(out)
+
+
+def report_pdf(
+    model: torch.nn.Module,
+    meta: BundleMeta,
+    scored: Scored,
+    label: str,
+    method: str | None = None,
+    class_name: str | None = None,
+    background: Background | None = None,
+) -> bytes:
+    """The scored record's one-page PDF (`ecglens.report.pdf`), with ``method``'s explanation of ``class_name``
+    (else of its first decision, else its most probable class) drawn over the ECG when a method is given."""
+    from ecglens.report.pdf import record_pdf
+
+    explanation = None
+    if method is not None:
+        explained = explain_inputs(
+            model, meta, [scored.input], method, class_name, background, probabilities=scored.probabilities[None]
+        )
+        explanation = explained[0] if explained else None
+    return record_pdf(scored, meta, label, explanation)

@@ -341,6 +341,14 @@ document.addEventListener("DOMContentLoaded", () => {
   $("download-json").addEventListener("click", () => state.result && download(`${state.result.record_id}.json`, JSON.stringify(state.result, null, 1)));
   $("download-png").addEventListener("click", () => Plotly.downloadImage("ecg", {format: "png", filename: state.result.record_id, width: 1600, height: 900}));
   $("download-svg").addEventListener("click", () => Plotly.downloadImage("ecg", {format: "svg", filename: state.result.record_id, width: 1600, height: 900}));
+  // The one-page report of the shown result, with Grad-CAM for the chosen class when its shading is on.
+  $("download-pdf").addEventListener("click", () => {
+    if (!state.result) return;
+    const query = $("gradcam-toggle").checked ? `?${new URLSearchParams({method: "gradcam", class: $("class-select").value})}` : "";
+    const link = element("a");
+    link.href = `/api/results/${state.result.id}/report.pdf${query}`;
+    link.click();
+  });
   let resizing = null;
   window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(drawEcg, 200); });
   init();
