@@ -155,7 +155,8 @@ def cli(quiet: bool, verbose: int, threads: int | None) -> None:
     """Interpretable deep-learning diagnosis of 12-lead ECGs (SNR, AF, IAVB, LBBB, RBBB, PAC, PVC, STD, STE).
 
     A SOURCE is [NAME=]FORMAT:ROOT with FORMAT one of ptbxl, ptbxl100, ptbxl500, cpsc2018, challenge,
-    wfdb, or a bare ROOT whose format is detected.
+    wfdb, clinical (a folder of DICOM, HL7 aECG, Philips XML, GE MUSE XML and SCP-ECG exports; pip install
+    'ecglens[clinical]'), or a bare ROOT whose format is detected.
 
     Progress: bars on a terminal; one line per stage or epoch when standard error is a file or pipe.
     """
@@ -198,8 +199,9 @@ def data_summary(sources, label_profile, out, workers, strict, allow_outside_roo
     reconstruction of the study's mapping (the study did not publish its table).
 
     \b
-    Example:
+    Examples:
       ecglens data summary ptbxl100:../shared/data/ptb-xl cpsc2018:../shared/data/cpsc2018 --label-profile seed
+      ecglens data summary clinical:../shared/data/clinical     # a folder of cart exports, ids pseudonymous
     """
     _show(
         _commands("data").run_summary(

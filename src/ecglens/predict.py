@@ -74,6 +74,8 @@ class Prediction:
     """Leads the reader computed from others (a GE MUSE file stores 8)."""
     identifiers: dict[str, str] | None = None
     """A clinical file's personal data, only when asked for (``--include-identifiers``); None otherwise."""
+    file_measurements: dict[str, float] = field(default_factory=dict)
+    """The measurements the file carries (its cart's), to compare with ``measurements``."""
 
     def top(self, n: int = 3) -> tuple[tuple[str, float], ...]:
         """The ``n`` highest probabilities (shown even when nothing reaches its threshold)."""
@@ -319,6 +321,7 @@ class Predictor:
             file_statements=record.statements,
             derived_leads=record.derived_leads,
             identifiers=dict(record.identifiers) if record.identifiers else None,
+            file_measurements=dict(record.file_measurements),
         )
         return Scored(prediction, item, np.asarray(probabilities), record)
 

@@ -221,7 +221,32 @@ def _record(
         derived_leads=tuple(name for name in derived if name in wanted_leads),
         file_format=format_id,
         identifiers=tuple(personal) if include_identifiers else (),
+        file_measurements=measurements_of_file(parsed),
     )
+
+
+FILE_MEASUREMENTS = {
+    "heart_rate": "heart_rate_bpm",
+    "pr_interval": "pr_ms",
+    "qrs_duration": "qrs_ms",
+    "qt_interval": "qt_ms",
+    "qtc_bazett": "qtc_bazett_ms",
+    "qtc_fridericia": "qtc_fridericia_ms",
+    "p_axis": "p_axis_deg",
+    "qrs_axis": "qrs_axis_deg",
+    "t_axis": "t_axis_deg",
+}
+"""ecgdatakit's global measurements -> ecglens's names (`ecglens.waves.measure.Measurements`)."""
+
+
+def measurements_of_file(parsed: Any) -> tuple[tuple[str, float], ...]:
+    """The measurements the file carries (its cart's), under ecglens's names; a finite number or left out."""
+    out = []
+    for theirs, ours in FILE_MEASUREMENTS.items():
+        value = getattr(parsed.measurements, theirs, None)
+        if isinstance(value, int | float) and np.isfinite(value) and not isinstance(value, bool):
+            out.append((ours, float(value)))
+    return tuple(out)
 
 
 def _signal(leads: list[Any], label: str, where: str) -> tuple[np.ndarray, list[str], float]:

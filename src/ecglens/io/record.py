@@ -70,6 +70,8 @@ class Record:
             ``ge-muse-xml``, ``scp-ecg``); empty for the research formats.
         identifiers: personal data from a clinical file (name, patient id, birth date, free text), present
             only when the reader was asked for it (``--include-identifiers``).
+        file_measurements: the measurements the file itself carries (a cart's: heart rate, PR, QRS, QT, QTc,
+            axes), under `ecglens.waves.measure.Measurements`'s names, to show beside ecglens's own.
     """
 
     record_id: str
@@ -88,6 +90,7 @@ class Record:
     derived_leads: tuple[str, ...] = ()
     file_format: str = ""
     identifiers: tuple[tuple[str, str], ...] = ()
+    file_measurements: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.signal.ndim != 2 or self.signal.shape[0] != len(self.lead_names):

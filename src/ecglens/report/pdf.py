@@ -29,8 +29,11 @@ from ecglens.waves.measure import NORMAL_RANGES
 NOTICE = "RESEARCH USE ONLY: not for clinical decisions"
 PAGE_MM = (297.0, 210.0)
 """A4 landscape."""
+TOP_MM = 186.0
+"""Where the three columns start (their headings), below the header."""
+ROW_MM = 3.4
 ECG_BOTTOM_MM = 12.0
-ECG_TOP_MM = 148.0
+ECG_TOP_MM = 143.0
 MM = 1 / 25.4
 _MEASURED = (
     ("HR", "heart_rate_bpm", "bpm"),
@@ -103,8 +106,8 @@ def _text(fig: Figure, x_mm: float, y_mm: float, text: str, **kwargs) -> None:
 def _header(fig: Figure, scored: Scored, meta: BundleMeta, model: str) -> None:
     p, record = scored.prediction, scored.record
     read = "" if record is None else f"read at {record.sampling_rate_hz:g} Hz, "
-    _text(fig, 10, 204, f"ecglens report: {p.record_id}", fontsize=11, weight="bold")
-    _text(fig, 287, 204, NOTICE, fontsize=9, weight="bold", color="#b00000", ha="right")
+    _text(fig, 10, 205, f"ecglens report: {p.record_id}", fontsize=11, weight="bold")
+    _text(fig, 287, 205, NOTICE, fontsize=9, weight="bold", color="#b00000", ha="right")
     identity = ""
     if p.identifiers:
         identity = "; ".join(
@@ -119,14 +122,14 @@ def _header(fig: Figure, scored: Scored, meta: BundleMeta, model: str) -> None:
         ),
         f"model: {model}; thresholds: {meta.threshold_origin.describe()}",
     ]
-    _text(fig, 10, 198.5, "\n".join(textwrap.fill(line, 200) for line in lines), fontsize=6.5, linespacing=1.4)
+    _text(fig, 10, 199.5, "\n".join(textwrap.fill(line, 200) for line in lines), fontsize=6.5, linespacing=1.4)
 
 
 def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
     p = scored.prediction
-    _text(fig, 10, 190, "Decisions of the model (probability / threshold)", fontsize=8, weight="bold")
+    _text(fig, 10, TOP_MM, "Decisions of the model (probability / threshold)", fontsize=8, weight="bold")
     if p.status != "ok":
-        _text(fig, 10, 185, f"{p.status}: " + "; ".join(p.reasons), fontsize=7, color="#b00000")
+        _text(fig, 10, TOP_MM - 5, f"{p.status}: " + "; ".join(p.reasons), fontsize=7, color="#b00000")
         return
     for row, (name, threshold) in enumerate(zip(meta.class_names, meta.thresholds, strict=True)):
         probability = p.probabilities.get(name)
@@ -136,37 +139,49 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
         else:
             verdict, colour = ("DECIDED" if decided else "no"), "black"
         shown = "n/a" if probability is None else f"{probability:.2f}"
-        _text(fig, 10, 185 - 3.6 * row, name, fontsize=7, weight="bold" if decided else "normal", color=colour)
-        _text(fig, 24, 185 - 3.6 * row, f"{shown} / {threshold:.2f}", fontsize=7, color=colour, family="monospace")
-        _text(fig, 46, 185 - 3.6 * row, verdict, fontsize=7, weight="bold" if decided else "normal", color=colour)
+        y = TOP_MM - 5 - ROW_MM * row
+        _text(fig, 10, y, name, fontsize=7, weight="bold" if decided else "normal", color=colour)
+        _text(fig, 24, y, f"{shown} / {threshold:.2f}", fontsize=7, color=colour, family="monospace")
+        _text(fig, 46, y, verdict, fontsize=7, weight="bold" if decided else "normal", color=colour)
     if p.warnings:
-        warning = textwrap.fill("warnings: " + "; ".join(p.warnings), 60)
-        _text(fig, 10, 185 - 3.6 * len(meta.class_names), warning, fontsize=6, color="#b00000")
+        warning = textwrap.fill("warnings: " + "; ".join(p.warnings), 75)
+        _text(fig, 10, TOP_MM - 5 - ROW_MM * len(meta.class_names), warning, fontsize=6, color="#b00000")
 
 
 def _measurements(fig: Figure, scored: Scored) -> None:
-    m = scored.prediction.measurements
-    _text(fig, 100, 190, "Measurements (delineated waves; normal range)", fontsize=8, weight="bold")
+    m, theirs = scored.prediction.measurements, scored.prediction.file_measurements
+    _text(fig, 100, TOP_MM, "Measurements (normal range)", fontsize=8, weight="bold")
+    if theirs:
+        _text(fig, 176, TOP_MM - 0.3, "the file's", fontsize=7, weight="bold", color="#555555")
     if m is None:
-        _text(fig, 100, 185, "not measured (ecglens predict --measurements; pip install 'ecglens[waves]')")
-        return
-    values, outside = m.to_dict(), set(m.outside_normal())
+        _text(fig, 100, TOP_MM - 5, "not measured (ecglens predict --measurements; pip install 'ecglens[waves]')")
+    values, outside = ({}, set()) if m is None else (m.to_dict(), set(m.outside_normal()))
     for row, (name, key, unit) in enumerate(_MEASURED):
+        y = TOP_MM - 5 - ROW_MM * row
+        if key in theirs:
+            _text(fig, 176, y, f"{theirs[key]:.0f}", fontsize=7, color="#555555")
+        if m is None:
+            continue
         value = values[key]
         low_high = NORMAL_RANGES.get(key)
         normal = "" if low_high is None else f"({low_high[0]:g} to {low_high[1]:g})"
         flag = "  outside normal" if key in outside else ""
         text = f"{'n/a' if value is None else f'{value:.0f}'} {unit} {normal}{flag}"
         colour = "#b00000" if key in outside else "black"
-        _text(fig, 100, 185 - 3.6 * row, name, fontsize=7)
-        _text(fig, 122, 185 - 3.6 * row, text, fontsize=7, color=colour, weight="bold" if flag else "normal")
-    notes = "; ".join(m.notes) + ("; " if m.notes else "") + "QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3)"
-    _text(fig, 100, 185 - 3.6 * len(_MEASURED), textwrap.fill(notes, 60), fontsize=6, color="#555555")
+        _text(fig, 100, y, name, fontsize=7)
+        _text(fig, 122, y, text, fontsize=7, color=colour, weight="bold" if flag else "normal")
+    if m is not None:
+        notes = (
+            "; ".join(m.notes)
+            + ("; " if m.notes else "")
+            + "from the delineated waves (neurokit2); QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3)"
+        )
+        _text(fig, 100, TOP_MM - 5 - ROW_MM * len(_MEASURED), textwrap.fill(notes, 70), fontsize=6, color="#555555")
 
 
 def _statement(fig: Figure, scored: Scored) -> None:
     p = scored.prediction
-    _text(fig, 195, 190, "The file's own statement (not ecglens's)", fontsize=8, weight="bold")
+    _text(fig, 195, TOP_MM, "The file's own statement (not ecglens's)", fontsize=8, weight="bold")
     lines = [textwrap.fill(s, 55, subsequent_indent="  ") for s in p.file_statements] or ["none in the file"]
     if p.file_format:
         lines.append(f"read as: {p.file_format}")
@@ -174,7 +189,7 @@ def _statement(fig: Figure, scored: Scored) -> None:
         lines.append(f"leads {', '.join(p.derived_leads)} derived from I and II by the reader")
     if p.true_labels is not None:
         lines.append(f"the file's labels, mapped to the classes: {', '.join(p.true_labels) or 'none'}")
-    _text(fig, 195, 185, "\n".join(lines), fontsize=6.5, linespacing=1.35)
+    _text(fig, 195, TOP_MM - 5, "\n".join(lines), fontsize=6.5, linespacing=1.35)
 
 
 def _ecg(

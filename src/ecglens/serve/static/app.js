@@ -104,7 +104,11 @@ function render(result) {
   $("decisions").textContent = `Decisions: ${decided}`;
   const known = result.true_labels || state.known;
   const own = state.statements && state.statements.length ? ` (the record's own statements: ${state.statements.join(", ")})` : "";
-  $("known").textContent = known ? `Known, mapped to this model's classes: ${known.length ? known.join(", ") : "none of them"}${own}` : "";
+  const knownLine = known ? `Known, mapped to this model's classes: ${known.length ? known.join(", ") : "none of them"}${own}` : "";
+  const fileOwn = result.file_statements && result.file_statements.length
+    ? `The file's own statement (not ecglens's): ${result.file_statements.join(" | ")}` : "";
+  const derived = result.derived_leads && result.derived_leads.length ? `Leads ${result.derived_leads.join(", ")} derived from I and II by the reader.` : "";
+  $("known").textContent = [knownLine, fileOwn, derived].filter((line) => line).join(" · ");
   $("warnings").replaceChildren(...result.warnings.map((w) => element("li", w)));
   renderMeasurements(result.measurements);
   const names = state.model.class_names;
