@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
 from ecglens.io import Record, RecordError, read_record
-from ecglens.io.clinical import ClinicalUnavailable
+from ecglens.io.clinical import ClinicalUnavailable, read_clinical
 from ecglens.io.limits import MAX_VALUES, value_budget
 from ecglens.io.record import RecordTooLarge
 from ecglens.io.wfdb_files import retarget_header
@@ -125,7 +125,10 @@ def read_upload(
         name = pseudonym(hashlib.sha256(main.data).hexdigest()) if clinical else main.name
         try:
             with value_budget(max_values):
-                record = read_record(path, lead_names, sampling_rate_hz, lead_order or LEAD_NAMES)
+                if clinical:  # named by its content's pseudonym in every line, the server's log included
+                    record = read_clinical(path, lead_names, record_id=name, dataset="upload")
+                else:
+                    record = read_record(path, lead_names, sampling_rate_hz, lead_order or LEAD_NAMES)
         except RecordTooLarge as error:
             raise RequestError(413, "record_too_large", f"{name}: {error.reason}") from None
         except ClinicalUnavailable as error:
