@@ -199,8 +199,8 @@ def _record(
     include_identifiers: bool,
 ) -> Record:
     signal, names, rate = _signal(parsed.leads, label, where)
+    signal = _cut_calibration_tail(signal, rate, where)  # before deriving: a derived lead holds no pulse
     signal, names, derived = _derive_limb_leads(signal, names)
-    signal = _cut_calibration_tail(signal, rate, where)
     check_length(where, signal.shape[1], rate)
     signal = finish_signal(where, signal, names, wanted_leads)
     personal = identifiers_of(parsed)
@@ -307,7 +307,7 @@ def identifiers_of(parsed: Any) -> list[tuple[str, str]]:
         ("first name", patient.first_name),
         ("last name", patient.last_name),
         ("patient id", patient.patient_id),
-        ("birth date", patient.birth_date.date().isoformat() if patient.birth_date else ""),
+        ("birth date", _day(patient.birth_date)),
         ("clinical history", patient.clinical_history),
         ("medications", "; ".join(patient.medications or ())),
         ("acquired", recording.date.isoformat() if recording.date else ""),
@@ -320,6 +320,13 @@ def identifiers_of(parsed: Any) -> list[tuple[str, str]]:
         ("interpreter", parsed.interpretation.interpreter),
     ]
     return [(name, str(value).strip()) for name, value in fields if value and str(value).strip()]
+
+
+def _day(value: Any) -> str:
+    """A date or datetime as ``YYYY-MM-DD`` (empty when absent)."""
+    if not value:
+        return ""
+    return (value.date() if hasattr(value, "date") and callable(value.date) else value).isoformat()
 
 
 def statements_of(parsed: Any, personal: list[tuple[str, str]] | tuple = ()) -> tuple[str, ...]:

@@ -405,6 +405,7 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
     """Every route: errors as JSON, the API, the page and its assets."""
     _error_handlers(app)
     _model_routes(app, service)
+    _report_route(app, service)
     _predict_route(app, service, config)
     _static_routes(app)
 
@@ -484,6 +485,14 @@ def _model_routes(app: FastAPI, service: _Service) -> None:
         explained = await service.explain(scored, _methods(method), class_name)
         return {"id": result_id, "explanations": [e.to_dict(service.meta.lead_names) for e in explained]}
 
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> Response:
+        return Response(json.dumps(app.openapi()), media_type="application/json")
+
+
+def _report_route(app: FastAPI, service: _Service) -> None:
+    """A recent result's one-page PDF report."""
+
     @app.get(
         "/api/results/{result_id}/report.pdf",
         summary="A recent result as a one-page PDF report (optionally with an explanation drawn over the ECG)",
@@ -506,10 +515,6 @@ def _model_routes(app: FastAPI, service: _Service) -> None:
             media_type="application/pdf",
             headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
         )
-
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi() -> Response:
-        return Response(json.dumps(app.openapi()), media_type="application/json")
 
 
 def _predict_route(app: FastAPI, service: _Service, config: ServeConfig) -> None:
