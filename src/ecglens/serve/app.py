@@ -143,7 +143,8 @@ class _Service:
         body = Diagnosis(scored, self.meta, explanations).to_dict(include_input)
         return JSONResponse({"id": result_id, **body})  # plain data already: no recursive re-encoding
 
-    async def explain(self, scored: Scored, methods: tuple[str, ...], class_name: str | None):
+    def _check_explanation(self, methods: tuple[str, ...], class_name: str | None) -> None:
+        """Refuse an unknown class or method, and SHAP without a background, before any work."""
         if class_name is not None and class_name not in self.meta.class_names:
             raise RequestError(
                 422, "unknown_class", f"unknown class {class_name!r}; choose from {', '.join(self.meta.class_names)}"
@@ -159,9 +160,14 @@ class _Service:
                 "no_shap_background",
                 "SHAP needs a background: this server has none (start it with --background CACHE)",
             )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.model_thread,
+
+    async def _in_model_thread(self, function: Callable, *args):
+        """``function(*args)`` in the one thread that runs the model."""
+        return await asyncio.get_running_loop().run_in_executor(self.model_thread, function, *args)
+
+    async def explain(self, scored: Scored, methods: tuple[str, ...], class_name: str | None):
+        self._check_explanation(methods, class_name)
+        return await self._in_model_thread(
             explain_scored,
             self.predictor.model,
             self.meta,
@@ -177,19 +183,18 @@ class _Service:
         """The one-page PDF of a scored record, rendered in the model's thread."""
         from ecglens.report.pdf import model_label  # matplotlib loads when a report is asked for
 
-        if method is not None:
-            await self.explain(scored, (method,), class_name)  # the same checks: method, class, background
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.model_thread,
+        self._check_explanation(() if method is None else (method,), class_name)
+        label = model_label(self.predictor.bundle, self.meta)
+        return await self._in_model_thread(
             report_pdf,
             self.predictor.model,
             self.meta,
             scored,
-            model_label(self.predictor.bundle, self.meta),
+            label,
             method,
             class_name,
             self.background,
+            self.config.shap_samples,
         )
 
     def model_info(self) -> dict:

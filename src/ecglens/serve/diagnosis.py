@@ -152,6 +152,7 @@ def report_pdf(
     method: str | None = None,
     class_name: str | None = None,
     background: Background | None = None,
+    n_samples: int = 16,
 ) -> bytes:
     """The scored record's one-page PDF (`ecglens.report.pdf`), with ``method``'s explanation of ``class_name``
     (else of its first decision, else its most probable class) drawn over the ECG when a method is given."""
@@ -160,7 +161,7 @@ def report_pdf(
     explanation = None
     if method is not None:
         explained = explain_inputs(
-            model, meta, [scored.input], method, class_name, background, probabilities=scored.probabilities[None]
+            model, meta, [scored.input], method, class_name, background, n_samples, scored.probabilities[None]
         )
         explanation = explained[0] if explained else None
     return record_pdf(scored, meta, label, explanation)
