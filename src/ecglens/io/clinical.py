@@ -204,6 +204,10 @@ def _record(
     check_length(where, signal.shape[1], rate)
     signal = finish_signal(where, signal, names, wanted_leads)
     personal = identifiers_of(parsed)
+    statements = statements_of(parsed, () if include_identifiers else personal)
+    left_out = len(statements_of(parsed)) - len(statements)
+    if left_out:  # counted, never silently gone
+        logger.info("%s: %d of the file's statements named a person and were left out", where, left_out)
     patient = parsed.patient
     patient_id = str(patient.patient_id or "").strip()
     age = patient.age if isinstance(patient.age, int | float) and patient.age >= 0 else None
@@ -217,7 +221,7 @@ def _record(
         age=None if age is None else float(age if include_identifiers else min(age, 90)),
         sex={"M": "male", "F": "female"}.get(str(patient.sex or "").strip().upper()[:1]),
         source_path=where,
-        statements=statements_of(parsed, () if include_identifiers else personal),
+        statements=statements,
         derived_leads=tuple(name for name in derived if name in wanted_leads),
         file_format=format_id,
         identifiers=tuple(personal) if include_identifiers else (),
