@@ -286,3 +286,11 @@ def test_a_study_summary_survives_its_json_and_renders_its_measurements(tmp_path
     assert f"<td>{measured.heart_rate_bpm:.0f}</td>" in html
     missing = WavesSummary.missing("the demo model", ("gradcam",), "delineation needs neurokit2")
     assert "Not computed: delineation needs neurokit2" in str(waves_section(missing, tmp_path))
+
+
+def test_a_flagged_value_never_reads_as_the_edge_of_its_range():
+    from ecglens.waves.measure import shown_value
+
+    assert shown_value(450.4, "qtc_bazett_ms") == "450.4"  # outside 350-450: not "450"
+    assert shown_value(449.6, "qtc_bazett_ms") == "450" and shown_value(59.6, "heart_rate_bpm") == "59.6"
+    assert shown_value(123.4, "pr_ms") == "123" and shown_value(None, "pr_ms") == "n/a"

@@ -24,7 +24,7 @@ from ecglens.explain.records import RecordExplanation
 from ecglens.predict import Scored
 from ecglens.report.ecgpaper import STYLES, draw_ecg, paper_axes, paper_layout
 from ecglens.util.atomic import atomic_open
-from ecglens.waves.measure import NORMAL_RANGES
+from ecglens.waves.measure import NORMAL_RANGES, shown_value
 
 NOTICE = "RESEARCH USE ONLY: not for clinical decisions"
 PAGE_MM = (297.0, 210.0)
@@ -166,7 +166,7 @@ def _measurements(fig: Figure, scored: Scored) -> None:
         low_high = NORMAL_RANGES.get(key)
         normal = "" if low_high is None else f"({low_high[0]:g} to {low_high[1]:g})"
         flag = "  outside normal" if key in outside else ""
-        text = f"{'n/a' if value is None else f'{value:.0f}'} {unit} {normal}{flag}"
+        text = f"{shown_value(value, key)} {unit} {normal}{flag}"
         colour = "#b00000" if key in outside else "black"
         _text(fig, 100, y, name, fontsize=7)
         _text(fig, 122, y, text, fontsize=7, color=colour, weight="bold" if flag else "normal")

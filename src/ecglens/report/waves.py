@@ -17,7 +17,7 @@ from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions, explanation_f
 from ecglens.report.html import figure_from_png, number, page, strict_json, table_to_html
 from ecglens.report.paths import safe_name
 from ecglens.util.atomic import atomic_open, write_json, write_text
-from ecglens.waves.measure import NORMAL_RANGES, QTC_FORMULAS, Measurements
+from ecglens.waves.measure import NORMAL_RANGES, QTC_FORMULAS, Measurements, shown_value
 from ecglens.waves.segments import SEGMENTS, expected_evidence
 
 WAVES_NOTE = (
@@ -191,12 +191,12 @@ def measurements_html(measured: Sequence[tuple[str, Measurements]]) -> Markup:
         outside = set(m.outside_normal())
         cells: list = [record_id]
         for _, name in MEASURED:
-            text = "n/a" if values[name] is None else f"{values[name]:.0f}"
+            text = shown_value(values[name], name)
             cells.append(Markup("<b>{}</b>").format(text) if name in outside else text)
         rows.append([*cells, "; ".join(m.notes)])
     headings = {name: heading for heading, name in MEASURED}
     ranges = ", ".join(f"{headings[name]} {low:g} to {high:g}" for name, (low, high) in NORMAL_RANGES.items())
-    formulas = "; ".join(f"{k}: {v}" for k, v in QTC_FORMULAS.items())
+    formulas = "; ".join(f"{k.capitalize()}: {v}" for k, v in QTC_FORMULAS.items())
     return Markup("<p class='note'>Bold: outside the adult normal range ({}). QTc {}.</p>").format(
         ranges, formulas
     ) + table_to_html(["record", *(heading for heading, _ in MEASURED), "notes"], rows)

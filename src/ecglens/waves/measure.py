@@ -35,6 +35,16 @@ QTC_FORMULAS = {"bazett": "QT / RR^(1/2)", "fridericia": "QT / RR^(1/3)"}
 """QT corrected for heart rate; QT in ms, RR in seconds."""
 
 
+def shown_value(value: float | None, name: str) -> str:
+    """A measurement to the unit, or to 0.1 where the unit would round a value outside its normal range onto
+    the range's edge (a QTc of 450.4 ms is outside 350-450: it reads 450.4, never a flagged 450)."""
+    if value is None:
+        return "n/a"
+    low, high = NORMAL_RANGES.get(name, (-math.inf, math.inf))
+    whole = round(value)
+    return f"{value:.1f}" if (value > high and whole <= high) or (value < low and whole >= low) else f"{value:.0f}"
+
+
 def qtc_bazett(qt_ms: float, rr_s: float) -> float:
     """Bazett's QTc (ms): QT / sqrt(RR), RR in seconds."""
     return qt_ms / math.sqrt(rr_s)
@@ -82,7 +92,10 @@ class Measurements:
             ("QTc Bazett", self.qtc_bazett_ms, "ms"),
             ("QRS axis", self.qrs_axis_deg, "deg"),
         ]
-        text = ", ".join(f"{name} {'n/a' if v is None else f'{v:.0f}'} {unit}" for name, v, unit in shown)
+        keys = ("heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_bazett_ms", "qrs_axis_deg")
+        text = ", ".join(
+            f"{name} {shown_value(v, key)} {unit}" for (name, v, unit), key in zip(shown, keys, strict=True)
+        )
         outside = self.outside_normal()
         return (
             text

@@ -131,8 +131,11 @@ function renderMeasurements(m) {
   }
   const outside = new Set(m.outside_normal);
   const parts = MEASURED.map(([key, name, unit]) => {
-    const value = m[key] === null ? "n/a" : `${Math.round(m[key])} ${unit}`;
     const range = m.normal_ranges[key];
+    // to the unit, or to 0.1 where rounding would put a value outside its range onto the range's edge
+    const whole = m[key] === null ? null : Math.round(m[key]);
+    const edge = range && whole !== null && ((m[key] > range[1] && whole <= range[1]) || (m[key] < range[0] && whole >= range[0]));
+    const value = m[key] === null ? "n/a" : `${edge ? m[key].toFixed(1) : whole} ${unit}`;
     const span = element("span", `${name} ${value}`, outside.has(key) ? "outside" : "");
     if (range) span.title = `normal ${range[0]} to ${range[1]} ${unit}`;
     return span;
