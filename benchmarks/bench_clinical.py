@@ -5,8 +5,10 @@ Usage: python benchmarks/bench_clinical.py [--data ../shared/data] [--repeats 5]
 For every file in ``DATA/clinical``: the median time of ecgdatakit's parse alone and of ecglens's
 `read_record` (the parse, the unit conversion to mV, derived leads, the cut calibration pulse, statements and
 the personal data kept out), their ratio, and the record's shape. Then the starter model's one-page PDF of
-each record (scored, measured, Grad-CAM drawn): the time to render it, and its size. Every figure is printed
-beside the others, from one process; run it alone on the machine.
+each record (scored, measured, Grad-CAM drawn): the time to render it, and its size. Last, each hostile
+clinical file of the tests (`tests/clinical_files.py`, and the shared SCP-ECG file cut short) read in a fresh
+process: its named error, the read's time and the process's peak resident size (goal: 5 s, 500 MB). Run it
+alone on the machine.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def main() -> None:
             f"{ours / library:>6.2f}"
         )
     _reports(files, args.repeats)
+    _hostile(args.data)
 
 
 def _reports(files: list[Path], repeats: int) -> None:
@@ -80,6 +83,43 @@ def _reports(files: list[Path], repeats: int) -> None:
         seconds = _median(lambda s=scored, c=cam: record_pdf(s, meta, label, c), repeats)
         size = len(record_pdf(scored, meta, label, cam)) / 1024
         print(f"{record.record_id:<48} {1e3 * seconds:>10.0f} {size:>6.0f}")
+
+
+_READ = """
+import sys, time
+from ecglens.io import RecordError, read_record
+start = time.perf_counter()
+try:
+    read_record(sys.argv[1])
+    outcome = "read"
+except RecordError as error:
+    outcome = f"{type(error).__name__}: {error.reason}"
+print(time.perf_counter() - start)
+print(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
+print(outcome)
+"""
+
+
+def _hostile(data: Path) -> None:
+    """Every hostile clinical file read in a fresh process: time, peak resident MB, the named error."""
+    import subprocess
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from clinical_files import hostile_clinical_files
+
+    folder = Path(tempfile.mkdtemp(prefix="ecglens-hostile-"))
+    cases = {name: path for name, (path, _) in hostile_clinical_files(folder).items()}
+    scp = data / "clinical" / "scp" / "Example.scp"
+    for keep in (40, 3000, 30000) if scp.is_file() else ():
+        cases[f"scp_cut_at_{keep}"] = folder / f"cut{keep}.scp"
+        cases[f"scp_cut_at_{keep}"].write_bytes(scp.read_bytes()[:keep])
+    print(f"\n{'hostile file':<24} {'ms':>7} {'peak MB':>8}  named error")
+    for name, path in cases.items():
+        run = subprocess.run([sys.executable, "-c", _READ, str(path)], capture_output=True, text=True, check=True)
+        seconds, peak, outcome = run.stdout.strip().split("\n", 2)
+        print(f"{name:<24} {1e3 * float(seconds):>7.1f} {float(peak):>8.0f}  {outcome[:90]}")
 
 
 if __name__ == "__main__":
