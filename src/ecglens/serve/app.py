@@ -137,7 +137,7 @@ class _Service:
             scored = replace(scored, prediction=replace(scored.prediction, measurements=measured))
         explanations = await self.explain(scored, methods, class_name) if methods else ()
         result_id = uuid.uuid4().hex
-        self.results[result_id] = scored
+        self.results[result_id] = replace(scored, record=None)  # the scored input is kept, not the file's signal
         while len(self.results) > self.config.results_kept:
             self.results.popitem(last=False)
         body = Diagnosis(scored, self.meta, explanations).to_dict(include_input)
