@@ -85,29 +85,13 @@ def _reports(files: list[Path], repeats: int) -> None:
         print(f"{record.record_id:<48} {1e3 * seconds:>10.0f} {size:>6.0f}")
 
 
-_READ = """
-import sys, time
-from ecglens.io import RecordError, read_record
-start = time.perf_counter()
-try:
-    read_record(sys.argv[1])
-    outcome = "read"
-except RecordError as error:
-    outcome = f"{type(error).__name__}: {error.reason}"
-print(time.perf_counter() - start)
-print(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
-print(outcome)
-"""
-
-
 def _hostile(data: Path) -> None:
     """Every hostile clinical file read in a fresh process: time, peak resident MB, the named error."""
-    import subprocess
     import sys
     import tempfile
 
     sys.path.insert(0, str(REPO / "tests"))
-    from clinical_files import hostile_clinical_files
+    from clinical_files import hostile_clinical_files, read_in_a_fresh_process
 
     folder = Path(tempfile.mkdtemp(prefix="ecglens-hostile-"))
     cases = {name: path for name, (path, _) in hostile_clinical_files(folder).items()}
@@ -117,9 +101,8 @@ def _hostile(data: Path) -> None:
         cases[f"scp_cut_at_{keep}"].write_bytes(scp.read_bytes()[:keep])
     print(f"\n{'hostile file':<24} {'ms':>7} {'peak MB':>8}  named error")
     for name, path in cases.items():
-        run = subprocess.run([sys.executable, "-c", _READ, str(path)], capture_output=True, text=True, check=True)
-        seconds, peak, outcome = run.stdout.strip().split("\n", 2)
-        print(f"{name:<24} {1e3 * float(seconds):>7.1f} {float(peak):>8.0f}  {outcome[:90]}")
+        outcome, seconds, peak = read_in_a_fresh_process(path)
+        print(f"{name:<24} {1e3 * seconds:>7.1f} {peak:>8.0f}  {outcome[:90]}")
 
 
 if __name__ == "__main__":

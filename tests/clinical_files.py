@@ -5,6 +5,8 @@ waveform, a gigabyte declared). Generated, never stored; the shared real files a
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +127,28 @@ def hostile_clinical_files(folder: Path) -> dict[str, tuple[Path, str]]:
     out["dcm_ct_image"] = (dicom_ecg(folder / "dcm_ct_image.dcm", sop=CT_SOP), "not an ECG waveform")
     out["dcm_no_waveform"] = (dicom_ecg(folder / "dcm_no_waveform.dcm", waveform=False), "Waveform Sequence")
     return out
+
+
+_READ = """
+import sys, time
+from ecglens.io import RecordError, read_record
+start = time.perf_counter()
+try:
+    read_record(sys.argv[1])
+    outcome = "read"
+except RecordError as error:
+    outcome = f"{type(error).__name__}: {error.reason}"
+print(time.perf_counter() - start)
+print(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
+print(outcome)
+"""
+
+
+def read_in_a_fresh_process(path: Path) -> tuple[str, float, float]:
+    """Read ``path`` with `ecglens.io.read_record` in a new process: the outcome (the error's type and reason, or
+    'read'), the read's seconds and the process's peak resident MB (``VmHWM``, which starts afresh at exec)."""
+    run = subprocess.run([sys.executable, "-c", _READ, str(path)], capture_output=True, text=True, timeout=120)
+    if run.returncode:
+        raise RuntimeError(run.stderr[-2000:])
+    seconds, peak, outcome = run.stdout.strip().split("\n", 2)
+    return outcome, float(seconds), float(peak)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clinical_files import dicom_ecg, hostile_clinical_files, muse_xml
+from clinical_files import dicom_ecg, hostile_clinical_files, muse_xml, read_in_a_fresh_process
 from ecglens.io import RecordError, read_record
 from ecglens.leads import LEAD_NAMES
 
@@ -198,27 +198,6 @@ def test_serve_scores_an_uploaded_clinical_file_under_a_pseudonym(shared_data, t
     assert b"ZZDEMOPTONLY" not in report.content and unknown.status_code == 404
 
 
-def _read_in_a_fresh_process(path: Path) -> tuple[str, float, float]:
-    """Read ``path`` in a new process: the outcome (error type and reason, or 'read'), seconds, peak resident MB."""
-    code = """
-import sys, time
-from ecglens.io import RecordError, read_record
-start = time.perf_counter()
-try:
-    read_record(sys.argv[1])
-    outcome = "read"
-except RecordError as error:
-    outcome = f"{type(error).__name__}: {error.reason}"
-print(outcome)
-print(time.perf_counter() - start)
-print(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
-"""
-    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
-    outcome, seconds, peak = run.stdout.strip().splitlines()[-3:]
-    return outcome, float(seconds), float(peak)
-
-
 HOSTILE = [
     "xml_billion_laughs",
     "xml_external_entity",
@@ -235,7 +214,7 @@ HOSTILE = [
 @pytest.mark.parametrize("name", HOSTILE)
 def test_a_hostile_clinical_file_is_a_named_error_in_bounded_time_and_memory(tmp_path, name):
     path, words = hostile_clinical_files(tmp_path)[name]
-    outcome, seconds, peak = _read_in_a_fresh_process(path)
+    outcome, seconds, peak = read_in_a_fresh_process(path)
     assert outcome.startswith("RecordError") and words in outcome, outcome
     assert path.stem not in outcome  # named by its pseudonym
     assert seconds < 5 and peak < 500, (seconds, peak)
@@ -247,7 +226,7 @@ def test_a_hostile_clinical_file_is_a_named_error_in_bounded_time_and_memory(tmp
 def test_a_truncated_scp_file_is_a_named_error_in_bounded_time_and_memory(shared_data, tmp_path, keep):
     path = tmp_path / "cut.scp"
     path.write_bytes((shared_data / "clinical" / "scp" / "Example.scp").read_bytes()[:keep])
-    outcome, seconds, peak = _read_in_a_fresh_process(path)
+    outcome, seconds, peak = read_in_a_fresh_process(path)
     assert outcome.startswith("RecordError") and "SCP-ECG" in outcome and "declares" in outcome, outcome
     assert seconds < 5 and peak < 500
 
