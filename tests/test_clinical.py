@@ -336,3 +336,23 @@ def test_the_one_page_report_is_a4_with_the_ecg_at_true_scale(shared_data, tmp_p
     assert (
         image.shape[1] == 585 and abs(image.shape[0] - 413) <= 1 and (image < 100).mean() > 0.005
     )  # a drawn page, not a blank one
+
+
+def test_the_page_prints_tall_voltages_at_half_standard_rather_than_clipping_them():
+    from ecglens.report.pdf import _gain
+
+    rng = np.random.default_rng(0)
+    normal = rng.normal(0, 0.05, (12, 1000))
+    normal[:, ::100] = 1.2  # R waves of 1.2 mV: 10 mm/mV
+    gain, placed = _gain(normal, 100.0, LEAD_NAMES)
+    assert gain == 10 and -placed.y_low * gain <= 141 - 12
+    tall = normal.copy()
+    tall[LEAD_NAMES.index("V2"), 50::100] = -3.5  # LVH: deep S in V1-V3 would not fit at 10 mm/mV
+    tall[LEAD_NAMES.index("V3"), 50::100] = -4.0
+    gain, placed = _gain(tall, 100.0, LEAD_NAMES)
+    assert gain == 5 and -placed.y_low * gain <= 141 - 12
+    assert all(row.half_down < placed.max_half for row in placed.rows)  # nothing clipped
+    huge = normal.copy()
+    huge[:, 50::100] = -9.0  # beyond any page: half standard, rows capped to fit, clipping marked
+    gain, placed = _gain(huge, 100.0, LEAD_NAMES)
+    assert gain == 5 and -placed.y_low * gain <= 141 - 12 + 1e-9

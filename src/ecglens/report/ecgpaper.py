@@ -55,13 +55,16 @@ STYLES = {
 }
 
 
-def paper_grid(ax, width_s: float, y_low: float, y_high: float, style: PaperStyle = STYLES["color"]) -> None:
-    """ECG paper's 1-mm (40 ms, 0.1 mV) and 5-mm grid on an axis in seconds and millivolts."""
+def paper_grid(
+    ax, width_s: float, y_low: float, y_high: float, style: PaperStyle = STYLES["color"], mv_per_mm: float = 0.1
+) -> None:
+    """ECG paper's 1-mm (40 ms, ``mv_per_mm``: 0.1 mV at 10 mm/mV, 0.2 at half standard) and 5-mm grid on an axis
+    in seconds and millivolts."""
     for x in np.arange(0, width_s + 1e-9, 0.04):
         major = abs(x / 0.2 - round(x / 0.2)) < 1e-6
         ax.axvline(x, color=style.major if major else style.minor, lw=0.8 if major else 0.4, zorder=0)
-    for y in np.arange(np.ceil(y_low * 10) / 10, y_high + 1e-9, 0.1):
-        major = abs(y / 0.5 - round(y / 0.5)) < 1e-6
+    for y in np.arange(np.ceil(y_low / mv_per_mm) * mv_per_mm, y_high + 1e-9, mv_per_mm):
+        major = abs(y / (5 * mv_per_mm) - round(y / (5 * mv_per_mm))) < 1e-6
         ax.axhline(y, color=style.major if major else style.minor, lw=0.8 if major else 0.4, zorder=0)
 
 
@@ -306,10 +309,12 @@ def _paper_axes(width_s: float, y_low: float, paper: PaperStyle, colour_bar: boo
     return fig, ax
 
 
-def paper_axes(ax: Axes, width_s: float, y_low: float, paper: PaperStyle = STYLES["color"]) -> None:
+def paper_axes(
+    ax: Axes, width_s: float, y_low: float, paper: PaperStyle = STYLES["color"], mv_per_mm: float = 0.1
+) -> None:
     """Make ``ax`` ECG paper from time 0 to ``width_s`` and from ``y_low`` to 0 mV: the grid, no ticks or spines
-    (the caller sizes the axes at 25 mm/s and 10 mm/mV)."""
-    paper_grid(ax, width_s, y_low, 0.0, paper)
+    (the caller sizes the axes at 25 mm/s and 1 mm per ``mv_per_mm``)."""
+    paper_grid(ax, width_s, y_low, 0.0, paper, mv_per_mm)
     ax.set_xlim(0, width_s)
     ax.set_ylim(y_low, 0.0)
     ax.set_xticks([])

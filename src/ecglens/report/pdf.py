@@ -22,7 +22,7 @@ from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.attribution import threshold_map
 from ecglens.explain.records import RecordExplanation
 from ecglens.predict import Scored
-from ecglens.report.ecgpaper import STYLES, draw_ecg, paper_axes, paper_layout
+from ecglens.report.ecgpaper import MAX_HALF_MV, STYLES, PaperLayout, draw_ecg, paper_axes, paper_layout
 from ecglens.util.atomic import atomic_open
 from ecglens.waves.measure import NORMAL_RANGES, shown_value
 
@@ -33,7 +33,9 @@ TOP_MM = 186.0
 """Where the three columns start (their headings), below the header."""
 ROW_MM = 3.4
 ECG_BOTTOM_MM = 12.0
-ECG_TOP_MM = 143.0
+ECG_TOP_MM = 141.0
+SECONDS_ON_PAGE = 10.0
+"""A longer record's page shows its first 10 s, as a 12-lead printout does, and says so."""
 MM = 1 / 25.4
 _MEASURED = (
     ("HR", "heart_rate_bpm", "bpm"),
@@ -192,17 +194,29 @@ def _statement(fig: Figure, scored: Scored) -> None:
     _text(fig, 195, TOP_MM - 5, "\n".join(lines), fontsize=6.5, linespacing=1.35)
 
 
+def _gain(signal: np.ndarray, rate: float, lead_names: tuple[str, ...]) -> tuple[int, PaperLayout]:
+    """The standard 10 mm/mV when the four rows, each sized to its deflections, fit the page's space; else half
+    standard (5 mm/mV, as a cart prints tall voltages); else half standard with the rows capped to fit (clipped
+    visibly). Returns the gain and the layout at that gain."""
+    space = ECG_TOP_MM - ECG_BOTTOM_MM
+    for gain, cap in ((10, MAX_HALF_MV), (5, 2 * MAX_HALF_MV)):  # the same row height in mm at either gain
+        placed = paper_layout(signal, rate, lead_names, "3x4", None, cap)
+        if -placed.y_low * gain <= space:
+            return gain, placed
+    return 5, paper_layout(signal, rate, lead_names, "3x4", None, space / 4 / 2 / 5)
+
+
 def _ecg(
     fig: Figure, scored: Scored, meta: BundleMeta, explanation: RecordExplanation | None, percentile: float
 ) -> None:
     """The scored input at true scale, with the explanation over it and a line saying what is drawn."""
     signal, rate = scored.input.signal, meta.sampling_rate_hz
-    max_half = (ECG_TOP_MM - ECG_BOTTOM_MM) / 4 / 2 / 10  # four rows fit the space at 10 mm/mV
-    placed = paper_layout(signal, rate, meta.lead_names, "3x4", None, max_half)
-    width_mm, height_mm = placed.width_s * 25, -placed.y_low * 10
-    left = (PAGE_MM[0] - width_mm) / 2
-    ax = fig.add_axes((left / PAGE_MM[0], ECG_BOTTOM_MM / PAGE_MM[1], width_mm / PAGE_MM[0], height_mm / PAGE_MM[1]))
-    paper_axes(ax, placed.width_s, placed.y_low)
+    seconds = min(SECONDS_ON_PAGE, signal.shape[1] / rate)
+    gain, placed = _gain(signal[:, : round(seconds * rate)], rate, meta.lead_names)
+    width_mm, height_mm = placed.width_s * 25, -placed.y_low * gain
+    left, bottom = (PAGE_MM[0] - width_mm) / 2, ECG_TOP_MM - height_mm  # under the columns; the caption under it
+    ax = fig.add_axes((left / PAGE_MM[0], bottom / PAGE_MM[1], width_mm / PAGE_MM[0], height_mm / PAGE_MM[1]))
+    paper_axes(ax, placed.width_s, placed.y_low, STYLES["color"], 1 / gain)
     band = segments = None
     shown = "no explanation (ecglens predict --explain METHOD)"
     if explanation is not None and explanation.method == "gradcam":
@@ -219,9 +233,17 @@ def _ecg(
         segments = explanation.values
         shown = f"{explanation.method} for {explanation.class_name} per 40 ms: red towards the class, blue away"
     clipped, _ = draw_ecg(ax, signal, rate, placed, meta.lead_names, STYLES["color"], None, band, segments)
+    total = signal.shape[1] / rate
+    scale = "10 mm/mV" if gain == 10 else "5 mm/mV (half standard: at 10 mm/mV the deflections would not fit the page)"
     caption = (
-        f"The scored input ({rate:g} Hz, {placed.seconds:.1f} s) at 25 mm/s and 10 mm/mV on this page (A4, printed "
-        f"at 100 %); 1-mV calibration pulse at the start of each row; 3x4 with a lead II rhythm strip. {shown}."
-        + (f" Traces beyond {max_half:.2g} mV from baseline clipped where marked with triangles." if clipped else "")
+        f"The scored input ({rate:g} Hz, "
+        + (f"{placed.seconds:.1f} s" if placed.seconds >= total else f"its first {placed.seconds:g} s of {total:.1f}")
+        + f") at 25 mm/s and {scale} on this page (A4, printed at 100 %); 1-mV calibration pulse at the start of each "
+        f"row; 3x4 with a lead II rhythm strip. {shown}."
+        + (
+            f" Traces beyond {placed.max_half:.2g} mV from baseline clipped where marked with triangles."
+            if clipped
+            else ""
+        )
     )
-    _text(fig, left, ECG_BOTTOM_MM - 1.5, textwrap.fill(caption, 190), fontsize=6, color="#333333")
+    _text(fig, left, bottom - 1.5, textwrap.fill(caption, 190), fontsize=6, color="#333333")
