@@ -290,7 +290,8 @@ function wavesLine(explanation) {
   if (!w.has_evidence) return `${name}: no positive evidence among the waves`;
   const segments = Object.keys(w.shares).map((s) => `${s} ${Math.round(100 * w.shares[s])}% (${Math.round(100 * w.time_shares[s])}% of time)`);
   const plausible = w.plausibility === null ? "" : `; plausibility ${w.plausibility.toFixed(2)} against ${w.chance.toFixed(2)} by chance (share in ${w.expected.join(", ")}, where a cardiologist looks)`;
-  return `${name}, evidence among the waves: ${segments.join(" · ")}${plausible}. Waves: ${w.waves_from}.`;
+  const estimate = explanation.method === "shap" ? " SHAP's shares are a Monte-Carlo estimate: another draw moves them a little." : "";
+  return `${name}, evidence among the waves: ${segments.join(" · ")}${plausible}. Waves: ${w.waves_from}.${estimate}`;
 }
 
 function renderWaves(explanations) {
