@@ -131,19 +131,18 @@ def gradcam_figure(
     lead at that time), never as shading of particular leads. A map without positive evidence is said
     in the title, not drawn as an empty figure.
     """
-    time_map = np.asarray(cam).reshape(-1, np.shape(cam)[-1])[0]  # one map per time step (same on every lead)
-    if not (time_map > 0).any():
+    shaded, label = gradcam_band(cam, class_name, percentile)
+    if shaded is None:
         at = "" if probability is None else f" at p={probability:.2f}"
         return plot_ecg(
             signal,
             sampling_rate_hz,
-            f"{title}\nno positive Grad-CAM evidence for {class_name}{at}",
+            f"{title}\n{label}{at}",
             lead_names=lead_names,
             layout=layout,
             style=style,
             waves=waves,
         )
-    shaded = threshold_map(time_map[None], percentile)[0]
     return plot_ecg(
         signal,
         sampling_rate_hz,
@@ -153,9 +152,21 @@ def gradcam_figure(
         time_band=shaded,
         style=style,
         waves=waves,
-        highlight_label=f"Grad-CAM for {class_name}, top {100 - percentile:g} % of time steps "
-        "(per time, across all leads: not lead-specific)",
+        highlight_label=label,
     )
+
+
+def gradcam_band(cam: np.ndarray, class_name: str, percentile: float = 95.0) -> tuple[np.ndarray | None, str]:
+    """Grad-CAM as bands: its time steps at or above the percentile (of the min-max normalised map; None when
+    the map has no positive value, which is said, never drawn as an empty figure), and what they show."""
+    time_map = np.asarray(cam).reshape(-1, np.shape(cam)[-1])[0]  # one map per time step (same on every lead)
+    if not (time_map > 0).any():
+        return None, f"no positive Grad-CAM evidence for {class_name}"
+    label = (
+        f"Grad-CAM for {class_name}, top {100 - percentile:g} % of time steps "
+        "(per time, across all leads: not lead-specific)"
+    )
+    return threshold_map(time_map[None], percentile)[0], label
 
 
 ATTRIBUTION_LABELS = {

@@ -19,10 +19,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ecglens.bundle.meta import BundleMeta
-from ecglens.explain.attribution import threshold_map
 from ecglens.explain.records import RecordExplanation
 from ecglens.predict import Scored
 from ecglens.report.ecgpaper import MAX_HALF_MV, STYLES, PaperLayout, draw_ecg, paper_axes, paper_layout
+from ecglens.report.figures import gradcam_band
 from ecglens.util.atomic import atomic_open
 from ecglens.waves.measure import NORMAL_RANGES, shown_value
 
@@ -220,15 +220,8 @@ def _ecg(
     band = segments = None
     shown = "no explanation (ecglens predict --explain METHOD)"
     if explanation is not None and explanation.method == "gradcam":
-        time_map = np.asarray(explanation.values).reshape(-1, explanation.values.shape[-1])[0]
-        if (time_map > 0).any():
-            band = threshold_map(time_map[None], percentile)[0]
-            shown = (
-                f"shaded: Grad-CAM for {explanation.class_name}, top {100 - percentile:g} % of time steps "
-                "(per time, across all leads)"
-            )
-        else:
-            shown = f"no positive Grad-CAM evidence for {explanation.class_name}"
+        band, label = gradcam_band(explanation.values, explanation.class_name, percentile)
+        shown = label if band is None else f"shaded: {label}"
     elif explanation is not None:
         segments = explanation.values
         shown = f"{explanation.method} for {explanation.class_name} per 40 ms: red towards the class, blue away"
