@@ -219,3 +219,13 @@ def test_a_class_that_is_not_validated_is_never_decided(tiny_run, tmp_path, sign
     del meta["not_validated"]
     (bundle / "bundle.json").write_text(json.dumps(meta))
     assert "STE" in ecglens.load_bundle(str(bundle)).predict(signal, 500).decisions
+
+
+def test_a_folders_dataset_tables_are_passed_over_never_read_as_records(tmp_path):
+    from ecglens.predict import find_record_files
+
+    write_cpsc_mat(tmp_path, "A0001", known_signal(5000) * 1000)
+    (tmp_path / "REFERENCE.csv").write_text("Recording,First_label\nA0001,1\n")
+    (tmp_path / "ludb.csv").write_text("ID,Rhythms\n1,Sinus rhythm\n")
+    (tmp_path / "other.csv").write_text("I,II\n0.1,0.2\n")  # a CSV record stays a record
+    assert [p.name for p in find_record_files([tmp_path])] == ["A0001.mat", "other.csv"]

@@ -416,3 +416,29 @@ def test_the_viewer_reports_measurements_when_asked(tiny_run, tmp_path):
         plain = _post(c, files, explain="gradcam").json()
         assert plain["measurements"] is None  # not asked for: not computed
         assert "waves" not in plain["explanations"][0]
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("<b>x</b>.hea", "<b>x</b>"),
+        ("../../tmp/escaped.hea", "escaped"),
+        ("C:\\fakepath\\ok.hea", "ok"),
+        ("x.HEA", "x"),
+    ],
+)
+def test_an_uploads_record_id_is_its_name_never_a_cut_of_markup(name, stem):
+    from ecglens.serve.uploads import Upload
+
+    assert Upload(name, b"").stem == stem
+
+
+@pytest.mark.realdata
+def test_a_clinical_uploads_message_keeps_its_words(shared_data):
+    from ecglens.serve.uploads import RequestError, Upload, read_upload
+
+    cut = (shared_data / "clinical" / "scp" / "Example.scp").read_bytes()[:3000]
+    with pytest.raises(RequestError) as caught:
+        read_upload([Upload("record.scp", cut)], LEAD_NAMES)
+    message = str(caught.value)
+    assert message.startswith("ecg-") and "SCP-ECG record declares" in message, message  # "record" is a word here

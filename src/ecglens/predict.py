@@ -29,7 +29,7 @@ from ecglens.bundle.meta import SYNTHETIC_WARNING, is_synthetic_source, resolve_
 from ecglens.bundle.weights import load_model
 from ecglens.io import ReadIssue, read_record
 from ecglens.io.record import Record, finish_signal, issue_from, not_samples
-from ecglens.io.sources import RECORD_SUFFIXES
+from ecglens.io.sources import RECORD_SUFFIXES, is_dataset_table
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import resolve_device
 from ecglens.preprocess import ModelInput, batches_by_length, model_input
@@ -365,6 +365,10 @@ def find_record_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     for path in map(Path, paths):
         if path.is_dir():
             candidates = sorted(p for p in path.rglob("*") if p.suffix.lower() in RECORD_SUFFIXES)
+            tables = [p for p in candidates if is_dataset_table(p)]
+            if tables:  # CPSC's REFERENCE.csv, PTB-XL's and LUDB's tables: counted in the log, never a record
+                logging.getLogger(__name__).info("%s: %d dataset table(s) passed over", path, len(tables))
+            candidates = [p for p in candidates if not is_dataset_table(p)]
             found += [p for p in candidates if not (p.suffix.lower() == ".mat" and p.with_suffix(".hea").is_file())]
         elif path.suffix.lower() in (".dat", ".mat") and path.with_suffix(".hea").is_file():
             found.append(path.with_suffix(".hea"))  # a signal file named on its own or beside its header: once

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecglens.io.cpsc2018 import is_cpsc2018_root, read_cpsc2018, scan_cpsc2018
+from ecglens.io.cpsc2018 import REFERENCE_FILE, is_cpsc2018_root, read_cpsc2018, scan_cpsc2018
 from ecglens.io.limits import file_name, regular_file
-from ecglens.io.ptbxl import NATIVE_RATES_HZ, is_ptbxl_root, read_ptbxl, scan_ptbxl
+from ecglens.io.ptbxl import DATABASE_FILE, NATIVE_RATES_HZ, is_ptbxl_root, read_ptbxl, scan_ptbxl
 from ecglens.io.record import ReadIssue, Record, RecordError, issue_from
 from ecglens.io.refs import RecordRef
 from ecglens.io.wfdb_files import read_wfdb
@@ -261,6 +261,14 @@ def read_ref(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Reco
 
 
 RECORD_SUFFIXES = (".hea", ".mat", ".csv", ".npy", ".edf", ".xml", ".dcm", ".scp")
+DATASET_TABLES = frozenset({REFERENCE_FILE.lower(), DATABASE_FILE, "scp_statements.csv", "ludb.csv"})
+"""Lower-case names of the datasets' own tables (CPSC 2018's labels, PTB-XL's database and statements, LUDB's
+table): a folder scan passes them over as the tables they are, never as unreadable records."""
+
+
+def is_dataset_table(path: str | os.PathLike) -> bool:
+    """Whether a file found in a folder is one of the datasets' tables (`DATASET_TABLES`), not a record."""
+    return Path(path).name.lower() in DATASET_TABLES
 
 
 def read_record(

@@ -50,8 +50,14 @@ class Upload:
 
     @property
     def stem(self) -> str:
-        """The client's name without folders or extension (a display string, never a path)."""
-        return PurePath(self.name.replace("\\", "/")).stem[:120] or "record"
+        """The client's name without folders or extension (a display string, never a path). A name holding a
+        character no file system's path may hold on Windows (``<>"|?*``) is no path at all: its slashes are text
+        (``<b>x</b>.hea`` is shown as ``<b>x</b>``, escaped, never cut to ``b>``)."""
+        if any(char in self.name for char in '<>"|?*'):
+            stem = self.name[: -len(self.suffix)] if self.suffix else self.name
+        else:
+            stem = PurePath(self.name.replace("\\", "/")).stem
+        return stem[:120] or "record"
 
 
 def _layout(uploads: Sequence[Upload]) -> tuple[Upload, Upload | None]:
@@ -117,12 +123,14 @@ def read_upload(
             (folder / "record.hea").write_text(retarget_header(text, "record", f"record{signal.suffix}"))
             (folder / f"record{signal.suffix}").write_bytes(signal.data)
             path = folder / "record.hea"
-        else:
-            path = folder / f"record{main.suffix}"
-            path.write_bytes(main.data)
         clinical = main.suffix in CLINICAL_SUFFIXES
         # a clinical file's name often holds its patient's: it is named by a pseudonym of its content instead
         name = pseudonym(hashlib.sha256(main.data).hexdigest()) if clinical else main.name
+        if signal is None:
+            # a clinical file is written under its pseudonym, so a library message naming the scratch file
+            # reads as the pseudonym (under "record.xml", every word "record" in a message was replaced)
+            path = folder / f"{name if clinical else 'record'}{main.suffix}"
+            path.write_bytes(main.data)
         try:
             with value_budget(max_values):
                 if clinical:  # named by its content's pseudonym in every line, the server's log included
