@@ -64,13 +64,54 @@ def test_one_lead_off_by_far_does_not_stretch_the_global_qrs():
     assert measured.qrs_ms == pytest.approx(90.0)
 
 
-def test_the_axis_points_where_the_limb_leads_say():
-    signal = np.zeros((3, N))
-    marks = _marks()
-    for a, _, b in marks.lead("I").of("QRS"):
-        signal[0, a + 1 : b] = 1.0  # positive in I (the onset is the level it is measured from)
-        signal[2, a + 1 : b] = 1.0  # and as positive in aVF: +45 degrees
-    assert measure(marks, signal).qrs_axis_deg == pytest.approx(45.0)
+LIMB_VECTORS = {
+    "I": (0.0, 1.0),
+    "II": (60.0, 1.0),
+    "III": (120.0, 1.0),
+    "aVR": (-150.0, math.sqrt(3) / 2),
+    "aVL": (-30.0, math.sqrt(3) / 2),
+    "aVF": (90.0, math.sqrt(3) / 2),
+}
+"""The hexaxial reference frame: each limb lead's direction (deg) and its lead vector's length (lead I = 1)."""
+
+
+def _dipole_record(degrees: float, leads: tuple[str, ...]) -> tuple[np.ndarray, WaveMarks]:
+    """Limb leads of a heart vector at ``degrees`` during every QRS (the projections a real torso gives), and the
+    hand-built marks."""
+    marks = WaveMarks(RATE, tuple(LeadWaves(lead, _beats()) for lead in leads), "hand-built")
+    signal = np.zeros((len(leads), N))
+    for k, lead in enumerate(leads):
+        direction, length = LIMB_VECTORS[lead]
+        for a, _, b in marks.lead(lead).of("QRS"):  # the onset is the level the area is measured from
+            signal[k, a + 1 : b] = length * math.cos(math.radians(degrees - direction))
+    return signal, marks
+
+
+@pytest.mark.parametrize("degrees", [-60.0, 0.0, 60.0, 120.0, -150.0])
+def test_the_axis_of_a_hand_built_heart_vector_comes_out_right(degrees):
+    signal, marks = _dipole_record(degrees, tuple(LIMB_VECTORS))
+    measured = measure(marks, signal)
+    assert measured.qrs_axis_deg == pytest.approx(degrees, abs=0.01)  # aVF scaled as sqrt(3)/2 of lead I
+    expected = {-60.0: "left axis deviation", 0.0: "normal", 60.0: "normal", 120.0: "right axis deviation"}
+    assert measured.qrs_axis_category == expected.get(degrees, "extreme axis deviation")
+    without_avf = _dipole_record(degrees, ("I", "II", "III"))  # aVF derived as II - I/2
+    assert measure(without_avf[1], without_avf[0]).qrs_axis_deg == pytest.approx(degrees, abs=0.01)
+
+
+def test_the_axis_uses_every_leads_global_qrs_window():
+    signal, marks = _dipole_record(-60.0, tuple(LIMB_VECTORS))
+    early = dict(marks.lead("aVF").waves)
+    early["QRS"] = early["QRS"] - np.array([0, 0, 30])  # aVF's own QRS ends 60 ms early (before its S wave)
+    marks = WaveMarks(RATE, tuple(LeadWaves(w.lead, early if w.lead == "aVF" else w.waves) for w in marks.leads), "x")
+    assert measure(marks, signal).qrs_axis_deg == pytest.approx(-60.0, abs=0.01)
+
+
+def test_the_qtc_limit_is_the_records_sex():
+    female, male, unknown = (measure(_marks(), sex=sex) for sex in ("female", "male", None))
+    assert female.normal_ranges()["qtc_bazett_ms"] == (350.0, 460.0) and female.qtc_limit() == "460 ms (female)"
+    assert male.normal_ranges()["qtc_bazett_ms"] == (350.0, 450.0)
+    assert "450" in unknown.qtc_limit() and "460" in unknown.qtc_limit()  # both limits printed when unknown
+    assert unknown.to_dict()["qtc_limit"] == unknown.qtc_limit()
 
 
 def test_segments_of_a_hand_built_record_and_the_shares_they_give():

@@ -158,11 +158,12 @@ def _measured(item: Scored, meta: BundleMeta) -> Prediction:
     100 Hz blurs a QRS onset by 10 ms): the record as it was read, never a second reading."""
     from ecglens.waves.delineate import measurements_of
 
+    sex = None
     if item.record is not None:
-        signal, rate = item.record.signal, item.record.sampling_rate_hz
+        signal, rate, sex = item.record.signal, item.record.sampling_rate_hz, item.record.sex
     else:  # a record scored from memory without its reading
         signal, rate = item.input.signal, meta.sampling_rate_hz
-    return replace(item.prediction, measurements=measurements_of(signal, rate, meta.lead_names))
+    return replace(item.prediction, measurements=measurements_of(signal, rate, meta.lead_names, sex))
 
 
 def _explainer(

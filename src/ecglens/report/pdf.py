@@ -24,7 +24,7 @@ from ecglens.predict import Scored
 from ecglens.report.ecgpaper import MAX_HALF_MV, STYLES, PaperLayout, draw_ecg, paper_axes, paper_layout
 from ecglens.report.figures import gradcam_band
 from ecglens.util.atomic import atomic_open
-from ecglens.waves.measure import NORMAL_RANGES, shown_value
+from ecglens.waves.measure import shown_value
 
 NOTICE = "RESEARCH USE ONLY: not for clinical decisions"
 PAGE_MM = (297.0, 210.0)
@@ -165,9 +165,11 @@ def _measurements(fig: Figure, scored: Scored) -> None:
         if m is None:
             continue
         value = values[key]
-        low_high = NORMAL_RANGES.get(key)
+        low_high = m.normal_ranges().get(key)
         normal = "" if low_high is None else f"({low_high[0]:g} to {low_high[1]:g})"
         flag = "  outside normal" if key in outside else ""
+        if key == "qrs_axis_deg" and m.qrs_axis_category not in (None, "normal"):
+            flag = f"  {m.qrs_axis_category}"
         text = f"{shown_value(value, key)} {unit} {normal}{flag}"
         colour = "#b00000" if key in outside else "black"
         _text(fig, 100, y, name, fontsize=7)
@@ -176,7 +178,9 @@ def _measurements(fig: Figure, scored: Scored) -> None:
         notes = (
             "; ".join(m.notes)
             + ("; " if m.notes else "")
-            + "from the delineated waves (neurokit2); QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3)"
+            + "from the delineated waves (neurokit2); QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3), limit "
+            + m.qtc_limit()
+            + "; axis categories after AHA/ACCF/HRS 2009"
         )
         _text(fig, 100, TOP_MM - 5 - ROW_MM * len(_MEASURED), textwrap.fill(notes, 70), fontsize=6, color="#555555")
 

@@ -25,6 +25,7 @@ MEASUREMENT_COLUMNS = (
     "qtc_fridericia_ms",
     "p_axis_deg",
     "qrs_axis_deg",
+    "qrs_axis_category",
     "t_axis_deg",
 )
 """The measurement columns of ``predictions.csv`` (present when ``predict --measurements`` ran)."""

@@ -195,7 +195,10 @@ def measurements_html(measured: Sequence[tuple[str, Measurements]]) -> Markup:
             cells.append(Markup("<b>{}</b>").format(text) if name in outside else text)
         rows.append([*cells, "; ".join(m.notes)])
     headings = {name: heading for heading, name in MEASURED}
-    ranges = ", ".join(f"{headings[name]} {low:g} to {high:g}" for name, (low, high) in NORMAL_RANGES.items())
+    ranges = ", ".join(
+        f"{headings[name]} {low:g} to {high:g}" + (" (men; women 460)" if name.startswith("qtc_") else "")
+        for name, (low, high) in NORMAL_RANGES.items()
+    )
     formulas = "; ".join(f"{k.capitalize()}: {v}" for k, v in QTC_FORMULAS.items())
     return Markup("<p class='note'>Bold: outside the adult normal range ({}). QTc {}.</p>").format(
         ranges, formulas

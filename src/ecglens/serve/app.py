@@ -132,7 +132,7 @@ class _Service:
         scored = self.predictor.scored(record, item, quality, probabilities)
         if self.measures and scored.prediction.status == "ok":
             measured = await run_in_threadpool(
-                measurements_of, record.signal, record.sampling_rate_hz, record.lead_names
+                measurements_of, record.signal, record.sampling_rate_hz, record.lead_names, record.sex
             )
             scored = replace(scored, prediction=replace(scored.prediction, measurements=measured))
         explanations = await self.explain(scored, methods, class_name) if methods else ()

@@ -128,7 +128,9 @@ def available() -> bool:
     return importlib.util.find_spec("neurokit2") is not None
 
 
-def measurements_of(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str]) -> Measurements:
+def measurements_of(
+    signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], sex: str | None = None
+) -> Measurements:
     """A record's measurements (`ecglens.waves.measure`) from its own delineation: ``predict --measurements`` and
-    the viewer's."""
-    return measure(delineate(signal, sampling_rate_hz, lead_names), signal)
+    the viewer's. ``sex`` (``male``/``female``, the record's) picks the QTc limit."""
+    return measure(delineate(signal, sampling_rate_hz, lead_names), signal, sex)

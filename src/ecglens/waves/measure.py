@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +29,25 @@ NORMAL_RANGES = {
     "t_axis_deg": (0.0, 90.0),
 }
 """Adult normal ranges: rate, PR, QRS and axes after Goldberger's Clinical Electrocardiography (9th ed., 2018);
-QTc after Rautaharju et al., AHA/ACCF/HRS recommendations part IV, Circulation 2009;119:e241-e250 (450 ms for
-men, 460 for women: the men's limit is used, the record's sex being unknown here). A QRS of 110-119 ms is an
-incomplete conduction delay, 120 ms or more a complete bundle branch block."""
+QTc after Rautaharju et al., AHA/ACCF/HRS recommendations part IV, Circulation 2009;119:e241-e250: prolonged
+above 450 ms for men, above 460 ms for women (`QTC_UPPER`; with the sex unknown the men's, lower, limit
+flags and both are printed). A QRS of 110-119 ms is an incomplete conduction delay, 120 ms or more a complete
+bundle branch block."""
+QTC_UPPER = {"male": 450.0, "female": 460.0}
+"""The upper limit of a normal QTc (ms) by sex (Rautaharju et al. 2009, part IV)."""
+AXIS_CATEGORIES = (
+    ("normal", -30.0, 90.0),
+    ("left axis deviation", -90.0, -30.0),
+    ("right axis deviation", 90.0, 180.0),
+    ("extreme axis deviation", -180.0, -90.0),
+)
+"""Frontal QRS axis categories of an adult (degrees; `axis_category` says which bound belongs where): Surawicz et
+al., AHA/ACCF/HRS recommendations part III, Circulation 2009;119:e235-e240 (left axis deviation -30 to -90,
+right +90 to +180 in adults; the rest, -90 to -180, extreme)."""
+AXIS_SOURCE = "AHA/ACCF/HRS 2009 part III (Surawicz et al.)"
+AVF_LENGTH = math.sqrt(3) / 2
+"""aVF's lead vector is sqrt(3)/2 of lead I's (aVF = (II + III)/2 with II and III at +60 and +120 deg): a heart
+vector (x, y) reads x in lead I and sqrt(3)/2 y in aVF."""
 QTC_FORMULAS = {"bazett": "QT / RR^(1/2)", "fridericia": "QT / RR^(1/3)"}
 """QT corrected for heart rate; QT in ms, RR in seconds."""
 
@@ -72,13 +89,26 @@ class Measurements:
     n_beats: int
     source: str
     notes: tuple[str, ...] = ()
+    qrs_axis_category: str | None = None
+    sex: str | None = None
+
+    def normal_ranges(self) -> dict[str, tuple[float, float]]:
+        """`NORMAL_RANGES` with the QTc limit of the record's sex (`QTC_UPPER`; the men's when unknown)."""
+        upper = QTC_UPPER.get(self.sex or "", QTC_UPPER["male"])
+        return {name: (low, upper if name.startswith("qtc_") else high) for name, (low, high) in NORMAL_RANGES.items()}
+
+    def qtc_limit(self) -> str:
+        """How the QTc limit was chosen: ``460 ms (female)`` or, the sex unknown, both limits."""
+        if self.sex in QTC_UPPER:
+            return f"{QTC_UPPER[self.sex]:g} ms ({self.sex})"
+        return "sex unknown: flagged above 450 ms (men); women's limit 460 ms"
 
     def outside_normal(self) -> tuple[str, ...]:
-        """The measurements outside their adult normal range (`NORMAL_RANGES`)."""
+        """The measurements outside their adult normal range (`normal_ranges`)."""
         values = asdict(self)
         return tuple(
             name
-            for name, (low, high) in NORMAL_RANGES.items()
+            for name, (low, high) in self.normal_ranges().items()
             if values[name] is not None and not low <= values[name] <= high
         )
 
@@ -107,7 +137,8 @@ class Measurements:
     def from_dict(cls, data: dict) -> Measurements:
         """The measurements back from `to_dict`'s plain data."""
         names = [f.name for f in fields(cls)]
-        return cls(**{**{k: data[k] for k in names if k != "notes"}, "notes": tuple(data.get("notes", ()))})
+        values: dict[str, Any] = {k: data.get(k) for k in names if k != "notes"}  # later fields may be absent
+        return cls(**{**values, "notes": tuple(data.get("notes", ()))})
 
     def to_dict(self) -> dict:
         """Plain data for JSON: values rounded to 0.1, the normal ranges and what lies outside them."""
@@ -116,8 +147,11 @@ class Measurements:
             **values,
             "notes": list(self.notes),
             "outside_normal": list(self.outside_normal()),
-            "normal_ranges": {k: list(v) for k, v in NORMAL_RANGES.items()},
+            "normal_ranges": {k: list(v) for k, v in self.normal_ranges().items()},
+            "qtc_limit": self.qtc_limit(),
             "qtc_formulas": QTC_FORMULAS,
+            "axis_categories": {name: [low, high] for name, low, high in AXIS_CATEGORIES},
+            "axis_source": AXIS_SOURCE,
         }
 
 
@@ -187,27 +221,56 @@ def _median_ms(beats: list[dict[str, float | None]], start: str, stop: str, rate
     return float(np.median(spans)) if spans else None
 
 
-def _axis(signal: np.ndarray | None, marks: WaveMarks, kind: str) -> float | None:
-    """The frontal-plane axis of a wave (degrees): the angle of its net area in leads I (0 deg) and aVF (+90 deg),
-    each beat's area taken above the lead's level at the wave's onset."""
-    if signal is None or "I" not in marks.lead_names or "aVF" not in marks.lead_names:
+def _axis(signal: np.ndarray | None, marks: WaveMarks, beats: list[dict[str, float | None]], kind: str) -> float | None:
+    """The frontal-plane axis of a wave (degrees) by the hexaxial formula: the wave's net area in lead I (0 deg)
+    and aVF (+90 deg, its lead vector `AVF_LENGTH` of lead I's), over each beat's global window (`global_boundaries`:
+    every lead measured between the same onset and offset), above the lead's level at that onset; the mean over
+    beats. aVF is derived as II - I/2 where the record lacks it."""
+    if signal is None or "I" not in marks.lead_names:
+        return None
+    names = marks.lead_names
+    lead_i = signal[names.index("I")]
+    if "aVF" in names:
+        lead_avf = signal[names.index("aVF")]
+    elif "II" in names:
+        lead_avf = signal[names.index("II")] - lead_i / 2
+    else:
         return None
     areas = []
-    for lead in ("I", "aVF"):
-        waves = marks.lead(lead)
-        if waves.status != "ok":
-            return None
-        trace = signal[marks.lead_names.index(lead)]
-        rows = [r for r in waves.of(kind) if r[0] >= 0 and r[2] > r[0]]
-        if not rows:
-            return None
-        areas.append(float(np.mean([np.sum(trace[a : b + 1] - trace[a]) for a, _, b in rows])))
-    return float(math.degrees(math.atan2(areas[1], areas[0])))
+    for beat in beats:
+        onset, offset = beat[f"{kind} onset"], beat[f"{kind} offset"]
+        if onset is None or offset is None or offset <= onset:
+            continue
+        a, b = round(onset), round(offset)
+        if a < 0 or b >= signal.shape[1]:
+            continue
+        areas.append([float(np.sum(trace[a : b + 1] - trace[a])) for trace in (lead_i, lead_avf)])
+    if not areas:
+        return None
+    x, y_scaled = np.mean(areas, axis=0)
+    if x == 0 and y_scaled == 0:
+        return None
+    return float(math.degrees(math.atan2(y_scaled / AVF_LENGTH, x)))
 
 
-def measure(marks: WaveMarks, signal: np.ndarray | None = None) -> Measurements:
+def axis_category(degrees: float | None) -> str | None:
+    """The QRS axis category (`AXIS_CATEGORIES`, after AHA/ACCF/HRS 2009) of an axis in (-180, 180] degrees:
+    normal -30 to +90, left axis deviation -30 (excluded) to -90, right +90 (excluded) to 180, extreme the rest."""
+    if degrees is None:
+        return None
+    if -30.0 <= degrees <= 90.0:
+        return "normal"
+    if -90.0 <= degrees < -30.0:
+        return "left axis deviation"
+    if degrees > 90.0:
+        return "right axis deviation"
+    return "extreme axis deviation"
+
+
+def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None = None) -> Measurements:
     """The global measurements of a record from its wave marks (and its signal, leads in the marks' order, for
-    the axes). A record without P waves (atrial fibrillation, flutter) gets no PR interval and no P axis."""
+    the axes; its sex, ``male`` or ``female``, for the QTc limit). A record without P waves (atrial
+    fibrillation, flutter) gets no PR interval and no P axis."""
     rate = marks.sampling_rate_hz
     beats = global_boundaries(marks)
     peaks = _beats(marks)
@@ -220,6 +283,7 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None) -> Measurements:
     pr = _median_ms(with_p, "P onset", "QRS onset", rate) if not notes else None
     qt = _median_ms(beats, "QRS onset", "T offset", rate)
     unusable = [f"{lead.lead}: {lead.status}" for lead in marks.leads if lead.status != "ok"]
+    qrs_axis = _axis(signal, marks, beats, "QRS")
     notes += unusable
     return Measurements(
         heart_rate_bpm=60 / rr_s if rr_s else None,
@@ -229,10 +293,12 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None) -> Measurements:
         qt_ms=qt,
         qtc_bazett_ms=qtc_bazett(qt, rr_s) if qt and rr_s else None,
         qtc_fridericia_ms=qtc_fridericia(qt, rr_s) if qt and rr_s else None,
-        p_axis_deg=_axis(signal, marks, "P") if pr is not None else None,
-        qrs_axis_deg=_axis(signal, marks, "QRS"),
-        t_axis_deg=_axis(signal, marks, "T"),
+        p_axis_deg=_axis(signal, marks, beats, "P") if pr is not None else None,
+        qrs_axis_deg=qrs_axis,
+        t_axis_deg=_axis(signal, marks, beats, "T"),
         n_beats=len(beats),
         source=marks.source,
         notes=tuple(notes),
+        qrs_axis_category=axis_category(qrs_axis),
+        sex=sex if sex in QTC_UPPER else None,
     )

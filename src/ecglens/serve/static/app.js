@@ -136,8 +136,10 @@ function renderMeasurements(m) {
     const whole = m[key] === null ? null : Math.round(m[key]);
     const edge = range && whole !== null && ((m[key] > range[1] && whole <= range[1]) || (m[key] < range[0] && whole >= range[0]));
     const value = m[key] === null ? "n/a" : `${edge ? m[key].toFixed(1) : whole} ${unit}`;
-    const span = element("span", `${name} ${value}`, outside.has(key) ? "outside" : "");
-    if (range) span.title = `normal ${range[0]} to ${range[1]} ${unit}`;
+    // the QRS axis names its category (AHA/ACCF/HRS 2009) when it is not normal
+    const category = key === "qrs_axis_deg" && m.qrs_axis_category && m.qrs_axis_category !== "normal" ? ` (${m.qrs_axis_category})` : "";
+    const span = element("span", `${name} ${value}${category}`, outside.has(key) ? "outside" : "");
+    if (range) span.title = `normal ${range[0]} to ${range[1]} ${unit}` + (key.startsWith("qtc_") ? `; ${m.qtc_limit}` : "");
     return span;
   });
   const label = element("span", "Measured (delineated waves; hover for the normal range): ");
