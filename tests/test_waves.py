@@ -267,6 +267,8 @@ def test_predict_reports_the_measurements_of_each_record(shared_data, tmp_path, 
     assert "heart_rate_bpm" in row["measurements"]["outside_normal"]  # 46 bpm: a sinus bradycardia
     table = pd.read_csv(tmp_path / "predictions.csv")
     assert table.loc[0, "heart_rate_bpm"] == pytest.approx(45.6, abs=1.0)
+    assert row["measurements"]["leads"]["V5"]["r_mv"] > 0.3 and table.loc[0, "V5_r_mv"] > 0.3  # per lead, units named
+    assert {"V1_st_j_mv", "V6_r_peak_time_ms", "aVF_qrs_area_mv_ms"} <= set(table.columns)
     assert main(["-q", "predict", str(header), "--out", str(tmp_path / "plain")]) == 0  # without: no columns
     assert "heart_rate_bpm" not in pd.read_csv(tmp_path / "plain" / "predictions.csv").columns
 
@@ -335,3 +337,43 @@ def test_a_flagged_value_never_reads_as_the_edge_of_its_range():
     assert shown_value(450.4, "qtc_bazett_ms") == "450.4"  # outside 350-450: not "450"
     assert shown_value(449.6, "qtc_bazett_ms") == "450" and shown_value(59.6, "heart_rate_bpm") == "59.6"
     assert shown_value(123.4, "pr_ms") == "123" and shown_value(None, "pr_ms") == "n/a"
+
+
+def _qrs_shape(n: int) -> np.ndarray:
+    """A QRS of ``n`` samples: Q -0.1 mV, R 1.0, S -0.3 and R' 0.4, each a quarter of the complex."""
+    quarter = n // 4
+    parts = [(-0.1, quarter), (1.0, quarter), (-0.3, quarter), (0.4, n - 3 * quarter)]
+    return np.concatenate([peak * np.sin(np.linspace(0, np.pi, width)) for peak, width in parts])
+
+
+def test_per_lead_waves_and_st_levels_of_a_hand_built_record():
+    marks = _marks(leads=("I", "V2"))
+    signal = np.zeros((2, N))
+    for a, _, b in marks.lead("I").of("QRS"):
+        signal[:, a : b + 1] = _qrs_shape(b - a + 1)
+        signal[1, b + 1 : b + 100] = 0.2  # V2: the ST segment raised by 0.2 mV after every QRS (an injury current)
+    for a, _, b in marks.lead("I").of("T"):
+        signal[:, a : b + 1] += 0.3 * np.sin(np.linspace(0, np.pi, b - a + 1))
+    measured = measure(marks, signal)
+    lead_i, v2 = measured.leads
+    assert lead_i.st_j_mv == pytest.approx(0.0, abs=0.01) and lead_i.st_60_mv == pytest.approx(0.0, abs=0.01)
+    assert v2.st_j_mv == pytest.approx(0.0, abs=0.05)  # the J point is the QRS's last sample, still on the baseline
+    assert v2.st_60_mv == pytest.approx(0.2, abs=0.01)  # J+60 ms: 30 samples into the raised segment
+    assert (lead_i.q_mv, lead_i.r_mv, lead_i.s_mv, lead_i.r_prime_mv) == pytest.approx((0.1, 1.0, 0.3, 0.4), abs=0.01)
+    assert lead_i.r_peak_time_ms == pytest.approx((3 * 11 + 6) * 2, abs=4)  # onset to the R' peak
+    assert lead_i.t_mv == pytest.approx(0.3, abs=0.01) and lead_i.p_mv == pytest.approx(0.0, abs=0.01)
+    row = measured.to_dict()["leads"]["V2"]
+    assert row["st_60_mv"] == pytest.approx(0.2, abs=0.01)
+    assert type(measured).from_dict(measured.to_dict()).leads[1].st_60_mv == pytest.approx(0.2, abs=0.01)
+
+
+def test_a_premature_beat_is_left_out_of_the_intervals_and_counted():
+    beats = _beats()
+    early = beats["QRS"].copy()
+    kinds = {k: v.copy() for k, v in beats.items()}
+    kinds["QRS"][4] = early[4] - 200  # the fifth QRS 400 ms early, and 80 ms wider
+    kinds["QRS"][4, 2] += 40
+    marks = WaveMarks(RATE, tuple(LeadWaves(lead, kinds) for lead in ("I", "II", "aVF")), "hand-built")
+    measured = measure(marks)
+    assert measured.premature_beats >= 1 and measured.qrs_ms == pytest.approx(90.0)
+    assert any("premature" in note for note in measured.notes)

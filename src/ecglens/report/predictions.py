@@ -14,6 +14,7 @@ from pathlib import Path
 from ecglens.io.record import ReadIssue
 from ecglens.predict import Prediction
 from ecglens.util.atomic import atomic_open
+from ecglens.waves.leads import LEAD_FIELDS
 
 MEASUREMENT_COLUMNS = (
     "heart_rate_bpm",
@@ -28,7 +29,19 @@ MEASUREMENT_COLUMNS = (
     "qrs_axis_category",
     "t_axis_deg",
 )
-"""The measurement columns of ``predictions.csv`` (present when ``predict --measurements`` ran)."""
+"""The measurement columns of ``predictions.csv`` (present when ``predict --measurements`` ran), followed by
+each lead's (`lead_columns`: ``V1_st_j_mv``, ...)."""
+
+
+def lead_columns(predictions: Sequence[Prediction]) -> list[tuple[str, str, str]]:
+    """``(column, lead, field)`` of every lead's measurements (`ecglens.waves.leads.LEAD_FIELDS`, units in their
+    names) for the leads any prediction measured, in lead order."""
+    leads: list[str] = []
+    for p in predictions:
+        for lead in p.measurements.leads if p.measurements is not None else ():
+            if lead.lead not in leads:
+                leads.append(lead.lead)
+    return [(f"{lead}_{name}", lead, name) for lead in leads for name in LEAD_FIELDS]
 
 
 class PredictionLog:
@@ -119,6 +132,11 @@ def _clinical_cell(p: Prediction, name: str) -> str:
     return "; ".join(f"{k}: {v}" for k, v in (p.identifiers or {}).items())
 
 
+def _lead_cells(values: dict, per_lead: list[tuple[str, str, str]]) -> list:
+    leads = values.get("leads") or {}
+    return ["" if (v := leads.get(lead, {}).get(name)) is None else v for _, lead, name in per_lead]
+
+
 def write_prediction_tables(
     predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str], out: Path
 ) -> tuple[Path, ...]:
@@ -126,6 +144,7 @@ def write_prediction_tables(
     with atomic_open(out / "predictions.csv", newline="") as handle:
         writer = csv.writer(handle)
         measured = [name for name in MEASUREMENT_COLUMNS if any(p.measurements is not None for p in predictions)]
+        per_lead = lead_columns(predictions)
         clinical = [name for name, _ in CLINICAL_COLUMNS if any(p.file_format for p in predictions)]
         clinical += ["identifiers"] if any(p.identifiers for p in predictions) else []
         header = [
@@ -137,6 +156,7 @@ def write_prediction_tables(
             "true_labels",
             "warnings",
             *measured,
+            *(column for column, _, _ in per_lead),
             *clinical,
         ]
         writer.writerow(header)
@@ -153,6 +173,7 @@ def write_prediction_tables(
                     "" if p.true_labels is None else ";".join(p.true_labels),
                     " | ".join([*p.reasons, *p.warnings]),
                     *("" if values.get(name) is None else values[name] for name in measured),
+                    *_lead_cells(values, per_lead),
                     *(_clinical_cell(p, name) for name in clinical),
                 ]
             )

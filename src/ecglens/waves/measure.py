@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ecglens.waves.leads import LeadMeasurements, dominant_beats, lead_measurements, representative_beat
 from ecglens.waves.marks import WaveMarks
 
 OUTLIER_S = 0.040
@@ -91,6 +92,8 @@ class Measurements:
     notes: tuple[str, ...] = ()
     qrs_axis_category: str | None = None
     sex: str | None = None
+    premature_beats: int = 0
+    leads: tuple[LeadMeasurements, ...] = ()
 
     def normal_ranges(self) -> dict[str, tuple[float, float]]:
         """`NORMAL_RANGES` with the QTc limit of the record's sex (`QTC_UPPER`; the men's when unknown)."""
@@ -137,14 +140,17 @@ class Measurements:
     def from_dict(cls, data: dict) -> Measurements:
         """The measurements back from `to_dict`'s plain data."""
         names = [f.name for f in fields(cls)]
-        values: dict[str, Any] = {k: data.get(k) for k in names if k != "notes"}  # later fields may be absent
-        return cls(**{**values, "notes": tuple(data.get("notes", ()))})
+        values: dict[str, Any] = {k: data.get(k) for k in names if k not in ("notes", "leads")}  # may be absent
+        values["premature_beats"] = values["premature_beats"] or 0
+        leads = tuple(LeadMeasurements(lead=lead, **v) for lead, v in (data.get("leads") or {}).items())
+        return cls(**{**values, "notes": tuple(data.get("notes", ())), "leads": leads})
 
     def to_dict(self) -> dict:
         """Plain data for JSON: values rounded to 0.1, the normal ranges and what lies outside them."""
-        values = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        values = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(self).items() if k != "leads"}
         return {
             **values,
+            "leads": {lead.lead: lead.to_dict() for lead in self.leads},
             "notes": list(self.notes),
             "outside_normal": list(self.outside_normal()),
             "normal_ranges": {k: list(v) for k, v in self.normal_ranges().items()},
@@ -272,11 +278,15 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     the axes; its sex, ``male`` or ``female``, for the QTc limit). A record without P waves (atrial
     fibrillation, flutter) gets no PR interval and no P axis."""
     rate = marks.sampling_rate_hz
-    beats = global_boundaries(marks)
+    every = global_boundaries(marks)
     peaks = _beats(marks)
     rr = np.diff(peaks) / rate
     rr_s = float(np.median(rr)) if len(rr) else None
     notes = []
+    dominant, premature = dominant_beats(peaks, every, rate)
+    beats = [b for b, keep in zip(every, dominant, strict=True) if keep] or every  # intervals of dominant beats
+    if premature.any():
+        notes.append(f"{int(premature.sum())} premature or differently conducted beat(s) left out of the intervals")
     with_p = [b for b in beats if b["P onset"] is not None]
     if len(with_p) < max(1, len(beats) // 2):
         notes.append("no P wave in most beats: no PR interval or P axis")
@@ -285,6 +295,7 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     unusable = [f"{lead.lead}: {lead.status}" for lead in marks.leads if lead.status != "ok"]
     qrs_axis = _axis(signal, marks, beats, "QRS")
     notes += unusable
+    beat = representative_beat(signal, marks, peaks, every) if signal is not None and len(peaks) else None
     return Measurements(
         heart_rate_bpm=60 / rr_s if rr_s else None,
         rr_sd_ms=float(np.std(rr, ddof=1) * 1000) if len(rr) > 1 else None,
@@ -296,9 +307,11 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
         p_axis_deg=_axis(signal, marks, beats, "P") if pr is not None else None,
         qrs_axis_deg=qrs_axis,
         t_axis_deg=_axis(signal, marks, beats, "T"),
-        n_beats=len(beats),
+        n_beats=len(every),
         source=marks.source,
         notes=tuple(notes),
         qrs_axis_category=axis_category(qrs_axis),
         sex=sex if sex in QTC_UPPER else None,
+        premature_beats=int(premature.sum()),
+        leads=() if beat is None else lead_measurements(beat, marks.lead_names),
     )
