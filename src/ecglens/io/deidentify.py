@@ -209,7 +209,7 @@ def name_parts(value: str) -> list[str]:
         for part in re.split(r"[\s^=,;:()/\\\"]+", piece):
             part = part.strip(".'-_")
             letters = sum(c.isalpha() for c in part)
-            if letters >= 2 and part.lower() not in NOT_NAMES and part.lower().rstrip(".") not in NOT_NAMES:
+            if letters >= 2 and part.lower() not in NOT_NAMES and part.lower().replace(".", "") not in NOT_NAMES:
                 out.append(part)
     return list(dict.fromkeys(out))
 
