@@ -115,7 +115,9 @@ def _rows(out: Path) -> dict[str, dict]:
     return {row["file_format"]: row for row in rows}
 
 
-@pytest.mark.parametrize(("kind", "file_format"), [("dicom", "dicom"), ("muse", "ge-muse-xml"), ("philips", "philips-xml")])
+@pytest.mark.parametrize(
+    ("kind", "file_format"), [("dicom", "dicom"), ("muse", "ge-muse-xml"), ("philips", "philips-xml")]
+)
 def test_no_leak_variant_reaches_the_predictions_and_each_drop_is_counted(predicted, kind, file_format):
     _, out, _ = predicted
     row = _rows(out)[file_format]

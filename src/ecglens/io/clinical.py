@@ -13,9 +13,10 @@ What a reader adds to the library's parse:
 - **personal data stays in the file**: the record id is a keyed hash of the file path
   (`ecglens.util.pseudonym`), the patient id a keyed hash of itself (the same patient keeps one id, so splits
   keep a patient's records together), ages above 89 read as 90, and names, birth and acquisition dates,
-  identifiers and free text are dropped, including any statement that names a person ("Confirmed by ...")
-  or holds one of those values. Errors name the file by its pseudonym. ``include_identifiers=True``
-  (``--include-identifiers``) keeps all of it.
+  identifiers and free text are dropped, and so is any statement that could identify a person (its file's
+  names, ids and dates in any written form, its staff, dates, telephone numbers, signature phrases: see
+  `ecglens.io.deidentify`), counted in ``Record.statements_left_out``. Errors name the file by its pseudonym.
+  ``include_identifiers=True`` (``--include-identifiers``) keeps all of it.
 """
 
 from __future__ import annotations
@@ -219,10 +220,8 @@ def _record(
     statements, left_out = statements_of(parsed), 0
     if not include_identifiers:
         staff = staff_fields(path, format_id) if path is not None else []
-        days = [d for d in (parsed.patient.birth_date, parsed.recording.date) if d]
-        statements, left_out = scrubber([*personal, *staff, *_more_names(parsed)], map(parse_day, days)).keep(
-            statements
-        )
+        days = [day for day in map(parse_day, (parsed.patient.birth_date, parsed.recording.date)) if day]
+        statements, left_out = scrubber([*personal, *staff, *_more_names(parsed)], days).keep(statements)
     if left_out:  # counted, never silently gone
         logger.info("%s: %d of the file's statements could identify a person and were left out", where, left_out)
     patient = parsed.patient
@@ -358,9 +357,9 @@ def _more_names(parsed: Any) -> list[tuple[str, str]]:
     out = []
     for key, value in meta.items():
         low = str(key).lower()
-        if isinstance(value, str) and value.strip() and ("name" in low or "physician" in low or "md" in low):
-            if low not in ("filepath", "sop_class_name", "document_type", "modality"):
-                out.append((f"{low} name" if not low.endswith("id") else low, value))
+        named = "name" in low or "physician" in low or "md" in low
+        if isinstance(value, str) and value.strip() and named and low not in ("sop_class_name", "document_type"):
+            out.append((f"{low} name" if not low.endswith("id") else low, value))
     return out
 
 

@@ -45,10 +45,14 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 NOT_NAMES = frozenset(
-    """dr dr. md m.d. mr mrs ms miss prof phd rn np pa do jr sr ii iii iv esq
-    by at of on in to and the for with from confirmed reviewed signed edited read verified approved
-    unknown none null nil na n/a not tech technician physician doctor ecg ekg
-    unconfirmed preliminary diagnosis report interpretation pending final""".split()
+    " ".join(
+        (
+            "dr dr. md m.d. mr mrs ms miss prof phd rn np pa do jr sr ii iii iv esq",
+            "by at of on in to and the for with from confirmed reviewed signed edited read verified approved",
+            "unknown none null nil na n/a not tech technician physician doctor ecg ekg",
+            "unconfirmed preliminary diagnosis report interpretation pending final",
+        )
+    ).split()
 )
 """Parts of a stored name that are not a name (titles, suffixes, a signature's words, placeholders): a name
 component among them is never a pattern, or "Dr", "II" or "by" would drop every statement that holds them (a
@@ -71,7 +75,10 @@ _MONTHS = (
     "november",
     "december",
 )
-_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
 GENERIC = tuple(
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
@@ -330,7 +337,7 @@ def staff_fields(path: str | Path, format_id: str) -> list[tuple[str, str]]:
 
 
 def _xml_fields(path: Path) -> list[tuple[str, str]]:
-    from defusedxml.ElementTree import iterparse
+    from defusedxml.ElementTree import iterparse  # type: ignore[import-untyped]
 
     out = []
     for _, element in iterparse(str(path), events=("end",), forbid_dtd=False):
