@@ -274,3 +274,19 @@ def test_with_identifiers_the_path_in_a_message_is_not_garbled(tmp_path):
     reason = caught.value.reason
     assert f"Malformed XML in {path}:" in reason, reason
     assert reason.count(path.parent.name) == 1 and ".xml.xml" not in reason, reason
+
+
+def test_serve_shows_no_leak_and_counts_the_drops(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from ecglens.serve import ServeConfig, create_app
+
+    files = clinical_folder(tmp_path)
+    with TestClient(create_app(ServeConfig("starter", "cpu")), base_url="http://127.0.0.1") as client:
+        for kind, path in files.items():
+            response = client.post("/api/predict", files=[("files", (path.name, path.read_bytes()))])
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert tuple(body["file_statements"]) == ORDINARY
+            assert body["file_statements_left_out"] == len(LEAKS) + len(STAFF_LEAKS[kind])
+            assert [value for value in PERSONAL if value.lower() in response.text.lower()] == []
