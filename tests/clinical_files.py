@@ -28,14 +28,27 @@ def muse_xml(
     data: str | None = None,
     doctype: str = "",
     name: str = "NOBODY",
+    patient: dict[str, str] | None = None,
+    test: dict[str, str] | None = None,
+    statements: tuple[str, ...] = (),
 ) -> str:
     """A GE MUSE XML rhythm waveform: 8 leads of int16 at 4.88 uV per unit, 500 Hz; ``count`` lies about the
     sample count, ``data`` replaces every lead's base64, ``doctype`` goes before the root, and ``name`` is the
-    patient's last name (an entity reference with a ``doctype``)."""
+    patient's last name (an entity reference with a ``doctype``). ``patient`` and ``test`` add elements to
+    ``PatientDemographics`` and ``TestDemographics`` (``PatientID``, ``DateofBirth`` as MM-DD-YYYY,
+    ``OrderingMDLastName``, ``AcquisitionTechID``, ...), ``statements`` the ``Diagnosis``."""
     rng = np.random.default_rng(0)
+    fields = "".join(f"<{k}>{v}</{k}>" for k, v in (patient or {}).items())
+    staff = "".join(f"<{k}>{v}</{k}>" for k, v in (test or {}).items())
+    diagnosis = "".join(
+        f"<DiagnosisStatement><StmtFlag>ENDSLINE</StmtFlag><StmtText>{text}</StmtText></DiagnosisStatement>"
+        for text in statements
+    )
     parts = [
         f'<?xml version="1.0" encoding="ISO-8859-1"?>{doctype}<RestingECG><PatientDemographics>'
-        f"<PatientLastName>{name}</PatientLastName></PatientDemographics><Waveform><WaveformType>Rhythm"
+        f"<PatientLastName>{name}</PatientLastName>{fields}</PatientDemographics>"
+        f"<TestDemographics>{staff}</TestDemographics><Diagnosis>{diagnosis}</Diagnosis>"
+        "<Waveform><WaveformType>Rhythm"
         f"</WaveformType><SampleBase>500</SampleBase><SampleExponent>0</SampleExponent>"
         f"<NumberofLeads>{len(leads)}</NumberofLeads>"
     ]
@@ -69,10 +82,19 @@ MDC_CODES = {
 
 
 def dicom_ecg(
-    path: Path, n: int = 5000, declared: int | None = None, sop: str = ECG_SOP, waveform: bool = True
+    path: Path,
+    n: int = 5000,
+    declared: int | None = None,
+    sop: str = ECG_SOP,
+    waveform: bool = True,
+    fields: dict[str, str] | None = None,
+    statements: tuple[str, ...] = (),
 ) -> Path:
     """A DICOM 12-lead ECG (int16 at 2.5 uV per unit, 500 Hz) written with pydicom; ``declared`` lies about the
-    sample count, ``sop`` sets another storage class, ``waveform=False`` leaves the waveform out."""
+    sample count, ``sop`` sets another storage class, ``waveform=False`` leaves the waveform out. ``fields``
+    sets attributes by keyword (``PatientID``, ``PatientBirthDate``, ``ReferringPhysicianName``, ...),
+    ``statements`` become free-text annotations (``UnformattedTextValue``), as a cart writes its
+    interpretation."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -93,6 +115,15 @@ def dicom_ecg(
         group.WaveformBitsAllocated, group.WaveformSampleInterpretation = 16, "SS"
         group.WaveformData = np.random.default_rng(0).normal(0, 100, (n, 12)).astype("<i2").tobytes()
         ds.WaveformSequence = [group]
+    for keyword, value in (fields or {}).items():
+        setattr(ds, keyword, value)
+    if statements:
+        items = []
+        for text in statements:
+            item = Dataset()
+            item.UnformattedTextValue = text
+            items.append(item)
+        ds.WaveformAnnotationSequence = items
     ds.save_as(path, enforce_file_format=True)
     return path
 
@@ -107,6 +138,42 @@ def _channel(lead: str, code: str):
     channel.ChannelSensitivity, channel.ChannelSensitivityCorrectionFactor = 2.5, 1
     channel.ChannelBaseline, channel.WaveformBitsStored = 0, 16
     return channel
+
+
+def philips_xml(
+    n: int = 5000,
+    patient: str = "",
+    acquirer: str = "",
+    statements: tuple[str, ...] = (),
+    status: str = "Unconfirmed",
+) -> str:
+    """A Philips PageWriter XML 1.04: 12 leads of int16 at 5 uV per unit, 500 Hz, uncompressed Base64, the
+    acquisition on 2011-12-01. ``patient`` and ``acquirer`` are XML put into ``generalpatientdata`` (ids,
+    ``<name>``, ``<age><dateofbirth>``) and ``acquirer`` (``<operator id="..">``, clinicians); ``statements``
+    become the interpretation's left statements."""
+    samples = np.random.default_rng(0).normal(0, 100, (12, n)).astype("<i2")
+    data = base64.b64encode(samples.tobytes()).decode()
+    lines = "".join(
+        f"<statement><statementcode>X</statementcode><leftstatement>{text}</leftstatement><rightstatement />"
+        "</statement>"
+        for text in statements
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<restingecgdata xmlns="http://www3.medical.philips.com" status="{status}" lang="en">'
+        "<documentinfo><documenttype>PhilipsECG</documenttype><documentversion>1.04</documentversion>"
+        "</documentinfo>"
+        '<dataacquisition date="2011-12-01" time="07:27:34"><machine machineid="1">PageWriter</machine>'
+        f"<acquirer>{acquirer}</acquirer><signalcharacteristics><samplingrate>500</samplingrate>"
+        "<resolution>5</resolution><signalsigned>True</signalsigned>"
+        "<numberchannelsallocated>12</numberchannelsallocated><acquisitiontype>STD-12</acquisitiontype>"
+        "</signalcharacteristics></dataacquisition>"
+        f"<patient><generalpatientdata>{patient}<sex>Male</sex></generalpatientdata></patient>"
+        f'<interpretations><interpretation date="2011-12-01" time="07:27:34">{lines}</interpretation>'
+        "</interpretations>"
+        f'<waveforms><parsedwaveforms durationperchannel="{n * 2}" samplespersecond="500" dataencoding="Base64" '
+        f'compression="Uncompressed" resolution="5">{data}</parsedwaveforms></waveforms></restingecgdata>'
+    )
 
 
 def hostile_clinical_files(folder: Path) -> dict[str, tuple[Path, str]]:

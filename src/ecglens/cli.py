@@ -1357,6 +1357,12 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     "written anywhere.",
 )
 @click.option(
+    "--pseudonym-map",
+    is_flag=True,
+    help="Also write OUT/pseudonyms.private.csv: each clinical file's pseudonym (its record id) and its path, "
+    "readable by you alone (0600). It undoes the pseudonyms: keep it private, never share it with the outputs.",
+)
+@click.option(
     "--report",
     "report_kind",
     type=click.Choice(["pdf"]),
@@ -1380,6 +1386,7 @@ def predict(
     force,
     measurements,
     include_identifiers,
+    pseudonym_map,
     report_kind,
     style,
     image_format,
@@ -1419,6 +1426,7 @@ def predict(
         measurements=measurements,
         include_identifiers=include_identifiers,
         report=report_kind,
+        pseudonym_map=pseudonym_map,
     )
     _show(result)
     if result.exit_code:

@@ -70,6 +70,8 @@ class Prediction:
     ``scp-ecg``); empty for the research formats."""
     file_statements: tuple[str, ...] = ()
     """The file's own interpretation (a cart's or an over-reader's), shown apart from ecglens's decisions."""
+    file_statements_left_out: int = 0
+    """How many of the file's own statements were left out because they could identify a person."""
     derived_leads: tuple[str, ...] = ()
     """Leads the reader computed from others (a GE MUSE file stores 8)."""
     identifiers: dict[str, str] | None = None
@@ -319,6 +321,7 @@ class Predictor:
             None if spread is None or problems else {n: float(v) for n, v in zip(names, spread, strict=True)},
             file_format=record.file_format,
             file_statements=record.statements,
+            file_statements_left_out=record.statements_left_out,
             derived_leads=record.derived_leads,
             identifiers=dict(record.identifiers) if record.identifiers else None,
             file_measurements=dict(record.file_measurements),

@@ -13,7 +13,7 @@ from ecglens.commands.common import Written, issue_lines
 from ecglens.io.record import ReadIssue
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.predict import Prediction, Predictor, Scored, export_onnx, iter_scored_files
-from ecglens.report.predictions import PredictionLog, write_prediction_tables
+from ecglens.report.predictions import PredictionLog, write_prediction_tables, write_pseudonym_map
 from ecglens.util.atomic import StagedFolder, write_json
 
 if TYPE_CHECKING:  # explanations and figures load when a run asks for them: plain predict stays light
@@ -69,6 +69,11 @@ class PredictRun:
                 lines.append(f"{'':<{width}}  {p.measurement_line()}")
             if p.file_statements:
                 lines.append(f"{'':<{width}}  the file's own statement: {' | '.join(p.file_statements)}")
+            if p.file_statements_left_out:
+                lines.append(
+                    f"{'':<{width}}  {p.file_statements_left_out} of the file's statements left out: they could "
+                    "identify a person"
+                )
             if p.derived_leads:
                 lines.append(f"{'':<{width}}  derived by the reader from I and II: {', '.join(p.derived_leads)}")
         if self.figures:
@@ -103,6 +108,7 @@ def run_predict(
     measurements: bool = False,
     include_identifiers: bool = False,
     report: str | None = None,
+    pseudonym_map: bool = False,
 ) -> PredictRun:
     """``predict``: read and score every file once; with ``explain``, explain each record's scored input
     for its decisions (or its most probable class) and draw it under ``OUT/figures``.
@@ -112,6 +118,8 @@ def run_predict(
     extra) and its heart rate, intervals, QTc and axes join its prediction. A clinical file's personal data
     (names, ids, dates, free text, its file name) stays out of every output unless ``include_identifiers``.
     With ``report="pdf"``, each record also gets its one-page report in ``OUT/reports`` (`ecglens.report.pdf`).
+    With ``pseudonym_map``, ``OUT/pseudonyms.private.csv`` (owner-only, 0600) maps each clinical file's
+    pseudonym to its path: the user's way back from a batch to its files, never to be shared.
     """
     leads = canonical_leads(lead_order) if lead_order else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine, force)
@@ -145,12 +153,24 @@ def run_predict(
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
         written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, stage.path))
         written += (stage.path / "reports",) if reports else ()
+        if pseudonym_map:
+            written += (write_pseudonym_map(_pseudonyms(paths), stage.path),)
         if drawn:
             written += (write_json(stage.path / "figures" / f"{explain}.json", [d.to_dict() for d in drawn]),)
         if predictions:
             stage.commit()
     written = tuple(stage.final(p) for p in written) if predictions else ()
     return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))
+
+
+def _pseudonyms(paths: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
+    """Each clinical file's pseudonym (its record id, and the name its issue goes by) and its full path."""
+    from ecglens.io.clinical import is_clinical
+    from ecglens.predict import find_record_files
+    from ecglens.util.pseudonym import pseudonym
+
+    found = [path.resolve() for path in find_record_files(paths) if is_clinical(path)]
+    return [(pseudonym(str(path)), str(path)) for path in found]
 
 
 def _measured(item: Scored, meta: BundleMeta) -> Prediction:

@@ -13,9 +13,10 @@ What a reader adds to the library's parse:
 - **personal data stays in the file**: the record id is a keyed hash of the file path
   (`ecglens.util.pseudonym`), the patient id a keyed hash of itself (the same patient keeps one id, so splits
   keep a patient's records together), ages above 89 read as 90, and names, birth and acquisition dates,
-  identifiers and free text are dropped, including any statement that names a person ("Confirmed by ...")
-  or holds one of those values. Errors name the file by its pseudonym. ``include_identifiers=True``
-  (``--include-identifiers``) keeps all of it.
+  identifiers and free text are dropped, and so is any statement that could identify a person (its file's
+  names, ids and dates in any written form, its staff, dates, telephone numbers, signature phrases: see
+  `ecglens.io.deidentify`), counted in ``Record.statements_left_out``. Errors name the file by its pseudonym.
+  ``include_identifiers=True`` (``--include-identifiers``) keeps all of it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ecglens.io.deidentify import parse_day, scrubber, staff_fields
 from ecglens.io.limits import check_length, check_rate, check_values, regular_file
 from ecglens.io.record import Record, RecordError, RecordTooLarge, finish_signal
 from ecglens.leads import LEAD_NAMES, normalize_lead_name
@@ -55,11 +57,6 @@ _DERIVED = {
     "aVL": lambda i, ii: i - ii / 2,
     "aVF": lambda i, ii: ii - i / 2,
 }
-PERSON = re.compile(
-    r"\b(confirmed|reviewed|over-?read|interpreted|signed|edited|verified|read|approved)\s+by\b|\bM\.?D\.?\b|\bDr\.",
-    re.IGNORECASE,
-)
-"""A statement that names a person (an over-reader's signature line)."""
 
 
 class ClinicalUnavailable(RecordError):
@@ -155,7 +152,7 @@ def read_clinical(
         raise RecordError(where, f"{label}: {_scrubbed(str(error) or type(error).__name__, path, where)}") from None
     for warning in caught:
         logger.warning("%s: %s", where, _scrubbed(str(warning.message), path, where))
-    return _record(parsed, format_id, label, where, record_id, dataset, wanted_leads, include_identifiers)
+    return _record(parsed, format_id, label, where, record_id, dataset, wanted_leads, include_identifiers, path)
 
 
 ECG_SOP_CLASSES = {
@@ -180,11 +177,26 @@ def _check_sop_class(path: Path, where: str) -> None:
         raise RecordError(where, f"a DICOM file of class {sop or 'unknown'} ({name or 'no ECG'}), not an ECG waveform")
 
 
+SHORT_STEM = 6
+"""A file name (or stem) shorter than this is replaced in a library's message only as a whole token: ``M.xml``'s
+stem ``M`` must not turn "Malformed" into "clinical file ecg-...alformed"."""
+
+
 def _scrubbed(message: str, path: Path, where: str) -> str:
-    """A library's message with the file's path and name replaced by how outputs name it."""
-    for text in sorted({str(path), str(path.resolve()), path.name, path.stem}, key=len, reverse=True):
-        if text:
-            message = message.replace(text, where)
+    """A library's message with the file's path and name replaced, in one pass, by how outputs name it
+    (``where``): its paths wherever they occur, its name and stem where they stand as a token of their own
+    (a long name anywhere: it is the file's, however it is quoted). When ``where`` is the path itself
+    (identifiers asked for), the message is left as the library wrote it: replacing the name by the path it
+    is already a part of would repeat the folder and the suffix."""
+    if message and where != str(path):
+        names = {str(path), str(path.resolve()), str(path.absolute()), path.name, path.stem} - {""}
+        alternatives = []
+        for text in sorted(names, key=len, reverse=True):
+            token = re.escape(text)
+            if "/" not in text and len(text) < SHORT_STEM:
+                token = rf"(?<![^\W_]){token}(?![^\W_])"
+            alternatives.append(token)
+        message = re.sub("|".join(alternatives), lambda _: where, message)
     return message.splitlines()[0][:300] if message else message
 
 
@@ -197,6 +209,7 @@ def _record(
     dataset: str,
     wanted_leads: tuple[str, ...],
     include_identifiers: bool,
+    path: Path | None = None,
 ) -> Record:
     signal, names, rate = _signal(parsed.leads, label, where)
     signal = _cut_calibration_tail(signal, rate, where)  # before deriving: a derived lead holds no pulse
@@ -204,10 +217,13 @@ def _record(
     check_length(where, signal.shape[1], rate)
     signal = finish_signal(where, signal, names, wanted_leads)
     personal = identifiers_of(parsed)
-    statements = statements_of(parsed, () if include_identifiers else personal)
-    left_out = len(statements_of(parsed)) - len(statements)
+    statements, left_out = statements_of(parsed), 0
+    if not include_identifiers:
+        staff = staff_fields(path, format_id) if path is not None else []
+        days = [day for day in map(parse_day, (parsed.patient.birth_date, parsed.recording.date)) if day]
+        statements, left_out = scrubber([*personal, *staff, *_more_names(parsed)], days).keep(statements)
     if left_out:  # counted, never silently gone
-        logger.info("%s: %d of the file's statements named a person and were left out", where, left_out)
+        logger.info("%s: %d of the file's statements could identify a person and were left out", where, left_out)
     patient = parsed.patient
     patient_id = str(patient.patient_id or "").strip()
     age = patient.age if isinstance(patient.age, int | float) and patient.age >= 0 else None
@@ -226,6 +242,7 @@ def _record(
         file_format=format_id,
         identifiers=tuple(personal) if include_identifiers else (),
         file_measurements=measurements_of_file(parsed),
+        statements_left_out=left_out,
     )
 
 
@@ -333,17 +350,26 @@ def _day(value: Any) -> str:
     return (value.date() if hasattr(value, "date") and callable(value.date) else value).isoformat()
 
 
-def statements_of(parsed: Any, personal: list[tuple[str, str]] | tuple = ()) -> tuple[str, ...]:
-    """The file's own interpretation, one statement per item (``text (reason)``). With ``personal`` (the file's
-    identifiers, when they are to stay out), a statement that names a person or holds one of them is left out."""
-    values = [re.compile(rf"\b{re.escape(value)}\b", re.IGNORECASE) for _, value in personal if len(value) >= 2]
+def _more_names(parsed: Any) -> list[tuple[str, str]]:
+    """Names the library keeps in its raw metadata rather than its fields (a middle name, the DICOM performing
+    physician, a MUSE ordering physician), as (kind, value)."""
+    meta = parsed.raw_metadata if isinstance(getattr(parsed, "raw_metadata", None), dict) else {}
+    out = []
+    for key, value in meta.items():
+        low = str(key).lower()
+        named = "name" in low or "physician" in low or "md" in low
+        if isinstance(value, str) and value.strip() and named and low not in ("sop_class_name", "document_type"):
+            out.append((f"{low} name" if not low.endswith("id") else low, value))
+    return out
+
+
+def statements_of(parsed: Any) -> tuple[str, ...]:
+    """The file's own interpretation, one statement per item (``text (reason)``), all of them: what may be shown
+    is decided by `ecglens.io.deidentify.Scrubber`."""
     out = []
     for item in parsed.interpretation.statements:
         text, reason = (item, "") if isinstance(item, str) else (item[0], item[1] if len(item) > 1 else "")
         statement = f"{str(text).strip()} ({str(reason).strip()})" if str(reason).strip() else str(text).strip()
-        if not statement:
-            continue
-        if personal and (PERSON.search(statement) or any(value.search(statement) for value in values)):
-            continue
-        out.append(statement)
+        if statement:
+            out.append(statement)
     return tuple(out)

@@ -72,6 +72,8 @@ class Record:
             only when the reader was asked for it (``--include-identifiers``).
         file_measurements: the measurements the file itself carries (a cart's: heart rate, PR, QRS, QT, QTc,
             axes), under `ecglens.waves.measure.Measurements`'s names, to show beside ecglens's own.
+        statements_left_out: how many of the file's own statements were left out of ``statements`` because
+            they could identify a person (`ecglens.io.deidentify`); 0 when identifiers were asked for.
     """
 
     record_id: str
@@ -91,6 +93,7 @@ class Record:
     file_format: str = ""
     identifiers: tuple[tuple[str, str], ...] = ()
     file_measurements: tuple[tuple[str, float], ...] = ()
+    statements_left_out: int = 0
 
     def __post_init__(self) -> None:
         if self.signal.ndim != 2 or self.signal.shape[0] != len(self.lead_names):

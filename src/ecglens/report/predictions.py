@@ -14,6 +14,7 @@ from pathlib import Path
 from ecglens.io.record import ReadIssue
 from ecglens.predict import Prediction
 from ecglens.util.atomic import atomic_open
+from ecglens.util.progress import printable
 from ecglens.waves.leads import LEAD_FIELDS
 
 MEASUREMENT_COLUMNS = (
@@ -117,6 +118,7 @@ def write_predictions(
 CLINICAL_COLUMNS = (
     ("file_format", "the clinical format the file was read as"),
     ("file_statements", "the file's own interpretation, ' | ' between statements"),
+    ("file_statements_left_out", "how many of the file's statements were left out: they could identify a person"),
     ("derived_leads", "leads the reader computed from others"),
 )
 """The columns a batch with clinical files adds to ``predictions.csv`` (and ``identifiers`` when asked for)."""
@@ -127,6 +129,8 @@ def _clinical_cell(p: Prediction, name: str) -> str:
         return p.file_format
     if name == "file_statements":
         return " | ".join(p.file_statements)
+    if name == "file_statements_left_out":
+        return str(p.file_statements_left_out)
     if name == "derived_leads":
         return ";".join(p.derived_leads)
     return "; ".join(f"{k}: {v}" for k, v in (p.identifiers or {}).items())
@@ -135,6 +139,20 @@ def _clinical_cell(p: Prediction, name: str) -> str:
 def _lead_cells(values: dict, per_lead: list[tuple[str, str, str]]) -> list:
     leads = values.get("leads") or {}
     return ["" if (v := leads.get(lead, {}).get(name)) is None else v for _, lead, name in per_lead]
+
+
+PSEUDONYM_MAP = "pseudonyms.private.csv"
+"""The private table from pseudonym to input path that ``predict --pseudonym-map`` writes into its output folder."""
+
+
+def write_pseudonym_map(rows: Sequence[tuple[str, str]], out: Path) -> Path:
+    """``pseudonyms.private.csv`` (``pseudonym,input_path``), readable and writable by its owner only (0600) from
+    its creation on: it undoes the pseudonyms, so it is for the user's own tracing and is never to be shared."""
+    with atomic_open(out / PSEUDONYM_MAP, newline="", permissions=0o600) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["pseudonym", "input_path"])
+        writer.writerows((name, printable(path)) for name, path in rows)
+    return out / PSEUDONYM_MAP
 
 
 def write_prediction_tables(

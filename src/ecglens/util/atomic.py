@@ -15,13 +15,27 @@ from typing import IO
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", newline: str | None = None) -> Iterator[IO]:
-    """Open ``path`` for writing through a temporary file that replaces it only if the block succeeds."""
+def atomic_open(
+    path: str | os.PathLike, mode: str = "w", newline: str | None = None, permissions: int | None = None
+) -> Iterator[IO]:
+    """Open ``path`` for writing through a temporary file that replaces it only if the block succeeds.
+
+    With ``permissions`` (e.g. ``0o600``), the file has exactly those from its creation on: a private file is
+    never readable by others, not even while it is written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.tmp")
+    opener = None
+    if permissions is not None:
+
+        def opener(name: str, flags: int) -> int:
+            descriptor = os.open(name, flags, permissions)
+            os.fchmod(descriptor, permissions)  # a scratch file left by a crash keeps its old mode otherwise
+            return descriptor
+
     try:
-        with open(scratch, mode, newline=newline) as handle:
+        with open(scratch, mode, newline=newline, opener=opener) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -31,9 +45,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", newline: str | None = 
             scratch.unlink()
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file atomically; returns its path."""
-    with atomic_open(path) as handle:
+def write_text(path: str | os.PathLike, text: str, permissions: int | None = None) -> Path:
+    """Write a text file atomically (with exactly ``permissions`` when given, see `atomic_open`); returns its
+    path."""
+    with atomic_open(path, permissions=permissions) as handle:
         handle.write(text)
     return Path(path)
 

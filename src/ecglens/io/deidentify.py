@@ -1,0 +1,373 @@
+"""Free text of a clinical file kept free of personal data: a statement that could identify a person is dropped.
+
+A cart's or an over-reader's statements ("Sinus rhythm", "Left bundle branch block") are worth showing beside
+ecglens's decisions, but free text can hold anything: "ID PIDX 9731246 follow up", "born 19.02.1937",
+"Call Vrensko at 555-0199". Redacting a part of such a line is a guess about where the personal data ends, so a
+statement is never edited: it is kept whole or dropped whole, and the drops are counted
+(``Record.statements_left_out``). When in doubt, it is dropped.
+
+What makes a statement personal (`Scrubber.leaks`):
+
+- **the file's own values as patterns, not strings.** Person names in every stored form: a DICOM person name
+  ``Family^Given^Middle^Prefix^Suffix`` is split by pydicom's `PersonName`, ``Vrensko^Dr`` gives ``Vrensko``;
+  every name component of 2 letters or more (titles such as Dr, MD, Jr left aside) matches on its own, as a
+  whole word, in any case. Ids match with any separator between their characters (``PIDX9731246`` matches
+  ``PIDX 9731246`` and ``pidx-973-1246``), and every run of 4 or more digits of an id matches alone. A birth
+  or acquisition date matches in every common form: ISO, DD.MM.YYYY, MM/DD/YYYY (any of ``-./`` and spaces),
+  YYYYMMDD, two-digit years, month names (``19 Feb 1937``, ``February 19, 1937``). Every other identifying
+  value the reader found (history, place, institution) matches verbatim.
+- **the staff the library does not expose**, re-read from the file: GE MUSE ordering, referring, acquiring
+  and over-reading staff (``OrderingMDLastName``, ``AcquisitionTechID``, ``OverreaderFirstName``, ...),
+  Philips operators, clinicians, editors and signature lines (through defusedxml, as the library reads XML),
+  and DICOM's person names, ids, dates, addresses and telephone numbers among the attributes of PS3.15's basic
+  confidentiality profile (``ReferringPhysicianName``, ``OperatorsName``, ``PerformingPhysicianName``,
+  ``PhysiciansOfRecord``, ``NameOfPhysiciansReadingStudy``, ...; pydicom, header only).
+- **generic patterns**, whatever the file's fields hold: any date with a four-digit year or a month name and a
+  year, telephone numbers, e-mail addresses, numbers of 6 digits or more, and the words that announce personal
+  data (DOB, born, MRN, SSN, ``ID`` or ``Case`` followed by a number), titles before a name (``Dr``, ``Mrs
+  Smith``) and signature phrases ("Confirmed by").
+
+Limits, stated plainly: a person named in free text whose name is in none of the file's fields, and who is
+not announced by a title or a signature phrase ("discussed with Alice"), is not recognised: no named-entity
+model is used. A bare year, an age, or a number of 5 digits or fewer that is not one of the file's ids is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+NOT_NAMES = frozenset(
+    " ".join(
+        (
+            "dr dr. md m.d. mr mrs ms miss prof phd rn np pa do jr sr ii iii iv esq",
+            "by at of on in to and the for with from confirmed reviewed signed edited read verified approved",
+            "unknown none null nil na n/a not tech technician physician doctor ecg ekg",
+            "unconfirmed preliminary diagnosis report interpretation pending final",
+        )
+    ).split()
+)
+"""Parts of a stored name that are not a name (titles, suffixes, a signature's words, placeholders): a name
+component among them is never a pattern, or "Dr", "II" or "by" would drop every statement that holds them (a
+Philips signature line says "Unconfirmed diagnosis" until someone signs)."""
+MIN_ID_CHARS = 4
+"""An id (its letters and digits) or a digit run shorter than this is too common to drop a statement for."""
+_SEP = r"[\s\-./_:#]?"
+"""What may stand between two characters of an id in free text: nothing, a space, a dash, a dot, a slash."""
+_MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+GENERIC = tuple(
+    re.compile(pattern, re.IGNORECASE)
+    for pattern in (
+        # dates with a four-digit year: 19.02.1937, 02/19/1937, 1937-02-19, 19370219, 19 Feb 1937, Feb 19, 1937
+        r"(?<!\d)\d{1,2}\s?[-./]\s?\d{1,2}\s?[-./]\s?(?:1[89]|2\d)\d{2}(?!\d)",
+        r"(?<!\d)(?:1[89]|2\d)\d{2}\s?[-./]\s?\d{1,2}\s?[-./]\s?\d{1,2}(?!\d)",
+        r"(?<!\d)(?:1[89]|2\d)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)",
+        rf"(?<!\d)\d{{1,2}}(?:st|nd|rd|th)?[\s\-./]*{_MONTH}\b\.?[\s\-./,]*(?:\d{{4}}|'?\d{{2}})(?!\d)",
+        rf"\b{_MONTH}\b\.?[\s\-./]*\d{{1,2}}(?:st|nd|rd|th)?,?[\s\-./]*\d{{4}}(?!\d)",
+        rf"\b{_MONTH}\b\.?[\s\-./,]*(?:1[89]|2\d)\d{{2}}(?!\d)",
+        # telephone numbers: 555-0199, (555) 123-4567, +44 20 7946 0958
+        r"(?<![\d.])\d{3}[-.]\d{4}(?![\d.])",
+        r"\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}\b",
+        r"\+\d[\d\s().-]{7,}\d",
+        r"\b(?:tel|phone|telephone|fax|mobile|cell|pager|beeper|ext)\b\.?\s*[:#]?\s*\+?\d",
+        # e-mail addresses
+        r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
+        # long numbers (ids, accession and record numbers); social security numbers
+        r"(?<!\d)\d{6,}(?!\d)",
+        r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)",
+        # words that announce personal data
+        r"\b(?:d\.?o\.?b|born|birth\s*date|date\s+of\s+birth|birthday|mrn|ssn|nhs\s*(?:no|number)|"
+        r"social\s+security|medical\s+record|patient\s*(?:id|no|number|name)|pid|accession)\b",
+        r"\bid\b\s*[:#.]?\s*(?:[a-z]+[\s:#.-]*)?\d",
+        r"\b(?:case|pt|patient|acct|account|visit|encounter|order|study|mr)\s*(?:no\.?|number|#)?\s*[:#]?\s*\d{3,}",
+        # a person announced by a title or a signature phrase
+        r"\b(?:confirmed|reviewed|over-?read|interpreted|signed|edited|verified|read|approved|discussed|"
+        r"called|dictated|transcribed|ordered|referred|requested|performed|acquired)\s+(?:by|with|to)\b",
+        r"\bM\.?D\.?\b|\bdr\b\.?|\bDoctor\s+[A-Z]",
+        r"(?-i:\b(?:Mr|Mrs|Ms|Miss|Mx|Prof|Sr|Sister|Nurse)\b\.?\s+[A-Z])",
+    )
+)
+"""Patterns that make any statement personal, whatever the file's fields hold."""
+
+
+@dataclass(frozen=True)
+class Scrubber:
+    """The patterns that make a statement personal (`leaks`), and the statements kept (`keep`)."""
+
+    patterns: tuple[re.Pattern[str], ...]
+
+    def leaks(self, text: str) -> bool:
+        """Whether ``text`` could identify a person (any pattern matches)."""
+        return any(pattern.search(text) for pattern in self.patterns)
+
+    def keep(self, statements: Sequence[str]) -> tuple[tuple[str, ...], int]:
+        """The statements that could identify no one, in order, and how many were dropped."""
+        kept = tuple(s for s in statements if not self.leaks(s))
+        return kept, len(statements) - len(kept)
+
+
+NAME_FIELDS = frozenset(
+    {"patient name", "first name", "last name", "middle name", "technician", "referring physician", "interpreter"}
+)
+ID_FIELDS = frozenset({"patient id"})
+DATE_FIELDS = frozenset({"birth date", "acquired"})
+
+
+def scrubber(fields: Iterable[tuple[str, str]], days: Iterable[date] = ()) -> Scrubber:
+    """The scrubber for one file's identifying ``fields`` (kind, value) and ``days`` (birth, acquisition).
+
+    A field whose kind ends in ``name``, ``physician``, ``technician``, ``clinician``, ``operator`` or
+    ``interpreter`` is a person name (its components match alone); one ending in ``id``, ``number`` or
+    ``telephone`` is an id (separators allowed, digit runs alone); a date field's value also gives its day.
+    Every value also matches verbatim.
+    """
+    patterns: dict[str, re.Pattern[str]] = {}
+    days = set(days)
+
+    def add(pattern: str) -> None:
+        patterns.setdefault(pattern, re.compile(pattern, re.IGNORECASE))
+
+    for kind, value in fields:
+        value = str(value).strip()
+        if len(value) < 2 or value.lower() in NOT_NAMES:
+            continue
+        add(rf"(?<!\w){re.escape(value)}(?!\w)")
+        kind = kind.lower()
+        if kind in DATE_FIELDS or kind.endswith(("date", "datetime")) or kind in ("dateofbirth", "birthdate"):
+            day = parse_day(value)
+            if day is not None:
+                days.add(day)
+            continue
+        is_name = kind in NAME_FIELDS or kind.endswith(
+            ("name", "physician", "clinician", "operator", "interpreter", "editor", "signature")
+        )
+        is_id = kind in ID_FIELDS or kind.endswith(("id", "number", "telephone", "mrn"))
+        if is_name:
+            for part in name_parts(value):
+                if any(c.isdigit() for c in part):
+                    # a staff number stored as a name ("T4711"); a date inside a signature line is left to
+                    # the date patterns, or its year alone would drop every statement naming that year
+                    for pattern in id_patterns(part) if part.isalnum() else ():
+                        add(pattern)
+                else:
+                    add(rf"(?<![^\W\d_]){re.escape(part)}(?![^\W\d_])")
+        if is_id or not is_name:
+            for pattern in id_patterns(value):
+                add(pattern)
+    for day in days:
+        for pattern in date_patterns(day):
+            add(pattern)
+    return Scrubber((*patterns.values(), *GENERIC))
+
+
+def name_parts(value: str) -> list[str]:
+    """The components of a stored person name that could name someone on their own: ``Vrensko^Dr`` ->
+    ``["Vrensko"]``, ``"Garg, Ruchira M.D."`` -> ``["Garg", "Ruchira"]``. A DICOM person name (with ``^``) is
+    split by pydicom's `PersonName` where pydicom is installed (alphabetic, ideographic and phonetic groups,
+    each into family, given, middle, prefix and suffix); every component is then split at spaces and
+    punctuation, and titles, suffixes and words of one letter are left out (`NOT_NAMES`)."""
+    pieces = [value]
+    if "^" in value or "=" in value:
+        try:
+            from pydicom.valuerep import PersonName
+
+            person = PersonName(value)
+            groups = [person, *(PersonName(g) for g in (person.ideographic, person.phonetic) if g)]
+            pieces = [
+                part
+                for group in groups
+                for part in (
+                    group.family_name,
+                    group.given_name,
+                    group.middle_name,
+                    group.name_prefix,
+                    group.name_suffix,
+                )
+                if part
+            ] or [value]
+        except Exception:  # pydicom absent or a value it cannot split: split by hand below
+            pieces = [value]
+    out: list[str] = []
+    for piece in pieces:
+        for part in re.split(r"[\s^=,;:()/\\\"]+", piece):
+            part = part.strip(".'-_")
+            letters = sum(c.isalpha() for c in part)
+            if letters >= 2 and part.lower() not in NOT_NAMES and part.lower().replace(".", "") not in NOT_NAMES:
+                out.append(part)
+    return list(dict.fromkeys(out))
+
+
+def id_patterns(value: str) -> list[str]:
+    """Patterns of an id in free text: its letters and digits with any one separator between each two
+    (``PIDX9731246`` finds ``PIDX 9731246``, ``pidx-973-1246``), and each run of 4 or more digits alone, with
+    the same freedom; nothing for an id of fewer than `MIN_ID_CHARS` letters and digits."""
+    chars = [c for c in value if c.isalnum()]
+    out = []
+    if len(chars) >= MIN_ID_CHARS:
+        out.append(r"(?<![^\W_])" + _SEP.join(re.escape(c) for c in chars) + r"(?![^\W_])")
+    for run in re.findall(r"\d+", "".join(chars) if len(chars) < 64 else value):
+        if len(run) >= MIN_ID_CHARS:
+            out.append(r"(?<!\d)" + _SEP.join(run) + r"(?!\d)")
+    return out
+
+
+def parse_day(value: Any) -> date | None:
+    """A date from a `date`, a `datetime`, or text in ISO, DICOM (``YYYYMMDD``) or US form; None otherwise."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    for form in ("%Y-%m-%d", "%Y%m%d", "%m-%d-%Y", "%m/%d/%Y", "%d.%m.%Y"):
+        try:
+            return datetime.strptime(text[:10] if form != "%Y%m%d" else text[:8], form).date()
+        except ValueError:
+            continue
+    return None
+
+
+def date_patterns(day: date) -> list[str]:
+    """Patterns of one day in every common written form: year-month-day, day-month-year and month-day-year
+    with any of ``-./`` or spaces (or nothing) between, with or without leading zeros, with a four- or
+    two-digit year, and with the month's name in full or cut to three letters."""
+    y, m, d = day.year, day.month, day.day
+    year = rf"(?:{y}|'?{y % 100:02d})"
+    month = rf"0?{m}" if m < 10 else str(m)
+    dd = rf"0?{d}" if d < 10 else str(d)
+    sep = r"\s?[-./\s]?\s?"  # with a four-digit year: 19.02.1937, 19 02 1937, 19021937
+    sep2 = r"\s?[-./]\s?"  # with a two-digit year, a separator is needed: 19.02.37, 02/19/37
+    name = _MONTHS[m - 1]
+    named = rf"(?:{name[:3]}(?:{name[3:]})?\.?)"
+    ordinal = r"(?:st|nd|rd|th)?"
+    return [
+        rf"(?<!\d){y}{sep}{month}{sep}{dd}(?!\d)",
+        rf"(?<!\d){dd}{sep}{month}{sep}{y}(?!\d)",
+        rf"(?<!\d){month}{sep}{dd}{sep}{y}(?!\d)",
+        rf"(?<!\d){dd}{sep2}{month}{sep2}'?{y % 100:02d}(?!\d)",
+        rf"(?<!\d){month}{sep2}{dd}{sep2}'?{y % 100:02d}(?!\d)",
+        rf"(?<!\d){y}{m:02d}{d:02d}(?!\d)",
+        rf"(?<!\d){dd}{ordinal}[\s\-./,]*(?:of\s+)?{named}[\s\-./,]*{year}(?!\d)",
+        rf"\b{named}[\s\-./]*{dd}{ordinal},?[\s\-./]*{year}(?!\d)",
+        rf"\b{y}[\s\-./]*{named}[\s\-./]*{dd}(?!\d)",
+    ]
+
+
+# ---- staff and other personal fields the library does not expose, re-read from the file --------------------
+
+XML_FIELDS = re.compile(
+    r"(physician|clinician|operator|technician|tech(first|last|middle)?name|techid|overreader|editor|confirmer|"
+    r"signatureline|md(first|last|middle)?name|mdid|(first|last|middle|birth|maiden)name|^given$|^family$|^prefix$|"
+    r"^suffix$|^mrn$|patientid|secondaryid|telephone|phone|email|^birthdate$|^dateofbirth$)"
+)
+"""XML elements (local names, lower case) that hold a person's name, an id or a contact: GE MUSE, Philips
+Sierra/PageWriter and HL7 aECG (``<given>``, ``<family>``)."""
+_SKIPPED_ATTRIBUTES = frozenset({"date", "time", "root", "type", "use", "nullflavor", "codesystem", "code"})
+_PN, _ID, _DATE, _PLACE = "name", "id", "date", "address"
+DICOM_FIELDS = {
+    "PatientName": _PN,
+    "OtherPatientNames": _PN,
+    "PatientBirthName": _PN,
+    "PatientMotherBirthName": _PN,
+    "ReferringPhysicianName": _PN,
+    "ConsultingPhysicianName": _PN,
+    "PerformingPhysicianName": _PN,
+    "PhysiciansOfRecord": _PN,
+    "NameOfPhysiciansReadingStudy": _PN,
+    "OperatorsName": _PN,
+    "RequestingPhysician": _PN,
+    "ScheduledPerformingPhysicianName": _PN,
+    "ResponsiblePerson": _PN,
+    "PatientID": _ID,
+    "OtherPatientIDs": _ID,
+    "AccessionNumber": _ID,
+    "StudyID": _ID,
+    "AdmissionID": _ID,
+    "PatientTelephoneNumbers": _ID,
+    "PatientAddress": _PLACE,
+    "InstitutionAddress": _PLACE,
+    "PatientBirthDate": _DATE,
+    "StudyDate": _DATE,
+    "AcquisitionDateTime": _DATE,
+    "ContentDate": _DATE,
+}
+"""The DICOM attributes read for patterns: the person names, ids, contacts and dates among PS3.15's basic
+application level confidentiality profile (Table E.1-1) that an ECG file carries."""
+MAX_VALUE_CHARS = 200
+"""A value longer than this is free text, not a name or an id: matched verbatim only through the reader's own
+fields, never split into patterns."""
+
+
+def staff_fields(path: str | Path, format_id: str) -> list[tuple[str, str]]:
+    """The names, ids, contacts and dates a file holds beyond what the library exposes, as (kind, value): the
+    staff of a GE MUSE or Philips file (XML through defusedxml, entity declarations refused), a DICOM file's
+    person names, ids and dates (pydicom, header only). Empty for another format, or when the file cannot be
+    re-read (the library has read it already; the generic patterns still apply)."""
+    try:
+        if format_id == "dicom":
+            return _dicom_fields(Path(path))
+        if format_id in ("ge-muse-xml", "philips-xml", "hl7-aecg"):
+            return _xml_fields(Path(path))
+    except Exception as error:  # a file the library read but this second look cannot: the generic patterns hold
+        logger.debug("staff fields not re-read (%s)", type(error).__name__)
+    return []
+
+
+def _xml_fields(path: Path) -> list[tuple[str, str]]:
+    from defusedxml.ElementTree import iterparse  # type: ignore[import-untyped]
+
+    out = []
+    for _, element in iterparse(str(path), events=("end",), forbid_dtd=False):
+        tag = element.tag.rsplit("}", 1)[-1].lower() if isinstance(element.tag, str) else ""
+        if XML_FIELDS.search(tag):
+            values = [element.text or ""] + [
+                v for k, v in element.attrib.items() if k.rsplit("}", 1)[-1].lower() not in _SKIPPED_ATTRIBUTES
+            ]
+            kind = "signature" if "signature" in tag else tag
+            if tag.endswith(("id", "mrn")):
+                kind = "id"
+            out += [(kind, v.strip()) for v in values if v and v.strip() and len(v.strip()) <= MAX_VALUE_CHARS]
+        if len(element):  # a parent's children are done: free them (the waveform text is the bulk)
+            element.clear()
+        elif element.text and len(element.text) > MAX_VALUE_CHARS:
+            element.text = None
+    return out
+
+
+def _dicom_fields(path: Path) -> list[tuple[str, str]]:
+    import pydicom
+    from pydicom.multival import MultiValue
+
+    header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(DICOM_FIELDS))
+    out = []
+    for keyword, kind in DICOM_FIELDS.items():
+        value = header.get(keyword)
+        values = list(value) if isinstance(value, MultiValue) else [value]
+        for one in values:
+            text = "" if one is None else str(one).strip()
+            if text and len(text) <= MAX_VALUE_CHARS:
+                out.append((kind, text))
+    return out

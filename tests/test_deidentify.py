@@ -1,0 +1,292 @@
+"""Free text of clinical files never leaks a person (`ecglens.io.deidentify`): every leak the hostile campaign of
+issue 35 found, in DICOM, GE MUSE and Philips files the tests write themselves, run through ``ecglens predict``;
+ordinary statements kept; the private pseudonym map; library messages naming a file."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import itertools
+import json
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from clinical_files import dicom_ecg, muse_xml, philips_xml
+from ecglens.io import RecordError, read_record
+
+pytest.importorskip("ecgdatakit", reason="clinical files need pip install 'ecglens[clinical]'")
+pytest.importorskip("pydicom", reason="DICOM files need pip install 'ecglens[clinical]'")
+
+ORDINARY = (
+    "Sinus rhythm",
+    "Left bundle branch block",
+    "QRS 120 ms",
+    "PR 0.20 s",
+    "QT/QTc 400/430 ms",
+    "P-R-T axes 60 -15 30",
+    "Abnormal ECG",
+    "Compared with ECG of previous visit, no significant change",
+)
+"""What a cart writes: every one must survive (no over-scrubbing)."""
+LEAKS = (
+    "ID PIDX 9731246 follow up",  # the id with a space
+    "Case 9731246 reviewed",  # its digits alone
+    "Follow-up pidx-973-1246",  # dashes inside it, no keyword
+    "born 19.02.1937",  # the birth date, DD.MM.YYYY
+    "DOB 02/19/1937",  # MM/DD/YYYY
+    "Seen 19 Feb 1937",  # month names
+    "Visit February 19, 1937",
+    "Birthday 19370219",  # YYYYMMDD
+)
+"""Leaks every format's file holds (its patient id is PIDX9731246, born 1937-02-19)."""
+STAFF_LEAKS = {
+    "dicom": ("Call Vrensko at 555-0199", "Vrensko notified"),  # ReferringPhysicianName Vrensko^Dr
+    "muse": ("Kowalczyk notified", "Tech 48213 on duty"),  # OrderingMDLastName, AcquisitionTechID
+    "philips": ("Okonkwo notified", "Mirela to repeat"),  # operator name behind its id; ordering clinician
+}
+"""Names and ids of staff, as each format stores them."""
+PERSONAL = ("9731246", "973-1246", "1937", "Vrensko", "555-0199", "Kowalczyk", "48213", "Okonkwo", "Mirela")
+"""Strings no output may hold."""
+
+
+def clinical_folder(folder: Path) -> dict[str, Path]:
+    """One file per format, each holding every leak and every ordinary statement, interleaved."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def statements(kind: str) -> tuple[str, ...]:
+        pairs = itertools.zip_longest(ORDINARY, (*LEAKS, *STAFF_LEAKS[kind]))
+        return tuple(s for pair in pairs for s in pair if s)
+
+    files = {
+        "dicom": dicom_ecg(
+            folder / "a.dcm",
+            fields={
+                "PatientID": "PIDX9731246",
+                "PatientBirthDate": "19370219",
+                "ReferringPhysicianName": "Vrensko^Dr",
+            },
+            statements=statements("dicom"),
+        ),
+        "muse": folder / "b.xml",
+        "philips": folder / "c.xml",
+    }
+    files["muse"].write_text(
+        muse_xml(
+            patient={"PatientID": "PIDX9731246", "DateofBirth": "02-19-1937"},
+            test={"OrderingMDLastName": "Kowalczyk", "OrderingMDFirstName": "Ann", "AcquisitionTechID": "48213"},
+            statements=statements("muse"),
+        ),
+        encoding="latin-1",
+    )
+    files["philips"].write_text(
+        philips_xml(
+            patient="<patientid>PIDX9731246</patientid><name><lastname>Doe</lastname><firstname>Jane</firstname>"
+            "</name><age><dateofbirth>1937-02-19</dateofbirth></age>",
+            acquirer='<operator id="T4711">Okonkwo</operator><referringclinician>Lee</referringclinician>'
+            "<orderingclinician>Mirela</orderingclinician>",
+            statements=statements("philips"),
+        ),
+        encoding="utf-8",
+    )
+    return files
+
+
+@pytest.fixture(scope="module")
+def predicted(tmp_path_factory):
+    """``ecglens predict`` over the three files: (files, out folder, terminal text)."""
+    from ecglens.cli import main
+
+    root = tmp_path_factory.mktemp("deid")
+    files = clinical_folder(root / "in")
+    out = root / "out"
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        code = main(["--threads", "1", "predict", str(root / "in"), "--out", str(out)])
+    assert code == 0
+    return files, out, text.getvalue()
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    return {row["file_format"]: row for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("kind", "file_format"), [("dicom", "dicom"), ("muse", "ge-muse-xml"), ("philips", "philips-xml")]
+)
+def test_no_leak_variant_reaches_the_predictions_and_each_drop_is_counted(predicted, kind, file_format):
+    _, out, _ = predicted
+    row = _rows(out)[file_format]
+    assert tuple(row["file_statements"]) == ORDINARY  # every ordinary statement kept, in order
+    assert row["file_statements_left_out"] == len(LEAKS) + len(STAFF_LEAKS[kind])
+    with (out / "predictions.csv").open(newline="") as handle:
+        table = {r["file_format"]: r for r in csv.DictReader(handle)}
+    assert table[file_format]["file_statements"] == " | ".join(ORDINARY)
+    assert table[file_format]["file_statements_left_out"] == str(len(LEAKS) + len(STAFF_LEAKS[kind]))
+
+
+def test_no_output_or_terminal_line_holds_a_leak(predicted):
+    _, out, terminal = predicted
+    outputs = "\n".join(path.read_text() for path in out.rglob("*") if path.is_file())
+    assert "Sinus rhythm" in outputs and "Left bundle branch block" in terminal  # not a vacuous search
+    for text in (outputs, terminal):
+        assert [value for value in PERSONAL if value.lower() in text.lower()] == []
+    assert "statements left out" in terminal
+
+
+def test_the_leaks_are_kept_when_identifiers_are_asked_for(tmp_path):
+    files = clinical_folder(tmp_path)
+    for kind, path in files.items():
+        record = read_record(path, include_identifiers=True)
+        assert set(LEAKS + STAFF_LEAKS[kind]) <= set(record.statements) and record.statements_left_out == 0
+
+
+def test_the_pseudonym_map_is_private_written_only_when_asked_for_and_maps_every_record(predicted, tmp_path):
+    from ecglens.cli import main
+
+    files, plain, _ = predicted
+    assert not (plain / "pseudonyms.private.csv").exists()  # not without the flag
+    out = tmp_path / "out"
+    assert main(["--threads", "1", "predict", str(files["muse"].parent), "--out", str(out), "--pseudonym-map"]) == 0
+    path = out / "pseudonyms.private.csv"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["input_path"] for r in rows} == {str(p.resolve()) for p in files.values()}
+    ids = {row["record_id"] for row in _rows(out).values()}
+    assert {r["pseudonym"] for r in rows} == ids and all(re.fullmatch(r"ecg-[0-9a-f]{12}", i) for i in ids)
+    for other in out.rglob("*"):  # the paths stay in the map alone
+        if other.is_file() and other != path:
+            assert str(files["muse"].parent) not in other.read_text(errors="replace")
+
+
+def test_private_files_are_owner_only_from_their_creation(tmp_path):
+    from ecglens.util.atomic import write_text
+
+    (tmp_path / ".secret.csv.tmp").write_text("left by a crash")  # a scratch file's old mode is not kept
+    (tmp_path / ".secret.csv.tmp").chmod(0o644)
+    path = write_text(tmp_path / "secret.csv", "a,b\n", permissions=0o600)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "a,b\n"
+
+
+# ---- the scrubber on its own -----------------------------------------------------------------------------------
+
+
+def _scrubber(**fields: str):
+    from ecglens.io.deidentify import scrubber
+
+    return scrubber([(k.replace("_", " "), v) for k, v in fields.items()])
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ID PIDX 9731246 follow up",
+        "Case 9731246 reviewed",
+        "PIDX/9731246",
+        "9.731.246",
+        "born 19.02.1937",
+        "DOB 02/19/1937",
+        "19 February 1937",
+        "Feb. 19th, 1937",
+        "1937 Feb 19",
+        "19-02-37",
+        "Call Vrensko at 555-0199",
+        "VRENSKO to review",
+        "vrensko's patient",
+        "Smith, Jane consulted",
+        "mail j.smith@example.org",
+        "+44 20 7946 0958",
+        "Dr Who said so",
+        "Seen by Mrs Hudson",
+        "Confirmed by someone",
+        "MRN 123",
+    ],
+)
+def test_every_form_of_a_files_values_is_a_leak(statement):
+    found = _scrubber(
+        patient_id="PIDX9731246",
+        birth_date="1937-02-19",
+        referring_physician="Vrensko^Dr",
+        patient_name="Smith^Jane^^Mrs",
+    )
+    assert found.leaks(statement), statement
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        *ORDINARY,
+        "Sinus bradycardia with 1st degree A-V block",
+        "Inferior infarct, acute (LCx) (ST>0.10mV, II III aVF, STd V1-V3)",
+        "PROBABLE LEFT VENTRICULAR HYPERTROPHY ((RaVL+SV3)xQRSd >280)",
+        "Ventricular rate 72 BPM",
+        "Nonspecific intraventricular conduction delay (QRSd >115mS, not LBBB/RBBB)",
+        "MS: mitral stenosis suspected",
+        "ST depression in V5, V6 of 0.1 mV",
+        "Criteria version 2019",
+    ],
+)
+def test_ordinary_statements_are_no_leak(statement):
+    found = _scrubber(
+        patient_id="PIDX9731246",
+        birth_date="1937-02-19",
+        referring_physician="Vrensko^Dr",
+        technician="II",
+        interpreter="Unconfirmed diagnosis",
+        patient_name="Smith^Jane^^Mrs",
+    )
+    assert not found.leaks(statement), statement
+
+
+def test_a_dicom_person_name_gives_each_component_and_no_title():
+    from ecglens.io.deidentify import name_parts
+
+    assert name_parts("Vrensko^Dr") == ["Vrensko"]
+    assert name_parts("Smith^Jane^Q^Dr.^Jr") == ["Smith", "Jane"]
+    assert name_parts("Garg, Ruchira M.D.") == ["Garg", "Ruchira"]
+    assert name_parts("Yamada^Tarou=山田^太郎") == ["Yamada", "Tarou", "山田", "太郎"]
+
+
+# ---- a library's message naming the file ----------------------------------------------------------------------
+
+BROKEN_MUSE = '<?xml version="1.0" encoding="ISO-8859-1"?><RestingECG><PatientDemographics><Patient'
+
+
+def test_a_short_file_name_is_replaced_only_as_a_whole_token(tmp_path):
+    path = tmp_path / "M.xml"
+    path.write_text(BROKEN_MUSE, encoding="latin-1")
+    with pytest.raises(RecordError) as caught:
+        read_record(path)
+    reason = caught.value.reason
+    assert "Malformed XML in clinical file ecg-" in reason and str(tmp_path) not in reason, reason
+
+
+def test_with_identifiers_the_path_in_a_message_is_not_garbled(tmp_path):
+    path = tmp_path / "SMITH_JOHN_1950.xml"
+    path.write_text(BROKEN_MUSE, encoding="latin-1")
+    with pytest.raises(RecordError) as caught:
+        read_record(path, include_identifiers=True)
+    reason = caught.value.reason
+    assert f"Malformed XML in {path}:" in reason, reason
+    assert reason.count(path.parent.name) == 1 and ".xml.xml" not in reason, reason
+
+
+def test_serve_shows_no_leak_and_counts_the_drops(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from ecglens.serve import ServeConfig, create_app
+
+    files = clinical_folder(tmp_path)
+    with TestClient(create_app(ServeConfig("starter", "cpu")), base_url="http://127.0.0.1") as client:
+        for kind, path in files.items():
+            response = client.post("/api/predict", files=[("files", (path.name, path.read_bytes()))])
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert tuple(body["file_statements"]) == ORDINARY
+            assert body["file_statements_left_out"] == len(LEAKS) + len(STAFF_LEAKS[kind])
+            assert [value for value in PERSONAL if value.lower() in response.text.lower()] == []
