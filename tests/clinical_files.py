@@ -8,6 +8,7 @@ import base64
 import subprocess
 import sys
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -28,14 +29,23 @@ def muse_xml(
     data: str | None = None,
     doctype: str = "",
     name: str = "NOBODY",
+    statements: tuple[str, ...] = (),
 ) -> str:
     """A GE MUSE XML rhythm waveform: 8 leads of int16 at 4.88 uV per unit, 500 Hz; ``count`` lies about the
-    sample count, ``data`` replaces every lead's base64, ``doctype`` goes before the root, and ``name`` is the
-    patient's last name (an entity reference with a ``doctype``)."""
+    sample count, ``data`` replaces every lead's base64, ``doctype`` goes before the root, ``name`` is the
+    patient's last name (an entity reference with a ``doctype``), and ``statements`` the file's own interpretation
+    (each a line, XML-escaped here; written as UTF-8 when one is not Latin-1)."""
     rng = np.random.default_rng(0)
+    encoding = "ISO-8859-1" if all(s.isascii() for s in statements) else "UTF-8"
+    diagnosis = "".join(
+        f"<DiagnosisStatement><StmtFlag>ENDSLINE</StmtFlag><StmtText>{escape(s)}</StmtText></DiagnosisStatement>"
+        for s in statements
+    )
     parts = [
-        f'<?xml version="1.0" encoding="ISO-8859-1"?>{doctype}<RestingECG><PatientDemographics>'
-        f"<PatientLastName>{name}</PatientLastName></PatientDemographics><Waveform><WaveformType>Rhythm"
+        f'<?xml version="1.0" encoding="{encoding}"?>{doctype}<RestingECG><PatientDemographics>'
+        f"<PatientLastName>{name}</PatientLastName></PatientDemographics>"
+        + (f"<Diagnosis>{diagnosis}</Diagnosis>" if statements else "")
+        + "<Waveform><WaveformType>Rhythm"
         f"</WaveformType><SampleBase>500</SampleBase><SampleExponent>0</SampleExponent>"
         f"<NumberofLeads>{len(leads)}</NumberofLeads>"
     ]

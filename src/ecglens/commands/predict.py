@@ -24,12 +24,14 @@ if TYPE_CHECKING:  # explanations and figures load when a run asks for them: pla
 
 @dataclass(frozen=True)
 class PredictRun:
-    """Predictions, unreadable files, explanations drawn, and the files written."""
+    """Predictions, unreadable files, explanations drawn, the files written, and the records predicted whose
+    one-page report could not be written (each a named issue in ``issues.csv``; the batch went on)."""
 
     predictions: tuple[Prediction, ...]
     issues: tuple[ReadIssue, ...]
     figures: tuple[DrawnExplanation, ...]
     written: Written
+    unreported: tuple[ReadIssue, ...] = ()
 
     def problems(self) -> list[str]:
         """What the CLI prints on standard error."""
@@ -38,12 +40,16 @@ class PredictRun:
             return ["error: no record files found in the given paths"]
         if not self.predictions:
             return [*issue_lines(self.issues), f"error: none of the {total} record(s) could be read"]
+        lines = []
         if self.issues:
-            return [
+            lines = [
                 *issue_lines(self.issues),
                 f"{len(self.issues)} of {total} record(s) unreadable; the others were predicted",
             ]
-        return []
+        if self.unreported:
+            lines += [f"  {i.path}: {i.reason}" for i in self.unreported[:10]]
+            lines.append(f"{len(self.unreported)} predicted record(s) without their report (listed in issues.csv)")
+        return lines
 
     @property
     def exit_code(self) -> int:
@@ -117,7 +123,7 @@ def run_predict(
     predictor = Predictor(checkpoint, device, engine, force)
     meta = predictor.meta
     out = Path(out)
-    predictions, issues, drawn = [], [], []
+    predictions, issues, drawn, unreported = [], [], [], []
     # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
     with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
@@ -141,16 +147,21 @@ def run_predict(
                 )
                 drawn += figures_drawn  # the scored input, drawn now
                 if page is not None:
-                    reports.append(page(item, explained[0] if explained else None))
+                    written_page = page(item, explained[0] if explained else None)
+                    if isinstance(written_page, ReadIssue):
+                        unreported.append(written_page)
+                    else:
+                        reports.append(written_page)
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
-        written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, stage.path))
+        listed = [*issues, *unreported]
+        written = (log.path, *write_prediction_tables(predictions, listed, meta.class_names, stage.path))
         written += (stage.path / "reports",) if reports else ()
         if drawn:
             written += (write_json(stage.path / "figures" / f"{explain}.json", [d.to_dict() for d in drawn]),)
         if predictions:
             stage.commit()
     written = tuple(stage.final(p) for p in written) if predictions else ()
-    return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))
+    return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written), tuple(unreported))
 
 
 def _measured(item: Scored, meta: BundleMeta) -> Prediction:
@@ -190,18 +201,25 @@ def _explainer(
     return draw
 
 
-def _reporter(predictor: Predictor, folder: Path) -> Callable[[Scored, RecordExplanation | None], Path]:
-    """What writes a scored record's one-page PDF (with the first of its explanations) into ``folder``."""
+def _reporter(predictor: Predictor, folder: Path) -> Callable[[Scored, RecordExplanation | None], Path | ReadIssue]:
+    """What writes a scored record's one-page PDF (with the first of its explanations) into ``folder``: its path,
+    or, when the page cannot be drawn, that record's named issue (the batch goes on; a disk's error still stops
+    it, as it would stop every other output)."""
     from ecglens.report.paths import safe_name
-    from ecglens.report.pdf import model_label, write_record_report
+    from ecglens.report.pdf import model_label, report_issue, write_record_report
 
     meta = predictor.meta
     model = model_label(predictor.bundle, meta)
     folder.mkdir(parents=True, exist_ok=True)
 
-    def write(item: Scored, explanation: RecordExplanation | None) -> Path:
+    def write(item: Scored, explanation: RecordExplanation | None) -> Path | ReadIssue:
         path = folder / f"{safe_name(item.prediction.record_id)}.pdf"
-        return write_record_report(item, meta, path, model, explanation)
+        try:
+            return write_record_report(item, meta, path, model, explanation)
+        except OSError:
+            raise
+        except Exception as error:  # a page that cannot be drawn costs that record's report, never the batch
+            return report_issue(item.prediction, error)
 
     return write
 
