@@ -123,13 +123,12 @@ def run_predict(
     predictor = Predictor(checkpoint, device, engine, force)
     meta = predictor.meta
     out = Path(out)
-    predictions, issues, drawn, unreported = [], [], [], []
+    predictions, issues, drawn = [], [], []
     # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
     with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
         draw = _explainer(predictor, explain, background_caches, figures, stage.path / "figures") if explain else None
-        page = _reporter(predictor, stage.path / "reports") if report == "pdf" else None
-        reports: list[Path] = []
+        page = _Reporter(predictor, stage.path / "reports") if report == "pdf" else None
         with PredictionLog(stage.path, moved_to=out) as log:  # rows reach the disk as they come
             scored = iter_scored_files(
                 predictor, paths, batch_size, sampling_rate_hz, leads, progress, include_identifiers
@@ -147,15 +146,12 @@ def run_predict(
                 )
                 drawn += figures_drawn  # the scored input, drawn now
                 if page is not None:
-                    written_page = page(item, explained[0] if explained else None)
-                    if isinstance(written_page, ReadIssue):
-                        unreported.append(written_page)
-                    else:
-                        reports.append(written_page)
+                    page.write(item, explained[0] if explained else None)
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
+        unreported = page.unreported if page is not None else []
         listed = [*issues, *unreported]
         written = (log.path, *write_prediction_tables(predictions, listed, meta.class_names, stage.path))
-        written += (stage.path / "reports",) if reports else ()
+        written += (stage.path / "reports",) if page is not None and page.written else ()
         if drawn:
             written += (write_json(stage.path / "figures" / f"{explain}.json", [d.to_dict() for d in drawn]),)
         if predictions:
@@ -201,27 +197,31 @@ def _explainer(
     return draw
 
 
-def _reporter(predictor: Predictor, folder: Path) -> Callable[[Scored, RecordExplanation | None], Path | ReadIssue]:
-    """What writes a scored record's one-page PDF (with the first of its explanations) into ``folder``: its path,
-    or, when the page cannot be drawn, that record's named issue (the batch goes on; a disk's error still stops
-    it, as it would stop every other output)."""
-    from ecglens.report.paths import safe_name
-    from ecglens.report.pdf import model_label, report_issue, write_record_report
+class _Reporter:
+    """Writes each scored record's one-page PDF (with the first of its explanations) into ``folder``, and keeps
+    the pages written and the records whose page could not be drawn, each as its named issue: the batch goes on
+    (a disk's error still stops it, as it would stop every other output)."""
 
-    meta = predictor.meta
-    model = model_label(predictor.bundle, meta)
-    folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, predictor: Predictor, folder: Path):
+        from ecglens.report.pdf import model_label
 
-    def write(item: Scored, explanation: RecordExplanation | None) -> Path | ReadIssue:
-        path = folder / f"{safe_name(item.prediction.record_id)}.pdf"
+        self.meta, self.folder = predictor.meta, folder
+        self.model = model_label(predictor.bundle, self.meta)
+        self.written: list[Path] = []
+        self.unreported: list[ReadIssue] = []
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, item: Scored, explanation: RecordExplanation | None) -> None:
+        from ecglens.report.paths import safe_name
+        from ecglens.report.pdf import report_issue, write_record_report
+
+        path = self.folder / f"{safe_name(item.prediction.record_id)}.pdf"
         try:
-            return write_record_report(item, meta, path, model, explanation)
+            self.written.append(write_record_report(item, self.meta, path, self.model, explanation))
         except OSError:
             raise
         except Exception as error:  # a page that cannot be drawn costs that record's report, never the batch
-            return report_issue(item.prediction, error)
-
-    return write
+            self.unreported.append(report_issue(item.prediction, error))
 
 
 def run_export_onnx(checkpoint: str | os.PathLike, opset: int) -> Written:
