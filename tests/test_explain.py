@@ -462,10 +462,7 @@ def test_a_tiny_target_error_stops_at_max_samples(model):
     ("options", "named"),
     [
         (["--target-error", "nan"], "--target-error"),
-        (["--target-error", "inf"], "--target-error"),
         (["--target-error", "1e-300", "--max-samples", "8"], "--target-error"),
-        (["--target-error", "0"], "--target-error"),
-        (["--target-error", "2"], "--target-error"),
         (["--n-samples", "1000000000"], "--n-samples"),
         (["--n-samples", "1"], "--n-samples"),
         (["--max-samples", "1000000000"], "--max-samples"),

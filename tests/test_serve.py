@@ -444,17 +444,26 @@ def test_a_clinical_uploads_message_keeps_its_words(shared_data):
     assert message.startswith("ecg-") and "SCP-ECG record declares" in message, message  # "record" is a word here
 
 
-def test_the_report_draws_guided_gradcam_and_a_page_that_fails_is_a_named_error(client, signal, tmp_path, monkeypatch):
-    """The report route documents gradcam, guided-gradcam and shap, and draws each; a page that cannot be drawn
-    answers ``report_failed`` as JSON (never a bare 500 page), and the server goes on answering."""
-    from ecglens.report import pdf
-
+def _result_url(client, signal, tmp_path) -> str:
     write_wfdb(tmp_path, "r", signal)
-    body = _post(client, [tmp_path / "r.hea", tmp_path / "r.dat"]).json()
-    url = f"/api/results/{body['id']}/report.pdf"
+    return f"/api/results/{_post(client, [tmp_path / 'r.hea', tmp_path / 'r.dat']).json()['id']}/report.pdf"
+
+
+def test_the_report_draws_guided_gradcam_as_it_documents(client, signal, tmp_path):
+    url = _result_url(client, signal, tmp_path)
     guided = client.get(url, params={"method": "guided-gradcam", "class": "AF"})
     assert guided.status_code == 200 and guided.content.startswith(b"%PDF"), guided.text[:300]
     assert client.get(url, params={"method": "nonsense"}).json()["error"]["kind"] == "unknown_explanation"
+    described = client.get("/openapi.json").json()["paths"]["/api/results/{result_id}/report.pdf"]["get"]
+    assert "guided-gradcam" in json.dumps(described["parameters"])
+
+
+def test_a_report_that_fails_is_a_named_json_error(client, signal, tmp_path, monkeypatch):
+    """A page that cannot be drawn answers ``report_failed`` as JSON (never a bare 500 page), and the server goes
+    on answering."""
+    from ecglens.report import pdf
+
+    url = _result_url(client, signal, tmp_path)
 
     def fails(*args, **kwargs):
         raise IndexError("string index out of range")
