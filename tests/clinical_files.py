@@ -8,6 +8,7 @@ import base64
 import subprocess
 import sys
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -36,19 +37,22 @@ def muse_xml(
     sample count, ``data`` replaces every lead's base64, ``doctype`` goes before the root, and ``name`` is the
     patient's last name (an entity reference with a ``doctype``). ``patient`` and ``test`` add elements to
     ``PatientDemographics`` and ``TestDemographics`` (``PatientID``, ``DateofBirth`` as MM-DD-YYYY,
-    ``OrderingMDLastName``, ``AcquisitionTechID``, ...), ``statements`` the ``Diagnosis``."""
+    ``OrderingMDLastName``, ``AcquisitionTechID``, ...), ``statements`` the ``Diagnosis`` (each a line,
+    XML-escaped here; written as UTF-8 when one is not Latin-1)."""
     rng = np.random.default_rng(0)
+    encoding = "ISO-8859-1" if all(s.isascii() for s in statements) else "UTF-8"
     fields = "".join(f"<{k}>{v}</{k}>" for k, v in (patient or {}).items())
     staff = "".join(f"<{k}>{v}</{k}>" for k, v in (test or {}).items())
     diagnosis = "".join(
-        f"<DiagnosisStatement><StmtFlag>ENDSLINE</StmtFlag><StmtText>{text}</StmtText></DiagnosisStatement>"
-        for text in statements
+        f"<DiagnosisStatement><StmtFlag>ENDSLINE</StmtFlag><StmtText>{escape(s)}</StmtText></DiagnosisStatement>"
+        for s in statements
     )
     parts = [
-        f'<?xml version="1.0" encoding="ISO-8859-1"?>{doctype}<RestingECG><PatientDemographics>'
+        f'<?xml version="1.0" encoding="{encoding}"?>{doctype}<RestingECG><PatientDemographics>'
         f"<PatientLastName>{name}</PatientLastName>{fields}</PatientDemographics>"
-        f"<TestDemographics>{staff}</TestDemographics><Diagnosis>{diagnosis}</Diagnosis>"
-        "<Waveform><WaveformType>Rhythm"
+        f"<TestDemographics>{staff}</TestDemographics>"
+        + (f"<Diagnosis>{diagnosis}</Diagnosis>" if statements else "")
+        + "<Waveform><WaveformType>Rhythm"
         f"</WaveformType><SampleBase>500</SampleBase><SampleExponent>0</SampleExponent>"
         f"<NumberofLeads>{len(leads)}</NumberofLeads>"
     ]

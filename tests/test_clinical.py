@@ -356,3 +356,34 @@ def test_the_page_prints_tall_voltages_at_half_standard_rather_than_clipping_the
     huge[:, 50::100] = -9.0  # beyond any page: half standard, rows capped to fit, clipping marked
     gain, placed = _gain(huge, 100.0, LEAD_NAMES)
     assert gain == 5 and -placed.y_low * gain <= 141 - 12 + 1e-9
+
+
+def test_hostile_statements_never_lose_the_batch_and_are_printed_as_written(tmp_path):
+    """U+FEFF, invalid and valid mathtext, and a 5,000-character statement in a GE MUSE file: the batch completes
+    (exit 0, every record's PDF), and each statement is on the page as plain text, the long one cut."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext absent: apt-get install poppler-utils")
+    from ecglens.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    hostile = (
+        "Sinus\ufeff rhythm",
+        "Invalid mathtext ... $$ $x^2$",
+        r"Valid mathtext $\frac{a}{b}$ here",
+        "LONG " + "lorem ipsum dolor " * 280,
+    )
+    (folder / "hostile.xml").write_text(muse_xml(statements=hostile), encoding="utf-8")
+    (folder / "plain.xml").write_text(muse_xml(statements=("Normal sinus rhythm",)), encoding="latin-1")
+    out = tmp_path / "out"
+    assert main(["--quiet", "predict", str(folder), "--report", "pdf", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and (out / "issues.csv").read_text().splitlines() == ["path,reason"]
+    (page,) = [  # the hostile record's page
+        text
+        for pdf in (out / "reports").glob("*.pdf")
+        if "Sinus" in (text := subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout)
+    ]
+    assert "Sinus rhythm" in page and "\ufeff" not in page
+    assert "$$ $x^2$" in page and r"$\frac{a}{b}$" in page and 10 < page.count("lorem") < 60
+    assert not (out / "predictions.partial.jsonl").exists()

@@ -434,3 +434,80 @@ def test_lead_games_limb_leads_as_one_player_and_efficiency(model):
     assert torch.equal(alone[1], mean[1]) and torch.equal(alone[0], x[0])
     with pytest.raises(ValueError, match="unknown baseline"):
         LeadGame.of(baseline="flat")
+
+
+def test_a_tiny_target_error_stops_at_max_samples(model):
+    """A target of 1e-300 asks for more samples than any cap: the growth is capped before the cast to integers
+    (inf cast to int64 wrapped, ignored --max-samples 8 and died of MemoryError at 5.8 GB)."""
+    from ecglens.explain.inputs import Background
+    from ecglens.explain.population import population_importance
+    from ecglens.preprocess import ModelInput
+
+    rng = np.random.default_rng(0)
+    inputs = [ModelInput(str(i), rng.normal(0, 0.5, (12, 128)).astype(np.float32)) for i in range(4)]
+    background = Background(tuple(rng.normal(0, 0.5, (4, 12, 128)).astype(np.float32)))
+    decided = lambda p: np.arange(9)[None, :] == np.argmax(p, axis=1)[:, None]  # noqa: E731
+    classes, leads = [f"C{i}" for i in range(9)], [f"L{i}" for i in range(12)]
+    result = population_importance(
+        model, inputs, background, classes, leads, progress=False, decide=decided, target_error=1e-300, max_samples=8
+    )
+    assert result.samples == 8 and result.absolute_samples == 8 and "not reached" in " ".join(result.notes)
+    capped = population_importance(
+        model, inputs, background, classes, leads, progress=False, decide=decided, target_error=1e-300, max_samples=3
+    )
+    assert capped.samples == 3  # a cap below the first round's 8 is the first round
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--target-error", "nan"], "--target-error"),
+        (["--target-error", "1e-300", "--max-samples", "8"], "--target-error"),
+        (["--n-samples", "1000000000"], "--n-samples"),
+        (["--n-samples", "1"], "--n-samples"),
+        (["--max-samples", "1000000000"], "--max-samples"),
+        (["--n-samples", "64", "--max-samples", "8"], "--n-samples 64 is above --max-samples 8"),
+        (["--background", "1000000000"], "--background"),
+        (["--n", "1000000000"], "record-samples"),
+        (["--n", "200000", "--n-samples", "64"], "record-samples"),
+        (["--check-records", "1000000000"], "--check-records"),
+    ],
+)
+def test_absurd_population_options_are_one_line_before_any_work(options, named, tmp_path, capsys, monkeypatch):
+    from ecglens import cli
+
+    started = []
+    monkeypatch.setattr(cli, "_commands", lambda group: started.append(group))  # any work would start here
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "cache").mkdir()
+    args = ["explain", "population", "--checkpoint", str(tmp_path / "bundle"), "--data", str(tmp_path / "cache")]
+    assert cli.main([*args, *options, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert named in err[-1] and "Traceback" not in "\n".join(err) and not started
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_library_refuses_absurd_population_options_too():
+    from ecglens.explain.limits import check_population_options
+
+    with pytest.raises(ValueError, match="target-error"):
+        check_population_options(200, 100, None, float("nan"), 64)
+    with pytest.raises(ValueError, match="record-samples"):
+        check_population_options(10**9, 100, 2, 0.05, 64)
+    check_population_options(200, 100, None, 0.05, 64)  # the defaults pass
+
+
+def test_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    from ecglens import cli
+
+    class Commands:
+        def run_population(self, *args, **kwargs):
+            raise MemoryError
+
+    monkeypatch.setattr(cli, "_commands", lambda group: Commands())
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "cache").mkdir()
+    args = ["explain", "population", "--checkpoint", str(tmp_path / "bundle"), "--data", str(tmp_path / "cache")]
+    assert cli.main(args) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: out of memory")

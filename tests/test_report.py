@@ -158,3 +158,112 @@ def test_figures_are_written_at_150_dpi_or_as_svg(tmp_path):
     assert _png_dpi(png.read_bytes()) == pytest.approx(150, abs=0.5)
     svg = save_figure(plot_ecg(np.zeros((12, 1000)), 100, style="bw"), tmp_path / "a.svg")
     assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()[:1000]
+
+
+# -- a file's text on a page: plain text, drawable, inside its box; a page that fails costs its record's report ----
+
+HOSTILE_STATEMENTS = (
+    "Sinus\ufeff rhythm\u200b \u202ereversed",  # U+FEFF crashed matplotlib's PDF backend (IndexError in track_glyph)
+    "Invalid mathtext ... $$ $x^2$",  # stopped the batch (ValueError from the mathtext parser)
+    r"Valid mathtext $\frac{a}{b}$ here",  # was drawn as a formula
+    "LONG " + "lorem ipsum dolor " * 280,  # 5,000 characters: was drawn over V1-V6 to the page's bottom
+)
+
+
+def test_page_text_drops_what_has_no_glyph_and_clips_with_an_ellipsis():
+    from ecglens.report.text import page_lines, page_text
+
+    assert page_text("a\ufeffb\u200bc\u202ed\x00e\ud800f\ue000g\u2028h\n\ti") == "abcdefg h i"
+    assert page_text("x" * 500, 300) == "x" * 297 + "..." and len(page_text("y" * 20, 20)) == 20
+    lines = page_lines(["one", "two " * 100, "three", "four"], 40, 5)
+    assert len(lines) == 5 and lines[0] == "one" and lines[-2].endswith("...") and lines[-1] == "... 2 more"
+    assert page_lines(["a", "b"], 40, 5) == ["a", "b"] and page_lines([], 40, 5) == []
+
+
+def _scored(statements: tuple[str, ...], record_id: str = "ecg-hostile"):
+    from ecglens.bundle.meta import starter_path
+    from ecglens.predict import Scored
+
+    meta = read_meta(starter_path())
+    signal = np.random.default_rng(2).normal(0, 0.2, (12, 1000)).astype(np.float32)
+    probabilities = np.full(len(meta.class_names), 0.1)
+    prediction = Prediction(
+        record_id,
+        "ecg-hostile.xml",
+        dict(zip(meta.class_names, probabilities.tolist(), strict=True)),
+        (),
+        duration_s=10.0,
+        file_format="ge-muse-xml",
+        file_statements=statements,
+    )
+    return meta, Scored(prediction, ModelInput(record_id, signal, "ecg-hostile.xml", None), probabilities)
+
+
+def _pdf_words(pdf: bytes, tmp_path) -> list[tuple[str, float, float]]:
+    """Every word of a PDF with its left edge and its bottom, in mm from the page's left and top."""
+    import html
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext absent: apt-get install poppler-utils")
+    path = tmp_path / "page.pdf"
+    path.write_bytes(pdf)
+    boxes = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    pattern = r'<word xMin="(-?[\d.]+)" yMin="-?[\d.]+" xMax="-?[\d.]+" yMax="(-?[\d.]+)">(.*?)</word>'
+    return [(html.unescape(w), float(x) * 25.4 / 72, float(y) * 25.4 / 72) for x, y, w in re.findall(pattern, boxes)]
+
+
+def test_a_hostile_statement_is_plain_text_inside_its_column(tmp_path):
+    from ecglens.report.pdf import ECG_TOP_MM, PAGE_MM, record_pdf
+
+    meta, scored = _scored(HOSTILE_STATEMENTS)
+    words = _pdf_words(record_pdf(scored, meta, "starter"), tmp_path)
+    text = " ".join(w for w, _, _ in words)
+    assert "Sinus rhythm reversed" in text and "\ufeff" not in text and "\u202e" not in text
+    assert "$$ $x^2$" in text and r"$\frac{a}{b}$" in text  # as written: never a formula
+    said = {word for statement in HOSTILE_STATEMENTS for word in statement.split()} | {"...", "more"}
+    column = [(w, bottom) for w, x, bottom in words if x >= 194 and (w in said or w.rstrip(".") in said)]
+    assert 10 < sum(w == "lorem" for w, _ in column) < 60  # cut, with an ellipsis
+    assert max(bottom for _, bottom in column) < PAGE_MM[1] - ECG_TOP_MM  # nothing over the ECG
+
+
+def test_a_record_id_in_a_figure_title_is_plain_text(tmp_path):
+    fig = plot_ecg(np.zeros((12, 1000)), 100, "rec$$ $x^2$\ufeff")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="pdf")  # the PDF backend: where U+FEFF and invalid mathtext failed
+    plt.close(fig)
+    assert "rec$$ $x^2$" in " ".join(w for w, _, _ in _pdf_words(buffer.getvalue(), tmp_path))
+
+
+def test_a_page_that_fails_is_its_records_issue_and_the_batch_goes_on(tmp_path, monkeypatch, capsys):
+    import csv
+
+    from conftest import known_signal, write_wfdb
+    from ecglens import cli
+    from ecglens.report import pdf
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("fails", "fine"):
+        write_wfdb(folder, name, known_signal(5000))
+    drawn = pdf.record_pdf
+
+    def record_pdf(scored, *args, **kwargs):
+        if scored.prediction.record_id == "fails":
+            raise RuntimeError("the page could not be drawn\nsecond line")
+        return drawn(scored, *args, **kwargs)
+
+    monkeypatch.setattr(pdf, "record_pdf", record_pdf)
+    out = tmp_path / "out"
+    assert cli.main(["--quiet", "predict", str(folder), "--report", "pdf", "--out", str(out)]) == 0
+    assert [p.name for p in (out / "reports").glob("*.pdf")] == ["fine.pdf"]
+    with (out / "predictions.csv").open() as handle:
+        assert sorted(row["record_id"] for row in csv.DictReader(handle)) == ["fails", "fine"]
+    with (out / "issues.csv").open() as handle:
+        (issue,) = list(csv.DictReader(handle))
+    assert issue["path"].endswith("fails.hea")
+    assert issue["reason"] == "report not written: RuntimeError: the page could not be drawn"
+    assert "report not written" in capsys.readouterr().err
+    assert not (out / "predictions.partial.jsonl").exists()

@@ -442,3 +442,37 @@ def test_a_clinical_uploads_message_keeps_its_words(shared_data):
         read_upload([Upload("record.scp", cut)], LEAD_NAMES)
     message = str(caught.value)
     assert message.startswith("ecg-") and "SCP-ECG record declares" in message, message  # "record" is a word here
+
+
+def _result_url(client, signal, tmp_path) -> str:
+    write_wfdb(tmp_path, "r", signal)
+    return f"/api/results/{_post(client, [tmp_path / 'r.hea', tmp_path / 'r.dat']).json()['id']}/report.pdf"
+
+
+def test_the_report_draws_guided_gradcam_as_it_documents(client, signal, tmp_path):
+    url = _result_url(client, signal, tmp_path)
+    guided = client.get(url, params={"method": "guided-gradcam", "class": "AF"})
+    assert guided.status_code == 200 and guided.content.startswith(b"%PDF"), guided.text[:300]
+    assert client.get(url, params={"method": "nonsense"}).json()["error"]["kind"] == "unknown_explanation"
+    described = client.get("/openapi.json").json()["paths"]["/api/results/{result_id}/report.pdf"]["get"]
+    assert "guided-gradcam" in json.dumps(described["parameters"])
+
+
+def test_a_report_that_fails_is_a_named_json_error(client, signal, tmp_path, monkeypatch):
+    """A page that cannot be drawn answers ``report_failed`` as JSON (never a bare 500 page), and the server goes
+    on answering."""
+    from ecglens.report import pdf
+
+    url = _result_url(client, signal, tmp_path)
+
+    def fails(*args, **kwargs):
+        raise IndexError("string index out of range")
+
+    monkeypatch.setattr(pdf, "record_pdf", fails)
+    failed = client.get(url)
+    assert failed.status_code == 500 and failed.headers["content-type"] == "application/json"
+    assert failed.json() == {
+        "error": {"kind": "report_failed", "message": "report not written: IndexError: string index out of range"}
+    }
+    monkeypatch.undo()
+    assert client.get(url).status_code == 200

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import click
 
 from ecglens._version import __version__
+from ecglens.explain import limits as _population_limits  # the bounds of explain population's options (no torch)
 
 
 class _Finite(click.FloatRange):
@@ -946,7 +947,7 @@ def _figures(percentile: float = 95.0, layout: str | None = None, style: str = "
 def _background(default: int):
     return click.option(
         "--background",
-        type=COUNT,
+        type=click.IntRange(1, _population_limits.MAX_BACKGROUND),
         default=default,
         show_default=True,
         help="Training-split records used as the SHAP background.",
@@ -1192,23 +1193,29 @@ def explain_lead_shapley(
 )
 @click.option(
     "--n-samples",
-    type=COUNT,
+    type=click.IntRange(_population_limits.MIN_SAMPLES, _population_limits.MAX_SAMPLES),
     default=None,
     help="Expected-gradients samples per record, fixed (the error is reported). Default: chosen to reach "
     "--target-error.",
 )
 @click.option(
     "--target-error",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=_Finite(_population_limits.MIN_TARGET_ERROR, _population_limits.MAX_TARGET_ERROR),
     default=0.05,
     show_default=True,
     help="Mean Monte-Carlo standard error over the mean |cell| to reach, drawing more samples per record "
     "(8, then as needed, at most --max-samples).",
 )
-@click.option("--max-samples", type=COUNT, default=64, show_default=True, help="The most samples per record.")
+@click.option(
+    "--max-samples",
+    type=click.IntRange(_population_limits.MIN_SAMPLES, _population_limits.MAX_SAMPLES),
+    default=64,
+    show_default=True,
+    help="The most samples per record (records x samples at most 10 million).",
+)
 @click.option(
     "--check-records",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, _population_limits.MAX_CHECK_RECORDS),
     default=3,
     show_default=True,
     help="Records on which the lead ranking is checked against exact lead Shapley values (0: no check).",
@@ -1244,6 +1251,12 @@ def explain_population(
       ecglens explain population --checkpoint ecglens-out/demo/run/best --data ecglens-out/demo/cache100 --n 200
       torchrun --standalone --nproc-per-node 4 -m ecglens.cli explain population --checkpoint ... --n-records 5000
     """
+    try:  # the options together, before any record is read or model loaded
+        _population_limits.check_population_options(
+            n_records, background, n_samples, target_error, max_samples, check_records
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     _show(
         _commands("explain").run_population(
             checkpoint,
@@ -1707,6 +1720,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except click.exceptions.Exit as done:
         return done.exit_code
+    except MemoryError:
+        # what was asked for does not fit in this machine's memory: one line, never a traceback (the options
+        # that set the work are named in the command's --help)
+        click.echo("error: out of memory: ask for less work (fewer records, samples or a smaller batch)", err=True)
+        return 1
     except OSError as error:
         if error.errno is not None and error.errno not in _DISK_ERRORS:
             raise  # a fault of ecglens, not of the disk or the input: keep its traceback

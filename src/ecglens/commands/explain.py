@@ -21,6 +21,7 @@ from ecglens.explain.inputs import (
     split_inputs,
     training_background,
 )
+from ecglens.explain.limits import check_population_options
 from ecglens.explain.population import PopulationImportance, population_importance
 from ecglens.explain.records import LeadShapleyTable, RecordExplanation, explain_inputs, lead_shapley_tables
 from ecglens.explain.shards import finish
@@ -199,8 +200,10 @@ def run_population(
     """``explain population``: the lead x class SHAP heatmap over a split's records, signed, with its error.
 
     Resumable (finished shards of records are kept in ``out/.shards`` until the result is written) and
-    spread over processes under ``torchrun`` (rank 0 writes the result).
+    spread over processes under ``torchrun`` (rank 0 writes the result). Options out of the bounds of
+    `ecglens.explain.limits` are refused (ValueError) before any work.
     """
+    check_population_options(n_records, background, n_samples, target_error, max_samples, check_records)
     meta = read_meta(checkpoint)
     opened = open_caches(caches, meta.sampling_rate_hz)
     inputs = split_inputs(opened, meta, split, n_records, lazy=True)

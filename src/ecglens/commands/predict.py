@@ -24,12 +24,14 @@ if TYPE_CHECKING:  # explanations and figures load when a run asks for them: pla
 
 @dataclass(frozen=True)
 class PredictRun:
-    """Predictions, unreadable files, explanations drawn, and the files written."""
+    """Predictions, unreadable files, explanations drawn, the files written, and the records predicted whose
+    one-page report could not be written (each a named issue in ``issues.csv``; the batch went on)."""
 
     predictions: tuple[Prediction, ...]
     issues: tuple[ReadIssue, ...]
     figures: tuple[DrawnExplanation, ...]
     written: Written
+    unreported: tuple[ReadIssue, ...] = ()
 
     def problems(self) -> list[str]:
         """What the CLI prints on standard error."""
@@ -38,12 +40,16 @@ class PredictRun:
             return ["error: no record files found in the given paths"]
         if not self.predictions:
             return [*issue_lines(self.issues), f"error: none of the {total} record(s) could be read"]
+        lines = []
         if self.issues:
-            return [
+            lines = [
                 *issue_lines(self.issues),
                 f"{len(self.issues)} of {total} record(s) unreadable; the others were predicted",
             ]
-        return []
+        if self.unreported:
+            lines += [f"  {i.path}: {i.reason}" for i in self.unreported[:10]]
+            lines.append(f"{len(self.unreported)} predicted record(s) without their report (listed in issues.csv)")
+        return lines
 
     @property
     def exit_code(self) -> int:
@@ -130,8 +136,7 @@ def run_predict(
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
     with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
         draw = _explainer(predictor, explain, background_caches, figures, stage.path / "figures") if explain else None
-        page = _reporter(predictor, stage.path / "reports") if report == "pdf" else None
-        reports: list[Path] = []
+        page = _Reporter(predictor, stage.path / "reports") if report == "pdf" else None
         with PredictionLog(stage.path, moved_to=out) as log:  # rows reach the disk as they come
             scored = iter_scored_files(
                 predictor, paths, batch_size, sampling_rate_hz, leads, progress, include_identifiers
@@ -149,10 +154,12 @@ def run_predict(
                 )
                 drawn += figures_drawn  # the scored input, drawn now
                 if page is not None:
-                    reports.append(page(item, explained[0] if explained else None))
+                    page.write(item, explained[0] if explained else None)
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
-        written = (log.path, *write_prediction_tables(predictions, issues, meta.class_names, stage.path))
-        written += (stage.path / "reports",) if reports else ()
+        unreported = page.unreported if page is not None else []
+        listed = [*issues, *unreported]
+        written = (log.path, *write_prediction_tables(predictions, listed, meta.class_names, stage.path))
+        written += (stage.path / "reports",) if page is not None and page.written else ()
         if pseudonym_map:
             written += (write_pseudonym_map(_pseudonyms(paths), stage.path),)
         if drawn:
@@ -160,7 +167,7 @@ def run_predict(
         if predictions:
             stage.commit()
     written = tuple(stage.final(p) for p in written) if predictions else ()
-    return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written))
+    return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written), tuple(unreported))
 
 
 def _pseudonyms(paths: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
@@ -211,20 +218,31 @@ def _explainer(
     return draw
 
 
-def _reporter(predictor: Predictor, folder: Path) -> Callable[[Scored, RecordExplanation | None], Path]:
-    """What writes a scored record's one-page PDF (with the first of its explanations) into ``folder``."""
-    from ecglens.report.paths import safe_name
-    from ecglens.report.pdf import model_label, write_record_report
+class _Reporter:
+    """Writes each scored record's one-page PDF (with the first of its explanations) into ``folder``, and keeps
+    the pages written and the records whose page could not be drawn, each as its named issue: the batch goes on
+    (a disk's error still stops it, as it would stop every other output)."""
 
-    meta = predictor.meta
-    model = model_label(predictor.bundle, meta)
-    folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, predictor: Predictor, folder: Path):
+        from ecglens.report.pdf import model_label
 
-    def write(item: Scored, explanation: RecordExplanation | None) -> Path:
-        path = folder / f"{safe_name(item.prediction.record_id)}.pdf"
-        return write_record_report(item, meta, path, model, explanation)
+        self.meta, self.folder = predictor.meta, folder
+        self.model = model_label(predictor.bundle, self.meta)
+        self.written: list[Path] = []
+        self.unreported: list[ReadIssue] = []
+        folder.mkdir(parents=True, exist_ok=True)
 
-    return write
+    def write(self, item: Scored, explanation: RecordExplanation | None) -> None:
+        from ecglens.report.paths import safe_name
+        from ecglens.report.pdf import report_issue, write_record_report
+
+        path = self.folder / f"{safe_name(item.prediction.record_id)}.pdf"
+        try:
+            self.written.append(write_record_report(item, self.meta, path, self.model, explanation))
+        except OSError:
+            raise
+        except Exception as error:  # a page that cannot be drawn costs that record's report, never the batch
+            self.unreported.append(report_issue(item.prediction, error))
 
 
 def run_export_onnx(checkpoint: str | os.PathLike, opset: int) -> Written:

@@ -423,7 +423,7 @@ def population_importance(
     """
     started = time.perf_counter()
     fixed = samples is not None
-    first_n = samples if samples is not None else first_samples
+    first_n = samples if samples is not None else min(first_samples, max_samples)
     if first_n < 2:
         raise ValueError("SHAP's standard error needs at least 2 samples per record")
     _members(grouping, np.zeros((0, len(class_names))), None, decide)  # a wrong grouping fails before any work
@@ -639,9 +639,13 @@ class _PopulationJob:
         achieved, per_row = _relative_errors(values, errors, counts)
         if target_error is None or (achieved or 0.0) <= target_error or not len(n_done):
             return None
-        grow = np.where(per_row > target_error, (per_row / target_error) ** 2 * 1.1, 1.0)
-        wanted = np.ceil(n_done * (self.members * grow[None, :]).max(axis=1, initial=1.0)).astype(np.int64)
-        extra = np.where(self.members.any(axis=1), np.minimum(wanted, max_samples) - n_done, 0).clip(min=0)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # a tiny target: growth beyond any cap
+            grow = np.where(per_row > target_error, (per_row / target_error) ** 2 * 1.1, 1.0)
+            wanted = np.ceil(n_done * (self.members * grow[None, :]).max(axis=1, initial=1.0))
+        # capped in floating point, before the cast: inf or NaN cast to int64 wraps, and would ignore the cap
+        wanted = np.nan_to_num(wanted, nan=float(max_samples), posinf=float(max_samples))
+        capped = np.clip(wanted, 0, max_samples).astype(np.int64)
+        extra = np.where(self.members.any(axis=1), capped - n_done, 0).clip(min=0)
         return extra if extra.any() else None
 
 

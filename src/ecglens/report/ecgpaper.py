@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
 from ecglens.leads import LEAD_NAMES
+from ecglens.report.text import page_text
 
 _LAYOUT_3X4 = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
 MIN_HALF_MV = 1.5
@@ -266,7 +267,8 @@ def draw_ecg(
 def _titled(fig: Figure, title: str, colours: _SegmentColours | None, label: str) -> Figure:
     """The figure with its title, and the colour bar of its segment colours (when it has any)."""
     fig_h = fig.get_size_inches()[1]
-    fig.suptitle(title, y=1 - 0.08 / fig_h, va="top", fontsize=10)
+    shown = "\n".join(page_text(line, 200) for line in title.split("\n"))  # a record id is data, never mathtext
+    fig.suptitle(shown, y=1 - 0.08 / fig_h, va="top", fontsize=10, parse_math=False)
     if colours is not None and colours.image is not None:
         bar_ax = fig.add_axes((0.3, 0.3 / fig_h, 0.4, 0.12 / fig_h))
         fig.colorbar(colours.image, cax=bar_ax, orientation="horizontal").set_label(label, fontsize=9)

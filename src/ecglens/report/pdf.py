@@ -6,7 +6,9 @@ measurements of the delineated waves against their normal ranges; the file's own
 ecglens's, with the format and any derived leads. Below, the scored input on paper at true scale (25 mm/s,
 10 mm/mV on the printed page) in the standard 3x4 layout with a lead II rhythm strip, each row opening with its
 1-mV calibration pulse, and the chosen explanation drawn over it. Personal data appears only when the record
-carries it (``--include-identifiers``). Rendered by matplotlib's PDF backend.
+carries it (``--include-identifiers``). Rendered by matplotlib's PDF backend; every text is plain text
+(`ecglens.report.text.page_text`: no mathtext, no format characters) and a file's statements are clipped to their
+column, so no file can make the page fail or draw over the ECG.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.records import RecordExplanation
-from ecglens.predict import Scored
+from ecglens.io.record import ReadIssue
+from ecglens.predict import Prediction, Scored
 from ecglens.report.ecgpaper import MAX_HALF_MV, STYLES, PaperLayout, draw_ecg, paper_axes, paper_layout
-from ecglens.report.figures import gradcam_band
+from ecglens.report.figures import ATTRIBUTION_LABELS, gradcam_band
+from ecglens.report.text import clip_to, page_lines, page_text
 from ecglens.util.atomic import atomic_open
 from ecglens.waves.measure import shown_value
 
@@ -34,6 +39,12 @@ TOP_MM = 186.0
 ROW_MM = 3.4
 ECG_BOTTOM_MM = 12.0
 ECG_TOP_MM = 141.0
+STATEMENT_BOX_MM = (194.0, ECG_TOP_MM + 2.0, PAGE_MM[0] - 3.0, TOP_MM - 4.5)
+"""The file's statement column (left, bottom, right, top): nothing of it is drawn outside."""
+STATEMENT_WIDTH = 55
+"""Characters per line of the statement column."""
+STATEMENT_LINE_MM = 6.5 * 1.35 * 25.4 / 72
+"""One line of the statement column (6.5 pt at a line spacing of 1.35)."""
 SECONDS_ON_PAGE = 10.0
 """A longer record's page shows its first 10 s, as a 12-lead printout does, and says so."""
 MM = 1 / 25.4
@@ -86,6 +97,17 @@ def write_record_report(
     return path
 
 
+def report_failure(error: BaseException) -> str:
+    """Why a page could not be drawn, in one line (the library's message, its first line, clipped)."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return page_text(f"report not written: {type(error).__name__}" + (f": {message}" if message else ""), 200)
+
+
+def report_issue(prediction: Prediction, error: BaseException) -> ReadIssue:
+    """A predicted record whose page could not be drawn, as its named issue (a row of ``issues.csv``)."""
+    return ReadIssue(prediction.source or prediction.record_id, report_failure(error))
+
+
 def model_label(bundle: str | Path, meta: BundleMeta) -> str:
     """How a report names its model: the starter's name, or the bundle folder's, with the architecture and the
     ecglens version that trained it."""
@@ -97,23 +119,25 @@ def model_label(bundle: str | Path, meta: BundleMeta) -> str:
     return f"{meta.model.name} bundle {Path(bundle).name}, ecglens {version}"
 
 
-def _text(fig: Figure, x_mm: float, y_mm: float, text: str, **kwargs) -> None:
-    """Text placed in page millimetres from the bottom left."""
+def _text(fig: Figure, x_mm: float, y_mm: float, text: str, **kwargs) -> Text:
+    """Plain text placed in page millimetres from the bottom left (never mathtext; each line made drawable by
+    `page_text`)."""
     width, height = PAGE_MM
     kwargs.setdefault("fontsize", 7)
     kwargs.setdefault("va", "top")
-    fig.text(x_mm / width, y_mm / height, text, **kwargs)
+    shown = "\n".join(page_text(line) for line in str(text).split("\n"))
+    return fig.text(x_mm / width, y_mm / height, shown, parse_math=False, **kwargs)
 
 
 def _header(fig: Figure, scored: Scored, meta: BundleMeta, model: str) -> None:
     p, record = scored.prediction, scored.record
     read = "" if record is None else f"read at {record.sampling_rate_hz:g} Hz, "
-    _text(fig, 10, 205, f"ecglens report: {p.record_id}", fontsize=11, weight="bold")
+    _text(fig, 10, 205, f"ecglens report: {page_text(p.record_id, 80)}", fontsize=11, weight="bold")
     _text(fig, 287, 205, NOTICE, fontsize=9, weight="bold", color="#b00000", ha="right")
     identity = ""
     if p.identifiers:
         identity = "; ".join(
-            f"{k}: {v}"
+            f"{k}: {page_text(v, 60)}"
             for k, v in p.identifiers.items()
             if k in ("patient name", "patient id", "birth date", "acquired")
         )
@@ -156,7 +180,7 @@ def _measurements(fig: Figure, scored: Scored) -> None:
     if theirs:
         _text(fig, 176, TOP_MM - 0.3, "the file's", fontsize=7, weight="bold", color="#555555")
     if m is None:
-        _text(fig, 100, TOP_MM - 5, "not measured (ecglens predict --measurements; pip install 'ecglens[waves]')")
+        _text(fig, 100, TOP_MM - 5, "not measured (ecglens predict --measurements;\npip install 'ecglens[waves]')")
     values, outside = ({}, set()) if m is None else (m.to_dict(), set(m.outside_normal()))
     for row, (name, key, unit) in enumerate(_MEASURED):
         y = TOP_MM - 5 - ROW_MM * row
@@ -188,14 +212,18 @@ def _measurements(fig: Figure, scored: Scored) -> None:
 def _statement(fig: Figure, scored: Scored) -> None:
     p = scored.prediction
     _text(fig, 195, TOP_MM, "The file's own statement (not ecglens's)", fontsize=8, weight="bold")
-    lines = [textwrap.fill(s, 55, subsequent_indent="  ") for s in p.file_statements] or ["none in the file"]
+    after = []
     if p.file_format:
-        lines.append(f"read as: {p.file_format}")
+        after.append(f"read as: {p.file_format}")
     if p.derived_leads:
-        lines.append(f"leads {', '.join(p.derived_leads)} derived from I and II by the reader")
+        after.append(f"leads {', '.join(p.derived_leads)} derived from I and II by the reader")
     if p.true_labels is not None:
-        lines.append(f"the file's labels, mapped to the classes: {', '.join(p.true_labels) or 'none'}")
-    _text(fig, 195, TOP_MM - 5, "\n".join(lines), fontsize=6.5, linespacing=1.35)
+        after.append(f"the file's labels, mapped to the classes: {', '.join(p.true_labels) or 'none'}")
+    after = page_lines(after, STATEMENT_WIDTH, len(after) * 2, indent="  ")
+    room = int((TOP_MM - 5 - STATEMENT_BOX_MM[1]) // STATEMENT_LINE_MM) - len(after)
+    lines = page_lines(p.file_statements, STATEMENT_WIDTH, max(room, 1)) or ["none in the file"]
+    text = _text(fig, 195, TOP_MM - 5, "\n".join(lines + after), fontsize=6.5, linespacing=1.35)
+    clip_to(fig, text, STATEMENT_BOX_MM, PAGE_MM)
 
 
 def _gain(signal: np.ndarray, rate: float, lead_names: tuple[str, ...]) -> tuple[int, PaperLayout]:
@@ -228,7 +256,8 @@ def _ecg(
         shown = label if band is None else f"shaded: {label}"
     elif explanation is not None:
         segments = explanation.values
-        shown = f"{explanation.method} for {explanation.class_name} per 40 ms: red towards the class, blue away"
+        label = ATTRIBUTION_LABELS.get(explanation.method, explanation.method + " per 40 ms for {cls}")
+        shown = f"{label.format(cls=explanation.class_name)}: red towards the class, blue away"
     clipped, _ = draw_ecg(ax, signal, rate, placed, meta.lead_names, STYLES["color"], None, band, segments)
     total = signal.shape[1] / rate
     scale = "10 mm/mV" if gain == 10 else "5 mm/mV (half standard: at 10 mm/mV the deflections would not fit the page)"

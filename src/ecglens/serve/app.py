@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -35,11 +36,13 @@ from ecglens.leads import canonical_leads
 from ecglens.predict import Predictor, Scored
 from ecglens.report.paths import safe_name
 from ecglens.serve.batching import MicroBatcher
-from ecglens.serve.diagnosis import EXPLANATIONS, Diagnosis, explain_scored, report_pdf
+from ecglens.serve.diagnosis import EXPLANATIONS, REPORT_EXPLANATIONS, Diagnosis, explain_scored, report_pdf
 from ecglens.serve.examples import Example, make_examples
 from ecglens.serve.uploads import RequestError, Upload, read_upload
 from ecglens.waves.delineate import available as delineation_available
 from ecglens.waves.delineate import measurements_of
+
+logger = logging.getLogger(__name__)
 
 STATIC = files("ecglens.serve") / "static"
 CONTENT_SECURITY_POLICY = (
@@ -143,16 +146,18 @@ class _Service:
         body = Diagnosis(scored, self.meta, explanations).to_dict(include_input)
         return JSONResponse({"id": result_id, **body})  # plain data already: no recursive re-encoding
 
-    def _check_explanation(self, methods: tuple[str, ...], class_name: str | None) -> None:
-        """Refuse an unknown class or method, and SHAP without a background, before any work."""
+    def _check_explanation(
+        self, methods: tuple[str, ...], class_name: str | None, known: tuple[str, ...] = EXPLANATIONS
+    ) -> None:
+        """Refuse an unknown class or method (of ``known``), and SHAP without a background, before any work."""
         if class_name is not None and class_name not in self.meta.class_names:
             raise RequestError(
                 422, "unknown_class", f"unknown class {class_name!r}; choose from {', '.join(self.meta.class_names)}"
             )
-        bad = [m for m in methods if m not in EXPLANATIONS]
+        bad = [m for m in methods if m not in known]
         if bad:
             raise RequestError(
-                422, "unknown_explanation", f"unknown explanation {bad[0]!r}; choose from {', '.join(EXPLANATIONS)}"
+                422, "unknown_explanation", f"unknown explanation {bad[0]!r}; choose from {', '.join(known)}"
             )
         if "shap" in methods and self.background is None:
             raise RequestError(
@@ -180,22 +185,27 @@ class _Service:
         )
 
     async def report(self, scored: Scored, method: str | None, class_name: str | None) -> bytes:
-        """The one-page PDF of a scored record, rendered in the model's thread."""
-        from ecglens.report.pdf import model_label  # matplotlib loads when a report is asked for
+        """The one-page PDF of a scored record, rendered in the model's thread (any of `REPORT_EXPLANATIONS` drawn
+        over its ECG). A page that cannot be drawn is a named error (``report_failed``), never a bare 500."""
+        from ecglens.report.pdf import model_label, report_failure  # matplotlib loads when a report is asked for
 
-        self._check_explanation(() if method is None else (method,), class_name)
+        self._check_explanation(() if method is None else (method,), class_name, REPORT_EXPLANATIONS)
         label = model_label(self.predictor.bundle, self.meta)
-        return await self._in_model_thread(
-            report_pdf,
-            self.predictor.model,
-            self.meta,
-            scored,
-            label,
-            method,
-            class_name,
-            self.background,
-            self.config.shap_samples,
-        )
+        try:
+            return await self._in_model_thread(
+                report_pdf,
+                self.predictor.model,
+                self.meta,
+                scored,
+                label,
+                method,
+                class_name,
+                self.background,
+                self.config.shap_samples,
+            )
+        except Exception as error:
+            logger.exception("the report of %s could not be drawn", scored.prediction.record_id)
+            raise RequestError(500, "report_failed", report_failure(error)) from None
 
     def model_info(self) -> dict:
         meta = self.meta
@@ -505,7 +515,7 @@ def _report_route(app: FastAPI, service: _Service) -> None:
     )
     async def report(
         result_id: str,
-        method: str | None = Query(default=None, description="gradcam, guided-gradcam or shap"),
+        method: str | None = Query(default=None, description=", ".join(REPORT_EXPLANATIONS)),
         class_name: str | None = Query(default=None, alias="class"),
     ) -> Response:
         scored = service.results.get(result_id)

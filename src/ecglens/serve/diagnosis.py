@@ -22,6 +22,9 @@ from ecglens.waves.delineate import delineate
 from ecglens.waves.segments import WaveShares
 
 EXPLANATIONS = ("gradcam", "shap")
+"""What the page's explanation panel draws: Grad-CAM's time map, SHAP's time map and per-lead values."""
+REPORT_EXPLANATIONS = ("gradcam", "guided-gradcam", "shap")
+"""What the one-page report draws over the ECG (guided Grad-CAM, lead-resolved, as SHAP is: per lead and 40 ms)."""
 
 
 @dataclass(frozen=True)
