@@ -10,10 +10,11 @@ beats. The same rule serves a cardiologist's marks and a delineator's, so they a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from ecglens.waves.beats import rates_disagree
 from ecglens.waves.marks import WaveMarks
 
 OUTLIER_S = 0.040
@@ -72,6 +73,24 @@ class Measurements:
     n_beats: int
     source: str
     notes: tuple[str, ...] = ()
+    rate_check_bpm: float | None = None
+    """A second estimate of the heart rate, from the signal's periodicity rather than detected beats
+    (`ecglens.waves.beats.spectral_rate_bpm`); None when not made or when the signal has no clear period."""
+
+    def rate_warning(self) -> str | None:
+        """The warning that the two heart-rate estimates differ by more than 20 % (None when they agree)."""
+        if not rates_disagree(self.heart_rate_bpm, self.rate_check_bpm):
+            return None
+        return (
+            f"heart rate uncertain: {self.heart_rate_bpm:.0f} bpm from the detected beats, "
+            f"{self.rate_check_bpm:.0f} bpm from the signal's periodicity (beats missed or extra beats counted?)"
+        )
+
+    def checked_against(self, rate_check_bpm: float | None) -> Measurements:
+        """These measurements with a second heart-rate estimate, and its `rate_warning` as the first note."""
+        checked = replace(self, rate_check_bpm=rate_check_bpm)
+        warning = checked.rate_warning()
+        return checked if warning is None else replace(checked, notes=(warning, *self.notes))
 
     def outside_normal(self) -> tuple[str, ...]:
         """The measurements outside their adult normal range (`NORMAL_RANGES`)."""
@@ -107,7 +126,12 @@ class Measurements:
     def from_dict(cls, data: dict) -> Measurements:
         """The measurements back from `to_dict`'s plain data."""
         names = [f.name for f in fields(cls)]
-        return cls(**{**{k: data[k] for k in names if k != "notes"}, "notes": tuple(data.get("notes", ()))})
+        optional = {"notes", "rate_check_bpm"}
+        return cls(
+            **{k: data[k] for k in names if k not in optional},
+            notes=tuple(data.get("notes", ())),
+            rate_check_bpm=data.get("rate_check_bpm"),
+        )
 
     def to_dict(self) -> dict:
         """Plain data for JSON: values rounded to 0.1, the normal ranges and what lies outside them."""
