@@ -2,7 +2,7 @@
 
 R peaks are found once, on the lead where neurokit2 finds the most regular beats, and every lead is delineated
 around them, so the leads' waves belong to the same beats. The heart rate is checked against a second estimate
-that no beat detector makes (`ecglens.waves.beats.spectral_rate_bpm`): neurokit2's detector waits 0.3 s after
+made without neurokit2 (`ecglens.waves.beats.second_rate_bpm`): neurokit2's detector waits 0.3 s after
 each beat, so a tachycardia over 200 bpm is found at half its rate; when the second estimate says so, the beats
 are found again with a 0.2-s wait, and a disagreement that remains is a warning.
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ecglens.waves.beats import rates_disagree, spectral_rate_bpm
+from ecglens.waves.beats import rates_disagree, second_rate_bpm
 from ecglens.waves.marks import OK, WAVES, LeadWaves, WaveMarks, waves_from_triplets
 from ecglens.waves.measure import Measurements, measure
 
@@ -148,10 +148,10 @@ def available() -> bool:
 
 def measurements_of(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str]) -> Measurements:
     """A record's measurements (`ecglens.waves.measure`) from its own delineation: ``predict --measurements`` and
-    the viewer's, their heart rate checked against `spectral_rate_bpm` (see the module; the second estimate is
+    the viewer's, their heart rate checked against `second_rate_bpm` (see the module; the second estimate is
     kept as ``rate_check_bpm``, and a disagreement over 20 % is the measurements' first note and a warning)."""
     measured = measure(delineate(signal, sampling_rate_hz, lead_names), signal)
-    second = spectral_rate_bpm(signal, sampling_rate_hz)
+    second = second_rate_bpm(signal, sampling_rate_hz)
     detected = measured.heart_rate_bpm
     if detected is not None and second is not None and second > detected * 1.2:  # beats the detector waited over
         faster = measure(delineate(signal, sampling_rate_hz, lead_names, refractory_s=SHORT_REFRACTORY_S), signal)

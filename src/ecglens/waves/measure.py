@@ -74,8 +74,8 @@ class Measurements:
     source: str
     notes: tuple[str, ...] = ()
     rate_check_bpm: float | None = None
-    """A second estimate of the heart rate, from the signal's periodicity rather than detected beats
-    (`ecglens.waves.beats.spectral_rate_bpm`); None when not made or when the signal has no clear period."""
+    """A second estimate of the heart rate, made without the delineator's beat detector
+    (`ecglens.waves.beats.second_rate_bpm`); None when not made or when its own two estimates disagree."""
 
     def rate_warning(self) -> str | None:
         """The warning that the two heart-rate estimates differ by more than 20 % (None when they agree)."""
@@ -83,7 +83,8 @@ class Measurements:
             return None
         return (
             f"heart rate uncertain: {self.heart_rate_bpm:.0f} bpm from the detected beats, "
-            f"{self.rate_check_bpm:.0f} bpm from the signal's periodicity (beats missed or extra beats counted?)"
+            f"{self.rate_check_bpm:.0f} bpm from a second estimate (the signal's periodicity and steepest slopes): "
+            "beats missed, or T waves counted as beats?"
         )
 
     def checked_against(self, rate_check_bpm: float | None) -> Measurements:
