@@ -455,9 +455,10 @@ def test_the_viewer_refuses_noise_and_shows_a_heart_rate_warning(tiny_run, tmp_p
     with TestClient(
         create_app(ServeConfig(tiny_run.bundle, "cpu", measurements=True)), base_url="http://127.0.0.1"
     ) as c:
-        noise = _post(c, [tmp_path / "noise.hea", tmp_path / "noise.dat"]).json()
+        noise = _post(c, [tmp_path / "noise.hea", tmp_path / "noise.dat"], explain="gradcam").json()
         fast = _post(c, [tmp_path / "fast.hea", tmp_path / "fast.dat"]).json()
     assert noise["status"] == "not interpretable" and noise["decisions"] == [] and noise["measurements"] is None
     assert "no repeatable beats" in " ".join(noise["reasons"])
+    assert "waves" not in noise["explanations"][0]  # explained (the viewer shows why), never placed among waves
     assert fast["status"] == "ok" and fast["measurements"]["heart_rate_bpm"] == pytest.approx(110, rel=0.03)
     assert any(w.startswith("heart rate uncertain") for w in fast["warnings"])  # the viewer lists warnings

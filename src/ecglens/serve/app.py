@@ -176,7 +176,7 @@ class _Service:
             class_name,
             self.background,
             self.config.shap_samples,
-            self.measures,
+            self.measures and scored.prediction.status == "ok",  # no waves are placed in what is not an ECG
         )
 
     async def report(self, scored: Scored, method: str | None, class_name: str | None) -> bytes:
