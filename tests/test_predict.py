@@ -229,3 +229,43 @@ def test_a_folders_dataset_tables_are_passed_over_never_read_as_records(tmp_path
     (tmp_path / "ludb.csv").write_text("ID,Rhythms\n1,Sinus rhythm\n")
     (tmp_path / "other.csv").write_text("I,II\n0.1,0.2\n")  # a CSV record stays a record
     assert [p.name for p in find_record_files([tmp_path])] == ["A0001.mat", "other.csv"]
+
+
+def test_noise_is_not_interpretable_with_no_measurements_and_no_decision(bundle, signal, tmp_path, capsys):
+    """Gaussian noise (12 leads, 0.3 mV) was measured (HR 92, PR 188, QRS 96) and decided (AF 0.70)."""
+    import pandas as pd
+
+    pytest.importorskip("neurokit2", reason="measurements need pip install 'ecglens[waves]'")
+    noise = np.random.default_rng(7).normal(0, 0.3, (12, 5000))
+    refused = ecglens.load_bundle(bundle).predict(noise, 500)
+    assert refused.status == "not interpretable" and refused.decisions == () and refused.probabilities == {}
+    assert any("no repeatable beats" in reason for reason in refused.reasons), refused.reasons
+    write_wfdb(tmp_path, "noise", noise, fs=500)
+    write_wfdb(tmp_path, "ecg", signal, fs=500)
+    out = tmp_path / "out"
+    assert main(["-q", "predict", str(tmp_path / "noise.hea"), str(tmp_path / "ecg.hea"), "--measurements",
+                 "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "2 predicted (1 not interpretable: no measurements, no decisions), 0 unreadable" in printed
+    rows = {r["record_id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    assert rows["noise"]["status"] == "not interpretable" and rows["noise"]["decisions"] == []
+    assert rows["noise"]["measurements"] is None and "no repeatable beats" in " ".join(rows["noise"]["reasons"])
+    assert rows["ecg"]["status"] == "ok" and rows["ecg"]["measurements"]["heart_rate_bpm"] is not None
+    table = pd.read_csv(out / "predictions.csv").set_index("record_id")
+    assert table.loc["noise", "status"] == "not interpretable"
+    assert "no repeatable beats" in table.loc["noise", "warnings"]
+
+
+def test_a_heart_rate_warning_reaches_the_predictions_warnings(bundle, tmp_path, monkeypatch):
+    pytest.importorskip("neurokit2", reason="measurements need pip install 'ecglens[waves]'")
+    import pandas as pd
+
+    from ecglens.synth.beats import regular_rhythm
+    from ecglens.waves import delineate
+
+    monkeypatch.setattr(delineate, "SHORT_REFRACTORY_S", delineate.REFRACTORY_S)  # the detector left at 110 bpm
+    write_wfdb(tmp_path, "fast", np.round(regular_rhythm(220, 10.0, 500.0), 3), fs=500)
+    assert main(["-q", "predict", str(tmp_path / "fast.hea"), "--measurements", "--out", str(tmp_path / "o")]) == 0
+    row = json.loads((tmp_path / "o" / "predictions.jsonl").read_text())
+    assert any(w.startswith("heart rate uncertain: 110 bpm") for w in row["warnings"]), row["warnings"]
+    assert "heart rate uncertain" in pd.read_csv(tmp_path / "o" / "predictions.csv").loc[0, "warnings"]

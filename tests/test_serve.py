@@ -476,3 +476,23 @@ def test_a_report_that_fails_is_a_named_json_error(client, signal, tmp_path, mon
     }
     monkeypatch.undo()
     assert client.get(url).status_code == 200
+
+
+def test_the_viewer_refuses_noise_and_shows_a_heart_rate_warning(tiny_run, tmp_path, monkeypatch):
+    pytest.importorskip("neurokit2", reason="measurements need pip install 'ecglens[waves]'")
+    from ecglens.synth.beats import regular_rhythm
+    from ecglens.waves import delineate
+
+    write_wfdb(tmp_path, "noise", np.random.default_rng(7).normal(0, 0.3, (12, 5000)))
+    monkeypatch.setattr(delineate, "SHORT_REFRACTORY_S", delineate.REFRACTORY_S)  # the detector left at 110 bpm
+    write_wfdb(tmp_path, "fast", np.round(regular_rhythm(220, 10.0, 500.0), 3))
+    with TestClient(
+        create_app(ServeConfig(tiny_run.bundle, "cpu", measurements=True)), base_url="http://127.0.0.1"
+    ) as c:
+        noise = _post(c, [tmp_path / "noise.hea", tmp_path / "noise.dat"], explain="gradcam").json()
+        fast = _post(c, [tmp_path / "fast.hea", tmp_path / "fast.dat"]).json()
+    assert noise["status"] == "not interpretable" and noise["decisions"] == [] and noise["measurements"] is None
+    assert "no repeatable beats" in " ".join(noise["reasons"])
+    assert "waves" not in noise["explanations"][0]  # explained (the viewer shows why), never placed among waves
+    assert fast["status"] == "ok" and fast["measurements"]["heart_rate_bpm"] == pytest.approx(110, rel=0.03)
+    assert any(w.startswith("heart rate uncertain") for w in fast["warnings"])  # the viewer lists warnings

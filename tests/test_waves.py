@@ -377,3 +377,89 @@ def test_a_premature_beat_is_left_out_of_the_intervals_and_counted():
     measured = measure(marks)
     assert measured.premature_beats >= 1 and measured.qrs_ms == pytest.approx(90.0)
     assert any("premature" in note for note in measured.notes)
+
+
+def _not_ecgs(n: int = 5000, rate: float = RATE) -> dict[str, np.ndarray]:
+    """Signals that are no ECG: 12 leads of Gaussian noise (0.3 mV), a wandering baseline alone, a 50-Hz hum
+    alone (the same in every lead, so it is perfectly repeatable), flat leads, and random spikes."""
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / rate
+    spikes = rng.normal(0, 0.01, (12, n))
+    for position in rng.integers(0, n, 60):
+        spikes[rng.integers(0, 12), position] += rng.choice([-3.0, 3.0])
+    return {
+        "gaussian": rng.normal(0, 0.3, (12, n)),
+        "baseline wander": 0.5 * np.sin(2 * np.pi * 0.3 * t + np.arange(12)[:, None]),
+        "powerline": np.repeat(np.sin(2 * np.pi * 50 * t)[None], 12, axis=0),
+        "flat": np.zeros((12, n)),
+        "spikes": spikes,
+    }
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "baseline wander", "powerline", "flat", "spikes"])
+def test_what_is_not_an_ecg_has_no_repeatable_beats(kind):
+    from ecglens.waves.beats import assess_beats
+
+    quality = assess_beats(_not_ecgs()[kind], RATE)
+    assert not quality.interpretable and quality.reason, quality
+
+
+@pytest.mark.parametrize("rate_bpm", [30, 70, 150, 220, 250])
+@pytest.mark.parametrize("sampling_rate_hz", [100.0, 500.0])
+def test_a_clean_rhythm_passes_the_gate_and_its_rate_is_found_twice(rate_bpm, sampling_rate_hz):
+    from ecglens.synth.beats import regular_rhythm
+    from ecglens.waves.beats import assess_beats, second_rate_bpm
+
+    signal = regular_rhythm(rate_bpm, 10.0, sampling_rate_hz)
+    quality = assess_beats(signal, sampling_rate_hz)
+    assert quality.interpretable and quality.repeatability > 0.9 and quality.qrs_amplitude_mv > 1.0, quality
+    assert second_rate_bpm(signal, sampling_rate_hz) == pytest.approx(rate_bpm, rel=0.03)
+
+
+@pytest.mark.parametrize("rate_bpm", [30, 70, 150, 220])
+def test_the_heart_rate_is_measured_right_up_to_220_bpm(rate_bpm):
+    """neurokit2's detector waits 0.3 s after a beat: 220 bpm was measured as 110, with no warning."""
+    pytest.importorskip("neurokit2", reason="measurements need pip install 'ecglens[waves]'")
+    from ecglens.leads import LEAD_NAMES
+    from ecglens.synth.beats import regular_rhythm
+    from ecglens.waves.delineate import measurements_of
+
+    measured = measurements_of(regular_rhythm(rate_bpm, 10.0, RATE), RATE, LEAD_NAMES)
+    assert measured.heart_rate_bpm == pytest.approx(rate_bpm, rel=0.03)
+    assert measured.rate_check_bpm == pytest.approx(rate_bpm, rel=0.03) and measured.rate_warning() is None
+
+
+def test_a_halved_heart_rate_is_warned(monkeypatch):
+    """Where the detector cannot be helped (here its second try is made as blind as its first), the two estimates
+    disagree and the measurements say so, first."""
+    pytest.importorskip("neurokit2", reason="measurements need pip install 'ecglens[waves]'")
+    from ecglens.leads import LEAD_NAMES
+    from ecglens.synth.beats import regular_rhythm
+    from ecglens.waves import delineate
+
+    monkeypatch.setattr(delineate, "SHORT_REFRACTORY_S", delineate.REFRACTORY_S)
+    measured = delineate.measurements_of(regular_rhythm(220, 10.0, RATE), RATE, LEAD_NAMES)
+    assert measured.heart_rate_bpm == pytest.approx(110, rel=0.03)
+    warning = measured.rate_warning()
+    assert warning is not None and "110 bpm" in warning and "221 bpm" in warning
+    assert measured.notes[0] == warning and warning in measured.line()
+    assert type(measured).from_dict(measured.to_dict()).rate_warning() == warning
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_every_real_record_holds_repeatable_beats(shared_data):
+    """The gate refuses none of the project's real records (PTB-XL, CPSC 2018, the Challenge's, LUDB, clinical)."""
+    from ecglens.io import read_record
+    from ecglens.predict import find_record_files
+    from ecglens.waves.beats import assess_beats
+
+    files = find_record_files([shared_data / name for name in ("ptb-xl", "cpsc2018", "challenge", "ludb", "clinical")])
+    assert len(files) > 2000
+    refused = []
+    for path in files:
+        record = read_record(path)
+        quality = assess_beats(record.signal, record.sampling_rate_hz)
+        if not quality.interpretable:
+            refused.append(f"{path}: {quality.reason}")
+    assert not refused, refused

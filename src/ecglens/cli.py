@@ -1414,8 +1414,9 @@ def predict(
     interpretation is shown as "the file's statement", apart from the decisions.
     Directories are searched recursively; unreadable files are listed and never stop the batch.
     Exits 1 when no record could be read, leaving --out as it was (results replace earlier ones only when at
-    least one record was predicted). A record flat in half its leads, of the wrong amplitude scale or
-    shorter than 2 s is 'not interpretable': no decisions, and probabilities only with --force.
+    least one record was predicted). A record flat in half its leads, of the wrong amplitude scale, shorter
+    than 2 s or without repeatable heartbeats (noise, a hum, a wandering baseline) is 'not interpretable': no
+    measurements, no decisions, and probabilities only with --force.
 
     \b
     Example:

@@ -19,7 +19,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from ecglens.io.sources import RECORD_SUFFIXES, is_dataset_table
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import resolve_device
 from ecglens.preprocess import ModelInput, batches_by_length, model_input
+from ecglens.waves.beats import assess_beats
 from ecglens.waves.measure import Measurements
 
 ONNX_FILE = "model.onnx"
@@ -87,6 +88,13 @@ class Prediction:
         """Plain data for JSON."""
         return {**asdict(self), "measurements": None if self.measurements is None else self.measurements.to_dict()}
 
+    def with_measurements(self, measurements: Measurements) -> Prediction:
+        """This prediction with ``measurements``, and their heart-rate warning (`Measurements.rate_warning`)
+        among its warnings, so that it reaches every output that shows warnings."""
+        warning = measurements.rate_warning()
+        warnings_ = self.warnings if warning is None else (*self.warnings, warning)
+        return replace(self, measurements=measurements, warnings=warnings_)
+
     def measurement_line(self) -> str:
         """``HR 46 bpm, PR 142 ms, ...`` and what lies outside the normal ranges (empty without measurements)."""
         return "" if self.measurements is None else self.measurements.line()
@@ -129,7 +137,8 @@ def assess_quality(
     - flat (peak-to-peak under 0.02 mV) in half of its leads or more;
     - amplitudes of the wrong scale: a 99.5th percentile of |x| above 20 mV (microvolts or ADC units)
       or below 0.02 mV (volts);
-    - shorter than `MIN_INTERPRETABLE_SECONDS`.
+    - shorter than `MIN_INTERPRETABLE_SECONDS`;
+    - no repeatable heartbeats (`ecglens.waves.beats.assess_beats`: noise, a hum or a wandering baseline).
     """
     warnings_, problems = [], []
     span = np.ptp(signal, axis=1)
@@ -158,6 +167,10 @@ def assess_quality(
         warnings_.append(f"implausible amplitudes (99.5th percentile {peak:.4f}): volts, not mV?")
     if peak > 20 or peak < 0.02:
         problems.append(f"amplitudes of the wrong scale for mV (99.5th percentile {peak:.3g})")
+    if not problems:  # a record already refused needs no second reason
+        beats = assess_beats(signal, sampling_rate_hz)
+        if not beats.interpretable:
+            problems.append(beats.reason)
     return Quality(tuple(warnings_), tuple(problems))
 
 

@@ -89,7 +89,11 @@ class PredictRun:
             lines.append(
                 f"never decided (not validated: too few training or validation positives): {', '.join(unknown)}"
             )
-        lines.append(f"{len(self.predictions)} predicted, {len(self.issues)} unreadable; {self.written.line()}")
+        refused = sum(p.status != "ok" for p in self.predictions)
+        refused_text = f" ({refused} not interpretable: no measurements, no decisions)" if refused else ""
+        lines.append(
+            f"{len(self.predictions)} predicted{refused_text}, {len(self.issues)} unreadable; {self.written.line()}"
+        )
         return lines
 
 
@@ -190,7 +194,7 @@ def _measured(item: Scored, meta: BundleMeta) -> Prediction:
         signal, rate, sex = item.record.signal, item.record.sampling_rate_hz, item.record.sex
     else:  # a record scored from memory without its reading
         signal, rate = item.input.signal, meta.sampling_rate_hz
-    return replace(item.prediction, measurements=measurements_of(signal, rate, meta.lead_names, sex))
+    return item.prediction.with_measurements(measurements_of(signal, rate, meta.lead_names, sex))
 
 
 def _explainer(

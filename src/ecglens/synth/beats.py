@@ -53,3 +53,23 @@ def render(waves: list[Wave], n_samples: int, sampling_rate_hz: float) -> np.nda
         shape = np.exp(-0.5 * ((t - wave.centre_s) / wave.sigma_s) ** 2)
         out[:, start:stop] += wave.amplitudes[:, None] * shape[None, :]
     return out
+
+
+def regular_rhythm(rate_bpm: float, seconds: float = 10.0, sampling_rate_hz: float = 500.0) -> np.ndarray:
+    """A clean 12-lead sinus rhythm at exactly ``rate_bpm`` (leads x samples, mV): a normal beat of
+    `NORMAL_AMPLITUDES` every 60/rate s, its PR and QT shortened with the RR interval (QT after Bazett's QTc of
+    400 ms), so that even 220 bpm keeps P, QRS and T apart. For tests of rate measurement and quality checks."""
+    rr = 60.0 / rate_bpm
+    qt = 0.40 * np.sqrt(rr)
+    pr = min(0.16, 0.3 * rr)
+    first = pr + 0.05
+    waves = []
+    for r in np.arange(first, seconds - 0.05, rr):
+        waves += [
+            Wave(r - pr, 0.02, NORMAL_AMPLITUDES["P"]),
+            Wave(r - 0.025, 0.008, NORMAL_AMPLITUDES["Q"]),
+            Wave(r, 0.01, NORMAL_AMPLITUDES["R"]),
+            Wave(r + 0.025, 0.008, NORMAL_AMPLITUDES["S"]),
+            Wave(r + 0.7 * qt, 0.12 * qt, NORMAL_AMPLITUDES["T"]),
+        ]
+    return to_twelve_leads(render(waves, round(seconds * sampling_rate_hz), sampling_rate_hz))

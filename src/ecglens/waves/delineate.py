@@ -1,9 +1,13 @@
 """Delineation of every lead with neurokit2 (MIT; ``pip install 'ecglens[waves]'``).
 
 R peaks are found once, on the lead where neurokit2 finds the most regular beats, and every lead is delineated
-around them, so the leads' waves belong to the same beats. The method is chosen by measured accuracy on LUDB
-(``python benchmarks/bench_delineation.py``): ``prominence`` (Emrich et al. 2023) by default, ``dwt``
-(Martinez et al. 2004's wavelet delineator) on request.
+around them, so the leads' waves belong to the same beats. The heart rate is checked against a second estimate
+made without neurokit2 (`ecglens.waves.beats.second_rate_bpm`): neurokit2's detector waits 0.3 s after
+each beat, so a tachycardia over 200 bpm is found at half its rate; when the second estimate says so, the beats
+are found again with a 0.2-s wait, and a disagreement that remains is a warning.
+
+The method is chosen by measured accuracy on LUDB (``python benchmarks/bench_delineation.py``): ``prominence``
+(Emrich et al. 2023) by default, ``dwt`` (Martinez et al. 2004's wavelet delineator) on request.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ecglens.waves.beats import rates_disagree, second_rate_bpm
 from ecglens.waves.marks import OK, WAVES, LeadWaves, WaveMarks, waves_from_triplets
 from ecglens.waves.measure import Measurements, measure
 
@@ -23,6 +28,10 @@ _KEYS = {
     "T": ("ECG_T_Onsets", "ECG_T_Peaks", "ECG_T_Offsets"),
 }
 MIN_BEATS = 2
+REFRACTORY_S = 0.3
+"""neurokit2's own wait after a beat (its ``mindelay``): up to 200 bpm."""
+SHORT_REFRACTORY_S = 0.2
+"""The wait when the second estimate finds a faster rhythm: up to 300 bpm."""
 NO_P = "no P wave found"
 
 
@@ -38,10 +47,13 @@ def _neurokit():
     return neurokit2
 
 
-def r_peaks(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str]) -> np.ndarray:
+def r_peaks(
+    signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], refractory_s: float = REFRACTORY_S
+) -> np.ndarray:
     """R peaks of the record: neurokit2's detector on II, I and V5 (those present), keeping the lead whose RR
-    intervals are plausible (0.25-2.5 s) and most regular (a detector that also takes S or T waves for beats
-    makes RR alternate); empty when no lead has two beats."""
+    intervals are plausible (the shorter of 0.25 s and ``refractory_s``, to 2.5 s) and most regular (a detector
+    that also takes S or T waves for beats makes RR alternate); empty when no lead has two beats."""
+    shortest = min(0.25, refractory_s)
     nk = _neurokit()
     best, best_spread = np.zeros(0, np.int64), np.inf
     for lead in ("II", "I", "V5"):
@@ -51,11 +63,12 @@ def r_peaks(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[st
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 cleaned = nk.ecg_clean(signal[lead_names.index(lead)], sampling_rate=int(sampling_rate_hz))
-                peaks = np.asarray(nk.ecg_peaks(cleaned, sampling_rate=int(sampling_rate_hz))[1]["ECG_R_Peaks"])
+                found = nk.ecg_peaks(cleaned, sampling_rate=int(sampling_rate_hz), mindelay=refractory_s)[1]
+                peaks = np.asarray(found["ECG_R_Peaks"])
         except Exception:  # a flat or noisy lead: the next one
             continue
         rr = np.diff(peaks) / sampling_rate_hz
-        if len(peaks) < MIN_BEATS or not ((rr > 0.25) & (rr < 2.5)).all():
+        if len(peaks) < MIN_BEATS or not ((rr > shortest) & (rr < 2.5)).all():
             continue
         spread = float(np.std(np.diff(rr))) if len(rr) > 1 else 0.0  # beat-to-beat change of RR
         if spread < best_spread:
@@ -64,9 +77,14 @@ def r_peaks(signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[st
 
 
 def delineate(
-    signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], method: str = "prominence"
+    signal: np.ndarray,
+    sampling_rate_hz: float,
+    lead_names: Sequence[str],
+    method: str = "prominence",
+    refractory_s: float = REFRACTORY_S,
 ) -> WaveMarks:
-    """P, QRS and T onsets, peaks and offsets of every lead of ``signal`` (leads x samples, mV).
+    """P, QRS and T onsets, peaks and offsets of every lead of ``signal`` (leads x samples, mV), around R peaks
+    at least ``refractory_s`` apart.
 
     A lead whose delineation fails gets that status (and no marks); a lead without P waves (atrial
     fibrillation, flutter, a junctional rhythm) gets the note `NO_P` and no PR interval downstream.
@@ -75,7 +93,7 @@ def delineate(
         raise ValueError(f"unknown delineation method {method!r}; choose from {', '.join(METHODS)}")
     nk = _neurokit()
     names = list(lead_names)
-    peaks = r_peaks(signal, sampling_rate_hz, names)
+    peaks = r_peaks(signal, sampling_rate_hz, names, refractory_s)
     leads = []
     for k, lead in enumerate(names):
         if len(peaks) < MIN_BEATS:
@@ -132,5 +150,14 @@ def measurements_of(
     signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], sex: str | None = None
 ) -> Measurements:
     """A record's measurements (`ecglens.waves.measure`) from its own delineation: ``predict --measurements`` and
-    the viewer's. ``sex`` (``male``/``female``, the record's) picks the QTc limit."""
-    return measure(delineate(signal, sampling_rate_hz, lead_names), signal, sex)
+    the viewer's (``sex``, ``male``/``female``, the record's, picks the QTc limit), their heart rate checked
+    against `second_rate_bpm` (see the module; the second estimate is kept as ``rate_check_bpm``, and a
+    disagreement over 20 % is the measurements' first note and a warning)."""
+    measured = measure(delineate(signal, sampling_rate_hz, lead_names), signal, sex)
+    second = second_rate_bpm(signal, sampling_rate_hz)
+    detected = measured.heart_rate_bpm
+    if detected is not None and second is not None and second > detected * 1.2:  # beats the detector waited over
+        faster = measure(delineate(signal, sampling_rate_hz, lead_names, refractory_s=SHORT_REFRACTORY_S), signal, sex)
+        if faster.heart_rate_bpm is not None and not rates_disagree(faster.heart_rate_bpm, second):
+            measured = faster
+    return measured.checked_against(second)

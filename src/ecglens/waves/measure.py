@@ -10,11 +10,12 @@ beats. The same rule serves a cardiologist's marks and a delineator's, so they a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
+from ecglens.waves.beats import rates_disagree
 from ecglens.waves.leads import LeadMeasurements, dominant_beats, lead_measurements, representative_beat
 from ecglens.waves.marks import WaveMarks
 
@@ -106,6 +107,26 @@ class Measurements:
             return f"{QTC_UPPER[self.sex]:g} ms ({self.sex})"
         return "sex unknown: flagged above 450 ms (men); women's limit 460 ms"
 
+    rate_check_bpm: float | None = None
+    """A second estimate of the heart rate, made without the delineator's beat detector
+    (`ecglens.waves.beats.second_rate_bpm`); None when not made or when its own two estimates disagree."""
+
+    def rate_warning(self) -> str | None:
+        """The warning that the two heart-rate estimates differ by more than 20 % (None when they agree)."""
+        if not rates_disagree(self.heart_rate_bpm, self.rate_check_bpm):
+            return None
+        return (
+            f"heart rate uncertain: {self.heart_rate_bpm:.0f} bpm from the detected beats, "
+            f"{self.rate_check_bpm:.0f} bpm from a second estimate (the signal's periodicity and steepest slopes): "
+            "beats missed, or T waves counted as beats?"
+        )
+
+    def checked_against(self, rate_check_bpm: float | None) -> Measurements:
+        """These measurements with a second heart-rate estimate, and its `rate_warning` as the first note."""
+        checked = replace(self, rate_check_bpm=rate_check_bpm)
+        warning = checked.rate_warning()
+        return checked if warning is None else replace(checked, notes=(warning, *self.notes))
+
     def outside_normal(self) -> tuple[str, ...]:
         """The measurements outside their adult normal range (`normal_ranges`)."""
         values = asdict(self)
@@ -140,7 +161,8 @@ class Measurements:
     def from_dict(cls, data: dict) -> Measurements:
         """The measurements back from `to_dict`'s plain data."""
         names = [f.name for f in fields(cls)]
-        values: dict[str, Any] = {k: data.get(k) for k in names if k not in ("notes", "leads")}  # may be absent
+        optional = {"notes", "leads"}
+        values: dict[str, Any] = {k: data.get(k) for k in names if k not in optional}  # later fields may be absent
         values["premature_beats"] = values["premature_beats"] or 0
         leads = tuple(LeadMeasurements(lead=lead, **v) for lead, v in (data.get("leads") or {}).items())
         return cls(**{**values, "notes": tuple(data.get("notes", ())), "leads": leads})
