@@ -5,6 +5,7 @@ waveform, a gigabyte declared). Generated, never stored; the shared real files a
 from __future__ import annotations
 
 import base64
+import zlib
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,94 @@ def read_in_a_fresh_process(path: Path) -> tuple[str, float, float]:
         raise RuntimeError(run.stderr[-2000:])
     seconds, peak, outcome = run.stdout.strip().split("\n", 2)
     return outcome, float(seconds), float(peak)
+
+
+def lzw_codes(codes: np.ndarray) -> bytes:
+    """10-bit codes packed most significant bit first, as Philips XLI's LZW stream (and ecgdatakit) reads them."""
+    bits = ((codes[:, None] >> np.arange(9, -1, -1)) & 1).astype(np.uint8).ravel()
+    return np.packbits(bits).tobytes()
+
+
+def xli_bomb_chunk(n_codes: int) -> bytes:
+    """One XLI chunk whose LZW stream grows a run of zeros to the table's longest string (768 bytes) and then
+    repeats that string: 10 bits that inflate to 768 bytes, so ``n_codes`` codes hold about 768 x ``n_codes``
+    bytes once decoded."""
+    growing = np.arange(256, 1023)
+    codes = np.concatenate([[0], growing, np.full(max(n_codes - 1 - len(growing), 0), 1022)])
+    body = lzw_codes(codes.astype(np.int64))
+    return len(body).to_bytes(4, "little") + bytes(2) + (0).to_bytes(2, "little") + body
+
+
+def philips_xml(
+    blob: bytes,
+    duration_ms: int = 10_000,
+    rate: int = 500,
+    resolution: str = "5",
+    leads: int = 12,
+    compressed: bool = True,
+) -> str:
+    """A Philips Sierra ECG 1.03 file around ``blob`` (the ``<parsedwaveforms>`` bytes, XLI when ``compressed``,
+    else 16-bit samples), base64 encoded; ``resolution`` is ``<signalresolution>`` as written."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<restingecgdata xmlns="http://www3.medical.philips.com">'
+        "<documentinfo><documenttype>SierraECG</documenttype><documentversion>1.03</documentversion></documentinfo>"
+        "<dataacquisition><signalcharacteristics>"
+        f"<samplingrate>{rate}</samplingrate><signalresolution>{resolution}</signalresolution>"
+        "<acquisitiontype>STD-12</acquisitiontype><bitspersample>16</bitspersample><signaloffset>0</signaloffset>"
+        f"<signalsigned>True</signalsigned><numberchannelsallocated>{leads}</numberchannelsallocated>"
+        f"<numberchannelsvalid>{leads}</numberchannelsvalid><leadset>STD-12</leadset>"
+        "</signalcharacteristics></dataacquisition><patient><generalpatientdata><patientid>NOBODY</patientid>"
+        "</generalpatientdata></patient><waveforms>"
+        f'<parsedwaveforms compressflag="{compressed}" compressmethod="{"XLI" if compressed else "None"}" '
+        f'dataencoding="Base64" durationperchannel="{duration_ms}" nbitspersample="16">'
+        f"{base64.b64encode(blob).decode()}</parsedwaveforms></waveforms></restingecgdata>"
+    )
+
+
+def xli_bomb(path: Path, n_codes: int = 60_000, chunks: int = 12) -> Path:
+    """A Philips 1.03 file whose XLI leads each decode to about 768 x ``n_codes`` bytes (46 MB each by default)
+    from 75 kB: a compression bomb for a decoder without a bound."""
+    path.write_text(philips_xml(xli_bomb_chunk(n_codes) * chunks))
+    return path
+
+
+def deflated_dicom_bomb(path: Path, n: int = 5000, padding_bytes: int = 200 * 2**20) -> Path:
+    """A DICOM 12-lead ECG in Deflated Explicit VR Little Endian whose dataset ends in a private element of
+    ``padding_bytes`` zeros: about 200 kB on disk, 200 MB once inflated. Written as a stream."""
+    from pydicom import dcmread
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    plain = dicom_ecg(path.with_suffix(".plain.dcm"), n=n)
+    ds = dcmread(plain)
+    plain.unlink()
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    head, body = DicomBytesIO(), DicomBytesIO()
+    head.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(head, ds.file_meta, enforce_standard=True)
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    element = b"\x09\x00\x10\x10" + b"OB\0\0" + padding_bytes.to_bytes(4, "little")  # (0009,1010) OB
+    parts = [packer.compress(body.getvalue() + element)]
+    zeros, left = bytes(1 << 22), padding_bytes
+    while left:
+        parts.append(packer.compress(zeros[: min(left, len(zeros))]))
+        left -= min(left, len(zeros))
+    parts.append(packer.flush())
+    path.write_bytes(head.getvalue() + b"".join(parts))
+    return path
+
+
+def deflated_dicom(path: Path, n: int = 5000) -> Path:
+    """A well-formed deflated DICOM 12-lead ECG (no padding)."""
+    from pydicom import dcmread
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    plain = dicom_ecg(path.with_suffix(".plain.dcm"), n=n)
+    ds = dcmread(plain)
+    plain.unlink()
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+    return path
