@@ -335,7 +335,8 @@ def xli_walk(data: bytes, where: str, per_chunk: int | None = None, budget: int 
         offset += _XLI_HEADER
         if size <= 0 or size > len(data) - offset:
             raise RecordError(
-                where, f"Philips XLI chunk {chunk}: declared size {size} is more than the {len(data) - offset} bytes left"
+                where,
+                f"Philips XLI chunk {chunk}: declared size {size} is more than the {len(data) - offset} bytes left",
             )
         limit_bytes = 2 * min(budget - total, per_chunk if per_chunk is not None else budget)
         produced = _lzw_length(data, offset, offset + size, limit_bytes)
