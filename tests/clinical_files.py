@@ -5,9 +5,9 @@ waveform, a gigabyte declared). Generated, never stored; the shared real files a
 from __future__ import annotations
 
 import base64
-import zlib
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +70,17 @@ MDC_CODES = {
 
 
 def dicom_ecg(
-    path: Path, n: int = 5000, declared: int | None = None, sop: str = ECG_SOP, waveform: bool = True
+    path: Path,
+    n: int = 5000,
+    declared: int | None = None,
+    sop: str = ECG_SOP,
+    waveform: bool = True,
+    scales: dict[str, str] | None = None,
 ) -> Path:
     """A DICOM 12-lead ECG (int16 at 2.5 uV per unit, 500 Hz) written with pydicom; ``declared`` lies about the
-    sample count, ``sop`` sets another storage class, ``waveform=False`` leaves the waveform out."""
+    sample count, ``sop`` sets another storage class, ``waveform=False`` leaves the waveform out, and ``scales``
+    writes each channel's ChannelSensitivity, ChannelSensitivityCorrectionFactor or ChannelBaseline as the text
+    given (``NaN``, ``abc``, ``-1.25``: written as they are, unvalidated)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -90,15 +97,22 @@ def dicom_ecg(
         group.MultiplexGroupTimeOffset, group.WaveformOriginality = 0.0, "ORIGINAL"
         group.NumberOfWaveformChannels, group.NumberOfWaveformSamples = 12, declared or n
         group.SamplingFrequency, group.MultiplexGroupLabel = 500.0, "RHYTHM"
-        group.ChannelDefinitionSequence = [_channel(lead, code) for lead, code in MDC_CODES.items()]
+        group.ChannelDefinitionSequence = [_channel(lead, code, scales) for lead, code in MDC_CODES.items()]
         group.WaveformBitsAllocated, group.WaveformSampleInterpretation = 16, "SS"
         group.WaveformData = np.random.default_rng(0).normal(0, 100, (n, 12)).astype("<i2").tobytes()
         ds.WaveformSequence = [group]
-    ds.save_as(path, enforce_file_format=True)
+    from pydicom import config
+
+    mode = config.settings.writing_validation_mode
+    config.settings.writing_validation_mode = config.IGNORE
+    try:
+        ds.save_as(path, enforce_file_format=True)
+    finally:
+        config.settings.writing_validation_mode = mode
     return path
 
 
-def _channel(lead: str, code: str):
+def _channel(lead: str, code: str, scales: dict[str, str] | None = None):
     from pydicom.dataset import Dataset
 
     source, unit, channel = Dataset(), Dataset(), Dataset()
@@ -107,7 +121,38 @@ def _channel(lead: str, code: str):
     channel.ChannelSourceSequence, channel.ChannelSensitivityUnitsSequence = [source], [unit]
     channel.ChannelSensitivity, channel.ChannelSensitivityCorrectionFactor = 2.5, 1
     channel.ChannelBaseline, channel.WaveformBitsStored = 0, 16
+    for keyword, text in (scales or {}).items():
+        from pydicom.datadict import tag_for_keyword
+        from pydicom.dataelem import RawDataElement
+
+        tag = tag_for_keyword(keyword)
+        encoded = text.encode() + b" " * (len(text.encode()) % 2)
+        channel[tag] = RawDataElement(tag, "DS", len(encoded), encoded, 0, False, True)
     return channel
+
+
+def aecg_xml(n: int = 5000, scale: str = "2.5", origin: str = "0") -> str:
+    """An HL7 aECG rhythm series: 12 leads of integer digits at 500 Hz, each ``<scale value>`` and ``<origin value>``
+    (uV) written as given."""
+    rng = np.random.default_rng(0)
+    leads = []
+    for lead in MDC_CODES:
+        digits = " ".join(str(int(v)) for v in rng.normal(0, 100, n))
+        leads.append(
+            f'<component><sequence><code code="MDC_ECG_LEAD_{lead.upper()}" codeSystem="2.16.840.1.113883.6.24"/>'
+            f'<value xsi:type="SLIST_PQ"><origin value="{origin}" unit="uV"/><scale value="{scale}" unit="uV"/>'
+            f"<digits>{digits}</digits></value></sequence></component>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><AnnotatedECG xmlns="urn:hl7-org:v3" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><id root="1.2.3"/><code code="93000"/>'
+        '<effectiveTime><low value="20020101000000"/><high value="20020101000010"/></effectiveTime>'
+        '<component><series><code code="RHYTHM" codeSystem="2.16.840.1.113883.5.4"/>'
+        '<effectiveTime><low value="20020101000000"/><high value="20020101000010"/></effectiveTime>'
+        '<component><sequenceSet><component><sequence><code code="TIME_ABSOLUTE"/>'
+        '<value xsi:type="GLIST_TS"><head value="20020101000000.000"/><increment value="0.002" unit="s"/></value>'
+        f"</sequence></component>{''.join(leads)}</sequenceSet></component></series></component></AnnotatedECG>"
+    )
 
 
 def hostile_clinical_files(folder: Path) -> dict[str, tuple[Path, str]]:
@@ -124,7 +169,10 @@ def hostile_clinical_files(folder: Path) -> dict[str, tuple[Path, str]]:
     for name, (text, words) in xml.items():
         (folder / f"{name}.xml").write_text(text, encoding="latin-1")
         out[name] = (folder / f"{name}.xml", words)
-    out["dcm_gigabyte_declared"] = (dicom_ecg(folder / "dcm_gigabyte_declared.dcm", declared=45_000_000), "expected")
+    out["dcm_gigabyte_declared"] = (
+        dicom_ecg(folder / "dcm_gigabyte_declared.dcm", declared=45_000_000),
+        "samples in all",
+    )
     out["dcm_ct_image"] = (dicom_ecg(folder / "dcm_ct_image.dcm", sop=CT_SOP), "not an ECG waveform")
     out["dcm_no_waveform"] = (dicom_ecg(folder / "dcm_no_waveform.dcm", waveform=False), "Waveform Sequence")
     return out
@@ -135,7 +183,7 @@ import sys, time
 from ecglens.io import RecordError, read_record
 start = time.perf_counter()
 try:
-    read_record(sys.argv[1])
+    read_record(sys.argv[1], **({"sampling_rate_hz": float(sys.argv[2])} if len(sys.argv) > 2 else {}))
     outcome = "read"
 except RecordError as error:
     outcome = f"{type(error).__name__}: {error.reason}"
@@ -145,10 +193,11 @@ print(outcome)
 """
 
 
-def read_in_a_fresh_process(path: Path) -> tuple[str, float, float]:
+def read_in_a_fresh_process(path: Path, sampling_rate_hz: float | None = None) -> tuple[str, float, float]:
     """Read ``path`` with `ecglens.io.read_record` in a new process: the outcome (the error's type and reason, or
     'read'), the read's seconds and the process's peak resident MB (``VmHWM``, which starts afresh at exec)."""
-    run = subprocess.run([sys.executable, "-c", _READ, str(path)], capture_output=True, text=True, timeout=120)
+    rate = [] if sampling_rate_hz is None else [str(sampling_rate_hz)]
+    run = subprocess.run([sys.executable, "-c", _READ, str(path), *rate], capture_output=True, text=True, timeout=180)
     if run.returncode:
         raise RuntimeError(run.stderr[-2000:])
     seconds, peak, outcome = run.stdout.strip().split("\n", 2)

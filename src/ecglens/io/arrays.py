@@ -61,39 +61,43 @@ def read_csv_record(
     rows = _count_rows(path) - header
     check_values(path, float(rows) * max(len(first), len(names)), "the CSV holds")  # before anything is parsed
     values = _parse_csv(path, int(header), rows, len(first))
-    if values.shape[1] != len(names):
-        raise RecordError(path, f"{values.shape[1]} columns, {len(names)} lead names")
-    signal = finish_signal(path, values.T, names, wanted_leads)
+    if values.shape[0] != len(names):
+        raise RecordError(path, f"{values.shape[0]} columns, {len(names)} lead names")
+    signal = finish_signal(path, values, names, wanted_leads)
     return Record(Path(path).stem, "csv", signal, rate, wanted_leads, source_path=path)
 
 
 def _parse_csv(path: str, skip: int, rows: int, columns: int) -> np.ndarray:
-    """The samples of a CSV (rows x columns as counted), parsed by pandas' C reader in blocks of 65,536 rows into
-    one array allocated up front: no Python number per sample, no second copy.
+    """The samples of a CSV as leads x samples (float32, the dtype every record holds), parsed by pandas' C reader
+    in blocks of 65,536 rows into one array allocated up front from the rows counted: no Python number per sample,
+    no second copy.
 
     Raises:
         RecordError: a cell that is not a number, a row with more or fewer cells than the first, no rows.
     """
     import pandas as pd
 
-    values = np.empty((max(rows, 0), columns), dtype=np.float64)
+    values = np.empty((columns, max(rows, 0)), dtype=np.float32)
     filled = 0
     try:
-        blocks = pd.read_csv(
-            path,
-            header=None,
-            skiprows=skip,
-            dtype=np.float64,
-            engine="c",
-            chunksize=1 << 16,
-            keep_default_na=False,
-            na_values=["nan", "NaN", "-nan", "NAN"],
-        )
-        for block in blocks:
-            if block.shape[1] != columns or filled + len(block) > len(values):
-                raise RecordError(path, f"ragged rows: {block.shape[1]} cells where the first row has {columns}")
-            values[filled : filled + len(block)] = block.to_numpy()
-            filled += len(block)
+        with (
+            pd.read_csv(
+                path,
+                header=None,
+                skiprows=skip,
+                dtype=np.float64,
+                engine="c",
+                chunksize=1 << 16,
+                keep_default_na=False,
+                na_values=["nan", "NaN", "-nan", "NAN"],
+            ) as blocks,
+            np.errstate(over="ignore"),  # beyond float32: infinite, refused by name in `finish_signal`
+        ):
+            for block in blocks:
+                if block.shape[1] != columns or filled + len(block) > values.shape[1]:
+                    raise RecordError(path, f"ragged rows: {block.shape[1]} cells where the first row has {columns}")
+                values[:, filled : filled + len(block)] = block.to_numpy().T
+                filled += len(block)
     except RecordError:
         raise
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
@@ -101,7 +105,7 @@ def _parse_csv(path: str, skip: int, rows: int, columns: int) -> np.ndarray:
         raise RecordError(path, f"non-numeric sample or ragged rows ({reason})") from None
     if not filled:
         raise RecordError(path, "no samples in the CSV file")
-    return values[:filled]
+    return values[:, :filled]
 
 
 def _count_rows(path: str) -> int:

@@ -7,7 +7,8 @@ compression ratio makes a reader allocate more than its budget. Also the files' 
   (re-written as Explicit VR Little Endian), refused as `RecordTooLarge` once the inflated size passes
   `MAX_INFLATED_BYTES` (a clinical file's own size limit, 32 MiB), and the scratch copy is what is parsed.
 - **DICOM, every file**: each multiplex group's NumberOfWaveformChannels x NumberOfWaveformSamples is held to the
-  sample budget and to the bytes its Waveform Data holds (read with ``defer_size``: the data is never loaded).
+  sample budget before anything is decoded (ecgdatakit itself checks it against the bytes its Waveform Data holds;
+  those bytes are bounded by the file's size, or by the inflated bound above).
 - **Philips Sierra XLI** (LZW, 10-bit codes, in ``<parsedwaveforms>``): the leads x samples the file declares are
   held to the budget; each chunk's declared size to what is left of the blob; then the LZW stream is walked
   counting only the lengths of its strings (never building them) and refused once its output passes the samples
@@ -144,34 +145,20 @@ def _inflate(source: Any, out: Any, where: str) -> None:
     out.write(inflater.flush())
 
 
-_BYTES = {8: 1, 16: 2, 32: 4, 64: 8}
-
-
 def _check_dicom(path: Path, where: str) -> None:
-    """Each multiplex group's channels x samples within the budget and within its Waveform Data; each channel's
-    sensitivity, correction factor and baseline a finite number (the first two above 0)."""
+    """Each multiplex group's channels x samples within the sample budget; each channel's sensitivity, correction factor and baseline a finite number (the first two above 0)."""
     import pydicom
 
     try:
-        ds = pydicom.dcmread(path, defer_size=1024)
+        ds = pydicom.dcmread(path)
         groups = list(ds.get("WaveformSequence") or [])
     except Exception:  # unreadable here: ecgdatakit's parse names what is wrong
         return
     for index, group in enumerate(groups):
         channels = _int(group, "NumberOfWaveformChannels")
         samples = _int(group, "NumberOfWaveformSamples")
-        if channels is None or samples is None or channels <= 0 or samples <= 0:
-            continue
-        check_values(where, float(channels) * float(samples), f"DICOM multiplex group {index + 1} declares")
-        data = group.get_item("WaveformData", keep_deferred=True)
-        width = _BYTES.get(_int(group, "WaveformBitsAllocated") or 16, 2)
-        held = getattr(data, "length", None) if data is not None else None
-        if isinstance(held, int) and held != 0xFFFFFFFF and held < channels * samples * width:
-            raise RecordError(
-                where,
-                f"DICOM waveform: multiplex group {index + 1} declares {channels} channels x {samples:,} samples "
-                f"but its Waveform Data holds {held:,} bytes",
-            )
+        if channels is not None and samples is not None and channels > 0 and samples > 0:
+            check_values(where, float(channels) * float(samples), f"DICOM multiplex group {index + 1} declares")
         for number, channel in enumerate(group.get("ChannelDefinitionSequence") or []):
             lead = f"(multiplex group {index + 1}, channel {number + 1})"
             for keyword in ("ChannelSensitivity", "ChannelSensitivityCorrectionFactor"):
@@ -201,16 +188,11 @@ def _raw_text(item: Any, keyword: str) -> str | None:
 
 
 def _int(item: Any, keyword: str) -> int | None:
-    text = _raw_text(item, keyword)
-    if text is None:
-        try:
-            value = item.get(keyword)
-        except Exception:
-            return None
-        return int(value) if isinstance(value, int) else None
+    """A whole-number element (US, UL, IS) as pydicom reads it; None when absent or not a whole number."""
     try:
-        return int(float(text))
-    except ValueError:
+        value = item.get(keyword)
+        return int(value) if value is not None and str(value).strip() else None
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -308,7 +290,7 @@ def _philips_declared(root: Any, parsed: Any) -> tuple[int | None, int | None]:
 
     rate = number(parsed.get("samplespersecond")) or number(first("samplingrate"))
     duration = number(parsed.get("durationperchannel"))
-    samples = int(round(duration * rate / 1000)) if rate and duration and rate > 0 and duration > 0 else None
+    samples = round(duration * rate / 1000) if rate and duration and rate > 0 and duration > 0 else None
     labels = (parsed.get("leadlabels") or "").split()
     leads = len(labels) or number(parsed.get("numberofleads")) or number(first("numberchannelsallocated"))
     return (int(leads) if leads and leads > 0 else None), samples
