@@ -199,7 +199,6 @@ def test_a_deflated_dicom_bomb_is_inflated_as_a_counted_stream_and_refused(tmp_p
 def test_a_well_formed_deflated_dicom_still_reads(tmp_path):
     pytest.importorskip("ecgdatakit")
     from clinical_files import deflated_dicom
-
     from ecglens.io import read_record
 
     record = read_record(deflated_dicom(tmp_path / "deflated.dcm"))
@@ -220,7 +219,6 @@ def test_a_philips_xli_bomb_is_refused_from_a_bounded_walk_of_its_lzw_codes(tmp_
 def test_an_xli_chunk_declaring_more_bytes_than_the_blob_holds_is_named(tmp_path):
     pytest.importorskip("ecgdatakit")
     from clinical_files import philips_xml, xli_bomb_chunk
-
     from ecglens.io import RecordError, read_record
 
     chunk = bytearray(xli_bomb_chunk(2000))
@@ -233,9 +231,9 @@ def test_an_xli_chunk_declaring_more_bytes_than_the_blob_holds_is_named(tmp_path
 
 def test_the_bounded_xli_walk_counts_what_ecgdatakit_decodes():
     pytest.importorskip("ecgdatakit")
-    from clinical_files import lzw_codes, xli_bomb_chunk
     from ecgdatakit.parsing.codecs.lzw import LzwDecoder
 
+    from clinical_files import lzw_codes, xli_bomb_chunk
     from ecglens.io.clinical_bounds import _lzw_length
 
     rng = np.random.default_rng(3)

@@ -146,7 +146,8 @@ def _inflate(source: Any, out: Any, where: str) -> None:
 
 
 def _check_dicom(path: Path, where: str) -> None:
-    """Each multiplex group's channels x samples within the sample budget; each channel's sensitivity, correction factor and baseline a finite number (the first two above 0)."""
+    """Each multiplex group's channels x samples within the sample budget; each channel's sensitivity, correction
+    factor and baseline a finite number (the first two above 0)."""
     import pydicom
 
     try:
