@@ -253,31 +253,41 @@ def xli_bomb(path: Path, n_codes: int = 60_000, chunks: int = 12) -> Path:
     return path
 
 
-def deflated_dicom_bomb(path: Path, n: int = 5000, padding_bytes: int = 200 * 2**20) -> Path:
-    """A DICOM 12-lead ECG in Deflated Explicit VR Little Endian whose dataset ends in a private element of
-    ``padding_bytes`` zeros: about 200 kB on disk, 200 MB once inflated. Written as a stream."""
+def deflated_dicom_bomb(path: Path, padding_bytes: int = 200 * 2**20) -> Path:
+    """A DICOM 12-lead ECG in Deflated Explicit VR Little Endian whose waveform is ``padding_bytes`` of zeros
+    (12 channels x ``padding_bytes / 24`` samples, declared to match): about 200 kB on disk, 200 MB once inflated
+    and 100 million samples once decoded. Written as a stream: the test never holds the inflated dataset."""
     from pydicom import dcmread
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_dataset, write_file_meta_info
     from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-    plain = dicom_ecg(path.with_suffix(".plain.dcm"), n=n)
+    plain = dicom_ecg(path.with_suffix(".plain.dcm"), n=1000)
     ds = dcmread(plain)
     plain.unlink()
+    marker = b"ECGLENS-MARKER-!"
+    group = ds.WaveformSequence[0]
+    group.NumberOfWaveformSamples = padding_bytes // 24
+    group.WaveformData = marker
+    group.is_undefined_length_sequence_item = True  # lengths that do not count the waveform: delimiters end them
+    ds["WaveformSequence"].is_undefined_length = True
     ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     head, body = DicomBytesIO(), DicomBytesIO()
     head.write(b"\0" * 128 + b"DICM")
     write_file_meta_info(head, ds.file_meta, enforce_standard=True)
     body.is_little_endian, body.is_implicit_VR = True, False
     write_dataset(body, ds)
+    data = body.getvalue()
+    at = data.index(marker)  # the value of (5400,1010) OW: its 4-byte length just before it
+    before = data[: at - 4] + padding_bytes.to_bytes(4, "little")
+    after = data[at + len(marker) :]
     packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    element = b"\x09\x00\x10\x10" + b"OB\0\0" + padding_bytes.to_bytes(4, "little")  # (0009,1010) OB
-    parts = [packer.compress(body.getvalue() + element)]
+    parts = [packer.compress(before)]
     zeros, left = bytes(1 << 22), padding_bytes
     while left:
         parts.append(packer.compress(zeros[: min(left, len(zeros))]))
         left -= min(left, len(zeros))
-    parts.append(packer.flush())
+    parts.extend([packer.compress(after), packer.flush()])
     path.write_bytes(head.getvalue() + b"".join(parts))
     return path
 
