@@ -676,3 +676,33 @@ def test_a_fifo_in_place_of_the_ptbxl_table_is_refused_without_blocking(tmp_path
             [sys.executable, "-m", "ecglens.cli", "-q", *command], capture_output=True, text=True, timeout=60
         )
         assert run.returncode == 1 and "not a regular file" in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_serve_answers_each_bomb_and_bad_scale_with_a_named_json_error(tiny_run, tmp_path):
+    pytest.importorskip("ecgdatakit")
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from clinical_files import aecg_xml, deflated_dicom_bomb, xli_bomb
+    from ecglens.serve import ServeConfig, create_app
+
+    (tmp_path / "nan.xml").write_text(aecg_xml(n=1000, scale="NaN"))
+    header = "\n".join(
+        ["skew 12 500 5000"] + [f"skew.dat 16:99999999 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]
+    )
+    uploads = {
+        "deflated DICOM": ([deflated_dicom_bomb(tmp_path / "bomb.dcm")], 413, "record_too_large"),
+        "XLI": ([xli_bomb(tmp_path / "bomb.xml")], 413, "record_too_large"),
+        "NaN scale": ([tmp_path / "nan.xml"], 422, "unreadable_record"),
+    }
+    with TestClient(create_app(ServeConfig(tiny_run.bundle, "cpu")), base_url="http://127.0.0.1") as client:
+        for name, (paths, status, code) in uploads.items():
+            started = time.perf_counter()
+            response = client.post("/api/predict", files=[("files", (p.name, p.read_bytes())) for p in paths])
+            assert time.perf_counter() - started < BOMB_SECONDS, name
+            assert response.status_code == status and response.json()["error"]["kind"] == code, (name, response.text)
+        response = client.post(
+            "/api/predict", files=[("files", ("skew.hea", header.encode())), ("files", ("skew.dat", bytes(120_000)))]
+        )
+    assert response.status_code == 413 and "skew" in response.json()["error"]["message"], response.text
