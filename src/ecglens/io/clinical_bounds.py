@@ -254,9 +254,10 @@ def _check_philips(root: Any, where: str) -> None:
     for element in [*waveforms, *_children(root, "repbeats")]:
         if (element.get("resolution") or "").strip():
             check_scale(where, "resolution", element.get("resolution").strip())
-    for element in [*_children(root, "resolution"), *_children(root, "signalresolution")]:
-        if len(element) == 0 and (element.text or "").strip():
-            check_scale(where, _local(element.tag), element.text.strip())
+    for characteristics in _children(root, "signalcharacteristics"):  # where ecgdatakit reads it, nowhere else
+        for element in characteristics:
+            if _local(element.tag) in ("resolution", "signalresolution") and (element.text or "").strip():
+                check_scale(where, _local(element.tag), element.text.strip())
     if not waveforms:
         return
     parsed = waveforms[0]
