@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -93,12 +94,14 @@ def dicom_ecg(
     waveform: bool = True,
     fields: dict[str, str] | None = None,
     statements: tuple[str, ...] = (),
+    scales: dict[str, str] | None = None,
 ) -> Path:
     """A DICOM 12-lead ECG (int16 at 2.5 uV per unit, 500 Hz) written with pydicom; ``declared`` lies about the
     sample count, ``sop`` sets another storage class, ``waveform=False`` leaves the waveform out. ``fields``
     sets attributes by keyword (``PatientID``, ``PatientBirthDate``, ``ReferringPhysicianName``, ...),
     ``statements`` become free-text annotations (``UnformattedTextValue``), as a cart writes its
-    interpretation."""
+    interpretation, and ``scales`` writes each channel's ChannelSensitivity, ChannelSensitivityCorrectionFactor
+    or ChannelBaseline as the text given (``NaN``, ``abc``, ``-1.25``: written as they are, unvalidated)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -115,7 +118,7 @@ def dicom_ecg(
         group.MultiplexGroupTimeOffset, group.WaveformOriginality = 0.0, "ORIGINAL"
         group.NumberOfWaveformChannels, group.NumberOfWaveformSamples = 12, declared or n
         group.SamplingFrequency, group.MultiplexGroupLabel = 500.0, "RHYTHM"
-        group.ChannelDefinitionSequence = [_channel(lead, code) for lead, code in MDC_CODES.items()]
+        group.ChannelDefinitionSequence = [_channel(lead, code, scales) for lead, code in MDC_CODES.items()]
         group.WaveformBitsAllocated, group.WaveformSampleInterpretation = 16, "SS"
         group.WaveformData = np.random.default_rng(0).normal(0, 100, (n, 12)).astype("<i2").tobytes()
         ds.WaveformSequence = [group]
@@ -128,11 +131,18 @@ def dicom_ecg(
             item.UnformattedTextValue = text
             items.append(item)
         ds.WaveformAnnotationSequence = items
-    ds.save_as(path, enforce_file_format=True)
+    from pydicom import config
+
+    mode = config.settings.writing_validation_mode
+    config.settings.writing_validation_mode = config.IGNORE
+    try:
+        ds.save_as(path, enforce_file_format=True)
+    finally:
+        config.settings.writing_validation_mode = mode
     return path
 
 
-def _channel(lead: str, code: str):
+def _channel(lead: str, code: str, scales: dict[str, str] | None = None):
     from pydicom.dataset import Dataset
 
     source, unit, channel = Dataset(), Dataset(), Dataset()
@@ -141,6 +151,13 @@ def _channel(lead: str, code: str):
     channel.ChannelSourceSequence, channel.ChannelSensitivityUnitsSequence = [source], [unit]
     channel.ChannelSensitivity, channel.ChannelSensitivityCorrectionFactor = 2.5, 1
     channel.ChannelBaseline, channel.WaveformBitsStored = 0, 16
+    for keyword, text in (scales or {}).items():
+        from pydicom.datadict import tag_for_keyword
+        from pydicom.dataelem import RawDataElement
+
+        tag = tag_for_keyword(keyword)
+        encoded = text.encode() + b" " * (len(text.encode()) % 2)
+        channel[tag] = RawDataElement(tag, "DS", len(encoded), encoded, 0, False, True)
     return channel
 
 
@@ -180,6 +197,30 @@ def philips_xml(
     )
 
 
+def aecg_xml(n: int = 5000, scale: str = "2.5", origin: str = "0") -> str:
+    """An HL7 aECG rhythm series: 12 leads of integer digits at 500 Hz, each ``<scale value>`` and ``<origin value>``
+    (uV) written as given."""
+    rng = np.random.default_rng(0)
+    leads = []
+    for lead in MDC_CODES:
+        digits = " ".join(str(int(v)) for v in rng.normal(0, 100, n))
+        leads.append(
+            f'<component><sequence><code code="MDC_ECG_LEAD_{lead.upper()}" codeSystem="2.16.840.1.113883.6.24"/>'
+            f'<value xsi:type="SLIST_PQ"><origin value="{origin}" unit="uV"/><scale value="{scale}" unit="uV"/>'
+            f"<digits>{digits}</digits></value></sequence></component>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><AnnotatedECG xmlns="urn:hl7-org:v3" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><id root="1.2.3"/><code code="93000"/>'
+        '<effectiveTime><low value="20020101000000"/><high value="20020101000010"/></effectiveTime>'
+        '<component><series><code code="RHYTHM" codeSystem="2.16.840.1.113883.5.4"/>'
+        '<effectiveTime><low value="20020101000000"/><high value="20020101000010"/></effectiveTime>'
+        '<component><sequenceSet><component><sequence><code code="TIME_ABSOLUTE"/>'
+        '<value xsi:type="GLIST_TS"><head value="20020101000000.000"/><increment value="0.002" unit="s"/></value>'
+        f"</sequence></component>{''.join(leads)}</sequenceSet></component></series></component></AnnotatedECG>"
+    )
+
+
 def hostile_clinical_files(folder: Path) -> dict[str, tuple[Path, str]]:
     """Every hostile clinical file, written into ``folder``: name -> (path, words its named error contains)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -194,7 +235,10 @@ def hostile_clinical_files(folder: Path) -> dict[str, tuple[Path, str]]:
     for name, (text, words) in xml.items():
         (folder / f"{name}.xml").write_text(text, encoding="latin-1")
         out[name] = (folder / f"{name}.xml", words)
-    out["dcm_gigabyte_declared"] = (dicom_ecg(folder / "dcm_gigabyte_declared.dcm", declared=45_000_000), "expected")
+    out["dcm_gigabyte_declared"] = (
+        dicom_ecg(folder / "dcm_gigabyte_declared.dcm", declared=45_000_000),
+        "samples in all",
+    )
     out["dcm_ct_image"] = (dicom_ecg(folder / "dcm_ct_image.dcm", sop=CT_SOP), "not an ECG waveform")
     out["dcm_no_waveform"] = (dicom_ecg(folder / "dcm_no_waveform.dcm", waveform=False), "Waveform Sequence")
     return out
@@ -205,7 +249,7 @@ import sys, time
 from ecglens.io import RecordError, read_record
 start = time.perf_counter()
 try:
-    read_record(sys.argv[1])
+    read_record(sys.argv[1], **({"sampling_rate_hz": float(sys.argv[2])} if len(sys.argv) > 2 else {}))
     outcome = "read"
 except RecordError as error:
     outcome = f"{type(error).__name__}: {error.reason}"
@@ -215,11 +259,113 @@ print(outcome)
 """
 
 
-def read_in_a_fresh_process(path: Path) -> tuple[str, float, float]:
+def read_in_a_fresh_process(path: Path, sampling_rate_hz: float | None = None) -> tuple[str, float, float]:
     """Read ``path`` with `ecglens.io.read_record` in a new process: the outcome (the error's type and reason, or
     'read'), the read's seconds and the process's peak resident MB (``VmHWM``, which starts afresh at exec)."""
-    run = subprocess.run([sys.executable, "-c", _READ, str(path)], capture_output=True, text=True, timeout=120)
+    rate = [] if sampling_rate_hz is None else [str(sampling_rate_hz)]
+    run = subprocess.run([sys.executable, "-c", _READ, str(path), *rate], capture_output=True, text=True, timeout=180)
     if run.returncode:
         raise RuntimeError(run.stderr[-2000:])
     seconds, peak, outcome = run.stdout.strip().split("\n", 2)
     return outcome, float(seconds), float(peak)
+
+
+def lzw_codes(codes: np.ndarray) -> bytes:
+    """10-bit codes packed most significant bit first, as Philips XLI's LZW stream (and ecgdatakit) reads them."""
+    bits = ((codes[:, None] >> np.arange(9, -1, -1)) & 1).astype(np.uint8).ravel()
+    return np.packbits(bits).tobytes()
+
+
+def xli_bomb_chunk(n_codes: int) -> bytes:
+    """One XLI chunk whose LZW stream grows a run of zeros to the table's longest string (768 bytes) and then
+    repeats that string: 10 bits that inflate to 768 bytes, so ``n_codes`` codes hold about 768 x ``n_codes``
+    bytes once decoded."""
+    growing = np.arange(256, 1023)
+    codes = np.concatenate([[0], growing, np.full(max(n_codes - 1 - len(growing), 0), 1022)])
+    body = lzw_codes(codes.astype(np.int64))
+    return len(body).to_bytes(4, "little") + bytes(2) + (0).to_bytes(2, "little") + body
+
+
+def sierra_103_xml(
+    blob: bytes,
+    duration_ms: int = 10_000,
+    rate: int = 500,
+    resolution: str = "5",
+    leads: int = 12,
+    compressed: bool = True,
+) -> str:
+    """A Philips Sierra ECG 1.03 file around ``blob`` (the ``<parsedwaveforms>`` bytes, XLI when ``compressed``,
+    else 16-bit samples), base64 encoded; ``resolution`` is ``<signalresolution>`` as written."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<restingecgdata xmlns="http://www3.medical.philips.com">'
+        "<documentinfo><documenttype>SierraECG</documenttype><documentversion>1.03</documentversion></documentinfo>"
+        "<dataacquisition><signalcharacteristics>"
+        f"<samplingrate>{rate}</samplingrate><signalresolution>{resolution}</signalresolution>"
+        "<acquisitiontype>STD-12</acquisitiontype><bitspersample>16</bitspersample><signaloffset>0</signaloffset>"
+        f"<signalsigned>True</signalsigned><numberchannelsallocated>{leads}</numberchannelsallocated>"
+        f"<numberchannelsvalid>{leads}</numberchannelsvalid><leadset>STD-12</leadset>"
+        "</signalcharacteristics></dataacquisition><patient><generalpatientdata><patientid>NOBODY</patientid>"
+        "</generalpatientdata></patient><waveforms>"
+        f'<parsedwaveforms compressflag="{compressed}" compressmethod="{"XLI" if compressed else "None"}" '
+        f'dataencoding="Base64" durationperchannel="{duration_ms}" nbitspersample="16">'
+        f"{base64.b64encode(blob).decode()}</parsedwaveforms></waveforms></restingecgdata>"
+    )
+
+
+def xli_bomb(path: Path, n_codes: int = 60_000, chunks: int = 12) -> Path:
+    """A Philips 1.03 file whose XLI leads each decode to about 768 x ``n_codes`` bytes (46 MB each by default)
+    from 75 kB: a compression bomb for a decoder without a bound."""
+    path.write_text(sierra_103_xml(xli_bomb_chunk(n_codes) * chunks))
+    return path
+
+
+def deflated_dicom_bomb(path: Path, padding_bytes: int = 200 * 2**20) -> Path:
+    """A DICOM 12-lead ECG in Deflated Explicit VR Little Endian whose waveform is ``padding_bytes`` of zeros
+    (12 channels x ``padding_bytes / 24`` samples, declared to match): about 200 kB on disk, 200 MB once inflated
+    and 100 million samples once decoded. Written as a stream: the test never holds the inflated dataset."""
+    from pydicom import dcmread
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    plain = dicom_ecg(path.with_suffix(".plain.dcm"), n=1000)
+    ds = dcmread(plain)
+    plain.unlink()
+    marker = b"ECGLENS-MARKER-!"
+    group = ds.WaveformSequence[0]
+    group.NumberOfWaveformSamples = padding_bytes // 24
+    group.WaveformData = marker
+    group.is_undefined_length_sequence_item = True  # lengths that do not count the waveform: delimiters end them
+    ds["WaveformSequence"].is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    head, body = DicomBytesIO(), DicomBytesIO()
+    head.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(head, ds.file_meta, enforce_standard=True)
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    data = body.getvalue()
+    at = data.index(marker)  # the value of (5400,1010) OW: its 4-byte length just before it
+    before = data[: at - 4] + padding_bytes.to_bytes(4, "little")
+    after = data[at + len(marker) :]
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts = [packer.compress(before)]
+    zeros, left = bytes(1 << 22), padding_bytes
+    while left:
+        parts.append(packer.compress(zeros[: min(left, len(zeros))]))
+        left -= min(left, len(zeros))
+    parts.extend([packer.compress(after), packer.flush()])
+    path.write_bytes(head.getvalue() + b"".join(parts))
+    return path
+
+
+def deflated_dicom(path: Path, n: int = 5000) -> Path:
+    """A well-formed deflated DICOM 12-lead ECG (no padding)."""
+    from pydicom import dcmread
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    plain = dicom_ecg(path.with_suffix(".plain.dcm"), n=n)
+    ds = dcmread(plain)
+    plain.unlink()
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+    return path

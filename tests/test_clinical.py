@@ -15,7 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clinical_files import dicom_ecg, hostile_clinical_files, muse_xml, read_in_a_fresh_process
+from clinical_files import (
+    aecg_xml,
+    dicom_ecg,
+    hostile_clinical_files,
+    muse_xml,
+    read_in_a_fresh_process,
+    sierra_103_xml,
+)
 from ecglens.io import RecordError, read_record
 from ecglens.leads import LEAD_NAMES
 
@@ -215,7 +222,7 @@ HOSTILE = [
 def test_a_hostile_clinical_file_is_a_named_error_in_bounded_time_and_memory(tmp_path, name):
     path, words = hostile_clinical_files(tmp_path)[name]
     outcome, seconds, peak = read_in_a_fresh_process(path)
-    assert outcome.startswith("RecordError") and words in outcome, outcome
+    assert outcome.startswith(("RecordError", "RecordTooLarge")) and words in outcome, outcome
     assert path.stem not in outcome  # named by its pseudonym
     assert seconds < 5 and peak < 500, (seconds, peak)
 
@@ -229,6 +236,53 @@ def test_a_truncated_scp_file_is_a_named_error_in_bounded_time_and_memory(shared
     outcome, seconds, peak = read_in_a_fresh_process(path)
     assert outcome.startswith("RecordError") and "SCP-ECG" in outcome and "declares" in outcome, outcome
     assert seconds < 5 and peak < 500
+
+
+BAD_SCALES = {
+    "NaN": "not finite",
+    "inf": "not finite",
+    "1e400": "not finite",
+    "abc": "not a number",
+    "-2.5": "negative: it would invert the signal",
+    "0": "is 0",
+}
+BAD_ORIGINS = {"NaN": "not finite", "1e400": "not finite", "abc": "not a number"}
+
+
+def _scaled_file(tmp_path: Path, kind: str, scale: str = "", origin: str = "") -> Path:
+    """A generated clinical file of ``kind`` whose scale (or origin) is written as ``scale`` (``origin``)."""
+    if kind == "aecg":
+        path = tmp_path / "scaled.xml"
+        path.write_text(aecg_xml(n=1000, scale=scale or "2.5", origin=origin or "0"))
+    elif kind == "muse":
+        path = tmp_path / "scaled.xml"
+        path.write_text(muse_xml(n=1000).replace(">4.88<", f">{scale or '4.88'}<"), encoding="latin-1")
+    elif kind == "philips":
+        path = tmp_path / "scaled.xml"
+        samples = np.random.default_rng(0).normal(0, 100, 12 * 5000).astype("<i2").tobytes()
+        path.write_text(sierra_103_xml(samples, resolution=scale or "5", compressed=False))
+    else:
+        keyword = "ChannelBaseline" if origin else "ChannelSensitivity"
+        path = dicom_ecg(tmp_path / "scaled.dcm", n=1000, scales={keyword: origin or scale})
+    return path
+
+
+@pytest.mark.parametrize("kind", ["aecg", "muse", "philips", "dicom"])
+@pytest.mark.parametrize("scale", sorted(BAD_SCALES))
+def test_a_scale_that_is_not_a_finite_positive_number_is_refused_by_name(tmp_path, kind, scale):
+    # issue 35: aECG read NaN/inf/abc as 1 uV, and aECG, MUSE and DICOM applied a negative scale (an inverted ECG)
+    with pytest.raises(RecordError, match="scale") as caught:
+        read_record(_scaled_file(tmp_path, kind, scale=scale))
+    assert BAD_SCALES[scale] in caught.value.reason, caught.value.reason
+
+
+@pytest.mark.parametrize("kind", ["aecg", "dicom"])
+@pytest.mark.parametrize("origin", sorted(BAD_ORIGINS))
+def test_an_origin_that_is_not_a_finite_number_is_refused_by_name(tmp_path, kind, origin):
+    # issue 35: aECG's <origin value="1e400"> was ignored (read as 0)
+    with pytest.raises(RecordError, match="origin") as caught:
+        read_record(_scaled_file(tmp_path, kind, origin=origin))
+    assert BAD_ORIGINS[origin] in caught.value.reason, caught.value.reason
 
 
 def test_a_clinical_file_larger_than_the_limit_is_refused_unread(tmp_path):

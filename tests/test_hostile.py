@@ -172,6 +172,117 @@ def test_a_csv_over_its_size_limit_is_refused_unparsed(tmp_path):
     assert outcome.startswith("RecordTooLarge") and "NumPy, WFDB or EDF" in outcome, outcome
 
 
+# -- issue 35: clinical decoders, WFDB skew and large CSV files bounded before they allocate -------------------------
+
+BOMB_PEAK_MB, BOMB_SECONDS = 400, 10
+
+
+def _bomb_read(path: Path, rate: float | None = None) -> tuple[str, float, float]:
+    """Read ``path`` in a fresh process: the outcome, the read's seconds and the process's peak MB (``VmHWM``)."""
+    from clinical_files import read_in_a_fresh_process
+
+    return read_in_a_fresh_process(path, sampling_rate_hz=rate)
+
+
+def test_a_deflated_dicom_bomb_is_inflated_as_a_counted_stream_and_refused(tmp_path):
+    pytest.importorskip("ecgdatakit")
+    from clinical_files import deflated_dicom_bomb
+
+    path = deflated_dicom_bomb(tmp_path / "bomb.dcm")  # 200 MB of zeros after the waveform, deflated
+    assert path.stat().st_size < 400_000
+    outcome, seconds, peak = _bomb_read(path)
+    assert outcome.startswith("RecordTooLarge") and "inflates to more than 32 MiB" in outcome, outcome
+    assert "bomb" not in outcome  # named by its pseudonym
+    assert peak < BOMB_PEAK_MB and seconds < BOMB_SECONDS, (peak, seconds)
+
+
+def test_a_well_formed_deflated_dicom_still_reads(tmp_path):
+    pytest.importorskip("ecgdatakit")
+    from clinical_files import deflated_dicom
+    from ecglens.io import read_record
+
+    record = read_record(deflated_dicom(tmp_path / "deflated.dcm"))
+    assert record.signal.shape == (12, 5000) and record.file_format == "dicom"
+
+
+@pytest.mark.parametrize("codes", [60_000, 6_000])
+def test_a_philips_xli_bomb_is_refused_from_a_bounded_walk_of_its_lzw_codes(tmp_path, codes):
+    pytest.importorskip("ecgdatakit")
+    from clinical_files import xli_bomb
+
+    path = xli_bomb(tmp_path / "bomb.xml", n_codes=codes)  # each lead inflates to 768 x codes bytes
+    outcome, seconds, peak = _bomb_read(path)
+    assert outcome.startswith("RecordTooLarge") and "Philips XLI chunk 1" in outcome, outcome
+    assert peak < BOMB_PEAK_MB and seconds < BOMB_SECONDS, (peak, seconds)
+
+
+def test_an_xli_chunk_declaring_more_bytes_than_the_blob_holds_is_named(tmp_path):
+    pytest.importorskip("ecgdatakit")
+    from clinical_files import sierra_103_xml, xli_bomb_chunk
+    from ecglens.io import RecordError, read_record
+
+    chunk = bytearray(xli_bomb_chunk(2000))
+    chunk[0:4] = (10**9).to_bytes(4, "little")
+    path = tmp_path / "lying.xml"
+    path.write_text(sierra_103_xml(bytes(chunk)))
+    with pytest.raises(RecordError, match="declared size 1000000000 is more than"):
+        read_record(path)
+
+
+def test_the_bounded_xli_walk_counts_what_ecgdatakit_decodes():
+    pytest.importorskip("ecgdatakit")
+    from ecgdatakit.parsing.codecs.lzw import LzwDecoder
+
+    from clinical_files import lzw_codes, xli_bomb_chunk
+    from ecglens.io.clinical_bounds import _lzw_length
+
+    rng = np.random.default_rng(3)
+    # random streams of defined codes (and the one code about to be defined: LZW's KwKwK case)
+    randoms = [np.minimum(rng.integers(0, 256 + np.arange(n)), 1022) for n in (10, 500, 3000)]
+    chunks = [xli_bomb_chunk(900), xli_bomb_chunk(2000)[:700]] + [bytes(8) + lzw_codes(codes) for codes in randoms]
+    for chunk in chunks:
+        body = chunk[8:]
+        assert _lzw_length(body, 0, len(body), 10**9) == len(LzwDecoder(body, bits=10).read_all())
+
+
+@pytest.mark.parametrize("field", ["16:99999999", "16x99999999", "16+99999999"])
+def test_a_wfdb_format_skew_frame_or_offset_is_checked_before_wfdb_reads(tmp_path, field):
+    (tmp_path / "skew.hea").write_text(
+        "\n".join(["skew 12 500 5000"] + [f"skew.dat {field} 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]) + "\n"
+    )
+    (tmp_path / "skew.dat").write_bytes(bytes(5000 * 12 * 2))  # a 120-kB file
+    outcome, seconds, peak = _bomb_read(tmp_path / "skew.hea")
+    if "+" in field:
+        assert outcome.startswith("RecordError") and "byte offset 99,999,999 is past the end" in outcome, outcome
+    elif "x" in field:
+        assert outcome.startswith("RecordError") and "truncated signal file" in outcome, outcome
+    else:
+        assert outcome.startswith("RecordTooLarge") and "samples in all" in outcome, outcome
+    assert peak < BOMB_PEAK_MB and seconds < BOMB_SECONDS, (peak, seconds)
+
+
+@pytest.mark.slow
+def test_a_31_mib_csv_is_counted_then_parsed_without_a_python_number_per_sample(tmp_path):
+    path = tmp_path / "big.csv"
+    row = ",".join(["0.125"] * 12) + "\n"
+    with open(path, "w") as handle:
+        handle.write(row * (31 * 2**20 // len(row)))
+    outcome, seconds, peak = _bomb_read(path, rate=500)
+    assert outcome == "read", outcome
+    assert peak < BOMB_PEAK_MB and seconds < BOMB_SECONDS, (peak, seconds)
+
+
+def test_a_csv_over_the_sample_budget_is_refused_from_its_rows_before_parsing(tmp_path):
+    from ecglens.io import read_record
+    from ecglens.io.limits import value_budget
+    from ecglens.io.record import RecordTooLarge
+
+    path = tmp_path / "rows.csv"
+    path.write_text((",".join(["0.1"] * 12) + "\n") * 2000)
+    with value_budget(20_000), pytest.raises(RecordTooLarge, match="the CSV holds 24,000 samples"):
+        read_record(path, sampling_rate_hz=500)
+
+
 # -- data never altered silently ------------------------------------------------------------------------------------
 
 
@@ -565,3 +676,33 @@ def test_a_fifo_in_place_of_the_ptbxl_table_is_refused_without_blocking(tmp_path
             [sys.executable, "-m", "ecglens.cli", "-q", *command], capture_output=True, text=True, timeout=60
         )
         assert run.returncode == 1 and "not a regular file" in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_serve_answers_each_bomb_and_bad_scale_with_a_named_json_error(tiny_run, tmp_path):
+    pytest.importorskip("ecgdatakit")
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from clinical_files import aecg_xml, deflated_dicom_bomb, xli_bomb
+    from ecglens.serve import ServeConfig, create_app
+
+    (tmp_path / "nan.xml").write_text(aecg_xml(n=1000, scale="NaN"))
+    header = "\n".join(
+        ["skew 12 500 5000"] + [f"skew.dat 16:99999999 1000/mV 16 0 0 0 0 {lead}" for lead in LEAD_NAMES]
+    )
+    uploads = {
+        "deflated DICOM": ([deflated_dicom_bomb(tmp_path / "bomb.dcm")], 413, "record_too_large"),
+        "XLI": ([xli_bomb(tmp_path / "bomb.xml")], 413, "record_too_large"),
+        "NaN scale": ([tmp_path / "nan.xml"], 422, "unreadable_record"),
+    }
+    with TestClient(create_app(ServeConfig(tiny_run.bundle, "cpu")), base_url="http://127.0.0.1") as client:
+        for name, (paths, status, code) in uploads.items():
+            started = time.perf_counter()
+            response = client.post("/api/predict", files=[("files", (p.name, p.read_bytes())) for p in paths])
+            assert time.perf_counter() - started < BOMB_SECONDS, name
+            assert response.status_code == status and response.json()["error"]["kind"] == code, (name, response.text)
+        response = client.post(
+            "/api/predict", files=[("files", ("skew.hea", header.encode())), ("files", ("skew.dat", bytes(120_000)))]
+        )
+    assert response.status_code == 413 and "skew" in response.json()["error"]["message"], response.text

@@ -21,7 +21,8 @@ from ecglens.io.units import unit_to_mv
 from ecglens.leads import LEAD_NAMES, normalize_lead_name
 
 MAX_CSV_BYTES = 32 * 2**20
-"""CSV is parsed as text into Python numbers first: 32 MiB (about 4 million samples) keeps that under 1 GB."""
+"""A CSV is counted (rows x columns, held to the sample budget) in a streaming pass, then parsed by NumPy's C
+reader; 32 MiB of text is at most about 16 million samples."""
 
 
 def _need_rate(path: str, sampling_rate_hz: float | None) -> float:
@@ -48,22 +49,73 @@ def read_csv_record(
         )
     try:
         with open(path, newline="") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as error:
+            first = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise RecordError(path, f"cannot read CSV ({error})") from None
-    if not rows:
+    if not first:
         raise RecordError(path, "empty CSV file")
     names = list(lead_names)
-    if all(normalize_lead_name(cell) is not None for cell in rows[0] if cell.strip()) and rows[0]:
-        names, rows = [cell.strip() for cell in rows[0]], rows[1:]
-    try:
-        values = np.array([[float(cell) for cell in row] for row in rows if row], dtype=np.float64)
-    except ValueError as error:
-        raise RecordError(path, f"non-numeric sample ({error})") from None
-    if values.ndim != 2 or values.shape[1] != len(names):
-        raise RecordError(path, f"{values.shape[1] if values.ndim == 2 else 0} columns, {len(names)} lead names")
-    signal = finish_signal(path, values.T, names, wanted_leads)
+    header = all(normalize_lead_name(cell) is not None for cell in first if cell.strip())
+    if header:
+        names = [cell.strip() for cell in first]
+    rows = _count_rows(path) - header
+    check_values(path, float(rows) * max(len(first), len(names)), "the CSV holds")  # before anything is parsed
+    values = _parse_csv(path, int(header), rows, len(first))
+    if values.shape[0] != len(names):
+        raise RecordError(path, f"{values.shape[0]} columns, {len(names)} lead names")
+    signal = finish_signal(path, values, names, wanted_leads)
     return Record(Path(path).stem, "csv", signal, rate, wanted_leads, source_path=path)
+
+
+def _parse_csv(path: str, skip: int, rows: int, columns: int) -> np.ndarray:
+    """The samples of a CSV as leads x samples (float32, the dtype every record holds), parsed by pandas' C reader
+    in blocks of 65,536 rows into one array allocated up front from the rows counted: no Python number per sample,
+    no second copy.
+
+    Raises:
+        RecordError: a cell that is not a number, a row with more or fewer cells than the first, no rows.
+    """
+    import pandas as pd
+
+    values = np.empty((columns, max(rows, 0)), dtype=np.float32)
+    filled = 0
+    try:
+        with (
+            pd.read_csv(
+                path,
+                header=None,
+                skiprows=skip,
+                dtype=np.float64,
+                engine="c",
+                chunksize=1 << 16,
+                keep_default_na=False,
+                na_values=["nan", "NaN", "-nan", "NAN"],
+            ) as blocks,
+            np.errstate(over="ignore"),  # beyond float32: infinite, refused by name in `finish_signal`
+        ):
+            for block in blocks:
+                if block.shape[1] != columns or filled + len(block) > values.shape[1]:
+                    raise RecordError(path, f"ragged rows: {block.shape[1]} cells where the first row has {columns}")
+                values[:, filled : filled + len(block)] = block.to_numpy().T
+                filled += len(block)
+    except RecordError:
+        raise
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise RecordError(path, f"non-numeric sample or ragged rows ({reason})") from None
+    if not filled:
+        raise RecordError(path, "no samples in the CSV file")
+    return values[:, :filled]
+
+
+def _count_rows(path: str) -> int:
+    """The lines of a text file (a last line without a newline counted), in 1-MiB steps: bounded memory."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        while block := handle.read(2**20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
 
 
 def read_npy_record(

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ecglens.io.clinical_bounds import bounded_source
 from ecglens.io.deidentify import parse_day, scrubber, staff_fields
 from ecglens.io.limits import check_length, check_rate, check_values, regular_file
 from ecglens.io.record import Record, RecordError, RecordTooLarge, finish_signal
@@ -140,16 +141,23 @@ def read_clinical(
     if found is None:
         raise RecordError(where, "not a DICOM waveform, HL7 aECG, Philips Sierra XML, GE MUSE XML or SCP-ECG file")
     format_id, label, parser = found
-    if format_id == "dicom":
-        _check_sop_class(path, where)
+    source = path
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            parsed = parser().parse(path)
+        # declared sizes, compressed streams and scales checked before the library decodes (a deflated DICOM
+        # dataset is parsed from a bounded, inflated scratch copy)
+        with bounded_source(path, format_id, where) as source:
+            if format_id == "dicom":
+                _check_sop_class(source, where)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                parsed = parser().parse(source)
+    except RecordError:
+        raise
     except MemoryError:
         raise RecordTooLarge(where, f"{label}: decoding it needs more memory than this machine has") from None
     except Exception as error:  # the library's named errors and anything a damaged file trips
-        raise RecordError(where, f"{label}: {_scrubbed(str(error) or type(error).__name__, path, where)}") from None
+        message = (str(error) or type(error).__name__).replace(str(source), str(path))
+        raise RecordError(where, f"{label}: {_scrubbed(message, path, where)}") from None
     for warning in caught:
         logger.warning("%s: %s", where, _scrubbed(str(warning.message), path, where))
     return _record(parsed, format_id, label, where, record_id, dataset, wanted_leads, include_identifiers, path)

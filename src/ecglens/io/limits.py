@@ -9,6 +9,9 @@ batch goes on without that record. The ranges, documented in the README:
 - gains: finite, positive, `MIN_GAIN` to `MAX_GAIN` ADC units per physical unit (0 is WFDB's
   "default 200");
 - baselines and ADC zeros: integers within 32 bits;
+- a clinical file's scale (HL7 aECG ``<scale>``, Philips resolution, GE MUSE ``LeadAmplitudeUnitsPerBit``, DICOM
+  channel sensitivity and its correction factor): a finite number above 0 (`check_scale`; a negative scale would
+  invert the signal and is refused, never applied); its origin or baseline a finite number (`check_origin`);
 - samples: finite and within `MAX_ABS_MV` (10 V; an ECG is a few mV, so larger is a unit or file fault);
 - size, checked from what a file declares before anything is decoded: at most `MAX_VALUES` samples in all
   (43.2 million: 12 leads for an hour at 1 kHz; a 1-hour 10-kHz record is refused although its rate and length
@@ -54,6 +57,11 @@ def value_budget(n_values: int) -> Iterator[None]:
         yield
     finally:
         _budget.reset(token)
+
+
+def sample_budget() -> int:
+    """The sample budget in force (`MAX_VALUES`, or less under `value_budget`)."""
+    return _budget.get()
 
 
 def check_values(path: str, n_values: float, what: str = "the file declares") -> int:
@@ -125,6 +133,31 @@ def check_gain(path: str, gain: float) -> float:
     if not (MIN_GAIN <= gain <= MAX_GAIN):
         raise RecordError(path, f"gain {gain:g} is outside {MIN_GAIN:g} to {MAX_GAIN:g}")
     return gain
+
+
+def check_scale(path: str, name: str, value: object) -> float:
+    """A clinical file's amplitude scale (units per ADC count) as the file writes it: a finite number above 0,
+    the clinical paths' counterpart of `check_gain`.
+
+    Raises:
+        RecordError: not a number, NaN or infinite (``1e400`` included), zero, or negative (a negative scale would
+            silently invert the signal: refused, never applied).
+    """
+    scale = number(path, value, f"scale {name}")
+    if scale < 0:
+        raise RecordError(path, f"scale {name} {scale:g} is negative: it would invert the signal, so it is refused")
+    if scale == 0:
+        raise RecordError(path, f"scale {name} is 0: the signal would be flat")
+    return scale
+
+
+def check_origin(path: str, name: str, value: object) -> float:
+    """A clinical file's origin or baseline (the physical value of ADC count 0): a finite number.
+
+    Raises:
+        RecordError: not a number, NaN or infinite (``1e400`` included).
+    """
+    return number(path, value, f"origin {name}")
 
 
 def file_name(where: str, name: object, what: str = "file name") -> str:

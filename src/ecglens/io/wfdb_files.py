@@ -43,6 +43,12 @@ class WfdbHeader:
     lead_names: tuple[str, ...]
     comments: tuple[str, ...]
     record_line_has_extension: bool
+    skews: tuple[int, ...] = ()
+    """Each signal's skew in samples (``fmt:skew``): wfdb reads that many more samples of it."""
+    byte_offsets: tuple[int, ...] = ()
+    """Each signal's byte offset into its file (``fmt+offset``)."""
+    samples_per_frame: tuple[int, ...] = ()
+    """Each signal's samples per frame (``fmtxN``)."""
 
     def comment_fields(self) -> dict[str, str]:
         """``#Key: value`` comments as a dict with lower-case keys (``# Dx:`` and ``#Dx:`` alike)."""
@@ -101,6 +107,9 @@ class _SignalLine:
     baseline: int
     unit: str
     lead_name: str
+    skew: int = 0
+    byte_offset: int = 0
+    samples_per_frame: int = 1
 
 
 def read_header(path: str | os.PathLike) -> WfdbHeader:
@@ -138,6 +147,9 @@ def read_header(path: str | os.PathLike) -> WfdbHeader:
         lead_names=tuple(s.lead_name for s in signals),
         comments=comments,
         record_line_has_extension=record.has_extension,
+        skews=tuple(s.skew for s in signals),
+        byte_offsets=tuple(s.byte_offset for s in signals),
+        samples_per_frame=tuple(s.samples_per_frame for s in signals),
     )
 
 
@@ -179,14 +191,37 @@ def _signal_line(path: str, line: str, index: int) -> _SignalLine:
     adc_zero = integer(path, parts[4], "header: ADC zero") if len(parts) > 4 else 0
     if os.path.isabs(parts[0]) or os.sep in parts[0] or "/" in parts[0] or parts[0] in (".", ".."):
         raise RecordError(path, f"header: signal file {parts[0]!r} is not a file beside the header")
+    fmt, skew, byte_offset, frame = _format_field(path, parts[1])
     return _SignalLine(
         parts[0],
-        parts[1].split("x")[0].split(":")[0].split("+")[0],
+        fmt,
         gain,
         adc_zero if baseline is None else baseline,
         unit,
         " ".join(parts[8:]) if len(parts) > 8 else f"signal{index}",
+        skew,
+        byte_offset,
+        frame,
     )
+
+
+_FORMAT_FIELD = re.compile(r"^(?P<fmt>\d+)(?:x(?P<frame>[^:+]*))?(?::(?P<skew>[^+]*))?(?:\+(?P<offset>.*))?$")
+
+
+def _format_field(path: str, text: str) -> tuple[str, int, int, int]:
+    """A signal's format field ``fmt[xsamples_per_frame][:skew][+byte_offset]``: the format and the three numbers,
+    each a whole number checked here (their size against the file and the sample budget when it is read).
+
+    Raises:
+        RecordError: a field that is not of that form, or a number that is not a non-negative integer.
+    """
+    match = _FORMAT_FIELD.match(text)
+    if match is None:
+        raise RecordError(path, f"header: format field {text!r} is not fmt[xN][:skew][+offset]")
+    frame = integer(path, match["frame"], "header: samples per frame", low=1) if match["frame"] is not None else 1
+    skew = integer(path, match["skew"], "header: skew", low=0) if match["skew"] is not None else 0
+    offset = integer(path, match["offset"], "header: byte offset", low=0) if match["offset"] is not None else 0
+    return match["fmt"], skew, offset, frame
 
 
 def _unit_scale(header: WfdbHeader) -> np.ndarray:
@@ -226,9 +261,16 @@ def _read_dat_signal(header: WfdbHeader) -> np.ndarray:
         size = os.path.getsize(data_path)
         if size == 0:
             raise RecordError(data_path, "signal file is empty")
-        formats = [f for f, n in zip(header.formats, header.file_names, strict=True) if n == name]
+        mine = [i for i, n in enumerate(header.file_names) if n == name]
+        formats = [header.formats[i] for i in mine]
+        frames = [header.samples_per_frame[i] if header.samples_per_frame else 1 for i in mine]
+        skew = max((header.skews[i] for i in mine), default=0) if header.skews else 0
+        start = max((header.byte_offsets[i] for i in mine), default=0) if header.byte_offsets else 0
+        if start >= size:
+            raise RecordError(data_path, f"header: byte offset {start:,} is past the end of the {size:,}-byte file")
+        size -= start
         known = all(f in _BYTES_PER_SAMPLE for f in formats)
-        frame = sum(_BYTES_PER_SAMPLE[f] for f in formats) if known else 1.0
+        frame = sum(_BYTES_PER_SAMPLE[f] * k for f, k in zip(formats, frames, strict=True)) if known else 1.0
         if header.n_samples and known:
             needed = int(header.n_samples * frame)
             if size < needed:
@@ -239,7 +281,10 @@ def _read_dat_signal(header: WfdbHeader) -> np.ndarray:
         n_samples = header.n_samples or size / frame
         if not header.n_samples:
             check_length(data_path, int(n_samples), header.sampling_rate_hz)
-        check_values(data_path, n_samples * len(formats), "the header and file size declare")
+        # wfdb reads the skew's extra samples of every signal of the file, and every sample of a frame
+        check_values(data_path, (n_samples + skew) * sum(frames), "the header (with its skew) and file size declare")
+        if skew > n_samples:
+            raise RecordError(data_path, f"header: a skew of {skew:,} samples is longer than the record")
     base = os.path.join(directory, header.record_name)
     try:
         if header.record_line_has_extension or os.path.basename(header.path) != header.record_name + ".hea":
