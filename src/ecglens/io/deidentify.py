@@ -337,7 +337,7 @@ def staff_fields(path: str | Path, format_id: str) -> list[tuple[str, str]]:
 
 
 def _xml_fields(path: Path) -> list[tuple[str, str]]:
-    from defusedxml.ElementTree import iterparse  # type: ignore[import-untyped]
+    from defusedxml.ElementTree import iterparse
 
     out = []
     for _, element in iterparse(str(path), events=("end",), forbid_dtd=False):
