@@ -241,6 +241,23 @@ def hostile_clinical_files(folder: Path) -> dict[str, tuple[Path, str]]:
     )
     out["dcm_ct_image"] = (dicom_ecg(folder / "dcm_ct_image.dcm", sop=CT_SOP), "not an ECG waveform")
     out["dcm_no_waveform"] = (dicom_ecg(folder / "dcm_no_waveform.dcm", waveform=False), "Waveform Sequence")
+    # issue 35: decoder bombs and scales that would silently change the signal
+    out["dcm_deflated_bomb"] = (
+        deflated_dicom_bomb(folder / "dcm_deflated_bomb.dcm", padding_bytes=64 * 2**20),
+        "inflates to more than 32 MiB",
+    )
+    out["dcm_negative_sensitivity"] = (
+        dicom_ecg(folder / "dcm_negative_sensitivity.dcm", n=1000, scales={"ChannelSensitivity": "-1.25"}),
+        "negative",
+    )
+    out["xml_xli_bomb"] = (xli_bomb(folder / "xml_xli_bomb.xml", n_codes=6_000), "Philips XLI chunk 1")
+    scaled = {
+        "xml_aecg_nan_scale": (aecg_xml(n=1000, scale="NaN"), "not finite"),
+        "xml_muse_negative_scale": (muse_xml(n=1000).replace(">4.88<", ">-1<"), "negative"),
+    }
+    for name, (text, words) in scaled.items():
+        (folder / f"{name}.xml").write_text(text, encoding="latin-1")
+        out[name] = (folder / f"{name}.xml", words)
     return out
 
 

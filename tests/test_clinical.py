@@ -214,6 +214,11 @@ HOSTILE = [
     "dcm_gigabyte_declared",
     "dcm_ct_image",
     "dcm_no_waveform",
+    "dcm_deflated_bomb",
+    "dcm_negative_sensitivity",
+    "xml_xli_bomb",
+    "xml_aecg_nan_scale",
+    "xml_muse_negative_scale",
 ]
 
 
