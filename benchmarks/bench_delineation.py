@@ -12,7 +12,7 @@ issue's goal), no P waves (no lead has a P mark: atrial fibrillation, flutter, p
 ``Cardiac pacing``). Then the global measurements (heart rate, PR, QRS, QT) computed by one rule
 (``ecglens.waves.measure``) from the cardiologists' marks and from the
 delineation: mean absolute difference, bias and SD, per subgroup. And the time per record (delineation plus
-measurement, 2 threads).
+measurement, one torch thread; ``--threads``).
 
 ``net`` is the learned delineator. With ``--cv DIR`` (the output of ``python -m ecglens.train.delineator --ludb
 DIR --folds 5 --out DIR``) every record is delineated by the network of the fold that held it out, so the
@@ -69,7 +69,12 @@ def main() -> int:
     parser.add_argument("--methods", default="net,prominence,dwt")
     parser.add_argument("--cv", type=Path, default=None, help="Fold networks and cv.json (ecglens.train.delineator).")
     parser.add_argument("--limit", type=int, default=None, help="The first N records only.")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on 2 shared cores, 2 threads wait on each other).",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Write the numbers here too.")
     args = parser.parse_args()
     if not args.ludb.is_dir():

@@ -176,7 +176,7 @@ def _measurements(fig: Figure, scored: Scored) -> None:
         notes = (
             "; ".join(m.notes)
             + ("; " if m.notes else "")
-            + "from the delineated waves (neurokit2); QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3)"
+            + "from the delineated waves (U-Net delineator); QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3)"
         )
         _text(fig, 100, TOP_MM - 5 - ROW_MM * len(_MEASURED), textwrap.fill(notes, 70), fontsize=6, color="#555555")
 
