@@ -371,6 +371,17 @@ def test_delineator_weights_that_are_tampered_with_or_too_large_are_refused_by_n
     )
     with pytest.raises(DelineatorWeightsError, match="out of range"):
         read_weights(huge_config)
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    state = load_file(str(WEIGHTS))
+    with safe_open(str(WEIGHTS), framework="np") as handle:
+        metadata = handle.metadata()
+    state["head.weight"] = np.full_like(state["head.weight"], np.nan)  # same names and shapes, poisoned values
+    poisoned = tmp_path / "poisoned.safetensors"
+    save_file(state, str(poisoned), metadata=metadata)
+    with pytest.raises(DelineatorWeightsError, match="not finite"):
+        read_weights(poisoned)
     oversized = tmp_path / "oversized.safetensors"
     with oversized.open("wb") as handle:
         handle.truncate(net.MAX_WEIGHTS_BYTES + 1)

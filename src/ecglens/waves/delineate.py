@@ -2,8 +2,8 @@
 ``pip install 'ecglens[waves]'``).
 
 The method is chosen by record-disjoint 5-fold cross-validation on LUDB (``python benchmarks/bench_delineation.py
---cv DIR``): ``net`` by default (QRS onset -0.3 +- 10.6 ms and offset +2.8 +- 12.0 against neurokit2
-prominence's +9.9 +- 22.6 and -24.1 +- 23.7; P onset Se/PPV 0.98/0.88 against 0.96/0.77). With neurokit2, R
+--cv DIR``): ``net`` by default (QRS onset -0.1 +- 10.6 ms and offset +1.9 +- 10.9 against neurokit2
+prominence's +9.9 +- 22.6 and -24.1 +- 23.7; P onset Se/PPV 0.97/0.89 against 0.96/0.77). With neurokit2, R
 peaks are found once, on the lead where it finds the most regular beats, and every lead is delineated around
 them, so the leads' waves belong to the same beats: ``prominence`` (Emrich et al. 2023) or ``dwt`` (Martinez et
 al. 2004's wavelet delineator) on request.
