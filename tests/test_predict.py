@@ -264,6 +264,7 @@ def test_a_heart_rate_warning_reaches_the_predictions_warnings(bundle, tmp_path,
     from ecglens.waves import delineate
 
     monkeypatch.setattr(delineate, "SHORT_REFRACTORY_S", delineate.REFRACTORY_S)  # the detector left at 110 bpm
+    monkeypatch.setattr(delineate, "DEFAULT_METHOD", "prominence")  # (the U-Net finds all 220 beats itself)
     write_wfdb(tmp_path, "fast", np.round(regular_rhythm(220, 10.0, 500.0), 3), fs=500)
     assert main(["-q", "predict", str(tmp_path / "fast.hea"), "--measurements", "--out", str(tmp_path / "o")]) == 0
     row = json.loads((tmp_path / "o" / "predictions.jsonl").read_text())

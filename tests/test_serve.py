@@ -409,7 +409,7 @@ def test_the_viewer_reports_measurements_when_asked(tiny_run, tmp_path):
     assert measured["qtc_formulas"]["fridericia"] == "QT / RR^(1/3)" and "normal_ranges" in measured
     # each explanation placed among the scored input's own waves, with its plausibility beside chance
     for waves in (result["explanations"][0]["waves"], later.json()["explanations"][0]["waves"]):
-        assert set(waves["shares"]) == {"P", "PR", "QRS", "ST", "T", "rest"} and "neurokit2" in waves["waves_from"]
+        assert set(waves["shares"]) == {"P", "PR", "QRS", "ST", "T", "rest"} and "U-Net" in waves["waves_from"]
         assert sum(waves["time_shares"].values()) == pytest.approx(1.0) and 0 < waves["chance"] < 1
         assert waves["has_evidence"] == (waves["plausibility"] is not None)
     with TestClient(create_app(ServeConfig(tiny_run.bundle, "cpu")), base_url="http://127.0.0.1") as c:
@@ -485,6 +485,7 @@ def test_the_viewer_refuses_noise_and_shows_a_heart_rate_warning(tiny_run, tmp_p
 
     write_wfdb(tmp_path, "noise", np.random.default_rng(7).normal(0, 0.3, (12, 5000)))
     monkeypatch.setattr(delineate, "SHORT_REFRACTORY_S", delineate.REFRACTORY_S)  # the detector left at 110 bpm
+    monkeypatch.setattr(delineate, "DEFAULT_METHOD", "prominence")  # (the U-Net finds all 220 beats itself)
     write_wfdb(tmp_path, "fast", np.round(regular_rhythm(220, 10.0, 500.0), 3))
     with TestClient(
         create_app(ServeConfig(tiny_run.bundle, "cpu", measurements=True)), base_url="http://127.0.0.1"

@@ -280,7 +280,7 @@ def test_without_neurokit2_delineation_names_the_extra(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "neurokit2", None)  # as if not installed: importing it raises ImportError
     with pytest.raises(DelineationUnavailable, match=r"pip install 'ecglens\[waves\]'"):
-        delineate(np.zeros((12, 5000)), 500.0, ("I", "II"))
+        delineate(np.zeros((12, 5000)), 500.0, ("I", "II"), method="prominence")
     assert issubclass(DelineationUnavailable, ValueError)  # the CLI's one-line error, never a traceback
 
 
@@ -438,7 +438,7 @@ def test_a_halved_heart_rate_is_warned(monkeypatch):
     from ecglens.waves import delineate
 
     monkeypatch.setattr(delineate, "SHORT_REFRACTORY_S", delineate.REFRACTORY_S)
-    measured = delineate.measurements_of(regular_rhythm(220, 10.0, RATE), RATE, LEAD_NAMES)
+    measured = delineate.measurements_of(regular_rhythm(220, 10.0, RATE), RATE, LEAD_NAMES, method="prominence")
     assert measured.heart_rate_bpm == pytest.approx(110, rel=0.03)
     warning = measured.rate_warning()
     assert warning is not None and "110 bpm" in warning and "221 bpm" in warning
@@ -463,3 +463,140 @@ def test_every_real_record_holds_repeatable_beats(shared_data):
         if not quality.interpretable:
             refused.append(f"{path}: {quality.reason}")
     assert not refused, refused
+
+
+def _synthetic_beats(rate: float = 500.0, seconds: float = 10.0) -> tuple[np.ndarray, list[float]]:
+    """A 12-lead record of normal beats every 0.8 s (sum of Gaussians, `ecglens.synth.beats`), and its R times."""
+    from ecglens.synth.beats import NORMAL_AMPLITUDES, Wave, render, to_twelve_leads
+
+    r_times = [0.4 + 0.8 * k for k in range(12)]
+    waves = []
+    for r in r_times:
+        waves += [
+            Wave(r - 0.17, 0.022, NORMAL_AMPLITUDES["P"]),
+            Wave(r - 0.03, 0.008, NORMAL_AMPLITUDES["Q"]),
+            Wave(r, 0.011, NORMAL_AMPLITUDES["R"]),
+            Wave(r + 0.03, 0.009, NORMAL_AMPLITUDES["S"]),
+            Wave(r + 0.28, 0.045, NORMAL_AMPLITUDES["T"]),
+        ]
+    return to_twelve_leads(render(waves, int(seconds * rate), rate)), r_times
+
+
+def test_the_shipped_delineator_loads_and_marks_the_beats_of_a_synthetic_record():
+    from ecglens.leads import LEAD_NAMES
+    from ecglens.waves.delineate import delineate
+
+    signal, r_times = _synthetic_beats()
+    found = delineate(signal, RATE, LEAD_NAMES, method="net")
+    assert found.lead_names == LEAD_NAMES and "U-Net" in found.source
+    qrs = found.lead("II").of("QRS")
+    assert len(qrs) >= len(r_times) - 2  # the first and last beats may touch the record's edges
+    assert (qrs[:, 0] < qrs[:, 1]).all() and (qrs[:, 1] < qrs[:, 2]).all()
+    peaks_s = qrs[:, 1] / RATE
+    assert all(min(abs(p - r) for r in r_times) < 0.04 for p in peaks_s)  # each QRS is one of the beats
+    measured = measure(found, signal)
+    assert measured.heart_rate_bpm == pytest.approx(75.0, rel=0.03)
+
+
+def test_the_delineator_is_deterministic_on_cpu():
+    from ecglens.leads import LEAD_NAMES
+    from ecglens.waves.net import delineate_net, segment, shipped
+
+    signal, _ = _synthetic_beats()
+    assert np.array_equal(segment(shipped(), signal, RATE), segment(shipped(), signal, RATE))
+    first, again = delineate_net(signal, RATE, LEAD_NAMES), delineate_net(signal, RATE, LEAD_NAMES)
+    for a, b in zip(first.leads, again.leads, strict=True):
+        assert all(np.array_equal(a.of(kind), b.of(kind)) for kind in ("P", "QRS", "T"))
+
+
+def test_delineator_weights_that_are_tampered_with_or_too_large_are_refused_by_name(tmp_path):
+    from safetensors.numpy import save_file
+
+    from ecglens.waves import net
+    from ecglens.waves.net import WEIGHTS, DelineatorWeightsError, read_weights
+
+    assert WEIGHTS.stat().st_size < 2_000_000  # shipped in the package
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(WEIGHTS.read_bytes()[:5000])
+    with pytest.raises(DelineatorWeightsError, match="not a readable safetensors"):
+        read_weights(truncated)
+    not_safetensors = tmp_path / "pickle.safetensors"
+    not_safetensors.write_bytes(b"\x80\x04\x95" + b"\x00" * 64)  # a pickle's opening bytes
+    with pytest.raises(DelineatorWeightsError):
+        read_weights(not_safetensors)
+    wrong_shape = tmp_path / "wrong.safetensors"
+    save_file(
+        {"head.weight": np.zeros((4, 8, 1), np.float32)},
+        str(wrong_shape),
+        metadata={"config": '{"channels": [8, 16, 32, 64], "kernel_size": 7, "in_channels": 2}'},
+    )
+    with pytest.raises(DelineatorWeightsError, match="do not fit"):
+        read_weights(wrong_shape)
+    huge_config = tmp_path / "huge.safetensors"
+    save_file(
+        {"x": np.zeros(1, np.float32)},
+        str(huge_config),
+        metadata={"config": '{"channels": [100000, 100000], "kernel_size": 7, "in_channels": 2}'},
+    )
+    with pytest.raises(DelineatorWeightsError, match="out of range"):
+        read_weights(huge_config)
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    state = load_file(str(WEIGHTS))
+    with safe_open(str(WEIGHTS), framework="np") as handle:
+        metadata = handle.metadata()
+    state["head.weight"] = np.full_like(state["head.weight"], np.nan)  # same names and shapes, poisoned values
+    poisoned = tmp_path / "poisoned.safetensors"
+    save_file(state, str(poisoned), metadata=metadata)
+    with pytest.raises(DelineatorWeightsError, match="not finite"):
+        read_weights(poisoned)
+    oversized = tmp_path / "oversized.safetensors"
+    with oversized.open("wb") as handle:
+        handle.truncate(net.MAX_WEIGHTS_BYTES + 1)
+    with pytest.raises(DelineatorWeightsError, match="more than"):
+        read_weights(oversized)
+    with pytest.raises(DelineatorWeightsError, match="no delineator weights"):
+        read_weights(tmp_path / "absent.safetensors")
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("record", ["23", "51", "83"])  # complete RBBB, complete LBBB, complete LBBB (ludb.csv)
+def test_the_network_measures_a_complete_bundle_branch_block_as_wide(shared_data, record):
+    from ecglens.io import read_record
+    from ecglens.waves.delineate import delineate
+
+    header = shared_data / "ludb" / "data" / f"{record}.hea"
+    assert "Complete" in header.read_text() and "bundle branch block" in header.read_text()
+    signal = read_record(header)
+    found = delineate(signal.signal, signal.sampling_rate_hz, signal.lead_names, method="net")
+    assert measure(found, signal.signal).qrs_ms >= 120
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_delineator_training_runs_one_epoch_on_four_records(shared_data, tmp_path):
+    from ecglens.train.delineator import main
+    from ecglens.waves.net import read_weights
+
+    out = tmp_path / "net"
+    assert (
+        main(
+            [
+                "--ludb",
+                str(shared_data / "ludb" / "data"),
+                "--limit",
+                "4",
+                "--folds",
+                "2",
+                "--max-epochs",
+                "1",
+                "--final",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert (out / "cv.json").is_file() and (out / "fold_1.safetensors").is_file()
+    assert read_weights(out / "delineator.safetensors").config.channels == (8, 16, 32, 64)

@@ -1076,7 +1076,7 @@ def explain_shap(
     type=click.Choice(["auto", "ludb"]),
     default="auto",
     show_default=True,
-    help="Where the waves come from: auto (neurokit2 delineates the scored input) or ludb (the "
+    help="Where the waves come from: auto (the U-Net delineator marks the scored input) or ludb (the "
     "cardiologists' marks beside a LUDB record's header; auto for records without them).",
 )
 @_background(100)
@@ -1359,8 +1359,8 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
 @click.option(
     "--measurements",
     is_flag=True,
-    help="Also delineate each record's waves (neurokit2: pip install 'ecglens[waves]') and report heart rate, RR "
-    "variability, PR, QRS, QT, QTc (Bazett, Fridericia) and the P/QRS/T axes, with normal ranges.",
+    help="Also delineate each record's waves (the U-Net delineator; pip install 'ecglens[waves]') and report "
+    "heart rate, RR variability, PR, QRS, QT, QTc (Bazett, Fridericia) and the P/QRS/T axes, with normal ranges.",
 )
 @click.option(
     "--include-identifiers",
@@ -1641,7 +1641,7 @@ def models(bundles, card) -> None:
     is_flag=True,
     help="Also delineate each record and show its heart rate, intervals, QTc and axes with their normal ranges, "
     "and where each explanation's evidence falls among the scored input's waves, with its plausibility for the "
-    "class (neurokit2: pip install 'ecglens[waves]'; about 50 ms per record).",
+    "class (the U-Net delineator; pip install 'ecglens[waves]'; about 50 ms per record).",
 )
 @_DEVICE
 def serve(

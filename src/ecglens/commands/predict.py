@@ -124,9 +124,10 @@ def run_predict(
     for its decisions (or its most probable class) and draw it under ``OUT/figures``.
 
     ``lead_order`` is the lead order of CSV files without a header and of NumPy files (default I, ..., V6).
-    With ``measurements``, each interpretable record is delineated at its own rate (neurokit2, the ``waves``
-    extra) and its heart rate, intervals, QTc and axes join its prediction. A clinical file's personal data
-    (names, ids, dates, free text, its file name) stays out of every output unless ``include_identifiers``.
+    With ``measurements``, each interpretable record is delineated at its own rate (the default delineator;
+    the ``waves`` extra) and its heart rate, intervals, QTc and axes join its prediction. A clinical file's
+    personal data (names, ids, dates, free text, its file name) stays out of every output unless
+    ``include_identifiers``.
     With ``report="pdf"``, each record also gets its one-page report in ``OUT/reports`` (`ecglens.report.pdf`).
     With ``pseudonym_map``, ``OUT/pseudonyms.private.csv`` (owner-only, 0600) maps each clinical file's
     pseudonym to its path: the user's way back from a batch to its files, never to be shared.

@@ -22,8 +22,8 @@ from ecglens.waves.measure import Measurements, measure
 from ecglens.waves.segments import SEGMENTS, WaveShares, segment_labels, wave_shares
 
 MARKS = ("auto", "ludb")
-"""Where the waves come from: ``auto`` (neurokit2 on the scored input) or ``ludb`` (the cardiologists' marks
-beside the record's header; ``auto`` for a record without them)."""
+"""Where the waves come from: ``auto`` (the default delineator on the scored input) or ``ludb`` (the
+cardiologists' marks beside the record's header; ``auto`` for a record without them)."""
 LEAD_RESOLVED = ("guided-gradcam", "shap")
 
 

@@ -202,7 +202,7 @@ def _measurements(fig: Figure, scored: Scored) -> None:
         notes = (
             "; ".join(m.notes)
             + ("; " if m.notes else "")
-            + "from the delineated waves (neurokit2); QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3), limit "
+            + "from the delineated waves (U-Net delineator); QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3), limit "
             + m.qtc_limit()
             + "; axis categories after AHA/ACCF/HRS 2009"
         )

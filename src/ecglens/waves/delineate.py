@@ -1,13 +1,17 @@
-"""Delineation of every lead with neurokit2 (MIT; ``pip install 'ecglens[waves]'``).
+"""Delineation of every lead: the learned U-Net (`ecglens.waves.net`, ``net``) or neurokit2 (MIT;
+``pip install 'ecglens[waves]'``).
 
-R peaks are found once, on the lead where neurokit2 finds the most regular beats, and every lead is delineated
-around them, so the leads' waves belong to the same beats. The heart rate is checked against a second estimate
-made without neurokit2 (`ecglens.waves.beats.second_rate_bpm`): neurokit2's detector waits 0.3 s after
-each beat, so a tachycardia over 200 bpm is found at half its rate; when the second estimate says so, the beats
-are found again with a 0.2-s wait, and a disagreement that remains is a warning.
+The method is chosen by record-disjoint 5-fold cross-validation on LUDB (``python benchmarks/bench_delineation.py
+--cv DIR``): ``net`` by default (QRS onset -0.1 +- 10.6 ms and offset +1.9 +- 10.9 against neurokit2
+prominence's +9.9 +- 22.6 and -24.1 +- 23.7; P onset Se/PPV 0.97/0.89 against 0.96/0.77). With neurokit2, R
+peaks are found once, on the lead where it finds the most regular beats, and every lead is delineated around
+them, so the leads' waves belong to the same beats: ``prominence`` (Emrich et al. 2023) or ``dwt`` (Martinez et
+al. 2004's wavelet delineator) on request.
 
-The method is chosen by measured accuracy on LUDB (``python benchmarks/bench_delineation.py``): ``prominence``
-(Emrich et al. 2023) by default, ``dwt`` (Martinez et al. 2004's wavelet delineator) on request.
+neurokit2's detector waits 0.3 s after each beat, so a tachycardia over 200 bpm is found at half its rate. The
+heart rate is checked against a second estimate made without it (`ecglens.waves.beats.second_rate_bpm`);
+when the second estimate says so, the beats are found again with a 0.2-s wait, and a disagreement that remains
+is a warning.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from ecglens.waves.beats import rates_disagree, second_rate_bpm
 from ecglens.waves.marks import OK, WAVES, LeadWaves, WaveMarks, waves_from_triplets
 from ecglens.waves.measure import Measurements, measure
 
-METHODS = ("prominence", "dwt")
+METHODS = ("net", "prominence", "dwt")
+DEFAULT_METHOD = "net"
 _KEYS = {
     "P": ("ECG_P_Onsets", "ECG_P_Peaks", "ECG_P_Offsets"),
     "QRS": ("ECG_R_Onsets", None, "ECG_R_Offsets"),
@@ -80,17 +85,24 @@ def delineate(
     signal: np.ndarray,
     sampling_rate_hz: float,
     lead_names: Sequence[str],
-    method: str = "prominence",
+    method: str = DEFAULT_METHOD,
     refractory_s: float = REFRACTORY_S,
+    device: str = "cpu",
 ) -> WaveMarks:
     """P, QRS and T onsets, peaks and offsets of every lead of ``signal`` (leads x samples, mV), around R peaks
     at least ``refractory_s`` apart.
+
+    ``net`` is the learned delineator (`ecglens.waves.net`, on ``device``); the others are neurokit2's.
 
     A lead whose delineation fails gets that status (and no marks); a lead without P waves (atrial
     fibrillation, flutter, a junctional rhythm) gets the note `NO_P` and no PR interval downstream.
     """
     if method not in METHODS:
         raise ValueError(f"unknown delineation method {method!r}; choose from {', '.join(METHODS)}")
+    if method == "net":
+        from ecglens.waves.net import delineate_net
+
+        return delineate_net(signal, sampling_rate_hz, lead_names, device)
     nk = _neurokit()
     names = list(lead_names)
     peaks = r_peaks(signal, sampling_rate_hz, names, refractory_s)
@@ -147,17 +159,24 @@ def available() -> bool:
 
 
 def measurements_of(
-    signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], sex: str | None = None
+    signal: np.ndarray,
+    sampling_rate_hz: float,
+    lead_names: Sequence[str],
+    sex: str | None = None,
+    method: str | None = None,
 ) -> Measurements:
     """A record's measurements (`ecglens.waves.measure`) from its own delineation: ``predict --measurements`` and
     the viewer's (``sex``, ``male``/``female``, the record's, picks the QTc limit), their heart rate checked
     against `second_rate_bpm` (see the module; the second estimate is kept as ``rate_check_bpm``, and a
-    disagreement over 20 % is the measurements' first note and a warning)."""
-    measured = measure(delineate(signal, sampling_rate_hz, lead_names), signal, sex)
+    disagreement over 20 % is the measurements' first note and a warning; a rate the second estimate finds
+    faster is looked for again with neurokit2's detector at a 0.2-s wait). ``method``: `DEFAULT_METHOD` when
+    None."""
+    measured = measure(delineate(signal, sampling_rate_hz, lead_names, method or DEFAULT_METHOD), signal, sex)
     second = second_rate_bpm(signal, sampling_rate_hz)
     detected = measured.heart_rate_bpm
     if detected is not None and second is not None and second > detected * 1.2:  # beats the detector waited over
-        faster = measure(delineate(signal, sampling_rate_hz, lead_names, refractory_s=SHORT_REFRACTORY_S), signal, sex)
+        retry = delineate(signal, sampling_rate_hz, lead_names, "prominence", refractory_s=SHORT_REFRACTORY_S)
+        faster = measure(retry, signal, sex)  # neurokit2's delineation with a 0.2-s wait
         if faster.heart_rate_bpm is not None and not rates_disagree(faster.heart_rate_bpm, second):
             measured = faster
     return measured.checked_against(second)
