@@ -600,3 +600,41 @@ def test_delineator_training_runs_one_epoch_on_four_records(shared_data, tmp_pat
     )
     assert (out / "cv.json").is_file() and (out / "fold_1.safetensors").is_file()
     assert read_weights(out / "delineator.safetensors").config.channels == (8, 16, 32, 64)
+
+
+def test_p_waves_at_no_constant_pr_give_no_pr_interval():
+    """Atrial fibrillation's f waves, marked as P waves at random distances before each QRS, are no conducted P
+    waves: no PR, and the note says why (the old rule gave a PR whenever half the beats had a P mark)."""
+    beats = _beats()
+    scattered = beats["P"].copy()
+    shifts = np.array([0, -40, 30, -70, 15, -25, 45, -55])  # samples: PR from 120 to 340 ms, no constant PR
+    scattered[:, 0] += shifts
+    scattered[:, 2] += shifts
+    marks = WaveMarks(RATE, tuple(LeadWaves(lead, {**beats, "P": scattered}) for lead in ("I", "II", "aVF")), "x")
+    measured = measure(marks)
+    assert measured.pr_ms is None and measured.p_axis_deg is None
+    assert any("no P wave at a constant PR" in note for note in measured.notes)
+
+
+def test_a_premature_beat_does_not_cost_the_pr_interval():
+    beats = {k: v.copy() for k, v in _beats().items()}
+    beats["QRS"][4] -= np.array([0, 0, -40])  # one wider QRS: left out of the intervals, the PR still measured
+    measured = measure(WaveMarks(RATE, tuple(LeadWaves(lead, beats) for lead in ("I", "II", "aVF")), "x"))
+    assert measured.premature_beats == 1 and measured.pr_ms == pytest.approx(200.0)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("record", ["51", "93"])
+def test_a_real_record_without_p_waves_gets_no_pr_and_a_wide_qrs_measures_wide(shared_data, record):
+    """LUDB 51: atrial fibrillation with complete LBBB; 93: atrial fibrillation, paced (the cardiologists mark no
+    P wave in either). The shipped delineator was trained on these records: the cross-validated figures are in
+    docs/waves.md."""
+    import wfdb
+
+    from ecglens.leads import LEAD_NAMES
+    from ecglens.waves.delineate import measurements_of
+
+    signal = wfdb.rdrecord(str(shared_data / "ludb" / "data" / record)).p_signal.T
+    measured = measurements_of(signal, RATE, LEAD_NAMES)
+    assert measured.pr_ms is None and any("no P wave" in note for note in measured.notes)
+    assert measured.qrs_ms is not None and measured.qrs_ms >= 120
