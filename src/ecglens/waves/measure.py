@@ -24,9 +24,9 @@ CONDUCTED_SHARE = 0.70
 PR_SPREAD_S = 0.020
 """A PR interval is measured only where P waves precede at least `CONDUCTED_SHARE` of the beats at a constant PR
 (within `PR_SPREAD_S` of the median PR): every P conducted, as a PR interval presumes. Chosen by record-disjoint
-cross-validation on the shared LUDB half (the delineator of each fold scoring records it never saw): at 0.70
-none of the 12 records without P waves (atrial fibrillation or flutter, paced, third-degree block) gets a PR
-and 7 of 88 with P waves lose theirs; at 0.60, 2 of 12 and 4 of 88."""
+cross-validation on the shared LUDB half (the delineator of each fold scoring records it never saw): none of
+the 12 records without P waves (atrial fibrillation or flutter, paced, third-degree block) gets a PR, and 79 of
+the 88 with P waves keep theirs (``python benchmarks/bench_delineation.py --methods net --cv DIR``)."""
 NORMAL_RANGES = {
     "heart_rate_bpm": (60.0, 100.0),
     "pr_ms": (120.0, 200.0),
@@ -330,14 +330,15 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     beats = [b for b, keep in zip(every, dominant, strict=True) if keep] or every  # intervals of dominant beats
     if premature.any():
         notes.append(f"{int(premature.sum())} premature or differently conducted beat(s) left out of the intervals")
-    conducted = conducted_beats(beats, rate)
-    if len(conducted) < CONDUCTED_SHARE * len(beats) or not conducted:
+    conducted = conducted_beats(every, rate)  # every beat: an irregular rhythm's early beats count too
+    if len(conducted) < CONDUCTED_SHARE * len(every) or not conducted:
         notes.append(
-            f"no P wave at a constant PR before most QRS complexes ({len(conducted)} of {len(beats)} beats): no PR "
+            f"no P wave at a constant PR before most QRS complexes ({len(conducted)} of {len(every)} beats): no PR "
             "interval or P axis (atrial fibrillation or flutter, a junctional or paced rhythm, AV dissociation?)"
         )
         conducted = []
-    pr = _median_ms(conducted, "P onset", "QRS onset", rate) if conducted else None
+    kept = [b for b in conducted if any(b is d for d in beats)] or conducted  # the dominant ones where any
+    pr = _median_ms(kept, "P onset", "QRS onset", rate) if kept else None
     qt = _median_ms(beats, "QRS onset", "T offset", rate)
     unusable = [f"{lead.lead}: {lead.status}" for lead in marks.leads if lead.status != "ok"]
     qrs_axis = _axis(signal, marks, beats, "QRS")
