@@ -463,3 +463,13 @@ def test_every_real_record_holds_repeatable_beats(shared_data):
         if not quality.interpretable:
             refused.append(f"{path}: {quality.reason}")
     assert not refused, refused
+
+
+def test_a_premature_beat_leaves_the_pr_interval_of_the_dominant_beats_measured():
+    beats = _beats()
+    kinds = {k: v.copy() for k, v in beats.items()}
+    kinds["QRS"][4] = beats["QRS"][4] - 200
+    kinds["QRS"][4, 2] += 40
+    measured = measure(WaveMarks(RATE, tuple(LeadWaves(lead, kinds) for lead in ("I", "II", "aVF")), "hand-built"))
+    assert measured.premature_beats >= 1
+    assert measured.pr_ms == pytest.approx(200.0)  # a premature beat is no reason to withhold the PR interval

@@ -50,6 +50,8 @@ AXIS_SOURCE = "AHA/ACCF/HRS 2009 part III (Surawicz et al.)"
 AVF_LENGTH = math.sqrt(3) / 2
 """aVF's lead vector is sqrt(3)/2 of lead I's (aVF = (II + III)/2 with II and III at +60 and +120 deg): a heart
 vector (x, y) reads x in lead I and sqrt(3)/2 y in aVF."""
+NO_P_WAVES = "no P wave in most beats: no PR interval or P axis"
+"""The note of a record without P waves before most of its QRS complexes (atrial fibrillation, flutter)."""
 QTC_FORMULAS = {"bazett": "QT / RR^(1/2)", "fridericia": "QT / RR^(1/3)"}
 """QT corrected for heart rate; QT in ms, RR in seconds."""
 
@@ -311,8 +313,8 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
         notes.append(f"{int(premature.sum())} premature or differently conducted beat(s) left out of the intervals")
     with_p = [b for b in beats if b["P onset"] is not None]
     if len(with_p) < max(1, len(beats) // 2):
-        notes.append("no P wave in most beats: no PR interval or P axis")
-    pr = _median_ms(with_p, "P onset", "QRS onset", rate) if not notes else None
+        notes.append(NO_P_WAVES)
+    pr = _median_ms(with_p, "P onset", "QRS onset", rate) if NO_P_WAVES not in notes else None
     qt = _median_ms(beats, "QRS onset", "T offset", rate)
     unusable = [f"{lead.lead}: {lead.status}" for lead in marks.leads if lead.status != "ok"]
     qrs_axis = _axis(signal, marks, beats, "QRS")
