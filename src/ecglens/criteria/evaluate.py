@@ -278,7 +278,7 @@ def _evaluate_global(
 
 def _leads_met_line(criterion: Criterion, met: list[str], values: dict[str, float | None], thresholds: dict) -> str:
     shown = ", ".join(f"{lead} {_number(values[lead])}" for lead in met)  # type: ignore[arg-type]
-    limits = sorted(set(thresholds.values()))
+    limits = sorted({thresholds[lead] for lead in met})
     limit = "/".join(_number(t) for t in limits)
     return f"{criterion.label} {criterion.operator} {limit} {criterion.unit} in {shown}".replace("  ", " ")
 
