@@ -459,6 +459,4 @@ def test_the_muse_first_degree_av_block_decided_snr_is_flagged(shared_data, tmp_
     row = json.loads((out / "predictions.jsonl").read_text())
     assert "IAVB" in row["criteria"]["met"] and row["criteria"]["classes"]["IAVB"]["status"] == "met"
     if "SNR" in row["decisions"]:
-        assert any(
-            flag.startswith("model: SNR; criteria: first-degree AV block (PR ") for flag in row["disagreements"]
-        )
+        assert any(flag.startswith("model: SNR; criteria: first-degree AV block (PR ") for flag in row["disagreements"])
