@@ -446,3 +446,17 @@ def test_hostile_statements_never_lose_the_batch_and_are_printed_as_written(tmp_
     assert "Sinus rhythm" in page and "\ufeff" not in page
     assert "$$ $x^2$" in page and r"$\frac{a}{b}$" in page and 10 < page.count("lorem") < 60
     assert not (out / "predictions.partial.jsonl").exists()
+
+
+@pytest.mark.realdata
+def test_the_muse_first_degree_av_block_decided_snr_is_flagged(shared_data, tmp_path):
+    """GE MUSE file, cart PR 330 ms: the starter decides SNR; the criteria meet first-degree AV block and say so."""
+    pytest.importorskip("neurokit2", reason="measurements need pip install 'ecglens[waves]'")
+    from ecglens.cli import main
+
+    out = tmp_path / "out"
+    assert main(["-q", "predict", str(shared_data / "clinical" / MUSE), "--measurements", "--out", str(out)]) == 0
+    row = json.loads((out / "predictions.jsonl").read_text())
+    assert "IAVB" in row["criteria"]["met"] and row["criteria"]["classes"]["IAVB"]["status"] == "met"
+    if "SNR" in row["decisions"]:
+        assert any(flag.startswith("model: SNR; criteria: first-degree AV block (PR ") for flag in row["disagreements"])

@@ -1,5 +1,6 @@
 """Rendering: the one figure writer, figures titled with what was explained, writers that stay in their folder."""
 
+import dataclasses
 import io
 import json
 
@@ -267,3 +268,50 @@ def test_a_page_that_fails_is_its_records_issue_and_the_batch_goes_on(tmp_path, 
     assert issue["reason"] == "report not written: RuntimeError: the page could not be drawn"
     assert "report not written" in capsys.readouterr().err
     assert not (out / "predictions.partial.jsonl").exists()
+
+
+def _snr_with_first_degree_av_block():
+    """The starter's page inputs for a record decided SNR whose measured PR is 338 ms."""
+    from ecglens.waves.measure import Measurements
+
+    meta, scored = _scored((), "ecg-iavb")
+    measured = Measurements(70.0, 20.0, 338.0, 90.0, 380.0, 410.0, 400.0, 50.0, 40.0, 40.0, 12, "hand-built")
+    prediction = dataclasses.replace(scored.prediction, decisions=("SNR",)).with_measurements(measured, 60.0)
+    return meta, dataclasses.replace(scored, prediction=prediction)
+
+
+FLAG = "model: SNR; criteria: first-degree AV block (PR 338 ms > 200 ms)"
+
+
+def test_snr_decided_beside_a_met_iavb_criterion_is_flagged_in_json_csv_and_the_terminal(tmp_path):
+    from ecglens.commands.common import Written
+    from ecglens.commands.predict import PredictRun
+    from ecglens.report.predictions import write_predictions
+
+    meta, scored = _snr_with_first_degree_av_block()
+    prediction = scored.prediction
+    write_predictions([prediction], [], meta.class_names, tmp_path)
+    row = json.loads((tmp_path / "predictions.jsonl").read_text())
+    assert row["disagreements"] == [FLAG] and row["criteria"]["met"] == ["IAVB"]
+    assert row["criteria"]["classes"]["IAVB"]["criteria"][0]["line"] == "PR 338 ms > 200 ms"
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    assert table.loc[0, "criteria_met"] == "IAVB" and table.loc[0, "disagreements"] == FLAG
+    lines = PredictRun((prediction,), (), (), Written(())).lines()
+    decided = next(i for i, line in enumerate(lines) if "SNR (0.10)" in line)
+    assert lines[decided + 1].strip() == f"DISAGREEMENT: {FLAG}"  # right under the decision
+    assert any("criteria met: IAVB (PR 338 ms > 200 ms)" in line for line in lines)
+
+
+def test_snr_decided_beside_a_met_iavb_criterion_is_flagged_on_the_page_in_red(tmp_path):
+    from ecglens.report.pdf import record_page, record_pdf
+
+    meta, scored = _snr_with_first_degree_av_block()
+    words = " ".join(w for w, _, _ in _pdf_words(record_pdf(scored, meta, "starter"), tmp_path))
+    assert "criteria disagree: model: SNR; criteria:" in words and "AV block (PR 338 ms >" in words  # "fi": a ligature
+    assert "DECIDED (disputed)" in words
+    fig = record_page(scored, meta, "starter")
+    flagged = [t for t in fig.texts if "first-degree AV block" in t.get_text()]
+    assert [" ".join(t.get_text().split()) for t in flagged] == [f"criteria disagree: {FLAG}"]
+    assert flagged[0].get_color() == "#b00000"

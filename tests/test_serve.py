@@ -497,3 +497,33 @@ def test_the_viewer_refuses_noise_and_shows_a_heart_rate_warning(tiny_run, tmp_p
     assert "waves" not in noise["explanations"][0]  # explained (the viewer shows why), never placed among waves
     assert fast["status"] == "ok" and fast["measurements"]["heart_rate_bpm"] == pytest.approx(110, rel=0.03)
     assert any(w.startswith("heart rate uncertain") for w in fast["warnings"])  # the viewer lists warnings
+
+
+def test_the_api_and_the_viewer_flag_snr_decided_beside_a_met_iavb_criterion(tiny_run, signal, tmp_path, monkeypatch):
+    """The served JSON carries the criteria and the flag; the viewer's script renders the flag beside the decisions."""
+    pytest.importorskip("neurokit2", reason="measurements need pip install 'ecglens[waves]'")
+    import dataclasses
+
+    import ecglens.serve.app as served
+    from ecglens.predict import Predictor
+    from ecglens.waves.measure import Measurements
+
+    pr_338 = Measurements(70.0, 20.0, 338.0, 90.0, 380.0, 410.0, 400.0, 50.0, 40.0, 40.0, 12, "hand-built")
+    monkeypatch.setattr(served, "measurements_of", lambda *args: pr_338)
+    scored = Predictor.scored
+
+    def decided_snr(self, *args, **kwargs):  # whatever the tiny model says, the record is decided SNR
+        item = scored(self, *args, **kwargs)
+        return dataclasses.replace(item, prediction=dataclasses.replace(item.prediction, decisions=("SNR",)))
+
+    monkeypatch.setattr(Predictor, "scored", decided_snr)
+    write_wfdb(tmp_path, "iavb", signal)
+    with TestClient(
+        create_app(ServeConfig(tiny_run.bundle, "cpu", measurements=True)), base_url="http://127.0.0.1"
+    ) as c:
+        result = _post(c, [tmp_path / "iavb.hea", tmp_path / "iavb.dat"]).json()
+        script = c.get("/static/app.js").text
+    assert result["decisions"] == ["SNR"]
+    assert result["disagreements"] == ["model: SNR; criteria: first-degree AV block (PR 338 ms > 200 ms)"]
+    assert result["criteria"]["met"] == ["IAVB"] and result["criteria"]["classes"]["IAVB"]["status"] == "met"
+    assert '$("disagreements")' in script and "result.disagreements" in script

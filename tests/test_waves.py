@@ -638,3 +638,13 @@ def test_a_real_record_without_p_waves_gets_no_pr_and_a_wide_qrs_measures_wide(s
     measured = measurements_of(signal, RATE, LEAD_NAMES)
     assert measured.pr_ms is None and any("no P wave" in note for note in measured.notes)
     assert measured.qrs_ms is not None and measured.qrs_ms >= 120
+
+
+def test_a_premature_beat_leaves_the_pr_interval_of_the_dominant_beats_measured():
+    beats = _beats()
+    kinds = {k: v.copy() for k, v in beats.items()}
+    kinds["QRS"][4] = beats["QRS"][4] - 200
+    kinds["QRS"][4, 2] += 40
+    measured = measure(WaveMarks(RATE, tuple(LeadWaves(lead, kinds) for lead in ("I", "II", "aVF")), "hand-built"))
+    assert measured.premature_beats >= 1
+    assert measured.pr_ms == pytest.approx(200.0)  # a premature beat is no reason to withhold the PR interval

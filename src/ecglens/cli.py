@@ -1359,8 +1359,10 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
 @click.option(
     "--measurements",
     is_flag=True,
-    help="Also delineate each record's waves (the U-Net delineator; pip install 'ecglens[waves]') and report "
-    "heart rate, RR variability, PR, QRS, QT, QTc (Bazett, Fridericia) and the P/QRS/T axes, with normal ranges.",
+    help="Also delineate each record's waves (the U-Net delineator; pip install 'ecglens[waves]') and report heart "
+    "rate, RR variability, PR, QRS, QT, QTc (Bazett, Fridericia) and the P/QRS/T axes, with normal ranges; and evaluate every "
+    "class's guideline criteria on them (met / not met / not assessable, with the values that decided it) and flag "
+    "where they disagree with the decisions (e.g. SNR decided with a PR of 338 ms). Without it, no criteria.",
 )
 @click.option(
     "--include-identifiers",
@@ -1381,7 +1383,8 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     type=click.Choice(["pdf"]),
     default=None,
     help="Also write a one-page report per record into OUT/reports: the ECG on paper (3x4 and a lead II rhythm "
-    "strip, 25 mm/s, 10 mm/mV), decisions with probabilities and thresholds, measurements (with --measurements), "
+    "strip, 25 mm/s, 10 mm/mV), decisions with probabilities and thresholds, guideline criteria and disagreements "
+    "beside them and measurements (with --measurements), "
     "the explanation (with --explain) and the file's own statement.",
 )
 @_look
@@ -1640,6 +1643,7 @@ def models(bundles, card) -> None:
     "--measurements",
     is_flag=True,
     help="Also delineate each record and show its heart rate, intervals, QTc and axes with their normal ranges, "
+    "every class's guideline criteria and where they disagree with the decisions, "
     "and where each explanation's evidence falls among the scored input's waves, with its plausibility for the "
     "class (the U-Net delineator; pip install 'ecglens[waves]'; about 50 ms per record).",
 )

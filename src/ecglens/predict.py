@@ -27,6 +27,7 @@ import torch
 
 from ecglens.bundle.meta import SYNTHETIC_WARNING, is_synthetic_source, resolve_bundle
 from ecglens.bundle.weights import load_model
+from ecglens.criteria import NOT_EVALUATED, CriteriaResult, disagreements, evaluate
 from ecglens.io import ReadIssue, read_record
 from ecglens.io.record import Record, finish_signal, issue_from, not_samples
 from ecglens.io.sources import RECORD_SUFFIXES, is_dataset_table
@@ -79,6 +80,12 @@ class Prediction:
     """A clinical file's personal data, only when asked for (``--include-identifiers``); None otherwise."""
     file_measurements: dict[str, float] = field(default_factory=dict)
     """The measurements the file carries (its cart's), to compare with ``measurements``."""
+    criteria: CriteriaResult | None = None
+    """Every class's guideline criteria evaluated on ``measurements`` (`ecglens.criteria`); None without them."""
+    disagreements: tuple[str, ...] = ()
+    """Where the decisions and the criteria disagree (`ecglens.criteria.disagreements`): shown wherever the
+    decisions are, so that a decision of SNR on a record meeting an abnormal class's criteria never goes
+    without its flag."""
 
     def top(self, n: int = 3) -> tuple[tuple[str, float], ...]:
         """The ``n`` highest probabilities (shown even when nothing reaches its threshold)."""
@@ -86,14 +93,30 @@ class Prediction:
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
-        return {**asdict(self), "measurements": None if self.measurements is None else self.measurements.to_dict()}
+        return {
+            **asdict(self),
+            "measurements": None if self.measurements is None else self.measurements.to_dict(),
+            "criteria": None if self.criteria is None else self.criteria.to_dict(),
+            "disagreements": list(self.disagreements),
+        }
 
-    def with_measurements(self, measurements: Measurements) -> Prediction:
-        """This prediction with ``measurements``, and their heart-rate warning (`Measurements.rate_warning`)
-        among its warnings, so that it reaches every output that shows warnings."""
+    def with_measurements(self, measurements: Measurements, age: float | None = None) -> Prediction:
+        """This prediction with ``measurements``, their heart-rate warning (`Measurements.rate_warning`) among
+        its warnings (so that it reaches every output that shows warnings), every class's criteria evaluated on
+        them (the record's sex from the measurements, its ``age`` in years; `ecglens.criteria.evaluate`) and the
+        disagreements between the criteria and the decisions."""
         warning = measurements.rate_warning()
         warnings_ = self.warnings if warning is None else (*self.warnings, warning)
-        return replace(self, measurements=measurements, warnings=warnings_)
+        criteria = evaluate(measurements, measurements.sex, age)
+        flagged = disagreements(self.decisions, criteria, tuple(self.not_validated))
+        return replace(self, measurements=measurements, warnings=warnings_, criteria=criteria, disagreements=flagged)
+
+    def criteria_line(self) -> str:
+        """``criteria met: IAVB (PR 338 ms > 200 ms)``, or why there are none (empty for a record that is not
+        interpretable)."""
+        if self.criteria is not None:
+            return self.criteria.line()
+        return NOT_EVALUATED if self.status == "ok" else ""
 
     def measurement_line(self) -> str:
         """``HR 46 bpm, PR 142 ms, ...`` and what lies outside the normal ranges (empty without measurements)."""

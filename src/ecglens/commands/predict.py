@@ -71,8 +71,12 @@ class PredictRun:
             )
             known = "" if not truth else f"{_truth_text(p.true_labels):<15} "
             lines.append(f"{p.record_id:<{width}}  {decided:<40} {known}{'; '.join(p.warnings)}")
+            for flag in p.disagreements:
+                lines.append(f"{'':<{width}}  DISAGREEMENT: {flag}")
             if p.measurements is not None:
                 lines.append(f"{'':<{width}}  {p.measurement_line()}")
+            if p.criteria_line():
+                lines.append(f"{'':<{width}}  {p.criteria_line()}")
             if p.file_statements:
                 lines.append(f"{'':<{width}}  the file's own statement: {' | '.join(p.file_statements)}")
             if p.file_statements_left_out:
@@ -125,8 +129,10 @@ def run_predict(
 
     ``lead_order`` is the lead order of CSV files without a header and of NumPy files (default I, ..., V6).
     With ``measurements``, each interpretable record is delineated at its own rate (the default delineator;
-    the ``waves`` extra) and its heart rate, intervals, QTc and axes join its prediction. A clinical file's
-    personal data (names, ids, dates, free text, its file name) stays out of every output unless
+    the ``waves`` extra) and its heart rate, intervals, QTc and axes join its prediction, with every class's
+    guideline criteria evaluated on them (`ecglens.criteria`) and the disagreements between the criteria and
+    the decisions. A
+    clinical file's personal data (names, ids, dates, free text, its file name) stays out of every output unless
     ``include_identifiers``.
     With ``report="pdf"``, each record also gets its one-page report in ``OUT/reports`` (`ecglens.report.pdf`).
     With ``pseudonym_map``, ``OUT/pseudonyms.private.csv`` (owner-only, 0600) maps each clinical file's
@@ -190,12 +196,12 @@ def _measured(item: Scored, meta: BundleMeta) -> Prediction:
     100 Hz blurs a QRS onset by 10 ms): the record as it was read, never a second reading."""
     from ecglens.waves.delineate import measurements_of
 
-    sex = None
+    sex = age = None
     if item.record is not None:
-        signal, rate, sex = item.record.signal, item.record.sampling_rate_hz, item.record.sex
+        signal, rate, sex, age = item.record.signal, item.record.sampling_rate_hz, item.record.sex, item.record.age
     else:  # a record scored from memory without its reading
         signal, rate = item.input.signal, meta.sampling_rate_hz
-    return item.prediction.with_measurements(measurements_of(signal, rate, meta.lead_names, sex))
+    return item.prediction.with_measurements(measurements_of(signal, rate, meta.lead_names, sex), age)
 
 
 def _explainer(

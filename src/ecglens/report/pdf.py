@@ -1,7 +1,8 @@
 """The one-page report of a record (``predict --report pdf``): an A4 landscape page a clinician could file.
 
 Top: the record, the model and the notice (research use only). Then three columns: every class with its
-probability, threshold and decision (classes the model cannot know are marked and never decided); the
+probability, threshold and decision (classes the model cannot know are marked and never decided), its guideline
+criteria beside it and, in red, where the two disagree (`ecglens.criteria`); the
 measurements of the delineated waves against their normal ranges; the file's own statement, apart from
 ecglens's, with the format and any derived leads. Below, the scored input on paper at true scale (25 mm/s,
 10 mm/mV on the printed page) in the standard 3x4 layout with a lead II rhythm strip, each row opening with its
@@ -152,11 +153,16 @@ def _header(fig: Figure, scored: Scored, meta: BundleMeta, model: str) -> None:
 
 
 def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
+    """Every class's probability, threshold and decision, its guideline criteria beside it (met, not met, n/a:
+    not assessable), and under them, in red, where the decisions and the criteria disagree."""
     p = scored.prediction
     _text(fig, 10, TOP_MM, "Decisions of the model (probability / threshold)", fontsize=8, weight="bold")
     if p.status != "ok":
         _text(fig, 10, TOP_MM - 5, f"{p.status}: " + "; ".join(p.reasons), fontsize=7, color="#b00000")
         return
+    if p.criteria is not None:
+        _text(fig, 86, TOP_MM - 3.0, "criteria", fontsize=5, color="#555555")
+    disputed = {flag.split(";")[0].removeprefix("model: ") for flag in p.disagreements if flag.startswith("model: ")}
     for row, (name, threshold) in enumerate(zip(meta.class_names, meta.thresholds, strict=True)):
         probability = p.probabilities.get(name)
         decided = name in p.decisions
@@ -164,14 +170,37 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
             verdict, colour = "not validated: never decided", "#777777"
         else:
             verdict, colour = ("DECIDED" if decided else "no"), "black"
+        if decided and name in disputed:
+            verdict, colour = "DECIDED (disputed)", "#b00000"
         shown = "n/a" if probability is None else f"{probability:.2f}"
         y = TOP_MM - 5 - ROW_MM * row
         _text(fig, 10, y, name, fontsize=7, weight="bold" if decided else "normal", color=colour)
         _text(fig, 24, y, f"{shown} / {threshold:.2f}", fontsize=7, color=colour, family="monospace")
         _text(fig, 46, y, verdict, fontsize=7, weight="bold" if decided else "normal", color=colour)
+        if p.criteria is not None and name in {c.class_name for c in p.criteria.classes}:
+            status = p.criteria.of(name).status
+            met = status == "met"
+            _text(
+                fig,
+                84,
+                y,
+                {"not assessable": "n/a"}.get(status, status),
+                fontsize=6,
+                weight="bold" if met else "normal",
+            )
+    y = TOP_MM - 5 - ROW_MM * len(meta.class_names)
+    if p.disagreements:
+        flags = [f"criteria disagree: {flag}" for flag in p.disagreements[:2]]
+        flags += [f"and {len(p.disagreements) - 2} more (predictions.jsonl)"] if len(p.disagreements) > 2 else []
+        text = "\n".join(textwrap.fill(flag, 78) for flag in flags)
+        _text(fig, 10, y, text, fontsize=6, color="#b00000", weight="bold")
+        y -= 2.4 * text.count("\n") + 2.6
+    elif p.criteria is None:
+        _text(fig, 10, y, "criteria not evaluated (ecglens predict --measurements)", fontsize=6, color="#777777")
+        y -= 2.6
     if p.warnings:
         warning = textwrap.fill("warnings: " + "; ".join(p.warnings), 75)
-        _text(fig, 10, TOP_MM - 5 - ROW_MM * len(meta.class_names), warning, fontsize=6, color="#b00000")
+        _text(fig, 10, y, warning, fontsize=6, color="#b00000")
 
 
 def _measurements(fig: Figure, scored: Scored) -> None:

@@ -30,8 +30,8 @@ MEASUREMENT_COLUMNS = (
     "qrs_axis_category",
     "t_axis_deg",
 )
-"""The measurement columns of ``predictions.csv`` (present when ``predict --measurements`` ran), followed by
-each lead's (`lead_columns`: ``V1_st_j_mv``, ...)."""
+"""The measurement columns of ``predictions.csv`` (present when ``predict --measurements`` ran, after the columns
+``criteria_met`` and ``disagreements``), followed by each lead's (`lead_columns`: ``V1_st_j_mv``, ...)."""
 
 
 def lead_columns(predictions: Sequence[Prediction]) -> list[tuple[str, str, str]]:
@@ -141,6 +141,13 @@ def _lead_cells(values: dict, per_lead: list[tuple[str, str, str]]) -> list:
     return ["" if (v := leads.get(lead, {}).get(name)) is None else v for _, lead, name in per_lead]
 
 
+def _criteria_cells(p: Prediction) -> list[str]:
+    """``criteria_met`` (``;`` between classes, empty when none; ``not evaluated`` without measurements) and
+    ``disagreements`` (`` | `` between them)."""
+    met = "not evaluated" if p.criteria is None else ";".join(p.criteria.met())
+    return [met if p.status == "ok" else "", " | ".join(p.disagreements)]
+
+
 PSEUDONYM_MAP = "pseudonyms.private.csv"
 """The private table from pseudonym to input path that ``predict --pseudonym-map`` writes into its output folder."""
 
@@ -173,6 +180,7 @@ def write_prediction_tables(
             "decisions",
             "true_labels",
             "warnings",
+            *(["criteria_met", "disagreements"] if measured else []),
             *measured,
             *(column for column, _, _ in per_lead),
             *clinical,
@@ -190,6 +198,7 @@ def write_prediction_tables(
                     ";".join(p.decisions),
                     "" if p.true_labels is None else ";".join(p.true_labels),
                     " | ".join([*p.reasons, *p.warnings]),
+                    *(_criteria_cells(p) if measured else []),
                     *("" if values.get(name) is None else values[name] for name in measured),
                     *_lead_cells(values, per_lead),
                     *(_clinical_cell(p, name) for name in clinical),

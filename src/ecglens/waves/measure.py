@@ -57,6 +57,9 @@ AXIS_SOURCE = "AHA/ACCF/HRS 2009 part III (Surawicz et al.)"
 AVF_LENGTH = math.sqrt(3) / 2
 """aVF's lead vector is sqrt(3)/2 of lead I's (aVF = (II + III)/2 with II and III at +60 and +120 deg): a heart
 vector (x, y) reads x in lead I and sqrt(3)/2 y in aVF."""
+NO_P_WAVES = "no P wave at a constant PR before most QRS complexes"
+"""How the note of a record without conducted P waves before most of its QRS complexes begins (atrial
+fibrillation, flutter, a paced rhythm): `ecglens.criteria` reads it."""
 QTC_FORMULAS = {"bazett": "QT / RR^(1/2)", "fridericia": "QT / RR^(1/3)"}
 """QT corrected for heart rate; QT in ms, RR in seconds."""
 
@@ -333,8 +336,8 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     conducted = conducted_beats(every, rate)  # every beat: an irregular rhythm's early beats count too
     if len(conducted) < CONDUCTED_SHARE * len(every) or not conducted:
         notes.append(
-            f"no P wave at a constant PR before most QRS complexes ({len(conducted)} of {len(every)} beats): no PR "
-            "interval or P axis (atrial fibrillation or flutter, a junctional or paced rhythm, AV dissociation?)"
+            f"{NO_P_WAVES} ({len(conducted)} of {len(every)} beats): no PR interval or P axis "
+            "(atrial fibrillation or flutter, a junctional or paced rhythm, AV dissociation?)"
         )
         conducted = []
     kept = [b for b in conducted if any(b is d for d in beats)] or conducted  # the dominant ones where any

@@ -102,6 +102,8 @@ function render(result) {
     : result.decisions.length ? result.decisions.map((d) => `${d} (${result.probabilities[d].toFixed(2)})`).join(", ")
     : `none reaches its threshold; highest ${highest(result, 2)}`;
   $("decisions").textContent = `Decisions: ${decided}`;
+  // where the decisions and the guideline criteria disagree: always beside the decisions, never hidden
+  $("disagreements").replaceChildren(...(result.disagreements || []).map((d) => element("li", `criteria disagree: ${d}`)));
   const known = result.true_labels || state.known;
   const own = state.statements && state.statements.length ? ` (the record's own statements: ${state.statements.join(", ")})` : "";
   const knownLine = known ? `Known, mapped to this model's classes: ${known.length ? known.join(", ") : "none of them"}${own}` : "";
@@ -111,6 +113,7 @@ function render(result) {
   $("known").textContent = [knownLine, fileOwn, derived].filter((line) => line).join(" · ");
   $("warnings").replaceChildren(...result.warnings.map((w) => element("li", w)));
   renderMeasurements(result.measurements);
+  renderCriteria(result);
   const names = state.model.class_names;
   const top = result.decisions[0] || names.reduce((a, b) => (result.probabilities[a] >= result.probabilities[b] ? a : b));
   $("class-select").value = top;
@@ -144,6 +147,23 @@ function renderMeasurements(m) {
   });
   const label = element("span", "Measured (delineated waves; hover for the normal range): ");
   const notes = m.notes.length ? [element("span", ` (${m.notes.join("; ")})`, "note")] : [];
+  target.replaceChildren(label, ...parts.flatMap((p, i) => (i ? [" · ", p] : [p])), ...notes);
+}
+
+function renderCriteria(result) {
+  const target = $("criteria");
+  const c = result.criteria;
+  if (!c) {
+    target.replaceChildren(...(result.status === "ok" ? [element("span", "Guideline criteria not evaluated: the server measures no waves (serve --measurements).", "note")] : []));
+    return;
+  }
+  const parts = Object.entries(c.classes).map(([name, v]) => {
+    const span = element("span", `${name} ${v.status}`, v.status === "met" ? "met" : "");
+    span.title = `${v.title}: ${v.line}`;
+    return span;
+  });
+  const label = element("span", "Guideline criteria (hover for the values): ");
+  const notes = c.notes.length ? [element("span", ` (${c.notes.join("; ")})`, "note")] : [];
   target.replaceChildren(label, ...parts.flatMap((p, i) => (i ? [" · ", p] : [p])), ...notes);
 }
 

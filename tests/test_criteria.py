@@ -1,0 +1,262 @@
+"""Guideline criteria beside the model: the table as data with its sources, each criterion at and around its
+threshold on hand-built measurements, and the disagreements with the model's decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ecglens.classes import CLASS_NAMES
+from ecglens.criteria import (
+    MET,
+    NOT_ASSESSABLE,
+    NOT_MET,
+    CriteriaTableError,
+    criteria_table,
+    disagreements,
+    evaluate,
+)
+from ecglens.criteria.table import contiguous_pairs, lead_thresholds, parse_criteria
+from ecglens.leads import LEAD_NAMES
+from ecglens.waves.leads import LeadMeasurements
+from ecglens.waves.measure import NO_P_WAVES, Measurements
+
+
+def lead(name: str, **values) -> LeadMeasurements:
+    """A lead of a normal narrow complex (qR, small s), ST on the baseline, overridden by ``values``."""
+    base = dict(
+        st_j_mv=0.0,
+        st_60_mv=0.0,
+        q_mv=0.05,
+        q_ms=20.0,
+        r_mv=1.0,
+        r_ms=40.0,
+        s_mv=0.2,
+        s_ms=20.0,
+        r_prime_mv=0.0,
+        r_peak_time_ms=35.0,
+        p_mv=0.1,
+        t_mv=0.3,
+        qrs_area_mv_ms=20.0,
+    )
+    return LeadMeasurements(lead=name, **{**base, **values})
+
+
+def measured(leads: dict[str, dict] | None = None, **values) -> Measurements:
+    """A normal sinus ECG's measurements (HR 70, PR 160, QRS 90, QTc 410, axis 40), overridden by ``values``;
+    ``leads``: per-lead overrides."""
+    base = dict(
+        heart_rate_bpm=70.0,
+        rr_sd_ms=20.0,
+        pr_ms=160.0,
+        qrs_ms=90.0,
+        qt_ms=380.0,
+        qtc_bazett_ms=410.0,
+        qtc_fridericia_ms=400.0,
+        p_axis_deg=50.0,
+        qrs_axis_deg=40.0,
+        t_axis_deg=40.0,
+        n_beats=12,
+        source="hand-built",
+    )
+    per_lead = tuple(lead(name, **(leads or {}).get(name, {})) for name in LEAD_NAMES)
+    return Measurements(**{**base, "leads": per_lead, **values})
+
+
+def test_the_table_covers_every_class_with_a_source_and_a_defining_criterion():
+    table = criteria_table()
+    assert {c.class_name for c in table} == set(CLASS_NAMES)
+    assert all(c.source.strip() for c in table)
+    assert all(any(c.defining for c in table if c.class_name == name) for name in CLASS_NAMES)
+    assert any("Surawicz" in c.source and "e235-e240" in c.source for c in table if c.class_name == "LBBB")
+    assert any("Thygesen" in c.source for c in table if c.class_name == "STE")
+    assert all(row.source for row in lead_thresholds())
+    assert frozenset(("V2", "V3")) in contiguous_pairs() and frozenset(("II", "aVF")) in contiguous_pairs()
+    assert frozenset(("I", "II")) not in contiguous_pairs() and frozenset(("V1", "V3")) not in contiguous_pairs()
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("x.1,XYZ,d,pr_ms,>,200,ms,global,,,yes,s", "unknown class"),
+        ("x.1,IAVB,d,pr_ms,=>,200,ms,global,,,yes,s", "unknown operator"),
+        ("x.1,IAVB,d,pq_ms,>,200,ms,global,,,yes,s", "unknown global measurement"),
+        ("x.1,IAVB,d,st_j_mv,>,0.1,mV,V7,all,,yes,s", "unknown or repeated leads"),
+        ("x.1,IAVB,d,pr_ms,>,200,ms,global,,,yes,", "no source"),
+        ("x.1,IAVB,d,pr_ms,>,two hundred,ms,global,,,yes,s", "does not fit operator"),
+    ],
+)
+def test_a_malformed_table_row_is_a_named_error(row, message):
+    header = "id,class,description,measurement,operator,threshold,unit,leads,count,group,defining,source"
+    with pytest.raises(CriteriaTableError, match=message):
+        parse_criteria(f"{header}\n{row}\n")
+
+
+def test_normal_measurements_meet_snr_and_nothing_else():
+    result = evaluate(measured(), "male", 50)
+    assert result.met() == ("SNR",)
+    assert disagreements(("SNR",), result) == ()
+
+
+@pytest.mark.parametrize("pr, status", [(200.0, NOT_MET), (201.0, MET), (338.0, MET)])
+def test_first_degree_av_block_is_a_pr_above_200_ms(pr, status):
+    result = evaluate(measured(pr_ms=pr))
+    assert result.of("IAVB").status == status
+    if status == MET:
+        assert result.of("IAVB").line == f"PR {pr:.0f} ms > 200 ms"
+        assert result.of("SNR").status == NOT_MET
+
+
+def test_without_p_waves_iavb_is_not_assessable_and_says_why():
+    result = evaluate(measured(pr_ms=None, notes=(NO_P_WAVES,)))
+    assert result.of("IAVB").status == NOT_ASSESSABLE
+    assert result.of("IAVB").line == "no P waves: PR not measured"
+
+
+def lbbb_leads() -> dict[str, dict]:
+    wide_r = dict(q_mv=0.0, q_ms=0.0, r_mv=1.2, r_ms=110.0, s_mv=0.0, s_ms=0.0, r_peak_time_ms=80.0)
+    return {name: wide_r for name in ("I", "aVL", "V5", "V6")} | {"V1": dict(r_mv=0.1, s_mv=1.5, s_ms=90.0)}
+
+
+def rbbb_leads() -> dict[str, dict]:
+    rsr = dict(r_mv=0.3, r_ms=30.0, s_mv=0.4, s_ms=30.0, r_prime_mv=0.8, r_peak_time_ms=90.0)
+    wide_s = dict(s_mv=0.5, s_ms=60.0, r_ms=40.0)
+    return {"V1": rsr, "V2": rsr, "I": wide_s, "V6": wide_s}
+
+
+@pytest.mark.parametrize("qrs, status", [(119.0, NOT_MET), (120.0, MET)])
+def test_lbbb_needs_a_qrs_of_120_ms_with_its_morphology(qrs, status):
+    assert evaluate(measured(lbbb_leads(), qrs_ms=qrs)).of("LBBB").status == status
+    assert evaluate(measured(qrs_ms=qrs)).of("LBBB").status == NOT_MET  # a wide QRS without the morphology
+
+
+def test_lbbb_fails_on_a_q_wave_in_v6_and_on_a_short_r_peak_time():
+    leads = lbbb_leads()
+    with_q = leads | {"V6": leads["V6"] | dict(q_mv=0.1, q_ms=20.0)}
+    assert evaluate(measured(with_q, qrs_ms=140.0)).of("LBBB").status == NOT_MET
+    early = leads | {"V5": leads["V5"] | dict(r_peak_time_ms=60.0)}
+    result = evaluate(measured(early, qrs_ms=140.0)).of("LBBB")
+    assert result.status == NOT_MET and "R-peak time V5 60" in result.line
+
+
+@pytest.mark.parametrize("qrs, status", [(119.0, NOT_MET), (120.0, MET)])
+def test_rbbb_needs_a_qrs_of_120_ms_with_its_morphology(qrs, status):
+    assert evaluate(measured(rbbb_leads(), qrs_ms=qrs)).of("RBBB").status == status
+    assert evaluate(measured(qrs_ms=qrs)).of("RBBB").status == NOT_MET
+
+
+def test_rbbb_s_wave_longer_than_r_suffices_instead_of_40_ms():
+    leads = rbbb_leads()
+    short_but_longer = dict(s_mv=0.5, s_ms=35.0, r_ms=25.0)
+    assert evaluate(measured(leads | {"I": short_but_longer}, qrs_ms=130)).of("RBBB").status == MET
+    neither = dict(s_mv=0.5, s_ms=35.0, r_ms=40.0)
+    assert evaluate(measured(leads | {"I": neither}, qrs_ms=130)).of("RBBB").status == NOT_MET
+    no_r_prime = leads | {"V1": dict(r_peak_time_ms=90.0), "V2": {}}
+    assert evaluate(measured(no_r_prime, qrs_ms=130)).of("RBBB").status == NOT_MET
+
+
+def test_ste_needs_two_contiguous_leads_at_0_1_mv():
+    contiguous = {"II": dict(st_j_mv=0.1), "aVF": dict(st_j_mv=0.12)}
+    result = evaluate(measured(contiguous), "male", 60).of("STE")
+    assert result.status == MET and "II 0.1" in result.line and "aVF 0.12" in result.line
+    below = {"II": dict(st_j_mv=0.09), "aVF": dict(st_j_mv=0.12)}
+    assert evaluate(measured(below), "male", 60).of("STE").status == NOT_MET
+    apart = {"I": dict(st_j_mv=0.2), "III": dict(st_j_mv=0.2), "V1": dict(st_j_mv=0.2), "V6": dict(st_j_mv=0.2)}
+    result = evaluate(measured(apart), "male", 60).of("STE")
+    assert result.status == NOT_MET and "no two contiguous" in result.line
+
+
+@pytest.mark.parametrize(
+    "sex, age, st, status",
+    [
+        ("male", 45, 0.19, NOT_MET),
+        ("male", 45, 0.2, MET),
+        ("male", 35, 0.2, NOT_MET),
+        ("male", 35, 0.25, MET),
+        ("female", 35, 0.14, NOT_MET),
+        ("female", 70, 0.15, MET),
+        (None, None, 0.15, MET),  # unknown: the lowest threshold of V2-V3 (women's 0.15 mV)
+        ("male", None, 0.19, NOT_MET),  # a man of unknown age: men's lowest, 0.2 mV
+        ("male", None, 0.2, MET),
+    ],
+)
+def test_ste_in_v2_v3_by_sex_and_age(sex, age, st, status):
+    result = evaluate(measured({"V2": dict(st_j_mv=st), "V3": dict(st_j_mv=st)}), sex, age)
+    assert result.of("STE").status == status
+    if sex is None or age is None:
+        assert any("unknown" in note and "lowest" in note for note in result.notes)
+
+
+def test_std_needs_half_a_millimetre_in_two_contiguous_leads_persisting_60_ms():
+    depressed = {name: dict(st_j_mv=-0.05, st_60_mv=-0.06) for name in ("V5", "V6")}
+    assert evaluate(measured(depressed)).of("STD").status == MET
+    shallow = {name: dict(st_j_mv=-0.04, st_60_mv=-0.06) for name in ("V5", "V6")}
+    assert evaluate(measured(shallow)).of("STD").status == NOT_MET
+    upsloping = {name: dict(st_j_mv=-0.1, st_60_mv=0.0) for name in ("V5", "V6")}
+    assert evaluate(measured(upsloping)).of("STD").status == NOT_MET
+
+
+def test_af_is_irregular_rr_without_p_waves():
+    irregular = dict(pr_ms=None, notes=(NO_P_WAVES,), heart_rate_bpm=90.0, rr_sd_ms=120.0)  # 18 % of 667 ms
+    result = evaluate(measured(**irregular))
+    assert result.of("AF").status == MET and result.of("SNR").status == NOT_MET
+    regular = irregular | dict(rr_sd_ms=30.0)  # a regular rhythm without P waves (flutter, junctional)
+    assert evaluate(measured(**regular)).of("AF").status == NOT_MET
+    assert evaluate(measured(rr_sd_ms=120.0)).of("AF").status == NOT_MET  # P waves present
+
+
+def test_a_premature_beat_is_pac_or_pvc_not_assessable_and_says_why():
+    result = evaluate(measured(premature_beats=2))
+    for name in ("PAC", "PVC"):
+        assert result.of(name).status == NOT_ASSESSABLE
+        assert "atrial or ventricular cannot be told" in result.of(name).line
+    assert result.of("SNR").status == NOT_MET
+    assert evaluate(measured()).of("PAC").status == NOT_MET
+
+
+def test_qtc_limit_follows_sex_and_unknown_takes_the_lower():
+    assert evaluate(measured(qtc_bazett_ms=455.0), "female", 50).of("SNR").status == MET
+    assert evaluate(measured(qtc_bazett_ms=455.0), "male", 50).of("SNR").status == NOT_MET
+    assert evaluate(measured(qtc_bazett_ms=455.0)).of("SNR").status == NOT_MET
+
+
+def test_without_per_lead_measurements_lead_criteria_are_not_assessable():
+    result = evaluate(dataclasses.replace(measured(), leads=()))
+    assert result.of("STE").status == NOT_ASSESSABLE and "no per-lead" in result.of("STE").line
+    assert result.of("LBBB").status == NOT_MET  # its QRS of 90 ms decides without the leads
+
+
+def test_each_criterion_keeps_its_numbers_for_a_later_model():
+    features = evaluate(measured(pr_ms=338.0)).features()
+    assert features["iavb.pr"] == 1.0 and features["iavb.pr:global"] == 338.0
+    assert features["ste.j_point:V2"] == 0.0 and features["pac.morphology"] is None
+    payload = evaluate(measured(pr_ms=338.0)).to_dict()
+    assert payload["met"] == ["IAVB"] and payload["classes"]["IAVB"]["criteria"][0]["values"] == {"global": 338.0}
+
+
+def test_disagreements_snr_decided_against_a_met_criterion():
+    result = evaluate(measured(pr_ms=338.0))
+    assert disagreements(("SNR",), result) == ("model: SNR; criteria: first-degree AV block (PR 338 ms > 200 ms)",)
+
+
+def test_disagreements_a_decision_whose_defining_criterion_fails():
+    result = evaluate(measured(pr_ms=138.0))
+    assert disagreements(("IAVB",), result) == ("model: IAVB; criteria: not met (PR 138 ms, not > 200 ms)",)
+    wide = evaluate(measured(qrs_ms=100.0))
+    flagged = disagreements(("LBBB", "RBBB"), wide)
+    assert [line.split(";")[0] for line in flagged] == ["model: LBBB", "model: RBBB"]
+    assert all("QRS 100 ms, not >= 120 ms" in line for line in flagged)
+
+
+def test_disagreements_a_met_class_the_model_did_not_decide():
+    result = evaluate(measured(rbbb_leads(), qrs_ms=130.0))
+    assert result.met() == ("RBBB",)
+    (line,) = disagreements((), result)
+    assert (
+        line.startswith("criteria: complete right bundle branch block (QRS 130 ms >= 120 ms")
+        and "RBBB not decided" in line
+    )
+    (unknown,) = disagreements((), result, not_validated=("RBBB",))
+    assert unknown.endswith("model: RBBB not validated, never decided")
+    assert disagreements(("RBBB",), result) == ()
