@@ -1360,9 +1360,10 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     "--measurements",
     is_flag=True,
     help="Also delineate each record's waves (the U-Net delineator; pip install 'ecglens[waves]') and report heart "
-    "rate, RR variability, PR, QRS, QT, QTc (Bazett, Fridericia) and the P/QRS/T axes, with normal ranges; and evaluate every "
-    "class's guideline criteria on them (met / not met / not assessable, with the values that decided it) and flag "
-    "where they disagree with the decisions (e.g. SNR decided with a PR of 338 ms). Without it, no criteria.",
+    "rate, RR variability, PR, QRS, QT, QTc (Bazett, Fridericia) and the P/QRS/T axes, with normal ranges; and "
+    "evaluate every class's guideline criteria on them (met / not met / not assessable, with the values that "
+    "decided it) and flag where they disagree with the decisions (e.g. SNR decided with a PR of 338 ms). "
+    "Without it, no criteria.",
 )
 @click.option(
     "--include-identifiers",
