@@ -20,13 +20,18 @@ from ecglens.waves.leads import LeadMeasurements, dominant_beats, lead_measureme
 from ecglens.waves.marks import WaveMarks
 
 OUTLIER_S = 0.040
-CONDUCTED_SHARE = 0.70
-PR_SPREAD_S = 0.020
+CONDUCTED_SHARE = 0.50
+PR_SPREAD_S = 0.030
+IRREGULAR_RR = 0.12
 """A PR interval is measured only where P waves precede at least `CONDUCTED_SHARE` of the beats at a constant PR
-(within `PR_SPREAD_S` of the median PR): every P conducted, as a PR interval presumes. Chosen by record-disjoint
-cross-validation on the shared LUDB half (the delineator of each fold scoring records it never saw): none of
-the 12 records without P waves (atrial fibrillation or flutter, paced, third-degree block) gets a PR, and 79 of
-the 88 with P waves keep theirs (``python benchmarks/bench_delineation.py --methods net --cv DIR``)."""
+(within `PR_SPREAD_S` of the median PR: every P conducted, as a PR interval presumes) and the rhythm is not
+irregularly irregular (the median change of RR from beat to beat at most `IRREGULAR_RR` of the median RR).
+Chosen by record-disjoint cross-validation on the shared LUDB half (the delineator of each fold scoring records
+it never saw): none of the 12 records without P waves (atrial fibrillation or flutter, paced, third-degree
+block) gets a PR, and 87 of the 88 with P waves keep theirs (``python benchmarks/bench_delineation.py --methods
+net --cv DIR``). An earlier choice (70 % of the beats within 20 ms, no rhythm check) withheld the PR of 5 of 7
+first-degree AV blocks on PTB-XL (``python benchmarks/bench_qrs_ptbxl.py``): the delineator's beat-to-beat P
+onset varies more than that."""
 NORMAL_RANGES = {
     "heart_rate_bpm": (60.0, 100.0),
     "pr_ms": (120.0, 200.0),
@@ -104,6 +109,7 @@ class Measurements:
     qrs_axis_category: str | None = None
     sex: str | None = None
     premature_beats: int = 0
+    rr_irregularity: float | None = None
     leads: tuple[LeadMeasurements, ...] = ()
 
     def normal_ranges(self) -> dict[str, tuple[float, float]]:
@@ -251,6 +257,19 @@ def global_boundaries(marks: WaveMarks) -> list[dict[str, float | None]]:
     ]
 
 
+def rr_irregularity(rr: np.ndarray, premature: np.ndarray | None = None) -> float | None:
+    """The median absolute change of RR from one beat to the next, over the median RR (None under 3 intervals):
+    about 0.02-0.10 in sinus rhythm, above 0.12 in atrial fibrillation (`IRREGULAR_RR`). Occasional premature
+    beats (``premature``, a mask over the beats, when under a quarter of them) leave their two intervals out:
+    one extrasystole makes a rhythm irregular, not irregularly irregular."""
+    if premature is not None and 0 < premature.sum() < len(premature) / 4:
+        around = premature[1:] | premature[:-1]  # interval k joins beats k and k + 1: before and after each
+        rr = rr[~around]
+    if len(rr) < 3:
+        return None
+    return float(np.median(np.abs(np.diff(rr))) / np.median(rr))
+
+
 def conducted_beats(beats: list[dict[str, float | None]], rate: float) -> list[dict[str, float | None]]:
     """The beats whose P wave precedes the QRS at the record's usual PR (within `PR_SPREAD_S` of the median)."""
     with_p, spans = [], []
@@ -334,10 +353,17 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     if premature.any():
         notes.append(f"{int(premature.sum())} premature or differently conducted beat(s) left out of the intervals")
     conducted = conducted_beats(every, rate)  # every beat: an irregular rhythm's early beats count too
+    irregularity = rr_irregularity(rr, premature)
     if len(conducted) < CONDUCTED_SHARE * len(every) or not conducted:
         notes.append(
             f"{NO_P_WAVES} ({len(conducted)} of {len(every)} beats): no PR interval or P axis "
             "(atrial fibrillation or flutter, a junctional or paced rhythm, AV dissociation?)"
+        )
+        conducted = []
+    elif irregularity is not None and irregularity > IRREGULAR_RR:
+        notes.append(
+            f"{NO_P_WAVES} in an irregularly irregular rhythm (RR changes by {100 * irregularity:.0f} % from beat "
+            "to beat): no PR interval or P axis (atrial fibrillation?)"
         )
         conducted = []
     kept = [b for b in conducted if any(b is d for d in beats)] or conducted  # the dominant ones where any
@@ -364,5 +390,6 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
         qrs_axis_category=axis_category(qrs_axis),
         sex=sex if sex in QTC_UPPER else None,
         premature_beats=int(premature.sum()),
+        rr_irregularity=irregularity,
         leads=() if beat is None else lead_measurements(beat, marks.lead_names),
     )
