@@ -250,6 +250,7 @@ BAD_SCALES = {
     "abc": "not a number",
     "-2.5": "negative: it would invert the signal",
     "0": "is 0",
+    "1e300": "is above 1e+06 units per count",
 }
 BAD_ORIGINS = {"NaN": "not finite", "1e400": "not finite", "abc": "not a number"}
 
@@ -460,3 +461,31 @@ def test_the_muse_first_degree_av_block_decided_snr_is_flagged(shared_data, tmp_
     assert "IAVB" in row["criteria"]["met"] and row["criteria"]["classes"]["IAVB"]["status"] == "met"
     if "SNR" in row["decisions"]:
         assert any(flag.startswith("model: SNR; criteria: first-degree AV block (PR ") for flag in row["disagreements"])
+
+
+def test_a_statements_control_characters_never_reach_the_terminal_the_csv_or_the_map(tmp_path, capsys):
+    """Review of #35: a line feed in a statement forged a table row in the terminal, ESC and U+202E reached
+    predictions.csv raw, a statement opening with '=' was a spreadsheet formula, and an earlier batch's private
+    map stayed beside a later batch's results."""
+    pytest.importorskip("ecgdatakit")
+    import pandas as pd
+
+    from ecglens.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    statements = ("Sinus rhythm\nFORGED ROW", "Normal \x1b[2J ECG \u202eevil", "=HYPERLINK(1)")
+    utf8 = {"SpecificCharacterSet": "ISO_IR 192"}
+    dicom_ecg(folder / "a.dcm", statements=statements, fields=utf8)  # DICOM text may hold any character
+    out = tmp_path / "out"
+    assert main(["-q", "--threads", "1", "predict", str(folder), "--out", str(out), "--pseudonym-map"]) == 0
+    assert (out / "pseudonyms.private.csv").exists()
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\u202e" not in printed
+    assert not any(line.startswith("FORGED ROW") for line in printed.splitlines())
+    row = json.loads((out / "predictions.jsonl").read_text().splitlines()[0])
+    assert row["file_statements"] == ["Sinus rhythm FORGED ROW", "Normal [2J ECG evil", "=HYPERLINK(1)"]
+    cell = pd.read_csv(out / "predictions.csv", keep_default_na=False).loc[0, "file_statements"]
+    assert "\x1b" not in cell and "\u202e" not in cell and not cell.startswith("=")
+    assert main(["-q", "--threads", "1", "predict", str(folder), "--out", str(out)]) == 0  # no map asked this time
+    assert not (out / "pseudonyms.private.csv").exists()

@@ -13,7 +13,12 @@ from ecglens.commands.common import Written, issue_lines
 from ecglens.io.record import ReadIssue
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.predict import Prediction, Predictor, Scored, export_onnx, iter_scored_files
-from ecglens.report.predictions import PredictionLog, write_prediction_tables, write_pseudonym_map
+from ecglens.report.predictions import (
+    PSEUDONYM_MAP,
+    PredictionLog,
+    write_prediction_tables,
+    write_pseudonym_map,
+)
 from ecglens.util.atomic import StagedFolder, write_json
 
 if TYPE_CHECKING:  # explanations and figures load when a run asks for them: plain predict stays light
@@ -78,7 +83,8 @@ class PredictRun:
             if p.criteria_line():
                 lines.append(f"{'':<{width}}  {p.criteria_line()}")
             if p.file_statements:
-                lines.append(f"{'':<{width}}  the file's own statement: {' | '.join(p.file_statements)}")
+                shown = " | ".join(s if len(s) <= 300 else s[:297] + "..." for s in p.file_statements)
+                lines.append(f"{'':<{width}}  the file's own statement: {shown}")
             if p.file_statements_left_out:
                 lines.append(
                     f"{'':<{width}}  {p.file_statements_left_out} of the file's statements left out: they could "
@@ -177,6 +183,8 @@ def run_predict(
             written += (write_json(stage.path / "figures" / f"{explain}.json", [d.to_dict() for d in drawn]),)
         if predictions:
             stage.commit()
+            if not pseudonym_map:  # an earlier batch's private map never sits beside results it does not trace
+                (stage.out / PSEUDONYM_MAP).unlink(missing_ok=True)
     written = tuple(stage.final(p) for p in written) if predictions else ()
     return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written), tuple(unreported))
 

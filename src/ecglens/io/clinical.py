@@ -25,6 +25,7 @@ import importlib
 import importlib.util
 import logging
 import re
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import Any
@@ -377,7 +378,21 @@ def statements_of(parsed: Any) -> tuple[str, ...]:
     out = []
     for item in parsed.interpretation.statements:
         text, reason = (item, "") if isinstance(item, str) else (item[0], item[1] if len(item) > 1 else "")
-        statement = f"{str(text).strip()} ({str(reason).strip()})" if str(reason).strip() else str(text).strip()
+        text, reason = plain_text(text), plain_text(reason)
+        statement = f"{text} ({reason})" if reason else text
         if statement:
             out.append(statement)
     return tuple(out)
+
+
+def plain_text(value: object) -> str:
+    """A file's text as one plain line: control and format characters (a line feed that would forge a table row,
+    an escape code that would clear a terminal, U+202E that reverses what follows, U+FEFF) dropped, white space
+    one space."""
+    kept = []
+    for char in str(value):
+        if char.isspace():
+            kept.append(" ")
+        elif unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            kept.append(char)
+    return " ".join("".join(kept).split())

@@ -135,19 +135,26 @@ def check_gain(path: str, gain: float) -> float:
     return gain
 
 
+MAX_SCALE = 1e6
+"""The largest amplitude scale a clinical file may give (units per ADC count, in the file's unit: uV or mV per
+count in every format read): 1e6 uV is 1 V a count, where 16 bits would span 65 kV."""
+
+
 def check_scale(path: str, name: str, value: object) -> float:
     """A clinical file's amplitude scale (units per ADC count) as the file writes it: a finite number above 0,
     the clinical paths' counterpart of `check_gain`.
 
     Raises:
-        RecordError: not a number, NaN or infinite (``1e400`` included), zero, or negative (a negative scale would
-            silently invert the signal: refused, never applied).
+        RecordError: not a number, NaN or infinite (``1e400`` included), zero, negative (a negative scale would
+            silently invert the signal: refused, never applied), or above `MAX_SCALE`.
     """
     scale = number(path, value, f"scale {name}")
     if scale < 0:
         raise RecordError(path, f"scale {name} {scale:g} is negative: it would invert the signal, so it is refused")
     if scale == 0:
         raise RecordError(path, f"scale {name} is 0: the signal would be flat")
+    if scale > MAX_SCALE:
+        raise RecordError(path, f"scale {name} {scale:g} is above {MAX_SCALE:g} units per count: not an ECG's")
     return scale
 
 

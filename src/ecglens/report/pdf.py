@@ -41,6 +41,11 @@ ROW_MM = 3.4
 ECG_BOTTOM_MM = 12.0
 ECG_TOP_MM = 141.0
 STATEMENT_BOX_MM = (194.0, ECG_TOP_MM + 2.0, PAGE_MM[0] - 3.0, TOP_MM - 4.5)
+DECISION_BOX_MM = (9.0, ECG_TOP_MM + 1.0, 97.0, TOP_MM + 3.0)
+MEASUREMENT_BOX_MM = (99.0, ECG_TOP_MM + 1.0, 192.0, TOP_MM + 3.0)
+"""The decisions' and the measurements' columns: nothing drawn in one reaches the next column or the ECG."""
+LINE_MM = {6: 2.55, 7: 2.97}
+"""The height of a line of text at a font size (points), with the page's line spacing."""
 """The file's statement column (left, bottom, right, top): nothing of it is drawn outside."""
 STATEMENT_WIDTH = 55
 """Characters per line of the statement column."""
@@ -130,6 +135,23 @@ def _text(fig: Figure, x_mm: float, y_mm: float, text: str, **kwargs) -> Text:
     return fig.text(x_mm / width, y_mm / height, shown, parse_math=False, **kwargs)
 
 
+def _block(
+    fig: Figure, x_mm: float, y_mm: float, items: list[str], box: tuple[float, float, float, float], **kwargs
+) -> float:
+    """``items`` wrapped to the column ``box`` and cut to the lines it holds below ``y_mm`` ("... N more"), drawn
+    clipped to it; returns the height used (mm)."""
+    fontsize = kwargs.setdefault("fontsize", 6)
+    line_mm = LINE_MM.get(fontsize, fontsize * 0.41)
+    glyph_mm = fontsize * (0.215 if kwargs.get("weight") == "bold" else 0.19)  # an average glyph's width
+    width = int((box[2] - x_mm) / glyph_mm)
+    room = int((y_mm - box[1]) / line_mm)
+    lines = page_lines(items, width, max(room, 1), indent="  ")
+    if not lines:
+        return 0.0
+    clip_to(fig, _text(fig, x_mm, y_mm, "\n".join(lines), **kwargs), box, PAGE_MM)
+    return line_mm * len(lines)
+
+
 def _header(fig: Figure, scored: Scored, meta: BundleMeta, model: str) -> None:
     p, record = scored.prediction, scored.record
     read = "" if record is None else f"read at {record.sampling_rate_hz:g} Hz, "
@@ -158,7 +180,7 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
     p = scored.prediction
     _text(fig, 10, TOP_MM, "Decisions of the model (probability / threshold)", fontsize=8, weight="bold")
     if p.status != "ok":
-        _text(fig, 10, TOP_MM - 5, f"{p.status}: " + "; ".join(p.reasons), fontsize=7, color="#b00000")
+        _block(fig, 10, TOP_MM - 5, [f"{p.status}: {reason}" for reason in p.reasons], DECISION_BOX_MM, color="#b00000")
         return
     if p.criteria is not None:
         _text(fig, 86, TOP_MM - 3.0, "criteria", fontsize=5, color="#555555")
@@ -189,18 +211,14 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
                 weight="bold" if met else "normal",
             )
     y = TOP_MM - 5 - ROW_MM * len(meta.class_names)
-    if p.disagreements:
-        flags = [f"criteria disagree: {flag}" for flag in p.disagreements[:2]]
-        flags += [f"and {len(p.disagreements) - 2} more (predictions.jsonl)"] if len(p.disagreements) > 2 else []
-        text = "\n".join(textwrap.fill(flag, 78) for flag in flags)
-        _text(fig, 10, y, text, fontsize=6, color="#b00000", weight="bold")
-        y -= 2.4 * text.count("\n") + 2.6
+    if p.disagreements:  # first: a disputed decision is never shown without its flag
+        flags = [f"criteria disagree: {flag}" for flag in p.disagreements]
+        y -= _block(fig, 10, y, flags, DECISION_BOX_MM, color="#b00000", weight="bold")
     elif p.criteria is None:
-        _text(fig, 10, y, "criteria not evaluated (ecglens predict --measurements)", fontsize=6, color="#777777")
-        y -= 2.6
+        unevaluated = ["criteria not evaluated (ecglens predict --measurements)"]
+        y -= _block(fig, 10, y, unevaluated, DECISION_BOX_MM, color="#777777")
     if p.warnings:
-        warning = textwrap.fill("warnings: " + "; ".join(p.warnings), 75)
-        _text(fig, 10, y, warning, fontsize=6, color="#b00000")
+        _block(fig, 10, y, ["warnings: " + "; ".join(p.warnings)], DECISION_BOX_MM, color="#b00000")
 
 
 def _measurements(fig: Figure, scored: Scored) -> None:
@@ -209,7 +227,12 @@ def _measurements(fig: Figure, scored: Scored) -> None:
     if theirs:
         _text(fig, 176, TOP_MM - 0.3, "the file's", fontsize=7, weight="bold", color="#555555")
     if m is None:
-        _text(fig, 100, TOP_MM - 5, "not measured (ecglens predict --measurements;\npip install 'ecglens[waves]')")
+        why = (
+            "not measured: the record is not interpretable"
+            if scored.prediction.status != "ok"
+            else "not measured (ecglens predict --measurements; pip install 'ecglens[waves]')"
+        )
+        _block(fig, 100, TOP_MM - 5, [why], MEASUREMENT_BOX_MM, fontsize=7)
     values, outside = ({}, set()) if m is None else (m.to_dict(), set(m.outside_normal()))
     for row, (name, key, unit) in enumerate(_MEASURED):
         y = TOP_MM - 5 - ROW_MM * row
@@ -223,7 +246,7 @@ def _measurements(fig: Figure, scored: Scored) -> None:
         flag = "  outside normal" if key in outside else ""
         if key == "qrs_axis_deg" and m.qrs_axis_category not in (None, "normal"):
             flag = f"  {m.qrs_axis_category}"
-        text = f"{shown_value(value, key)} {unit} {normal}{flag}"
+        text = f"{shown_value(value, key)} {unit} {normal}{flag}" if value is not None else f"n/a {normal}"
         colour = "#b00000" if key in outside else "black"
         _text(fig, 100, y, name, fontsize=7)
         _text(fig, 122, y, text, fontsize=7, color=colour, weight="bold" if flag else "normal")
@@ -235,7 +258,7 @@ def _measurements(fig: Figure, scored: Scored) -> None:
             + m.qtc_limit()
             + "; axis categories after AHA/ACCF/HRS 2009"
         )
-        _text(fig, 100, TOP_MM - 5 - ROW_MM * len(_MEASURED), textwrap.fill(notes, 70), fontsize=6, color="#555555")
+        _block(fig, 100, TOP_MM - 5 - ROW_MM * len(_MEASURED), [notes], MEASUREMENT_BOX_MM, color="#555555")
 
 
 def _statement(fig: Figure, scored: Scored) -> None:

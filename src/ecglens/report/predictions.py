@@ -128,7 +128,7 @@ def _clinical_cell(p: Prediction, name: str) -> str:
     if name == "file_format":
         return p.file_format
     if name == "file_statements":
-        return " | ".join(p.file_statements)
+        return spreadsheet_safe(" | ".join(p.file_statements))
     if name == "file_statements_left_out":
         return str(p.file_statements_left_out)
     if name == "derived_leads":
@@ -160,6 +160,12 @@ def write_pseudonym_map(rows: Sequence[tuple[str, str]], out: Path) -> Path:
         writer.writerow(["pseudonym", "input_path"])
         writer.writerows((name, printable(path)) for name, path in rows)
     return out / PSEUDONYM_MAP
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A file's text as a CSV cell a spreadsheet shows as text: a cell opening with ``=``, ``+``, ``-``, ``@``
+    (a formula, in Excel and LibreOffice) gets a leading apostrophe (OWASP's advice on CSV injection)."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
 
 
 def write_prediction_tables(
