@@ -27,8 +27,8 @@ IRREGULAR_RR = 0.12
 (within `PR_SPREAD_S` of the median PR: every P conducted, as a PR interval presumes) and the rhythm is not
 irregularly irregular (the median change of RR from beat to beat at most `IRREGULAR_RR` of the median RR).
 Chosen by record-disjoint cross-validation on the shared LUDB half (the delineator of each fold scoring records
-it never saw): none of the 12 records without P waves (atrial fibrillation or flutter, paced, third-degree
-block) gets a PR, and 87 of the 88 with P waves keep theirs (``python benchmarks/bench_delineation.py --methods
+it never saw): 1 of the 12 records without P waves (atrial fibrillation or flutter, paced, third-degree block)
+gets a PR, and 86 of the 88 with P waves keep theirs (``python benchmarks/bench_delineation.py --methods
 net --cv DIR``). An earlier choice (70 % of the beats within 20 ms, no rhythm check) withheld the PR of 5 of 7
 first-degree AV blocks on PTB-XL (``python benchmarks/bench_qrs_ptbxl.py``): the delineator's beat-to-beat P
 onset varies more than that."""
