@@ -648,3 +648,19 @@ def test_a_premature_beat_leaves_the_pr_interval_of_the_dominant_beats_measured(
     measured = measure(WaveMarks(RATE, tuple(LeadWaves(lead, kinds) for lead in ("I", "II", "aVF")), "hand-built"))
     assert measured.premature_beats >= 1
     assert measured.pr_ms == pytest.approx(200.0)  # a premature beat is no reason to withhold the PR interval
+
+
+@pytest.mark.realdata
+def test_a_first_degree_av_block_outside_the_networks_range_keeps_its_long_pr(shared_data):
+    """The GE MUSE example (the cart's PR 330 ms): the network's P onsets wandered 156-236 ms before the QRS and
+    gave a PR of 172; neurokit2's steadier P waves give the PR (and say so)."""
+    pytest.importorskip("ecgdatakit")
+    pytest.importorskip("neurokit2")
+    from ecglens.io import read_record
+    from ecglens.waves.delineate import measurements_of
+
+    (path,) = (shared_data / "clinical" / "muse").glob("*.xml")
+    record = read_record(path)
+    measured = measurements_of(record.signal, record.sampling_rate_hz, record.lead_names)
+    assert measured.pr_ms == pytest.approx(330, abs=15) and "pr_ms" in measured.outside_normal()
+    assert any("PR from neurokit2's P waves" in note for note in measured.notes)

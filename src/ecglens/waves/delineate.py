@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from ecglens.waves.beats import rates_disagree, second_rate_bpm
 from ecglens.waves.marks import OK, WAVES, LeadWaves, WaveMarks, waves_from_triplets
-from ecglens.waves.measure import Measurements, measure
+from ecglens.waves.measure import Measurements, measure, pr_spread_ms
 
 METHODS = ("net", "prominence", "dwt")
 DEFAULT_METHOD = "net"
@@ -158,6 +159,40 @@ def available() -> bool:
     return importlib.util.find_spec("neurokit2") is not None
 
 
+PR_UNSTEADY_MS = 10.0
+"""The network's per-beat PR may vary (median absolute deviation) this much before neurokit2's P waves are asked."""
+
+
+def _steadier_pr(
+    measured: Measurements,
+    marks: WaveMarks,
+    signal: np.ndarray,
+    sampling_rate_hz: float,
+    lead_names: Sequence[str],
+    sex: str | None,
+) -> Measurements:
+    """The PR (and P axis) from neurokit2's P waves when the network's vary from beat to beat by more than
+    `PR_UNSTEADY_MS` and neurokit2's by less than half as much. A PR of 330 ms (first-degree AV block, outside
+    the network's LUDB training range) put the network's P onsets anywhere from 156 to 236 ms before the QRS
+    while neurokit2's held at 338 +- 4; on the cross-validated LUDB half no record meets the condition, so the
+    network's figures there are unchanged (``python benchmarks/bench_delineation.py --cv DIR``)."""
+    spread = pr_spread_ms(marks)
+    if spread is None or spread <= PR_UNSTEADY_MS:
+        return measured
+    other_marks = delineate(signal, sampling_rate_hz, lead_names, "prominence")
+    other_spread = pr_spread_ms(other_marks)
+    if other_spread is None or other_spread >= spread / 2:
+        return measured
+    other = measure(other_marks, signal, sex)
+    if other.pr_ms is None:
+        return measured
+    note = (
+        f"PR from neurokit2's P waves ({other_spread:.0f} ms from beat to beat), the network's varying by "
+        f"{spread:.0f} ms"
+    )
+    return replace(measured, pr_ms=other.pr_ms, p_axis_deg=other.p_axis_deg, notes=(*measured.notes, note))
+
+
 def measurements_of(
     signal: np.ndarray,
     sampling_rate_hz: float,
@@ -171,7 +206,11 @@ def measurements_of(
     disagreement over 20 % is the measurements' first note and a warning; a rate the second estimate finds
     faster is looked for again with neurokit2's detector at a 0.2-s wait). ``method``: `DEFAULT_METHOD` when
     None."""
-    measured = measure(delineate(signal, sampling_rate_hz, lead_names, method or DEFAULT_METHOD), signal, sex)
+    method = method or DEFAULT_METHOD
+    marks = delineate(signal, sampling_rate_hz, lead_names, method)
+    measured = measure(marks, signal, sex)
+    if method == "net" and measured.pr_ms is not None and available():
+        measured = _steadier_pr(measured, marks, signal, sampling_rate_hz, lead_names, sex)
     second = second_rate_bpm(signal, sampling_rate_hz)
     detected = measured.heart_rate_bpm
     if detected is not None and second is not None and second > detected * 1.2:  # beats the detector waited over

@@ -270,6 +270,20 @@ def rr_irregularity(rr: np.ndarray, premature: np.ndarray | None = None) -> floa
     return float(np.median(np.abs(np.diff(rr))) / np.median(rr))
 
 
+def pr_spread_ms(marks: WaveMarks) -> float | None:
+    """How much a record's per-beat PR varies: the median absolute deviation from the median (ms; None without
+    two beats with a P wave)."""
+    spans = [
+        b["QRS onset"] - b["P onset"]
+        for b in global_boundaries(marks)
+        if b["P onset"] is not None and b["QRS onset"] is not None
+    ]
+    if len(spans) < 2:
+        return None
+    values = np.asarray(spans, np.float64)
+    return float(np.median(np.abs(values - np.median(values)))) * 1000 / marks.sampling_rate_hz
+
+
 def conducted_beats(beats: list[dict[str, float | None]], rate: float) -> list[dict[str, float | None]]:
     """The beats whose P wave precedes the QRS at the record's usual PR (within `PR_SPREAD_S` of the median)."""
     with_p, spans = [], []
