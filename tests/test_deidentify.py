@@ -347,6 +347,8 @@ SECOND_ORDINARY = (
     "Left bundle branch block",
     "Sinus rhythm and an early transition",
     "Criteria version 2019",
+    "Criteria version 2.10.11",
+    "Wolff-Parkinson-White pattern",
 )
 """Statements the first scrubber dropped (or could drop) for no person."""
 
@@ -371,6 +373,8 @@ def test_second_review_ordinary_statements_are_kept(statement):
         "Referred to Dr. Hudson",
         "Garg MD",
         "Ruchira Garg, M.D.",
+        "Ms. O’Brien",
+        "O'BRIEN MD",
         "ID 6030",
         "6030",
     ],

@@ -128,6 +128,7 @@ _MONTH = (
 )
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _MONTH_NUMBER = r"(?:0?[1-9]|1[0-2])"
+_NOT_VERSION = r"(?<!\bv )(?<!\bv\. )(?<!\bver )(?<!\bver\. )(?<!\bversion )(?<!\brelease )"
 GENERIC = tuple(
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
@@ -136,10 +137,11 @@ GENERIC = tuple(
         r"(?<!\d)(?:1[89]|2\d)\d{2}\s?[-./]\s?\d{1,2}\s?[-./]\s?\d{1,2}(?!\d)",
         r"(?<!\d)(?:1[89]|2\d)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)",
         rf"(?<!\d)\d{{1,2}}(?:st|nd|rd|th)?[\s\-./]*{_MONTH}(?![a-z])\.?[\s\-./,]*(?:\d{{4}}|'?\d{{2}})(?!\d)",
-        # dates with a two-digit year, one separator repeated: 3/3/41 (day or month first), 41-03-03
-        rf"(?<![\w./\-]){_DAY}([/.\-]){_MONTH_NUMBER}\1\d{{2}}(?![\w/\-]|[.,]\d)",
-        rf"(?<![\w./\-]){_MONTH_NUMBER}([/.\-]){_DAY}\1\d{{2}}(?![\w/\-]|[.,]\d)",
-        rf"(?<![\w./\-])\d{{2}}([/.\-]){_MONTH_NUMBER}\1{_DAY}(?![\w/\-]|[.,]\d)",
+        # dates with a two-digit year, one separator repeated: 3/3/41 (day or month first), 41-03-03; not a
+        # version ("version 2.10.11", "v 2.10.11")
+        rf"{_NOT_VERSION}(?<![\w./\-]){_DAY}([/.\-]){_MONTH_NUMBER}\1\d{{2}}(?![\w/\-]|[.,]\d)",
+        rf"{_NOT_VERSION}(?<![\w./\-]){_MONTH_NUMBER}([/.\-]){_DAY}\1\d{{2}}(?![\w/\-]|[.,]\d)",
+        rf"{_NOT_VERSION}(?<![\w./\-])\d{{2}}([/.\-]){_MONTH_NUMBER}\1{_DAY}(?![\w/\-]|[.,]\d)",
         rf"\b{_MONTH}\b\.?[\s\-./]*\d{{1,2}}(?:st|nd|rd|th)?,?[\s\-./]*\d{{4}}(?!\d)",
         rf"\b{_MONTH}\b\.?[\s\-./,]*(?:1[89]|2\d)\d{{2}}(?!\d)",
         # telephone numbers: 555-0199, (555) 123-4567, +44 20 7946 0958
@@ -181,8 +183,10 @@ _TITLE = re.compile(
 """A title before a name ("Dr Who", "Mrs Hudson"); "Mr", "Ms" only as written so (MS: mitral stenosis)."""
 _DEGREE = re.compile(r"(?<![^\W_])(?:M\.?D|Ph\.?D)(?![^\W_])\.?", re.IGNORECASE)
 """A degree after (or before) a name ("Garg MD", "Ruchira Garg, M.D.")."""
-_WORD_AFTER = re.compile(r"[\s,:;\-]*([^\W\d_][^\W\d_'\u2019\-]*\.?)")
-_WORD_BEFORE = re.compile(r"([^\W\d_][^\W\d_'\u2019\-]*)[\s,]*$")
+_WORD = r"[^\W\d_](?:[^\W\d_]|['\u2019\-](?=[^\W\d_]))*"
+"""A word: letters, with an apostrophe or a hyphen between two of them (``O'Brien``, ``Smith-Jones``)."""
+_WORD_AFTER = re.compile(rf"[\s,:;\-]*({_WORD}\.?)")
+_WORD_BEFORE = re.compile(rf"({_WORD})[\s,]*$")
 _FOLDED = str.maketrans(
     {"ß": "ss", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "æ": "ae"}
     | {"Æ": "AE", "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "Th", "ı": "i"}
