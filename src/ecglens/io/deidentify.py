@@ -10,26 +10,40 @@ What makes a statement personal (`Scrubber.leaks`):
 
 - **the file's own values as patterns, not strings.** Person names in every stored form: a DICOM person name
   ``Family^Given^Middle^Prefix^Suffix`` is split by pydicom's `PersonName`, ``Vrensko^Dr`` gives ``Vrensko``;
-  every name component of 2 letters or more (titles such as Dr, MD, Jr left aside) matches on its own, as a
-  whole word, in any case. Ids match with any separator between their characters (``PIDX9731246`` matches
-  ``PIDX 9731246`` and ``pidx-973-1246``), and every run of 4 or more digits of an id matches alone. A birth
-  or acquisition date matches in every common form: ISO, DD.MM.YYYY, MM/DD/YYYY (any of ``-./`` and spaces),
-  YYYYMMDD, two-digit years, month names (``19 Feb 1937``, ``February 19, 1937``). Every other identifying
-  value the reader found (history, place, institution) matches verbatim.
-- **the staff the library does not expose**, re-read from the file: GE MUSE ordering, referring, acquiring
-  and over-reading staff (``OrderingMDLastName``, ``AcquisitionTechID``, ``OverreaderFirstName``, ...),
-  Philips operators, clinicians, editors and signature lines (through defusedxml, as the library reads XML),
-  and DICOM's person names, ids, dates, addresses and telephone numbers among the attributes of PS3.15's basic
-  confidentiality profile (``ReferringPhysicianName``, ``OperatorsName``, ``PerformingPhysicianName``,
-  ``PhysiciansOfRecord``, ``NameOfPhysiciansReadingStudy``, ...; pydicom, header only).
-- **generic patterns**, whatever the file's fields hold: any date with a four-digit year or a month name and a
-  year, telephone numbers, e-mail addresses, numbers of 6 digits or more, and the words that announce personal
-  data (DOB, born, MRN, SSN, ``ID`` or ``Case`` followed by a number), titles before a name (``Dr``, ``Mrs
-  Smith``) and signature phrases ("Confirmed by").
+  every name component of 3 letters or more (titles such as Dr, MD, Jr left aside) matches on its own, as a
+  whole word, in any case, accents folded on both sides and in German transliteration (``Müller`` finds
+  "mueller", "MULLER"). A shorter component ("An") or one that is an ECG word (``CLINICAL_WORDS``: "Block",
+  "White") matches only beside another component of the name or a title ("Anna Block", "Dr Block"). Ids of 6
+  characters or more match with any separator between their characters (``PIDX9731246`` matches ``PIDX
+  9731246`` and ``pidx-973-1246``), and every run of 5 or more digits of an id matches alone, leading zeros
+  optional (``00123456`` finds "123 456"). A birth or acquisition date matches in every common form: ISO,
+  DD.MM.YYYY, MM/DD/YYYY (any of ``-./`` and spaces), YYYYMMDD, two-digit years, month names (``19 Feb
+  1937``, ``February 19, 1937``). Every other identifying value the reader found (history, place,
+  institution) matches verbatim, except an ECG word, and a place's code of 1 to 3 digits (MUSE ``Location``
+  105) only after a place word ("location 105").
+- **the staff and places the library does not expose**, re-read from the file: GE MUSE ordering, referring,
+  acquiring and over-reading staff (``OrderingMDLastName``, ``AcquisitionTechID``, ``OverreaderFirstName``,
+  ...), its ``Site``, ``SiteName``, ``Location``, ``LocationName``, ``HISLocation``, ``RoomID`` and order
+  numbers, Philips operators, clinicians, editors and signature lines (through defusedxml, as the library
+  reads XML), and DICOM's person names, ids, dates, addresses and telephone numbers among the attributes of
+  PS3.15's basic confidentiality profile (``ReferringPhysicianName``, ``OperatorsName``,
+  ``PerformingPhysicianName``, ``PhysiciansOfRecord``, ``NameOfPhysiciansReadingStudy``, ...; pydicom,
+  header only).
+- **generic patterns**, whatever the file's fields hold: any date with a four-digit year, a two-digit year
+  with one separator repeated (``3/3/41``, ``41-03-03``) or a month name (``03MAR1941``), telephone numbers
+  (US layouts, ``+`` numbers, 9 digits or more in groups: ``0151 496 0000``), e-mail addresses, numbers of 6
+  digits or more, the words that announce personal data (DOB, born, MRN, SSN, ``ID`` or ``Case`` followed by
+  a number), and a name-like word (`name_like`: capitalised, not an ECG word) after a title (``Dr Who``,
+  ``Mrs Hudson``), beside a degree (``Garg MD``) or after a signature phrase ("Confirmed by Smith",
+  "Discussed with Alice"; after "by" in any case), see `announces_person`.
 
 Limits, stated plainly: a person named in free text whose name is in none of the file's fields, and who is
-not announced by a title or a signature phrase ("discussed with Alice"), is not recognised: no named-entity
-model is used. A bare year, an age, or a number of 5 digits or fewer that is not one of the file's ids is kept.
+not announced by a title, a degree or a signature phrase ("Alice notified"), is not recognised: no
+named-entity model is used. A surname that is an ECG word ("Block") or shorter than 3 letters is found only
+beside another part of the name or a title. A bare year, an age, a number of 5 digits or fewer that is not one
+of the file's ids, and a telephone number of fewer than 9 digits in a layout other than the US one are kept.
+In an all-capitals statement every word is capitalised: a word after "with" or "to" that is not in
+``CLINICAL_WORDS`` drops it.
 """
 
 from __future__ import annotations
