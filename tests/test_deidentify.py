@@ -290,3 +290,150 @@ def test_serve_shows_no_leak_and_counts_the_drops(tmp_path):
             assert tuple(body["file_statements"]) == ORDINARY
             assert body["file_statements_left_out"] == len(LEAKS) + len(STAFF_LEAKS[kind])
             assert [value for value in PERSONAL if value.lower() in response.text.lower()] == []
+
+
+# ---- issue 35, second review: leaks the first scrubber kept, and ordinary statements it dropped ---------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "Call 0151 496 0000",  # international telephone layouts
+        "Call (0151) 496-0000",
+        "tel 01 23 45 67 89",
+        "ring 030 1234 5678 re results",
+        "mueller",  # accents folded, German transliteration
+        "MULLER J",
+        "jose seen",
+        "Müller to call",
+        "3/3/41",  # dates in no field, two-digit years
+        "41-03-03",
+        "seen 03.03.41",
+        "03MAR1941",
+        "03MAR41 follow-up",
+        "ref 123 456",  # the id 00123456 without its leading zeros
+        "ref 0012-3456",
+    ],
+)
+def test_second_review_leaks_are_caught(statement):
+    found = _scrubber(patient_id="00123456", patient_name="Müller^José")
+    assert found.leaks(statement), statement
+
+
+def test_a_transliterated_stored_name_finds_the_accented_spelling():
+    found = _scrubber(patient_name="Mueller^Jose")
+    assert found.leaks("Dr. Müller notified") and found.leaks("MÜLLER") and found.leaks("José")
+
+
+SECOND_ORDINARY = (
+    "QRS 120 ms",
+    "P-R-T axes 60 30 45",
+    "HR 72 bpm",
+    "QT/QTc 380/410 ms",
+    "Vent. rate 72 PR 160 QRSD 90 QT/QTc 380/410",
+    "STd V1-V3",
+    "Axis 60/30",
+    "1/2 mV ST elevation",
+    "Interpreted with caution",
+    "Acquired with lead reversal",
+    "Read with care: artifact",
+    "Performed with patient supine",
+    "Referred to cardiology",
+    "REFERRED TO CARDIOLOGY",
+    "INTERPRETED WITH CAUTION",
+    "MD review suggested",
+    "Dr. review pending",
+    "DR. REVIEW PENDING",
+    "Left bundle branch block",
+    "Sinus rhythm and an early transition",
+    "Criteria version 2019",
+    "Criteria version 2.10.11",
+    "Wolff-Parkinson-White pattern",
+)
+"""Statements the first scrubber dropped (or could drop) for no person."""
+
+
+@pytest.mark.parametrize("statement", SECOND_ORDINARY)
+def test_second_review_ordinary_statements_are_kept(statement):
+    found = _scrubber(patient_id="6030", patient_name="Block^An", technician="Early", birth_date="1941-03-03")
+    assert not found.leaks(statement), statement
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "Anna Block notified",  # a name component that is an ECG word, beside another part of the name
+        "Block, Anna",
+        "Dr Block to call",
+        "BLOCK MD",
+        "Dr An on duty",
+        "Confirmed by Smith",  # signature phrases and titles with a name after them
+        "Confirmed by someone",
+        "Discussed with Alice",
+        "Referred to Dr. Hudson",
+        "Garg MD",
+        "Ruchira Garg, M.D.",
+        "Ms. O’Brien",
+        "O'BRIEN MD",
+        "ID 6030",
+        "6030",
+    ],
+)
+def test_narrowed_patterns_still_catch_a_person(statement):
+    found = _scrubber(patient_id="6030", patient_name="Block^Anna", technician="An^Li")
+    assert found.leaks(statement), statement
+
+
+def test_short_and_clinical_name_components_alone_are_no_pattern():
+    found = _scrubber(patient_name="Block^An", technician="Early")
+    assert not found.leaks("Left bundle branch block with an early transition")
+    assert found.leaks("Dr. Early") and found.leaks("An Block")
+
+
+def test_an_id_is_matched_with_separators_only_from_6_characters_and_its_digits_from_5():
+    from ecglens.io.deidentify import id_patterns
+
+    assert id_patterns("6030") == [] and id_patterns("T4711") == []
+    assert not _scrubber(patient_id="6030").leaks("P-R-T axes 60 30 45")
+    assert _scrubber(patient_id="48213").leaks("Tech 48 213") and _scrubber(patient_id="PIDX97").leaks("pidx 97")
+
+
+def test_every_muse_place_field_is_a_pattern_and_a_short_code_only_after_a_place_word(tmp_path):
+    path = tmp_path / "site.xml"
+    path.write_text(
+        muse_xml(
+            test={
+                "Site": "17",
+                "SiteName": "Harbourview Medical",
+                "Location": "105",
+                "LocationName": "Saperstein 5th floor",
+                "RoomID": "R12B",
+                "HISLocation": "AHEY",
+            },
+            statements=(
+                "Seen at location 105",
+                "Loc 105 repeat",
+                "Harbourview Medical",
+                "Saperstein 5th floor",
+                "AHEY ward",
+                "room R12B",
+                "QRS 105 ms",
+                "Sinus rhythm",
+            ),
+        ),
+        encoding="latin-1",
+    )
+    record = read_record(path)
+    assert record.statements == ("QRS 105 ms", "Sinus rhythm") and record.statements_left_out == 6
+    path.write_text(muse_xml(test={"Location": "Cedar Ward"}, statements=("In Cedar Ward", "Sinus rhythm")))
+    record = read_record(path)
+    assert record.statements == ("Sinus rhythm",) and record.statements_left_out == 1
+
+
+def test_the_count_says_possibly_identifying(predicted):
+    from ecglens.report.predictions import CLINICAL_COLUMNS
+
+    _, _, terminal = predicted
+    assert "statements left out as possibly identifying" in terminal
+    assert "possibly identifying" in dict(CLINICAL_COLUMNS)["file_statements_left_out"]
+    assert "could identify a person" not in terminal

@@ -87,8 +87,8 @@ class PredictRun:
                 lines.append(f"{'':<{width}}  the file's own statement: {shown}")
             if p.file_statements_left_out:
                 lines.append(
-                    f"{'':<{width}}  {p.file_statements_left_out} of the file's statements left out: they could "
-                    "identify a person"
+                    f"{'':<{width}}  {p.file_statements_left_out} of the file's statements left out as possibly "
+                    "identifying"
                 )
             if p.derived_leads:
                 lines.append(f"{'':<{width}}  derived by the reader from I and II: {', '.join(p.derived_leads)}")

@@ -10,32 +10,47 @@ What makes a statement personal (`Scrubber.leaks`):
 
 - **the file's own values as patterns, not strings.** Person names in every stored form: a DICOM person name
   ``Family^Given^Middle^Prefix^Suffix`` is split by pydicom's `PersonName`, ``Vrensko^Dr`` gives ``Vrensko``;
-  every name component of 2 letters or more (titles such as Dr, MD, Jr left aside) matches on its own, as a
-  whole word, in any case. Ids match with any separator between their characters (``PIDX9731246`` matches
-  ``PIDX 9731246`` and ``pidx-973-1246``), and every run of 4 or more digits of an id matches alone. A birth
-  or acquisition date matches in every common form: ISO, DD.MM.YYYY, MM/DD/YYYY (any of ``-./`` and spaces),
-  YYYYMMDD, two-digit years, month names (``19 Feb 1937``, ``February 19, 1937``). Every other identifying
-  value the reader found (history, place, institution) matches verbatim.
-- **the staff the library does not expose**, re-read from the file: GE MUSE ordering, referring, acquiring
-  and over-reading staff (``OrderingMDLastName``, ``AcquisitionTechID``, ``OverreaderFirstName``, ...),
-  Philips operators, clinicians, editors and signature lines (through defusedxml, as the library reads XML),
-  and DICOM's person names, ids, dates, addresses and telephone numbers among the attributes of PS3.15's basic
-  confidentiality profile (``ReferringPhysicianName``, ``OperatorsName``, ``PerformingPhysicianName``,
-  ``PhysiciansOfRecord``, ``NameOfPhysiciansReadingStudy``, ...; pydicom, header only).
-- **generic patterns**, whatever the file's fields hold: any date with a four-digit year or a month name and a
-  year, telephone numbers, e-mail addresses, numbers of 6 digits or more, and the words that announce personal
-  data (DOB, born, MRN, SSN, ``ID`` or ``Case`` followed by a number), titles before a name (``Dr``, ``Mrs
-  Smith``) and signature phrases ("Confirmed by").
+  every name component of 3 letters or more (titles such as Dr, MD, Jr left aside) matches on its own, as a
+  whole word, in any case, accents folded on both sides and in German transliteration (``Müller`` finds
+  "mueller", "MULLER"). A shorter component ("An") or one that is an ECG word (``CLINICAL_WORDS``: "Block",
+  "White") matches only beside another component of the name or a title ("Anna Block", "Dr Block"). Ids of 6
+  characters or more match with any separator between their characters (``PIDX9731246`` matches ``PIDX
+  9731246`` and ``pidx-973-1246``), and every run of 5 or more digits of an id matches alone, leading zeros
+  optional (``00123456`` finds "123 456"). A birth or acquisition date matches in every common form: ISO,
+  DD.MM.YYYY, MM/DD/YYYY (any of ``-./`` and spaces), YYYYMMDD, two-digit years, month names (``19 Feb
+  1937``, ``February 19, 1937``). Every other identifying value the reader found (history, place,
+  institution) matches verbatim, except an ECG word, and a place's code of 1 to 3 digits (MUSE ``Location``
+  105) only after a place word ("location 105").
+- **the staff and places the library does not expose**, re-read from the file: GE MUSE ordering, referring,
+  acquiring and over-reading staff (``OrderingMDLastName``, ``AcquisitionTechID``, ``OverreaderFirstName``,
+  ...), its ``Site``, ``SiteName``, ``Location``, ``LocationName``, ``HISLocation``, ``RoomID`` and order
+  numbers, Philips operators, clinicians, editors and signature lines (through defusedxml, as the library
+  reads XML), and DICOM's person names, ids, dates, addresses and telephone numbers among the attributes of
+  PS3.15's basic confidentiality profile (``ReferringPhysicianName``, ``OperatorsName``,
+  ``PerformingPhysicianName``, ``PhysiciansOfRecord``, ``NameOfPhysiciansReadingStudy``, ...; pydicom,
+  header only).
+- **generic patterns**, whatever the file's fields hold: any date with a four-digit year, a two-digit year
+  with one separator repeated (``3/3/41``, ``41-03-03``) or a month name (``03MAR1941``), telephone numbers
+  (US layouts, ``+`` numbers, 9 digits or more in groups: ``0151 496 0000``), e-mail addresses, numbers of 6
+  digits or more, the words that announce personal data (DOB, born, MRN, SSN, ``ID`` or ``Case`` followed by
+  a number), and a name-like word (`name_like`: capitalised, not an ECG word) after a title (``Dr Who``,
+  ``Mrs Hudson``), beside a degree (``Garg MD``) or after a signature phrase ("Confirmed by Smith",
+  "Discussed with Alice"; after "by" in any case), see `announces_person`.
 
 Limits, stated plainly: a person named in free text whose name is in none of the file's fields, and who is
-not announced by a title or a signature phrase ("discussed with Alice"), is not recognised: no named-entity
-model is used. A bare year, an age, or a number of 5 digits or fewer that is not one of the file's ids is kept.
+not announced by a title, a degree or a signature phrase ("Alice notified"), is not recognised: no
+named-entity model is used. A surname that is an ECG word ("Block") or shorter than 3 letters is found only
+beside another part of the name or a title. A bare year, an age, a number of 5 digits or fewer that is not one
+of the file's ids, and a telephone number of fewer than 9 digits in a layout other than the US one are kept.
+In an all-capitals statement every word is capitalised: a word after "with" or "to" that is not in
+``CLINICAL_WORDS`` drops it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -57,8 +72,54 @@ NOT_NAMES = frozenset(
 """Parts of a stored name that are not a name (titles, suffixes, a signature's words, placeholders): a name
 component among them is never a pattern, or "Dr", "II" or "by" would drop every statement that holds them (a
 Philips signature line says "Unconfirmed diagnosis" until someone signs)."""
-MIN_ID_CHARS = 4
-"""An id (its letters and digits) or a digit run shorter than this is too common to drop a statement for."""
+MIN_ID_CHARS = 6
+"""An id (its letters and digits) shorter than this is matched only as written, never with separators inside:
+``6030`` with separators would find "P-R-T axes 60 30 45"."""
+MIN_ID_DIGITS = 5
+"""A run of digits of an id shorter than this is not matched alone (with or without separators)."""
+MIN_NUMBER_DIGITS = 4
+"""A value made of digits alone (a room, a site, a short id) with fewer digits than this is not matched as
+written: "105" would drop "QRS 105 ms". A place's short code is matched only after a word that announces
+a place ("location 105", "room 12")."""
+MIN_NAME_LETTERS = 3
+"""A name component with fewer letters than this ("An", "Li") is matched only beside another component of
+the same name or a title ("Dr An", "Li, Wei"): alone it would drop every statement holding "an"."""
+CLINICAL_WORDS = frozenset(
+    " ".join(
+        (
+            # what an ECG statement is made of: a stored name component among these ("Block", "White", "Early")
+            # is matched only beside another component of its name or a title; a capitalised word among these
+            # after a signature phrase or a title ("Referred to Cardiology", "DR. REVIEW PENDING") is no name
+            "block blocks left right sinus normal abnormal borderline otherwise rhythm rhythms rate rates axis axes",
+            "wave waves lead leads bundle branch atrial atrium ventricular ventricle ventricles anterior inferior",
+            "posterior lateral septal apical anteroseptal anterolateral inferolateral high low long short early",
+            "late acute recent old age undetermined possible possibly probable probably consider marked mild",
+            "moderate severe junctional nodal pace paced pacer pacemaker pacing flutter fibrillation tachycardia",
+            "bradycardia arrhythmia premature complex complexes beat beats ectopic escape fusion aberrant",
+            "aberrancy conduction delay defect degree first second third heart hypertrophy enlargement infarct",
+            "infarction ischemia ischemic injury strain repolarization depolarization elevation elevated",
+            "depression depressed segment segments interval intervals voltage voltages deviation rotation",
+            "clockwise counterclockwise transition pattern change changes nonspecific abnormality",
+            "abnormalities intraventricular fascicular hemiblock bifascicular trifascicular preexcitation",
+            "wolff parkinson white brugada osborn lown ganong levine mobitz wenckebach sokolow lyon cornell",
+            "romhilt estes bazett fridericia framingham hodges einthoven goldberger wilson prolonged shortened",
+            "peaked inverted inversion flat flattened biphasic notched tall small poor progression artifact",
+            "artefact artifacts noise baseline wander wandering reversal reversed misplaced misplacement",
+            "placement electrode electrodes technical quality caution care attention patient patients supine",
+            "standing sitting exercise rest resting previous prior compared comparison unchanged significant",
+            "no none cardiology cardiologist cardiac clinic department emergency er ed icu ccu ward unit",
+            "hospital physician physicians doctor nurse technician staff team fellow resident attending family",
+            "computer machine system software program algorithm protocol echo echocardiogram review reviews",
+            "pending confirmation confirmed unconfirmed suggested recommended analysis interpretation",
+            "statement report repeat repeated follow clinical correlation correlate symptoms medication",
+            "digitalis drug effect electrolyte standard limb limbs precordial chest strip criteria adult",
+            "pediatric extreme sample data the a an this that his her their our",
+            "lvh rvh lbbb rbbb lafb lpfb avb pvc pvcs pac pacs afib st qt qtc qrs pr rsr wpw mi ami stemi nstemi",
+        )
+    ).split()
+)
+"""Words of ECG statements and of the phrases around a signature, lower case. Kept as data: a word added here
+stops being a name on its own (it still is beside another part of the name or after a title)."""
 _SEP = r"[\s\-./_:#]?"
 """What may stand between two characters of an id in free text: nothing, a space, a dash, a dot, a slash."""
 _MONTHS = (
@@ -79,6 +140,9 @@ _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
     r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_MONTH_NUMBER = r"(?:0?[1-9]|1[0-2])"
+_NOT_VERSION = r"(?<!\bv )(?<!\bv\. )(?<!\bver )(?<!\bver\. )(?<!\bversion )(?<!\brelease )"
 GENERIC = tuple(
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
@@ -86,13 +150,22 @@ GENERIC = tuple(
         r"(?<!\d)\d{1,2}\s?[-./]\s?\d{1,2}\s?[-./]\s?(?:1[89]|2\d)\d{2}(?!\d)",
         r"(?<!\d)(?:1[89]|2\d)\d{2}\s?[-./]\s?\d{1,2}\s?[-./]\s?\d{1,2}(?!\d)",
         r"(?<!\d)(?:1[89]|2\d)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)",
-        rf"(?<!\d)\d{{1,2}}(?:st|nd|rd|th)?[\s\-./]*{_MONTH}\b\.?[\s\-./,]*(?:\d{{4}}|'?\d{{2}})(?!\d)",
+        rf"(?<!\d)\d{{1,2}}(?:st|nd|rd|th)?[\s\-./]*{_MONTH}(?![a-z])\.?[\s\-./,]*(?:\d{{4}}|'?\d{{2}})(?!\d)",
+        # dates with a two-digit year, one separator repeated: 3/3/41 (day or month first), 41-03-03; not a
+        # version ("version 2.10.11", "v 2.10.11")
+        rf"{_NOT_VERSION}(?<![\w./\-]){_DAY}([/.\-]){_MONTH_NUMBER}\1\d{{2}}(?![\w/\-]|[.,]\d)",
+        rf"{_NOT_VERSION}(?<![\w./\-]){_MONTH_NUMBER}([/.\-]){_DAY}\1\d{{2}}(?![\w/\-]|[.,]\d)",
+        rf"{_NOT_VERSION}(?<![\w./\-])\d{{2}}([/.\-]){_MONTH_NUMBER}\1{_DAY}(?![\w/\-]|[.,]\d)",
         rf"\b{_MONTH}\b\.?[\s\-./]*\d{{1,2}}(?:st|nd|rd|th)?,?[\s\-./]*\d{{4}}(?!\d)",
         rf"\b{_MONTH}\b\.?[\s\-./,]*(?:1[89]|2\d)\d{{2}}(?!\d)",
         # telephone numbers: 555-0199, (555) 123-4567, +44 20 7946 0958
         r"(?<![\d.])\d{3}[-.]\d{4}(?![\d.])",
         r"\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}\b",
         r"\+\d[\d\s().-]{7,}\d",
+        # international layouts, 9 digits or more in groups: 0151 496 0000, (030) 1234 5678, 01 23 45 67 89
+        r"(?<![\w.+\-])(?=(?:[\s().\-]{0,3}\d){9})(?:\(0?\d{1,5}\)[\s.\-]?|0\d{1,4}[\s.\-])\d{2,5}"
+        r"(?:[\s.\-]\d{2,5}){0,4}(?![\w\-]|[.,]\d)",
+        r"(?<![\w.+\-])(?=(?:[\s.\-]?\d){10})\d{2,5}(?:[\s.\-]\d{3,5}){2,4}(?![\w\-]|[.,]\d)",
         r"\b(?:tel|phone|telephone|fax|mobile|cell|pager|beeper|ext)\b\.?\s*[:#]?\s*\+?\d",
         # e-mail addresses
         r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
@@ -104,14 +177,98 @@ GENERIC = tuple(
         r"social\s+security|medical\s+record|patient\s*(?:id|no|number|name)|pid|accession)\b",
         r"\bid\b\s*[:#.]?\s*(?:[a-z]+[\s:#.-]*)?\d",
         r"\b(?:case|pt|patient|acct|account|visit|encounter|order|study|mr)\s*(?:no\.?|number|#)?\s*[:#]?\s*\d{3,}",
-        # a person announced by a title or a signature phrase
-        r"\b(?:confirmed|reviewed|over-?read|interpreted|signed|edited|verified|read|approved|discussed|"
-        r"called|dictated|transcribed|ordered|referred|requested|performed|acquired)\s+(?:by|with|to)\b",
-        r"\bM\.?D\.?\b|\bdr\b\.?|\bDoctor\s+[A-Z]",
-        r"(?-i:\b(?:Mr|Mrs|Ms|Miss|Mx|Prof|Sr|Sister|Nurse)\b\.?\s+[A-Z])",
     )
 )
-"""Patterns that make any statement personal, whatever the file's fields hold."""
+"""Patterns that make any statement personal, whatever the file's fields hold (a person announced by a title
+or a signature phrase is `announces_person`'s)."""
+
+
+_ARTICLES = frozenset({"the", "a", "an", "his", "her", "their", "our", "my"})
+_SIGNATURE = re.compile(
+    r"\b(?:confirmed|reviewed|over-?read|interpreted|signed|edited|verified|read|approved|discussed|called|"
+    r"dictated|transcribed|ordered|referred|requested|performed|acquired|seen|examined)\s+(by|with|to)\b",
+    re.IGNORECASE,
+)
+"""A signature phrase: a person follows it when the next word is `name_like` (after "by" in any case)."""
+_TITLES = r"(?:dr|doctor|prof|professor|mr|mrs|ms|miss|mx)\.?"
+_TITLE = re.compile(
+    r"\b(?:dr|doctor|prof|professor)\b\.?|(?-i:\b(?:Mr|Mrs|Ms|Miss|Mx|Sr|Sister|Nurse)\b\.?)", re.IGNORECASE
+)
+"""A title before a name ("Dr Who", "Mrs Hudson"); "Mr", "Ms" only as written so (MS: mitral stenosis)."""
+_DEGREE = re.compile(r"(?<![^\W_])(?:M\.?D|Ph\.?D)(?![^\W_])\.?", re.IGNORECASE)
+"""A degree after (or before) a name ("Garg MD", "Ruchira Garg, M.D.")."""
+_WORD = r"[^\W\d_](?:[^\W\d_]|['\u2019\-](?=[^\W\d_]))*"
+"""A word: letters, with an apostrophe or a hyphen between two of them (``O'Brien``, ``Smith-Jones``)."""
+_WORD_AFTER = re.compile(rf"[\s,:;\-]*({_WORD}\.?)")
+_WORD_BEFORE = re.compile(rf"({_WORD})[\s,]*$")
+_FOLDED = str.maketrans(
+    {"ß": "ss", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "æ": "ae"}
+    | {"Æ": "AE", "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "Th", "ı": "i"}
+)
+"""Letters NFKD leaves whole, written as their base letters."""
+_GERMAN = str.maketrans({"ü": "ue", "ö": "oe", "ä": "ae", "Ü": "Ue", "Ö": "Oe", "Ä": "Ae", "ß": "ss"})
+
+
+def fold(text: str) -> str:
+    """``text`` without accents, case kept: NFKD, combining marks dropped, ``ß ø ł æ œ ...`` spelled out
+    (``Müller^José`` -> ``Muller^Jose``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_FOLDED)
+
+
+def spellings(text: str) -> list[str]:
+    """``text`` as written, folded (`fold`), and folded after the German transliteration (``ü`` -> ``ue``,
+    ``ß`` -> ``ss``): ``Müller`` -> ``Müller``, ``Muller``, ``Mueller``. Both a stored name and a statement are
+    compared in every spelling, so ``Mueller`` stored finds "Müller" written, and the other way round."""
+    return list(dict.fromkeys((text, fold(text), fold(unicodedata.normalize("NFC", text).translate(_GERMAN)))))
+
+
+def _clinical(word: str) -> bool:
+    """Whether ``word`` is an ECG or signature-phrase word (`CLINICAL_WORDS`), a title or a placeholder."""
+    low = fold(word).lower().strip(".")
+    return low in CLINICAL_WORDS or low in NOT_NAMES or low.replace(".", "") in NOT_NAMES
+
+
+def name_like(word: str, any_case: bool = False) -> bool:
+    """Whether ``word`` could be a person's name: capitalised (any case with ``any_case``), not an ECG or
+    signature-phrase word, and two letters or more or an initial with its dot (``J.``)."""
+    bare = word.rstrip(".")
+    if not bare or _clinical(bare):
+        return False
+    if sum(c.isalpha() for c in bare) < 2 and not word.endswith("."):
+        return False
+    return any_case or bare[0].isupper()
+
+
+def _person_after(text: str, at: int, any_case: bool = False) -> bool:
+    """Whether the word after position ``at`` (past an article) is `name_like`."""
+    for _ in range(3):
+        match = _WORD_AFTER.match(text, at)
+        if match is None:
+            return False
+        word = match.group(1)
+        if fold(word).lower() not in _ARTICLES:
+            return name_like(word, any_case)
+        at = match.end()
+    return False
+
+
+def announces_person(text: str) -> bool:
+    """Whether ``text`` names someone after a signature phrase ("Confirmed by Smith", "Discussed with Alice";
+    after "by", a word in any case that is no ECG word: "confirmed by someone"), after a title ("Dr Who", "Mrs
+    Hudson"), or beside a degree ("Garg MD"). "Interpreted with caution", "Referred to cardiology", "MD review
+    suggested" and "Dr. review pending" name no one."""
+    for match in _SIGNATURE.finditer(text):
+        if _person_after(text, match.end(), any_case=match.group(1).lower() == "by"):
+            return True
+    for match in _TITLE.finditer(text):
+        if _person_after(text, match.end()):
+            return True
+    for match in _DEGREE.finditer(text):
+        before = _WORD_BEFORE.search(text, max(0, match.start() - 80), match.start())
+        if (before is not None and name_like(before.group(1))) or _person_after(text, match.end()):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -121,8 +278,12 @@ class Scrubber:
     patterns: tuple[re.Pattern[str], ...]
 
     def leaks(self, text: str) -> bool:
-        """Whether ``text`` could identify a person (any pattern matches)."""
-        return any(pattern.search(text) for pattern in self.patterns)
+        """Whether ``text`` could identify a person: a pattern matches it, or it `announces_person`, in any of
+        its `spellings` (accents folded, German transliteration)."""
+        return any(
+            any(pattern.search(variant) for pattern in self.patterns) or announces_person(variant)
+            for variant in spellings(text)
+        )
 
     def keep(self, statements: Sequence[str]) -> tuple[tuple[str, ...], int]:
         """The statements that could identify no one, in order, and how many were dropped."""
@@ -135,15 +296,26 @@ NAME_FIELDS = frozenset(
 )
 ID_FIELDS = frozenset({"patient id"})
 DATE_FIELDS = frozenset({"birth date", "acquired"})
+PLACE_KINDS = ("location", "room", "site", "institution", "department", "ward", "bed", "address")
+"""A field whose kind holds one of these is a place: a short code of digits alone is matched only after a word
+announcing a place (`MIN_NUMBER_DIGITS`)."""
+_PLACE_WORDS = r"(?:loc(?:ation)?|site|room|rm|ward|bed|unit|floor|dept|department)"
+
+
+def _word(text: str) -> str:
+    """``text`` as a whole word (no letter on either side)."""
+    return rf"(?<![^\W\d_]){re.escape(text)}(?![^\W\d_])"
 
 
 def scrubber(fields: Iterable[tuple[str, str]], days: Iterable[date] = ()) -> Scrubber:
     """The scrubber for one file's identifying ``fields`` (kind, value) and ``days`` (birth, acquisition).
 
     A field whose kind ends in ``name``, ``physician``, ``technician``, ``clinician``, ``operator`` or
-    ``interpreter`` is a person name (its components match alone); one ending in ``id``, ``number`` or
-    ``telephone`` is an id (separators allowed, digit runs alone); a date field's value also gives its day.
-    Every value also matches verbatim.
+    ``interpreter`` is a person name (`name_patterns`); one ending in ``id``, ``number`` or ``telephone`` is an
+    id (`id_patterns`); a date field's value also gives its day. Every other value (a place, an institution,
+    history) matches as written and as an id. A value that is an ECG word ("Cardiology"), or digits alone
+    shorter than `MIN_NUMBER_DIGITS` (a place's short code: only after "location", "room", ...), is not
+    matched as written.
     """
     patterns: dict[str, re.Pattern[str]] = {}
     days = set(days)
@@ -155,9 +327,9 @@ def scrubber(fields: Iterable[tuple[str, str]], days: Iterable[date] = ()) -> Sc
         value = str(value).strip()
         if len(value) < 2 or value.lower() in NOT_NAMES:
             continue
-        add(rf"(?<!\w){re.escape(value)}(?!\w)")
         kind = kind.lower()
         if kind in DATE_FIELDS or kind.endswith(("date", "datetime")) or kind in ("dateofbirth", "birthdate"):
+            add(rf"(?<!\w){re.escape(value)}(?!\w)")
             day = parse_day(value)
             if day is not None:
                 days.add(day)
@@ -167,21 +339,56 @@ def scrubber(fields: Iterable[tuple[str, str]], days: Iterable[date] = ()) -> Sc
         )
         is_id = kind in ID_FIELDS or kind.endswith(("id", "number", "telephone", "mrn"))
         if is_name:
-            for part in name_parts(value):
-                if any(c.isdigit() for c in part):
-                    # a staff number stored as a name ("T4711"); a date inside a signature line is left to
-                    # the date patterns, or its year alone would drop every statement naming that year
-                    for pattern in id_patterns(part) if part.isalnum() else ():
-                        add(pattern)
-                else:
-                    add(rf"(?<![^\W\d_]){re.escape(part)}(?![^\W\d_])")
-        if is_id or not is_name:
-            for pattern in id_patterns(value):
+            for pattern in name_patterns(value):
                 add(pattern)
+            if not is_id:
+                continue
+        digits = re.fullmatch(r"[\d\s\-./#]+", value) is not None
+        if digits and sum(c.isdigit() for c in value) < MIN_NUMBER_DIGITS:
+            if any(word in kind for word in PLACE_KINDS):
+                bare = "".join(c for c in value if c.isdigit()).lstrip("0") or "0"
+                add(rf"\b{_PLACE_WORDS}\b\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*0*{bare}(?!\d)")
+            continue
+        if _clinical(value):
+            continue
+        add(rf"(?<!\w){re.escape(value)}(?!\w)")
+        for pattern in id_patterns(value):
+            add(pattern)
     for day in days:
         for pattern in date_patterns(day):
             add(pattern)
     return Scrubber((*patterns.values(), *GENERIC))
+
+
+def name_patterns(value: str) -> list[str]:
+    """Patterns of one stored person name (`name_parts`), each in every `spelling <spellings>`: a component
+    of 3 letters or more (`MIN_NAME_LETTERS`; or ideographs) that is no ECG word (`CLINICAL_WORDS`) as a whole
+    word alone; a shorter one or an ECG word ("Block", "An") only beside another component of the same name
+    ("Anna Block", "Block, Anna"), after a title ("Dr Block") or before a degree ("Block MD"); a component
+    with digits (a staff number stored as a name, ``T4711``) as written and as an id; the whole value as
+    written when it holds two components or more."""
+    parts = name_parts(value)
+    out = [rf"(?<!\w){re.escape(value)}(?!\w)"] if len(parts) > 1 else []
+    words = [part for part in parts if not any(c.isdigit() for c in part)]
+    for part in parts:
+        if part not in words:
+            # a date inside a signature line is left to the date patterns, or its year alone would drop every
+            # statement naming that year
+            out += [_word(part), *id_patterns(part)] if part.isalnum() else []
+    for part in words:
+        letters = sum(c.isalpha() for c in part)
+        wide = any(unicodedata.east_asian_width(c) in "WF" for c in part)
+        if (letters >= MIN_NAME_LETTERS or wide) and not _clinical(part):
+            out += [_word(spelling) for spelling in spellings(part)]
+            continue
+        weak = "|".join(re.escape(s) for s in spellings(part))
+        others = "|".join(re.escape(s) for other in words if other != part for s in spellings(other))
+        beside = rf"(?:{others}|{_TITLES})" if others else _TITLES
+        out.append(
+            rf"(?<![^\W\d_])(?:(?:{weak})[\s,.\-]{{1,3}}(?:{others or '(?!)'}|M\.?D|Ph\.?D)|"
+            rf"{beside}[\s,.\-]{{1,3}}(?:{weak}))(?![^\W\d_])"
+        )
+    return out
 
 
 def name_parts(value: str) -> list[str]:
@@ -223,16 +430,18 @@ def name_parts(value: str) -> list[str]:
 
 def id_patterns(value: str) -> list[str]:
     """Patterns of an id in free text: its letters and digits with any one separator between each two
-    (``PIDX9731246`` finds ``PIDX 9731246``, ``pidx-973-1246``), and each run of 4 or more digits alone, with
-    the same freedom; nothing for an id of fewer than `MIN_ID_CHARS` letters and digits."""
+    (``PIDX9731246`` finds ``PIDX 9731246``, ``pidx-973-1246``) when there are `MIN_ID_CHARS` of them or more,
+    and each run of `MIN_ID_DIGITS` digits or more alone, with the same freedom and its leading zeros optional
+    (``00123456`` finds ``123 456``)."""
     chars = [c for c in value if c.isalnum()]
     out = []
     if len(chars) >= MIN_ID_CHARS:
         out.append(r"(?<![^\W_])" + _SEP.join(re.escape(c) for c in chars) + r"(?![^\W_])")
     for run in re.findall(r"\d+", "".join(chars) if len(chars) < 64 else value):
-        if len(run) >= MIN_ID_CHARS:
-            out.append(r"(?<!\d)" + _SEP.join(run) + r"(?!\d)")
-    return out
+        bare = run.lstrip("0")
+        if len(bare) >= MIN_ID_DIGITS:
+            out.append(r"(?<!\d)(?:0" + _SEP + ")*" + _SEP.join(bare) + r"(?!\d)")
+    return list(dict.fromkeys(out))
 
 
 def parse_day(value: Any) -> date | None:
@@ -281,8 +490,14 @@ def date_patterns(day: date) -> list[str]:
 XML_FIELDS = re.compile(
     r"(physician|clinician|operator|technician|tech(first|last|middle)?name|techid|overreader|editor|confirmer|"
     r"signatureline|md(first|last|middle)?name|mdid|(first|last|middle|birth|maiden)name|^given$|^family$|^prefix$|"
-    r"^suffix$|^mrn$|patientid|secondaryid|telephone|phone|email|^birthdate$|^dateofbirth$)"
+    r"^suffix$|^mrn$|patientid|secondaryid|telephone|phone|email|^birthdate$|^dateofbirth$|"
+    r"requisitionnumber|accountnumber|ordernumber|hisid$)"
 )
+PLACE_TAGS = re.compile(
+    r"^(?:site|sitename|location|locationname|hislocation|room|roomid|bed|ward|institution\w*|department\w*)$"
+)
+"""XML elements (local names, lower case) that hold a place: GE MUSE ``Site``, ``SiteName``, ``Location`` (a
+code), ``LocationName``, ``HISLocation``, ``RoomID``; Philips institution and department."""
 """XML elements (local names, lower case) that hold a person's name, an id or a contact: GE MUSE, Philips
 Sierra/PageWriter and HL7 aECG (``<given>``, ``<family>``)."""
 _SKIPPED_ATTRIBUTES = frozenset({"date", "time", "root", "type", "use", "nullflavor", "codesystem", "code"})
@@ -342,12 +557,14 @@ def _xml_fields(path: Path) -> list[tuple[str, str]]:
     out = []
     for _, element in iterparse(str(path), events=("end",), forbid_dtd=False):
         tag = element.tag.rsplit("}", 1)[-1].lower() if isinstance(element.tag, str) else ""
-        if XML_FIELDS.search(tag):
+        if XML_FIELDS.search(tag) or PLACE_TAGS.match(tag):
             values = [element.text or ""] + [
                 v for k, v in element.attrib.items() if k.rsplit("}", 1)[-1].lower() not in _SKIPPED_ATTRIBUTES
             ]
             kind = "signature" if "signature" in tag else tag
-            if tag.endswith(("id", "mrn")):
+            if PLACE_TAGS.match(tag):
+                kind = "location"
+            elif tag.endswith(("id", "mrn")):
                 kind = "id"
             out += [(kind, v.strip()) for v in values if v and v.strip() and len(v.strip()) <= MAX_VALUE_CHARS]
         if len(element):  # a parent's children are done: free them (the waveform text is the bulk)

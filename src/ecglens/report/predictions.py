@@ -118,7 +118,7 @@ def write_predictions(
 CLINICAL_COLUMNS = (
     ("file_format", "the clinical format the file was read as"),
     ("file_statements", "the file's own interpretation, ' | ' between statements"),
-    ("file_statements_left_out", "how many of the file's statements were left out: they could identify a person"),
+    ("file_statements_left_out", "how many of the file's statements were left out as possibly identifying"),
     ("derived_leads", "leads the reader computed from others"),
 )
 """The columns a batch with clinical files adds to ``predictions.csv`` (and ``identifiers`` when asked for)."""
