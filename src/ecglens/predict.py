@@ -73,7 +73,7 @@ class Prediction:
     file_statements: tuple[str, ...] = ()
     """The file's own interpretation (a cart's or an over-reader's), shown apart from ecglens's decisions."""
     file_statements_left_out: int = 0
-    """How many of the file's own statements were left out because they could identify a person."""
+    """How many of the file's own statements were left out as possibly identifying (`ecglens.io.deidentify`)."""
     derived_leads: tuple[str, ...] = ()
     """Leads the reader computed from others (a GE MUSE file stores 8)."""
     identifiers: dict[str, str] | None = None

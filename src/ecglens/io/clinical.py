@@ -232,7 +232,7 @@ def _record(
         days = [day for day in map(parse_day, (parsed.patient.birth_date, parsed.recording.date)) if day]
         statements, left_out = scrubber([*personal, *staff, *_more_names(parsed)], days).keep(statements)
     if left_out:  # counted, never silently gone
-        logger.info("%s: %d of the file's statements could identify a person and were left out", where, left_out)
+        logger.info("%s: %d of the file's statements left out as possibly identifying", where, left_out)
     patient = parsed.patient
     patient_id = str(patient.patient_id or "").strip()
     age = patient.age if isinstance(patient.age, int | float) and patient.age >= 0 else None
