@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fused_rows  # noqa: E402
+import fused_rows
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -282,10 +282,7 @@ def fit_fused(
         fitted, oof = fit_class(name, y, logits[:, c], rows, seed)
         oof_auc = _auc(y, oof)
         if oof_auc is not None and model_auc is not None and oof_auc > model_auc:
-            if name == "SNR":
-                threshold = sensitivity_threshold(y, oof, normal_sensitivity)
-            else:
-                threshold = f1_threshold(y, oof)
+            threshold = sensitivity_threshold(y, oof, normal_sensitivity) if name == "SNR" else f1_threshold(y, oof)
             classes.append(FusedClass(name, "fused", fitted.features, fitted.intercept, threshold))
             verdicts.append(
                 ClassFit(name, n_pos, "fused", model_auc, oof_auc, threshold, "out-of-fold AUC above the model's")
