@@ -208,8 +208,8 @@ def clinical_table(rows: list[dict], meta, fused) -> list[str]:
         statement = " / ".join(r.get("statements") or []) or "none"
         fused_text = ", ".join(f"{d} ({outcome.decided_by[d]})" for d in outcome.decisions) or "none"
         lines.append(
-            f"| {r['record']}/{Path(r['path']).suffix or ''} | {statement[:160]} | {', '.join(r['decisions']) or 'none'} "
-            f"| {', '.join(r.get('met') or []) or 'none'} | {fused_text} |"
+            f"| {r['record']}/{Path(r['path']).suffix or ''} | {statement[:160]} | "
+            f"{', '.join(r['decisions']) or 'none'} | {', '.join(r.get('met') or []) or 'none'} | {fused_text} |"
         )
     return [*lines, ""]
 
