@@ -31,10 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def fit(rows: list[dict], class_names, thresholds, not_validated) -> tuple[dict, list[str]]:
-    """The fused decision's plain data fit on ``rows`` (validation) and the lines that say what validation said."""
+    """The fused decision's plain data fit on the validation rows among ``rows`` (each row's ``part``; any other
+    part, the test part above all, is left out unread) and the lines that say what validation said."""
     from ecglens.train.fused import fit_fused
 
-    ok = [r for r in rows if r.get("status") == "ok" and r.get("truth") is not None]
+    ok = [r for r in rows if r.get("part") == "val" and r.get("status") == "ok" and r.get("truth") is not None]
     truth = np.array([r["truth"] for r in ok])
     probabilities = np.array([r["probabilities"] for r in ok])
     features = [r.get("features") for r in ok]
