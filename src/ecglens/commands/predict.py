@@ -165,7 +165,6 @@ def run_predict(
     leads = canonical_leads(lead_order) if lead_order else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine, force, decision)
     measurements = measurements or predictor.decision != "model"
-    meta = predictor.meta
     out = Path(out)
     predictions, issues, drawn = [], [], []
     # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
@@ -194,7 +193,7 @@ def run_predict(
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
         unreported = page.unreported if page is not None else []
         listed = [*issues, *unreported]
-        written = (log.path, *write_prediction_tables(predictions, listed, meta.class_names, stage.path))
+        written = (log.path, *write_prediction_tables(predictions, listed, predictor.meta.class_names, stage.path))
         written += (stage.path / "reports",) if page is not None and page.written else ()
         if pseudonym_map:
             written += (write_pseudonym_map(_pseudonyms(paths), stage.path),)

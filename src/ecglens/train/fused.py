@@ -274,32 +274,19 @@ def fit_fused(
             )
             oof_scores[name] = criteria_score(name, rows)
             continue
-        if n_pos < 3:
-            classes.append(FusedClass(name, "model", ()))
-            verdicts.append(ClassFit(name, n_pos, "model", model_auc, None, None, "too few positives to fit"))
-            oof_scores[name] = p_all[:, c]
-            continue
-        fitted, oof = fit_class(name, y, logits[:, c], rows, seed)
-        oof_auc = _auc(y, oof)
-        if oof_auc is not None and model_auc is not None and oof_auc > model_auc:
+        fitted, oof = fit_class(name, y, logits[:, c], rows, seed) if n_pos >= 3 else (None, p_all[:, c])
+        oof_auc = None if fitted is None else _auc(y, oof)
+        if fitted is not None and oof_auc is not None and model_auc is not None and oof_auc > model_auc:
             threshold = sensitivity_threshold(y, oof, normal_sensitivity) if name == "SNR" else f1_threshold(y, oof)
             classes.append(FusedClass(name, "fused", fitted.features, fitted.intercept, threshold))
-            verdicts.append(
-                ClassFit(name, n_pos, "fused", model_auc, oof_auc, threshold, "out-of-fold AUC above the model's")
-            )
-            oof_scores[name] = oof
+            why, oof_scores[name] = "out-of-fold AUC above the model's", oof
         else:
             classes.append(FusedClass(name, "model", ()))
-            verdicts.append(
-                ClassFit(
-                    name,
-                    n_pos,
-                    "model",
-                    model_auc,
-                    oof_auc,
-                    None,
-                    "the model's AUC at least the fused model's out-of-fold",
-                )
+            threshold, oof_scores[name] = None, p_all[:, c]
+            why = (
+                "too few positives to fit"
+                if fitted is None
+                else "the model's AUC at least the fused model's out-of-fold"
             )
-            oof_scores[name] = p_all[:, c]
+        verdicts.append(ClassFit(name, n_pos, classes[-1].rule, model_auc, oof_auc, threshold, why))
     return FusedDecision(tuple(classes)), verdicts, oof_scores
