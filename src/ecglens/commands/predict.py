@@ -164,7 +164,6 @@ def run_predict(
     """
     leads = canonical_leads(lead_order) if lead_order else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine, force, decision)
-    measurements = measurements or predictor.decision != "model"
     out = Path(out)
     predictions, issues, drawn = [], [], []
     # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
@@ -180,7 +179,7 @@ def run_predict(
                 if isinstance(item, ReadIssue):
                     issues.append(item)
                     continue
-                if measurements and item.prediction.status == "ok":
+                if (measurements or predictor.decision != "model") and item.prediction.status == "ok":
                     item = replace(item, prediction=_measured(item, predictor))
                 predictions.append(item.prediction)
                 log.add(item.prediction)
