@@ -79,7 +79,8 @@ def test_predictions_are_strict_json_lines(tmp_path):
     prediction = Prediction("r1", "r1.hea", dict.fromkeys(LEAD_NAMES[:2], 0.25), ("I",), ("short record",), 5.0)
     jsonl, csv_path, issues = write_predictions([prediction], [], LEAD_NAMES[:2], tmp_path)
     assert json.loads(jsonl.read_text().splitlines()[0])["decisions"] == ["I"]
-    assert csv_path.read_text().splitlines()[0] == "record_id,source,status,I,II,decisions,true_labels,warnings"
+    header = "record_id,source,status,I,II,decisions,decision_rule,decided_by,true_labels,warnings"
+    assert csv_path.read_text().splitlines()[0] == header
     assert issues.read_text().strip() == "path,reason"
 
 

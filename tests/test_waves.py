@@ -269,7 +269,8 @@ def test_predict_reports_the_measurements_of_each_record(shared_data, tmp_path, 
     assert table.loc[0, "heart_rate_bpm"] == pytest.approx(45.6, abs=1.0)
     assert row["measurements"]["leads"]["V5"]["r_mv"] > 0.3 and table.loc[0, "V5_r_mv"] > 0.3  # per lead, units named
     assert {"V1_st_j_mv", "V6_r_peak_time_ms", "aVF_qrs_area_mv_ms"} <= set(table.columns)
-    assert main(["-q", "predict", str(header), "--out", str(tmp_path / "plain")]) == 0  # without: no columns
+    plain = ["-q", "predict", str(header), "--decision", "model", "--out", str(tmp_path / "plain")]
+    assert main(plain) == 0  # the model alone, without --measurements: no measurement columns
     assert "heart_rate_bpm" not in pd.read_csv(tmp_path / "plain" / "predictions.csv").columns
 
 

@@ -1366,6 +1366,17 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     "Without it, no criteria.",
 )
 @click.option(
+    "--decision",
+    type=click.Choice(["fused", "model", "criteria"]),
+    default=None,
+    help="The rule that decides: fused (the model's logit and the guideline criteria's measured values combined "
+    "per class by a logistic model fit on the bundle's validation split; classes the model cannot know, such as "
+    "the starter's LBBB and STE, decided by their criteria, marked 'by criteria'), model (the model alone, at "
+    "its thresholds) or criteria (the criteria alone). Default: the bundle's own (the starter's: fused, which "
+    "beat the model on validation; see docs/criteria.md). fused and criteria turn --measurements on; the outputs "
+    "say which rule made each decision.",
+)
+@click.option(
     "--include-identifiers",
     is_flag=True,
     help="Keep a clinical file's personal data (patient name, ids, birth and acquisition dates, free text, the "
@@ -1402,6 +1413,7 @@ def predict(
     background_caches,
     force,
     measurements,
+    decision,
     include_identifiers,
     pseudonym_map,
     report_kind,
@@ -1445,6 +1457,7 @@ def predict(
         include_identifiers=include_identifiers,
         report=report_kind,
         pseudonym_map=pseudonym_map,
+        decision=decision,
     )
     _show(result)
     if result.exit_code:

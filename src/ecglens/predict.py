@@ -28,6 +28,7 @@ import torch
 from ecglens.bundle.meta import SYNTHETIC_WARNING, is_synthetic_source, resolve_bundle
 from ecglens.bundle.weights import load_model
 from ecglens.criteria import NOT_EVALUATED, CriteriaResult, disagreements, evaluate
+from ecglens.criteria.fused import DECISION_RULES, FusedDecision, bundle_fused
 from ecglens.io import ReadIssue, read_record
 from ecglens.io.record import Record, finish_signal, issue_from, not_samples
 from ecglens.io.sources import RECORD_SUFFIXES, is_dataset_table
@@ -86,6 +87,16 @@ class Prediction:
     """Where the decisions and the criteria disagree (`ecglens.criteria.disagreements`): shown wherever the
     decisions are, so that a decision of SNR on a record meeting an abnormal class's criteria never goes
     without its flag."""
+    decision_rule: str = "model"
+    """The rule that made ``decisions`` (`ecglens.criteria.fused`): ``model`` (the model's probabilities at the
+    bundle's thresholds), ``fused`` (the bundle's fused decision), ``criteria`` (the guideline criteria alone), or
+    ``model (no measurements)`` where a fused decision was asked for a record without measurements."""
+    decided_by: dict[str, str] = field(default_factory=dict)
+    """Per decided class, what decided it: ``model``, ``fused`` or ``by criteria``."""
+    model_decisions: tuple[str, ...] | None = None
+    """The model's own decisions when another rule made ``decisions``; None when the model made them."""
+    fused_probabilities: dict[str, float] = field(default_factory=dict)
+    """The fused probability of each class the fused decision decides by its logistic model."""
 
     def top(self, n: int = 3) -> tuple[tuple[str, float], ...]:
         """The ``n`` highest probabilities (shown even when nothing reaches its threshold)."""
@@ -100,16 +111,53 @@ class Prediction:
             "disagreements": list(self.disagreements),
         }
 
-    def with_measurements(self, measurements: Measurements, age: float | None = None) -> Prediction:
+    def with_measurements(
+        self,
+        measurements: Measurements,
+        age: float | None = None,
+        fused: FusedDecision | None = None,
+        rule: str = "model",
+    ) -> Prediction:
         """This prediction with ``measurements``, their heart-rate warning (`Measurements.rate_warning`) among
         its warnings (so that it reaches every output that shows warnings), every class's criteria evaluated on
-        them (the record's sex from the measurements, its ``age`` in years; `ecglens.criteria.evaluate`) and the
-        disagreements between the criteria and the decisions."""
+        them (the record's sex from the measurements, its ``age`` in years; `ecglens.criteria.evaluate`), its
+        decisions made by ``rule`` (`decide`) and the disagreements between the criteria and those decisions."""
         warning = measurements.rate_warning()
         warnings_ = self.warnings if warning is None else (*self.warnings, warning)
         criteria = evaluate(measurements, measurements.sex, age)
-        flagged = disagreements(self.decisions, criteria, tuple(self.not_validated))
-        return replace(self, measurements=measurements, warnings=warnings_, criteria=criteria, disagreements=flagged)
+        measured = replace(self, measurements=measurements, warnings=warnings_, criteria=criteria)
+        return measured.decide(fused, rule)
+
+    def decide(self, fused: FusedDecision | None, rule: str = "model") -> Prediction:
+        """This prediction's decisions made by ``rule`` (``model``, ``fused`` or ``criteria``; see
+        `ecglens.criteria.fused`), on its criteria when it has them (``fused`` falls back to the model without
+        them, and says so in ``decision_rule``), with the disagreements between the criteria and those decisions.
+        ``model`` leaves the model's decisions exactly as they are."""
+        model = self.decisions if self.model_decisions is None else self.model_decisions
+        if rule not in DECISION_RULES:
+            raise ValueError(f"decision rule is one of {', '.join(DECISION_RULES)}, not {rule!r}")
+        if rule == "fused" and fused is None:
+            raise ValueError("this bundle ships no fused decision (fused.json): use the model's or the criteria's")
+        if self.status != "ok" or rule == "model" or not self.probabilities:
+            decisions, decided_by, used, probabilities = model, dict.fromkeys(model, "model"), "model", {}
+        else:
+            names = list(self.probabilities)
+            engine = fused if fused is not None else FusedDecision(())
+            outcome = engine.decide([self.probabilities[n] for n in names], model, self.criteria, names, rule)
+            decisions, decided_by, used = outcome.decisions, outcome.decided_by, outcome.rule
+            probabilities = outcome.probabilities
+        flagged = (
+            disagreements(decisions, self.criteria, tuple(self.not_validated)) if self.criteria is not None else ()
+        )
+        return replace(
+            self,
+            decisions=decisions,
+            decided_by=decided_by,
+            decision_rule=used,
+            model_decisions=None if used == "model" else model,
+            fused_probabilities=probabilities,
+            disagreements=flagged,
+        )
 
     def criteria_line(self) -> str:
         """``criteria met: IAVB (PR 338 ms > 200 ms)``, or why there are none (empty for a record that is not
@@ -208,14 +256,29 @@ class Predictor:
     """A bundle loaded for inference: its ``model`` (eval mode, on ``device``), its ``meta``, and optionally
     the ONNX export as the engine that scores."""
 
-    def __init__(self, bundle: str | os.PathLike, device: str = "auto", engine: str = "torch", force: bool = False):
+    def __init__(
+        self,
+        bundle: str | os.PathLike,
+        device: str = "auto",
+        engine: str = "torch",
+        force: bool = False,
+        decision: str | None = None,
+    ):
         """Load ``bundle`` on ``device``; ``force`` reports probabilities of records that are not interpretable
-        (they still get no decisions)."""
+        (they still get no decisions). ``decision``: the rule that decides (``model``, ``fused``, ``criteria``;
+        None: the bundle's default, its fused decision's when it ships one (``fused.json``), else the model's).
+        A malformed ``fused.json`` is a `ecglens.criteria.fused.FusedDecisionError`."""
         if engine not in ("torch", "onnx"):
             raise ValueError(f"engine must be 'torch' or 'onnx', not {engine!r}")
+        if decision is not None and decision not in DECISION_RULES:
+            raise ValueError(f"decision must be one of {', '.join(DECISION_RULES)}, not {decision!r}")
         self.bundle = resolve_bundle(bundle)
         self.device = resolve_device(device)
         self.model, self.meta = load_model(bundle, self.device)
+        self.fused = bundle_fused(self.bundle, self.meta.class_names)
+        if decision == "fused" and self.fused is None:
+            raise ValueError(f"{self.bundle} ships no fused decision ({'fused.json'}): --decision model or criteria")
+        self.decision = decision or (self.fused.default if self.fused is not None else "model")
         self.engine = engine
         self.force = force
         self._session = None
@@ -361,8 +424,14 @@ class Predictor:
             derived_leads=record.derived_leads,
             identifiers=dict(record.identifiers) if record.identifiers else None,
             file_measurements=dict(record.file_measurements),
+            decided_by=dict.fromkeys(() if problems else self.meta.decisions(probabilities), "model"),
         )
         return Scored(prediction, item, np.asarray(probabilities), record)
+
+    def with_measurements(self, prediction: Prediction, measurements: Measurements, age: float | None) -> Prediction:
+        """A prediction with its record's measurements and criteria, decided by this predictor's rule
+        (``decision``): the fused decision, the criteria or the model."""
+        return prediction.with_measurements(measurements, age, self.fused, self.decision)
 
 
 def _real_samples(signal: object) -> np.ndarray:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ecglens.bundle.meta import BundleMeta
 from ecglens.commands.common import Written, issue_lines
 from ecglens.io.record import ReadIssue
 from ecglens.leads import LEAD_NAMES, canonical_leads
@@ -68,7 +67,7 @@ class PredictRun:
         truth_head = "true (file)     " if truth else ""
         lines = [f"{'record':<{width}}  {'decisions (probability)':<40} {truth_head}warnings"]
         for p in self.predictions:
-            decided = ", ".join(f"{d} ({p.probabilities[d]:.2f})" for d in p.decisions) or (
+            decided = ", ".join(_decided(p, d) for d in p.decisions) or (
                 "none; highest "
                 + ", ".join(f"{n} {v:.2f}" + (" (not validated)" if n in p.not_validated else "") for n, v in p.top(2))
                 if p.status == "ok"
@@ -94,8 +93,19 @@ class PredictRun:
                 lines.append(f"{'':<{width}}  derived by the reader from I and II: {', '.join(p.derived_leads)}")
         if self.figures:
             lines.append(f"{len(self.figures)} explanation figure(s) in {self.figures[0].figure.parent}")
+        rules = sorted({p.decision_rule for p in self.predictions if p.status == "ok"})
+        if rules:
+            lines.append(
+                f"decided by: {', '.join(rules)} (model: the model alone at its thresholds; fused: model and "
+                "criteria combined; by criteria: the guideline criteria alone)"
+            )
         unknown = next((p.not_validated for p in self.predictions if p.not_validated), {})
-        if unknown:
+        if unknown and "fused" in rules:
+            lines.append(
+                f"the model never decides {', '.join(unknown)} (not validated: too few training or validation "
+                "positives); the fused decision decides them by their criteria"
+            )
+        elif unknown:
             lines.append(
                 f"never decided (not validated: too few training or validation positives): {', '.join(unknown)}"
             )
@@ -105,6 +115,16 @@ class PredictRun:
             f"{len(self.predictions)} predicted{refused_text}, {len(self.issues)} unreadable; {self.written.line()}"
         )
         return lines
+
+
+def _decided(p: Prediction, name: str) -> str:
+    """``IAVB (0.14)``; ``IAVB (fused 0.62)``; ``STE (by criteria)``."""
+    how = p.decided_by.get(name, "model")
+    if how == "by criteria":
+        return f"{name} (by criteria)"
+    if how == "fused" and name in p.fused_probabilities:
+        return f"{name} (fused {p.fused_probabilities[name]:.2f})"
+    return f"{name} ({p.probabilities[name]:.2f})"
 
 
 def _truth_text(labels: tuple[str, ...] | None) -> str:
@@ -129,6 +149,7 @@ def run_predict(
     include_identifiers: bool = False,
     report: str | None = None,
     pseudonym_map: bool = False,
+    decision: str | None = None,
 ) -> PredictRun:
     """``predict``: read and score every file once; with ``explain``, explain each record's scored input
     for its decisions (or its most probable class) and draw it under ``OUT/figures``.
@@ -143,10 +164,12 @@ def run_predict(
     With ``report="pdf"``, each record also gets its one-page report in ``OUT/reports`` (`ecglens.report.pdf`).
     With ``pseudonym_map``, ``OUT/pseudonyms.private.csv`` (owner-only, 0600) maps each clinical file's
     pseudonym to its path: the user's way back from a batch to its files, never to be shared.
+    ``decision``: the rule that decides (`Predictor`): ``model``, ``fused`` or ``criteria``; None, the bundle's
+    default (the starter's: ``fused``). The fused and criteria rules read the measurements, so they turn
+    ``measurements`` on.
     """
     leads = canonical_leads(lead_order) if lead_order else LEAD_NAMES
-    predictor = Predictor(checkpoint, device, engine, force)
-    meta = predictor.meta
+    predictor = Predictor(checkpoint, device, engine, force, decision)
     out = Path(out)
     predictions, issues, drawn = [], [], []
     # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
@@ -162,8 +185,8 @@ def run_predict(
                 if isinstance(item, ReadIssue):
                     issues.append(item)
                     continue
-                if measurements and item.prediction.status == "ok":
-                    item = replace(item, prediction=_measured(item, meta))
+                if (measurements or predictor.decision != "model") and item.prediction.status == "ok":
+                    item = replace(item, prediction=_measured(item, predictor))
                 predictions.append(item.prediction)
                 log.add(item.prediction)
                 explained, figures_drawn = (
@@ -175,7 +198,7 @@ def run_predict(
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
         unreported = page.unreported if page is not None else []
         listed = [*issues, *unreported]
-        written = (log.path, *write_prediction_tables(predictions, listed, meta.class_names, stage.path))
+        written = (log.path, *write_prediction_tables(predictions, listed, predictor.meta.class_names, stage.path))
         written += (stage.path / "reports",) if page is not None and page.written else ()
         if pseudonym_map:
             written += (write_pseudonym_map(_pseudonyms(paths), stage.path),)
@@ -199,17 +222,18 @@ def _pseudonyms(paths: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
     return [(pseudonym(str(path)), str(path)) for path in found]
 
 
-def _measured(item: Scored, meta: BundleMeta) -> Prediction:
+def _measured(item: Scored, predictor: Predictor) -> Prediction:
     """The prediction with the measurements of the record's delineated waves, at the file's own rate (a model's
     100 Hz blurs a QRS onset by 10 ms): the record as it was read, never a second reading."""
     from ecglens.waves.delineate import measurements_of
 
+    meta = predictor.meta
     sex = age = None
     if item.record is not None:
         signal, rate, sex, age = item.record.signal, item.record.sampling_rate_hz, item.record.sex, item.record.age
     else:  # a record scored from memory without its reading
         signal, rate = item.input.signal, meta.sampling_rate_hz
-    return item.prediction.with_measurements(measurements_of(signal, rate, meta.lead_names, sex), age)
+    return predictor.with_measurements(item.prediction, measurements_of(signal, rate, meta.lead_names, sex), age)
 
 
 def _explainer(
