@@ -188,10 +188,13 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
     for row, (name, threshold) in enumerate(zip(meta.class_names, meta.thresholds, strict=True)):
         probability = p.probabilities.get(name)
         decided = name in p.decisions
-        if name in p.not_validated:
+        by = p.decided_by.get(name, "model")
+        if decided:
+            verdict, colour = ("DECIDED" if by == "model" else f"DECIDED ({by})"), "black"
+        elif name in p.not_validated:
             verdict, colour = "not validated: never decided", "#777777"
         else:
-            verdict, colour = ("DECIDED" if decided else "no"), "black"
+            verdict, colour = "no", "black"
         if decided and name in disputed:
             verdict, colour = "DECIDED (disputed)", "#b00000"
         shown = "n/a" if probability is None else f"{probability:.2f}"

@@ -137,7 +137,8 @@ class _Service:
             measured = await run_in_threadpool(
                 measurements_of, record.signal, record.sampling_rate_hz, record.lead_names, record.sex
             )
-            scored = replace(scored, prediction=scored.prediction.with_measurements(measured, record.age))
+            decided = self.predictor.with_measurements(scored.prediction, measured, record.age)  # its rule
+            scored = replace(scored, prediction=decided)
         explanations = await self.explain(scored, methods, class_name) if methods else ()
         result_id = uuid.uuid4().hex
         self.results[result_id] = replace(scored, record=None)  # the scored input is kept, not the file's signal

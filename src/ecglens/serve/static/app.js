@@ -197,12 +197,16 @@ function renderProbabilities(result) {
     cell.appendChild(bar);
     row.appendChild(cell);
     row.appendChild(element("td", t.toFixed(3)));
-    row.appendChild(element("td", decided ? "yes" : unknown ? "not validated" : "", decided ? "decision" : undefined));
+    // who decided: the model, the fused decision (model and criteria) or the criteria alone (a class the model
+    // cannot know)
+    const by = (result.decided_by || {})[name];
+    const verdict = decided ? (by && by !== "model" ? `yes (${by})` : "yes") : unknown ? "not validated" : "";
+    row.appendChild(element("td", verdict, decided ? "decision" : undefined));
     rows.push(row);
   }
   table.replaceChildren(...rows);
   const unknown = Object.keys(state.model.not_validated || {});
-  const grey = unknown.length ? ` Grey rows (${unknown.join(", ")}): not validated, too few training or validation positives; never decided.` : "";
+  const grey = unknown.length ? ` Grey rows (${unknown.join(", ")}): not validated, too few training or validation positives; never decided by the model (with --measurements the fused decision may decide them by their criteria).` : "";
   $("threshold-origin").textContent = `Thresholds: ${state.model.threshold_origin.description}. Bar: probability; black tick: threshold.${grey}`;
 }
 
