@@ -216,8 +216,8 @@ def not_validated_classes(
                 (
                     name,
                     f"not validated: {int(train)} training and {int(val)} validation positives (needs "
-                    f"{MIN_TRAIN_POSITIVES} and {MIN_VAL_POSITIVES}); never decided by the model (the fused decision may "
-                    "decide it by its criteria)",
+                    f"{MIN_TRAIN_POSITIVES} and {MIN_VAL_POSITIVES}); never decided by the model (the fused "
+                    "decision may decide it by its criteria)",
                 )
             )
     return tuple(out)
