@@ -22,20 +22,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-_READ = """
-import sys, time
-from ecglens.io import RecordError, read_record
-start = time.perf_counter()
-try:
-    read_record(sys.argv[1], **({"sampling_rate_hz": 500.0} if sys.argv[1].endswith(".csv") else {}))
-    outcome = "read"
-except RecordError as error:
-    outcome = f"{type(error).__name__}: {error.reason}"
-print(time.perf_counter() - start)
-print(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
-print(outcome)
-"""
-
 
 def _bombs(folder: Path) -> dict[str, Path]:
     import numpy as np
@@ -58,8 +44,12 @@ def _bombs(folder: Path) -> dict[str, Path]:
 
 
 def _read(src: Path, path: Path) -> tuple[float, float, str]:
+    from clinical_files import READ_SCRIPT  # the tests' own fresh-process reader
+
     env = {**os.environ, "PYTHONPATH": str(src)}
-    run = subprocess.run([sys.executable, "-c", _READ, str(path)], capture_output=True, text=True, env=env, timeout=900)
+    rate = ["500.0"] if path.suffix == ".csv" else []
+    command = [sys.executable, "-c", READ_SCRIPT, str(path), *rate]
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     if run.returncode:
         return float("nan"), float("nan"), run.stderr.strip().splitlines()[-1][:80]
     seconds, peak, outcome = run.stdout.strip().split("\n", 2)

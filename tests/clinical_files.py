@@ -261,7 +261,7 @@ def hostile_clinical_files(folder: Path) -> dict[str, tuple[Path, str]]:
     return out
 
 
-_READ = """
+READ_SCRIPT = """
 import sys, time
 from ecglens.io import RecordError, read_record
 start = time.perf_counter()
@@ -280,7 +280,8 @@ def read_in_a_fresh_process(path: Path, sampling_rate_hz: float | None = None) -
     """Read ``path`` with `ecglens.io.read_record` in a new process: the outcome (the error's type and reason, or
     'read'), the read's seconds and the process's peak resident MB (``VmHWM``, which starts afresh at exec)."""
     rate = [] if sampling_rate_hz is None else [str(sampling_rate_hz)]
-    run = subprocess.run([sys.executable, "-c", _READ, str(path), *rate], capture_output=True, text=True, timeout=180)
+    command = [sys.executable, "-c", READ_SCRIPT, str(path), *rate]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=180)
     if run.returncode:
         raise RuntimeError(run.stderr[-2000:])
     seconds, peak, outcome = run.stdout.strip().split("\n", 2)

@@ -250,17 +250,7 @@ def _evaluate_global(
     )
 
     def result(status: str, line: str) -> CriterionResult:
-        return CriterionResult(
-            criterion.id,
-            criterion.class_name,
-            criterion.description,
-            status,
-            line,
-            {"global": value},
-            thresholds,
-            criterion.defining,
-            criterion.source,
-        )
+        return _result(criterion, status, line, {"global": value}, thresholds)
 
     if value is None:
         return result(NOT_ASSESSABLE, why)
@@ -274,6 +264,29 @@ def _evaluate_global(
         return result(MET if met else NOT_MET, shown)
     condition = _condition(criterion.operator, threshold, criterion.unit)
     return result(MET if met else NOT_MET, f"{shown} {condition}" if met else f"{shown}, not {condition}")
+
+
+def _result(
+    criterion: Criterion,
+    status: str,
+    line: str,
+    values: dict[str, float | None],
+    thresholds: dict[str, float],
+    leads_met: tuple[str, ...] = (),
+) -> CriterionResult:
+    """A criterion's result with the numbers behind it (one constructor for global and per-lead criteria)."""
+    return CriterionResult(
+        criterion.id,
+        criterion.class_name,
+        criterion.description,
+        status,
+        line,
+        values,
+        thresholds,
+        criterion.defining,
+        criterion.source,
+        leads_met,
+    )
 
 
 def _leads_met_line(criterion: Criterion, met: list[str], values: dict[str, float | None], thresholds: dict) -> str:
@@ -299,18 +312,7 @@ def _evaluate_leads(
     missing = [lead for lead, v in values.items() if v is None]
 
     def result(status: str, line: str, leads_met: tuple[str, ...] = ()) -> CriterionResult:
-        return CriterionResult(
-            criterion.id,
-            criterion.class_name,
-            criterion.description,
-            status,
-            line,
-            values,
-            thresholds,
-            criterion.defining,
-            criterion.source,
-            leads_met,
-        )
+        return _result(criterion, status, line, values, thresholds, leads_met)
 
     if not m.leads:
         return result(NOT_ASSESSABLE, "no per-lead measurements (no representative beat)")
