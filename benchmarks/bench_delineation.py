@@ -34,6 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MEASURED = ("heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms")
+AXIS_GOAL_DEG = 15.0
 GROUPS = ("all", "wide QRS", "QRS >= 140 ms", "no P waves", "paced")
 PUBLISHED = [
     (
@@ -126,7 +127,7 @@ def main() -> int:
     for method in args.methods.split(","):
         totals: dict[str, dict[str, BoundaryScore]] = {g: {} for g in GROUPS}
         differences: dict[str, dict[str, list[float]]] = {g: {m: [] for m in MEASURED} for g in GROUPS}
-        pr_without_p, seconds = 0, []
+        pr_without_p, seconds, axis_off = 0, [], []
         for name, record, marks in records:
             started = time.perf_counter()
             if method == "net":
@@ -147,6 +148,8 @@ def main() -> int:
                     if ours[m] is not None and truth[name][m] is not None:
                         differences[group][m].append(ours[m] - truth[name][m])
             pr_without_p += name in groups["no P waves"] and ours["pr_ms"] is not None
+            if ours["qrs_axis_deg"] is not None and truth[name]["qrs_axis_deg"] is not None:
+                axis_off.append(abs((ours["qrs_axis_deg"] - truth[name]["qrs_axis_deg"] + 180) % 360 - 180))
         label = (
             "learned U-Net"
             + (
@@ -158,6 +161,12 @@ def main() -> int:
             else f"neurokit2 {method}"
         )
         results[method] = _print_method(label, totals, differences, seconds, pr_without_p, len(groups["no P waves"]))
+        within = sum(a <= AXIS_GOAL_DEG for a in axis_off)
+        print(
+            f"QRS axis within {AXIS_GOAL_DEG:g} deg of the one from the cardiologists' global QRS window: "
+            f"{within} of {len(axis_off)} records (goal: 85 %); median difference {statistics.median(axis_off):.1f} deg"
+        )
+        results[method]["qrs_axis_within_15_deg"] = [within, len(axis_off)]
     _print_published()
     if args.json:
         args.json.write_text(

@@ -178,7 +178,7 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
     """Every class's probability, threshold and decision, its guideline criteria beside it (met, not met, n/a:
     not assessable), and under them, in red, where the decisions and the criteria disagree."""
     p = scored.prediction
-    _text(fig, 10, TOP_MM, "Decisions of the model (probability / threshold)", fontsize=8, weight="bold")
+    _text(fig, 10, TOP_MM, "Decisions (the model's probability / threshold)", fontsize=8, weight="bold")
     if p.status != "ok":
         _block(fig, 10, TOP_MM - 5, [f"{p.status}: {reason}" for reason in p.reasons], DECISION_BOX_MM, color="#b00000")
         return
@@ -190,7 +190,9 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
         decided = name in p.decisions
         by = p.decided_by.get(name, "model")
         if decided:
-            verdict, colour = ("DECIDED" if by == "model" else f"DECIDED ({by})"), "black"
+            fused = p.fused_probabilities.get(name) if by == "fused" else None
+            label = by if fused is None else f"fused {fused:.2f}"
+            verdict, colour = ("DECIDED" if by == "model" else f"DECIDED ({label})"), "black"
         elif name in p.not_validated:
             verdict, colour = "not validated: never decided", "#777777"
         else:
