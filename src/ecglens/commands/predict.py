@@ -200,16 +200,21 @@ def run_predict(
         listed = [*issues, *unreported]
         written = (log.path, *write_prediction_tables(predictions, listed, predictor.meta.class_names, stage.path))
         written += (stage.path / "reports",) if page is not None and page.written else ()
-        if pseudonym_map:
-            written += (write_pseudonym_map(_pseudonyms(paths), stage.path),)
+        written += (write_pseudonym_map(_pseudonyms(paths), stage.path),) if pseudonym_map else ()
         if drawn:
             written += (write_json(stage.path / "figures" / f"{explain}.json", [d.to_dict() for d in drawn]),)
         if predictions:
             stage.commit()
-            if not pseudonym_map:  # an earlier batch's private map never sits beside results it does not trace
-                (stage.out / PSEUDONYM_MAP).unlink(missing_ok=True)
+            _drop_stale_map(stage.out, pseudonym_map)
     written = tuple(stage.final(p) for p in written) if predictions else ()
     return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written), tuple(unreported))
+
+
+def _drop_stale_map(out: Path, asked: bool) -> None:
+    """An earlier batch's private map (`PSEUDONYM_MAP`) removed from ``out`` when this batch did not ask for one:
+    it never sits beside results it does not trace."""
+    if not asked:
+        (out / PSEUDONYM_MAP).unlink(missing_ok=True)
 
 
 def _pseudonyms(paths: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
