@@ -134,7 +134,7 @@ class Measurements:
         return (
             f"heart rate uncertain: {self.heart_rate_bpm:.0f} bpm from the detected beats, "
             f"{self.rate_check_bpm:.0f} bpm from a second estimate (the signal's periodicity and steepest slopes): "
-            "beats missed, or T waves counted as beats?"
+            "beats missed, or T waves counted as beats? (the QTc and the rate criteria depend on it)"
         )
 
     def checked_against(self, rate_check_bpm: float | None) -> Measurements:
