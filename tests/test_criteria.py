@@ -167,6 +167,18 @@ def test_ste_needs_two_contiguous_leads_at_0_1_mv():
     assert result.status == NOT_MET and "no two contiguous" in result.line
 
 
+def test_st_criteria_are_not_assessed_on_a_wide_qrs():
+    """A cardiologist's review: complete LBBB's secondary ST elevation in V1-V3 was decided STE by criteria (a
+    false STEMI) and its discordant depression in I, aVL, V5, V6 flagged the model for not deciding STD."""
+    down = dict(st_j_mv=-0.2, st_60_mv=-0.2)
+    lbbb_st = {"V1": dict(st_j_mv=0.3), "V2": dict(st_j_mv=0.4), "V5": down, "V6": down}
+    wide = evaluate(measured(lbbb_st, qrs_ms=150.0), "male", 60)
+    for name in ("STE", "STD"):
+        assert wide.of(name).status == NOT_ASSESSABLE and "QRS 150 ms" in wide.of(name).line
+    narrow = evaluate(measured(lbbb_st, qrs_ms=119.0), "male", 60)
+    assert narrow.of("STE").status == MET and narrow.of("STD").status == MET
+
+
 @pytest.mark.parametrize(
     "sex, age, st, status",
     [

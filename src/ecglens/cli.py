@@ -1362,8 +1362,8 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     help="Also delineate each record's waves (the U-Net delineator; pip install 'ecglens[waves]') and report heart "
     "rate, RR variability, PR, QRS, QT, QTc (Bazett, Fridericia) and the P/QRS/T axes, with normal ranges; and "
     "evaluate every class's guideline criteria on them (met / not met / not assessable, with the values that "
-    "decided it) and flag where they disagree with the decisions (e.g. SNR decided with a PR of 338 ms). "
-    "Without it, no criteria.",
+    "decided it) and flag where they disagree with the decisions (e.g. SNR decided with a PR of 338 ms). The "
+    "default --decision fused measures too; with --decision model and without this flag, no criteria.",
 )
 @click.option(
     "--decision",

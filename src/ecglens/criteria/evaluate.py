@@ -15,7 +15,7 @@ look; it decides nothing), and the result says so in its ``notes``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ecglens.classes import CLASS_NAMES
 from ecglens.criteria.table import (
@@ -367,6 +367,14 @@ def _combine(class_name: str, results: list[CriterionResult], criteria: list[Cri
     return ClassCriteria(class_name, status, "; ".join(lines), tuple(results))
 
 
+ST_CLASSES = ("STE", "STD")
+WIDE_QRS_MS = 120.0
+"""ST elevation and depression are not assessed on a QRS of 120 ms or more: the Fourth Universal Definition of
+Myocardial Infarction (Thygesen et al. 2018) gives its ST thresholds "in the absence of left ventricular
+hypertrophy (LVH) and left bundle branch block (LBBB)", and the ST-T of a complete bundle branch block or a
+ventricular rhythm goes opposite to the QRS as a matter of course."""
+
+
 def evaluate(measurements: Measurements, sex: str | None = None, age: float | None = None) -> CriteriaResult:
     """Every class's criteria on a record's measurements. ``sex`` (``male``/``female``) and ``age`` (years) pick
     the thresholds that depend on them; unknown, the lowest that could apply is used and a note says so. The
@@ -386,6 +394,13 @@ def evaluate(measurements: Measurements, sex: str | None = None, age: float | No
             else _evaluate_global(c, measurements, sex, age, others_met, notes)
             for c in criteria
         ]
+        if name in ST_CLASSES and (measurements.qrs_ms or 0) >= WIDE_QRS_MS:
+            reason = (
+                f"QRS {measurements.qrs_ms:.0f} ms >= {WIDE_QRS_MS:g} ms: the ST changes of a bundle branch block or "
+                "ventricular conduction are secondary; the Fourth Universal Definition's ST thresholds do not apply "
+                "(Sgarbossa-type criteria are not assessed)"
+            )
+            results = [replace(r, status=NOT_ASSESSABLE, line=reason) for r in results]
         by_class[name] = _combine(name, results, criteria)
     return CriteriaResult(tuple(by_class[name] for name in CLASS_NAMES), sex, age, tuple(dict.fromkeys(notes)))
 
