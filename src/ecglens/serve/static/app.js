@@ -95,11 +95,21 @@ async function diagnose(path, form, label) {
   }
 }
 
+// how a class was decided: the model's probability, the fused decision's, or its criteria alone (a class the model
+// cannot know shows no model probability as if it had decided)
+function decidedHow(result, name) {
+  const by = (result.decided_by || {})[name];
+  const fused = (result.fused_probabilities || {})[name];
+  if (by === "by criteria") return "by criteria";
+  if (by === "fused" && fused !== undefined) return `fused ${fused.toFixed(2)}`;
+  return result.probabilities[name].toFixed(2);
+}
+
 function render(result) {
   $("result").hidden = false;
   $("record-title").textContent = `${result.record_id} (${result.duration_s.toFixed(1)} s)`;
   const decided = result.status && result.status !== "ok" ? `none: ${result.status} (${result.reasons.join("; ")})`
-    : result.decisions.length ? result.decisions.map((d) => `${d} (${result.probabilities[d].toFixed(2)})`).join(", ")
+    : result.decisions.length ? result.decisions.map((d) => `${d} (${decidedHow(result, d)})`).join(", ")
     : `none reaches its threshold; highest ${highest(result, 2)}`;
   $("decisions").textContent = `Decisions: ${decided}`;
   // where the decisions and the guideline criteria disagree: always beside the decisions, never hidden
