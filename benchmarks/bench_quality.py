@@ -25,24 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("ptb-xl", "cpsc2018", "challenge", "ludb", "clinical")
 
 
-def not_ecgs(rng: np.random.Generator, n: int = 5000, rate: float = 500.0) -> dict[str, np.ndarray]:
-    """One signal of each kind that is no ECG (leads x samples, mV)."""
-    t = np.arange(n) / rate
-    spikes = rng.normal(0, 0.01, (12, n))
-    for position in rng.integers(0, n, 60):
-        spikes[rng.integers(0, 12), position] += rng.choice([-3.0, 3.0])
-    return {
-        "gaussian 0.3 mV": rng.normal(0, 0.3, (12, n)),
-        "baseline wander": rng.uniform(0.2, 1.0)
-        * np.sin(2 * np.pi * rng.uniform(0.1, 0.6) * t + rng.uniform(0, 6, (12, 1))),
-        "powerline 50 Hz": rng.uniform(0.1, 2.0)
-        * np.repeat(np.sin(2 * np.pi * 50 * t + rng.uniform(0, 6))[None], 12, 0),
-        "flat": np.zeros((12, n)),
-        "spikes": spikes,
-    }
-
-
 def main() -> int:
+    from ecglens.synth.beats import not_ecgs
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--data", type=Path, default=Path(os.environ.get("ECGLENS_DATA", REPO.parent / "shared" / "data"))

@@ -73,3 +73,22 @@ def regular_rhythm(rate_bpm: float, seconds: float = 10.0, sampling_rate_hz: flo
             Wave(r + 0.7 * qt, 0.12 * qt, NORMAL_AMPLITUDES["T"]),
         ]
     return to_twelve_leads(render(waves, round(seconds * sampling_rate_hz), sampling_rate_hz))
+
+
+def not_ecgs(rng: np.random.Generator, n: int = 5000, rate: float = 500.0) -> dict[str, np.ndarray]:
+    """One signal of each kind that is no ECG (12 leads x samples, mV), amplitudes and frequencies drawn from
+    ``rng``: Gaussian noise, a wandering baseline alone, a 50-Hz hum alone (the same in every lead, so perfectly
+    repeatable), flat leads and random spikes. The quality gate (`ecglens.waves.beats`) must refuse every one."""
+    t = np.arange(n) / rate
+    spikes = rng.normal(0, 0.01, (12, n))
+    for position in rng.integers(0, n, 60):
+        spikes[rng.integers(0, 12), position] += rng.choice([-3.0, 3.0])
+    return {
+        "gaussian 0.3 mV": rng.normal(0, 0.3, (12, n)),
+        "baseline wander": rng.uniform(0.2, 1.0)
+        * np.sin(2 * np.pi * rng.uniform(0.1, 0.6) * t + rng.uniform(0, 6, (12, 1))),
+        "powerline 50 Hz": rng.uniform(0.1, 2.0)
+        * np.repeat(np.sin(2 * np.pi * 50 * t + rng.uniform(0, 6))[None], 12, 0),
+        "flat": np.zeros((12, n)),
+        "spikes": spikes,
+    }
