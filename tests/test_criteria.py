@@ -15,6 +15,7 @@ from ecglens.criteria import (
     CriteriaTableError,
     criteria_table,
     disagreements,
+    disputed,
     evaluate,
 )
 from ecglens.criteria.table import contiguous_pairs, lead_thresholds, parse_criteria
@@ -152,8 +153,28 @@ def test_rbbb_s_wave_longer_than_r_suffices_instead_of_40_ms():
     assert evaluate(measured(leads | {"I": short_but_longer}, qrs_ms=130)).of("RBBB").status == MET
     neither = dict(s_mv=0.5, s_ms=35.0, r_ms=40.0)
     assert evaluate(measured(leads | {"I": neither}, qrs_ms=130)).of("RBBB").status == NOT_MET
-    no_r_prime = leads | {"V1": dict(r_peak_time_ms=90.0), "V2": {}}
+    rs = dict(r_mv=0.2, s_mv=1.0, r_prime_mv=0.0, r_peak_time_ms=90.0)
+    no_r_prime = leads | {"V1": rs, "V2": rs}
     assert evaluate(measured(no_r_prime, qrs_ms=130)).of("RBBB").status == NOT_MET
+
+
+def test_rbbb_a_wide_dominant_r_in_v1_suffices_instead_of_an_r_prime():
+    """Surawicz et al. 2009: in a minority of patients a wide, often notched R wave is seen in V1 or V2 instead of
+    an rSR'. A cardiologist's review found such records (PTB-XL validation 680, CPSC Q0027) not met."""
+    wide_r = dict(r_mv=1.2, s_mv=0.1, r_prime_mv=0.0, r_peak_time_ms=90.0)
+    leads = rbbb_leads() | {"V1": wide_r, "V2": wide_r}
+    result = evaluate(measured(leads, qrs_ms=140)).of("RBBB")
+    assert result.status == MET and "V1 1.1" in result.line
+
+
+def test_lbbb_accepts_an_rs_pattern_in_v5_v6_and_a_q_under_1_mm():
+    """Surawicz et al. 2009: an occasional RS pattern in V5-V6; a q of 0.05 mV is read as absent, 0.1 mV is a q."""
+    leads = lbbb_leads()
+    rs = leads["V5"] | dict(r_mv=0.5, s_mv=0.9)
+    small_q = leads["V6"] | dict(q_mv=0.05, q_ms=10.0)
+    assert evaluate(measured(leads | {"V5": rs, "V6": small_q}, qrs_ms=150.0)).of("LBBB").status == MET
+    right = leads | {"aVL": rs}  # R not dominant in aVL: not the LBBB pattern
+    assert evaluate(measured(right, qrs_ms=150.0)).of("LBBB").status == NOT_MET
 
 
 def test_ste_needs_two_contiguous_leads_at_0_1_mv():
@@ -250,6 +271,21 @@ def test_each_criterion_keeps_its_numbers_for_a_later_model():
 def test_disagreements_snr_decided_against_a_met_criterion():
     result = evaluate(measured(pr_ms=338.0))
     assert disagreements(("SNR",), result) == ("model: SNR; criteria: first-degree AV block (PR 338 ms > 200 ms)",)
+    fused = disagreements(("SNR",), result, decided_by={"SNR": "fused"}, rule="fused")
+    assert fused == ("fused: SNR; criteria: first-degree AV block (PR 338 ms > 200 ms)",)
+    assert disputed(("SNR",), result) == ("SNR",)
+
+
+def test_snr_decided_while_its_own_criteria_fail_is_flagged():
+    """A cardiologist's review: SNR decided beside a QRS of 132 ms that meets no block's morphology, a QTc of
+    520 ms or a left axis went unflagged; only another class's met criteria flagged it."""
+    result = evaluate(measured(qrs_ms=132.0, qtc_bazett_ms=520.0), "male", 60)
+    assert result.met() == ()
+    (line,) = disagreements(("SNR",), result, decided_by={"SNR": "fused"}, rule="fused")
+    assert line.startswith("fused: SNR; criteria: not normal (QRS 132 ms, not <= 110 ms")
+    assert "QTc 520 ms, not <= 450 ms" in line
+    assert disputed(("SNR",), result) == ("SNR",)
+    assert disagreements(("SNR",), evaluate(measured())) == () and disputed(("SNR",), evaluate(measured())) == ()
 
 
 def test_disagreements_a_decision_whose_defining_criterion_fails():

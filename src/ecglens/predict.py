@@ -147,7 +147,9 @@ class Prediction:
             decisions, decided_by, used = outcome.decisions, outcome.decided_by, outcome.rule
             probabilities = outcome.probabilities
         flagged = (
-            disagreements(decisions, self.criteria, tuple(self.not_validated)) if self.criteria is not None else ()
+            disagreements(decisions, self.criteria, tuple(self.not_validated), decided_by, used)
+            if self.criteria is not None
+            else ()
         )
         return replace(
             self,

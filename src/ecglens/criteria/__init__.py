@@ -12,6 +12,7 @@ from ecglens.criteria.evaluate import (
     CriteriaResult,
     CriterionResult,
     disagreements,
+    disputed,
     evaluate,
 )
 from ecglens.criteria.table import CLASS_TITLES, CriteriaTableError, Criterion, criteria_table
@@ -29,5 +30,6 @@ __all__ = [
     "CriterionResult",
     "criteria_table",
     "disagreements",
+    "disputed",
     "evaluate",
 ]

@@ -15,6 +15,7 @@ look; it decides nothing), and the result says so in its ``notes``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ecglens.classes import CLASS_NAMES
@@ -32,6 +33,8 @@ from ecglens.waves.measure import NO_P_WAVES, Measurements
 MET, NOT_MET, NOT_ASSESSABLE = "met", "not met", "not assessable"
 STATUSES = (MET, NOT_MET, NOT_ASSESSABLE)
 NORMAL_CLASS = "SNR"
+NONE_OTHER = "snr.none_other"
+"""The normal class's criterion that no abnormal class's criteria are met."""
 NOT_EVALUATED = "criteria not evaluated: the record has no measurements (predict --measurements)"
 """What a prediction without measurements says in place of its criteria."""
 MORPHOLOGY_NOT_MEASURED = (
@@ -405,30 +408,85 @@ def evaluate(measurements: Measurements, sex: str | None = None, age: float | No
     return CriteriaResult(tuple(by_class[name] for name in CLASS_NAMES), sex, age, tuple(dict.fromkeys(notes)))
 
 
-def disagreements(
-    decisions: tuple[str, ...], criteria: CriteriaResult, not_validated: tuple[str, ...] = ()
-) -> tuple[str, ...]:
-    """Where the model's decisions and the criteria disagree, each a line a report prints:
+def _who(name: str, decided_by: Mapping[str, str] | None, rule: str) -> str:
+    """Who made (or did not make) a decision of ``name``, as a disagreement line names it."""
+    by = (decided_by or {}).get(name, rule)
+    return "criteria" if by == "by criteria" else by.split(" ")[0]
 
-    - the model decided the normal class (SNR) while an abnormal class's criteria are met:
+
+def _not_normal(criteria: CriteriaResult) -> list[CriterionResult]:
+    """The normal class's own criteria that fail (rate, PR, QRS, QTc, axis, premature beats), apart from its
+    defining one (named as any class's), the one that another class's criteria are met, and those reading a
+    measurement that a met abnormal class names already (a PR of 338 ms is named once, by IAVB)."""
+    reads = {c.id: c.measurement for c in criteria_table()}
+    named = {
+        reads[r.id]
+        for c in criteria.classes
+        if c.status == MET and c.class_name != NORMAL_CLASS
+        for r in c.criteria
+        if r.status == MET
+    }
+    return [
+        c
+        for c in criteria.of(NORMAL_CLASS).criteria
+        if c.status == NOT_MET and not c.defining and c.id != NONE_OTHER and reads[c.id] not in named
+    ]
+
+
+def disputed(decisions: Sequence[str], criteria: CriteriaResult | None) -> tuple[str, ...]:
+    """The decided classes the criteria dispute: SNR on a record that meets an abnormal class's criteria or fails
+    one of the normal class's own, and any class whose defining criterion is not met."""
+    if criteria is None:
+        return ()
+    out = []
+    for name in decisions:
+        if name not in CLASS_NAMES:
+            continue
+        if name == NORMAL_CLASS:
+            abnormal = any(c.status == MET and c.class_name != NORMAL_CLASS for c in criteria.classes)
+            if abnormal or _not_normal(criteria) or criteria.of(name).defining_failures():
+                out.append(name)
+        elif criteria.of(name).defining_failures():
+            out.append(name)
+    return tuple(out)
+
+
+def disagreements(
+    decisions: tuple[str, ...],
+    criteria: CriteriaResult,
+    not_validated: tuple[str, ...] = (),
+    decided_by: Mapping[str, str] | None = None,
+    rule: str = "model",
+) -> tuple[str, ...]:
+    """Where the decisions and the criteria disagree, each a line a report prints, naming what made the decision
+    (``model``, ``fused``: per class from ``decided_by``, else the record's ``rule``):
+
+    - SNR decided while an abnormal class's criteria are met:
       ``model: SNR; criteria: first-degree AV block (PR 338 ms > 200 ms)``;
-    - the model decided a class whose defining criterion is not met:
+    - SNR decided while one of the normal class's own criteria fails:
+      ``fused: SNR; criteria: not normal (QRS 132 ms, not <= 110 ms)``;
+    - a class decided whose defining criterion is not met:
       ``model: IAVB; criteria: not met (PR 138 ms, not > 200 ms)``;
-    - an abnormal class's criteria are met and the model decided neither it nor SNR:
-      ``criteria: complete right bundle branch block (...); model: not decided`` (``not validated`` where the
-      model cannot decide that class).
+    - an abnormal class's criteria are met and neither it nor SNR was decided:
+      ``criteria: complete right bundle branch block (...); model: RBBB not decided`` (``not validated, never
+      decided`` where the model cannot decide that class).
     """
     out = []
     met = [c for c in criteria.classes if c.status == MET and c.class_name != NORMAL_CLASS]
     if NORMAL_CLASS in decisions:
-        out += [f"model: {NORMAL_CLASS}; criteria: {c.title} ({c.line})" for c in met]
+        who = _who(NORMAL_CLASS, decided_by, rule)
+        out += [f"{who}: {NORMAL_CLASS}; criteria: {c.title} ({c.line})" for c in met]
+        failing = _not_normal(criteria)
+        if failing:
+            out.append(f"{who}: {NORMAL_CLASS}; criteria: not normal ({'; '.join(f.line for f in failing)})")
     for name in decisions:
         failed = criteria.of(name).defining_failures() if name in CLASS_NAMES else ()
         if failed:
-            out.append(f"model: {name}; criteria: not met ({'; '.join(f.line for f in failed)})")
+            lines = "; ".join(f.line for f in failed)
+            out.append(f"{_who(name, decided_by, rule)}: {name}; criteria: not met ({lines})")
     if NORMAL_CLASS not in decisions:
         for c in met:
             if c.class_name not in decisions:
                 why = "not validated, never decided" if c.class_name in not_validated else "not decided"
-                out.append(f"criteria: {c.title} ({c.line}); model: {c.class_name} {why}")
+                out.append(f"criteria: {c.title} ({c.line}); {_who(c.class_name, None, rule)}: {c.class_name} {why}")
     return tuple(out)

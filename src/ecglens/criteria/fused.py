@@ -45,6 +45,10 @@ OPERATIONS = ("logit", "value", "max", "min", "outside", "contiguous_high", "con
 - ``status``: a criterion's status, 1 met, 0 not met (not assessable: missing).
 """
 LOGIT_CLIP = 1e-6
+EXCLUDES = {"PAC": "AF"}
+"""Under the fused and the criteria rules, a class not decided beside another: a premature atrial contraction is
+not defined in atrial fibrillation (no regular atrial rhythm for a beat to come early in; a cardiologist's review
+found PAC decided beside AF). The model's own decisions are kept as they are (``model_decisions``)."""
 
 
 class FusedDecisionError(ValueError):
@@ -170,12 +174,13 @@ class FusedDecision:
     """A bundle's fused decision (``fused.json``): every class's rule, ``default`` (the rule ``predict`` uses when
     none is asked for: what validation said), ``normal_excludes`` (SNR is not decided beside another class: the
     CPSC normal class excludes the other eight) and ``origin`` (how it was fit: split, records, validation's
-    verdict)."""
+    verdict). ``excludes``: a class not decided beside another (`EXCLUDES`)."""
 
     classes: tuple[FusedClass, ...]
     default: str = "fused"
     normal_excludes: bool = True
     origin: dict = field(default_factory=dict)
+    excludes: dict[str, str] = field(default_factory=lambda: dict(EXCLUDES))
 
     def of(self, name: str) -> FusedClass:
         """One class's rule."""
@@ -228,7 +233,7 @@ class FusedDecision:
                 return FusedOutcome((), {}, "criteria (no measurements)")
             return FusedOutcome(model, dict.fromkeys(model, "model"), "model (no measurements)")
         if rule == "criteria":
-            chosen = tuple(n for n in class_names if n in met)
+            chosen = self._exclude(tuple(n for n in class_names if n in met))
             return FusedOutcome(chosen, dict.fromkeys(chosen, "by criteria"), "criteria")
         fused = self.scores(probabilities, features, class_names)
         decided_by = {}
@@ -242,8 +247,12 @@ class FusedDecision:
                 decided_by[name] = "model"
         if self.normal_excludes and NORMAL_CLASS in decided_by and len(decided_by) > 1:
             del decided_by[NORMAL_CLASS]
-        decisions = tuple(n for n in class_names if n in decided_by)
+        decisions = self._exclude(tuple(n for n in class_names if n in decided_by))
         return FusedOutcome(decisions, {n: decided_by[n] for n in decisions}, "fused", fused)
+
+    def _exclude(self, decisions: tuple[str, ...]) -> tuple[str, ...]:
+        """``decisions`` without a class decided beside the class that excludes it (`EXCLUDES`)."""
+        return tuple(n for n in decisions if self.excludes.get(n) not in decisions)
 
     def to_dict(self) -> dict:
         """Plain data for JSON (``fused.json``)."""
@@ -251,6 +260,7 @@ class FusedDecision:
             "format": FORMAT,
             "default": self.default,
             "normal_excludes": self.normal_excludes,
+            "excludes": self.excludes,
             "origin": self.origin,
             "classes": {c.name: c.to_dict() for c in self.classes},
         }
@@ -337,8 +347,16 @@ def fused_from_dict(data: object, where: str = FUSED_FILE, class_names: Sequence
         intercept = _number(spec.get("intercept", 0.0), f"{at} intercept") or 0.0
         out.append(FusedClass(name, spec["rule"], parsed, intercept, threshold))
     origin = data.get("origin", {})
+    excludes = data.get("excludes", EXCLUDES)
+    known = set(class_names)
+    if not isinstance(excludes, dict) or not all(k in known and v in known for k, v in excludes.items()):
+        raise FusedDecisionError(f"{where}: 'excludes' must map a class to the class it is not decided beside")
     return FusedDecision(
-        tuple(out), default, bool(data.get("normal_excludes", True)), origin if isinstance(origin, dict) else {}
+        tuple(out),
+        default,
+        bool(data.get("normal_excludes", True)),
+        origin if isinstance(origin, dict) else {},
+        dict(excludes),
     )
 
 

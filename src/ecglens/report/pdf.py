@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from ecglens.bundle.meta import BundleMeta
+from ecglens.criteria import disputed
 from ecglens.explain.records import RecordExplanation
 from ecglens.io.record import ReadIssue
 from ecglens.predict import Prediction, Scored
@@ -184,7 +185,7 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
         return
     if p.criteria is not None:
         _text(fig, 86, TOP_MM - 3.0, "criteria", fontsize=5, color="#555555")
-    disputed = {flag.split(";")[0].removeprefix("model: ") for flag in p.disagreements if flag.startswith("model: ")}
+    contested = disputed(p.decisions, p.criteria)
     for row, (name, threshold) in enumerate(zip(meta.class_names, meta.thresholds, strict=True)):
         probability = p.probabilities.get(name)
         decided = name in p.decisions
@@ -197,7 +198,7 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
             verdict, colour = "not validated: never decided", "#777777"
         else:
             verdict, colour = "no", "black"
-        if decided and name in disputed:
+        if decided and name in contested:
             verdict, colour = "DECIDED (disputed)", "#b00000"
         shown = "n/a" if probability is None else f"{probability:.2f}"
         y = TOP_MM - 5 - ROW_MM * row
