@@ -39,6 +39,21 @@ def test_qtc_formulas_on_hand_values():
     assert qtc_fridericia(400, 0.729) == pytest.approx(400 / 0.9)
 
 
+def test_a_qtc_on_a_wide_qrs_or_a_fast_or_slow_rate_carries_its_caveat():
+    """A cardiologist's review: a QTc of 520 ms on a complete LBBB, or Bazett's at 130 bpm, was flagged long with
+    no word that the wide QRS or the rate makes it so (Rautaharju et al. 2009)."""
+    from ecglens.waves.measure import qtc_caveats
+
+    assert qtc_caveats(90.0, 70.0, 400.0, 60 / 70) == []
+    (wide,) = qtc_caveats(150.0, 70.0, 480.0, 60 / 70)
+    assert "QRS of 150 ms" in wide and "JT 330 ms" in wide
+    (fast,) = qtc_caveats(90.0, 130.0, 300.0, 60 / 130)
+    assert "over-corrects above 100 bpm" in fast and f"{qtc_fridericia(300.0, 60 / 130):.0f} ms" in fast
+    (slow,) = qtc_caveats(90.0, 40.0, 480.0, 1.5)
+    assert "under-corrects below 50 bpm" in slow
+    assert qtc_caveats(150.0, 130.0, None, 60 / 130) == []
+
+
 def test_hand_built_marks_give_the_hand_computed_measurements():
     measured = measure(_marks())
     assert measured.heart_rate_bpm == pytest.approx(60.0)  # one beat every 500 samples at 500 Hz
@@ -555,7 +570,8 @@ def test_the_network_measures_a_complete_bundle_branch_block_as_wide(shared_data
     assert "Complete" in header.read_text() and "bundle branch block" in header.read_text()
     signal = read_record(header)
     found = delineate(signal.signal, signal.sampling_rate_hz, signal.lead_names, method="net")
-    assert measure(found, signal.signal).qrs_ms >= 120
+    measured = measure(found, signal.signal)
+    assert measured.qrs_ms >= 120 and any(note.startswith("QTc on a QRS of") for note in measured.notes)
 
 
 @pytest.mark.slow

@@ -352,6 +352,40 @@ def axis_category(degrees: float | None) -> str | None:
     return "extreme axis deviation"
 
 
+QTC_SOURCE = (
+    "Rautaharju PM et al. AHA/ACCF/HRS recommendations part IV: the ST segment, T and U waves, and the QT "
+    "interval, Circulation 2009;119:e241-e250"
+)
+BAZETT_RATES_BPM = (50.0, 100.0)
+"""Outside these rates Bazett's QTc under-corrects (below) or over-corrects (above) (Rautaharju et al. 2009)."""
+WIDE_QRS_QT_MS = 120.0
+"""From this QRS duration on, the conduction delay lengthens the QT (Rautaharju et al. 2009 advise the JT interval
+or a QT adjusted for the QRS duration)."""
+
+
+def qtc_caveats(qrs_ms: float | None, rate_bpm: float | None, qt_ms: float | None, rr_s: float | None) -> list[str]:
+    """What a reader must know before reading a QTc as long or short: a wide QRS lengthens the QT, and Bazett's
+    formula over-corrects at fast rates and under-corrects at slow ones (Rautaharju et al. 2009); each note names
+    Fridericia's QTc beside it."""
+    if qt_ms is None or not rr_s:
+        return []
+    notes = []
+    if qrs_ms is not None and qrs_ms >= WIDE_QRS_QT_MS:
+        notes.append(
+            f"QTc on a QRS of {qrs_ms:.0f} ms: the conduction delay lengthens the QT, so a long QTc need not mean "
+            f"long repolarization (JT {qt_ms - qrs_ms:.0f} ms; Rautaharju et al. 2009)"
+        )
+    low, high = BAZETT_RATES_BPM
+    if rate_bpm is not None and not low <= rate_bpm <= high:
+        direction = "over-corrects above" if rate_bpm > high else "under-corrects below"
+        limit = high if rate_bpm > high else low
+        notes.append(
+            f"Bazett's QTc {direction} {limit:.0f} bpm (Rautaharju et al. 2009): Fridericia's QTc "
+            f"{qtc_fridericia(qt_ms, rr_s):.0f} ms"
+        )
+    return notes
+
+
 def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None = None) -> Measurements:
     """The global measurements of a record from its wave marks (and its signal, leads in the marks' order, for
     the axes; its sex, ``male`` or ``female``, for the QTc limit). A record without P waves (atrial
@@ -385,13 +419,15 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     qt = _median_ms(beats, "QRS onset", "T offset", rate)
     unusable = [f"{lead.lead}: {lead.status}" for lead in marks.leads if lead.status != "ok"]
     qrs_axis = _axis(signal, marks, beats, "QRS")
+    qrs = _median_ms(beats, "QRS onset", "QRS offset", rate)
+    notes += qtc_caveats(qrs, 60 / rr_s if rr_s else None, qt, rr_s)
     notes += unusable
     beat = representative_beat(signal, marks, peaks, every) if signal is not None and len(peaks) else None
     return Measurements(
         heart_rate_bpm=60 / rr_s if rr_s else None,
         rr_sd_ms=float(np.std(rr, ddof=1) * 1000) if len(rr) > 1 else None,
         pr_ms=pr,
-        qrs_ms=_median_ms(beats, "QRS onset", "QRS offset", rate),
+        qrs_ms=qrs,
         qt_ms=qt,
         qtc_bazett_ms=qtc_bazett(qt, rr_s) if qt and rr_s else None,
         qtc_fridericia_ms=qtc_fridericia(qt, rr_s) if qt and rr_s else None,
