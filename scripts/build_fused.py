@@ -60,6 +60,8 @@ def fit(rows: list[dict], class_names, thresholds, not_validated) -> tuple[dict,
     snr = class_names.index("SNR")
     others = np.delete(np.arange(len(class_names)), snr)
     fused_decided[:, snr] &= ~fused_decided[:, others].any(axis=1)  # normal_excludes
+    for name, beside in decision.excludes.items():  # PAC not decided beside AF
+        fused_decided[:, class_names.index(name)] &= ~fused_decided[:, class_names.index(beside)]
     abnormal = truth[:, snr] == 0
 
     def false_normal(decided: np.ndarray) -> float:

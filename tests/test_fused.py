@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,19 @@ def test_a_class_the_model_cannot_know_is_decided_by_criteria():
     assert "STE" not in not_met.decisions
 
 
+def test_pac_is_not_decided_beside_af():
+    """A cardiologist's review found PAC decided beside AF: a premature atrial beat is not defined in atrial
+    fibrillation. The model's own decisions stay as they are."""
+    decision = bundle_fused(starter_path())
+    assert decision is not None and decision.excludes == {"PAC": "AF"}
+    names = list(CLASS_NAMES)
+    model = decision.decide_from([0.5] * len(names), ["AF", "PAC"], {}, [], names, "model")
+    assert model.decisions == ("AF", "PAC")
+    with_af = replace(decision, classes=tuple(replace(c, rule="model") for c in decision.classes))
+    assert with_af.decide_from([0.5] * len(names), ["AF", "PAC"], {}, [], names).decisions == ("AF",)
+    assert with_af.decide_from([0.5] * len(names), ["PAC"], {}, [], names).decisions == ("PAC",)
+
+
 def test_a_prediction_says_which_rule_made_each_decision():
     from ecglens.predict import Prediction
 
@@ -124,6 +138,7 @@ def test_a_prediction_says_which_rule_made_each_decision():
         (lambda d: d["classes"]["SNR"].update(threshold=1.5), "class SNR: threshold"),
         (lambda d: d["classes"]["SNR"]["features"][0].update(coef="NaN"), "coef"),
         (lambda d: d["classes"]["SNR"]["features"][0].update(op="eval"), "op is one of"),
+        (lambda d: d.update(excludes={"PAC": "XYZ"}), "excludes"),
     ],
 )
 def test_loading_refuses_a_malformed_coefficients_file_with_a_named_error(tmp_path, change, named):
