@@ -243,6 +243,12 @@ def main() -> int:
     parser.add_argument("--work", default="/tmp/fused-work")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument(
+        "--card",
+        action="store_true",
+        help="also write them into the starter's model card (MODEL_CARD.md and its shipped copy), between its "
+        "criteria markers",
+    )
     args = parser.parse_args()
     from ecglens.bundle.meta import read_meta, resolve_bundle
     from ecglens.criteria.fused import bundle_fused
@@ -274,7 +280,35 @@ def main() -> int:
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")
+    if args.card:
+        for card in (REPO / "MODEL_CARD.md", bundle / "MODEL_CARD.md"):
+            card.write_text(with_card_section(card.read_text(), text))
+            print(f"wrote the criteria section of {card}", file=sys.stderr)
     return 0
+
+
+CARD_START, CARD_END = "<!-- bench_criteria: start -->", "<!-- bench_criteria: end -->"
+CARD_TITLE = "## Beside guideline criteria: the model, the criteria and the fused decision"
+
+
+def with_card_section(card: str, tables: str) -> str:
+    """The model card with its criteria section (between `CARD_START` and `CARD_END`, appended when absent)
+    replaced by ``tables`` (headings moved one level down)."""
+    body = "\n".join(
+        [
+            CARD_START,
+            CARD_TITLE,
+            "The model alone, the guideline criteria alone (docs/criteria.md) and the fused decision "
+            "(`src/ecglens/starter/fused.json`, fit on validation only), side by side.",
+            "",
+            tables.replace("\n### ", "\n#### "),
+            CARD_END,
+        ]
+    )
+    if CARD_START in card and CARD_END in card:
+        before, rest = card.split(CARD_START, 1)
+        return before + body + rest.split(CARD_END, 1)[1]
+    return card.rstrip("\n") + "\n\n" + body + "\n"
 
 
 if __name__ == "__main__":

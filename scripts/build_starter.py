@@ -454,6 +454,12 @@ held-out set of the wave delineation checks).
 ## Intended use
 Research and education: trying ecglens on real recordings, explanations, comparisons. Not diagnosis, not
 triage, not any clinical decision.
+
+<!-- bench_criteria: start -->
+## Beside guideline criteria: the model, the criteria and the fused decision
+Not measured for this build yet: `python scripts/build_fused.py` fits the fused decision on this build's
+validation split, then `python benchmarks/bench_criteria.py --card` writes this section.
+<!-- bench_criteria: end -->
 """
 
 

@@ -405,7 +405,8 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     if len(conducted) < CONDUCTED_SHARE * len(every) or not conducted:
         notes.append(
             f"{NO_P_WAVES} ({len(conducted)} of {len(every)} beats): no PR interval or P axis "
-            "(atrial fibrillation or flutter, a junctional or paced rhythm, AV dissociation?)"
+            "(atrial fibrillation or flutter, a junctional or paced rhythm, AV dissociation, or P waves hidden in "
+            "the preceding T wave by a long PR or a fast rate?)"
         )
         conducted = []
     elif irregularity is not None and irregularity > IRREGULAR_RR:
