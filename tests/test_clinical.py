@@ -380,8 +380,9 @@ def test_the_one_page_report_is_a4_with_the_ecg_at_true_scale(shared_data, tmp_p
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True).stdout
     for words in (
         "RESEARCH USE ONLY",
-        "Decisions (the model's probability",
-        "not validated",
+        "Decisions (fused rule)",
+        "the model's probability / threshold",
+        "(by criteria)",
         "Measurements",
         "QTc Bazett",
         "The file's own statement",

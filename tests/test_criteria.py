@@ -167,14 +167,28 @@ def test_rbbb_a_wide_dominant_r_in_v1_suffices_instead_of_an_r_prime():
     assert result.status == MET and "V1 1.1" in result.line
 
 
-def test_lbbb_accepts_an_rs_pattern_in_v5_v6_and_a_q_under_1_mm():
-    """Surawicz et al. 2009: an occasional RS pattern in V5-V6; a q of 0.05 mV is read as absent, 0.1 mV is a q."""
+def test_lbbb_accepts_an_rs_pattern_in_v5_v6_but_needs_qs_or_rs_in_v1():
+    """Surawicz et al. 2009: an occasional RS pattern in V5-V6. A cardiologist's review: without V5-V6 dominance,
+    "dominant R in I and aVL" alone is a hemiblock; LBBB needs QS or rS in V1 (Strauss et al. 2011), and an rSr'
+    or a dominant R there is not LBBB."""
     leads = lbbb_leads()
     rs = leads["V5"] | dict(r_mv=0.5, s_mv=0.9)
-    small_q = leads["V6"] | dict(q_mv=0.05, q_ms=10.0)
-    assert evaluate(measured(leads | {"V5": rs, "V6": small_q}, qrs_ms=150.0)).of("LBBB").status == MET
+    assert evaluate(measured(leads | {"V5": rs}, qrs_ms=150.0)).of("LBBB").status == MET
     right = leads | {"aVL": rs}  # R not dominant in aVL: not the LBBB pattern
     assert evaluate(measured(right, qrs_ms=150.0)).of("LBBB").status == NOT_MET
+    dominant_v1 = leads | {"V1": dict(r_mv=1.0, s_mv=0.3, q_mv=0.0)}
+    result = evaluate(measured(dominant_v1, qrs_ms=150.0)).of("LBBB")
+    assert result.status == NOT_MET and "V1 0.7" in result.line
+    qs_v1 = leads | {"V1": dict(q_mv=1.2, r_mv=0.0, s_mv=0.0)}
+    assert evaluate(measured(qs_v1, qrs_ms=150.0)).of("LBBB").status == MET
+
+
+def test_a_qs_complex_is_not_a_dominant_r():
+    """A cardiologist's review: R minus S read a QS or Qr V1 (q 0.76 mV, r 0.06 mV, a complete LBBB or a septal
+    infarct) as a dominant R and met RBBB's V1 pattern."""
+    qr = dict(q_mv=0.76, r_mv=0.06, s_mv=0.0, r_prime_mv=0.0, r_peak_time_ms=90.0)
+    leads = rbbb_leads() | {"V1": qr, "V2": qr}
+    assert evaluate(measured(leads, qrs_ms=140)).of("RBBB").status == NOT_MET
 
 
 def test_ste_needs_two_contiguous_leads_at_0_1_mv():
@@ -308,3 +322,26 @@ def test_disagreements_a_met_class_the_model_did_not_decide():
     (unknown,) = disagreements((), result, not_validated=("RBBB",))
     assert unknown.endswith("model: RBBB not validated, never decided")
     assert disagreements(("RBBB",), result) == ()
+
+
+def test_a_decision_whose_non_defining_criteria_fail_is_flagged():
+    """A cardiologist's review: a paced record decided RBBB while its RBBB criteria were not met (no V1 pattern,
+    no wide S) went unflagged, because only the defining criterion (QRS >= 120 ms) counted."""
+    paced = evaluate(measured(qrs_ms=160.0), "male", 60)
+    assert paced.of("RBBB").status == NOT_MET and not paced.of("RBBB").defining_failures()
+    (line,) = [f for f in disagreements(("RBBB",), paced) if "RBBB" in f]
+    assert line.startswith("model: RBBB; criteria: not met (") and "V1" in line
+    assert disputed(("RBBB",), paced) == ("RBBB",)
+
+
+def test_an_st_decision_on_a_wide_qrs_carries_the_caveat_and_ste_stays_assessable_in_rbbb():
+    """A cardiologist's review: STD decided by the model on a complete LBBB had no word that its ST criteria are
+    not assessable there; and the Fourth Universal Definition excludes LBBB, LVH and pacing, not RBBB."""
+    lbbb = evaluate(measured(lbbb_leads(), qrs_ms=162.0), "male", 60)
+    (line,) = disagreements(("LBBB", "STD"), lbbb)
+    assert line.startswith("model: STD; criteria: not assessable (QRS 162 ms >= 120 ms")
+    assert disputed(("LBBB", "STD"), lbbb) == ()
+    elevated = dict(st_j_mv=0.3, st_60_mv=0.3)
+    rbbb = evaluate(measured(rbbb_leads() | {"V3": elevated, "V4": elevated}, qrs_ms=140.0), "male", 60)
+    assert rbbb.of("RBBB").status == MET and rbbb.of("STE").status == MET
+    assert rbbb.of("STD").status == NOT_ASSESSABLE  # an RBBB's V1-V3 depression is secondary

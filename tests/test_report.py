@@ -316,3 +316,27 @@ def test_snr_decided_beside_a_met_iavb_criterion_is_flagged_on_the_page_in_red(t
     flagged = [t for t in fig.texts if "first-degree AV block" in t.get_text()]
     assert [" ".join(t.get_text().split()) for t in flagged] == [f"criteria disagree: {FLAG}"]
     assert flagged[0].get_color() == "#b00000"
+
+
+def test_the_page_says_which_rule_decided_and_what_the_model_alone_would_have(tmp_path):
+    """A cardiologist's review: under the fused rule the page read "the model's probability / threshold" and showed
+    AF 0.61 / 0.38 "no" with no hint that the fused rule overrode the model, and LBBB "not validated: never
+    decided" although its criteria decide it."""
+    from ecglens.report.pdf import record_page
+
+    meta, scored = _snr_with_first_degree_av_block()
+    p = scored.prediction
+    fused = dataclasses.replace(
+        p,
+        decisions=("IAVB",),
+        decided_by={"IAVB": "fused"},
+        decision_rule="fused",
+        model_decisions=("AF",),
+        not_validated={"LBBB": "too few positives"},
+    )
+    texts = [t.get_text() for t in record_page(dataclasses.replace(scored, prediction=fused), meta, "starter").texts]
+    assert "Decisions (fused rule)" in texts and "the model's probability / threshold" in texts
+    assert "no (fused; model: yes)" in texts and "no (by criteria)" in texts
+    model = dataclasses.replace(p, not_validated={"LBBB": "too few positives"})
+    texts = [t.get_text() for t in record_page(dataclasses.replace(scored, prediction=model), meta, "starter").texts]
+    assert "not validated: never decided" in texts and "Decisions" in texts

@@ -52,6 +52,10 @@ def test_a_qtc_on_a_wide_qrs_or_a_fast_or_slow_rate_carries_its_caveat():
     (slow,) = qtc_caveats(90.0, 40.0, 480.0, 1.5)
     assert "under-corrects below 50 bpm" in slow
     assert qtc_caveats(150.0, 130.0, None, 60 / 130) == []
+    import dataclasses
+
+    noted = dataclasses.replace(measure(_marks()), notes=("2 premature beat(s) left out", wide, fast))
+    assert wide in noted.line() and fast in noted.line()  # not only the first note: the terminal's line
 
 
 def test_hand_built_marks_give_the_hand_computed_measurements():

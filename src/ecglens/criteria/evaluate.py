@@ -85,6 +85,9 @@ class ClassCriteria:
     status: str
     line: str
     criteria: tuple[CriterionResult, ...]
+    caveat: str = ""
+    """Why the class is not assessed on this record although its values were measured (ST on a wide QRS): a
+    decision of the class is shown with it."""
 
     @property
     def title(self) -> str:
@@ -202,8 +205,8 @@ def _global_value(criterion: Criterion, m: Measurements, others_met: int) -> tup
 
 
 def _lead_value(lead: LeadMeasurements, name: str) -> float | None:
-    if name == "r_minus_s_mv":
-        return lead.r_mv - lead.s_mv
+    if name == "r_dominance_mv":  # a QS or Qr complex is not a dominant R
+        return lead.r_mv - max(lead.q_mv, lead.s_mv)
     if name == "s_minus_r_ms":
         return lead.s_ms - lead.r_ms
     value = getattr(lead, name)
@@ -397,13 +400,17 @@ def evaluate(measurements: Measurements, sex: str | None = None, age: float | No
             else _evaluate_global(c, measurements, sex, age, others_met, notes)
             for c in criteria
         ]
-        if name in ST_CLASSES and (measurements.qrs_ms or 0) >= WIDE_QRS_MS:
+        wide = (measurements.qrs_ms or 0) >= WIDE_QRS_MS
+        rbbb = name == "STE" and "RBBB" in by_class and by_class["RBBB"].status == MET
+        if name in ST_CLASSES and wide and not rbbb:
             reason = (
-                f"QRS {measurements.qrs_ms:.0f} ms >= {WIDE_QRS_MS:g} ms: the ST changes of a bundle branch block or "
-                "ventricular conduction are secondary; the Fourth Universal Definition's ST thresholds do not apply "
-                "(Sgarbossa-type criteria are not assessed)"
+                f"QRS {measurements.qrs_ms:.0f} ms >= {WIDE_QRS_MS:g} ms: the ST changes of a left bundle branch "
+                "block, a paced or ventricular rhythm are secondary; the Fourth Universal Definition's ST thresholds "
+                "do not apply (Sgarbossa-type criteria are not assessed)"
             )
             results = [replace(r, status=NOT_ASSESSABLE, line=reason) for r in results]
+            by_class[name] = replace(_combine(name, results, criteria), caveat=reason)
+            continue
         by_class[name] = _combine(name, results, criteria)
     return CriteriaResult(tuple(by_class[name] for name in CLASS_NAMES), sex, age, tuple(dict.fromkeys(notes)))
 
@@ -435,7 +442,7 @@ def _not_normal(criteria: CriteriaResult) -> list[CriterionResult]:
 
 def disputed(decisions: Sequence[str], criteria: CriteriaResult | None) -> tuple[str, ...]:
     """The decided classes the criteria dispute: SNR on a record that meets an abnormal class's criteria or fails
-    one of the normal class's own, and any class whose defining criterion is not met."""
+    one of the normal class's own, and any other class whose criteria are not met."""
     if criteria is None:
         return ()
     out = []
@@ -446,7 +453,7 @@ def disputed(decisions: Sequence[str], criteria: CriteriaResult | None) -> tuple
             abnormal = any(c.status == MET and c.class_name != NORMAL_CLASS for c in criteria.classes)
             if abnormal or _not_normal(criteria) or criteria.of(name).defining_failures():
                 out.append(name)
-        elif criteria.of(name).defining_failures():
+        elif criteria.of(name).status == NOT_MET:
             out.append(name)
     return tuple(out)
 
@@ -465,8 +472,10 @@ def disagreements(
       ``model: SNR; criteria: first-degree AV block (PR 338 ms > 200 ms)``;
     - SNR decided while one of the normal class's own criteria fails:
       ``fused: SNR; criteria: not normal (QRS 132 ms, not <= 110 ms)``;
-    - a class decided whose defining criterion is not met:
+    - a class decided whose criteria are not met (its defining one named first where it fails):
       ``model: IAVB; criteria: not met (PR 138 ms, not > 200 ms)``;
+    - an ST class decided where its criteria are not assessed (a wide QRS): ``model: STD; criteria: not
+      assessable (QRS 162 ms >= 120 ms: ...)``;
     - an abnormal class's criteria are met and neither it nor SNR was decided:
       ``criteria: complete right bundle branch block (...); model: RBBB not decided`` (``not validated, never
       decided`` where the model cannot decide that class).
@@ -480,10 +489,15 @@ def disagreements(
         if failing:
             out.append(f"{who}: {NORMAL_CLASS}; criteria: not normal ({'; '.join(f.line for f in failing)})")
     for name in decisions:
-        failed = criteria.of(name).defining_failures() if name in CLASS_NAMES else ()
-        if failed:
-            lines = "; ".join(f.line for f in failed)
+        if name not in CLASS_NAMES:
+            continue
+        found = criteria.of(name)
+        failed = found.defining_failures()
+        if failed or (name != NORMAL_CLASS and found.status == NOT_MET):
+            lines = "; ".join(f.line for f in failed) if failed else found.line
             out.append(f"{_who(name, decided_by, rule)}: {name}; criteria: not met ({lines})")
+        elif found.caveat:
+            out.append(f"{_who(name, decided_by, rule)}: {name}; criteria: not assessable ({found.caveat})")
     if NORMAL_CLASS not in decisions:
         for c in met:
             if c.class_name not in decisions:

@@ -39,7 +39,7 @@ those derived from them (``rr_cv``: the RR standard deviation over the median RR
 precede most QRS complexes, 0 when not; ``premature_morphology``: atrial or ventricular, not measured yet;
 ``abnormal_classes_met``: how many of the other classes' criteria are met)."""
 DERIVED_LEAD_MEASUREMENTS = {
-    "r_minus_s_mv": "R minus S amplitude",
+    "r_dominance_mv": "R minus max(Q, S)",
     "s_minus_r_ms": "S minus R duration",
 }
 """Per-lead measurements derived from `ecglens.waves.leads.LEAD_FIELDS`."""

@@ -179,7 +179,10 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
     """Every class's probability, threshold and decision, its guideline criteria beside it (met, not met, n/a:
     not assessable), and under them, in red, where the decisions and the criteria disagree."""
     p = scored.prediction
-    _text(fig, 10, TOP_MM, "Decisions (the model's probability / threshold)", fontsize=8, weight="bold")
+    rule = p.decision_rule.split(" ")[0]
+    heading = "Decisions" if rule == "model" else f"Decisions ({rule} rule)"
+    _text(fig, 10, TOP_MM, heading, fontsize=8, weight="bold")
+    _text(fig, 50, TOP_MM - 0.9, "the model's probability / threshold", fontsize=5.5, color="#555555")
     if p.status != "ok":
         _block(fig, 10, TOP_MM - 5, [f"{p.status}: {reason}" for reason in p.reasons], DECISION_BOX_MM, color="#b00000")
         return
@@ -195,7 +198,10 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
             label = by if fused is None else f"fused {fused:.2f}"
             verdict, colour = ("DECIDED" if by == "model" else f"DECIDED ({label})"), "black"
         elif name in p.not_validated:
-            verdict, colour = "not validated: never decided", "#777777"
+            never = rule == "model"  # under the fused and criteria rules its criteria decide it
+            verdict, colour = ("not validated: never decided" if never else "no (by criteria)"), "#777777"
+        elif rule != "model" and name in (p.model_decisions or ()):
+            verdict, colour = f"no ({rule}; model: yes)", "black"  # the model alone would have decided it
         else:
             verdict, colour = "no", "black"
         if decided and name in contested:

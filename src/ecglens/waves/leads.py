@@ -32,6 +32,9 @@ from ecglens.waves.marks import WaveMarks
 BASELINE_S = 0.020
 ST_LATE_S = 0.060
 PREMATURE_RR = 0.80
+SUDDEN_RR = 0.85
+"""A premature beat's RR is also under this share of the RR before it: early all at once, not by a sinus
+arrhythmia's gradual shortening (a cardiologist's review found 4 "premature beats" in a sinus arrhythmia)."""
 QRS_CHANGE_S = 0.040
 MIN_WAVE_MV = 0.02
 BEFORE_S = 0.40
@@ -98,13 +101,16 @@ class RepresentativeBeat:
 def dominant_beats(
     peaks: np.ndarray, beats: list[dict[str, float | None]], rate: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which beats are dominant and which premature (early by `PREMATURE_RR`, or a QRS `QRS_CHANGE_S` off the
-    median width): two boolean masks over ``peaks``."""
+    """Which beats are dominant and which premature: two boolean masks over ``peaks``. A beat is premature when
+    its RR is under `PREMATURE_RR` of the median RR and under `SUDDEN_RR` of the RR before it (of the one after it
+    for the first beat: the pause that follows an early beat), or when its QRS is `QRS_CHANGE_S` off the median
+    width. The second condition keeps a sinus arrhythmia's gradual shortening from counting as premature beats."""
     n = len(peaks)
     premature = np.zeros(n, bool)
     if n >= 3:
         rr = np.diff(peaks).astype(float)
-        premature[1:] = rr < PREMATURE_RR * np.median(rr)
+        before = np.concatenate([rr[1:2], rr[:-1]])  # the RR before each RR; the first: the one after it
+        premature[1:] = (rr < PREMATURE_RR * np.median(rr)) & (rr < SUDDEN_RR * before)
     widths = np.array(
         [
             np.nan if b["QRS onset"] is None or b["QRS offset"] is None else b["QRS offset"] - b["QRS onset"]

@@ -153,7 +153,8 @@ class Measurements:
         )
 
     def line(self) -> str:
-        """``HR 46 bpm, PR 142 ms, ...``, what lies outside the normal ranges and the first note."""
+        """``HR 46 bpm, PR 142 ms, ...``, what lies outside the normal ranges, the first note and every QTc caveat
+        (a long QTc is never shown without what makes it long)."""
         shown = [
             ("HR", self.heart_rate_bpm, "bpm"),
             ("PR", self.pr_ms, "ms"),
@@ -167,10 +168,11 @@ class Measurements:
             f"{name} {shown_value(v, key)} {unit}" for (name, v, unit), key in zip(shown, keys, strict=True)
         )
         outside = self.outside_normal()
+        shown_notes = list(self.notes[:1]) + [n for n in self.notes[1:] if n.startswith(QTC_CAVEAT)]
         return (
             text
             + (f"; outside normal: {', '.join(outside)}" if outside else "")
-            + "".join(f"; {note}" for note in self.notes[:1])
+            + "".join(f"; {note}" for note in shown_notes)
         )
 
     @classmethod
@@ -358,6 +360,8 @@ QTC_SOURCE = (
 )
 BAZETT_RATES_BPM = (50.0, 100.0)
 """Outside these rates Bazett's QTc under-corrects (below) or over-corrects (above) (Rautaharju et al. 2009)."""
+QTC_CAVEAT = "QTc "
+"""How a QTc caveat begins (`Measurements.line` shows every one of them, not only the first note)."""
 WIDE_QRS_QT_MS = 120.0
 """From this QRS duration on, the conduction delay lengthens the QT (Rautaharju et al. 2009 advise the JT interval
 or a QT adjusted for the QRS duration)."""
@@ -372,16 +376,16 @@ def qtc_caveats(qrs_ms: float | None, rate_bpm: float | None, qt_ms: float | Non
     notes = []
     if qrs_ms is not None and qrs_ms >= WIDE_QRS_QT_MS:
         notes.append(
-            f"QTc on a QRS of {qrs_ms:.0f} ms: the conduction delay lengthens the QT, so a long QTc need not mean "
-            f"long repolarization (JT {qt_ms - qrs_ms:.0f} ms; Rautaharju et al. 2009)"
+            f"{QTC_CAVEAT}on a QRS of {qrs_ms:.0f} ms: the wide QRS lengthens the QT (JT {qt_ms - qrs_ms:.0f} ms; "
+            "Rautaharju et al. 2009)"
         )
     low, high = BAZETT_RATES_BPM
     if rate_bpm is not None and not low <= rate_bpm <= high:
         direction = "over-corrects above" if rate_bpm > high else "under-corrects below"
         limit = high if rate_bpm > high else low
         notes.append(
-            f"Bazett's QTc {direction} {limit:.0f} bpm (Rautaharju et al. 2009): Fridericia's QTc "
-            f"{qtc_fridericia(qt_ms, rr_s):.0f} ms"
+            f"{QTC_CAVEAT}Bazett {direction} {limit:.0f} bpm: Fridericia {qtc_fridericia(qt_ms, rr_s):.0f} ms "
+            "(Rautaharju et al. 2009)"
         )
     return notes
 
@@ -398,8 +402,6 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     notes = []
     dominant, premature = dominant_beats(peaks, every, rate)
     beats = [b for b, keep in zip(every, dominant, strict=True) if keep] or every  # intervals of dominant beats
-    if premature.any():
-        notes.append(f"{int(premature.sum())} premature or differently conducted beat(s) left out of the intervals")
     conducted = conducted_beats(every, rate)  # every beat: an irregular rhythm's early beats count too
     irregularity = rr_irregularity(rr, premature)
     if len(conducted) < CONDUCTED_SHARE * len(every) or not conducted:
@@ -422,6 +424,8 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     qrs_axis = _axis(signal, marks, beats, "QRS")
     qrs = _median_ms(beats, "QRS onset", "QRS offset", rate)
     notes += qtc_caveats(qrs, 60 / rr_s if rr_s else None, qt, rr_s)
+    if premature.any():
+        notes.append(f"{int(premature.sum())} premature or differently conducted beat(s) left out of the intervals")
     notes += unusable
     beat = representative_beat(signal, marks, peaks, every) if signal is not None and len(peaks) else None
     return Measurements(
