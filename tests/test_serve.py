@@ -110,7 +110,17 @@ def test_explanations_explain_the_scored_input(client, signal, tmp_path):
     assert cam["probability"] == pytest.approx(body["probabilities"]["AF"])
     assert len(cam["time_map"]) == len(body["input"]["signal"][0]) and "per" in cam
     shap = client.get(f"/api/results/{body['id']}/explanations", params={"method": "shap", "class": "AF"}).json()
-    assert set(shap["explanations"][0]["lead_values"]) == set(LEAD_NAMES)
+    (explained,) = shap["explanations"]
+    assert set(explained["lead_values"]) == set(LEAD_NAMES)
+    check = explained["additivity"]  # the viewer's caption is built from these, not from a fixed sentence
+    assert check["units"] == "probability" and check["lead_sum"] == pytest.approx(
+        sum(explained["lead_values"].values()), abs=1e-4
+    )
+    assert check["expected"] == pytest.approx(check["probability"] - check["background_mean"])
+    assert check["probability"] == pytest.approx(body["probabilities"]["AF"])
+    assert abs(check["lead_sum"] - check["expected"]) <= 5 * check["standard_error"] + 1e-6
+    script = client.get("/static/app.js").text
+    assert "explanation.additivity" in script and "add up to the probability minus" not in script
 
 
 def _bad_inputs(tmp_path, signal):

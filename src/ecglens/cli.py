@@ -1038,7 +1038,14 @@ def explain_guided_gradcam(
 @explain.command("shap")
 @_per_record
 @_background(100)
-@click.option("--n-samples", type=COUNT, default=8, show_default=True, help="Expected-gradients samples.")
+@click.option(
+    "--n-samples",
+    type=COUNT,
+    default=8,
+    show_default=True,
+    help="Expected-gradients samples, drawn in up to 8 batches: each record's line gives the SHAP sum with its "
+    "Monte-Carlo error beside what it should equal (p minus the background's mean).",
+)
 @_options(_layout("12x1"), _look)
 def explain_shap(
     checkpoint, caches, records, n_records, class_name, out, device, background, n_samples, layout, style, image_format

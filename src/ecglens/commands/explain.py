@@ -74,7 +74,11 @@ class MapsRun:
 
     def lines(self) -> list[str]:
         """What the CLI prints."""
-        rows = [f"{e.input.record_id} {e.class_name} p={e.probability:.3f}" for e in self.explanations]
+        rows = [
+            f"{e.input.record_id} {e.class_name} p={e.probability:.3f}"
+            + ("" if e.additivity is None else f"; {e.additivity.line()}")
+            for e in self.explanations
+        ]
         return [*rows, self.written.line()]
 
 

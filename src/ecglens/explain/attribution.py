@@ -122,6 +122,36 @@ def gradient_shap(
     return values.detach().cpu().numpy()
 
 
+SHAP_BATCHES = 8
+"""At most this many independent batches of expected-gradients samples per record: the spread of their lead sums
+gives the standard error of the explanation's sum (batch means), checked against its expectation f(x) - E f(b)."""
+
+
+def shap_batches(n_samples: int) -> int:
+    """How many equal batches ``n_samples`` are drawn in: the largest divisor up to `SHAP_BATCHES` (1: no error
+    can be given)."""
+    return max(d for d in range(1, min(n_samples, SHAP_BATCHES) + 1) if n_samples % d == 0)
+
+
+def gradient_shap_with_error(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int,
+    background: torch.Tensor,
+    n_samples: int = 8,
+    seed: int = 0,
+) -> tuple[np.ndarray, float | None]:
+    """`gradient_shap` of one record (1 x leads x samples) for one class, drawn in `shap_batches` independent
+    batches of equal size (captum ``GradientShap``, one seed per batch): the mean map (leads x samples) and the
+    Monte-Carlo standard error of its sum over leads and time (the batch sums' spread; None with one batch)."""
+    k = shap_batches(n_samples)
+    size = n_samples // k
+    maps = [gradient_shap(model, x, target, background, size, seed * SHAP_BATCHES + i)[0] for i in range(k)]
+    values = np.mean(maps, axis=0)
+    sums = np.array([m.sum() for m in maps], np.float64)
+    return values, (float(sums.std(ddof=1) / np.sqrt(k)) if k > 1 else None)
+
+
 def gradient_shap_all_classes(
     model: nn.Module, x: torch.Tensor, background: torch.Tensor, n_classes: int, n_samples: int = 8, seed: int = 0
 ) -> np.ndarray:

@@ -14,11 +14,54 @@ import torch
 from torch import nn
 
 from ecglens.bundle.meta import BundleMeta
-from ecglens.explain.attribution import attribute
+from ecglens.explain.attribution import attribute, gradient_shap_with_error
 from ecglens.explain.inputs import Background
 from ecglens.explain.lead_shapley import LeadGame, exact_lead_shapley, sampled_lead_shapley
 from ecglens.models import class_probabilities, model_device
 from ecglens.preprocess import ModelInput
+
+SHAP_UNITS = "probability"
+"""What ecglens's SHAP values are in: the class probability (expected gradients of the sigmoid output)."""
+
+
+@dataclass(frozen=True)
+class Additivity:
+    """The check that a record's SHAP values add up: their sum over leads and time (``lead_sum``, with its
+    Monte-Carlo ``standard_error``, None with one batch of samples) against its expectation, the explained class's
+    ``probability`` minus the ``background_mean`` of its probability over the background records (``expected``).
+    Values in `SHAP_UNITS`."""
+
+    lead_sum: float
+    standard_error: float | None
+    probability: float
+    background_mean: float
+    n_samples: int
+    units: str = SHAP_UNITS
+
+    @property
+    def expected(self) -> float:
+        """What the sum equals in expectation: f(x) - E f(background)."""
+        return self.probability - self.background_mean
+
+    def line(self) -> str:
+        """``SHAP sums to 0.05 +- 0.30 (16 samples); expected 1.00 - 0.125 = 0.875 (probability)``."""
+        error = "" if self.standard_error is None else f" +- {self.standard_error:.3f}"
+        return (
+            f"SHAP sums to {self.lead_sum:.3f}{error} ({self.n_samples} samples); expected p - background mean = "
+            f"{self.probability:.3f} - {self.background_mean:.3f} = {self.expected:.3f} ({self.units})"
+        )
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON."""
+        return {
+            "units": self.units,
+            "lead_sum": self.lead_sum,
+            "standard_error": self.standard_error,
+            "expected": self.expected,
+            "probability": self.probability,
+            "background_mean": self.background_mean,
+            "n_samples": self.n_samples,
+        }
 
 
 @dataclass(frozen=True)
@@ -32,6 +75,7 @@ class RecordExplanation:
         class_name: the explained class.
         probabilities: the model's class probabilities on ``input`` (all classes).
         values: leads x samples attribution (Grad-CAM's one map per time step repeated over the leads).
+        additivity: SHAP's sum against its expectation (None for the other methods).
     """
 
     input: ModelInput
@@ -40,6 +84,7 @@ class RecordExplanation:
     class_name: str
     probabilities: np.ndarray
     values: np.ndarray
+    additivity: Additivity | None = None
 
     @property
     def probability(self) -> float:
@@ -97,12 +142,22 @@ def explain_inputs(
         probabilities = probabilities_of(model, inputs)
     device = model_device(model)
     out = []
+    background_p: dict[int, np.ndarray] = {}  # f(b) of the background fitted to each input length, once
     for item, p in zip(inputs, probabilities, strict=True):
         x = torch.from_numpy(item.signal)[None].to(device)
-        base = background.tensor(item.n_samples, device) if background is not None and method == "shap" else None
+        if background is None or method != "shap":
+            for target in targets_for(meta, p, class_name):
+                values = attribute(model, method, x, target, None, n_samples, seed)
+                out.append(RecordExplanation(item, method, target, meta.class_names[target], np.asarray(p), values))
+            continue
+        base = background.tensor(item.n_samples, device)
+        if item.n_samples not in background_p:
+            background_p[item.n_samples] = class_probabilities(model, list(base.cpu().numpy()))
         for target in targets_for(meta, p, class_name):
-            values = attribute(model, method, x, target, base, n_samples, seed)
-            out.append(RecordExplanation(item, method, target, meta.class_names[target], np.asarray(p), values))
+            values, error = gradient_shap_with_error(model, x, target, base, n_samples, seed)
+            mean = float(background_p[item.n_samples][:, target].mean())
+            check = Additivity(float(values.sum()), error, float(p[target]), mean, n_samples)
+            out.append(RecordExplanation(item, method, target, meta.class_names[target], np.asarray(p), values, check))
     return out
 
 

@@ -233,6 +233,8 @@ def explanation_figure(
     title = title_prefix + label_title(
         item.record_id, item.labels, explanation.probabilities, meta.thresholds, meta.class_names
     )
+    if explanation.additivity is not None:  # the sum a reader can check, beside its expectation
+        title += "\n" + explanation.additivity.line()
     if explanation.method == "gradcam":
         return gradcam_figure(
             item.signal,

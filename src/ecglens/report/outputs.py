@@ -44,6 +44,8 @@ class DrawnExplanation:
     probability: float
     figure: Path
     lead_mass: dict[str, float]
+    additivity: dict | None = None
+    """SHAP's sum, its Monte-Carlo error and its expectation (`ecglens.explain.records.Additivity`); None else."""
 
     def moved(self, staged: Path, final: Path) -> DrawnExplanation:
         """The same figure once the folder ``staged`` it was drawn in has become ``final``."""
@@ -58,6 +60,7 @@ class DrawnExplanation:
             "probability": self.probability,
             "figure": str(self.figure),
             "lead_mass": self.lead_mass,
+            **({} if self.additivity is None else {"additivity": self.additivity}),
         }
 
 
@@ -83,6 +86,7 @@ def draw_explanations(
                 float(explanation.probability),
                 figure,
                 mass,
+                None if explanation.additivity is None else explanation.additivity.to_dict(),
             )
         )
     for (stem, method), values in maps.items():

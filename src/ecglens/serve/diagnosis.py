@@ -15,7 +15,7 @@ import torch
 
 from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.inputs import Background
-from ecglens.explain.records import explain_inputs
+from ecglens.explain.records import Additivity, explain_inputs
 from ecglens.explain.waves import among_waves, method_labels
 from ecglens.predict import Scored
 from ecglens.waves.delineate import delineate
@@ -42,6 +42,7 @@ class ClassExplanation:
         waves: where the map's positive evidence falls among the scored input's delineated waves, and its
             plausibility for the class (``serve --measurements``); None otherwise.
         waves_from: the delineation that gave those waves.
+        additivity: SHAP's sum, its Monte-Carlo error and its expectation, in its units (SHAP only).
     """
 
     method: str
@@ -51,6 +52,7 @@ class ClassExplanation:
     lead_values: np.ndarray | None = None
     waves: WaveShares | None = None
     waves_from: str | None = None
+    additivity: Additivity | None = None
 
     def to_dict(self, lead_names: Sequence[str]) -> dict:
         """Plain data for JSON (6 significant digits)."""
@@ -65,6 +67,8 @@ class ClassExplanation:
             out["lead_values"] = dict(zip(lead_names, _rounded(self.lead_values), strict=True))
         if self.waves is not None:
             out["waves"] = {**self.waves.to_dict(), "waves_from": self.waves_from}
+        if self.additivity is not None:
+            out["additivity"] = {**self.additivity.to_dict(), "line": self.additivity.line()}
         return out
 
 
@@ -143,7 +147,7 @@ def explain_scored(
                 out.append(ClassExplanation(method, e.class_name, e.probability, e.values[0], None, shares, source))
             else:
                 summed = (e.values.sum(axis=0), e.values.sum(axis=1))
-                out.append(ClassExplanation(method, e.class_name, e.probability, *summed, shares, source))
+                out.append(ClassExplanation(method, e.class_name, e.probability, *summed, shares, source, e.additivity))
     return tuple(out)
 
 

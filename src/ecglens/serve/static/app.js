@@ -362,8 +362,13 @@ function drawShap(explanation) {
     hovertemplate: "%{x}: %{y:.4f}<extra></extra>"}],
     {height: 300, margin: {l: 60, r: 10, t: 10, b: 40}, yaxis: {title: {text: "sum of SHAP over time"}, zeroline: true}},
     {displaylogo: false, responsive: true});
-  $("shap-note").textContent = "Expected-gradients SHAP of the class probability, summed over each lead's samples: "
-    + "orange pushes towards the class, blue away. Leads add up to the probability minus the background's mean.";
+  const check = explanation.additivity;
+  const sum = check.standard_error === null ? check.lead_sum.toFixed(3)
+    : `${check.lead_sum.toFixed(3)} ± ${check.standard_error.toFixed(3)}`;
+  $("shap-note").textContent = `Expected-gradients SHAP of the class ${check.units}, summed over each lead's samples: `
+    + `orange pushes towards the class, blue away. The leads sum to ${sum} (Monte-Carlo, ${check.n_samples} samples); `
+    + `in expectation they add up to p − the background's mean = ${check.probability.toFixed(3)} − `
+    + `${check.background_mean.toFixed(3)} = ${check.expected.toFixed(3)}.`;
 }
 
 function download(name, text) {
