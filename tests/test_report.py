@@ -60,11 +60,22 @@ def test_the_explanation_figure_is_titled_with_the_explained_probabilities(tiny_
     title = fig._suptitle.get_text()
     plt.close(fig)
     decided = [
-        f"{n} ({p:.2f})"
-        for n, p, t in zip(meta.class_names, explanation.probabilities, meta.thresholds, strict=True)
-        if p >= t
+        f"{n} ({explanation.probabilities[meta.class_names.index(n)]:.2f})"
+        for n in meta.decisions(explanation.probabilities)
     ]
-    assert title.startswith("S1: true unknown | predicted ") and all(d in title for d in decided)
+    assert title.startswith("S1: true unknown | decided ") and all(d in title for d in decided)
+
+
+def test_a_title_never_calls_a_not_validated_class_decided():
+    """Issue 38: LUDB 108's title listed STE (0.03) among the predictions although the starter never decides STE,
+    and a Philips file's Grad-CAM title listed "LBBB (0.99)"."""
+    from ecglens.report.figures import label_title
+
+    names = ("SNR", "LBBB", "STE")
+    title = label_title("108", None, np.array([0.02, 0.99, 0.03]), (), names, ("LBBB", "STE"))
+    never = "(not validated: never decided)"
+    assert title == f"108: true unknown | decided none; highest LBBB 0.99 {never}, STE 0.03 {never}"
+    assert label_title("r", None, np.array([0.9, 0.1, 0.2]), ("SNR",), names) == "r: true unknown | decided SNR (0.90)"
 
 
 def test_writers_stay_inside_their_folder(tiny_run, tmp_path):
@@ -340,3 +351,25 @@ def test_the_page_says_which_rule_decided_and_what_the_model_alone_would_have(tm
     model = dataclasses.replace(p, not_validated={"LBBB": "too few positives"})
     texts = [t.get_text() for t in record_page(dataclasses.replace(scored, prediction=model), meta, "starter").texts]
     assert "not validated: never decided" in texts and "Decisions" in texts
+
+
+def test_an_incorrect_example_explains_the_class_it_missed_too(tiny_run, tmp_path):
+    """Issue 38: the demo report's "incorrect" examples showed Grad-CAM for the class that was right; the missed
+    class was never explained."""
+    from ecglens.explain.records import probabilities_of
+    from ecglens.predict import Predictor
+    from ecglens.preprocess import ModelInput
+    from ecglens.report.explanations import gradcam_examples
+
+    predictor = Predictor(tiny_run.bundle, "cpu")
+    meta = predictor.meta
+    signal = np.random.default_rng(3).normal(0, 0.2, (12, 2500)).astype(np.float32)
+    p = probabilities_of(predictor.model, [ModelInput("x", signal)])[0]
+    decided = meta.decided(p[None])[0]
+    missed = next(i for i, d in enumerate(decided) if not d)
+    labels = decided.astype(np.float32)
+    labels[missed] = 1.0  # a class the record has and the model did not decide: a wrong record
+    figures = gradcam_examples(predictor.model, meta, [ModelInput("w", signal, labels=labels)], tmp_path, 0, 1)
+    explained = {f.class_name for f in figures}
+    assert meta.class_names[missed] in explained and all(f.kind == "incorrect" for f in figures)
+    assert (tmp_path / f"w_{meta.class_names[missed]}_gradcam.png").is_file()

@@ -34,7 +34,8 @@ class ExampleFigure:
 def gradcam_examples(
     model: nn.Module, meta: BundleMeta, records: Sequence[ModelInput], out: Path, n_correct: int = 2, n_wrong: int = 2
 ) -> list[ExampleFigure]:
-    """Grad-CAM figures (the study's Figures 6-8) for the first right and wrong records of a set."""
+    """Grad-CAM figures (the study's Figures 6-8) for the first right and wrong records of a set: of what was decided
+    (else the most probable class) and, on a wrong record, of every class it missed too."""
     if not records:
         return []
     probabilities = probabilities_of(model, records)
@@ -45,12 +46,22 @@ def gradcam_examples(
     figures = []
     for kind, picks in (("correct", right[:n_correct]), ("incorrect", wrong[:n_wrong])):
         for i in picks:
-            explanation = explain_inputs(model, meta, [records[i]], "gradcam", probabilities=probabilities[i : i + 1])[
-                0
-            ]
-            fig = explanation_figure(explanation, meta, title_prefix=f"{kind}: ")
-            path = save_figure(fig, out / f"{safe_name(records[i].record_id)}_{explanation.class_name}_gradcam.png")
-            figures.append(ExampleFigure(kind, records[i].record_id, explanation.class_name, str(path)))
+            # what was decided (else the most probable class) and, on a wrong record, every class it missed
+            truth = np.asarray(records[i].labels) > 0.5
+            missed = [name for name, t, d in zip(meta.class_names, truth, decided[i], strict=True) if t and not d]
+            shown = explain_inputs(model, meta, [records[i]], "gradcam", probabilities=probabilities[i : i + 1])
+            for name in [n for n in missed if n not in {e.class_name for e in shown}] if kind == "incorrect" else ():
+                shown += explain_inputs(
+                    model, meta, [records[i]], "gradcam", name, probabilities=probabilities[i : i + 1]
+                )
+            for explanation in shown:
+                prefix = (
+                    f"{kind}, missed {explanation.class_name}: " if explanation.class_name in missed else f"{kind}: "
+                )
+                fig = explanation_figure(explanation, meta, title_prefix=prefix)
+                name = f"{safe_name(records[i].record_id)}_{explanation.class_name}_gradcam.png"
+                path = save_figure(fig, out / name)
+                figures.append(ExampleFigure(kind, records[i].record_id, explanation.class_name, str(path)))
     return figures
 
 

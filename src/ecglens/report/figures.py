@@ -97,19 +97,26 @@ def label_title(
     record_id: str,
     truth: np.ndarray | None,
     probabilities: np.ndarray,
-    thresholds: Sequence[float],
+    decided: Sequence[str],
     class_names: Sequence[str],
+    not_validated: Sequence[str] = (),
 ) -> str:
-    """'record: true AF | predicted AF (0.97), PVC (0.61)'."""
-    predicted = [
-        f"{name} ({p:.2f})" for name, p, t in zip(class_names, probabilities, thresholds, strict=True) if p >= t
-    ] or ["none"]
+    """'record: true AF | decided AF (0.97), PVC (0.61)', or, when nothing is decided, the highest probabilities
+    ('decided none; highest STE 0.03 (not validated: never decided), SNR 0.02'): a class is called decided only
+    where the bundle decides it (`BundleMeta.decisions`), never for reaching a threshold it is not validated for."""
+    p = dict(zip(class_names, (float(v) for v in probabilities), strict=True))
+    if decided:
+        shown = "decided " + ", ".join(f"{name} ({p[name]:.2f})" for name in decided)
+    else:
+        top = sorted(class_names, key=lambda name: -p[name])[:2]
+        flagged = [f"{n} {p[n]:.2f}" + (" (not validated: never decided)" if n in not_validated else "") for n in top]
+        shown = "decided none; highest " + ", ".join(flagged)
     true = (
         "unknown"
         if truth is None
         else (", ".join(n for n, y in zip(class_names, truth, strict=True) if y > 0.5) or "none")
     )
-    return f"{record_id}: true {true} | predicted {', '.join(predicted)}"
+    return f"{record_id}: true {true} | {shown}"
 
 
 def gradcam_figure(
@@ -230,8 +237,10 @@ def explanation_figure(
     """A record's explanation on ECG paper, titled with the probabilities of the very input it explains."""
     percentile, layout, style = options.percentile, options.layout, options.style
     item = explanation.input
+    not_validated = [name for name, _ in meta.not_validated]
+    decided = meta.decisions(explanation.probabilities)
     title = title_prefix + label_title(
-        item.record_id, item.labels, explanation.probabilities, meta.thresholds, meta.class_names
+        item.record_id, item.labels, explanation.probabilities, decided, meta.class_names, not_validated
     )
     if explanation.additivity is not None:  # the sum a reader can check, beside its expectation
         title += "\n" + explanation.additivity.line()
