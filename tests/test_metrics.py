@@ -118,3 +118,20 @@ def test_a_class_that_is_never_decided_has_the_decision_metrics_of_no_decision()
     ste = result.class_metrics("STE")
     assert (ste.tp, ste.fp, ste.recall) == (0, 0, 0.0) and ste.auc == 1.0 and "never decided" in ste.note
     assert result.class_metrics("SNR").recall == 1.0
+
+
+def test_the_macro_interval_averages_the_same_classes_in_every_resample():
+    """Issue 38: the macro bootstrap averaged different class sets across resamples: a class with one positive
+    drops out of the resamples that miss it, and the interval mixed averages over one class with averages over
+    two. Here class A's single positive is ranked last (AUC 0) and class B is perfect (AUC 1): the macro AUC is
+    0.5, and so is every resample's over both classes; the old interval reached 1.0."""
+    rng = np.random.default_rng(0)
+    n = 50
+    truth = np.zeros((n, 2))
+    truth[0, 0] = 1
+    truth[: n // 2, 1] = 1
+    prob = np.column_stack([np.where(truth[:, 0] == 1, 0.0, rng.uniform(0.1, 1, n)), truth[:, 1] * 0.8 + 0.1])
+    result = evaluate_predictions(truth, prob, np.array([0.5, 0.5]), class_names=("A", "B"), n_bootstrap=300)
+    assert result.average["auc"] == pytest.approx(0.5)
+    low, high = result.average_ci95["auc"]
+    assert low == pytest.approx(0.5) and high == pytest.approx(0.5)

@@ -455,7 +455,7 @@ def evaluate_predictions(
     if len(class_names) != truth.shape[1]:
         raise ValueError(f"{len(class_names)} class names for {truth.shape[1]} columns")
     per_class_scores = [_scores(truth[:, k], prob[:, k], pred[:, k]) for k in range(truth.shape[1])]
-    intervals, average_interval = _bootstrap_intervals(truth, prob, pred, n_bootstrap, seed)
+    intervals, average_interval = _bootstrap_intervals(truth, prob, pred, n_bootstrap, seed, per_class_scores)
     ece = expected_calibration_error(truth, prob)
     brier = brier_scores(truth, prob)
     curves = reliability_curves(truth, prob, class_names, thresholds)
@@ -530,10 +530,21 @@ def _default_names(n: int) -> tuple[str, ...]:
 
 
 def _bootstrap_intervals(
-    truth: np.ndarray, prob: np.ndarray, pred: np.ndarray, n_bootstrap: int, seed: int
+    truth: np.ndarray,
+    prob: np.ndarray,
+    pred: np.ndarray,
+    n_bootstrap: int,
+    seed: int,
+    full: list[dict[str, float | None]] | None = None,
 ) -> tuple[list[dict[str, tuple[float, float]]], dict[str, tuple[float, float]]]:
     """95 % percentile intervals of F1, AUC and AUPRC per class (when at least 90 % of the resamples define
-    them) and of every macro average, over ``n_bootstrap`` resamples of the records (none from one record)."""
+    them) and of every macro average, over ``n_bootstrap`` resamples of the records (none from one record).
+
+    A macro average's interval is over the same classes as its value on the whole set (``full``: each class's
+    scores there), never over fewer: its ``n_bootstrap`` resamples are drawn so that every class with positives
+    and negatives in the whole set has both in them (a bootstrap conditional on the classes the value averages;
+    at most 20 draws per kept resample), and the interval is given when at least 90 % of them define every one
+    of those classes' metric (precision needs a positive decision)."""
     n_classes = truth.shape[1]
     intervals: list[dict[str, tuple[float, float]]] = [{} for _ in range(n_classes)]
     average_interval: dict[str, tuple[float, float]] = {}
@@ -541,19 +552,46 @@ def _bootstrap_intervals(
         return intervals, average_interval
     rng = np.random.default_rng(seed)
     samples: list[list[dict]] = []
-    for _ in range(n_bootstrap):
+    both = [k for k in range(n_classes) if 0 < truth[:, k].sum() < len(truth)]  # defined on the whole set
+    conditional: list[list[dict]] = []  # resamples in which every one of them is defined again
+
+    def draw(always: bool) -> tuple[list[dict] | None, bool]:
+        """A resample's per-class scores (None when not ``always`` and it is not conditional) and whether every
+        class of ``both`` has a positive and a negative in it."""
         pick = rng.integers(0, len(truth), len(truth))
-        samples.append([_scores(truth[pick, k], prob[pick, k], pred[pick, k]) for k in range(n_classes)])
+        drawn = truth[pick][:, both].sum(axis=0)
+        defined = bool(((drawn > 0) & (drawn < len(truth))).all())
+        if not (always or defined):
+            return None, False
+        return [_scores(truth[pick, k], prob[pick, k], pred[pick, k]) for k in range(n_classes)], defined
+
+    for _ in range(n_bootstrap):
+        sample, defined = draw(always=True)
+        assert sample is not None
+        samples.append(sample)
+        conditional += [sample] if defined else []
     for k in range(n_classes):
         for metric in ("f1", "auc", "auprc"):
             values = [s[k][metric] for s in samples if s[k][metric] is not None]
             if len(values) >= 0.9 * n_bootstrap:
                 intervals[k][metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+    full = full if full is not None else [_scores(truth[:, k], prob[:, k], pred[:, k]) for k in range(n_classes)]
+    for _ in range(20 * n_bootstrap):  # topped up to n_bootstrap, scoring only the resamples kept
+        if len(conditional) >= n_bootstrap:
+            break
+        sample, defined = draw(always=False)
+        conditional += [sample] if sample is not None and defined else []
     for metric in METRICS:
-        values = [v for v in (_macro(s)[metric] for s in samples) if v is not None]
-        if values:
+        kept = [k for k in range(n_classes) if full[k][metric] is not None]  # the value's own class set
+        values = [float(np.mean([s[k][metric] for k in kept])) for s in conditional if _defines(s, kept, metric)]
+        if kept and len(values) >= 0.9 * n_bootstrap:
             average_interval[metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
     return intervals, average_interval
+
+
+def _defines(scores: Sequence[Mapping[str, float | None]], kept: Sequence[int], metric: str) -> bool:
+    """Whether a resample's per-class scores define ``metric`` for every class in ``kept``."""
+    return all(scores[k][metric] is not None for k in kept)
 
 
 def _wilson_intervals(scores: Mapping[str, float | None]) -> dict[str, tuple[float, float]]:
