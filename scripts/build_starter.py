@@ -434,7 +434,7 @@ AUC is shipped (bold). The test part was scored for each but chose nothing.
 |---|---|---|---|---|
 {chr(10).join(tried)}
 
-Issue #23's goals on the test part: macro AUC >= 0.93 ({goal_auc}); a false-normal rate <= 10 % at SNR
+The goals set for the starter, on the test part: macro AUC >= 0.93 ({goal_auc}); a false-normal rate <= 10 % at SNR
 sensitivity >= 0.90 ({goal_rate}). The false-normal rate is the weak point: SNR against
 everything else is the hardest distinction to learn from about 1,200 records, and a threshold cannot buy it
 (at a sensitivity of 0.90 the model still calls a third of the abnormal ECGs outside its classes normal).

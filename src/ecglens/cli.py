@@ -585,8 +585,9 @@ def robustness(checkpoint, caches, out, split, n_records, quick, n_flip, flip_at
     """How decisions hold up under noise, acquisition faults and adversarial perturbations.
 
     \b
-    noise:       Gaussian, muscle (20-150 Hz), baseline wander (0.05-0.5 Hz), powerline 50/60 Hz with
-                 harmonics, electrode motion; at 24, 18, 12, 6, 0 dB SNR (the synthetic cohort's generators)
+    noise:       Gaussian, muscle (20-150 Hz, at most 0.45 x the rate), baseline wander (0.05-0.5 Hz),
+                 powerline 50/60 Hz with harmonics, electrode motion; at 24, 18, 12, 6, 0 dB SNR (the synthetic
+                 cohort's generators)
     faults:      gain x0.5-x2; 1-6 leads flat; LA/RA, LA/LL, RA/LL reversals; V1/V2, V2/V3 swaps; declared
                  rate -10..+10 %; start 0.5-2 s late; only 8-2.5 s kept
     adversarial: under L-inf budgets of 5, 10, 25, 50 uV: smooth PGD (Gaussian kernel, sigma 10 ms) and
