@@ -159,6 +159,11 @@ def test_shap_is_complete_against_the_predicted_probability(tiny_run, tmp_path):
     assert check.lead_sum == pytest.approx(explanation.values.sum()) and check.expected == pytest.approx(expected)
     assert check.standard_error is not None and abs(check.lead_sum - check.expected) <= 4 * check.standard_error
     assert f"= {expected:.3f} (probability)" in check.line()
+    assert check.converged and "NOT CONVERGED" not in check.line()
+    from dataclasses import replace
+
+    far = replace(check, lead_sum=check.expected + 5 * check.standard_error)
+    assert not far.converged and "NOT CONVERGED" in far.line() and far.to_dict()["converged"] is False
     again = class_probabilities(predictor.model, [explanation.input.signal])[0]
     np.testing.assert_allclose(again, scored.probabilities, atol=1e-6)
     (cam,) = explain_inputs(predictor.model, meta, [scored.input], "gradcam", "AF")

@@ -43,12 +43,24 @@ class Additivity:
         """What the sum equals in expectation: f(x) - E f(background)."""
         return self.probability - self.background_mean
 
+    @property
+    def converged(self) -> bool:
+        """Whether the sum lies within 3 standard errors of its expectation (without an error: within 10 % of it
+        plus 0.01). A confident record's saturated output puts its gradient on a short stretch of each path, which
+        a few samples can miss together: their spread then understates the error as well."""
+        off = abs(self.lead_sum - self.expected)
+        if self.standard_error is None:
+            return off <= 0.1 * abs(self.expected) + 0.01
+        return off <= 3 * self.standard_error
+
     def line(self) -> str:
-        """``SHAP sums to 0.05 +- 0.30 (16 samples); expected 1.00 - 0.125 = 0.875 (probability)``."""
+        """``SHAP sums to 0.05 +- 0.30 (16 samples); expected 1.00 - 0.125 = 0.875 (probability)``, and a warning
+        when the sum is not `converged`."""
         error = "" if self.standard_error is None else f" +- {self.standard_error:.3f}"
+        warning = "" if self.converged else "; NOT CONVERGED: more samples are needed before reading these values"
         return (
             f"SHAP sums to {self.lead_sum:.3f}{error} ({self.n_samples} samples); expected p - background mean = "
-            f"{self.probability:.3f} - {self.background_mean:.3f} = {self.expected:.3f} ({self.units})"
+            f"{self.probability:.3f} - {self.background_mean:.3f} = {self.expected:.3f} ({self.units}){warning}"
         )
 
     def to_dict(self) -> dict:
@@ -61,6 +73,7 @@ class Additivity:
             "probability": self.probability,
             "background_mean": self.background_mean,
             "n_samples": self.n_samples,
+            "converged": self.converged,
         }
 
 

@@ -368,7 +368,8 @@ function drawShap(explanation) {
   $("shap-note").textContent = `Expected-gradients SHAP of the class ${check.units}, summed over each lead's samples: `
     + `orange pushes towards the class, blue away. The leads sum to ${sum} (Monte-Carlo, ${check.n_samples} samples); `
     + `in expectation they add up to p − the background's mean = ${check.probability.toFixed(3)} − `
-    + `${check.background_mean.toFixed(3)} = ${check.expected.toFixed(3)}.`;
+    + `${check.background_mean.toFixed(3)} = ${check.expected.toFixed(3)}.`
+    + (check.converged ? "" : " Not converged: the sum is far from its expectation; read these values as noise.");
 }
 
 function download(name, text) {
