@@ -201,3 +201,22 @@ def test_min_likelihood_reaches_the_cache(tmp_path):
             [expected],
             float(threshold),
         )
+
+
+def test_a_predict_that_reads_nothing_prints_no_empty_table_and_no_empty_wrote(tmp_path, capsys):
+    """Issue 40: a failed predict printed an empty table header and "wrote " with nothing after it."""
+    (tmp_path / "x.hea").write_text("garbage\n")
+    assert main(["predict", str(tmp_path / "x.hea"), "--out", str(tmp_path / "out")]) == 1
+    out, err = capsys.readouterr()
+    assert "decisions (probability)" not in out and "wrote" not in out
+    assert "none of the 1 record(s) could be read" in err and "no signal count" in err
+
+
+def test_serve_prints_the_starter_notice_once(monkeypatch, capsys):
+    """Issue 40: ecglens serve printed the starter notice twice (the --checkpoint option and the server)."""
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)  # start nothing; the notice comes before
+    assert main(["serve", "--port", "8799"]) == 0
+    out, err = capsys.readouterr()
+    assert (out + err).count("using the starter model") == 1 and "serving starter at http://127.0.0.1:8799" in out

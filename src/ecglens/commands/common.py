@@ -16,8 +16,8 @@ class Written:
     paths: tuple[Path, ...]
 
     def line(self) -> str:
-        """'wrote a, b, c'."""
-        return "wrote " + ", ".join(str(p) for p in self.paths)
+        """'wrote a, b, c', or 'nothing written'."""
+        return "wrote " + ", ".join(str(p) for p in self.paths) if self.paths else "nothing written"
 
 
 def issue_lines(issues: Sequence[ReadIssue], limit: int = 10) -> list[str]:

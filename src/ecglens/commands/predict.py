@@ -61,7 +61,9 @@ class PredictRun:
         return 0 if self.predictions else 1
 
     def lines(self) -> list[str]:
-        """The terminal table and where things went."""
+        """The terminal table and where things went (nothing when no record was predicted: `problems` says why)."""
+        if not self.predictions:
+            return []
         width = max([len(p.record_id) for p in self.predictions] + [6])
         truth = any(p.true_labels is not None for p in self.predictions)
         truth_head = "true (file)     " if truth else ""

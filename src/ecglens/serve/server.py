@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from ecglens.bundle.meta import STARTER, starter_notice
+from ecglens.bundle.meta import STARTER
 from ecglens.serve.app import ServeConfig, ServeLimits, create_app
 from ecglens.serve.examples import default_examples_root
 
@@ -82,7 +82,6 @@ def run_server(
 
     config = serve_config(checkpoint, host, token, **options)
     app = create_app(config)
-    if config.bundle == STARTER:
-        print(starter_notice(), flush=True)
+    # the starter's notice is printed once, by the command line's --checkpoint (as for predict)
     print(f"serving {config.bundle} at http://{host}:{port} (API docs at /docs); Ctrl-C stops", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
