@@ -87,6 +87,15 @@ def test_seed_drops_the_studys_statements(code):
     assert label_map.map([(code, 100.0), ("AFIB", 0.0)], "scp").classes == ("AF",)
 
 
+def test_seed_maps_sinus_tachycardia_alike_in_scp_and_snomed():
+    """Issue 38: the seed profile's SNOMED table dropped sinus tachycardia while its SCP table keeps STACH as a
+    companion of a normal ECG, so the same PTB-XL record got SNR from one file format and nothing from the other."""
+    label_map = load_label_map("seed")
+    assert label_map.target("snomed", "427084000") == label_map.target("scp", "STACH") == COMPANION
+    assert label_map.map([("426783006", None), ("427084000", None)], "snomed").classes == ("SNR",)
+    assert label_map.map([("NORM", 100.0), ("STACH", 0.0)], "scp").classes == ("SNR",)
+
+
 def test_seed_gives_every_other_statement_a_class_with_a_rationale():
     rows = [row for row in load_label_map("seed").rows if row.vocabulary == "scp"]
     assert len(rows) == 71
