@@ -135,3 +135,10 @@ def test_the_macro_interval_averages_the_same_classes_in_every_resample():
     assert result.average["auc"] == pytest.approx(0.5)
     low, high = result.average_ci95["auc"]
     assert low == pytest.approx(0.5) and high == pytest.approx(0.5)
+
+
+def test_a_macro_average_that_is_undefined_has_no_interval_and_no_warning():
+    """With no class defined (no positives anywhere), the average and its interval are None, quietly."""
+    truth = np.zeros((6, 2))
+    result = evaluate_predictions(truth, np.full((6, 2), 0.3), np.array([0.5, 0.5]), n_bootstrap=20)
+    assert result.average["auc"] is None and "auc" not in result.average_ci95

@@ -583,8 +583,10 @@ def _bootstrap_intervals(
         conditional += [sample] if sample is not None and defined else []
     for metric in METRICS:
         kept = [k for k in range(n_classes) if full[k][metric] is not None]  # the value's own class set
+        if not kept:  # the average itself is undefined: no interval
+            continue
         values = [float(np.mean([s[k][metric] for k in kept])) for s in conditional if _defines(s, kept, metric)]
-        if kept and len(values) >= 0.9 * n_bootstrap:
+        if len(values) >= 0.9 * n_bootstrap:
             average_interval[metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
     return intervals, average_interval
 
