@@ -93,7 +93,7 @@ def test_upload_shows_the_diagnosis_the_leads_and_grad_cam(browser, server, reco
     page.wait_for_selector("#ecg[data-gradcam='on'], #ecg[data-gradcam='empty']")
     page.locator("#shap-bars .point").nth(11).wait_for()
     note = page.text_content("#shap-note")  # the sum shown is the one the API measured, beside its expectation
-    assert "The leads sum to" in note and "±" in note and "in expectation they add up to p − the background's" in note
+    assert "The leads sum to" in note and "standard error" in note and "add up to p − the background's" in note
     title = page.text_content("#ecg .gtitle")
     if page.get_attribute("#ecg", "data-gradcam") == "on":  # shading added as one full-height band
         assert page.evaluate("document.getElementById('ecg').data.length") == traces_before + 1

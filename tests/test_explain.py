@@ -158,12 +158,14 @@ def test_shap_is_complete_against_the_predicted_probability(tiny_run, tmp_path):
     assert check is not None and check.units == "probability" and check.n_samples == 300
     assert check.lead_sum == pytest.approx(explanation.values.sum()) and check.expected == pytest.approx(expected)
     assert check.standard_error is not None and abs(check.lead_sum - check.expected) <= 4 * check.standard_error
-    assert f"= {expected:.3f} (probability)" in check.line()
+    assert f"= {expected:.3f} (probability)" in check.line() and f"(SE {check.standard_error:.3f}, 300" in check.line()
     assert check.converged and "NOT CONVERGED" not in check.line()
     from dataclasses import replace
 
-    far = replace(check, lead_sum=check.expected + 5 * check.standard_error)
-    assert not far.converged and "NOT CONVERGED" in far.line() and far.to_dict()["converged"] is False
+    # the issue's record 269 at 8 samples: within 3 standard errors, yet 73 % short
+    short = replace(check, probability=0.996, background_mean=0.139, lead_sum=0.226, standard_error=0.232)
+    assert not short.converged and "NOT CONVERGED: 73% off" in short.line() and short.to_dict()["converged"] is False
+    assert replace(short, lead_sum=0.80).converged
     again = class_probabilities(predictor.model, [explanation.input.signal])[0]
     np.testing.assert_allclose(again, scored.probabilities, atol=1e-6)
     (cam,) = explain_inputs(predictor.model, meta, [scored.input], "gradcam", "AF")
@@ -397,11 +399,10 @@ def test_the_control_variate_lowers_the_error_and_keeps_the_estimate(model):
 
 
 def test_population_shap_at_8_samples_is_unbiased_and_its_intervals_cover(model):
-    """Issue 38: the control variate's weight, fitted on a record's own 8 samples, biased its lead values (a
-    confident RBBB record's lead sums 0.805 +- 0.013 against the exact 0.857) and halved their reported variance
-    (nominal 95 % intervals covered 66 %). Below 32 samples the plain mean is used: over 40 runs of 8 samples,
-    the runs' mean lead sum is the exact f(x) - E f(b), and the 95 % t-intervals of the leads cover a
-    2,048-sample reference at least 90 % of the time."""
+    """A property on a smooth test model (it does not show issue 38's fault, which needs a saturated output: see
+    the realdata test below): below `CV_MIN_SAMPLES` the plain mean is used; over 40 runs of 8 samples the runs'
+    mean lead sum is the exact f(x) - E f(b), and the 95 % t-intervals of the leads cover a 2,048-sample
+    reference at least 90 % of the time."""
     from scipy import stats
 
     from ecglens.explain.population import CV_MIN_SAMPLES, expected_gradient_samples

@@ -120,11 +120,12 @@ def test_a_class_that_is_never_decided_has_the_decision_metrics_of_no_decision()
     assert result.class_metrics("SNR").recall == 1.0
 
 
-def test_the_macro_interval_averages_the_same_classes_in_every_resample():
+def test_the_macro_interval_is_over_one_class_set_or_not_given():
     """Issue 38: the macro bootstrap averaged different class sets across resamples: a class with one positive
-    drops out of the resamples that miss it, and the interval mixed averages over one class with averages over
-    two. Here class A's single positive is ranked last (AUC 0) and class B is perfect (AUC 1): the macro AUC is
-    0.5, and so is every resample's over both classes; the old interval reached 1.0."""
+    dropped out of the resamples that missed it, and the interval mixed averages over one class with averages
+    over two (here class A's single positive is ranked last, AUC 0, and class B is perfect: the old interval
+    reached 1.0). Now the interval is over both classes in every resample or not given, and the table says why;
+    with enough positives it is given."""
     rng = np.random.default_rng(0)
     n = 50
     truth = np.zeros((n, 2))
@@ -132,9 +133,13 @@ def test_the_macro_interval_averages_the_same_classes_in_every_resample():
     truth[: n // 2, 1] = 1
     prob = np.column_stack([np.where(truth[:, 0] == 1, 0.0, rng.uniform(0.1, 1, n)), truth[:, 1] * 0.8 + 0.1])
     result = evaluate_predictions(truth, prob, np.array([0.5, 0.5]), class_names=("A", "B"), n_bootstrap=300)
-    assert result.average["auc"] == pytest.approx(0.5)
+    assert result.average["auc"] == pytest.approx(0.5) and "auc" not in result.average_ci95
+    assert "No interval for the average" in result.to_markdown()
+    truth[: n // 2, 0] = 1  # enough positives: the interval is given, over both classes
+    prob[:, 0] = truth[:, 0] * 0.5 + rng.uniform(0, 0.5, n)
+    result = evaluate_predictions(truth, prob, np.array([0.5, 0.5]), class_names=("A", "B"), n_bootstrap=300)
     low, high = result.average_ci95["auc"]
-    assert low == pytest.approx(0.5) and high == pytest.approx(0.5)
+    assert low <= result.average["auc"] <= high < 1.0 + 1e-9 and "No interval" not in result.to_markdown()
 
 
 def test_a_macro_average_that_is_undefined_has_no_interval_and_no_warning():

@@ -411,6 +411,12 @@ class EvaluationResult:
                 "",
                 f"Brackets: {CI_NOTE} ({self.n_bootstrap} bootstrap resamples; the average row's are all bootstrap).",
             ]
+            missing = [k for k in METRICS if self.average.get(k) is not None and k not in self.average_ci95]
+            if missing:
+                lines.append(
+                    f"No interval for the average {', '.join(missing)}: a class has too few positives to be defined "
+                    "in 90 % of the resamples, and an average over fewer classes in some is not the one shown."
+                )
         return "\n".join(lines)
 
 
@@ -541,10 +547,10 @@ def _bootstrap_intervals(
     them) and of every macro average, over ``n_bootstrap`` resamples of the records (none from one record).
 
     A macro average's interval is over the same classes as its value on the whole set (``full``: each class's
-    scores there), never over fewer: its ``n_bootstrap`` resamples are drawn so that every class with positives
-    and negatives in the whole set has both in them (a bootstrap conditional on the classes the value averages;
-    at most 20 draws per kept resample), and the interval is given when at least 90 % of them define every one
-    of those classes' metric (precision needs a positive decision)."""
+    scores there), in every resample: it is given when at least 90 % of the resamples define every one of them,
+    else there is none (a class with too few positives, missing from more than a tenth of the resamples, would
+    otherwise drop out of some of them, or, drawn conditionally, keep its one positive in all and look certain).
+    """
     n_classes = truth.shape[1]
     intervals: list[dict[str, tuple[float, float]]] = [{} for _ in range(n_classes)]
     average_interval: dict[str, tuple[float, float]] = {}
@@ -552,40 +558,18 @@ def _bootstrap_intervals(
         return intervals, average_interval
     rng = np.random.default_rng(seed)
     samples: list[list[dict]] = []
-    both = [k for k in range(n_classes) if 0 < truth[:, k].sum() < len(truth)]  # defined on the whole set
-    conditional: list[list[dict]] = []  # resamples in which every one of them is defined again
-
-    def draw(always: bool) -> tuple[list[dict] | None, bool]:
-        """A resample's per-class scores (None when not ``always`` and it is not conditional) and whether every
-        class of ``both`` has a positive and a negative in it."""
-        pick = rng.integers(0, len(truth), len(truth))
-        drawn = truth[pick][:, both].sum(axis=0)
-        defined = bool(((drawn > 0) & (drawn < len(truth))).all())
-        if not (always or defined):
-            return None, False
-        return [_scores(truth[pick, k], prob[pick, k], pred[pick, k]) for k in range(n_classes)], defined
-
     for _ in range(n_bootstrap):
-        sample, defined = draw(always=True)
-        assert sample is not None
-        samples.append(sample)
-        conditional += [sample] if defined else []
+        pick = rng.integers(0, len(truth), len(truth))
+        samples.append([_scores(truth[pick, k], prob[pick, k], pred[pick, k]) for k in range(n_classes)])
     for k in range(n_classes):
         for metric in ("f1", "auc", "auprc"):
             values = [s[k][metric] for s in samples if s[k][metric] is not None]
             if len(values) >= 0.9 * n_bootstrap:
                 intervals[k][metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
     full = full if full is not None else [_scores(truth[:, k], prob[:, k], pred[:, k]) for k in range(n_classes)]
-    for _ in range(20 * n_bootstrap):  # topped up to n_bootstrap, scoring only the resamples kept
-        if len(conditional) >= n_bootstrap:
-            break
-        sample, defined = draw(always=False)
-        conditional += [sample] if sample is not None and defined else []
     for metric in METRICS:
         kept = [k for k in range(n_classes) if full[k][metric] is not None]  # the value's own class set
-        if not kept:  # the average itself is undefined: no interval
-            continue
-        values = [float(np.mean([s[k][metric] for k in kept])) for s in conditional if _defines(s, kept, metric)]
+        values = [float(np.mean([s[k][metric] for k in kept])) for s in samples if kept and _defines(s, kept, metric)]
         if len(values) >= 0.9 * n_bootstrap:
             average_interval[metric] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
     return intervals, average_interval

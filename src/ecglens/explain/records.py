@@ -20,6 +20,8 @@ from ecglens.explain.lead_shapley import LeadGame, exact_lead_shapley, sampled_l
 from ecglens.models import class_probabilities, model_device
 from ecglens.preprocess import ModelInput
 
+CONVERGED_WITHIN = 0.2
+"""A record's SHAP sum is called converged within this share of its expectation (plus 0.01; `Additivity`)."""
 SHAP_UNITS = "probability"
 """What ecglens's SHAP values are in: the class probability (expected gradients of the sigmoid output)."""
 
@@ -44,22 +46,30 @@ class Additivity:
         return self.probability - self.background_mean
 
     @property
+    def off_by(self) -> float:
+        """How far the sum lies from its expectation, as a share of the expectation's size (plus 0.01)."""
+        return abs(self.lead_sum - self.expected) / (abs(self.expected) + 0.01)
+
+    @property
     def converged(self) -> bool:
-        """Whether the sum lies within 3 standard errors of its expectation (without an error: within 10 % of it
-        plus 0.01). A confident record's saturated output puts its gradient on a short stretch of each path, which
-        a few samples can miss together: their spread then understates the error as well."""
-        off = abs(self.lead_sum - self.expected)
-        if self.standard_error is None:
-            return off <= 0.1 * abs(self.expected) + 0.01
-        return off <= 3 * self.standard_error
+        """Whether the sum lies within `CONVERGED_WITHIN` of its expectation. The expectation is known exactly, so
+        this is the test; the standard error is not: a confident record's saturated output puts its gradient on a
+        short stretch of each path, which a few samples can all miss, and then they understate their spread too
+        (the starter's RBBB on PTB-XL 269 at 8 samples: 0.226, SE 0.232, against 0.857)."""
+        return self.off_by <= CONVERGED_WITHIN
 
     def line(self) -> str:
-        """``SHAP sums to 0.05 +- 0.30 (16 samples); expected 1.00 - 0.125 = 0.875 (probability)``, and a warning
-        when the sum is not `converged`."""
-        error = "" if self.standard_error is None else f" +- {self.standard_error:.3f}"
-        warning = "" if self.converged else "; NOT CONVERGED: more samples are needed before reading these values"
+        """``SHAP sums to 0.412 (SE 0.210, 16 samples); expected p - background mean = 1.000 - 0.125 = 0.875
+        (probability)``, and a warning when the sum is not `converged`."""
+        error = "" if self.standard_error is None else f"SE {self.standard_error:.3f}, "
+        warning = (
+            ""
+            if self.converged
+            else f"; NOT CONVERGED: {self.off_by:.0%} off its expectation, more samples are needed before reading "
+            "these values"
+        )
         return (
-            f"SHAP sums to {self.lead_sum:.3f}{error} ({self.n_samples} samples); expected p - background mean = "
+            f"SHAP sums to {self.lead_sum:.3f} ({error}{self.n_samples} samples); expected p - background mean = "
             f"{self.probability:.3f} - {self.background_mean:.3f} = {self.expected:.3f} ({self.units}){warning}"
         )
 

@@ -364,12 +364,12 @@ function drawShap(explanation) {
     {displaylogo: false, responsive: true});
   const check = explanation.additivity;
   const sum = check.standard_error === null ? check.lead_sum.toFixed(3)
-    : `${check.lead_sum.toFixed(3)} ± ${check.standard_error.toFixed(3)}`;
+    : `${check.lead_sum.toFixed(3)} (standard error ${check.standard_error.toFixed(3)})`;
   $("shap-note").textContent = `Expected-gradients SHAP of the class ${check.units}, summed over each lead's samples: `
     + `orange pushes towards the class, blue away. The leads sum to ${sum} (Monte-Carlo, ${check.n_samples} samples); `
     + `in expectation they add up to p − the background's mean = ${check.probability.toFixed(3)} − `
     + `${check.background_mean.toFixed(3)} = ${check.expected.toFixed(3)}.`
-    + (check.converged ? "" : " Not converged: the sum is far from its expectation; read these values as noise.");
+    + (check.converged ? "" : " Not converged: the sum is more than 20 % off its expectation; read these values as noise.");
 }
 
 function download(name, text) {
