@@ -404,9 +404,9 @@ def evaluate(measurements: Measurements, sex: str | None = None, age: float | No
         rbbb = name == "STE" and "RBBB" in by_class and by_class["RBBB"].status == MET
         if name in ST_CLASSES and wide and not rbbb:
             reason = (
-                f"QRS {measurements.qrs_ms:.0f} ms >= {WIDE_QRS_MS:g} ms: the ST changes of a left bundle branch "
-                "block, a paced or ventricular rhythm are secondary; the Fourth Universal Definition's ST thresholds "
-                "do not apply (Sgarbossa-type criteria are not assessed)"
+                f"QRS {measurements.qrs_ms:.0f} ms >= {WIDE_QRS_MS:g} ms: the ST changes of a bundle branch block, a "
+                "paced or ventricular rhythm are secondary; the Fourth Universal Definition's ST thresholds do not "
+                "apply (ST elevation is read where RBBB's criteria are met; Sgarbossa-type criteria are not assessed)"
             )
             results = [replace(r, status=NOT_ASSESSABLE, line=reason) for r in results]
             by_class[name] = replace(_combine(name, results, criteria), caveat=reason)
