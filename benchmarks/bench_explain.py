@@ -216,7 +216,7 @@ def waves(bundle: str | None, n: int) -> None:
     methods = ("gradcam", "guided-gradcam", "shap")
     started = time.perf_counter()
     found = {
-        source: explain_waves(predictor.model, predictor.meta, inputs, methods, None, background, source)
+        source: explain_waves(predictor.model, predictor.meta, inputs, methods, None, background, source, ())
         for source in ("ludb", "auto")
     }
     seconds = time.perf_counter() - started

@@ -422,6 +422,7 @@ def test_the_viewer_reports_measurements_when_asked(tiny_run, tmp_path):
         assert set(waves["shares"]) == {"P", "PR", "QRS", "ST", "T", "rest"} and "U-Net" in waves["waves_from"]
         assert sum(waves["time_shares"].values()) == pytest.approx(1.0) and 0 < waves["chance"] < 1
         assert waves["has_evidence"] == (waves["plausibility"] is not None)
+        assert 0 < waves["edge_plausibility"] < 1  # the ECG's own slope among the same waves: the null beside it
     with TestClient(create_app(ServeConfig(tiny_run.bundle, "cpu")), base_url="http://127.0.0.1") as c:
         plain = _post(c, files, explain="gradcam").json()
         assert plain["measurements"] is None  # not asked for: not computed

@@ -260,6 +260,8 @@ def test_explain_waves_places_the_starters_explanations_among_the_cardiologists_
     assert first["waves"] == "LUDB cardiologists" and first["method"] == "gradcam"
     assert sum(first["shares"].values()) == pytest.approx(1.0, abs=1e-6) or sum(first["shares"].values()) == 0
     assert 0 <= first["chance"] <= 1 and first["measurements"]["heart_rate_bpm"] == pytest.approx(45.6, abs=1)
+    assert {"edge_plausibility", "amplitude_plausibility", "random-model_plausibility"} <= set(first)  # the nulls
+    assert {"edge_difference", "random-model_interval"} <= set(result["plausibility"][0])
     assert (out / "plausibility.csv").is_file() and list(out.glob("1_*_gradcam_waves.png"))
     html = (out / "waves.html").read_text()
     assert "Where a cardiologist looks" in html
@@ -669,3 +671,69 @@ def test_a_first_degree_av_block_outside_the_networks_range_keeps_its_long_pr(sh
     measured = measurements_of(record.signal, record.sampling_rate_hz, record.lead_names)
     assert measured.pr_ms == pytest.approx(330, abs=15) and "pr_ms" in measured.outside_normal()
     assert any("PR from neurokit2's P waves" in note for note in measured.notes)
+
+
+def test_the_pointing_game_asks_whether_the_maps_peak_lies_where_a_cardiologist_looks():
+    marks = _marks(leads=("I", "II", "V1"))
+    labels = segment_labels(marks, N)
+    on_pr = np.isin(labels, [SEGMENTS.index("P"), SEGMENTS.index("PR")]).astype(float)
+    peak_on_qrs = on_pr.copy()
+    peak_on_qrs[labels == SEGMENTS.index("QRS")] = 2.0  # most evidence on P and PR, but the largest value on QRS
+    placed = wave_shares(on_pr, labels, marks.lead_names, "IAVB", "test")
+    missed = wave_shares(peak_on_qrs, labels, marks.lead_names, "IAVB", "test")
+    assert placed.pointing is True and missed.pointing is False and missed.plausibility > 0
+    assert wave_shares(-on_pr, labels, marks.lead_names, "IAVB", "test").pointing is None  # no evidence: no peak
+
+
+def test_null_maps_know_no_class_and_follow_the_methods_shape():
+    from ecglens.explain.waves import signal_map
+
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=(3, 200)).astype(np.float32)
+    edge = signal_map(signal, "edge", per_lead=True)
+    assert edge.shape == signal.shape and np.allclose(edge[:, 1:-1], np.abs(signal[:, 2:] - signal[:, :-2]) / 2)
+    amplitude = signal_map(signal, "amplitude", per_lead=True)
+    assert np.allclose(amplitude, np.abs(signal - np.median(signal, axis=1, keepdims=True)))
+    assert np.allclose(signal_map(signal + 5.0, "amplitude", per_lead=True), amplitude, atol=1e-5)  # baseline-free
+    per_time = signal_map(signal, "edge", per_lead=False)  # Grad-CAM's shape: one value per time step, every lead
+    assert np.allclose(per_time[0], edge.sum(axis=0)) and np.allclose(per_time[0], per_time[2])
+
+
+def test_a_method_is_compared_with_each_null_record_by_record():
+    from ecglens.explain.waves import PlausibilityRow, plausibility_table
+
+    marks = _marks(leads=("I", "II", "V1"))
+    labels = segment_labels(marks, N)
+    on_pr = np.isin(labels, [SEGMENTS.index("P"), SEGMENTS.index("PR")]).astype(float)
+    rng = np.random.default_rng(1)
+    items = []
+    for _ in range(5):  # the method on P and PR with some spill; the null spread evenly with noise
+        method = wave_shares(on_pr + 0.05 * rng.random(labels.shape), labels, marks.lead_names, "IAVB", "shap")
+        null = wave_shares(1 + 0.1 * rng.random(labels.shape), labels, marks.lead_names, "IAVB", "edge")
+        worse = wave_shares(on_pr * 5 + 0.01, labels, marks.lead_names, "IAVB", "amplitude")
+        items.append((method, (null, worse)))
+    (row,) = plausibility_table(items)
+    edge, amplitude = row.null("edge"), row.null("amplitude")
+    assert edge is not None and amplitude is not None and edge.n == 5
+    assert edge.difference == pytest.approx(row.plausibility - edge.plausibility)
+    assert edge.verdict() == "above" and edge.interval[0] > 0  # far above an even map
+    assert amplitude.verdict() == "below"  # a null that sits on P and PR more tightly than the method
+    assert row.pointing == 1.0 and edge.pointing is not None
+    assert PlausibilityRow.from_dict(row.to_dict()) == row  # nulls survive plausibility.csv's flat row
+
+
+def test_the_randomised_model_has_learned_nothing_and_leaves_the_model_alone():
+    import torch
+
+    from ecglens.explain.waves import randomised_model
+    from ecglens.models.config import ResNetConfig
+    from ecglens.models.resnet1d import ResNet1d
+
+    model = ResNet1d(ResNetConfig(layers=(1, 1, 1, 1), width=8)).eval()
+    before = [p.detach().clone() for p in model.parameters()]
+    random = randomised_model(model, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))  # the original untouched
+    assert not all(torch.equal(a, b) for a, b in zip(model.parameters(), random.parameters(), strict=True))
+    again = randomised_model(model, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(random.parameters(), again.parameters(), strict=True))
+    assert not random.training

@@ -1087,6 +1087,14 @@ def explain_shap(
     help="Where the waves come from: auto (the U-Net delineator marks the scored input) or ludb (the "
     "cardiologists' marks beside a LUDB record's header; auto for records without them).",
 )
+@click.option(
+    "--nulls",
+    default="edge,amplitude,random-model",
+    show_default=True,
+    help="Comma-separated null maps each explanation is compared with, paired record by record: edge (|dx/dt| "
+    "of the ECG), amplitude (|x - the lead's median|), random-model (the same method on the network with its "
+    "weights re-drawn; doubles the time); 'none' for no comparison.",
+)
 @_background(100)
 @_options(_layout("12x1"), _look)
 def explain_waves(
@@ -1099,13 +1107,16 @@ def explain_waves(
     device,
     methods,
     marks,
+    nulls,
     background,
     layout,
     style,
     image_format,
 ) -> None:
     """Where each explanation's evidence falls among the heart's waves (P, PR, QRS, ST, T, rest), and whether it
-    falls where a cardiologist looks for the class (plausibility, beside its chance level).
+    falls where a cardiologist looks for the class (plausibility, beside its chance level, and the paired
+    difference from null maps that know no class: a map following the QRS complexes beats chance for any QRS
+    class; pointing game: whether the map's maximum lies there).
 
     Needs the waves extra: pip install 'ecglens[waves]'. Writes waves.html, waves.json, waves.csv,
     plausibility.csv and one figure per record, class and method with the waves shaded faintly.
@@ -1129,6 +1140,7 @@ def explain_waves(
             marks,
             background,
             _figures(layout=layout, style=style, image_format=image_format),
+            () if nulls == "none" else tuple(_ids(nulls)),
         )
     )
 

@@ -41,7 +41,7 @@ from ecglens.report.outputs import (
 from ecglens.util.distributed import rank_device
 
 if TYPE_CHECKING:  # explain waves loads its modules (and neurokit2) when it runs
-    from ecglens.explain.waves import PlausibilityRow, WaveExplanation
+    from ecglens.explain.waves import NullComparison, PlausibilityRow, WaveExplanation
 
 
 def select_inputs(
@@ -299,18 +299,36 @@ class WavesRun:
     written: Written
 
     def lines(self) -> list[str]:
-        """What the CLI prints: per class and method, the mean plausibility beside its chance level."""
+        """What the CLI prints: per class and method, the mean plausibility beside its chance level and its
+        pointing-game hit rate; under it, the paired difference from each null map."""
 
-        lines = [f"{'class':<6} {'method':<15} {'n':>3}  plausibility [95 % CI]   chance  top segment"]
+        lines = [f"{'class':<6} {'method':<15} {'n':>3}  plausibility [95 % CI]   chance  pointing  top segment"]
         for row in self.table:
             interval = "" if row.interval is None else f" [{row.interval[0]:.2f}, {row.interval[1]:.2f}]"
             empty = f"; {row.n_without_evidence} maps without positive evidence" if row.n_without_evidence else ""
             lines.append(
                 f"{row.class_name:<6} {row.method:<15} {row.n:>3}  {number(row.plausibility, 2) + interval:<23}"
-                f"  {number(row.chance, 2):>6}  {row.top_segment()}{empty}"
+                f"  {number(row.chance, 2):>6}  {number(row.pointing, 2):>8}  {row.top_segment()}{empty}"
             )
+            if row.nulls:
+                lines.append(f"{'':<27}minus " + " · ".join(_null_text(n) for n in row.nulls))
         sources = sorted({item.marks.source for item in self.explained})
-        return [*lines, f"waves from: {', '.join(sources) or 'none'}", self.written.line()]
+        legend = (
+            "minus <null>: the mean paired difference in plausibility from a map that knows no class (edge: |dx/dt|; "
+            "amplitude: |x - median|; random-model: the method on the network with its weights re-drawn), with "
+            "its 95 % bootstrap interval; above/below: the interval excludes 0"
+        )
+        return [*lines, legend, f"waves from: {', '.join(sources) or 'none'}", self.written.line()]
+
+
+def _null_text(comparison: NullComparison) -> str:
+    """``edge -0.21 [-0.25, -0.17] below``."""
+    if comparison.difference is None:
+        return f"{comparison.null} - (no map with positive evidence)"
+    if comparison.interval is None:
+        return f"{comparison.null} {comparison.difference:+.2f} (one record)"
+    interval = "" if comparison.interval is None else f" [{comparison.interval[0]:+.2f}, {comparison.interval[1]:+.2f}]"
+    return f"{comparison.null} {comparison.difference:+.2f}{interval} {comparison.verdict()}"
 
 
 def run_waves(
@@ -325,15 +343,17 @@ def run_waves(
     marks: str = "auto",
     background: int = 100,
     figures: FigureOptions = DEFAULT_FIGURES,
+    nulls: Sequence[str] = ("edge", "amplitude", "random-model"),
 ) -> WavesRun:
-    """``explain waves``: each record's explanations among its waves, and the plausibility per class and method."""
+    """``explain waves``: each record's explanations among its waves, and the plausibility per class and method
+    beside the null maps ``nulls`` (`ecglens.explain.waves.NULLS`)."""
     from ecglens.explain.waves import explain_waves, plausibility_table
     from ecglens.report.waves import write_waves
 
     predictor = Predictor(checkpoint, device)
     inputs = select_inputs(predictor, caches, records, n_records)
     base = required_background(predictor.meta, caches, background, predictor.bundle) if "shap" in methods else None
-    explained = explain_waves(predictor.model, predictor.meta, inputs, methods, class_name, base, marks)
+    explained = explain_waves(predictor.model, predictor.meta, inputs, methods, class_name, base, marks, nulls)
     table = plausibility_table(explained)
     written = write_waves(explained, table, predictor.meta, Path(out), figures)
     return WavesRun(tuple(explained), tuple(table), Written(written[:4]))

@@ -2,7 +2,13 @@
 or LUDB's cardiologist marks when asked for and present), each method's map for each explained class, the
 share of its positive evidence per segment (P, PR, QRS, ST, T, rest) and its plausibility for the class
 (`ecglens.waves.segments`); and over records, per class and method, the mean plausibility with a bootstrap
-interval and the mean segment profile."""
+interval and the mean segment profile.
+
+A plausibility above the chance of an even map says little: any map that follows the QRS complexes beats it
+for a QRS class. So each explanation is read beside **null maps** that know no class (`NULLS`): the ECG's own
+slope and amplitude, and the same method on the network with its weights re-drawn (Adebayo et al., "Sanity
+checks for saliency maps", NeurIPS 2018). A method earns a class only where its plausibility beats them,
+paired record by record."""
 
 from __future__ import annotations
 
@@ -21,6 +27,11 @@ from ecglens.waves.marks import WaveMarks
 from ecglens.waves.measure import Measurements, measure
 from ecglens.waves.segments import SEGMENTS, WaveShares, segment_labels, wave_shares
 
+NULLS = ("edge", "amplitude", "random-model")
+"""The null maps each explanation is compared with: ``edge`` |dx/dt| of the scored input, ``amplitude``
+|x - the lead's median| (both per lead; summed over leads for Grad-CAM, which has one value per time step), and
+``random-model`` the same method and class on the network with every weight re-drawn from its initialiser
+(seed 0)."""
 MARKS = ("auto", "ludb")
 """Where the waves come from: ``auto`` (the default delineator on the scored input) or ``ludb`` (the
 cardiologists' marks beside the record's header; ``auto`` for a record without them)."""
@@ -36,6 +47,9 @@ class WaveExplanation:
     labels: np.ndarray
     shares: WaveShares
     measurements: Measurements
+    nulls: tuple[WaveShares, ...] = ()
+    """The null maps' shares among the same waves (`NULLS`, in the order asked for; their ``method`` names the
+    null)."""
 
 
 def record_marks(item: ModelInput, sampling_rate_hz: float, lead_names: Sequence[str], source: str) -> WaveMarks:
@@ -60,13 +74,18 @@ def explain_waves(
     class_name: str | None = None,
     background: Background | None = None,
     marks_source: str = "auto",
+    nulls: Sequence[str] = NULLS,
 ) -> list[WaveExplanation]:
     """Every method's explanation of each input (for its decided classes, or ``class_name``), placed among the
-    input's waves. Grad-CAM, a map per time step, is placed among the global waves (every lead alike); the
-    lead-resolved methods among each lead's own."""
+    input's waves, with the ``nulls`` (`NULLS`) placed among the same waves. Grad-CAM, a map per time step, is
+    placed among the global waves (every lead alike); the lead-resolved methods among each lead's own."""
     if marks_source not in MARKS:
         raise ValueError(f"unknown source of waves {marks_source!r}; choose from {', '.join(MARKS)}")
+    unknown = sorted(set(nulls) - set(NULLS))
+    if unknown:
+        raise ValueError(f"unknown null map {unknown[0]!r}; choose from {', '.join(NULLS)}")
     probabilities = probabilities_of(model, inputs)
+    random = randomised_model(model) if "random-model" in nulls else None
     source = marks_source if meta.policy.name == "crop" else "auto"  # a cut or padded input: its own waves
     out = []
     for i, item in enumerate(inputs):
@@ -79,8 +98,59 @@ def explain_waves(
             )
             for explanation in explained:
                 codes, shares = among_waves(explanation, labels, meta.lead_names)
-                out.append(WaveExplanation(explanation, marks, codes, shares, measured))
+                placed = null_shares(explanation, codes, meta, nulls, random, background)
+                out.append(WaveExplanation(explanation, marks, codes, shares, measured, placed))
     return out
+
+
+def randomised_model(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with every layer's parameters (and batch-norm statistics) re-drawn from its own
+    initialiser: the model-randomisation test's network, which has learned nothing."""
+    import copy
+
+    import torch
+
+    random = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in random.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    return random.eval()
+
+
+def signal_map(signal: np.ndarray, kind: str, per_lead: bool) -> np.ndarray:
+    """A class-agnostic map of a scored input (leads x samples): ``edge`` |dx/dt| or ``amplitude`` |x - the
+    lead's median|; summed over the leads and repeated on each (``per_lead`` False) for a per-time method."""
+    x = np.asarray(signal, np.float64)
+    values = np.abs(np.gradient(x, axis=1)) if kind == "edge" else np.abs(x - np.median(x, axis=1, keepdims=True))
+    if per_lead:
+        return values
+    return np.repeat(values.sum(axis=0, keepdims=True), x.shape[0], axis=0)
+
+
+def null_shares(
+    explanation: RecordExplanation,
+    codes: np.ndarray,
+    meta: BundleMeta,
+    nulls: Sequence[str],
+    random: nn.Module | None,
+    background: Background | None,
+) -> tuple[WaveShares, ...]:
+    """The ``nulls`` for one explanation, each placed among the explanation's own segment codes: a signal map
+    shaped as the method's (per lead or per time), or the method on the ``random`` network for the same class."""
+    out = []
+    for null in nulls:
+        if null == "random-model" and random is not None:
+            (again,) = explain_inputs(
+                random, meta, [explanation.input], explanation.method, explanation.class_name, background
+            )
+            values = again.values
+        else:
+            values = signal_map(explanation.input.signal, null, explanation.method in LEAD_RESOLVED)
+        out.append(wave_shares(values, codes, meta.lead_names, explanation.class_name, null))
+    return tuple(out)
 
 
 def method_labels(marks: WaveMarks, n_samples: int) -> dict[bool, np.ndarray]:
@@ -98,11 +168,89 @@ def among_waves(
     return codes, wave_shares(explanation.values, codes, lead_names, explanation.class_name, explanation.method)
 
 
+def _bootstrap(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> tuple[float, float] | None:
+    """A 95 % percentile bootstrap interval of the mean (None under 2 values)."""
+    if len(values) < 2:
+        return None
+    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def _mean(values: Sequence[float | bool]) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+@dataclass(frozen=True)
+class NullComparison:
+    """One class and method against one null map (`NULLS`), over the ``n`` explanations where both have a
+    plausibility: the null's mean plausibility, the mean paired difference (method minus null) with its 95 %
+    bootstrap interval, and the null's pointing-game hit rate."""
+
+    null: str
+    n: int
+    plausibility: float | None
+    difference: float | None
+    interval: tuple[float, float] | None
+    pointing: float | None
+
+    def verdict(self) -> str:
+        """``above``, ``below`` or ``tie`` (the interval holds 0, or there is none)."""
+        if self.interval is None:
+            return "tie"
+        return "above" if self.interval[0] > 0 else "below" if self.interval[1] < 0 else "tie"
+
+    def to_dict(self) -> dict:
+        """Plain data."""
+        return {
+            "null": self.null,
+            "n": self.n,
+            "plausibility": self.plausibility,
+            "difference": self.difference,
+            "interval": None if self.interval is None else list(self.interval),
+            "pointing": self.pointing,
+            "verdict": self.verdict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NullComparison:
+        """The comparison back from `to_dict`."""
+        interval = data["interval"]
+        return cls(
+            data["null"],
+            data["n"],
+            data["plausibility"],
+            data["difference"],
+            None if interval is None else (interval[0], interval[1]),
+            data["pointing"],
+        )
+
+
+def compare_with_null(
+    pairs: Sequence[tuple[WaveShares, WaveShares]], null: str, rng: np.random.Generator, n_boot: int
+) -> NullComparison:
+    """A method's shares against a null's, paired by explanation (those where both have a plausibility)."""
+    both = [
+        (m.plausibility, n.plausibility, n.pointing)
+        for m, n in pairs
+        if m.plausibility is not None and n.plausibility is not None
+    ]
+    differences = np.array([m - n for m, n, _ in both], np.float64)
+    return NullComparison(
+        null,
+        len(both),
+        _mean([n for _, n, _ in both]),
+        _mean(differences.tolist()),
+        _bootstrap(differences, rng, n_boot),
+        _mean([hit for _, _, hit in both if hit is not None]),
+    )
+
+
 @dataclass(frozen=True)
 class PlausibilityRow:
     """One class and method over records: mean plausibility with a 95 % bootstrap interval, mean chance,
     and the mean share per segment, over the ``n`` explanations less the ``n_without_evidence`` maps with no
-    positive evidence among the waves (counted, and left out of every mean; shares None when all are)."""
+    positive evidence among the waves (counted, and left out of every mean; shares None when all are); the
+    pointing-game hit rate, and the comparison with each null map (`NULLS`)."""
 
     class_name: str
     method: str
@@ -112,6 +260,8 @@ class PlausibilityRow:
     chance: float | None
     shares: dict[str, float] | None
     n_without_evidence: int = 0
+    pointing: float | None = None
+    nulls: tuple[NullComparison, ...] = ()
 
     def top_segment(self) -> str:
         """``QRS (41%)``: the segment with the largest mean share (``none`` when no map has evidence)."""
@@ -120,8 +270,16 @@ class PlausibilityRow:
         top = max(self.shares, key=lambda segment: self.shares[segment] if self.shares else 0.0)
         return f"{top} ({self.shares[top]:.0%})"
 
+    def null(self, name: str) -> NullComparison | None:
+        """The comparison with the null map ``name``, if it was made."""
+        return next((n for n in self.nulls if n.null == name), None)
+
     def to_dict(self) -> dict:
-        """Plain data: one row of ``plausibility.csv``."""
+        """Plain data: one row of ``plausibility.csv`` (the null comparisons as ``<null>_difference`` ...)."""
+        flat: dict[str, object] = {}
+        for comparison in self.nulls:
+            data = comparison.to_dict()
+            flat |= {f"{comparison.null}_{key}": value for key, value in data.items() if key != "null"}
         return {
             "class": self.class_name,
             "method": self.method,
@@ -130,13 +288,25 @@ class PlausibilityRow:
             "interval": None if self.interval is None else list(self.interval),
             "chance": self.chance,
             "without_evidence": self.n_without_evidence,
+            "pointing": self.pointing,
             **{f"share_{seg}": None if self.shares is None else self.shares[seg] for seg in SEGMENTS},
+            **flat,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> PlausibilityRow:
-        """The row back from `to_dict`."""
+        """The row back from `to_dict` (a row saved before the null maps has none)."""
         interval = data["interval"]
+        nulls = tuple(
+            NullComparison.from_dict(
+                {
+                    "null": null,
+                    **{k: data[f"{null}_{k}"] for k in ("n", "plausibility", "difference", "interval", "pointing")},
+                }
+            )
+            for null in NULLS
+            if f"{null}_n" in data
+        )
         return cls(
             data["class"],
             data["method"],
@@ -146,38 +316,50 @@ class PlausibilityRow:
             data["chance"],
             None if data["share_P"] is None else {seg: data[f"share_{seg}"] for seg in SEGMENTS},
             data["without_evidence"],
+            data.get("pointing"),
+            nulls,
         )
 
 
 def plausibility_table(
-    explained: Sequence[WaveExplanation | WaveShares], n_boot: int = 1000, seed: int = 0
+    explained: Sequence[WaveExplanation | WaveShares | tuple[WaveShares, tuple[WaveShares, ...]]],
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> list[PlausibilityRow]:
-    """Per class and method: the mean plausibility (an interval from 2 records on), chance and segment profile,
-    over the maps with positive evidence among the waves (the others counted)."""
-    groups: dict[tuple[str, str], list[WaveShares]] = {}
+    """Per class and method: the mean plausibility (an interval from 2 records on), chance, segment profile and
+    pointing-game hit rate over the maps with positive evidence among the waves (the others counted), and the
+    paired comparison with each null map the explanations carry (an item is a `WaveExplanation`, the shares
+    alone, or the shares with their nulls' shares)."""
+    groups: dict[tuple[str, str], list[tuple[WaveShares, tuple[WaveShares, ...]]]] = {}
     for item in explained:
-        one = item.shares if isinstance(item, WaveExplanation) else item
-        groups.setdefault((one.class_name, one.method), []).append(one)
+        if isinstance(item, WaveExplanation):
+            one = (item.shares, item.nulls)
+        else:
+            one = item if isinstance(item, tuple) else (item, ())
+        groups.setdefault((one[0].class_name, one[0].method), []).append(one)
     rng = np.random.default_rng(seed)
     rows = []
     for (name, method), every in sorted(groups.items()):
-        shares = [s for s in every if s.has_evidence]
+        kept = [(s, nulls) for s, nulls in every if s.has_evidence]
+        shares = [s for s, _ in kept]
         values = np.array([s.plausibility for s in shares if s.plausibility is not None], np.float64)
-        chances = [s.chance for s in shares if s.chance is not None]
-        interval = None
-        if len(values) > 1:
-            means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
-            interval = (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+        interval = _bootstrap(values, rng, n_boot)
+        names = [n.method for n in kept[0][1]] if kept else []
+        comparisons = tuple(
+            compare_with_null([(s, nulls[k]) for s, nulls in kept], null, rng, n_boot) for k, null in enumerate(names)
+        )
         rows.append(
             PlausibilityRow(
                 name,
                 method,
                 len(every),
-                float(values.mean()) if len(values) else None,
+                _mean(values.tolist()),
                 interval,
-                float(np.mean(chances)) if chances else None,
+                _mean([s.chance for s in shares if s.chance is not None]),
                 {seg: float(np.mean([s.shares[seg] for s in shares])) for seg in SEGMENTS} if shares else None,
                 len(every) - len(shares),
+                _mean([s.pointing for s in shares if s.pointing is not None]),
+                comparisons,
             )
         )
     return rows

@@ -12,7 +12,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from ecglens.bundle.meta import BundleMeta
-from ecglens.explain.waves import PlausibilityRow, WaveExplanation, WavesSummary
+from ecglens.explain.waves import NULLS, NullComparison, PlausibilityRow, WaveExplanation, WavesSummary
 from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions, explanation_figure, save_figure
 from ecglens.report.html import figure_from_png, number, page, strict_json, table_to_html
 from ecglens.report.paths import safe_name
@@ -29,7 +29,12 @@ WAVES_NOTE = (
     "level: the share a map spread evenly over time would put there. Grad-CAM, one value per time step, is placed "
     "among the global waves (the same on every lead); SHAP and guided Grad-CAM among each lead's own. A map with "
     "no positive evidence among the waves (a Grad-CAM the ReLU cut to zero) is counted apart and left out of the "
-    "means."
+    "means. Chance is a weak null: any map that follows the QRS complexes beats it for a QRS class. So each "
+    "explanation is also compared, record by record, with maps that know no class: the ECG's own slope (edge, "
+    "|dx/dt|), its amplitude (|x - the lead's median|), and the same method on the network with its weights re-drawn "
+    "(random model; Adebayo et al., NeurIPS 2018). 'minus edge' is the mean paired difference with its 95 % "
+    "bootstrap interval: a method shows class knowledge where a cardiologist looks only where it is above every "
+    "null. Pointing: the share of maps whose largest value lies where a cardiologist looks (the pointing game)."
 )
 
 
@@ -42,6 +47,8 @@ def _row(item: WaveExplanation) -> dict:
         "probability": round(e.probability, 4),
         "plausibility": s.plausibility,
         "chance": s.chance,
+        "pointing": s.pointing,
+        **{f"{n.method}_plausibility": n.plausibility for n in item.nulls},
         **{f"share_{seg}": s.shares[seg] for seg in SEGMENTS},
         **{f"time_{seg}": s.time_shares[seg] for seg in SEGMENTS},
         "waves": item.marks.source,
@@ -79,6 +86,8 @@ def write_waves(
             "record_id": item.explanation.input.record_id,
             "waves": item.marks.source,
             "measurements": item.measurements.to_dict(),
+            **{f"{n.method}_plausibility": n.plausibility for n in item.nulls},
+            **{f"{n.method}_pointing": n.pointing for n in item.nulls},
         }
         for item in explained
     ]
@@ -149,10 +158,22 @@ def _examples(explained: Sequence[WaveExplanation], figures: Sequence[Path]) -> 
     return Markup("").join(shown) or Markup("<p>figures as SVG files beside this page</p>")
 
 
+def _difference(comparison: NullComparison | None) -> str:
+    """``-0.21 [-0.25, -0.17]`` (``-`` when not compared)."""
+    if comparison is None or comparison.difference is None:
+        return "-"
+    interval = "" if comparison.interval is None else f" [{comparison.interval[0]:+.2f}, {comparison.interval[1]:+.2f}]"
+    return f"{comparison.difference:+.2f}{interval}"
+
+
 def plausibility_html(table: Sequence[PlausibilityRow]) -> Markup:
-    """Per class and method: explanations, mean plausibility with its interval, chance and the segment profile."""
+    """Per class and method: explanations, mean plausibility with its interval, chance, the pointing-game hit rate,
+    the paired difference from each null map, and the segment profile."""
+    nulls = [null for null in NULLS if any(r.null(null) is not None for r in table)]
     return table_to_html(
-        ["class", "method", "explanations", "plausibility [95 % CI]", "chance", *SEGMENTS],
+        ["class", "method", "explanations", "plausibility [95 % CI]", "chance", "pointing"]
+        + [f"minus {null} [95 % CI]" for null in nulls]
+        + list(SEGMENTS),
         [
             [
                 r.class_name,
@@ -161,6 +182,8 @@ def plausibility_html(table: Sequence[PlausibilityRow]) -> Markup:
                 f"{number(r.plausibility, 2)}"
                 + ("" if r.interval is None else f" [{r.interval[0]:.2f}, {r.interval[1]:.2f}]"),
                 number(r.chance, 2),
+                number(r.pointing, 2),
+                *(_difference(r.null(null)) for null in nulls),
                 *(number(None if r.shares is None else r.shares[s], 2) for s in SEGMENTS),
             ]
             for r in table

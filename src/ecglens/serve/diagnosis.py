@@ -16,7 +16,7 @@ import torch
 from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.inputs import Background
 from ecglens.explain.records import Additivity, explain_inputs
-from ecglens.explain.waves import among_waves, method_labels
+from ecglens.explain.waves import among_waves, method_labels, null_shares
 from ecglens.predict import Scored
 from ecglens.waves.delineate import delineate
 from ecglens.waves.segments import WaveShares
@@ -53,6 +53,9 @@ class ClassExplanation:
     waves: WaveShares | None = None
     waves_from: str | None = None
     additivity: Additivity | None = None
+    edge: WaveShares | None = None
+    """The ECG's own slope (|dx/dt|, `ecglens.explain.waves.signal_map`) among the same waves: a map that knows no
+    class, whose plausibility the explanation's is read beside (with ``waves``)."""
 
     def to_dict(self, lead_names: Sequence[str]) -> dict:
         """Plain data for JSON (6 significant digits)."""
@@ -66,7 +69,8 @@ class ClassExplanation:
         if self.lead_values is not None:
             out["lead_values"] = dict(zip(lead_names, _rounded(self.lead_values), strict=True))
         if self.waves is not None:
-            out["waves"] = {**self.waves.to_dict(), "waves_from": self.waves_from}
+            edge = None if self.edge is None else self.edge.plausibility
+            out["waves"] = {**self.waves.to_dict(), "waves_from": self.waves_from, "edge_plausibility": edge}
         if self.additivity is not None:
             out["additivity"] = {**self.additivity.to_dict(), "line": self.additivity.line()}
         return out
@@ -141,13 +145,20 @@ def explain_scored(
             n_samples,
             probabilities=scored.probabilities[None],
         ):
-            shares = None if labels is None else among_waves(e, labels, meta.lead_names)[1]
+            shares = edge = None
+            if labels is not None:
+                codes, shares = among_waves(e, labels, meta.lead_names)
+                (edge,) = null_shares(e, codes, meta, ("edge",), None, None)
             source = None if marks is None else marks.source
             if method == "gradcam":  # one map per time step, repeated over the leads: keep one row
-                out.append(ClassExplanation(method, e.class_name, e.probability, e.values[0], None, shares, source))
+                out.append(
+                    ClassExplanation(method, e.class_name, e.probability, e.values[0], None, shares, source, None, edge)
+                )
             else:
                 summed = (e.values.sum(axis=0), e.values.sum(axis=1))
-                out.append(ClassExplanation(method, e.class_name, e.probability, *summed, shares, source, e.additivity))
+                out.append(
+                    ClassExplanation(method, e.class_name, e.probability, *summed, shares, source, e.additivity, edge)
+                )
     return tuple(out)
 
 

@@ -8,7 +8,8 @@ takes, so share / time share (the lift) above 1 means the method concentrates th
 
 The **plausibility** of an explanation for a class is its share of evidence in the segments (and leads) a
 cardiologist reads for that class (`expected_evidence`, a table with a source per row), beside the share a
-map spread evenly over time would put there (its chance level).
+map spread evenly over time would put there (its chance level). The **pointing game** (Zhang et al. 2018) asks
+only whether the map's largest value lies there.
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ class WaveShares:
     plausibility: float | None
     chance: float | None
     expected: tuple[str, ...]
+    pointing: bool | None = None
+    """The pointing game: whether the map's largest positive value (in the covered span) lies where a cardiologist
+    looks for the class; None when the class has no expected evidence or the map none."""
 
     @property
     def has_evidence(self) -> bool:
@@ -149,6 +153,7 @@ class WaveShares:
             "plausibility": self.plausibility,
             "chance": self.chance,
             "expected": list(self.expected),
+            "pointing": self.pointing,
             "has_evidence": self.has_evidence,
         }
 
@@ -189,6 +194,10 @@ def wave_shares(
     mask = _expected_mask(labels, lead_names, expected)
     plausibility = share(mask) if expected is not None and total > 0 else None
     chance = float(mask.sum() / n_covered) if expected is not None and n_covered else None
+    pointing = None
+    if plausibility is not None:
+        inside = np.where(covered, positive, 0.0)
+        pointing = bool(mask[inside == inside.max()].any())
     return WaveShares(
         class_name,
         method,
@@ -198,4 +207,5 @@ def wave_shares(
         plausibility,
         chance,
         () if expected is None else expected.segments,
+        pointing,
     )

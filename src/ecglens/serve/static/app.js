@@ -325,7 +325,8 @@ function wavesLine(explanation) {
   const name = `${METHOD_NAMES[explanation.method] || explanation.method} for ${explanation.class}`;
   if (!w.has_evidence) return `${name}: no positive evidence among the waves`;
   const segments = Object.keys(w.shares).map((s) => `${s} ${Math.round(100 * w.shares[s])}% (${Math.round(100 * w.time_shares[s])}% of time)`);
-  const plausible = w.plausibility === null ? "" : `; plausibility ${w.plausibility.toFixed(2)} against ${w.chance.toFixed(2)} by chance (share in ${w.expected.join(", ")}, where a cardiologist looks)`;
+  const edge = w.edge_plausibility === null || w.edge_plausibility === undefined ? "" : `, ${w.edge_plausibility.toFixed(2)} for the ECG's own slope |dx/dt|, a map that knows no class`;
+  const plausible = w.plausibility === null ? "" : `; plausibility ${w.plausibility.toFixed(2)} against ${w.chance.toFixed(2)} by chance${edge} (share in ${w.expected.join(", ")}, where a cardiologist looks)`;
   const estimate = explanation.method === "shap" ? " SHAP's shares are a Monte-Carlo estimate: another draw moves them a little." : "";
   return `${name}, evidence among the waves: ${segments.join(" · ")}${plausible}. Waves: ${w.waves_from}.${estimate}`;
 }
