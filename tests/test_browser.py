@@ -85,6 +85,7 @@ def test_upload_shows_the_diagnosis_the_leads_and_grad_cam(browser, server, reco
     page.wait_for_selector("#result:not([hidden])")
     page.locator("#ecg .annotation-text").nth(11).wait_for()
     assert page.inner_text("#decisions").startswith("Decisions:")
+    assert page.is_hidden("#ecg-scroll-hint")  # wide enough: no scroll hint
     labels = set(page.locator("#ecg .annotation-text").all_text_contents())
     assert {"I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"} <= labels
     traces_before = page.evaluate("document.getElementById('ecg').data.length")
@@ -131,6 +132,8 @@ def test_real_examples_with_their_known_labels_in_a_narrow_window(browser, serve
         "Known, mapped to this model's classes: PVC (the record's own statements: "
     )
     page.screenshot(path=str(artifacts() / "viewer-420.png"), full_page=True)
+    assert page.is_visible("#ecg-scroll-hint")  # the ECG is cut after its first column: it says it scrolls
+    assert "DICOM" in page.inner_text("#drop") and "SCP-ECG" in page.inner_text("#drop")  # every accepted format
     # Nothing wider than the window: the decisions column stays on screen
     assert page.evaluate("document.documentElement.scrollWidth") <= 420
     box = page.locator("#probabilities").bounding_box()

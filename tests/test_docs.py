@@ -103,3 +103,13 @@ def test_the_demo_creates_what_the_examples_name():
     source = (REPO_ROOT / "src" / "ecglens" / "studies" / "demo.py").read_text()
     for name in ('"run"', '"records"', '"explain"', '"robustness"', '"evaluation"', '"report.html"', "cache"):
         assert name in source, name
+
+
+def test_ci_runs_the_readmes_test_command_and_every_other_tier():
+    readme = REPO_ROOT / "README.md"
+    (tests,) = [block for block in _blocks(readme, "bash") if "pytest" in block and "pip install" in block]
+    command = tests[tests.index("python -m pytest") :].strip()
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert command in ci  # the README's test command, as written
+    assert 'python -m pytest -q -m "slow or browser"' in ci  # and the tiers it leaves out
+    assert "not slow and not browser" in command  # the fast tier a developer runs on every change

@@ -86,6 +86,7 @@ def test_a_zlib_bomb_in_a_challenge_mat_is_refused_before_it_inflates(tmp_path):
     assert peak < PEAK_LIMIT_MB
 
 
+@pytest.mark.slow
 def test_a_zlib_bomb_in_a_cpsc_mat_is_refused_before_it_inflates(tmp_path):
     (tmp_path / "REFERENCE.csv").write_text("Recording,First_label,Second_label,Third_label\nA0001,1,,\n")
     _mat_bomb(tmp_path / "A0001.mat", "ECG", (12, 25_000_000))

@@ -111,6 +111,7 @@ HAND_READ = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_superdiagnostic_labels_of_known_ptbxl_records_match_a_hand_reading(shared_data, tmp_path):
     cache_path = tmp_path / "ptbxl"
@@ -263,6 +264,7 @@ def ptbxl_cache(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_superdiagnostic_end_to_end_has_five_outputs_everywhere(ptbxl_cache, shared_data, tmp_path, capsys):
     import onnx

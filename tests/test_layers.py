@@ -33,6 +33,7 @@ def test_import_linter_contracts_are_kept():
     assert "Contracts: 4 kept, 0 broken." in result.stdout
 
 
+@pytest.mark.slow
 def test_reading_a_bundle_and_scoring_a_record_load_no_torch_dataset():
     loaded = _python(
         "import sys, ecglens.bundle.weights, ecglens.predict, ecglens.explain.records\n"
@@ -41,6 +42,7 @@ def test_reading_a_bundle_and_scoring_a_record_load_no_torch_dataset():
     assert loaded == "[]"
 
 
+@pytest.mark.slow
 def test_inference_loads_no_training_code():
     loaded = _python(
         "import sys, ecglens.predict, ecglens.explain.records, ecglens.explain.faithfulness, "
@@ -50,6 +52,7 @@ def test_inference_loads_no_training_code():
     assert loaded == "[]"
 
 
+@pytest.mark.slow
 def test_the_inference_commands_load_no_training_code():
     loaded = _python(
         "import sys, ecglens.commands.explain, ecglens.commands.predict, ecglens.serve.app\n"

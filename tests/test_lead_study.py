@@ -50,6 +50,7 @@ def test_the_shapley_ranking_puts_the_evidence_leads_first(v1_v2_cohort, tmp_pat
     assert {p.name for p in paths} >= {"leads.json", "leads.csv", "lead_ranking.csv", "leads.html"}
 
 
+@pytest.mark.slow
 def test_reduced_lead_models_train_on_the_same_split_and_are_compared(v1_v2_cohort, tmp_path, capsys):
     cache, bundle, _ = v1_v2_cohort
     out = tmp_path / "study"
@@ -110,6 +111,7 @@ def test_lead_sets_are_parsed_and_the_einthoven_fact_is_stated():
     assert "aVF = II - I/2" in EINTHOVEN_NOTE
 
 
+@pytest.mark.slow
 def test_the_lead_study_never_chooses_on_the_test_split(v1_v2_cohort, tmp_path, monkeypatch):
     """Run the study twice, the second time with test scores turned upside down: nothing it chooses (the best
     subset of a size, the Spearman correlation) changes, and it never explains test records."""

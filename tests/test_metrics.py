@@ -120,6 +120,7 @@ def test_a_class_that_is_never_decided_has_the_decision_metrics_of_no_decision()
     assert result.class_metrics("SNR").recall == 1.0
 
 
+@pytest.mark.slow
 def test_the_macro_interval_is_over_one_class_set_or_not_given():
     """Issue 38: the macro bootstrap averaged different class sets across resamples: a class with one positive
     dropped out of the resamples that missed it, and the interval mixed averages over one class with averages

@@ -170,6 +170,7 @@ def test_flipping_budgets_are_survival_curves_with_censored_records():
     assert empty.median_text(True) == "n/a"
 
 
+@pytest.mark.slow
 def test_robustness_end_to_end_attacks_hurt_more_than_random_noise(tiny_run, tmp_path, capsys):
     import shutil
 

@@ -104,6 +104,7 @@ def _is_header_case(root: Path, case: Case) -> bool:
     return (root / "files" / f"{case.name}.hea").exists()
 
 
+@pytest.mark.slow
 def test_a_batch_with_nothing_readable_exits_non_zero(corpus, tiny_run, tmp_path):
     root, _ = corpus
     run = ecglens(
@@ -249,6 +250,7 @@ def _synthetic(tmp_path: Path, n: int = 120) -> Path:
     return tmp_path / "records"
 
 
+@pytest.mark.slow
 def test_two_prepares_into_one_cache_never_mix(tmp_path):
     import fcntl
 
@@ -339,6 +341,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(path)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_in_one_line_and_keeps_what_was_written(small_disk, tiny_run, tmp_path, corpus):
     _root, _ = corpus
     folder = tmp_path / "many"
@@ -494,6 +497,7 @@ def test_non_finite_weights_are_refused(tiny_run, tmp_path):
 # -- degenerate signals get no decisions -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_records_that_cannot_be_interpreted_get_no_decisions(tiny_run, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

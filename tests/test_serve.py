@@ -538,3 +538,12 @@ def test_the_api_and_the_viewer_flag_snr_decided_beside_a_met_iavb_criterion(tin
     assert result["disagreements"] == ["model: SNR; criteria: first-degree AV block (PR 338 ms > 200 ms)"]
     assert result["criteria"]["met"] == ["IAVB"] and result["criteria"]["classes"]["IAVB"]["status"] == "met"
     assert '$("disagreements")' in script and "result.disagreements" in script
+
+
+def test_a_ptbxl_upload_keeps_the_id_the_cli_gives_it(client, signal, tmp_path):
+    from ecglens.io import read_record
+
+    write_wfdb(tmp_path, "00338_hr", signal)
+    response = _post(client, [tmp_path / "00338_hr.hea", tmp_path / "00338_hr.dat"])
+    assert response.status_code == 200 and response.json()["record_id"] == "338"
+    assert read_record(tmp_path / "00338_hr.hea").record_id == "338"  # the CLI's id, outside PTB-XL's folders too

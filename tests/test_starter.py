@@ -49,6 +49,7 @@ def test_a_damaged_starter_is_refused(tmp_path, monkeypatch):
         load_model("starter")
 
 
+@pytest.mark.slow
 def test_it_loads_without_the_shared_data_or_the_repository(tmp_path):
     code = (
         "import ecglens; p = ecglens.load_bundle(); "

@@ -35,6 +35,7 @@ def test_datasets_keep_the_given_order_and_only_ptbxl_is_compared_with_the_study
     assert not any(s.comparable_with_study for s in summaries) and "study" not in summaries[0].to_markdown()
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_ptbxl_alone_is_shown_beside_the_studys_table1(shared_data):
     from ecglens.data.summary import summarize_sources

@@ -367,13 +367,11 @@ _PTBXL_FILE = re.compile(r"^(\d{5})_(lr|hr)$")
 
 
 def ptbxl_ecg_id(path: str | os.PathLike) -> str | None:
-    """The PTB-XL ``ecg_id`` of a waveform file in PTB-XL's layout (``records100/00000/00001_lr.hea`` -> ``1``),
-    the id the PTB-XL reader and the caches use, so a record keeps one id across commands; else None."""
-    path = Path(path)
-    match = _PTBXL_FILE.match(path.name.removesuffix(".hea"))
-    if match is None or not {"records100", "records500"} & set(path.parts):
-        return None
-    return str(int(match.group(1)))
+    """The PTB-XL ``ecg_id`` of a waveform file named as PTB-XL names them (``records100/00000/00001_lr.hea`` or a
+    lone ``00001_lr.hea`` -> ``1``), the id the PTB-XL reader and the caches use, so a record keeps one id across
+    commands and the viewer (an upload has its name but not its folder); else None."""
+    match = _PTBXL_FILE.match(Path(path).name.removesuffix(".hea"))
+    return None if match is None else str(int(match.group(1)))
 
 
 def retarget_header(text: str, record_name: str, signal_file: str) -> str:

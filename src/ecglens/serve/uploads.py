@@ -17,7 +17,7 @@ from ecglens.io import Record, RecordError, read_record
 from ecglens.io.clinical import ClinicalUnavailable, read_clinical
 from ecglens.io.limits import MAX_VALUES, value_budget
 from ecglens.io.record import RecordTooLarge
-from ecglens.io.wfdb_files import retarget_header
+from ecglens.io.wfdb_files import ptbxl_ecg_id, retarget_header
 from ecglens.leads import LEAD_NAMES
 from ecglens.util.pseudonym import pseudonym
 
@@ -149,4 +149,5 @@ def read_upload(
             "record_too_long",
             f"{name}: {record.duration_s:.0f} s is longer than this server accepts ({max_seconds:g} s)",
         )
-    return replace(record, record_id=name if clinical else main.stem, source_path=name)
+    record_id = name if clinical else ptbxl_ecg_id(main.stem) or main.stem  # PTB-XL's 00338_hr is 338, as in the CLI
+    return replace(record, record_id=record_id, source_path=name)

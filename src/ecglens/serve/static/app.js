@@ -304,7 +304,15 @@ function drawEcg() {
   };
   Plotly.react("ecg", traces, layout, {responsive: true, displaylogo: false});
   $("ecg").dataset.gradcam = shading;
+  scrollHint();
 }
+
+// A narrow window shows the paper-scale ECG's first column only: say that it scrolls sideways.
+function scrollHint() {
+  const box = $("ecg-scroll");
+  $("ecg-scroll-hint").hidden = box.scrollWidth <= box.clientWidth + 1;
+}
+window.addEventListener("resize", scrollHint);
 
 async function explanation(method, className) {
   const key = `${method}:${className}`;
