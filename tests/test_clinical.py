@@ -389,8 +389,10 @@ def test_the_one_page_report_is_a4_with_the_ecg_at_true_scale(shared_data, tmp_p
         "Sinus bradycardia",
         "derived from I and II",
         "25 mm/s",
+        "The recording at its own 500 Hz",  # the cart's recording, not the model's 100-Hz input
+        "0.05-150 Hz filter",
     ):
-        assert words in text, words
+        assert words in " ".join(text.split()), words
     page = tmp_path / "page"
     subprocess.run(["pdftoppm", "-r", "50", "-png", str(pdf), str(page)], check=True)
     from PIL import Image
@@ -399,6 +401,49 @@ def test_the_one_page_report_is_a4_with_the_ecg_at_true_scale(shared_data, tmp_p
     assert (
         image.shape[1] == 585 and abs(image.shape[0] - 413) <= 1 and (image < 100).mean() > 0.005
     )  # a drawn page, not a blank one
+
+
+def test_the_page_draws_the_recording_at_its_rate_over_the_span_the_model_scored():
+    from types import SimpleNamespace
+
+    from ecglens.io.record import Record
+    from ecglens.preprocess import baseline_drift_mv
+    from ecglens.report.pdf import page_trace
+
+    rate, seconds = 500.0, 12.0
+    t = np.arange(int(rate * seconds)) / rate
+    signal = np.zeros((12, t.size), np.float32)
+    signal[:, (t % 1.0) < 0.01] = 1.0  # a 10-ms spike every second: lost at the model's 100 Hz, kept here
+    drifting = signal + 3.0 * np.sin(2 * np.pi * 0.1 * t).astype(np.float32)  # several mV of baseline drift
+    record = Record("r", "test", drifting[::-1], rate, tuple(reversed(LEAD_NAMES)))  # the file's own lead order
+    meta = SimpleNamespace(sampling_rate_hz=100.0, lead_names=LEAD_NAMES, policy=SimpleNamespace(name="original"))
+    scored = SimpleNamespace(record=record, input=SimpleNamespace(n_samples=1000, signal=np.zeros((12, 1000))))
+    trace = page_trace(scored, meta)
+    assert trace.rate == 500 and trace.signal.shape == (12, 5000)  # the last 10 s: the span the input holds
+    assert trace.input_start_s == pytest.approx(0.0) and "500 Hz" in trace.what and "display" in trace.what
+    assert baseline_drift_mv(drifting, rate).max() > 2 and baseline_drift_mv(trace.signal, rate).max() < 0.1
+    assert trace.signal[0].max() > 0.5  # the spikes survive the display filter
+    band = np.zeros(1000)
+    band[500:510] = 1  # 5.00-5.10 s of the input
+    mapped = trace.at_rate(band, 100.0)
+    assert np.flatnonzero(mapped)[[0, -1]].tolist() == [2498, 2547]  # the same 100 ms at 500 Hz (rounded ends)
+    assert mapped.sum() == pytest.approx(band.sum())  # a sum over a span is kept
+    assert page_trace(SimpleNamespace(record=None, input=scored.input), meta).rate == 100  # no recording: the input
+
+
+def test_a_drifting_baseline_is_a_named_warning():
+    from ecglens.predict import assess_quality
+
+    rate = 500.0
+    t = np.arange(5000) / rate
+    signal = np.zeros((12, t.size), np.float32)
+    signal[:, (t % 1.0) < 0.04] = 1.0
+    signal[8] += (2.5 * t / 10).astype(np.float32)  # V3 climbs 2.5 mV over 10 s
+    warnings = assess_quality(signal, rate, LEAD_NAMES, 10.0).warnings
+    (drift,) = [w for w in warnings if "drift" in w]
+    assert drift == "baseline drift over 2 mV (its median per second moves): V3 2.3 mV"  # that lead alone
+    signal[8] -= (1.5 * t / 10).astype(np.float32)  # 1 mV over 10 s: no warning
+    assert not any("drift" in w for w in assess_quality(signal, rate, LEAD_NAMES, 10.0).warnings)
 
 
 def test_the_page_prints_tall_voltages_at_half_standard_rather_than_clipping_them():

@@ -34,7 +34,7 @@ from ecglens.io.record import Record, finish_signal, issue_from, not_samples
 from ecglens.io.sources import RECORD_SUFFIXES, is_dataset_table
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import resolve_device
-from ecglens.preprocess import ModelInput, batches_by_length, model_input
+from ecglens.preprocess import ModelInput, baseline_drift_mv, batches_by_length, model_input
 from ecglens.waves.beats import assess_beats
 from ecglens.waves.measure import Measurements
 
@@ -190,6 +190,10 @@ class Scored:
 
 NOT_INTERPRETABLE = "not interpretable"
 MIN_INTERPRETABLE_SECONDS = 2.0
+DRIFT_WARNING_MV = 2.0
+"""A lead whose baseline moves more than this over the record (`ecglens.preprocess.baseline_drift_mv`) is named in
+a warning: twice the calibration pulse, enough to push a trace into its neighbour's row. The project's choice: no
+guideline sets a limit (4.5 % of the shared PTB-XL 500-Hz records reach it)."""
 """Shorter than this, a record cannot hold two beats at 60 bpm: no rhythm can be judged."""
 
 
@@ -204,8 +208,8 @@ class Quality:
 def assess_quality(
     signal: np.ndarray, sampling_rate_hz: float, lead_names: Sequence[str], expected_seconds: float
 ) -> Quality:
-    """Warnings (flat leads, saturation, short records, implausible amplitude units) and the problems that
-    make a record not interpretable at all:
+    """Warnings (flat leads, saturation, baseline drift, short records, implausible amplitude units) and the
+    problems that make a record not interpretable at all:
 
     - flat (peak-to-peak under 0.02 mV) in half of its leads or more;
     - amplitudes of the wrong scale: a 99.5th percentile of |x| above 20 mV (microvolts or ADC units)
@@ -228,6 +232,12 @@ def assess_quality(
                 saturated.append(name)
     if saturated:
         warnings_.append(f"possible saturation (clipped samples) in {', '.join(saturated)}")
+    drift = baseline_drift_mv(signal, sampling_rate_hz)
+    drifting = [f"{name} {d:.1f} mV" for name, d in zip(lead_names, drift, strict=True) if d > DRIFT_WARNING_MV]
+    if drifting:
+        warnings_.append(
+            f"baseline drift over {DRIFT_WARNING_MV:g} mV (its median per second moves): {', '.join(drifting)}"
+        )
     duration = signal.shape[1] / sampling_rate_hz
     if duration < min(expected_seconds, 10.0) * 0.8:
         warnings_.append(f"short record: {duration:.1f} s (the model was trained on {expected_seconds:g}-s inputs)")

@@ -182,3 +182,41 @@ def clinical_filter(
 
     sos = butter(4, [low, high], btype="bandpass", fs=sampling_rate_hz, output="sos")
     return sosfiltfilt(sos, np.asarray(signal, np.float64), axis=-1).astype(np.float32)
+
+
+DISPLAY_BAND_HZ = (0.05, 150.0)
+"""The pass band of a page's display filter: the diagnostic bandwidth the AHA recommends for a 12-lead ECG
+(Kligfield et al., Circulation 2007;115:1306-1324); the upper edge clipped to 0.45 x the rate."""
+BASELINE_WINDOWS_S = (0.2, 0.6)
+"""The two median filters whose output is a lead's baseline, removed for display (de Chazal et al., IEEE TBME
+2004;51:1196-1206): 200 ms takes out the QRS and P waves, 600 ms the T waves."""
+
+
+def baseline_drift_mv(signal: np.ndarray, sampling_rate_hz: float) -> np.ndarray:
+    """How far each lead's baseline moves over the record (mV): the range of its median over each whole second
+    (0 for a record shorter than 2 s)."""
+    per_second = round(sampling_rate_hz)
+    seconds = signal.shape[1] // per_second if per_second else 0
+    if seconds < 2:
+        return np.zeros(signal.shape[0])
+    cut = np.asarray(signal[:, : seconds * per_second], np.float64).reshape(signal.shape[0], seconds, per_second)
+    return np.ptp(np.median(cut, axis=2), axis=1)
+
+
+def display_filter(signal: np.ndarray, sampling_rate_hz: float) -> np.ndarray:
+    """A recording as a page shows it (never as a model scores it): the baseline (`BASELINE_WINDOWS_S`) removed,
+    then a zero-phase 2nd-order Butterworth band-pass over `DISPLAY_BAND_HZ`, per lead."""
+    from scipy.ndimage import median_filter
+    from scipy.signal import butter, sosfiltfilt
+
+    x = np.asarray(signal, np.float64)
+    baseline = x
+    for seconds in BASELINE_WINDOWS_S:
+        size = max(1, round(seconds * sampling_rate_hz) | 1)  # an odd window, centred
+        baseline = median_filter(baseline, size=(1, size), mode="nearest")
+    x = x - baseline
+    high = min(DISPLAY_BAND_HZ[1], 0.45 * sampling_rate_hz)
+    if x.shape[1] > 3 * 12:
+        sos = butter(2, [DISPLAY_BAND_HZ[0], high], btype="bandpass", fs=sampling_rate_hz, output="sos")
+        x = sosfiltfilt(sos, x, axis=-1)
+    return x.astype(np.float32)

@@ -4,10 +4,12 @@ Top: the record, the model and the notice (research use only). Then three column
 probability, threshold and decision (classes the model cannot know are marked and never decided), its guideline
 criteria beside it and, in red, where the two disagree (`ecglens.criteria`); the
 measurements of the delineated waves against their normal ranges; the file's own statement, apart from
-ecglens's, with the format and any derived leads. Below, the scored input on paper at true scale (25 mm/s,
-10 mm/mV on the printed page) in the standard 3x4 layout with a lead II rhythm strip, each row opening with its
-1-mV calibration pulse, and the chosen explanation drawn over it. Personal data appears only when the record
-carries it (``--include-identifiers``). Rendered by matplotlib's PDF backend; every text is plain text
+ecglens's, with the format and any derived leads. Below, the recording at its own rate over the span the model
+scored (display-filtered, 0.05-150 Hz with the baseline removed, as a cart prints; `page_trace`) on paper at true
+scale (25 mm/s, 10 mm/mV whenever the deflections fit) in the standard 3x4 layout with a lead II rhythm strip,
+each row opening with its 1-mV calibration pulse, and the chosen explanation drawn over it at the same times.
+Personal data appears only when the record carries it (``--include-identifiers``). Rendered by matplotlib's PDF
+backend; every text is plain text
 (`ecglens.report.text.page_text`: no mathtext, no format characters) and a file's statements are clipped to their
 column, so no file can make the page fail or draw over the ECG.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import io
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +29,9 @@ from ecglens.bundle.meta import BundleMeta
 from ecglens.criteria import disputed
 from ecglens.explain.records import RecordExplanation
 from ecglens.io.record import ReadIssue
+from ecglens.leads import LeadError, lead_order
 from ecglens.predict import Prediction, Scored
+from ecglens.preprocess import DISPLAY_BAND_HZ, display_filter
 from ecglens.report.ecgpaper import MAX_HALF_MV, STYLES, PaperLayout, draw_ecg, paper_axes, paper_layout
 from ecglens.report.figures import ATTRIBUTION_LABELS, gradcam_band
 from ecglens.report.text import clip_to, page_lines, page_text
@@ -302,11 +307,57 @@ def _gain(signal: np.ndarray, rate: float, lead_names: tuple[str, ...]) -> tuple
     return 5, paper_layout(signal, rate, lead_names, "3x4", None, space / 4 / 2 / 5)
 
 
+@dataclass(frozen=True)
+class PageTrace:
+    """What the page draws: the signal (the model's leads, in its order), its rate, where the scored input's first
+    sample falls in it (s), and the words the caption uses for it."""
+
+    signal: np.ndarray
+    rate: float
+    input_start_s: float
+    what: str
+
+    def at_rate(self, values: np.ndarray, model_rate: float) -> np.ndarray:
+        """Per-sample values of the scored input (its last axis at ``model_rate``) on this trace's samples: each
+        sample takes the input's at the same time, scaled by the rates' ratio so a sum over a span is kept."""
+        values = np.asarray(values)
+        times = np.arange(self.signal.shape[1]) / self.rate - self.input_start_s
+        index = np.clip(np.round(times * model_rate).astype(int), 0, values.shape[-1] - 1)
+        return values[..., index] * (model_rate / self.rate)
+
+
+def page_trace(scored: Scored, meta: BundleMeta) -> PageTrace:
+    """The recording as read, at its own rate, over the span the model scored, display-filtered
+    (`ecglens.preprocess.display_filter`, for the page only); the scored input itself when the recording is not at
+    hand or lacks one of the model's leads."""
+    record, model_rate = scored.record, meta.sampling_rate_hz
+    scored_words = f"The scored input ({model_rate:g} Hz, as the model saw it)"
+    if record is None:
+        return PageTrace(scored.input.signal, model_rate, 0.0, scored_words)
+    try:
+        rows = lead_order(record.lead_names, meta.lead_names)
+    except LeadError:
+        return PageTrace(scored.input.signal, model_rate, 0.0, scored_words)
+    rate = record.sampling_rate_hz
+    signal = np.asarray(record.signal)[rows]
+    input_s = scored.input.n_samples / model_rate
+    offset = signal.shape[1] / rate - input_s if meta.policy.name == "original" else 0.0  # the input's t = 0
+    start = max(0, round(offset * rate))
+    low, high = DISPLAY_BAND_HZ[0], min(DISPLAY_BAND_HZ[1], 0.45 * rate)
+    what = (
+        f"The recording at its own {rate:g} Hz over the span the model scored (at {model_rate:g} Hz), displayed "
+        f"through a {low:g}-{high:g} Hz filter with the baseline removed (median filters of 200 and 600 ms, de "
+        "Chazal 2004): for display only"
+    )
+    return PageTrace(display_filter(signal[:, start:], rate), rate, offset - start / rate, what)
+
+
 def _ecg(
     fig: Figure, scored: Scored, meta: BundleMeta, explanation: RecordExplanation | None, percentile: float
 ) -> None:
-    """The scored input at true scale, with the explanation over it and a line saying what is drawn."""
-    signal, rate = scored.input.signal, meta.sampling_rate_hz
+    """The recording at true scale, with the explanation over it and a line saying what is drawn."""
+    trace = page_trace(scored, meta)
+    signal, rate = trace.signal, trace.rate
     seconds = min(SECONDS_ON_PAGE, signal.shape[1] / rate)
     gain, placed = _gain(signal[:, : round(seconds * rate)], rate, meta.lead_names)
     width_mm, height_mm = placed.width_s * 25, -placed.y_low * gain
@@ -317,18 +368,19 @@ def _ecg(
     shown = "no explanation (ecglens predict --explain METHOD)"
     if explanation is not None and explanation.method == "gradcam":
         band, label = gradcam_band(explanation.values, explanation.class_name, percentile)
+        band = None if band is None else trace.at_rate(band, meta.sampling_rate_hz) > 0
         shown = label if band is None else f"shaded: {label}"
     elif explanation is not None:
-        segments = explanation.values
+        segments = trace.at_rate(explanation.values, meta.sampling_rate_hz)
         label = ATTRIBUTION_LABELS.get(explanation.method, explanation.method + " per 40 ms for {cls}")
         shown = f"{label.format(cls=explanation.class_name)}: red towards the class, blue away"
     clipped, _ = draw_ecg(ax, signal, rate, placed, meta.lead_names, STYLES["color"], None, band, segments)
     total = signal.shape[1] / rate
     scale = "10 mm/mV" if gain == 10 else "5 mm/mV (half standard: at 10 mm/mV the deflections would not fit the page)"
     caption = (
-        f"The scored input ({rate:g} Hz, "
+        f"{trace.what}; "
         + (f"{placed.seconds:.1f} s" if placed.seconds >= total else f"its first {placed.seconds:g} s of {total:.1f}")
-        + f") at 25 mm/s and {scale} on this page (A4, printed at 100 %); 1-mV calibration pulse at the start of each "
+        + f" at 25 mm/s and {scale} on this page (A4, printed at 100 %); 1-mV calibration pulse at the start of each "
         f"row; 3x4 with a lead II rhythm strip. {shown}."
         + (
             f" Traces beyond {placed.max_half:.2g} mV from baseline clipped where marked with triangles."
