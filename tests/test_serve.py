@@ -537,3 +537,23 @@ def test_the_api_and_the_viewer_flag_snr_decided_beside_a_met_iavb_criterion(tin
     assert result["disagreements"] == ["model: SNR; criteria: first-degree AV block (PR 338 ms > 200 ms)"]
     assert result["criteria"]["met"] == ["IAVB"] and result["criteria"]["classes"]["IAVB"]["status"] == "met"
     assert '$("disagreements")' in script and "result.disagreements" in script
+
+
+def test_a_result_is_a_valid_fhir_bundle_with_its_pdf(client, signal, tmp_path):
+    pytest.importorskip("fhir.resources", reason="FHIR output needs pip install 'ecglens[hospital]'")
+    import base64
+
+    from fhir.resources.R4B.bundle import Bundle
+
+    url = _result_url(client, signal, tmp_path).removesuffix("/report.pdf")
+    answer = client.get(f"{url}/fhir")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/fhir+json")
+    bundle = answer.json()
+    Bundle.model_validate(bundle)
+    (report,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"]
+    assert base64.b64decode(report["presentedForm"][0]["data"]).startswith(b"%PDF")
+    (patient,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert patient["identifier"][0]["system"] == "urn:ecglens:pseudonym" and "name" not in patient
+    bare = client.get(f"{url}/fhir", params={"pdf": "false"}).json()
+    assert "presentedForm" not in json.dumps(bare)
+    assert client.get("/api/results/nonsense/fhir").json()["error"]["kind"] == "unknown_result"

@@ -252,7 +252,49 @@ def _record(
         identifiers=tuple(personal) if include_identifiers else (),
         file_measurements=measurements_of_file(parsed),
         statements_left_out=left_out,
+        dicom_header=dicom_header(path, include_identifiers) if format_id == "dicom" and path is not None else (),
     )
+
+
+DICOM_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+DICOM_IDENTITY = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
+)
+"""The patient and study attributes a DICOM object needs to be filed with its patient's study in a PACS, copied
+from the source file only with identifiers."""
+
+
+def dicom_header(path: Path, include_identifiers: bool) -> tuple[tuple[str, str], ...]:
+    """A DICOM file's UIDs and SOP class (header only), as `Record.dicom_header` keeps them.
+
+    Without identifiers each UID is replaced by one made from its keyed hash (`ecglens.util.pseudonym`; PS3.15's
+    basic profile replaces UIDs too): the same source study always gets the same UID, which no one without the
+    key can trace back to the source. Empty when the header cannot be read again."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    identity = DICOM_IDENTITY if include_identifiers else ()
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[*DICOM_UIDS, "SOPClassUID", *identity])
+    except Exception:  # read once by the library already; a second look that fails costs the references only
+        return ()
+    out = [("SOPClassUID", str(header.get("SOPClassUID", "") or ""))]
+    for keyword in DICOM_UIDS:
+        uid = str(header.get(keyword, "") or "")
+        if uid and not include_identifiers:
+            uid = generate_uid(entropy_srcs=[pseudonym(uid, "uid")])
+        out.append((keyword, uid))
+    out += [(keyword, str(header.get(keyword, "") or "")) for keyword in identity]
+    return tuple((keyword, value) for keyword, value in out if value)
 
 
 FILE_MEASUREMENTS = {
