@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecglens.export.codes import ECG_PANEL
-from ecglens.predict import Prediction
 
 if TYPE_CHECKING:
     from pydicom import Dataset
+
+    from ecglens.predict import Prediction
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 SERIES_NUMBER = 9901

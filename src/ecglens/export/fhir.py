@@ -47,10 +47,10 @@ from ecglens.export.codes import (
     MeasurementCode,
     snomed_codes,
 )
-from ecglens.predict import Prediction
 
 if TYPE_CHECKING:
     from ecglens.bundle.meta import BundleMeta
+    from ecglens.predict import Prediction
 
 EXTRA = "pip install 'ecglens[hospital]'"
 PSEUDONYM_SYSTEM = "urn:ecglens:pseudonym"

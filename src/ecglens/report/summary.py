@@ -16,12 +16,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from ecglens.io.record import ReadIssue
-from ecglens.predict import Prediction
 from ecglens.util.atomic import atomic_open
+
+if TYPE_CHECKING:
+    from ecglens.predict import Prediction
 
 SUMMARY_HTML = "summary.html"
 SUMMARY_CSV = "summary.csv"
