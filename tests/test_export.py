@@ -34,6 +34,10 @@ LOINC_UNITS = {
 """Every LOINC code an Observation may carry (its most specific one) and its UCUM unit."""
 
 
+def _bytes_of(folder: Path) -> str:
+    return "\n".join(p.read_bytes().decode("latin-1") for p in sorted(folder.rglob("*")) if p.is_file())
+
+
 def _resources(bundle: dict, kind: str) -> list[dict]:
     return [entry["resource"] for entry in bundle["entry"] if entry["resource"]["resourceType"] == kind]
 
@@ -172,11 +176,34 @@ def test_a_summary_escapes_what_a_record_holds(tmp_path):
     assert "pr_ms" in csv_path.read_text()  # a PR of 338 ms is outside its range
 
 
+def test_a_dicom_sources_report_joins_its_study_and_patient_only_with_identifiers(tmp_path):
+    pytest.importorskip("ecgdatakit", reason="clinical files need pip install 'ecglens[clinical]'")
+    from pydicom.uid import generate_uid
+
+    from clinical_files import dicom_ecg
+    from ecglens.util.pseudonym import pseudonym
+
+    study, series = generate_uid(), generate_uid()
+    personal = {"PatientID": "PIDX9731246", "PatientBirthDate": "19370219", "StudyDate": "20130125",
+                "AccessionNumber": "ACC778899", "StudyInstanceUID": study, "SeriesInstanceUID": series}  # fmt: skip
+    (tmp_path / "in").mkdir()
+    source = pydicom.dcmread(dicom_ecg(tmp_path / "in" / "ecg.dcm", fields=personal))
+    for flags, out in (((), "hidden"), (("--include-identifiers",), "shown")):
+        assert main(["--quiet", "predict", str(tmp_path / "in"), "--fhir", "--dicom", *flags,
+                     "--out", str(tmp_path / out)]) == 0  # fmt: skip
+    written = _bytes_of(tmp_path / "hidden" / "dicom") + _bytes_of(tmp_path / "hidden" / "fhir")
+    assert [v for v in [*personal.values(), source.SOPInstanceUID, "NOBODY"] if v in written] == []
+    (hidden,) = (pydicom.dcmread(p) for p in (tmp_path / "hidden" / "dicom").glob("*.dcm"))
+    assert hidden.PatientID == pseudonym("PIDX9731246", "pt") and hidden.BurnedInAnnotation == "NO"  # the patient's
+    assert hidden.RelatedSeriesSequence[0].StudyInstanceUID == hidden.StudyInstanceUID  # one pseudonymous study
+    (shown,) = (pydicom.dcmread(p) for p in (tmp_path / "shown" / "dicom").glob("*.dcm"))
+    assert (shown.StudyInstanceUID, shown.PatientID, str(shown.PatientName)) == (study, "PIDX9731246", "NOBODY^TEST")
+    assert (shown.StudyDate, shown.AccessionNumber, shown.PatientBirthDate) == ("20130125", "ACC778899", "19370219")
+    assert shown.SourceInstanceSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert shown.SeriesInstanceUID not in (series, hidden.SeriesInstanceUID)
+
+
 # ---- the shared clinical files ---------------------------------------------------------------------------------
-
-
-def _bytes_of(folder: Path) -> str:
-    return "\n".join(p.read_bytes().decode("latin-1") for p in sorted(folder.rglob("*")) if p.is_file())
 
 
 @pytest.mark.realdata
