@@ -103,6 +103,8 @@ def test_without_identifiers_the_patient_is_its_pseudonym_and_nothing_is_dated()
     assert patient["identifier"][0]["value"] == "PIDX9731246" and patient["birthDate"] == "1937-02-19"
     assert patient["name"][0]["family"] == "Vrensko"
     assert _resources(shown, "DiagnosticReport")[0]["effectiveDateTime"] == "2013-01-25"
+    (nameless,) = _resources(_hand_built_bundle(include_identifiers=True), "Patient")  # a file without a patient id
+    assert nameless["identifier"] == [{"system": "urn:ecglens:record-id", "value": "ecg-0123456789ab"}]
 
 
 def test_an_invalid_bundle_is_refused_by_the_library():

@@ -57,6 +57,8 @@ PSEUDONYM_SYSTEM = "urn:ecglens:pseudonym"
 """The identifier system of a Patient known by its pseudonym only."""
 PATIENT_ID_SYSTEM = "urn:ecglens:source-patient-id"
 """The identifier system of the patient id a file carries (a hospital maps it to its own system on import)."""
+RECORD_ID_SYSTEM = "urn:ecglens:record-id"
+"""The identifier system of a Patient known by its record's id (identifiers asked for, no patient id in the file)."""
 MODEL_SYSTEM = "urn:ecglens:model"
 _NAMESPACE = uuid.UUID("6f1c4f1e-3b0e-5d34-9a55-8a1f0e5b7c11")
 
@@ -180,6 +182,8 @@ def _patient(prediction: Prediction, include_identifiers: bool, patient_key: str
     known = (prediction.identifiers or {}) if include_identifiers else {}
     if known.get("patient id"):
         identifier = {"system": PATIENT_ID_SYSTEM, "value": known["patient id"]}
+    elif include_identifiers:  # asked for, but the file names no patient: the record's own id
+        identifier = {"system": RECORD_ID_SYSTEM, "value": prediction.record_id}
     else:
         identifier = {"system": PSEUDONYM_SYSTEM, "value": patient_key or prediction.record_id}
     patient: dict[str, Any] = {"resourceType": "Patient", "identifier": [identifier]}

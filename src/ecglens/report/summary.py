@@ -33,7 +33,8 @@ COLUMNS = ("record", "status", "decisions", "flags", "outside range", "quality",
 
 @dataclass(frozen=True)
 class SummaryRow:
-    """One record's line of the summary: plain text cells, and its report's path relative to the page (or "")."""
+    """One record's line of the summary: plain text cells, its report's path relative to the page (or ""), and the
+    classes decided (counted at the top)."""
 
     record: str
     status: str
@@ -43,6 +44,7 @@ class SummaryRow:
     quality: str
     measurements: str
     report: str
+    decided: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, prediction: Prediction, report: str = "", include_identifiers: bool = False) -> SummaryRow:
@@ -58,6 +60,7 @@ class SummaryRow:
             quality=" | ".join([*prediction.reasons, *prediction.warnings]) or "ok",
             measurements=prediction.measurement_line().split(";")[0],
             report=report,
+            decided=prediction.decisions,
         )
 
     def cells(self) -> tuple[str, ...]:
@@ -85,7 +88,7 @@ def shown_id(prediction: Prediction, include_identifiers: bool) -> str:
 
 def counts(rows: Sequence[SummaryRow], issues: Sequence[ReadIssue]) -> list[tuple[str, int]]:
     """The numbers at the top: records, not interpretable, unreadable, flagged, outside range, per decision."""
-    decided = Counter(part.split(" (")[0] for row in rows for part in row.decisions.split(", ") if " (" in part)
+    decided = Counter(name for row in rows for name in row.decided)
     return [
         ("records predicted", len(rows)),
         ("not interpretable", sum(row.status != "ok" for row in rows)),
