@@ -178,6 +178,16 @@ def test_a_summary_escapes_what_a_record_holds(tmp_path):
     assert "pr_ms" in csv_path.read_text()  # a PR of 338 ms is outside its range
 
 
+def test_an_export_without_its_library_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):
+    import sys
+
+    write_wfdb(tmp_path, "record", known_signal(5000))
+    monkeypatch.setitem(sys.modules, "fhir.resources", None)  # as if not installed
+    assert main(["--quiet", "predict", str(tmp_path / "record.hea"), "--fhir", "--out", str(tmp_path / "o")]) == 1
+    assert "--fhir needs fhir.resources: pip install 'ecglens[hospital]'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_dicom_sources_report_joins_its_study_and_patient_only_with_identifiers(tmp_path):
     pytest.importorskip("ecgdatakit", reason="clinical files need pip install 'ecglens[clinical]'")
     from pydicom.uid import generate_uid

@@ -28,6 +28,7 @@ class HospitalWriter:
     ):
         from ecglens.export.fhir import ClassCodes, ModelIdentity
 
+        _require(fhir, dicom)
         self.folder, self.fhir, self.dicom, self.identifiers = folder, fhir, dicom, identifiers
         self.model = ModelIdentity.of(predictor.bundle, predictor.meta)
         self.classes = ClassCodes.of(predictor.meta)
@@ -78,6 +79,22 @@ class HospitalWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_encapsulated_pdf(path, dataset)
         self.written.add(path.parent)
+
+
+def _require(fhir: bool, dicom: bool) -> None:
+    """Refuse at the start of a batch, naming the extra, what would otherwise fail on every record.
+
+    Raises:
+        ValueError: fhir.resources (``--fhir``) or pydicom (``--dicom``) is not installed.
+    """
+    import importlib
+
+    for asked, module, option in ((fhir, "fhir.resources", "--fhir"), (dicom, "pydicom", "--dicom")):
+        try:
+            if asked:
+                importlib.import_module(module)
+        except ImportError:
+            raise ValueError(f"{option} needs {module}: pip install 'ecglens[hospital]'") from None
 
 
 def _patient_key(item: Scored) -> str | None:
