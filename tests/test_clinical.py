@@ -538,3 +538,44 @@ def test_a_statements_control_characters_never_reach_the_terminal_the_csv_or_the
     assert "\x1b" not in cell and "\u202e" not in cell and not cell.startswith("=")
     assert main(["-q", "--threads", "1", "predict", str(folder), "--out", str(out)]) == 0  # no map asked this time
     assert not (out / "pseudonyms.private.csv").exists()
+
+
+HEMODYNAMIC = "1.2.840.10008.5.1.4.1.1.9.2.1"
+
+
+def test_a_hemodynamic_waveform_of_the_12_leads_reads_as_an_ecg_and_one_of_pressures_does_not(tmp_path):
+    """Some systems store a resting ECG as Hemodynamic Waveform Storage: its 12 channels labelled Lead I ... V6
+    make it an ECG; the same class holding pressures is still refused, saying why."""
+    import pydicom
+
+    record = read_record(dicom_ecg(tmp_path / "hemodynamic.dcm", sop=HEMODYNAMIC), include_identifiers=True)
+    assert record.file_format == "dicom" and record.lead_names == LEAD_NAMES and record.signal.shape == (12, 5000)
+    dataset = pydicom.dcmread(tmp_path / "hemodynamic.dcm")
+    for channel in dataset.WaveformSequence[0].ChannelDefinitionSequence[6:]:
+        channel.ChannelSourceSequence[0].CodeMeaning = "Aortic pressure"
+    dataset.save_as(tmp_path / "pressures.dcm")
+    with pytest.raises(RecordError, match="Hemodynamic Waveform Storage\\) without the 12 leads, not an ECG"):
+        read_record(tmp_path / "pressures.dcm")
+
+
+@pytest.mark.realdata
+def test_an_scp_error_names_its_format_once(shared_data, tmp_path):
+    path = tmp_path / "cut.scp"
+    path.write_bytes((shared_data / "clinical" / "scp" / "Example.scp").read_bytes()[:3000])
+    with pytest.raises(RecordError) as caught:
+        read_record(path)
+    assert str(caught.value).count("SCP-ECG") == 1 and "SCP-ECG record declares" in str(caught.value)
+
+
+def test_a_folder_scan_finds_dicom_files_without_a_suffix(tmp_path):
+    """PACS exports name files IM0001 or by their UID: a folder given to predict finds them by DICOM's magic (not
+    only through clinical:DIR); the medium's DICOMDIR and a text file without a suffix are no records."""
+    from ecglens.predict import find_record_files
+
+    (tmp_path / "export").mkdir()
+    for name in ("IM0001", "1.2.826.0.1.3680043.8.498.1", "DICOMDIR"):
+        dicom_ecg(tmp_path / "export" / name)
+    (tmp_path / "export" / "README").write_text("not a record")
+    found = find_record_files([tmp_path / "export"])
+    assert [p.name for p in found] == ["1.2.826.0.1.3680043.8.498.1", "IM0001"]
+    assert all(read_record(p).file_format == "dicom" for p in found)

@@ -547,3 +547,23 @@ def test_a_ptbxl_upload_keeps_the_id_the_cli_gives_it(client, signal, tmp_path):
     response = _post(client, [tmp_path / "00338_hr.hea", tmp_path / "00338_hr.dat"])
     assert response.status_code == 200 and response.json()["record_id"] == "338"
     assert read_record(tmp_path / "00338_hr.hea").record_id == "338"  # the CLI's id, outside PTB-XL's folders too
+
+
+def test_a_result_is_a_valid_fhir_bundle_with_its_pdf(client, signal, tmp_path):
+    pytest.importorskip("fhir.resources", reason="FHIR output needs pip install 'ecglens[hospital]'")
+    import base64
+
+    from fhir.resources.R4B.bundle import Bundle
+
+    url = _result_url(client, signal, tmp_path).removesuffix("/report.pdf")
+    answer = client.get(f"{url}/fhir")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/fhir+json")
+    bundle = answer.json()
+    Bundle.model_validate(bundle)
+    (report,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"]
+    assert base64.b64decode(report["presentedForm"][0]["data"]).startswith(b"%PDF")
+    (patient,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert patient["identifier"][0]["system"] == "urn:ecglens:pseudonym" and "name" not in patient
+    bare = client.get(f"{url}/fhir", params={"pdf": "false"}).json()
+    assert "presentedForm" not in json.dumps(bare)
+    assert client.get("/api/results/nonsense/fhir").json()["error"]["kind"] == "unknown_result"

@@ -1335,7 +1335,7 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     type=click.Path(file_okay=False),
     default="ecglens-out/predict",
     show_default=True,
-    help="Folder for predictions.jsonl, predictions.csv, issues.csv and figures.",
+    help="Folder for predictions.jsonl, predictions.csv, issues.csv, summary.html and figures.",
 )
 @click.option(
     "--sampling-rate",
@@ -1419,6 +1419,22 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     "beside them and measurements (with --measurements), "
     "the explanation (with --explain) and the file's own statement.",
 )
+@click.option(
+    "--fhir",
+    is_flag=True,
+    help="Also write each record's FHIR R4 transaction Bundle into OUT/fhir (pip install 'ecglens[hospital]'): "
+    "a DiagnosticReport (decisions as SNOMED CT conclusion codes, criteria, flags and warnings as text, the "
+    "one-page PDF as presentedForm), LOINC/UCUM Observations for rate, PR, QRS, QT, QTc (Bazett, Fridericia) and "
+    "the P/QRS/T axes, the model as a Device, and a Patient known by its pseudonym unless --include-identifiers. "
+    "Implies --report pdf.",
+)
+@click.option(
+    "--dicom",
+    is_flag=True,
+    help="Also write each record's one-page report as a DICOM Encapsulated PDF into OUT/dicom, in the source "
+    "DICOM ECG's study. Without --include-identifiers it carries no patient identity, no date and pseudonymous "
+    "UIDs, so a PACS cannot file it with its patient. Implies --report pdf.",
+)
 @_look
 @_DEVICE
 def predict(
@@ -1437,6 +1453,8 @@ def predict(
     include_identifiers,
     pseudonym_map,
     report_kind,
+    fhir,
+    dicom,
     style,
     image_format,
     device,
@@ -1453,11 +1471,14 @@ def predict(
     least one record was predicted). A record flat in half its leads, of the wrong amplitude scale, shorter
     than 2 s or without repeatable heartbeats (noise, a hum, a wandering baseline) is 'not interpretable': no
     measurements, no decisions, and probabilities only with --force.
+    Every batch also gets OUT/summary.html and OUT/summary.csv: a sortable row per record (pseudonyms only) with
+    its decisions, flags, measurements outside range, quality and a link to its report, and the counts on top.
 
     \b
     Example:
       ecglens predict --checkpoint ecglens-out/demo/run/best ../shared/data/challenge/cpsc2018 --out predictions
       ecglens predict ../shared/data/clinical --measurements --report pdf --out clinical
+      ecglens predict ../shared/data/clinical --fhir --dicom --out hospital
     """
     run = _commands("predict").run_predict
     result = run(
@@ -1478,6 +1499,7 @@ def predict(
         report=report_kind,
         pseudonym_map=pseudonym_map,
         decision=decision,
+        exports=tuple(kind for kind, asked in (("fhir", fhir), ("dicom", dicom)) if asked),
     )
     _show(result)
     if result.exit_code:

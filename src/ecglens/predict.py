@@ -31,7 +31,7 @@ from ecglens.criteria import NOT_EVALUATED, CriteriaResult, disagreements, evalu
 from ecglens.criteria.fused import DECISION_RULES, FusedDecision, bundle_fused
 from ecglens.io import ReadIssue, read_record
 from ecglens.io.record import Record, finish_signal, issue_from, not_samples
-from ecglens.io.sources import RECORD_SUFFIXES, is_dataset_table
+from ecglens.io.sources import RECORD_SUFFIXES, is_dataset_table, unnamed_dicom
 from ecglens.leads import LEAD_NAMES
 from ecglens.models import resolve_device
 from ecglens.preprocess import ModelInput, baseline_drift_mv, batches_by_length, model_input
@@ -480,11 +480,12 @@ def load_bundle(path: str | os.PathLike = "starter", device: str = "auto", engin
 
 
 def find_record_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Record files named directly or found below directories (a ``.mat`` with a ``.hea`` counts once)."""
+    """Record files named directly or found below directories (a ``.mat`` with a ``.hea`` counts once; a DICOM file
+    without a suffix by its magic, `ecglens.io.sources.unnamed_dicom`)."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            candidates = sorted(p for p in path.rglob("*") if p.suffix.lower() in RECORD_SUFFIXES)
+            candidates = sorted(p for p in path.rglob("*") if p.suffix.lower() in RECORD_SUFFIXES or unnamed_dicom(p))
             tables = [p for p in candidates if is_dataset_table(p)]
             if tables:  # CPSC's REFERENCE.csv, PTB-XL's and LUDB's tables: counted in the log, never a record
                 logging.getLogger(__name__).info("%s: %d dataset table(s) passed over", path, len(tables))

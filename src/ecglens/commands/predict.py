@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecglens.commands.common import Written, issue_lines
+from ecglens.export.writer import HospitalWriter
 from ecglens.io.record import ReadIssue
 from ecglens.leads import LEAD_NAMES, canonical_leads
 from ecglens.predict import Prediction, Predictor, Scored, export_onnx, iter_scored_files
@@ -152,6 +153,7 @@ def run_predict(
     report: str | None = None,
     pseudonym_map: bool = False,
     decision: str | None = None,
+    exports: Sequence[str] = (),
 ) -> PredictRun:
     """``predict``: read and score every file once; with ``explain``, explain each record's scored input
     for its decisions (or its most probable class) and draw it under ``OUT/figures``.
@@ -169,6 +171,9 @@ def run_predict(
     ``decision``: the rule that decides (`Predictor`): ``model``, ``fused`` or ``criteria``; None, the bundle's
     default (the starter's: ``fused``). The fused and criteria rules read the measurements, so they turn
     ``measurements`` on.
+    ``exports``: ``fhir`` and ``dicom`` give each record its FHIR R4 Bundle (``OUT/fhir``) and its DICOM
+    Encapsulated PDF (``OUT/dicom``), both holding its one-page report, which they write (`ecglens.export.writer`);
+    every batch gets its summary, ``OUT/summary.html`` and ``OUT/summary.csv``.
     """
     leads = canonical_leads(lead_order) if lead_order else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine, force, decision)
@@ -178,7 +183,7 @@ def run_predict(
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
     with StagedFolder(out, keep_on_failure=(PredictionLog.PARTIAL_NAME,)) as stage:
         draw = _explainer(predictor, explain, background_caches, figures, stage.path / "figures") if explain else None
-        page = _Reporter(predictor, stage.path / "reports") if report == "pdf" else None
+        page, hospital = _writers(predictor, stage.path, report, exports, include_identifiers)
         with PredictionLog(stage.path, moved_to=out) as log:  # rows reach the disk as they come
             scored = iter_scored_files(
                 predictor, paths, batch_size, sampling_rate_hz, leads, progress, include_identifiers
@@ -195,13 +200,12 @@ def run_predict(
                     draw(item) if draw is not None and item.prediction.status == "ok" else ([], [])
                 )
                 drawn += figures_drawn  # the scored input, drawn now
-                if page is not None:
-                    page.write(item, explained[0] if explained else None)
+                hospital.write(item, page.write(item, explained[0] if explained else None) if page else None)
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
         unreported = page.unreported if page is not None else []
-        listed = [*issues, *unreported]
+        listed = [*issues, *unreported, *hospital.issues]
         written = (log.path, *write_prediction_tables(predictions, listed, predictor.meta.class_names, stage.path))
-        written += (stage.path / "reports",) if page is not None and page.written else ()
+        written += hospital.finish([*issues, *unreported])  # the summary, and the folders of the pages and exports
         written += (write_pseudonym_map(_pseudonyms(paths), stage.path),) if pseudonym_map else ()
         if drawn:
             written += (write_json(stage.path / "figures" / f"{explain}.json", [d.to_dict() for d in drawn]),)
@@ -210,6 +214,18 @@ def run_predict(
             _drop_stale_map(stage.out, pseudonym_map)
     written = tuple(stage.final(p) for p in written) if predictions else ()
     return PredictRun(tuple(predictions), tuple(issues), tuple(drawn), Written(written), tuple(unreported))
+
+
+def _writers(
+    predictor: Predictor, folder: Path, report: str | None, exports: Sequence[str], include_identifiers: bool
+) -> tuple[_Reporter | None, HospitalWriter]:
+    """The one-page reporter (asked for, or for the FHIR and DICOM exports, which hold the page) and the writer of
+    the exports and the batch's summary."""
+    unknown = set(exports) - {"fhir", "dicom"}
+    if unknown:
+        raise ValueError(f"unknown export {sorted(unknown)[0]!r}; choose from fhir, dicom")
+    page = _Reporter(predictor, folder / "reports") if report == "pdf" or exports else None
+    return page, HospitalWriter(predictor, folder, "fhir" in exports, "dicom" in exports, include_identifiers)
 
 
 def _drop_stale_map(out: Path, asked: bool) -> None:
@@ -282,7 +298,8 @@ class _Reporter:
         self.unreported: list[ReadIssue] = []
         folder.mkdir(parents=True, exist_ok=True)
 
-    def write(self, item: Scored, explanation: RecordExplanation | None) -> None:
+    def write(self, item: Scored, explanation: RecordExplanation | None) -> Path | None:
+        """The record's page, or None where it could not be drawn (its issue kept)."""
         from ecglens.report.paths import safe_name
         from ecglens.report.pdf import report_issue, write_record_report
 
@@ -293,6 +310,8 @@ class _Reporter:
             raise
         except Exception as error:  # a page that cannot be drawn costs that record's report, never the batch
             self.unreported.append(report_issue(item.prediction, error))
+            return None
+        return self.written[-1]
 
 
 def run_export_onnx(checkpoint: str | os.PathLike, opset: int) -> Written:

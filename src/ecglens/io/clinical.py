@@ -158,7 +158,7 @@ def read_clinical(
         raise RecordTooLarge(where, f"{label}: decoding it needs more memory than this machine has") from None
     except Exception as error:  # the library's named errors and anything a damaged file trips
         message = (str(error) or type(error).__name__).replace(str(source), str(path))
-        raise RecordError(where, f"{label}: {_scrubbed(message, path, where)}") from None
+        raise RecordError(where, _labelled(label, _scrubbed(message, path, where))) from None
     for warning in caught:
         logger.warning("%s: %s", where, _scrubbed(str(warning.message), path, where))
     return _record(parsed, format_id, label, where, record_id, dataset, wanted_leads, include_identifiers, path)
@@ -170,6 +170,8 @@ ECG_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.9.1.3": "Ambulatory ECG Waveform Storage",
 }
 """The DICOM storage classes that hold an ECG; a file of any other class (an image, a report) is refused."""
+HEMODYNAMIC_WAVEFORM = "1.2.840.10008.5.1.4.1.1.9.2.1"
+"""Hemodynamic Waveform Storage: read as an ECG only when one multiplex group holds the 12 standard leads."""
 
 
 def _check_sop_class(path: Path, where: str) -> None:
@@ -181,9 +183,42 @@ def _check_sop_class(path: Path, where: str) -> None:
         sop = str(header.get("SOPClassUID", "") or header.file_meta.get("MediaStorageSOPClassUID", ""))
     except Exception as error:
         raise RecordError(where, f"DICOM waveform: unreadable header ({type(error).__name__})") from None
-    if sop not in ECG_SOP_CLASSES:
-        name = getattr(pydicom.uid.UID(sop), "name", "") if sop else ""
-        raise RecordError(where, f"a DICOM file of class {sop or 'unknown'} ({name or 'no ECG'}), not an ECG waveform")
+    if sop in ECG_SOP_CLASSES or (sop == HEMODYNAMIC_WAVEFORM and _holds_twelve_leads(path)):
+        return
+    name = getattr(pydicom.uid.UID(sop), "name", "") if sop else ""
+    why = " without the 12 leads" if sop == HEMODYNAMIC_WAVEFORM else ""
+    raise RecordError(where, f"a DICOM file of class {sop or 'unknown'} ({name or 'no ECG'}){why}, not an ECG waveform")
+
+
+def _holds_twelve_leads(path: Path) -> bool:
+    """Whether one multiplex group of a DICOM waveform has a channel for each of the 12 standard leads, named by
+    its channel source (``Lead I (Einthoven)``, ``Lead aVR``) or its label: some systems store a resting ECG as
+    Hemodynamic Waveform Storage."""
+    import pydicom
+
+    try:
+        groups = pydicom.dcmread(path, specific_tags=["WaveformSequence"]).get("WaveformSequence") or []
+        for group in groups:
+            names = {_channel_lead(channel) for channel in group.get("ChannelDefinitionSequence") or []}
+            if set(LEAD_NAMES) <= names:
+                return True
+    except Exception:  # an unreadable waveform header: not shown to be an ECG
+        return False
+    return False
+
+
+def _channel_lead(channel: Any) -> str | None:
+    """A DICOM channel's canonical lead name (`ecglens.leads`), or None: ``Lead I (Einthoven)`` -> ``I``."""
+    sources = channel.get("ChannelSourceSequence") or []
+    text = str(sources[0].get("CodeMeaning", "") if sources else "") or str(channel.get("ChannelLabel", "") or "")
+    text = re.sub(r"\(.*?\)", "", text).strip()
+    return normalize_lead_name(re.sub(r"^lead\s+", "", text, flags=re.IGNORECASE))
+
+
+def _labelled(label: str, message: str) -> str:
+    """A library's message after the format's name, unless it begins with it already ("SCP-ECG record declares
+    ...", never "SCP-ECG: SCP-ECG record declares ...")."""
+    return message if message.lower().startswith(label.lower()) else f"{label}: {message}"
 
 
 SHORT_STEM = 6
@@ -252,7 +287,49 @@ def _record(
         identifiers=tuple(personal) if include_identifiers else (),
         file_measurements=measurements_of_file(parsed),
         statements_left_out=left_out,
+        dicom_header=dicom_header(path, include_identifiers) if format_id == "dicom" and path is not None else (),
     )
+
+
+DICOM_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+DICOM_IDENTITY = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
+)
+"""The patient and study attributes a DICOM object needs to be filed with its patient's study in a PACS, copied
+from the source file only with identifiers."""
+
+
+def dicom_header(path: Path, include_identifiers: bool) -> tuple[tuple[str, str], ...]:
+    """A DICOM file's UIDs and SOP class (header only), as `Record.dicom_header` keeps them.
+
+    Without identifiers each UID is replaced by one made from its keyed hash (`ecglens.util.pseudonym`; PS3.15's
+    basic profile replaces UIDs too): the same source study always gets the same UID, which no one without the
+    key can trace back to the source. Empty when the header cannot be read again."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    identity = DICOM_IDENTITY if include_identifiers else ()
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[*DICOM_UIDS, "SOPClassUID", *identity])
+    except Exception:  # read once by the library already; a second look that fails costs the references only
+        return ()
+    out = [("SOPClassUID", str(header.get("SOPClassUID", "") or ""))]
+    for keyword in DICOM_UIDS:
+        uid = str(header.get(keyword, "") or "")
+        if uid and not include_identifiers:
+            uid = generate_uid(entropy_srcs=[pseudonym(uid, "uid")])
+        out.append((keyword, uid))
+    out += [(keyword, str(header.get(keyword, "") or "")) for keyword in identity]
+    return tuple((keyword, value) for keyword, value in out if value)
 
 
 FILE_MEASUREMENTS = {

@@ -74,6 +74,10 @@ class Record:
             axes), under `ecglens.waves.measure.Measurements`'s names, to show beside ecglens's own.
         statements_left_out: how many of the file's own statements were left out of ``statements`` because
             they could identify a person (`ecglens.io.deidentify`); 0 when identifiers were asked for.
+        dicom_header: a DICOM file's study, series and instance UIDs and SOP class as (keyword, value), for the
+            DICOM objects filed beside it (`ecglens.export.dicom`): its own UIDs with identifiers, otherwise
+            UIDs made from a keyed hash of them (one source study keeps one pseudonymous UID); with identifiers
+            also its patient and study attributes as written. Empty for the other formats.
     """
 
     record_id: str
@@ -94,6 +98,7 @@ class Record:
     identifiers: tuple[tuple[str, str], ...] = ()
     file_measurements: tuple[tuple[str, float], ...] = ()
     statements_left_out: int = 0
+    dicom_header: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.signal.ndim != 2 or self.signal.shape[0] != len(self.lead_names):

@@ -261,6 +261,19 @@ def read_ref(ref: RecordRef, wanted_leads: tuple[str, ...] = LEAD_NAMES) -> Reco
 
 
 RECORD_SUFFIXES = (".hea", ".mat", ".csv", ".npy", ".edf", ".xml", ".dcm", ".scp")
+
+
+def unnamed_dicom(path: Path) -> bool:
+    """Whether a file without a record's suffix is DICOM by its magic: PACS exports name files ``IM0001`` or by
+    their UID (``1.2.840.113619.2.55.3``), so a folder scan sniffs names without a suffix or with a numeric one.
+    DICOMDIR, a medium's index, is no record."""
+    if path.name.upper() == "DICOMDIR" or not (path.suffix == "" or path.suffix[1:].isdigit()):
+        return False
+    from ecglens.io.clinical import is_clinical
+
+    return is_clinical(path)
+
+
 DATASET_TABLES = frozenset({REFERENCE_FILE.lower(), DATABASE_FILE, "scp_statements.csv", "ludb.csv"})
 """Lower-case names of the datasets' own tables (CPSC 2018's labels, PTB-XL's database and statements, LUDB's
 table): a folder scan passes them over as the tables they are, never as unreadable records."""

@@ -255,6 +255,11 @@ def space_classes(space: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(r["class"] for r in rows), tuple(r["snomed"] for r in rows)
 
 
+def space_descriptions(space: str) -> dict[str, str]:
+    """A built-in space's class names and their descriptions (``classes.csv``); empty for a user space."""
+    return {r["class"]: r["description"] for r in _csv_rows("classes.csv") if r["space"] == space}
+
+
 def load_label_map(profile: str | os.PathLike = "strict", space: str = DEFAULT_SPACE) -> LabelMap:
     """A built-in space under a profile, or under a user CSV that replaces some of its tables.
 

@@ -422,6 +422,7 @@ def _routes(app: FastAPI, service: _Service, config: ServeConfig) -> None:
     _error_handlers(app)
     _model_routes(app, service)
     _report_route(app, service)
+    _fhir_route(app, service)
     _predict_route(app, service, config)
     _static_routes(app)
 
@@ -531,6 +532,36 @@ def _report_route(app: FastAPI, service: _Service) -> None:
             media_type="application/pdf",
             headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
         )
+
+
+def _fhir_route(app: FastAPI, service: _Service) -> None:
+    """A recent result as a FHIR R4 transaction Bundle (`ecglens.export.fhir`)."""
+
+    @app.get(
+        "/api/results/{result_id}/fhir",
+        summary="A recent result as a FHIR R4 transaction Bundle: a DiagnosticReport (SNOMED CT conclusion codes, "
+        "the one-page PDF as presentedForm), LOINC Observations of the measurements, the model as a Device and a "
+        "Patient known by the record's pseudonym",
+        response_class=Response,
+    )
+    async def fhir(
+        result_id: str,
+        pdf: bool = Query(default=True, description="Embed the one-page PDF report as presentedForm"),
+    ) -> Response:
+        from ecglens.export.fhir import ClassCodes, ModelIdentity, fhir_bundle
+
+        scored = service.results.get(result_id)
+        if scored is None:
+            raise RequestError(
+                404, "unknown_result", "no such result (only the most recent ones are kept): post the record again"
+            )
+        content = await service.report(scored, None, None) if pdf else None
+        model = ModelIdentity.of(service.predictor.bundle, service.meta)
+        try:
+            bundle = fhir_bundle(scored.prediction, model, ClassCodes.of(service.meta), content)
+        except ImportError as error:
+            raise RequestError(501, "fhir_unavailable", str(error)) from None
+        return Response(json.dumps(bundle, allow_nan=False), media_type="application/fhir+json")
 
 
 def _predict_route(app: FastAPI, service: _Service, config: ServeConfig) -> None:
