@@ -454,6 +454,11 @@ def test_the_page_prints_tall_voltages_at_half_standard_rather_than_clipping_the
     normal[:, ::100] = 1.2  # R waves of 1.2 mV: 10 mm/mV
     gain, placed = _gain(normal, 100.0, LEAD_NAMES)
     assert gain == 10 and -placed.y_low * gain <= 141 - 12
+    upright = normal.copy()
+    upright[:, ::100] = 1.6  # 1.6-mV R waves: the usual room around each row would not fit, rows drawn closer do
+    gain, placed = _gain(upright, 100.0, LEAD_NAMES)
+    assert gain == 10 and -placed.y_low * gain <= 141 - 12
+    assert all(row.half_up > 1.6 for row in placed.rows)  # nothing clipped
     tall = normal.copy()
     tall[LEAD_NAMES.index("V2"), 50::100] = -3.5  # LVH: deep S in V1-V3 would not fit at 10 mm/mV
     tall[LEAD_NAMES.index("V3"), 50::100] = -4.0

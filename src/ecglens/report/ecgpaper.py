@@ -30,6 +30,8 @@ from ecglens.report.text import page_text
 _LAYOUT_3X4 = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
 MIN_HALF_MV = 1.5
 """Half the height of a row (mV) when the record is small: rows are at least 3 mV (30 mm) tall."""
+TIGHT_HALF_MV = 1.1
+"""The least half-height of a row when a page needs the room: the 1-mV calibration pulse and a margin."""
 MAX_HALF_MV = 4.0
 """Half the height of the tallest row (mV); a trace beyond it is clipped and marked."""
 LEAD_IN_S = 0.3
@@ -98,11 +100,17 @@ class _Row:
 
 
 def _rows(
-    signal: np.ndarray, panels, position: dict[str, int], rate: float, max_half: float = MAX_HALF_MV
+    signal: np.ndarray,
+    panels,
+    position: dict[str, int],
+    rate: float,
+    max_half: float = MAX_HALF_MV,
+    min_half: float = MIN_HALF_MV,
 ) -> list[_Row]:
-    """Each row's baseline and extent, sized to the largest deflection of its panels (within the cap)."""
+    """Each row's baseline and extent, sized to the largest deflection of its panels (within the cap), at least
+    ``min_half`` above and below."""
     rows, top = [], 0.0
-    low = min(MIN_HALF_MV, max_half)
+    low = min(min_half, max_half)
     for row in panels:
         up, down = low, low
         for name, start, stop in row:
@@ -147,15 +155,16 @@ def paper_layout(
     layout: str = "3x4",
     seconds: float | None = None,
     max_half: float = MAX_HALF_MV,
+    min_half: float = MIN_HALF_MV,
 ) -> PaperLayout:
     """The layout of a record on paper; rows are at most ``2 * max_half`` mV tall (a trace beyond is clipped
-    visibly), so a page of fixed height can hold them at 10 mm/mV."""
+    visibly), so a page of fixed height can hold them at 10 mm/mV, and at least ``2 * min_half``."""
     n_samples = signal.shape[1]
     seconds = min(seconds or n_samples / sampling_rate_hz, n_samples / sampling_rate_hz)
     n_draw = round(seconds * sampling_rate_hz)
     panels = _panels(layout, lead_names, seconds)
     position = {name: i for i, name in enumerate(lead_names)}
-    rows = _rows(signal[:, :n_draw], panels, position, sampling_rate_hz, max_half)
+    rows = _rows(signal[:, :n_draw], panels, position, sampling_rate_hz, max_half, min_half)
     return PaperLayout(panels, rows, n_draw, seconds, max_half)
 
 

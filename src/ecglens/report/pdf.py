@@ -32,7 +32,16 @@ from ecglens.io.record import ReadIssue
 from ecglens.leads import LeadError, lead_order
 from ecglens.predict import Prediction, Scored
 from ecglens.preprocess import DISPLAY_BAND_HZ, display_filter
-from ecglens.report.ecgpaper import MAX_HALF_MV, STYLES, PaperLayout, draw_ecg, paper_axes, paper_layout
+from ecglens.report.ecgpaper import (
+    MAX_HALF_MV,
+    MIN_HALF_MV,
+    STYLES,
+    TIGHT_HALF_MV,
+    PaperLayout,
+    draw_ecg,
+    paper_axes,
+    paper_layout,
+)
 from ecglens.report.figures import ATTRIBUTION_LABELS, gradcam_band
 from ecglens.report.text import clip_to, page_lines, page_text
 from ecglens.util.atomic import atomic_open
@@ -296,12 +305,14 @@ def _statement(fig: Figure, scored: Scored) -> None:
 
 
 def _gain(signal: np.ndarray, rate: float, lead_names: tuple[str, ...]) -> tuple[int, PaperLayout]:
-    """The standard 10 mm/mV when the four rows, each sized to its deflections, fit the page's space; else half
+    """The standard 10 mm/mV when the four rows, each sized to its deflections, fit the page's space (with the
+    usual room around small traces, else rows drawn closer: only the calibration pulse's height kept); else half
     standard (5 mm/mV, as a cart prints tall voltages); else half standard with the rows capped to fit (clipped
     visibly). Returns the gain and the layout at that gain."""
     space = ECG_TOP_MM - ECG_BOTTOM_MM
-    for gain, cap in ((10, MAX_HALF_MV), (5, 2 * MAX_HALF_MV)):  # the same row height in mm at either gain
-        placed = paper_layout(signal, rate, lead_names, "3x4", None, cap)
+    tries = ((10, MAX_HALF_MV, MIN_HALF_MV), (10, MAX_HALF_MV, TIGHT_HALF_MV), (5, 2 * MAX_HALF_MV, MIN_HALF_MV))
+    for gain, cap, least in tries:  # the same row height in mm at either gain
+        placed = paper_layout(signal, rate, lead_names, "3x4", None, cap, least)
         if -placed.y_low * gain <= space:
             return gain, placed
     return 5, paper_layout(signal, rate, lead_names, "3x4", None, space / 4 / 2 / 5)
