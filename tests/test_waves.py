@@ -737,3 +737,11 @@ def test_the_randomised_model_has_learned_nothing_and_leaves_the_model_alone():
     again = randomised_model(model, seed=0)
     assert all(torch.equal(a, b) for a, b in zip(random.parameters(), again.parameters(), strict=True))
     assert not random.training
+
+
+def test_the_measurements_line_names_what_lies_outside_normal_as_a_reader_would():
+    from dataclasses import replace
+
+    measured = replace(measure(_marks()), p_axis_deg=76.0)
+    assert "outside normal: P axis 76 deg (0 to 75)" in measured.line()  # never the field's name, p_axis_deg
+    assert "p_axis_deg" not in measured.line()

@@ -48,6 +48,18 @@ above 450 ms for men, above 460 ms for women (`QTC_UPPER`; with the sex unknown 
 flags and both are printed). A QRS of 110-119 ms is an incomplete conduction delay, 120 ms or more a complete
 bundle branch block."""
 QTC_UPPER = {"male": 450.0, "female": 460.0}
+LABELS = {
+    "heart_rate_bpm": ("HR", "bpm"),
+    "pr_ms": ("PR", "ms"),
+    "qrs_ms": ("QRS", "ms"),
+    "qt_ms": ("QT", "ms"),
+    "qtc_bazett_ms": ("QTc Bazett", "ms"),
+    "qtc_fridericia_ms": ("QTc Fridericia", "ms"),
+    "p_axis_deg": ("P axis", "deg"),
+    "qrs_axis_deg": ("QRS axis", "deg"),
+    "t_axis_deg": ("T axis", "deg"),
+}
+"""How a measurement is named and its unit, where a person reads it."""
 """The upper limit of a normal QTc (ms) by sex (Rautaharju et al. 2009, part IV)."""
 AXIS_CATEGORIES = (
     ("normal", -30.0, 90.0),
@@ -167,7 +179,12 @@ class Measurements:
         text = ", ".join(
             f"{name} {shown_value(v, key)} {unit}" for (name, v, unit), key in zip(shown, keys, strict=True)
         )
-        outside = self.outside_normal()
+        ranges, values = self.normal_ranges(), self.to_dict()
+        outside = [
+            f"{LABELS[key][0]} {shown_value(values[key], key)} {LABELS[key][1]} "
+            f"({ranges[key][0]:g} to {ranges[key][1]:g})"
+            for key in self.outside_normal()
+        ]
         shown_notes = list(self.notes[:1]) + [n for n in self.notes[1:] if n.startswith(QTC_CAVEAT)]
         return (
             text
