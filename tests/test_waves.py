@@ -743,5 +743,6 @@ def test_the_measurements_line_names_what_lies_outside_normal_as_a_reader_would(
     from dataclasses import replace
 
     measured = replace(measure(_marks()), p_axis_deg=76.0)
-    assert "outside normal: P axis 76 deg (0 to 75)" in measured.line()  # never the field's name, p_axis_deg
-    assert "p_axis_deg" not in measured.line()
+    assert "P axis 76 deg (0 to 75)" in measured.line()  # never the field's name, p_axis_deg
+    assert "p_axis_deg" not in measured.line() and "QRS axis n/a," not in measured.line()
+    assert "QRS axis n/a;" in measured.line()  # no unit after a value that is not there

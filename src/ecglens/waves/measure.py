@@ -177,7 +177,8 @@ class Measurements:
         ]
         keys = ("heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_bazett_ms", "qrs_axis_deg")
         text = ", ".join(
-            f"{name} {shown_value(v, key)} {unit}" for (name, v, unit), key in zip(shown, keys, strict=True)
+            f"{name} {shown_value(v, key)}" + ("" if v is None else f" {unit}")
+            for (name, v, unit), key in zip(shown, keys, strict=True)
         )
         ranges, values = self.normal_ranges(), self.to_dict()
         outside = [
