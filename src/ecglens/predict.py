@@ -330,25 +330,16 @@ class Predictor:
         return self.score_with_spread(inputs, batch_size)[0]
 
     def score_with_spread(
-        self, inputs: Sequence[ModelInput], batch_size: int = 32, fixed_batch: bool = False
+        self, inputs: Sequence[ModelInput], batch_size: int = 32
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """`score`, with the members' spread (records x classes) of an ensemble bundle on PyTorch, else None.
-
-        With ``fixed_batch``, every batch is filled up to ``batch_size`` with zeros: a record's probabilities
-        then never depend on how many records were scored beside it (PyTorch's CPU kernels round a batch of one
-        differently from a batch of eight, in the seventh decimal), so an archive scored in shards, or resumed
-        after a kill, gives the same rows."""
+        """`score`, with the members' spread (records x classes) of an ensemble bundle on PyTorch, else None."""
         out = np.zeros((len(inputs), len(self.meta.class_names)), np.float32)
         spread = np.zeros_like(out)
         known = False
         for chunk in batches_by_length([item.n_samples for item in inputs], batch_size):
-            batch = np.stack([inputs[i].signal for i in chunk])
-            if fixed_batch and len(chunk) < batch_size:
-                batch = np.concatenate([batch, np.zeros((batch_size - len(chunk), *batch.shape[1:]), batch.dtype)])
-            probabilities, part = self._forward(batch)
-            out[chunk] = probabilities[: len(chunk)]
+            out[chunk], part = self._forward(np.stack([inputs[i].signal for i in chunk]))
             if part is not None:
-                spread[chunk], known = part[: len(chunk)], True
+                spread[chunk], known = part, True
         return out, spread if known else None
 
     def predict(
@@ -386,10 +377,10 @@ class Predictor:
         """Predict records, batching those of equal input length."""
         return [scored.prediction for scored in self.score_records(records, batch_size)]
 
-    def score_records(self, records: Sequence[Record], batch_size: int = 32, fixed_batch: bool = False) -> list[Scored]:
-        """Predictions with the inputs they were made on (``fixed_batch``: see `score_with_spread`)."""
+    def score_records(self, records: Sequence[Record], batch_size: int = 32) -> list[Scored]:
+        """Predictions with the inputs they were made on."""
         prepared = [self.prepare(record) for record in records]
-        probabilities, spread = self.score_with_spread([item for item, _ in prepared], batch_size, fixed_batch)
+        probabilities, spread = self.score_with_spread([item for item, _ in prepared], batch_size)
         return [
             self.scored(record, item, quality, p, None if spread is None else spread[i])
             for i, (record, (item, quality), p) in enumerate(zip(records, prepared, probabilities, strict=True))

@@ -342,7 +342,7 @@ class ArchiveScorer:
     def _batch(self, batch: list[tuple[Entry, Record | ReadIssue]]) -> Iterator:
         """Score a batch's records and yield its items in file order; then commit it."""
         records = [item for _, item in batch if isinstance(item, Record)]
-        scored = iter(self.predictor.score_records(records, self.batch_size, fixed_batch=True))
+        scored = iter(self.predictor.score_records(records, self.batch_size))
         for entry, item in batch:
             self.current = entry
             yield item if isinstance(item, ReadIssue) else next(scored)
@@ -367,8 +367,8 @@ class ArchiveScorer:
         self.counts["unreadable"] += 1
 
     def close(self) -> ArchiveCounts:
-        """Commit what is left (duplicates seen after the last batch) and close; this run's counts."""
-        self.log.commit()
+        """Close the shard's files (a batch cut short by an error stays uncommitted, as a kill leaves it: the
+        next run scores it again); this run's counts."""
         self.log.close()
         return ArchiveCounts(**self.counts)
 
