@@ -140,6 +140,34 @@ def test_a_crashed_run_continues_where_it_stopped(archive, reference, tmp_path, 
     assert _files(tmp_path / "out") == _files(reference)
 
 
+def test_rows_past_the_last_manifest_row_are_cut_back(archive, reference, tmp_path, monkeypatch):
+    """A kill between a batch's rows and its manifest rows, or within either: the next run cuts the rows back to
+    what the manifest names and scores that batch again, once."""
+    score = Predictor.score_records
+    calls: list[int] = []
+
+    def crash_on_second(self, records, *args, **kwargs):
+        calls.append(len(records))
+        if len(calls) == 2:
+            raise Crash
+        return score(self, records, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "score_records", crash_on_second)
+    with pytest.raises(Crash):
+        _run(archive, tmp_path / "out")
+    monkeypatch.setattr(Predictor, "score_records", score)
+    folder = tmp_path / "out" / ARCHIVE_DIR
+    rows = (folder / "predictions-1-of-1.jsonl").read_text().splitlines(keepends=True)
+    with (folder / "predictions-1-of-1.jsonl").open("a") as handle:  # a whole row never committed, and half a row
+        handle.write(rows[0].replace('"key": "', '"key": "0'))
+        handle.write(rows[1][:50])
+    with (folder / "manifest-1-of-1.jsonl").open("a") as handle:  # half a manifest row
+        handle.write('{"key": "')
+    run = _run(archive, tmp_path / "out")
+    assert run.counts.scored == 18 - calls[0]
+    assert _files(tmp_path / "out") == _files(reference)
+
+
 def test_an_archive_refuses_other_settings_and_explanations(archive, reference, tmp_path):
     assert main(["predict", str(archive), "--decision", "criteria", "--out", str(reference)]) == 1
     assert main(["predict", str(archive), "--archive", "--explain", "gradcam", "--out", str(tmp_path)]) == 1

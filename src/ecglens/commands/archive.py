@@ -342,7 +342,7 @@ class ArchiveScorer:
     def _batch(self, batch: list[tuple[Entry, Record | ReadIssue]]) -> Iterator:
         """Score a batch's records and yield its items in file order; then commit it."""
         records = [item for _, item in batch if isinstance(item, Record)]
-        scored = iter(self.predictor.score_records(records, self.batch_size))
+        scored = iter(self.predictor.score_records(records, self.batch_size) if records else ())
         for entry, item in batch:
             self.current = entry
             yield item if isinstance(item, ReadIssue) else next(scored)
