@@ -1435,6 +1435,29 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     "DICOM ECG's study. Without --include-identifiers it carries no patient identity, no date and pseudonymous "
     "UIDs, so a PACS cannot file it with its patient. Implies --report pdf.",
 )
+@click.option(
+    "--archive",
+    is_flag=True,
+    help="Score an archive once: OUT/archive keeps a manifest of every file scored (the sha256 of its bytes) and "
+    "the rows, appended a batch at a time. The same command again (after a kill, or tonight on a grown archive) "
+    "scores only what no manifest holds; when OUT already holds an archive this is on without the flag. Ends "
+    "with the usual predictions.jsonl, predictions.csv and issues.csv, each file once. Spread over processes "
+    "under torchrun. No --explain, no --pseudonym-map. See docs/full-scale.md.",
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="K/N",
+    help="Score shard K of N of the archive (a scheduler's array job; implies --archive): files by a hash of "
+    "their path, disjoint. Nothing is merged: run 'ecglens predict-merge OUT' once every shard is done.",
+)
+@click.option(
+    "--read-workers",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="With --archive: processes that read and hash files ahead of scoring (0: the scoring process reads).",
+)
 @_look
 @_DEVICE
 def predict(
@@ -1455,6 +1478,9 @@ def predict(
     report_kind,
     fhir,
     dicom,
+    archive,
+    shard,
+    read_workers,
     style,
     image_format,
     device,
@@ -1479,9 +1505,11 @@ def predict(
       ecglens predict --checkpoint ecglens-out/demo/run/best ../shared/data/challenge/cpsc2018 --out predictions
       ecglens predict ../shared/data/clinical --measurements --report pdf --out clinical
       ecglens predict ../shared/data/clinical --fhir --dicom --out hospital
+      ecglens predict /archive/ecg --archive --decision model --out scored
     """
-    run = _commands("predict").run_predict
-    result = run(
+    commands = _commands("predict")
+    asked = archive or shard is not None or read_workers
+    result = commands.run_predict(
         checkpoint,
         paths,
         out,
@@ -1499,11 +1527,28 @@ def predict(
         report=report_kind,
         pseudonym_map=pseudonym_map,
         decision=decision,
-        exports=tuple(kind for kind, asked in (("fhir", fhir), ("dicom", dicom)) if asked),
+        exports=tuple(kind for kind, wanted in (("fhir", fhir), ("dicom", dicom)) if wanted),
+        archive=commands.ArchiveOptions(shard, read_workers) if asked else None,
     )
     _show(result)
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
+
+
+@cli.command("predict-merge")
+@click.argument("out", type=click.Path(file_okay=False))
+def predict_merge(out) -> None:
+    """Join the shards of an archive in OUT ('predict --shard K/N') into OUT/predictions.jsonl, predictions.csv
+    and issues.csv: each file once, ordered by source path, the same files as one process would write. Safe to
+    run while shards still score (it takes the rows committed so far).
+
+    \b
+    Example:
+      ecglens predict /archive/ecg --shard 1/2 --out scored & ecglens predict /archive/ecg --shard 2/2 --out scored
+      ecglens predict-merge scored
+    """
+    merged = _commands("archive").merge(out)
+    click.echo(f"{merged.predictions} predicted, {merged.issues} unreadable; wrote {', '.join(map(str, merged.paths))}")
 
 
 @cli.group()

@@ -521,7 +521,7 @@ def iter_scored_files(
                     read_record(path, predictor.meta.lead_names, sampling_rate_hz, lead_order, include_identifiers)
                 )
             except Exception as error:  # one bad file is that record's issue, whatever raised
-                yield issue_from(error, _issue_name(path, include_identifiers))
+                yield issue_from(error, issue_name(path, include_identifiers))
             if len(pending) >= batch_size:
                 yield from predictor.score_records(pending, batch_size)
                 pending = []
@@ -529,7 +529,7 @@ def iter_scored_files(
         yield from predictor.score_records(pending, batch_size)
 
 
-def _issue_name(path: Path, include_identifiers: bool) -> str:
+def issue_name(path: Path, include_identifiers: bool) -> str:
     """How an unreadable file is named: a clinical file by its pseudonym (its name often holds its patient's)."""
     from ecglens.io.clinical import display_name, is_clinical
 

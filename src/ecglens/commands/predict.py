@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from ecglens.commands.archive import (
+    ARCHIVE_DIR,
+    JOB_FILE,
+    ArchiveRun,
+    ArchiveScorer,
+    ReadJob,
+    Shard,
+    bundle_fingerprint,
+    check_job,
+    merge,
+)
 from ecglens.commands.common import Written, issue_lines
 from ecglens.export.writer import HospitalWriter
 from ecglens.io.record import ReadIssue
@@ -154,7 +165,8 @@ def run_predict(
     pseudonym_map: bool = False,
     decision: str | None = None,
     exports: Sequence[str] = (),
-) -> PredictRun:
+    archive: ArchiveOptions | None = None,
+) -> PredictRun | ArchiveRun:
     """``predict``: read and score every file once; with ``explain``, explain each record's scored input
     for its decisions (or its most probable class) and draw it under ``OUT/figures``.
 
@@ -174,10 +186,22 @@ def run_predict(
     ``exports``: ``fhir`` and ``dicom`` give each record its FHIR R4 Bundle (``OUT/fhir``) and its DICOM
     Encapsulated PDF (``OUT/dicom``), both holding its one-page report, which they write (`ecglens.export.writer`);
     every batch gets its summary, ``OUT/summary.html`` and ``OUT/summary.csv``.
+    With ``archive`` (`ArchiveOptions`), or when ``out`` already holds an archive, the run scores only what
+    ``out``'s manifests do not hold, streaming, committing a batch at a time, in shards
+    (`ecglens.commands.archive`); it returns an `ArchiveRun`.
     """
     leads = canonical_leads(lead_order) if lead_order else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine, force, decision)
     out = Path(out)
+    if archive is not None or (out / ARCHIVE_DIR / JOB_FILE).is_file():  # an archive goes on where it stopped
+        if explain or pseudonym_map or exports:
+            raise ValueError(
+                "--archive writes no explanations, no pseudonym map and no FHIR or DICOM exports yet: run those on "
+                "a plain predict"
+            )
+        options = archive or ArchiveOptions()
+        read = ReadJob(predictor.meta.lead_names, sampling_rate_hz, leads, include_identifiers)
+        return _run_archive(predictor, paths, out, options, read, batch_size, progress, measurements, report)
     predictions, issues, drawn = [], [], []
     # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
@@ -188,19 +212,9 @@ def run_predict(
             scored = iter_scored_files(
                 predictor, paths, batch_size, sampling_rate_hz, leads, progress, include_identifiers
             )
-            for item in scored:
-                if isinstance(item, ReadIssue):
-                    issues.append(item)
-                    continue
-                if (measurements or predictor.decision != "model") and item.prediction.status == "ok":
-                    item = replace(item, prediction=_measured(item, predictor))
-                predictions.append(item.prediction)
-                log.add(item.prediction)
-                explained, figures_drawn = (
-                    draw(item) if draw is not None and item.prediction.status == "ok" else ([], [])
-                )
-                drawn += figures_drawn  # the scored input, drawn now
-                hospital.write(item, page.write(item, explained[0] if explained else None) if page else None)
+            kept = _Kept(log)
+            drawn = _each_record(scored, predictor, measurements, draw, page, kept, hospital)
+            predictions, issues = kept.predictions, kept.issues
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
         unreported = page.unreported if page is not None else []
         listed = [*issues, *unreported, *hospital.issues]
@@ -226,6 +240,109 @@ def _writers(
         raise ValueError(f"unknown export {sorted(unknown)[0]!r}; choose from fhir, dicom")
     page = _Reporter(predictor, folder / "reports") if report == "pdf" or exports else None
     return page, HospitalWriter(predictor, folder, "fhir" in exports, "dicom" in exports, include_identifiers)
+
+
+class RecordSink(Protocol):
+    """Where each scored record's prediction (after its measurements) and each unreadable file's issue go."""
+
+    def add(self, prediction: Prediction) -> None: ...
+
+    def issue(self, issue: ReadIssue) -> None: ...
+
+
+class _Kept:
+    """A plain batch's sink: its rows on disk as they come (`PredictionLog`), its predictions and issues kept."""
+
+    def __init__(self, log: PredictionLog):
+        self.log = log
+        self.predictions: list[Prediction] = []
+        self.issues: list[ReadIssue] = []
+
+    def add(self, prediction: Prediction) -> None:
+        self.predictions.append(prediction)
+        self.log.add(prediction)
+
+    def issue(self, issue: ReadIssue) -> None:
+        self.issues.append(issue)
+
+
+def _each_record(
+    scored: Iterable[Scored | ReadIssue],
+    predictor: Predictor,
+    measurements: bool,
+    draw: Callable[[Scored], tuple[list[RecordExplanation], list[DrawnExplanation]]] | None,
+    page: _Reporter | None,
+    sink: RecordSink,
+    hospital: HospitalWriter | None = None,
+) -> list[DrawnExplanation]:
+    """Each scored record through the per-record writers: its measurements, its prediction to ``sink``, its
+    explanation drawn, its page, its FHIR and DICOM exports and its summary row (``hospital``); each unreadable
+    file's issue to ``sink``. The figures drawn."""
+    drawn: list[DrawnExplanation] = []
+    for item in scored:
+        if isinstance(item, ReadIssue):
+            sink.issue(item)
+            continue
+        if (measurements or predictor.decision != "model") and item.prediction.status == "ok":
+            item = replace(item, prediction=_measured(item, predictor))
+        sink.add(item.prediction)
+        explained, figures_drawn = draw(item) if draw is not None and item.prediction.status == "ok" else ([], [])
+        drawn += figures_drawn  # the scored input, drawn now
+        report = page.write(item, explained[0] if explained else None) if page is not None else None
+        if hospital is not None:
+            hospital.write(item, report)
+    return drawn
+
+
+@dataclass(frozen=True)
+class ArchiveOptions:
+    """``predict --archive``: this process's shard (``K/N``; None: the torchrun rank's, or the only one) and the
+    processes that read ahead of scoring (0: read in the scoring process)."""
+
+    shard: str | None = None
+    read_workers: int = 0
+
+
+def _run_archive(
+    predictor: Predictor,
+    paths: Sequence[str | os.PathLike],
+    out: Path,
+    options: ArchiveOptions,
+    read: ReadJob,
+    batch_size: int,
+    progress: bool,
+    measurements: bool,
+    report: str | None,
+) -> ArchiveRun:
+    """Score this process's shard of the archive (`ecglens.commands.archive`): what no manifest holds, a batch
+    committed at a time, each record's page beside it; then, without ``--shard``, merge (rank 0 of a torchrun
+    job, once every rank is done)."""
+    from ecglens.predict import find_record_files
+    from ecglens.util.distributed import barrier, process_group
+
+    rank, world = process_group("gloo", timeout_hours=48) if options.shard is None else (0, 1)
+    shard = Shard.parse(options.shard) if options.shard is not None else Shard(rank + 1, world)
+    job = {
+        "bundle": bundle_fingerprint(predictor.bundle),
+        "class_names": list(predictor.meta.class_names),
+        "decision": predictor.decision,
+        "engine": predictor.engine,
+        "force": predictor.force,
+        "measurements": measurements or predictor.decision != "model",
+        "read": {**asdict(read), "lead_names": list(read.lead_names), "lead_order": list(read.lead_order)},
+        "report": report,
+    }
+    check_job(out / ARCHIVE_DIR, job)
+    files = find_record_files(paths)
+    scorer = ArchiveScorer(predictor, out / ARCHIVE_DIR, shard, read, batch_size, options.read_workers)
+    page = _Reporter(predictor, out / "reports") if report == "pdf" else None
+    try:
+        _each_record(scorer.items(files, progress and rank == 0), predictor, measurements, None, page, scorer)
+    finally:
+        counts = scorer.close()
+    barrier()
+    merged = merge(out) if options.shard is None and rank == 0 and files else None
+    return ArchiveRun(out, shard, len(files), counts, merged, "rank 0" if rank else "ecglens predict-merge")
 
 
 def _drop_stale_map(out: Path, asked: bool) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ecglens.io.record import ReadIssue
@@ -31,18 +31,7 @@ MEASUREMENT_COLUMNS = (
     "t_axis_deg",
 )
 """The measurement columns of ``predictions.csv`` (present when ``predict --measurements`` ran, after the columns
-``criteria_met`` and ``disagreements``), followed by each lead's (`lead_columns`: ``V1_st_j_mv``, ...)."""
-
-
-def lead_columns(predictions: Sequence[Prediction]) -> list[tuple[str, str, str]]:
-    """``(column, lead, field)`` of every lead's measurements (`ecglens.waves.leads.LEAD_FIELDS`, units in their
-    names) for the leads any prediction measured, in lead order."""
-    leads: list[str] = []
-    for p in predictions:
-        for lead in p.measurements.leads if p.measurements is not None else ():
-            if lead.lead not in leads:
-                leads.append(lead.lead)
-    return [(f"{lead}_{name}", lead, name) for lead in leads for name in LEAD_FIELDS]
+``criteria_met`` and ``disagreements``), followed by each lead's (`TableHeader`: ``V1_st_j_mv``, ...)."""
 
 
 class PredictionLog:
@@ -136,11 +125,6 @@ def _clinical_cell(p: Prediction, name: str) -> str:
     return "; ".join(f"{k}: {v}" for k, v in (p.identifiers or {}).items())
 
 
-def _lead_cells(values: dict, per_lead: list[tuple[str, str, str]]) -> list:
-    leads = values.get("leads") or {}
-    return ["" if (v := leads.get(lead, {}).get(name)) is None else v for _, lead, name in per_lead]
-
-
 def _criteria_cells(p: Prediction) -> list[str]:
     """``criteria_met`` (``;`` between classes, empty when none; ``not evaluated`` without measurements) and
     ``disagreements`` (`` | `` between them)."""
@@ -168,54 +152,100 @@ def spreadsheet_safe(text: str) -> str:
     return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
 
 
+BASE_COLUMNS = ("record_id", "source", "status")
+"""The first columns of ``predictions.csv``; the class probabilities follow, then `AFTER_CLASSES`."""
+AFTER_CLASSES = ("decisions", "decision_rule", "decided_by", "true_labels", "warnings")
+
+
+def table_cells(p: Prediction, class_names: Sequence[str]) -> dict[str, str | float | int]:
+    """Every cell a prediction can have in ``predictions.csv``, by column (its measurement, lead, criteria and
+    clinical cells included; `table_header` says which columns a batch shows). Plain data: an archive keeps them
+    per record and writes the table at its end (`write_table`)."""
+    values = {} if p.measurements is None else p.measurements.to_dict()
+    leads = values.get("leads") or {}
+    cells: dict[str, str | float | int] = {
+        "record_id": p.record_id,
+        "source": p.source,
+        "status": p.status,
+        **{n: f"{p.probabilities[n]:.6f}" if n in p.probabilities else "" for n in class_names},
+        "decisions": ";".join(p.decisions),
+        "decision_rule": p.decision_rule,
+        "decided_by": ";".join(f"{name}:{how}" for name, how in p.decided_by.items()),
+        "true_labels": "" if p.true_labels is None else ";".join(p.true_labels),
+        "warnings": " | ".join([*p.reasons, *p.warnings]),
+        **dict(zip(("criteria_met", "disagreements"), _criteria_cells(p), strict=True)),
+        **{name: values[name] for name in MEASUREMENT_COLUMNS if values.get(name) is not None},
+        **{f"{lead}_{name}": v[name] for lead, v in leads.items() for name in LEAD_FIELDS if v.get(name) is not None},
+        **{name: _clinical_cell(p, name) for name, _ in CLINICAL_COLUMNS},
+        "identifiers": _clinical_cell(p, "identifiers"),
+    }
+    return cells
+
+
+def table_traits(p: Prediction) -> dict:
+    """What a prediction adds to ``predictions.csv``'s header (`table_header`): measurements, the leads it
+    measured, a clinical format, identifiers."""
+    leads = [lead.lead for lead in p.measurements.leads] if p.measurements is not None else []
+    return {
+        "measured": p.measurements is not None,
+        "leads": leads,
+        "clinical": bool(p.file_format),
+        "identifiers": bool(p.identifiers),
+    }
+
+
+class TableHeader:
+    """``predictions.csv``'s columns, grown by each prediction's `table_traits` in table order."""
+
+    def __init__(self, class_names: Sequence[str]):
+        self.class_names = list(class_names)
+        self.measured = self.clinical = self.identifiers = False
+        self.leads: list[str] = []
+
+    def add(self, traits: dict) -> None:
+        """Take one prediction's traits into account."""
+        self.measured |= traits["measured"]
+        self.clinical |= traits["clinical"]
+        self.identifiers |= traits["identifiers"]
+        self.leads += [lead for lead in traits["leads"] if lead not in self.leads]
+
+    def columns(self) -> list[str]:
+        """The header, in its order."""
+        measured = list(MEASUREMENT_COLUMNS) if self.measured else []
+        clinical = [name for name, _ in CLINICAL_COLUMNS] if self.clinical else []
+        return [
+            *BASE_COLUMNS,
+            *self.class_names,
+            *AFTER_CLASSES,
+            *(["criteria_met", "disagreements"] if measured else []),
+            *measured,
+            *(f"{lead}_{name}" for lead in self.leads for name in LEAD_FIELDS),
+            *clinical,
+            *(["identifiers"] if self.identifiers else []),
+        ]
+
+
+def write_table(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> Path:
+    """A CSV table written atomically from rows of cells by column (a missing cell is empty)."""
+    with atomic_open(path, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows([row.get(column, "") for column in columns] for row in rows)
+    return path
+
+
+def write_issues(issues: Iterable[ReadIssue], out: Path) -> Path:
+    """``issues.csv``: each file left out, with its reason."""
+    rows = ({"path": i.path, "reason": i.reason} for i in issues)
+    return write_table(out / "issues.csv", ["path", "reason"], rows)
+
+
 def write_prediction_tables(
     predictions: Sequence[Prediction], issues: Sequence[ReadIssue], class_names: Sequence[str], out: Path
 ) -> tuple[Path, ...]:
     """``predictions.csv`` and ``issues.csv`` (the JSON Lines come from `PredictionLog` as the batch runs)."""
-    with atomic_open(out / "predictions.csv", newline="") as handle:
-        writer = csv.writer(handle)
-        measured = [name for name in MEASUREMENT_COLUMNS if any(p.measurements is not None for p in predictions)]
-        per_lead = lead_columns(predictions)
-        clinical = [name for name, _ in CLINICAL_COLUMNS if any(p.file_format for p in predictions)]
-        clinical += ["identifiers"] if any(p.identifiers for p in predictions) else []
-        header = [
-            "record_id",
-            "source",
-            "status",
-            *class_names,
-            "decisions",
-            "decision_rule",
-            "decided_by",
-            "true_labels",
-            "warnings",
-            *(["criteria_met", "disagreements"] if measured else []),
-            *measured,
-            *(column for column, _, _ in per_lead),
-            *clinical,
-        ]
-        writer.writerow(header)
-        for p in predictions:
-            shown = [f"{p.probabilities[n]:.6f}" if n in p.probabilities else "" for n in class_names]
-            values = {} if p.measurements is None else p.measurements.to_dict()
-            writer.writerow(
-                [
-                    p.record_id,
-                    p.source,
-                    p.status,
-                    *shown,
-                    ";".join(p.decisions),
-                    p.decision_rule,
-                    ";".join(f"{name}:{how}" for name, how in p.decided_by.items()),
-                    "" if p.true_labels is None else ";".join(p.true_labels),
-                    " | ".join([*p.reasons, *p.warnings]),
-                    *(_criteria_cells(p) if measured else []),
-                    *("" if values.get(name) is None else values[name] for name in measured),
-                    *_lead_cells(values, per_lead),
-                    *(_clinical_cell(p, name) for name in clinical),
-                ]
-            )
-    with atomic_open(out / "issues.csv", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "reason"])
-        writer.writerows((i.path, i.reason) for i in issues)
-    return out / "predictions.csv", out / "issues.csv"
+    header = TableHeader(class_names)
+    for p in predictions:
+        header.add(table_traits(p))
+    write_table(out / "predictions.csv", header.columns(), (table_cells(p, class_names) for p in predictions))
+    return out / "predictions.csv", write_issues(issues, out)

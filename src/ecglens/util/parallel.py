@@ -32,15 +32,21 @@ def _run_chunk(function: Callable[[Job], Result], chunk: list[Job]) -> list[Resu
 
 
 def ordered_map(
-    function: Callable[[Job], Result], jobs: Iterable[Job], workers: int = 1, chunksize: int = 8, prefetch: int = 4
+    function: Callable[[Job], Result],
+    jobs: Iterable[Job],
+    workers: int = 1,
+    chunksize: int = 8,
+    prefetch: int = 4,
+    always_pool: bool = False,
 ) -> Generator[Result, None, None]:
-    """``map(function, jobs)`` in order, in ``workers`` processes when more than one.
+    """``map(function, jobs)`` in order, in ``workers`` processes when more than one (when one or more with
+    ``always_pool``: a single reader process then works ahead of its consumer, as a DataLoader's worker does).
 
     At most ``workers * prefetch`` chunks of ``chunksize`` jobs are in flight, so a long job list never
     piles finished results up in memory (``Executor.map`` submits every job at once). The pool is shut down,
     pending chunks cancelled, when the iterator finishes, is closed, or its consumer raises.
     """
-    if workers <= 1:
+    if workers < (1 if always_pool else 2):
         yield from map(function, jobs)
         return
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
