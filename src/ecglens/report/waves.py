@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.waves import NULLS, NullComparison, PlausibilityRow, WaveExplanation, WavesSummary
-from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions, explanation_figure, save_figure
+from ecglens.report.figures import DEFAULT_FIGURES, FIGURE_DPI, FigureOptions, explanation_figure, save_figure
 from ecglens.report.html import figure_from_png, number, page, strict_json, table_to_html
 from ecglens.report.paths import safe_name
 from ecglens.util.atomic import atomic_open, write_json, write_text
@@ -66,14 +66,15 @@ def write_waves(
     meta: BundleMeta,
     out: Path,
     options: FigureOptions = DEFAULT_FIGURES,
+    dpi: int = FIGURE_DPI,
 ) -> tuple[Path, ...]:
-    """Every output of ``explain waves`` into ``out``; returns the HTML report first."""
+    """Every output of ``explain waves`` into ``out``; returns the HTML report first (PNGs at ``dpi``)."""
     out.mkdir(parents=True, exist_ok=True)
     figures = []
     for item in explained:
         e = item.explanation
         name = f"{safe_name(e.input.record_id)}_{e.class_name}_{e.method}_waves.{options.image_format}"
-        figures.append(save_figure(explanation_figure(e, meta, options, waves=item.labels), out / name))
+        figures.append(save_figure(explanation_figure(e, meta, options, waves=item.labels), out / name, dpi))
     rows = [_row(item) for item in explained]
     with atomic_open(out / "waves.csv", newline="") as handle:
         pd.DataFrame(rows).to_csv(handle, index=False)
