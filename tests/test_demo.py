@@ -95,7 +95,8 @@ def test_a_finished_demo_keeps_the_cache_model_and_reports_and_removes_what_rege
     assert [name for name, _ in result.removed] == ["records", "run/state"]
     assert {name for name, _ in result.kept} == {"cache100", "class_counts.json", "report.html", "run"}
     assert f"{tmp_path} holds 0 MB" in result.lines()[-1]
-    assert prune_demo(tmp_path).removed == ()  # pruning twice removes nothing more
+    again = prune_demo(tmp_path)  # pruning twice removes nothing more, and says so
+    assert again.removed == () and again.lines()[0].startswith("nothing to remove")
 
 
 def test_a_pruned_demo_reruns_without_generating_preparing_or_training_again(tmp_path, monkeypatch):

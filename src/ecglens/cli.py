@@ -858,11 +858,12 @@ def demo(out, n_records, epochs, sampling_rate_hz, model, device, seed, keep_all
     (and stores them in the bundle), scores the test split, explains, places Grad-CAM and guided Grad-CAM
     among 12 test records' delineated waves with their measurements (HR, PR, QRS, QT/QTc, axes; needs
     pip install 'ecglens[waves]', else the section says so), and writes OUT/report.html with the JSON
-    behind it. About 5 minutes on 2 CPU cores with the defaults; re-running reuses finished steps.
+    behind it. About 6 minutes on 2 CPU cores with the defaults when nothing else runs; re-running
+    reuses finished steps (a pruned folder's cache and trained model too).
 
     When done it removes the generated records (the seed regenerates them; the cache keeps what the
     later steps read) and the training's resume state, and keeps the cache, the trained bundle
-    (run/best) and the reports: about 140 MB instead of about 500 (--keep-all keeps everything).
+    (run/best) and the reports: about 145 MB instead of about 500 (--keep-all keeps everything).
 
     \b
     Example:
