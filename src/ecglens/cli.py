@@ -846,14 +846,24 @@ def synth(out, n_records, sampling_rate_hz, duration_s, snr_db, multi_label_rate
 @click.option("--model", default="resnet34", show_default=True, help="Registered model name.")
 @_DEVICE
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the cohort, split and training.")
-def demo(out, n_records, epochs, sampling_rate_hz, model, device, seed) -> None:
+@click.option(
+    "--keep-all",
+    is_flag=True,
+    help="Keep the generated records (about 150 MB) and the training's resume state (about 200 MB) when done.",
+)
+def demo(out, n_records, epochs, sampling_rate_hz, model, device, seed, keep_all) -> None:
     """Run the whole pipeline on a built-in synthetic cohort and write an HTML report (no data needed).
 
     Generates records, builds the cache, trains the study's ResNet-34, tunes thresholds on validation
     (and stores them in the bundle), scores the test split, explains, places Grad-CAM and guided Grad-CAM
     among 12 test records' delineated waves with their measurements (HR, PR, QRS, QT/QTc, axes; needs
     pip install 'ecglens[waves]', else the section says so), and writes OUT/report.html with the JSON
-    behind it. About 5 minutes on 2 CPU cores with the defaults; re-running reuses finished steps.
+    behind it. About 6 minutes on 2 CPU cores with the defaults when nothing else runs; re-running
+    reuses finished steps (a pruned folder's cache and trained model too).
+
+    When done it removes the generated records (the seed regenerates them; the cache keeps what the
+    later steps read) and the training's resume state, and keeps the cache, the trained bundle
+    (run/best) and the reports: about 145 MB instead of about 500 (--keep-all keeps everything).
 
     \b
     Example:
@@ -861,7 +871,7 @@ def demo(out, n_records, epochs, sampling_rate_hz, model, device, seed) -> None:
     """
     _show(
         _commands("studies").run_demo_study(
-            out, n_records, sampling_rate_hz, epochs=epochs, model=model, device=device, seed=seed
+            out, n_records, sampling_rate_hz, epochs=epochs, model=model, device=device, seed=seed, keep_all=keep_all
         )
     )
 

@@ -36,10 +36,11 @@ def run_demo_study(
     model: str = "resnet34",
     device: str = "auto",
     seed: int = 0,
+    keep_all: bool = False,
 ) -> ReportRun:
     """``demo``: the whole pipeline on a synthetic cohort (`ecglens.studies.demo`)."""
     config = DemoConfig.sized(n_records, sampling_rate_hz, epochs=epochs, model=model, device=device, seed=seed)
-    return ReportRun(run_demo(out, config))
+    return ReportRun(run_demo(out, config, keep_all=keep_all))
 
 
 def run_reproduction(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import struct
 from collections.abc import Sequence
 
@@ -40,6 +41,19 @@ def _png_img(png: bytes, alt: str) -> Markup:
             alt, round(width * 96 / dpi), data
         )
     return Markup('<img alt="{}" src="data:image/png;base64,{}">').format(alt, data)
+
+
+def figure_beside_page(path, alt: str) -> Markup:
+    """A PNG file in the page's own folder as an ``<img>`` that links it by name, at its physical size like
+    `figure_from_png` (the page stays small; it shows the figure while the folder stays together)."""
+    with open(path, "rb") as handle:
+        png = handle.read(4096)  # the header chunks: IHDR, and pHYs before the image data
+    width, _ = struct.unpack(">II", png[16:24])
+    dpi = _png_dpi(png)
+    name = os.path.basename(path)
+    if dpi:
+        return Markup('<img alt="{}" width="{}" src="{}">').format(alt, round(width * 96 / dpi), name)
+    return Markup('<img alt="{}" src="{}">').format(alt, name)
 
 
 def _png_dpi(png: bytes) -> float | None:

@@ -13,8 +13,8 @@ from markupsafe import Markup
 
 from ecglens.bundle.meta import BundleMeta
 from ecglens.explain.waves import NULLS, NullComparison, PlausibilityRow, WaveExplanation, WavesSummary
-from ecglens.report.figures import DEFAULT_FIGURES, FigureOptions, explanation_figure, save_figure
-from ecglens.report.html import figure_from_png, number, page, strict_json, table_to_html
+from ecglens.report.figures import DEFAULT_FIGURES, FIGURE_DPI, FigureOptions, explanation_figure, save_figure
+from ecglens.report.html import figure_beside_page, number, page, strict_json, table_to_html
 from ecglens.report.paths import safe_name
 from ecglens.util.atomic import atomic_open, write_json, write_text
 from ecglens.waves.measure import NORMAL_RANGES, QTC_FORMULAS, Measurements, shown_value
@@ -66,14 +66,15 @@ def write_waves(
     meta: BundleMeta,
     out: Path,
     options: FigureOptions = DEFAULT_FIGURES,
+    dpi: int = FIGURE_DPI,
 ) -> tuple[Path, ...]:
-    """Every output of ``explain waves`` into ``out``; returns the HTML report first."""
+    """Every output of ``explain waves`` into ``out``; returns the HTML report first (PNGs at ``dpi``)."""
     out.mkdir(parents=True, exist_ok=True)
     figures = []
     for item in explained:
         e = item.explanation
         name = f"{safe_name(e.input.record_id)}_{e.class_name}_{e.method}_waves.{options.image_format}"
-        figures.append(save_figure(explanation_figure(e, meta, options, waves=item.labels), out / name))
+        figures.append(save_figure(explanation_figure(e, meta, options, waves=item.labels), out / name, dpi))
     rows = [_row(item) for item in explained]
     with atomic_open(out / "waves.csv", newline="") as handle:
         pd.DataFrame(rows).to_csv(handle, index=False)
@@ -135,7 +136,8 @@ def _sections(
 
 
 def _examples(explained: Sequence[WaveExplanation], figures: Sequence[Path]) -> Markup:
-    """The figure of each class and method's most probable record (a page with every figure would not open)."""
+    """The figure of each class and method's most probable record (a page with every figure would not open),
+    linked from beside the page rather than embedded: the demo's page was 6 MB of copies of its own files."""
     best: dict[tuple[str, str], tuple[WaveExplanation, Path]] = {}
     for item, path in zip(explained, figures, strict=True):
         key = (item.explanation.class_name, item.explanation.method)
@@ -151,7 +153,7 @@ def _examples(explained: Sequence[WaveExplanation], figures: Sequence[Path]) -> 
             number(item.shares.chance, 2),
             item.marks.source,
         )
-        + figure_from_png(path, item.explanation.input.record_id)
+        + figure_beside_page(path, item.explanation.input.record_id)
         for item, path in best.values()
         if path.suffix == ".png"
     ]

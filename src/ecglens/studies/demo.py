@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from markupsafe import Markup
 
 from ecglens.bundle.meta import read_meta
 from ecglens.data import SplitSpec
-from ecglens.data.cache import build_cache, open_caches
+from ecglens.data.cache import SPEC_FILE, build_cache, open_caches
 from ecglens.explain.faithfulness import DELETION_NOTE, FaithfulnessResult, faithfulness
 from ecglens.explain.inputs import split_inputs, training_background
 from ecglens.explain.population import PopulationImportance
@@ -45,8 +46,8 @@ from ecglens.robustness import RobustnessResult, run_robustness
 from ecglens.studies.waves import waves_for_report
 from ecglens.synth.cohort import SynthConfig, write_cohort
 from ecglens.train.evaluate import EvaluationReport, evaluate_bundle, store_in_bundle, write_report
-from ecglens.train.loop import TrainConfig, TrainResult, fit
-from ecglens.train.state import recover_state
+from ecglens.train.loop import TrainConfig, TrainResult, finished_run, fit
+from ecglens.train.state import STATE_DIR, recover_state
 from ecglens.util.atomic import write_text
 from ecglens.util.progress import note
 from ecglens.util.timing import StepClock
@@ -59,12 +60,13 @@ DEMO_PERTURBATIONS = (
     Perturbation("reversal", 0, "LA/RA"),
     Perturbation("crop", 5.0),
 )
-"""The demo's training: the study's ResNet-34 at lr 1e-3 for 12 epochs on 5-s crops (fits 5 minutes on 2 cores)."""
+"""The demo's training: the study's ResNet-34 at lr 1e-3 for 12 epochs on 5-s crops (about 4 minutes on 2 cores)."""
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Demo sizing; the defaults finish in about 5.5 minutes on a 2-core CPU (326 s measured)."""
+    """Demo sizing; the defaults finish in about 6 minutes on a 2-core CPU (354 s measured on an otherwise idle
+    machine, 2026-12-05) and leave about 145 MB once pruned (`prune_demo`)."""
 
     n_records: int = 1200
     generate_rate_hz: float = 500.0
@@ -90,23 +92,31 @@ def _log(message: str) -> None:
     note(message, "demo")
 
 
-def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress: bool = True) -> Path:
-    """Run the demo into ``out`` (resumable: finished steps are reused) and return the report path."""
+WAVES_DPI = 96
+"""The demo's figures among the waves at 96 dpi: the pages show a PNG at 96 CSS px per inch, so this is pixel for
+pixel what a reader sees on a standard display, at less than half the bytes of ecglens's 150 dpi."""
+CLASS_COUNTS = "class_counts.json"
+
+
+def run_demo(
+    out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress: bool = True, keep_all: bool = False
+) -> Path:
+    """Run the demo into ``out`` (resumable: finished steps are reused) and return the report path.
+
+    Unless ``keep_all``, a finished demo removes what the seed regenerates or only an interrupted run needs
+    (`prune_demo`); a re-run of a pruned folder reuses the cache and the trained model.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = StepClock()
     synth = SynthConfig(config.n_records, config.generate_rate_hz, config.duration_s, seed=config.train.seed)
-    with clock.step("generate"):
-        counts = _generate(synth, out / "records", progress)
     cache = out / f"cache{config.sampling_rate_hz:g}"
+    with clock.step("generate"):
+        counts = _generate(synth, out, cache, progress)
     with clock.step("prepare"):
-        _log(f"preparing the cache at {config.sampling_rate_hz:g} Hz")
-        source = parse_source(f"synthetic=challenge:{out / 'records'}")
-        build_cache([source], cache, config.sampling_rate_hz, progress=progress)
+        _prepare(out, cache, config, progress)
     with clock.step("train"):
-        resume = recover_state(out / "run")
-        _log(f"training {config.train.model} for {config.train.epochs} epochs" + (" (resuming)" if resume else ""))
-        result = fit([cache], out / "run", config.train, resume=resume, progress=progress)
+        result = _train(out / "run", cache, config, progress)
     with clock.step("evaluate"):
         report = _evaluate(result.best_bundle, cache, out, config)
     with clock.step("explain"):
@@ -122,6 +132,7 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
             config.explain_faithfulness,
             config.train.device,
             seed=1,
+            dpi=WAVES_DPI,
         )
         explanations = replace(explanations, waves=waves)
     with clock.step("robustness"):
@@ -148,6 +159,7 @@ def run_demo(out: str | os.PathLike, config: DemoConfig = DemoConfig(), progress
     )
     write_text(out / "report.html", _render(summary, report, synth, result, config, section, explanations, out))
     _log(f"done in {timings['total']:.0f} s: test macro AUC {report.combined.macro_auc:.3f}")
+    _tidy(out, keep_all)
     _log(f"view the model in a browser: ecglens serve --checkpoint {result.best_bundle}")
     return out / "report.html"
 
@@ -183,14 +195,102 @@ def _robustness(bundle: str, cache: Path, config: DemoConfig, progress: bool) ->
     )
 
 
-def _generate(synth: SynthConfig, records_dir: Path, progress: bool) -> dict[str, int]:
-    """The synthetic records (reused when a previous run finished them); class counts."""
+def _generate(synth: SynthConfig, out: Path, cache: Path, progress: bool) -> dict[str, int]:
+    """The synthetic records (reused when a previous run finished them, not needed when the cache is complete);
+    class counts."""
+    counts_path = out / CLASS_COUNTS
+    if counts_path.is_file() and (cache / SPEC_FILE).is_file():
+        return json.loads(counts_path.read_text())
+    records_dir = out / "records"
     done_marker = records_dir / "COMPLETE"
     if not done_marker.is_file():
         _log(f"generating {synth.n_records} synthetic records at {synth.sampling_rate_hz:g} Hz into {records_dir}")
         counts = write_cohort(synth, records_dir, progress=progress)
         write_text(done_marker, json.dumps(counts))
+    write_text(counts_path, done_marker.read_text())
     return json.loads(done_marker.read_text())
+
+
+def _prepare(out: Path, cache: Path, config: DemoConfig, progress: bool) -> None:
+    """The cache of the records at the demo's rate (kept as it is when the records were pruned after it)."""
+    if (cache / SPEC_FILE).is_file() and not (out / "records").is_dir():
+        _log(f"reusing the cache {cache} (its records were removed when the demo finished)")
+        return
+    _log(f"preparing the cache at {config.sampling_rate_hz:g} Hz")
+    source = parse_source(f"synthetic=challenge:{out / 'records'}")
+    build_cache([source], cache, config.sampling_rate_hz, progress=progress)
+
+
+def _train(run_dir: Path, cache: Path, config: DemoConfig, progress: bool) -> TrainResult:
+    """The demo's training, resumed if interrupted; a finished run (resume state pruned or not) is reused."""
+    resume = recover_state(run_dir)
+    finished = None if resume else finished_run(run_dir, config.train.epochs)
+    if finished is not None:
+        _log(f"reusing the trained model {finished.best_bundle} ({finished.epochs_run} epochs, from its log.csv)")
+        return finished
+    _log(f"training {config.train.model} for {config.train.epochs} epochs" + (" (resuming)" if resume else ""))
+    return fit([cache], run_dir, config.train, resume=resume, progress=progress)
+
+
+def _tidy(out: Path, keep_all: bool) -> None:
+    """Prune the finished demo (unless ``keep_all``) and say what it kept, removed and how big it is."""
+    if keep_all:
+        _log(f"kept everything (--keep-all): {out} holds {_megabytes(out):.0f} MB")
+        return
+    for line in prune_demo(out).lines():
+        _log(line)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What `prune_demo` removed and kept, and the folder's size after it."""
+
+    out: str
+    removed: tuple[tuple[str, float], ...]  # (path relative to out, MB)
+    kept: tuple[tuple[str, float], ...]
+    total_mb: float
+
+    def lines(self) -> list[str]:
+        """The terminal's account of it."""
+
+        def listing(items: tuple[tuple[str, float], ...]) -> str:
+            return ", ".join(f"{name} ({mb:.0f} MB)" for name, mb in items) or "nothing"
+
+        removed = (
+            f"removed {listing(self.removed)}: the same seed regenerates the records and the cache holds what the "
+            "later steps read; the training state only resumes an interrupted run (--keep-all keeps them)"
+            if self.removed
+            else "nothing to remove: the records and the training state were removed when the demo last finished"
+        )
+        return [
+            removed,
+            f"kept {listing(self.kept)}",
+            f"{self.out} holds {self.total_mb:.0f} MB",
+        ]
+
+
+PRUNED = ("records", f"run/{STATE_DIR}", f"run/{STATE_DIR}.old")
+"""What a finished demo removes: the generated records and the training's resume state."""
+
+
+def prune_demo(out: str | os.PathLike) -> PruneResult:
+    """Remove from a finished demo what the seed regenerates or only an interrupted run needs (`PRUNED`)."""
+    out = Path(out)
+    removed = []
+    for name in PRUNED:
+        path = out / name
+        if path.exists():
+            removed.append((name, _megabytes(path)))
+            shutil.rmtree(path)
+    kept = tuple((p.name, _megabytes(p)) for p in sorted(out.iterdir()) if not p.name.startswith("."))
+    return PruneResult(str(out), tuple(removed), kept, _megabytes(out))
+
+
+def _megabytes(path: Path) -> float:
+    """Bytes under ``path`` in MB (10**6)."""
+    if path.is_file():
+        return path.stat().st_size / 1e6
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
 def _training_figure(result: TrainResult) -> str:

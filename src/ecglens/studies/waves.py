@@ -25,9 +25,10 @@ def waves_for_report(
     device: str = "auto",
     seed: int = 0,
     methods: Sequence[str] = STUDY_METHODS,
+    dpi: int | None = None,
 ) -> WavesSummary:
     """Up to ``n_records`` test records of ``caches`` explained among their own waves (neurokit2), every file of
-    ``explain waves`` in ``out``, and the summary a report shows."""
+    ``explain waves`` in ``out`` (PNGs at ``dpi``, default ecglens's), and the summary a report shows."""
     from ecglens.waves.delineate import available
 
     if not available():
@@ -36,6 +37,7 @@ def waves_for_report(
     from ecglens.explain.inputs import split_inputs
     from ecglens.explain.waves import explain_waves, plausibility_table
     from ecglens.predict import Predictor
+    from ecglens.report.figures import FIGURE_DPI
     from ecglens.report.waves import write_waves
 
     loaded = Predictor(bundle, device)
@@ -43,5 +45,5 @@ def waves_for_report(
     note(f"explanations among the waves: {model_name} on {len(inputs)} test records", "waves")
     explained = explain_waves(loaded.model, loaded.meta, inputs, methods)
     table = plausibility_table(explained)
-    page = write_waves(explained, table, loaded.meta, out)[0]
+    page = write_waves(explained, table, loaded.meta, out, dpi=dpi or FIGURE_DPI)[0]
     return WavesSummary.of(model_name, methods, len(inputs), explained, table, page)

@@ -282,6 +282,29 @@ def fit(
     )
 
 
+def finished_run(out: str | os.PathLike, epochs: int) -> TrainResult | None:
+    """The result of a run in ``out`` that finished ``epochs`` epochs, rebuilt from its ``log.csv`` and ``best/``
+    (its resume state may be gone, as the demo removes it); None when the run did not finish."""
+    out = Path(out)
+    if not (out / "log.csv").is_file() or not (out / "best" / "bundle.json").is_file():
+        return None
+    with open(out / "log.csv", newline="") as handle:
+        log = tuple(_epoch_row(row) for row in csv.DictReader(handle))
+    if not log or log[-1].epoch != epochs:
+        return None
+    best = max(log, key=lambda row: row.val_macro_auc if row.val_macro_auc is not None else -row.val_loss)
+    seconds = [row.seconds for row in log]
+    return TrainResult(
+        str(out), str(out / "best"), best.epoch, best.val_macro_auc, len(log), float(np.mean(seconds)), log
+    )
+
+
+def _epoch_row(row: dict[str, str]) -> EpochLog:
+    """One ``log.csv`` row as written by `_write_log` (an empty cell is None)."""
+    values = {name: (None if text == "" else float(text)) for name, text in row.items()}
+    return EpochLog(**{**values, "epoch": int(row["epoch"])})  # type: ignore[arg-type]
+
+
 def _prepare_run(
     cache_paths: Sequence[str | os.PathLike], out: Path, config: TrainConfig, init: str | None, resume: bool
 ) -> _Run:
