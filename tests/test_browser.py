@@ -188,3 +188,24 @@ def test_a_file_name_with_markup_stays_text_in_the_chart(browser, server, tmp_pa
     assert page.locator("#ecg .gtitle a").count() == 0  # no link made from the name
     assert name in page.text_content("#ecg .gtitle")
     page.close()
+
+
+@pytest.mark.realdata
+def test_the_batch_summary_opens_sorts_and_fits_a_narrow_window(browser, shared_data, tmp_path):
+    from ecglens.cli import main
+
+    out = tmp_path / "batch"
+    assert main(["-q", "predict", str(shared_data / "clinical"), "--report", "pdf", "--out", str(out)]) == 0
+    rows = (out / "summary.csv").read_text().strip().splitlines()[1:]
+    for width in (1280, 420):
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto((out / "summary.html").as_uri())
+        assert page.locator("tbody tr").count() == len(rows) > 0  # every record of the batch, one row each
+        first = page.locator("tbody tr td").first.inner_text()
+        page.locator("th").first.click()
+        page.locator("th").first.click()  # sorted descending: the first record is now another
+        assert page.locator("tbody tr td").first.inner_text() != first or len(rows) == 1
+        assert "ecg-" in page.inner_text("tbody")  # pseudonyms, never the files' names
+        page.screenshot(path=str(artifacts() / f"summary-{width}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # wide tables scroll in their box
+        page.close()

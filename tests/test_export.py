@@ -70,8 +70,10 @@ def test_a_bundle_codes_decisions_in_snomed_from_the_tables_and_measurements_in_
     assert report["status"] == "preliminary" and report["code"]["coding"][0]["code"] == "34534-8"
     with (Path(__file__).parents[1] / "src/ecglens/labels/tables/classes.csv").open() as handle:
         lbbb = next(r["snomed"] for r in csv.DictReader(handle) if r["space"] == "cpsc9" and r["class"] == "LBBB")
-    (code,) = report["conclusionCode"]  # STE has no SNOMED CT code in the tables: text only
-    assert [c["code"] for c in code["coding"]] == lbbb.split("|") and code["coding"][0]["system"].endswith("sct")
+    code, ste = report["conclusionCode"]  # LBBB at QRS 90 ms: the general code, never "complete"
+    assert [c["code"] for c in code["coding"]] == ["164909002"] and code["coding"][0]["system"].endswith("sct")
+    assert "733534002" in lbbb.split("|")  # the table's complete LBBB, left out under 120 ms
+    assert [c["code"] for c in ste["coding"]] == ["164931005"]  # ST elevation: snomed.csv's one-to-one code
     assert "STE (fused)" in report["conclusion"] and "DISAGREEMENT: model: SNR" in report["conclusion"]
     assert base64.b64decode(report["presentedForm"][0]["data"]) == b"%PDF-1.4 page"
     observations = _resources(bundle, "Observation")
@@ -89,6 +91,23 @@ def test_a_bundle_codes_decisions_in_snomed_from_the_tables_and_measurements_in_
     (device,) = _resources(bundle, "Device")
     assert all(o["device"]["reference"] == bundle["entry"][1]["fullUrl"] for o in observations)
     assert device["version"][0]["value"] and device["deviceName"][0]["name"]
+
+
+def test_a_complete_block_is_coded_only_on_a_wide_qrs_and_st_depression_is_coded():
+    from dataclasses import replace
+
+    bundle = _hand_built_bundle(("RBBB", "STD"))
+    (report,) = _resources(bundle, "DiagnosticReport")
+    assert [[c["code"] for c in code["coding"]] for code in report["conclusionCode"]] == [["59118001"], ["429622005"]]
+    wide = _prediction(("RBBB",))
+    wide = replace(wide, measurements=replace(wide.measurements, qrs_ms=150.0))
+    from ecglens.bundle.meta import read_meta, starter_path
+    from ecglens.export.fhir import ClassCodes, ModelIdentity, fhir_bundle
+
+    meta = read_meta(starter_path())
+    bundle = fhir_bundle(wide, ModelIdentity.of(starter_path(), meta), ClassCodes.of(meta), None, False)
+    (report,) = _resources(bundle, "DiagnosticReport")
+    assert [c["code"] for c in report["conclusionCode"][0]["coding"]] == ["713427006", "59118001"]
 
 
 def test_without_identifiers_the_patient_is_its_pseudonym_and_nothing_is_dated():

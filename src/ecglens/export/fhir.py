@@ -101,11 +101,16 @@ class ClassCodes:
 
     @classmethod
     def of(cls, meta: BundleMeta) -> ClassCodes:
-        """The codes of a bundle's label space (`ecglens.labels.mapping`: the one table that holds them)."""
-        from ecglens.labels.mapping import space_descriptions
+        """The codes of a bundle's label space (`ecglens.labels.mapping`: the one table that holds them): the
+        Challenge 2021 scored codes of ``classes.csv``, else the SNOMED CT codes the space's ``snomed.csv`` maps
+        one-to-one onto the class (ST depression 429622005, ST elevation 164931005, which the Challenge does not
+        score)."""
+        from ecglens.labels.mapping import one_to_one_snomed, space_descriptions
 
         label_map = meta.label_map
         snomed = dict(zip(label_map.classes, map(snomed_codes, label_map.snomed), strict=False))
+        fallback = one_to_one_snomed()
+        snomed = {name: codes or fallback.get(name, ()) for name, codes in snomed.items()}
         return cls(snomed, space_descriptions(label_map.space))
 
 
@@ -291,7 +296,8 @@ def _report(
     }
     if results:
         report["result"] = [{"reference": url} for url in results]
-    codes = [_conclusion_code(name, classes) for name in prediction.decisions]
+    qrs = prediction.measurements.qrs_ms if prediction.measurements is not None else None
+    codes = [_conclusion_code(name, classes, qrs) for name in prediction.decisions]
     if any(codes):
         report["conclusionCode"] = [code for code in codes if code]
     if pdf is not None:
@@ -305,8 +311,15 @@ def _report(
     return report
 
 
-def _conclusion_code(name: str, classes: ClassCodes) -> dict | None:
+COMPLETE_BLOCK = {"733534002", "713427006"}
+"""SNOMED CT's complete left and right bundle branch block: coded only when the record's QRS measures at least
+120 ms (Surawicz et al., AHA/ACCF/HRS 2009 part III); else the general code alone (164909002, 59118001)."""
+
+
+def _conclusion_code(name: str, classes: ClassCodes, qrs_ms: float | None = None) -> dict | None:
     codes = classes.snomed.get(name, ())
+    if qrs_ms is None or qrs_ms < 120:
+        codes = tuple(code for code in codes if code not in COMPLETE_BLOCK)
     if not codes:
         return None
     text = classes.descriptions.get(name, name)

@@ -255,6 +255,16 @@ def space_classes(space: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(r["class"] for r in rows), tuple(r["snomed"] for r in rows)
 
 
+def one_to_one_snomed() -> dict[str, tuple[str, ...]]:
+    """Per class, the SNOMED CT codes ``snomed.csv`` maps onto it one-to-one (what to code a decision with when the
+    Challenge scores no class for it)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for row in _csv_rows("snomed.csv"):
+        if row["rationale"] == "one-to-one" and row["target"] not in ("drop", "companion"):
+            out[row["target"]] = (*out.get(row["target"], ()), row["code"])
+    return out
+
+
 def space_descriptions(space: str) -> dict[str, str]:
     """A built-in space's class names and their descriptions (``classes.csv``); empty for a user space."""
     return {r["class"]: r["description"] for r in _csv_rows("classes.csv") if r["space"] == space}

@@ -116,11 +116,12 @@ _PAGE = _ENV.from_string(
     "</style></head><body><h1>ecglens batch summary</h1><p>Machine readings for research use, to be confirmed by "
     "a physician. Records are named by pseudonyms. Click a column's heading to sort by it.</p>"
     "<ul>{% for name, n in counts %}<li>{{ name }}: <b>{{ n }}</b></li>{% endfor %}</ul>"
-    "<table><thead><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>"
+    "<div style='overflow-x:auto'><table><thead><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}"
+    "</tr></thead><tbody>"
     "{% for row in rows %}<tr{% if row.flags or row.status != 'ok' %} class='flag'{% endif %}>"
     "<td>{{ row.record }}</td><td>{{ row.status }}</td><td>{{ row.decisions }}</td><td>{{ row.flags }}</td>"
     "<td>{{ row.outside_range }}</td><td>{{ row.quality }}</td><td>{{ row.measurements }}</td><td>"
-    "{% if row.report %}<a href='{{ row.report }}'>PDF</a>{% endif %}</td></tr>{% endfor %}</tbody></table>"
+    "{% if row.report %}<a href='{{ row.report }}'>PDF</a>{% endif %}</td></tr>{% endfor %}</tbody></table></div>"
     "<script>{{ sort | safe }}</script></body></html>"
 )
 
