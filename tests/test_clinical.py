@@ -390,7 +390,7 @@ def test_the_one_page_report_is_a4_with_the_ecg_at_true_scale(shared_data, tmp_p
         "derived from I and II",
         "25 mm/s",
         "The recording at its own 500 Hz",  # the cart's recording, not the model's 100-Hz input
-        "0.05-150 Hz filter",
+        "0.5-150 Hz filter",
     ):
         assert words in " ".join(text.split()), words
     page = tmp_path / "page"
@@ -421,7 +421,8 @@ def test_the_page_draws_the_recording_at_its_rate_over_the_span_the_model_scored
     trace = page_trace(scored, meta)
     assert trace.rate == 500 and trace.signal.shape == (12, 5000)  # the last 10 s: the span the input holds
     assert trace.input_start_s == pytest.approx(0.0) and "500 Hz" in trace.what and "display" in trace.what
-    assert baseline_drift_mv(drifting, rate).max() > 2 and baseline_drift_mv(trace.signal, rate).max() < 0.1
+    assert "0.5-150 Hz" in trace.what
+    assert baseline_drift_mv(drifting, rate).max() > 2 and baseline_drift_mv(trace.signal, rate).max() < 0.2
     assert trace.signal[0].max() > 0.5  # the spikes survive the display filter
     band = np.zeros(1000)
     band[500:510] = 1  # 5.00-5.10 s of the input
@@ -429,6 +430,20 @@ def test_the_page_draws_the_recording_at_its_rate_over_the_span_the_model_scored
     assert np.flatnonzero(mapped)[[0, -1]].tolist() == [2498, 2547]  # the same 100 ms at 500 Hz (rounded ends)
     assert mapped.sum() == pytest.approx(band.sum())  # a sum over a span is kept
     assert page_trace(SimpleNamespace(record=None, input=scored.input), meta).rate == 100  # no recording: the input
+
+
+def test_the_display_filter_keeps_an_st_elevation():
+    from ecglens.preprocess import display_filter
+
+    rate = 500.0
+    t = np.arange(5000) / rate
+    beat = t % 1.0  # 60 bpm: QRS 0.20-0.30 s, ST raised 0.2 mV from 0.30 to 0.45 s, T to 0.70 s
+    signal = np.where((beat >= 0.2) & (beat < 0.3), 1.5 * np.sin(np.pi * (beat - 0.2) / 0.1), 0.0)
+    signal = signal + np.where((beat >= 0.3) & (beat < 0.45), 0.2, 0.0)
+    signal = signal + np.where((beat >= 0.45) & (beat < 0.7), 0.2 + 0.3 * np.sin(np.pi * (beat - 0.45) / 0.25), 0.0)
+    shown = display_filter(np.tile(signal, (12, 1)), rate)[0]
+    st = [shown[int((k + 0.38) * rate)] - shown[int((k + 0.15) * rate)] for k in range(2, 8)]  # ST minus PR
+    assert np.median(st) == pytest.approx(0.2, rel=0.1)  # the level a cardiologist reads, within 10 %
 
 
 def test_a_drifting_baseline_is_a_named_warning():

@@ -184,12 +184,12 @@ def clinical_filter(
     return sosfiltfilt(sos, np.asarray(signal, np.float64), axis=-1).astype(np.float32)
 
 
-DISPLAY_BAND_HZ = (0.05, 150.0)
-"""The pass band of a page's display filter: the diagnostic bandwidth the AHA recommends for a 12-lead ECG
-(Kligfield et al., Circulation 2007;115:1306-1324); the upper edge clipped to 0.45 x the rate."""
-BASELINE_WINDOWS_S = (0.2, 0.6)
-"""The two median filters whose output is a lead's baseline, removed for display (de Chazal et al., IEEE TBME
-2004;51:1196-1206): 200 ms takes out the QRS and P waves, 600 ms the T waves."""
+DISPLAY_BAND_HZ = (0.5, 150.0)
+"""The pass band of a page's display filter, applied forwards and backwards (zero phase). The AHA allows a
+low-frequency cutoff up to 0.67 Hz for a filter without phase distortion and asks 150 Hz of a diagnostic ECG
+(Kligfield et al., Circulation 2007;115:1306-1324); 0.5 Hz keeps more of the ST segment (a 0.2-mV and a 0.4-mV
+ST elevation of a shared Philips file read 5 % lower, against 13 % at 0.67 Hz) while it still takes a 3-mV,
+0.1-Hz drift down to 0.04 mV. The upper edge is clipped to 0.45 x the rate."""
 
 
 def baseline_drift_mv(signal: np.ndarray, sampling_rate_hz: float) -> np.ndarray:
@@ -204,17 +204,11 @@ def baseline_drift_mv(signal: np.ndarray, sampling_rate_hz: float) -> np.ndarray
 
 
 def display_filter(signal: np.ndarray, sampling_rate_hz: float) -> np.ndarray:
-    """A recording as a page shows it (never as a model scores it): the baseline (`BASELINE_WINDOWS_S`) removed,
-    then a zero-phase 2nd-order Butterworth band-pass over `DISPLAY_BAND_HZ`, per lead."""
-    from scipy.ndimage import median_filter
+    """A recording as a page shows it (never as a model scores it): a zero-phase 2nd-order Butterworth band-pass
+    (4th order in effect, run both ways) over `DISPLAY_BAND_HZ`, per lead."""
     from scipy.signal import butter, sosfiltfilt
 
     x = np.asarray(signal, np.float64)
-    baseline = x
-    for seconds in BASELINE_WINDOWS_S:
-        size = max(1, round(seconds * sampling_rate_hz) | 1)  # an odd window, centred
-        baseline = median_filter(baseline, size=(1, size), mode="nearest")
-    x = x - baseline
     high = min(DISPLAY_BAND_HZ[1], 0.45 * sampling_rate_hz)
     if x.shape[1] > 3 * 12:
         sos = butter(2, [DISPLAY_BAND_HZ[0], high], btype="bandpass", fs=sampling_rate_hz, output="sos")

@@ -5,7 +5,7 @@ probability, threshold and decision (classes the model cannot know are marked an
 criteria beside it and, in red, where the two disagree (`ecglens.criteria`); the
 measurements of the delineated waves against their normal ranges; the file's own statement, apart from
 ecglens's, with the format and any derived leads. Below, the recording at its own rate over the span the model
-scored (display-filtered, 0.05-150 Hz with the baseline removed, as a cart prints; `page_trace`) on paper at true
+scored (display-filtered, zero-phase 0.5-150 Hz, as a cart prints; `page_trace`) on paper at true
 scale (25 mm/s, 10 mm/mV whenever the deflections fit) in the standard 3x4 layout with a lead II rhythm strip,
 each row opening with its 1-mV calibration pulse, and the chosen explanation drawn over it at the same times.
 Personal data appears only when the record carries it (``--include-identifiers``). Rendered by matplotlib's PDF
@@ -357,8 +357,8 @@ def page_trace(scored: Scored, meta: BundleMeta) -> PageTrace:
     low, high = DISPLAY_BAND_HZ[0], min(DISPLAY_BAND_HZ[1], 0.45 * rate)
     what = (
         f"The recording at its own {rate:g} Hz over the span the model scored (at {model_rate:g} Hz), displayed "
-        f"through a {low:g}-{high:g} Hz filter with the baseline removed (median filters of 200 and 600 ms, de "
-        "Chazal 2004): for display only"
+        f"through a zero-phase {low:g}-{high:g} Hz filter (within the AHA's 2007 limits: removes baseline "
+        "drift, keeps the ST segment): for display only"
     )
     return PageTrace(display_filter(signal[:, start:], rate), rate, offset - start / rate, what)
 
