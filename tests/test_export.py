@@ -116,7 +116,22 @@ def test_without_identifiers_the_patient_is_its_pseudonym_and_nothing_is_dated()
     hidden = json.dumps(_hand_built_bundle(identifiers=personal))
     assert not re.search("Vrensko|PIDX|1937|2013|effective|birthDate", hidden)
     (patient,) = _resources(json.loads(hidden), "Patient")
-    assert patient["identifier"] == [{"system": "urn:ecglens:pseudonym", "value": "ecg-0123456789ab"}]
+    from ecglens.util.pseudonym import pseudonym
+
+    keyed = pseudonym("clinical file ecg-0123456789ab", "record")  # no patient key: a keyed hash of the path
+    assert patient["identifier"] == [{"system": "urn:ecglens:pseudonym", "value": keyed}]
+    patient_entry = next(e for e in json.loads(hidden)["entry"] if e["resource"]["resourceType"] == "Patient")
+    assert "ifNoneExist" not in patient_entry["request"]  # a person not known: never merged with another "51"
+    keyed_bundle = _hand_built_bundle()
+    from ecglens.bundle.meta import read_meta, starter_path
+    from ecglens.export.fhir import ClassCodes, ModelIdentity, fhir_bundle
+
+    meta = read_meta(starter_path())
+    with_key = fhir_bundle(
+        _prediction(("LBBB",)), ModelIdentity.of(starter_path(), meta), ClassCodes.of(meta), None, False, "ecg-aaa"
+    )
+    entry = next(e for e in with_key["entry"] if e["resource"]["resourceType"] == "Patient")
+    assert entry["request"]["ifNoneExist"] == "identifier=urn:ecglens:pseudonym|ecg-aaa" and keyed_bundle
     shown = _hand_built_bundle(identifiers=personal, include_identifiers=True)
     (patient,) = _resources(shown, "Patient")
     assert patient["identifier"][0]["value"] == "PIDX9731246" and patient["birthDate"] == "1937-02-19"

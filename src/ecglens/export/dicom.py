@@ -56,7 +56,7 @@ def encapsulated_pdf(
         model_label: how the model is named (the manufacturer's model name).
         include_identifiers: copy the source's patient and study attributes (with a DICOM source) or the file's
             patient id, name and birth date (another format).
-        patient_key: the pseudonymous patient id, or None for the record id (the Patient ID without identifiers).
+        patient_key: the pseudonymous patient id, or None: a keyed hash of the record's path (never its file name).
     """
     from pydicom import Dataset
     from pydicom.dataset import FileMetaDataset
@@ -92,9 +92,12 @@ def _patient_and_study(
 ) -> None:
     from pydicom.uid import generate_uid
 
+    from ecglens.util.pseudonym import pseudonym
+
     known = (prediction.identifiers or {}) if include_identifiers else {}
     ds.PatientName = source.get("PatientName", "") if include_identifiers else ""
-    ds.PatientID = source.get("PatientID") or known.get("patient id") or patient_key or prediction.record_id
+    keyed = patient_key or pseudonym(prediction.source or prediction.record_id, "record")  # never a file's name
+    ds.PatientID = source.get("PatientID") or known.get("patient id") or keyed
     if include_identifiers and not source.get("PatientName") and known.get("last name"):
         ds.PatientName = "^".join(p for p in (known.get("last name", ""), known.get("first name", "")) if p)
     birth = source.get("PatientBirthDate") or known.get("birth date", "").replace("-", "")

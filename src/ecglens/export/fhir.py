@@ -47,6 +47,7 @@ from ecglens.export.codes import (
     MeasurementCode,
     snomed_codes,
 )
+from ecglens.util.pseudonym import pseudonym
 
 if TYPE_CHECKING:
     from ecglens.bundle.meta import BundleMeta
@@ -138,7 +139,7 @@ def fhir_bundle(
     observations = _observations(prediction, urls, include_identifiers)
     report = _report(prediction, model, classes, pdf, urls, [url for url, _ in observations], include_identifiers)
     entries = [
-        _entry(urls["patient"], patient, _if_none_exist(patient)),
+        _entry(urls["patient"], patient, _if_none_exist(patient, patient_key, include_identifiers)),
         _entry(urls["device"], _device(model), f"identifier={MODEL_SYSTEM}|{_model_key(model)}"),
         *(_entry(url, resource) for url, resource in observations),
         _entry(urls["report"], report),
@@ -173,9 +174,13 @@ def _entry(url: str, resource: dict, if_none_exist: str | None = None) -> dict:
     return {"fullUrl": url, "resource": resource, "request": request}
 
 
-def _if_none_exist(patient: dict) -> str:
+def _if_none_exist(patient: dict, patient_key: str | None, include_identifiers: bool) -> str | None:
+    """Create the Patient only if none has the identifier, when the identifier names a person (the file's patient
+    id, or its keyed hash); a record whose file names no patient gets its own Patient every time, so two
+    datasets' records that share an id are never filed as one person."""
     identifier = patient["identifier"][0]
-    return f"identifier={identifier['system']}|{identifier['value']}"
+    known = identifier["system"] == PATIENT_ID_SYSTEM or (patient_key is not None and not include_identifiers)
+    return f"identifier={identifier['system']}|{identifier['value']}" if known else None
 
 
 def _model_key(model: ModelIdentity) -> str:
@@ -190,7 +195,9 @@ def _patient(prediction: Prediction, include_identifiers: bool, patient_key: str
     elif include_identifiers:  # asked for, but the file names no patient: the record's own id
         identifier = {"system": RECORD_ID_SYSTEM, "value": prediction.record_id}
     else:
-        identifier = {"system": PSEUDONYM_SYSTEM, "value": patient_key or prediction.record_id}
+        # a file that names no patient (WFDB, EDF, CSV): a keyed hash of its path, never its file name
+        value = patient_key or pseudonym(prediction.source or prediction.record_id, "record")
+        identifier = {"system": PSEUDONYM_SYSTEM, "value": value}
     patient: dict[str, Any] = {"resourceType": "Patient", "identifier": [identifier]}
     name = {
         key: value
