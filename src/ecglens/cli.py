@@ -1424,9 +1424,10 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     "report_kind",
     type=click.Choice(["pdf"]),
     default=None,
-    help="Also write a one-page report per record into OUT/reports: the ECG on paper (3x4 and a lead II rhythm "
-    "strip, 25 mm/s, 10 mm/mV), decisions with probabilities and thresholds, guideline criteria and disagreements "
-    "beside them and measurements (with --measurements), "
+    help="Also write a one-page report per record into OUT/reports: the recording at its own rate on paper (3x4 "
+    "and a lead II rhythm strip, 25 mm/s, 10 mm/mV, or 5 mm/mV when tall voltages would not fit; a stated "
+    "zero-phase 0.5-150 Hz display filter), decisions with probabilities and thresholds, guideline criteria and "
+    "disagreements beside them and measurements (with --measurements), "
     "the explanation (with --explain) and the file's own statement.",
 )
 @click.option(
@@ -1452,14 +1453,15 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     "the rows, appended a batch at a time. The same command again (after a kill, or tonight on a grown archive) "
     "scores only what no manifest holds; when OUT already holds an archive this is on without the flag. Ends "
     "with the usual predictions.jsonl, predictions.csv and issues.csv, each file once. Spread over processes "
-    "under torchrun. No --explain, no --pseudonym-map. See docs/full-scale.md.",
+    "under torchrun. No --explain, no --pseudonym-map, no --fhir or --dicom yet. See docs/full-scale.md.",
 )
 @click.option(
     "--shard",
     default=None,
     metavar="K/N",
-    help="Score shard K of N of the archive (a scheduler's array job; implies --archive): files by a hash of "
-    "their path, disjoint. Nothing is merged: run 'ecglens predict-merge OUT' once every shard is done.",
+    help="Score shard K of N of the archive (a scheduler's array job; implies --archive): blocks of --batch-size "
+    "consecutive files, block b to shard b mod N, disjoint. Nothing is merged: run 'ecglens predict-merge OUT' "
+    "once every shard is done.",
 )
 @click.option(
     "--read-workers",

@@ -48,6 +48,7 @@ above 450 ms for men, above 460 ms for women (`QTC_UPPER`; with the sex unknown 
 flags and both are printed). A QRS of 110-119 ms is an incomplete conduction delay, 120 ms or more a complete
 bundle branch block."""
 QTC_UPPER = {"male": 450.0, "female": 460.0}
+"""The upper limit of a normal QTc (ms) by sex (Rautaharju et al. 2009, part IV)."""
 LABELS = {
     "heart_rate_bpm": ("HR", "bpm"),
     "pr_ms": ("PR", "ms"),
@@ -60,7 +61,6 @@ LABELS = {
     "t_axis_deg": ("T axis", "deg"),
 }
 """How a measurement is named and its unit, where a person reads it."""
-"""The upper limit of a normal QTc (ms) by sex (Rautaharju et al. 2009, part IV)."""
 AXIS_CATEGORIES = (
     ("normal", -30.0, 90.0),
     ("left axis deviation", -90.0, -30.0),
