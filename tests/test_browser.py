@@ -206,6 +206,7 @@ def test_the_batch_summary_opens_sorts_and_fits_a_narrow_window(browser, shared_
         page.locator("th").first.click()  # sorted descending: the first record is now another
         assert page.locator("tbody tr td").first.inner_text() != first or len(rows) == 1
         assert "ecg-" in page.inner_text("tbody")  # pseudonyms, never the files' names
+        assert "_deg" not in page.inner_text("tbody") and " deg (" in page.inner_text("tbody")  # as a reader names it
         page.screenshot(path=str(artifacts() / f"summary-{width}.png"), full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= width  # wide tables scroll in their box
         page.close()

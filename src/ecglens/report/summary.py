@@ -56,7 +56,7 @@ class SummaryRow:
             status=prediction.status,
             decisions=", ".join(decided) or ("none" if prediction.status == "ok" else ""),
             flags=" | ".join(prediction.disagreements),
-            outside_range=", ".join(measured.outside_normal()) if measured is not None else "",
+            outside_range=", ".join(measured.outside_text()) if measured is not None else "",
             quality=" | ".join([*prediction.reasons, *prediction.warnings]) or "ok",
             measurements=prediction.measurement_line().split(";")[0],
             report=report,

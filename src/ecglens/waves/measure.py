@@ -164,6 +164,15 @@ class Measurements:
             if values[name] is not None and not low <= values[name] <= high
         )
 
+    def outside_text(self) -> list[str]:
+        """What lies outside its normal range as a reader names it: ``P axis 76 deg (0 to 75)``."""
+        ranges, values = self.normal_ranges(), self.to_dict()
+        return [
+            f"{LABELS[key][0]} {shown_value(values[key], key)} {LABELS[key][1]} "
+            f"({ranges[key][0]:g} to {ranges[key][1]:g})"
+            for key in self.outside_normal()
+        ]
+
     def line(self) -> str:
         """``HR 46 bpm, PR 142 ms, ...``, what lies outside the normal ranges, the first note and every QTc caveat
         (a long QTc is never shown without what makes it long)."""
@@ -180,12 +189,7 @@ class Measurements:
             f"{name} {shown_value(v, key)}" + ("" if v is None else f" {unit}")
             for (name, v, unit), key in zip(shown, keys, strict=True)
         )
-        ranges, values = self.normal_ranges(), self.to_dict()
-        outside = [
-            f"{LABELS[key][0]} {shown_value(values[key], key)} {LABELS[key][1]} "
-            f"({ranges[key][0]:g} to {ranges[key][1]:g})"
-            for key in self.outside_normal()
-        ]
+        outside = self.outside_text()
         shown_notes = list(self.notes[:1]) + [n for n in self.notes[1:] if n.startswith(QTC_CAVEAT)]
         return (
             text
