@@ -34,7 +34,9 @@ WAVES_NOTE = (
     "|dx/dt|), its amplitude (|x - the lead's median|), and the same method on the network with its weights re-drawn "
     "(random model; Adebayo et al., NeurIPS 2018). 'minus edge' is the mean paired difference with its 95 % "
     "bootstrap interval: a method shows class knowledge where a cardiologist looks only where it is above every "
-    "null. Pointing: the share of maps whose largest value lies where a cardiologist looks (the pointing game)."
+    "null ('-': the null map had no positive evidence, so there is no pair). Pointing: the share of maps whose "
+    "largest value lies where a cardiologist looks (the pointing game; a per-time map such as Grad-CAM repeats its "
+    "largest value on every lead, so it is not comparable with the lead-resolved methods')."
 )
 
 
