@@ -209,7 +209,7 @@ def test_a_summary_escapes_what_a_record_holds(tmp_path):
     page = html_path.read_text()
     assert "<img" not in page and "&lt;img" in page
     assert "decided LBBB: <b>1</b>" in page and "with a disagreement flag: <b>1</b>" in page
-    assert "pr_ms" in csv_path.read_text()  # a PR of 338 ms is outside its range
+    assert "PR 338 ms (120 to 200)" in csv_path.read_text()  # outside its range, as a reader names it
 
 
 def test_an_export_without_its_library_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):
