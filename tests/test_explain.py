@@ -610,3 +610,36 @@ def test_population_shap_intervals_cover_on_the_record_that_showed_the_fault(sha
     half_width = stats.t.ppf(0.975, 7) * np.sqrt(np.array([v for _, v in runs]) / 8)
     covered = np.abs(np.array([m for m, _ in runs]) - truth) <= half_width
     assert covered.mean() >= 0.9, covered.mean()
+
+
+def test_grad_cams_nulls_are_at_its_resolution_and_the_backgrounds_scored_once(tiny_run, tmp_path, monkeypatch):
+    import ecglens.explain.records as records
+    from ecglens.explain.attribution import at_resolution, layer_steps
+    from ecglens.explain.waves import explain_waves, signal_map
+    from ecglens.waves.segments import wave_shares
+
+    predictor = Predictor(tiny_run.bundle, "cpu")
+    meta = predictor.meta
+    inputs = [s.input for s in predictor.score_records([read_record(_long_record(tmp_path))] * 2)]
+    background = training_background(open_caches([tiny_run.cache], meta.sampling_rate_hz), meta, 4)
+    scored_backgrounds = []
+    real = records.class_probabilities
+
+    def counted(model, signals, *args):
+        if len(signals) == 4:  # the background is the only batch of 4 scored here
+            scored_backgrounds.append(1)
+        return real(model, signals, *args)
+
+    monkeypatch.setattr(records, "class_probabilities", counted)
+    out = explain_waves(
+        predictor.model, meta, inputs, ("gradcam", "shap"), "AF", background, nulls=("edge", "random-model")
+    )
+    assert len(out) == 4 and len(scored_backgrounds) == 2  # once per network, not once per record and network
+    cam = next(e for e in out if e.explanation.method == "gradcam")
+    signal = cam.explanation.input.signal
+    steps = layer_steps(predictor.model, signal.shape[0], signal.shape[1])
+    pooled = at_resolution(signal_map(signal, "edge", per_lead=False), steps)
+    expected = wave_shares(pooled, cam.labels, meta.lead_names, "AF", "edge")
+    assert cam.nulls[0].shares == pytest.approx(expected.shares)  # the edge null at Grad-CAM's resolution
+    full = wave_shares(signal_map(signal, "edge", per_lead=False), cam.labels, meta.lead_names, "AF", "edge")
+    assert cam.nulls[0].shares != pytest.approx(full.shares, abs=1e-4)

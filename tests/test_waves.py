@@ -710,19 +710,62 @@ def test_a_method_is_compared_with_each_null_record_by_record():
     on_pr = np.isin(labels, [SEGMENTS.index("P"), SEGMENTS.index("PR")]).astype(float)
     rng = np.random.default_rng(1)
     items = []
-    for _ in range(5):  # the method on P and PR with some spill; the null spread evenly with noise
+    for _ in range(12):  # the method on P and PR with some spill; the null spread evenly with noise
         method = wave_shares(on_pr + 0.05 * rng.random(labels.shape), labels, marks.lead_names, "IAVB", "shap")
         null = wave_shares(1 + 0.1 * rng.random(labels.shape), labels, marks.lead_names, "IAVB", "edge")
         worse = wave_shares(on_pr * 5 + 0.01, labels, marks.lead_names, "IAVB", "amplitude")
         items.append((method, (null, worse)))
     (row,) = plausibility_table(items)
     edge, amplitude = row.null("edge"), row.null("amplitude")
-    assert edge is not None and amplitude is not None and edge.n == 5
+    assert edge is not None and amplitude is not None and edge.n == 12
     assert edge.difference == pytest.approx(row.plausibility - edge.plausibility)
-    assert edge.verdict() == "above" and edge.interval[0] > 0  # far above an even map
+    assert edge.verdict() == "above" and edge.interval[0] > 0 and edge.p_value == pytest.approx(2 / 2**12)
     assert amplitude.verdict() == "below"  # a null that sits on P and PR more tightly than the method
     assert row.pointing == 1.0 and edge.pointing is not None
     assert PlausibilityRow.from_dict(row.to_dict()) == row  # nulls survive plausibility.csv's flat row
+
+
+def test_few_pairs_get_an_exact_sign_flip_test_and_no_bootstrap_interval():
+    from ecglens.explain.waves import compare_with_null, sign_flip_p
+
+    rng = np.random.default_rng(0)
+    assert sign_flip_p(np.array([0.3, 0.2, 0.4, 0.1, 0.5]), rng) == pytest.approx(2 / 32)  # the smallest at n 5
+    assert sign_flip_p(np.array([0.3, -0.3]), rng) == pytest.approx(1.0)
+    assert sign_flip_p(np.array([1.0, 2.0, -0.5]), rng) == pytest.approx(4 / 8)  # |mean| >= 2.5/3: 4 of 8 patterns
+    assert 0 < sign_flip_p(np.full(40, 0.1), rng) < 0.001  # random patterns above 16 pairs, never exactly 0
+    marks = _marks(leads=("I",))
+    labels = segment_labels(marks, N)
+    on_qrs = (labels == SEGMENTS.index("QRS")).astype(float)
+    pairs = [
+        (
+            wave_shares(on_qrs + 0.01, labels, marks.lead_names, "PVC", "shap"),
+            wave_shares(np.ones(labels.shape), labels, marks.lead_names, "PVC", "edge"),
+        )
+        for _ in range(4)
+    ]
+    few = compare_with_null(pairs, "edge", rng, 200)  # four records far above: a bootstrap would exclude 0
+    assert few.n == 4 and few.difference > 0.3 and few.interval is None
+    assert few.p_value == pytest.approx(2 / 16) and few.verdict() == "tie"
+
+
+def test_grad_cams_null_has_no_finer_detail_than_its_layer():
+    import torch
+
+    from ecglens.explain.attribution import at_resolution, gradcam, layer_steps
+    from ecglens.models.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet_tiny", 3, 2).eval()
+    steps = layer_steps(model, 3, 400)
+    gradcam_map = gradcam(model, torch.randn(1, 3, 400), 0)[0]
+    spikes = np.zeros((3, 400))
+    spikes[:, ::50] = 1.0  # a QRS-like impulse train: full resolution puts all of it on 8 samples
+    pooled = at_resolution(spikes, steps)
+    assert 1 < steps < 400 and pooled.shape == spikes.shape
+    assert pooled.sum() == pytest.approx(spikes.sum(), rel=0.05) and pooled.max() < 0.5
+    # the pooled map is as smooth as Grad-CAM's own: no jump between neighbours larger than Grad-CAM can make
+    step_ratio = np.abs(np.diff(pooled[0])).max() / pooled[0].max()
+    assert step_ratio <= 2.0 * np.abs(np.diff(gradcam_map[0])).max() / max(gradcam_map[0].max(), 1e-9) + 1e-6
 
 
 def test_the_randomised_model_has_learned_nothing_and_leaves_the_model_alone():

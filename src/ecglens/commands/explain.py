@@ -316,19 +316,19 @@ class WavesRun:
         legend = (
             "minus <null>: the mean paired difference in plausibility from a map that knows no class (edge: |dx/dt|; "
             "amplitude: |x - median|; random-model: the method on the network with its weights re-drawn), with "
-            "its 95 % bootstrap interval; above/below: the interval excludes 0"
+            "its 95 % bootstrap interval (from 10 pairs on), the pairs n and a paired sign-flip test's p; above/below: "
+            "p < 0.05"
         )
         return [*lines, legend, f"waves from: {', '.join(sources) or 'none'}", self.written.line()]
 
 
 def _null_text(comparison: NullComparison) -> str:
-    """``edge -0.21 [-0.25, -0.17] below``."""
+    """``edge -0.21 [-0.25, -0.17] n 14, p < 0.001 below``."""
+    from ecglens.explain.waves import difference_text
+
     if comparison.difference is None:
         return f"{comparison.null} - (no map with positive evidence)"
-    if comparison.interval is None:
-        return f"{comparison.null} {comparison.difference:+.2f} (one record)"
-    interval = "" if comparison.interval is None else f" [{comparison.interval[0]:+.2f}, {comparison.interval[1]:+.2f}]"
-    return f"{comparison.null} {comparison.difference:+.2f}{interval} {comparison.verdict()}"
+    return f"{comparison.null} {difference_text(comparison)} {comparison.verdict()}"
 
 
 def run_waves(

@@ -70,6 +70,30 @@ def gradcam(
     return upsampled.detach().expand(-1, x.shape[1], -1).cpu().numpy().copy()
 
 
+def layer_steps(model: nn.Module, n_leads: int, n_samples: int, layer: nn.Module | None = None) -> int:
+    """How many time steps ``layer`` (default ``model.layer4``, where `gradcam` explains) has for an input of
+    ``n_leads`` x ``n_samples``: one forward pass of zeros."""
+    layer = layer if layer is not None else model.get_submodule("layer4")
+    steps: list[int] = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: steps.append(int(out.shape[-1])))
+    try:
+        with evaluation_mode(model), torch.no_grad():
+            model(torch.zeros(1, n_leads, n_samples, device=next(model.parameters()).device))
+    finally:
+        handle.remove()
+    return steps[0]
+
+
+def at_resolution(values: np.ndarray, steps: int) -> np.ndarray:
+    """A per-time map (``... x samples``) with no finer detail than a layer of ``steps`` time steps can have:
+    averaged over ``steps`` equal windows, then upsampled back as `gradcam` upsamples its layer (linear)."""
+    n_samples = values.shape[-1]
+    flat = torch.from_numpy(np.ascontiguousarray(values, np.float32)).reshape(1, -1, n_samples)
+    pooled = torch.nn.functional.adaptive_avg_pool1d(flat, steps)
+    back = LayerAttribution.interpolate(pooled, (n_samples,), interpolate_mode="linear")
+    return back.reshape(values.shape).numpy().astype(values.dtype, copy=False)
+
+
 def guided_gradcam(
     model: nn.Module, x: torch.Tensor, target: int | Sequence[int], layer: nn.Module | None = None
 ) -> np.ndarray:

@@ -144,6 +144,7 @@ def explain_inputs(
     n_samples: int = 8,
     probabilities: np.ndarray | None = None,
     seed: int = 0,
+    background_p: dict[int, np.ndarray] | None = None,
 ) -> list[RecordExplanation]:
     """Explain each input for the classes `targets_for` picks (or ``class_name``).
 
@@ -158,6 +159,8 @@ def explain_inputs(
         probabilities: the probabilities already computed for ``inputs`` (records x classes); computed here
             when None.
         seed: expected-gradients seed.
+        background_p: the background's probabilities under ``model`` per input length, kept by a caller that
+            explains record by record so they are computed once (filled here).
     """
     if method == "shap" and background is None:
         raise ValueError("SHAP needs a background set (training-split records of a cache)")
@@ -165,7 +168,7 @@ def explain_inputs(
         probabilities = probabilities_of(model, inputs)
     device = model_device(model)
     out = []
-    background_p: dict[int, np.ndarray] = {}  # f(b) of the background fitted to each input length, once
+    background_p = {} if background_p is None else background_p  # f(b) of the background per input length, once
     for item, p in zip(inputs, probabilities, strict=True):
         x = torch.from_numpy(item.signal)[None].to(device)
         if background is None or method != "shap":

@@ -20,6 +20,7 @@ import numpy as np
 from torch import nn
 
 from ecglens.bundle.meta import BundleMeta
+from ecglens.explain.attribution import at_resolution, layer_steps
 from ecglens.explain.inputs import Background
 from ecglens.explain.records import RecordExplanation, explain_inputs, probabilities_of
 from ecglens.preprocess import ModelInput
@@ -86,6 +87,9 @@ def explain_waves(
         raise ValueError(f"unknown null map {unknown[0]!r}; choose from {', '.join(NULLS)}")
     probabilities = probabilities_of(model, inputs)
     random = randomised_model(model) if "random-model" in nulls else None
+    seen: dict[int, np.ndarray] = {}  # the background's probabilities per input length, under each network, once
+    seen_random: dict[int, np.ndarray] = {}
+    steps: dict[int, int] = {}
     source = marks_source if meta.policy.name == "crop" else "auto"  # a cut or padded input: its own waves
     out = []
     for i, item in enumerate(inputs):
@@ -94,11 +98,18 @@ def explain_waves(
         labels = method_labels(marks, item.signal.shape[1])
         for method in methods:
             explained = explain_inputs(
-                model, meta, [item], method, class_name, background, probabilities=probabilities[i : i + 1]
+                model,
+                meta,
+                [item],
+                method,
+                class_name,
+                background,
+                probabilities=probabilities[i : i + 1],
+                background_p=seen,
             )
             for explanation in explained:
                 codes, shares = among_waves(explanation, labels, meta.lead_names)
-                placed = null_shares(explanation, codes, meta, nulls, random, background)
+                placed = null_shares(explanation, codes, meta, nulls, random, background, model, seen_random, steps)
                 out.append(WaveExplanation(explanation, marks, codes, shares, measured, placed))
     return out
 
@@ -137,18 +148,36 @@ def null_shares(
     nulls: Sequence[str],
     random: nn.Module | None,
     background: Background | None,
+    model: nn.Module | None = None,
+    background_p: dict[int, np.ndarray] | None = None,
+    steps: dict[int, int] | None = None,
 ) -> tuple[WaveShares, ...]:
     """The ``nulls`` for one explanation, each placed among the explanation's own segment codes: a signal map
-    shaped as the method's (per lead or per time), or the method on the ``random`` network for the same class."""
+    shaped as the method's (per lead or per time; for Grad-CAM averaged to the resolution of ``model``'s layer 4,
+    `at_resolution`, when ``model`` is given), or the method on the ``random`` network for the same class.
+    ``background_p`` (the background's probabilities under ``random``) and ``steps`` (layer 4's length per input
+    length) are kept across calls so each is computed once."""
+    steps = {} if steps is None else steps
     out = []
     for null in nulls:
         if null == "random-model" and random is not None:
             (again,) = explain_inputs(
-                random, meta, [explanation.input], explanation.method, explanation.class_name, background
+                random,
+                meta,
+                [explanation.input],
+                explanation.method,
+                explanation.class_name,
+                background,
+                background_p=background_p,
             )
             values = again.values
         else:
             values = signal_map(explanation.input.signal, null, explanation.method in LEAD_RESOLVED)
+            if explanation.method == "gradcam" and model is not None:  # no finer than Grad-CAM's layer
+                n_leads, n_samples = values.shape
+                if n_samples not in steps:
+                    steps[n_samples] = layer_steps(model, n_leads, n_samples)
+                values = at_resolution(values, steps[n_samples])
         out.append(wave_shares(values, codes, meta.lead_names, explanation.class_name, null))
     return tuple(out)
 
@@ -176,6 +205,31 @@ def _bootstrap(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> tup
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+MIN_INTERVAL = 10
+"""Paired differences from a null get a bootstrap interval from this many pairs on: under it the percentile
+bootstrap of a mean undercovers (on 4 pairs its nominal 95 % covers about 75 %), and only the sign-flip test's
+p-value is given."""
+EXACT_SIGN_FLIPS = 16
+"""Up to this many pairs the sign-flip test enumerates every sign pattern (2^n); above it, 10,000 random ones."""
+
+
+def sign_flip_p(differences: np.ndarray, rng: np.random.Generator, n_random: int = 10_000) -> float | None:
+    """The two-sided p-value of a paired sign-flip permutation test that the mean difference is 0: under the null
+    each pair's difference is as likely negated, so the observed |mean| is ranked among those of the sign patterns
+    (all of them up to `EXACT_SIGN_FLIPS` pairs, else ``n_random`` random ones, counting the observed one). Exact
+    at every n, unlike a bootstrap interval: 5 pairs can never reach p < 0.05 (the smallest is 2/32)."""
+    n = len(differences)
+    if n == 0:
+        return None
+    if n <= EXACT_SIGN_FLIPS:
+        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+        means = np.abs(signs @ differences) / n
+        return float(np.mean(means >= abs(differences.mean()) - 1e-12))
+    signs = rng.choice((-1.0, 1.0), size=(n_random, n))
+    means = np.abs(signs @ differences) / n
+    return float((1 + np.sum(means >= abs(differences.mean()) - 1e-12)) / (1 + n_random))
+
+
 def _mean(values: Sequence[float | bool]) -> float | None:
     return float(np.mean(values)) if len(values) else None
 
@@ -184,7 +238,8 @@ def _mean(values: Sequence[float | bool]) -> float | None:
 class NullComparison:
     """One class and method against one null map (`NULLS`), over the ``n`` explanations where both have a
     plausibility: the null's mean plausibility, the mean paired difference (method minus null) with its 95 %
-    bootstrap interval, and the null's pointing-game hit rate."""
+    bootstrap interval (from `MIN_INTERVAL` pairs on), the sign-flip test's two-sided p-value (`sign_flip_p`)
+    and the null's pointing-game hit rate."""
 
     null: str
     n: int
@@ -192,12 +247,13 @@ class NullComparison:
     difference: float | None
     interval: tuple[float, float] | None
     pointing: float | None
+    p_value: float | None = None
 
     def verdict(self) -> str:
-        """``above``, ``below`` or ``tie`` (the interval holds 0, or there is none)."""
-        if self.interval is None:
+        """``above`` or ``below`` where the sign-flip test gives p < 0.05, else ``tie``."""
+        if self.p_value is None or self.difference is None or self.p_value >= 0.05:
             return "tie"
-        return "above" if self.interval[0] > 0 else "below" if self.interval[1] < 0 else "tie"
+        return "above" if self.difference > 0 else "below"
 
     def to_dict(self) -> dict:
         """Plain data."""
@@ -208,6 +264,7 @@ class NullComparison:
             "difference": self.difference,
             "interval": None if self.interval is None else list(self.interval),
             "pointing": self.pointing,
+            "p_value": self.p_value,
             "verdict": self.verdict(),
         }
 
@@ -222,7 +279,19 @@ class NullComparison:
             data["difference"],
             None if interval is None else (interval[0], interval[1]),
             data["pointing"],
+            data.get("p_value"),
         )
+
+
+def difference_text(comparison: NullComparison) -> str:
+    """``-0.21 [-0.25, -0.17] n 14, p 0.001``: the mean paired difference, its interval when there is one, the
+    pairs and the sign-flip p-value."""
+    if comparison.difference is None:
+        return "-"
+    interval = "" if comparison.interval is None else f" [{comparison.interval[0]:+.2f}, {comparison.interval[1]:+.2f}]"
+    p = "" if comparison.p_value is None else f", p {comparison.p_value:.3f}"
+    p = ", p < 0.001" if comparison.p_value is not None and comparison.p_value < 0.001 else p
+    return f"{comparison.difference:+.2f}{interval} n {comparison.n}{p}"
 
 
 def compare_with_null(
@@ -240,8 +309,9 @@ def compare_with_null(
         len(both),
         _mean([n for _, n, _ in both]),
         _mean(differences.tolist()),
-        _bootstrap(differences, rng, n_boot),
+        _bootstrap(differences, rng, n_boot) if len(differences) >= MIN_INTERVAL else None,
         _mean([hit for _, _, hit in both if hit is not None]),
+        sign_flip_p(differences, rng),
     )
 
 
@@ -302,6 +372,7 @@ class PlausibilityRow:
                 {
                     "null": null,
                     **{k: data[f"{null}_{k}"] for k in ("n", "plausibility", "difference", "interval", "pointing")},
+                    "p_value": data.get(f"{null}_p_value"),
                 }
             )
             for null in NULLS

@@ -12,7 +12,14 @@ import pandas as pd
 from markupsafe import Markup
 
 from ecglens.bundle.meta import BundleMeta
-from ecglens.explain.waves import NULLS, NullComparison, PlausibilityRow, WaveExplanation, WavesSummary
+from ecglens.explain.waves import (
+    NULLS,
+    NullComparison,
+    PlausibilityRow,
+    WaveExplanation,
+    WavesSummary,
+    difference_text,
+)
 from ecglens.report.figures import DEFAULT_FIGURES, FIGURE_DPI, FigureOptions, explanation_figure, save_figure
 from ecglens.report.html import figure_beside_page, number, page, strict_json, table_to_html
 from ecglens.report.paths import safe_name
@@ -32,9 +39,12 @@ WAVES_NOTE = (
     "means. Chance is a weak null: any map that follows the QRS complexes beats it for a QRS class. So each "
     "explanation is also compared, record by record, with maps that know no class: the ECG's own slope (edge, "
     "|dx/dt|), its amplitude (|x - the lead's median|), and the same method on the network with its weights re-drawn "
-    "(random model; Adebayo et al., NeurIPS 2018). 'minus edge' is the mean paired difference with its 95 % "
-    "bootstrap interval: a method shows class knowledge where a cardiologist looks only where it is above every "
-    "null ('-': the null map had no positive evidence, so there is no pair). Pointing: the share of maps whose "
+    "(random model; Adebayo et al., NeurIPS 2018); for Grad-CAM the signal maps are first averaged to its layer's "
+    "resolution, so they hold no finer detail than Grad-CAM can. 'minus edge' is the mean paired difference over "
+    "n pairs, its 95 % bootstrap interval from 10 pairs on (fewer undercover), and the two-sided p-value of a "
+    "paired sign-flip permutation test (exact up to 16 pairs; 5 pairs can never reach 0.05): a method shows class "
+    "knowledge where a cardiologist looks only where it is above every null at p < 0.05 ('-': the null map had "
+    "no positive evidence, so there is no pair). Pointing: the share of maps whose "
     "largest value lies where a cardiologist looks (the pointing game; a per-time map such as Grad-CAM repeats its "
     "largest value on every lead, so it is not comparable with the lead-resolved methods')."
 )
@@ -163,11 +173,10 @@ def _examples(explained: Sequence[WaveExplanation], figures: Sequence[Path]) -> 
 
 
 def _difference(comparison: NullComparison | None) -> str:
-    """``-0.21 [-0.25, -0.17]`` (``-`` when not compared)."""
+    """``-0.21 [-0.25, -0.17] n 14, p 0.001`` (``-`` when not compared)."""
     if comparison is None or comparison.difference is None:
         return "-"
-    interval = "" if comparison.interval is None else f" [{comparison.interval[0]:+.2f}, {comparison.interval[1]:+.2f}]"
-    return f"{comparison.difference:+.2f}{interval}"
+    return difference_text(comparison)
 
 
 def plausibility_html(table: Sequence[PlausibilityRow]) -> Markup:
@@ -176,7 +185,7 @@ def plausibility_html(table: Sequence[PlausibilityRow]) -> Markup:
     nulls = [null for null in NULLS if any(r.null(null) is not None for r in table)]
     return table_to_html(
         ["class", "method", "explanations", "plausibility [95 % CI]", "chance", "pointing"]
-        + [f"minus {null} [95 % CI]" for null in nulls]
+        + [f"minus {null} [95 % CI], pairs, p" for null in nulls]
         + list(SEGMENTS),
         [
             [
