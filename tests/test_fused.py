@@ -104,17 +104,21 @@ def test_a_class_the_model_cannot_know_is_decided_by_criteria():
     assert "STE" not in not_met.decisions
 
 
-def test_pac_is_not_decided_beside_af():
-    """A cardiologist's review found PAC decided beside AF: a premature atrial beat is not defined in atrial
-    fibrillation. The model's own decisions stay as they are."""
+def test_pac_is_not_decided_beside_af_nor_std_beside_lbbb():
+    """A cardiologist's review found PAC decided beside AF (a premature atrial beat is not defined in atrial
+    fibrillation) and STD beside LBBB (the block's own secondary ST changes). The model's own decisions stay as
+    they are."""
     decision = bundle_fused(starter_path())
-    assert decision is not None and decision.excludes == {"PAC": "AF"}
+    assert decision is not None and decision.excludes == {"PAC": "AF", "STD": "LBBB"}
     names = list(CLASS_NAMES)
     model = decision.decide_from([0.5] * len(names), ["AF", "PAC"], {}, [], names, "model")
     assert model.decisions == ("AF", "PAC")
     with_af = replace(decision, classes=tuple(replace(c, rule="model") for c in decision.classes))
     assert with_af.decide_from([0.5] * len(names), ["AF", "PAC"], {}, [], names).decisions == ("AF",)
     assert with_af.decide_from([0.5] * len(names), ["PAC"], {}, [], names).decisions == ("PAC",)
+    lbbb = with_af.decide_from([0.5] * len(names), ["LBBB", "STD"], {}, [], names)
+    assert lbbb.decisions == ("LBBB",) and "STD" not in lbbb.decided_by
+    assert with_af.decide_from([0.5] * len(names), ["STD", "RBBB"], {}, [], names).decisions == ("RBBB", "STD")
 
 
 def test_a_prediction_says_which_rule_made_each_decision():

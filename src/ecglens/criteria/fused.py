@@ -45,10 +45,14 @@ OPERATIONS = ("logit", "value", "max", "min", "outside", "contiguous_high", "con
 - ``status``: a criterion's status, 1 met, 0 not met (not assessable: missing).
 """
 LOGIT_CLIP = 1e-6
-EXCLUDES = {"PAC": "AF"}
+EXCLUDES = {"PAC": "AF", "STD": "LBBB"}
 """Under the fused and the criteria rules, a class not decided beside another: a premature atrial contraction is
 not defined in atrial fibrillation (no regular atrial rhythm for a beat to come early in; a cardiologist's review
-found PAC decided beside AF). The model's own decisions are kept as they are (``model_decisions``)."""
+found PAC decided beside AF); ST depression beside left bundle branch block is the block's own secondary
+repolarisation ("ST and T waves usually opposite in direction to QRS", Surawicz et al. 2009, AHA/ACCF/HRS
+recommendations part III; the ST thresholds of the Fourth Universal Definition of MI do not apply, and
+Sgarbossa-type criteria are not assessed here). The model's own decisions are kept as they are
+(``model_decisions``), and the page says what the model alone decided."""
 
 
 class FusedDecisionError(ValueError):

@@ -207,8 +207,8 @@ def _bootstrap(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> tup
 
 MIN_INTERVAL = 10
 """Paired differences from a null get a bootstrap interval from this many pairs on: under it the percentile
-bootstrap of a mean undercovers (on 4 pairs its nominal 95 % covers about 75 %), and only the sign-flip test's
-p-value is given."""
+bootstrap of a mean undercovers badly (simulated on normal differences, its nominal 95 % covers 80 % at 4 pairs,
+89 % at 10), and only the sign-flip test's p-value, exact at every n, is given."""
 EXACT_SIGN_FLIPS = 16
 """Up to this many pairs the sign-flip test enumerates every sign pattern (2^n); above it, 10,000 random ones."""
 
