@@ -144,3 +144,23 @@ def test_a_checksum_mismatch_is_named_and_nothing_unverified_is_kept(
     assert default_examples_root() is None
     assert main(["-q", "data", "download", "examples", "--version", "1.0.2", "--out", str(folder)]) == 1
     assert "pinned" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_serve_fetch_examples_fetches_then_serves_them(mirror: Mirror, tmp_path: Path, monkeypatch, capsys):
+    import uvicorn
+
+    import ecglens.io.download
+
+    monkeypatch.setenv(EXAMPLES_ENV, str(tmp_path / "examples"))
+    monkeypatch.delenv("ECGLENS_DATA", raising=False)
+    monkeypatch.setattr(ecglens.io.download, "PHYSIONET", mirror.url)  # never the internet
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(app))
+    assert main(["-q", "serve", "--fetch-examples"]) == 0
+    out = capsys.readouterr().out
+    assert "14 downloaded" in out and "no example records" not in out and "serving starter" in out
+    (app,) = served
+    assert [e.class_name for e in app.state.service.examples.values()] == [e.class_name for e in EXAMPLES]
+    assert main(["-q", "serve", "--fetch-examples", "--examples", str(tmp_path)]) == 2
+    assert "--examples names another" in capsys.readouterr().err
