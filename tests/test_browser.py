@@ -123,7 +123,8 @@ def test_real_examples_with_their_known_labels_in_a_narrow_window(browser, serve
     page.wait_for_function("!document.getElementById('model-line').textContent.startsWith('loading')")
     if page.locator("#examples button").count() == 0:
         pytest.skip("real sample data absent: the viewer has no PTB-XL examples (set ECGLENS_DATA)")
-    assert "Try a real record (PTB-XL 1.0.3" in page.inner_text("#examples-label")
+    assert page.inner_text("#examples-label") == "Try a real record (known class):"
+    assert page.inner_text("#examples-credit").startswith("Records: PTB-XL 1.0.3 (Wagner et al.")
     page.click("#examples button >> text=PVC")
     page.wait_for_selector("#result:not([hidden])")
     page.locator("#ecg .annotation-text").nth(11).wait_for()
@@ -140,6 +141,68 @@ def test_real_examples_with_their_known_labels_in_a_narrow_window(browser, serve
     assert box is not None and box["x"] + box["width"] <= 420
     page.set_input_files("#file-input", [])
     page.close()
+
+
+@pytest.fixture(scope="module")
+def examples_server(tmp_path_factory):
+    """The starter model served with the example records 'ecglens data download examples' fetches (copied here
+    from the shared sample, never downloaded)."""
+    from conftest import shared_data_dir
+    from ecglens.io.example_set import example_checksums
+    from ecglens.serve import ServeConfig, create_app
+
+    data = shared_data_dir()
+    if data is None or not (data / "ptb-xl").is_dir():
+        pytest.skip("real sample data absent: no PTB-XL files to serve as the fetched examples (set ECGLENS_DATA)")
+    folder = tmp_path_factory.mktemp("examples")
+    for path, _ in example_checksums():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes((data / "ptb-xl" / path).read_bytes())
+    running = RunningServer(create_app(ServeConfig("starter", "cpu", examples_root=str(folder))))
+    yield running
+    running.stop()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("width", [1280, 420])
+def test_a_fetched_example_is_diagnosed_with_its_credit_beside_the_buttons(browser, examples_server, width):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(examples_server.url)
+    page.wait_for_function("document.querySelectorAll('#examples button').length === 7")
+    assert page.locator("#examples button").all_text_contents() == ["SNR", "AF", "IAVB", "RBBB", "PAC", "PVC", "STD"]
+    assert page.inner_text("#examples-label") == "Try a real record (known class):"
+    credit = page.inner_text("#examples-credit")
+    assert credit.startswith("Records: PTB-XL 1.0.3 (Wagner et al., Sci Data 2020") and "CC BY 4.0" in credit
+    assert page.get_attribute("#examples-credit a", "href") == "https://creativecommons.org/licenses/by/4.0/"
+    page.click("#examples button >> text=RBBB")
+    page.wait_for_selector("#result:not([hidden])")
+    page.locator("#ecg .annotation-text").nth(11).wait_for()
+    assert page.inner_text("#record-title").startswith("455")
+    assert page.inner_text("#decisions").startswith("Decisions:") and "RBBB" in page.inner_text("#decisions")
+    assert page.inner_text("#known").startswith("Known, mapped to this model's classes: RBBB")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing wider than the window
+    page.screenshot(path=str(artifacts() / f"viewer-examples-{width}.png"), full_page=True)
+    assert not problems, problems
+    page.close()
+
+
+def test_without_examples_the_page_says_how_to_fetch_them(browser, tiny_run):
+    from ecglens.serve import ServeConfig, create_app
+
+    running = RunningServer(create_app(ServeConfig(tiny_run.bundle, "cpu")))
+    try:
+        page = browser.new_page(viewport={"width": 420, "height": 900})
+        page.goto(running.url)
+        page.wait_for_function("document.getElementById('examples-label').textContent.startsWith('No example')")
+        label = page.inner_text("#examples-label")
+        assert "'ecglens data download examples' fetches 7 real PTB-XL records (172 kB" in label
+        assert page.is_visible("#examples") and page.locator("#examples button").count() == 0
+        assert page.is_hidden("#examples-credit")
+        page.close()
+    finally:
+        running.stop()
 
 
 def test_bad_files_show_one_clear_line(browser, server, tmp_path):

@@ -571,3 +571,51 @@ def test_a_result_is_a_valid_fhir_bundle_with_its_pdf(client, signal, tmp_path):
     bare = client.get(f"{url}/fhir", params={"pdf": "false"}).json()
     assert "presentedForm" not in json.dumps(bare)
     assert client.get("/api/results/nonsense/fhir").json()["error"]["kind"] == "unknown_result"
+
+
+def _examples_folder(shared_data, folder):
+    """The folder 'ecglens data download examples' fills, made here from the shared sample's copies."""
+    from ecglens.io.example_set import example_checksums
+
+    for path, _ in example_checksums():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes((shared_data / "ptb-xl" / path).read_bytes())
+    return folder
+
+
+@pytest.mark.realdata
+def test_serve_uses_the_fetched_examples_and_diagnoses_one(shared_data, tmp_path, monkeypatch):
+    from ecglens.io.example_set import CREDIT, EXAMPLES
+
+    folder = _examples_folder(shared_data, tmp_path / "examples")
+    monkeypatch.setenv("ECGLENS_EXAMPLES", str(folder))
+    monkeypatch.delenv("ECGLENS_DATA", raising=False)
+    config = serve_config(None, "127.0.0.1", None)  # what 'ecglens serve' with no options does: the starter model
+    assert config.examples_root == str(folder)
+    with TestClient(create_app(config), base_url="http://127.0.0.1") as client:
+        examples = client.get("/api/examples").json()
+        assert [(e["id"], e["class"]) for e in examples] == [(f"ptbxl-{e.ecg_id}", e.class_name) for e in EXAMPLES]
+        assert all(e["real"] and e["source"].startswith(CREDIT) for e in examples)
+        assert client.get("/api/model").json()["examples_note"] is None
+        pvc = next(e for e in examples if e["class"] == "PVC")
+        result = client.post(f"/api/examples/{pvc['id']}").json()
+        assert result["record_id"] == "1633" and result["true_labels"] == ["PVC"]
+        assert set(result["probabilities"]) == set(result["thresholds"]) >= {"SNR", "PVC"}
+        assert 'id="examples-credit"' in client.get("/").text
+
+
+def test_without_examples_the_server_and_the_viewer_say_how_to_fetch_them(tiny_run, tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from ecglens.serve.server import run_server
+
+    monkeypatch.setenv("ECGLENS_EXAMPLES", str(tmp_path / "none yet"))
+    monkeypatch.delenv("ECGLENS_DATA", raising=False)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    run_server(tiny_run.bundle, device="cpu")
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("serving ")
+    assert "'ecglens data download examples'" in lines[0] and "172 kB" in lines[0] and "none yet" in lines[0]
+    with TestClient(create_app(serve_config(tiny_run.bundle, "127.0.0.1", None)), base_url="http://127.0.0.1") as c:
+        assert c.get("/api/examples").json() == []
+        assert c.get("/api/model").json()["examples_note"] == lines[0]

@@ -228,7 +228,13 @@ def data_label_spaces(space) -> None:
 
 @data.command("download")
 @click.argument("dataset")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the dataset (created).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the dataset (created); required but for 'examples', which go to $ECGLENS_EXAMPLES or "
+    "$XDG_DATA_HOME/ecglens/examples (~/.local/share/ecglens/examples), where 'ecglens serve' finds them.",
+)
 @click.option(
     "--rate",
     type=click.Choice(["100", "500", "both"]),
@@ -263,14 +269,18 @@ def data_label_spaces(space) -> None:
 def data_download(dataset, out, rate, base_url, version, workers, retries, timeout) -> None:
     """Fetch a PhysioNet dataset, every file verified against the project's SHA256SUMS.txt.
 
-    DATASET is ptbxl (PTB-XL, native layout) or a source of the PhysioNet/CinC Challenge 2021 training set:
+    DATASET is ptbxl (PTB-XL, native layout), a source of the PhysioNet/CinC Challenge 2021 training set:
     cpsc_2018 (alias cpsc2018), cpsc_2018_extra, georgia, chapman_shaoxing, ningbo, ptb, ptb-xl,
-    st_petersburg_incart. A file appears under its name only once its SHA-256 matches; an interrupted
-    run continues partial files with HTTP range requests, and a re-run fetches nothing already verified.
-    Files that still fail are listed with their URLs (exit 1) while the rest completes.
+    st_petersburg_incart, or examples: the viewer's example records, 7 real PTB-XL 1.0.3 records at 100 Hz
+    (172 kB; one per class the starter model decides, chosen by PTB-XL's labels; CC BY 4.0, Wagner et al.
+    2020), each checked against a SHA-256 pinned in ecglens. A file appears under its name only once its
+    SHA-256 matches; an interrupted run continues partial files with HTTP range requests, and a re-run
+    fetches nothing already verified. Files that still fail are listed with their URLs (exit 1) while the
+    rest completes.
 
     \b
     Example:
+      ecglens data download examples               # then 'ecglens serve' shows them
       ecglens data download ptbxl --rate 500 --out data/ptb-xl
       ecglens data download cpsc2018 --out data/cpsc_2018
     """
@@ -1741,9 +1751,16 @@ def models(bundles, card) -> None:
     "--examples",
     type=click.Path(exists=True, file_okay=False),
     default=None,
-    show_default="$ECGLENS_DATA/ptb-xl when present",
-    help="A PTB-XL folder: one real record per class becomes a 'try an example' button, its known labels "
-    "shown beside the decisions (PTB-XL is CC BY 4.0; read in place, never copied).",
+    show_default="$ECGLENS_DATA/ptb-xl when present, else the examples 'ecglens data download examples' fetched",
+    help="A PTB-XL folder, or a folder 'ecglens data download examples --out' filled: one real record per class "
+    "becomes a 'try an example' button, its known labels shown beside the decisions (PTB-XL is CC BY 4.0; read "
+    "in place, never copied).",
+)
+@click.option(
+    "--fetch-examples",
+    is_flag=True,
+    help="First fetch the example records (as 'ecglens data download examples': 172 kB from PhysioNet, "
+    "verified; nothing when already there), then serve them.",
 )
 @click.option(
     "--body-timeout",
@@ -1774,11 +1791,15 @@ def serve(
     allowed_hosts,
     body_timeout,
     examples,
+    fetch_examples,
     measurements,
 ) -> None:
     """Web viewer and HTTP API: drop an ECG file, see the diagnosis, the leads on ECG paper and the explanations.
 
     API: POST /api/predict, GET /api/model, GET /api/health; documented at /docs.
+
+    Examples: real PTB-XL records (CC BY 4.0), one per class, as buttons; ecglens ships none. Fetch them once with
+    'ecglens data download examples' (or --fetch-examples); until then the server and the page say so.
 
     Protections: loopback only unless --host with a token; pages of other sites (Origin) and foreign Host names
     get 403; uploads are capped before reading (--max-upload-mb), decoded size from what the files declare
@@ -1788,8 +1809,16 @@ def serve(
     \b
     Example:
       ecglens serve                                 # the starter model; then open http://127.0.0.1:8000
+      ecglens serve --fetch-examples                # the same, with the example records fetched first
       ecglens serve --checkpoint ecglens-out/demo/run/best
     """
+    if fetch_examples:
+        if examples is not None:
+            raise click.UsageError("--fetch-examples fetches into the examples folder; --examples names another")
+        fetched = _commands("data").run_download("examples")
+        _show(fetched)
+        if fetched.exit_code:
+            raise click.exceptions.Exit(fetched.exit_code)
     _commands("serve").run_serve(
         checkpoint,
         host,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecglens.commands.common import Written, issue_lines
@@ -109,12 +110,17 @@ class DownloadRun:
     def lines(self) -> list[str]:
         """What the CLI prints."""
         r = self.result
-        return [
+        done = [
             f"{r.out}: {r.n_files} files from {r.base_url}: {r.downloaded} downloaded "
             f"({r.bytes_downloaded / 1e6:.1f} MB in {r.seconds:.1f} s), {r.already_verified} already verified, "
-            f"{len(r.failures)} failed",
-            f"read it as the source {r.source_spec}",
+            f"{len(r.failures)} failed"
         ]
+        if r.source_spec is not None:
+            return [*done, f"read it as the source {r.source_spec}"]
+        from ecglens.io.example_set import CITATION, EXAMPLES_ENV, LICENCE, examples_folder
+
+        where = "" if Path(r.out) == examples_folder() else f" --examples {r.out} (or {EXAMPLES_ENV}={r.out})"
+        return [*done, f"'ecglens serve{where}' shows them as examples", f"PTB-XL is {LICENCE}; cite: {CITATION}"]
 
     def problems(self) -> list[str]:
         """What the CLI prints on standard error: every file that failed, with its URL and reason."""
@@ -132,7 +138,7 @@ class DownloadRun:
 
 def run_download(
     dataset: str,
-    out: str | os.PathLike,
+    out: str | os.PathLike | None = None,
     base_url: str | None = None,
     rate: str = "both",
     version: str | None = None,
@@ -140,10 +146,22 @@ def run_download(
     retries: int = 4,
     timeout: float = 30.0,
 ) -> DownloadRun:
-    """``data download``: fetch and verify a PhysioNet dataset (from ``base_url``, PhysioNet by default)."""
-    from ecglens.io.download import PHYSIONET, download
+    """``data download``: fetch and verify a PhysioNet dataset (from ``base_url``, PhysioNet by default).
 
-    return DownloadRun(download(dataset, out, base_url or PHYSIONET, rate, version, workers, retries, timeout))
+    ``out`` may be left out for the viewer's examples only: they go to `ecglens.io.example_set.examples_folder`.
+
+    Raises:
+        ValueError: an unknown dataset, or no ``out`` for a dataset other than the examples.
+    """
+    from ecglens.io.download import PHYSIONET, download, resolve_dataset
+    from ecglens.io.example_set import examples_folder
+
+    remote = resolve_dataset(dataset)
+    if out is None:
+        if remote.name != "examples":
+            raise ValueError(f"data download {dataset}: give --out, the folder for the dataset")
+        out = examples_folder()
+    return DownloadRun(download(remote, out, base_url or PHYSIONET, rate, version, workers, retries, timeout))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ PhysioNet publishes every project version with a ``SHA256SUMS.txt`` that lists e
 SHA-256. That list is the plan: every file in it (filtered to the dataset asked for) is fetched over
 HTTP(S), hashed while it streams, and moved to its name only when the hash matches. Partial files wait
 in ``OUT/.ecglens-partial/`` and continue with an HTTP range request, after a dropped connection as
-after a killed run. A re-run hashes the files already there and fetches nothing that verifies.
+after a killed run. A re-run hashes the files already there and fetches nothing that verifies. A dataset with
+pinned files (the viewer's examples, `ecglens.io.example_set`) carries its plan, paths and SHA-256, in the package.
 
 Transient failures (connection errors, timeouts, HTTP 429 and 5xx) are retried with exponential
 backoff; a checksum mismatch fetches the file once more from scratch. Whatever still fails is listed
@@ -25,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 import requests
 
+from ecglens.io.example_set import EXAMPLES, LICENCE, PTBXL_VERSION, example_checksums, examples_size_bytes
 from ecglens.util.atomic import write_text
 from ecglens.util.progress import bar
 
@@ -44,8 +46,11 @@ class RemoteDataset:
     prefix: str
     """The dataset's folder inside the project ("" for the whole project); it becomes ``--out``."""
     source_format: str
-    """The `ecglens.io` source format that reads the downloaded folder."""
+    """The `ecglens.io` source format that reads the downloaded folder ("" for none)."""
     description: str
+    pinned: tuple[tuple[str, str], ...] = ()
+    """``(path, sha256)`` of a fixed set of the project's files: the plan, instead of the project's SHA256SUMS.txt
+    (which is not fetched)."""
 
 
 _CHALLENGE = ("challenge-2021", "1.0.3")
@@ -73,6 +78,16 @@ DATASETS: dict[str, RemoteDataset] = {
         )
         for name, text in _CHALLENGE_SOURCES.items()
     },
+    "examples": RemoteDataset(
+        "examples",
+        "ptb-xl",
+        PTBXL_VERSION,
+        "",
+        "",
+        f"the viewer's {len(EXAMPLES)} example records: real PTB-XL 1.0.3 records at 100 Hz, one per class the "
+        f"starter decides ({examples_size_bytes() / 1000:.0f} kB; {LICENCE})",
+        example_checksums(),
+    ),
 }
 ALIASES = {"cpsc2018": "cpsc_2018"}
 """The original CPSC 2018 release (``.mat`` + ``REFERENCE.csv``, icbeb.org) has no checksum list; ``cpsc2018``
@@ -122,9 +137,10 @@ class DownloadResult:
     failures: tuple[DownloadFailure, ...] = field(default=())
 
     @property
-    def source_spec(self) -> str:
-        """The ``FORMAT:ROOT`` source that reads the downloaded folder (for ``data prepare`` or ``reproduce``)."""
-        return f"{self.dataset.source_format}:{self.out}"
+    def source_spec(self) -> str | None:
+        """The ``FORMAT:ROOT`` source that reads the downloaded folder (for ``data prepare`` or ``reproduce``), or
+        None for a folder that is no source (the viewer's examples)."""
+        return f"{self.dataset.source_format}:{self.out}" if self.dataset.source_format else None
 
 
 def resolve_dataset(name: str) -> RemoteDataset:
@@ -366,11 +382,12 @@ def download(
     """Fetch a dataset's files into ``out``, each verified against the project's SHA256SUMS.txt.
 
     Args:
-        dataset: a name of `DATASETS` (or an alias), or a `RemoteDataset`.
+        dataset: a name of `DATASETS` (or an alias), or a `RemoteDataset`; one with ``pinned`` files fetches only
+            those, each checked against its pinned SHA-256.
         out: the dataset's folder (created); its layout is the one ``ecglens`` reads.
         base_url: where PhysioNet's ``files/`` tree is (a mirror's URL for ``--base-url``).
         rate: PTB-XL only: the 100 Hz files, the 500 Hz files or both.
-        version: a project version other than the dataset's default.
+        version: a project version other than the dataset's default (not for a pinned dataset).
         workers: files fetched at once.
         retries: retries of a transient failure (with backoff ``backoff * 2**k`` seconds).
         timeout: seconds to wait for a connection or for the next bytes.
@@ -379,17 +396,22 @@ def download(
 
     Raises:
         DownloadError: the checksum list itself could not be fetched or read.
+        ValueError: another version of a pinned dataset.
     """
     started = time.perf_counter()
     remote = resolve_dataset(dataset) if isinstance(dataset, str) else dataset
+    if remote.pinned and version not in (None, remote.version):
+        raise ValueError(f"{remote.name}: its files are pinned to {remote.project} {remote.version}; no --version")
     project_url = f"{base_url.rstrip('/')}/{remote.project}/{version or remote.version}"
     out = Path(out)
     stop = threading.Event()
     lock = threading.Lock()
     counter = bar(total=None, desc=f"download {remote.name}", unit="B", enabled=progress, unit_scale=True)
     fetcher = _Fetcher(out, retries, timeout, backoff, workers, lambda n: _count(counter, lock, n), stop)
-    with fetcher.get(f"{project_url}/{CHECKSUMS}") as response:
-        checksums = parse_checksums(response.text, f"{project_url}/{CHECKSUMS}")
+    checksums = list(remote.pinned)
+    if not checksums:
+        with fetcher.get(f"{project_url}/{CHECKSUMS}") as response:
+            checksums = parse_checksums(response.text, f"{project_url}/{CHECKSUMS}")
     files = plan_files(remote, checksums, project_url, rate)
     if not files:
         raise DownloadError(f"{project_url}/{CHECKSUMS}: lists no file under {remote.prefix or '/'}")

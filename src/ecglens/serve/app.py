@@ -37,7 +37,7 @@ from ecglens.predict import Predictor, Scored
 from ecglens.report.paths import safe_name
 from ecglens.serve.batching import MicroBatcher
 from ecglens.serve.diagnosis import EXPLANATIONS, REPORT_EXPLANATIONS, Diagnosis, explain_scored, report_pdf
-from ecglens.serve.examples import Example, make_examples
+from ecglens.serve.examples import Example, examples_note, make_examples
 from ecglens.serve.uploads import RequestError, Upload, read_upload
 from ecglens.waves.delineate import available as delineation_available
 from ecglens.waves.delineate import measurements_of
@@ -84,9 +84,10 @@ class ServeConfig:
     shap_samples: int = 16
     results_kept: int = 64
     examples_root: str | None = None
+    """A PTB-XL folder, or the folder ``ecglens data download examples`` fills, whose records are the viewer's
+    examples (`ecglens.serve.examples`)."""
     measurements: bool = False
     """Delineate each record and report its heart rate, intervals, QTc and axes (``serve --measurements``)."""
-    """A PTB-XL folder whose records are the viewer's examples (`ecglens.serve.examples`)."""
 
 
 class _Service:
@@ -108,6 +109,8 @@ class _Service:
         self.model_thread: ThreadPoolExecutor | None = None
         self.batcher: MicroBatcher | None = None
         self.examples: dict[str, Example] = {e.id: e for e in make_examples(self.meta, config.examples_root)}
+        self.examples_note = examples_note(self.meta, config.examples_root)
+        """How to fetch examples, where a bundle trained on real ECGs has none (shown by the viewer)."""
         self.results: OrderedDict[str, Scored] = OrderedDict()
 
     def start(self) -> None:
@@ -247,6 +250,7 @@ class _Service:
             },
             "calibrated": meta.temperatures is not None,
             "notice": self.notice,
+            "examples_note": self.examples_note,
             "ecglens_version": __version__,
         }
 

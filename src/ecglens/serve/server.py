@@ -83,5 +83,7 @@ def run_server(
     config = serve_config(checkpoint, host, token, **options)
     app = create_app(config)
     # the starter's notice is printed once, by the command line's --checkpoint (as for predict)
+    if app.state.service.examples_note:
+        print(app.state.service.examples_note, flush=True)
     print(f"serving {config.bundle} at http://{host}:{port} (API docs at /docs); Ctrl-C stops", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -48,9 +48,7 @@ async function init() {
     $("model-line").textContent = `${notice}${m.model}, ${m.class_names.length} classes, ${m.sampling_rate_hz} Hz,${data}${m.calibrated ? ", calibrated probabilities" : ""}; ecglens ${m.ecglens_version}`;
     for (const name of m.class_names) $("class-select").appendChild(element("option", name));
     const examples = await api("/api/examples");
-    $("examples").hidden = examples.length === 0;
-    $("examples-label").textContent = examples.some((e) => e.real)
-      ? `Try a real record (${examples[0].source}), known class:` : "Try a synthetic example (known class):";
+    showExamplesLabel(examples, m.examples_note);
     for (const example of examples) {
       const button = element("button", example.class);
       button.type = "button";
@@ -67,6 +65,21 @@ async function init() {
   } catch (error) {
     status(`cannot reach the model: ${error.message}`, true);
   }
+}
+
+// The examples' label; for real records their credit (the dataset, its citation and licence) beside the buttons;
+// with no examples, the server's line saying how to fetch them instead of an empty area.
+function showExamplesLabel(examples, note) {
+  const real = examples.find((e) => e.real);
+  $("examples").hidden = examples.length === 0 && !note;
+  $("examples-label").textContent = examples.length === 0 ? (note ? note.charAt(0).toUpperCase() + note.slice(1) : "")
+    : real ? "Try a real record (known class):" : "Try a synthetic example (known class):";
+  $("examples-credit").hidden = !real;
+  if (!real) return;
+  const licence = element("a", "CC BY 4.0");
+  licence.href = "https://creativecommons.org/licenses/by/4.0/";
+  licence.rel = "license noopener";
+  $("examples-credit").replaceChildren(`Records: ${real.source}. Licence: `, licence, ".");
 }
 
 function upload(fileList) {
