@@ -78,6 +78,17 @@ def test_the_same_command_again_scores_nothing_and_keeps_the_files(archive, refe
     assert _files(reference) == before
 
 
+def test_a_run_that_finds_nothing_new_says_so_in_one_line(archive, reference, capsys):
+    """Not "predict 1-of-1: 19 rec in 0.0 s": what was already scored, and where."""
+    command = ["predict", str(archive), "--decision", "model", "--batch-size", str(BATCH), "--out", str(reference)]
+    assert main(command) == 0
+    shown = capsys.readouterr()
+    (line,) = shown.out.splitlines()
+    assert line.startswith("nothing new: the 19 file(s) found were scored before; the archive holds 18 predicted")
+    assert str(reference / "predictions.jsonl") in line and str(reference / "summary.html") in line
+    assert " rec in " not in shown.err
+
+
 def test_a_grown_archive_scores_only_what_is_new(tmp_path):
     folder = _archive(tmp_path / "ecg", 0, 6)
     _run(folder, tmp_path / "out")
@@ -87,6 +98,10 @@ def test_a_grown_archive_scores_only_what_is_new(tmp_path):
     os.utime(folder / "r001.dat")  # touched, unchanged: hashed again, not scored
     run = _run(folder, tmp_path / "out")
     assert (run.counts.scored, run.counts.unreadable) == (3, 0)
+    assert run.lines()[0].startswith("scored 3 new of 10 file(s) in ")
+    assert run.lines()[0].endswith(
+        ": 3 predicted, 0 unreadable; 6 scored before, 1 the content of a file scored under another name"
+    )
     ids = [row["record_id"] for row in _rows(tmp_path / "out" / "predictions.jsonl")]
     assert sorted(ids) == [f"r{i:03d}" for i in range(9)]  # r000 keeps the row of its content
 

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -344,12 +345,15 @@ class ShardLog:
 
 @dataclass(frozen=True)
 class ArchiveCounts:
-    """What one shard did in one run."""
+    """What one shard did in one run: of its ``files``, how many it scored (predicted or found unreadable), found
+    scored under another name, or skipped as scored before; and in how many seconds."""
 
     scored: int = 0
     unreadable: int = 0
     duplicates: int = 0
     skipped: int = 0
+    files: int = 0
+    seconds: float = 0.0
 
 
 class ArchiveScorer:
@@ -367,7 +371,8 @@ class ArchiveScorer:
         self.log = ShardLog(folder, shard)
         self.current = Entry("", "", -1, -1)
         self.row: dict = {}
-        self.counts = {"scored": 0, "unreadable": 0, "duplicates": 0, "skipped": 0}
+        self.counts = {"scored": 0, "unreadable": 0, "duplicates": 0, "skipped": 0, "files": 0}
+        self.started = time.perf_counter()
 
     @property
     def folder(self) -> Path:
@@ -401,7 +406,9 @@ class ArchiveScorer:
         batch: list[tuple[Entry, Record | ReadIssue]] = []
         block = -1
         mine = sum(len(part) for _, part in self.shard.blocks(files, self.batch_size))
-        with bar(total=mine, desc=f"predict {self.shard.name}", unit="rec", enabled=progress) as counter:
+        self.counts["files"] = mine
+        # no stage line: the run's own line says what was new (a line counting skipped files as done misleads)
+        with bar(total=mine, desc=f"predict {self.shard.name}", unit="rec", enabled=progress, line=False) as counter:
             for number, entry, item in self._read(files, counter):
                 counter.update()
                 if number != block:
@@ -456,7 +463,7 @@ class ArchiveScorer:
         """Close the shard's files (a batch cut short by an error stays uncommitted, as a kill leaves it: the
         next run scores it again); this run's counts."""
         self.log.close()
-        return ArchiveCounts(**self.counts)
+        return ArchiveCounts(**self.counts, seconds=time.perf_counter() - self.started)
 
 
 def committed_end(manifest: Path, name: str) -> int:
@@ -607,14 +614,27 @@ class ArchiveRun:
         return 0 if self.found else 1
 
     def lines(self) -> list[str]:
-        """What this run scored, and where the archive's outputs are."""
+        """What this run found new and scored, and what the archive holds and where (one line when nothing was
+        new and this process merged)."""
         if not self.found:
             return []
         c = self.counts
-        lines = [
-            f"shard {self.shard.index}/{self.shard.count}: {c.scored} predicted now, {c.unreadable} unreadable, "
-            f"{c.skipped} already in the archive, {c.duplicates} with content scored under another name"
-        ]
+        name = f"shard {self.shard.index}/{self.shard.count}: " if self.shard.count > 1 else ""
+        others = f", {c.duplicates} the content of a file scored under another name" if c.duplicates else ""
+        if c.scored or c.unreadable:
+            lines = [
+                f"{name}scored {c.scored + c.unreadable} new of {c.files} file(s) in {c.seconds:.1f} s: {c.scored} "
+                f"predicted, {c.unreadable} unreadable; {c.skipped} scored before{others}"
+            ]
+        elif self.merged is not None:
+            return [
+                f"{name}nothing new: the {c.files} file(s) found were scored before{others}; the archive holds "
+                f"{self.merged.line()}"
+            ]
+        else:
+            lines = [
+                f"{name}nothing new: the {c.files} file(s) found were scored before{others} ({self.out / ARCHIVE_DIR})"
+            ]
         if self.merged is not None:
             lines.append(f"the archive holds {self.merged.line()}")
         elif self.merged_by == "ecglens predict-merge":
