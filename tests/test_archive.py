@@ -1,5 +1,7 @@
 """``predict --archive``: resumable after a kill, incremental, sharded, merged into the plain run's files."""
 
+import base64
+import csv
 import json
 import os
 import random
@@ -18,7 +20,7 @@ from ecglens.commands.predict import ArchiveOptions, run_predict
 from ecglens.predict import Predictor
 
 BATCH = 4
-OUTPUTS = ("predictions.jsonl", "predictions.csv", "issues.csv")
+OUTPUTS = ("predictions.jsonl", "predictions.csv", "issues.csv", "summary.csv", "summary.html")
 
 
 def _archive(folder: Path, first: int, count: int) -> Path:
@@ -66,6 +68,7 @@ def test_an_archive_ends_with_the_plain_runs_files_each_record_once(archive, ref
         (tmp_path / "plain" / "predictions.csv").read_text().splitlines()[0]
     )
     assert (reference / "issues.csv").read_text() == (tmp_path / "plain" / "issues.csv").read_text()
+    assert (reference / "summary.csv").read_text() == (tmp_path / "plain" / "summary.csv").read_text()
 
 
 def test_the_same_command_again_scores_nothing_and_keeps_the_files(archive, reference, tmp_path):
@@ -73,6 +76,17 @@ def test_the_same_command_again_scores_nothing_and_keeps_the_files(archive, refe
     run = _run(archive, reference)
     assert (run.counts.scored, run.counts.unreadable, run.counts.skipped) == (0, 0, 19)
     assert _files(reference) == before
+
+
+def test_a_run_that_finds_nothing_new_says_so_in_one_line(archive, reference, capsys):
+    """Not "predict 1-of-1: 19 rec in 0.0 s": what was already scored, and where."""
+    command = ["predict", str(archive), "--decision", "model", "--batch-size", str(BATCH), "--out", str(reference)]
+    assert main(command) == 0
+    shown = capsys.readouterr()
+    (line,) = shown.out.splitlines()
+    assert line.startswith("nothing new: the 19 file(s) found were scored before; the archive holds 18 predicted")
+    assert str(reference / "predictions.jsonl") in line and str(reference / "summary.html") in line
+    assert " rec in " not in shown.err
 
 
 def test_a_grown_archive_scores_only_what_is_new(tmp_path):
@@ -84,6 +98,10 @@ def test_a_grown_archive_scores_only_what_is_new(tmp_path):
     os.utime(folder / "r001.dat")  # touched, unchanged: hashed again, not scored
     run = _run(folder, tmp_path / "out")
     assert (run.counts.scored, run.counts.unreadable) == (3, 0)
+    assert run.lines()[0].startswith("scored 3 new of 10 file(s) in ")
+    assert run.lines()[0].endswith(
+        ": 3 predicted, 0 unreadable; 6 scored before, 1 the content of a file scored under another name"
+    )
     ids = [row["record_id"] for row in _rows(tmp_path / "out" / "predictions.jsonl")]
     assert sorted(ids) == [f"r{i:03d}" for i in range(9)]  # r000 keeps the row of its content
 
@@ -171,7 +189,7 @@ def test_rows_past_the_last_manifest_row_are_cut_back(archive, reference, tmp_pa
 def test_an_archive_refuses_other_settings_and_explanations(archive, reference, tmp_path):
     assert main(["predict", str(archive), "--decision", "criteria", "--out", str(reference)]) == 1
     assert main(["predict", str(archive), "--archive", "--explain", "gradcam", "--out", str(tmp_path)]) == 1
-    assert main(["predict", str(archive), "--archive", "--fhir", "--out", str(tmp_path / "f")]) == 1  # not yet
+    assert main(["predict", str(archive), "--archive", "--pseudonym-map", "--out", str(tmp_path / "f")]) == 1
     assert main(["predict", str(archive), "--shard", "3/2", "--out", str(tmp_path / "x")]) == 1
 
 
@@ -222,3 +240,154 @@ def test_kill_9_at_random_points_gives_the_uninterrupted_rows(archive, reference
     assert _files(out) == _files(reference)
     began = sum(int(line) for line in trace.read_text().split())
     assert began - 18 <= 3 * BATCH, (killed_at, began)  # at most one batch per kill scored twice
+
+
+# ---- each record's page and exports, committed with it; the summary --------------------------------------------
+
+
+def _pages_run(archive: Path, out: Path, *options: str) -> list[str]:
+    """``predict`` of a small archive with one-page reports (and ``options``): the command line."""
+    command = ["predict", str(archive), "--archive", "--decision", "model", "--batch-size", str(BATCH)]
+    return [*command, "--report", "pdf", *options, "--out", str(out)]
+
+
+def test_a_page_that_cannot_be_drawn_is_listed_as_a_plain_run_lists_it(tmp_path, monkeypatch):
+    from ecglens.report import pdf
+
+    folder = _archive(tmp_path / "ecg", 0, 5)
+    drawn = pdf.record_pdf
+
+    def record_pdf(scored, *args, **kwargs):
+        if scored.prediction.record_id == "r003":
+            raise RuntimeError("the page could not be drawn")
+        return drawn(scored, *args, **kwargs)
+
+    monkeypatch.setattr(pdf, "record_pdf", record_pdf)
+    assert main(["--quiet", *_pages_run(folder, tmp_path / "archive")]) == 0
+    plain = [
+        "--quiet",
+        "predict",
+        str(folder),
+        "--decision",
+        "model",
+        "--report",
+        "pdf",
+        "--out",
+        str(tmp_path / "plain"),
+    ]
+    assert main(plain) == 0
+    for name in ("issues.csv", "summary.csv", "summary.html"):
+        assert (tmp_path / "archive" / name).read_text() == (tmp_path / "plain" / name).read_text(), name
+    assert "r003.hea,report not written: RuntimeError: the page could not be drawn" in (
+        (tmp_path / "archive" / "issues.csv").read_text()
+    )
+    assert sorted(p.name for p in (tmp_path / "archive" / "reports").iterdir()) == [f"r00{i}.pdf" for i in (0, 1, 2, 4)]
+    monkeypatch.setattr(pdf, "record_pdf", drawn)  # the next run scores nothing: the issue stays listed
+    assert main(["--quiet", *_pages_run(folder, tmp_path / "archive")]) == 0
+    assert (tmp_path / "archive" / "issues.csv").read_text() == (tmp_path / "plain" / "issues.csv").read_text()
+
+
+def test_the_summary_reads_its_rows_once_as_they_come(tmp_path):
+    from ecglens.predict import Prediction
+    from ecglens.report.summary import SummaryRow, write_summary
+
+    def rows():
+        for i in range(500):
+            probabilities = {"AF": 0.9 if i % 2 else 0.1}
+            decided = ("AF",) if i % 2 else ()
+            yield SummaryRow.of(
+                Prediction(f"r{i:03d}", f"r{i:03d}.hea", probabilities, decided), f"reports/r{i:03d}.pdf"
+            )
+
+    page, table = write_summary(rows(), 3, tmp_path)  # a generator: there is no second pass
+    assert len(table.read_text().splitlines()) == 501
+    html = page.read_text()
+    assert "records predicted: <b>500</b>" in html and "decided AF: <b>250</b>" in html
+    assert "unreadable or not reported: <b>3</b>" in html and html.count("<tr") == 501
+
+
+KILLED_AT_A_COMMIT = """
+import os
+import signal
+import sys
+
+from ecglens.commands import archive
+
+where, commits = sys.argv[1], []
+commit, publish = archive.ShardLog.commit, getattr(archive, "publish", None)
+
+
+def killing_commit(self):
+    commits.extend([1] if self.pending else [])
+    if where == "before the commit" and len(commits) == 2:  # the second batch's pages drawn, its rows not written
+        os.kill(os.getpid(), signal.SIGKILL)
+    return commit(self)
+
+
+def killing_publish(pending, out):
+    if where == "after the commit" and len(commits) == 2:  # the batch committed, its files not yet moved
+        os.kill(os.getpid(), signal.SIGKILL)
+    return publish(pending, out)
+
+
+archive.ShardLog.commit, archive.publish = killing_commit, killing_publish
+from ecglens.cli import main
+
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _stems(folder: Path, suffix: str) -> list[str]:
+    return sorted(p.stem for p in folder.glob(f"*{suffix}")) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("where", ["before the commit", "after the commit"])
+def test_a_kill_between_a_records_files_and_its_commit_leaves_each_file_once(tmp_path, where):
+    """Killed (SIGKILL) with the second batch's pages drawn, before or just after its commit: ``OUT`` holds the
+    files of committed records only (the manifest decides), and the same command again leaves every predicted
+    record's page (and FHIR Bundle and DICOM object, where their libraries are installed) once, whole, holding that
+    page; nothing pending, no scratch file."""
+    folder, out = _archive(tmp_path / "ecg", 0, 5), tmp_path / "out"
+    exports = [f"--{kind}" for kind, module in (("fhir", "fhir.resources"), ("dicom", "pydicom")) if _has(module)]
+    exports = exports if where == "after the commit" else []  # before: --report pdf alone, as the old code ran it
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", KILLED_AT_A_COMMIT, where, "--quiet", *_pages_run(folder, out, *exports)]
+    killed = subprocess.run(command, env=environment, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    merge(out)  # what the manifests hold so far
+    committed = [row["record_id"] for row in _rows(out / "predictions.jsonl")]
+    assert len(committed) == (3 if where == "before the commit" else 5)
+    assert set(_stems(out / "reports", ".pdf")) <= set(committed[:3])  # never a page of an uncommitted record
+
+    assert main(["--quiet", *_pages_run(folder, out, *exports)]) == 0
+    ids = [row["record_id"] for row in _rows(out / "predictions.jsonl")]
+    assert ids == [f"r00{i}" for i in range(5)]
+    assert _stems(out / "reports", ".pdf") == ids
+    assert not list((out / ARCHIVE_DIR).glob("pending-*"))
+    assert [p for p in out.rglob(".*") if p.is_file()] == []
+    with (out / "summary.csv").open() as handle:
+        summary = list(csv.DictReader(handle))
+    assert [row["record"] for row in summary] == ids and all((out / row["report"]).is_file() for row in summary)
+    for record in ids:
+        page = (out / "reports" / f"{record}.pdf").read_bytes()
+        assert page.startswith(b"%PDF") and page.rstrip().endswith(b"%%EOF")
+        if "--fhir" in exports:
+            bundle = json.loads((out / "fhir" / f"{record}.json").read_text())
+            (report,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"]
+            assert base64.b64decode(report["presentedForm"][0]["data"]) == page
+        if "--dicom" in exports:
+            import pydicom
+
+            dataset = pydicom.dcmread(out / "dicom" / f"{record}.dcm")
+            assert dataset.EncapsulatedDocument[: dataset.EncapsulatedDocumentLength] == page
+    assert _stems(out / "fhir", ".json") == (ids if "--fhir" in exports else [])
+    assert _stems(out / "dicom", ".dcm") == (ids if "--dicom" in exports else [])
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False

@@ -205,7 +205,7 @@ def test_a_summary_escapes_what_a_record_holds(tmp_path):
     from ecglens.report.summary import SummaryRow, write_summary
 
     row = SummaryRow.of(_prediction(("LBBB",), warnings=("<img src=x onerror=alert(1)>",)), "reports/x.pdf")
-    html_path, csv_path = write_summary([row], [], tmp_path)
+    html_path, csv_path = write_summary([row], 0, tmp_path)
     page = html_path.read_text()
     assert "<img" not in page and "&lt;img" in page
     assert "decided LBBB: <b>1</b>" in page and "with a disagreement flag: <b>1</b>" in page

@@ -1462,8 +1462,9 @@ def explain_faithfulness(checkpoint, caches, n_records, methods, steps, backgrou
     help="Score an archive once: OUT/archive keeps a manifest of every file scored (the sha256 of its bytes) and "
     "the rows, appended a batch at a time. The same command again (after a kill, or tonight on a grown archive) "
     "scores only what no manifest holds; when OUT already holds an archive this is on without the flag. Ends "
-    "with the usual predictions.jsonl, predictions.csv and issues.csv, each file once. Spread over processes "
-    "under torchrun. No --explain, no --pseudonym-map, no --fhir or --dicom yet. See docs/full-scale.md.",
+    "with the usual predictions.jsonl, predictions.csv, issues.csv and summary, each file once, read back from "
+    "disk. --report pdf, --fhir and --dicom write each record's files with its batch, exactly once after a kill. "
+    "Spread over processes under torchrun. No --explain, no --pseudonym-map. See docs/full-scale.md.",
 )
 @click.option(
     "--shard",
@@ -1560,9 +1561,11 @@ def predict(
 @cli.command("predict-merge")
 @click.argument("out", type=click.Path(file_okay=False))
 def predict_merge(out) -> None:
-    """Join the shards of an archive in OUT ('predict --shard K/N') into OUT/predictions.jsonl, predictions.csv
-    and issues.csv: each file once, ordered by source path, the same files as one process would write. Safe to
-    run while shards still score (it takes the rows committed so far).
+    """Join the shards of an archive in OUT ('predict --shard K/N') into OUT/predictions.jsonl, predictions.csv,
+    issues.csv and the batch summary (summary.html, summary.csv, linking each record's page): each file once,
+    ordered by source path, the same files as one process would write. Safe to run while shards still score (it
+    takes the rows committed so far; a page is linked once its batch is committed, and present once its shard
+    has moved it into OUT/reports, at once or on its next run after a kill).
 
     \b
     Example:
@@ -1570,7 +1573,7 @@ def predict_merge(out) -> None:
       ecglens predict-merge scored
     """
     merged = _commands("archive").merge(out)
-    click.echo(f"{merged.predictions} predicted, {merged.issues} unreadable; wrote {', '.join(map(str, merged.paths))}")
+    click.echo(f"the archive holds {merged.line()}")
 
 
 @cli.group()

@@ -7,14 +7,20 @@ Layout of ``OUT/archive/``:
   record's ``.hea`` with its ``.dat``/``.mat``), its path, size and modification time (a file unchanged since is
   not read again to be hashed), its status (``predicted``, ``unreadable``, ``duplicate``: content already scored
   under another name) and the ends of the shard's row files after it;
-- ``predictions-K-of-N.jsonl`` and ``issues-K-of-N.jsonl``: the shard's rows, final as they are written.
+- ``predictions-K-of-N.jsonl`` and ``issues-K-of-N.jsonl``: the shard's rows (a prediction with its
+  ``predictions.csv`` cells and its summary row; an unreadable file, a page not drawn, an export not made), final as
+  they are written;
+- ``pending-K-of-N/<key>/``: the files of the records of the batch being scored (``reports/``, ``fhir/``,
+  ``dicom/``), moved into ``OUT`` once their batch is committed.
 
-A batch's rows are appended and fsynced, then its manifest rows: a kill loses at most the batch being scored.
-On the next run each shard cuts its row files back to the ends its last whole manifest row names (rows written
-after it were never committed) and skips every content key any manifest holds: the same command continues
-where it stopped, and on a grown archive scores only what is new. `merge` joins every shard's rows into the
-usual ``predictions.jsonl``, ``predictions.csv`` and ``issues.csv``, each content key once, ordered by source
-path, whatever the number of shards.
+A batch's rows are appended and fsynced, then its manifest rows (the commit), then its records' files are moved
+into place: a kill loses at most the batch being scored. On the next run each shard cuts its row files back to the
+ends its last whole manifest row names (rows written after it were never committed), moves the pending files of
+committed records into place and removes the others, and skips every content key any manifest holds: the same
+command continues where it stopped, each record's files written once, and on a grown archive scores only what is
+new. `merge` joins every shard's rows into the usual ``predictions.jsonl``, ``predictions.csv``, ``issues.csv``
+and the batch summary (``summary.csv``, ``summary.html``), each content key once, ordered by source path,
+whatever the number of shards, reading the rows from disk as it writes.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -29,10 +37,15 @@ from pathlib import Path
 
 from ecglens.io.record import ReadIssue, Record
 from ecglens.report.predictions import TableHeader, table_cells, table_traits, write_issues, write_table
-from ecglens.util.atomic import atomic_open
+from ecglens.report.summary import SUMMARY_CSV, SUMMARY_HTML, SummaryRow, write_summary
+from ecglens.util.atomic import atomic_open, sync_folders
 
 ARCHIVE_DIR = "archive"
 JOB_FILE = "job.json"
+FORMAT = 2
+"""The layout of an archive's rows (2: each prediction row holds its summary row); another is another job."""
+RECORD_FOLDERS = ("reports", "fhir", "dicom")
+"""The folders of ``OUT`` a record's own files go into (its page, its FHIR Bundle, its DICOM object)."""
 HASH_CHUNK = 1 << 20
 SIGNAL_SUFFIXES = (".dat", ".mat")
 """A header's signal files, hashed with it: a record changed in its samples is a new record."""
@@ -184,9 +197,15 @@ def check_job(folder: Path, job: dict) -> None:
         ValueError: the archive was scored with another bundle or other options (its rows would mix).
     """
     path = folder / JOB_FILE
+    job = {**job, "format": FORMAT}
     if path.is_file():
         earlier = json.loads(path.read_text())
         changed = sorted(name for name in set(job) | set(earlier) if job.get(name) != earlier.get(name))
+        if "format" in changed:
+            raise ValueError(
+                f"{folder.parent} holds an archive written by another version of ecglens (format "
+                f"{earlier.get('format', 1)}, this one writes {FORMAT}): give another --out"
+            )
         if changed:
             raise ValueError(
                 f"{folder.parent} holds an archive scored with other settings ({', '.join(changed)}): continue it "
@@ -207,25 +226,63 @@ def bundle_fingerprint(bundle: Path) -> str:
     return digest.hexdigest()
 
 
-class ShardLog:
-    """A shard's append-only files: its manifest and its rows, committed a batch at a time.
+def publish(pending: Path, out: Path) -> None:
+    """A committed record's files moved from its pending folder into ``out`` (``reports/x.pdf`` to
+    ``OUT/reports/x.pdf``), each replacing its namesake; then the pending folder removed. A scratch file of an
+    interrupted write (its name begins with a dot, which a record's never does) is dropped."""
+    if not pending.is_dir():
+        return
+    for path in sorted(pending.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            target = out / path.relative_to(pending)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+    shutil.rmtree(pending)
 
-    Opening recovers from a kill: a half-written manifest row is cut off, and each row file is cut back to the
-    end the last whole manifest row names.
+
+class ShardLog:
+    """A shard's append-only files: its manifest and its rows, committed a batch at a time, and the pending folder
+    of the files of the records of the batch being scored.
+
+    Opening recovers from a kill: a half-written manifest row is cut off, each row file is cut back to the end the
+    last whole manifest row names, and each pending record's files are moved into ``OUT`` when its manifest row is
+    there (the kill came between the commit and the move), removed when it is not (the record is scored again).
     """
 
     def __init__(self, folder: Path, shard: Shard):
         folder.mkdir(parents=True, exist_ok=True)
+        self.out = folder.parent
         self.manifest_path = folder / f"manifest-{shard.name}.jsonl"
         self.rows_path = folder / f"predictions-{shard.name}.jsonl"
         self.issues_path = folder / f"issues-{shard.name}.jsonl"
+        self.pending_path = folder / f"pending-{shard.name}"
         committed, ends = self._recover()
         self.rows_end, self.issues_end = ends
         self.manifest = open(self.manifest_path, "ab", buffering=0)  # noqa: SIM115 (closed by close)
         self.manifest.truncate(committed)
         self.rows = self._open(self.rows_path, self.rows_end)
         self.issues = self._open(self.issues_path, self.issues_end)
+        self._settle()
         self.pending: list[tuple[Entry, bytes | None, bytes | None]] = []
+
+    def _settle(self) -> None:
+        """The pending files a kill left: a committed record's moved into ``OUT``, any other's removed."""
+        waiting = {path.name: path for path in self.pending_path.iterdir()} if self.pending_path.is_dir() else {}
+        if not waiting:
+            return
+        rows = read_manifest(self.manifest_path)
+        committed = {row["key"] for row in rows if row["key"] in waiting and row["status"] == "predicted"}
+        for key, path in sorted(waiting.items()):
+            if key in committed:
+                publish(path, self.out)
+            elif path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+    def files(self, key: str) -> Path:
+        """Where the files of the record with content ``key`` wait for its commit."""
+        return self.pending_path / key
 
     def _recover(self) -> tuple[int, tuple[int, int]]:
         """The length of the manifest's whole rows and the row files' ends its last row names."""
@@ -249,9 +306,17 @@ class ShardLog:
         self.pending.append((entry, row, issue))
 
     def commit(self) -> None:
-        """Append and fsync the batch's rows, then its manifest rows (each naming the row files' ends after it)."""
+        """Append and fsync the batch's rows, then its manifest rows (each naming the row files' ends after it), the
+        batch's commit; then move its records' files into place."""
         if not self.pending:
             return
+        waiting = [
+            self.files(e.key) for e, _, _ in self.pending if e.status == "predicted" and self.files(e.key).is_dir()
+        ]
+        for folder in waiting:  # the files, each fsynced as written, are found after a power cut once committed
+            sync_folders(folder)
+        if waiting:
+            sync_folders(self.pending_path)
         rows, issues, manifest = bytearray(), bytearray(), bytearray()
         for entry, row, issue in self.pending:
             rows += row or b""
@@ -266,28 +331,37 @@ class ShardLog:
         self.rows_end += len(rows)
         self.issues_end += len(issues)
         self.pending = []
+        for folder in waiting:
+            publish(folder, self.out)
 
     def close(self) -> None:
-        """Close the files (what is pending was never committed: the next run scores it again)."""
+        """Close the files (what is pending was never committed: the next run scores it again, its files left in the
+        pending folder removed then)."""
         for handle in (self.rows, self.issues, self.manifest):
             handle.close()
+        if self.pending_path.is_dir() and not any(self.pending_path.iterdir()):
+            self.pending_path.rmdir()
 
 
 @dataclass(frozen=True)
 class ArchiveCounts:
-    """What one shard did in one run."""
+    """What one shard did in one run: of its ``files``, how many it scored (predicted or found unreadable), found
+    scored under another name, or skipped as scored before; and in how many seconds."""
 
     scored: int = 0
     unreadable: int = 0
     duplicates: int = 0
     skipped: int = 0
+    files: int = 0
+    seconds: float = 0.0
 
 
 class ArchiveScorer:
     """Scores the files of one shard that no manifest holds, a batch at a time, reading ahead in worker
-    processes; `items` yields scored records and issues in file order, and the caller's writers hand each
-    prediction back through `add` (or `issue`) before the next item is asked for: after a batch's last item,
-    its rows are committed."""
+    processes; `items` yields scored records and issues in file order, and the caller's writers write each record's
+    files into `folder` and hand its prediction back through `add` and `filed` (or its issue through `issue`) before
+    the next item is asked for: after a batch's last item, its rows are committed and its files moved into place
+    (`ecglens.commands.predict.RecordSink`)."""
 
     def __init__(self, predictor, folder: Path, shard: Shard, read: ReadJob, batch_size: int, workers: int = 0):
         self.predictor, self.shard, self.read = predictor, shard, read
@@ -296,7 +370,14 @@ class ArchiveScorer:
         self.state = load_state(folder)
         self.log = ShardLog(folder, shard)
         self.current = Entry("", "", -1, -1)
-        self.counts = {"scored": 0, "unreadable": 0, "duplicates": 0, "skipped": 0}
+        self.row: dict = {}
+        self.counts = {"scored": 0, "unreadable": 0, "duplicates": 0, "skipped": 0, "files": 0}
+        self.started = time.perf_counter()
+
+    @property
+    def folder(self) -> Path:
+        """Where the current record's files wait for its batch's commit (its pending folder)."""
+        return self.log.files(self.current.key)
 
     def _known(self, blocks: Iterable[tuple[int, list[Path]]], counter) -> Iterator[tuple[int, Path, str | None]]:
         """This shard's files not yet done, with their block, each with its key when its stamp says it is
@@ -325,7 +406,9 @@ class ArchiveScorer:
         batch: list[tuple[Entry, Record | ReadIssue]] = []
         block = -1
         mine = sum(len(part) for _, part in self.shard.blocks(files, self.batch_size))
-        with bar(total=mine, desc=f"predict {self.shard.name}", unit="rec", enabled=progress) as counter:
+        self.counts["files"] = mine
+        # no stage line: the run's own line says what was new (a line counting skipped files as done misleads)
+        with bar(total=mine, desc=f"predict {self.shard.name}", unit="rec", enabled=progress, line=False) as counter:
             for number, entry, item in self._read(files, counter):
                 counter.update()
                 if number != block:
@@ -349,28 +432,38 @@ class ArchiveScorer:
         self.log.commit()
 
     def add(self, prediction) -> None:
-        """The current file's final prediction (after its measurements), as rows."""
-        row = {
+        """The current file's final prediction (after its measurements), held until `filed`."""
+        self.row = {
             "key": self.current.key,
             "prediction": prediction.to_dict(),
             "cells": table_cells(prediction, self.class_names),
             "traits": table_traits(prediction),
         }
-        self.log.add(self.current, row=(json.dumps(row, allow_nan=False) + "\n").encode())
+
+    def filed(self, row: SummaryRow, unreported: ReadIssue | None, unexported: ReadIssue | None) -> None:
+        """The current file's summary row and the issues of its page and exports: its rows."""
+        record = {**self.row, "summary": row.to_dict()}
+        problems = (("report", unreported), ("export", unexported))
+        issues = b"".join(self._issue_row(issue, stage) for stage, issue in problems if issue is not None)
+        self.log.add(self.current, row=(json.dumps(record, allow_nan=False) + "\n").encode(), issue=issues or None)
         self.counts["scored"] += 1
 
     def issue(self, issue: ReadIssue) -> None:
         """The current file could not be read: its issue row (its content is not read again while unchanged)."""
-        row = {"key": self.current.key, "path": issue.path, "reason": issue.reason}
         entry = Entry(self.current.key, self.current.path, self.current.size, self.current.mtime_ns, "unreadable")
-        self.log.add(entry, issue=(json.dumps(row) + "\n").encode())
+        self.log.add(entry, issue=self._issue_row(issue))
         self.counts["unreadable"] += 1
+
+    def _issue_row(self, issue: ReadIssue, stage: str = "read") -> bytes:
+        """An issue of the current file: ``read`` (unreadable), ``report`` (its page) or ``export``."""
+        row = {"key": self.current.key, "path": issue.path, "reason": issue.reason}
+        return (json.dumps(row if stage == "read" else {**row, "stage": stage}) + "\n").encode()
 
     def close(self) -> ArchiveCounts:
         """Close the shard's files (a batch cut short by an error stays uncommitted, as a kill leaves it: the
         next run scores it again); this run's counts."""
         self.log.close()
-        return ArchiveCounts(**self.counts)
+        return ArchiveCounts(**self.counts, seconds=time.perf_counter() - self.started)
 
 
 def committed_end(manifest: Path, name: str) -> int:
@@ -429,15 +522,16 @@ def _row_index(folder: Path) -> tuple[list[Path], list[RowPlace]]:
 
 
 def _archive_issues(folder: Path) -> list[ReadIssue]:
-    """Every shard's committed issues, each content key once, ordered by path."""
-    issues: dict[str, ReadIssue] = {}
+    """Every shard's committed issues, each content key's once per stage (read, report, export), ordered by path."""
+    issues: dict[tuple[str, str], ReadIssue] = {}
     for path in sorted(folder.glob("issues-*.jsonl")):
         manifest = path.with_name(path.name.replace("issues-", "manifest-", 1))
         for _, line in _committed_rows(path, committed_end(manifest, "issues_end")):
             row = json.loads(line)
-            issue, kept = ReadIssue(row["path"], row["reason"]), issues.get(row["key"])
+            key = (row["key"], row.get("stage", "read"))
+            issue, kept = ReadIssue(row["path"], row["reason"]), issues.get(key)
             if kept is None or (issue.path, issue.reason) < (kept.path, kept.reason):
-                issues[row["key"]] = issue
+                issues[key] = issue
     return sorted(issues.values(), key=lambda i: (i.path, i.reason))
 
 
@@ -449,11 +543,18 @@ class Merged:
     issues: int
     paths: tuple[Path, ...]
 
+    def line(self) -> str:
+        """``18 predicted, 1 issue(s) (unreadable, or without a page or export) in OUT/predictions.jsonl, ...``."""
+        written = ", ".join(str(path) for path in self.paths)
+        problems = "issue(s) (unreadable, or without a page or export)"
+        return f"{self.predictions} predicted, {self.issues} {problems} in {written}"
+
 
 def merge(out: str | os.PathLike) -> Merged:
-    """Join every shard's committed rows into ``OUT/predictions.jsonl``, ``predictions.csv`` and ``issues.csv``
-    (each written atomically), each content key once, ordered by source path: the same files whatever the number
-    of shards or of runs that scored them.
+    """Join every shard's committed rows into ``OUT/predictions.jsonl``, ``predictions.csv``, ``issues.csv`` and the
+    summary (``summary.csv``, ``summary.html``; each written atomically), each content key once, ordered by source
+    path: the same files whatever the number of shards or of runs that scored them. The rows are read from disk as
+    they are written (three passes), never held.
 
     Raises:
         FileNotFoundError: ``out`` holds no archive.
@@ -480,11 +581,15 @@ def merge(out: str | os.PathLike) -> Merged:
             measured, leads, clinical, identifiers = place.traits
             header.add({"measured": measured, "leads": leads, "clinical": clinical, "identifiers": identifiers})
         table = write_table(out / "predictions.csv", header.columns(), (row["cells"] for row in rows()))
+        issues = _archive_issues(folder)
+        write_summary((SummaryRow.from_dict(row["summary"]) for row in rows()), len(issues), out)
     finally:
         for handle in handles:
             handle.close()
-    issues = _archive_issues(folder)
-    return Merged(len(places), len(issues), (out / "predictions.jsonl", table, write_issues(issues, out)))
+    written = (out / "predictions.jsonl", table, write_issues(issues, out), out / SUMMARY_HTML, out / SUMMARY_CSV)
+    return Merged(
+        len(places), len(issues), (*written, *(out / name for name in RECORD_FOLDERS if (out / name).is_dir()))
+    )
 
 
 @dataclass(frozen=True)
@@ -509,20 +614,29 @@ class ArchiveRun:
         return 0 if self.found else 1
 
     def lines(self) -> list[str]:
-        """What this run scored, and where the archive's outputs are."""
+        """What this run found new and scored, and what the archive holds and where (one line when nothing was
+        new and this process merged)."""
         if not self.found:
             return []
         c = self.counts
-        lines = [
-            f"shard {self.shard.index}/{self.shard.count}: {c.scored} predicted now, {c.unreadable} unreadable, "
-            f"{c.skipped} already in the archive, {c.duplicates} with content scored under another name"
-        ]
+        name = f"shard {self.shard.index}/{self.shard.count}: " if self.shard.count > 1 else ""
+        others = f", {c.duplicates} the content of a file scored under another name" if c.duplicates else ""
+        if c.scored or c.unreadable:
+            lines = [
+                f"{name}scored {c.scored + c.unreadable} new of {c.files} file(s) in {c.seconds:.1f} s: {c.scored} "
+                f"predicted, {c.unreadable} unreadable; {c.skipped} scored before{others}"
+            ]
+        elif self.merged is not None:
+            return [
+                f"{name}nothing new: the {c.files} file(s) found were scored before{others}; the archive holds "
+                f"{self.merged.line()}"
+            ]
+        else:
+            lines = [
+                f"{name}nothing new: the {c.files} file(s) found were scored before{others} ({self.out / ARCHIVE_DIR})"
+            ]
         if self.merged is not None:
-            written = ", ".join(str(path) for path in self.merged.paths)
-            lines.append(
-                f"archive {self.out}: {self.merged.predictions} predicted, {self.merged.issues} unreadable; "
-                f"wrote {written}"
-            )
+            lines.append(f"the archive holds {self.merged.line()}")
         elif self.merged_by == "ecglens predict-merge":
             lines.append(f"once every shard is done: ecglens predict-merge {self.out}")
         else:

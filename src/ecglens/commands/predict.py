@@ -30,6 +30,7 @@ from ecglens.report.predictions import (
     write_prediction_tables,
     write_pseudonym_map,
 )
+from ecglens.report.summary import SummaryRow
 from ecglens.util.atomic import StagedFolder, write_json
 
 if TYPE_CHECKING:  # explanations and figures load when a run asks for them: plain predict stays light
@@ -187,21 +188,19 @@ def run_predict(
     Encapsulated PDF (``OUT/dicom``), both holding its one-page report, which they write (`ecglens.export.writer`);
     every batch gets its summary, ``OUT/summary.html`` and ``OUT/summary.csv``.
     With ``archive`` (`ArchiveOptions`), or when ``out`` already holds an archive, the run scores only what
-    ``out``'s manifests do not hold, streaming, committing a batch at a time, in shards
-    (`ecglens.commands.archive`); it returns an `ArchiveRun`.
+    ``out``'s manifests do not hold, streaming, committing a batch at a time (each record's page and exports with
+    it), in shards (`ecglens.commands.archive`); it returns an `ArchiveRun`.
     """
     leads = canonical_leads(lead_order) if lead_order else LEAD_NAMES
     predictor = Predictor(checkpoint, device, engine, force, decision)
     out = Path(out)
     if archive is not None or (out / ARCHIVE_DIR / JOB_FILE).is_file():  # an archive goes on where it stopped
-        if explain or pseudonym_map or exports:
-            raise ValueError(
-                "--archive writes no explanations, no pseudonym map and no FHIR or DICOM exports yet: run those on "
-                "a plain predict"
-            )
+        if explain or pseudonym_map:
+            raise ValueError("--archive writes no explanations and no pseudonym map: run those on a plain predict")
         options = archive or ArchiveOptions()
         read = ReadJob(predictor.meta.lead_names, sampling_rate_hz, leads, include_identifiers)
-        return _run_archive(predictor, paths, out, options, read, batch_size, progress, measurements, report)
+        outputs = ArchiveOutputs(measurements, report, tuple(exports))
+        return _run_archive(predictor, paths, out, options, read, batch_size, progress, outputs)
     predictions, issues, drawn = [], [], []
     # Everything is written into a staging folder and moved into OUT only when at least one record was predicted:
     # a failed run never replaces earlier results with empty files (its partial rows, if any, are kept in OUT).
@@ -212,14 +211,13 @@ def run_predict(
             scored = iter_scored_files(
                 predictor, paths, batch_size, sampling_rate_hz, leads, progress, include_identifiers
             )
-            kept = _Kept(log)
+            kept = _Kept(log, stage.path)
             drawn = _each_record(scored, predictor, measurements, draw, page, kept, hospital)
-            predictions, issues = kept.predictions, kept.issues
+            predictions, issues, unreported = kept.predictions, kept.issues, kept.unreported
         drawn = [d.moved(stage.path, stage.out) for d in drawn]  # the paths the figures will have in OUT
-        unreported = page.unreported if page is not None else []
-        listed = [*issues, *unreported, *hospital.issues]
+        listed = [*issues, *unreported, *kept.unexported]
         written = (log.path, *write_prediction_tables(predictions, listed, predictor.meta.class_names, stage.path))
-        written += hospital.finish([*issues, *unreported])  # the summary, and the folders of the pages and exports
+        written += hospital.finish(kept.rows, len(listed))  # the summary, and the folders of the pages and exports
         written += (write_pseudonym_map(_pseudonyms(paths), stage.path),) if pseudonym_map else ()
         if drawn:
             written += (write_json(stage.path / "figures" / f"{explain}.json", [d.to_dict() for d in drawn]),)
@@ -238,29 +236,48 @@ def _writers(
     unknown = set(exports) - {"fhir", "dicom"}
     if unknown:
         raise ValueError(f"unknown export {sorted(unknown)[0]!r}; choose from fhir, dicom")
-    page = _Reporter(predictor, folder / "reports") if report == "pdf" or exports else None
+    page = _Reporter(predictor) if report == "pdf" or exports else None
     return page, HospitalWriter(predictor, folder, "fhir" in exports, "dicom" in exports, include_identifiers)
 
 
 class RecordSink(Protocol):
-    """Where each scored record's prediction (after its measurements) and each unreadable file's issue go."""
+    """Where each scored record's prediction (after its measurements), its files, its summary row and the issues of
+    its page and exports go, and each unreadable file's issue."""
+
+    @property
+    def folder(self) -> Path:
+        """Where the current record's page and exports are written (below it: ``reports/``, ``fhir/``, ``dicom/``)."""
+        ...
 
     def add(self, prediction: Prediction) -> None: ...
+
+    def filed(self, row: SummaryRow, unreported: ReadIssue | None, unexported: ReadIssue | None) -> None:
+        """The current record's summary row, and its issues: its page not drawn, its Bundle or object not made."""
+        ...
 
     def issue(self, issue: ReadIssue) -> None: ...
 
 
 class _Kept:
-    """A plain batch's sink: its rows on disk as they come (`PredictionLog`), its predictions and issues kept."""
+    """A plain batch's sink: its rows on disk as they come (`PredictionLog`), its files in the staging ``folder``,
+    its predictions, summary rows and issues kept."""
 
-    def __init__(self, log: PredictionLog):
-        self.log = log
+    def __init__(self, log: PredictionLog, folder: Path):
+        self.log, self.folder = log, folder
         self.predictions: list[Prediction] = []
         self.issues: list[ReadIssue] = []
+        self.rows: list[SummaryRow] = []
+        self.unreported: list[ReadIssue] = []
+        self.unexported: list[ReadIssue] = []
 
     def add(self, prediction: Prediction) -> None:
         self.predictions.append(prediction)
         self.log.add(prediction)
+
+    def filed(self, row: SummaryRow, unreported: ReadIssue | None, unexported: ReadIssue | None) -> None:
+        self.rows.append(row)
+        self.unreported += [unreported] if unreported is not None else []
+        self.unexported += [unexported] if unexported is not None else []
 
     def issue(self, issue: ReadIssue) -> None:
         self.issues.append(issue)
@@ -273,11 +290,12 @@ def _each_record(
     draw: Callable[[Scored], tuple[list[RecordExplanation], list[DrawnExplanation]]] | None,
     page: _Reporter | None,
     sink: RecordSink,
-    hospital: HospitalWriter | None = None,
+    hospital: HospitalWriter,
 ) -> list[DrawnExplanation]:
     """Each scored record through the per-record writers: its measurements, its prediction to ``sink``, its
-    explanation drawn, its page, its FHIR and DICOM exports and its summary row (``hospital``); each unreadable
-    file's issue to ``sink``. The figures drawn."""
+    explanation drawn, its page, its FHIR and DICOM exports and its summary row (``hospital``; the page and exports
+    into the sink's folder, the row and the issues to the sink); each unreadable file's issue to ``sink``. The
+    figures drawn."""
     drawn: list[DrawnExplanation] = []
     for item in scored:
         if isinstance(item, ReadIssue):
@@ -288,9 +306,10 @@ def _each_record(
         sink.add(item.prediction)
         explained, figures_drawn = draw(item) if draw is not None and item.prediction.status == "ok" else ([], [])
         drawn += figures_drawn  # the scored input, drawn now
-        report = page.write(item, explained[0] if explained else None) if page is not None else None
-        if hospital is not None:
-            hospital.write(item, report)
+        explanation = explained[0] if explained else None
+        report, unreported = page.write(item, explanation, sink.folder) if page is not None else (None, None)
+        filed = hospital.write(item, report, sink.folder)
+        sink.filed(filed.row, unreported, filed.issue)
     return drawn
 
 
@@ -303,6 +322,15 @@ class ArchiveOptions:
     read_workers: int = 0
 
 
+@dataclass(frozen=True)
+class ArchiveOutputs:
+    """What an archive writes per record beside its rows: measurements, its page (``report``), its exports."""
+
+    measurements: bool = False
+    report: str | None = None
+    exports: tuple[str, ...] = ()
+
+
 def _run_archive(
     predictor: Predictor,
     paths: Sequence[str | os.PathLike],
@@ -311,15 +339,16 @@ def _run_archive(
     read: ReadJob,
     batch_size: int,
     progress: bool,
-    measurements: bool,
-    report: str | None,
+    outputs: ArchiveOutputs,
 ) -> ArchiveRun:
     """Score this process's shard of the archive (`ecglens.commands.archive`): what no manifest holds, a batch
-    committed at a time, each record's page beside it; then, without ``--shard``, merge (rank 0 of a torchrun
-    job, once every rank is done)."""
+    committed at a time, each record's page and exports committed with it; then, without ``--shard``, merge (rank
+    0 of a torchrun job, once every rank is done), the summary included."""
     from ecglens.predict import find_record_files
     from ecglens.util.distributed import barrier, process_group
 
+    page, hospital = _writers(predictor, out, outputs.report, outputs.exports, read.include_identifiers)
+    measurements, report = outputs.measurements, outputs.report
     rank, world = process_group("gloo", timeout_hours=48) if options.shard is None else (0, 1)
     shard = Shard.parse(options.shard) if options.shard is not None else Shard(rank + 1, world)
     job = {
@@ -331,13 +360,14 @@ def _run_archive(
         "measurements": measurements or predictor.decision != "model",
         "read": {**asdict(read), "lead_names": list(read.lead_names), "lead_order": list(read.lead_order)},
         "report": report,
+        **({"exports": sorted(outputs.exports)} if outputs.exports else {}),  # an archive without them keeps its job
     }
     check_job(out / ARCHIVE_DIR, job)
     files = find_record_files(paths)
     scorer = ArchiveScorer(predictor, out / ARCHIVE_DIR, shard, read, batch_size, options.read_workers)
-    page = _Reporter(predictor, out / "reports") if report == "pdf" else None
     try:
-        _each_record(scorer.items(files, progress and rank == 0), predictor, measurements, None, page, scorer)
+        items = scorer.items(files, progress and rank == 0)
+        _each_record(items, predictor, measurements, None, page, scorer, hospital)
     finally:
         counts = scorer.close()
     barrier()
@@ -402,33 +432,30 @@ def _explainer(
 
 
 class _Reporter:
-    """Writes each scored record's one-page PDF (with the first of its explanations) into ``folder``, and keeps
-    the pages written and the records whose page could not be drawn, each as its named issue: the batch goes on
-    (a disk's error still stops it, as it would stop every other output)."""
+    """Writes each scored record's one-page PDF (with the first of its explanations) into ``reports/`` of the folder
+    it is given; a record whose page could not be drawn is its named issue: the batch goes on (a disk's error still
+    stops it, as it would stop every other output)."""
 
-    def __init__(self, predictor: Predictor, folder: Path):
+    def __init__(self, predictor: Predictor):
         from ecglens.report.pdf import model_label
 
-        self.meta, self.folder = predictor.meta, folder
+        self.meta = predictor.meta
         self.model = model_label(predictor.bundle, self.meta)
-        self.written: list[Path] = []
-        self.unreported: list[ReadIssue] = []
-        folder.mkdir(parents=True, exist_ok=True)
 
-    def write(self, item: Scored, explanation: RecordExplanation | None) -> Path | None:
-        """The record's page, or None where it could not be drawn (its issue kept)."""
+    def write(
+        self, item: Scored, explanation: RecordExplanation | None, folder: Path
+    ) -> tuple[Path | None, ReadIssue | None]:
+        """The record's page (written whole or not at all), or its issue where it could not be drawn."""
         from ecglens.report.paths import safe_name
         from ecglens.report.pdf import report_issue, write_record_report
 
-        path = self.folder / f"{safe_name(item.prediction.record_id)}.pdf"
+        path = folder / "reports" / f"{safe_name(item.prediction.record_id)}.pdf"
         try:
-            self.written.append(write_record_report(item, self.meta, path, self.model, explanation))
+            return write_record_report(item, self.meta, path, self.model, explanation), None
         except OSError:
             raise
         except Exception as error:  # a page that cannot be drawn costs that record's report, never the batch
-            self.unreported.append(report_issue(item.prediction, error))
-            return None
-        return self.written[-1]
+            return None, report_issue(item.prediction, error)
 
 
 def run_export_onnx(checkpoint: str | os.PathLike, opset: int) -> Written:

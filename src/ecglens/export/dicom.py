@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecglens.export.codes import ECG_PANEL
+from ecglens.util.atomic import atomic_open
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -78,8 +79,10 @@ def encapsulated_pdf(
 
 
 def write_encapsulated_pdf(path: str | os.PathLike, dataset: Dataset) -> Path:
-    """``dataset`` as a DICOM Part 10 file (preamble, DICM, file meta) at ``path``."""
-    dataset.save_as(path, enforce_file_format=True)
+    """``dataset`` as a DICOM Part 10 file (preamble, DICM, file meta) at ``path``, whole or not at all (an archive
+    commits it with its record)."""
+    with atomic_open(path, "wb") as handle:
+        dataset.save_as(handle, enforce_file_format=True)
     return Path(path)
 
 

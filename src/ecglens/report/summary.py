@@ -2,6 +2,9 @@
 decisions, flags, measurements outside their range, quality and a link to its one-page report, the counts at the
 top, sortable by any column (a few lines of script, hashed into the page's content security policy).
 
+Rows stream: the CSV is written as they come, counting them, and the page is rendered from the CSV read back, so
+that an archive of any size is summarised in the memory of one row (`write_summary`).
+
 Records are named by pseudonyms only: a clinical file read with identifiers is shown under the pseudonym it gets
 without them (`ecglens.util.pseudonym`), so the page can be passed on. Its links still name the report files, whose
 names are the record ids of that run.
@@ -13,14 +16,13 @@ import base64
 import csv
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jinja2
 
-from ecglens.io.record import ReadIssue
 from ecglens.util.atomic import atomic_open
 
 if TYPE_CHECKING:
@@ -63,6 +65,15 @@ class SummaryRow:
             decided=prediction.decisions,
         )
 
+    def to_dict(self) -> dict:
+        """Plain data (an archive keeps it beside each record's prediction row)."""
+        return {**asdict(self), "decided": list(self.decided)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SummaryRow:
+        """The row `to_dict` gave."""
+        return cls(**{**values, "decided": tuple(values.get("decided", ()))})
+
     def cells(self) -> tuple[str, ...]:
         """The CSV's cells, in `COLUMNS` order."""
         return (
@@ -86,17 +97,36 @@ def shown_id(prediction: Prediction, include_identifiers: bool) -> str:
     return prediction.record_id
 
 
-def counts(rows: Sequence[SummaryRow], issues: Sequence[ReadIssue]) -> list[tuple[str, int]]:
-    """The numbers at the top: records, not interpretable, unreadable, flagged, outside range, per decision."""
-    decided = Counter(name for row in rows for name in row.decided)
-    return [
-        ("records predicted", len(rows)),
-        ("not interpretable", sum(row.status != "ok" for row in rows)),
-        ("unreadable or not reported", len(issues)),
-        ("with a disagreement flag", sum(bool(row.flags) for row in rows)),
-        ("with a measurement outside its range", sum(bool(row.outside_range) for row in rows)),
-        *((f"decided {name}", n) for name, n in sorted(decided.items())),
-    ]
+@dataclass
+class SummaryCounts:
+    """The numbers at the top, counted as the rows stream by: records, not interpretable, flagged, outside range,
+    per decision; and the files left out (unreadable, or predicted without their report or export)."""
+
+    records: int = 0
+    not_interpretable: int = 0
+    flagged: int = 0
+    outside_range: int = 0
+    decided: Counter = field(default_factory=Counter)
+
+    def add(self, row: SummaryRow) -> SummaryRow:
+        """Count one row; the row."""
+        self.records += 1
+        self.not_interpretable += row.status != "ok"
+        self.flagged += bool(row.flags)
+        self.outside_range += bool(row.outside_range)
+        self.decided.update(row.decided)
+        return row
+
+    def lines(self, issues: int) -> list[tuple[str, int]]:
+        """The page's counts, with ``issues`` files left out."""
+        return [
+            ("records predicted", self.records),
+            ("not interpretable", self.not_interpretable),
+            ("unreadable or not reported", issues),
+            ("with a disagreement flag", self.flagged),
+            ("with a measurement outside its range", self.outside_range),
+            *((f"decided {name}", n) for name, n in sorted(self.decided.items())),
+        ]
 
 
 _SORT = (
@@ -126,15 +156,26 @@ _PAGE = _ENV.from_string(
 )
 
 
-def write_summary(rows: Sequence[SummaryRow], issues: Sequence[ReadIssue], folder: Path) -> tuple[Path, Path]:
-    """``summary.html`` and ``summary.csv`` in ``folder`` (written atomically)."""
+def write_summary(rows: Iterable[SummaryRow], issues: int, folder: Path) -> tuple[Path, Path]:
+    """``summary.csv`` and ``summary.html`` in ``folder`` (each written atomically), ``issues`` files counted as left
+    out. ``rows`` are read once, as they come: the CSV is written and the rows counted in that pass, then the page
+    is rendered from the CSV read back, a row at a time."""
+    tally = SummaryCounts()
     with atomic_open(folder / SUMMARY_CSV, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
-        writer.writerows(row.cells() for row in rows)
-    page = _PAGE.render(
-        counts=counts(rows, issues), columns=COLUMNS, rows=rows, sort=_SORT, sort_hash=_SORT_HASH
-    )  # autoescaped: ids, flags and warnings are data, never markup
-    with atomic_open(folder / SUMMARY_HTML) as handle:
-        handle.write(page)
+        writer.writerows(tally.add(row).cells() for row in rows)
+    with open(folder / SUMMARY_CSV, newline="") as table, atomic_open(folder / SUMMARY_HTML) as handle:
+        parts = _PAGE.generate(
+            counts=tally.lines(issues), columns=COLUMNS, rows=_read_rows(table), sort=_SORT, sort_hash=_SORT_HASH
+        )  # autoescaped: ids, flags and warnings are data, never markup
+        handle.writelines(parts)
     return folder / SUMMARY_HTML, folder / SUMMARY_CSV
+
+
+def _read_rows(table: Iterable[str]) -> Iterator[SummaryRow]:
+    """The rows of a summary's CSV, one at a time."""
+    reader = csv.reader(table)
+    next(reader)  # the header
+    for record, status, decisions, flags, outside_range, quality, measurements, report in reader:
+        yield SummaryRow(record, status, decisions, flags, outside_range, quality, measurements, report)

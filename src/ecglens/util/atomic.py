@@ -105,3 +105,15 @@ class StagedFolder:
                     self.out.mkdir(parents=True, exist_ok=True)
                     os.replace(self.path / name, self.out / name)
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def sync_folders(folder: str | os.PathLike) -> None:
+    """fsync ``folder`` and every folder below it: the names of the files in them (each fsynced as written, as
+    `atomic_open` does) survive a power cut."""
+    folder = Path(folder)
+    for path in [*sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True), folder]:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
