@@ -140,6 +140,20 @@ def write_bad_corpus(directory: Path) -> dict[str, str]:
     }
 
 
+def page_fails_for(monkeypatch, record_id: str, message: str = "the page could not be drawn") -> None:
+    """Make the one-page PDF fail, with ``message``, for the record ``record_id`` only (the others are drawn)."""
+    from ecglens.report import pdf
+
+    drawn = pdf.record_pdf
+
+    def record_pdf(scored, *args, **kwargs):
+        if scored.prediction.record_id == record_id:
+            raise RuntimeError(message)
+        return drawn(scored, *args, **kwargs)
+
+    monkeypatch.setattr(pdf, "record_pdf", record_pdf)
+
+
 class TinyRun:
     """A one-epoch resnet_tiny bundle on 24 Challenge records (cached at 250 Hz), shared by the test modules."""
 

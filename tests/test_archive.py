@@ -252,17 +252,10 @@ def _pages_run(archive: Path, out: Path, *options: str) -> list[str]:
 
 
 def test_a_page_that_cannot_be_drawn_is_listed_as_a_plain_run_lists_it(tmp_path, monkeypatch):
-    from ecglens.report import pdf
+    from conftest import page_fails_for
 
     folder = _archive(tmp_path / "ecg", 0, 5)
-    drawn = pdf.record_pdf
-
-    def record_pdf(scored, *args, **kwargs):
-        if scored.prediction.record_id == "r003":
-            raise RuntimeError("the page could not be drawn")
-        return drawn(scored, *args, **kwargs)
-
-    monkeypatch.setattr(pdf, "record_pdf", record_pdf)
+    page_fails_for(monkeypatch, "r003")
     assert main(["--quiet", *_pages_run(folder, tmp_path / "archive")]) == 0
     plain = [
         "--quiet",
@@ -282,7 +275,7 @@ def test_a_page_that_cannot_be_drawn_is_listed_as_a_plain_run_lists_it(tmp_path,
         (tmp_path / "archive" / "issues.csv").read_text()
     )
     assert sorted(p.name for p in (tmp_path / "archive" / "reports").iterdir()) == [f"r00{i}.pdf" for i in (0, 1, 2, 4)]
-    monkeypatch.setattr(pdf, "record_pdf", drawn)  # the next run scores nothing: the issue stays listed
+    monkeypatch.undo()  # the page draws again; the next run scores nothing: the issue stays listed
     assert main(["--quiet", *_pages_run(folder, tmp_path / "archive")]) == 0
     assert (tmp_path / "archive" / "issues.csv").read_text() == (tmp_path / "plain" / "issues.csv").read_text()
 

@@ -253,22 +253,14 @@ def test_a_record_id_in_a_figure_title_is_plain_text(tmp_path):
 def test_a_page_that_fails_is_its_records_issue_and_the_batch_goes_on(tmp_path, monkeypatch, capsys):
     import csv
 
-    from conftest import known_signal, write_wfdb
+    from conftest import known_signal, page_fails_for, write_wfdb
     from ecglens import cli
-    from ecglens.report import pdf
 
     folder = tmp_path / "in"
     folder.mkdir()
     for name in ("fails", "fine"):
         write_wfdb(folder, name, known_signal(5000))
-    drawn = pdf.record_pdf
-
-    def record_pdf(scored, *args, **kwargs):
-        if scored.prediction.record_id == "fails":
-            raise RuntimeError("the page could not be drawn\nsecond line")
-        return drawn(scored, *args, **kwargs)
-
-    monkeypatch.setattr(pdf, "record_pdf", record_pdf)
+    page_fails_for(monkeypatch, "fails", "the page could not be drawn\nsecond line")
     out = tmp_path / "out"
     assert cli.main(["--quiet", "predict", str(folder), "--report", "pdf", "--out", str(out)]) == 0
     assert [p.name for p in (out / "reports").glob("*.pdf")] == ["fine.pdf"]
