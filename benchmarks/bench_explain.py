@@ -4,6 +4,7 @@ Usage:
   python benchmarks/bench_explain.py speed [--population 200] [--target 0.05]
   python benchmarks/bench_explain.py accuracy BUNDLE CACHE [--n 40] [--target 0.05]
   python benchmarks/bench_explain.py waves [BUNDLE] [--n 100]
+  python benchmarks/bench_explain.py population500 [--population 200] [--epochs 4] [--target 0.05]
 
 ``speed`` times each method per record for the study's ResNet-34 (10-s inputs at 100 and 500 Hz; weights
 do not change the cost), then the population analysis over ``--population`` records of 10 s at 500 Hz with
@@ -19,6 +20,14 @@ that of this model, so ``accuracy`` measures it on a trained bundle and real rec
 decided classes, target error, at most 128 samples), reports the samples it needed, the error reached, the
 rank agreement with exact lead Shapley (limb leads as one player), the control variate's gain on the spread of
 repeated estimates, and sampled lead Shapley (16 orders) against the exact 4,096-coalition values.
+
+``population500`` measures population SHAP at 500 Hz on a trained model: it prepares the shared PTB-XL sample's
+500-Hz records (``$ECGLENS_DATA/ptb-xl``) once, trains the study's ResNet-34 on them at 500 Hz for ``--epochs``
+(10-s crops, Adam 1e-4, batch 32; a small model, trained here because no 500-Hz bundle ships), and runs the
+population over ``--population`` records of every split (a cost and error figure, not an evaluation: the
+sample holds about 350 records at 500 Hz, too few for 200 test records), grouped by the decided classes, with
+100 training records as background, up to 128 samples per record and the target error: the minutes, the samples,
+the error reached, and the cost of one sample (the profile that bounds it).
 
 ``waves`` explains the shared LUDB records (``$ECGLENS_DATA/ludb/data``, the first ``--n``) with BUNDLE (default
 the starter) for the classes it decides, by Grad-CAM, guided Grad-CAM and SHAP, places each explanation among
@@ -279,17 +288,91 @@ def _shap_spread(predictor, inputs, background, seeds: int = 4) -> None:
     )
 
 
+def population500(population: int, epochs: int, target: float, work: str) -> None:
+    import os
+    from pathlib import Path
+
+    from ecglens.data import SplitSpec
+    from ecglens.data.cache import build_cache, open_caches
+    from ecglens.explain.inputs import split_inputs, training_background
+    from ecglens.io import parse_source
+    from ecglens.predict import Predictor
+    from ecglens.preprocess import LengthPolicy
+    from ecglens.train.loop import TrainConfig, fit
+
+    data = Path(os.environ.get("ECGLENS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    cache = Path(work) / "cache500"
+    if not cache.is_dir():
+        build_cache([parse_source(f"ptbxl500:{data / 'ptb-xl'}")], cache, 500, progress=False)
+    started = time.perf_counter()
+    config = TrainConfig(
+        model="resnet34",
+        epochs=epochs,
+        batch_size=32,
+        lr=1e-4,
+        seed=0,
+        policy=LengthPolicy("crop", 10.0),
+        split=SplitSpec(0, 7, 8),
+        device="cpu",
+        workers=0,
+    )
+    run = Path(work) / "run500"
+    trained = fit([cache], run, config, progress=False, resume=(run / "state").is_dir())
+    print(f"trained a 500-Hz ResNet-34 for {epochs} epochs in {time.perf_counter() - started:.0f} s")
+    loaded = Predictor(trained.best_bundle, device="cpu")
+    model, meta = loaded.model, loaded.meta
+    caches = open_caches([cache], meta.sampling_rate_hz)
+    inputs = [item for split in ("train", "val", "test") for item in split_inputs(caches, meta, split)]
+    picks = np.sort(np.random.default_rng(0).choice(len(inputs), min(population, len(inputs)), replace=False))
+    inputs = [inputs[i] for i in picks]
+    background = training_background(caches, meta, 100)
+    start = time.perf_counter()
+    result = population_importance(
+        model,
+        inputs,
+        background,
+        meta.class_names,
+        meta.lead_names,
+        decide=meta.decided,
+        target_error=target,
+        max_samples=128,
+        progress=True,
+        never=dict(meta.not_validated),
+    )
+    seconds = time.perf_counter() - start
+    per_sample = seconds / max(result.total_samples, 1)
+    error = result.relative_error()
+    print(
+        f"population of {len(inputs)} records of 10 s at 500 Hz (rows {result.counts}): {seconds / 60:.1f} min, "
+        f"{result.total_samples} samples ({result.samples} per explained record on average), {per_sample:.3f} s a "
+        f"sample (a forward and a backward pass for the record's classes); error {error:.1%} of the mean |cell| "
+        f"(target {target:.0%})"
+    )
+    for note in result.notes:
+        print(f"  note: {note}")
+    if error > target:
+        needed = result.total_samples * (error / target) ** 2  # the Monte-Carlo error falls as 1/sqrt(samples)
+        print(
+            f"  to reach {target:.0%}: about {needed:,.0f} samples (error ~ 1/sqrt(samples)), "
+            f"{needed * per_sample / 60:.0f} min at this cost a sample"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("speed", "accuracy", "waves"))
+    parser.add_argument("what", choices=("speed", "accuracy", "waves", "population500"))
     parser.add_argument("bundle", nargs="?")
     parser.add_argument("cache", nargs="?")
     parser.add_argument("--population", type=int, default=200)
     parser.add_argument("--n", type=int, default=None, help="Records (accuracy: 40; waves: 100).")
     parser.add_argument("--target", type=float, default=0.05)
+    parser.add_argument("--epochs", type=int, default=4, help="population500: epochs of the 500-Hz model")
+    parser.add_argument("--work", default="/tmp/ecglens-bench-population500", help="population500: scratch")
     args = parser.parse_args()
     if args.what == "speed":
         speed(args.population, args.target)
+    elif args.what == "population500":
+        population500(args.population, args.epochs, args.target, args.work)
     elif args.what == "waves":
         waves(args.bundle, args.n or 100)
     else:
