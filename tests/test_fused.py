@@ -117,7 +117,9 @@ def test_pac_is_not_decided_beside_af_nor_std_beside_lbbb():
     assert with_af.decide_from([0.5] * len(names), ["AF", "PAC"], {}, [], names).decisions == ("AF",)
     assert with_af.decide_from([0.5] * len(names), ["PAC"], {}, [], names).decisions == ("PAC",)
     lbbb = with_af.decide_from([0.5] * len(names), ["LBBB", "STD"], {}, [], names)
-    assert lbbb.decisions == ("LBBB",) and "STD" not in lbbb.decided_by
+    assert lbbb.decisions == ("LBBB",) and "STD" not in lbbb.decided_by and lbbb.excluded == {"STD": "LBBB"}
+    (line,) = lbbb.exclusion_lines()  # said on the page and the terminal, among the disagreements
+    assert line.startswith("fused: STD not decided beside LBBB (the block's own secondary ST changes")
     assert with_af.decide_from([0.5] * len(names), ["STD", "RBBB"], {}, [], names).decisions == ("RBBB", "STD")
 
 

@@ -726,7 +726,7 @@ def test_a_method_is_compared_with_each_null_record_by_record():
 
 
 def test_few_pairs_get_an_exact_sign_flip_test_and_no_bootstrap_interval():
-    from ecglens.explain.waves import compare_with_null, sign_flip_p
+    from ecglens.explain.waves import compare_with_null, plausibility_table, sign_flip_p
 
     rng = np.random.default_rng(0)
     assert sign_flip_p(np.array([0.3, 0.2, 0.4, 0.1, 0.5]), rng) == pytest.approx(2 / 32)  # the smallest at n 5
@@ -746,6 +746,8 @@ def test_few_pairs_get_an_exact_sign_flip_test_and_no_bootstrap_interval():
     few = compare_with_null(pairs, "edge", rng, 200)  # four records far above: a bootstrap would exclude 0
     assert few.n == 4 and few.difference > 0.3 and few.interval is None
     assert few.p_value == pytest.approx(2 / 16) and few.verdict() == "tie"
+    (row,) = plausibility_table([(method, (null,)) for method, null in pairs])
+    assert row.n == 4 and row.plausibility > 0.3 and row.interval is None  # no undercovering interval either
 
 
 def test_grad_cams_null_has_no_finer_detail_than_its_layer():

@@ -138,6 +138,7 @@ class Prediction:
             raise ValueError(f"decision rule is one of {', '.join(DECISION_RULES)}, not {rule!r}")
         if rule == "fused" and fused is None:
             raise ValueError("this bundle ships no fused decision (fused.json): use the model's or the criteria's")
+        excluded: tuple[str, ...] = ()
         if self.status != "ok" or rule == "model" or not self.probabilities:
             decisions, decided_by, used, probabilities = model, dict.fromkeys(model, "model"), "model", {}
         else:
@@ -146,11 +147,12 @@ class Prediction:
             outcome = engine.decide([self.probabilities[n] for n in names], model, self.criteria, names, rule)
             decisions, decided_by, used = outcome.decisions, outcome.decided_by, outcome.rule
             probabilities = outcome.probabilities
+            excluded = outcome.exclusion_lines()
         flagged = (
             disagreements(decisions, self.criteria, tuple(self.not_validated), decided_by, used)
             if self.criteria is not None
             else ()
-        )
+        ) + excluded
         return replace(
             self,
             decisions=decisions,

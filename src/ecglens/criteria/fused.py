@@ -53,6 +53,11 @@ repolarisation ("ST and T waves usually opposite in direction to QRS", Surawicz 
 recommendations part III; the ST thresholds of the Fourth Universal Definition of MI do not apply, and
 Sgarbossa-type criteria are not assessed here). The model's own decisions are kept as they are
 (``model_decisions``), and the page says what the model alone decided."""
+EXCLUSION_REASONS = {
+    "PAC": "a premature atrial beat is not defined in atrial fibrillation",
+    "STD": "the block's own secondary ST changes; concordant ST depression (Sgarbossa) is not assessed",
+}
+"""Why each class of `EXCLUDES` is not decided beside the other: the line a disagreement prints."""
 
 
 class FusedDecisionError(ValueError):
@@ -171,6 +176,15 @@ class FusedOutcome:
     decided_by: dict[str, str]
     rule: str
     probabilities: dict[str, float] = field(default_factory=dict)
+    excluded: dict[str, str] = field(default_factory=dict)
+    """Classes its rule would have decided but left out beside another (`EXCLUDES`): class -> the other class."""
+
+    def exclusion_lines(self) -> tuple[str, ...]:
+        """``fused: STD not decided beside LBBB (the block's own secondary ST changes; ...)``, one per exclusion."""
+        return tuple(
+            f"{self.rule}: {name} not decided beside {other} ({EXCLUSION_REASONS.get(name, 'excluded by the rule')})"
+            for name, other in self.excluded.items()
+        )
 
 
 @dataclass(frozen=True)
@@ -237,8 +251,10 @@ class FusedDecision:
                 return FusedOutcome((), {}, "criteria (no measurements)")
             return FusedOutcome(model, dict.fromkeys(model, "model"), "model (no measurements)")
         if rule == "criteria":
-            chosen = self._exclude(tuple(n for n in class_names if n in met))
-            return FusedOutcome(chosen, dict.fromkeys(chosen, "by criteria"), "criteria")
+            candidates = tuple(n for n in class_names if n in met)
+            chosen = self._exclude(candidates)
+            excluded = {n: self.excludes[n] for n in candidates if n not in chosen}
+            return FusedOutcome(chosen, dict.fromkeys(chosen, "by criteria"), "criteria", excluded=excluded)
         fused = self.scores(probabilities, features, class_names)
         decided_by = {}
         for name in class_names:
@@ -251,8 +267,10 @@ class FusedDecision:
                 decided_by[name] = "model"
         if self.normal_excludes and NORMAL_CLASS in decided_by and len(decided_by) > 1:
             del decided_by[NORMAL_CLASS]
-        decisions = self._exclude(tuple(n for n in class_names if n in decided_by))
-        return FusedOutcome(decisions, {n: decided_by[n] for n in decisions}, "fused", fused)
+        candidates = tuple(n for n in class_names if n in decided_by)
+        decisions = self._exclude(candidates)
+        excluded = {n: self.excludes[n] for n in candidates if n not in decisions}
+        return FusedOutcome(decisions, {n: decided_by[n] for n in decisions}, "fused", fused, excluded)
 
     def _exclude(self, decisions: tuple[str, ...]) -> tuple[str, ...]:
         """``decisions`` without a class decided beside the class that excludes it (`EXCLUDES`)."""

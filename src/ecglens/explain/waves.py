@@ -208,7 +208,7 @@ def _bootstrap(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> tup
 MIN_INTERVAL = 10
 """Paired differences from a null get a bootstrap interval from this many pairs on: under it the percentile
 bootstrap of a mean undercovers badly (simulated on normal differences, its nominal 95 % covers 80 % at 4 pairs,
-89 % at 10), and only the sign-flip test's p-value, exact at every n, is given."""
+89 % at 10), and only the sign-flip test's p-value is given (the mean plausibility likewise gets no interval)."""
 EXACT_SIGN_FLIPS = 16
 """Up to this many pairs the sign-flip test enumerates every sign pattern (2^n); above it, 10,000 random ones."""
 
@@ -216,8 +216,9 @@ EXACT_SIGN_FLIPS = 16
 def sign_flip_p(differences: np.ndarray, rng: np.random.Generator, n_random: int = 10_000) -> float | None:
     """The two-sided p-value of a paired sign-flip permutation test that the mean difference is 0: under the null
     each pair's difference is as likely negated, so the observed |mean| is ranked among those of the sign patterns
-    (all of them up to `EXACT_SIGN_FLIPS` pairs, else ``n_random`` random ones, counting the observed one). Exact
-    at every n, unlike a bootstrap interval: 5 pairs can never reach p < 0.05 (the smallest is 2/32)."""
+    (all of them up to `EXACT_SIGN_FLIPS` pairs, else ``n_random`` random ones, counting the observed one, so p is
+    at least 1/10,001 there). Exact up to `EXACT_SIGN_FLIPS` pairs and a valid Monte-Carlo test above, unlike a
+    small-n bootstrap interval: 5 pairs can never reach p < 0.05 (the smallest is 2/32)."""
     n = len(differences)
     if n == 0:
         return None
@@ -397,10 +398,10 @@ def plausibility_table(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> list[PlausibilityRow]:
-    """Per class and method: the mean plausibility (an interval from 2 records on), chance, segment profile and
-    pointing-game hit rate over the maps with positive evidence among the waves (the others counted), and the
-    paired comparison with each null map the explanations carry (an item is a `WaveExplanation`, the shares
-    alone, or the shares with their nulls' shares)."""
+    """Per class and method: the mean plausibility (a bootstrap interval from `MIN_INTERVAL` explanations on),
+    chance, segment profile and pointing-game hit rate over the maps with positive evidence among the waves (the
+    others counted), and the paired comparison with each null map the explanations carry (an item is a
+    `WaveExplanation`, the shares alone, or the shares with their nulls' shares)."""
     groups: dict[tuple[str, str], list[tuple[WaveShares, tuple[WaveShares, ...]]]] = {}
     for item in explained:
         if isinstance(item, WaveExplanation):
@@ -414,7 +415,7 @@ def plausibility_table(
         kept = [(s, nulls) for s, nulls in every if s.has_evidence]
         shares = [s for s, _ in kept]
         values = np.array([s.plausibility for s in shares if s.plausibility is not None], np.float64)
-        interval = _bootstrap(values, rng, n_boot)
+        interval = _bootstrap(values, rng, n_boot) if len(values) >= MIN_INTERVAL else None
         names = [n.method for n in kept[0][1]] if kept else []
         comparisons = tuple(
             compare_with_null([(s, nulls[k]) for s, nulls in kept], null, rng, n_boot) for k, null in enumerate(names)

@@ -10,8 +10,9 @@ decides (SNR, AF, IAVB, RBBB, PAC, PVC, STD; LBBB and STE are not validated and 
 threshold), whose statements map under the strict label space (``scp_strict.csv``) to that class and to no other
 of the nine; the class's own statement must carry likelihood 100 where PTB-XL grades it (the diagnostic statements
 NORM, 1AVB, CRBBB), and be present where it does not (the rhythm and form statements AFIB, PAC, PVC and STD_,
-which PTB-XL writes with likelihood 0). The SNR record is the normal one. ``tests/test_example_set.py`` applies the
-rule to the shared PTB-XL sample (every record of ``ecg_id`` 1-1999 in folds 1-8) and checks it gives this list.
+which PTB-XL mostly writes with likelihood 0). The SNR record is the normal one. ``tests/test_example_set.py``
+applies the rule to the shared PTB-XL sample (every record of ``ecg_id`` 1-1999 in folds 1-8)
+and checks it gives this list.
 
 **Checksums**, pinned here: record 43's are PTB-XL 1.0.3's own ``SHA256SUMS.txt`` entries; the copy of that list
 at hand when this list was built covers ``ecg_id`` 1-100 only, so the other six records' were computed from the
