@@ -128,16 +128,9 @@ def speed(population: int, target: float) -> None:
         print(f"  (with 4 samples, as before, the error would be {fixed.relative_error():.1%} on 20 records)")
 
 
-def accuracy(bundle: str, cache: str, n: int, target: float) -> None:
-    from ecglens.data.cache import open_caches
-    from ecglens.explain.inputs import split_inputs, training_background
-    from ecglens.predict import Predictor
-
-    loaded = Predictor(bundle, device="cpu")
-    model, meta = loaded.model, loaded.meta
-    caches = open_caches([cache], meta.sampling_rate_hz)
-    inputs = split_inputs(caches, meta, "test", n)
-    background = training_background(caches, meta, 100)
+def _population(model, meta, inputs, background, target: float, **options):
+    """Population SHAP as ``explain population`` runs it on a bundle (grouped by the decided classes, the target
+    error, at most 128 samples a record), and its wall time in seconds."""
     start = time.perf_counter()
     result = population_importance(
         model,
@@ -148,11 +141,24 @@ def accuracy(bundle: str, cache: str, n: int, target: float) -> None:
         decide=meta.decided,
         target_error=target,
         max_samples=128,
-        agreement_records=3,
-        never=dict(meta.not_validated),
         progress=True,
+        never=dict(meta.not_validated),
+        **options,
     )
-    seconds = time.perf_counter() - start
+    return result, time.perf_counter() - start
+
+
+def accuracy(bundle: str, cache: str, n: int, target: float) -> None:
+    from ecglens.data.cache import open_caches
+    from ecglens.explain.inputs import split_inputs, training_background
+    from ecglens.predict import Predictor
+
+    loaded = Predictor(bundle, device="cpu")
+    model, meta = loaded.model, loaded.meta
+    caches = open_caches([cache], meta.sampling_rate_hz)
+    inputs = split_inputs(caches, meta, "test", n)
+    background = training_background(caches, meta, 100)
+    result, seconds = _population(model, meta, inputs, background, target, agreement_records=3)
     print(
         f"population of {len(inputs)} test records (grouped by decided class; rows {result.counts}): "
         f"{seconds:.0f} s, {result.total_samples} samples ({result.samples} per explained record on average); "
@@ -292,30 +298,20 @@ def population500(population: int, epochs: int, target: float, work: str) -> Non
     import os
     from pathlib import Path
 
-    from ecglens.data import SplitSpec
+    from bench_profile import member_config
+
     from ecglens.data.cache import build_cache, open_caches
     from ecglens.explain.inputs import split_inputs, training_background
     from ecglens.io import parse_source
     from ecglens.predict import Predictor
-    from ecglens.preprocess import LengthPolicy
-    from ecglens.train.loop import TrainConfig, fit
+    from ecglens.train.loop import fit
 
     data = Path(os.environ.get("ECGLENS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     cache = Path(work) / "cache500"
     if not cache.is_dir():
         build_cache([parse_source(f"ptbxl500:{data / 'ptb-xl'}")], cache, 500, progress=False)
     started = time.perf_counter()
-    config = TrainConfig(
-        model="resnet34",
-        epochs=epochs,
-        batch_size=32,
-        lr=1e-4,
-        seed=0,
-        policy=LengthPolicy("crop", 10.0),
-        split=SplitSpec(0, 7, 8),
-        device="cpu",
-        workers=0,
-    )
+    config = member_config(epochs)
     run = Path(work) / "run500"
     trained = fit([cache], run, config, progress=False, resume=(run / "state").is_dir())
     print(f"trained a 500-Hz ResNet-34 for {epochs} epochs in {time.perf_counter() - started:.0f} s")
@@ -326,20 +322,7 @@ def population500(population: int, epochs: int, target: float, work: str) -> Non
     picks = np.sort(np.random.default_rng(0).choice(len(inputs), min(population, len(inputs)), replace=False))
     inputs = [inputs[i] for i in picks]
     background = training_background(caches, meta, 100)
-    start = time.perf_counter()
-    result = population_importance(
-        model,
-        inputs,
-        background,
-        meta.class_names,
-        meta.lead_names,
-        decide=meta.decided,
-        target_error=target,
-        max_samples=128,
-        progress=True,
-        never=dict(meta.not_validated),
-    )
-    seconds = time.perf_counter() - start
+    result, seconds = _population(model, meta, inputs, background, target)
     per_sample = seconds / max(result.total_samples, 1)
     error = result.relative_error()
     print(

@@ -45,6 +45,26 @@ def _interval(metric: object, key: str) -> str:
     return "" if ci is None else f" ({ci[0]:.2f}-{ci[1]:.2f})"
 
 
+def member_config(epochs: int):
+    """The starter's member recipe (ResNet-34, 10-s crops, Adam 1e-4, batch 32, seed 0, PTB-XL folds 7 and 8
+    held out, CPU) for ``epochs``: the benchmarks that train a network train it so."""
+    from ecglens.data import SplitSpec
+    from ecglens.preprocess import LengthPolicy
+    from ecglens.train.loop import TrainConfig
+
+    return TrainConfig(
+        model="resnet34",
+        epochs=epochs,
+        batch_size=32,
+        lr=1e-4,
+        seed=0,
+        policy=LengthPolicy("crop", 10.0),
+        split=SplitSpec(0, 7, 8),
+        device="cpu",
+        workers=0,
+    )
+
+
 def _macro(values: list[float | None]) -> float | None:
     """The mean of defined AUCs (None when any is undefined: the class set would differ)."""
     return None if any(v is None for v in values) else float(np.mean(values))
@@ -61,14 +81,13 @@ def main() -> int:
 
     from ecglens.bundle.meta import starter_manifest
     from ecglens.bundle.weights import load_model
-    from ecglens.data import SplitSpec, split_caches
+    from ecglens.data import split_caches
     from ecglens.data.cache import build_cache, open_caches
     from ecglens.io import parse_source
     from ecglens.metrics import evaluate_predictions
-    from ecglens.preprocess import LengthPolicy
     from ecglens.train.calibrate import calibrate_bundle
     from ecglens.train.evaluate import predict_items
-    from ecglens.train.loop import TrainConfig, fit
+    from ecglens.train.loop import fit
 
     if not DATA.is_dir():
         print(f"error: no shared data at {DATA} (set ECGLENS_DATA)", file=sys.stderr)
@@ -85,17 +104,7 @@ def main() -> int:
             if not path.is_dir():
                 build_cache([parse_source(spec.format(d=DATA))], path, 100, profile, progress=False)
             caches[profile].append(path)
-    config = TrainConfig(
-        model="resnet34",
-        epochs=args.epochs,
-        batch_size=32,
-        lr=1e-4,
-        seed=0,
-        policy=LengthPolicy("crop", 10.0),
-        split=SplitSpec(0, 7, 8),
-        device="cpu",
-        workers=0,
-    )
+    config = member_config(args.epochs)
     bundles = {}
     for profile in PROFILES:
         run_dir = work / profile / "run"
