@@ -138,6 +138,31 @@ def test_no_output_or_terminal_line_holds_a_leak(predicted):
     assert "statements left out" in terminal
 
 
+def test_an_archive_run_names_no_file_by_its_path(tmp_path):
+    """``predict --archive`` keeps a manifest of every file; a clinical file's name holds its patient's, so the
+    manifest names files by a keyed hash of their path, and no file of the archive holds the name."""
+    from ecglens.cli import main
+
+    folder = tmp_path / "in"
+    for path in clinical_folder(folder).values():
+        path.rename(path.with_name(f"Kowalczyk_1937_{path.name}"))
+    out = tmp_path / "out"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["--threads", "1", "predict", str(folder), "--out", str(out), "--archive"]) == 0
+    manifests = sorted((out / "archive").glob("manifest-*.jsonl"))
+    assert manifests and all(row["path"].startswith("path-") for m in manifests for row in _jsonl(m))
+    outputs = "\n".join(path.read_text() for path in out.rglob("*") if path.is_file())
+    assert "Sinus rhythm" in outputs  # not a vacuous search
+    assert [value for value in PERSONAL if value.lower() in outputs.lower()] == []
+    with contextlib.redirect_stdout(io.StringIO()) as again:  # an unchanged file is found by its hashed path
+        assert main(["--threads", "1", "predict", str(folder), "--out", str(out), "--archive"]) == 0
+    assert "nothing new" in again.getvalue()
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def test_the_leaks_are_kept_when_identifiers_are_asked_for(tmp_path):
     files = clinical_folder(tmp_path)
     for kind, path in files.items():

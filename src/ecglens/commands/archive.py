@@ -4,8 +4,9 @@ Layout of ``OUT/archive/``:
 
 - ``job.json``: the bundle and the options that make a row (a different job refuses the folder);
 - ``manifest-K-of-N.jsonl``: one row per input file seen by shard K of N: the sha256 of its bytes (a WFDB
-  record's ``.hea`` with its ``.dat``/``.mat``), its path, size and modification time (a file unchanged since is
-  not read again to be hashed), its status (``predicted``, ``unreadable``, ``duplicate``: content already scored
+  record's ``.hea`` with its ``.dat``/``.mat``), its path (a keyed hash of it, ``ecglens.util.pseudonym``, unless
+  ``--include-identifiers``: a clinical export's file name often holds its patient's), size and modification time
+  (a file unchanged since is not read again to be hashed), its status (``predicted``, ``unreadable``, ``duplicate``: content already scored
   under another name) and the ends of the shard's row files after it;
 - ``predictions-K-of-N.jsonl`` and ``issues-K-of-N.jsonl``: the shard's rows (a prediction with its
   ``predictions.csv`` cells and its summary row; an unreadable file, a page not drawn, an export not made), final as
@@ -42,8 +43,9 @@ from ecglens.util.atomic import atomic_open, sync_folders
 
 ARCHIVE_DIR = "archive"
 JOB_FILE = "job.json"
-FORMAT = 2
-"""The layout of an archive's rows (2: each prediction row holds its summary row); another is another job."""
+FORMAT = 3
+"""The layout of an archive's rows (2: each prediction row holds its summary row; 3: manifests name files by a
+keyed hash of their path); another is another job."""
 RECORD_FOLDERS = ("reports", "fhir", "dicom")
 """The folders of ``OUT`` a record's own files go into (its page, its FHIR Bundle, its DICOM object)."""
 HASH_CHUNK = 1 << 20
@@ -131,9 +133,19 @@ class Entry:
 
     key: str
     path: str
+    """The file's path, or a keyed hash of it (`manifest_path`)."""
     size: int
     mtime_ns: int
     status: str = "predicted"
+
+
+def manifest_path(path: Path, include_identifiers: bool) -> str:
+    """How a manifest names a file: its path with ``--include-identifiers``, else a keyed hash of it (the same on
+    one machine from run to run, so an unchanged file is still found by its stamp; on another machine, where the
+    key differs, each file is hashed again and found scored by its content)."""
+    from ecglens.util.pseudonym import pseudonym
+
+    return str(path) if include_identifiers else pseudonym(str(path), "path")
 
 
 def read_keyed(job: ReadJob, known: tuple[int, Path, str | None]) -> tuple[int, Entry, Record | ReadIssue]:
@@ -145,7 +157,7 @@ def read_keyed(job: ReadJob, known: tuple[int, Path, str | None]) -> tuple[int, 
 
     block, path, key = known
     size, mtime = file_stamp(path)
-    entry = Entry(key or content_key(path), str(path), size, mtime)
+    entry = Entry(key or content_key(path), manifest_path(path, job.include_identifiers), size, mtime)
     try:
         record = read_record(path, job.lead_names, job.sampling_rate_hz, job.lead_order, job.include_identifiers)
     except Exception as error:  # one bad file is that record's issue, whatever raised
@@ -384,7 +396,7 @@ class ArchiveScorer:
         unchanged."""
         for number, files in blocks:
             for path in files:
-                stamp = self.state.stamps.get(str(path))
+                stamp = self.state.stamps.get(manifest_path(path, self.read.include_identifiers))
                 key = stamp[2] if stamp is not None and stamp[:2] == file_stamp(path) else None
                 if key is not None and self.state.seen(key):
                     self.counts["skipped"] += 1
