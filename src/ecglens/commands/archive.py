@@ -6,8 +6,8 @@ Layout of ``OUT/archive/``:
 - ``manifest-K-of-N.jsonl``: one row per input file seen by shard K of N: the sha256 of its bytes (a WFDB
   record's ``.hea`` with its ``.dat``/``.mat``), its path (a keyed hash of it, ``ecglens.util.pseudonym``, unless
   ``--include-identifiers``: a clinical export's file name often holds its patient's), size and modification time
-  (a file unchanged since is not read again to be hashed), its status (``predicted``, ``unreadable``, ``duplicate``: content already scored
-  under another name) and the ends of the shard's row files after it;
+  (a file unchanged since is not read again to be hashed), its status (``predicted``, ``unreadable``,
+  ``duplicate``: content already scored under another name) and the ends of the shard's row files after it;
 - ``predictions-K-of-N.jsonl`` and ``issues-K-of-N.jsonl``: the shard's rows (a prediction with its
   ``predictions.csv`` cells and its summary row; an unreadable file, a page not drawn, an export not made), final as
   they are written;
