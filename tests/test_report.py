@@ -321,6 +321,48 @@ def test_snr_decided_beside_a_met_iavb_criterion_is_flagged_on_the_page_in_red(t
     assert flagged[0].get_color() == "#b00000"
 
 
+def test_every_disagreement_warning_and_measurement_note_is_on_the_page_whole(tmp_path):
+    """A reviewer found the QTc caveat cut and a disagreement behind "... 1 more": the flags and the record's notes
+    are printed whole (a smaller font when they need it), above the ECG."""
+    from ecglens.report.pdf import PAGE_MM, ecg_frame, record_page, record_pdf
+    from ecglens.report.text import ELLIPSIS
+    from ecglens.waves.measure import NO_P_CAUSES, NO_P_WAVES, page_note
+
+    meta, scored = _snr_with_first_degree_av_block()
+    flags = (
+        FLAG,
+        "criteria: atrial fibrillation (no P waves in most beats; RR variation (SD / median RR) 0.28 > 0.1); fused: "
+        "AF not decided",
+        "criteria: left bundle branch block (QRS 158 ms >= 120 ms; R-peak time > 60 ms in V5 104, V6 102); STD not "
+        "decided beside LBBB: its ST changes are secondary (Surawicz et al. 2009)",
+    )
+    notes = (
+        f"{NO_P_WAVES} (2 of 14 beats): no PR interval or P axis {NO_P_CAUSES}",
+        "QTc on a QRS of 158 ms: the wide QRS lengthens the QT (JT 266 ms; Rautaharju et al. 2009)",
+        "2 premature or differently conducted beat(s) left out of the intervals",
+    )
+    p = scored.prediction
+    assert p.measurements is not None
+    prediction = dataclasses.replace(
+        p,
+        disagreements=flags,
+        warnings=("the two heart-rate estimates differ by 35 %",),
+        measurements=dataclasses.replace(p.measurements, notes=notes),
+    )
+    scored = dataclasses.replace(scored, prediction=prediction)
+    shown = " ".join(" ".join(t.get_text().split()) for t in record_page(scored, meta, "starter").texts)
+    for flag in flags:
+        assert f"criteria disagree: {flag}" in shown
+    assert "warnings: the two heart-rate estimates differ by 35 %" in shown
+    for note in notes:
+        assert page_note(note) in shown
+    assert NO_P_CAUSES not in shown  # the page's short form: its PR row reads n/a
+    assert ELLIPSIS not in shown and " more" not in shown
+    top = ecg_frame(scored, meta).top_mm
+    words = _pdf_words(record_pdf(scored, meta, "starter"), tmp_path)
+    assert max(bottom for w, x, bottom in words if x < 192 and w == "disagree:") < PAGE_MM[1] - top
+
+
 def test_the_page_says_which_rule_decided_and_what_the_model_alone_would_have(tmp_path):
     """A cardiologist's review: under the fused rule the page read "the model's probability / threshold" and showed
     AF 0.61 / 0.38 "no" with no hint that the fused rule overrode the model, and LBBB "not validated: never

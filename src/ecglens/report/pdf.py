@@ -45,21 +45,27 @@ from ecglens.report.ecgpaper import (
 from ecglens.report.figures import ATTRIBUTION_LABELS, gradcam_band
 from ecglens.report.text import clip_to, page_lines, page_text
 from ecglens.util.atomic import atomic_open
-from ecglens.waves.measure import shown_value
+from ecglens.waves.measure import page_note, shown_value
 
 NOTICE = "RESEARCH USE ONLY: not for clinical decisions"
 PAGE_MM = (297.0, 210.0)
 """A4 landscape."""
 TOP_MM = 186.0
 """Where the three columns start (their headings), below the header."""
-ROW_MM = 3.4
-ECG_BOTTOM_MM = 12.0
+ROW_MM = 3.1
+"""One class's or one measurement's row (7 pt, set solid), leaving the notes and flags under them room."""
+NOTE_SIZES = (6, 5.5, 5)
+"""Font sizes, largest first, tried until the flags (or a measurement's notes) fit their column whole."""
+ECG_BOTTOM_MM = 14.0
+"""The ECG's bottom edge: its caption below it, its top wherever its rows end (at most `ECG_TOP_MM`), the columns
+above it reaching down to it (`_above`)."""
 ECG_TOP_MM = 141.0
 STATEMENT_BOX_MM = (194.0, ECG_TOP_MM + 2.0, PAGE_MM[0] - 3.0, TOP_MM - 4.5)
 DECISION_BOX_MM = (9.0, ECG_TOP_MM + 1.0, 97.0, TOP_MM + 3.0)
 MEASUREMENT_BOX_MM = (99.0, ECG_TOP_MM + 1.0, 192.0, TOP_MM + 3.0)
-"""The decisions' and the measurements' columns: nothing drawn in one reaches the next column or the ECG."""
-LINE_MM = {6: 2.55, 7: 2.97}
+"""The decisions' and the measurements' columns above the tallest ECG: nothing drawn in one reaches the next column
+or the ECG (a shorter ECG leaves them more room, `_above`)."""
+LINE_MM = {5: 2.12, 5.5: 2.34, 6: 2.55, 7: 2.97}
 """The height of a line of text at a font size (points), with the page's line spacing."""
 """The file's statement column (left, bottom, right, top): nothing of it is drawn outside."""
 STATEMENT_WIDTH = 55
@@ -88,12 +94,18 @@ def record_page(
     """The page of one scored record (``explanation``: of this very input, drawn over the ECG)."""
     width, height = PAGE_MM
     fig = Figure(figsize=(width * MM, height * MM))
+    frame = ecg_frame(scored, meta)
     _header(fig, scored, meta, model)
-    _decisions(fig, scored, meta)
-    _measurements(fig, scored)
-    _statement(fig, scored)
-    _ecg(fig, scored, meta, explanation, percentile)
+    _decisions(fig, scored, meta, _above(DECISION_BOX_MM, frame.top_mm))
+    _measurements(fig, scored, _above(MEASUREMENT_BOX_MM, frame.top_mm))
+    _statement(fig, scored, _above(STATEMENT_BOX_MM, frame.top_mm, 2.0))
+    _ecg(fig, frame, meta, explanation, percentile)
     return fig
+
+
+def _above(box: tuple[float, float, float, float], ecg_top_mm: float, gap_mm: float = 1.0):
+    """A column's box reaching down to ``gap_mm`` above the ECG's top."""
+    return (box[0], ecg_top_mm + gap_mm, box[2], box[3])
 
 
 def record_pdf(scored: Scored, meta: BundleMeta, model: str, explanation: RecordExplanation | None = None) -> bytes:
@@ -150,21 +162,43 @@ def _text(fig: Figure, x_mm: float, y_mm: float, text: str, **kwargs) -> Text:
     return fig.text(x_mm / width, y_mm / height, shown, parse_math=False, **kwargs)
 
 
+def _fitted(
+    items: list[str],
+    x_mm: float,
+    y_mm: float,
+    box: tuple[float, float, float, float],
+    sizes: tuple[float, ...],
+    bold: bool,
+) -> tuple[float, list[str], bool]:
+    """The first font size of ``sizes`` at which ``items``, wrapped to the column ``box``, fit whole below
+    ``y_mm``, their lines, and True; else the last size, the lines cut to the room ("... N more"), and False."""
+    for size in sizes:
+        line_mm = LINE_MM.get(size, size * 0.41)
+        width = int((box[2] - x_mm) / (size * (0.215 if bold else 0.19)))  # an average glyph's width
+        room = max(int((y_mm - box[1]) / line_mm), 1)
+        whole = page_lines(items, width, len(items) * 64)
+        if len(whole) <= room or size == sizes[-1]:
+            return size, page_lines(items, width, room), len(whole) <= room
+    raise ValueError("no font size given")
+
+
 def _block(
-    fig: Figure, x_mm: float, y_mm: float, items: list[str], box: tuple[float, float, float, float], **kwargs
+    fig: Figure,
+    x_mm: float,
+    y_mm: float,
+    items: list[str],
+    box: tuple[float, float, float, float],
+    sizes: tuple[float, ...] | None = None,
+    **kwargs,
 ) -> float:
-    """``items`` wrapped to the column ``box`` and cut to the lines it holds below ``y_mm`` ("... N more"), drawn
-    clipped to it; returns the height used (mm)."""
-    fontsize = kwargs.setdefault("fontsize", 6)
-    line_mm = LINE_MM.get(fontsize, fontsize * 0.41)
-    glyph_mm = fontsize * (0.215 if kwargs.get("weight") == "bold" else 0.19)  # an average glyph's width
-    width = int((box[2] - x_mm) / glyph_mm)
-    room = int((y_mm - box[1]) / line_mm)
-    lines = page_lines(items, width, max(room, 1), indent="  ")
+    """``items`` wrapped to the column ``box`` at the first of ``sizes`` that holds them whole below ``y_mm`` (else
+    at the last, cut to the lines it holds: "... N more"), drawn clipped to it; returns the height used (mm)."""
+    sizes = sizes or (kwargs.pop("fontsize", 6),)
+    size, lines, _ = _fitted(items, x_mm, y_mm, box, sizes, kwargs.get("weight") == "bold")
     if not lines:
         return 0.0
-    clip_to(fig, _text(fig, x_mm, y_mm, "\n".join(lines), **kwargs), box, PAGE_MM)
-    return line_mm * len(lines)
+    clip_to(fig, _text(fig, x_mm, y_mm, "\n".join(lines), fontsize=size, **kwargs), box, PAGE_MM)
+    return LINE_MM.get(size, size * 0.41) * len(lines)
 
 
 def _header(fig: Figure, scored: Scored, meta: BundleMeta, model: str) -> None:
@@ -189,7 +223,7 @@ def _header(fig: Figure, scored: Scored, meta: BundleMeta, model: str) -> None:
     _text(fig, 10, 199.5, "\n".join(textwrap.fill(line, 200) for line in lines), fontsize=6.5, linespacing=1.4)
 
 
-def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
+def _decisions(fig: Figure, scored: Scored, meta: BundleMeta, box: tuple[float, float, float, float]) -> None:
     """Every class's probability, threshold and decision, its guideline criteria beside it (met, not met, n/a:
     not assessable), and under them, in red, where the decisions and the criteria disagree."""
     p = scored.prediction
@@ -198,7 +232,7 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
     _text(fig, 10, TOP_MM, heading, fontsize=8, weight="bold")
     _text(fig, 50, TOP_MM - 0.9, "the model's probability / threshold", fontsize=5.5, color="#555555")
     if p.status != "ok":
-        _block(fig, 10, TOP_MM - 5, [f"{p.status}: {reason}" for reason in p.reasons], DECISION_BOX_MM, color="#b00000")
+        _block(fig, 10, TOP_MM - 5, [f"{p.status}: {reason}" for reason in p.reasons], box, color="#b00000")
         return
     if p.criteria is not None:
         _text(fig, 86, TOP_MM - 3.0, "criteria", fontsize=5, color="#555555")
@@ -237,17 +271,19 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta) -> None:
                 weight="bold" if met else "normal",
             )
     y = TOP_MM - 5 - ROW_MM * len(meta.class_names)
-    if p.disagreements:  # first: a disputed decision is never shown without its flag
-        flags = [f"criteria disagree: {flag}" for flag in p.disagreements]
-        y -= _block(fig, 10, y, flags, DECISION_BOX_MM, color="#b00000", weight="bold")
+    flags = [f"criteria disagree: {flag}" for flag in p.disagreements]
+    warnings = ["warnings: " + "; ".join(p.warnings)] if p.warnings else []
+    size, _, _ = _fitted([*flags, *warnings], 10, y, box, NOTE_SIZES, bold=True)  # one size for both
+    if flags:  # first: a disputed decision is never shown without its flag
+        y -= _block(fig, 10, y, flags, box, (size,), color="#b00000", weight="bold")
     elif p.criteria is None:
         unevaluated = ["criteria not evaluated (ecglens predict --measurements)"]
-        y -= _block(fig, 10, y, unevaluated, DECISION_BOX_MM, color="#777777")
-    if p.warnings:
-        _block(fig, 10, y, ["warnings: " + "; ".join(p.warnings)], DECISION_BOX_MM, color="#b00000")
+        y -= _block(fig, 10, y, unevaluated, box, color="#777777")
+    if warnings:
+        _block(fig, 10, y, warnings, box, (size,), color="#b00000")
 
 
-def _measurements(fig: Figure, scored: Scored) -> None:
+def _measurements(fig: Figure, scored: Scored, box: tuple[float, float, float, float]) -> None:
     m, theirs = scored.prediction.measurements, scored.prediction.file_measurements
     _text(fig, 100, TOP_MM, "Measurements (normal range)", fontsize=8, weight="bold")
     if theirs:
@@ -258,7 +294,7 @@ def _measurements(fig: Figure, scored: Scored) -> None:
             if scored.prediction.status != "ok"
             else "not measured (ecglens predict --measurements; pip install 'ecglens[waves]')"
         )
-        _block(fig, 100, TOP_MM - 5, [why], MEASUREMENT_BOX_MM, fontsize=7)
+        _block(fig, 100, TOP_MM - 5, [why], box, fontsize=7)
     values, outside = ({}, set()) if m is None else (m.to_dict(), set(m.outside_normal()))
     for row, (name, key, unit) in enumerate(_MEASURED):
         y = TOP_MM - 5 - ROW_MM * row
@@ -276,18 +312,20 @@ def _measurements(fig: Figure, scored: Scored) -> None:
         colour = "#b00000" if key in outside else "black"
         _text(fig, 100, y, name, fontsize=7)
         _text(fig, 122, y, text, fontsize=7, color=colour, weight="bold" if flag else "normal")
-    if m is not None:
-        notes = (
-            "; ".join(m.notes)
-            + ("; " if m.notes else "")
-            + "from the delineated waves (U-Net delineator); QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3), limit "
-            + m.qtc_limit()
-            + "; axis categories after AHA/ACCF/HRS 2009"
+    if m is not None:  # the record's own notes first, each whole; how it was measured last
+        method = (
+            "from the delineated waves (U-Net delineator); QTc: Bazett QT/RR^(1/2), Fridericia QT/RR^(1/3), limit "
+            f"{m.qtc_limit()}; axis categories after AHA/ACCF/HRS 2009"
         )
-        _block(fig, 100, TOP_MM - 5 - ROW_MM * len(_MEASURED), [notes], MEASUREMENT_BOX_MM, color="#555555")
+        notes = [page_note(note) for note in m.notes]
+        y = TOP_MM - 5 - ROW_MM * len(_MEASURED)
+        size, _, whole = _fitted([*notes, method], 100, y, box, NOTE_SIZES, bold=False)
+        if not whole:  # the record's notes whole at the largest size that holds them; the method cut if need be
+            size, _, _ = _fitted(notes, 100, y, box, NOTE_SIZES, bold=False)
+        _block(fig, 100, y, [*notes, method], box, (size,), color="#555555")
 
 
-def _statement(fig: Figure, scored: Scored) -> None:
+def _statement(fig: Figure, scored: Scored, box: tuple[float, float, float, float]) -> None:
     p = scored.prediction
     _text(fig, 195, TOP_MM, "The file's own statement (not ecglens's)", fontsize=8, weight="bold")
     after = []
@@ -298,10 +336,10 @@ def _statement(fig: Figure, scored: Scored) -> None:
     if p.true_labels is not None:
         after.append(f"the file's labels, mapped to the classes: {', '.join(p.true_labels) or 'none'}")
     after = page_lines(after, STATEMENT_WIDTH, len(after) * 2, indent="  ")
-    room = int((TOP_MM - 5 - STATEMENT_BOX_MM[1]) // STATEMENT_LINE_MM) - len(after)
+    room = int((TOP_MM - 5 - box[1]) // STATEMENT_LINE_MM) - len(after)
     lines = page_lines(p.file_statements, STATEMENT_WIDTH, max(room, 1)) or ["none in the file"]
     text = _text(fig, 195, TOP_MM - 5, "\n".join(lines + after), fontsize=6.5, linespacing=1.35)
-    clip_to(fig, text, STATEMENT_BOX_MM, PAGE_MM)
+    clip_to(fig, text, box, PAGE_MM)
 
 
 def _gain(signal: np.ndarray, rate: float, lead_names: tuple[str, ...]) -> tuple[int, PaperLayout]:
@@ -363,16 +401,40 @@ def page_trace(scored: Scored, meta: BundleMeta) -> PageTrace:
     return PageTrace(display_filter(signal[:, start:], rate), rate, offset - start / rate, what)
 
 
-def _ecg(
-    fig: Figure, scored: Scored, meta: BundleMeta, explanation: RecordExplanation | None, percentile: float
-) -> None:
-    """The recording at true scale, with the explanation over it and a line saying what is drawn."""
+@dataclass(frozen=True)
+class EcgFrame:
+    """Where and how the page draws the recording: the trace, its gain (mm/mV), its layout and its top (mm)."""
+
+    trace: PageTrace
+    gain: int
+    placed: PaperLayout
+
+    @property
+    def height_mm(self) -> float:
+        return -self.placed.y_low * self.gain
+
+    @property
+    def top_mm(self) -> float:
+        return ECG_BOTTOM_MM + self.height_mm
+
+
+def ecg_frame(scored: Scored, meta: BundleMeta) -> EcgFrame:
+    """The page's recording (`page_trace`), its first `SECONDS_ON_PAGE` laid out at the largest gain that fits."""
     trace = page_trace(scored, meta)
     signal, rate = trace.signal, trace.rate
     seconds = min(SECONDS_ON_PAGE, signal.shape[1] / rate)
     gain, placed = _gain(signal[:, : round(seconds * rate)], rate, meta.lead_names)
-    width_mm, height_mm = placed.width_s * 25, -placed.y_low * gain
-    left, bottom = (PAGE_MM[0] - width_mm) / 2, ECG_TOP_MM - height_mm  # under the columns; the caption under it
+    return EcgFrame(trace, gain, placed)
+
+
+def _ecg(
+    fig: Figure, frame: EcgFrame, meta: BundleMeta, explanation: RecordExplanation | None, percentile: float
+) -> None:
+    """The recording at true scale, with the explanation over it and a line saying what is drawn."""
+    trace, gain, placed = frame.trace, frame.gain, frame.placed
+    signal, rate = trace.signal, trace.rate
+    width_mm, height_mm = placed.width_s * 25, frame.height_mm
+    left, bottom = (PAGE_MM[0] - width_mm) / 2, ECG_BOTTOM_MM  # under the columns; the caption under it
     ax = fig.add_axes((left / PAGE_MM[0], bottom / PAGE_MM[1], width_mm / PAGE_MM[0], height_mm / PAGE_MM[1]))
     paper_axes(ax, placed.width_s, placed.y_low, STYLES["color"], 1 / gain)
     band = segments = None

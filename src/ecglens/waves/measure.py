@@ -77,6 +77,20 @@ vector (x, y) reads x in lead I and sqrt(3)/2 y in aVF."""
 NO_P_WAVES = "no P wave at a constant PR before most QRS complexes"
 """How the note of a record without conducted P waves before most of its QRS complexes begins (atrial
 fibrillation, flutter, a paced rhythm): `ecglens.criteria` reads it."""
+NO_P_CAUSES = (
+    "(atrial fibrillation or flutter, a junctional or paced rhythm, AV dissociation, or P waves hidden in the "
+    "preceding T wave by a long PR or a fast rate?)"
+)
+"""What a record without P waves before most QRS complexes may be: the note lists it; the one-page report, short of
+room, leaves it out (`page_note`)."""
+
+
+def page_note(note: str) -> str:
+    """A measurement note as the one-page report prints it: without `NO_P_CAUSES`, the list of what a record
+    without P waves may be (its PR row already reads n/a; the JSON, the table and the viewer keep the list)."""
+    return note.replace(f" {NO_P_CAUSES}", "")
+
+
 QTC_FORMULAS = {"bazett": "QT / RR^(1/2)", "fridericia": "QT / RR^(1/3)"}
 """QT corrected for heart rate; QT in ms, RR in seconds."""
 
@@ -427,11 +441,7 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     conducted = conducted_beats(every, rate)  # every beat: an irregular rhythm's early beats count too
     irregularity = rr_irregularity(rr, premature)
     if len(conducted) < CONDUCTED_SHARE * len(every) or not conducted:
-        notes.append(
-            f"{NO_P_WAVES} ({len(conducted)} of {len(every)} beats): no PR interval or P axis "
-            "(atrial fibrillation or flutter, a junctional or paced rhythm, AV dissociation, or P waves hidden in "
-            "the preceding T wave by a long PR or a fast rate?)"
-        )
+        notes.append(f"{NO_P_WAVES} ({len(conducted)} of {len(every)} beats): no PR interval or P axis {NO_P_CAUSES}")
         conducted = []
     elif irregularity is not None and irregularity > IRREGULAR_RR:
         notes.append(
