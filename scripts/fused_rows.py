@@ -41,7 +41,7 @@ def split_files(work: Path) -> dict[str, list[tuple[str, str, str, list[str] | N
     meta = read_meta(resolve_bundle("starter"))
     caches = []
     for i, spec in enumerate(manifest.sources):
-        path = work / f"cache-{i}"
+        path = work / f"cache-{manifest.label_profile}-{i}"  # another profile labels the records otherwise
         if not (path / "done").is_file():
             build_cache(
                 [parse_source(spec.format(d=DATA))], path, 100, manifest.label_profile, progress=False, overwrite=True
@@ -116,9 +116,27 @@ def extract(part: str, work: Path, progress: bool = True) -> Iterator[dict]:
         yield row
 
 
+def made_by() -> str:
+    """What a part's rows depend on: the starter's files and the criteria table (sha256); rows cached by another
+    starter or other criteria are extracted again, never reused."""
+    import hashlib
+
+    from ecglens.bundle.meta import starter_path
+
+    digest = hashlib.sha256()
+    table = REPO / "src" / "ecglens" / "criteria" / "tables" / "criteria.csv"
+    for part in [*sorted(starter_path().glob("*.safetensors")), starter_path() / "bundle.json", table]:
+        digest.update(part.name.encode() + b"\0" + part.read_bytes())
+    return digest.hexdigest()
+
+
 def load_rows(part: str, work: Path, progress: bool = True) -> list[dict]:
-    """The rows of ``part``, from ``work/rows-<part>.jsonl`` when it is there, else extracted and cached."""
-    cached = work / f"rows-{part}.jsonl"
+    """The rows of ``part``, from ``work/rows-<part>.jsonl`` when it is there and was made by this starter and these
+    criteria (`made_by`), else extracted and cached."""
+    cached, stamp = work / f"rows-{part}.jsonl", work / f"rows-{part}.made-by"
+    if cached.is_file() and (not stamp.is_file() or stamp.read_text() != made_by()):
+        print(f"{part}: rows cached by another starter or other criteria: extracting again", file=sys.stderr)
+        cached.unlink()
     if not cached.is_file():
         work.mkdir(parents=True, exist_ok=True)
         scratch = cached.with_suffix(".tmp")
@@ -126,6 +144,7 @@ def load_rows(part: str, work: Path, progress: bool = True) -> list[dict]:
             for row in extract(part, work, progress):
                 handle.write(json.dumps(row) + "\n")
         scratch.replace(cached)
+        stamp.write_text(made_by())
     return [json.loads(line) for line in cached.read_text().splitlines() if line.strip()]
 
 
