@@ -61,13 +61,13 @@ ECG_BOTTOM_MM = 14.0
 above it reaching down to it (`_above`)."""
 ECG_TOP_MM = 141.0
 STATEMENT_BOX_MM = (194.0, ECG_TOP_MM + 2.0, PAGE_MM[0] - 3.0, TOP_MM - 4.5)
+"""The file's statement column (left, bottom, right, top): nothing of it is drawn outside."""
 DECISION_BOX_MM = (9.0, ECG_TOP_MM + 1.0, 97.0, TOP_MM + 3.0)
 MEASUREMENT_BOX_MM = (99.0, ECG_TOP_MM + 1.0, 192.0, TOP_MM + 3.0)
 """The decisions' and the measurements' columns above the tallest ECG: nothing drawn in one reaches the next column
 or the ECG (a shorter ECG leaves them more room, `_above`)."""
 LINE_MM = {5: 2.12, 5.5: 2.34, 6: 2.55, 7: 2.97}
 """The height of a line of text at a font size (points), with the page's line spacing."""
-"""The file's statement column (left, bottom, right, top): nothing of it is drawn outside."""
 STATEMENT_WIDTH = 55
 """Characters per line of the statement column."""
 STATEMENT_LINE_MM = 6.5 * 1.35 * 25.4 / 72
