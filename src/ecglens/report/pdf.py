@@ -55,8 +55,10 @@ TOP_MM = 186.0
 ROW_MM = 3.1
 """One class's or one measurement's row (7 pt, set solid), leaving the notes and flags under them room."""
 NOTE_SIZES = (6, 5.5, 5)
+FLAG_CHARS = 2000
+"""A flag, warning or note longer than this is cut (a file's statement is cut at 300: these are ecglens's own)."""
 """Font sizes, largest first, tried until the flags (or a measurement's notes) fit their column whole."""
-ECG_BOTTOM_MM = 14.0
+ECG_BOTTOM_MM = 12.0
 """The ECG's bottom edge: its caption below it, its top wherever its rows end (at most `ECG_TOP_MM`), the columns
 above it reaching down to it (`_above`)."""
 ECG_TOP_MM = 141.0
@@ -176,9 +178,9 @@ def _fitted(
         line_mm = LINE_MM.get(size, size * 0.41)
         width = int((box[2] - x_mm) / (size * (0.215 if bold else 0.19)))  # an average glyph's width
         room = max(int((y_mm - box[1]) / line_mm), 1)
-        whole = page_lines(items, width, len(items) * 64)
+        whole = page_lines(items, width, len(items) * 64, FLAG_CHARS)
         if len(whole) <= room or size == sizes[-1]:
-            return size, page_lines(items, width, room), len(whole) <= room
+            return size, page_lines(items, width, room, FLAG_CHARS), len(whole) <= room
     raise ValueError("no font size given")
 
 
@@ -273,14 +275,11 @@ def _decisions(fig: Figure, scored: Scored, meta: BundleMeta, box: tuple[float, 
     y = TOP_MM - 5 - ROW_MM * len(meta.class_names)
     flags = [f"criteria disagree: {flag}" for flag in p.disagreements]
     warnings = ["warnings: " + "; ".join(p.warnings)] if p.warnings else []
-    size, _, _ = _fitted([*flags, *warnings], 10, y, box, NOTE_SIZES, bold=True)  # one size for both
-    if flags:  # first: a disputed decision is never shown without its flag
-        y -= _block(fig, 10, y, flags, box, (size,), color="#b00000", weight="bold")
-    elif p.criteria is None:
+    if not flags and p.criteria is None:
         unevaluated = ["criteria not evaluated (ecglens predict --measurements)"]
         y -= _block(fig, 10, y, unevaluated, box, color="#777777")
-    if warnings:
-        _block(fig, 10, y, warnings, box, (size,), color="#b00000")
+    if flags or warnings:  # flags first: a disputed decision is never shown without its flag; one block, so a cut
+        _block(fig, 10, y, [*flags, *warnings], box, NOTE_SIZES, color="#b00000", weight="bold")  # says "... N more"
 
 
 def _measurements(fig: Figure, scored: Scored, box: tuple[float, float, float, float]) -> None:
@@ -319,10 +318,9 @@ def _measurements(fig: Figure, scored: Scored, box: tuple[float, float, float, f
         )
         notes = [page_note(note) for note in m.notes]
         y = TOP_MM - 5 - ROW_MM * len(_MEASURED)
-        size, _, whole = _fitted([*notes, method], 100, y, box, NOTE_SIZES, bold=False)
-        if not whole:  # the record's notes whole at the largest size that holds them; the method cut if need be
-            size, _, _ = _fitted(notes, 100, y, box, NOTE_SIZES, bold=False)
-        _block(fig, 100, y, [*notes, method], box, (size,), color="#555555")
+        _, _, whole = _fitted([*notes, method], 100, y, box, NOTE_SIZES, bold=False)
+        shown = [*notes, method] if whole else notes  # the record's own notes before how it was measured
+        _block(fig, 100, y, shown, box, NOTE_SIZES, color="#555555")
 
 
 def _statement(fig: Figure, scored: Scored, box: tuple[float, float, float, float]) -> None:
