@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,23 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+# The page's Content-Security-Policy forbids eval, so waits go through Playwright's locators, never through
+# wait_for_function with a string (which newer Chromium refuses under that policy).
+WAIT_MS = 30_000
+
+
+def expect(locator):
+    """Playwright's web-first assertion, imported only where Playwright is installed."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def wait_for_model(page) -> None:
+    """Wait until the page has loaded the model (its model line no longer says 'loading')."""
+    expect(page.locator("#model-line")).not_to_have_text(re.compile(r"^loading"), timeout=WAIT_MS)
 
 
 def artifacts() -> Path:
@@ -80,7 +98,7 @@ def test_upload_shows_the_diagnosis_the_leads_and_grad_cam(browser, server, reco
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(server.url)
-    page.wait_for_function("!document.getElementById('model-line').textContent.startsWith('loading')")
+    wait_for_model(page)
     page.set_input_files("#file-input", record)
     page.wait_for_selector("#result:not([hidden])")
     page.locator("#ecg .annotation-text").nth(11).wait_for()
@@ -103,7 +121,7 @@ def test_upload_shows_the_diagnosis_the_leads_and_grad_cam(browser, server, reco
         assert "no positive Grad-CAM evidence" in title
     if importlib.util.find_spec("neurokit2") is not None:  # served with --measurements: numbers, not only shading
         assert page.inner_text("#measurements").startswith("Measured")
-        page.wait_for_function("document.querySelectorAll('#waves-note li').length === 2")
+        expect(page.locator("#waves-note li")).to_have_count(2, timeout=WAIT_MS)
         lines = page.locator("#waves-note li").all_text_contents()
         assert lines[0].startswith("Grad-CAM for") and lines[1].startswith("SHAP for")
         assert all("evidence among the waves" in line or "no positive evidence" in line for line in lines)
@@ -120,7 +138,7 @@ def test_upload_shows_the_diagnosis_the_leads_and_grad_cam(browser, server, reco
 def test_real_examples_with_their_known_labels_in_a_narrow_window(browser, server):
     page = browser.new_page(viewport={"width": 420, "height": 900})
     page.goto(server.url)
-    page.wait_for_function("!document.getElementById('model-line').textContent.startsWith('loading')")
+    wait_for_model(page)
     if page.locator("#examples button").count() == 0:
         pytest.skip("real sample data absent: the viewer has no PTB-XL examples (set ECGLENS_DATA)")
     assert page.inner_text("#examples-label") == "Try a real record (known class):"
@@ -170,7 +188,7 @@ def test_a_fetched_example_is_diagnosed_with_its_credit_beside_the_buttons(brows
     problems = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(examples_server.url)
-    page.wait_for_function("document.querySelectorAll('#examples button').length === 7")
+    expect(page.locator("#examples button")).to_have_count(7, timeout=WAIT_MS)
     assert page.locator("#examples button").all_text_contents() == ["SNR", "AF", "IAVB", "RBBB", "PAC", "PVC", "STD"]
     assert page.inner_text("#examples-label") == "Try a real record (known class):"
     credit = page.inner_text("#examples-credit")
@@ -195,7 +213,7 @@ def test_without_examples_the_page_says_how_to_fetch_them(browser, tiny_run):
     try:
         page = browser.new_page(viewport={"width": 420, "height": 900})
         page.goto(running.url)
-        page.wait_for_function("document.getElementById('examples-label').textContent.startsWith('No example')")
+        expect(page.locator("#examples-label")).to_have_text(re.compile(r"^No example"), timeout=WAIT_MS)
         label = page.inner_text("#examples-label")
         assert "'ecglens data download examples' fetches 7 real PTB-XL records (172 kB" in label
         assert page.is_visible("#examples") and page.locator("#examples button").count() == 0
@@ -209,7 +227,7 @@ def test_bad_files_show_one_clear_line(browser, server, tmp_path):
     (tmp_path / "notes.txt").write_text("not an ECG")
     page = browser.new_page()
     page.goto(server.url)
-    page.wait_for_function("!document.getElementById('model-line').textContent.startsWith('loading')")
+    wait_for_model(page)
     page.set_input_files("#file-input", str(tmp_path / "notes.txt"))
     page.wait_for_selector("#status.error")
     assert "unsupported file type" in page.inner_text("#status")
@@ -224,7 +242,7 @@ def test_a_record_that_cannot_be_interpreted_says_so(browser, server, tmp_path):
     problems = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(server.url)
-    page.wait_for_function("!document.getElementById('model-line').textContent.startsWith('loading')")
+    wait_for_model(page)
     page.set_input_files("#file-input", [str(tmp_path / "flat.hea"), str(tmp_path / "flat.dat")])
     page.wait_for_selector("#result:not([hidden])")
     page.locator("#ecg .annotation-text").nth(11).wait_for()
@@ -244,7 +262,7 @@ def test_a_file_name_with_markup_stays_text_in_the_chart(browser, server, tmp_pa
         (tmp_path / f"{name}{suffix}").write_bytes((tmp_path / f"r{suffix}").read_bytes())
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(server.url)
-    page.wait_for_function("!document.getElementById('model-line').textContent.startsWith('loading')")
+    wait_for_model(page)
     page.set_input_files("#file-input", [str(tmp_path / f"{name}.hea"), str(tmp_path / f"{name}.dat")])
     page.wait_for_selector("#result:not([hidden])")
     page.locator("#ecg .gtitle").wait_for()
