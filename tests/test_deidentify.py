@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import itertools
 import json
@@ -158,6 +159,18 @@ def test_an_archive_run_names_no_file_by_its_path(tmp_path):
     with contextlib.redirect_stdout(io.StringIO()) as again:  # an unchanged file is found by its hashed path
         assert main(["--threads", "1", "predict", str(folder), "--out", str(out), "--archive"]) == 0
     assert "nothing new" in again.getvalue()
+
+
+def test_a_file_that_vanishes_is_keyed_without_its_path_in_the_clear(tmp_path):
+    """A file listed, then gone (or refused) before it is hashed is keyed by its path: by a keyed hash of it,
+    which nobody who guesses the path can confirm, never by a plain sha256."""
+    from ecglens.commands.archive import content_key
+
+    path = tmp_path / "Kowalczyk_1937_ecg.xml"  # never written: reading it fails
+    key = content_key(path)
+    plain = hashlib.sha256(b"unreadable\0" + str(path).encode()).hexdigest()
+    assert key.startswith("unreadable-") and key != plain and "Kowalczyk" not in key
+    assert content_key(path) == key  # the same on the next run: the file is not listed twice
 
 
 def _jsonl(path: Path) -> list[dict]:

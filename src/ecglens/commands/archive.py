@@ -103,8 +103,9 @@ def file_stamp(path: Path) -> tuple[int, int]:
 
 
 def content_key(path: Path) -> str:
-    """sha256 of a record's bytes (its parts in order, each preceded by its suffix); of its path when they
-    cannot be read (the file is then an unreadable record)."""
+    """sha256 of a record's bytes (its parts in order, each preceded by its suffix); a keyed hash of its path
+    when they cannot be read (the file is then an unreadable record; a plain hash of the path could be confirmed
+    by anyone who guesses it, and a clinical file's name often holds its patient's)."""
     digest = hashlib.sha256()
     try:
         for part in record_parts(path):
@@ -113,7 +114,9 @@ def content_key(path: Path) -> str:
                 while chunk := handle.read(HASH_CHUNK):
                     digest.update(chunk)
     except OSError:
-        return hashlib.sha256(b"unreadable\0" + str(path).encode("utf-8", "surrogateescape")).hexdigest()
+        from ecglens.util.pseudonym import pseudonym
+
+        return pseudonym(str(path), "unreadable")
     return digest.hexdigest()
 
 
