@@ -117,16 +117,28 @@ def extract(part: str, work: Path, progress: bool = True) -> Iterator[dict]:
 
 
 def made_by() -> str:
-    """What a part's rows depend on: the starter's files and the criteria table (sha256); rows cached by another
-    starter or other criteria are extracted again, never reused."""
+    """What a part's rows depend on (sha256): the starter's weights, ``bundle.json`` and ``starter.json``; the
+    code and data that measure and judge a record (``ecglens.waves`` with the delineator's weights,
+    ``ecglens.criteria`` with its table) and the label tables that give its truth. Rows cached by another
+    starter, other measurements, criteria or labels are extracted again, never reused. The fused decision
+    (``fused.json``), which is fit on these rows, is not part of it."""
     import hashlib
 
     from ecglens.bundle.meta import starter_path
 
+    package = REPO / "src" / "ecglens"
+    starter = [*sorted(starter_path().glob("*.safetensors")), starter_path() / "bundle.json"]
+    starter.append(starter_path() / "starter.json")
+    code = sorted(
+        p
+        for folder in (package / "waves", package / "criteria", package / "labels" / "tables")
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
     digest = hashlib.sha256()
-    table = REPO / "src" / "ecglens" / "criteria" / "tables" / "criteria.csv"
-    for part in [*sorted(starter_path().glob("*.safetensors")), starter_path() / "bundle.json", table]:
-        digest.update(part.name.encode() + b"\0" + part.read_bytes())
+    for part in [*starter, *code]:
+        digest.update(str(part.relative_to(REPO) if part.is_relative_to(REPO) else part.name).encode() + b"\0")
+        digest.update(part.read_bytes())
     return digest.hexdigest()
 
 
@@ -135,7 +147,9 @@ def load_rows(part: str, work: Path, progress: bool = True) -> list[dict]:
     criteria (`made_by`), else extracted and cached."""
     cached, stamp = work / f"rows-{part}.jsonl", work / f"rows-{part}.made-by"
     if cached.is_file() and (not stamp.is_file() or stamp.read_text() != made_by()):
-        print(f"{part}: rows cached by another starter or other criteria: extracting again", file=sys.stderr)
+        print(
+            f"{part}: rows cached by another starter, other measurements or criteria: extracting again", file=sys.stderr
+        )
         cached.unlink()
     if not cached.is_file():
         work.mkdir(parents=True, exist_ok=True)
