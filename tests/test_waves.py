@@ -9,7 +9,7 @@ import pytest
 
 from ecglens.waves.marks import LeadWaves, WaveMarks, waves_from_triplets
 from ecglens.waves.match import match_times, score_marks
-from ecglens.waves.measure import measure, qtc_bazett, qtc_fridericia
+from ecglens.waves.measure import RESOLUTION, measure, qtc_bazett, qtc_fridericia
 from ecglens.waves.segments import OUTSIDE, SEGMENTS, expected_evidence, segment_labels, wave_shares
 
 RATE = 500.0
@@ -67,6 +67,18 @@ def test_hand_built_marks_give_the_hand_computed_measurements():
     assert measured.qt_ms == pytest.approx(500.0)
     assert measured.qtc_bazett_ms == pytest.approx(500.0) and "qtc_bazett_ms" in measured.outside_normal()
     assert measured.rr_sd_ms == pytest.approx(0.0)
+
+
+def test_at_100_hz_the_intervals_step_is_stated_beside_them():
+    """At 100 Hz a boundary falls on a 10-ms grid: the record's notes and its measurement line say so; at 500 Hz
+    (2 ms) they do not."""
+    fine = measure(_marks())
+    assert not any(note.startswith(RESOLUTION) for note in fine.notes)
+    at_100 = WaveMarks(100.0, _marks().leads, "hand-built")
+    coarse = measure(at_100)
+    assert coarse.notes[-1] == "resolution: 100 Hz, every interval in 10-ms steps"
+    assert coarse.line().endswith("; resolution: 100 Hz, every interval in 10-ms steps")
+    assert coarse.pr_ms == pytest.approx(1000.0)  # the same 100 samples: 1 s at 100 Hz
 
 
 def test_a_record_without_p_waves_says_so_instead_of_giving_a_pr_interval():

@@ -28,7 +28,7 @@ from ecglens.criteria.table import (
     lead_thresholds,
 )
 from ecglens.waves.leads import LeadMeasurements
-from ecglens.waves.measure import NO_P_WAVES, Measurements
+from ecglens.waves.measure import NO_P_WAVES, RESOLUTION, Measurements
 
 MET, NOT_MET, NOT_ASSESSABLE = "met", "not met", "not assessable"
 STATUSES = (MET, NOT_MET, NOT_ASSESSABLE)
@@ -196,12 +196,15 @@ def _global_value(criterion: Criterion, m: Measurements, others_met: int) -> tup
         if m.rr_sd_ms is None or not m.heart_rate_bpm:
             return None, "RR variation not measured (fewer than three beats)"
         return m.rr_sd_ms / (60000.0 / m.heart_rate_bpm), ""
+    if name == "rr_irregularity" and m.rr_irregularity is None:
+        return None, "RR irregularity not measured (fewer than three RR intervals between normal beats)"
     value = getattr(m, name)
     if value is not None:
         return float(value), ""
     if name == "pr_ms" and no_p:
         return None, "no P waves: PR not measured"
-    return None, f"{label} not measured" + (f" ({m.notes[0]})" if m.notes else "")
+    why = [note for note in m.notes if not note.startswith(RESOLUTION)]
+    return None, f"{label} not measured" + (f" ({why[0]})" if why else "")
 
 
 def _lead_value(lead: LeadMeasurements, name: str) -> float | None:

@@ -29,13 +29,16 @@ GLOBAL_MEASUREMENTS = {
     "qtc_bazett_ms": ("QTc", "ms"),
     "qrs_axis_deg": ("QRS axis", "deg"),
     "rr_cv": ("RR variation (SD / median RR)", ""),
+    "rr_irregularity": ("RR irregularity (median beat-to-beat change / median RR)", ""),
     "p_waves": ("P waves", ""),
     "premature_beats": ("premature beats", ""),
     "premature_morphology": ("premature beat's morphology", ""),
     "abnormal_classes_met": ("abnormal classes met", ""),
 }
 """The global measurements a criterion may read, with their short names and units: `ecglens.waves.measure`'s, and
-those derived from them (``rr_cv``: the RR standard deviation over the median RR; ``p_waves``: 1 when P waves
+those derived from them (``rr_cv``: the RR standard deviation over the median RR, which one premature beat
+raises; ``rr_irregularity``: `ecglens.waves.measure.rr_irregularity`, which leaves isolated premature beats out;
+``p_waves``: 1 when P waves
 precede most QRS complexes, 0 when not; ``premature_morphology``: atrial or ventricular, not measured yet;
 ``abnormal_classes_met``: how many of the other classes' criteria are met)."""
 DERIVED_LEAD_MEASUREMENTS = {

@@ -84,6 +84,18 @@ NO_P_CAUSES = (
 """What a record without P waves before most QRS complexes may be: the note lists it; the one-page report, short of
 room, leaves it out (`page_note`)."""
 
+RESOLUTION = "resolution:"
+"""How the note that states a coarse sampling step begins (`resolution_note`)."""
+STATED_STEP_MS = 4.0
+"""From this sampling step on (250 Hz and below) every interval's step is stated in the record's notes: at 100 Hz a
+boundary falls on a 10-ms grid, so a PR of 200 ms may be 195-205 ms."""
+
+
+def resolution_note(rate_hz: float) -> str | None:
+    """``resolution: 100 Hz, every interval in 10-ms steps``, or None when the step is under `STATED_STEP_MS`."""
+    step = 1000.0 / rate_hz
+    return f"{RESOLUTION} {rate_hz:g} Hz, every interval in {step:g}-ms steps" if step >= STATED_STEP_MS else None
+
 
 def page_note(note: str) -> str:
     """A measurement note as the one-page report prints it: without `NO_P_CAUSES`, the list of what a record
@@ -204,7 +216,7 @@ class Measurements:
             for (name, v, unit), key in zip(shown, keys, strict=True)
         )
         outside = self.outside_text()
-        shown_notes = list(self.notes[:1]) + [n for n in self.notes[1:] if n.startswith(QTC_CAVEAT)]
+        shown_notes = list(self.notes[:1]) + [n for n in self.notes[1:] if n.startswith((QTC_CAVEAT, RESOLUTION))]
         return (
             text
             + (f"; outside normal: {', '.join(outside)}" if outside else "")
@@ -459,6 +471,8 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     if premature.any():
         notes.append(f"{int(premature.sum())} premature or differently conducted beat(s) left out of the intervals")
     notes += unusable
+    resolution = resolution_note(rate)
+    notes += [resolution] if resolution is not None else []
     beat = representative_beat(signal, marks, peaks, every) if signal is not None and len(peaks) else None
     return Measurements(
         heart_rate_bpm=60 / rr_s if rr_s else None,
