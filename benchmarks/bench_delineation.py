@@ -14,11 +14,12 @@ issue's goal), no P waves (no lead has a P mark: atrial fibrillation, flutter, p
 delineation: mean absolute difference, bias and SD, per subgroup. And the time per record (delineation plus
 measurement, one torch thread; ``--threads``).
 
-``net`` is the learned delineator. With ``--cv DIR`` (the output of ``python -m ecglens.train.delineator --ludb
-DIR --folds 5 --out DIR``) every record is delineated by the network of the fold that held it out, so the
-scores are cross-validated; without it the shipped network is used, which was trained on these very records
-(its scores there are training scores, not an estimate). neurokit2's methods have nothing to train: their
-score on a fold is their score on its records.
+``net`` is the learned delineator (``net-floors``: the same network, its waves grown by
+``ecglens.waves.net.LUDB_FLOORS``, which fit LUDB's global rule but not the carts; not the default). With
+``--cv DIR`` (the output of ``python -m ecglens.train.delineator --ludb DIR --folds 5 --out DIR``) every record
+is delineated by the network of the fold that held it out, so the scores are cross-validated; without it the
+shipped network is used, which was trained on these very records (its scores there are training scores, not an
+estimate). neurokit2's methods have nothing to train: their score on a fold is their score on its records.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def main() -> int:
     from ecglens.waves.ludb import read_ludb_marks
     from ecglens.waves.match import TOLERANCE_S, BoundaryScore, score_marks
     from ecglens.waves.measure import measure
-    from ecglens.waves.net import delineate_net, read_weights
+    from ecglens.waves.net import LUDB_FLOORS, delineate_net, read_weights
 
     headers = _records(args.ludb, args.limit)
     records = [(h.stem, read_record(h), read_ludb_marks(h)) for h in headers]
@@ -130,9 +131,12 @@ def main() -> int:
         pr_without_p, seconds, axis_off = 0, [], []
         for name, record, marks in records:
             started = time.perf_counter()
-            if method == "net":
+            if method in ("net", "net-floors"):  # net-floors: the network's waves grown by LUDB_FLOORS
                 model = fold_models.get(name)
-                found = delineate_net(record.signal, record.sampling_rate_hz, record.lead_names, model=model)
+                floors = LUDB_FLOORS if method == "net-floors" else None
+                found = delineate_net(
+                    record.signal, record.sampling_rate_hz, record.lead_names, model=model, floors=floors
+                )
             else:
                 found = delineate(record.signal, record.sampling_rate_hz, record.lead_names, method)
             ours = measure(found, record.signal).to_dict()
@@ -150,16 +154,13 @@ def main() -> int:
             pr_without_p += name in groups["no P waves"] and ours["pr_ms"] is not None
             if ours["qrs_axis_deg"] is not None and truth[name]["qrs_axis_deg"] is not None:
                 axis_off.append(abs((ours["qrs_axis_deg"] - truth[name]["qrs_axis_deg"] + 180) % 360 - 180))
-        label = (
-            "learned U-Net"
-            + (
-                " (cross-validated: each record by its held-out fold's network)"
-                if fold_models
-                else " (shipped weights: TRAINING records, not an estimate)"
-            )
-            if method == "net"
-            else f"neurokit2 {method}"
+        how = {"net": "", "net-floors": ", waves grown by LUDB_FLOORS (not the default)"}
+        origin = (
+            " (cross-validated: each record by its held-out fold's network)"
+            if fold_models
+            else " (shipped weights: TRAINING records, not an estimate)"
         )
+        label = f"learned U-Net{how[method]}{origin}" if method in how else f"neurokit2 {method}"
         results[method] = _print_method(label, totals, differences, seconds, pr_without_p, len(groups["no P waves"]))
         within = sum(a <= AXIS_GOAL_DEG for a in axis_off)
         print(

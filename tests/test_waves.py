@@ -81,6 +81,33 @@ def test_at_100_hz_the_intervals_step_is_stated_beside_them():
     assert coarse.pr_ms == pytest.approx(1000.0)  # the same 100 samples: 1 s at 100 Hz
 
 
+def test_a_wave_grows_over_its_probable_edges_and_none_is_created():
+    """With floors (LUDB_FLOORS: not the default), the network's QRS reaches as far as its probability stays above
+    the floor, on both sides; a T wave only forward (its end, the QT's); a run above the floor with no wave in it
+    creates none. Without them each sample is its most likely class."""
+    from ecglens.waves.net import CLASSES, LUDB_FLOORS, labels_of
+
+    qrs, t = CLASSES.index("QRS"), CLASSES.index("T")
+    probability = np.zeros((1, len(CLASSES), 100), np.float32)
+    probability[0, 0] = 1.0
+    probability[0, :, 10:20] = 0.0
+    probability[0, qrs, 10:20] = 1.0  # a QRS the most likely class finds
+    probability[0, qrs, 5:10] = probability[0, qrs, 20:25] = 0.3  # its probable edges
+    probability[0, 0, 5:10] = probability[0, 0, 20:25] = 0.7
+    probability[0, t, 40:50] = 1.0  # a T wave
+    probability[0, 0, 40:50] = 0.0
+    probability[0, t, 35:40] = probability[0, t, 50:58] = 0.3  # probable before and after it
+    probability[0, 0, 35:40] = probability[0, 0, 50:58] = 0.7
+    probability[0, qrs, 70:80] = 0.3  # probable, but no QRS is there
+    probability[0, 0, 70:80] = 0.7
+    assert LUDB_FLOORS["QRS"] < 0.3 and LUDB_FLOORS["T"] < 0.3
+    plain, grown = labels_of(probability)[0], labels_of(probability, LUDB_FLOORS)[0]
+    assert np.flatnonzero(plain == qrs).tolist() == list(range(10, 20))
+    assert np.flatnonzero(grown == qrs).tolist() == list(range(5, 25))  # both sides
+    assert np.flatnonzero(grown == t).tolist() == list(range(40, 58))  # forward only
+    assert not (grown[70:80] == qrs).any()
+
+
 def test_a_record_without_p_waves_says_so_instead_of_giving_a_pr_interval():
     measured = measure(_marks(with_p=False))
     assert measured.pr_ms is None and measured.p_axis_deg is None
