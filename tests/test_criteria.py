@@ -245,12 +245,23 @@ def test_std_needs_half_a_millimetre_in_two_contiguous_leads_persisting_60_ms():
 
 
 def test_af_is_irregular_rr_without_p_waves():
-    irregular = dict(pr_ms=None, notes=(NO_P_WAVES,), heart_rate_bpm=90.0, rr_sd_ms=120.0)  # 18 % of 667 ms
+    irregular = dict(pr_ms=None, notes=(NO_P_WAVES,), heart_rate_bpm=90.0, rr_sd_ms=120.0, rr_irregularity=0.2)
     result = evaluate(measured(**irregular))
     assert result.of("AF").status == MET and result.of("SNR").status == NOT_MET
-    regular = irregular | dict(rr_sd_ms=30.0)  # a regular rhythm without P waves (flutter, junctional)
+    regular = irregular | dict(rr_sd_ms=30.0, rr_irregularity=0.03)  # no P waves, regular (flutter, junctional)
     assert evaluate(measured(**regular)).of("AF").status == NOT_MET
-    assert evaluate(measured(rr_sd_ms=120.0)).of("AF").status == NOT_MET  # P waves present
+    assert evaluate(measured(rr_sd_ms=120.0, rr_irregularity=0.2)).of("AF").status == NOT_MET  # P waves present
+
+
+def test_af_irregularity_is_not_one_premature_beat():
+    # One premature beat and its pause raise the RR standard deviation (18 % of the RR here) but not the median
+    # beat-to-beat change that leaves premature beats out: an isolated extrasystole is not irregularly irregular.
+    one_early = dict(pr_ms=None, notes=(NO_P_WAVES,), heart_rate_bpm=90.0, rr_sd_ms=120.0, rr_irregularity=0.04)
+    af = evaluate(measured(**one_early)).of("AF")
+    assert af.status == NOT_MET
+    assert "RR irregularity" in af.line
+    unmeasured = evaluate(measured(**(one_early | dict(rr_irregularity=None)))).of("AF")
+    assert "fewer than three RR intervals" in unmeasured.line
 
 
 def test_a_premature_beat_is_pac_or_pvc_not_assessable_and_says_why():

@@ -331,8 +331,8 @@ def test_every_disagreement_warning_and_measurement_note_is_on_the_page_whole(tm
     meta, scored = _snr_with_first_degree_av_block()
     flags = (
         FLAG,
-        "criteria: atrial fibrillation (no P waves in most beats; RR variation (SD / median RR) 0.28 > 0.1); fused: "
-        "AF not decided",
+        "criteria: atrial fibrillation (no P waves in most beats; RR irregularity (median beat-to-beat change / "
+        "median RR) 0.28 > 0.12); fused: AF not decided",
         "criteria: left bundle branch block (QRS 158 ms >= 120 ms; R-peak time > 60 ms in V5 104, V6 102); STD not "
         "decided beside LBBB: its ST changes are secondary (Surawicz et al. 2009)",
     )

@@ -112,7 +112,8 @@ class BundleMeta:
     """The label space the model was trained on, tables included (None: a bundle from before label spaces)."""
     not_validated: tuple[tuple[str, str], ...] = ()
     """Classes the model cannot know, each with its reason (too few training or validation positives, see
-    `not_validated_classes`): their probabilities are shown, greyed, and never decided."""
+    `not_validated_classes`, or a validation AUC no better than chance, `ecglens.train.calibrate.chance_classes`):
+    their probabilities are shown, greyed, and never decided."""
 
     @property
     def label_map(self) -> LabelMap:
@@ -374,9 +375,11 @@ def store_thresholds(
     origin: ThresholdOrigin,
     metrics: dict | None = None,
     temperatures: tuple[float, ...] | None = None,
+    not_validated: tuple[tuple[str, str], ...] = (),
 ) -> BundleMeta:
     """Replace a saved bundle's thresholds (and record where they came from), and its temperatures when given;
-    the only way a bundle changes after training. ``metrics`` entries are added to the bundle's metrics."""
+    the only way a bundle changes after training. ``metrics`` entries are added to the bundle's metrics;
+    ``not_validated`` classes (name, reason) are added to the bundle's (a class already there keeps its reason)."""
     meta = read_meta(path)
     if len(thresholds) != len(meta.class_names):
         raise BundleError(f"{path}: {len(thresholds)} thresholds for {len(meta.class_names)} classes")
@@ -387,6 +390,7 @@ def store_thresholds(
         metrics={**meta.metrics, **(metrics or {})},
         bundle_version=BUNDLE_VERSION,
         temperatures=meta.temperatures if temperatures is None else tuple(map(float, temperatures)),
+        not_validated=tuple({**dict(not_validated), **dict(meta.not_validated)}.items()),
     )
     _check_ranges(meta, str(path))
     write_meta(Path(path), meta)

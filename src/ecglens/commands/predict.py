@@ -118,11 +118,12 @@ class PredictRun:
         if unknown and "fused" in rules:
             lines.append(
                 f"the model never decides {', '.join(unknown)} (not validated: too few training or validation "
-                "positives); the fused decision decides them by their criteria"
+                "positives, or no better than chance on validation); the fused decision decides them by their criteria"
             )
         elif unknown:
             lines.append(
-                f"never decided (not validated: too few training or validation positives): {', '.join(unknown)}"
+                "never decided (not validated: too few training or validation positives, or no better than chance on "
+                f"validation): {', '.join(unknown)}"
             )
         refused = sum(p.status != "ok" for p in self.predictions)
         refused_text = f" ({refused} not interpretable: no measurements, no decisions)" if refused else ""

@@ -5,7 +5,8 @@ downloader of `ecglens.io.download`, each verified against the SHA-256 pinned he
 ``ecglens serve`` shows them as "try an example" buttons.
 
 **How they were chosen** (by PTB-XL's own labels, never by a model's output): for each class the starter model
-decides (SNR, AF, IAVB, RBBB, PAC, PVC, STD; LBBB and STE are not validated and never decided), the lowest
+decided when the list was made (ecglens-starter-2: SNR, AF, IAVB, RBBB, PAC, PVC, STD; LBBB and STE were not
+validated; the list is fixed, so a rebuilt starter that cannot know PAC still has its example), the lowest
 ``ecg_id`` of PTB-XL's ``strat_fold`` 8, the starter's held-out test fold (so no example was trained on or set a
 threshold), whose statements map under the strict label space (``scp_strict.csv``) to that class and to no other
 of the nine; the class's own statement must carry likelihood 100 where PTB-XL grades it (the diagnostic statements

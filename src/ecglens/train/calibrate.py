@@ -121,6 +121,39 @@ class CalibrationReport:
         return "\n".join(lines)
 
 
+CHANCE_P = 0.05
+"""A class whose validation scores do not rank its positives above its negatives at this level (one-sided
+Mann-Whitney U test: H0, an AUC of 0.5) is not validated: its threshold would be a guess (an F1-optimal
+threshold on a ranking no better than chance falls to near zero and decides the class on most records)."""
+
+
+def chance_classes(
+    class_names: Sequence[str], y_val: np.ndarray, scores: np.ndarray, skip: Sequence[str] = ()
+) -> tuple[tuple[str, str], ...]:
+    """The classes (outside ``skip``) whose validation AUC is no better than chance (`CHANCE_P`), each with its
+    reason: never decided by the model."""
+    from scipy.stats import mannwhitneyu
+    from sklearn.metrics import roc_auc_score
+
+    out = []
+    for k, name in enumerate(class_names):
+        positives, negatives = scores[y_val[:, k] == 1, k], scores[y_val[:, k] == 0, k]
+        if name in skip or not len(positives) or not len(negatives):
+            continue
+        p = float(mannwhitneyu(positives, negatives, alternative="greater").pvalue)
+        if p > CHANCE_P:
+            auc = float(roc_auc_score(y_val[:, k], scores[:, k]))
+            out.append(
+                (
+                    name,
+                    f"not validated: its validation AUC, {auc:.3f} over {len(positives)} positives, is no better "
+                    f"than chance (one-sided Mann-Whitney p = {p:.2f} > {CHANCE_P:g}); never decided by the model "
+                    "(the fused decision may decide it by its criteria)",
+                )
+            )
+    return tuple(out)
+
+
 def calibrate_bundle(
     bundle: str | os.PathLike,
     cache_paths: Sequence[str | os.PathLike],
@@ -129,7 +162,8 @@ def calibrate_bundle(
     normal_sensitivity: float | None = None,
 ) -> CalibrationReport:
     """Fit temperatures on the bundle's validation split of ``cache_paths``, retune its thresholds on the
-    calibrated probabilities, and store both in the bundle (with the report in its metrics).
+    calibrated probabilities, and store both in the bundle (with the report in its metrics). A class whose
+    validation AUC is no better than chance is marked not validated (`chance_classes`): never decided.
 
     Thresholds are F1-optimal; with ``normal_sensitivity``, the normal class's (SNR) is instead the highest
     with at least that validation sensitivity: "normal" is said as rarely as that floor allows, so fewer
@@ -176,5 +210,6 @@ def calibrate_bundle(
         origin,
         {"calibration": report.to_dict()},
         temperatures=tuple(report.temperatures),
+        not_validated=chance_classes(meta.class_names, y_val, after, skip=[n for n, _ in meta.not_validated]),
     )
     return report

@@ -40,7 +40,7 @@ FEATURE_SETS: dict[str, tuple[FusedFeature, ...]] = {
     ),
     "AF": (
         _f("logit", "logit"),
-        _f("RR variation", "value", "af.irregular:global"),
+        _f("RR irregularity", "value", "af.irregular:global"),
         _f("P waves", "value", "af.no_p:global"),
     ),
     "IAVB": (_f("logit", "logit"), _f("PR", "value", "iavb.pr:global")),
@@ -79,7 +79,7 @@ FEATURE_SETS: dict[str, tuple[FusedFeature, ...]] = {
 
 CRITERIA_SCORES: dict[str, tuple[FusedFeature, float]] = {
     "SNR": (_f("abnormal criteria", "value", "snr.none_other:global"), -1.0),
-    "AF": (_f("RR variation", "value", "af.irregular:global"), 1.0),
+    "AF": (_f("RR irregularity", "value", "af.irregular:global"), 1.0),
     "IAVB": (_f("PR", "value", "iavb.pr:global"), 1.0),
     "LBBB": (_f("QRS", "value", "lbbb.qrs:global"), 1.0),
     "RBBB": (_f("QRS", "value", "rbbb.qrs:global"), 1.0),
