@@ -203,7 +203,7 @@ def test_a_class_ranked_no_better_than_chance_on_validation_is_not_validated():
     scores = np.column_stack([rng.random(200), np.r_[np.full(6, 0.9), rng.random(194) * 0.5], rng.random(200)])
     found = dict(chance_classes(("PAC", "PVC", "STE"), y, scores, skip=("STE",)))
     assert list(found) == ["PAC"]  # PVC ranked well; STE already not validated for its counts
-    assert "no better than chance" in found["PAC"] and "over 6 positives" in found["PAC"]
+    assert "not shown to be better than chance" in found["PAC"] and "over 6 positives" in found["PAC"]
 
 
 def test_an_ensemble_bundle_is_its_members_mean_logit_and_reports_their_spread(cache, tmp_path, capsys):

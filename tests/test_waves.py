@@ -108,6 +108,29 @@ def test_a_wave_grows_over_its_probable_edges_and_none_is_created():
     assert not (grown[70:80] == qrs).any()
 
 
+def test_p_waves_before_an_irregularly_irregular_rhythm_are_still_p_waves():
+    """P waves at a constant PR before every beat of an irregularly irregular rhythm: the PR is withheld (a note
+    says so), but the criteria read the P waves as present, so AF's two defining criteria (no distinct P waves;
+    irregular RR) stay two and AF is not met on the irregularity alone."""
+    from ecglens.criteria import evaluate
+    from ecglens.waves.measure import IRREGULAR_PR
+
+    starts = np.cumsum([300, 420, 640, 380, 700, 450, 610, 400, 680, 430])  # RR changing 30-60 % beat to beat
+    kinds, onsets, peaks, offsets = [], [], [], []
+    for start in starts:
+        for kind, on, top, off in (("P", 100, 125, 150), ("QRS", 200, 220, 245), ("T", 350, 400, 450)):
+            kinds.append(kind)
+            onsets.append(start + on)
+            peaks.append(start + top)
+            offsets.append(start + off)
+    waves = waves_from_triplets(kinds, onsets, peaks, offsets)
+    measured = measure(WaveMarks(RATE, tuple(LeadWaves(lead, waves) for lead in ("I", "II", "aVF")), "hand-built"))
+    assert measured.pr_ms is None and measured.rr_irregularity > 0.12
+    assert any(note.startswith(IRREGULAR_PR) for note in measured.notes)
+    af = evaluate(measured).of("AF")
+    assert af.status == "not met" and "P waves present" in af.line
+
+
 def test_a_record_without_p_waves_says_so_instead_of_giving_a_pr_interval():
     measured = measure(_marks(with_p=False))
     assert measured.pr_ms is None and measured.p_axis_deg is None

@@ -60,7 +60,7 @@ class Prediction:
     """The record's own diagnoses mapped to the bundle's classes (Challenge ``#Dx``, CPSC REFERENCE.csv),
     under the bundle's label profile; None when the file carries none."""
     not_validated: dict[str, str] = field(default_factory=dict)
-    """Classes the model cannot know (too few training or validation positives, or no better than chance on
+    """Classes the model cannot know (too few training or validation positives, or not shown better than chance on
     validation), with why: their probabilities are shown, never a decision."""
     spread: dict[str, float] | None = None
     """For an ensemble bundle (PyTorch engine): per class, the standard deviation of its members' probabilities,

@@ -112,8 +112,8 @@ class BundleMeta:
     """The label space the model was trained on, tables included (None: a bundle from before label spaces)."""
     not_validated: tuple[tuple[str, str], ...] = ()
     """Classes the model cannot know, each with its reason (too few training or validation positives, see
-    `not_validated_classes`, or a validation AUC no better than chance, `ecglens.train.calibrate.chance_classes`):
-    their probabilities are shown, greyed, and never decided."""
+    `not_validated_classes`, or a validation AUC not shown better than chance,
+    `ecglens.train.calibrate.chance_classes`): their probabilities are shown, greyed, and never decided."""
 
     @property
     def label_map(self) -> LabelMap:

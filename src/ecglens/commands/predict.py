@@ -118,12 +118,13 @@ class PredictRun:
         if unknown and "fused" in rules:
             lines.append(
                 f"the model never decides {', '.join(unknown)} (not validated: too few training or validation "
-                "positives, or no better than chance on validation); the fused decision decides them by their criteria"
+                "positives, or not shown better than chance on validation); the fused decision may decide them by "
+                "their criteria, where these can be assessed"
             )
         elif unknown:
             lines.append(
-                "never decided (not validated: too few training or validation positives, or no better than chance on "
-                f"validation): {', '.join(unknown)}"
+                "never decided (not validated: too few training or validation positives, or not shown better than "
+                f"chance on validation): {', '.join(unknown)}"
             )
         refused = sum(p.status != "ok" for p in self.predictions)
         refused_text = f" ({refused} not interpretable: no measurements, no decisions)" if refused else ""

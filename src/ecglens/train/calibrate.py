@@ -124,14 +124,14 @@ class CalibrationReport:
 CHANCE_P = 0.05
 """A class whose validation scores do not rank its positives above its negatives at this level (one-sided
 Mann-Whitney U test: H0, an AUC of 0.5) is not validated: its threshold would be a guess (an F1-optimal
-threshold on a ranking no better than chance falls to near zero and decides the class on most records)."""
+threshold on a ranking not shown better than chance falls to near zero and decides the class on most records)."""
 
 
 def chance_classes(
     class_names: Sequence[str], y_val: np.ndarray, scores: np.ndarray, skip: Sequence[str] = ()
 ) -> tuple[tuple[str, str], ...]:
-    """The classes (outside ``skip``) whose validation AUC is no better than chance (`CHANCE_P`), each with its
-    reason: never decided by the model."""
+    """The classes (outside ``skip``) whose validation AUC is not shown to be better than chance (`CHANCE_P`), each
+    with its reason: never decided by the model."""
     from scipy.stats import mannwhitneyu
     from sklearn.metrics import roc_auc_score
 
@@ -146,9 +146,9 @@ def chance_classes(
             out.append(
                 (
                     name,
-                    f"not validated: its validation AUC, {auc:.3f} over {len(positives)} positives, is no better "
-                    f"than chance (one-sided Mann-Whitney p = {p:.2f} > {CHANCE_P:g}); never decided by the model "
-                    "(the fused decision may decide it by its criteria)",
+                    f"not validated: its validation AUC, {auc:.3f} over {len(positives)} positives, is not shown to be "
+                    f"better than chance (one-sided Mann-Whitney p = {p:.2f} > {CHANCE_P:g}); never decided by the "
+                    "model (the fused decision may decide it by its criteria)",
                 )
             )
     return tuple(out)
@@ -163,7 +163,7 @@ def calibrate_bundle(
 ) -> CalibrationReport:
     """Fit temperatures on the bundle's validation split of ``cache_paths``, retune its thresholds on the
     calibrated probabilities, and store both in the bundle (with the report in its metrics). A class whose
-    validation AUC is no better than chance is marked not validated (`chance_classes`): never decided.
+    validation AUC is not shown to be better than chance is marked not validated (`chance_classes`): never decided.
 
     Thresholds are F1-optimal; with ``normal_sensitivity``, the normal class's (SNR) is instead the highest
     with at least that validation sensitivity: "normal" is said as rarely as that floor allows, so fewer

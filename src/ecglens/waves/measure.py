@@ -77,6 +77,9 @@ vector (x, y) reads x in lead I and sqrt(3)/2 y in aVF."""
 NO_P_WAVES = "no P wave at a constant PR before most QRS complexes"
 """How the note of a record without conducted P waves before most of its QRS complexes begins (atrial
 fibrillation, flutter, a paced rhythm): `ecglens.criteria` reads it."""
+IRREGULAR_PR = "PR withheld in an irregularly irregular rhythm"
+"""How the note begins where P waves precede most QRS complexes at a constant PR but the rhythm is irregularly
+irregular: the PR is withheld, but the P waves were found (`ecglens.criteria` reads P waves as present)."""
 NO_P_CAUSES = (
     "(atrial fibrillation or flutter, a junctional or paced rhythm, AV dissociation, or P waves hidden in the "
     "preceding T wave by a long PR or a fast rate?)"
@@ -87,8 +90,8 @@ room, leaves it out (`page_note`)."""
 RESOLUTION = "resolution:"
 """How the note that states a coarse sampling step begins (`resolution_note`)."""
 STATED_STEP_MS = 4.0
-"""From this sampling step on (250 Hz and below) every interval's step is stated in the record's notes: at 100 Hz a
-boundary falls on a 10-ms grid, so a PR of 200 ms may be 195-205 ms."""
+"""From this sampling step on (250 Hz and below) every interval's step is stated in the record's notes: at 100 Hz
+each boundary falls on a 10-ms grid, so an interval, the difference of two, read as 200 ms may be 190-210 ms."""
 
 
 def resolution_note(rate_hz: float) -> str | None:
@@ -234,8 +237,13 @@ class Measurements:
         return cls(**{**values, "notes": tuple(data.get("notes", ())), "leads": leads})
 
     def to_dict(self) -> dict:
-        """Plain data for JSON: values rounded to 0.1, the normal ranges and what lies outside them."""
-        values = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(self).items() if k != "leads"}
+        """Plain data for JSON: values rounded to 0.1 (the RR irregularity, a ratio, to 0.001), the normal ranges
+        and what lies outside them."""
+        values = {  # ratios to 0.001, the rest to 0.1
+            k: (round(v, 3 if k == "rr_irregularity" else 1) if isinstance(v, float) else v)
+            for k, v in asdict(self).items()
+            if k != "leads"
+        }
         return {
             **values,
             "leads": {lead.lead: lead.to_dict() for lead in self.leads},
@@ -451,14 +459,18 @@ def measure(marks: WaveMarks, signal: np.ndarray | None = None, sex: str | None 
     dominant, premature = dominant_beats(peaks, every, rate)
     beats = [b for b, keep in zip(every, dominant, strict=True) if keep] or every  # intervals of dominant beats
     conducted = conducted_beats(every, rate)  # every beat: an irregular rhythm's early beats count too
-    irregularity = rr_irregularity(rr, premature)
-    if len(conducted) < CONDUCTED_SHARE * len(every) or not conducted:
+    with_p = bool(conducted) and len(conducted) >= CONDUCTED_SHARE * len(every)
+    # premature beats presume an underlying rhythm with P waves; without them (atrial fibrillation) the short RRs
+    # are the rhythm itself and are kept
+    irregularity = rr_irregularity(rr, premature if with_p else None)
+    if not with_p:
         notes.append(f"{NO_P_WAVES} ({len(conducted)} of {len(every)} beats): no PR interval or P axis {NO_P_CAUSES}")
         conducted = []
     elif irregularity is not None and irregularity > IRREGULAR_RR:
         notes.append(
-            f"{NO_P_WAVES} in an irregularly irregular rhythm (RR changes by {100 * irregularity:.0f} % from beat "
-            "to beat): no PR interval or P axis (atrial fibrillation?)"
+            f"{IRREGULAR_PR} (RR changes by {100 * irregularity:.0f} % from beat to beat; P waves at a constant PR "
+            f"before {len(conducted)} of {len(every)} beats): no PR interval or P axis (atrial fibrillation with "
+            "P-like waves, or frequent premature beats?)"
         )
         conducted = []
     kept = [b for b in conducted if any(b is d for d in beats)] or conducted  # the dominant ones where any

@@ -229,7 +229,7 @@ function renderProbabilities(result) {
   }
   table.replaceChildren(...rows);
   const unknown = Object.keys(state.model.not_validated || {});
-  const grey = unknown.length ? ` Grey rows (${unknown.join(", ")}): not validated (too few training or validation positives, or a validation AUC no better than chance); never decided by the model (with --measurements the fused decision may decide them by their criteria).` : "";
+  const grey = unknown.length ? ` Grey rows (${unknown.join(", ")}): not validated (too few training or validation positives, or a validation AUC not shown better than chance); never decided by the model (with --measurements the fused decision may decide them by their criteria).` : "";
   $("threshold-origin").textContent = `Thresholds: ${state.model.threshold_origin.description}. Bar: probability; black tick: threshold.${grey}`;
 }
 
