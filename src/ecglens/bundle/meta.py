@@ -205,6 +205,10 @@ MIN_VAL_POSITIVES = 5
 """Below this many validation positives a class is not validated: its threshold and temperature are guesses."""
 
 
+NEVER_DECIDED = "never decided by the model (the fused decision may decide it by its criteria)"
+"""How every not-validated reason ends (`not_validated_classes`, `ecglens.train.calibrate.chance_classes`)."""
+
+
 def not_validated_classes(
     class_names: Sequence[str], train_positives: Sequence[int], val_positives: Sequence[int]
 ) -> tuple[tuple[str, str], ...]:
@@ -217,8 +221,7 @@ def not_validated_classes(
                 (
                     name,
                     f"not validated: {int(train)} training and {int(val)} validation positives (needs "
-                    f"{MIN_TRAIN_POSITIVES} and {MIN_VAL_POSITIVES}); never decided by the model (the fused "
-                    "decision may decide it by its criteria)",
+                    f"{MIN_TRAIN_POSITIVES} and {MIN_VAL_POSITIVES}); {NEVER_DECIDED}",
                 )
             )
     return tuple(out)

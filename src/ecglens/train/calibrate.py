@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ecglens.bundle.meta import ThresholdOrigin, store_thresholds
+from ecglens.bundle.meta import NEVER_DECIDED, ThresholdOrigin, store_thresholds
 from ecglens.bundle.weights import load_model
 from ecglens.data import split_caches
 from ecglens.data.cache import open_caches
@@ -147,8 +147,7 @@ def chance_classes(
                 (
                     name,
                     f"not validated: its validation AUC, {auc:.3f} over {len(positives)} positives, is not shown to be "
-                    f"better than chance (one-sided Mann-Whitney p = {p:.2f} > {CHANCE_P:g}); never decided by the "
-                    "model (the fused decision may decide it by its criteria)",
+                    f"better than chance (one-sided Mann-Whitney p = {p:.2f} > {CHANCE_P:g}); {NEVER_DECIDED}",
                 )
             )
     return tuple(out)

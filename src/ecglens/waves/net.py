@@ -242,8 +242,8 @@ against 75 (91), 134 against 94 (118), 102 against 84 (94), nearer on one only (
 net,net-floors --cv DIR`` compares them."""
 
 
-def probabilities(model: Any, signal: np.ndarray, sampling_rate_hz: float, device: str = "cpu") -> np.ndarray:
-    """Per-sample class probabilities of every lead at `RATE_HZ`: leads x `CLASSES` x samples, float32."""
+def _logits(model: Any, signal: np.ndarray, sampling_rate_hz: float, device: str) -> Any:
+    """The network's logits for every lead at `RATE_HZ` (a tensor on ``device``: leads x `CLASSES` x samples)."""
     import torch
 
     x = prepare(signal, sampling_rate_hz)
@@ -251,8 +251,14 @@ def probabilities(model: Any, signal: np.ndarray, sampling_rate_hz: float, devic
     multiple = model.config.multiple
     padded = np.pad(x, ((0, 0), (0, 0), (0, (-n) % multiple)), mode="edge") if n % multiple else x
     with torch.inference_mode():
-        logits = model(torch.from_numpy(np.ascontiguousarray(padded)).to(device))
-        return torch.softmax(logits[..., :n].float(), dim=1).cpu().numpy()
+        return model(torch.from_numpy(np.ascontiguousarray(padded)).to(device))[..., :n]
+
+
+def probabilities(model: Any, signal: np.ndarray, sampling_rate_hz: float, device: str = "cpu") -> np.ndarray:
+    """Per-sample class probabilities of every lead at `RATE_HZ`: leads x `CLASSES` x samples, float32."""
+    import torch
+
+    return torch.softmax(_logits(model, signal, sampling_rate_hz, device).float(), dim=1).cpu().numpy()
 
 
 def labels_of(probability: np.ndarray, floors: Mapping[str, float] | None = None) -> np.ndarray:
@@ -292,8 +298,12 @@ def segment(
     floors: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """Per-sample classes (indices into `CLASSES`) of every lead at `RATE_HZ`: leads x samples, int8 (`labels_of`
-    with ``floors``: none by default, each sample's most likely class)."""
-    return labels_of(probabilities(model, signal, sampling_rate_hz, device), floors)
+    with ``floors``: none by default, each sample's most likely class, taken from the logits on ``device``)."""
+    if floors:
+        return labels_of(probabilities(model, signal, sampling_rate_hz, device), floors)
+    import torch
+
+    return _logits(model, signal, sampling_rate_hz, device).argmax(dim=1).to(torch.int8).cpu().numpy()
 
 
 def runs(labels: np.ndarray, kind: int) -> list[tuple[int, int]]:
